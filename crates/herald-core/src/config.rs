@@ -1,0 +1,388 @@
+//! Herald's configuration: the typed settings, their defaults, layered loading and validation
+//! (operations.md "Configuration").
+//!
+//! Layers, later wins: built-in defaults → TOML file (`--config`, else `./herald.toml` when
+//! present) → `HERALD_<KEY>` environment variables (nested keys joined by `__`). Every problem
+//! — unknown key, wrong type, invalid value — is collected and reported at once. This module
+//! only reads; it does not create `data_dir` or generate tokens (the binary does that).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Toml};
+use figment::value::Dict;
+use figment::Figment;
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use crate::retry::DEFAULT_SCHEDULE_SECS;
+
+/// Which parts of Herald a process runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Api,
+    Worker,
+    #[default]
+    All,
+}
+
+impl Role {
+    pub fn runs_api(self) -> bool {
+        matches!(self, Role::Api | Role::All)
+    }
+    pub fn runs_workers(self) -> bool {
+        matches!(self, Role::Worker | Role::All)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Validated configuration.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub public_url: Option<String>,
+    pub metrics_token: Option<String>,
+    pub data_dir: PathBuf,
+    pub database_url: Option<String>,
+    #[serde(skip)]
+    pub admin_token: Option<String>,
+    #[serde(skip)]
+    pub encryption_key: Option<String>,
+    pub role: Role,
+    pub retry_schedule: Vec<u64>,
+    pub connect_timeout_ms: u64,
+    pub request_timeout_ms: u64,
+    pub max_payload_bytes: usize,
+    pub allow_networks: Vec<IpNet>,
+    pub https_only: bool,
+    pub proxy_url: Option<String>,
+    pub max_in_flight: usize,
+    pub endpoint_disable_after_hours: u64,
+    pub retention_days: u64,
+    pub log_format: Option<LogFormat>,
+    pub operational_webhook_url: Option<String>,
+    /// How long a worker owns a claimed delivery before another may take it over (≤ 60 s).
+    pub lease_seconds: u64,
+    /// Extra CA bundle (PEM) trusted for HTTPS deliveries, in addition to the system roots.
+    pub ca_bundle: Option<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8787".parse().expect("static"),
+            public_url: None,
+            metrics_token: None,
+            data_dir: PathBuf::from("./herald-data"),
+            database_url: None,
+            admin_token: None,
+            encryption_key: None,
+            role: Role::All,
+            retry_schedule: DEFAULT_SCHEDULE_SECS.to_vec(),
+            connect_timeout_ms: 2_000,
+            request_timeout_ms: 10_000,
+            max_payload_bytes: 2_097_152,
+            allow_networks: vec![],
+            https_only: false,
+            proxy_url: None,
+            max_in_flight: 512,
+            endpoint_disable_after_hours: 120,
+            retention_days: 30,
+            log_format: None,
+            operational_webhook_url: None,
+            lease_seconds: 60,
+            ca_bundle: None,
+        }
+    }
+}
+
+/// Every problem found while loading, one line each.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
+pub struct ConfigError(pub Vec<String>);
+
+/// Environment variables with the `HERALD_` prefix that belong to the CLI client, not the
+/// server configuration.
+const CLIENT_ENV_KEYS: [&str; 2] = ["url", "token"];
+
+impl Config {
+    /// Loads defaults → file → environment. `file` is `--config`; when `None`, `./herald.toml`
+    /// is read if it exists. A named file that does not exist is an error.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut fig = Figment::new();
+        match file {
+            Some(p) if !p.exists() => {
+                return Err(ConfigError(vec![format!(
+                    "config file {} does not exist",
+                    p.display()
+                )]))
+            }
+            Some(p) => fig = fig.merge(Toml::file(p)),
+            None => {
+                if Path::new("herald.toml").exists() {
+                    fig = fig.merge(Toml::file("herald.toml"));
+                }
+            }
+        }
+        fig = fig.merge(
+            Env::prefixed("HERALD_")
+                .split("__")
+                .filter(|k| !CLIENT_ENV_KEYS.iter().any(|c| k.as_str().eq_ignore_ascii_case(c))),
+        );
+        Self::from_figment(&fig)
+    }
+
+    /// Builds a configuration from already-merged layers, reporting every problem at once.
+    pub fn from_figment(fig: &Figment) -> Result<Self, ConfigError> {
+        let dict: Dict = fig
+            .extract()
+            .map_err(|e| ConfigError(e.into_iter().map(|e| e.to_string()).collect()))?;
+        let mut c = Config::default();
+        let mut errors = Vec::new();
+
+        fn take<T: serde::de::DeserializeOwned>(
+            dict: &Dict,
+            key: &str,
+            slot: &mut T,
+            errors: &mut Vec<String>,
+        ) {
+            if let Some(v) = dict.get(key) {
+                match v.deserialize::<T>() {
+                    Ok(x) => *slot = x,
+                    Err(e) => errors.push(format!("`{key}`: {}", e.kind)),
+                }
+            }
+        }
+        fn take_opt<T: serde::de::DeserializeOwned>(
+            dict: &Dict,
+            key: &str,
+            slot: &mut Option<T>,
+            errors: &mut Vec<String>,
+        ) {
+            if let Some(v) = dict.get(key) {
+                match v.deserialize::<T>() {
+                    Ok(x) => *slot = Some(x),
+                    Err(e) => errors.push(format!("`{key}`: {}", e.kind)),
+                }
+            }
+        }
+
+        // `listen` may arrive as a string from either layer.
+        if let Some(v) = dict.get("listen") {
+            match v.deserialize::<String>().map(|s| s.parse::<SocketAddr>()) {
+                Ok(Ok(a)) => c.listen = a,
+                _ => errors.push("`listen`: expected an address such as 127.0.0.1:8787".into()),
+            }
+        }
+        take_opt(&dict, "public_url", &mut c.public_url, &mut errors);
+        take_opt(&dict, "metrics_token", &mut c.metrics_token, &mut errors);
+        take(&dict, "data_dir", &mut c.data_dir, &mut errors);
+        take_opt(&dict, "database_url", &mut c.database_url, &mut errors);
+        take_opt(&dict, "admin_token", &mut c.admin_token, &mut errors);
+        take_opt(&dict, "encryption_key", &mut c.encryption_key, &mut errors);
+        take(&dict, "role", &mut c.role, &mut errors);
+        take(&dict, "retry_schedule", &mut c.retry_schedule, &mut errors);
+        take(&dict, "connect_timeout_ms", &mut c.connect_timeout_ms, &mut errors);
+        take(&dict, "request_timeout_ms", &mut c.request_timeout_ms, &mut errors);
+        take(&dict, "max_payload_bytes", &mut c.max_payload_bytes, &mut errors);
+        if let Some(v) = dict.get("allow_networks") {
+            match v.deserialize::<Vec<String>>() {
+                Ok(list) => {
+                    c.allow_networks.clear();
+                    for s in list {
+                        match s.parse::<IpNet>() {
+                            Ok(n) => c.allow_networks.push(n),
+                            Err(_) => errors.push(format!("`allow_networks`: `{s}` is not a CIDR")),
+                        }
+                    }
+                }
+                Err(e) => errors.push(format!("`allow_networks`: {}", e.kind)),
+            }
+        }
+        take(&dict, "https_only", &mut c.https_only, &mut errors);
+        take_opt(&dict, "proxy_url", &mut c.proxy_url, &mut errors);
+        take(&dict, "max_in_flight", &mut c.max_in_flight, &mut errors);
+        take(
+            &dict,
+            "endpoint_disable_after_hours",
+            &mut c.endpoint_disable_after_hours,
+            &mut errors,
+        );
+        take(&dict, "retention_days", &mut c.retention_days, &mut errors);
+        take_opt(&dict, "log_format", &mut c.log_format, &mut errors);
+        take_opt(
+            &dict,
+            "operational_webhook_url",
+            &mut c.operational_webhook_url,
+            &mut errors,
+        );
+        take(&dict, "lease_seconds", &mut c.lease_seconds, &mut errors);
+        take_opt(&dict, "ca_bundle", &mut c.ca_bundle, &mut errors);
+
+        for key in dict.keys() {
+            if !KNOWN_KEYS.contains(&key.as_str()) {
+                errors.push(format!("`{key}`: unknown configuration key"));
+            }
+        }
+        c.check(&mut errors);
+        if errors.is_empty() {
+            Ok(c)
+        } else {
+            Err(ConfigError(errors))
+        }
+    }
+
+    fn check(&self, errors: &mut Vec<String>) {
+        if self.connect_timeout_ms == 0 {
+            errors.push("`connect_timeout_ms`: must be above 0".into());
+        }
+        if self.request_timeout_ms == 0 {
+            errors.push("`request_timeout_ms`: must be above 0".into());
+        }
+        if self.max_payload_bytes == 0 {
+            errors.push("`max_payload_bytes`: must be above 0".into());
+        }
+        if self.max_in_flight == 0 {
+            errors.push("`max_in_flight`: must be above 0".into());
+        }
+        if !(1..=60).contains(&self.lease_seconds) {
+            errors.push("`lease_seconds`: must be between 1 and 60".into());
+        }
+        if self.lease_seconds * 1000 <= self.request_timeout_ms {
+            errors.push(
+                "`lease_seconds`: must be longer than `request_timeout_ms`, or a slow attempt would be taken over while still running".into(),
+            );
+        }
+        for (key, v) in [
+            ("public_url", &self.public_url),
+            ("proxy_url", &self.proxy_url),
+            ("operational_webhook_url", &self.operational_webhook_url),
+        ] {
+            if let Some(u) = v {
+                match url::Url::parse(u) {
+                    Ok(p) if p.scheme() == "http" || p.scheme() == "https" => {}
+                    _ => errors.push(format!("`{key}`: `{u}` is not an http(s) URL")),
+                }
+            }
+        }
+        if let Some(db) = &self.database_url {
+            if !db.starts_with("sqlite://") {
+                errors.push(format!(
+                    "`database_url`: only sqlite://<path> is supported by this build (got scheme of `{}`)",
+                    db.split(':').next().unwrap_or("")
+                ));
+            }
+        }
+        if let Some(t) = &self.admin_token {
+            if t.len() < 16 {
+                errors.push("`admin_token`: must be at least 16 characters".into());
+            }
+        }
+    }
+
+    /// Path of the SQLite database file.
+    pub fn sqlite_path(&self) -> PathBuf {
+        match &self.database_url {
+            Some(u) => PathBuf::from(u.trim_start_matches("sqlite://")),
+            None => self.data_dir.join("herald.db"),
+        }
+    }
+
+    /// `public_url`, defaulting to `http://<listen>`.
+    pub fn public_url(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+            .trim_end_matches('/')
+            .to_string()
+    }
+}
+
+/// Every accepted top-level key.
+pub const KNOWN_KEYS: &[&str] = &[
+    "listen",
+    "public_url",
+    "metrics_token",
+    "data_dir",
+    "database_url",
+    "admin_token",
+    "encryption_key",
+    "role",
+    "retry_schedule",
+    "connect_timeout_ms",
+    "request_timeout_ms",
+    "max_payload_bytes",
+    "allow_networks",
+    "https_only",
+    "proxy_url",
+    "max_in_flight",
+    "endpoint_disable_after_hours",
+    "retention_days",
+    "log_format",
+    "operational_webhook_url",
+    "lease_seconds",
+    "ca_bundle",
+];
+
+/// Used by tests that build configs without files or environment.
+pub fn figment_from_toml(text: &str) -> Figment {
+    Figment::new().merge(Toml::string(text))
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let c = Config::from_figment(&Figment::new()).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8787");
+        assert_eq!(c.retry_schedule, vec![1, 5, 30, 60, 300, 1800, 7200, 21600, 43200, 86400]);
+        assert_eq!(c.max_payload_bytes, 2_097_152);
+        assert_eq!((c.connect_timeout_ms, c.request_timeout_ms), (2000, 10000));
+        assert_eq!(c.public_url(), "http://127.0.0.1:8787");
+        assert_eq!(c.sqlite_path(), PathBuf::from("./herald-data/herald.db"));
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let fig = figment_from_toml(
+            r#"
+            listen = "nowhere"
+            max_in_flight = "many"
+            allow_networks = ["10.0.0.0/8", "bogus"]
+            retry_schedul = [1]
+            proxy_url = "ftp://x"
+            "#,
+        );
+        let err = Config::from_figment(&fig).unwrap_err();
+        let text = err.to_string();
+        for needle in ["`listen`", "`max_in_flight`", "`bogus`", "`retry_schedul`: unknown", "`proxy_url`"] {
+            assert!(text.contains(needle), "missing {needle} in {text}");
+        }
+        assert_eq!(err.0.len(), 5, "{text}");
+    }
+
+    #[test]
+    fn environment_overrides_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("herald.toml", "listen = \"127.0.0.1:9000\"\nhttps_only = true\n")?;
+            jail.set_env("HERALD_LISTEN", "127.0.0.1:9100");
+            jail.set_env("HERALD_ALLOW_NETWORKS", "[\"127.0.0.0/8\"]");
+            jail.set_env("HERALD_URL", "http://client-only");
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(c.listen.to_string(), "127.0.0.1:9100");
+            assert!(c.https_only);
+            assert_eq!(c.allow_networks, vec!["127.0.0.0/8".parse::<IpNet>().unwrap()]);
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,292 @@
+//! The domain records Herald stores and serves: applications, endpoints, event types,
+//! messages, deliveries and attempts.
+//!
+//! These are storage-neutral: the store maps them to rows and the API maps them to Svix-shaped
+//! JSON. They carry no behaviour beyond small derived facts (e.g. which secrets are valid now).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{AppId, AttemptId, EndpointId, MessageId};
+use crate::signing::{EndpointSecret, SignatureScheme};
+use crate::Millis;
+
+pub type Metadata = BTreeMap<String, String>;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Application {
+    pub id: AppId,
+    pub uid: Option<String>,
+    pub name: String,
+    pub throttle_rate: Option<u32>,
+    pub metadata: Metadata,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+/// Delivery ordering of an endpoint.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Ordering {
+    #[default]
+    None,
+    Fifo,
+}
+
+/// One signing secret of an endpoint. The newest has no expiry; older ones stay valid until
+/// `expires_at` (rotation grace).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredSecret {
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Millis>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Endpoint {
+    pub id: EndpointId,
+    pub app_id: AppId,
+    pub uid: Option<String>,
+    pub url: String,
+    pub description: String,
+    pub disabled: bool,
+    pub event_types: Option<Vec<String>>,
+    pub channels: Option<Vec<String>>,
+    pub throttle_rate: Option<u32>,
+    pub metadata: Metadata,
+    pub headers: BTreeMap<String, String>,
+    pub retry_schedule: Option<Vec<u64>>,
+    pub permanent_statuses: Vec<u16>,
+    pub ordering: Ordering,
+    pub max_concurrency: Option<u32>,
+    pub signature_scheme: SignatureScheme,
+    /// Newest first.
+    pub secrets: Vec<StoredSecret>,
+    /// Set by 429 / 503 + `Retry-After`: nothing is sent before this time.
+    pub paused_until: Option<Millis>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+impl Endpoint {
+    /// Secrets that sign requests at `now`, newest first.
+    pub fn valid_secrets(&self, now: Millis) -> Vec<EndpointSecret> {
+        self.secrets
+            .iter()
+            .filter(|s| s.expires_at.is_none_or(|e| e > now))
+            .filter_map(|s| EndpointSecret::from_stored(&s.key).ok())
+            .collect()
+    }
+
+    /// Whether a message of `event_type` on `channels` goes to this endpoint. An endpoint
+    /// without an event-type filter takes every type; an endpoint with channels takes only
+    /// messages that share at least one of them (Svix semantics).
+    pub fn matches(&self, event_type: &str, channels: Option<&[String]>) -> bool {
+        if self.disabled {
+            return false;
+        }
+        if let Some(types) = &self.event_types {
+            if !types.is_empty() && !types.iter().any(|t| t == event_type) {
+                return false;
+            }
+        }
+        match (&self.channels, channels) {
+            (Some(want), _) if want.is_empty() => true,
+            (Some(want), Some(have)) => want.iter().any(|c| have.contains(c)),
+            (Some(_), None) => false,
+            (None, _) => true,
+        }
+    }
+
+    /// `healthy|paused|disabled` (breaker states arrive with the guardrails work).
+    pub fn state(&self, now: Millis) -> &'static str {
+        if self.disabled {
+            "disabled"
+        } else if self.paused_until.is_some_and(|p| p > now) {
+            "paused"
+        } else {
+            "healthy"
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventType {
+    pub name: String,
+    pub description: String,
+    pub archived: bool,
+    pub deprecated: bool,
+    pub schemas: Option<serde_json::Value>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Message {
+    pub id: MessageId,
+    pub app_id: AppId,
+    pub event_id: Option<String>,
+    pub event_type: String,
+    /// The payload's JSON text exactly as published; `None` once expunged.
+    pub payload: Option<String>,
+    pub channels: Option<Vec<String>>,
+    pub created_at: Millis,
+}
+
+/// Status codes of deliveries and attempts, as the Svix API numbers them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DeliveryStatus {
+    Success = 0,
+    Pending = 1,
+    Fail = 2,
+    Sending = 3,
+}
+
+impl DeliveryStatus {
+    pub fn from_i64(v: i64) -> Self {
+        match v {
+            0 => Self::Success,
+            2 => Self::Fail,
+            3 => Self::Sending,
+            _ => Self::Pending,
+        }
+    }
+    pub fn text(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Pending => "pending",
+            Self::Fail => "fail",
+            Self::Sending => "sending",
+        }
+    }
+}
+
+/// The pair (message, endpoint) and where it stands.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Delivery {
+    pub id: i64,
+    pub msg_id: MessageId,
+    pub endpoint_id: EndpointId,
+    pub app_id: AppId,
+    pub status: DeliveryStatus,
+    /// HTTP attempts made so far.
+    pub attempts: u32,
+    /// Attempts that consumed a retry of the schedule (pauses do not).
+    pub failures: u32,
+    pub next_attempt_at: Option<Millis>,
+    pub updated_at: Millis,
+}
+
+/// What caused an attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TriggerType {
+    Scheduled = 0,
+    Manual = 1,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Attempt {
+    pub id: AttemptId,
+    pub msg_id: MessageId,
+    pub endpoint_id: EndpointId,
+    pub app_id: AppId,
+    pub delivery_id: i64,
+    pub url: String,
+    /// First 16 KiB of the response body, or the transport error text (`code: detail`).
+    pub response: String,
+    /// 0 when no HTTP response was received.
+    pub response_status_code: u16,
+    pub response_duration_ms: i64,
+    pub status: DeliveryStatus,
+    pub trigger_type: TriggerType,
+    /// Stable error code (`timeout`, `blocked_address`, …), `None` for HTTP responses.
+    pub error: Option<String>,
+    pub created_at: Millis,
+}
+
+/// Delivery counts of one endpoint.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct EndpointStats {
+    pub success: u64,
+    pub pending: u64,
+    pub sending: u64,
+    pub fail: u64,
+}
+
+/// Header names whose values are secrets: redacted on read and never logged.
+pub fn is_sensitive_header(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    n == "authorization"
+        || n == "proxy-authorization"
+        || n == "cookie"
+        || ["token", "secret", "password", "api-key", "apikey", "auth"]
+            .iter()
+            .any(|w| n.contains(w))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ep() -> Endpoint {
+        Endpoint {
+            id: EndpointId::generate(),
+            app_id: AppId::generate(),
+            uid: None,
+            url: "https://example.com".into(),
+            description: String::new(),
+            disabled: false,
+            event_types: None,
+            channels: None,
+            throttle_rate: None,
+            metadata: Default::default(),
+            headers: Default::default(),
+            retry_schedule: None,
+            permanent_statuses: vec![],
+            ordering: Ordering::None,
+            max_concurrency: None,
+            signature_scheme: SignatureScheme::Standard,
+            secrets: vec![],
+            paused_until: None,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    #[test]
+    fn fan_out_filters() {
+        let mut e = ep();
+        assert!(e.matches("a", None));
+        e.event_types = Some(vec!["a".into()]);
+        assert!(e.matches("a", None));
+        assert!(!e.matches("b", None));
+        e.channels = Some(vec!["c1".into()]);
+        assert!(!e.matches("a", None), "channel endpoint ignores channel-less messages");
+        assert!(e.matches("a", Some(&["c1".into(), "c2".into()])));
+        assert!(!e.matches("a", Some(&["c2".into()])));
+        e.disabled = true;
+        assert!(!e.matches("a", Some(&["c1".into()])));
+    }
+
+    #[test]
+    fn expired_secrets_stop_signing() {
+        let mut e = ep();
+        let a = EndpointSecret::generate();
+        let b = EndpointSecret::generate();
+        e.secrets = vec![
+            StoredSecret { key: a.expose().into(), expires_at: None },
+            StoredSecret { key: b.expose().into(), expires_at: Some(100) },
+        ];
+        assert_eq!(e.valid_secrets(50).len(), 2);
+        assert_eq!(e.valid_secrets(100), vec![a]);
+    }
+
+    #[test]
+    fn sensitive_headers() {
+        assert!(is_sensitive_header("Authorization"));
+        assert!(is_sensitive_header("X-Api-Key"));
+        assert!(is_sensitive_header("x-auth-token"));
+        assert!(!is_sensitive_header("X-Tenant"));
+    }
+}
