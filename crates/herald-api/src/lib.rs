@@ -1,1 +1,124 @@
-//! placeholder
+//! Herald's HTTP API: the Svix-compatible management routes under `/api/v1`, health, and the
+//! cross-cutting layers (authentication, idempotency keys, trailing-slash tolerance, JSON
+//! errors).
+//!
+//! Handlers validate input, check tenancy and call the store; they never send webhooks (the
+//! delivery engine does, after the store has committed) and never hold secrets in logs.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::Request;
+use axum::Router;
+use herald_core::model::Application;
+use herald_core::ssrf::EgressPolicy;
+use herald_store::Store;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tower::Layer;
+use tower_http::normalize_path::NormalizePathLayer;
+
+pub mod dto;
+pub mod error;
+pub mod extract;
+mod idempotency;
+mod routes;
+
+use error::{ApiError, ApiResult};
+use extract::{Auth, Caller};
+
+/// Settings the API needs from the configuration.
+#[derive(Clone, Debug)]
+pub struct ApiConfig {
+    pub admin_token: String,
+    pub egress: EgressPolicy,
+    pub max_payload_bytes: usize,
+    pub public_url: String,
+}
+
+/// Shared state of all handlers.
+#[derive(Clone)]
+pub struct AppState {
+    pub(crate) inner: Arc<StateInner>,
+}
+
+pub(crate) struct StateInner {
+    pub store: Arc<dyn Store>,
+    pub admin_token_hash: [u8; 32],
+    pub egress: EgressPolicy,
+    pub max_payload_bytes: usize,
+    pub public_url: String,
+    pub waker: Option<Arc<Notify>>,
+    pub idem_locks: Mutex<HashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// Room for the envelope around a maximal payload.
+const ENVELOPE_BYTES: usize = 64 * 1024;
+
+impl AppState {
+    /// `waker` is poked after each publish so local workers start at once.
+    pub fn new(store: Arc<dyn Store>, cfg: ApiConfig, waker: Option<Arc<Notify>>) -> Self {
+        Self {
+            inner: Arc::new(StateInner {
+                store,
+                admin_token_hash: extract::sha256(cfg.admin_token.as_bytes()),
+                egress: cfg.egress,
+                max_payload_bytes: cfg.max_payload_bytes,
+                public_url: cfg.public_url,
+                waker,
+                idem_locks: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    pub(crate) fn store(&self) -> &dyn Store {
+        self.inner.store.as_ref()
+    }
+
+    pub(crate) fn body_limit(&self) -> usize {
+        self.inner.max_payload_bytes + ENVELOPE_BYTES
+    }
+
+    pub(crate) fn wake(&self) {
+        if let Some(w) = &self.inner.waker {
+            w.notify_one();
+        }
+    }
+
+    /// Resolves `{app_id}` (ID or uid) and enforces tenancy: a scoped token sees only its own
+    /// application and gets 403 for any other, existing or not.
+    pub(crate) async fn app(&self, auth: &Auth, key: &str) -> ApiResult<Application> {
+        let app = self.store().get_app(key).await?;
+        match (&auth.caller, app) {
+            (Caller::App(own), Some(a)) if a.id == *own => Ok(a),
+            (Caller::App(_), _) => Err(ApiError::Forbidden(
+                "this token may only access its own application".into(),
+            )),
+            (_, Some(a)) => Ok(a),
+            (_, None) => Err(ApiError::not_found("application")),
+        }
+    }
+}
+
+/// The full router (`/api/v1/...`, `/healthz`).
+pub fn router(state: AppState) -> Router {
+    routes::router(state.clone())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), idempotency::layer))
+        .with_state(state)
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, accepting paths with a trailing
+/// slash as the Svix API does.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = NormalizePathLayer::trim_trailing_slash().layer(router);
+    axum::serve(
+        listener,
+        axum::ServiceExt::<Request>::into_make_service(app),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}

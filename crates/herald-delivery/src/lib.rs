@@ -1,1 +1,13 @@
-//! placeholder
+//! Herald's delivery engine: the one outbound HTTP client and the workers that claim due
+//! deliveries, sign and send them, and record every attempt.
+//!
+//! Decisions (what an answer means, when to retry, which addresses are allowed) come from
+//! `herald-core`; durability and leases come from `herald-store`. This crate owns the
+//! mechanics in between. It must not build a second HTTP client anywhere else (clippy's
+//! `disallowed-methods` enforces that for the rest of the workspace).
+
+pub mod client;
+pub mod engine;
+
+pub use client::{DeliveryClient, ClientConfig, SendResult};
+pub use engine::{Engine, EngineConfig};

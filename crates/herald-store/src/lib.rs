@@ -1,1 +1,266 @@
-//! placeholder
+//! Herald's durable state: the [`Store`] trait every backend implements, and the embedded
+//! SQLite backend.
+//!
+//! The store owns transactions and durability. A publish commits the message *and* its pending
+//! deliveries in one transaction, and only returns after that commit is on disk, so an API 2xx
+//! never precedes durability. Claims of due deliveries are leases stored in the database (a
+//! delivery in `sending` whose lease expired is due again), never in-memory state, so another
+//! process — or this one after a crash — takes over. The store does not decide retry timing or
+//! outcomes (that is `herald-core`), and does not speak HTTP.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use herald_core::ids::{AppId, EndpointId, MessageId, TokenId};
+use herald_core::model::{
+    Application, Attempt, Delivery, Endpoint, EndpointStats, EventType, Message,
+};
+use herald_core::Millis;
+
+pub mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique constraint (uid, eventId, name) is already taken.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The thing to change does not exist.
+    #[error("not found")]
+    NotFound,
+    /// The backend failed or is unreachable; callers answer 503.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// Stored data could not be decoded (a bug or manual tampering).
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// Keyset pagination over time-sortable IDs.
+#[derive(Clone, Debug, Default)]
+pub struct ListQuery {
+    pub limit: usize,
+    /// Last ID of the previous page (exclusive bound).
+    pub iterator: Option<String>,
+    /// Page towards the start (`iterator` was given with a leading `-`).
+    pub backwards: bool,
+    /// Newest first.
+    pub descending: bool,
+    /// Only items created before / after these times.
+    pub before: Option<Millis>,
+    pub after: Option<Millis>,
+}
+
+/// One page of results; `has_more` says whether further items exist in the paging direction.
+#[derive(Clone, Debug)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub has_more: bool,
+}
+
+/// Filters for message lists.
+#[derive(Clone, Debug, Default)]
+pub struct MessageFilter {
+    pub channel: Option<String>,
+    pub event_types: Option<Vec<String>>,
+}
+
+/// Which attempts to list.
+#[derive(Clone, Debug)]
+pub enum AttemptScope {
+    Endpoint(EndpointId),
+    Message(MessageId),
+}
+
+/// Filters for attempt lists.
+#[derive(Clone, Debug, Default)]
+pub struct AttemptFilter {
+    pub status: Option<i64>,
+    pub endpoint_id: Option<EndpointId>,
+}
+
+/// A delivery claimed by a worker under a lease.
+#[derive(Clone, Debug)]
+pub struct Claimed {
+    pub delivery_id: i64,
+    pub msg_id: MessageId,
+    pub endpoint_id: EndpointId,
+    pub app_id: AppId,
+    pub attempts: u32,
+    pub failures: u32,
+    pub manual: bool,
+}
+
+/// How a recorded attempt changes its delivery (and possibly its endpoint).
+#[derive(Clone, Debug, PartialEq)]
+pub enum NextState {
+    Succeeded,
+    /// Failed; try again at `at`. `failures` is the new count of retries consumed.
+    RetryAt { at: Millis, failures: u32 },
+    /// Retries exhausted or a permanent status: the delivery ends `failed`.
+    Failed { disable_endpoint: bool },
+    /// 429 / 503 + Retry-After: the endpoint pauses and this delivery waits; no retry consumed.
+    EndpointPaused { until: Millis },
+}
+
+/// An attempt and what follows from it, committed together.
+#[derive(Clone, Debug)]
+pub struct AttemptRecord {
+    pub attempt: Attempt,
+    pub next: NextState,
+}
+
+/// An API token as stored: only the SHA-256 of the secret is kept.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TokenRecord {
+    pub id: TokenId,
+    pub name: String,
+    pub app_id: Option<AppId>,
+    pub created_at: Millis,
+}
+
+/// A stored idempotent answer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IdempotentResponse {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+/// What a publish committed.
+#[derive(Clone, Debug)]
+pub struct Published {
+    pub message: Message,
+    /// Deliveries created by the fan-out.
+    pub deliveries: usize,
+}
+
+/// Durable storage. Every method is atomic on its own.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Cheap round trip proving the backend answers.
+    async fn ping(&self) -> Result<()>;
+
+    async fn create_app(&self, app: Application) -> Result<Application>;
+    /// By ID or `uid`.
+    async fn get_app(&self, id_or_uid: &str) -> Result<Option<Application>>;
+    async fn list_apps(&self, q: &ListQuery) -> Result<Page<Application>>;
+    async fn update_app(&self, app: Application) -> Result<Application>;
+    /// Deletes the app with its endpoints, messages, deliveries and attempts.
+    async fn delete_app(&self, id: &AppId) -> Result<()>;
+
+    async fn create_endpoint(&self, ep: Endpoint) -> Result<Endpoint>;
+    async fn get_endpoint(&self, app: &AppId, id_or_uid: &str) -> Result<Option<Endpoint>>;
+    async fn list_endpoints(&self, app: &AppId, q: &ListQuery) -> Result<Page<Endpoint>>;
+    /// Replaces the stored endpoint. Re-enabling (`disabled` true → false) also clears a pause.
+    async fn update_endpoint(&self, ep: Endpoint) -> Result<Endpoint>;
+    /// Deletes the endpoint and its unfinished deliveries (attempt history stays).
+    async fn delete_endpoint(&self, app: &AppId, id: &EndpointId) -> Result<()>;
+    async fn endpoint_stats(
+        &self,
+        ep: &EndpointId,
+        since: Option<Millis>,
+        until: Option<Millis>,
+    ) -> Result<EndpointStats>;
+
+    async fn create_event_type(&self, et: EventType) -> Result<EventType>;
+    async fn get_event_type(&self, name: &str) -> Result<Option<EventType>>;
+    async fn list_event_types(
+        &self,
+        q: &ListQuery,
+        include_archived: bool,
+    ) -> Result<Page<EventType>>;
+    async fn update_event_type(&self, et: EventType) -> Result<EventType>;
+    async fn delete_event_type(&self, name: &str) -> Result<()>;
+
+    /// Commits the message and one pending delivery per matching endpoint, in one durable
+    /// transaction. `Conflict` on a repeated `eventId` within the app. With `only`, the message
+    /// goes to that one endpoint (send-example) whatever its filters.
+    async fn publish(&self, msg: Message, only: Option<EndpointId>) -> Result<Published>;
+    /// By message ID or `eventId`.
+    async fn get_message(&self, app: &AppId, id_or_event_id: &str) -> Result<Option<Message>>;
+    async fn list_messages(
+        &self,
+        app: &AppId,
+        filter: &MessageFilter,
+        q: &ListQuery,
+    ) -> Result<Page<Message>>;
+    /// Removes a payload, keeping the message record.
+    async fn expunge_payload(&self, app: &AppId, msg: &MessageId) -> Result<()>;
+
+    async fn deliveries_of_message(&self, msg: &MessageId) -> Result<Vec<Delivery>>;
+    async fn deliveries_of_endpoint(
+        &self,
+        ep: &EndpointId,
+        status: Option<i64>,
+        q: &ListQuery,
+    ) -> Result<Page<(Delivery, Message)>>;
+    /// Queues one manual attempt of (message, endpoint) now, creating the delivery if the
+    /// endpoint did not receive the message originally.
+    async fn resend(&self, app: &AppId, msg: &MessageId, ep: &EndpointId, now: Millis)
+        -> Result<()>;
+    /// Re-queues the endpoint's `failed` deliveries of messages created in [since, until).
+    /// Returns how many were re-queued.
+    async fn recover(
+        &self,
+        ep: &EndpointId,
+        since: Millis,
+        until: Option<Millis>,
+        now: Millis,
+    ) -> Result<u64>;
+
+    async fn list_attempts(
+        &self,
+        app: &AppId,
+        scope: &AttemptScope,
+        filter: &AttemptFilter,
+        q: &ListQuery,
+    ) -> Result<Page<Attempt>>;
+    async fn get_attempt(&self, app: &AppId, msg: &MessageId, id: &str)
+        -> Result<Option<Attempt>>;
+
+    /// Leases up to `limit` due deliveries (pending and due, or sending with an expired lease)
+    /// to `owner` until `now + lease_ms`.
+    async fn claim_due(
+        &self,
+        owner: &str,
+        now: Millis,
+        lease_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<Claimed>>;
+    /// The messages and endpoints claimed deliveries refer to.
+    async fn load_for_delivery(
+        &self,
+        msgs: &[MessageId],
+        eps: &[EndpointId],
+    ) -> Result<(HashMap<MessageId, Message>, HashMap<EndpointId, Endpoint>)>;
+    /// Stores an attempt and applies its consequence to the delivery (and endpoint).
+    async fn record_attempt(&self, rec: AttemptRecord) -> Result<()>;
+    /// Hands a claimed delivery back without an attempt, due at `at`.
+    async fn release(&self, delivery_id: i64, at: Millis) -> Result<()>;
+    /// Ends a claimed delivery without an attempt (its endpoint is gone or disabled).
+    async fn abandon(&self, delivery_id: i64, now: Millis) -> Result<()>;
+    /// Makes every leased delivery due now. Only safe when no other process can hold a
+    /// lease (single-node SQLite behind the data-dir lock, at start-up or shutdown).
+    async fn release_leases(&self, owner: Option<&str>, now: Millis) -> Result<u64>;
+    /// When the earliest pending delivery is due, if any.
+    async fn next_due_at(&self) -> Result<Option<Millis>>;
+    /// (due now, scheduled later, oldest due time) for health and metrics.
+    async fn queue_summary(&self, now: Millis) -> Result<(u64, u64, Option<Millis>)>;
+
+    async fn create_token(
+        &self,
+        rec: TokenRecord,
+        hash: [u8; 32],
+    ) -> Result<TokenRecord>;
+    async fn find_token(&self, hash: [u8; 32]) -> Result<Option<TokenRecord>>;
+    async fn list_tokens(&self) -> Result<Vec<TokenRecord>>;
+    async fn delete_token(&self, id: &TokenId) -> Result<()>;
+
+    async fn get_idempotent(&self, key: [u8; 32], since: Millis)
+        -> Result<Option<IdempotentResponse>>;
+    async fn put_idempotent(&self, key: [u8; 32], resp: IdempotentResponse, now: Millis)
+        -> Result<()>;
+}

@@ -1,0 +1,570 @@
+//! Svix-shaped request and response bodies (`XxxIn`, `XxxPatch`, `XxxOut`) and the checks that
+//! turn raw input into domain values.
+//!
+//! Field names are camelCase as the Svix SDKs send and read them. Herald-only fields are
+//! optional on the way in and additive on the way out, so they never break a Svix client.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, SecondsFormat};
+use herald_core::model::{
+    Application, Attempt, Delivery, Endpoint, EventType, Message, Metadata, Ordering,
+};
+use herald_core::signing::SignatureScheme;
+use herald_core::Millis;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::value::RawValue;
+
+use crate::error::FieldError;
+
+pub fn ts(ms: Millis) -> String {
+    DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
+pub fn double<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+pub fn valid_uid(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 256
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+/// Collects field problems so a 422 lists all of them.
+#[derive(Default)]
+pub struct Checks(pub Vec<FieldError>);
+
+impl Checks {
+    pub fn fail(&mut self, field: &str, msg: impl Into<String>) {
+        self.0.push(FieldError::new(field, msg));
+    }
+    pub fn uid(&mut self, field: &str, v: Option<&str>) {
+        if let Some(u) = v {
+            if !valid_uid(u) {
+                self.fail(field, "must match ^[a-zA-Z0-9\\-_.]+$ and be 1-256 characters");
+            }
+            // A uid shaped like an ID would shadow real IDs in path lookups.
+            if u.starts_with("app_") || u.starts_with("ep_") || u.starts_with("msg_") {
+                self.fail(field, "must not start with an ID prefix (app_, ep_, msg_)");
+            }
+        }
+    }
+    pub fn name(&mut self, field: &str, v: &str) {
+        if v.trim().is_empty() {
+            self.fail(field, "must not be empty");
+        } else if v.len() > 256 {
+            self.fail(field, "must be at most 256 characters");
+        }
+    }
+    pub fn rate(&mut self, field: &str, v: Option<i64>) {
+        if let Some(r) = v {
+            if !(1..=100_000).contains(&r) {
+                self.fail(field, "must be between 1 and 100000");
+            }
+        }
+    }
+    pub fn finish(self) -> Result<(), crate::error::ApiError> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(crate::error::ApiError::Validation(self.0))
+        }
+    }
+}
+
+// ---- applications ---------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationIn {
+    pub name: String,
+    #[serde(default)]
+    pub uid: Option<String>,
+    #[serde(default, alias = "rateLimit")]
+    pub throttle_rate: Option<i64>,
+    #[serde(default)]
+    pub metadata: Option<Metadata>,
+}
+
+impl ApplicationIn {
+    pub fn check(&self, c: &mut Checks) {
+        c.name("name", &self.name);
+        c.uid("uid", self.uid.as_deref());
+        c.rate("throttleRate", self.throttle_rate);
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationPatch {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "double")]
+    pub uid: Option<Option<String>>,
+    #[serde(default, alias = "rateLimit", deserialize_with = "double")]
+    pub throttle_rate: Option<Option<i64>>,
+    #[serde(default)]
+    pub metadata: Option<Metadata>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationOut {
+    pub id: String,
+    pub uid: Option<String>,
+    pub name: String,
+    pub throttle_rate: Option<u32>,
+    pub rate_limit: Option<u32>,
+    pub metadata: Metadata,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<&Application> for ApplicationOut {
+    fn from(a: &Application) -> Self {
+        Self {
+            id: a.id.0.clone(),
+            uid: a.uid.clone(),
+            name: a.name.clone(),
+            throttle_rate: a.throttle_rate,
+            rate_limit: a.throttle_rate,
+            metadata: a.metadata.clone(),
+            created_at: ts(a.created_at),
+            updated_at: ts(a.updated_at),
+        }
+    }
+}
+
+// ---- endpoints ------------------------------------------------------------------------------
+
+/// Endpoint body for POST and PUT.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointIn {
+    pub url: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub uid: Option<String>,
+    #[serde(default)]
+    pub disabled: Option<bool>,
+    #[serde(default, alias = "filterTypes")]
+    pub event_types: Option<Vec<String>>,
+    #[serde(default)]
+    pub channels: Option<Vec<String>>,
+    #[serde(default)]
+    pub secret: Option<String>,
+    #[serde(default, alias = "rateLimit")]
+    pub throttle_rate: Option<i64>,
+    #[serde(default)]
+    pub metadata: Option<Metadata>,
+    #[serde(default)]
+    pub headers: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub retry_schedule: Option<Vec<u64>>,
+    #[serde(default)]
+    pub permanent_statuses: Option<Vec<u16>>,
+    #[serde(default)]
+    pub ordering: Option<Ordering>,
+    #[serde(default)]
+    pub max_concurrency: Option<i64>,
+    #[serde(default)]
+    pub signature_scheme: Option<SignatureScheme>,
+}
+
+/// Endpoint PATCH: absent = unchanged, `null` = cleared.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointPatch {
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default, deserialize_with = "double")]
+    pub description: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double")]
+    pub uid: Option<Option<String>>,
+    #[serde(default)]
+    pub disabled: Option<bool>,
+    #[serde(default, alias = "filterTypes", deserialize_with = "double")]
+    pub event_types: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "double")]
+    pub channels: Option<Option<Vec<String>>>,
+    #[serde(default)]
+    pub secret: Option<String>,
+    #[serde(default, alias = "rateLimit", deserialize_with = "double")]
+    pub throttle_rate: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "double")]
+    pub metadata: Option<Option<Metadata>>,
+    #[serde(default, deserialize_with = "double")]
+    pub retry_schedule: Option<Option<Vec<u64>>>,
+    #[serde(default, deserialize_with = "double")]
+    pub permanent_statuses: Option<Option<Vec<u16>>>,
+    #[serde(default, deserialize_with = "double")]
+    pub ordering: Option<Option<Ordering>>,
+    #[serde(default, deserialize_with = "double")]
+    pub max_concurrency: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "double")]
+    pub signature_scheme: Option<Option<SignatureScheme>>,
+}
+
+pub fn check_list(c: &mut Checks, field: &str, v: Option<&Vec<String>>) {
+    if let Some(list) = v {
+        if list.len() > 1000 {
+            c.fail(field, "at most 1000 entries");
+        }
+        if list.iter().any(|s| !valid_uid(s)) {
+            c.fail(field, "entries must match ^[a-zA-Z0-9\\-_.]+$ and be 1-256 characters");
+        }
+    }
+}
+
+pub fn check_endpoint_extras(
+    c: &mut Checks,
+    retry: Option<&Vec<u64>>,
+    permanent: Option<&Vec<u16>>,
+    max_conc: Option<i64>,
+) {
+    if let Some(r) = retry {
+        if r.len() > 50 {
+            c.fail("retrySchedule", "at most 50 entries");
+        }
+        if r.iter().any(|s| *s > 7 * 86_400) {
+            c.fail("retrySchedule", "each delay must be at most 7 days (604800 s)");
+        }
+    }
+    if let Some(p) = permanent {
+        if p.iter().any(|s| !(100..=599).contains(s) || (200..300).contains(s)) {
+            c.fail("permanentStatuses", "entries must be non-2xx HTTP status codes");
+        }
+    }
+    if let Some(m) = max_conc {
+        if !(1..=1000).contains(&m) {
+            c.fail("maxConcurrency", "must be between 1 and 1000");
+        }
+    }
+}
+
+pub fn check_headers(c: &mut Checks, field: &str, h: &BTreeMap<String, String>) {
+    for (k, v) in h {
+        if axum::http::HeaderName::try_from(k.as_str()).is_err() {
+            c.fail(field, format!("`{k}` is not a valid header name"));
+        }
+        if axum::http::HeaderValue::try_from(v.as_str()).is_err() {
+            c.fail(field, format!("value of `{k}` is not a valid header value"));
+        }
+        let lower = k.to_ascii_lowercase();
+        if RESERVED_HEADERS.contains(&lower.as_str()) || lower.starts_with("webhook-") || lower.starts_with("svix-") {
+            c.fail(field, format!("`{k}` is set by Herald and cannot be overridden"));
+        }
+    }
+}
+
+const RESERVED_HEADERS: &[&str] = &[
+    "content-type", "content-length", "host", "user-agent", "transfer-encoding", "connection",
+    "x-hub-signature-256", "x-webhook-id", "x-webhook-timestamp",
+];
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointOut {
+    pub id: String,
+    pub uid: Option<String>,
+    pub url: String,
+    pub description: String,
+    pub disabled: bool,
+    pub event_types: Option<Vec<String>>,
+    pub filter_types: Option<Vec<String>>,
+    pub channels: Option<Vec<String>>,
+    pub throttle_rate: Option<u32>,
+    pub rate_limit: Option<u32>,
+    pub metadata: Metadata,
+    pub created_at: String,
+    pub updated_at: String,
+    pub version: u32,
+    pub retry_schedule: Option<Vec<u64>>,
+    pub permanent_statuses: Vec<u16>,
+    pub ordering: Ordering,
+    pub max_concurrency: Option<u32>,
+    pub signature_scheme: SignatureScheme,
+    pub state: &'static str,
+    pub paused_until: Option<String>,
+}
+
+impl EndpointOut {
+    pub fn new(e: &Endpoint, now: Millis) -> Self {
+        Self {
+            id: e.id.0.clone(),
+            uid: e.uid.clone(),
+            url: e.url.clone(),
+            description: e.description.clone(),
+            disabled: e.disabled,
+            event_types: e.event_types.clone(),
+            filter_types: e.event_types.clone(),
+            channels: e.channels.clone(),
+            throttle_rate: e.throttle_rate,
+            rate_limit: e.throttle_rate,
+            metadata: e.metadata.clone(),
+            created_at: ts(e.created_at),
+            updated_at: ts(e.updated_at),
+            version: 1,
+            retry_schedule: e.retry_schedule.clone(),
+            permanent_statuses: e.permanent_statuses.clone(),
+            ordering: e.ordering,
+            max_concurrency: e.max_concurrency,
+            signature_scheme: e.signature_scheme,
+            state: e.state(now),
+            paused_until: e.paused_until.filter(|p| *p > now).map(ts),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretRotateIn {
+    #[serde(default)]
+    pub key: Option<String>,
+    #[serde(default)]
+    pub grace_period_seconds: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeadersIn {
+    pub headers: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeadersPatchIn {
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub delete_headers: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RecoverIn {
+    pub since: String,
+    #[serde(default)]
+    pub until: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SendExampleIn {
+    pub event_type: String,
+    #[serde(default)]
+    pub example_index: Option<usize>,
+}
+
+// ---- event types ----------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventTypeIn {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub archived: Option<bool>,
+    #[serde(default)]
+    pub deprecated: Option<bool>,
+    #[serde(default)]
+    pub schemas: Option<serde_json::Value>,
+}
+
+/// PUT on an event type: the name comes from the path.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventTypeUpdate {
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub archived: Option<bool>,
+    #[serde(default)]
+    pub deprecated: Option<bool>,
+    #[serde(default)]
+    pub schemas: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventTypePatch {
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub archived: Option<bool>,
+    #[serde(default)]
+    pub deprecated: Option<bool>,
+    #[serde(default, deserialize_with = "double")]
+    pub schemas: Option<Option<serde_json::Value>>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventTypeOut {
+    pub name: String,
+    pub description: String,
+    pub archived: bool,
+    pub deprecated: bool,
+    pub schemas: Option<serde_json::Value>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<&EventType> for EventTypeOut {
+    fn from(e: &EventType) -> Self {
+        Self {
+            name: e.name.clone(),
+            description: e.description.clone(),
+            archived: e.archived,
+            deprecated: e.deprecated,
+            schemas: e.schemas.clone(),
+            created_at: ts(e.created_at),
+            updated_at: ts(e.updated_at),
+        }
+    }
+}
+
+// ---- messages -------------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageIn {
+    pub event_type: String,
+    /// Kept as the exact JSON text the client sent.
+    pub payload: Box<RawValue>,
+    #[serde(default)]
+    pub event_id: Option<String>,
+    #[serde(default)]
+    pub channels: Option<Vec<String>>,
+    #[serde(default)]
+    pub payload_retention_period: Option<i64>,
+    #[serde(default)]
+    pub application: Option<ApplicationIn>,
+}
+
+/// The payload as served: the stored JSON text, `{}` without content, or a marker once purged.
+pub fn payload_json(m: &Message, with_content: bool) -> Box<RawValue> {
+    let text = match (&m.payload, with_content) {
+        (_, false) => "{}".to_string(),
+        (Some(p), true) => p.clone(),
+        (None, true) => r#"{"expired":true}"#.to_string(),
+    };
+    RawValue::from_string(text).unwrap_or_else(|_| RawValue::from_string("{}".into()).expect("static"))
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageOut {
+    pub id: String,
+    pub event_id: Option<String>,
+    pub event_type: String,
+    pub payload: Box<RawValue>,
+    pub channels: Option<Vec<String>>,
+    pub timestamp: String,
+}
+
+impl MessageOut {
+    pub fn new(m: &Message, with_content: bool) -> Self {
+        Self {
+            id: m.id.0.clone(),
+            event_id: m.event_id.clone(),
+            event_type: m.event_type.clone(),
+            payload: payload_json(m, with_content),
+            channels: m.channels.clone(),
+            timestamp: ts(m.created_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AttemptOut {
+    pub id: String,
+    pub msg_id: String,
+    pub endpoint_id: String,
+    pub url: String,
+    pub response: String,
+    pub response_status_code: u16,
+    pub response_duration_ms: i64,
+    pub status: i64,
+    pub status_text: &'static str,
+    pub trigger_type: i64,
+    pub timestamp: String,
+    pub error: Option<String>,
+}
+
+impl From<&Attempt> for AttemptOut {
+    fn from(a: &Attempt) -> Self {
+        Self {
+            id: a.id.0.clone(),
+            msg_id: a.msg_id.0.clone(),
+            endpoint_id: a.endpoint_id.0.clone(),
+            url: a.url.clone(),
+            response: a.response.clone(),
+            response_status_code: a.response_status_code,
+            response_duration_ms: a.response_duration_ms,
+            status: a.status as i64,
+            status_text: a.status.text(),
+            trigger_type: a.trigger_type as i64,
+            timestamp: ts(a.created_at),
+            error: a.error.clone(),
+        }
+    }
+}
+
+/// A message's delivery status at one endpoint (`GET …/msg/{id}/endpoint`).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageEndpointOut {
+    #[serde(flatten)]
+    pub endpoint: EndpointOut,
+    pub status: i64,
+    pub status_text: &'static str,
+    pub next_attempt: Option<String>,
+}
+
+/// An endpoint's delivery status of one message (`GET …/endpoint/{id}/msg`).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointMessageOut {
+    #[serde(flatten)]
+    pub message: MessageOut,
+    pub status: i64,
+    pub status_text: &'static str,
+    pub next_attempt: Option<String>,
+}
+
+pub fn delivery_fields(d: &Delivery) -> (i64, &'static str, Option<String>) {
+    (d.status as i64, d.status.text(), d.next_attempt_at.map(ts))
+}
+
+/// The list envelope every list route answers with.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListOut<T: Serialize> {
+    pub data: Vec<T>,
+    pub iterator: Option<String>,
+    pub prev_iterator: Option<String>,
+    pub done: bool,
+}
+
+impl<T: Serialize> ListOut<T> {
+    /// `key` gives the ID the next page continues from.
+    pub fn new<S>(items: &[S], has_more: bool, key: impl Fn(&S) -> String, map: impl Fn(&S) -> T) -> Self {
+        Self {
+            iterator: items.last().map(&key),
+            prev_iterator: items.first().map(|s| format!("-{}", key(s))),
+            done: !has_more,
+            data: items.iter().map(map).collect(),
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! The API's one error type and its stable JSON bodies.
+//!
+//! Every failure a handler can meet becomes an [`ApiError`], which renders as
+//! `{"code": "...", "detail": "..."}` with the right status — or, for validation failures, as
+//! the Svix-compatible `{"code": "validation_error", "detail": [{"loc", "msg", "type"}]}`.
+//! Internal errors are logged here with their cause and answered without it.
+
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use herald_store::StoreError;
+use serde_json::json;
+
+/// One field problem in a 422 answer.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct FieldError {
+    pub loc: Vec<String>,
+    pub msg: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+impl FieldError {
+    pub fn new(field: &str, msg: impl Into<String>) -> Self {
+        Self {
+            loc: vec!["body".into(), field.into()],
+            msg: msg.into(),
+            kind: "value_error".into(),
+        }
+    }
+    pub fn query(field: &str, msg: impl Into<String>) -> Self {
+        Self {
+            loc: vec!["query".into(), field.into()],
+            msg: msg.into(),
+            kind: "value_error".into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("missing or invalid bearer token")]
+    Unauthorized,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("validation failed")]
+    Validation(Vec<FieldError>),
+    #[error("storage unavailable")]
+    Unavailable(String),
+    #[error("internal error")]
+    Internal(String),
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    pub fn field(field: &str, msg: impl Into<String>) -> Self {
+        Self::Validation(vec![FieldError::new(field, msg)])
+    }
+    pub fn not_found(what: &str) -> Self {
+        Self::NotFound(format!("{what} not found"))
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(d) => ApiError::Conflict(d),
+            StoreError::NotFound => ApiError::NotFound("not found".into()),
+            StoreError::Unavailable(d) => ApiError::Unavailable(d),
+            StoreError::Corrupt(d) => ApiError::Internal(d),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = match &self {
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "authentication_failed"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_error"),
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
+        };
+        let body = match &self {
+            ApiError::Validation(errs) => json!({ "code": code, "detail": errs }),
+            ApiError::Unavailable(cause) => {
+                tracing::error!(cause = %cause, "storage unavailable");
+                json!({ "code": code, "detail": "storage is unavailable; retry later" })
+            }
+            ApiError::Internal(cause) => {
+                tracing::error!(cause = %cause, "internal error");
+                json!({ "code": code, "detail": "internal error" })
+            }
+            other => json!({ "code": code, "detail": other.to_string() }),
+        };
+        let mut resp = (status, axum::Json(body)).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut().insert("retry-after", HeaderValue::from_static("5"));
+        }
+        resp
+    }
+}

@@ -1,0 +1,212 @@
+//! Request extractors: the JSON body reader (size limit, 400 vs 422), list query parsing, and
+//! bearer-token authentication.
+//!
+//! Parsing happens here so handlers receive checked values; this module does not touch
+//! resources beyond looking up a token.
+
+use axum::body::Body;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use chrono::DateTime;
+use herald_core::ids::AppId;
+use herald_core::Millis;
+use herald_store::ListQuery;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::error::{ApiError, FieldError};
+use crate::AppState;
+
+/// A JSON body, read up to the configured limit (413 beyond), 400 when it is not JSON and 422
+/// when it does not fit the expected shape.
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let limit = state.body_limit();
+        let body: Body = req.into_body();
+        let bytes = axum::body::to_bytes(body, limit)
+            .await
+            .map_err(|_| ApiError::PayloadTooLarge(limit))?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error_free(de).map_err(|e| {
+        use serde_json::error::Category;
+        match e.classify() {
+            Category::Syntax | Category::Eof | Category::Io => {
+                ApiError::BadRequest(format!("body is not valid JSON: {e}"))
+            }
+            Category::Data => ApiError::Validation(vec![FieldError {
+                loc: vec!["body".into()],
+                msg: e.to_string(),
+                kind: "type_error".into(),
+            }]),
+        }
+    })
+}
+
+fn serde_path_to_error_free<'de, T: DeserializeOwned>(
+    de: &mut serde_json::Deserializer<serde_json::de::SliceRead<'de>>,
+) -> Result<T, serde_json::Error> {
+    let v = T::deserialize(&mut *de)?;
+    de.end()?;
+    Ok(v)
+}
+
+/// Common list parameters.
+#[derive(Debug, Default, Deserialize)]
+pub struct ListParams {
+    #[serde(default, deserialize_with = "de_opt")]
+    pub limit: Option<i64>,
+    pub iterator: Option<String>,
+    pub order: Option<String>,
+    pub before: Option<String>,
+    pub after: Option<String>,
+}
+
+pub fn parse_time(field: &str, s: &str) -> Result<Millis, ApiError> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|d| d.timestamp_millis())
+        .map_err(|_| ApiError::Validation(vec![FieldError::query(field, "expected an RFC 3339 date-time")]))
+}
+
+impl ListParams {
+    /// Builds a keyset query; `default_desc` is the resource's natural order.
+    pub fn to_query(&self, default_desc: bool) -> Result<ListQuery, ApiError> {
+        let limit = self.limit.unwrap_or(50);
+        if !(1..=250).contains(&limit) {
+            return Err(ApiError::Validation(vec![FieldError::query(
+                "limit",
+                "limit must be between 1 and 250",
+            )]));
+        }
+        let descending = match self.order.as_deref() {
+            None => default_desc,
+            Some("ascending") => false,
+            Some("descending") => true,
+            Some(_) => {
+                return Err(ApiError::Validation(vec![FieldError::query(
+                    "order",
+                    "order must be `ascending` or `descending`",
+                )]))
+            }
+        };
+        let (iterator, backwards) = match self.iterator.as_deref().filter(|s| !s.is_empty()) {
+            Some(it) => match it.strip_prefix('-') {
+                Some(rest) => (Some(rest.to_string()), true),
+                None => (Some(it.to_string()), false),
+            },
+            None => (None, false),
+        };
+        Ok(ListQuery {
+            limit: limit as usize,
+            iterator,
+            backwards,
+            descending,
+            before: self.before.as_deref().map(|s| parse_time("before", s)).transpose()?,
+            after: self.after.as_deref().map(|s| parse_time("after", s)).transpose()?,
+        })
+    }
+}
+
+/// Who is calling.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Caller {
+    Admin,
+    /// A token scoped to one application.
+    App(AppId),
+    /// An unscoped named token: admin rights.
+    Token,
+}
+
+impl Caller {
+    pub fn is_admin(&self) -> bool {
+        !matches!(self, Caller::App(_))
+    }
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        if self.is_admin() {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden("this token is scoped to one application".into()))
+        }
+    }
+}
+
+/// The authenticated caller plus the hash of the token (idempotency keys are per token).
+pub struct Auth {
+    pub caller: Caller,
+    pub token_hash: [u8; 32],
+}
+
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+impl FromRequestParts<AppState> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or(ApiError::Unauthorized)?;
+        let hash = sha256(token.as_bytes());
+        // Compare hashes in constant time so timing reveals nothing about the admin token.
+        if bool::from(hash.ct_eq(&state.inner.admin_token_hash)) {
+            return Ok(Auth { caller: Caller::Admin, token_hash: hash });
+        }
+        match state.inner.store.find_token(hash).await? {
+            Some(rec) => Ok(Auth {
+                caller: rec.app_id.map(Caller::App).unwrap_or(Caller::Token),
+                token_hash: hash,
+            }),
+            None => Err(ApiError::Unauthorized),
+        }
+    }
+}
+
+/// Query-string extractor whose failures are 422 `{code, detail}` bodies. Numbers and booleans
+/// arrive as strings (see [`de_opt`]) because `serde_urlencoded` cannot type them inside
+/// flattened structs.
+pub struct Q<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Q<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::try_from_uri(&parts.uri)
+            .map(|q| Q(q.0))
+            .map_err(|e| {
+                ApiError::Validation(vec![FieldError {
+                    loc: vec!["query".into()],
+                    msg: e.body_text(),
+                    kind: "value_error".into(),
+                }])
+            })
+    }
+}
+
+/// Deserializes an optional value that arrives as text (`"5"`, `"true"`).
+pub fn de_opt<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    match Option::<String>::deserialize(d)? {
+        None => Ok(None),
+        Some(s) => s.parse::<T>().map(Some).map_err(serde::de::Error::custom),
+    }
+}

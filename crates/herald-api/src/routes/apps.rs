@@ -1,0 +1,152 @@
+//! Applications: `/api/v1/app`.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use herald_core::ids::AppId;
+use herald_core::model::Application;
+use herald_core::now_millis;
+use serde::Deserialize;
+
+use crate::dto::{ApplicationIn, ApplicationOut, ApplicationPatch, Checks, ListOut};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Q, de_opt, Auth, JsonBody, ListParams};
+use crate::AppState;
+
+#[derive(Deserialize)]
+pub struct CreateParams {
+    #[serde(default, deserialize_with = "de_opt")]
+    get_if_exists: Option<bool>,
+}
+
+pub async fn list(State(st): State<AppState>, auth: Auth, Q(p): Q<ListParams>) -> ApiResult<Json<ListOut<ApplicationOut>>> {
+    auth.caller.require_admin()?;
+    let page = st.store().list_apps(&p.to_query(false)?).await?;
+    Ok(Json(ListOut::new(&page.items, page.has_more, |a| a.id.0.clone(), |a| ApplicationOut::from(a))))
+}
+
+pub async fn create(
+    State(st): State<AppState>,
+    auth: Auth,
+    Q(q): Q<CreateParams>,
+    JsonBody(body): JsonBody<ApplicationIn>,
+) -> ApiResult<Response> {
+    auth.caller.require_admin()?;
+    let mut c = Checks::default();
+    body.check(&mut c);
+    c.finish()?;
+    if let Some(uid) = &body.uid {
+        if let Some(existing) = st.store().get_app(uid).await? {
+            if q.get_if_exists.unwrap_or(false) {
+                return Ok((StatusCode::OK, Json(ApplicationOut::from(&existing))).into_response());
+            }
+            return Err(ApiError::Conflict("an application with this uid already exists".into()));
+        }
+    }
+    let app = create_app(&st, body).await?;
+    Ok((StatusCode::CREATED, Json(ApplicationOut::from(&app))).into_response())
+}
+
+/// Creates an application from a checked body (also used by publish's `application` field).
+pub async fn create_app(st: &AppState, body: ApplicationIn) -> ApiResult<Application> {
+    let now = now_millis();
+    let app = Application {
+        id: AppId::generate(),
+        uid: body.uid,
+        name: body.name,
+        throttle_rate: body.throttle_rate.map(|r| r as u32),
+        metadata: body.metadata.unwrap_or_default(),
+        created_at: now,
+        updated_at: now,
+    };
+    st.store().create_app(app).await.map_err(|e| match e {
+        herald_store::StoreError::Conflict(_) => {
+            ApiError::Conflict("an application with this uid already exists".into())
+        }
+        other => other.into(),
+    })
+}
+
+pub async fn get(State(st): State<AppState>, auth: Auth, Path(app_id): Path<String>) -> ApiResult<Json<ApplicationOut>> {
+    let app = st.app(&auth, &app_id).await?;
+    Ok(Json(ApplicationOut::from(&app)))
+}
+
+pub async fn update(
+    State(st): State<AppState>,
+    auth: Auth,
+    Path(app_id): Path<String>,
+    JsonBody(body): JsonBody<ApplicationIn>,
+) -> ApiResult<Response> {
+    let mut c = Checks::default();
+    body.check(&mut c);
+    c.finish()?;
+    let existing = match st.store().get_app(&app_id).await? {
+        Some(_) => Some(st.app(&auth, &app_id).await?),
+        None => {
+            // PUT creates when the application does not exist (Svix upsert semantics).
+            auth.caller.require_admin()?;
+            None
+        }
+    };
+    match existing {
+        Some(mut app) => {
+            app.name = body.name;
+            app.uid = body.uid;
+            app.throttle_rate = body.throttle_rate.map(|r| r as u32);
+            app.metadata = body.metadata.unwrap_or_default();
+            app.updated_at = now_millis();
+            let app = st.store().update_app(app).await?;
+            Ok(Json(ApplicationOut::from(&app)).into_response())
+        }
+        None => {
+            let mut body = body;
+            if body.uid.is_none() && !AppId::looks_like(&app_id) {
+                body.uid = Some(app_id);
+            }
+            let app = create_app(&st, body).await?;
+            Ok((StatusCode::CREATED, Json(ApplicationOut::from(&app))).into_response())
+        }
+    }
+}
+
+pub async fn patch(
+    State(st): State<AppState>,
+    auth: Auth,
+    Path(app_id): Path<String>,
+    JsonBody(body): JsonBody<ApplicationPatch>,
+) -> ApiResult<Json<ApplicationOut>> {
+    let mut app = st.app(&auth, &app_id).await?;
+    let mut c = Checks::default();
+    if let Some(n) = &body.name {
+        c.name("name", n);
+    }
+    if let Some(Some(u)) = &body.uid {
+        c.uid("uid", Some(u));
+    }
+    if let Some(r) = body.throttle_rate {
+        c.rate("throttleRate", r);
+    }
+    c.finish()?;
+    if let Some(n) = body.name {
+        app.name = n;
+    }
+    if let Some(u) = body.uid {
+        app.uid = u;
+    }
+    if let Some(r) = body.throttle_rate {
+        app.throttle_rate = r.map(|r| r as u32);
+    }
+    if let Some(m) = body.metadata {
+        app.metadata = m;
+    }
+    app.updated_at = now_millis();
+    Ok(Json(ApplicationOut::from(&st.store().update_app(app).await?)))
+}
+
+pub async fn remove(State(st): State<AppState>, auth: Auth, Path(app_id): Path<String>) -> ApiResult<StatusCode> {
+    let app = st.app(&auth, &app_id).await?;
+    st.store().delete_app(&app.id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

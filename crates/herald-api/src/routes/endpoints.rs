@@ -1,0 +1,430 @@
+//! Endpoints: `/api/v1/app/{app_id}/endpoint…` — CRUD, secrets and rotation, custom headers,
+//! stats, recover and send-example.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use herald_core::ids::{EndpointId, MessageId};
+use herald_core::model::{is_sensitive_header, Application, Endpoint, Message, StoredSecret};
+use herald_core::now_millis;
+use herald_core::signing::EndpointSecret;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::dto::{
+    check_endpoint_extras, check_headers, check_list, ts, Checks, EndpointIn, EndpointOut,
+    EndpointPatch, HeadersIn, HeadersPatchIn, ListOut, MessageOut, RecoverIn, SecretRotateIn,
+    SendExampleIn,
+};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Q, parse_time, Auth, JsonBody, ListParams};
+use crate::AppState;
+
+/// Default grace period of a rotated secret.
+const DEFAULT_GRACE_S: i64 = 24 * 3600;
+/// Secrets kept per endpoint (the newest plus those still in grace).
+const MAX_SECRETS: usize = 5;
+
+pub(crate) async fn load(st: &AppState, auth: &Auth, app_id: &str, ep: &str) -> ApiResult<(Application, Endpoint)> {
+    let app = st.app(auth, app_id).await?;
+    let ep = st
+        .store()
+        .get_endpoint(&app.id, ep)
+        .await?
+        .ok_or_else(|| ApiError::not_found("endpoint"))?;
+    Ok((app, ep))
+}
+
+fn check_url(st: &AppState, c: &mut Checks, url: &str) {
+    if let Err(e) = st.inner.egress.validate_url(url) {
+        c.fail("url", e.to_string());
+    }
+}
+
+fn parse_secret(c: &mut Checks, s: Option<&str>) -> Option<EndpointSecret> {
+    match s {
+        None => Some(EndpointSecret::generate()),
+        Some(s) => match EndpointSecret::parse(s) {
+            Ok(sec) => Some(sec),
+            Err(e) => {
+                c.fail("secret", e.to_string());
+                None
+            }
+        },
+    }
+}
+
+/// Builds an endpoint from a POST/PUT body; `existing` keeps identity, secrets and state.
+fn from_in(st: &AppState, app: &Application, body: EndpointIn, existing: Option<Endpoint>) -> ApiResult<Endpoint> {
+    let mut c = Checks::default();
+    check_url(st, &mut c, &body.url);
+    c.uid("uid", body.uid.as_deref());
+    if body.description.as_ref().is_some_and(|d| d.len() > 4096) {
+        c.fail("description", "at most 4096 characters");
+    }
+    check_list(&mut c, "eventTypes", body.event_types.as_ref());
+    check_list(&mut c, "channels", body.channels.as_ref());
+    c.rate("throttleRate", body.throttle_rate);
+    if let Some(h) = &body.headers {
+        check_headers(&mut c, "headers", h);
+    }
+    check_endpoint_extras(&mut c, body.retry_schedule.as_ref(), body.permanent_statuses.as_ref(), body.max_concurrency);
+    let secret = match (&existing, &body.secret) {
+        (Some(_), None) => None,
+        _ => parse_secret(&mut c, body.secret.as_deref()),
+    };
+    c.finish()?;
+    let now = now_millis();
+    let (id, created_at, mut secrets, headers, paused_until) = match existing {
+        Some(e) => (e.id, e.created_at, e.secrets, e.headers, e.paused_until),
+        None => (EndpointId::generate(), now, vec![], BTreeMap::new(), None),
+    };
+    if let Some(s) = secret {
+        secrets = vec![StoredSecret { key: s.expose().to_string(), expires_at: None }];
+    }
+    Ok(Endpoint {
+        id,
+        app_id: app.id.clone(),
+        uid: body.uid,
+        url: body.url,
+        description: body.description.unwrap_or_default(),
+        disabled: body.disabled.unwrap_or(false),
+        event_types: body.event_types,
+        channels: body.channels,
+        throttle_rate: body.throttle_rate.map(|r| r as u32),
+        metadata: body.metadata.unwrap_or_default(),
+        headers: body.headers.unwrap_or(headers),
+        retry_schedule: body.retry_schedule,
+        permanent_statuses: body.permanent_statuses.unwrap_or_default(),
+        ordering: body.ordering.unwrap_or_default(),
+        max_concurrency: body.max_concurrency.map(|m| m as u32),
+        signature_scheme: body.signature_scheme.unwrap_or_default(),
+        secrets,
+        paused_until,
+        created_at,
+        updated_at: now,
+    })
+}
+
+fn conflict(e: herald_store::StoreError) -> ApiError {
+    match e {
+        herald_store::StoreError::Conflict(_) => ApiError::Conflict("an endpoint with this uid already exists".into()),
+        other => other.into(),
+    }
+}
+
+pub async fn list(
+    State(st): State<AppState>,
+    auth: Auth,
+    Path(app_id): Path<String>,
+    Q(p): Q<ListParams>,
+) -> ApiResult<Json<ListOut<EndpointOut>>> {
+    let app = st.app(&auth, &app_id).await?;
+    let page = st.store().list_endpoints(&app.id, &p.to_query(false)?).await?;
+    let now = now_millis();
+    Ok(Json(ListOut::new(&page.items, page.has_more, |e| e.id.0.clone(), |e| EndpointOut::new(e, now))))
+}
+
+pub async fn create(
+    State(st): State<AppState>,
+    auth: Auth,
+    Path(app_id): Path<String>,
+    JsonBody(body): JsonBody<EndpointIn>,
+) -> ApiResult<Response> {
+    let app = st.app(&auth, &app_id).await?;
+    let ep = from_in(&st, &app, body, None)?;
+    let ep = st.store().create_endpoint(ep).await.map_err(conflict)?;
+    Ok((StatusCode::CREATED, Json(EndpointOut::new(&ep, now_millis()))).into_response())
+}
+
+pub async fn get(State(st): State<AppState>, auth: Auth, Path((app_id, ep_id)): Path<(String, String)>) -> ApiResult<Json<EndpointOut>> {
+    let (_, ep) = load(&st, &auth, &app_id, &ep_id).await?;
+    Ok(Json(EndpointOut::new(&ep, now_millis())))
+}
+
+pub async fn update(
+    State(st): State<AppState>,
+    auth: Auth,
+    Path((app_id, ep_id)): Path<(String, String)>,
+    JsonBody(body): JsonBody<EndpointIn>,
+) -> ApiResult<Response> {
+    let app = st.app(&auth, &app_id).await?;
+    match st.store().get_endpoint(&app.id, &ep_id).await? {
+        Some(existing) => {
+            let ep = from_in(&st, &app, body, Some(existing))?;
+            let ep = st.store().update_endpoint(ep).await.map_err(conflict)?;
+            st.wake();
+            Ok(Json(EndpointOut::new(&ep, now_millis())).into_response())
+        }
+        None => {
+            let mut body = body;
+            if body.uid.is_none() && !EndpointId::looks_like(&ep_id) {
+                body.uid = Some(ep_id);
+            }
+            let ep = from_in(&st, &app, body, None)?;
+            let ep = st.store().create_endpoint(ep).await.map_err(conflict)?;
+            Ok((StatusCode::CREATED, Json(EndpointOut::new(&ep, now_millis()))).into_response())
+        }
+    }
+}
+
+pub async fn patch(
+    State(st): State<AppState>,
+    auth: Auth,
+    Path((app_id, ep_id)): Path<(String, String)>,
+    JsonBody(p): JsonBody<EndpointPatch>,
+) -> ApiResult<Json<EndpointOut>> {
+    let (_, mut ep) = load(&st, &auth, &app_id, &ep_id).await?;
+    let mut c = Checks::default();
+    if let Some(u) = &p.url {
+        check_url(&st, &mut c, u);
+    }
+    if let Some(Some(u)) = &p.uid {
+        c.uid("uid", Some(u));
+    }
+    if let Some(Some(l)) = &p.event_types {
+        check_list(&mut c, "eventTypes", Some(l));
+    }
+    if let Some(Some(l)) = &p.channels {
+        check_list(&mut c, "channels", Some(l));
+    }
+    if let Some(r) = p.throttle_rate {
+        c.rate("throttleRate", r);
+    }
+    check_endpoint_extras(
+        &mut c,
+        p.retry_schedule.as_ref().and_then(|o| o.as_ref()),
+        p.permanent_statuses.as_ref().and_then(|o| o.as_ref()),
+        p.max_concurrency.flatten(),
+    );
+    let secret = p.secret.as_deref().and_then(|s| parse_secret(&mut c, Some(s)));
+    c.finish()?;
+    if let Some(u) = p.url {
+        ep.url = u;
+    }
+    if let Some(d) = p.description {
+        ep.description = d.unwrap_or_default();
+    }
+    if let Some(u) = p.uid {
+        ep.uid = u;
+    }
+    if let Some(d) = p.disabled {
+        ep.disabled = d;
+    }
+    if let Some(t) = p.event_types {
+        ep.event_types = t;
+    }
+    if let Some(ch) = p.channels {
+        ep.channels = ch;
+    }
+    if let Some(r) = p.throttle_rate {
+        ep.throttle_rate = r.map(|r| r as u32);
+    }
+    if let Some(m) = p.metadata {
+        ep.metadata = m.unwrap_or_default();
+    }
+    if let Some(r) = p.retry_schedule {
+        ep.retry_schedule = r;
+    }
+    if let Some(s) = p.permanent_statuses {
+        ep.permanent_statuses = s.unwrap_or_default();
+    }
+    if let Some(o) = p.ordering {
+        ep.ordering = o.unwrap_or_default();
+    }
+    if let Some(m) = p.max_concurrency {
+        ep.max_concurrency = m.map(|m| m as u32);
+    }
+    if let Some(s) = p.signature_scheme {
+        ep.signature_scheme = s.unwrap_or_default();
+    }
+    if let Some(s) = secret {
+        ep.secrets = vec![StoredSecret { key: s.expose().to_string(), expires_at: None }];
+    }
+    ep.updated_at = now_millis();
+    let ep = st.store().update_endpoint(ep).await.map_err(conflict)?;
+    st.wake();
+    Ok(Json(EndpointOut::new(&ep, now_millis())))
+}
+
+pub async fn remove(State(st): State<AppState>, auth: Auth, Path((app_id, ep_id)): Path<(String, String)>) -> ApiResult<StatusCode> {
+    let (app, ep) = load(&st, &auth, &app_id, &ep_id).await?;
+    st.store().delete_endpoint(&app.id, &ep.id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn secret(State(st): State<AppState>, auth: Auth, Path((app_id, ep_id)): Path<(String, String)>) -> ApiResult<Json<serde_json::Value>> {
+    let (_, ep) = load(&st, &auth, &app_id, &ep_id).await?;
+    let key = ep.secrets.first().map(|s| s.key.clone()).unwrap_or_default();
+    Ok(Json(json!({ "key": key })))
+}
+
+pub async fn rotate(
+    State(st): State<AppState>,
+    auth: Auth,
+    Path((app_id, ep_id)): Path<(String, String)>,
+    JsonBody(body): JsonBody<SecretRotateIn>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let (_, mut ep) = load(&st, &auth, &app_id, &ep_id).await?;
+    let mut c = Checks::default();
+    let new = parse_secret(&mut c, body.key.as_deref());
+    let grace = body.grace_period_seconds.unwrap_or(DEFAULT_GRACE_S);
+    if !(0..=7 * 86_400).contains(&grace) {
+        c.fail("gracePeriodSeconds", "must be between 0 and 604800");
+    }
+    c.finish()?;
+    let new = new.expect("checked above");
+    let now = now_millis();
+    let expires = now + grace * 1000;
+    let mut secrets: Vec<StoredSecret> = ep
+        .secrets
+        .into_iter()
+        .filter(|s| s.expires_at.is_none_or(|e| e > now))
+        .map(|mut s| {
+            s.expires_at = Some(s.expires_at.map_or(expires, |e| e.min(expires)));
+            s
+        })
+        .filter(|s| s.expires_at.is_some_and(|e| e > now))
+        .collect();
+    secrets.insert(0, StoredSecret { key: new.expose().to_string(), expires_at: None });
+    secrets.truncate(MAX_SECRETS);
+    ep.secrets = secrets;
+    ep.updated_at = now;
+    st.store().update_endpoint(ep).await?;
+    Ok(Json(json!({ "key": new.expose() })))
+}
+
+fn headers_out(h: &BTreeMap<String, String>) -> serde_json::Value {
+    let (sensitive, plain): (Vec<_>, Vec<_>) = h.iter().partition(|(k, _)| is_sensitive_header(k));
+    json!({
+        "headers": plain.into_iter().collect::<BTreeMap<_, _>>(),
+        "sensitive": sensitive.into_iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(),
+    })
+}
+
+pub async fn headers(State(st): State<AppState>, auth: Auth, Path((app_id, ep_id)): Path<(String, String)>) -> ApiResult<Json<serde_json::Value>> {
+    let (_, ep) = load(&st, &auth, &app_id, &ep_id).await?;
+    Ok(Json(headers_out(&ep.headers)))
+}
+
+pub async fn put_headers(
+    State(st): State<AppState>,
+    auth: Auth,
+    Path((app_id, ep_id)): Path<(String, String)>,
+    JsonBody(body): JsonBody<HeadersIn>,
+) -> ApiResult<StatusCode> {
+    let (_, mut ep) = load(&st, &auth, &app_id, &ep_id).await?;
+    let mut c = Checks::default();
+    check_headers(&mut c, "headers", &body.headers);
+    c.finish()?;
+    ep.headers = body.headers;
+    ep.updated_at = now_millis();
+    st.store().update_endpoint(ep).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn patch_headers(
+    State(st): State<AppState>,
+    auth: Auth,
+    Path((app_id, ep_id)): Path<(String, String)>,
+    JsonBody(body): JsonBody<HeadersPatchIn>,
+) -> ApiResult<StatusCode> {
+    let (_, mut ep) = load(&st, &auth, &app_id, &ep_id).await?;
+    let mut c = Checks::default();
+    check_headers(&mut c, "headers", &body.headers);
+    c.finish()?;
+    for k in &body.delete_headers {
+        ep.headers.retain(|name, _| !name.eq_ignore_ascii_case(k));
+    }
+    ep.headers.extend(body.headers);
+    ep.updated_at = now_millis();
+    st.store().update_endpoint(ep).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+pub struct StatsParams {
+    since: Option<String>,
+    until: Option<String>,
+}
+
+pub async fn stats(
+    State(st): State<AppState>,
+    auth: Auth,
+    Path((app_id, ep_id)): Path<(String, String)>,
+    Q(q): Q<StatsParams>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let (_, ep) = load(&st, &auth, &app_id, &ep_id).await?;
+    let since = q.since.as_deref().map(|s| parse_time("since", s)).transpose()?;
+    let until = q.until.as_deref().map(|s| parse_time("until", s)).transpose()?;
+    let s = st.store().endpoint_stats(&ep.id, since, until).await?;
+    Ok(Json(json!({
+        "success": s.success, "pending": s.pending, "sending": s.sending, "fail": s.fail, "canceled": 0
+    })))
+}
+
+pub async fn recover(
+    State(st): State<AppState>,
+    auth: Auth,
+    Path((app_id, ep_id)): Path<(String, String)>,
+    JsonBody(body): JsonBody<RecoverIn>,
+) -> ApiResult<Response> {
+    let (_, ep) = load(&st, &auth, &app_id, &ep_id).await?;
+    let since = parse_time("since", &body.since).map_err(|_| ApiError::field("since", "expected an RFC 3339 date-time"))?;
+    let until = body
+        .until
+        .as_deref()
+        .map(|u| parse_time("until", u).map_err(|_| ApiError::field("until", "expected an RFC 3339 date-time")))
+        .transpose()?;
+    let now = now_millis();
+    let n = st.store().recover(&ep.id, since, until, now).await?;
+    st.wake();
+    let task = json!({
+        "id": format!("qtask_{}", ulid::Ulid::new()),
+        "status": "finished",
+        "task": "endpoint.recover",
+        "updatedAt": ts(now),
+        "data": { "messagesSent": n },
+    });
+    Ok((StatusCode::ACCEPTED, Json(task)).into_response())
+}
+
+pub async fn send_example(
+    State(st): State<AppState>,
+    auth: Auth,
+    Path((app_id, ep_id)): Path<(String, String)>,
+    JsonBody(body): JsonBody<SendExampleIn>,
+) -> ApiResult<Response> {
+    let (app, ep) = load(&st, &auth, &app_id, &ep_id).await?;
+    if !crate::dto::valid_uid(&body.event_type) {
+        return Err(ApiError::field("eventType", "must match ^[a-zA-Z0-9\\-_.]+$"));
+    }
+    // The example comes from the event type's schema `examples` when it has one.
+    let example = st
+        .store()
+        .get_event_type(&body.event_type)
+        .await?
+        .and_then(|et| et.schemas)
+        .and_then(|s| {
+            let v = s.as_object()?.values().last()?.get("examples")?.as_array()?.clone();
+            v.get(body.example_index.unwrap_or(0)).cloned()
+        })
+        .filter(|v| v.is_object())
+        .unwrap_or_else(|| json!({ "type": body.event_type, "example": true }));
+    let now = now_millis();
+    let msg = Message {
+        id: MessageId::generate(),
+        app_id: app.id.clone(),
+        event_id: None,
+        event_type: body.event_type,
+        payload: Some(example.to_string()),
+        channels: None,
+        created_at: now,
+    };
+    let published = st.store().publish(msg, Some(ep.id.clone())).await?;
+    st.wake();
+    Ok((StatusCode::ACCEPTED, Json(MessageOut::new(&published.message, true))).into_response())
+}

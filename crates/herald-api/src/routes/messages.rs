@@ -1,0 +1,292 @@
+//! Messages, delivery status and the attempt log: `/api/v1/app/{app_id}/msg…` and
+//! `/api/v1/app/{app_id}/attempt…`.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use herald_core::ids::{EndpointId, MessageId};
+use herald_core::model::Message;
+use herald_core::now_millis;
+use herald_store::{AttemptFilter, AttemptScope, MessageFilter};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::dto::{
+    delivery_fields, valid_uid, AttemptOut, Checks, EndpointMessageOut, EndpointOut, ListOut,
+    MessageEndpointOut, MessageIn, MessageOut,
+};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Q, de_opt, Auth, JsonBody, ListParams};
+use crate::routes::endpoints::load as load_endpoint;
+use crate::AppState;
+
+#[derive(Deserialize)]
+pub struct ContentParam {
+    #[serde(default, deserialize_with = "de_opt")]
+    with_content: Option<bool>,
+}
+
+
+pub async fn create(
+    State(st): State<AppState>,
+    auth: Auth,
+    Path(app_id): Path<String>,
+    Q(cp): Q<ContentParam>,
+    JsonBody(body): JsonBody<MessageIn>,
+) -> ApiResult<Response> {
+    let payload = body.payload.get();
+    if payload.len() > st.inner.max_payload_bytes {
+        return Err(ApiError::PayloadTooLarge(st.inner.max_payload_bytes));
+    }
+    let mut c = Checks::default();
+    if !valid_uid(&body.event_type) {
+        c.fail("eventType", "must match ^[a-zA-Z0-9\\-_.]+$ and be 1-256 characters");
+    }
+    if !payload.trim_start().starts_with('{') {
+        c.fail("payload", "must be a JSON object");
+    }
+    if let Some(e) = &body.event_id {
+        if e.is_empty() || e.len() > 256 {
+            c.fail("eventId", "must be 1-256 characters");
+        }
+    }
+    crate::dto::check_list(&mut c, "channels", body.channels.as_ref());
+    if body.channels.as_ref().is_some_and(|ch| ch.len() > 10) {
+        c.fail("channels", "at most 10 channels");
+    }
+    if let Some(a) = &body.application {
+        a.check(&mut c);
+    }
+    c.finish()?;
+
+    let app = match st.store().get_app(&app_id).await? {
+        None if body.application.is_some() => {
+            auth.caller.require_admin()?;
+            let mut a = body.application.expect("checked");
+            if a.uid.is_none() {
+                a.uid = Some(app_id.clone());
+            }
+            match crate::routes::apps::create_app(&st, a).await {
+                Ok(app) => app,
+                // Two concurrent first publishes: the other created it.
+                Err(ApiError::Conflict(_)) => st.app(&auth, &app_id).await?,
+                Err(e) => return Err(e),
+            }
+        }
+        _ => st.app(&auth, &app_id).await?,
+    };
+    let msg = Message {
+        id: MessageId::generate(),
+        app_id: app.id.clone(),
+        event_id: body.event_id,
+        event_type: body.event_type,
+        payload: Some(payload.to_string()),
+        channels: body.channels,
+        created_at: now_millis(),
+    };
+    let published = st.store().publish(msg, None).await.map_err(|e| match e {
+        herald_store::StoreError::Conflict(_) => {
+            ApiError::Conflict("a message with this eventId already exists in this application".into())
+        }
+        other => other.into(),
+    })?;
+    if published.deliveries > 0 {
+        st.wake();
+    }
+    Ok((StatusCode::ACCEPTED, Json(MessageOut::new(&published.message, cp.with_content.unwrap_or(true)))).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct MsgListParams {
+    #[serde(flatten)]
+    list: ListParams,
+    channel: Option<String>,
+    event_types: Option<String>,
+    #[serde(default, deserialize_with = "de_opt")]
+    with_content: Option<bool>,
+}
+
+fn split_csv(s: Option<&str>) -> Option<Vec<String>> {
+    s.map(|s| s.split(',').map(str::trim).filter(|t| !t.is_empty()).map(String::from).collect())
+}
+
+pub async fn list(
+    State(st): State<AppState>,
+    auth: Auth,
+    Path(app_id): Path<String>,
+    Q(p): Q<MsgListParams>,
+) -> ApiResult<Json<ListOut<MessageOut>>> {
+    let app = st.app(&auth, &app_id).await?;
+    let filter = MessageFilter { channel: p.channel, event_types: split_csv(p.event_types.as_deref()) };
+    let page = st.store().list_messages(&app.id, &filter, &p.list.to_query(true)?).await?;
+    Ok(Json(ListOut::new(&page.items, page.has_more, |m| m.id.0.clone(), |m| MessageOut::new(m, p.with_content.unwrap_or(true)))))
+}
+
+async fn load_msg(st: &AppState, auth: &Auth, app_id: &str, msg_id: &str) -> ApiResult<(herald_core::model::Application, Message)> {
+    let app = st.app(auth, app_id).await?;
+    let msg = st
+        .store()
+        .get_message(&app.id, msg_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("message"))?;
+    Ok((app, msg))
+}
+
+pub async fn get(
+    State(st): State<AppState>,
+    auth: Auth,
+    Path((app_id, msg_id)): Path<(String, String)>,
+    Q(cp): Q<ContentParam>,
+) -> ApiResult<Json<MessageOut>> {
+    let (_, msg) = load_msg(&st, &auth, &app_id, &msg_id).await?;
+    Ok(Json(MessageOut::new(&msg, cp.with_content.unwrap_or(true))))
+}
+
+pub async fn expunge(State(st): State<AppState>, auth: Auth, Path((app_id, msg_id)): Path<(String, String)>) -> ApiResult<StatusCode> {
+    let (app, msg) = load_msg(&st, &auth, &app_id, &msg_id).await?;
+    st.store().expunge_payload(&app.id, &msg.id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn endpoints_of(
+    State(st): State<AppState>,
+    auth: Auth,
+    Path((app_id, msg_id)): Path<(String, String)>,
+    Q(p): Q<ListParams>,
+) -> ApiResult<Json<ListOut<MessageEndpointOut>>> {
+    let q = p.to_query(false)?;
+    let (app, msg) = load_msg(&st, &auth, &app_id, &msg_id).await?;
+    let deliveries = st.store().deliveries_of_message(&msg.id).await?;
+    let now = now_millis();
+    let mut out = Vec::new();
+    for d in &deliveries {
+        if let Some(ep) = st.store().get_endpoint(&app.id, d.endpoint_id.as_str()).await? {
+            let (status, status_text, next_attempt) = delivery_fields(d);
+            out.push(MessageEndpointOut { endpoint: EndpointOut::new(&ep, now), status, status_text, next_attempt });
+        }
+    }
+    // A message reaches a bounded number of endpoints; page in memory by endpoint ID.
+    let start = q.iterator.as_deref().map_or(0, |it| out.iter().position(|e| e.endpoint.id.as_str() > it).unwrap_or(out.len()));
+    let rest: Vec<_> = out.into_iter().skip(start).collect();
+    let has_more = rest.len() > q.limit;
+    let page: Vec<_> = rest.into_iter().take(q.limit).collect();
+    Ok(Json(ListOut {
+        iterator: page.last().map(|e| e.endpoint.id.clone()),
+        prev_iterator: page.first().map(|e| format!("-{}", e.endpoint.id)),
+        done: !has_more,
+        data: page,
+    }))
+}
+
+#[derive(Deserialize)]
+pub struct EpMsgParams {
+    #[serde(flatten)]
+    list: ListParams,
+    #[serde(default, deserialize_with = "de_opt")]
+    status: Option<i64>,
+    #[serde(default, deserialize_with = "de_opt")]
+    with_content: Option<bool>,
+}
+
+pub async fn by_endpoint(
+    State(st): State<AppState>,
+    auth: Auth,
+    Path((app_id, ep_id)): Path<(String, String)>,
+    Q(p): Q<EpMsgParams>,
+) -> ApiResult<Json<ListOut<EndpointMessageOut>>> {
+    let (_, ep) = load_endpoint(&st, &auth, &app_id, &ep_id).await?;
+    let page = st.store().deliveries_of_endpoint(&ep.id, p.status, &p.list.to_query(true)?).await?;
+    Ok(Json(ListOut::new(
+        &page.items,
+        page.has_more,
+        |(_, m)| m.id.0.clone(),
+        |(d, m)| {
+            let (status, status_text, next_attempt) = delivery_fields(d);
+            EndpointMessageOut { message: MessageOut::new(m, p.with_content.unwrap_or(true)), status, status_text, next_attempt }
+        },
+    )))
+}
+
+pub async fn resend(
+    State(st): State<AppState>,
+    auth: Auth,
+    Path((app_id, msg_id, ep_id)): Path<(String, String, String)>,
+) -> ApiResult<Response> {
+    let (app, msg) = load_msg(&st, &auth, &app_id, &msg_id).await?;
+    let ep = st
+        .store()
+        .get_endpoint(&app.id, &ep_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("endpoint"))?;
+    st.store().resend(&app.id, &msg.id, &ep.id, now_millis()).await?;
+    st.wake();
+    Ok((StatusCode::ACCEPTED, Json(json!({}))).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct AttemptParams {
+    #[serde(flatten)]
+    list: ListParams,
+    #[serde(default, deserialize_with = "de_opt")]
+    status: Option<i64>,
+    endpoint_id: Option<String>,
+}
+
+fn attempt_page(page: herald_store::Page<herald_core::model::Attempt>) -> Json<ListOut<AttemptOut>> {
+    Json(ListOut::new(&page.items, page.has_more, |a| a.id.0.clone(), |a| AttemptOut::from(a)))
+}
+
+pub async fn attempts_by_endpoint(
+    State(st): State<AppState>,
+    auth: Auth,
+    Path((app_id, ep_id)): Path<(String, String)>,
+    Q(p): Q<AttemptParams>,
+) -> ApiResult<Json<ListOut<AttemptOut>>> {
+    let (app, ep) = load_endpoint(&st, &auth, &app_id, &ep_id).await?;
+    let filter = AttemptFilter { status: p.status, endpoint_id: None };
+    let page = st
+        .store()
+        .list_attempts(&app.id, &AttemptScope::Endpoint(ep.id), &filter, &p.list.to_query(true)?)
+        .await?;
+    Ok(attempt_page(page))
+}
+
+pub async fn attempts_by_msg(
+    State(st): State<AppState>,
+    auth: Auth,
+    Path((app_id, msg_id)): Path<(String, String)>,
+    Q(p): Q<AttemptParams>,
+) -> ApiResult<Json<ListOut<AttemptOut>>> {
+    let (app, msg) = load_msg(&st, &auth, &app_id, &msg_id).await?;
+    let endpoint_id = match &p.endpoint_id {
+        Some(key) => Some(
+            st.store()
+                .get_endpoint(&app.id, key)
+                .await?
+                .map(|e| e.id)
+                .unwrap_or_else(|| EndpointId(key.clone())),
+        ),
+        None => None,
+    };
+    let filter = AttemptFilter { status: p.status, endpoint_id };
+    let page = st
+        .store()
+        .list_attempts(&app.id, &AttemptScope::Message(msg.id), &filter, &p.list.to_query(true)?)
+        .await?;
+    Ok(attempt_page(page))
+}
+
+pub async fn attempt(
+    State(st): State<AppState>,
+    auth: Auth,
+    Path((app_id, msg_id, attempt_id)): Path<(String, String, String)>,
+) -> ApiResult<Json<AttemptOut>> {
+    let (app, msg) = load_msg(&st, &auth, &app_id, &msg_id).await?;
+    let a = st
+        .store()
+        .get_attempt(&app.id, &msg.id, &attempt_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("attempt"))?;
+    Ok(Json(AttemptOut::from(&a)))
+}

@@ -1,0 +1,249 @@
+//! Health, event types, app-portal access and API tokens.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use herald_core::ids::TokenId;
+use herald_core::model::EventType;
+use herald_core::now_millis;
+use herald_store::TokenRecord;
+use rand::RngCore;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::dto::{ts, valid_uid, EventTypeIn, EventTypeOut, EventTypePatch, EventTypeUpdate, ListOut};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Q, de_opt, sha256, Auth, Caller, JsonBody, ListParams};
+use crate::AppState;
+
+pub async fn health(State(st): State<AppState>) -> Response {
+    let now = now_millis();
+    let storage = st.store().ping().await;
+    let queue = st.store().queue_summary(now).await;
+    match (storage, queue) {
+        (Ok(()), Ok((due, scheduled, oldest))) => Json(json!({
+            "status": "ok",
+            "storage": "ok",
+            "queue": {
+                "due": due,
+                "scheduled": scheduled,
+                "oldestDueSeconds": oldest.map(|t| ((now - t).max(0)) as f64 / 1000.0),
+            }
+        }))
+        .into_response(),
+        (Err(e), _) | (_, Err(e)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [("retry-after", "5")],
+            Json(json!({ "status": "unavailable", "storage": "error", "detail": e.to_string() })),
+        )
+            .into_response(),
+    }
+}
+
+fn check_schemas(s: &Option<serde_json::Value>) -> ApiResult<()> {
+    if let Some(v) = s {
+        if !v.is_object() || v.as_object().is_some_and(|m| m.values().any(|s| !s.is_object() && !s.is_boolean())) {
+            return Err(ApiError::field("schemas", "must map a version string to a JSON Schema object"));
+        }
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+pub struct EtListParams {
+    #[serde(flatten)]
+    list: ListParams,
+    #[serde(default, deserialize_with = "de_opt")]
+    include_archived: Option<bool>,
+}
+
+pub async fn list_event_types(State(st): State<AppState>, _auth: Auth, Q(p): Q<EtListParams>) -> ApiResult<Json<ListOut<EventTypeOut>>> {
+    let page = st.store().list_event_types(&p.list.to_query(false)?, p.include_archived.unwrap_or(false)).await?;
+    Ok(Json(ListOut::new(&page.items, page.has_more, |e| e.name.clone(), |e| EventTypeOut::from(e))))
+}
+
+pub async fn create_event_type(State(st): State<AppState>, auth: Auth, JsonBody(b): JsonBody<EventTypeIn>) -> ApiResult<Response> {
+    auth.caller.require_admin()?;
+    if !valid_uid(&b.name) {
+        return Err(ApiError::field("name", "must match ^[a-zA-Z0-9\\-_.]+$ and be 1-256 characters"));
+    }
+    check_schemas(&b.schemas)?;
+    let now = now_millis();
+    let et = EventType {
+        name: b.name,
+        description: b.description,
+        archived: b.archived.unwrap_or(false),
+        deprecated: b.deprecated.unwrap_or(false),
+        schemas: b.schemas,
+        created_at: now,
+        updated_at: now,
+    };
+    let et = st.store().create_event_type(et).await.map_err(|e| match e {
+        herald_store::StoreError::Conflict(_) => ApiError::Conflict("an event type with this name already exists".into()),
+        other => other.into(),
+    })?;
+    Ok((StatusCode::CREATED, Json(EventTypeOut::from(&et))).into_response())
+}
+
+async fn load_et(st: &AppState, name: &str) -> ApiResult<EventType> {
+    st.store().get_event_type(name).await?.ok_or_else(|| ApiError::not_found("event type"))
+}
+
+pub async fn get_event_type(State(st): State<AppState>, _auth: Auth, Path(name): Path<String>) -> ApiResult<Json<EventTypeOut>> {
+    Ok(Json(EventTypeOut::from(&load_et(&st, &name).await?)))
+}
+
+pub async fn update_event_type(
+    State(st): State<AppState>,
+    auth: Auth,
+    Path(name): Path<String>,
+    JsonBody(b): JsonBody<EventTypeUpdate>,
+) -> ApiResult<Response> {
+    auth.caller.require_admin()?;
+    check_schemas(&b.schemas)?;
+    let now = now_millis();
+    match st.store().get_event_type(&name).await? {
+        Some(mut et) => {
+            et.description = b.description;
+            et.archived = b.archived.unwrap_or(false);
+            et.deprecated = b.deprecated.unwrap_or(false);
+            et.schemas = b.schemas;
+            et.updated_at = now;
+            Ok(Json(EventTypeOut::from(&st.store().update_event_type(et).await?)).into_response())
+        }
+        None => {
+            if !valid_uid(&name) {
+                return Err(ApiError::field("name", "must match ^[a-zA-Z0-9\\-_.]+$"));
+            }
+            let et = EventType {
+                name,
+                description: b.description,
+                archived: b.archived.unwrap_or(false),
+                deprecated: b.deprecated.unwrap_or(false),
+                schemas: b.schemas,
+                created_at: now,
+                updated_at: now,
+            };
+            let et = st.store().create_event_type(et).await?;
+            Ok((StatusCode::CREATED, Json(EventTypeOut::from(&et))).into_response())
+        }
+    }
+}
+
+pub async fn patch_event_type(
+    State(st): State<AppState>,
+    auth: Auth,
+    Path(name): Path<String>,
+    JsonBody(b): JsonBody<EventTypePatch>,
+) -> ApiResult<Json<EventTypeOut>> {
+    auth.caller.require_admin()?;
+    let mut et = load_et(&st, &name).await?;
+    if let Some(s) = &b.schemas {
+        check_schemas(s)?;
+    }
+    if let Some(d) = b.description {
+        et.description = d;
+    }
+    if let Some(a) = b.archived {
+        et.archived = a;
+    }
+    if let Some(d) = b.deprecated {
+        et.deprecated = d;
+    }
+    if let Some(s) = b.schemas {
+        et.schemas = s;
+    }
+    et.updated_at = now_millis();
+    Ok(Json(EventTypeOut::from(&st.store().update_event_type(et).await?)))
+}
+
+pub async fn delete_event_type(State(st): State<AppState>, auth: Auth, Path(name): Path<String>) -> ApiResult<StatusCode> {
+    auth.caller.require_admin()?;
+    load_et(&st, &name).await?;
+    st.store().delete_event_type(&name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A new bearer secret: `hk_` + 32 random bytes, URL-safe base64.
+fn new_token_secret() -> String {
+    let mut b = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut b);
+    format!("hk_{}", URL_SAFE_NO_PAD.encode(b))
+}
+
+pub async fn app_portal_access(State(st): State<AppState>, auth: Auth, Path(app_id): Path<String>) -> ApiResult<Response> {
+    auth.caller.require_admin()?;
+    let app = st.app(&auth, &app_id).await?;
+    let secret = new_token_secret();
+    let rec = TokenRecord {
+        id: TokenId::generate(),
+        name: format!("app-portal:{}", app.id),
+        app_id: Some(app.id.clone()),
+        created_at: now_millis(),
+    };
+    st.store().create_token(rec, sha256(secret.as_bytes())).await?;
+    let url = format!("{}/dashboard/#token={}", st.inner.public_url, secret);
+    Ok(Json(json!({ "url": url, "token": secret })).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenIn {
+    name: String,
+    #[serde(default)]
+    app_id: Option<String>,
+}
+
+fn token_out(t: &TokenRecord) -> serde_json::Value {
+    json!({
+        "id": t.id.0, "name": t.name, "appId": t.app_id.as_ref().map(|a| a.0.clone()),
+        "createdAt": ts(t.created_at),
+    })
+}
+
+fn require_root(auth: &Auth) -> ApiResult<()> {
+    // Token management is reserved to the admin token itself, so a leaked named token cannot
+    // mint more tokens.
+    match auth.caller {
+        Caller::Admin => Ok(()),
+        _ => Err(ApiError::Forbidden("only the admin token may manage tokens".into())),
+    }
+}
+
+pub async fn create_token(State(st): State<AppState>, auth: Auth, JsonBody(b): JsonBody<TokenIn>) -> ApiResult<Response> {
+    require_root(&auth)?;
+    if b.name.trim().is_empty() || b.name.len() > 256 {
+        return Err(ApiError::field("name", "must be 1-256 characters"));
+    }
+    let app_id = match &b.app_id {
+        Some(key) => Some(st.app(&auth, key).await?.id),
+        None => None,
+    };
+    let secret = new_token_secret();
+    let rec = TokenRecord { id: TokenId::generate(), name: b.name, app_id, created_at: now_millis() };
+    let rec = st.store().create_token(rec, sha256(secret.as_bytes())).await?;
+    let mut out = token_out(&rec);
+    out["token"] = json!(secret);
+    Ok((StatusCode::CREATED, Json(out)).into_response())
+}
+
+pub async fn list_tokens(State(st): State<AppState>, auth: Auth) -> ApiResult<Json<serde_json::Value>> {
+    require_root(&auth)?;
+    let tokens = st.store().list_tokens().await?;
+    Ok(Json(json!({
+        "data": tokens.iter().map(token_out).collect::<Vec<_>>(),
+        "iterator": null, "prevIterator": null, "done": true
+    })))
+}
+
+pub async fn delete_token(State(st): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    require_root(&auth)?;
+    st.store().delete_token(&TokenId(id)).await.map_err(|e| match e {
+        herald_store::StoreError::NotFound => ApiError::not_found("token"),
+        other => other.into(),
+    })?;
+    Ok(StatusCode::NO_CONTENT)
+}

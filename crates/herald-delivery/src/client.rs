@@ -1,0 +1,224 @@
+//! The outbound HTTP client: the only place in Herald that builds a `reqwest::Client`.
+//!
+//! SSRF defence lives here. Herald resolves host names itself through [`GuardedResolver`],
+//! drops every address the egress policy refuses, and hands reqwest only the checked
+//! addresses — so the connection goes to an address that was checked, and DNS rebinding
+//! between check and connect is impossible. Literal IP hosts never reach a resolver, so they
+//! are checked before the request is built. Redirects are never followed and proxy environment
+//! variables are ignored; TLS is rustls with verification always on.
+
+use std::error::Error as StdError;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use herald_core::outcome::TransportError;
+use herald_core::ssrf::EgressPolicy;
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use url::{Host, Url};
+
+/// Bytes of a response body kept in the attempt log.
+pub const MAX_STORED_RESPONSE: usize = 16 * 1024;
+
+/// Raised by the resolver when every address of a name is refused.
+#[derive(Debug, thiserror::Error)]
+#[error("{0} resolves only to refused addresses (e.g. {1})")]
+pub struct BlockedAddress(pub String, pub IpAddr);
+
+/// Resolves names with the system resolver and keeps only addresses the policy allows.
+#[derive(Clone)]
+pub struct GuardedResolver {
+    policy: Arc<EgressPolicy>,
+}
+
+impl Resolve for GuardedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let policy = self.policy.clone();
+        Box::pin(async move {
+            let host = name.as_str().to_string();
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await
+                .map_err(|e| Box::new(e) as Box<dyn StdError + Send + Sync>)?
+                .collect();
+            let allowed: Vec<SocketAddr> =
+                addrs.iter().copied().filter(|a| policy.is_allowed(a.ip())).collect();
+            if allowed.is_empty() {
+                if let Some(first) = addrs.first() {
+                    return Err(Box::new(BlockedAddress(host, first.ip()))
+                        as Box<dyn StdError + Send + Sync>);
+                }
+            }
+            Ok(Box::new(allowed.into_iter()) as Addrs)
+        })
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    pub policy: EgressPolicy,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    pub proxy_url: Option<String>,
+    pub ca_bundle_pem: Option<Vec<u8>>,
+}
+
+/// What one request produced.
+#[derive(Clone, Debug)]
+pub enum SendResult {
+    Response {
+        status: u16,
+        retry_after: Option<String>,
+        location: Option<String>,
+        /// First 16 KiB of the body, lossily decoded.
+        body: String,
+        duration: Duration,
+    },
+    Failed {
+        error: TransportError,
+        detail: String,
+        duration: Duration,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientBuildError {
+    #[error("invalid proxy_url: {0}")]
+    Proxy(String),
+    #[error("invalid CA bundle: {0}")]
+    CaBundle(String),
+    #[error("cannot build HTTP client: {0}")]
+    Build(String),
+}
+
+/// Sends webhook requests. Cheap to clone; connections are pooled per host.
+#[derive(Clone)]
+pub struct DeliveryClient {
+    http: reqwest::Client,
+    policy: Arc<EgressPolicy>,
+}
+
+impl DeliveryClient {
+    #[allow(clippy::disallowed_methods)] // this is the one place allowed to build a client
+    pub fn new(cfg: ClientConfig) -> Result<Self, ClientBuildError> {
+        let policy = Arc::new(cfg.policy);
+        let mut b = reqwest::Client::builder()
+            .user_agent(format!("Herald/{}", herald_core::VERSION))
+            .dns_resolver(Arc::new(GuardedResolver { policy: policy.clone() }))
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .connect_timeout(cfg.connect_timeout)
+            .timeout(cfg.request_timeout)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(64)
+            .tcp_nodelay(true)
+            .use_rustls_tls()
+            .min_tls_version(reqwest::tls::Version::TLS_1_2)
+            .https_only(policy.https_only);
+        if let Some(p) = &cfg.proxy_url {
+            b = b.proxy(reqwest::Proxy::all(p).map_err(|e| ClientBuildError::Proxy(e.to_string()))?);
+        }
+        if let Some(pem) = &cfg.ca_bundle_pem {
+            for cert in reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| ClientBuildError::CaBundle(e.to_string()))?
+            {
+                b = b.add_root_certificate(cert);
+            }
+        }
+        let http = b.build().map_err(|e| ClientBuildError::Build(e.to_string()))?;
+        Ok(Self { http, policy })
+    }
+
+    /// POSTs `body` to `url` with `headers`. Never follows redirects; never connects to a
+    /// refused address.
+    pub async fn send(&self, url: &str, headers: http::HeaderMap, body: bytes::Bytes) -> SendResult {
+        let start = Instant::now();
+        let failed = |error, detail: String| SendResult::Failed {
+            error,
+            detail,
+            duration: start.elapsed(),
+        };
+        let parsed = match Url::parse(url) {
+            Ok(u) => u,
+            Err(e) => return failed(TransportError::Other, format!("invalid URL: {e}")),
+        };
+        let literal = match parsed.host() {
+            Some(Host::Ipv4(v4)) => Some(IpAddr::V4(v4)),
+            Some(Host::Ipv6(v6)) => Some(IpAddr::V6(v6)),
+            _ => None,
+        };
+        if let Some(ip) = literal {
+            if !self.policy.is_allowed(ip) {
+                return failed(
+                    TransportError::BlockedAddress,
+                    format!("{ip} is a private, loopback, link-local or reserved address"),
+                );
+            }
+        }
+        let resp = self.http.post(parsed).headers(headers).body(body).send().await;
+        let mut resp = match resp {
+            Ok(r) => r,
+            Err(e) => {
+                let (kind, detail) = classify_error(&e);
+                return failed(kind, detail);
+            }
+        };
+        let status = resp.status().as_u16();
+        let header = |name: http::header::HeaderName| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let retry_after = header(http::header::RETRY_AFTER);
+        let location = header(http::header::LOCATION);
+        let mut buf = Vec::new();
+        // Read only what is kept; dropping the rest closes the connection rather than
+        // downloading an arbitrarily large body.
+        while buf.len() < MAX_STORED_RESPONSE {
+            match resp.chunk().await {
+                Ok(Some(c)) => buf.extend_from_slice(&c),
+                Ok(None) => break,
+                Err(e) if e.is_timeout() => {
+                    let (_, detail) = classify_error(&e);
+                    return failed(TransportError::Timeout, detail);
+                }
+                Err(_) => break,
+            }
+        }
+        buf.truncate(MAX_STORED_RESPONSE);
+        SendResult::Response {
+            status,
+            retry_after,
+            location,
+            body: String::from_utf8_lossy(&buf).into_owned(),
+            duration: start.elapsed(),
+        }
+    }
+}
+
+/// Maps a reqwest error to a stable code and a human detail.
+fn classify_error(e: &reqwest::Error) -> (TransportError, String) {
+    let mut src: Option<&(dyn StdError + 'static)> = Some(e);
+    let mut chain = Vec::new();
+    while let Some(s) = src {
+        if let Some(b) = s.downcast_ref::<BlockedAddress>() {
+            return (TransportError::BlockedAddress, b.to_string());
+        }
+        chain.push(s.to_string());
+        src = s.source();
+    }
+    let detail = chain.last().cloned().unwrap_or_else(|| e.to_string());
+    let lower = chain.join(" ").to_ascii_lowercase();
+    let kind = if e.is_timeout() || lower.contains("timed out") {
+        TransportError::Timeout
+    } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
+        TransportError::Tls
+    } else if lower.contains("dns") || lower.contains("failed to lookup") || lower.contains("name or service") {
+        TransportError::Dns
+    } else if e.is_connect() || e.is_request() {
+        TransportError::Connect
+    } else {
+        TransportError::Other
+    };
+    (kind, detail)
+}

@@ -1,0 +1,337 @@
+//! The delivery workers: claim due deliveries under a lease, send them concurrently, record
+//! every attempt with its consequence, and hand work back on shutdown.
+//!
+//! The loop never keeps delivery state in memory beyond what is in flight: everything due lives
+//! in the store, so memory does not grow with the backlog, and a crash loses nothing (leases
+//! expire and the work is claimed again). It must not decide policy itself — outcome and
+//! retry timing come from `herald_core::{outcome, retry}`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use herald_core::ids::AttemptId;
+use herald_core::model::{Attempt, DeliveryStatus, Endpoint, Message, TriggerType};
+use herald_core::outcome::{classify_status, Outcome};
+use herald_core::retry::RetryPolicy;
+use herald_core::signing::signature_headers;
+use herald_core::{now_millis, Millis};
+use herald_store::{AttemptRecord, Claimed, NextState, Store};
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+use tokio::sync::{watch, Notify, Semaphore};
+
+use crate::client::{DeliveryClient, SendResult};
+
+/// Most deliveries claimed in one round trip.
+const CLAIM_BATCH: usize = 256;
+/// Longest idle sleep between looks at the queue (scheduled retries become due on their own).
+const MAX_IDLE: Duration = Duration::from_millis(500);
+/// How long shutdown waits for in-flight requests before handing their leases back.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    pub retry: RetryPolicy,
+    pub lease: Duration,
+    pub max_in_flight: usize,
+    /// Identifies this process's leases.
+    pub owner: String,
+}
+
+/// The delivery engine of one process.
+pub struct Engine {
+    store: Arc<dyn Store>,
+    client: DeliveryClient,
+    cfg: EngineConfig,
+    wake: Arc<Notify>,
+    slots: Arc<Semaphore>,
+}
+
+impl Engine {
+    pub fn new(store: Arc<dyn Store>, client: DeliveryClient, cfg: EngineConfig) -> Arc<Self> {
+        let slots = Arc::new(Semaphore::new(cfg.max_in_flight));
+        Arc::new(Self {
+            store,
+            client,
+            cfg,
+            wake: Arc::new(Notify::new()),
+            slots,
+        })
+    }
+
+    /// A handle the API pokes after a publish so new work starts without waiting for a poll.
+    pub fn waker(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    /// Runs until `shutdown` turns true, then waits up to [`SHUTDOWN_GRACE`] for in-flight
+    /// attempts and releases the leases of any that did not finish.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            let free = self.slots.available_permits().min(CLAIM_BATCH);
+            if free == 0 {
+                // Wait for any slot to free up (or shutdown).
+                tokio::select! {
+                    p = self.slots.clone().acquire_owned() => drop(p),
+                    _ = shutdown.changed() => {}
+                }
+                continue;
+            }
+            let now = now_millis();
+            let claimed = match self
+                .store
+                .claim_due(&self.cfg.owner, now, self.cfg.lease.as_millis() as i64, free)
+                .await
+            {
+                Ok(c) => {
+                    backoff = Duration::from_millis(100);
+                    c
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "claiming due deliveries failed; backing off");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            };
+            if claimed.is_empty() {
+                let idle = match self.store.next_due_at().await {
+                    Ok(Some(t)) => Duration::from_millis((t - now).clamp(1, MAX_IDLE.as_millis() as i64) as u64),
+                    _ => MAX_IDLE,
+                };
+                tokio::select! {
+                    _ = self.wake.notified() => {}
+                    _ = tokio::time::sleep(idle) => {}
+                    _ = shutdown.changed() => {}
+                }
+                continue;
+            }
+            self.dispatch(claimed).await;
+        }
+        self.drain().await;
+    }
+
+    async fn dispatch(self: &Arc<Self>, claimed: Vec<Claimed>) {
+        let mut msg_ids: Vec<_> = claimed.iter().map(|c| c.msg_id.clone()).collect();
+        msg_ids.sort();
+        msg_ids.dedup();
+        let mut ep_ids: Vec<_> = claimed.iter().map(|c| c.endpoint_id.clone()).collect();
+        ep_ids.sort();
+        ep_ids.dedup();
+        let (msgs, eps) = match self.store.load_for_delivery(&msg_ids, &ep_ids).await {
+            Ok(x) => x,
+            Err(e) => {
+                // The leases expire and the work is claimed again; nothing is lost.
+                tracing::error!(error = %e, "loading claimed deliveries failed");
+                return;
+            }
+        };
+        let msgs = Arc::new(msgs);
+        let eps: Arc<HashMap<_, _>> = Arc::new(eps);
+        for c in claimed {
+            let permit = match self.slots.clone().acquire_owned().await {
+                Ok(p) => p,
+                Err(_) => return,
+            };
+            let this = self.clone();
+            let (msgs, eps) = (msgs.clone(), eps.clone());
+            tokio::spawn(async move {
+                let msg = msgs.get(&c.msg_id);
+                let ep = eps.get(&c.endpoint_id);
+                this.deliver(c, msg, ep).await;
+                drop(permit);
+            });
+        }
+    }
+
+    /// Makes one attempt of a claimed delivery and records it.
+    async fn deliver(&self, c: Claimed, msg: Option<&Message>, ep: Option<&Endpoint>) {
+        let now = now_millis();
+        let (Some(msg), Some(ep)) = (msg, ep) else {
+            self.settle(self.store.abandon(c.delivery_id, now).await, &c);
+            return;
+        };
+        if ep.disabled {
+            // A disabled endpoint's deliveries end `failed` (recoverable), never vanish.
+            self.settle(self.store.abandon(c.delivery_id, now).await, &c);
+            return;
+        }
+        if let Some(until) = ep.paused_until.filter(|p| *p > now) {
+            self.settle(self.store.release(c.delivery_id, until).await, &c);
+            return;
+        }
+        let Some(payload) = msg.payload.as_deref() else {
+            self.settle(self.store.abandon(c.delivery_id, now).await, &c);
+            return;
+        };
+        let body = Bytes::copy_from_slice(payload.as_bytes());
+        let headers = build_headers(ep, msg, now, &body);
+        let result = self.client.send(&ep.url, headers, body).await;
+        let record = self.decide(&c, msg, ep, result);
+        let next = record.next.clone();
+        let mut tries = 0;
+        loop {
+            match self.store.record_attempt(record.clone()).await {
+                Ok(()) => break,
+                Err(e) if tries < 5 => {
+                    tries += 1;
+                    tracing::warn!(error = %e, delivery_id = c.delivery_id, "recording attempt failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(200 * tries)).await;
+                }
+                Err(e) => {
+                    // The lease will expire and the delivery is attempted again (a duplicate,
+                    // never a loss).
+                    tracing::error!(error = %e, delivery_id = c.delivery_id, "could not record attempt");
+                    return;
+                }
+            }
+        }
+        log_attempt(&c, &record.attempt, &next, now);
+    }
+
+    fn settle(&self, r: herald_store::Result<()>, c: &Claimed) {
+        if let Err(e) = r {
+            tracing::warn!(error = %e, delivery_id = c.delivery_id, "could not update delivery; its lease will expire");
+        }
+    }
+
+    fn decide(&self, c: &Claimed, msg: &Message, ep: &Endpoint, result: SendResult) -> AttemptRecord {
+        let now = now_millis();
+        let policy = ep
+            .retry_schedule
+            .as_ref()
+            .map(|s| RetryPolicy::from_secs(s))
+            .unwrap_or_else(|| self.cfg.retry.clone());
+        let retry_or_fail = |failures: u32| match policy.next_delay_ms(failures, &mut rand::thread_rng()) {
+            Some(d) => NextState::RetryAt { at: now + d as i64, failures },
+            None => NextState::Failed { disable_endpoint: false },
+        };
+        let (status_code, response, error, duration, next) = match result {
+            SendResult::Response { status, retry_after, location, body, duration } => {
+                let outcome = classify_status(status, retry_after.as_deref(), &ep.permanent_statuses, now);
+                let next = match outcome {
+                    Outcome::Success => NextState::Succeeded,
+                    Outcome::Retry => retry_or_fail(c.failures + 1),
+                    Outcome::Permanent { disable_endpoint } => NextState::Failed { disable_endpoint },
+                    Outcome::PauseEndpoint { until } => NextState::EndpointPaused { until },
+                };
+                let response = match location {
+                    Some(loc) if (300..400).contains(&status) => {
+                        format!("redirect_not_followed: Location: {loc}\n{body}")
+                    }
+                    _ => body,
+                };
+                (status, response, None, duration, next)
+            }
+            SendResult::Failed { error, detail, duration } => {
+                let next = retry_or_fail(c.failures + 1);
+                (0, format!("{}: {detail}", error.code()), Some(error.code().to_string()), duration, next)
+            }
+        };
+        let status = if matches!(next, NextState::Succeeded) {
+            DeliveryStatus::Success
+        } else {
+            DeliveryStatus::Fail
+        };
+        AttemptRecord {
+            attempt: Attempt {
+                id: AttemptId::generate(),
+                msg_id: msg.id.clone(),
+                endpoint_id: ep.id.clone(),
+                app_id: ep.app_id.clone(),
+                delivery_id: c.delivery_id,
+                url: ep.url.clone(),
+                response,
+                response_status_code: status_code,
+                response_duration_ms: duration.as_millis() as i64,
+                status,
+                trigger_type: if c.manual { TriggerType::Manual } else { TriggerType::Scheduled },
+                error,
+                created_at: now,
+            },
+            next,
+        }
+    }
+
+    /// Waits for in-flight attempts, then hands back the leases of those that did not finish.
+    async fn drain(&self) {
+        let all = self.cfg.max_in_flight as u32;
+        let waited = tokio::time::timeout(SHUTDOWN_GRACE, self.slots.acquire_many(all)).await;
+        if waited.is_err() {
+            tracing::warn!("in-flight deliveries did not finish within the grace period; releasing their leases");
+        }
+        match self.store.release_leases(Some(&self.cfg.owner), now_millis()).await {
+            Ok(n) if n > 0 => tracing::info!(released = n, "released delivery leases"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not release leases; they will expire"),
+        }
+    }
+}
+
+fn build_headers(ep: &Endpoint, msg: &Message, now: Millis, body: &[u8]) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    // Custom headers first, so the signature and content headers always win.
+    for (k, v) in &ep.headers {
+        if let (Ok(name), Ok(val)) = (HeaderName::try_from(k.as_str()), HeaderValue::try_from(v.as_str())) {
+            h.insert(name, val);
+        }
+    }
+    h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let secrets = ep.valid_secrets(now);
+    for (name, value) in signature_headers(ep.signature_scheme, &secrets, msg.id.as_str(), now / 1000, body) {
+        if let Ok(v) = HeaderValue::try_from(value) {
+            h.insert(HeaderName::from_static(name), v);
+        }
+    }
+    h
+}
+
+/// The one structured line per attempt (operations.md "Logs"). No secrets, no signatures.
+fn log_attempt(c: &Claimed, a: &Attempt, next: &NextState, now: Millis) {
+    let attempt = c.attempts + 1;
+    let outcome = match (&a.error, a.status) {
+        (Some(code), _) if code == "blocked_address" => "blocked",
+        (Some(code), _) if code == "timeout" => "timeout",
+        (Some(_), _) => "connect_error",
+        (None, DeliveryStatus::Success) => "success",
+        (None, _) => "http_error",
+    };
+    let status = (a.response_status_code != 0).then_some(a.response_status_code);
+    let next_retry = match next {
+        NextState::RetryAt { at, .. } => Some(((at - now).max(0) + 999) / 1000),
+        NextState::EndpointPaused { until } => Some(((until - now).max(0) + 999) / 1000),
+        _ => None,
+    };
+    let error = a.error.as_deref();
+    match next {
+        NextState::Succeeded => tracing::info!(
+            target: "herald::attempt",
+            delivery_id = c.delivery_id, msg_id = %a.msg_id, endpoint_id = %a.endpoint_id,
+            attempt, status, outcome, duration_ms = a.response_duration_ms,
+            "delivery succeeded"
+        ),
+        NextState::Failed { .. } => tracing::warn!(
+            target: "herald::attempt",
+            delivery_id = c.delivery_id, msg_id = %a.msg_id, endpoint_id = %a.endpoint_id,
+            attempt, status, outcome, duration_ms = a.response_duration_ms, error,
+            "delivery failed permanently"
+        ),
+        _ => tracing::warn!(
+            target: "herald::attempt",
+            delivery_id = c.delivery_id, msg_id = %a.msg_id, endpoint_id = %a.endpoint_id,
+            attempt, status, outcome, duration_ms = a.response_duration_ms, error,
+            next_retry = next_retry.map(|s| format!("{s}s")),
+            "delivery failed"
+        ),
+    }
+}
+

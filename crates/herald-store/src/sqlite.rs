@@ -1,0 +1,1368 @@
+//! The embedded SQLite backend.
+//!
+//! One writer thread owns the only write connection and applies writes in batches: it takes
+//! every job waiting in its queue, runs each inside its own savepoint (so one job's conflict
+//! does not undo its neighbours), commits once, and only then answers every caller — group
+//! commit, so N concurrent publishes cost one fsync. The database runs in WAL mode with
+//! `synchronous=FULL`, which makes each commit durable before it is acknowledged. Reads go to a
+//! small pool of read-only connections that see every committed write.
+//!
+//! This module must not hold a write transaction open across an `.await` and must not be
+//! reachable from two processes at once (the binary takes a lock on the data directory).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use herald_core::ids::{AppId, AttemptId, EndpointId, MessageId, TokenId};
+use herald_core::model::{
+    Application, Attempt, Delivery, DeliveryStatus, Endpoint, EndpointStats, EventType, Message,
+    Ordering, StoredSecret, TriggerType,
+};
+use herald_core::signing::SignatureScheme;
+use herald_core::Millis;
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{
+    AttemptFilter, AttemptRecord, AttemptScope, Claimed, IdempotentResponse, ListQuery,
+    MessageFilter, NextState, Page, Published, Result, Store, StoreError, TokenRecord,
+};
+
+/// Most jobs folded into one transaction.
+const MAX_BATCH: usize = 1024;
+/// Read connections kept open.
+const READERS: usize = 4;
+
+type Finisher = Box<dyn FnOnce(Result<()>) + Send>;
+type Job = Box<dyn FnOnce(&Connection) -> (bool, Finisher) + Send>;
+
+/// Embedded store on one SQLite file.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    jobs: mpsc::UnboundedSender<Job>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn map_sql(e: rusqlite::Error) -> StoreError {
+    if let rusqlite::Error::SqliteFailure(f, msg) = &e {
+        if f.code == rusqlite::ErrorCode::ConstraintViolation {
+            return StoreError::Conflict(msg.clone().unwrap_or_else(|| "unique constraint".into()));
+        }
+    }
+    StoreError::Unavailable(e.to_string())
+}
+
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE apps (
+    id TEXT PRIMARY KEY,
+    uid TEXT UNIQUE,
+    name TEXT NOT NULL,
+    throttle_rate INTEGER,
+    metadata TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE TABLE endpoints (
+    id TEXT PRIMARY KEY,
+    app_id TEXT NOT NULL,
+    uid TEXT,
+    url TEXT NOT NULL,
+    description TEXT NOT NULL,
+    disabled INTEGER NOT NULL,
+    event_types TEXT,
+    channels TEXT,
+    throttle_rate INTEGER,
+    metadata TEXT NOT NULL,
+    headers TEXT NOT NULL,
+    retry_schedule TEXT,
+    permanent_statuses TEXT NOT NULL,
+    ordering TEXT NOT NULL,
+    max_concurrency INTEGER,
+    signature_scheme TEXT NOT NULL,
+    secrets TEXT NOT NULL,
+    paused_until INTEGER,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    UNIQUE (app_id, uid)
+);
+CREATE INDEX endpoints_app ON endpoints (app_id, id);
+CREATE TABLE event_types (
+    name TEXT PRIMARY KEY,
+    description TEXT NOT NULL,
+    archived INTEGER NOT NULL,
+    deprecated INTEGER NOT NULL,
+    schemas TEXT,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE TABLE messages (
+    id TEXT PRIMARY KEY,
+    app_id TEXT NOT NULL,
+    event_id TEXT,
+    event_type TEXT NOT NULL,
+    payload TEXT,
+    channels TEXT,
+    created_at INTEGER NOT NULL,
+    UNIQUE (app_id, event_id)
+);
+CREATE INDEX messages_app ON messages (app_id, id);
+CREATE TABLE deliveries (
+    id INTEGER PRIMARY KEY,
+    msg_id TEXT NOT NULL,
+    endpoint_id TEXT NOT NULL,
+    app_id TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    failures INTEGER NOT NULL DEFAULT 0,
+    manual INTEGER NOT NULL DEFAULT 0,
+    next_at INTEGER,
+    lease_owner TEXT,
+    updated_at INTEGER NOT NULL,
+    UNIQUE (msg_id, endpoint_id)
+);
+CREATE INDEX deliveries_due ON deliveries (next_at) WHERE status IN (1, 3);
+CREATE INDEX deliveries_endpoint ON deliveries (endpoint_id, msg_id);
+CREATE TABLE attempts (
+    id TEXT PRIMARY KEY,
+    delivery_id INTEGER NOT NULL,
+    msg_id TEXT NOT NULL,
+    endpoint_id TEXT NOT NULL,
+    app_id TEXT NOT NULL,
+    url TEXT NOT NULL,
+    response TEXT NOT NULL,
+    status_code INTEGER NOT NULL,
+    duration_ms INTEGER NOT NULL,
+    status INTEGER NOT NULL,
+    trigger_type INTEGER NOT NULL,
+    error TEXT,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX attempts_msg ON attempts (msg_id, id);
+CREATE INDEX attempts_endpoint ON attempts (endpoint_id, id);
+CREATE TABLE tokens (
+    id TEXT PRIMARY KEY,
+    hash BLOB NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    app_id TEXT,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE idempotency (
+    key BLOB PRIMARY KEY,
+    status INTEGER NOT NULL,
+    body BLOB NOT NULL,
+    created_at INTEGER NOT NULL
+);
+"#];
+
+fn open_conn(path: &Path, read_only: bool) -> rusqlite::Result<Connection> {
+    let flags = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    };
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    if !read_only {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // FULL: the WAL is fsync'd at every commit, so an acknowledged write survives power
+        // loss, not only a process crash.
+        conn.pragma_update(None, "synchronous", "FULL")?;
+    }
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path`, applies migrations and starts the
+    /// writer thread.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let mut conn = open_conn(&path, false).map_err(unavailable)?;
+        migrate(&mut conn).map_err(unavailable)?;
+        let (tx, rx) = mpsc::unbounded_channel::<Job>();
+        std::thread::Builder::new()
+            .name("herald-sqlite-writer".into())
+            .spawn(move || writer_loop(conn, rx))
+            .map_err(unavailable)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path,
+                jobs: tx,
+                readers: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// Applies migrations and returns (for `herald migrate`).
+    pub fn migrate_only(path: impl AsRef<Path>) -> Result<()> {
+        let mut conn = open_conn(path.as_ref(), false).map_err(unavailable)?;
+        migrate(&mut conn).map_err(unavailable)
+    }
+
+    /// Runs `f` inside the next group-commit transaction and returns its result after the
+    /// commit is durable.
+    async fn write<R, F>(&self, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<Result<R>>();
+        let job: Job = Box::new(move |conn| {
+            let r = f(conn);
+            let ok = r.is_ok();
+            let fin: Finisher = Box::new(move |commit: Result<()>| {
+                let _ = tx.send(match commit {
+                    Ok(()) => r,
+                    Err(e) => Err(e),
+                });
+            });
+            (ok, fin)
+        });
+        self.inner
+            .jobs
+            .send(job)
+            .map_err(|_| StoreError::Unavailable("writer stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Unavailable("writer stopped".into()))?
+    }
+
+    /// Runs `f` on a read connection in the blocking pool.
+    async fn read<R, F>(&self, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = inner.readers.lock().expect("pool lock").pop();
+            let conn = match conn {
+                Some(c) => c,
+                None => open_conn(&inner.path, true).map_err(unavailable)?,
+            };
+            let r = f(&conn);
+            let mut pool = inner.readers.lock().expect("pool lock");
+            if pool.len() < READERS {
+                pool.push(conn);
+            }
+            r
+        })
+        .await
+        .map_err(unavailable)?
+    }
+}
+
+fn writer_loop(conn: Connection, mut rx: mpsc::UnboundedReceiver<Job>) {
+    let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = rx.blocking_recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(j) => batch.push(j),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            let err = unavailable(&e);
+            for job in batch.drain(..) {
+                let (_, fin) = job(&conn);
+                fin(Err(StoreError::Unavailable(err.to_string())));
+            }
+            let _ = conn.execute_batch("ROLLBACK");
+            continue;
+        }
+        let mut finishers = Vec::with_capacity(batch.len());
+        for job in batch.drain(..) {
+            if conn.execute_batch("SAVEPOINT job").is_err() {
+                // Dropping the job closes its reply channel: the caller sees `Unavailable`.
+                drop(job);
+                continue;
+            }
+            let (ok, fin) = job(&conn);
+            if !ok {
+                let _ = conn.execute_batch("ROLLBACK TO job");
+            }
+            let _ = conn.execute_batch("RELEASE job");
+            finishers.push(fin);
+        }
+        let commit = conn.execute_batch("COMMIT").map_err(unavailable);
+        if commit.is_err() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        for fin in finishers {
+            fin(match &commit {
+                Ok(()) => Ok(()),
+                Err(e) => Err(StoreError::Unavailable(e.to_string())),
+            });
+        }
+    }
+}
+
+// ---- row mapping ---------------------------------------------------------------------------
+
+fn json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).expect("serializable")
+}
+
+fn json_opt<T: serde::Serialize>(v: &Option<T>) -> Option<String> {
+    v.as_ref().map(json)
+}
+
+fn parse<T: serde::de::DeserializeOwned>(s: &str) -> rusqlite::Result<T> {
+    serde_json::from_str(s).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+fn parse_opt<T: serde::de::DeserializeOwned>(s: Option<String>) -> rusqlite::Result<Option<T>> {
+    s.map(|s| parse(&s)).transpose()
+}
+
+const APP_COLS: &str = "id, uid, name, throttle_rate, metadata, created_at, updated_at";
+
+fn app_row(r: &Row) -> rusqlite::Result<Application> {
+    Ok(Application {
+        id: AppId(r.get(0)?),
+        uid: r.get(1)?,
+        name: r.get(2)?,
+        throttle_rate: r.get(3)?,
+        metadata: parse(&r.get::<_, String>(4)?)?,
+        created_at: r.get(5)?,
+        updated_at: r.get(6)?,
+    })
+}
+
+const EP_COLS: &str = "id, app_id, uid, url, description, disabled, event_types, channels, \
+    throttle_rate, metadata, headers, retry_schedule, permanent_statuses, ordering, \
+    max_concurrency, signature_scheme, secrets, paused_until, created_at, updated_at";
+
+fn ep_row(r: &Row) -> rusqlite::Result<Endpoint> {
+    let ordering: String = r.get(13)?;
+    let scheme: String = r.get(15)?;
+    Ok(Endpoint {
+        id: EndpointId(r.get(0)?),
+        app_id: AppId(r.get(1)?),
+        uid: r.get(2)?,
+        url: r.get(3)?,
+        description: r.get(4)?,
+        disabled: r.get(5)?,
+        event_types: parse_opt(r.get(6)?)?,
+        channels: parse_opt(r.get(7)?)?,
+        throttle_rate: r.get(8)?,
+        metadata: parse(&r.get::<_, String>(9)?)?,
+        headers: parse(&r.get::<_, String>(10)?)?,
+        retry_schedule: parse_opt(r.get(11)?)?,
+        permanent_statuses: parse(&r.get::<_, String>(12)?)?,
+        ordering: if ordering == "fifo" {
+            Ordering::Fifo
+        } else {
+            Ordering::None
+        },
+        max_concurrency: r.get(14)?,
+        signature_scheme: SignatureScheme::parse(&scheme).unwrap_or_default(),
+        secrets: parse::<Vec<StoredSecret>>(&r.get::<_, String>(16)?)?,
+        paused_until: r.get(17)?,
+        created_at: r.get(18)?,
+        updated_at: r.get(19)?,
+    })
+}
+
+fn ep_params(ep: &Endpoint) -> [Box<dyn rusqlite::ToSql>; 20] {
+    [
+        Box::new(ep.id.0.clone()),
+        Box::new(ep.app_id.0.clone()),
+        Box::new(ep.uid.clone()),
+        Box::new(ep.url.clone()),
+        Box::new(ep.description.clone()),
+        Box::new(ep.disabled),
+        Box::new(json_opt(&ep.event_types)),
+        Box::new(json_opt(&ep.channels)),
+        Box::new(ep.throttle_rate),
+        Box::new(json(&ep.metadata)),
+        Box::new(json(&ep.headers)),
+        Box::new(json_opt(&ep.retry_schedule)),
+        Box::new(json(&ep.permanent_statuses)),
+        Box::new(match ep.ordering {
+            Ordering::Fifo => "fifo",
+            Ordering::None => "none",
+        }),
+        Box::new(ep.max_concurrency),
+        Box::new(ep.signature_scheme.as_str()),
+        Box::new(json(&ep.secrets)),
+        Box::new(ep.paused_until),
+        Box::new(ep.created_at),
+        Box::new(ep.updated_at),
+    ]
+}
+
+const ET_COLS: &str = "name, description, archived, deprecated, schemas, created_at, updated_at";
+
+fn et_row(r: &Row) -> rusqlite::Result<EventType> {
+    Ok(EventType {
+        name: r.get(0)?,
+        description: r.get(1)?,
+        archived: r.get(2)?,
+        deprecated: r.get(3)?,
+        schemas: parse_opt(r.get(4)?)?,
+        created_at: r.get(5)?,
+        updated_at: r.get(6)?,
+    })
+}
+
+const MSG_COLS: &str = "m.id, m.app_id, m.event_id, m.event_type, m.payload, m.channels, m.created_at";
+
+fn msg_row_at(r: &Row, o: usize) -> rusqlite::Result<Message> {
+    Ok(Message {
+        id: MessageId(r.get(o)?),
+        app_id: AppId(r.get(o + 1)?),
+        event_id: r.get(o + 2)?,
+        event_type: r.get(o + 3)?,
+        payload: r.get(o + 4)?,
+        channels: parse_opt(r.get(o + 5)?)?,
+        created_at: r.get(o + 6)?,
+    })
+}
+
+const DLV_COLS: &str =
+    "d.id, d.msg_id, d.endpoint_id, d.app_id, d.status, d.attempts, d.failures, d.next_at, d.updated_at";
+
+fn dlv_row(r: &Row) -> rusqlite::Result<Delivery> {
+    let status = DeliveryStatus::from_i64(r.get(4)?);
+    let next: Option<i64> = r.get(7)?;
+    Ok(Delivery {
+        id: r.get(0)?,
+        msg_id: MessageId(r.get(1)?),
+        endpoint_id: EndpointId(r.get(2)?),
+        app_id: AppId(r.get(3)?),
+        status,
+        attempts: r.get(5)?,
+        failures: r.get(6)?,
+        next_attempt_at: match status {
+            DeliveryStatus::Pending | DeliveryStatus::Sending => next,
+            _ => None,
+        },
+        updated_at: r.get(8)?,
+    })
+}
+
+const ATT_COLS: &str = "id, msg_id, endpoint_id, app_id, delivery_id, url, response, status_code, \
+    duration_ms, status, trigger_type, error, created_at";
+
+fn att_row(r: &Row) -> rusqlite::Result<Attempt> {
+    Ok(Attempt {
+        id: AttemptId(r.get(0)?),
+        msg_id: MessageId(r.get(1)?),
+        endpoint_id: EndpointId(r.get(2)?),
+        app_id: AppId(r.get(3)?),
+        delivery_id: r.get(4)?,
+        url: r.get(5)?,
+        response: r.get(6)?,
+        response_status_code: r.get(7)?,
+        response_duration_ms: r.get(8)?,
+        status: DeliveryStatus::from_i64(r.get(9)?),
+        trigger_type: if r.get::<_, i64>(10)? == 1 {
+            TriggerType::Manual
+        } else {
+            TriggerType::Scheduled
+        },
+        error: r.get(11)?,
+        created_at: r.get(12)?,
+    })
+}
+
+// ---- pagination ----------------------------------------------------------------------------
+
+use rusqlite::types::Value as SqlValue;
+
+/// Appends keyset conditions for `q` and returns the ORDER BY / LIMIT tail.
+fn paginate(
+    q: &ListQuery,
+    id_col: &str,
+    ts_col: &str,
+    conds: &mut Vec<String>,
+    args: &mut Vec<SqlValue>,
+) -> String {
+    let desc = q.descending ^ q.backwards;
+    if let Some(it) = &q.iterator {
+        conds.push(format!("{id_col} {} ?", if desc { "<" } else { ">" }));
+        args.push(SqlValue::Text(it.clone()));
+    }
+    if let Some(b) = q.before {
+        conds.push(format!("{ts_col} < ?"));
+        args.push(SqlValue::Integer(b));
+    }
+    if let Some(a) = q.after {
+        conds.push(format!("{ts_col} > ?"));
+        args.push(SqlValue::Integer(a));
+    }
+    format!(
+        " ORDER BY {id_col} {} LIMIT {}",
+        if desc { "DESC" } else { "ASC" },
+        q.limit + 1
+    )
+}
+
+fn where_sql(conds: &[String]) -> String {
+    if conds.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", conds.join(" AND "))
+    }
+}
+
+fn finish_page<T>(q: &ListQuery, mut items: Vec<T>) -> Page<T> {
+    let has_more = items.len() > q.limit;
+    items.truncate(q.limit);
+    if q.backwards {
+        items.reverse();
+    }
+    Page { items, has_more }
+}
+
+fn query_page<T, F>(
+    conn: &Connection,
+    select: &str,
+    mut conds: Vec<String>,
+    mut args: Vec<SqlValue>,
+    q: &ListQuery,
+    id_col: &str,
+    ts_col: &str,
+    map: F,
+) -> Result<Page<T>>
+where
+    F: FnMut(&Row) -> rusqlite::Result<T>,
+{
+    let tail = paginate(q, id_col, ts_col, &mut conds, &mut args);
+    let sql = format!("{select}{}{tail}", where_sql(&conds));
+    let mut stmt = conn.prepare_cached(&sql).map_err(map_sql)?;
+    let rows = stmt
+        .query_map(rusqlite::params_from_iter(args), map)
+        .map_err(map_sql)?
+        .collect::<rusqlite::Result<Vec<T>>>()
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(finish_page(q, rows))
+}
+
+fn one<T>(r: rusqlite::Result<Option<T>>) -> Result<Option<T>> {
+    r.map_err(map_sql)
+}
+
+fn endpoint_by(conn: &Connection, app: &str, id_or_uid: &str) -> Result<Option<Endpoint>> {
+    one(conn
+        .prepare_cached(&format!(
+            "SELECT {EP_COLS} FROM endpoints WHERE app_id = ?1 AND (id = ?2 OR uid = ?2)"
+        ))
+        .map_err(map_sql)?
+        .query_row(params![app, id_or_uid], ep_row)
+        .optional())
+}
+
+fn insert_delivery(conn: &Connection, msg: &str, ep: &str, app: &str, now: Millis, manual: bool)
+    -> rusqlite::Result<usize> {
+    conn.prepare_cached(
+        "INSERT INTO deliveries (msg_id, endpoint_id, app_id, status, next_at, manual, updated_at) \
+         VALUES (?1, ?2, ?3, 1, ?4, ?5, ?4)",
+    )?
+    .execute(params![msg, ep, app, now, manual])
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> Result<()> {
+        self.read(|c| {
+            c.query_row("SELECT 1", [], |_| Ok(())).map_err(map_sql)
+        })
+        .await?;
+        // A read proves the file answers; a no-op write proves the writer thread is alive.
+        self.write(|_| Ok(())).await
+    }
+
+    async fn create_app(&self, app: Application) -> Result<Application> {
+        self.write(move |c| {
+            c.prepare_cached(&format!("INSERT INTO apps ({APP_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7)"))
+                .and_then(|mut s| {
+                    s.execute(params![
+                        app.id.0, app.uid, app.name, app.throttle_rate, json(&app.metadata),
+                        app.created_at, app.updated_at
+                    ])
+                })
+                .map_err(map_sql)?;
+            Ok(app)
+        })
+        .await
+    }
+
+    async fn get_app(&self, id_or_uid: &str) -> Result<Option<Application>> {
+        let key = id_or_uid.to_string();
+        self.read(move |c| {
+            one(c
+                .prepare_cached(&format!("SELECT {APP_COLS} FROM apps WHERE id = ?1 OR uid = ?1"))
+                .map_err(map_sql)?
+                .query_row([key], app_row)
+                .optional())
+        })
+        .await
+    }
+
+    async fn list_apps(&self, q: &ListQuery) -> Result<Page<Application>> {
+        let q = q.clone();
+        self.read(move |c| {
+            query_page(
+                c,
+                &format!("SELECT {APP_COLS} FROM apps"),
+                vec![],
+                vec![],
+                &q,
+                "id",
+                "created_at",
+                app_row,
+            )
+        })
+        .await
+    }
+
+    async fn update_app(&self, app: Application) -> Result<Application> {
+        self.write(move |c| {
+            let n = c
+                .prepare_cached(
+                    "UPDATE apps SET uid = ?2, name = ?3, throttle_rate = ?4, metadata = ?5, updated_at = ?6 WHERE id = ?1",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        app.id.0, app.uid, app.name, app.throttle_rate, json(&app.metadata), app.updated_at
+                    ])
+                })
+                .map_err(map_sql)?;
+            if n == 0 {
+                return Err(StoreError::NotFound);
+            }
+            Ok(app)
+        })
+        .await
+    }
+
+    async fn delete_app(&self, id: &AppId) -> Result<()> {
+        let id = id.0.clone();
+        self.write(move |c| {
+            for sql in [
+                "DELETE FROM attempts WHERE app_id = ?1",
+                "DELETE FROM deliveries WHERE app_id = ?1",
+                "DELETE FROM messages WHERE app_id = ?1",
+                "DELETE FROM endpoints WHERE app_id = ?1",
+                "DELETE FROM tokens WHERE app_id = ?1",
+            ] {
+                c.execute(sql, [&id]).map_err(map_sql)?;
+            }
+            if c.execute("DELETE FROM apps WHERE id = ?1", [&id]).map_err(map_sql)? == 0 {
+                return Err(StoreError::NotFound);
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn create_endpoint(&self, ep: Endpoint) -> Result<Endpoint> {
+        self.write(move |c| {
+            let p = ep_params(&ep);
+            c.prepare_cached(&format!(
+                "INSERT INTO endpoints ({EP_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20)"
+            ))
+            .and_then(|mut s| s.execute(rusqlite::params_from_iter(p.iter())))
+            .map_err(map_sql)?;
+            Ok(ep)
+        })
+        .await
+    }
+
+    async fn get_endpoint(&self, app: &AppId, id_or_uid: &str) -> Result<Option<Endpoint>> {
+        let (app, key) = (app.0.clone(), id_or_uid.to_string());
+        self.read(move |c| endpoint_by(c, &app, &key)).await
+    }
+
+    async fn list_endpoints(&self, app: &AppId, q: &ListQuery) -> Result<Page<Endpoint>> {
+        let (app, q) = (app.0.clone(), q.clone());
+        self.read(move |c| {
+            query_page(
+                c,
+                &format!("SELECT {EP_COLS} FROM endpoints"),
+                vec!["app_id = ?".into()],
+                vec![SqlValue::Text(app)],
+                &q,
+                "id",
+                "created_at",
+                ep_row,
+            )
+        })
+        .await
+    }
+
+    async fn update_endpoint(&self, ep: Endpoint) -> Result<Endpoint> {
+        self.write(move |c| {
+            let was = endpoint_by(c, &ep.app_id.0, &ep.id.0)?.ok_or(StoreError::NotFound)?;
+            let mut ep = ep;
+            if was.disabled && !ep.disabled {
+                ep.paused_until = None;
+            }
+            let p = ep_params(&ep);
+            c.prepare_cached(
+                "UPDATE endpoints SET app_id=?2, uid=?3, url=?4, description=?5, disabled=?6, event_types=?7, \
+                 channels=?8, throttle_rate=?9, metadata=?10, headers=?11, retry_schedule=?12, \
+                 permanent_statuses=?13, ordering=?14, max_concurrency=?15, signature_scheme=?16, \
+                 secrets=?17, paused_until=?18, created_at=?19, updated_at=?20 WHERE id=?1",
+            )
+            .and_then(|mut s| s.execute(rusqlite::params_from_iter(p.iter())))
+            .map_err(map_sql)?;
+            Ok(ep)
+        })
+        .await
+    }
+
+    async fn delete_endpoint(&self, app: &AppId, id: &EndpointId) -> Result<()> {
+        let (app, id) = (app.0.clone(), id.0.clone());
+        self.write(move |c| {
+            let n = c
+                .execute("DELETE FROM endpoints WHERE app_id = ?1 AND id = ?2", [&app, &id])
+                .map_err(map_sql)?;
+            if n == 0 {
+                return Err(StoreError::NotFound);
+            }
+            c.execute(
+                "DELETE FROM deliveries WHERE endpoint_id = ?1 AND status IN (1, 3)",
+                [&id],
+            )
+            .map_err(map_sql)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn endpoint_stats(
+        &self,
+        ep: &EndpointId,
+        since: Option<Millis>,
+        until: Option<Millis>,
+    ) -> Result<EndpointStats> {
+        let ep = ep.0.clone();
+        self.read(move |c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT d.status, COUNT(*) FROM deliveries d JOIN messages m ON m.id = d.msg_id \
+                     WHERE d.endpoint_id = ?1 AND m.created_at >= ?2 AND m.created_at < ?3 GROUP BY d.status",
+                )
+                .map_err(map_sql)?;
+            let mut stats = EndpointStats::default();
+            let rows = stmt
+                .query_map(
+                    params![ep, since.unwrap_or(i64::MIN), until.unwrap_or(i64::MAX)],
+                    |r| Ok((r.get::<_, i64>(0)?, r.get::<_, u64>(1)?)),
+                )
+                .map_err(map_sql)?;
+            for row in rows {
+                let (status, n) = row.map_err(map_sql)?;
+                match DeliveryStatus::from_i64(status) {
+                    DeliveryStatus::Success => stats.success += n,
+                    DeliveryStatus::Pending => stats.pending += n,
+                    DeliveryStatus::Fail => stats.fail += n,
+                    DeliveryStatus::Sending => stats.sending += n,
+                }
+            }
+            Ok(stats)
+        })
+        .await
+    }
+
+    async fn create_event_type(&self, et: EventType) -> Result<EventType> {
+        self.write(move |c| {
+            c.prepare_cached(&format!("INSERT INTO event_types ({ET_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7)"))
+                .and_then(|mut s| {
+                    s.execute(params![
+                        et.name, et.description, et.archived, et.deprecated, json_opt(&et.schemas),
+                        et.created_at, et.updated_at
+                    ])
+                })
+                .map_err(map_sql)?;
+            Ok(et)
+        })
+        .await
+    }
+
+    async fn get_event_type(&self, name: &str) -> Result<Option<EventType>> {
+        let name = name.to_string();
+        self.read(move |c| {
+            one(c
+                .prepare_cached(&format!("SELECT {ET_COLS} FROM event_types WHERE name = ?1"))
+                .map_err(map_sql)?
+                .query_row([name], et_row)
+                .optional())
+        })
+        .await
+    }
+
+    async fn list_event_types(&self, q: &ListQuery, include_archived: bool) -> Result<Page<EventType>> {
+        let q = q.clone();
+        self.read(move |c| {
+            let conds = if include_archived { vec![] } else { vec!["archived = 0".to_string()] };
+            query_page(
+                c,
+                &format!("SELECT {ET_COLS} FROM event_types"),
+                conds,
+                vec![],
+                &q,
+                "name",
+                "created_at",
+                et_row,
+            )
+        })
+        .await
+    }
+
+    async fn update_event_type(&self, et: EventType) -> Result<EventType> {
+        self.write(move |c| {
+            let n = c
+                .prepare_cached(
+                    "UPDATE event_types SET description=?2, archived=?3, deprecated=?4, schemas=?5, updated_at=?6 WHERE name=?1",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![et.name, et.description, et.archived, et.deprecated, json_opt(&et.schemas), et.updated_at])
+                })
+                .map_err(map_sql)?;
+            if n == 0 {
+                return Err(StoreError::NotFound);
+            }
+            Ok(et)
+        })
+        .await
+    }
+
+    async fn delete_event_type(&self, name: &str) -> Result<()> {
+        let name = name.to_string();
+        self.write(move |c| {
+            // Svix archives rather than deletes, so existing endpoint filters keep their meaning.
+            let n = c
+                .execute("UPDATE event_types SET archived = 1 WHERE name = ?1", [name])
+                .map_err(map_sql)?;
+            if n == 0 {
+                return Err(StoreError::NotFound);
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn publish(&self, msg: Message, only: Option<EndpointId>) -> Result<Published> {
+        self.write(move |c| {
+            c.prepare_cached(
+                "INSERT INTO messages (id, app_id, event_id, event_type, payload, channels, created_at) \
+                 VALUES (?1,?2,?3,?4,?5,?6,?7)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    msg.id.0, msg.app_id.0, msg.event_id, msg.event_type, msg.payload,
+                    json_opt(&msg.channels), msg.created_at
+                ])
+            })
+            .map_err(|e| match map_sql(e) {
+                StoreError::Conflict(_) => StoreError::Conflict("eventId already used in this application".into()),
+                other => other,
+            })?;
+            let mut stmt = c
+                .prepare_cached(&format!("SELECT {EP_COLS} FROM endpoints WHERE app_id = ?1 AND disabled = 0"))
+                .map_err(map_sql)?;
+            let eps = stmt
+                .query_map([&msg.app_id.0], ep_row)
+                .map_err(map_sql)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(map_sql)?;
+            let mut deliveries = 0;
+            let wanted = |e: &Endpoint| match &only {
+                Some(id) => e.id == *id,
+                None => e.matches(&msg.event_type, msg.channels.as_deref()),
+            };
+            for ep in eps.iter().filter(|e| wanted(e)) {
+                let at = ep.paused_until.map_or(msg.created_at, |p| p.max(msg.created_at));
+                insert_delivery(c, &msg.id.0, &ep.id.0, &msg.app_id.0, at, false).map_err(map_sql)?;
+                deliveries += 1;
+            }
+            Ok(Published { message: msg, deliveries })
+        })
+        .await
+    }
+
+    async fn get_message(&self, app: &AppId, id_or_event_id: &str) -> Result<Option<Message>> {
+        let (app, key) = (app.0.clone(), id_or_event_id.to_string());
+        self.read(move |c| {
+            one(c
+                .prepare_cached(&format!(
+                    "SELECT {MSG_COLS} FROM messages m WHERE m.app_id = ?1 AND (m.id = ?2 OR m.event_id = ?2)"
+                ))
+                .map_err(map_sql)?
+                .query_row([app, key], |r| msg_row_at(r, 0))
+                .optional())
+        })
+        .await
+    }
+
+    async fn list_messages(&self, app: &AppId, filter: &MessageFilter, q: &ListQuery) -> Result<Page<Message>> {
+        let (app, filter, q) = (app.0.clone(), filter.clone(), q.clone());
+        self.read(move |c| {
+            let mut conds = vec!["m.app_id = ?".to_string()];
+            let mut args = vec![SqlValue::Text(app)];
+            if let Some(ch) = filter.channel {
+                conds.push("EXISTS (SELECT 1 FROM json_each(m.channels) WHERE value = ?)".into());
+                args.push(SqlValue::Text(ch));
+            }
+            if let Some(types) = filter.event_types.filter(|t| !t.is_empty()) {
+                conds.push(format!("m.event_type IN ({})", vec!["?"; types.len()].join(",")));
+                args.extend(types.into_iter().map(SqlValue::Text));
+            }
+            query_page(
+                c,
+                &format!("SELECT {MSG_COLS} FROM messages m"),
+                conds,
+                args,
+                &q,
+                "m.id",
+                "m.created_at",
+                |r| msg_row_at(r, 0),
+            )
+        })
+        .await
+    }
+
+    async fn expunge_payload(&self, app: &AppId, msg: &MessageId) -> Result<()> {
+        let (app, msg) = (app.0.clone(), msg.0.clone());
+        self.write(move |c| {
+            let n = c
+                .execute("UPDATE messages SET payload = NULL WHERE app_id = ?1 AND id = ?2", [app, msg])
+                .map_err(map_sql)?;
+            if n == 0 {
+                return Err(StoreError::NotFound);
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn deliveries_of_message(&self, msg: &MessageId) -> Result<Vec<Delivery>> {
+        let msg = msg.0.clone();
+        self.read(move |c| {
+            let mut stmt = c
+                .prepare_cached(&format!("SELECT {DLV_COLS} FROM deliveries d WHERE d.msg_id = ?1 ORDER BY d.endpoint_id"))
+                .map_err(map_sql)?;
+            let rows = stmt
+                .query_map([msg], dlv_row)
+                .map_err(map_sql)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(map_sql)?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn deliveries_of_endpoint(
+        &self,
+        ep: &EndpointId,
+        status: Option<i64>,
+        q: &ListQuery,
+    ) -> Result<Page<(Delivery, Message)>> {
+        let (ep, q) = (ep.0.clone(), q.clone());
+        self.read(move |c| {
+            let mut conds = vec!["d.endpoint_id = ?".to_string()];
+            let mut args = vec![SqlValue::Text(ep)];
+            if let Some(s) = status {
+                conds.push("d.status = ?".into());
+                args.push(SqlValue::Integer(s));
+            }
+            query_page(
+                c,
+                &format!("SELECT {DLV_COLS}, {MSG_COLS} FROM deliveries d JOIN messages m ON m.id = d.msg_id"),
+                conds,
+                args,
+                &q,
+                "d.msg_id",
+                "m.created_at",
+                |r| Ok((dlv_row(r)?, msg_row_at(r, 9)?)),
+            )
+        })
+        .await
+    }
+
+    async fn resend(&self, app: &AppId, msg: &MessageId, ep: &EndpointId, now: Millis) -> Result<()> {
+        let (app, msg, ep) = (app.0.clone(), msg.0.clone(), ep.0.clone());
+        self.write(move |c| {
+            let n = c
+                .prepare_cached(
+                    "UPDATE deliveries SET status = 1, failures = 0, manual = 1, next_at = ?3, lease_owner = NULL, updated_at = ?3 \
+                     WHERE msg_id = ?1 AND endpoint_id = ?2 AND status != 3",
+                )
+                .and_then(|mut s| s.execute(params![msg, ep, now]))
+                .map_err(map_sql)?;
+            if n == 0 {
+                let exists: bool = c
+                    .query_row(
+                        "SELECT EXISTS (SELECT 1 FROM deliveries WHERE msg_id = ?1 AND endpoint_id = ?2)",
+                        [&msg, &ep],
+                        |r| r.get(0),
+                    )
+                    .map_err(map_sql)?;
+                // An attempt is in flight already: the resend is satisfied by it.
+                if !exists {
+                    insert_delivery(c, &msg, &ep, &app, now, true).map_err(map_sql)?;
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn recover(&self, ep: &EndpointId, since: Millis, until: Option<Millis>, now: Millis) -> Result<u64> {
+        let ep = ep.0.clone();
+        self.write(move |c| {
+            let n = c
+                .prepare_cached(
+                    "UPDATE deliveries SET status = 1, failures = 0, next_at = ?4, updated_at = ?4 \
+                     WHERE endpoint_id = ?1 AND status = 2 AND msg_id IN \
+                     (SELECT id FROM messages WHERE created_at >= ?2 AND created_at < ?3)",
+                )
+                .and_then(|mut s| s.execute(params![ep, since, until.unwrap_or(i64::MAX), now]))
+                .map_err(map_sql)?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn list_attempts(
+        &self,
+        app: &AppId,
+        scope: &AttemptScope,
+        filter: &AttemptFilter,
+        q: &ListQuery,
+    ) -> Result<Page<Attempt>> {
+        let (app, scope, filter, q) = (app.0.clone(), scope.clone(), filter.clone(), q.clone());
+        self.read(move |c| {
+            let mut conds = vec!["app_id = ?".to_string()];
+            let mut args = vec![SqlValue::Text(app)];
+            match scope {
+                AttemptScope::Endpoint(e) => {
+                    conds.push("endpoint_id = ?".into());
+                    args.push(SqlValue::Text(e.0));
+                }
+                AttemptScope::Message(m) => {
+                    conds.push("msg_id = ?".into());
+                    args.push(SqlValue::Text(m.0));
+                }
+            }
+            if let Some(s) = filter.status {
+                conds.push("status = ?".into());
+                args.push(SqlValue::Integer(s));
+            }
+            if let Some(e) = filter.endpoint_id {
+                conds.push("endpoint_id = ?".into());
+                args.push(SqlValue::Text(e.0));
+            }
+            query_page(c, &format!("SELECT {ATT_COLS} FROM attempts"), conds, args, &q, "id", "created_at", att_row)
+        })
+        .await
+    }
+
+    async fn get_attempt(&self, app: &AppId, msg: &MessageId, id: &str) -> Result<Option<Attempt>> {
+        let (app, msg, id) = (app.0.clone(), msg.0.clone(), id.to_string());
+        self.read(move |c| {
+            one(c
+                .prepare_cached(&format!("SELECT {ATT_COLS} FROM attempts WHERE app_id = ?1 AND msg_id = ?2 AND id = ?3"))
+                .map_err(map_sql)?
+                .query_row([app, msg, id], att_row)
+                .optional())
+        })
+        .await
+    }
+
+    async fn claim_due(&self, owner: &str, now: Millis, lease_ms: i64, limit: usize) -> Result<Vec<Claimed>> {
+        let owner = owner.to_string();
+        self.write(move |c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "UPDATE deliveries SET status = 3, next_at = ?2, lease_owner = ?3, updated_at = ?1 \
+                     WHERE id IN (SELECT id FROM deliveries WHERE status IN (1, 3) AND next_at <= ?1 \
+                                  ORDER BY next_at LIMIT ?4) \
+                     RETURNING id, msg_id, endpoint_id, app_id, attempts, failures, manual",
+                )
+                .map_err(map_sql)?;
+            let rows = stmt
+                .query_map(params![now, now + lease_ms, owner, limit as i64], |r| {
+                    Ok(Claimed {
+                        delivery_id: r.get(0)?,
+                        msg_id: MessageId(r.get(1)?),
+                        endpoint_id: EndpointId(r.get(2)?),
+                        app_id: AppId(r.get(3)?),
+                        attempts: r.get(4)?,
+                        failures: r.get(5)?,
+                        manual: r.get(6)?,
+                    })
+                })
+                .map_err(map_sql)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(map_sql)?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn load_for_delivery(
+        &self,
+        msgs: &[MessageId],
+        eps: &[EndpointId],
+    ) -> Result<(HashMap<MessageId, Message>, HashMap<EndpointId, Endpoint>)> {
+        let msgs: Vec<String> = msgs.iter().map(|m| m.0.clone()).collect();
+        let eps: Vec<String> = eps.iter().map(|e| e.0.clone()).collect();
+        self.read(move |c| {
+            let mut mout = HashMap::with_capacity(msgs.len());
+            for chunk in msgs.chunks(500) {
+                let sql = format!(
+                    "SELECT {MSG_COLS} FROM messages m WHERE m.id IN ({})",
+                    vec!["?"; chunk.len()].join(",")
+                );
+                let mut stmt = c.prepare_cached(&sql).map_err(map_sql)?;
+                let rows = stmt
+                    .query_map(rusqlite::params_from_iter(chunk), |r| msg_row_at(r, 0))
+                    .map_err(map_sql)?;
+                for m in rows {
+                    let m = m.map_err(map_sql)?;
+                    mout.insert(m.id.clone(), m);
+                }
+            }
+            let mut eout = HashMap::with_capacity(eps.len());
+            for chunk in eps.chunks(500) {
+                let sql = format!(
+                    "SELECT {EP_COLS} FROM endpoints WHERE id IN ({})",
+                    vec!["?"; chunk.len()].join(",")
+                );
+                let mut stmt = c.prepare_cached(&sql).map_err(map_sql)?;
+                let rows = stmt.query_map(rusqlite::params_from_iter(chunk), ep_row).map_err(map_sql)?;
+                for e in rows {
+                    let e = e.map_err(map_sql)?;
+                    eout.insert(e.id.clone(), e);
+                }
+            }
+            Ok((mout, eout))
+        })
+        .await
+    }
+
+    async fn record_attempt(&self, rec: AttemptRecord) -> Result<()> {
+        self.write(move |c| {
+            let a = &rec.attempt;
+            c.prepare_cached(&format!(
+                "INSERT INTO attempts ({ATT_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)"
+            ))
+            .and_then(|mut s| {
+                s.execute(params![
+                    a.id.0, a.msg_id.0, a.endpoint_id.0, a.app_id.0, a.delivery_id, a.url, a.response,
+                    a.response_status_code, a.response_duration_ms, a.status as i64, a.trigger_type as i64,
+                    a.error, a.created_at
+                ])
+            })
+            .map_err(map_sql)?;
+            let now = a.created_at;
+            let id = a.delivery_id;
+            let upd = |sql: &str, p: &[&dyn rusqlite::ToSql]| {
+                c.prepare_cached(sql).and_then(|mut s| s.execute(p)).map_err(map_sql)
+            };
+            match &rec.next {
+                NextState::Succeeded => {
+                    upd("UPDATE deliveries SET status = 0, attempts = attempts + 1, manual = 0, next_at = NULL, lease_owner = NULL, updated_at = ?2 WHERE id = ?1",
+                        &[&id, &now])?;
+                }
+                NextState::RetryAt { at, failures } => {
+                    upd("UPDATE deliveries SET status = 1, attempts = attempts + 1, failures = ?3, manual = 0, next_at = ?4, lease_owner = NULL, updated_at = ?2 WHERE id = ?1",
+                        &[&id, &now, failures, at])?;
+                }
+                NextState::Failed { disable_endpoint } => {
+                    upd("UPDATE deliveries SET status = 2, attempts = attempts + 1, manual = 0, next_at = NULL, lease_owner = NULL, updated_at = ?2 WHERE id = ?1",
+                        &[&id, &now])?;
+                    if *disable_endpoint {
+                        upd("UPDATE endpoints SET disabled = 1, updated_at = ?2 WHERE id = ?1", &[&a.endpoint_id.0, &now])?;
+                        // Nothing is dropped: the endpoint's waiting deliveries end `failed`,
+                        // where `recover` can bring them back once the endpoint is re-enabled.
+                        upd("UPDATE deliveries SET status = 2, next_at = NULL, lease_owner = NULL, updated_at = ?2 WHERE endpoint_id = ?1 AND status = 1",
+                            &[&a.endpoint_id.0, &now])?;
+                    }
+                }
+                NextState::EndpointPaused { until } => {
+                    upd("UPDATE deliveries SET status = 1, attempts = attempts + 1, manual = 0, next_at = ?3, lease_owner = NULL, updated_at = ?2 WHERE id = ?1",
+                        &[&id, &now, until])?;
+                    upd("UPDATE endpoints SET paused_until = ?2 WHERE id = ?1", &[&a.endpoint_id.0, until])?;
+                    upd("UPDATE deliveries SET next_at = ?2 WHERE endpoint_id = ?1 AND status = 1 AND next_at < ?2",
+                        &[&a.endpoint_id.0, until])?;
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn release(&self, delivery_id: i64, at: Millis) -> Result<()> {
+        self.write(move |c| {
+            c.prepare_cached("UPDATE deliveries SET status = 1, next_at = ?2, lease_owner = NULL WHERE id = ?1 AND status = 3")
+                .and_then(|mut s| s.execute(params![delivery_id, at]))
+                .map_err(map_sql)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn abandon(&self, delivery_id: i64, now: Millis) -> Result<()> {
+        self.write(move |c| {
+            c.prepare_cached("UPDATE deliveries SET status = 2, next_at = NULL, lease_owner = NULL, updated_at = ?2 WHERE id = ?1")
+                .and_then(|mut s| s.execute(params![delivery_id, now]))
+                .map_err(map_sql)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn release_leases(&self, owner: Option<&str>, now: Millis) -> Result<u64> {
+        let owner = owner.map(str::to_string);
+        self.write(move |c| {
+            let n = match owner {
+                Some(o) => c.execute(
+                    "UPDATE deliveries SET status = 1, next_at = ?1, lease_owner = NULL WHERE status = 3 AND lease_owner = ?2",
+                    params![now, o],
+                ),
+                None => c.execute(
+                    "UPDATE deliveries SET status = 1, next_at = ?1, lease_owner = NULL WHERE status = 3",
+                    params![now],
+                ),
+            }
+            .map_err(map_sql)?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn next_due_at(&self) -> Result<Option<Millis>> {
+        self.read(|c| {
+            c.query_row("SELECT MIN(next_at) FROM deliveries WHERE status IN (1, 3)", [], |r| r.get(0))
+                .map_err(map_sql)
+        })
+        .await
+    }
+
+    async fn queue_summary(&self, now: Millis) -> Result<(u64, u64, Option<Millis>)> {
+        self.read(move |c| {
+            c.query_row(
+                "SELECT COUNT(*) FILTER (WHERE next_at <= ?1), COUNT(*) FILTER (WHERE next_at > ?1), \
+                 MIN(next_at) FILTER (WHERE next_at <= ?1 AND status = 1) \
+                 FROM deliveries WHERE status IN (1, 3)",
+                [now],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .map_err(map_sql)
+        })
+        .await
+    }
+
+    async fn create_token(&self, rec: TokenRecord, hash: [u8; 32]) -> Result<TokenRecord> {
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO tokens (id, hash, name, app_id, created_at) VALUES (?1,?2,?3,?4,?5)",
+                params![rec.id.0, hash.as_slice(), rec.name, rec.app_id.as_ref().map(|a| a.0.clone()), rec.created_at],
+            )
+            .map_err(map_sql)?;
+            Ok(rec)
+        })
+        .await
+    }
+
+    async fn find_token(&self, hash: [u8; 32]) -> Result<Option<TokenRecord>> {
+        self.read(move |c| {
+            one(c
+                .prepare_cached("SELECT id, name, app_id, created_at FROM tokens WHERE hash = ?1")
+                .map_err(map_sql)?
+                .query_row([hash.as_slice()], token_row)
+                .optional())
+        })
+        .await
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<TokenRecord>> {
+        self.read(|c| {
+            let mut stmt = c
+                .prepare_cached("SELECT id, name, app_id, created_at FROM tokens ORDER BY id")
+                .map_err(map_sql)?;
+            let rows = stmt
+                .query_map([], token_row)
+                .map_err(map_sql)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(map_sql)?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn delete_token(&self, id: &TokenId) -> Result<()> {
+        let id = id.0.clone();
+        self.write(move |c| {
+            if c.execute("DELETE FROM tokens WHERE id = ?1", [id]).map_err(map_sql)? == 0 {
+                return Err(StoreError::NotFound);
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_idempotent(&self, key: [u8; 32], since: Millis) -> Result<Option<IdempotentResponse>> {
+        self.read(move |c| {
+            one(c
+                .prepare_cached("SELECT status, body FROM idempotency WHERE key = ?1 AND created_at >= ?2")
+                .map_err(map_sql)?
+                .query_row(params![key.as_slice(), since], |r| {
+                    Ok(IdempotentResponse { status: r.get(0)?, body: r.get(1)? })
+                })
+                .optional())
+        })
+        .await
+    }
+
+    async fn put_idempotent(&self, key: [u8; 32], resp: IdempotentResponse, now: Millis) -> Result<()> {
+        self.write(move |c| {
+            c.prepare_cached("INSERT OR REPLACE INTO idempotency (key, status, body, created_at) VALUES (?1,?2,?3,?4)")
+                .and_then(|mut s| s.execute(params![key.as_slice(), resp.status, resp.body, now]))
+                .map_err(map_sql)?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+fn token_row(r: &Row) -> rusqlite::Result<TokenRecord> {
+    Ok(TokenRecord {
+        id: TokenId(r.get(0)?),
+        name: r.get(1)?,
+        app_id: r.get::<_, Option<String>>(2)?.map(AppId),
+        created_at: r.get(3)?,
+    })
+}

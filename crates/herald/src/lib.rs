@@ -1,0 +1,193 @@
+//! Wiring: turns a validated [`Config`] into a running Herald — data directory, admin token,
+//! store, delivery engine and HTTP server — and shuts it down gracefully.
+//!
+//! [`run`] takes an optional pre-bound listener so integration tests start the real server on
+//! port 0. This crate holds no business logic; it only assembles the library crates.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use herald_api::{ApiConfig, AppState};
+use herald_core::config::Config;
+use herald_core::retry::RetryPolicy;
+use herald_core::ssrf::EgressPolicy;
+use herald_delivery::{ClientConfig, DeliveryClient, Engine, EngineConfig};
+use herald_store::{SqliteStore, Store};
+use rand::RngCore;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Name of the generated admin token file inside `data_dir`.
+pub const ADMIN_TOKEN_FILE: &str = "admin-token";
+
+/// Where the server listens once bound (useful with port 0).
+pub type BoundAddr = std::net::SocketAddr;
+
+/// Creates `data_dir` and returns the admin token: from configuration, else from
+/// `data_dir/admin-token`, else freshly generated into that file (mode 0600) and printed once.
+pub fn ensure_admin_token(cfg: &Config) -> anyhow::Result<String> {
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("cannot create data_dir {}", cfg.data_dir.display()))?;
+    if let Some(t) = &cfg.admin_token {
+        return Ok(t.clone());
+    }
+    let path = cfg.data_dir.join(ADMIN_TOKEN_FILE);
+    if path.exists() {
+        let t = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        return Ok(t.trim().to_string());
+    }
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    let token = format!("hk_admin_{}", URL_SAFE_NO_PAD.encode(bytes));
+    write_private(&path, token.as_bytes())?;
+    // Printed once, on the terminal of the operator who started Herald the first time; it is
+    // never logged through tracing.
+    println!(
+        "Generated admin token (saved to {}):\n  {token}",
+        path.display()
+    );
+    Ok(token)
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let mut opts = OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    Ok(())
+}
+
+/// Holds the exclusive lock that keeps a second process off the same SQLite file.
+pub struct DataLock(#[allow(dead_code)] File);
+
+pub fn lock_database(db: &Path) -> anyhow::Result<DataLock> {
+    let lock_path = PathBuf::from(format!("{}.lock", db.display()));
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("cannot open {}", lock_path.display()))?;
+    f.try_lock().map_err(|_| {
+        anyhow::anyhow!(
+            "{} is in use by another Herald process (lock {} held); one SQLite store serves one process",
+            db.display(),
+            lock_path.display()
+        )
+    })?;
+    Ok(DataLock(f))
+}
+
+/// Opens the store named by the configuration.
+pub fn open_store(cfg: &Config) -> anyhow::Result<(Arc<dyn Store>, DataLock)> {
+    let db = cfg.sqlite_path();
+    if let Some(parent) = db.parent() {
+        std::fs::create_dir_all(parent).ok();
+    }
+    let lock = lock_database(&db)?;
+    let store = SqliteStore::open(&db).with_context(|| format!("cannot open {}", db.display()))?;
+    Ok((Arc::new(store), lock))
+}
+
+/// Runs Herald until `shutdown` turns true. When `listener` is `None`, binds `cfg.listen`.
+/// `on_bound` learns the bound address before requests are served.
+pub async fn run(
+    cfg: Config,
+    listener: Option<TcpListener>,
+    mut shutdown: watch::Receiver<bool>,
+    on_bound: impl FnOnce(BoundAddr),
+) -> anyhow::Result<()> {
+    let admin_token = ensure_admin_token(&cfg)?;
+    let (store, _lock) = open_store(&cfg)?;
+    // Single node: the lock above proves no other process holds a lease, so leases left by a
+    // crash are released now rather than after they expire.
+    let released = store.release_leases(None, herald_core::now_millis()).await?;
+    if released > 0 {
+        tracing::info!(released, "re-queued deliveries that were in flight when Herald last stopped");
+    }
+
+    let egress = EgressPolicy {
+        allow_networks: cfg.allow_networks.clone(),
+        https_only: cfg.https_only,
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut waker = None;
+    if cfg.role.runs_workers() {
+        let ca = match &cfg.ca_bundle {
+            Some(p) => Some(std::fs::read(p).with_context(|| format!("cannot read ca_bundle {}", p.display()))?),
+            None => None,
+        };
+        let client = DeliveryClient::new(ClientConfig {
+            policy: egress.clone(),
+            connect_timeout: std::time::Duration::from_millis(cfg.connect_timeout_ms),
+            request_timeout: std::time::Duration::from_millis(cfg.request_timeout_ms),
+            proxy_url: cfg.proxy_url.clone(),
+            ca_bundle_pem: ca,
+        })?;
+        let engine = Engine::new(
+            store.clone(),
+            client,
+            EngineConfig {
+                retry: RetryPolicy::from_secs(&cfg.retry_schedule),
+                lease: std::time::Duration::from_secs(cfg.lease_seconds),
+                max_in_flight: cfg.max_in_flight,
+                owner: format!("node-{}", ulid::Ulid::new()),
+            },
+        );
+        waker = Some(engine.waker());
+        let rx = shutdown.clone();
+        tasks.spawn(async move { engine.run(rx).await });
+    }
+
+    let listener = match listener {
+        Some(l) => l,
+        None => TcpListener::bind(cfg.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", cfg.listen))?,
+    };
+    let addr = listener.local_addr()?;
+    on_bound(addr);
+    if cfg.role.runs_api() {
+        let state = AppState::new(
+            store.clone(),
+            ApiConfig {
+                admin_token,
+                egress,
+                max_payload_bytes: cfg.max_payload_bytes,
+                public_url: cfg.public_url(),
+            },
+            waker,
+        );
+        let router = herald_api::router(state);
+        let mut rx = shutdown.clone();
+        tasks.spawn(async move {
+            let stop = async move {
+                let _ = rx.wait_for(|s| *s).await;
+            };
+            if let Err(e) = herald_api::serve(listener, router, stop).await {
+                tracing::error!(error = %e, "HTTP server failed");
+            }
+        });
+        tracing::info!(%addr, "Herald listening");
+    } else {
+        drop(listener);
+    }
+    let _ = shutdown.wait_for(|s| *s).await;
+    while tasks.join_next().await.is_some() {}
+    tracing::info!("Herald stopped");
+    Ok(())
+}
