@@ -35,7 +35,8 @@ where
 pub fn valid_uid(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 256
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
 }
 
 /// Collects field problems so a 422 lists all of them.
@@ -49,7 +50,10 @@ impl Checks {
     pub fn uid(&mut self, field: &str, v: Option<&str>) {
         if let Some(u) = v {
             if !valid_uid(u) {
-                self.fail(field, "must match ^[a-zA-Z0-9\\-_.]+$ and be 1-256 characters");
+                self.fail(
+                    field,
+                    "must match ^[a-zA-Z0-9\\-_.]+$ and be 1-256 characters",
+                );
             }
             // A uid shaped like an ID would shadow real IDs in path lookups.
             if u.starts_with("app_") || u.starts_with("ep_") || u.starts_with("msg_") {
@@ -220,7 +224,10 @@ pub fn check_list(c: &mut Checks, field: &str, v: Option<&Vec<String>>) {
             c.fail(field, "at most 1000 entries");
         }
         if list.iter().any(|s| !valid_uid(s)) {
-            c.fail(field, "entries must match ^[a-zA-Z0-9\\-_.]+$ and be 1-256 characters");
+            c.fail(
+                field,
+                "entries must match ^[a-zA-Z0-9\\-_.]+$ and be 1-256 characters",
+            );
         }
     }
 }
@@ -236,12 +243,20 @@ pub fn check_endpoint_extras(
             c.fail("retrySchedule", "at most 50 entries");
         }
         if r.iter().any(|s| *s > 7 * 86_400) {
-            c.fail("retrySchedule", "each delay must be at most 7 days (604800 s)");
+            c.fail(
+                "retrySchedule",
+                "each delay must be at most 7 days (604800 s)",
+            );
         }
     }
     if let Some(p) = permanent {
-        if p.iter().any(|s| !(100..=599).contains(s) || (200..300).contains(s)) {
-            c.fail("permanentStatuses", "entries must be non-2xx HTTP status codes");
+        if p.iter()
+            .any(|s| !(100..=599).contains(s) || (200..300).contains(s))
+        {
+            c.fail(
+                "permanentStatuses",
+                "entries must be non-2xx HTTP status codes",
+            );
         }
     }
     if let Some(m) = max_conc {
@@ -260,15 +275,28 @@ pub fn check_headers(c: &mut Checks, field: &str, h: &BTreeMap<String, String>) 
             c.fail(field, format!("value of `{k}` is not a valid header value"));
         }
         let lower = k.to_ascii_lowercase();
-        if RESERVED_HEADERS.contains(&lower.as_str()) || lower.starts_with("webhook-") || lower.starts_with("svix-") {
-            c.fail(field, format!("`{k}` is set by Herald and cannot be overridden"));
+        if RESERVED_HEADERS.contains(&lower.as_str())
+            || lower.starts_with("webhook-")
+            || lower.starts_with("svix-")
+        {
+            c.fail(
+                field,
+                format!("`{k}` is set by Herald and cannot be overridden"),
+            );
         }
     }
 }
 
 const RESERVED_HEADERS: &[&str] = &[
-    "content-type", "content-length", "host", "user-agent", "transfer-encoding", "connection",
-    "x-hub-signature-256", "x-webhook-id", "x-webhook-timestamp",
+    "content-type",
+    "content-length",
+    "host",
+    "user-agent",
+    "transfer-encoding",
+    "connection",
+    "x-hub-signature-256",
+    "x-webhook-id",
+    "x-webhook-timestamp",
 ];
 
 #[derive(Debug, Serialize)]
@@ -458,7 +486,8 @@ pub fn payload_json(m: &Message, with_content: bool) -> Box<RawValue> {
         (Some(p), true) => p.clone(),
         (None, true) => r#"{"expired":true}"#.to_string(),
     };
-    RawValue::from_string(text).unwrap_or_else(|_| RawValue::from_string("{}".into()).expect("static"))
+    RawValue::from_string(text)
+        .unwrap_or_else(|_| RawValue::from_string("{}".into()).expect("static"))
 }
 
 #[derive(Debug, Serialize)]
@@ -559,7 +588,12 @@ pub struct ListOut<T: Serialize> {
 
 impl<T: Serialize> ListOut<T> {
     /// `key` gives the ID the next page continues from.
-    pub fn new<S>(items: &[S], has_more: bool, key: impl Fn(&S) -> String, map: impl Fn(&S) -> T) -> Self {
+    pub fn new<S>(
+        items: &[S],
+        has_more: bool,
+        key: impl Fn(&S) -> String,
+        map: impl Fn(&S) -> T,
+    ) -> Self {
         Self {
             iterator: items.last().map(&key),
             prev_iterator: items.first().map(|s| format!("-{}", key(s))),

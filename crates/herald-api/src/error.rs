@@ -107,7 +107,8 @@ impl IntoResponse for ApiError {
         };
         let mut resp = (status, axum::Json(body)).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
-            resp.headers_mut().insert("retry-after", HeaderValue::from_static("5"));
+            resp.headers_mut()
+                .insert("retry-after", HeaderValue::from_static("5"));
         }
         resp
     }

@@ -75,7 +75,12 @@ pub struct ListParams {
 pub fn parse_time(field: &str, s: &str) -> Result<Millis, ApiError> {
     DateTime::parse_from_rfc3339(s)
         .map(|d| d.timestamp_millis())
-        .map_err(|_| ApiError::Validation(vec![FieldError::query(field, "expected an RFC 3339 date-time")]))
+        .map_err(|_| {
+            ApiError::Validation(vec![FieldError::query(
+                field,
+                "expected an RFC 3339 date-time",
+            )])
+        })
 }
 
 impl ListParams {
@@ -111,8 +116,16 @@ impl ListParams {
             iterator,
             backwards,
             descending,
-            before: self.before.as_deref().map(|s| parse_time("before", s)).transpose()?,
-            after: self.after.as_deref().map(|s| parse_time("after", s)).transpose()?,
+            before: self
+                .before
+                .as_deref()
+                .map(|s| parse_time("before", s))
+                .transpose()?,
+            after: self
+                .after
+                .as_deref()
+                .map(|s| parse_time("after", s))
+                .transpose()?,
         })
     }
 }
@@ -135,7 +148,9 @@ impl Caller {
         if self.is_admin() {
             Ok(())
         } else {
-            Err(ApiError::Forbidden("this token is scoped to one application".into()))
+            Err(ApiError::Forbidden(
+                "this token is scoped to one application".into(),
+            ))
         }
     }
 }
@@ -158,14 +173,20 @@ impl FromRequestParts<AppState> for Auth {
             .headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or(ApiError::Unauthorized)?;
         let hash = sha256(token.as_bytes());
         // Compare hashes in constant time so timing reveals nothing about the admin token.
         if bool::from(hash.ct_eq(&state.inner.admin_token_hash)) {
-            return Ok(Auth { caller: Caller::Admin, token_hash: hash });
+            return Ok(Auth {
+                caller: Caller::Admin,
+                token_hash: hash,
+            });
         }
         match state.inner.store.find_token(hash).await? {
             Some(rec) => Ok(Auth {

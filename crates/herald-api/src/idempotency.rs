@@ -26,7 +26,11 @@ pub async fn layer(State(st): State<AppState>, req: Request, next: Next) -> Resp
     if req.method() != Method::POST {
         return next.run(req).await;
     }
-    let Some(idem) = req.headers().get("idempotency-key").map(|v| v.as_bytes().to_vec()) else {
+    let Some(idem) = req
+        .headers()
+        .get("idempotency-key")
+        .map(|v| v.as_bytes().to_vec())
+    else {
         return next.run(req).await;
     };
     let auth = req
@@ -57,7 +61,11 @@ pub async fn layer(State(st): State<AppState>, req: Request, next: Next) -> Resp
 }
 
 async fn run(st: &AppState, key: [u8; 32], req: Request, next: Next) -> Response {
-    match st.store().get_idempotent(key, now_millis() - WINDOW_MS).await {
+    match st
+        .store()
+        .get_idempotent(key, now_millis() - WINDOW_MS)
+        .await
+    {
         Ok(Some(prev)) => return replay(prev),
         Ok(None) => {}
         Err(e) => return crate::error::ApiError::from(e).into_response(),
@@ -68,7 +76,8 @@ async fn run(st: &AppState, key: [u8; 32], req: Request, next: Next) -> Response
     }
     let (parts, body) = resp.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, MAX_STORED).await else {
-        return crate::error::ApiError::Internal("response too large to store".into()).into_response();
+        return crate::error::ApiError::Internal("response too large to store".into())
+            .into_response();
     };
     let stored = IdempotentResponse {
         status: parts.status.as_u16(),

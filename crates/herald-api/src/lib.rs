@@ -103,7 +103,10 @@ impl AppState {
 /// The full router (`/api/v1/...`, `/healthz`).
 pub fn router(state: AppState) -> Router {
     routes::router(state.clone())
-        .layer(axum::middleware::from_fn_with_state(state.clone(), idempotency::layer))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::layer,
+        ))
         .with_state(state)
 }
 

@@ -131,11 +131,11 @@ impl Config {
                 }
             }
         }
-        fig = fig.merge(
-            Env::prefixed("HERALD_")
-                .split("__")
-                .filter(|k| !CLIENT_ENV_KEYS.iter().any(|c| k.as_str().eq_ignore_ascii_case(c))),
-        );
+        fig = fig.merge(Env::prefixed("HERALD_").split("__").filter(|k| {
+            !CLIENT_ENV_KEYS
+                .iter()
+                .any(|c| k.as_str().eq_ignore_ascii_case(c))
+        }));
         Self::from_figment(&fig)
     }
 
@@ -189,9 +189,24 @@ impl Config {
         take_opt(&dict, "encryption_key", &mut c.encryption_key, &mut errors);
         take(&dict, "role", &mut c.role, &mut errors);
         take(&dict, "retry_schedule", &mut c.retry_schedule, &mut errors);
-        take(&dict, "connect_timeout_ms", &mut c.connect_timeout_ms, &mut errors);
-        take(&dict, "request_timeout_ms", &mut c.request_timeout_ms, &mut errors);
-        take(&dict, "max_payload_bytes", &mut c.max_payload_bytes, &mut errors);
+        take(
+            &dict,
+            "connect_timeout_ms",
+            &mut c.connect_timeout_ms,
+            &mut errors,
+        );
+        take(
+            &dict,
+            "request_timeout_ms",
+            &mut c.request_timeout_ms,
+            &mut errors,
+        );
+        take(
+            &dict,
+            "max_payload_bytes",
+            &mut c.max_payload_bytes,
+            &mut errors,
+        );
         if let Some(v) = dict.get("allow_networks") {
             match v.deserialize::<Vec<String>>() {
                 Ok(list) => {
@@ -336,7 +351,6 @@ pub fn figment_from_toml(text: &str) -> Figment {
     Figment::new().merge(Toml::string(text))
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -345,7 +359,10 @@ mod tests {
     fn defaults_match_the_contract() {
         let c = Config::from_figment(&Figment::new()).unwrap();
         assert_eq!(c.listen.to_string(), "127.0.0.1:8787");
-        assert_eq!(c.retry_schedule, vec![1, 5, 30, 60, 300, 1800, 7200, 21600, 43200, 86400]);
+        assert_eq!(
+            c.retry_schedule,
+            vec![1, 5, 30, 60, 300, 1800, 7200, 21600, 43200, 86400]
+        );
         assert_eq!(c.max_payload_bytes, 2_097_152);
         assert_eq!((c.connect_timeout_ms, c.request_timeout_ms), (2000, 10000));
         assert_eq!(c.public_url(), "http://127.0.0.1:8787");
@@ -365,7 +382,13 @@ mod tests {
         );
         let err = Config::from_figment(&fig).unwrap_err();
         let text = err.to_string();
-        for needle in ["`listen`", "`max_in_flight`", "`bogus`", "`retry_schedul`: unknown", "`proxy_url`"] {
+        for needle in [
+            "`listen`",
+            "`max_in_flight`",
+            "`bogus`",
+            "`retry_schedul`: unknown",
+            "`proxy_url`",
+        ] {
             assert!(text.contains(needle), "missing {needle} in {text}");
         }
         assert_eq!(err.0.len(), 5, "{text}");
@@ -374,14 +397,20 @@ mod tests {
     #[test]
     fn environment_overrides_file() {
         figment::Jail::expect_with(|jail| {
-            jail.create_file("herald.toml", "listen = \"127.0.0.1:9000\"\nhttps_only = true\n")?;
+            jail.create_file(
+                "herald.toml",
+                "listen = \"127.0.0.1:9000\"\nhttps_only = true\n",
+            )?;
             jail.set_env("HERALD_LISTEN", "127.0.0.1:9100");
             jail.set_env("HERALD_ALLOW_NETWORKS", "[\"127.0.0.0/8\"]");
             jail.set_env("HERALD_URL", "http://client-only");
             let c = Config::load(None).map_err(|e| e.to_string())?;
             assert_eq!(c.listen.to_string(), "127.0.0.1:9100");
             assert!(c.https_only);
-            assert_eq!(c.allow_networks, vec!["127.0.0.0/8".parse::<IpNet>().unwrap()]);
+            assert_eq!(
+                c.allow_networks,
+                vec!["127.0.0.0/8".parse::<IpNet>().unwrap()]
+            );
             Ok(())
         });
     }

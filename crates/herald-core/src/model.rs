@@ -262,7 +262,10 @@ mod tests {
         assert!(e.matches("a", None));
         assert!(!e.matches("b", None));
         e.channels = Some(vec!["c1".into()]);
-        assert!(!e.matches("a", None), "channel endpoint ignores channel-less messages");
+        assert!(
+            !e.matches("a", None),
+            "channel endpoint ignores channel-less messages"
+        );
         assert!(e.matches("a", Some(&["c1".into(), "c2".into()])));
         assert!(!e.matches("a", Some(&["c2".into()])));
         e.disabled = true;
@@ -275,8 +278,14 @@ mod tests {
         let a = EndpointSecret::generate();
         let b = EndpointSecret::generate();
         e.secrets = vec![
-            StoredSecret { key: a.expose().into(), expires_at: None },
-            StoredSecret { key: b.expose().into(), expires_at: Some(100) },
+            StoredSecret {
+                key: a.expose().into(),
+                expires_at: None,
+            },
+            StoredSecret {
+                key: b.expose().into(),
+                expires_at: Some(100),
+            },
         ];
         assert_eq!(e.valid_secrets(50).len(), 2);
         assert_eq!(e.valid_secrets(100), vec![a]);

@@ -114,20 +114,34 @@ mod tests {
     fn decision_table() {
         assert_eq!(classify_status(200, None, &[], NOW), Outcome::Success);
         assert_eq!(classify_status(204, None, &[], NOW), Outcome::Success);
-        assert_eq!(classify_status(301, None, &[], NOW), Outcome::Retry, "3xx is a failure");
+        assert_eq!(
+            classify_status(301, None, &[], NOW),
+            Outcome::Retry,
+            "3xx is a failure"
+        );
         assert_eq!(classify_status(500, None, &[], NOW), Outcome::Retry);
-        assert_eq!(classify_status(503, None, &[], NOW), Outcome::Retry, "503 without Retry-After");
+        assert_eq!(
+            classify_status(503, None, &[], NOW),
+            Outcome::Retry,
+            "503 without Retry-After"
+        );
         assert_eq!(
             classify_status(410, None, &[], NOW),
-            Outcome::Permanent { disable_endpoint: true }
+            Outcome::Permanent {
+                disable_endpoint: true
+            }
         );
         assert_eq!(
             classify_status(400, None, &[400, 422], NOW),
-            Outcome::Permanent { disable_endpoint: false }
+            Outcome::Permanent {
+                disable_endpoint: false
+            }
         );
         assert_eq!(
             classify_status(429, None, &[], NOW),
-            Outcome::PauseEndpoint { until: NOW + 60_000 }
+            Outcome::PauseEndpoint {
+                until: NOW + 60_000
+            }
         );
         assert_eq!(
             classify_status(429, Some("7"), &[], NOW),
@@ -135,12 +149,16 @@ mod tests {
         );
         assert_eq!(
             classify_status(503, Some("99999"), &[], NOW),
-            Outcome::PauseEndpoint { until: NOW + MAX_PAUSE_MS },
+            Outcome::PauseEndpoint {
+                until: NOW + MAX_PAUSE_MS
+            },
             "capped at one hour"
         );
         assert_eq!(
             classify_status(429, Some("garbage"), &[], NOW),
-            Outcome::PauseEndpoint { until: NOW + 60_000 }
+            Outcome::PauseEndpoint {
+                until: NOW + 60_000
+            }
         );
     }
 
@@ -149,6 +167,9 @@ mod tests {
         // 2023-11-14T22:13:20Z is NOW; the date is 30 s later.
         let d = parse_retry_after("Tue, 14 Nov 2023 22:13:50 GMT", NOW).unwrap();
         assert_eq!(d, 30_000);
-        assert_eq!(parse_retry_after("Tue, 14 Nov 2023 22:00:00 GMT", NOW), Some(0));
+        assert_eq!(
+            parse_retry_after("Tue, 14 Nov 2023 22:00:00 GMT", NOW),
+            Some(0)
+        );
     }
 }

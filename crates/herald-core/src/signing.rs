@@ -173,7 +173,10 @@ pub fn signature_headers(
         ],
         // GitHub's header has room for one signature only: the newest secret signs.
         SignatureScheme::Github => {
-            let mut h = vec![("x-webhook-id", msg_id.to_string()), ("x-webhook-timestamp", ts)];
+            let mut h = vec![
+                ("x-webhook-id", msg_id.to_string()),
+                ("x-webhook-timestamp", ts),
+            ];
             if let Some(newest) = secrets.first() {
                 h.push(("x-hub-signature-256", sign_github(newest.expose(), body)));
             }
@@ -258,8 +261,14 @@ mod tests {
         let a = EndpointSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
         let b = EndpointSecret::parse("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
         assert_eq!(a, b);
-        assert_eq!(EndpointSecret::parse("whsec_c2hvcnQ="), Err(SecretError::BadLength));
-        assert_eq!(EndpointSecret::parse("whsec_***"), Err(SecretError::NotBase64));
+        assert_eq!(
+            EndpointSecret::parse("whsec_c2hvcnQ="),
+            Err(SecretError::BadLength)
+        );
+        assert_eq!(
+            EndpointSecret::parse("whsec_***"),
+            Err(SecretError::NotBase64)
+        );
         let g = EndpointSecret::generate();
         assert!(g.expose().starts_with("whsec_"));
         assert_eq!(EndpointSecret::parse(g.expose()).unwrap(), g);
@@ -270,14 +279,29 @@ mod tests {
     fn rotation_signs_with_every_secret_newest_first() {
         let new = EndpointSecret::generate();
         let old = EndpointSecret::generate();
-        let h = signature_headers(SignatureScheme::Standard, &[new.clone(), old.clone()], "msg_1", 10, b"{}");
+        let h = signature_headers(
+            SignatureScheme::Standard,
+            &[new.clone(), old.clone()],
+            "msg_1",
+            10,
+            b"{}",
+        );
         let sig = &h.iter().find(|(k, _)| *k == "webhook-signature").unwrap().1;
         let parts: Vec<_> = sig.split(' ').collect();
         assert_eq!(parts.len(), 2);
         assert_eq!(parts[0], sign_standard(new.key(), "msg_1", 10, b"{}"));
         assert_eq!(parts[1], sign_standard(old.key(), "msg_1", 10, b"{}"));
         for s in [&new, &old] {
-            verify_standard(s.key(), Some("msg_1"), Some("10"), Some(sig), b"{}", 10, 300).unwrap();
+            verify_standard(
+                s.key(),
+                Some("msg_1"),
+                Some("10"),
+                Some(sig),
+                b"{}",
+                10,
+                300,
+            )
+            .unwrap();
         }
     }
 
@@ -297,14 +321,29 @@ mod tests {
         let v = |id, ts, sig: Option<&str>, body: &[u8], now| {
             verify_standard(s.key(), id, ts, sig, body, now, 300)
         };
-        assert_eq!(v(Some("msg_1"), Some("1000"), Some(&sig), b"{}", 1000), Ok(()));
-        assert_eq!(v(None, Some("1000"), Some(&sig), b"{}", 1000), Err(VerifyError::MissingHeader("webhook-id")));
-        assert_eq!(v(Some("msg_1"), Some("x"), Some(&sig), b"{}", 1000), Err(VerifyError::MalformedHeader("webhook-timestamp")));
+        assert_eq!(
+            v(Some("msg_1"), Some("1000"), Some(&sig), b"{}", 1000),
+            Ok(())
+        );
+        assert_eq!(
+            v(None, Some("1000"), Some(&sig), b"{}", 1000),
+            Err(VerifyError::MissingHeader("webhook-id"))
+        );
+        assert_eq!(
+            v(Some("msg_1"), Some("x"), Some(&sig), b"{}", 1000),
+            Err(VerifyError::MalformedHeader("webhook-timestamp"))
+        );
         assert_eq!(
             v(Some("msg_1"), Some("1000"), Some(&sig), b"{}", 1301),
             Err(VerifyError::TimestampOutOfTolerance { skew_seconds: 301 })
         );
-        assert_eq!(v(Some("msg_1"), Some("1000"), Some(&sig), b"{ }", 1000), Err(VerifyError::NoMatchingSignature));
-        assert_eq!(v(Some("msg_1"), Some("1000"), Some("v2,abc"), b"{}", 1000), Err(VerifyError::MalformedHeader("webhook-signature")));
+        assert_eq!(
+            v(Some("msg_1"), Some("1000"), Some(&sig), b"{ }", 1000),
+            Err(VerifyError::NoMatchingSignature)
+        );
+        assert_eq!(
+            v(Some("msg_1"), Some("1000"), Some("v2,abc"), b"{}", 1000),
+            Err(VerifyError::MalformedHeader("webhook-signature"))
+        );
     }
 }

@@ -128,7 +128,7 @@ impl EgressPolicy {
         }
         let ip = match url.host() {
             None => return Err(UrlError::NoHost),
-            Some(Host::Domain(d)) if d.is_empty() => return Err(UrlError::NoHost),
+            Some(Host::Domain("")) => return Err(UrlError::NoHost),
             Some(Host::Domain(_)) => None,
             Some(Host::Ipv4(v4)) => Some(IpAddr::V4(v4)),
             Some(Host::Ipv6(v6)) => Some(IpAddr::V6(v6)),
@@ -147,7 +147,6 @@ pub fn is_blocked_by_default(ip: IpAddr) -> bool {
     in_blocklist(ip)
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,17 +160,49 @@ mod tests {
     #[test]
     fn blocked_ranges_and_public_addresses() {
         for ip in [
-            "0.0.0.0", "10.1.2.3", "100.64.0.1", "127.0.0.1", "127.255.255.254", "169.254.169.254",
-            "172.16.0.1", "172.31.255.255", "192.0.0.8", "192.0.2.1", "192.88.99.1", "192.168.1.1",
-            "198.18.0.1", "198.19.255.255", "198.51.100.7", "203.0.113.9", "224.0.0.1", "239.1.1.1",
-            "240.0.0.1", "255.255.255.255", "::", "::1", "fc00::1", "fd12::1", "fe80::1", "ff02::1",
-            "2001:db8::1", "64:ff9b::a00:1", "::ffff:127.0.0.1", "::ffff:169.254.169.254",
+            "0.0.0.0",
+            "10.1.2.3",
+            "100.64.0.1",
+            "127.0.0.1",
+            "127.255.255.254",
+            "169.254.169.254",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.0.0.8",
+            "192.0.2.1",
+            "192.88.99.1",
+            "192.168.1.1",
+            "198.18.0.1",
+            "198.19.255.255",
+            "198.51.100.7",
+            "203.0.113.9",
+            "224.0.0.1",
+            "239.1.1.1",
+            "240.0.0.1",
+            "255.255.255.255",
+            "::",
+            "::1",
+            "fc00::1",
+            "fd12::1",
+            "fe80::1",
+            "ff02::1",
+            "2001:db8::1",
+            "64:ff9b::a00:1",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
             "::ffff:10.0.0.1",
         ] {
             let ip: IpAddr = ip.parse().unwrap();
             assert!(!p().is_allowed(ip), "{ip} must be blocked");
         }
-        for ip in ["1.1.1.1", "8.8.8.8", "172.32.0.1", "100.128.0.1", "2606:4700::1111", "::ffff:8.8.8.8"] {
+        for ip in [
+            "1.1.1.1",
+            "8.8.8.8",
+            "172.32.0.1",
+            "100.128.0.1",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+        ] {
             let ip: IpAddr = ip.parse().unwrap();
             assert!(p().is_allowed(ip), "{ip} must be allowed");
         }
@@ -193,11 +224,11 @@ mod tests {
     fn url_validation_catches_obfuscated_literals() {
         for url in [
             "http://127.0.0.1/",
-            "http://2130706433/",     // decimal
-            "http://0x7f000001/",     // hex
-            "http://0x7f.1/",         // hex, shortened
-            "http://017700000001/",   // octal
-            "http://127.1/",          // shortened
+            "http://2130706433/",   // decimal
+            "http://0x7f000001/",   // hex
+            "http://0x7f.1/",       // hex, shortened
+            "http://017700000001/", // octal
+            "http://127.1/",        // shortened
             "http://[::1]/",
             "http://[::ffff:127.0.0.1]/",
             "http://[::ffff:a9fe:a9fe]/", // 169.254.169.254 mapped, hex form
@@ -210,12 +241,30 @@ mod tests {
             );
         }
         assert!(p().validate_url("https://example.com/hook").is_ok());
-        assert!(p().validate_url("http://localhost/hook").is_ok(), "names are checked at delivery");
-        assert_eq!(p().validate_url("ftp://example.com/"), Err(UrlError::BadScheme));
-        assert!(matches!(p().validate_url("not a url"), Err(UrlError::Invalid(_))));
-        assert_eq!(p().validate_url("http://u:p@example.com/"), Err(UrlError::Credentials));
-        let https_only = EgressPolicy { https_only: true, ..Default::default() };
-        assert_eq!(https_only.validate_url("http://example.com/"), Err(UrlError::HttpsRequired));
+        assert!(
+            p().validate_url("http://localhost/hook").is_ok(),
+            "names are checked at delivery"
+        );
+        assert_eq!(
+            p().validate_url("ftp://example.com/"),
+            Err(UrlError::BadScheme)
+        );
+        assert!(matches!(
+            p().validate_url("not a url"),
+            Err(UrlError::Invalid(_))
+        ));
+        assert_eq!(
+            p().validate_url("http://u:p@example.com/"),
+            Err(UrlError::Credentials)
+        );
+        let https_only = EgressPolicy {
+            https_only: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            https_only.validate_url("http://example.com/"),
+            Err(UrlError::HttpsRequired)
+        );
         let long = format!("https://example.com/{}", "a".repeat(MAX_URL_LEN));
         assert_eq!(p().validate_url(&long), Err(UrlError::TooLong));
     }

@@ -99,11 +99,18 @@ pub struct Claimed {
 pub enum NextState {
     Succeeded,
     /// Failed; try again at `at`. `failures` is the new count of retries consumed.
-    RetryAt { at: Millis, failures: u32 },
+    RetryAt {
+        at: Millis,
+        failures: u32,
+    },
     /// Retries exhausted or a permanent status: the delivery ends `failed`.
-    Failed { disable_endpoint: bool },
+    Failed {
+        disable_endpoint: bool,
+    },
     /// 429 / 503 + Retry-After: the endpoint pauses and this delivery waits; no retry consumed.
-    EndpointPaused { until: Millis },
+    EndpointPaused {
+        until: Millis,
+    },
 }
 
 /// An attempt and what follows from it, committed together.
@@ -199,8 +206,13 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Page<(Delivery, Message)>>;
     /// Queues one manual attempt of (message, endpoint) now, creating the delivery if the
     /// endpoint did not receive the message originally.
-    async fn resend(&self, app: &AppId, msg: &MessageId, ep: &EndpointId, now: Millis)
-        -> Result<()>;
+    async fn resend(
+        &self,
+        app: &AppId,
+        msg: &MessageId,
+        ep: &EndpointId,
+        now: Millis,
+    ) -> Result<()>;
     /// Re-queues the endpoint's `failed` deliveries of messages created in [since, until).
     /// Returns how many were re-queued.
     async fn recover(
@@ -218,8 +230,7 @@ pub trait Store: Send + Sync + 'static {
         filter: &AttemptFilter,
         q: &ListQuery,
     ) -> Result<Page<Attempt>>;
-    async fn get_attempt(&self, app: &AppId, msg: &MessageId, id: &str)
-        -> Result<Option<Attempt>>;
+    async fn get_attempt(&self, app: &AppId, msg: &MessageId, id: &str) -> Result<Option<Attempt>>;
 
     /// Leases up to `limit` due deliveries (pending and due, or sending with an expired lease)
     /// to `owner` until `now + lease_ms`.
@@ -250,17 +261,20 @@ pub trait Store: Send + Sync + 'static {
     /// (due now, scheduled later, oldest due time) for health and metrics.
     async fn queue_summary(&self, now: Millis) -> Result<(u64, u64, Option<Millis>)>;
 
-    async fn create_token(
-        &self,
-        rec: TokenRecord,
-        hash: [u8; 32],
-    ) -> Result<TokenRecord>;
+    async fn create_token(&self, rec: TokenRecord, hash: [u8; 32]) -> Result<TokenRecord>;
     async fn find_token(&self, hash: [u8; 32]) -> Result<Option<TokenRecord>>;
     async fn list_tokens(&self) -> Result<Vec<TokenRecord>>;
     async fn delete_token(&self, id: &TokenId) -> Result<()>;
 
-    async fn get_idempotent(&self, key: [u8; 32], since: Millis)
-        -> Result<Option<IdempotentResponse>>;
-    async fn put_idempotent(&self, key: [u8; 32], resp: IdempotentResponse, now: Millis)
-        -> Result<()>;
+    async fn get_idempotent(
+        &self,
+        key: [u8; 32],
+        since: Millis,
+    ) -> Result<Option<IdempotentResponse>>;
+    async fn put_idempotent(
+        &self,
+        key: [u8; 32],
+        resp: IdempotentResponse,
+        now: Millis,
+    ) -> Result<()>;
 }

@@ -432,7 +432,8 @@ fn et_row(r: &Row) -> rusqlite::Result<EventType> {
     })
 }
 
-const MSG_COLS: &str = "m.id, m.app_id, m.event_id, m.event_type, m.payload, m.channels, m.created_at";
+const MSG_COLS: &str =
+    "m.id, m.app_id, m.event_id, m.event_type, m.payload, m.channels, m.created_at";
 
 fn msg_row_at(r: &Row, o: usize) -> rusqlite::Result<Message> {
     Ok(Message {
@@ -548,8 +549,7 @@ fn query_page<T, F>(
     mut conds: Vec<String>,
     mut args: Vec<SqlValue>,
     q: &ListQuery,
-    id_col: &str,
-    ts_col: &str,
+    (id_col, ts_col): (&str, &str),
     map: F,
 ) -> Result<Page<T>>
 where
@@ -580,8 +580,14 @@ fn endpoint_by(conn: &Connection, app: &str, id_or_uid: &str) -> Result<Option<E
         .optional())
 }
 
-fn insert_delivery(conn: &Connection, msg: &str, ep: &str, app: &str, now: Millis, manual: bool)
-    -> rusqlite::Result<usize> {
+fn insert_delivery(
+    conn: &Connection,
+    msg: &str,
+    ep: &str,
+    app: &str,
+    now: Millis,
+    manual: bool,
+) -> rusqlite::Result<usize> {
     conn.prepare_cached(
         "INSERT INTO deliveries (msg_id, endpoint_id, app_id, status, next_at, manual, updated_at) \
          VALUES (?1, ?2, ?3, 1, ?4, ?5, ?4)",
@@ -592,24 +598,29 @@ fn insert_delivery(conn: &Connection, msg: &str, ep: &str, app: &str, now: Milli
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> Result<()> {
-        self.read(|c| {
-            c.query_row("SELECT 1", [], |_| Ok(())).map_err(map_sql)
-        })
-        .await?;
+        self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(map_sql))
+            .await?;
         // A read proves the file answers; a no-op write proves the writer thread is alive.
         self.write(|_| Ok(())).await
     }
 
     async fn create_app(&self, app: Application) -> Result<Application> {
         self.write(move |c| {
-            c.prepare_cached(&format!("INSERT INTO apps ({APP_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7)"))
-                .and_then(|mut s| {
-                    s.execute(params![
-                        app.id.0, app.uid, app.name, app.throttle_rate, json(&app.metadata),
-                        app.created_at, app.updated_at
-                    ])
-                })
-                .map_err(map_sql)?;
+            c.prepare_cached(&format!(
+                "INSERT INTO apps ({APP_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7)"
+            ))
+            .and_then(|mut s| {
+                s.execute(params![
+                    app.id.0,
+                    app.uid,
+                    app.name,
+                    app.throttle_rate,
+                    json(&app.metadata),
+                    app.created_at,
+                    app.updated_at
+                ])
+            })
+            .map_err(map_sql)?;
             Ok(app)
         })
         .await
@@ -619,7 +630,9 @@ impl Store for SqliteStore {
         let key = id_or_uid.to_string();
         self.read(move |c| {
             one(c
-                .prepare_cached(&format!("SELECT {APP_COLS} FROM apps WHERE id = ?1 OR uid = ?1"))
+                .prepare_cached(&format!(
+                    "SELECT {APP_COLS} FROM apps WHERE id = ?1 OR uid = ?1"
+                ))
                 .map_err(map_sql)?
                 .query_row([key], app_row)
                 .optional())
@@ -636,8 +649,7 @@ impl Store for SqliteStore {
                 vec![],
                 vec![],
                 &q,
-                "id",
-                "created_at",
+                ("id", "created_at"),
                 app_row,
             )
         })
@@ -676,7 +688,10 @@ impl Store for SqliteStore {
             ] {
                 c.execute(sql, [&id]).map_err(map_sql)?;
             }
-            if c.execute("DELETE FROM apps WHERE id = ?1", [&id]).map_err(map_sql)? == 0 {
+            if c.execute("DELETE FROM apps WHERE id = ?1", [&id])
+                .map_err(map_sql)?
+                == 0
+            {
                 return Err(StoreError::NotFound);
             }
             Ok(())
@@ -711,8 +726,7 @@ impl Store for SqliteStore {
                 vec!["app_id = ?".into()],
                 vec![SqlValue::Text(app)],
                 &q,
-                "id",
-                "created_at",
+                ("id", "created_at"),
                 ep_row,
             )
         })
@@ -744,7 +758,10 @@ impl Store for SqliteStore {
         let (app, id) = (app.0.clone(), id.0.clone());
         self.write(move |c| {
             let n = c
-                .execute("DELETE FROM endpoints WHERE app_id = ?1 AND id = ?2", [&app, &id])
+                .execute(
+                    "DELETE FROM endpoints WHERE app_id = ?1 AND id = ?2",
+                    [&app, &id],
+                )
                 .map_err(map_sql)?;
             if n == 0 {
                 return Err(StoreError::NotFound);
@@ -796,14 +813,21 @@ impl Store for SqliteStore {
 
     async fn create_event_type(&self, et: EventType) -> Result<EventType> {
         self.write(move |c| {
-            c.prepare_cached(&format!("INSERT INTO event_types ({ET_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7)"))
-                .and_then(|mut s| {
-                    s.execute(params![
-                        et.name, et.description, et.archived, et.deprecated, json_opt(&et.schemas),
-                        et.created_at, et.updated_at
-                    ])
-                })
-                .map_err(map_sql)?;
+            c.prepare_cached(&format!(
+                "INSERT INTO event_types ({ET_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7)"
+            ))
+            .and_then(|mut s| {
+                s.execute(params![
+                    et.name,
+                    et.description,
+                    et.archived,
+                    et.deprecated,
+                    json_opt(&et.schemas),
+                    et.created_at,
+                    et.updated_at
+                ])
+            })
+            .map_err(map_sql)?;
             Ok(et)
         })
         .await
@@ -813,7 +837,9 @@ impl Store for SqliteStore {
         let name = name.to_string();
         self.read(move |c| {
             one(c
-                .prepare_cached(&format!("SELECT {ET_COLS} FROM event_types WHERE name = ?1"))
+                .prepare_cached(&format!(
+                    "SELECT {ET_COLS} FROM event_types WHERE name = ?1"
+                ))
                 .map_err(map_sql)?
                 .query_row([name], et_row)
                 .optional())
@@ -821,18 +847,25 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn list_event_types(&self, q: &ListQuery, include_archived: bool) -> Result<Page<EventType>> {
+    async fn list_event_types(
+        &self,
+        q: &ListQuery,
+        include_archived: bool,
+    ) -> Result<Page<EventType>> {
         let q = q.clone();
         self.read(move |c| {
-            let conds = if include_archived { vec![] } else { vec!["archived = 0".to_string()] };
+            let conds = if include_archived {
+                vec![]
+            } else {
+                vec!["archived = 0".to_string()]
+            };
             query_page(
                 c,
                 &format!("SELECT {ET_COLS} FROM event_types"),
                 conds,
                 vec![],
                 &q,
-                "name",
-                "created_at",
+                ("name", "created_at"),
                 et_row,
             )
         })
@@ -862,7 +895,10 @@ impl Store for SqliteStore {
         self.write(move |c| {
             // Svix archives rather than deletes, so existing endpoint filters keep their meaning.
             let n = c
-                .execute("UPDATE event_types SET archived = 1 WHERE name = ?1", [name])
+                .execute(
+                    "UPDATE event_types SET archived = 1 WHERE name = ?1",
+                    [name],
+                )
                 .map_err(map_sql)?;
             if n == 0 {
                 return Err(StoreError::NotFound);
@@ -925,7 +961,12 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn list_messages(&self, app: &AppId, filter: &MessageFilter, q: &ListQuery) -> Result<Page<Message>> {
+    async fn list_messages(
+        &self,
+        app: &AppId,
+        filter: &MessageFilter,
+        q: &ListQuery,
+    ) -> Result<Page<Message>> {
         let (app, filter, q) = (app.0.clone(), filter.clone(), q.clone());
         self.read(move |c| {
             let mut conds = vec!["m.app_id = ?".to_string()];
@@ -935,7 +976,10 @@ impl Store for SqliteStore {
                 args.push(SqlValue::Text(ch));
             }
             if let Some(types) = filter.event_types.filter(|t| !t.is_empty()) {
-                conds.push(format!("m.event_type IN ({})", vec!["?"; types.len()].join(",")));
+                conds.push(format!(
+                    "m.event_type IN ({})",
+                    vec!["?"; types.len()].join(",")
+                ));
                 args.extend(types.into_iter().map(SqlValue::Text));
             }
             query_page(
@@ -944,8 +988,7 @@ impl Store for SqliteStore {
                 conds,
                 args,
                 &q,
-                "m.id",
-                "m.created_at",
+                ("m.id", "m.created_at"),
                 |r| msg_row_at(r, 0),
             )
         })
@@ -956,7 +999,10 @@ impl Store for SqliteStore {
         let (app, msg) = (app.0.clone(), msg.0.clone());
         self.write(move |c| {
             let n = c
-                .execute("UPDATE messages SET payload = NULL WHERE app_id = ?1 AND id = ?2", [app, msg])
+                .execute(
+                    "UPDATE messages SET payload = NULL WHERE app_id = ?1 AND id = ?2",
+                    [app, msg],
+                )
                 .map_err(map_sql)?;
             if n == 0 {
                 return Err(StoreError::NotFound);
@@ -1002,15 +1048,20 @@ impl Store for SqliteStore {
                 conds,
                 args,
                 &q,
-                "d.msg_id",
-                "m.created_at",
+                ("d.msg_id", "m.created_at"),
                 |r| Ok((dlv_row(r)?, msg_row_at(r, 9)?)),
             )
         })
         .await
     }
 
-    async fn resend(&self, app: &AppId, msg: &MessageId, ep: &EndpointId, now: Millis) -> Result<()> {
+    async fn resend(
+        &self,
+        app: &AppId,
+        msg: &MessageId,
+        ep: &EndpointId,
+        now: Millis,
+    ) -> Result<()> {
         let (app, msg, ep) = (app.0.clone(), msg.0.clone(), ep.0.clone());
         self.write(move |c| {
             let n = c
@@ -1038,7 +1089,13 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn recover(&self, ep: &EndpointId, since: Millis, until: Option<Millis>, now: Millis) -> Result<u64> {
+    async fn recover(
+        &self,
+        ep: &EndpointId,
+        since: Millis,
+        until: Option<Millis>,
+        now: Millis,
+    ) -> Result<u64> {
         let ep = ep.0.clone();
         self.write(move |c| {
             let n = c
@@ -1083,7 +1140,15 @@ impl Store for SqliteStore {
                 conds.push("endpoint_id = ?".into());
                 args.push(SqlValue::Text(e.0));
             }
-            query_page(c, &format!("SELECT {ATT_COLS} FROM attempts"), conds, args, &q, "id", "created_at", att_row)
+            query_page(
+                c,
+                &format!("SELECT {ATT_COLS} FROM attempts"),
+                conds,
+                args,
+                &q,
+                ("id", "created_at"),
+                att_row,
+            )
         })
         .await
     }
@@ -1092,7 +1157,9 @@ impl Store for SqliteStore {
         let (app, msg, id) = (app.0.clone(), msg.0.clone(), id.to_string());
         self.read(move |c| {
             one(c
-                .prepare_cached(&format!("SELECT {ATT_COLS} FROM attempts WHERE app_id = ?1 AND msg_id = ?2 AND id = ?3"))
+                .prepare_cached(&format!(
+                    "SELECT {ATT_COLS} FROM attempts WHERE app_id = ?1 AND msg_id = ?2 AND id = ?3"
+                ))
                 .map_err(map_sql)?
                 .query_row([app, msg, id], att_row)
                 .optional())
@@ -1100,7 +1167,13 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn claim_due(&self, owner: &str, now: Millis, lease_ms: i64, limit: usize) -> Result<Vec<Claimed>> {
+    async fn claim_due(
+        &self,
+        owner: &str,
+        now: Millis,
+        lease_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<Claimed>> {
         let owner = owner.to_string();
         self.write(move |c| {
             let mut stmt = c
@@ -1161,7 +1234,9 @@ impl Store for SqliteStore {
                     vec!["?"; chunk.len()].join(",")
                 );
                 let mut stmt = c.prepare_cached(&sql).map_err(map_sql)?;
-                let rows = stmt.query_map(rusqlite::params_from_iter(chunk), ep_row).map_err(map_sql)?;
+                let rows = stmt
+                    .query_map(rusqlite::params_from_iter(chunk), ep_row)
+                    .map_err(map_sql)?;
                 for e in rows {
                     let e = e.map_err(map_sql)?;
                     eout.insert(e.id.clone(), e);
@@ -1265,8 +1340,12 @@ impl Store for SqliteStore {
 
     async fn next_due_at(&self) -> Result<Option<Millis>> {
         self.read(|c| {
-            c.query_row("SELECT MIN(next_at) FROM deliveries WHERE status IN (1, 3)", [], |r| r.get(0))
-                .map_err(map_sql)
+            c.query_row(
+                "SELECT MIN(next_at) FROM deliveries WHERE status IN (1, 3)",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(map_sql)
         })
         .await
     }
@@ -1289,7 +1368,13 @@ impl Store for SqliteStore {
         self.write(move |c| {
             c.execute(
                 "INSERT INTO tokens (id, hash, name, app_id, created_at) VALUES (?1,?2,?3,?4,?5)",
-                params![rec.id.0, hash.as_slice(), rec.name, rec.app_id.as_ref().map(|a| a.0.clone()), rec.created_at],
+                params![
+                    rec.id.0,
+                    hash.as_slice(),
+                    rec.name,
+                    rec.app_id.as_ref().map(|a| a.0.clone()),
+                    rec.created_at
+                ],
             )
             .map_err(map_sql)?;
             Ok(rec)
@@ -1326,7 +1411,10 @@ impl Store for SqliteStore {
     async fn delete_token(&self, id: &TokenId) -> Result<()> {
         let id = id.0.clone();
         self.write(move |c| {
-            if c.execute("DELETE FROM tokens WHERE id = ?1", [id]).map_err(map_sql)? == 0 {
+            if c.execute("DELETE FROM tokens WHERE id = ?1", [id])
+                .map_err(map_sql)?
+                == 0
+            {
                 return Err(StoreError::NotFound);
             }
             Ok(())
@@ -1334,20 +1422,34 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn get_idempotent(&self, key: [u8; 32], since: Millis) -> Result<Option<IdempotentResponse>> {
+    async fn get_idempotent(
+        &self,
+        key: [u8; 32],
+        since: Millis,
+    ) -> Result<Option<IdempotentResponse>> {
         self.read(move |c| {
             one(c
-                .prepare_cached("SELECT status, body FROM idempotency WHERE key = ?1 AND created_at >= ?2")
+                .prepare_cached(
+                    "SELECT status, body FROM idempotency WHERE key = ?1 AND created_at >= ?2",
+                )
                 .map_err(map_sql)?
                 .query_row(params![key.as_slice(), since], |r| {
-                    Ok(IdempotentResponse { status: r.get(0)?, body: r.get(1)? })
+                    Ok(IdempotentResponse {
+                        status: r.get(0)?,
+                        body: r.get(1)?,
+                    })
                 })
                 .optional())
         })
         .await
     }
 
-    async fn put_idempotent(&self, key: [u8; 32], resp: IdempotentResponse, now: Millis) -> Result<()> {
+    async fn put_idempotent(
+        &self,
+        key: [u8; 32],
+        resp: IdempotentResponse,
+        now: Millis,
+    ) -> Result<()> {
         self.write(move |c| {
             c.prepare_cached("INSERT OR REPLACE INTO idempotency (key, status, body, created_at) VALUES (?1,?2,?3,?4)")
                 .and_then(|mut s| s.execute(params![key.as_slice(), resp.status, resp.body, now]))

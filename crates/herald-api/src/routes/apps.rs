@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use crate::dto::{ApplicationIn, ApplicationOut, ApplicationPatch, Checks, ListOut};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Q, de_opt, Auth, JsonBody, ListParams};
+use crate::extract::{de_opt, Auth, JsonBody, ListParams, Q};
 use crate::AppState;
 
 #[derive(Deserialize)]
@@ -20,10 +20,19 @@ pub struct CreateParams {
     get_if_exists: Option<bool>,
 }
 
-pub async fn list(State(st): State<AppState>, auth: Auth, Q(p): Q<ListParams>) -> ApiResult<Json<ListOut<ApplicationOut>>> {
+pub async fn list(
+    State(st): State<AppState>,
+    auth: Auth,
+    Q(p): Q<ListParams>,
+) -> ApiResult<Json<ListOut<ApplicationOut>>> {
     auth.caller.require_admin()?;
     let page = st.store().list_apps(&p.to_query(false)?).await?;
-    Ok(Json(ListOut::new(&page.items, page.has_more, |a| a.id.0.clone(), |a| ApplicationOut::from(a))))
+    Ok(Json(ListOut::new(
+        &page.items,
+        page.has_more,
+        |a| a.id.0.clone(),
+        |a| ApplicationOut::from(a),
+    )))
 }
 
 pub async fn create(
@@ -41,7 +50,9 @@ pub async fn create(
             if q.get_if_exists.unwrap_or(false) {
                 return Ok((StatusCode::OK, Json(ApplicationOut::from(&existing))).into_response());
             }
-            return Err(ApiError::Conflict("an application with this uid already exists".into()));
+            return Err(ApiError::Conflict(
+                "an application with this uid already exists".into(),
+            ));
         }
     }
     let app = create_app(&st, body).await?;
@@ -68,7 +79,11 @@ pub async fn create_app(st: &AppState, body: ApplicationIn) -> ApiResult<Applica
     })
 }
 
-pub async fn get(State(st): State<AppState>, auth: Auth, Path(app_id): Path<String>) -> ApiResult<Json<ApplicationOut>> {
+pub async fn get(
+    State(st): State<AppState>,
+    auth: Auth,
+    Path(app_id): Path<String>,
+) -> ApiResult<Json<ApplicationOut>> {
     let app = st.app(&auth, &app_id).await?;
     Ok(Json(ApplicationOut::from(&app)))
 }
@@ -142,10 +157,16 @@ pub async fn patch(
         app.metadata = m;
     }
     app.updated_at = now_millis();
-    Ok(Json(ApplicationOut::from(&st.store().update_app(app).await?)))
+    Ok(Json(ApplicationOut::from(
+        &st.store().update_app(app).await?,
+    )))
 }
 
-pub async fn remove(State(st): State<AppState>, auth: Auth, Path(app_id): Path<String>) -> ApiResult<StatusCode> {
+pub async fn remove(
+    State(st): State<AppState>,
+    auth: Auth,
+    Path(app_id): Path<String>,
+) -> ApiResult<StatusCode> {
     let app = st.app(&auth, &app_id).await?;
     st.store().delete_app(&app.id).await?;
     Ok(StatusCode::NO_CONTENT)

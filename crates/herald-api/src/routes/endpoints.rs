@@ -20,7 +20,7 @@ use crate::dto::{
     SendExampleIn,
 };
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Q, parse_time, Auth, JsonBody, ListParams};
+use crate::extract::{parse_time, Auth, JsonBody, ListParams, Q};
 use crate::AppState;
 
 /// Default grace period of a rotated secret.
@@ -28,7 +28,12 @@ const DEFAULT_GRACE_S: i64 = 24 * 3600;
 /// Secrets kept per endpoint (the newest plus those still in grace).
 const MAX_SECRETS: usize = 5;
 
-pub(crate) async fn load(st: &AppState, auth: &Auth, app_id: &str, ep: &str) -> ApiResult<(Application, Endpoint)> {
+pub(crate) async fn load(
+    st: &AppState,
+    auth: &Auth,
+    app_id: &str,
+    ep: &str,
+) -> ApiResult<(Application, Endpoint)> {
     let app = st.app(auth, app_id).await?;
     let ep = st
         .store()
@@ -58,7 +63,12 @@ fn parse_secret(c: &mut Checks, s: Option<&str>) -> Option<EndpointSecret> {
 }
 
 /// Builds an endpoint from a POST/PUT body; `existing` keeps identity, secrets and state.
-fn from_in(st: &AppState, app: &Application, body: EndpointIn, existing: Option<Endpoint>) -> ApiResult<Endpoint> {
+fn from_in(
+    st: &AppState,
+    app: &Application,
+    body: EndpointIn,
+    existing: Option<Endpoint>,
+) -> ApiResult<Endpoint> {
     let mut c = Checks::default();
     check_url(st, &mut c, &body.url);
     c.uid("uid", body.uid.as_deref());
@@ -71,7 +81,12 @@ fn from_in(st: &AppState, app: &Application, body: EndpointIn, existing: Option<
     if let Some(h) = &body.headers {
         check_headers(&mut c, "headers", h);
     }
-    check_endpoint_extras(&mut c, body.retry_schedule.as_ref(), body.permanent_statuses.as_ref(), body.max_concurrency);
+    check_endpoint_extras(
+        &mut c,
+        body.retry_schedule.as_ref(),
+        body.permanent_statuses.as_ref(),
+        body.max_concurrency,
+    );
     let secret = match (&existing, &body.secret) {
         (Some(_), None) => None,
         _ => parse_secret(&mut c, body.secret.as_deref()),
@@ -83,7 +98,10 @@ fn from_in(st: &AppState, app: &Application, body: EndpointIn, existing: Option<
         None => (EndpointId::generate(), now, vec![], BTreeMap::new(), None),
     };
     if let Some(s) = secret {
-        secrets = vec![StoredSecret { key: s.expose().to_string(), expires_at: None }];
+        secrets = vec![StoredSecret {
+            key: s.expose().to_string(),
+            expires_at: None,
+        }];
     }
     Ok(Endpoint {
         id,
@@ -111,7 +129,9 @@ fn from_in(st: &AppState, app: &Application, body: EndpointIn, existing: Option<
 
 fn conflict(e: herald_store::StoreError) -> ApiError {
     match e {
-        herald_store::StoreError::Conflict(_) => ApiError::Conflict("an endpoint with this uid already exists".into()),
+        herald_store::StoreError::Conflict(_) => {
+            ApiError::Conflict("an endpoint with this uid already exists".into())
+        }
         other => other.into(),
     }
 }
@@ -123,9 +143,17 @@ pub async fn list(
     Q(p): Q<ListParams>,
 ) -> ApiResult<Json<ListOut<EndpointOut>>> {
     let app = st.app(&auth, &app_id).await?;
-    let page = st.store().list_endpoints(&app.id, &p.to_query(false)?).await?;
+    let page = st
+        .store()
+        .list_endpoints(&app.id, &p.to_query(false)?)
+        .await?;
     let now = now_millis();
-    Ok(Json(ListOut::new(&page.items, page.has_more, |e| e.id.0.clone(), |e| EndpointOut::new(e, now))))
+    Ok(Json(ListOut::new(
+        &page.items,
+        page.has_more,
+        |e| e.id.0.clone(),
+        |e| EndpointOut::new(e, now),
+    )))
 }
 
 pub async fn create(
@@ -137,10 +165,18 @@ pub async fn create(
     let app = st.app(&auth, &app_id).await?;
     let ep = from_in(&st, &app, body, None)?;
     let ep = st.store().create_endpoint(ep).await.map_err(conflict)?;
-    Ok((StatusCode::CREATED, Json(EndpointOut::new(&ep, now_millis()))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(EndpointOut::new(&ep, now_millis())),
+    )
+        .into_response())
 }
 
-pub async fn get(State(st): State<AppState>, auth: Auth, Path((app_id, ep_id)): Path<(String, String)>) -> ApiResult<Json<EndpointOut>> {
+pub async fn get(
+    State(st): State<AppState>,
+    auth: Auth,
+    Path((app_id, ep_id)): Path<(String, String)>,
+) -> ApiResult<Json<EndpointOut>> {
     let (_, ep) = load(&st, &auth, &app_id, &ep_id).await?;
     Ok(Json(EndpointOut::new(&ep, now_millis())))
 }
@@ -166,7 +202,11 @@ pub async fn update(
             }
             let ep = from_in(&st, &app, body, None)?;
             let ep = st.store().create_endpoint(ep).await.map_err(conflict)?;
-            Ok((StatusCode::CREATED, Json(EndpointOut::new(&ep, now_millis()))).into_response())
+            Ok((
+                StatusCode::CREATED,
+                Json(EndpointOut::new(&ep, now_millis())),
+            )
+                .into_response())
         }
     }
 }
@@ -200,7 +240,10 @@ pub async fn patch(
         p.permanent_statuses.as_ref().and_then(|o| o.as_ref()),
         p.max_concurrency.flatten(),
     );
-    let secret = p.secret.as_deref().and_then(|s| parse_secret(&mut c, Some(s)));
+    let secret = p
+        .secret
+        .as_deref()
+        .and_then(|s| parse_secret(&mut c, Some(s)));
     c.finish()?;
     if let Some(u) = p.url {
         ep.url = u;
@@ -242,7 +285,10 @@ pub async fn patch(
         ep.signature_scheme = s.unwrap_or_default();
     }
     if let Some(s) = secret {
-        ep.secrets = vec![StoredSecret { key: s.expose().to_string(), expires_at: None }];
+        ep.secrets = vec![StoredSecret {
+            key: s.expose().to_string(),
+            expires_at: None,
+        }];
     }
     ep.updated_at = now_millis();
     let ep = st.store().update_endpoint(ep).await.map_err(conflict)?;
@@ -250,15 +296,27 @@ pub async fn patch(
     Ok(Json(EndpointOut::new(&ep, now_millis())))
 }
 
-pub async fn remove(State(st): State<AppState>, auth: Auth, Path((app_id, ep_id)): Path<(String, String)>) -> ApiResult<StatusCode> {
+pub async fn remove(
+    State(st): State<AppState>,
+    auth: Auth,
+    Path((app_id, ep_id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
     let (app, ep) = load(&st, &auth, &app_id, &ep_id).await?;
     st.store().delete_endpoint(&app.id, &ep.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn secret(State(st): State<AppState>, auth: Auth, Path((app_id, ep_id)): Path<(String, String)>) -> ApiResult<Json<serde_json::Value>> {
+pub async fn secret(
+    State(st): State<AppState>,
+    auth: Auth,
+    Path((app_id, ep_id)): Path<(String, String)>,
+) -> ApiResult<Json<serde_json::Value>> {
     let (_, ep) = load(&st, &auth, &app_id, &ep_id).await?;
-    let key = ep.secrets.first().map(|s| s.key.clone()).unwrap_or_default();
+    let key = ep
+        .secrets
+        .first()
+        .map(|s| s.key.clone())
+        .unwrap_or_default();
     Ok(Json(json!({ "key": key })))
 }
 
@@ -289,7 +347,13 @@ pub async fn rotate(
         })
         .filter(|s| s.expires_at.is_some_and(|e| e > now))
         .collect();
-    secrets.insert(0, StoredSecret { key: new.expose().to_string(), expires_at: None });
+    secrets.insert(
+        0,
+        StoredSecret {
+            key: new.expose().to_string(),
+            expires_at: None,
+        },
+    );
     secrets.truncate(MAX_SECRETS);
     ep.secrets = secrets;
     ep.updated_at = now;
@@ -305,7 +369,11 @@ fn headers_out(h: &BTreeMap<String, String>) -> serde_json::Value {
     })
 }
 
-pub async fn headers(State(st): State<AppState>, auth: Auth, Path((app_id, ep_id)): Path<(String, String)>) -> ApiResult<Json<serde_json::Value>> {
+pub async fn headers(
+    State(st): State<AppState>,
+    auth: Auth,
+    Path((app_id, ep_id)): Path<(String, String)>,
+) -> ApiResult<Json<serde_json::Value>> {
     let (_, ep) = load(&st, &auth, &app_id, &ep_id).await?;
     Ok(Json(headers_out(&ep.headers)))
 }
@@ -358,8 +426,16 @@ pub async fn stats(
     Q(q): Q<StatsParams>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let (_, ep) = load(&st, &auth, &app_id, &ep_id).await?;
-    let since = q.since.as_deref().map(|s| parse_time("since", s)).transpose()?;
-    let until = q.until.as_deref().map(|s| parse_time("until", s)).transpose()?;
+    let since = q
+        .since
+        .as_deref()
+        .map(|s| parse_time("since", s))
+        .transpose()?;
+    let until = q
+        .until
+        .as_deref()
+        .map(|s| parse_time("until", s))
+        .transpose()?;
     let s = st.store().endpoint_stats(&ep.id, since, until).await?;
     Ok(Json(json!({
         "success": s.success, "pending": s.pending, "sending": s.sending, "fail": s.fail, "canceled": 0
@@ -373,11 +449,15 @@ pub async fn recover(
     JsonBody(body): JsonBody<RecoverIn>,
 ) -> ApiResult<Response> {
     let (_, ep) = load(&st, &auth, &app_id, &ep_id).await?;
-    let since = parse_time("since", &body.since).map_err(|_| ApiError::field("since", "expected an RFC 3339 date-time"))?;
+    let since = parse_time("since", &body.since)
+        .map_err(|_| ApiError::field("since", "expected an RFC 3339 date-time"))?;
     let until = body
         .until
         .as_deref()
-        .map(|u| parse_time("until", u).map_err(|_| ApiError::field("until", "expected an RFC 3339 date-time")))
+        .map(|u| {
+            parse_time("until", u)
+                .map_err(|_| ApiError::field("until", "expected an RFC 3339 date-time"))
+        })
         .transpose()?;
     let now = now_millis();
     let n = st.store().recover(&ep.id, since, until, now).await?;
@@ -400,7 +480,10 @@ pub async fn send_example(
 ) -> ApiResult<Response> {
     let (app, ep) = load(&st, &auth, &app_id, &ep_id).await?;
     if !crate::dto::valid_uid(&body.event_type) {
-        return Err(ApiError::field("eventType", "must match ^[a-zA-Z0-9\\-_.]+$"));
+        return Err(ApiError::field(
+            "eventType",
+            "must match ^[a-zA-Z0-9\\-_.]+$",
+        ));
     }
     // The example comes from the event type's schema `examples` when it has one.
     let example = st
@@ -409,7 +492,13 @@ pub async fn send_example(
         .await?
         .and_then(|et| et.schemas)
         .and_then(|s| {
-            let v = s.as_object()?.values().last()?.get("examples")?.as_array()?.clone();
+            let v = s
+                .as_object()?
+                .values()
+                .next_back()?
+                .get("examples")?
+                .as_array()?
+                .clone();
             v.get(body.example_index.unwrap_or(0)).cloned()
         })
         .filter(|v| v.is_object())
@@ -426,5 +515,9 @@ pub async fn send_example(
     };
     let published = st.store().publish(msg, Some(ep.id.clone())).await?;
     st.wake();
-    Ok((StatusCode::ACCEPTED, Json(MessageOut::new(&published.message, true))).into_response())
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(MessageOut::new(&published.message, true)),
+    )
+        .into_response())
 }

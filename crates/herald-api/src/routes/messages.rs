@@ -17,7 +17,7 @@ use crate::dto::{
     MessageEndpointOut, MessageIn, MessageOut,
 };
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Q, de_opt, Auth, JsonBody, ListParams};
+use crate::extract::{de_opt, Auth, JsonBody, ListParams, Q};
 use crate::routes::endpoints::load as load_endpoint;
 use crate::AppState;
 
@@ -26,7 +26,6 @@ pub struct ContentParam {
     #[serde(default, deserialize_with = "de_opt")]
     with_content: Option<bool>,
 }
-
 
 pub async fn create(
     State(st): State<AppState>,
@@ -41,7 +40,10 @@ pub async fn create(
     }
     let mut c = Checks::default();
     if !valid_uid(&body.event_type) {
-        c.fail("eventType", "must match ^[a-zA-Z0-9\\-_.]+$ and be 1-256 characters");
+        c.fail(
+            "eventType",
+            "must match ^[a-zA-Z0-9\\-_.]+$ and be 1-256 characters",
+        );
     }
     if !payload.trim_start().starts_with('{') {
         c.fail("payload", "must be a JSON object");
@@ -86,15 +88,22 @@ pub async fn create(
         created_at: now_millis(),
     };
     let published = st.store().publish(msg, None).await.map_err(|e| match e {
-        herald_store::StoreError::Conflict(_) => {
-            ApiError::Conflict("a message with this eventId already exists in this application".into())
-        }
+        herald_store::StoreError::Conflict(_) => ApiError::Conflict(
+            "a message with this eventId already exists in this application".into(),
+        ),
         other => other.into(),
     })?;
     if published.deliveries > 0 {
         st.wake();
     }
-    Ok((StatusCode::ACCEPTED, Json(MessageOut::new(&published.message, cp.with_content.unwrap_or(true)))).into_response())
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(MessageOut::new(
+            &published.message,
+            cp.with_content.unwrap_or(true),
+        )),
+    )
+        .into_response())
 }
 
 #[derive(Deserialize)]
@@ -108,7 +117,13 @@ pub struct MsgListParams {
 }
 
 fn split_csv(s: Option<&str>) -> Option<Vec<String>> {
-    s.map(|s| s.split(',').map(str::trim).filter(|t| !t.is_empty()).map(String::from).collect())
+    s.map(|s| {
+        s.split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(String::from)
+            .collect()
+    })
 }
 
 pub async fn list(
@@ -118,12 +133,28 @@ pub async fn list(
     Q(p): Q<MsgListParams>,
 ) -> ApiResult<Json<ListOut<MessageOut>>> {
     let app = st.app(&auth, &app_id).await?;
-    let filter = MessageFilter { channel: p.channel, event_types: split_csv(p.event_types.as_deref()) };
-    let page = st.store().list_messages(&app.id, &filter, &p.list.to_query(true)?).await?;
-    Ok(Json(ListOut::new(&page.items, page.has_more, |m| m.id.0.clone(), |m| MessageOut::new(m, p.with_content.unwrap_or(true)))))
+    let filter = MessageFilter {
+        channel: p.channel,
+        event_types: split_csv(p.event_types.as_deref()),
+    };
+    let page = st
+        .store()
+        .list_messages(&app.id, &filter, &p.list.to_query(true)?)
+        .await?;
+    Ok(Json(ListOut::new(
+        &page.items,
+        page.has_more,
+        |m| m.id.0.clone(),
+        |m| MessageOut::new(m, p.with_content.unwrap_or(true)),
+    )))
 }
 
-async fn load_msg(st: &AppState, auth: &Auth, app_id: &str, msg_id: &str) -> ApiResult<(herald_core::model::Application, Message)> {
+async fn load_msg(
+    st: &AppState,
+    auth: &Auth,
+    app_id: &str,
+    msg_id: &str,
+) -> ApiResult<(herald_core::model::Application, Message)> {
     let app = st.app(auth, app_id).await?;
     let msg = st
         .store()
@@ -143,7 +174,11 @@ pub async fn get(
     Ok(Json(MessageOut::new(&msg, cp.with_content.unwrap_or(true))))
 }
 
-pub async fn expunge(State(st): State<AppState>, auth: Auth, Path((app_id, msg_id)): Path<(String, String)>) -> ApiResult<StatusCode> {
+pub async fn expunge(
+    State(st): State<AppState>,
+    auth: Auth,
+    Path((app_id, msg_id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
     let (app, msg) = load_msg(&st, &auth, &app_id, &msg_id).await?;
     st.store().expunge_payload(&app.id, &msg.id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -161,13 +196,26 @@ pub async fn endpoints_of(
     let now = now_millis();
     let mut out = Vec::new();
     for d in &deliveries {
-        if let Some(ep) = st.store().get_endpoint(&app.id, d.endpoint_id.as_str()).await? {
+        if let Some(ep) = st
+            .store()
+            .get_endpoint(&app.id, d.endpoint_id.as_str())
+            .await?
+        {
             let (status, status_text, next_attempt) = delivery_fields(d);
-            out.push(MessageEndpointOut { endpoint: EndpointOut::new(&ep, now), status, status_text, next_attempt });
+            out.push(MessageEndpointOut {
+                endpoint: EndpointOut::new(&ep, now),
+                status,
+                status_text,
+                next_attempt,
+            });
         }
     }
     // A message reaches a bounded number of endpoints; page in memory by endpoint ID.
-    let start = q.iterator.as_deref().map_or(0, |it| out.iter().position(|e| e.endpoint.id.as_str() > it).unwrap_or(out.len()));
+    let start = q.iterator.as_deref().map_or(0, |it| {
+        out.iter()
+            .position(|e| e.endpoint.id.as_str() > it)
+            .unwrap_or(out.len())
+    });
     let rest: Vec<_> = out.into_iter().skip(start).collect();
     let has_more = rest.len() > q.limit;
     let page: Vec<_> = rest.into_iter().take(q.limit).collect();
@@ -196,14 +244,22 @@ pub async fn by_endpoint(
     Q(p): Q<EpMsgParams>,
 ) -> ApiResult<Json<ListOut<EndpointMessageOut>>> {
     let (_, ep) = load_endpoint(&st, &auth, &app_id, &ep_id).await?;
-    let page = st.store().deliveries_of_endpoint(&ep.id, p.status, &p.list.to_query(true)?).await?;
+    let page = st
+        .store()
+        .deliveries_of_endpoint(&ep.id, p.status, &p.list.to_query(true)?)
+        .await?;
     Ok(Json(ListOut::new(
         &page.items,
         page.has_more,
         |(_, m)| m.id.0.clone(),
         |(d, m)| {
             let (status, status_text, next_attempt) = delivery_fields(d);
-            EndpointMessageOut { message: MessageOut::new(m, p.with_content.unwrap_or(true)), status, status_text, next_attempt }
+            EndpointMessageOut {
+                message: MessageOut::new(m, p.with_content.unwrap_or(true)),
+                status,
+                status_text,
+                next_attempt,
+            }
         },
     )))
 }
@@ -219,7 +275,9 @@ pub async fn resend(
         .get_endpoint(&app.id, &ep_id)
         .await?
         .ok_or_else(|| ApiError::not_found("endpoint"))?;
-    st.store().resend(&app.id, &msg.id, &ep.id, now_millis()).await?;
+    st.store()
+        .resend(&app.id, &msg.id, &ep.id, now_millis())
+        .await?;
     st.wake();
     Ok((StatusCode::ACCEPTED, Json(json!({}))).into_response())
 }
@@ -233,8 +291,15 @@ pub struct AttemptParams {
     endpoint_id: Option<String>,
 }
 
-fn attempt_page(page: herald_store::Page<herald_core::model::Attempt>) -> Json<ListOut<AttemptOut>> {
-    Json(ListOut::new(&page.items, page.has_more, |a| a.id.0.clone(), |a| AttemptOut::from(a)))
+fn attempt_page(
+    page: herald_store::Page<herald_core::model::Attempt>,
+) -> Json<ListOut<AttemptOut>> {
+    Json(ListOut::new(
+        &page.items,
+        page.has_more,
+        |a| a.id.0.clone(),
+        |a| AttemptOut::from(a),
+    ))
 }
 
 pub async fn attempts_by_endpoint(
@@ -244,10 +309,18 @@ pub async fn attempts_by_endpoint(
     Q(p): Q<AttemptParams>,
 ) -> ApiResult<Json<ListOut<AttemptOut>>> {
     let (app, ep) = load_endpoint(&st, &auth, &app_id, &ep_id).await?;
-    let filter = AttemptFilter { status: p.status, endpoint_id: None };
+    let filter = AttemptFilter {
+        status: p.status,
+        endpoint_id: None,
+    };
     let page = st
         .store()
-        .list_attempts(&app.id, &AttemptScope::Endpoint(ep.id), &filter, &p.list.to_query(true)?)
+        .list_attempts(
+            &app.id,
+            &AttemptScope::Endpoint(ep.id),
+            &filter,
+            &p.list.to_query(true)?,
+        )
         .await?;
     Ok(attempt_page(page))
 }
@@ -269,10 +342,18 @@ pub async fn attempts_by_msg(
         ),
         None => None,
     };
-    let filter = AttemptFilter { status: p.status, endpoint_id };
+    let filter = AttemptFilter {
+        status: p.status,
+        endpoint_id,
+    };
     let page = st
         .store()
-        .list_attempts(&app.id, &AttemptScope::Message(msg.id), &filter, &p.list.to_query(true)?)
+        .list_attempts(
+            &app.id,
+            &AttemptScope::Message(msg.id),
+            &filter,
+            &p.list.to_query(true)?,
+        )
         .await?;
     Ok(attempt_page(page))
 }

@@ -14,9 +14,11 @@ use rand::RngCore;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::dto::{ts, valid_uid, EventTypeIn, EventTypeOut, EventTypePatch, EventTypeUpdate, ListOut};
+use crate::dto::{
+    ts, valid_uid, EventTypeIn, EventTypeOut, EventTypePatch, EventTypeUpdate, ListOut,
+};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Q, de_opt, sha256, Auth, Caller, JsonBody, ListParams};
+use crate::extract::{de_opt, sha256, Auth, Caller, JsonBody, ListParams, Q};
 use crate::AppState;
 
 pub async fn health(State(st): State<AppState>) -> Response {
@@ -45,8 +47,14 @@ pub async fn health(State(st): State<AppState>) -> Response {
 
 fn check_schemas(s: &Option<serde_json::Value>) -> ApiResult<()> {
     if let Some(v) = s {
-        if !v.is_object() || v.as_object().is_some_and(|m| m.values().any(|s| !s.is_object() && !s.is_boolean())) {
-            return Err(ApiError::field("schemas", "must map a version string to a JSON Schema object"));
+        if !v.is_object()
+            || v.as_object()
+                .is_some_and(|m| m.values().any(|s| !s.is_object() && !s.is_boolean()))
+        {
+            return Err(ApiError::field(
+                "schemas",
+                "must map a version string to a JSON Schema object",
+            ));
         }
     }
     Ok(())
@@ -60,15 +68,37 @@ pub struct EtListParams {
     include_archived: Option<bool>,
 }
 
-pub async fn list_event_types(State(st): State<AppState>, _auth: Auth, Q(p): Q<EtListParams>) -> ApiResult<Json<ListOut<EventTypeOut>>> {
-    let page = st.store().list_event_types(&p.list.to_query(false)?, p.include_archived.unwrap_or(false)).await?;
-    Ok(Json(ListOut::new(&page.items, page.has_more, |e| e.name.clone(), |e| EventTypeOut::from(e))))
+pub async fn list_event_types(
+    State(st): State<AppState>,
+    _auth: Auth,
+    Q(p): Q<EtListParams>,
+) -> ApiResult<Json<ListOut<EventTypeOut>>> {
+    let page = st
+        .store()
+        .list_event_types(
+            &p.list.to_query(false)?,
+            p.include_archived.unwrap_or(false),
+        )
+        .await?;
+    Ok(Json(ListOut::new(
+        &page.items,
+        page.has_more,
+        |e| e.name.clone(),
+        |e| EventTypeOut::from(e),
+    )))
 }
 
-pub async fn create_event_type(State(st): State<AppState>, auth: Auth, JsonBody(b): JsonBody<EventTypeIn>) -> ApiResult<Response> {
+pub async fn create_event_type(
+    State(st): State<AppState>,
+    auth: Auth,
+    JsonBody(b): JsonBody<EventTypeIn>,
+) -> ApiResult<Response> {
     auth.caller.require_admin()?;
     if !valid_uid(&b.name) {
-        return Err(ApiError::field("name", "must match ^[a-zA-Z0-9\\-_.]+$ and be 1-256 characters"));
+        return Err(ApiError::field(
+            "name",
+            "must match ^[a-zA-Z0-9\\-_.]+$ and be 1-256 characters",
+        ));
     }
     check_schemas(&b.schemas)?;
     let now = now_millis();
@@ -81,18 +111,31 @@ pub async fn create_event_type(State(st): State<AppState>, auth: Auth, JsonBody(
         created_at: now,
         updated_at: now,
     };
-    let et = st.store().create_event_type(et).await.map_err(|e| match e {
-        herald_store::StoreError::Conflict(_) => ApiError::Conflict("an event type with this name already exists".into()),
-        other => other.into(),
-    })?;
+    let et = st
+        .store()
+        .create_event_type(et)
+        .await
+        .map_err(|e| match e {
+            herald_store::StoreError::Conflict(_) => {
+                ApiError::Conflict("an event type with this name already exists".into())
+            }
+            other => other.into(),
+        })?;
     Ok((StatusCode::CREATED, Json(EventTypeOut::from(&et))).into_response())
 }
 
 async fn load_et(st: &AppState, name: &str) -> ApiResult<EventType> {
-    st.store().get_event_type(name).await?.ok_or_else(|| ApiError::not_found("event type"))
+    st.store()
+        .get_event_type(name)
+        .await?
+        .ok_or_else(|| ApiError::not_found("event type"))
 }
 
-pub async fn get_event_type(State(st): State<AppState>, _auth: Auth, Path(name): Path<String>) -> ApiResult<Json<EventTypeOut>> {
+pub async fn get_event_type(
+    State(st): State<AppState>,
+    _auth: Auth,
+    Path(name): Path<String>,
+) -> ApiResult<Json<EventTypeOut>> {
     Ok(Json(EventTypeOut::from(&load_et(&st, &name).await?)))
 }
 
@@ -157,10 +200,16 @@ pub async fn patch_event_type(
         et.schemas = s;
     }
     et.updated_at = now_millis();
-    Ok(Json(EventTypeOut::from(&st.store().update_event_type(et).await?)))
+    Ok(Json(EventTypeOut::from(
+        &st.store().update_event_type(et).await?,
+    )))
 }
 
-pub async fn delete_event_type(State(st): State<AppState>, auth: Auth, Path(name): Path<String>) -> ApiResult<StatusCode> {
+pub async fn delete_event_type(
+    State(st): State<AppState>,
+    auth: Auth,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
     auth.caller.require_admin()?;
     load_et(&st, &name).await?;
     st.store().delete_event_type(&name).await?;
@@ -174,7 +223,11 @@ fn new_token_secret() -> String {
     format!("hk_{}", URL_SAFE_NO_PAD.encode(b))
 }
 
-pub async fn app_portal_access(State(st): State<AppState>, auth: Auth, Path(app_id): Path<String>) -> ApiResult<Response> {
+pub async fn app_portal_access(
+    State(st): State<AppState>,
+    auth: Auth,
+    Path(app_id): Path<String>,
+) -> ApiResult<Response> {
     auth.caller.require_admin()?;
     let app = st.app(&auth, &app_id).await?;
     let secret = new_token_secret();
@@ -184,7 +237,9 @@ pub async fn app_portal_access(State(st): State<AppState>, auth: Auth, Path(app_
         app_id: Some(app.id.clone()),
         created_at: now_millis(),
     };
-    st.store().create_token(rec, sha256(secret.as_bytes())).await?;
+    st.store()
+        .create_token(rec, sha256(secret.as_bytes()))
+        .await?;
     let url = format!("{}/dashboard/#token={}", st.inner.public_url, secret);
     Ok(Json(json!({ "url": url, "token": secret })).into_response())
 }
@@ -209,11 +264,17 @@ fn require_root(auth: &Auth) -> ApiResult<()> {
     // mint more tokens.
     match auth.caller {
         Caller::Admin => Ok(()),
-        _ => Err(ApiError::Forbidden("only the admin token may manage tokens".into())),
+        _ => Err(ApiError::Forbidden(
+            "only the admin token may manage tokens".into(),
+        )),
     }
 }
 
-pub async fn create_token(State(st): State<AppState>, auth: Auth, JsonBody(b): JsonBody<TokenIn>) -> ApiResult<Response> {
+pub async fn create_token(
+    State(st): State<AppState>,
+    auth: Auth,
+    JsonBody(b): JsonBody<TokenIn>,
+) -> ApiResult<Response> {
     require_root(&auth)?;
     if b.name.trim().is_empty() || b.name.len() > 256 {
         return Err(ApiError::field("name", "must be 1-256 characters"));
@@ -223,14 +284,25 @@ pub async fn create_token(State(st): State<AppState>, auth: Auth, JsonBody(b): J
         None => None,
     };
     let secret = new_token_secret();
-    let rec = TokenRecord { id: TokenId::generate(), name: b.name, app_id, created_at: now_millis() };
-    let rec = st.store().create_token(rec, sha256(secret.as_bytes())).await?;
+    let rec = TokenRecord {
+        id: TokenId::generate(),
+        name: b.name,
+        app_id,
+        created_at: now_millis(),
+    };
+    let rec = st
+        .store()
+        .create_token(rec, sha256(secret.as_bytes()))
+        .await?;
     let mut out = token_out(&rec);
     out["token"] = json!(secret);
     Ok((StatusCode::CREATED, Json(out)).into_response())
 }
 
-pub async fn list_tokens(State(st): State<AppState>, auth: Auth) -> ApiResult<Json<serde_json::Value>> {
+pub async fn list_tokens(
+    State(st): State<AppState>,
+    auth: Auth,
+) -> ApiResult<Json<serde_json::Value>> {
     require_root(&auth)?;
     let tokens = st.store().list_tokens().await?;
     Ok(Json(json!({
@@ -239,11 +311,18 @@ pub async fn list_tokens(State(st): State<AppState>, auth: Auth) -> ApiResult<Js
     })))
 }
 
-pub async fn delete_token(State(st): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<StatusCode> {
+pub async fn delete_token(
+    State(st): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
     require_root(&auth)?;
-    st.store().delete_token(&TokenId(id)).await.map_err(|e| match e {
-        herald_store::StoreError::NotFound => ApiError::not_found("token"),
-        other => other.into(),
-    })?;
+    st.store()
+        .delete_token(&TokenId(id))
+        .await
+        .map_err(|e| match e {
+            herald_store::StoreError::NotFound => ApiError::not_found("token"),
+            other => other.into(),
+        })?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -19,9 +19,15 @@ pub fn router(_state: AppState) -> Router<AppState> {
         .route("/app", get(apps::list).post(apps::create))
         .route(
             "/app/{app_id}",
-            get(apps::get).put(apps::update).patch(apps::patch).delete(apps::remove),
+            get(apps::get)
+                .put(apps::update)
+                .patch(apps::patch)
+                .delete(apps::remove),
         )
-        .route("/app/{app_id}/endpoint", get(endpoints::list).post(endpoints::create))
+        .route(
+            "/app/{app_id}/endpoint",
+            get(endpoints::list).post(endpoints::create),
+        )
         .route(
             "/app/{app_id}/endpoint/{endpoint_id}",
             get(endpoints::get)
@@ -29,28 +35,69 @@ pub fn router(_state: AppState) -> Router<AppState> {
                 .patch(endpoints::patch)
                 .delete(endpoints::remove),
         )
-        .route("/app/{app_id}/endpoint/{endpoint_id}/secret", get(endpoints::secret))
-        .route("/app/{app_id}/endpoint/{endpoint_id}/secret/rotate", post(endpoints::rotate))
+        .route(
+            "/app/{app_id}/endpoint/{endpoint_id}/secret",
+            get(endpoints::secret),
+        )
+        .route(
+            "/app/{app_id}/endpoint/{endpoint_id}/secret/rotate",
+            post(endpoints::rotate),
+        )
         .route(
             "/app/{app_id}/endpoint/{endpoint_id}/headers",
-            get(endpoints::headers).put(endpoints::put_headers).patch(endpoints::patch_headers),
+            get(endpoints::headers)
+                .put(endpoints::put_headers)
+                .patch(endpoints::patch_headers),
         )
-        .route("/app/{app_id}/endpoint/{endpoint_id}/stats", get(endpoints::stats))
-        .route("/app/{app_id}/endpoint/{endpoint_id}/recover", post(endpoints::recover))
-        .route("/app/{app_id}/endpoint/{endpoint_id}/send-example", post(endpoints::send_example))
-        .route("/app/{app_id}/endpoint/{endpoint_id}/msg", get(messages::by_endpoint))
-        .route("/app/{app_id}/msg", get(messages::list).post(messages::create))
+        .route(
+            "/app/{app_id}/endpoint/{endpoint_id}/stats",
+            get(endpoints::stats),
+        )
+        .route(
+            "/app/{app_id}/endpoint/{endpoint_id}/recover",
+            post(endpoints::recover),
+        )
+        .route(
+            "/app/{app_id}/endpoint/{endpoint_id}/send-example",
+            post(endpoints::send_example),
+        )
+        .route(
+            "/app/{app_id}/endpoint/{endpoint_id}/msg",
+            get(messages::by_endpoint),
+        )
+        .route(
+            "/app/{app_id}/msg",
+            get(messages::list).post(messages::create),
+        )
         .route("/app/{app_id}/msg/{msg_id}", get(messages::get))
-        .route("/app/{app_id}/msg/{msg_id}/content", delete(messages::expunge))
-        .route("/app/{app_id}/msg/{msg_id}/endpoint", get(messages::endpoints_of))
+        .route(
+            "/app/{app_id}/msg/{msg_id}/content",
+            delete(messages::expunge),
+        )
+        .route(
+            "/app/{app_id}/msg/{msg_id}/endpoint",
+            get(messages::endpoints_of),
+        )
         .route(
             "/app/{app_id}/msg/{msg_id}/endpoint/{endpoint_id}/resend",
             post(messages::resend),
         )
-        .route("/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}", get(messages::attempt))
-        .route("/app/{app_id}/attempt/endpoint/{endpoint_id}", get(messages::attempts_by_endpoint))
-        .route("/app/{app_id}/attempt/msg/{msg_id}", get(messages::attempts_by_msg))
-        .route("/event-type", get(misc::list_event_types).post(misc::create_event_type))
+        .route(
+            "/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}",
+            get(messages::attempt),
+        )
+        .route(
+            "/app/{app_id}/attempt/endpoint/{endpoint_id}",
+            get(messages::attempts_by_endpoint),
+        )
+        .route(
+            "/app/{app_id}/attempt/msg/{msg_id}",
+            get(messages::attempts_by_msg),
+        )
+        .route(
+            "/event-type",
+            get(misc::list_event_types).post(misc::create_event_type),
+        )
         .route(
             "/event-type/{name}",
             get(misc::get_event_type)
@@ -58,7 +105,10 @@ pub fn router(_state: AppState) -> Router<AppState> {
                 .patch(misc::patch_event_type)
                 .delete(misc::delete_event_type),
         )
-        .route("/auth/app-portal-access/{app_id}", post(misc::app_portal_access))
+        .route(
+            "/auth/app-portal-access/{app_id}",
+            post(misc::app_portal_access),
+        )
         .route("/token", get(misc::list_tokens).post(misc::create_token))
         .route("/token/{token_id}", delete(misc::delete_token));
     Router::new()

@@ -1,0 +1,377 @@
+//! Storage behaviour every backend must show, run here against a real SQLite file. The
+//! PostgreSQL backend will run the same suite (see docs/architecture.md).
+
+use std::sync::Arc;
+
+use herald_core::ids::{AppId, AttemptId, EndpointId, MessageId};
+use herald_core::model::{
+    Application, Attempt, DeliveryStatus, Endpoint, Message, Ordering, TriggerType,
+};
+use herald_core::signing::SignatureScheme;
+use herald_store::{AttemptRecord, ListQuery, NextState, SqliteStore, Store, StoreError};
+
+fn app(now: i64) -> Application {
+    Application {
+        id: AppId::generate(),
+        uid: None,
+        name: "a".into(),
+        throttle_rate: None,
+        metadata: Default::default(),
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+fn endpoint(app: &AppId, types: Option<Vec<&str>>) -> Endpoint {
+    Endpoint {
+        id: EndpointId::generate(),
+        app_id: app.clone(),
+        uid: None,
+        url: "http://127.0.0.1:1/".into(),
+        description: String::new(),
+        disabled: false,
+        event_types: types.map(|t| t.into_iter().map(String::from).collect()),
+        channels: None,
+        throttle_rate: None,
+        metadata: Default::default(),
+        headers: Default::default(),
+        retry_schedule: None,
+        permanent_statuses: vec![],
+        ordering: Ordering::None,
+        max_concurrency: None,
+        signature_scheme: SignatureScheme::Standard,
+        secrets: vec![],
+        paused_until: None,
+        created_at: 0,
+        updated_at: 0,
+    }
+}
+
+fn message(app: &AppId, event_type: &str, event_id: Option<&str>, now: i64) -> Message {
+    Message {
+        id: MessageId::generate(),
+        app_id: app.clone(),
+        event_id: event_id.map(String::from),
+        event_type: event_type.into(),
+        payload: Some(r#"{"k":  1}"#.into()),
+        channels: None,
+        created_at: now,
+    }
+}
+
+async fn setup() -> (tempfile::TempDir, Arc<dyn Store>, Application) {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path().join("h.db")).unwrap());
+    let a = store.create_app(app(1)).await.unwrap();
+    (dir, store, a)
+}
+
+fn attempt(c: &herald_store::Claimed, now: i64, ok: bool) -> Attempt {
+    Attempt {
+        id: AttemptId::generate(),
+        msg_id: c.msg_id.clone(),
+        endpoint_id: c.endpoint_id.clone(),
+        app_id: c.app_id.clone(),
+        delivery_id: c.delivery_id,
+        url: "http://127.0.0.1:1/".into(),
+        response: String::new(),
+        response_status_code: if ok { 204 } else { 500 },
+        response_duration_ms: 1,
+        status: if ok {
+            DeliveryStatus::Success
+        } else {
+            DeliveryStatus::Fail
+        },
+        trigger_type: TriggerType::Scheduled,
+        error: None,
+        created_at: now,
+    }
+}
+
+#[tokio::test]
+async fn publish_fans_out_by_event_type_in_one_commit() {
+    let (_d, store, a) = setup().await;
+    let all = store.create_endpoint(endpoint(&a.id, None)).await.unwrap();
+    let only_b = store
+        .create_endpoint(endpoint(&a.id, Some(vec!["b"])))
+        .await
+        .unwrap();
+    let p = store
+        .publish(message(&a.id, "a", None, 10), None)
+        .await
+        .unwrap();
+    assert_eq!(p.deliveries, 1);
+    let ds = store.deliveries_of_message(&p.message.id).await.unwrap();
+    assert_eq!(ds.len(), 1);
+    assert_eq!(ds[0].endpoint_id, all.id);
+    let p = store
+        .publish(message(&a.id, "b", None, 11), None)
+        .await
+        .unwrap();
+    assert_eq!(p.deliveries, 2);
+    // send-example style: only one endpoint, whatever the filter says.
+    let p = store
+        .publish(message(&a.id, "a", None, 12), Some(only_b.id.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.deliveries_of_message(&p.message.id).await.unwrap()[0].endpoint_id,
+        only_b.id
+    );
+}
+
+#[tokio::test]
+async fn repeated_event_id_conflicts_and_leaves_no_deliveries() {
+    let (_d, store, a) = setup().await;
+    store.create_endpoint(endpoint(&a.id, None)).await.unwrap();
+    store
+        .publish(message(&a.id, "a", Some("e1"), 10), None)
+        .await
+        .unwrap();
+    let dup = message(&a.id, "a", Some("e1"), 11);
+    let dup_id = dup.id.clone();
+    assert!(matches!(
+        store.publish(dup, None).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(store
+        .deliveries_of_message(&dup_id)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .get_message(&a.id, dup_id.as_str())
+        .await
+        .unwrap()
+        .is_none());
+    // The first is found by its eventId.
+    assert!(store.get_message(&a.id, "e1").await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn concurrent_publishes_group_commit_and_all_persist() {
+    let (dir, store, a) = setup().await;
+    store.create_endpoint(endpoint(&a.id, None)).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let (store, app_id) = (store.clone(), a.id.clone());
+        tasks.push(tokio::spawn(async move {
+            store
+                .publish(message(&app_id, "a", Some(&format!("e{i}")), i), None)
+                .await
+                .unwrap()
+                .message
+                .id
+        }));
+    }
+    let mut ids = Vec::new();
+    for t in tasks {
+        ids.push(t.await.unwrap());
+    }
+    drop(store);
+    // Reopen the file: everything acknowledged is there.
+    let store = SqliteStore::open(dir.path().join("h.db")).unwrap();
+    let q = ListQuery {
+        limit: 250,
+        ..Default::default()
+    };
+    let page = store
+        .list_messages(&a.id, &Default::default(), &q)
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 200);
+    for id in ids {
+        assert_eq!(store.deliveries_of_message(&id).await.unwrap().len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn claims_are_leases_another_owner_takes_over_after_expiry() {
+    let (_d, store, a) = setup().await;
+    store.create_endpoint(endpoint(&a.id, None)).await.unwrap();
+    store
+        .publish(message(&a.id, "a", None, 100), None)
+        .await
+        .unwrap();
+    let c1 = store.claim_due("node-1", 1_000, 5_000, 10).await.unwrap();
+    assert_eq!(c1.len(), 1);
+    // While the lease holds, nobody else gets it.
+    assert!(store
+        .claim_due("node-2", 2_000, 5_000, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    // After expiry another node takes it over.
+    let c2 = store.claim_due("node-2", 6_001, 5_000, 10).await.unwrap();
+    assert_eq!(c2.len(), 1);
+    assert_eq!(c2[0].delivery_id, c1[0].delivery_id);
+}
+
+#[tokio::test]
+async fn attempt_outcomes_move_the_delivery() {
+    let (_d, store, a) = setup().await;
+    let ep = store.create_endpoint(endpoint(&a.id, None)).await.unwrap();
+    let m = store
+        .publish(message(&a.id, "a", None, 100), None)
+        .await
+        .unwrap()
+        .message;
+    let c = store
+        .claim_due("n", 1_000, 60_000, 10)
+        .await
+        .unwrap()
+        .remove(0);
+    store
+        .record_attempt(AttemptRecord {
+            attempt: attempt(&c, 1_001, false),
+            next: NextState::RetryAt {
+                at: 5_000,
+                failures: 1,
+            },
+        })
+        .await
+        .unwrap();
+    let d = &store.deliveries_of_message(&m.id).await.unwrap()[0];
+    assert_eq!(
+        (d.status, d.attempts, d.failures, d.next_attempt_at),
+        (DeliveryStatus::Pending, 1, 1, Some(5_000))
+    );
+    assert!(
+        store
+            .claim_due("n", 4_999, 60_000, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "not due yet"
+    );
+    let c = store
+        .claim_due("n", 5_000, 60_000, 10)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(c.failures, 1);
+    // A pause pushes the endpoint's deliveries back without consuming a retry.
+    store
+        .record_attempt(AttemptRecord {
+            attempt: attempt(&c, 5_001, false),
+            next: NextState::EndpointPaused { until: 9_000 },
+        })
+        .await
+        .unwrap();
+    let e = store
+        .get_endpoint(&a.id, ep.id.as_str())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(e.paused_until, Some(9_000));
+    let d = &store.deliveries_of_message(&m.id).await.unwrap()[0];
+    assert_eq!(
+        (d.attempts, d.failures, d.next_attempt_at),
+        (2, 1, Some(9_000))
+    );
+    let c = store
+        .claim_due("n", 9_000, 60_000, 10)
+        .await
+        .unwrap()
+        .remove(0);
+    store
+        .record_attempt(AttemptRecord {
+            attempt: attempt(&c, 9_001, false),
+            next: NextState::Failed {
+                disable_endpoint: true,
+            },
+        })
+        .await
+        .unwrap();
+    let d = &store.deliveries_of_message(&m.id).await.unwrap()[0];
+    assert_eq!(d.status, DeliveryStatus::Fail);
+    assert!(
+        store
+            .get_endpoint(&a.id, ep.id.as_str())
+            .await
+            .unwrap()
+            .unwrap()
+            .disabled
+    );
+    // Recover re-queues the failed delivery.
+    assert_eq!(store.recover(&ep.id, 0, None, 10_000).await.unwrap(), 1);
+    let d = &store.deliveries_of_message(&m.id).await.unwrap()[0];
+    assert_eq!((d.status, d.failures), (DeliveryStatus::Pending, 0));
+    let stats = store.endpoint_stats(&ep.id, None, None).await.unwrap();
+    assert_eq!(stats.pending, 1);
+}
+
+#[tokio::test]
+async fn release_leases_makes_in_flight_work_due_again() {
+    let (_d, store, a) = setup().await;
+    store.create_endpoint(endpoint(&a.id, None)).await.unwrap();
+    for i in 0..3 {
+        store
+            .publish(message(&a.id, "a", None, i), None)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        store
+            .claim_due("dead-node", 10, 60_000, 10)
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+    assert_eq!(store.release_leases(None, 20).await.unwrap(), 3);
+    assert_eq!(
+        store
+            .claim_due("new-node", 20, 60_000, 10)
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+}
+
+#[tokio::test]
+async fn keyset_pagination_walks_forward_and_back() {
+    let (_d, store, _a) = setup().await;
+    for i in 0..4 {
+        let mut x = app(i);
+        x.uid = Some(format!("u{i}"));
+        store.create_app(x).await.unwrap();
+    }
+    let q = ListQuery {
+        limit: 2,
+        ..Default::default()
+    };
+    let p1 = store.list_apps(&q).await.unwrap();
+    assert!(p1.has_more);
+    let last = p1.items.last().unwrap().id.0.clone();
+    let p2 = store
+        .list_apps(&ListQuery {
+            iterator: Some(last),
+            ..q.clone()
+        })
+        .await
+        .unwrap();
+    assert_eq!(p2.items.len(), 2);
+    let p3 = store
+        .list_apps(&ListQuery {
+            iterator: Some(p2.items.last().unwrap().id.0.clone()),
+            ..q.clone()
+        })
+        .await
+        .unwrap();
+    assert_eq!(p3.items.len(), 1);
+    assert!(!p3.has_more);
+    let back = store
+        .list_apps(&ListQuery {
+            iterator: Some(p2.items[0].id.0.clone()),
+            backwards: true,
+            ..q.clone()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        back.items.iter().map(|a| a.id.clone()).collect::<Vec<_>>(),
+        p1.items.iter().map(|a| a.id.clone()).collect::<Vec<_>>()
+    );
+}

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Runs every Herald test on a fresh machine: installs what the tests need, builds, runs the
+# Rust unit/property/integration tests, then the real-client Python suite (official `svix` SDK
+# and `standardwebhooks` from PyPI) against the real binary.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/herald-target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+need_apt=()
+command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
+command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "==> installing Debian packages: ${need_apt[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"
+fi
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "==> cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+echo "==> cargo test (unit, property and integration tests)"
+cargo test --workspace
+
+echo "==> real-client tests (svix Python SDK, standardwebhooks)"
+export HERALD_BIN="$CARGO_TARGET_DIR/debug/herald"
+bash tests/python/run.sh
