@@ -108,9 +108,9 @@ impl Default for Config {
 #[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
 pub struct ConfigError(pub Vec<String>);
 
-/// Environment variables with the `HERALD_` prefix that belong to the CLI client, not the
-/// server configuration.
-const CLIENT_ENV_KEYS: [&str; 2] = ["url", "token"];
+/// Environment variables with the `HERALD_` prefix that are not server settings: the CLI
+/// client's `HERALD_URL`/`HERALD_TOKEN`, the log filter `HERALD_LOG` and `--config`'s env.
+const CLIENT_ENV_KEYS: [&str; 4] = ["url", "token", "log", "config"];
 
 impl Config {
     /// Loads defaults → file → environment. `file` is `--config`; when `None`, `./herald.toml`
