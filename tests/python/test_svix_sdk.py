@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import json
 import os
 import typing as t
 from datetime import datetime, timedelta, timezone
@@ -57,6 +58,10 @@ from conftest import HeraldServer, ReceivedRequest, Receiver, make_svix, uniq, w
 # Bounded waits (seconds). The server runs with HERALD_RETRY_SCHEDULE=[1,1,1].
 DELIVERY_TIMEOUT = 20.0
 RETRY_TIMEOUT = 25.0
+
+# Every secret value the suite handles, checked against the server log by the last test.
+SECRETS_SEEN: t.Set[str] = set()
+SENSITIVE_HEADER_VALUE = "Bearer s3cr3t-value"
 
 
 # --------------------------------------------------------------------------------------------
@@ -121,6 +126,7 @@ def new_endpoint(
     path = receiver.new_path()
     ep = svix.endpoint.create(app_id, EndpointIn(url=receiver.url(path), **kwargs))
     secret = svix.endpoint.get_secret(app_id, ep.id).key
+    SECRETS_SEEN.add(secret)
     return ep, path, secret
 
 
@@ -642,6 +648,7 @@ def test_secret_rotation_signs_with_both_keys(svix: Svix, receiver: Receiver) ->
 
     rotated = svix.endpoint.rotate_secret(app.id, ep.id, EndpointSecretRotateIn())
     new = rotated.key
+    SECRETS_SEEN.add(new)
     assert new.startswith("whsec_") and new != old
     assert svix.endpoint.get_secret(app.id, ep.id).key == new
 
@@ -661,6 +668,7 @@ def test_secret_rotation_with_key_and_no_grace(svix: Svix, receiver: Receiver) -
     app = new_app(svix, "rotkey")
     ep, path, old = new_endpoint(svix, receiver, app.id)
     chosen = "whsec_" + base64.b64encode(os.urandom(32)).decode()
+    SECRETS_SEEN.add(chosen)
     rotated = svix.endpoint.rotate_secret(app.id, ep.id, EndpointSecretRotateIn(key=chosen, grace_period_seconds=0))
     assert rotated.key == chosen
     assert svix.endpoint.get_secret(app.id, ep.id).key == chosen
@@ -731,6 +739,9 @@ def test_exhausted_retries_then_recover(svix: Svix, receiver: Receiver) -> None:
     assert (stats.success, stats.pending, stats.sending) == (0, 0, 0)
     reqs = receiver.requests(path)
     assert len(reqs) == 4 and all(r.answered == 500 for r in reqs)
+    for r in reqs:
+        assert r.headers["webhook-id"] == msg.id
+        assert verify_both(secret, r) == payload
     attempts = attempts_by_msg(svix, app.id, msg.id)
     assert len(attempts) == 4
     assert all(a.status == MessageStatus.FAIL and a.response_status_code == 500 for a in attempts)
@@ -792,7 +803,7 @@ def test_endpoint_headers_get_set_patch_and_delivery(svix: Svix, receiver: Recei
     ep, path, secret = new_endpoint(svix, receiver, app.id)
 
     svix.endpoint.set_headers(
-        app.id, ep.id, EndpointHeadersIn(headers={"X-Custom": "abc", "Authorization": "Bearer s3cr3t-value"})
+        app.id, ep.id, EndpointHeadersIn(headers={"X-Custom": "abc", "Authorization": SENSITIVE_HEADER_VALUE})
     )
     got = svix.endpoint.get_headers(app.id, ep.id)
     headers = {k.lower(): v for k, v in got.headers.items()}
@@ -815,7 +826,7 @@ def test_endpoint_headers_get_set_patch_and_delivery(svix: Svix, receiver: Recei
     (req,) = receiver.wait_for_requests(path, 1, DELIVERY_TIMEOUT)
     assert req.headers["webhook-id"] == msg.id
     assert req.headers.get("x-other") == "two"
-    assert req.headers.get("authorization") == "Bearer s3cr3t-value", "the real value is sent to the endpoint"
+    assert req.headers.get("authorization") == SENSITIVE_HEADER_VALUE, "the real value is sent to the endpoint"
     assert "x-custom" not in req.headers
     verify_both(secret, req)
 
@@ -922,6 +933,7 @@ def test_app_portal_access_token_is_scoped(svix: Svix, herald: HeraldServer, rec
     svix.endpoint.create(mine.id, EndpointIn(url=receiver.url(receiver.new_path()), description="mine"))
 
     access = svix.authentication.app_portal_access(mine.id, AppPortalAccessIn())
+    SECRETS_SEEN.add(access.token)
     assert access.token and access.token != herald.admin_token
     assert access.url
 
@@ -962,3 +974,40 @@ def test_payload_bytes_preserved_exactly(svix: Svix, receiver: Receiver, raw_htt
     verify_both(secret, req)
     # the SDK reads it back as the same JSON value
     assert svix.message.get(app.id, msg_id, MessageGetOptions(with_content=True)).payload == {"z": 1, "a": {"nested": [1, 2.5, 1000.0, -0.0]}, "s": "caf\u00e9 caf\u00e9"}
+
+
+# --------------------------------------------------------------------------------------------
+# log hygiene (runs last: it reads the log of everything above)
+# --------------------------------------------------------------------------------------------
+
+
+def test_zz_server_log_is_json_and_has_no_secrets(herald: HeraldServer, receiver: Receiver) -> None:
+    """operations.md: JSON lines with HERALD_LOG_FORMAT=json, one line per delivery attempt, and
+    secrets, signatures and authorization headers never appear in logs."""
+    with open(herald.log_path, "rb") as f:
+        log = f.read().decode("utf-8", "replace")
+    lines = [line for line in log.splitlines() if line.strip()]
+    assert lines, "the server wrote no log"
+    not_json = []
+    for line in lines:
+        try:
+            json.loads(line)
+        except ValueError:
+            not_json.append(line)
+    assert not not_json, f"non-JSON log lines with HERALD_LOG_FORMAT=json: {not_json[:3]}"
+
+    sent_ids = {r.headers.get("webhook-id") for r in receiver.requests()}
+    sent_ids.discard(None)
+    if sent_ids:
+        assert any(i in log for i in sent_ids), "delivery attempts must be logged (with msg_id)"
+
+    forbidden = {herald.admin_token, SENSITIVE_HEADER_VALUE, "s3cr3t-value"} | SECRETS_SEEN
+    for secret in list(SECRETS_SEEN):
+        if secret.startswith("whsec_"):
+            forbidden.add(secret[len("whsec_"):])  # the bare key
+    for r in receiver.requests():
+        for sig in r.headers.get("webhook-signature", "").split(" "):
+            if "," in sig:
+                forbidden.add(sig.split(",", 1)[1])
+    leaked = sorted(s[:12] + "..." for s in forbidden if s and s in log)
+    assert not leaked, f"secret values found in the server log: {leaked}"

@@ -115,8 +115,9 @@ pub struct ApplicationPatch {
     pub uid: Option<Option<String>>,
     #[serde(default, alias = "rateLimit", deserialize_with = "double")]
     pub throttle_rate: Option<Option<i64>>,
-    #[serde(default)]
-    pub metadata: Option<Metadata>,
+    /// `null` clears the metadata, as on endpoints.
+    #[serde(default, deserialize_with = "double")]
+    pub metadata: Option<Option<Metadata>>,
 }
 
 #[derive(Debug, Serialize)]

@@ -23,6 +23,7 @@ pub mod error;
 pub mod extract;
 mod idempotency;
 mod routes;
+mod schema;
 
 use error::{ApiError, ApiResult};
 use extract::{Auth, Caller};
@@ -50,6 +51,7 @@ pub(crate) struct StateInner {
     pub public_url: String,
     pub waker: Option<Arc<Notify>>,
     pub idem_locks: Mutex<HashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>>,
+    pub schemas: schema::SchemaCache,
 }
 
 /// Room for the envelope around a maximal payload.
@@ -67,6 +69,7 @@ impl AppState {
                 public_url: cfg.public_url,
                 waker,
                 idem_locks: Mutex::new(HashMap::new()),
+                schemas: Default::default(),
             }),
         }
     }

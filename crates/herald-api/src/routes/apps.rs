@@ -154,7 +154,7 @@ pub async fn patch(
         app.throttle_rate = r.map(|r| r as u32);
     }
     if let Some(m) = body.metadata {
-        app.metadata = m;
+        app.metadata = m.unwrap_or_default();
     }
     app.updated_at = now_millis();
     Ok(Json(ApplicationOut::from(

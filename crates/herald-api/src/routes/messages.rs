@@ -78,6 +78,7 @@ pub async fn create(
         }
         _ => st.app(&auth, &app_id).await?,
     };
+    crate::schema::check_payload(&st, &body.event_type, payload).await?;
     let msg = Message {
         id: MessageId::generate(),
         app_id: app.id.clone(),

@@ -56,6 +56,7 @@ fn check_schemas(s: &Option<serde_json::Value>) -> ApiResult<()> {
                 "must map a version string to a JSON Schema object",
             ));
         }
+        crate::schema::compile(v)?;
     }
     Ok(())
 }
@@ -121,6 +122,7 @@ pub async fn create_event_type(
             }
             other => other.into(),
         })?;
+    st.inner.schemas.invalidate(&et.name);
     Ok((StatusCode::CREATED, Json(EventTypeOut::from(&et))).into_response())
 }
 
@@ -155,7 +157,9 @@ pub async fn update_event_type(
             et.deprecated = b.deprecated.unwrap_or(false);
             et.schemas = b.schemas;
             et.updated_at = now;
-            Ok(Json(EventTypeOut::from(&st.store().update_event_type(et).await?)).into_response())
+            let et = st.store().update_event_type(et).await?;
+            st.inner.schemas.invalidate(&et.name);
+            Ok(Json(EventTypeOut::from(&et)).into_response())
         }
         None => {
             if !valid_uid(&name) {
@@ -171,6 +175,7 @@ pub async fn update_event_type(
                 updated_at: now,
             };
             let et = st.store().create_event_type(et).await?;
+            st.inner.schemas.invalidate(&et.name);
             Ok((StatusCode::CREATED, Json(EventTypeOut::from(&et))).into_response())
         }
     }
@@ -200,9 +205,9 @@ pub async fn patch_event_type(
         et.schemas = s;
     }
     et.updated_at = now_millis();
-    Ok(Json(EventTypeOut::from(
-        &st.store().update_event_type(et).await?,
-    )))
+    let et = st.store().update_event_type(et).await?;
+    st.inner.schemas.invalidate(&et.name);
+    Ok(Json(EventTypeOut::from(&et)))
 }
 
 pub async fn delete_event_type(
@@ -213,6 +218,7 @@ pub async fn delete_event_type(
     auth.caller.require_admin()?;
     load_et(&st, &name).await?;
     st.store().delete_event_type(&name).await?;
+    st.inner.schemas.invalidate(&name);
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -121,4 +121,13 @@ pub fn router(_state: AppState) -> Router<AppState> {
             )
                 .into_response()
         })
+        // Without this, a known path with an unsupported method answers 405 with an empty
+        // body; every error answers `{code, detail}` (outbound-api.md "Conventions").
+        .method_not_allowed_fallback(|| async {
+            (
+                StatusCode::METHOD_NOT_ALLOWED,
+                Json(json!({"code": "method_not_allowed", "detail": "method not allowed on this route"})),
+            )
+                .into_response()
+        })
 }

@@ -1,0 +1,99 @@
+//! JSON Schema validation of published payloads against their event type's schema
+//! (outbound-api.md: a payload that does not validate answers 422 with the validator's
+//! messages).
+//!
+//! Compiled validators are cached per event type for a few seconds and dropped when this node
+//! changes the event type. `jsonschema` is built without its remote-reference features, so a
+//! `$ref` to a URL is never fetched (that would be an SSRF hole).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use jsonschema::Validator;
+
+use crate::error::{ApiError, ApiResult, FieldError};
+use crate::AppState;
+
+/// How long another node's event-type change may take to be seen here.
+const TTL: Duration = Duration::from_secs(5);
+/// At most this many messages are reported in one 422.
+const MAX_ERRORS: usize = 20;
+
+#[derive(Default)]
+pub struct SchemaCache {
+    map: Mutex<HashMap<String, (Instant, Option<Arc<Validator>>)>>,
+}
+
+impl SchemaCache {
+    pub fn invalidate(&self, name: &str) {
+        self.map.lock().expect("schema cache").remove(name);
+    }
+}
+
+/// The schema of the newest version: numeric version keys compare as numbers.
+fn newest(schemas: &serde_json::Value) -> Option<&serde_json::Value> {
+    let obj = schemas.as_object()?;
+    obj.iter()
+        .max_by(
+            |(a, _), (b, _)| match (a.parse::<f64>(), b.parse::<f64>()) {
+                (Ok(x), Ok(y)) => x.total_cmp(&y),
+                _ => a.cmp(b),
+            },
+        )
+        .map(|(_, v)| v)
+}
+
+/// Compiles a schema, answering 422 when it is not a valid JSON Schema.
+pub fn compile(schemas: &serde_json::Value) -> ApiResult<Option<Validator>> {
+    match newest(schemas) {
+        None => Ok(None),
+        Some(s) => jsonschema::validator_for(s)
+            .map(Some)
+            .map_err(|e| ApiError::field("schemas", format!("not a valid JSON Schema: {e}"))),
+    }
+}
+
+async fn validator(st: &AppState, event_type: &str) -> ApiResult<Option<Arc<Validator>>> {
+    let cache = &st.inner.schemas;
+    if let Some((at, v)) = cache.map.lock().expect("schema cache").get(event_type) {
+        if at.elapsed() < TTL {
+            return Ok(v.clone());
+        }
+    }
+    let et = st.store().get_event_type(event_type).await?;
+    let v = match et.and_then(|e| e.schemas) {
+        // A stored schema that no longer compiles must not block publishing.
+        Some(s) => compile(&s).ok().flatten().map(Arc::new),
+        None => None,
+    };
+    cache
+        .map
+        .lock()
+        .expect("schema cache")
+        .insert(event_type.to_string(), (Instant::now(), v.clone()));
+    Ok(v)
+}
+
+/// Validates `payload` (JSON text) against the event type's newest schema, if it has one.
+pub async fn check_payload(st: &AppState, event_type: &str, payload: &str) -> ApiResult<()> {
+    let Some(v) = validator(st, event_type).await? else {
+        return Ok(());
+    };
+    let instance: serde_json::Value =
+        serde_json::from_str(payload).map_err(|e| ApiError::field("payload", e.to_string()))?;
+    let errors: Vec<FieldError> = v
+        .iter_errors(&instance)
+        .take(MAX_ERRORS)
+        .map(|e| FieldError {
+            loc: vec!["body".into(), "payload".into(), e.instance_path.to_string()],
+            msg: e.to_string(),
+            kind: "schema_error".into(),
+        })
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Validation(errors))
+    }
+}
