@@ -231,3 +231,22 @@ where
         Some(s) => s.parse::<T>().map(Some).map_err(serde::de::Error::custom),
     }
 }
+
+/// Path-parameter extractor whose failures (e.g. a segment that is not UTF-8) are 400
+/// `{code, detail}` bodies rather than axum's plain text.
+pub struct Path<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Path<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| Path(p.0))
+            .map_err(|e| ApiError::BadRequest(e.body_text()))
+    }
+}

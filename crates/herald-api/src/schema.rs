@@ -20,9 +20,12 @@ const TTL: Duration = Duration::from_secs(5);
 /// At most this many messages are reported in one 422.
 const MAX_ERRORS: usize = 20;
 
+/// When an entry was loaded, and the validator (`None`: the event type has no schema).
+type Entry = (Instant, Option<Arc<Validator>>);
+
 #[derive(Default)]
 pub struct SchemaCache {
-    map: Mutex<HashMap<String, (Instant, Option<Arc<Validator>>)>>,
+    map: Mutex<HashMap<String, Entry>>,
 }
 
 impl SchemaCache {

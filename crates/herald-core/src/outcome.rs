@@ -14,6 +14,9 @@ use crate::Millis;
 pub const MAX_PAUSE_MS: i64 = 3_600_000;
 /// Pause when a 429 carries no usable `Retry-After`.
 pub const DEFAULT_PAUSE_MS: i64 = 60_000;
+/// Shortest pause: `Retry-After: 0` must not turn into a tight loop of attempts that never
+/// consume a retry.
+pub const MIN_PAUSE_MS: i64 = 1_000;
 
 /// Why no HTTP response was received; the stable codes prefix the stored `response` text.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,10 +87,12 @@ pub fn classify_status(
     let parsed = retry_after.and_then(|v| parse_retry_after(v, now));
     match (status, parsed) {
         (429, p) => Outcome::PauseEndpoint {
-            until: now + p.unwrap_or(DEFAULT_PAUSE_MS).clamp(0, MAX_PAUSE_MS),
+            until: now
+                + p.unwrap_or(DEFAULT_PAUSE_MS)
+                    .clamp(MIN_PAUSE_MS, MAX_PAUSE_MS),
         },
         (503, Some(p)) => Outcome::PauseEndpoint {
-            until: now + p.clamp(0, MAX_PAUSE_MS),
+            until: now + p.clamp(MIN_PAUSE_MS, MAX_PAUSE_MS),
         },
         _ => Outcome::Retry,
     }
@@ -153,6 +158,13 @@ mod tests {
                 until: NOW + MAX_PAUSE_MS
             },
             "capped at one hour"
+        );
+        assert_eq!(
+            classify_status(429, Some("0"), &[], NOW),
+            Outcome::PauseEndpoint {
+                until: NOW + MIN_PAUSE_MS
+            },
+            "Retry-After: 0 still pauses briefly"
         );
         assert_eq!(
             classify_status(429, Some("garbage"), &[], NOW),

@@ -40,8 +40,11 @@ impl Resolve for GuardedResolver {
                 .await
                 .map_err(|e| Box::new(e) as Box<dyn StdError + Send + Sync>)?
                 .collect();
-            let allowed: Vec<SocketAddr> =
-                addrs.iter().copied().filter(|a| policy.is_allowed(a.ip())).collect();
+            let allowed: Vec<SocketAddr> = addrs
+                .iter()
+                .copied()
+                .filter(|a| policy.is_allowed(a.ip()))
+                .collect();
             if allowed.is_empty() {
                 if let Some(first) = addrs.first() {
                     return Err(Box::new(BlockedAddress(host, first.ip()))
@@ -103,7 +106,9 @@ impl DeliveryClient {
         let policy = Arc::new(cfg.policy);
         let mut b = reqwest::Client::builder()
             .user_agent(format!("Herald/{}", herald_core::VERSION))
-            .dns_resolver(Arc::new(GuardedResolver { policy: policy.clone() }))
+            .dns_resolver(Arc::new(GuardedResolver {
+                policy: policy.clone(),
+            }))
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
             .connect_timeout(cfg.connect_timeout)
@@ -115,7 +120,8 @@ impl DeliveryClient {
             .min_tls_version(reqwest::tls::Version::TLS_1_2)
             .https_only(policy.https_only);
         if let Some(p) = &cfg.proxy_url {
-            b = b.proxy(reqwest::Proxy::all(p).map_err(|e| ClientBuildError::Proxy(e.to_string()))?);
+            b = b
+                .proxy(reqwest::Proxy::all(p).map_err(|e| ClientBuildError::Proxy(e.to_string()))?);
         }
         if let Some(pem) = &cfg.ca_bundle_pem {
             for cert in reqwest::Certificate::from_pem_bundle(pem)
@@ -124,13 +130,20 @@ impl DeliveryClient {
                 b = b.add_root_certificate(cert);
             }
         }
-        let http = b.build().map_err(|e| ClientBuildError::Build(e.to_string()))?;
+        let http = b
+            .build()
+            .map_err(|e| ClientBuildError::Build(e.to_string()))?;
         Ok(Self { http, policy })
     }
 
     /// POSTs `body` to `url` with `headers`. Never follows redirects; never connects to a
     /// refused address.
-    pub async fn send(&self, url: &str, headers: http::HeaderMap, body: bytes::Bytes) -> SendResult {
+    pub async fn send(
+        &self,
+        url: &str,
+        headers: http::HeaderMap,
+        body: bytes::Bytes,
+    ) -> SendResult {
         let start = Instant::now();
         let failed = |error, detail: String| SendResult::Failed {
             error,
@@ -154,7 +167,13 @@ impl DeliveryClient {
                 );
             }
         }
-        let resp = self.http.post(parsed).headers(headers).body(body).send().await;
+        let resp = self
+            .http
+            .post(parsed)
+            .headers(headers)
+            .body(body)
+            .send()
+            .await;
         let mut resp = match resp {
             Ok(r) => r,
             Err(e) => {
@@ -211,9 +230,13 @@ fn classify_error(e: &reqwest::Error) -> (TransportError, String) {
     let lower = chain.join(" ").to_ascii_lowercase();
     let kind = if e.is_timeout() || lower.contains("timed out") {
         TransportError::Timeout
-    } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
+    } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake")
+    {
         TransportError::Tls
-    } else if lower.contains("dns") || lower.contains("failed to lookup") || lower.contains("name or service") {
+    } else if lower.contains("dns")
+        || lower.contains("failed to lookup")
+        || lower.contains("name or service")
+    {
         TransportError::Dns
     } else if e.is_connect() || e.is_request() {
         TransportError::Connect

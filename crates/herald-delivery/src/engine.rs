@@ -86,7 +86,12 @@ impl Engine {
             let now = now_millis();
             let claimed = match self
                 .store
-                .claim_due(&self.cfg.owner, now, self.cfg.lease.as_millis() as i64, free)
+                .claim_due(
+                    &self.cfg.owner,
+                    now,
+                    self.cfg.lease.as_millis() as i64,
+                    free,
+                )
                 .await
             {
                 Ok(c) => {
@@ -105,7 +110,9 @@ impl Engine {
             };
             if claimed.is_empty() {
                 let idle = match self.store.next_due_at().await {
-                    Ok(Some(t)) => Duration::from_millis((t - now).clamp(1, MAX_IDLE.as_millis() as i64) as u64),
+                    Ok(Some(t)) => {
+                        Duration::from_millis((t - now).clamp(1, MAX_IDLE.as_millis() as i64) as u64)
+                    }
                     _ => MAX_IDLE,
                 };
                 tokio::select! {
@@ -204,24 +211,45 @@ impl Engine {
         }
     }
 
-    fn decide(&self, c: &Claimed, msg: &Message, ep: &Endpoint, result: SendResult) -> AttemptRecord {
+    fn decide(
+        &self,
+        c: &Claimed,
+        msg: &Message,
+        ep: &Endpoint,
+        result: SendResult,
+    ) -> AttemptRecord {
         let now = now_millis();
         let policy = ep
             .retry_schedule
             .as_ref()
             .map(|s| RetryPolicy::from_secs(s))
             .unwrap_or_else(|| self.cfg.retry.clone());
-        let retry_or_fail = |failures: u32| match policy.next_delay_ms(failures, &mut rand::thread_rng()) {
-            Some(d) => NextState::RetryAt { at: now + d as i64, failures },
-            None => NextState::Failed { disable_endpoint: false },
-        };
+        let retry_or_fail =
+            |failures: u32| match policy.next_delay_ms(failures, &mut rand::thread_rng()) {
+                Some(d) => NextState::RetryAt {
+                    at: now + d as i64,
+                    failures,
+                },
+                None => NextState::Failed {
+                    disable_endpoint: false,
+                },
+            };
         let (status_code, response, error, duration, next) = match result {
-            SendResult::Response { status, retry_after, location, body, duration } => {
-                let outcome = classify_status(status, retry_after.as_deref(), &ep.permanent_statuses, now);
+            SendResult::Response {
+                status,
+                retry_after,
+                location,
+                body,
+                duration,
+            } => {
+                let outcome =
+                    classify_status(status, retry_after.as_deref(), &ep.permanent_statuses, now);
                 let next = match outcome {
                     Outcome::Success => NextState::Succeeded,
                     Outcome::Retry => retry_or_fail(c.failures + 1),
-                    Outcome::Permanent { disable_endpoint } => NextState::Failed { disable_endpoint },
+                    Outcome::Permanent { disable_endpoint } => {
+                        NextState::Failed { disable_endpoint }
+                    }
                     Outcome::PauseEndpoint { until } => NextState::EndpointPaused { until },
                 };
                 let response = match location {
@@ -232,9 +260,19 @@ impl Engine {
                 };
                 (status, response, None, duration, next)
             }
-            SendResult::Failed { error, detail, duration } => {
+            SendResult::Failed {
+                error,
+                detail,
+                duration,
+            } => {
                 let next = retry_or_fail(c.failures + 1);
-                (0, format!("{}: {detail}", error.code()), Some(error.code().to_string()), duration, next)
+                (
+                    0,
+                    format!("{}: {detail}", error.code()),
+                    Some(error.code().to_string()),
+                    duration,
+                    next,
+                )
             }
         };
         let status = if matches!(next, NextState::Succeeded) {
@@ -254,7 +292,11 @@ impl Engine {
                 response_status_code: status_code,
                 response_duration_ms: duration.as_millis() as i64,
                 status,
-                trigger_type: if c.manual { TriggerType::Manual } else { TriggerType::Scheduled },
+                trigger_type: if c.manual {
+                    TriggerType::Manual
+                } else {
+                    TriggerType::Scheduled
+                },
                 error,
                 created_at: now,
             },
@@ -269,7 +311,11 @@ impl Engine {
         if waited.is_err() {
             tracing::warn!("in-flight deliveries did not finish within the grace period; releasing their leases");
         }
-        match self.store.release_leases(Some(&self.cfg.owner), now_millis()).await {
+        match self
+            .store
+            .release_leases(Some(&self.cfg.owner), now_millis())
+            .await
+        {
             Ok(n) if n > 0 => tracing::info!(released = n, "released delivery leases"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "could not release leases; they will expire"),
@@ -281,13 +327,25 @@ fn build_headers(ep: &Endpoint, msg: &Message, now: Millis, body: &[u8]) -> Head
     let mut h = HeaderMap::new();
     // Custom headers first, so the signature and content headers always win.
     for (k, v) in &ep.headers {
-        if let (Ok(name), Ok(val)) = (HeaderName::try_from(k.as_str()), HeaderValue::try_from(v.as_str())) {
+        if let (Ok(name), Ok(val)) = (
+            HeaderName::try_from(k.as_str()),
+            HeaderValue::try_from(v.as_str()),
+        ) {
             h.insert(name, val);
         }
     }
-    h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     let secrets = ep.valid_secrets(now);
-    for (name, value) in signature_headers(ep.signature_scheme, &secrets, msg.id.as_str(), now / 1000, body) {
+    for (name, value) in signature_headers(
+        ep.signature_scheme,
+        &secrets,
+        msg.id.as_str(),
+        now / 1000,
+        body,
+    ) {
         if let Ok(v) = HeaderValue::try_from(value) {
             h.insert(HeaderName::from_static(name), v);
         }
@@ -334,4 +392,3 @@ fn log_attempt(c: &Claimed, a: &Attempt, next: &NextState, now: Millis) {
         ),
     }
 }
-

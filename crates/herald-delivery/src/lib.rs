@@ -9,5 +9,5 @@
 pub mod client;
 pub mod engine;
 
-pub use client::{DeliveryClient, ClientConfig, SendResult};
+pub use client::{ClientConfig, DeliveryClient, SendResult};
 pub use engine::{Engine, EngineConfig};

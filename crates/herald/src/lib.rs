@@ -115,9 +115,14 @@ pub async fn run(
     let (store, _lock) = open_store(&cfg)?;
     // Single node: the lock above proves no other process holds a lease, so leases left by a
     // crash are released now rather than after they expire.
-    let released = store.release_leases(None, herald_core::now_millis()).await?;
+    let released = store
+        .release_leases(None, herald_core::now_millis())
+        .await?;
     if released > 0 {
-        tracing::info!(released, "re-queued deliveries that were in flight when Herald last stopped");
+        tracing::info!(
+            released,
+            "re-queued deliveries that were in flight when Herald last stopped"
+        );
     }
 
     let egress = EgressPolicy {
@@ -128,7 +133,10 @@ pub async fn run(
     let mut waker = None;
     if cfg.role.runs_workers() {
         let ca = match &cfg.ca_bundle {
-            Some(p) => Some(std::fs::read(p).with_context(|| format!("cannot read ca_bundle {}", p.display()))?),
+            Some(p) => Some(
+                std::fs::read(p)
+                    .with_context(|| format!("cannot read ca_bundle {}", p.display()))?,
+            ),
             None => None,
         };
         let client = DeliveryClient::new(ClientConfig {

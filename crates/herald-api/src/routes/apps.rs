@@ -1,6 +1,6 @@
 //! Applications: `/api/v1/app`.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use crate::dto::{ApplicationIn, ApplicationOut, ApplicationPatch, Checks, ListOut};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{de_opt, Auth, JsonBody, ListParams, Q};
+use crate::extract::{de_opt, Auth, JsonBody, ListParams, Path, Q};
 use crate::AppState;
 
 #[derive(Deserialize)]

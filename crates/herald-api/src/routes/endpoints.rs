@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -20,7 +20,7 @@ use crate::dto::{
     SendExampleIn,
 };
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{parse_time, Auth, JsonBody, ListParams, Q};
+use crate::extract::{parse_time, Auth, JsonBody, ListParams, Path, Q};
 use crate::AppState;
 
 /// Default grace period of a rotated secret.

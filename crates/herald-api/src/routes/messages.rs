@@ -1,7 +1,7 @@
 //! Messages, delivery status and the attempt log: `/api/v1/app/{app_id}/msg…` and
 //! `/api/v1/app/{app_id}/attempt…`.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -17,7 +17,7 @@ use crate::dto::{
     MessageEndpointOut, MessageIn, MessageOut,
 };
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{de_opt, Auth, JsonBody, ListParams, Q};
+use crate::extract::{de_opt, Auth, JsonBody, ListParams, Path, Q};
 use crate::routes::endpoints::load as load_endpoint;
 use crate::AppState;
 

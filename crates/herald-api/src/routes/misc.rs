@@ -1,6 +1,6 @@
 //! Health, event types, app-portal access and API tokens.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -18,7 +18,7 @@ use crate::dto::{
     ts, valid_uid, EventTypeIn, EventTypeOut, EventTypePatch, EventTypeUpdate, ListOut,
 };
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{de_opt, sha256, Auth, Caller, JsonBody, ListParams, Q};
+use crate::extract::{de_opt, sha256, Auth, Caller, JsonBody, ListParams, Path, Q};
 use crate::AppState;
 
 pub async fn health(State(st): State<AppState>) -> Response {

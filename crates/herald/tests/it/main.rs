@@ -1,0 +1,9 @@
+//! Herald's integration tests: one binary, real servers on `127.0.0.1:0`.
+//!
+//! - `common`: the harness (server, asserting client, scriptable receiver, polling, verifier)
+//! - `api`: the management API of outbound-api.md, route by route
+//! - `delivery`: what a receiver observes, per delivery.md
+
+mod api;
+mod common;
+mod delivery;
