@@ -399,14 +399,8 @@ pub struct SendExampleIn {
 #[serde(rename_all = "camelCase")]
 pub struct EventTypeIn {
     pub name: String,
-    #[serde(default)]
-    pub description: String,
-    #[serde(default)]
-    pub archived: Option<bool>,
-    #[serde(default)]
-    pub deprecated: Option<bool>,
-    #[serde(default)]
-    pub schemas: Option<serde_json::Value>,
+    #[serde(flatten)]
+    pub fields: EventTypeUpdate,
 }
 
 /// PUT on an event type: the name comes from the path.

@@ -95,16 +95,21 @@ pub async fn create_event_type(
     JsonBody(b): JsonBody<EventTypeIn>,
 ) -> ApiResult<Response> {
     auth.caller.require_admin()?;
-    if !valid_uid(&b.name) {
+    check_schemas(&b.fields.schemas)?;
+    insert_event_type(&st, b.name, b.fields).await
+}
+
+/// Creates an event type (POST, or PUT on a name that does not exist yet): 201.
+async fn insert_event_type(st: &AppState, name: String, b: EventTypeUpdate) -> ApiResult<Response> {
+    if !valid_uid(&name) {
         return Err(ApiError::field(
             "name",
             "must match ^[a-zA-Z0-9\\-_.]+$ and be 1-256 characters",
         ));
     }
-    check_schemas(&b.schemas)?;
     let now = now_millis();
     let et = EventType {
-        name: b.name,
+        name,
         description: b.description,
         archived: b.archived.unwrap_or(false),
         deprecated: b.deprecated.unwrap_or(false),
@@ -161,23 +166,7 @@ pub async fn update_event_type(
             st.inner.schemas.invalidate(&et.name);
             Ok(Json(EventTypeOut::from(&et)).into_response())
         }
-        None => {
-            if !valid_uid(&name) {
-                return Err(ApiError::field("name", "must match ^[a-zA-Z0-9\\-_.]+$"));
-            }
-            let et = EventType {
-                name,
-                description: b.description,
-                archived: b.archived.unwrap_or(false),
-                deprecated: b.deprecated.unwrap_or(false),
-                schemas: b.schemas,
-                created_at: now,
-                updated_at: now,
-            };
-            let et = st.store().create_event_type(et).await?;
-            st.inner.schemas.invalidate(&et.name);
-            Ok((StatusCode::CREATED, Json(EventTypeOut::from(&et))).into_response())
-        }
+        None => insert_event_type(&st, name, b).await,
     }
 }
 
