@@ -35,6 +35,10 @@ pub struct ApiConfig {
     pub egress: EgressPolicy,
     pub max_payload_bytes: usize,
     pub public_url: String,
+    /// Renders `/metrics`; `None` answers 404 there.
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// When set, `/metrics` requires it as a bearer token.
+    pub metrics_token: Option<String>,
 }
 
 /// Shared state of all handlers.
@@ -49,6 +53,8 @@ pub(crate) struct StateInner {
     pub egress: EgressPolicy,
     pub max_payload_bytes: usize,
     pub public_url: String,
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    pub metrics_token_hash: Option<[u8; 32]>,
     pub waker: Option<Arc<Notify>>,
     pub idem_locks: Mutex<HashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>>,
     pub schemas: schema::SchemaCache,
@@ -67,6 +73,11 @@ impl AppState {
                 egress: cfg.egress,
                 max_payload_bytes: cfg.max_payload_bytes,
                 public_url: cfg.public_url,
+                metrics: cfg.metrics,
+                metrics_token_hash: cfg
+                    .metrics_token
+                    .as_deref()
+                    .map(|t| extract::sha256(t.as_bytes())),
                 waker,
                 idem_locks: Mutex::new(HashMap::new()),
                 schemas: Default::default(),

@@ -23,6 +23,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use tokio::sync::{watch, Notify, Semaphore};
 
 use crate::client::{DeliveryClient, SendResult};
+use crate::telemetry;
 
 /// Most deliveries claimed in one round trip.
 const CLAIM_BATCH: usize = 256;
@@ -202,7 +203,10 @@ impl Engine {
                 }
             }
         }
-        log_attempt(&c, &record.attempt, &next, now);
+        let permanent = ep
+            .permanent_statuses
+            .contains(&record.attempt.response_status_code);
+        report_attempt(&c, &record.attempt, &next, now, msg.created_at, permanent);
     }
 
     fn settle(&self, r: herald_store::Result<()>, c: &Claimed) {
@@ -353,8 +357,17 @@ fn build_headers(ep: &Endpoint, msg: &Message, now: Millis, body: &[u8]) -> Head
     h
 }
 
-/// The one structured line per attempt (operations.md "Logs"). No secrets, no signatures.
-fn log_attempt(c: &Claimed, a: &Attempt, next: &NextState, now: Millis) {
+/// The one structured line per attempt (operations.md "Logs") and its metrics. No secrets, no
+/// signatures. `published_at` gives publish-to-success latency; `permanent` says a failure
+/// came from the endpoint's `permanentStatuses`.
+fn report_attempt(
+    c: &Claimed,
+    a: &Attempt,
+    next: &NextState,
+    now: Millis,
+    published_at: Millis,
+    permanent: bool,
+) {
     let attempt = c.attempts + 1;
     let outcome = match (&a.error, a.status) {
         (Some(code), _) if code == "blocked_address" => "blocked",
@@ -370,6 +383,26 @@ fn log_attempt(c: &Claimed, a: &Attempt, next: &NextState, now: Millis) {
         _ => None,
     };
     let error = a.error.as_deref();
+    telemetry::attempt_finished(
+        outcome,
+        status,
+        Duration::from_millis(a.response_duration_ms.max(0) as u64),
+    );
+    match next {
+        NextState::Succeeded => {
+            telemetry::delivery_succeeded(Duration::from_millis((now - published_at).max(0) as u64))
+        }
+        NextState::RetryAt { .. } => telemetry::retry_scheduled(),
+        NextState::Failed {
+            disable_endpoint: true,
+        } => {
+            telemetry::delivery_failed("gone");
+            telemetry::endpoint_disabled();
+        }
+        NextState::Failed { .. } if permanent => telemetry::delivery_failed("permanent_status"),
+        NextState::Failed { .. } => telemetry::delivery_failed("exhausted"),
+        NextState::EndpointPaused { .. } => {}
+    }
     match next {
         NextState::Succeeded => tracing::info!(
             target: "herald::attempt",

@@ -8,6 +8,7 @@
 
 pub mod client;
 pub mod engine;
+pub mod telemetry;
 
 pub use client::{ClientConfig, DeliveryClient, SendResult};
 pub use engine::{Engine, EngineConfig};

@@ -18,7 +18,9 @@ use herald_core::retry::RetryPolicy;
 use herald_core::ssrf::EgressPolicy;
 use herald_delivery::{ClientConfig, DeliveryClient, Engine, EngineConfig};
 use herald_store::{SqliteStore, Store};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use rand::RngCore;
+use std::sync::OnceLock;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -103,6 +105,79 @@ pub fn open_store(cfg: &Config) -> anyhow::Result<(Arc<dyn Store>, DataLock)> {
     Ok((Arc::new(store), lock))
 }
 
+/// The process-wide Prometheus recorder, installed on first use. Metrics are per process, so
+/// several servers in one test process share it.
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Suffix("_seconds".into()),
+                    &[
+                        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                        10.0, 30.0, 60.0, 300.0, 3600.0,
+                    ],
+                )
+                .expect("bucket list is not empty")
+                .build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("a metrics recorder was already installed; /metrics may be empty");
+            }
+            register_metrics();
+            handle
+        })
+        .clone()
+}
+
+/// Makes every contract metric visible from the first scrape (at zero) so dashboards and
+/// alerts never query a missing series.
+fn register_metrics() {
+    use metrics::{counter, gauge};
+    counter!("herald_messages_published_total", "origin" => "api").absolute(0);
+    counter!("herald_messages_published_total", "origin" => "inbound").absolute(0);
+    counter!("herald_retries_scheduled_total").absolute(0);
+    counter!("herald_endpoints_disabled_total").absolute(0);
+    counter!("herald_inbound_dedup_hits_total").absolute(0);
+    for reason in ["exhausted", "permanent_status", "gone"] {
+        counter!("herald_deliveries_failed_total", "reason" => reason).absolute(0);
+    }
+    for (outcome, class) in [
+        ("success", "2xx"),
+        ("http_error", "3xx"),
+        ("http_error", "4xx"),
+        ("http_error", "5xx"),
+        ("timeout", "none"),
+        ("connect_error", "none"),
+        ("blocked", "none"),
+    ] {
+        counter!("herald_delivery_attempts_total", "outcome" => outcome, "status_class" => class)
+            .absolute(0);
+    }
+    for to in ["open", "half_open", "closed"] {
+        counter!("herald_circuit_transitions_total", "to" => to).absolute(0);
+    }
+    for outcome in [
+        "accepted",
+        "duplicate",
+        "invalid_signature",
+        "stale_timestamp",
+        "quarantined",
+        "too_large",
+        "rate_limited",
+    ] {
+        counter!("herald_inbound_requests_total", "outcome" => outcome).absolute(0);
+    }
+    for g in [
+        "herald_queue_due",
+        "herald_queue_scheduled",
+        "herald_queue_oldest_due_seconds",
+    ] {
+        gauge!(g).set(0.0);
+    }
+}
+
 /// Runs Herald until `shutdown` turns true. When `listener` is `None`, binds `cfg.listen`.
 /// `on_bound` learns the bound address before requests are served.
 pub async fn run(
@@ -177,6 +252,8 @@ pub async fn run(
                 egress,
                 max_payload_bytes: cfg.max_payload_bytes,
                 public_url: cfg.public_url(),
+                metrics: Some(metrics_handle()),
+                metrics_token: cfg.metrics_token.clone(),
             },
             waker,
         );

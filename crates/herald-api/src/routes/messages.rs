@@ -94,6 +94,7 @@ pub async fn create(
         ),
         other => other.into(),
     })?;
+    metrics::counter!("herald_messages_published_total", "origin" => "api").increment(1);
     if published.deliveries > 0 {
         st.wake();
     }

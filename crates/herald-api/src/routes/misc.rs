@@ -45,6 +45,38 @@ pub async fn health(State(st): State<AppState>) -> Response {
     }
 }
 
+/// Prometheus text exposition. Queue gauges are read from the store at scrape time, so they
+/// are exact for this scrape and cost nothing between scrapes.
+pub async fn metrics(State(st): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    if let Some(want) = &st.inner.metrics_token_hash {
+        let given = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(|t| sha256(t.trim().as_bytes()));
+        let ok =
+            given.is_some_and(|g| bool::from(subtle::ConstantTimeEq::ct_eq(&g[..], &want[..])));
+        if !ok {
+            return ApiError::Unauthorized.into_response();
+        }
+    }
+    let Some(handle) = &st.inner.metrics else {
+        return ApiError::not_found("metrics").into_response();
+    };
+    let now = now_millis();
+    if let Ok((due, scheduled, oldest)) = st.store().queue_summary(now).await {
+        metrics::gauge!("herald_queue_due").set(due as f64);
+        metrics::gauge!("herald_queue_scheduled").set(scheduled as f64);
+        metrics::gauge!("herald_queue_oldest_due_seconds")
+            .set(oldest.map_or(0.0, |t| (now - t).max(0) as f64 / 1000.0));
+    }
+    (
+        [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
+        handle.render(),
+    )
+        .into_response()
+}
+
 fn check_schemas(s: &Option<serde_json::Value>) -> ApiResult<()> {
     if let Some(v) = s {
         if !v.is_object()

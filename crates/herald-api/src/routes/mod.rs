@@ -113,6 +113,7 @@ pub fn router(_state: AppState) -> Router<AppState> {
         .route("/token/{token_id}", delete(misc::delete_token));
     Router::new()
         .nest("/api/v1", v1)
+        .route("/metrics", get(misc::metrics))
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .fallback(|| async {
             (

@@ -169,7 +169,7 @@ pub struct Resp {
 #[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
-    base: String,
+    pub base: String,
     token: Option<String>,
 }
 
