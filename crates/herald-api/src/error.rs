@@ -76,6 +76,7 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound => ApiError::NotFound("not found".into()),
             StoreError::Unavailable(d) => ApiError::Unavailable(d),
             StoreError::Corrupt(d) => ApiError::Internal(d),
+            StoreError::KeyMismatch => ApiError::Internal(StoreError::KeyMismatch.to_string()),
         }
     }
 }

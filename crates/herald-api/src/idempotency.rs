@@ -22,8 +22,16 @@ const WINDOW_MS: i64 = 12 * 3600 * 1000;
 /// Longest answer kept for replay.
 const MAX_STORED: usize = 4 * 1024 * 1024;
 
+/// Routes whose answer carries a secret (a signing key or a bearer token). Their answers are
+/// never stored for replay, so no secret lands in the database in plaintext; a retried request
+/// acts again instead.
+fn returns_secret(path: &str) -> bool {
+    let p = path.trim_end_matches('/');
+    p.ends_with("/secret/rotate") || p.contains("/auth/app-portal-access/") || p == "/api/v1/token"
+}
+
 pub async fn layer(State(st): State<AppState>, req: Request, next: Next) -> Response {
-    if req.method() != Method::POST {
+    if req.method() != Method::POST || returns_secret(req.uri().path()) {
         return next.run(req).await;
     }
     let Some(idem) = req

@@ -295,6 +295,11 @@ impl Config {
                 ));
             }
         }
+        if let Some(k) = &self.encryption_key {
+            if let Err(e) = crate::crypto::SecretBox::from_base64(k) {
+                errors.push(format!("`encryption_key`: {e}"));
+            }
+        }
         if let Some(t) = &self.admin_token {
             if t.len() < 16 {
                 errors.push("`admin_token`: must be at least 16 characters".into());

@@ -32,6 +32,9 @@ pub enum StoreError {
     /// The backend failed or is unreachable; callers answer 503.
     #[error("storage unavailable: {0}")]
     Unavailable(String),
+    /// The configured encryption key cannot decrypt this database's secrets.
+    #[error("the configured encryption_key cannot decrypt this database's secrets (wrong key?)")]
+    KeyMismatch,
     /// Stored data could not be decoded (a bug or manual tampering).
     #[error("corrupt record: {0}")]
     Corrupt(String),

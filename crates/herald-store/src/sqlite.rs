@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use herald_core::crypto::SecretBox;
 use herald_core::ids::{AppId, AttemptId, EndpointId, MessageId, TokenId};
 use herald_core::model::{
     Application, Attempt, Delivery, DeliveryStatus, Endpoint, EndpointStats, EventType, Message,
@@ -46,6 +47,8 @@ pub struct SqliteStore {
 
 struct Inner {
     path: PathBuf,
+    /// Encrypts endpoint secrets at rest; `None` stores them as they are (tests only).
+    secrets: Option<SecretBox>,
     jobs: mpsc::UnboundedSender<Job>,
     readers: Mutex<Vec<Connection>>,
 }
@@ -63,7 +66,11 @@ fn map_sql(e: rusqlite::Error) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
 
-const MIGRATIONS: &[&str] = &[r#"
+/// Plaintext of the check value that proves the configured key matches the database.
+const KEY_CHECK: &str = "herald-encryption-key-check";
+
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE apps (
     id TEXT PRIMARY KEY,
     uid TEXT UNIQUE,
@@ -163,7 +170,14 @@ CREATE TABLE idempotency (
     body BLOB NOT NULL,
     created_at INTEGER NOT NULL
 );
-"#];
+"#,
+    r#"
+CREATE TABLE meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"#,
+];
 
 fn open_conn(path: &Path, read_only: bool) -> rusqlite::Result<Connection> {
     let flags = if read_only {
@@ -213,8 +227,60 @@ impl SqliteStore {
                 path,
                 jobs: tx,
                 readers: Mutex::new(Vec::new()),
+                secrets: None,
             }),
         })
+    }
+
+    /// Opens the store with secrets encrypted at rest under `key`. The first open records a
+    /// check value; a later open with another key fails with [`StoreError::KeyMismatch`]
+    /// instead of starting with secrets it cannot read.
+    pub fn open_encrypted(path: impl AsRef<Path>, key: SecretBox) -> Result<Self> {
+        let mut store = Self::open(path)?;
+        let conn = open_conn(&store.inner.path, false).map_err(unavailable)?;
+        let check: Option<String> = conn
+            .query_row("SELECT value FROM meta WHERE key = 'key_check'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(map_sql)?;
+        match check {
+            Some(c) => match key.decrypt(&c) {
+                Ok(v) if v == KEY_CHECK => {}
+                _ => return Err(StoreError::KeyMismatch),
+            },
+            None => {
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('key_check', ?1)",
+                    [key.encrypt(KEY_CHECK)],
+                )
+                .map_err(map_sql)?;
+            }
+        }
+        Arc::get_mut(&mut store.inner)
+            .expect("not shared yet")
+            .secrets = Some(key);
+        Ok(store)
+    }
+
+    /// Encrypts every secret of `ep` for storage.
+    fn seal(&self, mut ep: Endpoint) -> Endpoint {
+        if let Some(b) = &self.inner.secrets {
+            for s in &mut ep.secrets {
+                s.key = b.encrypt(&s.key);
+            }
+        }
+        ep
+    }
+
+    /// Decrypts every secret of a stored endpoint.
+    fn unseal(&self, mut ep: Endpoint) -> Result<Endpoint> {
+        if let Some(b) = &self.inner.secrets {
+            for s in &mut ep.secrets {
+                s.key = b.decrypt(&s.key).map_err(|_| StoreError::KeyMismatch)?;
+            }
+        }
+        Ok(ep)
     }
 
     /// Applies migrations and returns (for `herald migrate`).
@@ -700,6 +766,7 @@ impl Store for SqliteStore {
     }
 
     async fn create_endpoint(&self, ep: Endpoint) -> Result<Endpoint> {
+        let ep = self.seal(ep);
         self.write(move |c| {
             let p = ep_params(&ep);
             c.prepare_cached(&format!(
@@ -710,30 +777,44 @@ impl Store for SqliteStore {
             Ok(ep)
         })
         .await
+        .and_then(|e| self.unseal(e))
     }
 
     async fn get_endpoint(&self, app: &AppId, id_or_uid: &str) -> Result<Option<Endpoint>> {
         let (app, key) = (app.0.clone(), id_or_uid.to_string());
-        self.read(move |c| endpoint_by(c, &app, &key)).await
+        self.read(move |c| endpoint_by(c, &app, &key))
+            .await?
+            .map(|e| self.unseal(e))
+            .transpose()
     }
 
     async fn list_endpoints(&self, app: &AppId, q: &ListQuery) -> Result<Page<Endpoint>> {
         let (app, q) = (app.0.clone(), q.clone());
-        self.read(move |c| {
-            query_page(
-                c,
-                &format!("SELECT {EP_COLS} FROM endpoints"),
-                vec!["app_id = ?".into()],
-                vec![SqlValue::Text(app)],
-                &q,
-                ("id", "created_at"),
-                ep_row,
-            )
+        let page = self
+            .read(move |c| {
+                query_page(
+                    c,
+                    &format!("SELECT {EP_COLS} FROM endpoints"),
+                    vec!["app_id = ?".into()],
+                    vec![SqlValue::Text(app)],
+                    &q,
+                    ("id", "created_at"),
+                    ep_row,
+                )
+            })
+            .await?;
+        Ok(Page {
+            items: page
+                .items
+                .into_iter()
+                .map(|e| self.unseal(e))
+                .collect::<Result<_>>()?,
+            has_more: page.has_more,
         })
-        .await
     }
 
     async fn update_endpoint(&self, ep: Endpoint) -> Result<Endpoint> {
+        let ep = self.seal(ep);
         self.write(move |c| {
             let was = endpoint_by(c, &ep.app_id.0, &ep.id.0)?.ok_or(StoreError::NotFound)?;
             let mut ep = ep;
@@ -752,6 +833,7 @@ impl Store for SqliteStore {
             Ok(ep)
         })
         .await
+        .and_then(|e| self.unseal(e))
     }
 
     async fn delete_endpoint(&self, app: &AppId, id: &EndpointId) -> Result<()> {
@@ -1211,40 +1293,46 @@ impl Store for SqliteStore {
     ) -> Result<(HashMap<MessageId, Message>, HashMap<EndpointId, Endpoint>)> {
         let msgs: Vec<String> = msgs.iter().map(|m| m.0.clone()).collect();
         let eps: Vec<String> = eps.iter().map(|e| e.0.clone()).collect();
-        self.read(move |c| {
-            let mut mout = HashMap::with_capacity(msgs.len());
-            for chunk in msgs.chunks(500) {
-                let sql = format!(
-                    "SELECT {MSG_COLS} FROM messages m WHERE m.id IN ({})",
-                    vec!["?"; chunk.len()].join(",")
-                );
-                let mut stmt = c.prepare_cached(&sql).map_err(map_sql)?;
-                let rows = stmt
-                    .query_map(rusqlite::params_from_iter(chunk), |r| msg_row_at(r, 0))
-                    .map_err(map_sql)?;
-                for m in rows {
-                    let m = m.map_err(map_sql)?;
-                    mout.insert(m.id.clone(), m);
+        let (msgs, eps) = self
+            .read(move |c| {
+                let mut mout = HashMap::with_capacity(msgs.len());
+                for chunk in msgs.chunks(500) {
+                    let sql = format!(
+                        "SELECT {MSG_COLS} FROM messages m WHERE m.id IN ({})",
+                        vec!["?"; chunk.len()].join(",")
+                    );
+                    let mut stmt = c.prepare_cached(&sql).map_err(map_sql)?;
+                    let rows = stmt
+                        .query_map(rusqlite::params_from_iter(chunk), |r| msg_row_at(r, 0))
+                        .map_err(map_sql)?;
+                    for m in rows {
+                        let m = m.map_err(map_sql)?;
+                        mout.insert(m.id.clone(), m);
+                    }
                 }
-            }
-            let mut eout = HashMap::with_capacity(eps.len());
-            for chunk in eps.chunks(500) {
-                let sql = format!(
-                    "SELECT {EP_COLS} FROM endpoints WHERE id IN ({})",
-                    vec!["?"; chunk.len()].join(",")
-                );
-                let mut stmt = c.prepare_cached(&sql).map_err(map_sql)?;
-                let rows = stmt
-                    .query_map(rusqlite::params_from_iter(chunk), ep_row)
-                    .map_err(map_sql)?;
-                for e in rows {
-                    let e = e.map_err(map_sql)?;
-                    eout.insert(e.id.clone(), e);
+                let mut eout = HashMap::with_capacity(eps.len());
+                for chunk in eps.chunks(500) {
+                    let sql = format!(
+                        "SELECT {EP_COLS} FROM endpoints WHERE id IN ({})",
+                        vec!["?"; chunk.len()].join(",")
+                    );
+                    let mut stmt = c.prepare_cached(&sql).map_err(map_sql)?;
+                    let rows = stmt
+                        .query_map(rusqlite::params_from_iter(chunk), ep_row)
+                        .map_err(map_sql)?;
+                    for e in rows {
+                        let e = e.map_err(map_sql)?;
+                        eout.insert(e.id.clone(), e);
+                    }
                 }
-            }
-            Ok((mout, eout))
-        })
-        .await
+                Ok((mout, eout))
+            })
+            .await?;
+        let eps = eps
+            .into_iter()
+            .map(|(k, e)| self.unseal(e).map(|e| (k, e)))
+            .collect::<Result<_>>()?;
+        Ok((msgs, eps))
     }
 
     async fn record_attempt(&self, rec: AttemptRecord) -> Result<()> {

@@ -14,6 +14,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use herald_api::{ApiConfig, AppState};
 use herald_core::config::Config;
+use herald_core::crypto::SecretBox;
 use herald_core::retry::RetryPolicy;
 use herald_core::ssrf::EgressPolicy;
 use herald_delivery::{ClientConfig, DeliveryClient, Engine, EngineConfig};
@@ -94,6 +95,29 @@ pub fn lock_database(db: &Path) -> anyhow::Result<DataLock> {
     Ok(DataLock(f))
 }
 
+/// Name of the generated encryption key file inside `data_dir`.
+pub const ENCRYPTION_KEY_FILE: &str = "encryption-key";
+
+/// The key that encrypts secrets at rest: `encryption_key` from configuration, else
+/// `data_dir/encryption-key`, else a new random key written there (mode 0600).
+pub fn encryption_key(cfg: &Config) -> anyhow::Result<SecretBox> {
+    let text = match &cfg.encryption_key {
+        Some(k) => k.clone(),
+        None => {
+            let path = cfg.data_dir.join(ENCRYPTION_KEY_FILE);
+            if path.exists() {
+                std::fs::read_to_string(&path)
+                    .with_context(|| format!("cannot read {}", path.display()))?
+            } else {
+                let k = SecretBox::generate_key();
+                write_private(&path, k.as_bytes())?;
+                k
+            }
+        }
+    };
+    SecretBox::from_base64(&text).map_err(|e| anyhow::anyhow!("encryption_key: {e}"))
+}
+
 /// Opens the store named by the configuration.
 pub fn open_store(cfg: &Config) -> anyhow::Result<(Arc<dyn Store>, DataLock)> {
     let db = cfg.sqlite_path();
@@ -101,7 +125,9 @@ pub fn open_store(cfg: &Config) -> anyhow::Result<(Arc<dyn Store>, DataLock)> {
         std::fs::create_dir_all(parent).ok();
     }
     let lock = lock_database(&db)?;
-    let store = SqliteStore::open(&db).with_context(|| format!("cannot open {}", db.display()))?;
+    let key = encryption_key(cfg)?;
+    let store = SqliteStore::open_encrypted(&db, key)
+        .with_context(|| format!("cannot open {}", db.display()))?;
     Ok((Arc::new(store), lock))
 }
 

@@ -134,6 +134,12 @@ impl TestServer {
         Self::start_in(dir, extra).await
     }
 
+    /// Stops this server and hands back its data directory.
+    pub async fn stop_keep_dir(mut self) -> tempfile::TempDir {
+        self.shutdown_and_wait().await;
+        self.dir.take().expect("data dir")
+    }
+
     async fn shutdown_and_wait(&mut self) {
         let _ = self.shutdown.send(true);
         let task = self.task.take().expect("server task");

@@ -7,4 +7,5 @@
 mod api;
 mod common;
 mod delivery;
+mod encryption;
 mod metrics;

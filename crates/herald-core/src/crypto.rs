@@ -1,0 +1,111 @@
+//! Encryption at rest for secrets (endpoint signing secrets today; inbound source secrets
+//! later): XChaCha20-Poly1305 with a 32-byte key from `encryption_key` or generated into
+//! `data_dir` at first start.
+//!
+//! Stored form: `enc:v1:<base64(24-byte nonce || ciphertext+tag)>`. Values without the prefix
+//! are legacy plaintext and are read as they are (and encrypted on their next write). This
+//! module only transforms bytes; it never logs or formats a key or a plaintext.
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+
+const PREFIX: &str = "enc:v1:";
+const NONCE_LEN: usize = 24;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CryptoError {
+    #[error("encryption_key must be base64 of exactly 32 bytes")]
+    BadKey,
+    #[error(
+        "stored value cannot be decrypted with this encryption_key (wrong key or corrupt data)"
+    )]
+    Undecryptable,
+}
+
+/// Encrypts and decrypts stored secrets. `Debug` never shows the key.
+#[derive(Clone)]
+pub struct SecretBox {
+    cipher: XChaCha20Poly1305,
+}
+
+impl std::fmt::Debug for SecretBox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretBox(<key redacted>)")
+    }
+}
+
+impl SecretBox {
+    /// From the configured base64 text.
+    pub fn from_base64(key_b64: &str) -> Result<Self, CryptoError> {
+        let key = B64
+            .decode(key_b64.trim())
+            .map_err(|_| CryptoError::BadKey)?;
+        if key.len() != 32 {
+            return Err(CryptoError::BadKey);
+        }
+        Ok(Self {
+            cipher: XChaCha20Poly1305::new_from_slice(&key).map_err(|_| CryptoError::BadKey)?,
+        })
+    }
+
+    /// A fresh random key in its base64 text form.
+    pub fn generate_key() -> String {
+        B64.encode(XChaCha20Poly1305::generate_key(&mut OsRng))
+    }
+
+    pub fn encrypt(&self, plaintext: &str) -> String {
+        let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
+        let ct = self
+            .cipher
+            .encrypt(&nonce, plaintext.as_bytes())
+            .expect("XChaCha20-Poly1305 encryption of an in-memory buffer cannot fail");
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&ct);
+        format!("{PREFIX}{}", B64.encode(out))
+    }
+
+    /// Decrypts a stored value; values without the `enc:v1:` prefix are legacy plaintext.
+    pub fn decrypt(&self, stored: &str) -> Result<String, CryptoError> {
+        let Some(b64) = stored.strip_prefix(PREFIX) else {
+            return Ok(stored.to_string());
+        };
+        let raw = B64.decode(b64).map_err(|_| CryptoError::Undecryptable)?;
+        if raw.len() < NONCE_LEN {
+            return Err(CryptoError::Undecryptable);
+        }
+        let (nonce, ct) = raw.split_at(NONCE_LEN);
+        let pt = self
+            .cipher
+            .decrypt(XNonce::from_slice(nonce), ct)
+            .map_err(|_| CryptoError::Undecryptable)?;
+        String::from_utf8(pt).map_err(|_| CryptoError::Undecryptable)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_hides_plaintext_and_wrong_key_fails() {
+        let k = SecretBox::from_base64(&SecretBox::generate_key()).unwrap();
+        let stored = k.encrypt("whsec_secret-value");
+        assert!(stored.starts_with("enc:v1:"));
+        assert!(!stored.contains("secret-value"));
+        assert_ne!(
+            stored,
+            k.encrypt("whsec_secret-value"),
+            "fresh nonce per write"
+        );
+        assert_eq!(k.decrypt(&stored).unwrap(), "whsec_secret-value");
+        let other = SecretBox::from_base64(&SecretBox::generate_key()).unwrap();
+        assert_eq!(other.decrypt(&stored), Err(CryptoError::Undecryptable));
+        assert_eq!(k.decrypt("legacy plaintext").unwrap(), "legacy plaintext");
+        assert_eq!(
+            SecretBox::from_base64("c2hvcnQ=").unwrap_err(),
+            CryptoError::BadKey
+        );
+    }
+}
