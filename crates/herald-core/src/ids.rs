@@ -53,6 +53,19 @@ macro_rules! prefixed_id {
     };
 }
 
+/// A new API bearer secret: `hk_` + 32 random bytes in URL-safe base64. Only its SHA-256 is
+/// ever stored.
+pub fn new_token_secret() -> String {
+    use base64::Engine;
+    use rand::RngCore;
+    let mut b = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut b);
+    format!(
+        "hk_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+    )
+}
+
 prefixed_id!(
     /// An application (tenant's consumer of webhooks).
     AppId, "app_");

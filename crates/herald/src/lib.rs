@@ -4,6 +4,8 @@
 //! [`run`] takes an optional pre-bound listener so integration tests start the real server on
 //! port 0. This crate holds no business logic; it only assembles the library crates.
 
+pub mod verify;
+
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -202,6 +204,39 @@ fn register_metrics() {
     ] {
         gauge!(g).set(0.0);
     }
+}
+
+/// Mints an API token straight into the configured store (`herald token create`). Works while
+/// a server runs on the same database: SQLite serialises the two writers. Returns the bearer
+/// secret, which is shown once and stored only as a hash.
+pub async fn create_token(cfg: &Config, app: Option<&str>, name: &str) -> anyhow::Result<String> {
+    use herald_core::ids::TokenId;
+    use herald_store::TokenRecord;
+    use sha2::Digest;
+    std::fs::create_dir_all(&cfg.data_dir)?;
+    let db = cfg.sqlite_path();
+    let store = SqliteStore::open_encrypted(&db, encryption_key(cfg)?)
+        .with_context(|| format!("cannot open {}", db.display()))?;
+    let app_id = match app {
+        Some(key) => Some(
+            store
+                .get_app(key)
+                .await?
+                .with_context(|| format!("application `{key}` not found"))?
+                .id,
+        ),
+        None => None,
+    };
+    let secret = herald_core::ids::new_token_secret();
+    let hash: [u8; 32] = sha2::Sha256::digest(secret.as_bytes()).into();
+    let rec = TokenRecord {
+        id: TokenId::generate(),
+        name: name.to_string(),
+        app_id,
+        created_at: herald_core::now_millis(),
+    };
+    store.create_token(rec, hash).await?;
+    Ok(secret)
 }
 
 /// Runs Herald until `shutdown` turns true. When `listener` is `None`, binds `cfg.listen`.

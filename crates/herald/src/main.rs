@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use herald_core::config::{Config, LogFormat, Role};
+use herald_core::signing::SignatureScheme;
 use tokio::sync::watch;
 
 #[derive(Parser)]
@@ -28,6 +29,43 @@ enum Command {
     },
     /// Apply storage migrations and exit.
     Migrate,
+    /// Check a received webhook's signature offline; the body is read from stdin.
+    /// Exit 0 when valid, 1 with the reason when not.
+    Verify {
+        /// The endpoint secret (`whsec_…`).
+        #[arg(long)]
+        secret: String,
+        /// A received header, `Name: value`; repeat for each header.
+        #[arg(long = "header", short = 'H')]
+        headers: Vec<String>,
+        /// standard, svix or github.
+        #[arg(long, default_value = "standard")]
+        scheme: String,
+        /// Allowed clock skew in seconds.
+        #[arg(long, default_value_t = 300)]
+        tolerance: i64,
+        /// Unix time to check against (default: now).
+        #[arg(long)]
+        now: Option<i64>,
+    },
+    /// Manage API tokens directly in the configured store.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Mint a token (`hk_…`); only its hash is stored. Prints the token once.
+    Create {
+        /// Scope the token to this application (ID or uid); admin rights when absent.
+        #[arg(long)]
+        app: Option<String>,
+        /// A name to recognise the token by.
+        #[arg(long, default_value = "cli")]
+        name: String,
+    },
 }
 
 fn init_logging(cfg: &Config) {
@@ -80,6 +118,51 @@ fn main() -> anyhow::Result<()> {
                     let _ = tx.send(true);
                 });
                 herald::run(cfg, None, rx, |_| {}).await
+            })
+        }
+        Command::Verify {
+            secret,
+            headers,
+            scheme,
+            tolerance,
+            now,
+        } => {
+            let scheme = SignatureScheme::parse(&scheme).unwrap_or_else(|| {
+                eprintln!("invalid --scheme `{scheme}`: expected standard, svix or github");
+                std::process::exit(2);
+            });
+            let mut parsed = Vec::new();
+            for h in headers {
+                match h.split_once(':') {
+                    Some((k, v)) => parsed.push((k.trim().to_string(), v.trim().to_string())),
+                    None => {
+                        eprintln!("invalid --header `{h}`: expected `Name: value`");
+                        std::process::exit(2);
+                    }
+                }
+            }
+            let mut body = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut body)?;
+            let now = now.unwrap_or_else(|| herald_core::now_millis() / 1000);
+            match herald::verify::verify(scheme, &secret, &parsed, &body, now, tolerance) {
+                Ok(()) => {
+                    println!("valid");
+                    Ok(())
+                }
+                Err(reason) => {
+                    println!("invalid: {reason}");
+                    std::process::exit(1);
+                }
+            }
+        }
+        Command::Token {
+            command: TokenCommand::Create { app, name },
+        } => {
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(async move {
+                let token = herald::create_token(&cfg, app.as_deref(), &name).await?;
+                println!("{token}");
+                Ok(())
             })
         }
         Command::Migrate => {

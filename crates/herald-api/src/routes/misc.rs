@@ -4,13 +4,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use herald_core::ids::TokenId;
 use herald_core::model::EventType;
 use herald_core::now_millis;
 use herald_store::TokenRecord;
-use rand::RngCore;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -243,13 +240,6 @@ pub async fn delete_event_type(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// A new bearer secret: `hk_` + 32 random bytes, URL-safe base64.
-fn new_token_secret() -> String {
-    let mut b = [0u8; 32];
-    rand::thread_rng().fill_bytes(&mut b);
-    format!("hk_{}", URL_SAFE_NO_PAD.encode(b))
-}
-
 pub async fn app_portal_access(
     State(st): State<AppState>,
     auth: Auth,
@@ -257,7 +247,7 @@ pub async fn app_portal_access(
 ) -> ApiResult<Response> {
     auth.caller.require_admin()?;
     let app = st.app(&auth, &app_id).await?;
-    let secret = new_token_secret();
+    let secret = herald_core::ids::new_token_secret();
     let rec = TokenRecord {
         id: TokenId::generate(),
         name: format!("app-portal:{}", app.id),
@@ -310,7 +300,7 @@ pub async fn create_token(
         Some(key) => Some(st.app(&auth, key).await?.id),
         None => None,
     };
-    let secret = new_token_secret();
+    let secret = herald_core::ids::new_token_secret();
     let rec = TokenRecord {
         id: TokenId::generate(),
         name: b.name,

@@ -134,6 +134,11 @@ impl TestServer {
         Self::start_in(dir, extra).await
     }
 
+    /// The server's data directory.
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        self.dir.as_ref().expect("data dir").path().to_path_buf()
+    }
+
     /// Stops this server and hands back its data directory.
     pub async fn stop_keep_dir(mut self) -> tempfile::TempDir {
         self.shutdown_and_wait().await;

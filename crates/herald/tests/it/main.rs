@@ -5,6 +5,7 @@
 //! - `delivery`: what a receiver observes, per delivery.md
 
 mod api;
+mod cli;
 mod common;
 mod delivery;
 mod encryption;

@@ -1,0 +1,194 @@
+//! The `herald` command line, run as the real binary: `verify` (success and each failure
+//! reason, for every outbound scheme) and `token create` against a live server's store.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use serde_json::json;
+
+use crate::common::{Client, TestServer};
+
+const BIN: &str = env!("CARGO_BIN_EXE_herald");
+/// Standard Webhooks reference vector (shared/spec/vectors.json).
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const ID: &str = "msg_p5jXN8AQM9LWM0D4loKWxJek";
+const TS: &str = "1614265330";
+const SIG: &str = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
+const BODY: &str = r#"{"test": 2432232314}"#;
+
+/// Runs `herald verify` with `args` and `body` on stdin; returns (exit code, stdout).
+fn verify(args: &[&str], body: &str) -> (i32, String) {
+    let mut child = Command::new(BIN)
+        .arg("verify")
+        .args(args)
+        .env_remove("HERALD_URL")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run herald verify");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+fn std_args<'a>(secret: &'a str, sig: &'a str, now: &'a str) -> Vec<String> {
+    vec![
+        "--secret".into(),
+        secret.into(),
+        "-H".into(),
+        format!("webhook-id: {ID}"),
+        "-H".into(),
+        format!("webhook-timestamp: {TS}"),
+        "-H".into(),
+        format!("webhook-signature: {sig}"),
+        "--now".into(),
+        now.into(),
+    ]
+}
+
+fn run(args: Vec<String>, body: &str) -> (i32, String) {
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    verify(&refs, body)
+}
+
+#[test]
+fn verify_accepts_the_reference_vector_and_names_each_failure() {
+    assert_eq!(run(std_args(SECRET, SIG, TS), BODY), (0, "valid\n".into()));
+
+    let (code, out) = run(
+        std_args("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD", SIG, TS),
+        BODY,
+    );
+    assert_eq!(code, 1);
+    assert!(out.contains("wrong secret"), "{out}");
+
+    let (code, out) = run(std_args(SECRET, SIG, TS), r#"{"test": 2432232315}"#);
+    assert_eq!(code, 1);
+    assert!(out.contains("body was modified"), "{out}");
+
+    let (code, out) = run(std_args(SECRET, SIG, "1614266000"), BODY);
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("stale timestamp") && out.contains("670 s"),
+        "{out}"
+    );
+
+    let (code, out) = run(std_args(SECRET, "v1,not base64 at all", TS), BODY);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("mismatch"), "{out}");
+
+    let (code, out) = run(std_args(SECRET, "sig-without-version", TS), BODY);
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("malformed header `webhook-signature`"),
+        "{out}"
+    );
+
+    let mut missing = std_args(SECRET, SIG, TS);
+    missing.drain(2..4); // drop webhook-id
+    let (code, out) = run(missing, BODY);
+    assert_eq!(code, 1);
+    assert!(out.contains("missing header `webhook-id`"), "{out}");
+
+    let (code, out) = run(std_args("whsec_***", SIG, TS), BODY);
+    assert_eq!(code, 1);
+    assert!(out.contains("malformed secret"), "{out}");
+}
+
+#[test]
+fn verify_handles_the_svix_and_github_schemes() {
+    let svix = vec![
+        "--scheme",
+        "svix",
+        "--secret",
+        SECRET,
+        "-H",
+        "svix-id: msg_p5jXN8AQM9LWM0D4loKWxJek",
+        "-H",
+        "svix-timestamp: 1614265330",
+        "-H",
+        "svix-signature: v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
+        "--now",
+        "1614265330",
+    ];
+    assert_eq!(verify(&svix, BODY).0, 0);
+    // Standard headers do not satisfy the svix scheme.
+    let (code, out) = run(
+        std_args(SECRET, SIG, TS)
+            .into_iter()
+            .chain(["--scheme".into(), "svix".into()])
+            .collect(),
+        BODY,
+    );
+    assert_eq!(code, 1);
+    assert!(out.contains("missing header `svix-"), "{out}");
+
+    // GitHub docs vector.
+    let gh = |sig: &str| {
+        verify(
+            &[
+                "--scheme",
+                "github",
+                "--secret",
+                "It's a Secret to Everybody",
+                "-H",
+                &format!("X-Hub-Signature-256: {sig}"),
+            ],
+            "Hello, World!",
+        )
+    };
+    assert_eq!(
+        gh("sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17").0,
+        0
+    );
+    let (code, out) = gh("sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e18");
+    assert_eq!(code, 1);
+    assert!(out.contains("mismatch"), "{out}");
+    let (code, out) = gh("md5=abc");
+    assert_eq!(code, 1);
+    assert!(out.contains("malformed header"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_create_mints_a_scoped_token_for_a_running_server() {
+    let srv = TestServer::start(|_| {}).await;
+    let c = &srv.client;
+    let app = c.create_app("cli").await;
+    let other = c.create_app("other").await;
+    let out = Command::new(BIN)
+        .args(["token", "create", "--app", &app, "--name", "ci"])
+        .env("HERALD_DATA_DIR", srv.data_dir())
+        .env("HERALD_ADMIN_TOKEN", "test-admin-token-0123456789")
+        .output()
+        .expect("run herald token create");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(token.starts_with("hk_"), "{token}");
+    let scoped = Client::new(c.base.clone(), Some(&token));
+    scoped.get(&format!("/app/{app}"), 200).await;
+    scoped.get(&format!("/app/{other}"), 403).await;
+    scoped.post("/app", json!({"name": "x"}), 403).await;
+
+    // An unknown application is a clear failure with a non-zero exit code.
+    let out = Command::new(BIN)
+        .args(["token", "create", "--app", "no-such-app"])
+        .env("HERALD_DATA_DIR", srv.data_dir())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not found"));
+    srv.stop().await;
+}
