@@ -468,8 +468,12 @@ pub struct MessageIn {
     pub event_id: Option<String>,
     #[serde(default)]
     pub channels: Option<Vec<String>>,
+    /// Days to keep the payload (Svix field).
     #[serde(default)]
     pub payload_retention_period: Option<i64>,
+    /// Hours to keep the payload (Svix field; wins over the period when both are given).
+    #[serde(default)]
+    pub payload_retention_hours: Option<i64>,
     #[serde(default)]
     pub application: Option<ApplicationIn>,
 }

@@ -132,6 +132,8 @@ pub struct Message {
     pub payload: Option<String>,
     pub channels: Option<Vec<String>>,
     pub created_at: Millis,
+    /// How long the payload is kept; `None` means the server's `retention_days`.
+    pub retention_ms: Option<i64>,
 }
 
 /// Status codes of deliveries and attempts, as the Svix API numbers them.

@@ -264,6 +264,17 @@ pub trait Store: Send + Sync + 'static {
     /// (due now, scheduled later, oldest due time) for health and metrics.
     async fn queue_summary(&self, now: Millis) -> Result<(u64, u64, Option<Millis>)>;
 
+    /// Retention: clears payloads of messages past their retention (the message's own, else
+    /// `default_retention_ms`) whose deliveries are all finished, and response bodies of
+    /// attempts older than `default_retention_ms`. Touches at most `batch` rows of each kind, so
+    /// callers loop while it returns a full count; returns how many rows changed.
+    async fn purge_expired(
+        &self,
+        now: Millis,
+        default_retention_ms: i64,
+        batch: usize,
+    ) -> Result<u64>;
+
     async fn create_token(&self, rec: TokenRecord, hash: [u8; 32]) -> Result<TokenRecord>;
     async fn find_token(&self, hash: [u8; 32]) -> Result<Option<TokenRecord>>;
     async fn list_tokens(&self) -> Result<Vec<TokenRecord>>;

@@ -177,6 +177,11 @@ CREATE TABLE meta (
     value TEXT NOT NULL
 );
 "#,
+    r#"
+ALTER TABLE messages ADD COLUMN retention_ms INTEGER;
+CREATE INDEX messages_retention ON messages (created_at + retention_ms)
+    WHERE retention_ms IS NOT NULL AND payload IS NOT NULL;
+"#,
 ];
 
 fn open_conn(path: &Path, read_only: bool) -> rusqlite::Result<Connection> {
@@ -499,7 +504,7 @@ fn et_row(r: &Row) -> rusqlite::Result<EventType> {
 }
 
 const MSG_COLS: &str =
-    "m.id, m.app_id, m.event_id, m.event_type, m.payload, m.channels, m.created_at";
+    "m.id, m.app_id, m.event_id, m.event_type, m.payload, m.channels, m.created_at, m.retention_ms";
 
 fn msg_row_at(r: &Row, o: usize) -> rusqlite::Result<Message> {
     Ok(Message {
@@ -510,6 +515,7 @@ fn msg_row_at(r: &Row, o: usize) -> rusqlite::Result<Message> {
         payload: r.get(o + 4)?,
         channels: parse_opt(r.get(o + 5)?)?,
         created_at: r.get(o + 6)?,
+        retention_ms: r.get(o + 7)?,
     })
 }
 
@@ -993,13 +999,13 @@ impl Store for SqliteStore {
     async fn publish(&self, msg: Message, only: Option<EndpointId>) -> Result<Published> {
         self.write(move |c| {
             c.prepare_cached(
-                "INSERT INTO messages (id, app_id, event_id, event_type, payload, channels, created_at) \
-                 VALUES (?1,?2,?3,?4,?5,?6,?7)",
+                "INSERT INTO messages (id, app_id, event_id, event_type, payload, channels, created_at, retention_ms) \
+                 VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",
             )
             .and_then(|mut s| {
                 s.execute(params![
                     msg.id.0, msg.app_id.0, msg.event_id, msg.event_type, msg.payload,
-                    json_opt(&msg.channels), msg.created_at
+                    json_opt(&msg.channels), msg.created_at, msg.retention_ms
                 ])
             })
             .map_err(|e| match map_sql(e) {
@@ -1448,6 +1454,53 @@ impl Store for SqliteStore {
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .map_err(map_sql)
+        })
+        .await
+    }
+
+    async fn purge_expired(
+        &self,
+        now: Millis,
+        default_retention_ms: i64,
+        batch: usize,
+    ) -> Result<u64> {
+        // IDs sort by creation time, so "created before the cutoff" is a primary-key range.
+        let cutoff = now - default_retention_ms;
+        let bound = |prefix: &str| {
+            let ms = u64::try_from(cutoff.max(0)).unwrap_or(0);
+            format!("{prefix}{}", ulid::Ulid::from_parts(ms, 0))
+        };
+        let (msg_bound, att_bound) = (bound(MessageId::PREFIX), bound(AttemptId::PREFIX));
+        self.write(move |c| {
+            // A payload still needed by a pending or in-flight delivery is never purged.
+            let unfinished = "NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.msg_id = messages.id AND d.status IN (1, 3))";
+            let mut n = c
+                .execute(
+                    &format!(
+                        "UPDATE messages SET payload = NULL WHERE id IN (SELECT id FROM messages \
+                         WHERE id < ?1 AND retention_ms IS NULL AND payload IS NOT NULL AND {unfinished} LIMIT ?2)"
+                    ),
+                    params![msg_bound, batch as i64],
+                )
+                .map_err(map_sql)?;
+            n += c
+                .execute(
+                    &format!(
+                        "UPDATE messages SET payload = NULL WHERE id IN (SELECT id FROM messages \
+                         WHERE retention_ms IS NOT NULL AND payload IS NOT NULL AND created_at + retention_ms < ?1 \
+                         AND {unfinished} LIMIT ?2)"
+                    ),
+                    params![now, batch as i64],
+                )
+                .map_err(map_sql)?;
+            n += c
+                .execute(
+                    "UPDATE attempts SET response = '' WHERE id IN \
+                     (SELECT id FROM attempts WHERE id < ?1 AND response != '' LIMIT ?2)",
+                    params![att_bound, batch as i64],
+                )
+                .map_err(map_sql)?;
+            Ok(n as u64)
         })
         .await
     }

@@ -56,6 +56,7 @@ fn message(app: &AppId, event_type: &str, event_id: Option<&str>, now: i64) -> M
         payload: Some(r#"{"k":  1}"#.into()),
         channels: None,
         created_at: now,
+        retention_ms: None,
     }
 }
 
@@ -374,4 +375,105 @@ async fn keyset_pagination_walks_forward_and_back() {
         back.items.iter().map(|a| a.id.clone()).collect::<Vec<_>>(),
         p1.items.iter().map(|a| a.id.clone()).collect::<Vec<_>>()
     );
+}
+
+#[tokio::test]
+async fn retention_purges_finished_payloads_and_attempt_bodies_only() {
+    let (_d, store, a) = setup().await;
+    store.create_endpoint(endpoint(&a.id, None)).await.unwrap();
+    const DAY: i64 = 86_400_000;
+    let now = herald_core::now_millis();
+    // Delivered: its payload and its attempt's response body go after the retention period.
+    let done = store
+        .publish(message(&a.id, "a", None, now), None)
+        .await
+        .unwrap()
+        .message;
+    let c = store
+        .claim_due("n", now, 60_000, 10)
+        .await
+        .unwrap()
+        .remove(0);
+    let mut att = attempt(&c, now, true);
+    att.response = "receiver said ok".into();
+    store
+        .record_attempt(AttemptRecord {
+            attempt: att,
+            next: NextState::Succeeded,
+        })
+        .await
+        .unwrap();
+    // Still pending: its payload is kept whatever its age.
+    let pending = store
+        .publish(message(&a.id, "a", None, now), None)
+        .await
+        .unwrap()
+        .message;
+    // Delivered with a short retention of its own (1 hour), and no attempt-log body.
+    let mut short = message(&a.id, "b", None, now);
+    short.retention_ms = Some(3_600_000);
+    let short = store
+        .publish(short, Some(EndpointId("ep_none".into())))
+        .await
+        .unwrap()
+        .message;
+
+    // Nothing is due for purging yet.
+    assert_eq!(store.purge_expired(now, 30 * DAY, 100).await.unwrap(), 0);
+    // Two hours later only the short-retention payload goes.
+    assert_eq!(
+        store
+            .purge_expired(now + 2 * 3_600_000, 30 * DAY, 100)
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(store
+        .get_message(&a.id, short.id.as_str())
+        .await
+        .unwrap()
+        .unwrap()
+        .payload
+        .is_none());
+    assert!(store
+        .get_message(&a.id, done.id.as_str())
+        .await
+        .unwrap()
+        .unwrap()
+        .payload
+        .is_some());
+    // 31 days later: the delivered payload and the attempt body go; the pending one stays.
+    let later = now + 31 * DAY;
+    assert_eq!(store.purge_expired(later, 30 * DAY, 100).await.unwrap(), 2);
+    assert!(store
+        .get_message(&a.id, done.id.as_str())
+        .await
+        .unwrap()
+        .unwrap()
+        .payload
+        .is_none());
+    assert!(store
+        .get_message(&a.id, pending.id.as_str())
+        .await
+        .unwrap()
+        .unwrap()
+        .payload
+        .is_some());
+    let q = ListQuery {
+        limit: 10,
+        ..Default::default()
+    };
+    let atts = store
+        .list_attempts(
+            &a.id,
+            &herald_store::AttemptScope::Message(done.id.clone()),
+            &Default::default(),
+            &q,
+        )
+        .await
+        .unwrap();
+    assert_eq!(atts.items.len(), 1, "the attempt record itself is kept");
+    assert_eq!(atts.items[0].response, "");
+    // Idempotent: nothing left to purge.
+    assert_eq!(store.purge_expired(later, 30 * DAY, 100).await.unwrap(), 0);
 }

@@ -239,6 +239,46 @@ pub async fn create_token(cfg: &Config, app: Option<&str>, name: &str) -> anyhow
     Ok(secret)
 }
 
+/// Rows touched per retention transaction: small, so purging never holds the writer long.
+const RETENTION_BATCH: usize = 500;
+/// How often retention looks for expired payloads.
+const RETENTION_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Purges expired payloads and attempt bodies in small batches until none are left, then
+/// sleeps. Delivery shares the writer thread, so batches are short and spaced out.
+async fn retention_loop(store: Arc<dyn Store>, keep_ms: i64, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let mut purged = 0u64;
+        loop {
+            match store
+                .purge_expired(herald_core::now_millis(), keep_ms, RETENTION_BATCH)
+                .await
+            {
+                Ok(0) => break,
+                Ok(n) => purged += n,
+                Err(e) => {
+                    tracing::warn!(error = %e, "retention pass failed; will retry");
+                    break;
+                }
+            }
+            if *shutdown.borrow() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        if purged > 0 {
+            tracing::info!(
+                purged,
+                "retention purged expired payloads and attempt bodies"
+            );
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(RETENTION_EVERY) => {}
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+    }
+}
+
 /// Runs Herald until `shutdown` turns true. When `listener` is `None`, binds `cfg.listen`.
 /// `on_bound` learns the bound address before requests are served.
 pub async fn run(
@@ -293,6 +333,11 @@ pub async fn run(
             },
         );
         waker = Some(engine.waker());
+        if cfg.retention_days > 0 {
+            let (store, rx) = (store.clone(), shutdown.clone());
+            let keep_ms = cfg.retention_days as i64 * 86_400_000;
+            tasks.spawn(retention_loop(store, keep_ms, rx));
+        }
         let rx = shutdown.clone();
         tasks.spawn(async move { engine.run(rx).await });
     }

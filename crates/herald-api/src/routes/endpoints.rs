@@ -512,6 +512,7 @@ pub async fn send_example(
         payload: Some(example.to_string()),
         channels: None,
         created_at: now,
+        retention_ms: None,
     };
     let published = st.store().publish(msg, Some(ep.id.clone())).await?;
     st.wake();

@@ -57,6 +57,18 @@ pub async fn create(
     if body.channels.as_ref().is_some_and(|ch| ch.len() > 10) {
         c.fail("channels", "at most 10 channels");
     }
+    if body
+        .payload_retention_period
+        .is_some_and(|d| !(1..=3650).contains(&d))
+    {
+        c.fail("payloadRetentionPeriod", "must be between 1 and 3650 days");
+    }
+    if body
+        .payload_retention_hours
+        .is_some_and(|h| !(1..=87_600).contains(&h))
+    {
+        c.fail("payloadRetentionHours", "must be between 1 and 87600 hours");
+    }
     if let Some(a) = &body.application {
         a.check(&mut c);
     }
@@ -87,6 +99,10 @@ pub async fn create(
         payload: Some(payload.to_string()),
         channels: body.channels,
         created_at: now_millis(),
+        retention_ms: body
+            .payload_retention_hours
+            .map(|h| h * 3_600_000)
+            .or(body.payload_retention_period.map(|d| d * 86_400_000)),
     };
     let published = st.store().publish(msg, None).await.map_err(|e| match e {
         herald_store::StoreError::Conflict(_) => ApiError::Conflict(
