@@ -39,6 +39,8 @@ pub struct ApiConfig {
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     /// When set, `/metrics` requires it as a bearer token.
     pub metrics_token: Option<String>,
+    /// The local delivery loop's heartbeat (millis), when this process runs workers.
+    pub worker_heartbeat: Option<Arc<std::sync::atomic::AtomicI64>>,
 }
 
 /// Shared state of all handlers.
@@ -55,6 +57,7 @@ pub(crate) struct StateInner {
     pub public_url: String,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     pub metrics_token_hash: Option<[u8; 32]>,
+    pub worker_heartbeat: Option<Arc<std::sync::atomic::AtomicI64>>,
     pub waker: Option<Arc<Notify>>,
     pub idem_locks: Mutex<HashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>>,
     pub schemas: schema::SchemaCache,
@@ -74,6 +77,7 @@ impl AppState {
                 max_payload_bytes: cfg.max_payload_bytes,
                 public_url: cfg.public_url,
                 metrics: cfg.metrics,
+                worker_heartbeat: cfg.worker_heartbeat,
                 metrics_token_hash: cfg
                     .metrics_token
                     .as_deref()

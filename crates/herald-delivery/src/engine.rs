@@ -7,6 +7,7 @@
 //! retry timing come from `herald_core::{outcome, retry}`.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering as AtomicOrdering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,6 +49,8 @@ pub struct Engine {
     cfg: EngineConfig,
     wake: Arc<Notify>,
     slots: Arc<Semaphore>,
+    /// Wall-clock millis of the loop's last turn, read by the health check.
+    heartbeat: Arc<AtomicI64>,
 }
 
 impl Engine {
@@ -59,12 +62,18 @@ impl Engine {
             cfg,
             wake: Arc::new(Notify::new()),
             slots,
+            heartbeat: Arc::new(AtomicI64::new(now_millis())),
         })
     }
 
     /// A handle the API pokes after a publish so new work starts without waiting for a poll.
     pub fn waker(&self) -> Arc<Notify> {
         self.wake.clone()
+    }
+
+    /// When the delivery loop last turned (millis); stale means the workers are stuck.
+    pub fn heartbeat(&self) -> Arc<AtomicI64> {
+        self.heartbeat.clone()
     }
 
     /// Runs until `shutdown` turns true, then waits up to [`SHUTDOWN_GRACE`] for in-flight
@@ -75,6 +84,7 @@ impl Engine {
             if *shutdown.borrow() {
                 break;
             }
+            self.heartbeat.store(now_millis(), AtomicOrdering::Relaxed);
             let free = self.slots.available_permits().min(CLAIM_BATCH);
             if free == 0 {
                 // Wait for any slot to free up (or shutdown).

@@ -307,6 +307,7 @@ pub async fn run(
     };
     let mut tasks = tokio::task::JoinSet::new();
     let mut waker = None;
+    let mut heartbeat = None;
     if cfg.role.runs_workers() {
         let ca = match &cfg.ca_bundle {
             Some(p) => Some(
@@ -333,6 +334,7 @@ pub async fn run(
             },
         );
         waker = Some(engine.waker());
+        heartbeat = Some(engine.heartbeat());
         if cfg.retention_days > 0 {
             let (store, rx) = (store.clone(), shutdown.clone());
             let keep_ms = cfg.retention_days as i64 * 86_400_000;
@@ -360,6 +362,7 @@ pub async fn run(
                 public_url: cfg.public_url(),
                 metrics: Some(metrics_handle()),
                 metrics_token: cfg.metrics_token.clone(),
+                worker_heartbeat: heartbeat,
             },
             waker,
         );

@@ -18,25 +18,46 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{de_opt, sha256, Auth, Caller, JsonBody, ListParams, Path, Q};
 use crate::AppState;
 
+/// A delivery loop that has not turned for this long is reported stalled (an attempt lasts at
+/// most `request_timeout_ms`, so a healthy loop turns far more often).
+const WORKER_STALL_MS: i64 = 60_000;
+
 pub async fn health(State(st): State<AppState>) -> Response {
     let now = now_millis();
     let storage = st.store().ping().await;
     let queue = st.store().queue_summary(now).await;
+    let workers = match &st.inner.worker_heartbeat {
+        None => "not_running",
+        Some(h) if now - h.load(std::sync::atomic::Ordering::Relaxed) > WORKER_STALL_MS => {
+            "stalled"
+        }
+        Some(_) => "ok",
+    };
     match (storage, queue) {
-        (Ok(()), Ok((due, scheduled, oldest))) => Json(json!({
-            "status": "ok",
+        (Ok(()), Ok((due, scheduled, oldest))) => (
+            if workers == "stalled" {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                StatusCode::OK
+            },
+            Json(json!({
+            "status": if workers == "stalled" { "unavailable" } else { "ok" },
             "storage": "ok",
+            "workers": workers,
             "queue": {
                 "due": due,
                 "scheduled": scheduled,
                 "oldestDueSeconds": oldest.map(|t| ((now - t).max(0)) as f64 / 1000.0),
             }
-        }))
-        .into_response(),
+        })),
+        )
+            .into_response(),
         (Err(e), _) | (_, Err(e)) => (
             StatusCode::SERVICE_UNAVAILABLE,
             [("retry-after", "5")],
-            Json(json!({ "status": "unavailable", "storage": "error", "detail": e.to_string() })),
+            Json(json!({
+                "status": "unavailable", "storage": "error", "workers": workers, "detail": e.to_string()
+            })),
         )
             .into_response(),
     }

@@ -19,9 +19,20 @@ async fn health_answers_without_a_token() {
     let srv = TestServer::start(|_| {}).await;
     let v = srv.client.anonymous().get("/health", 200).await;
     assert_eq!(v["status"], "ok");
+    assert_eq!(v["storage"], "ok");
+    assert_eq!(v["workers"], "ok");
+    assert_eq!(v["queue"]["due"], 0);
     let v = srv.client.anonymous().get("/health/", 200).await;
     assert_eq!(v["status"], "ok", "trailing slash accepted");
     srv.stop().await;
+
+    // An API-only node reports that it runs no workers, and is still healthy.
+    let api_only = TestServer::start(|c| c.role = herald_core::config::Role::Api).await;
+    let v = api_only.client.anonymous().get("/health", 200).await;
+    assert_eq!(v["workers"], "not_running");
+    let v = api_only.client.anonymous().get("//healthz", 200).await;
+    assert_eq!(v["status"], "ok");
+    api_only.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
