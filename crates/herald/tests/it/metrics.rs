@@ -109,3 +109,56 @@ async fn metrics_exist_move_after_traffic_and_need_the_token() {
     assert!(!text.contains("127.0.0.1"), "metrics must not carry URLs");
     srv.stop().await;
 }
+
+/// Every `herald_…` series name in a file, with histogram suffixes mapped to the metric.
+fn metric_names(text: &str) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while let Some(pos) = text[i..].find("herald_") {
+        let start = i + pos;
+        let mut end = start;
+        while end < bytes.len() && (bytes[end].is_ascii_alphanumeric() || bytes[end] == b'_') {
+            end += 1;
+        }
+        let name = &text[start..end];
+        let base = ["_bucket", "_count", "_sum"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s))
+            .unwrap_or(name);
+        out.insert(base.to_string());
+        i = end;
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_metric_in_the_dashboard_and_alert_rules_exists() {
+    let srv = TestServer::start(|_| {}).await;
+    let c = &srv.client;
+    // Histograms appear once they have a sample: make one delivery.
+    let rx = Receiver::start().await;
+    let app = c.create_app("dash").await;
+    let ep = c.endpoint_for(&app, &rx.url_path("/hook")).await;
+    let msg = c
+        .publish(&app, json!({"eventType": "a.b", "payload": {}}))
+        .await;
+    c.wait_delivery(&app, &msg, &ep, 0).await;
+    let text = c
+        .send(c.req(reqwest::Method::GET, "//metrics"), 200)
+        .await
+        .text;
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/");
+    for file in ["grafana-dashboard.json", "prometheus-alerts.yml"] {
+        let body = std::fs::read_to_string(format!("{root}{file}")).expect(file);
+        let names = metric_names(&body);
+        assert!(names.len() >= 4, "{file} queries Herald metrics");
+        for name in names {
+            assert!(
+                text.contains(&format!("# TYPE {name} ")),
+                "{file} queries {name}, which /metrics does not expose"
+            );
+        }
+    }
+    srv.stop().await;
+}
