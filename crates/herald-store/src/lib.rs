@@ -264,6 +264,15 @@ pub trait Store: Send + Sync + 'static {
     /// (due now, scheduled later, oldest due time) for health and metrics.
     async fn queue_summary(&self, now: Millis) -> Result<(u64, u64, Option<Millis>)>;
 
+    /// Auto-disable: disables every enabled endpoint whose attempts have all failed since
+    /// `now - window_ms` or earlier (no success in the window) and ends its waiting deliveries
+    /// `failed`. Returns the endpoints disabled.
+    async fn disable_failing_endpoints(
+        &self,
+        now: Millis,
+        window_ms: i64,
+    ) -> Result<Vec<EndpointId>>;
+
     /// Retention: clears payloads of messages past their retention (the message's own, else
     /// `default_retention_ms`) whose deliveries are all finished, and response bodies of
     /// attempts older than `default_retention_ms`. Touches at most `batch` rows of each kind, so

@@ -182,6 +182,11 @@ ALTER TABLE messages ADD COLUMN retention_ms INTEGER;
 CREATE INDEX messages_retention ON messages (created_at + retention_ms)
     WHERE retention_ms IS NOT NULL AND payload IS NOT NULL;
 "#,
+    r#"
+ALTER TABLE endpoints ADD COLUMN failing_since INTEGER;
+CREATE INDEX endpoints_failing ON endpoints (failing_since)
+    WHERE failing_since IS NOT NULL AND disabled = 0;
+"#,
 ];
 
 fn open_conn(path: &Path, read_only: bool) -> rusqlite::Result<Connection> {
@@ -836,6 +841,11 @@ impl Store for SqliteStore {
             )
             .and_then(|mut s| s.execute(rusqlite::params_from_iter(p.iter())))
             .map_err(map_sql)?;
+            if was.disabled && !ep.disabled {
+                // Re-enabled: the auto-disable window starts afresh.
+                c.execute("UPDATE endpoints SET failing_since = NULL WHERE id = ?1", [&ep.id.0])
+                    .map_err(map_sql)?;
+            }
             Ok(ep)
         })
         .await
@@ -1362,14 +1372,20 @@ impl Store for SqliteStore {
             };
             match &rec.next {
                 NextState::Succeeded => {
+                    upd("UPDATE endpoints SET failing_since = NULL WHERE id = ?1 AND failing_since IS NOT NULL",
+                        &[&a.endpoint_id.0])?;
                     upd("UPDATE deliveries SET status = 0, attempts = attempts + 1, manual = 0, next_at = NULL, lease_owner = NULL, updated_at = ?2 WHERE id = ?1",
                         &[&id, &now])?;
                 }
                 NextState::RetryAt { at, failures } => {
+                    upd("UPDATE endpoints SET failing_since = ?2 WHERE id = ?1 AND failing_since IS NULL",
+                        &[&a.endpoint_id.0, &now])?;
                     upd("UPDATE deliveries SET status = 1, attempts = attempts + 1, failures = ?3, manual = 0, next_at = ?4, lease_owner = NULL, updated_at = ?2 WHERE id = ?1",
                         &[&id, &now, failures, at])?;
                 }
                 NextState::Failed { disable_endpoint } => {
+                    upd("UPDATE endpoints SET failing_since = ?2 WHERE id = ?1 AND failing_since IS NULL",
+                        &[&a.endpoint_id.0, &now])?;
                     upd("UPDATE deliveries SET status = 2, attempts = attempts + 1, manual = 0, next_at = NULL, lease_owner = NULL, updated_at = ?2 WHERE id = ?1",
                         &[&id, &now])?;
                     if *disable_endpoint {
@@ -1454,6 +1470,36 @@ impl Store for SqliteStore {
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .map_err(map_sql)
+        })
+        .await
+    }
+
+    async fn disable_failing_endpoints(
+        &self,
+        now: Millis,
+        window_ms: i64,
+    ) -> Result<Vec<EndpointId>> {
+        self.write(move |c| {
+            let ids = c
+                .prepare_cached(
+                    "UPDATE endpoints SET disabled = 1, updated_at = ?1 \
+                     WHERE disabled = 0 AND failing_since IS NOT NULL AND failing_since <= ?2 RETURNING id",
+                )
+                .and_then(|mut s| {
+                    s.query_map(params![now, now - window_ms], |r| r.get::<_, String>(0))?
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .map_err(map_sql)?;
+            for id in &ids {
+                // Waiting deliveries end `failed` (recoverable), never vanish.
+                c.prepare_cached(
+                    "UPDATE deliveries SET status = 2, next_at = NULL, lease_owner = NULL, updated_at = ?2 \
+                     WHERE endpoint_id = ?1 AND status = 1",
+                )
+                .and_then(|mut s| s.execute(params![id, now]))
+                .map_err(map_sql)?;
+            }
+            Ok(ids.into_iter().map(EndpointId).collect())
         })
         .await
     }

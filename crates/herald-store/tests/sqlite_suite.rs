@@ -477,3 +477,114 @@ async fn retention_purges_finished_payloads_and_attempt_bodies_only() {
     // Idempotent: nothing left to purge.
     assert_eq!(store.purge_expired(later, 30 * DAY, 100).await.unwrap(), 0);
 }
+
+#[tokio::test]
+async fn endpoints_failing_for_the_whole_window_are_disabled_and_their_work_ends_failed() {
+    let (_d, store, a) = setup().await;
+    let bad = store.create_endpoint(endpoint(&a.id, None)).await.unwrap();
+    const HOUR: i64 = 3_600_000;
+    let t0 = 1_000_000;
+    let m1 = store
+        .publish(message(&a.id, "a", None, t0), None)
+        .await
+        .unwrap()
+        .message;
+    let c = store
+        .claim_due("n", t0, 60_000, 10)
+        .await
+        .unwrap()
+        .remove(0);
+    store
+        .record_attempt(AttemptRecord {
+            attempt: attempt(&c, t0, false),
+            next: NextState::RetryAt {
+                at: t0 + HOUR,
+                failures: 1,
+            },
+        })
+        .await
+        .unwrap();
+    // Inside the window nothing happens.
+    assert!(store
+        .disable_failing_endpoints(t0 + 119 * HOUR, 120 * HOUR)
+        .await
+        .unwrap()
+        .is_empty());
+    // A second endpoint that succeeded is never touched.
+    let good = store
+        .create_endpoint(endpoint(&a.id, Some(vec!["b"])))
+        .await
+        .unwrap();
+    store
+        .publish(message(&a.id, "b", None, t0), None)
+        .await
+        .unwrap();
+    let cs = store
+        .claim_due("n", t0 + 2 * HOUR, 60_000, 10)
+        .await
+        .unwrap();
+    for c in cs {
+        let ok = c.endpoint_id == good.id;
+        let next = if ok {
+            NextState::Succeeded
+        } else {
+            NextState::RetryAt {
+                at: t0 + 3 * HOUR,
+                failures: 2,
+            }
+        };
+        store
+            .record_attempt(AttemptRecord {
+                attempt: attempt(&c, t0 + 2 * HOUR, ok),
+                next,
+            })
+            .await
+            .unwrap();
+    }
+    let disabled = store
+        .disable_failing_endpoints(t0 + 120 * HOUR, 120 * HOUR)
+        .await
+        .unwrap();
+    assert_eq!(disabled, vec![bad.id.clone()]);
+    assert!(
+        store
+            .get_endpoint(&a.id, bad.id.as_str())
+            .await
+            .unwrap()
+            .unwrap()
+            .disabled
+    );
+    assert!(
+        !store
+            .get_endpoint(&a.id, good.id.as_str())
+            .await
+            .unwrap()
+            .unwrap()
+            .disabled
+    );
+    assert_eq!(
+        store.deliveries_of_message(&m1.id).await.unwrap()[0].status,
+        DeliveryStatus::Fail
+    );
+    // Re-enabling starts a fresh window; recover brings the work back.
+    let mut e = store
+        .get_endpoint(&a.id, bad.id.as_str())
+        .await
+        .unwrap()
+        .unwrap();
+    e.disabled = false;
+    store.update_endpoint(e).await.unwrap();
+    assert!(store
+        .disable_failing_endpoints(t0 + 500 * HOUR, 120 * HOUR)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store
+            .recover(&bad.id, 0, None, t0 + 500 * HOUR)
+            .await
+            .unwrap(),
+        2,
+        "both of its deliveries (types a and b: it has no filter) come back"
+    );
+}

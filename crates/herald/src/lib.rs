@@ -241,15 +241,40 @@ pub async fn create_token(cfg: &Config, app: Option<&str>, name: &str) -> anyhow
 
 /// Rows touched per retention transaction: small, so purging never holds the writer long.
 const RETENTION_BATCH: usize = 500;
-/// How often retention looks for expired payloads.
+/// How often upkeep (auto-disable, retention) runs.
 const RETENTION_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// Purges expired payloads and attempt bodies in small batches until none are left, then
-/// sleeps. Delivery shares the writer thread, so batches are short and spaced out.
-async fn retention_loop(store: Arc<dyn Store>, keep_ms: i64, mut shutdown: watch::Receiver<bool>) {
+/// Background upkeep, once a minute: auto-disables endpoints that had no success for
+/// `disable_ms` (0: never), then purges expired payloads and attempt bodies (`keep_ms`, 0:
+/// never) in small batches. Delivery shares the writer thread, so batches are short and
+/// spaced out.
+async fn maintenance_loop(
+    store: Arc<dyn Store>,
+    keep_ms: i64,
+    disable_ms: i64,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
+        if disable_ms > 0 {
+            match store
+                .disable_failing_endpoints(herald_core::now_millis(), disable_ms)
+                .await
+            {
+                Ok(ids) => {
+                    for id in ids {
+                        herald_delivery::telemetry::endpoint_disabled();
+                        tracing::warn!(endpoint_id = %id, "endpoint disabled: no successful delivery within endpoint_disable_after_hours; its waiting deliveries are failed and recoverable");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "auto-disable pass failed; will retry"),
+            }
+        }
         let mut purged = 0u64;
+        // Loop until a pass finds nothing (or retention is off).
         loop {
+            if keep_ms <= 0 {
+                break;
+            }
             match store
                 .purge_expired(herald_core::now_millis(), keep_ms, RETENTION_BATCH)
                 .await
@@ -335,11 +360,10 @@ pub async fn run(
         );
         waker = Some(engine.waker());
         heartbeat = Some(engine.heartbeat());
-        if cfg.retention_days > 0 {
-            let (store, rx) = (store.clone(), shutdown.clone());
-            let keep_ms = cfg.retention_days as i64 * 86_400_000;
-            tasks.spawn(retention_loop(store, keep_ms, rx));
-        }
+        let (store, rx) = (store.clone(), shutdown.clone());
+        let keep_ms = cfg.retention_days as i64 * 86_400_000;
+        let disable_ms = cfg.endpoint_disable_after_hours as i64 * 3_600_000;
+        tasks.spawn(maintenance_loop(store, keep_ms, disable_ms, rx));
         let rx = shutdown.clone();
         tasks.spawn(async move { engine.run(rx).await });
     }
