@@ -4,6 +4,7 @@
 //! [`run`] takes an optional pre-bound listener so integration tests start the real server on
 //! port 0. This crate holds no business logic; it only assembles the library crates.
 
+pub mod client;
 pub mod verify;
 
 use std::fs::{File, OpenOptions};

@@ -48,10 +48,95 @@ enum Command {
         #[arg(long)]
         now: Option<i64>,
     },
+    /// Publish a message through the API (HERALD_URL, HERALD_TOKEN).
+    Send {
+        #[arg(long)]
+        app: String,
+        /// Event type.
+        #[arg(long = "type")]
+        event_type: String,
+        /// The payload: a JSON object.
+        #[arg(long)]
+        data: String,
+        #[arg(long)]
+        event_id: Option<String>,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Endpoints of an application.
+    Endpoint {
+        #[command(subcommand)]
+        command: ListGet,
+    },
+    /// Messages of an application.
+    Message {
+        #[command(subcommand)]
+        command: ListGet,
+    },
+    /// The attempt log of a message or an endpoint.
+    Attempt {
+        #[arg(long)]
+        app: String,
+        #[arg(
+            long,
+            conflicts_with = "endpoint",
+            required_unless_present = "endpoint"
+        )]
+        msg: Option<String>,
+        #[arg(long)]
+        endpoint: Option<String>,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Re-queue an endpoint's failed deliveries since a time (RFC 3339).
+    Recover {
+        #[arg(long)]
+        app: String,
+        #[arg(long)]
+        endpoint: String,
+        #[arg(long)]
+        since: String,
+        #[command(flatten)]
+        out: Output,
+    },
     /// Manage API tokens directly in the configured store.
     Token {
         #[command(subcommand)]
         command: TokenCommand,
+    },
+}
+
+#[derive(clap::Args)]
+struct Output {
+    /// Print the API's JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Herald's base URL.
+    #[arg(long, env = "HERALD_URL", default_value = "http://127.0.0.1:8787")]
+    url: String,
+    /// API token (default: the admin token file in data_dir).
+    #[arg(long, env = "HERALD_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum ListGet {
+    /// List (newest first for messages).
+    List {
+        #[arg(long)]
+        app: String,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Show one by ID or uid.
+    Get {
+        #[arg(long)]
+        app: String,
+        id: String,
+        #[command(flatten)]
+        out: Output,
     },
 }
 
@@ -165,6 +250,80 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             })
         }
+        Command::Send {
+            app,
+            event_type,
+            data,
+            event_id,
+            out,
+        } => {
+            let payload: serde_json::Value = serde_json::from_str(&data)
+                .map_err(|e| anyhow::anyhow!("--data is not JSON: {e}"))?;
+            let body = serde_json::json!({"eventType": event_type, "payload": payload, "eventId": event_id});
+            api(
+                &cfg,
+                &out,
+                reqwest::Method::POST,
+                &format!("/app/{app}/msg"),
+                Some(body),
+                &["id", "eventType", "timestamp"],
+            )
+        }
+        Command::Endpoint { command } => list_get(
+            &cfg,
+            command,
+            "endpoint",
+            &["id", "uid", "url", "state", "disabled"],
+        ),
+        Command::Message { command } => list_get(
+            &cfg,
+            command,
+            "msg",
+            &["id", "eventType", "eventId", "timestamp"],
+        ),
+        Command::Attempt {
+            app,
+            msg,
+            endpoint,
+            out,
+        } => {
+            let path = match (msg, endpoint) {
+                (Some(m), _) => format!("/app/{app}/attempt/msg/{m}"),
+                (None, Some(e)) => format!("/app/{app}/attempt/endpoint/{e}"),
+                (None, None) => unreachable!("clap requires one"),
+            };
+            api(
+                &cfg,
+                &out,
+                reqwest::Method::GET,
+                &path,
+                None,
+                &[
+                    "id",
+                    "msgId",
+                    "endpointId",
+                    "responseStatusCode",
+                    "statusText",
+                    "timestamp",
+                ],
+            )
+        }
+        Command::Recover {
+            app,
+            endpoint,
+            since,
+            out,
+        } => {
+            let body = serde_json::json!({"since": since});
+            api(
+                &cfg,
+                &out,
+                reqwest::Method::POST,
+                &format!("/app/{app}/endpoint/{endpoint}/recover"),
+                Some(body),
+                &["id", "status", "task"],
+            )
+        }
         Command::Migrate => {
             init_logging(&cfg);
             std::fs::create_dir_all(&cfg.data_dir)?;
@@ -188,5 +347,64 @@ async fn wait_for_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn list_get(cfg: &Config, cmd: ListGet, resource: &str, columns: &[&str]) -> anyhow::Result<()> {
+    match cmd {
+        ListGet::List { app, limit, out } => api(
+            cfg,
+            &out,
+            reqwest::Method::GET,
+            &format!("/app/{app}/{resource}?limit={limit}"),
+            None,
+            columns,
+        ),
+        ListGet::Get { app, id, out } => api(
+            cfg,
+            &out,
+            reqwest::Method::GET,
+            &format!("/app/{app}/{resource}/{id}"),
+            None,
+            columns,
+        ),
+    }
+}
+
+/// Calls the API and prints the answer as a table (or JSON with `--json`). API errors print
+/// `code: detail` and exit 1.
+fn api(
+    cfg: &Config,
+    out: &Output,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+    columns: &[&str],
+) -> anyhow::Result<()> {
+    let token = match &out.token {
+        Some(t) => t.clone(),
+        None => std::fs::read_to_string(cfg.data_dir.join(herald::ADMIN_TOKEN_FILE))
+            .map(|t| t.trim().to_string())
+            .map_err(|_| anyhow::anyhow!("no token: set HERALD_TOKEN or pass --token"))?,
+    };
+    let client = herald::client::ApiClient::new(&out.url, &token);
+    let rt = tokio::runtime::Runtime::new()?;
+    match rt.block_on(client.call(method, path, body)) {
+        Ok(v) => {
+            if out.json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                let rows = match v.get("data").and_then(|d| d.as_array()) {
+                    Some(list) => list.clone(),
+                    None => vec![v],
+                };
+                println!("{}", herald::client::table(&rows, columns));
+            }
+            Ok(())
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
     }
 }

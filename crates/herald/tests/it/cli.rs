@@ -192,3 +192,99 @@ async fn token_create_mints_a_scoped_token_for_a_running_server() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("not found"));
     srv.stop().await;
 }
+
+/// Runs the real binary against a live server with `HERALD_URL`/`HERALD_TOKEN`.
+fn cli(srv: &TestServer, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .env("HERALD_URL", srv.client.base.clone())
+        .env("HERALD_TOKEN", "test-admin-token-0123456789")
+        .env_remove("HERALD_DATA_DIR")
+        .output()
+        .expect("run herald");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_list_get_attempts_and_recover_through_the_cli() {
+    let srv = TestServer::start(|_| {}).await;
+    let c = &srv.client;
+    let rx = crate::common::Receiver::start().await;
+    rx.set_default(crate::common::Reply::Status(500));
+    let app = c.create_app("cli-app").await;
+    let ep = c.endpoint_for(&app, &rx.url_path("/h")).await;
+
+    let (code, out, err) = cli(
+        &srv,
+        &[
+            "send",
+            "--app",
+            &app,
+            "--type",
+            "order.created",
+            "--data",
+            r#"{"n": 7}"#,
+            "--json",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let sent: serde_json::Value = serde_json::from_str(&out).expect("--json prints JSON");
+    let msg = sent["id"].as_str().unwrap().to_string();
+    assert_eq!(sent["eventType"], "order.created");
+
+    // Human table by default, with a header row and the message.
+    let (code, out, _) = cli(&srv, &["message", "list", "--app", &app]);
+    assert_eq!(code, 0);
+    assert!(out.lines().next().unwrap().starts_with("ID"), "{out}");
+    assert!(out.contains(&msg) && out.contains("order.created"), "{out}");
+    let (code, out, _) = cli(&srv, &["message", "get", "--app", &app, &msg, "--json"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()["id"],
+        msg.as_str()
+    );
+    let (code, out, _) = cli(&srv, &["endpoint", "list", "--app", &app]);
+    assert_eq!(code, 0);
+    assert!(out.contains(&ep), "{out}");
+
+    // The receiver fails every attempt: the delivery ends failed after the schedule.
+    c.wait_delivery(&app, &msg, &ep, 2).await;
+    let (code, out, _) = cli(&srv, &["attempt", "--app", &app, "--msg", &msg, "--json"]);
+    assert_eq!(code, 0);
+    let atts: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(atts["data"].as_array().unwrap().len(), 4);
+
+    // recover re-queues it; with the receiver healthy again it succeeds.
+    rx.set_default(crate::common::Reply::Status(204));
+    let (code, out, err) = cli(
+        &srv,
+        &[
+            "recover",
+            "--app",
+            &app,
+            "--endpoint",
+            &ep,
+            "--since",
+            "2000-01-01T00:00:00Z",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("endpoint.recover"), "{out}");
+    c.wait_delivery(&app, &msg, &ep, 0).await;
+
+    // API errors: exit 1 with Herald's code on stderr.
+    let (code, _, err) = cli(&srv, &["message", "list", "--app", "no-such-app"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("404") && err.contains("not_found"), "{err}");
+    let (code, _, err) = cli(
+        &srv,
+        &["send", "--app", &app, "--type", "t", "--data", "not json"],
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("--data is not JSON"), "{err}");
+    srv.stop().await;
+}
