@@ -60,6 +60,16 @@ fn message(app: &AppId, event_type: &str, event_id: Option<&str>, now: i64) -> M
     }
 }
 
+async fn has_payload(store: &Arc<dyn Store>, app: &AppId, msg: &MessageId) -> bool {
+    store
+        .get_message(app, msg.as_str())
+        .await
+        .unwrap()
+        .expect("message exists")
+        .payload
+        .is_some()
+}
+
 async fn setup() -> (tempfile::TempDir, Arc<dyn Store>, Application) {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path().join("h.db")).unwrap());
@@ -428,37 +438,13 @@ async fn retention_purges_finished_payloads_and_attempt_bodies_only() {
             .unwrap(),
         1
     );
-    assert!(store
-        .get_message(&a.id, short.id.as_str())
-        .await
-        .unwrap()
-        .unwrap()
-        .payload
-        .is_none());
-    assert!(store
-        .get_message(&a.id, done.id.as_str())
-        .await
-        .unwrap()
-        .unwrap()
-        .payload
-        .is_some());
+    assert!(!has_payload(&store, &a.id, &short.id).await);
+    assert!(has_payload(&store, &a.id, &done.id).await);
     // 31 days later: the delivered payload and the attempt body go; the pending one stays.
     let later = now + 31 * DAY;
     assert_eq!(store.purge_expired(later, 30 * DAY, 100).await.unwrap(), 2);
-    assert!(store
-        .get_message(&a.id, done.id.as_str())
-        .await
-        .unwrap()
-        .unwrap()
-        .payload
-        .is_none());
-    assert!(store
-        .get_message(&a.id, pending.id.as_str())
-        .await
-        .unwrap()
-        .unwrap()
-        .payload
-        .is_some());
+    assert!(!has_payload(&store, &a.id, &done.id).await);
+    assert!(has_payload(&store, &a.id, &pending.id).await);
     let q = ListQuery {
         limit: 10,
         ..Default::default()

@@ -127,6 +127,15 @@ fn from_in(
     })
 }
 
+/// 201 with the new endpoint.
+fn created(ep: &Endpoint) -> Response {
+    (
+        StatusCode::CREATED,
+        Json(EndpointOut::new(ep, now_millis())),
+    )
+        .into_response()
+}
+
 fn conflict(e: herald_store::StoreError) -> ApiError {
     match e {
         herald_store::StoreError::Conflict(_) => {
@@ -165,11 +174,7 @@ pub async fn create(
     let app = st.app(&auth, &app_id).await?;
     let ep = from_in(&st, &app, body, None)?;
     let ep = st.store().create_endpoint(ep).await.map_err(conflict)?;
-    Ok((
-        StatusCode::CREATED,
-        Json(EndpointOut::new(&ep, now_millis())),
-    )
-        .into_response())
+    Ok(created(&ep))
 }
 
 pub async fn get(
@@ -202,11 +207,7 @@ pub async fn update(
             }
             let ep = from_in(&st, &app, body, None)?;
             let ep = st.store().create_endpoint(ep).await.map_err(conflict)?;
-            Ok((
-                StatusCode::CREATED,
-                Json(EndpointOut::new(&ep, now_millis())),
-            )
-                .into_response())
+            Ok(created(&ep))
         }
     }
 }
