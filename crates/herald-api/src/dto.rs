@@ -476,6 +476,9 @@ pub struct MessageIn {
     pub payload_retention_hours: Option<i64>,
     #[serde(default)]
     pub application: Option<ApplicationIn>,
+    /// **(herald)** messages with the same key reach a `fifo` endpoint in publish order.
+    #[serde(default)]
+    pub ordering_key: Option<String>,
 }
 
 /// The payload as served: the stored JSON text, `{}` without content, or a marker once purged.
@@ -498,6 +501,8 @@ pub struct MessageOut {
     pub payload: Box<RawValue>,
     pub channels: Option<Vec<String>>,
     pub timestamp: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ordering_key: Option<String>,
 }
 
 impl MessageOut {
@@ -509,6 +514,7 @@ impl MessageOut {
             payload: payload_json(m, with_content),
             channels: m.channels.clone(),
             timestamp: ts(m.created_at),
+            ordering_key: m.ordering_key.clone(),
         }
     }
 }

@@ -10,9 +10,10 @@ use std::sync::{Arc, Mutex};
 
 use axum::extract::Request;
 use axum::Router;
-use herald_core::model::Application;
+use herald_core::model::{Application, Endpoint};
+use herald_core::ops::OperationalEvent;
 use herald_core::ssrf::EgressPolicy;
-use herald_store::Store;
+use herald_store::{OpsLog, Store};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tower::Layer;
@@ -59,6 +60,7 @@ pub(crate) struct StateInner {
     pub metrics_token_hash: Option<[u8; 32]>,
     pub worker_heartbeat: Option<Arc<std::sync::atomic::AtomicI64>>,
     pub waker: Option<Arc<Notify>>,
+    pub ops: Option<OpsLog>,
     pub idem_locks: Mutex<HashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>>,
     pub schemas: schema::SchemaCache,
 }
@@ -67,8 +69,14 @@ pub(crate) struct StateInner {
 const ENVELOPE_BYTES: usize = 64 * 1024;
 
 impl AppState {
-    /// `waker` is poked after each publish so local workers start at once.
-    pub fn new(store: Arc<dyn Store>, cfg: ApiConfig, waker: Option<Arc<Notify>>) -> Self {
+    /// `waker` is poked after each publish so local workers start at once; `ops` records
+    /// operational events (`endpoint.enabled` / `endpoint.disabled` from the API).
+    pub fn new(
+        store: Arc<dyn Store>,
+        cfg: ApiConfig,
+        waker: Option<Arc<Notify>>,
+        ops: Option<OpsLog>,
+    ) -> Self {
         Self {
             inner: Arc::new(StateInner {
                 store,
@@ -83,6 +91,7 @@ impl AppState {
                     .as_deref()
                     .map(|t| extract::sha256(t.as_bytes())),
                 waker,
+                ops,
                 idem_locks: Mutex::new(HashMap::new()),
                 schemas: Default::default(),
             }),
@@ -95,6 +104,30 @@ impl AppState {
 
     pub(crate) fn body_limit(&self) -> usize {
         self.inner.max_payload_bytes + ENVELOPE_BYTES
+    }
+
+    /// Records `endpoint.enabled` / `endpoint.disabled` when an update flipped `disabled`.
+    pub(crate) async fn endpoint_toggled(&self, was_disabled: bool, ep: &Endpoint) {
+        let Some(ops) = &self.inner.ops else { return };
+        if was_disabled == ep.disabled || ops.is_ops_app(&ep.app_id) {
+            return;
+        }
+        let ev = if ep.disabled {
+            OperationalEvent::EndpointDisabled {
+                app_id: ep.app_id.clone(),
+                endpoint_id: ep.id.clone(),
+                endpoint_uid: ep.uid.clone(),
+                trigger: "manual",
+                fail_since: None,
+            }
+        } else {
+            OperationalEvent::EndpointEnabled {
+                app_id: ep.app_id.clone(),
+                endpoint_id: ep.id.clone(),
+                endpoint_uid: ep.uid.clone(),
+            }
+        };
+        ops.emit(ev).await;
     }
 
     pub(crate) fn wake(&self) {

@@ -6,14 +6,17 @@
 //! through `figment`), no clocks hidden inside policies (callers pass `now`). Keeping it pure is
 //! what lets the retry, outcome and SSRF rules be unit- and property-tested exhaustively.
 
+pub mod breaker;
 pub mod config;
 pub mod crypto;
 pub mod ids;
 pub mod model;
+pub mod ops;
 pub mod outcome;
 pub mod retry;
 pub mod signing;
 pub mod ssrf;
+pub mod throttle;
 
 /// Version string sent as `User-Agent: Herald/<version>`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::breaker::BreakerState;
 use crate::ids::{AppId, AttemptId, EndpointId, MessageId};
 use crate::signing::{EndpointSecret, SignatureScheme};
 use crate::Millis;
@@ -65,11 +66,24 @@ pub struct Endpoint {
     pub secrets: Vec<StoredSecret>,
     /// Set by 429 / 503 + `Retry-After`: nothing is sent before this time.
     pub paused_until: Option<Millis>,
+    /// The circuit breaker as last recorded. Read-only outside the store: the API shows it,
+    /// only attempts (and re-enabling) change it.
+    pub breaker: BreakerState,
     pub created_at: Millis,
     pub updated_at: Millis,
 }
 
+/// Default of `maxConcurrency`.
+pub const DEFAULT_MAX_CONCURRENCY: u32 = 16;
+
 impl Endpoint {
+    /// Deliveries this endpoint may have in flight at once, across the cluster.
+    pub fn concurrency_cap(&self) -> u32 {
+        self.max_concurrency
+            .unwrap_or(DEFAULT_MAX_CONCURRENCY)
+            .max(1)
+    }
+
     /// Secrets that sign requests at `now`, newest first.
     pub fn valid_secrets(&self, now: Millis) -> Vec<EndpointSecret> {
         self.secrets
@@ -99,10 +113,14 @@ impl Endpoint {
         }
     }
 
-    /// `healthy|paused|disabled` (breaker states arrive with the guardrails work).
+    /// `healthy|open|half_open|paused|disabled`, most severe first.
     pub fn state(&self, now: Millis) -> &'static str {
         if self.disabled {
             "disabled"
+        } else if self.breaker == BreakerState::Open {
+            "open"
+        } else if self.breaker == BreakerState::HalfOpen {
+            "half_open"
         } else if self.paused_until.is_some_and(|p| p > now) {
             "paused"
         } else {
@@ -134,6 +152,8 @@ pub struct Message {
     pub created_at: Millis,
     /// How long the payload is kept; `None` means the server's `retention_days`.
     pub retention_ms: Option<i64>,
+    /// Messages with the same key reach a `fifo` endpoint one at a time, in publish order.
+    pub ordering_key: Option<String>,
 }
 
 /// Status codes of deliveries and attempts, as the Svix API numbers them.
@@ -251,6 +271,7 @@ mod tests {
             signature_scheme: SignatureScheme::Standard,
             secrets: vec![],
             paused_until: None,
+            breaker: BreakerState::Closed,
             created_at: 0,
             updated_at: 0,
         }

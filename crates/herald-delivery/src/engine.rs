@@ -14,11 +14,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use herald_core::ids::AttemptId;
 use herald_core::model::{Attempt, DeliveryStatus, Endpoint, Message, TriggerType};
+use herald_core::ops::{AttemptEventKind, AttemptRef, OperationalEvent, FAILING_AFTER};
 use herald_core::outcome::{classify_status, Outcome};
 use herald_core::retry::RetryPolicy;
 use herald_core::signing::signature_headers;
 use herald_core::{now_millis, Millis};
-use herald_store::{AttemptRecord, Claimed, NextState, Store};
+use herald_store::{AttemptRecord, Claimed, NextState, OpsLog, Store};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use tokio::sync::{watch, Notify, Semaphore};
@@ -51,18 +52,28 @@ pub struct Engine {
     slots: Arc<Semaphore>,
     /// Wall-clock millis of the loop's last turn, read by the health check.
     heartbeat: Arc<AtomicI64>,
+    ops: Option<OpsLog>,
 }
 
 impl Engine {
-    pub fn new(store: Arc<dyn Store>, client: DeliveryClient, cfg: EngineConfig) -> Arc<Self> {
+    /// `wake` is the handle publishers poke (see [`Engine::waker`]); `ops` records
+    /// operational events when set.
+    pub fn new(
+        store: Arc<dyn Store>,
+        client: DeliveryClient,
+        cfg: EngineConfig,
+        wake: Arc<Notify>,
+        ops: Option<OpsLog>,
+    ) -> Arc<Self> {
         let slots = Arc::new(Semaphore::new(cfg.max_in_flight));
         Arc::new(Self {
             store,
             client,
             cfg,
-            wake: Arc::new(Notify::new()),
+            wake,
             slots,
             heartbeat: Arc::new(AtomicI64::new(now_millis())),
+            ops,
         })
     }
 
@@ -95,7 +106,7 @@ impl Engine {
                 continue;
             }
             let now = now_millis();
-            let claimed = match self
+            let batch = match self
                 .store
                 .claim_due(
                     &self.cfg.owner,
@@ -119,6 +130,11 @@ impl Engine {
                     continue;
                 }
             };
+            for ch in &batch.breaker_changes {
+                telemetry::circuit_transition(ch.to.as_str());
+                tracing::info!(endpoint_id = %ch.endpoint_id, to = ch.to.as_str(), "circuit breaker: cool-down over, sending one probe");
+            }
+            let claimed = batch.claimed;
             if claimed.is_empty() {
                 let idle = match self.store.next_due_at().await {
                     Ok(Some(t)) => {
@@ -199,7 +215,13 @@ impl Engine {
         let mut tries = 0;
         loop {
             match self.store.record_attempt(record.clone()).await {
-                Ok(()) => break,
+                Ok(change) => {
+                    if let Some(to) = change {
+                        telemetry::circuit_transition(to.as_str());
+                        tracing::warn!(endpoint_id = %ep.id, to = to.as_str(), "circuit breaker transition");
+                    }
+                    break;
+                }
                 Err(e) if tries < 5 => {
                     tries += 1;
                     tracing::warn!(error = %e, delivery_id = c.delivery_id, "recording attempt failed; retrying");
@@ -217,6 +239,56 @@ impl Engine {
             .permanent_statuses
             .contains(&record.attempt.response_status_code);
         report_attempt(&c, &record.attempt, &next, now, msg.created_at, permanent);
+        self.operational(&c, msg, ep, &record).await;
+    }
+
+    /// Operational events that follow from a recorded attempt.
+    async fn operational(&self, c: &Claimed, msg: &Message, ep: &Endpoint, rec: &AttemptRecord) {
+        let Some(ops) = &self.ops else { return };
+        if ops.is_ops_app(&ep.app_id) {
+            return;
+        }
+        let kind = match &rec.next {
+            NextState::Failed { .. } => Some(AttemptEventKind::Exhausted),
+            NextState::RetryAt { failures, .. } if *failures == FAILING_AFTER => {
+                Some(AttemptEventKind::Failing)
+            }
+            NextState::Succeeded if c.failures >= FAILING_AFTER => {
+                Some(AttemptEventKind::Recovered)
+            }
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            let a = &rec.attempt;
+            ops.emit(OperationalEvent::Attempt {
+                kind,
+                app_id: ep.app_id.clone(),
+                msg_id: msg.id.clone(),
+                msg_event_id: msg.event_id.clone(),
+                endpoint_id: ep.id.clone(),
+                last_attempt: AttemptRef {
+                    id: a.id.0.clone(),
+                    response_status_code: a.response_status_code,
+                    timestamp: a.created_at,
+                },
+            })
+            .await;
+        }
+        if matches!(
+            rec.next,
+            NextState::Failed {
+                disable_endpoint: true
+            }
+        ) {
+            ops.emit(OperationalEvent::EndpointDisabled {
+                app_id: ep.app_id.clone(),
+                endpoint_id: ep.id.clone(),
+                endpoint_uid: ep.uid.clone(),
+                trigger: "automatic",
+                fail_since: None,
+            })
+            .await;
+        }
     }
 
     fn settle(&self, r: herald_store::Result<()>, c: &Claimed) {

@@ -39,7 +39,12 @@ pub fn retry_scheduled() {
     metrics::counter!("herald_retries_scheduled_total").increment(1);
 }
 
-/// An endpoint was disabled by Herald (410 today; auto-disable later).
+/// An endpoint was disabled by Herald (410 Gone or auto-disable).
 pub fn endpoint_disabled() {
     metrics::counter!("herald_endpoints_disabled_total").increment(1);
+}
+
+/// An endpoint's circuit breaker moved `to` `open`, `half_open` or `closed`.
+pub fn circuit_transition(to: &'static str) {
+    metrics::counter!("herald_circuit_transitions_total", "to" => to).increment(1);
 }

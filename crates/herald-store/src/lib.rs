@@ -11,14 +11,17 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
+use herald_core::breaker::BreakerState;
 use herald_core::ids::{AppId, EndpointId, MessageId, TokenId};
 use herald_core::model::{
     Application, Attempt, Delivery, Endpoint, EndpointStats, EventType, Message,
 };
 use herald_core::Millis;
 
+pub mod ops;
 pub mod sqlite;
 
+pub use ops::OpsLog;
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +98,31 @@ pub struct Claimed {
     pub attempts: u32,
     pub failures: u32,
     pub manual: bool,
+}
+
+/// An endpoint the auto-disable check just disabled.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DisabledEndpoint {
+    pub endpoint_id: EndpointId,
+    pub app_id: AppId,
+    pub uid: Option<String>,
+    /// Its first failure without a success since.
+    pub failing_since: Millis,
+}
+
+/// A circuit-breaker transition that happened inside a store operation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BreakerChange {
+    pub endpoint_id: EndpointId,
+    pub app_id: AppId,
+    pub to: BreakerState,
+}
+
+/// What one claim leased, and the breakers it turned half-open to send their probe.
+#[derive(Clone, Debug, Default)]
+pub struct ClaimBatch {
+    pub claimed: Vec<Claimed>,
+    pub breaker_changes: Vec<BreakerChange>,
 }
 
 /// How a recorded attempt changes its delivery (and possibly its endpoint).
@@ -236,22 +264,27 @@ pub trait Store: Send + Sync + 'static {
     async fn get_attempt(&self, app: &AppId, msg: &MessageId, id: &str) -> Result<Option<Attempt>>;
 
     /// Leases up to `limit` due deliveries (pending and due, or sending with an expired lease)
-    /// to `owner` until `now + lease_ms`.
+    /// to `owner` until `now + lease_ms`, fairly across endpoints: round-robin between
+    /// endpoints with due work, never more in flight per endpoint than its `maxConcurrency`
+    /// (counting every node's leases), within its `throttleRate` token bucket, nothing while
+    /// its breaker is open and one probe while half-open, one delivery per ordering key at a
+    /// time for `fifo` endpoints.
     async fn claim_due(
         &self,
         owner: &str,
         now: Millis,
         lease_ms: i64,
         limit: usize,
-    ) -> Result<Vec<Claimed>>;
+    ) -> Result<ClaimBatch>;
     /// The messages and endpoints claimed deliveries refer to.
     async fn load_for_delivery(
         &self,
         msgs: &[MessageId],
         eps: &[EndpointId],
     ) -> Result<(HashMap<MessageId, Message>, HashMap<EndpointId, Endpoint>)>;
-    /// Stores an attempt and applies its consequence to the delivery (and endpoint).
-    async fn record_attempt(&self, rec: AttemptRecord) -> Result<()>;
+    /// Stores an attempt and applies its consequence to the delivery and to the endpoint
+    /// (breaker, pause, disable). Returns the breaker's new state if the attempt moved it.
+    async fn record_attempt(&self, rec: AttemptRecord) -> Result<Option<BreakerState>>;
     /// Hands a claimed delivery back without an attempt, due at `at`.
     async fn release(&self, delivery_id: i64, at: Millis) -> Result<()>;
     /// Ends a claimed delivery without an attempt (its endpoint is gone or disabled).
@@ -259,7 +292,7 @@ pub trait Store: Send + Sync + 'static {
     /// Makes every leased delivery due now. Only safe when no other process can hold a
     /// lease (single-node SQLite behind the data-dir lock, at start-up or shutdown).
     async fn release_leases(&self, owner: Option<&str>, now: Millis) -> Result<u64>;
-    /// When the earliest pending delivery is due, if any.
+    /// When the earliest endpoint may have claimable work, if any.
     async fn next_due_at(&self) -> Result<Option<Millis>>;
     /// (due now, scheduled later, oldest due time) for health and metrics.
     async fn queue_summary(&self, now: Millis) -> Result<(u64, u64, Option<Millis>)>;
@@ -271,7 +304,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         now: Millis,
         window_ms: i64,
-    ) -> Result<Vec<EndpointId>>;
+    ) -> Result<Vec<DisabledEndpoint>>;
 
     /// Retention: clears payloads of messages past their retention (the message's own, else
     /// `default_retention_ms`) whose deliveries are all finished, and response bodies of

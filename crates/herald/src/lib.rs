@@ -18,15 +18,19 @@ use base64::Engine as _;
 use herald_api::{ApiConfig, AppState};
 use herald_core::config::Config;
 use herald_core::crypto::SecretBox;
+use herald_core::ids::EndpointId;
+use herald_core::model::{Endpoint, StoredSecret};
+use herald_core::ops::{OperationalEvent, OPERATIONAL_APP_UID, OPERATIONAL_ENDPOINT_UID};
 use herald_core::retry::RetryPolicy;
+use herald_core::signing::EndpointSecret;
 use herald_core::ssrf::EgressPolicy;
 use herald_delivery::{ClientConfig, DeliveryClient, Engine, EngineConfig};
-use herald_store::{SqliteStore, Store};
+use herald_store::{OpsLog, SqliteStore, Store};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use rand::RngCore;
 use std::sync::OnceLock;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 
 /// Name of the generated admin token file inside `data_dir`.
 pub const ADMIN_TOKEN_FILE: &str = "admin-token";
@@ -251,6 +255,7 @@ const RETENTION_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 /// spaced out.
 async fn maintenance_loop(
     store: Arc<dyn Store>,
+    ops: OpsLog,
     keep_ms: i64,
     disable_ms: i64,
     mut shutdown: watch::Receiver<bool>,
@@ -261,10 +266,21 @@ async fn maintenance_loop(
                 .disable_failing_endpoints(herald_core::now_millis(), disable_ms)
                 .await
             {
-                Ok(ids) => {
-                    for id in ids {
+                Ok(disabled) => {
+                    for d in disabled {
+                        let id = d.endpoint_id;
                         herald_delivery::telemetry::endpoint_disabled();
                         tracing::warn!(endpoint_id = %id, "endpoint disabled: no successful delivery within endpoint_disable_after_hours; its waiting deliveries are failed and recoverable");
+                        if !ops.is_ops_app(&d.app_id) {
+                            ops.emit(OperationalEvent::EndpointDisabled {
+                                app_id: d.app_id,
+                                endpoint_id: id,
+                                endpoint_uid: d.uid,
+                                trigger: "automatic",
+                                fail_since: Some(d.failing_since),
+                            })
+                            .await;
+                        }
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "auto-disable pass failed; will retry"),
@@ -305,6 +321,82 @@ async fn maintenance_loop(
     }
 }
 
+/// Keeps the operational application's one endpoint in line with `operational_webhook_url`:
+/// created with a fresh secret when the URL is first set, re-pointed when it changes, disabled
+/// when it is removed. The operator reads the secret through the API
+/// (`GET /api/v1/app/herald-operational/endpoint/operational-webhook/secret`).
+async fn ensure_operational_endpoint(
+    store: &dyn Store,
+    ops: &OpsLog,
+    cfg: &Config,
+    egress: &EgressPolicy,
+) -> anyhow::Result<()> {
+    let now = herald_core::now_millis();
+    let app_id = match (
+        &cfg.operational_webhook_url,
+        store.get_app(OPERATIONAL_APP_UID).await?,
+    ) {
+        (None, None) => return Ok(()),
+        _ => ops.app().await?,
+    };
+    let existing = store
+        .get_endpoint(&app_id, OPERATIONAL_ENDPOINT_UID)
+        .await?;
+    match (&cfg.operational_webhook_url, existing) {
+        (Some(url), existing) => {
+            egress
+                .validate_url(url)
+                .map_err(|e| anyhow::anyhow!("operational_webhook_url: {e}"))?;
+            match existing {
+                Some(mut ep) if ep.url != *url || ep.disabled => {
+                    ep.url = url.clone();
+                    ep.disabled = false;
+                    ep.updated_at = now;
+                    store.update_endpoint(ep).await?;
+                }
+                Some(_) => {}
+                None => {
+                    store
+                        .create_endpoint(Endpoint {
+                            id: EndpointId::generate(),
+                            app_id: app_id.clone(),
+                            uid: Some(OPERATIONAL_ENDPOINT_UID.into()),
+                            url: url.clone(),
+                            description: "operational_webhook_url".into(),
+                            disabled: false,
+                            event_types: None,
+                            channels: None,
+                            throttle_rate: None,
+                            metadata: Default::default(),
+                            headers: Default::default(),
+                            retry_schedule: None,
+                            permanent_statuses: vec![],
+                            ordering: Default::default(),
+                            max_concurrency: None,
+                            signature_scheme: Default::default(),
+                            secrets: vec![StoredSecret {
+                                key: EndpointSecret::generate().expose().to_string(),
+                                expires_at: None,
+                            }],
+                            paused_until: None,
+                            breaker: Default::default(),
+                            created_at: now,
+                            updated_at: now,
+                        })
+                        .await?;
+                }
+            }
+        }
+        (None, Some(mut ep)) if !ep.disabled => {
+            ep.disabled = true;
+            ep.updated_at = now;
+            store.update_endpoint(ep).await?;
+        }
+        (None, _) => {}
+    }
+    Ok(())
+}
+
 /// Runs Herald until `shutdown` turns true. When `listener` is `None`, binds `cfg.listen`.
 /// `on_bound` learns the bound address before requests are served.
 pub async fn run(
@@ -331,6 +423,12 @@ pub async fn run(
         allow_networks: cfg.allow_networks.clone(),
         https_only: cfg.https_only,
     };
+    let wake = Arc::new(Notify::new());
+    let ops = OpsLog::new(store.clone(), {
+        let wake = wake.clone();
+        Arc::new(move || wake.notify_one())
+    });
+    ensure_operational_endpoint(store.as_ref(), &ops, &cfg, &egress).await?;
     let mut tasks = tokio::task::JoinSet::new();
     let mut waker = None;
     let mut heartbeat = None;
@@ -358,13 +456,21 @@ pub async fn run(
                 max_in_flight: cfg.max_in_flight,
                 owner: format!("node-{}", ulid::Ulid::new()),
             },
+            wake.clone(),
+            Some(ops.clone()),
         );
         waker = Some(engine.waker());
         heartbeat = Some(engine.heartbeat());
         let (store, rx) = (store.clone(), shutdown.clone());
         let keep_ms = cfg.retention_days as i64 * 86_400_000;
         let disable_ms = cfg.endpoint_disable_after_hours as i64 * 3_600_000;
-        tasks.spawn(maintenance_loop(store, keep_ms, disable_ms, rx));
+        tasks.spawn(maintenance_loop(
+            store,
+            ops.clone(),
+            keep_ms,
+            disable_ms,
+            rx,
+        ));
         let rx = shutdown.clone();
         tasks.spawn(async move { engine.run(rx).await });
     }
@@ -390,6 +496,7 @@ pub async fn run(
                 worker_heartbeat: heartbeat,
             },
             waker,
+            Some(ops),
         );
         let router = herald_api::router(state);
         let mut rx = shutdown.clone();

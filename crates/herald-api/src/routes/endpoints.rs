@@ -93,9 +93,23 @@ fn from_in(
     };
     c.finish()?;
     let now = now_millis();
-    let (id, created_at, mut secrets, headers, paused_until) = match existing {
-        Some(e) => (e.id, e.created_at, e.secrets, e.headers, e.paused_until),
-        None => (EndpointId::generate(), now, vec![], BTreeMap::new(), None),
+    let (id, created_at, mut secrets, headers, paused_until, breaker) = match existing {
+        Some(e) => (
+            e.id,
+            e.created_at,
+            e.secrets,
+            e.headers,
+            e.paused_until,
+            e.breaker,
+        ),
+        None => (
+            EndpointId::generate(),
+            now,
+            vec![],
+            BTreeMap::new(),
+            None,
+            Default::default(),
+        ),
     };
     if let Some(s) = secret {
         secrets = vec![StoredSecret {
@@ -122,6 +136,7 @@ fn from_in(
         signature_scheme: body.signature_scheme.unwrap_or_default(),
         secrets,
         paused_until,
+        breaker,
         created_at,
         updated_at: now,
     })
@@ -195,8 +210,10 @@ pub async fn update(
     let app = st.app(&auth, &app_id).await?;
     match st.store().get_endpoint(&app.id, &ep_id).await? {
         Some(existing) => {
+            let was_disabled = existing.disabled;
             let ep = from_in(&st, &app, body, Some(existing))?;
             let ep = st.store().update_endpoint(ep).await.map_err(conflict)?;
+            st.endpoint_toggled(was_disabled, &ep).await;
             st.wake();
             Ok(Json(EndpointOut::new(&ep, now_millis())).into_response())
         }
@@ -219,6 +236,7 @@ pub async fn patch(
     JsonBody(p): JsonBody<EndpointPatch>,
 ) -> ApiResult<Json<EndpointOut>> {
     let (_, mut ep) = load(&st, &auth, &app_id, &ep_id).await?;
+    let was_disabled = ep.disabled;
     let mut c = Checks::default();
     if let Some(u) = &p.url {
         check_url(&st, &mut c, u);
@@ -293,6 +311,7 @@ pub async fn patch(
     }
     ep.updated_at = now_millis();
     let ep = st.store().update_endpoint(ep).await.map_err(conflict)?;
+    st.endpoint_toggled(was_disabled, &ep).await;
     st.wake();
     Ok(Json(EndpointOut::new(&ep, now_millis())))
 }
@@ -514,6 +533,7 @@ pub async fn send_example(
         channels: None,
         created_at: now,
         retention_ms: None,
+        ordering_key: None,
     };
     let published = st.store().publish(msg, Some(ep.id.clone())).await?;
     st.wake();

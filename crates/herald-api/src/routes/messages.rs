@@ -72,6 +72,11 @@ pub async fn create(
     if let Some(a) = &body.application {
         a.check(&mut c);
     }
+    if let Some(k) = &body.ordering_key {
+        if k.is_empty() || k.len() > 256 {
+            c.fail("orderingKey", "must be 1 to 256 characters");
+        }
+    }
     c.finish()?;
 
     let app = match st.store().get_app(&app_id).await? {
@@ -103,6 +108,7 @@ pub async fn create(
             .payload_retention_hours
             .map(|h| h * 3_600_000)
             .or(body.payload_retention_period.map(|d| d * 86_400_000)),
+        ordering_key: body.ordering_key,
     };
     let published = st.store().publish(msg, None).await.map_err(|e| match e {
         herald_store::StoreError::Conflict(_) => ApiError::Conflict(

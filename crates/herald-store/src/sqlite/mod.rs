@@ -22,14 +22,17 @@ use herald_core::model::{
     Ordering, StoredSecret, TriggerType,
 };
 use herald_core::signing::SignatureScheme;
-use herald_core::Millis;
+use herald_core::{now_millis, Millis};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 use tokio::sync::{mpsc, oneshot};
 
+mod sched;
+
 use crate::{
-    AttemptFilter, AttemptRecord, AttemptScope, Claimed, IdempotentResponse, ListQuery,
-    MessageFilter, NextState, Page, Published, Result, Store, StoreError, TokenRecord,
+    AttemptFilter, AttemptRecord, AttemptScope, ClaimBatch, DisabledEndpoint, IdempotentResponse,
+    ListQuery, MessageFilter, NextState, Page, Published, Result, Store, StoreError, TokenRecord,
 };
+use herald_core::breaker::BreakerState;
 
 /// Most jobs folded into one transaction.
 const MAX_BATCH: usize = 1024;
@@ -186,6 +189,29 @@ CREATE INDEX messages_retention ON messages (created_at + retention_ms)
 ALTER TABLE endpoints ADD COLUMN failing_since INTEGER;
 CREATE INDEX endpoints_failing ON endpoints (failing_since)
     WHERE failing_since IS NOT NULL AND disabled = 0;
+"#,
+    // Guardrails: per-endpoint queue position, breaker, token bucket; FIFO keys.
+    r#"
+ALTER TABLE endpoints ADD COLUMN due_at INTEGER;
+ALTER TABLE endpoints ADD COLUMN breaker INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE endpoints ADD COLUMN breaker_until INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE endpoints ADD COLUMN breaker_cooldown INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE endpoints ADD COLUMN consec_failures INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE endpoints ADD COLUMN win_start INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE endpoints ADD COLUMN win_total INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE endpoints ADD COLUMN win_failed INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE endpoints ADD COLUMN prev_total INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE endpoints ADD COLUMN prev_failed INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE endpoints ADD COLUMN tb_tokens REAL NOT NULL DEFAULT 1;
+ALTER TABLE endpoints ADD COLUMN tb_at INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE messages ADD COLUMN ordering_key TEXT;
+ALTER TABLE deliveries ADD COLUMN ordering_key TEXT;
+CREATE INDEX endpoints_due ON endpoints (due_at) WHERE due_at IS NOT NULL;
+CREATE INDEX deliveries_queue ON deliveries (endpoint_id, status, next_at) WHERE status IN (1, 3);
+CREATE INDEX deliveries_fifo ON deliveries (endpoint_id, ordering_key, id)
+    WHERE ordering_key IS NOT NULL AND status IN (1, 3);
+UPDATE endpoints SET due_at =
+    (SELECT MIN(d.next_at) FROM deliveries d WHERE d.endpoint_id = endpoints.id AND d.status IN (1, 3));
 "#,
 ];
 
@@ -434,6 +460,10 @@ fn app_row(r: &Row) -> rusqlite::Result<Application> {
 const EP_COLS: &str = "id, app_id, uid, url, description, disabled, event_types, channels, \
     throttle_rate, metadata, headers, retry_schedule, permanent_statuses, ordering, \
     max_concurrency, signature_scheme, secrets, paused_until, created_at, updated_at";
+/// Columns read back: the written ones plus state only the store maintains.
+const EP_READ: &str = "id, app_id, uid, url, description, disabled, event_types, channels, \
+    throttle_rate, metadata, headers, retry_schedule, permanent_statuses, ordering, \
+    max_concurrency, signature_scheme, secrets, paused_until, created_at, updated_at, breaker";
 
 fn ep_row(r: &Row) -> rusqlite::Result<Endpoint> {
     let ordering: String = r.get(13)?;
@@ -463,6 +493,7 @@ fn ep_row(r: &Row) -> rusqlite::Result<Endpoint> {
         paused_until: r.get(17)?,
         created_at: r.get(18)?,
         updated_at: r.get(19)?,
+        breaker: BreakerState::from_i64(r.get(20)?),
     })
 }
 
@@ -509,7 +540,8 @@ fn et_row(r: &Row) -> rusqlite::Result<EventType> {
 }
 
 const MSG_COLS: &str =
-    "m.id, m.app_id, m.event_id, m.event_type, m.payload, m.channels, m.created_at, m.retention_ms";
+    "m.id, m.app_id, m.event_id, m.event_type, m.payload, m.channels, m.created_at, m.retention_ms, \
+     m.ordering_key";
 
 fn msg_row_at(r: &Row, o: usize) -> rusqlite::Result<Message> {
     Ok(Message {
@@ -521,6 +553,7 @@ fn msg_row_at(r: &Row, o: usize) -> rusqlite::Result<Message> {
         channels: parse_opt(r.get(o + 5)?)?,
         created_at: r.get(o + 6)?,
         retention_ms: r.get(o + 7)?,
+        ordering_key: r.get(o + 8)?,
     })
 }
 
@@ -650,13 +683,16 @@ fn one<T>(r: rusqlite::Result<Option<T>>) -> Result<Option<T>> {
 fn endpoint_by(conn: &Connection, app: &str, id_or_uid: &str) -> Result<Option<Endpoint>> {
     one(conn
         .prepare_cached(&format!(
-            "SELECT {EP_COLS} FROM endpoints WHERE app_id = ?1 AND (id = ?2 OR uid = ?2)"
+            "SELECT {EP_READ} FROM endpoints WHERE app_id = ?1 AND (id = ?2 OR uid = ?2)"
         ))
         .map_err(map_sql)?
         .query_row(params![app, id_or_uid], ep_row)
         .optional())
 }
 
+/// Queues a delivery, due at `now`, and makes its endpoint due. `ordering_key` is set for
+/// FIFO endpoints only (the message's key, or `""` for messages without one).
+#[allow(clippy::too_many_arguments)]
 fn insert_delivery(
     conn: &Connection,
     msg: &str,
@@ -664,12 +700,15 @@ fn insert_delivery(
     app: &str,
     now: Millis,
     manual: bool,
-) -> rusqlite::Result<usize> {
+    ordering_key: Option<&str>,
+) -> Result<()> {
     conn.prepare_cached(
-        "INSERT INTO deliveries (msg_id, endpoint_id, app_id, status, next_at, manual, updated_at) \
-         VALUES (?1, ?2, ?3, 1, ?4, ?5, ?4)",
-    )?
-    .execute(params![msg, ep, app, now, manual])
+        "INSERT INTO deliveries (msg_id, endpoint_id, app_id, status, next_at, manual, updated_at, ordering_key) \
+         VALUES (?1, ?2, ?3, 1, ?4, ?5, ?4, ?6)",
+    )
+    .and_then(|mut s| s.execute(params![msg, ep, app, now, manual, ordering_key]))
+    .map_err(map_sql)?;
+    sched::touch_due(conn, ep, now)
 }
 
 #[async_trait]
@@ -805,7 +844,7 @@ impl Store for SqliteStore {
             .read(move |c| {
                 query_page(
                     c,
-                    &format!("SELECT {EP_COLS} FROM endpoints"),
+                    &format!("SELECT {EP_READ} FROM endpoints"),
                     vec!["app_id = ?".into()],
                     vec![SqlValue::Text(app)],
                     &q,
@@ -841,11 +880,25 @@ impl Store for SqliteStore {
             )
             .and_then(|mut s| s.execute(rusqlite::params_from_iter(p.iter())))
             .map_err(map_sql)?;
+            let now = ep.updated_at;
             if was.disabled && !ep.disabled {
-                // Re-enabled: the auto-disable window starts afresh.
-                c.execute("UPDATE endpoints SET failing_since = NULL WHERE id = ?1", [&ep.id.0])
-                    .map_err(map_sql)?;
+                // Re-enabled: the auto-disable window and the breaker start afresh, and the
+                // throttle restarts with one token (no burst).
+                c.execute(
+                    "UPDATE endpoints SET failing_since = NULL, breaker = 0, breaker_until = 0, \
+                     breaker_cooldown = 0, consec_failures = 0, win_total = 0, win_failed = 0, \
+                     prev_total = 0, prev_failed = 0, tb_tokens = 1, tb_at = ?2 WHERE id = ?1",
+                    params![&ep.id.0, now],
+                )
+                .map_err(map_sql)?;
             }
+            if ep.ordering == Ordering::Fifo && was.ordering != Ordering::Fifo {
+                sched::fix_fifo_keys(c, &ep.id.0)?;
+            }
+            sched::refresh_due(c, &ep.id.0, now)?;
+            let mut ep = ep;
+            ep.breaker = endpoint_by(c, &ep.app_id.0, &ep.id.0)?
+                .map_or(BreakerState::Closed, |e| e.breaker);
             Ok(ep)
         })
         .await
@@ -1009,13 +1062,13 @@ impl Store for SqliteStore {
     async fn publish(&self, msg: Message, only: Option<EndpointId>) -> Result<Published> {
         self.write(move |c| {
             c.prepare_cached(
-                "INSERT INTO messages (id, app_id, event_id, event_type, payload, channels, created_at, retention_ms) \
-                 VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",
+                "INSERT INTO messages (id, app_id, event_id, event_type, payload, channels, created_at, retention_ms, ordering_key) \
+                 VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)",
             )
             .and_then(|mut s| {
                 s.execute(params![
                     msg.id.0, msg.app_id.0, msg.event_id, msg.event_type, msg.payload,
-                    json_opt(&msg.channels), msg.created_at, msg.retention_ms
+                    json_opt(&msg.channels), msg.created_at, msg.retention_ms, msg.ordering_key
                 ])
             })
             .map_err(|e| match map_sql(e) {
@@ -1023,7 +1076,7 @@ impl Store for SqliteStore {
                 other => other,
             })?;
             let mut stmt = c
-                .prepare_cached(&format!("SELECT {EP_COLS} FROM endpoints WHERE app_id = ?1 AND disabled = 0"))
+                .prepare_cached(&format!("SELECT {EP_READ} FROM endpoints WHERE app_id = ?1 AND disabled = 0"))
                 .map_err(map_sql)?;
             let eps = stmt
                 .query_map([&msg.app_id.0], ep_row)
@@ -1037,7 +1090,9 @@ impl Store for SqliteStore {
             };
             for ep in eps.iter().filter(|e| wanted(e)) {
                 let at = ep.paused_until.map_or(msg.created_at, |p| p.max(msg.created_at));
-                insert_delivery(c, &msg.id.0, &ep.id.0, &msg.app_id.0, at, false).map_err(map_sql)?;
+                let key = (ep.ordering == Ordering::Fifo)
+                    .then(|| msg.ordering_key.as_deref().unwrap_or(""));
+                insert_delivery(c, &msg.id.0, &ep.id.0, &msg.app_id.0, at, false, key)?;
                 deliveries += 1;
             }
             Ok(Published { message: msg, deliveries })
@@ -1179,9 +1234,11 @@ impl Store for SqliteStore {
                     .map_err(map_sql)?;
                 // An attempt is in flight already: the resend is satisfied by it.
                 if !exists {
-                    insert_delivery(c, &msg, &ep, &app, now, true).map_err(map_sql)?;
+                    insert_delivery(c, &msg, &ep, &app, now, true, None)?;
                 }
             }
+            sched::fix_fifo_keys_if_fifo(c, &ep)?;
+            sched::touch_due(c, &ep, now)?;
             Ok(())
         })
         .await
@@ -1204,6 +1261,10 @@ impl Store for SqliteStore {
                 )
                 .and_then(|mut s| s.execute(params![ep, since, until.unwrap_or(i64::MAX), now]))
                 .map_err(map_sql)?;
+            if n > 0 {
+                sched::fix_fifo_keys_if_fifo(c, &ep)?;
+                sched::touch_due(c, &ep, now)?;
+            }
             Ok(n as u64)
         })
         .await
@@ -1271,35 +1332,10 @@ impl Store for SqliteStore {
         now: Millis,
         lease_ms: i64,
         limit: usize,
-    ) -> Result<Vec<Claimed>> {
+    ) -> Result<ClaimBatch> {
         let owner = owner.to_string();
-        self.write(move |c| {
-            let mut stmt = c
-                .prepare_cached(
-                    "UPDATE deliveries SET status = 3, next_at = ?2, lease_owner = ?3, updated_at = ?1 \
-                     WHERE id IN (SELECT id FROM deliveries WHERE status IN (1, 3) AND next_at <= ?1 \
-                                  ORDER BY next_at LIMIT ?4) \
-                     RETURNING id, msg_id, endpoint_id, app_id, attempts, failures, manual",
-                )
-                .map_err(map_sql)?;
-            let rows = stmt
-                .query_map(params![now, now + lease_ms, owner, limit as i64], |r| {
-                    Ok(Claimed {
-                        delivery_id: r.get(0)?,
-                        msg_id: MessageId(r.get(1)?),
-                        endpoint_id: EndpointId(r.get(2)?),
-                        app_id: AppId(r.get(3)?),
-                        attempts: r.get(4)?,
-                        failures: r.get(5)?,
-                        manual: r.get(6)?,
-                    })
-                })
-                .map_err(map_sql)?
-                .collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(map_sql)?;
-            Ok(rows)
-        })
-        .await
+        self.write(move |c| sched::claim(c, &owner, now, lease_ms, limit))
+            .await
     }
 
     async fn load_for_delivery(
@@ -1329,7 +1365,7 @@ impl Store for SqliteStore {
                 let mut eout = HashMap::with_capacity(eps.len());
                 for chunk in eps.chunks(500) {
                     let sql = format!(
-                        "SELECT {EP_COLS} FROM endpoints WHERE id IN ({})",
+                        "SELECT {EP_READ} FROM endpoints WHERE id IN ({})",
                         vec!["?"; chunk.len()].join(",")
                     );
                     let mut stmt = c.prepare_cached(&sql).map_err(map_sql)?;
@@ -1351,7 +1387,7 @@ impl Store for SqliteStore {
         Ok((msgs, eps))
     }
 
-    async fn record_attempt(&self, rec: AttemptRecord) -> Result<()> {
+    async fn record_attempt(&self, rec: AttemptRecord) -> Result<Option<BreakerState>> {
         self.write(move |c| {
             let a = &rec.attempt;
             c.prepare_cached(&format!(
@@ -1404,16 +1440,26 @@ impl Store for SqliteStore {
                         &[&a.endpoint_id.0, until])?;
                 }
             }
-            Ok(())
+            // A pause is the receiver asking to wait, not a failure: the breaker ignores it.
+            let change = match &rec.next {
+                NextState::EndpointPaused { .. } => None,
+                next => sched::record_result(c, &a.endpoint_id.0, now, *next == NextState::Succeeded)?,
+            };
+            sched::refresh_due(c, &a.endpoint_id.0, now)?;
+            Ok(change)
         })
         .await
     }
 
     async fn release(&self, delivery_id: i64, at: Millis) -> Result<()> {
         self.write(move |c| {
-            c.prepare_cached("UPDATE deliveries SET status = 1, next_at = ?2, lease_owner = NULL WHERE id = ?1 AND status = 3")
-                .and_then(|mut s| s.execute(params![delivery_id, at]))
+            let ep: Option<String> = c
+                .prepare_cached("UPDATE deliveries SET status = 1, next_at = ?2, lease_owner = NULL WHERE id = ?1 AND status = 3 RETURNING endpoint_id")
+                .and_then(|mut s| s.query_row(params![delivery_id, at], |r| r.get(0)).optional())
                 .map_err(map_sql)?;
+            if let Some(ep) = ep {
+                sched::refresh_due(c, &ep, at.min(now_millis()))?;
+            }
             Ok(())
         })
         .await
@@ -1421,9 +1467,13 @@ impl Store for SqliteStore {
 
     async fn abandon(&self, delivery_id: i64, now: Millis) -> Result<()> {
         self.write(move |c| {
-            c.prepare_cached("UPDATE deliveries SET status = 2, next_at = NULL, lease_owner = NULL, updated_at = ?2 WHERE id = ?1")
-                .and_then(|mut s| s.execute(params![delivery_id, now]))
+            let ep: Option<String> = c
+                .prepare_cached("UPDATE deliveries SET status = 2, next_at = NULL, lease_owner = NULL, updated_at = ?2 WHERE id = ?1 RETURNING endpoint_id")
+                .and_then(|mut s| s.query_row(params![delivery_id, now], |r| r.get(0)).optional())
                 .map_err(map_sql)?;
+            if let Some(ep) = ep {
+                sched::refresh_due(c, &ep, now)?;
+            }
             Ok(())
         })
         .await
@@ -1432,6 +1482,16 @@ impl Store for SqliteStore {
     async fn release_leases(&self, owner: Option<&str>, now: Millis) -> Result<u64> {
         let owner = owner.map(str::to_string);
         self.write(move |c| {
+            // Their endpoints become due now (the leases go back to the queue).
+            let touch = match &owner {
+                Some(_) => "UPDATE endpoints SET due_at = ?1 WHERE id IN (SELECT endpoint_id FROM deliveries WHERE status = 3 AND lease_owner = ?2) AND (due_at IS NULL OR due_at > ?1)",
+                None => "UPDATE endpoints SET due_at = ?1 WHERE id IN (SELECT endpoint_id FROM deliveries WHERE status = 3) AND (due_at IS NULL OR due_at > ?1)",
+            };
+            match &owner {
+                Some(o) => c.execute(touch, params![now, o]),
+                None => c.execute(touch, params![now]),
+            }
+            .map_err(map_sql)?;
             let n = match owner {
                 Some(o) => c.execute(
                     "UPDATE deliveries SET status = 1, next_at = ?1, lease_owner = NULL WHERE status = 3 AND lease_owner = ?2",
@@ -1450,12 +1510,8 @@ impl Store for SqliteStore {
 
     async fn next_due_at(&self) -> Result<Option<Millis>> {
         self.read(|c| {
-            c.query_row(
-                "SELECT MIN(next_at) FROM deliveries WHERE status IN (1, 3)",
-                [],
-                |r| r.get(0),
-            )
-            .map_err(map_sql)
+            c.query_row("SELECT MIN(due_at) FROM endpoints", [], |r| r.get(0))
+                .map_err(map_sql)
         })
         .await
     }
@@ -1478,28 +1534,32 @@ impl Store for SqliteStore {
         &self,
         now: Millis,
         window_ms: i64,
-    ) -> Result<Vec<EndpointId>> {
+    ) -> Result<Vec<DisabledEndpoint>> {
         self.write(move |c| {
             let ids = c
                 .prepare_cached(
                     "UPDATE endpoints SET disabled = 1, updated_at = ?1 \
-                     WHERE disabled = 0 AND failing_since IS NOT NULL AND failing_since <= ?2 RETURNING id",
+                     WHERE disabled = 0 AND failing_since IS NOT NULL AND failing_since <= ?2 \
+                     RETURNING id, app_id, uid, failing_since",
                 )
                 .and_then(|mut s| {
-                    s.query_map(params![now, now - window_ms], |r| r.get::<_, String>(0))?
-                        .collect::<rusqlite::Result<Vec<_>>>()
+                    s.query_map(params![now, now - window_ms], |r| {
+                        Ok(DisabledEndpoint {
+                            endpoint_id: EndpointId(r.get(0)?),
+                            app_id: AppId(r.get(1)?),
+                            uid: r.get(2)?,
+                            failing_since: r.get(3)?,
+                        })
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()
                 })
                 .map_err(map_sql)?;
-            for id in &ids {
+            for d in &ids {
                 // Waiting deliveries end `failed` (recoverable), never vanish.
-                c.prepare_cached(
-                    "UPDATE deliveries SET status = 2, next_at = NULL, lease_owner = NULL, updated_at = ?2 \
-                     WHERE endpoint_id = ?1 AND status = 1",
-                )
-                .and_then(|mut s| s.execute(params![id, now]))
-                .map_err(map_sql)?;
+                sched::fail_waiting(c, &d.endpoint_id.0, now)?;
+                sched::refresh_due(c, &d.endpoint_id.0, now)?;
             }
-            Ok(ids.into_iter().map(EndpointId).collect())
+            Ok(ids)
         })
         .await
     }

@@ -1,0 +1,425 @@
+//! Fair claiming for the SQLite backend: per-endpoint queues, concurrency caps, the throttle
+//! bucket and the circuit breaker, all applied inside the writer's transaction.
+//!
+//! Each endpoint row carries `due_at`, the earliest time it may have claimable work (its queue
+//! position). A claim walks the endpoints whose `due_at` has come, oldest first, gives each at
+//! most its fair share, and then moves each served endpoint behind those still waiting
+//! (round-robin). An endpoint at its concurrency cap is parked until its earliest lease expires
+//! (an attempt that finishes sooner refreshes it at once), an open breaker until its cool-down
+//! ends, a throttled one until its next token. So the walk never touches a blocked endpoint's
+//! backlog, and one endpoint with a million due deliveries costs the others one row of the
+//! walk. Every caller that changes an endpoint's deliveries must keep `due_at` no later than
+//! the truth ([`touch_due`] or [`refresh_due`]); earlier is harmless (one wasted visit).
+//!
+//! The policies themselves (breaker rules, bucket arithmetic) live in `herald_core`; this
+//! module only loads and stores their state.
+
+use herald_core::breaker::{Allowance, Breaker, BreakerState};
+use herald_core::ids::{AppId, EndpointId, MessageId};
+use herald_core::model::DEFAULT_MAX_CONCURRENCY;
+use herald_core::throttle::Bucket;
+use herald_core::Millis;
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::map_sql;
+use crate::{BreakerChange, ClaimBatch, Claimed, Result};
+
+/// Most endpoints looked at by one claim.
+const SCAN: usize = 64;
+
+/// The scheduling columns of an endpoint.
+pub(super) struct Sched {
+    pub id: String,
+    pub app_id: String,
+    pub disabled: bool,
+    pub paused_until: Option<Millis>,
+    pub cap: u32,
+    pub rate: Option<u32>,
+    pub fifo: bool,
+    pub breaker: Breaker,
+    pub bucket: Bucket,
+}
+
+const SCHED_COLS: &str = "id, app_id, disabled, paused_until, max_concurrency, throttle_rate, \
+    ordering, breaker, breaker_until, breaker_cooldown, consec_failures, win_start, win_total, \
+    win_failed, prev_total, prev_failed, tb_tokens, tb_at";
+
+fn sched_row(r: &rusqlite::Row) -> rusqlite::Result<Sched> {
+    Ok(Sched {
+        id: r.get(0)?,
+        app_id: r.get(1)?,
+        disabled: r.get(2)?,
+        paused_until: r.get(3)?,
+        cap: r
+            .get::<_, Option<u32>>(4)?
+            .unwrap_or(DEFAULT_MAX_CONCURRENCY)
+            .max(1),
+        rate: r.get::<_, Option<u32>>(5)?.filter(|r| *r > 0),
+        fifo: r.get::<_, String>(6)? == "fifo",
+        breaker: Breaker {
+            state: BreakerState::from_i64(r.get(7)?),
+            open_until: r.get(8)?,
+            cooldown_ms: r.get(9)?,
+            consecutive_failures: r.get(10)?,
+            window_start: r.get(11)?,
+            window_total: r.get(12)?,
+            window_failed: r.get(13)?,
+            prev_total: r.get(14)?,
+            prev_failed: r.get(15)?,
+        },
+        bucket: Bucket {
+            tokens: r.get(16)?,
+            at: r.get(17)?,
+        },
+    })
+}
+
+pub(super) fn load(c: &Connection, ep: &str) -> Result<Option<Sched>> {
+    c.prepare_cached(&format!("SELECT {SCHED_COLS} FROM endpoints WHERE id = ?1"))
+        .map_err(map_sql)?
+        .query_row([ep], sched_row)
+        .optional()
+        .map_err(map_sql)
+}
+
+pub(super) fn save_breaker(c: &Connection, ep: &str, b: &Breaker) -> Result<()> {
+    c.prepare_cached(
+        "UPDATE endpoints SET breaker = ?2, breaker_until = ?3, breaker_cooldown = ?4, \
+         consec_failures = ?5, win_start = ?6, win_total = ?7, win_failed = ?8, prev_total = ?9, \
+         prev_failed = ?10 WHERE id = ?1",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            ep,
+            b.state as i64,
+            b.open_until,
+            b.cooldown_ms,
+            b.consecutive_failures,
+            b.window_start,
+            b.window_total,
+            b.window_failed,
+            b.prev_total,
+            b.prev_failed
+        ])
+    })
+    .map_err(map_sql)?;
+    Ok(())
+}
+
+pub(super) fn save_bucket(c: &Connection, ep: &str, b: &Bucket) -> Result<()> {
+    c.prepare_cached("UPDATE endpoints SET tb_tokens = ?2, tb_at = ?3 WHERE id = ?1")
+        .and_then(|mut s| s.execute(params![ep, b.tokens, b.at]))
+        .map_err(map_sql)?;
+    Ok(())
+}
+
+fn set_due(c: &Connection, ep: &str, due: Option<Millis>) -> Result<()> {
+    c.prepare_cached("UPDATE endpoints SET due_at = ?2 WHERE id = ?1")
+        .and_then(|mut s| s.execute(params![ep, due]))
+        .map_err(map_sql)?;
+    Ok(())
+}
+
+/// Makes the endpoint due no later than `at` (new or re-queued work).
+pub(super) fn touch_due(c: &Connection, ep: &str, at: Millis) -> Result<()> {
+    c.prepare_cached(
+        "UPDATE endpoints SET due_at = ?2 WHERE id = ?1 AND (due_at IS NULL OR due_at > ?2)",
+    )
+    .and_then(|mut s| s.execute(params![ep, at]))
+    .map_err(map_sql)?;
+    Ok(())
+}
+
+fn scalar_opt(c: &Connection, sql: &str, p: impl rusqlite::Params) -> Result<Option<Millis>> {
+    c.prepare_cached(sql)
+        .and_then(|mut s| s.query_row(p, |r| r.get(0)))
+        .map_err(map_sql)
+}
+
+fn leased_now(c: &Connection, ep: &str, now: Millis) -> Result<u32> {
+    c.prepare_cached(
+        "SELECT COUNT(*) FROM deliveries WHERE endpoint_id = ?1 AND status = 3 AND next_at > ?2",
+    )
+    .and_then(|mut s| s.query_row(params![ep, now], |r| r.get(0)))
+    .map_err(map_sql)
+}
+
+/// The first delivery of each ordering key of a FIFO endpoint: (id, status, next_at). Only
+/// these may be sent; the rest wait for them.
+fn fifo_heads(c: &Connection, ep: &str) -> Result<Vec<(i64, i64, Millis)>> {
+    c.prepare_cached(
+        "SELECT d.id, d.status, d.next_at FROM deliveries d JOIN \
+         (SELECT MIN(id) AS id FROM deliveries \
+          WHERE endpoint_id = ?1 AND ordering_key IS NOT NULL AND status IN (1, 3) \
+          GROUP BY ordering_key) h ON d.id = h.id",
+    )
+    .and_then(|mut s| {
+        s.query_map([ep], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()
+    })
+    .map_err(map_sql)
+}
+
+/// Earliest time the endpoint may have something to claim, ignoring the throttle (a claim
+/// finds that out and parks the endpoint until its next token).
+fn next_due(c: &Connection, s: &Sched, now: Millis) -> Result<Option<Millis>> {
+    let (pending, lease) = if s.fifo {
+        let heads = fifo_heads(c, &s.id)?;
+        (
+            heads.iter().filter(|h| h.1 == 1).map(|h| h.2).min(),
+            heads.iter().filter(|h| h.1 == 3).map(|h| h.2).min(),
+        )
+    } else {
+        (
+            scalar_opt(
+                c,
+                "SELECT MIN(next_at) FROM deliveries WHERE endpoint_id = ?1 AND status = 1",
+                [&s.id],
+            )?,
+            scalar_opt(
+                c,
+                "SELECT MIN(next_at) FROM deliveries WHERE endpoint_id = ?1 AND status = 3",
+                [&s.id],
+            )?,
+        )
+    };
+    let cap = match s.breaker.state {
+        BreakerState::Closed => s.cap,
+        _ => 1,
+    };
+    let due = if pending.is_some() && leased_now(c, &s.id, now)? >= cap {
+        // Full: the next chance is a lease expiring (an attempt finishing refreshes sooner).
+        lease
+    } else {
+        [pending, lease].into_iter().flatten().min()
+    };
+    if s.disabled {
+        return Ok(due);
+    }
+    let mut hold = s.paused_until.unwrap_or(0);
+    if s.breaker.state == BreakerState::Open {
+        hold = hold.max(s.breaker.open_until);
+    }
+    Ok(due.map(|d| d.max(hold)))
+}
+
+/// Recomputes the endpoint's queue position after its deliveries changed.
+pub(super) fn refresh_due(c: &Connection, ep: &str, now: Millis) -> Result<()> {
+    if let Some(s) = load(c, ep)? {
+        let due = next_due(c, &s, now)?;
+        set_due(c, ep, due)?;
+    }
+    Ok(())
+}
+
+/// Gives FIFO keys to an endpoint's waiting deliveries that have none (they were created
+/// while the endpoint was not FIFO, or re-queued by resend/recover).
+pub(super) fn fix_fifo_keys(c: &Connection, ep: &str) -> Result<()> {
+    c.prepare_cached(
+        "UPDATE deliveries SET ordering_key = COALESCE( \
+           (SELECT m.ordering_key FROM messages m WHERE m.id = deliveries.msg_id), '') \
+         WHERE endpoint_id = ?1 AND status IN (1, 3) AND ordering_key IS NULL",
+    )
+    .and_then(|mut s| s.execute([ep]))
+    .map_err(map_sql)?;
+    Ok(())
+}
+
+/// [`fix_fifo_keys`] when the endpoint is FIFO.
+pub(super) fn fix_fifo_keys_if_fifo(c: &Connection, ep: &str) -> Result<()> {
+    match load(c, ep)? {
+        Some(s) if s.fifo => fix_fifo_keys(c, ep),
+        _ => Ok(()),
+    }
+}
+
+/// Delivery IDs of the endpoint that may be sent now, at most `want`.
+fn candidates(c: &Connection, s: &Sched, now: Millis, want: u32) -> Result<Vec<i64>> {
+    if s.fifo {
+        let mut heads: Vec<_> = fifo_heads(c, &s.id)?
+            .into_iter()
+            .filter(|h| h.2 <= now)
+            .collect();
+        heads.sort_by_key(|h| h.0);
+        return Ok(heads.into_iter().take(want as usize).map(|h| h.0).collect());
+    }
+    let mut ids: Vec<i64> = c
+        .prepare_cached(
+            "SELECT id FROM deliveries WHERE endpoint_id = ?1 AND status = 3 AND next_at <= ?2 \
+             ORDER BY next_at LIMIT ?3",
+        )
+        .and_then(|mut st| {
+            st.query_map(params![s.id, now, want], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(map_sql)?;
+    let left = want as usize - ids.len();
+    if left > 0 {
+        let more: Vec<i64> = c
+            .prepare_cached(
+                "SELECT id FROM deliveries WHERE endpoint_id = ?1 AND status = 1 AND next_at <= ?2 \
+                 ORDER BY next_at LIMIT ?3",
+            )
+            .and_then(|mut st| {
+                st.query_map(params![s.id, now, left as i64], |r| r.get(0))?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .map_err(map_sql)?;
+        ids.extend(more);
+    }
+    Ok(ids)
+}
+
+fn lease(
+    c: &Connection,
+    id: i64,
+    owner: &str,
+    now: Millis,
+    until: Millis,
+) -> Result<Option<Claimed>> {
+    c.prepare_cached(
+        "UPDATE deliveries SET status = 3, next_at = ?2, lease_owner = ?3, updated_at = ?4 \
+         WHERE id = ?1 RETURNING id, msg_id, endpoint_id, app_id, attempts, failures, manual",
+    )
+    .and_then(|mut s| {
+        s.query_row(params![id, until, owner, now], |r| {
+            Ok(Claimed {
+                delivery_id: r.get(0)?,
+                msg_id: MessageId(r.get(1)?),
+                endpoint_id: EndpointId(r.get(2)?),
+                app_id: AppId(r.get(3)?),
+                attempts: r.get(4)?,
+                failures: r.get(5)?,
+                manual: r.get(6)?,
+            })
+        })
+        .optional()
+    })
+    .map_err(map_sql)
+}
+
+/// Ends the waiting deliveries of a disabled endpoint `failed` (recoverable), never dropping
+/// them. Deliveries in flight finish on their own.
+pub(super) fn fail_waiting(c: &Connection, ep: &str, now: Millis) -> Result<()> {
+    c.prepare_cached(
+        "UPDATE deliveries SET status = 2, next_at = NULL, lease_owner = NULL, updated_at = ?2 \
+         WHERE endpoint_id = ?1 AND (status = 1 OR (status = 3 AND next_at <= ?2))",
+    )
+    .and_then(|mut s| s.execute(params![ep, now]))
+    .map_err(map_sql)?;
+    Ok(())
+}
+
+/// Leases up to `limit` due deliveries, fairly across endpoints, within every endpoint's
+/// concurrency cap, throttle and breaker.
+pub(super) fn claim(
+    c: &Connection,
+    owner: &str,
+    now: Millis,
+    lease_ms: i64,
+    limit: usize,
+) -> Result<ClaimBatch> {
+    let ready: Vec<Sched> = c
+        .prepare_cached(&format!(
+            "SELECT {SCHED_COLS} FROM endpoints WHERE due_at <= ?1 ORDER BY due_at LIMIT ?2"
+        ))
+        .and_then(|mut s| {
+            s.query_map(params![now, SCAN as i64], sched_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(map_sql)?;
+    let mut batch = ClaimBatch::default();
+    if ready.is_empty() || limit == 0 {
+        return Ok(batch);
+    }
+    let share = (limit / ready.len()).max(1) as u32;
+    for mut s in ready {
+        let left = limit.saturating_sub(batch.claimed.len()) as u32;
+        if left == 0 {
+            // Not served this round: keeps its place at the front.
+            break;
+        }
+        if s.disabled {
+            fail_waiting(c, &s.id, now)?;
+            let due = next_due(c, &s, now)?;
+            set_due(c, &s.id, due)?;
+            continue;
+        }
+        if let Some(p) = s.paused_until.filter(|p| *p > now) {
+            set_due(c, &s.id, Some(p))?;
+            continue;
+        }
+        let (allow, transition) = s.breaker.allowance(now);
+        if let Some(t) = transition {
+            save_breaker(c, &s.id, &s.breaker)?;
+            batch.breaker_changes.push(BreakerChange {
+                endpoint_id: EndpointId(s.id.clone()),
+                app_id: AppId(s.app_id.clone()),
+                to: t.to,
+            });
+        }
+        let cap = match allow {
+            Allowance::Normal => s.cap,
+            Allowance::Probe => 1,
+            Allowance::Blocked { until } => {
+                set_due(c, &s.id, Some(until))?;
+                continue;
+            }
+        };
+        let free = cap.saturating_sub(leased_now(c, &s.id, now)?);
+        if free == 0 {
+            let due = next_due(c, &s, now)?;
+            set_due(c, &s.id, due)?;
+            continue;
+        }
+        let mut want = free.min(share).min(left);
+        let mut throttled_until = None;
+        if let Some(rate) = s.rate {
+            let (granted, next) = s.bucket.take(rate, now, want);
+            want = granted;
+            throttled_until = next;
+        }
+        let mut got = 0;
+        if want > 0 {
+            for id in candidates(c, &s, now, want)? {
+                if let Some(cl) = lease(c, id, owner, now, now + lease_ms)? {
+                    batch.claimed.push(cl);
+                    got += 1;
+                }
+            }
+        }
+        if s.rate.is_some() {
+            // Tokens not used by a delivery go back: a throttle never loses capacity to an
+            // empty queue.
+            s.bucket.tokens += (want - got) as f64;
+            if got < want {
+                throttled_until = None;
+            }
+            save_bucket(c, &s.id, &s.bucket)?;
+        }
+        let due = next_due(c, &s, now)?;
+        // Round-robin: a served endpoint queues behind those waiting since before now.
+        let due = due.map(|d| d.max(now).max(throttled_until.unwrap_or(now)));
+        set_due(c, &s.id, due)?;
+    }
+    Ok(batch)
+}
+
+/// Applies an attempt's result to the endpoint's breaker. Returns the new state on a
+/// transition. A breaker that closes restarts the throttle with one token (no burst).
+pub(super) fn record_result(
+    c: &Connection,
+    ep: &str,
+    now: Millis,
+    success: bool,
+) -> Result<Option<BreakerState>> {
+    let Some(mut s) = load(c, ep)? else {
+        return Ok(None);
+    };
+    let t = s.breaker.record(now, success);
+    save_breaker(c, ep, &s.breaker)?;
+    if t.is_some_and(|t| t.to == BreakerState::Closed) && s.rate.is_some() {
+        save_bucket(c, ep, &Bucket::fresh(now))?;
+    }
+    Ok(t.map(|t| t.to))
+}
