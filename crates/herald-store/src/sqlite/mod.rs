@@ -896,7 +896,6 @@ impl Store for SqliteStore {
                 sched::fix_fifo_keys(c, &ep.id.0)?;
             }
             sched::refresh_due(c, &ep.id.0, now)?;
-            let mut ep = ep;
             ep.breaker = endpoint_by(c, &ep.app_id.0, &ep.id.0)?
                 .map_or(BreakerState::Closed, |e| e.breaker);
             Ok(ep)

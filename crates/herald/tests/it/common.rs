@@ -6,7 +6,7 @@
 
 #![allow(dead_code)]
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, Once};
@@ -441,6 +441,34 @@ pub enum Reply {
     WithHeaders(u16, Vec<(&'static str, String)>),
     /// Sleeps, then answers with the status (to provoke Herald's request timeout).
     Sleep(Duration, u16),
+    /// 500 for every `n`-th request the receiver has seen (counting all paths), else 204.
+    EveryNthFails(usize),
+}
+
+/// Requests being answered right now, and the most ever at once.
+#[derive(Default)]
+struct Concurrency {
+    now: HashMap<String, usize>,
+    max: HashMap<String, usize>,
+    total_now: usize,
+    total_max: usize,
+}
+
+/// Counts a request as in flight until dropped — also when Herald gives up and the handler is
+/// cancelled.
+struct InFlight {
+    st: Arc<RecvState>,
+    path: String,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut c = self.st.conc.lock().expect("conc");
+        if let Some(n) = c.now.get_mut(&self.path) {
+            *n -= 1;
+        }
+        c.total_now -= 1;
+    }
 }
 
 /// One request the receiver got.
@@ -467,6 +495,8 @@ struct RecvState {
     log: Mutex<Vec<Recorded>>,
     script: Mutex<VecDeque<Reply>>,
     default: Mutex<Reply>,
+    per_path: Mutex<HashMap<String, Reply>>,
+    conc: Mutex<Concurrency>,
     count: watch::Sender<usize>,
 }
 
@@ -484,6 +514,8 @@ impl Receiver {
             log: Mutex::new(Vec::new()),
             script: Mutex::new(VecDeque::new()),
             default: Mutex::new(Reply::Status(204)),
+            per_path: Mutex::new(HashMap::new()),
+            conc: Mutex::new(Concurrency::default()),
             count: watch::channel(0).0,
         });
         let router = Router::new()
@@ -519,6 +551,32 @@ impl Receiver {
     /// The answer once the script is used up.
     pub fn set_default(&self, reply: Reply) {
         *self.state.default.lock().expect("default") = reply;
+    }
+
+    /// How requests to `path` are answered (wins over the script and the default).
+    pub fn set_path_reply(&self, path: &str, reply: Reply) {
+        self.state
+            .per_path
+            .lock()
+            .expect("per_path")
+            .insert(path.to_string(), reply);
+    }
+
+    /// Requests to `path` being answered right now.
+    pub fn in_flight(&self, path: &str) -> usize {
+        let c = self.state.conc.lock().expect("conc");
+        c.now.get(path).copied().unwrap_or(0)
+    }
+
+    /// The most requests to `path` ever answered at once.
+    pub fn max_in_flight(&self, path: &str) -> usize {
+        let c = self.state.conc.lock().expect("conc");
+        c.max.get(path).copied().unwrap_or(0)
+    }
+
+    /// The most requests (all paths) ever answered at once.
+    pub fn max_in_flight_total(&self) -> usize {
+        self.state.conc.lock().expect("conc").total_max
     }
 
     pub fn requests(&self) -> Vec<Recorded> {
@@ -562,6 +620,21 @@ impl Drop for Receiver {
 
 async fn record(State(st): State<Arc<RecvState>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
+    let path = parts.uri.path().to_string();
+    let _guard = {
+        let mut c = st.conc.lock().expect("conc");
+        let n = c.now.entry(path.clone()).or_default();
+        *n += 1;
+        let n = *n;
+        let m = c.max.entry(path.clone()).or_default();
+        *m = (*m).max(n);
+        c.total_now += 1;
+        c.total_max = c.total_max.max(c.total_now);
+        InFlight {
+            st: st.clone(),
+            path: path.clone(),
+        }
+    };
     let body = axum::body::to_bytes(body, usize::MAX)
         .await
         .unwrap_or_default();
@@ -572,15 +645,19 @@ async fn record(State(st): State<Arc<RecvState>>, req: Request) -> Response {
         body,
         at: Instant::now(),
     };
-    let reply = {
-        let next = st.script.lock().expect("script").pop_front();
-        next.unwrap_or_else(|| st.default.lock().expect("default").clone())
+    let reply = match st.per_path.lock().expect("per_path").get(&path).cloned() {
+        Some(r) => r,
+        None => {
+            let next = st.script.lock().expect("script").pop_front();
+            next.unwrap_or_else(|| st.default.lock().expect("default").clone())
+        }
     };
-    {
+    let seen = {
         let mut log = st.log.lock().expect("log");
         log.push(rec);
         st.count.send_replace(log.len());
-    }
+        log.len()
+    };
     let status = |s: u16| StatusCode::from_u16(s).expect("valid status");
     match reply {
         Reply::Status(s) => status(s).into_response(),
@@ -598,6 +675,8 @@ async fn record(State(st): State<Arc<RecvState>>, req: Request) -> Response {
             tokio::time::sleep(d).await;
             status(s).into_response()
         }
+        Reply::EveryNthFails(n) if seen % n == 0 => status(500).into_response(),
+        Reply::EveryNthFails(_) => status(204).into_response(),
     }
 }
 

@@ -3,10 +3,12 @@
 //! - `common`: the harness (server, asserting client, scriptable receiver, polling, verifier)
 //! - `api`: the management API of outbound-api.md, route by route
 //! - `delivery`: what a receiver observes, per delivery.md
+//! - `guardrails`: isolation, caps, throttle, breaker, FIFO, operational events
 
 mod api;
 mod cli;
 mod common;
 mod delivery;
 mod encryption;
+mod guardrails;
 mod metrics;
