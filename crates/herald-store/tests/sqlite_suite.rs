@@ -578,3 +578,245 @@ async fn endpoints_failing_for_the_whole_window_are_disabled_and_their_work_ends
         "both of its deliveries (types a and b: it has no filter) come back"
     );
 }
+
+/// Records a result for a claimed delivery: success, or a failure retried at `retry_at`.
+async fn finish(store: &Arc<dyn Store>, c: &herald_store::Claimed, now: i64, ok: bool) {
+    store
+        .record_attempt(AttemptRecord {
+            attempt: attempt(c, now, ok),
+            next: if ok {
+                NextState::Succeeded
+            } else {
+                NextState::RetryAt {
+                    at: now + 3_600_000,
+                    failures: c.failures + 1,
+                }
+            },
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn claims_respect_max_concurrency_counted_from_every_owners_leases() {
+    let (_d, store, a) = setup().await;
+    let mut e = endpoint(&a.id, None);
+    e.max_concurrency = Some(3);
+    store.create_endpoint(e).await.unwrap();
+    for i in 0..10 {
+        store
+            .publish(message(&a.id, "a", None, 100 + i), None)
+            .await
+            .unwrap();
+    }
+    let n1 = claim(&store, "node-1", 1_000, 60_000, 100).await.unwrap();
+    assert_eq!(n1.len(), 3, "cap 3");
+    // Another node sees the same leases: nothing more while three are in flight.
+    assert!(claim(&store, "node-2", 1_001, 60_000, 100)
+        .await
+        .unwrap()
+        .is_empty());
+    finish(&store, &n1[0], 1_002, true).await;
+    assert_eq!(
+        claim(&store, "node-2", 1_003, 60_000, 100)
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "one slot freed"
+    );
+}
+
+#[tokio::test]
+async fn claims_are_fair_across_endpoints() {
+    let (_d, store, a) = setup().await;
+    let mut busy = endpoint(&a.id, Some(vec!["busy"]));
+    busy.max_concurrency = Some(1000);
+    let busy = store.create_endpoint(busy).await.unwrap();
+    let quiet = store
+        .create_endpoint(endpoint(&a.id, Some(vec!["quiet"])))
+        .await
+        .unwrap();
+    for i in 0..500 {
+        store
+            .publish(message(&a.id, "busy", None, 100 + i), None)
+            .await
+            .unwrap();
+    }
+    // Published last, due last.
+    store
+        .publish(message(&a.id, "quiet", None, 10_000), None)
+        .await
+        .unwrap();
+    let got = claim(&store, "n", 20_000, 60_000, 10).await.unwrap();
+    assert_eq!(got.len(), 10);
+    assert!(
+        got.iter().any(|c| c.endpoint_id == quiet.id),
+        "the quiet endpoint waited behind the busy endpoint's backlog"
+    );
+    assert!(got.iter().any(|c| c.endpoint_id == busy.id));
+}
+
+#[tokio::test]
+async fn throttle_rate_limits_claims_and_keeps_state_in_the_store() {
+    let (_d, store, a) = setup().await;
+    let mut e = endpoint(&a.id, None);
+    e.throttle_rate = Some(10);
+    store.create_endpoint(e).await.unwrap();
+    for i in 0..100 {
+        store
+            .publish(message(&a.id, "a", None, 100 + i), None)
+            .await
+            .unwrap();
+    }
+    // Claim every 10 ms for 2 s (simulated), finishing each delivery at once; two owners
+    // alternate, as two nodes would.
+    let mut sent = 0;
+    let t0 = 1_000_000;
+    for step in 0..200 {
+        let now = t0 + step * 10;
+        let owner = if step % 2 == 0 { "node-1" } else { "node-2" };
+        for c in claim(&store, owner, now, 60_000, 100).await.unwrap() {
+            finish(&store, &c, now, true).await;
+            sent += 1;
+        }
+    }
+    // 10/s over 2 s, plus the bucket (capacity 1) and its starting token.
+    assert!((18..=22).contains(&sent), "{sent} sent in 2 s at 10/s");
+}
+
+#[tokio::test]
+async fn an_open_breaker_blocks_claims_until_its_probe() {
+    let (_d, store, a) = setup().await;
+    let mut e = endpoint(&a.id, None);
+    e.max_concurrency = Some(1);
+    let e = store.create_endpoint(e).await.unwrap();
+    for i in 0..8 {
+        store
+            .publish(message(&a.id, "a", None, 100 + i), None)
+            .await
+            .unwrap();
+    }
+    let mut now = 1_000;
+    let mut transitions = vec![];
+    for _ in 0..5 {
+        let c = claim(&store, "n", now, 60_000, 10).await.unwrap().remove(0);
+        let r = store
+            .record_attempt(AttemptRecord {
+                attempt: attempt(&c, now, false),
+                next: NextState::RetryAt {
+                    at: now + 3_600_000,
+                    failures: 1,
+                },
+            })
+            .await
+            .unwrap();
+        transitions.extend(r);
+        now += 10;
+    }
+    assert_eq!(transitions, vec![herald_core::breaker::BreakerState::Open]);
+    let got = store
+        .get_endpoint(&a.id, e.id.as_str())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.state(now), "open");
+    // Three deliveries are due, but nothing is claimed during the cool-down.
+    assert!(claim(&store, "n", now + 29_000, 60_000, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    // After it, exactly one probe, and the breaker is half-open.
+    let b = store
+        .claim_due("n", now + 31_000, 60_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(b.claimed.len(), 1);
+    assert_eq!(b.breaker_changes.len(), 1);
+    assert!(claim(&store, "n", now + 31_001, 60_000, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let r = store
+        .record_attempt(AttemptRecord {
+            attempt: attempt(&b.claimed[0], now + 31_002, true),
+            next: NextState::Succeeded,
+        })
+        .await
+        .unwrap();
+    assert_eq!(r, Some(herald_core::breaker::BreakerState::Closed));
+    // Closed: the two still waiting go, one at a time (cap 1); none used up a retry.
+    let c = claim(&store, "n", now + 31_003, 60_000, 10).await.unwrap();
+    assert_eq!(c.len(), 1);
+    assert_eq!(c[0].failures, 0);
+}
+
+#[tokio::test]
+async fn fifo_sends_one_delivery_per_key_in_publish_order() {
+    let (_d, store, a) = setup().await;
+    let mut e = endpoint(&a.id, None);
+    e.ordering = Ordering::Fifo;
+    store.create_endpoint(e).await.unwrap();
+    let mut ids = vec![];
+    for i in 0..6 {
+        let mut m = message(&a.id, "a", None, 100 + i);
+        m.ordering_key = Some(format!("k{}", i % 2));
+        ids.push(store.publish(m, None).await.unwrap().message.id);
+    }
+    // One head per key: messages 0 (k0) and 1 (k1).
+    let got = claim(&store, "n", 1_000, 60_000, 10).await.unwrap();
+    let mut heads: Vec<_> = got.iter().map(|c| c.msg_id.clone()).collect();
+    heads.sort();
+    assert_eq!(heads, vec![ids[0].clone(), ids[1].clone()]);
+    // A failure keeps the key blocked: its retry comes before message 2.
+    let k0 = got.iter().find(|c| c.msg_id == ids[0]).unwrap().clone();
+    finish(&store, &k0, 1_001, false).await;
+    assert!(claim(&store, "n", 1_002, 60_000, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    // Once k1's head succeeds, k1's next message (3) goes.
+    let k1 = got.iter().find(|c| c.msg_id == ids[1]).unwrap().clone();
+    finish(&store, &k1, 1_003, true).await;
+    let next = claim(&store, "n", 1_004, 60_000, 10).await.unwrap();
+    assert_eq!(
+        next.iter().map(|c| c.msg_id.clone()).collect::<Vec<_>>(),
+        vec![ids[3].clone()]
+    );
+}
+
+#[tokio::test]
+async fn auto_disabled_work_comes_back_with_recover_after_re_enabling() {
+    let (_d, store, a) = setup().await;
+    let ep = store.create_endpoint(endpoint(&a.id, None)).await.unwrap();
+    for i in 0..3 {
+        store
+            .publish(message(&a.id, "a", None, 100 + i), None)
+            .await
+            .unwrap();
+    }
+    let c = claim(&store, "n", 1_000, 60_000, 1)
+        .await
+        .unwrap()
+        .remove(0);
+    finish(&store, &c, 1_000, false).await;
+    let disabled = store
+        .disable_failing_endpoints(10_000, 5_000)
+        .await
+        .unwrap();
+    assert_eq!(disabled.len(), 1);
+    assert_eq!(disabled[0].failing_since, 1_000);
+    let stats = store.endpoint_stats(&ep.id, None, None).await.unwrap();
+    assert_eq!((stats.fail, stats.pending), (3, 0));
+    let mut e = store
+        .get_endpoint(&a.id, ep.id.as_str())
+        .await
+        .unwrap()
+        .unwrap();
+    e.disabled = false;
+    e.updated_at = 11_000;
+    store.update_endpoint(e).await.unwrap();
+    assert_eq!(store.recover(&ep.id, 0, None, 12_000).await.unwrap(), 3);
+    let back = claim(&store, "n", 12_000, 60_000, 10).await.unwrap();
+    assert_eq!(back.len(), 3);
+}

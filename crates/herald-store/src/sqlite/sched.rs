@@ -333,76 +333,104 @@ pub(super) fn claim(
         return Ok(batch);
     }
     let share = (limit / ready.len()).max(1) as u32;
+    // First pass: everyone gets at most an equal share. Second pass: what is left goes to the
+    // endpoints that had more than their share waiting, in the same order.
+    let mut hungry = Vec::new();
     for mut s in ready {
         let left = limit.saturating_sub(batch.claimed.len()) as u32;
         if left == 0 {
             // Not served this round: keeps its place at the front.
             break;
         }
-        if s.disabled {
-            fail_waiting(c, &s.id, now)?;
-            let due = next_due(c, &s, now)?;
-            set_due(c, &s.id, due)?;
-            continue;
+        let take = share.min(left);
+        if serve(c, &mut s, owner, now, lease_ms, take, &mut batch)? == take {
+            hungry.push(s);
         }
-        if let Some(p) = s.paused_until.filter(|p| *p > now) {
-            set_due(c, &s.id, Some(p))?;
-            continue;
+    }
+    for mut s in hungry {
+        let left = limit.saturating_sub(batch.claimed.len()) as u32;
+        if left == 0 {
+            break;
         }
-        let (allow, transition) = s.breaker.allowance(now);
-        if let Some(t) = transition {
-            save_breaker(c, &s.id, &s.breaker)?;
-            batch.breaker_changes.push(BreakerChange {
-                endpoint_id: EndpointId(s.id.clone()),
-                app_id: AppId(s.app_id.clone()),
-                to: t.to,
-            });
-        }
-        let cap = match allow {
-            Allowance::Normal => s.cap,
-            Allowance::Probe => 1,
-            Allowance::Blocked { until } => {
-                set_due(c, &s.id, Some(until))?;
-                continue;
-            }
-        };
-        let free = cap.saturating_sub(leased_now(c, &s.id, now)?);
-        if free == 0 {
-            let due = next_due(c, &s, now)?;
-            set_due(c, &s.id, due)?;
-            continue;
-        }
-        let mut want = free.min(share).min(left);
-        let mut throttled_until = None;
-        if let Some(rate) = s.rate {
-            let (granted, next) = s.bucket.take(rate, now, want);
-            want = granted;
-            throttled_until = next;
-        }
-        let mut got = 0;
-        if want > 0 {
-            for id in candidates(c, &s, now, want)? {
-                if let Some(cl) = lease(c, id, owner, now, now + lease_ms)? {
-                    batch.claimed.push(cl);
-                    got += 1;
-                }
-            }
-        }
-        if s.rate.is_some() {
-            // Tokens not used by a delivery go back: a throttle never loses capacity to an
-            // empty queue.
-            s.bucket.tokens += (want - got) as f64;
-            if got < want {
-                throttled_until = None;
-            }
-            save_bucket(c, &s.id, &s.bucket)?;
-        }
-        let due = next_due(c, &s, now)?;
-        // Round-robin: a served endpoint queues behind those waiting since before now.
-        let due = due.map(|d| d.max(now).max(throttled_until.unwrap_or(now)));
-        set_due(c, &s.id, due)?;
+        serve(c, &mut s, owner, now, lease_ms, left, &mut batch)?;
     }
     Ok(batch)
+}
+
+/// Leases up to `take` deliveries of one endpoint within its caps, then moves the endpoint to
+/// its next queue position. Returns how many were leased.
+fn serve(
+    c: &Connection,
+    s: &mut Sched,
+    owner: &str,
+    now: Millis,
+    lease_ms: i64,
+    take: u32,
+    batch: &mut ClaimBatch,
+) -> Result<u32> {
+    if s.disabled {
+        fail_waiting(c, &s.id, now)?;
+        let due = next_due(c, s, now)?;
+        set_due(c, &s.id, due)?;
+        return Ok(0);
+    }
+    if let Some(p) = s.paused_until.filter(|p| *p > now) {
+        set_due(c, &s.id, Some(p))?;
+        return Ok(0);
+    }
+    let (allow, transition) = s.breaker.allowance(now);
+    if let Some(t) = transition {
+        save_breaker(c, &s.id, &s.breaker)?;
+        batch.breaker_changes.push(BreakerChange {
+            endpoint_id: EndpointId(s.id.clone()),
+            app_id: AppId(s.app_id.clone()),
+            to: t.to,
+        });
+    }
+    let cap = match allow {
+        Allowance::Normal => s.cap,
+        Allowance::Probe => 1,
+        Allowance::Blocked { until } => {
+            set_due(c, &s.id, Some(until))?;
+            return Ok(0);
+        }
+    };
+    let free = cap.saturating_sub(leased_now(c, &s.id, now)?);
+    if free == 0 {
+        let due = next_due(c, s, now)?;
+        set_due(c, &s.id, due)?;
+        return Ok(0);
+    }
+    let mut want = free.min(take);
+    let mut throttled_until = None;
+    if let Some(rate) = s.rate {
+        let (granted, next) = s.bucket.take(rate, now, want);
+        want = granted;
+        throttled_until = next;
+    }
+    let mut got = 0;
+    if want > 0 {
+        for id in candidates(c, s, now, want)? {
+            if let Some(cl) = lease(c, id, owner, now, now + lease_ms)? {
+                batch.claimed.push(cl);
+                got += 1;
+            }
+        }
+    }
+    if s.rate.is_some() {
+        // Tokens not used by a delivery go back: a throttle never loses capacity to an
+        // empty queue.
+        s.bucket.tokens += (want - got) as f64;
+        if got < want {
+            throttled_until = None;
+        }
+        save_bucket(c, &s.id, &s.bucket)?;
+    }
+    let due = next_due(c, s, now)?;
+    // Round-robin: a served endpoint queues behind those waiting since before now.
+    let due = due.map(|d| d.max(now).max(throttled_until.unwrap_or(now)));
+    set_due(c, &s.id, due)?;
+    Ok(got)
 }
 
 /// Applies an attempt's result to the endpoint's breaker. Returns the new state on a
