@@ -443,6 +443,8 @@ pub enum Reply {
     Sleep(Duration, u16),
     /// 500 for every `n`-th request the receiver has seen (counting all paths), else 204.
     EveryNthFails(usize),
+    /// 500 for the first `n` requests to this path, then 204 (use with `set_path_reply`).
+    FailFirst(usize),
 }
 
 /// Requests being answered right now, and the most ever at once.
@@ -652,11 +654,11 @@ async fn record(State(st): State<Arc<RecvState>>, req: Request) -> Response {
             next.unwrap_or_else(|| st.default.lock().expect("default").clone())
         }
     };
-    let seen = {
+    let (seen, seen_on_path) = {
         let mut log = st.log.lock().expect("log");
         log.push(rec);
         st.count.send_replace(log.len());
-        log.len()
+        (log.len(), log.iter().filter(|r| r.path == path).count())
     };
     let status = |s: u16| StatusCode::from_u16(s).expect("valid status");
     match reply {
@@ -677,6 +679,8 @@ async fn record(State(st): State<Arc<RecvState>>, req: Request) -> Response {
         }
         Reply::EveryNthFails(n) if seen % n == 0 => status(500).into_response(),
         Reply::EveryNthFails(_) => status(204).into_response(),
+        Reply::FailFirst(n) if seen_on_path <= n => status(500).into_response(),
+        Reply::FailFirst(_) => status(204).into_response(),
     }
 }
 

@@ -325,13 +325,14 @@ async fn operational_webhook_receives_signed_events() {
     let ops_url = ops_rx.url_path("/ops");
     let srv = TestServer::start(move |cfg| {
         cfg.operational_webhook_url = Some(ops_url);
-        cfg.retry_schedule = vec![1];
+        cfg.retry_schedule = vec![1, 1, 1, 1, 1];
     })
     .await;
     let c = &srv.client;
     let rx = Receiver::start().await;
     rx.set_path_reply("/gone", Reply::Status(410));
     rx.set_path_reply("/broken", Reply::Status(500));
+    rx.set_path_reply("/flaky", Reply::FailFirst(4));
     let app = c.create_app("a").await;
     let gone = id_of(
         &c.create_endpoint(
@@ -342,13 +343,22 @@ async fn operational_webhook_receives_signed_events() {
     );
     c.create_endpoint(
         &app,
-        json!({ "url": rx.url_path("/broken"), "eventTypes": ["b"] }),
+        json!({ "url": rx.url_path("/broken"), "eventTypes": ["b"], "retrySchedule": [1] }),
+    )
+    .await;
+    c.create_endpoint(
+        &app,
+        json!({ "url": rx.url_path("/flaky"), "eventTypes": ["f"], "maxConcurrency": 1 }),
     )
     .await;
     c.publish(&app, json!({ "eventType": "g", "payload": {} }))
         .await;
     let broken_msg = c
         .publish(&app, json!({ "eventType": "b", "payload": {} }))
+        .await;
+    // Fails 4 times (failing), then succeeds (recovered).
+    let flaky_msg = c
+        .publish(&app, json!({ "eventType": "f", "payload": {} }))
         .await;
 
     // The first event of type `want` whose `data` has `key` = `value`.
@@ -373,6 +383,12 @@ async fn operational_webhook_receives_signed_events() {
         let id = r.header("webhook-id").unwrap().to_string();
         assert_standard_signed(r, "webhook", &secret, &id);
     }
+    let failing = events("message.attempt.failing", "msgId", flaky_msg.clone()).await;
+    let recovered = events("message.attempt.recovered", "msgId", flaky_msg.clone()).await;
+    let f: Value = serde_json::from_slice(&failing.body).unwrap();
+    assert_eq!(f["data"]["lastAttempt"]["responseStatusCode"], 500);
+    let r: Value = serde_json::from_slice(&recovered.body).unwrap();
+    assert_eq!(r["data"]["lastAttempt"]["responseStatusCode"], 204);
     let d: Value = serde_json::from_slice(&disabled.body).unwrap();
     assert_eq!(d["data"]["endpointId"], gone);
     assert_eq!(d["data"]["appId"], app);
@@ -402,6 +418,8 @@ async fn operational_webhook_receives_signed_events() {
     for t in [
         "endpoint.disabled",
         "message.attempt.exhausted",
+        "message.attempt.failing",
+        "message.attempt.recovered",
         "endpoint.enabled",
     ] {
         assert!(types.contains(&t), "{t} not recorded: {types:?}");
