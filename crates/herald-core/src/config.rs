@@ -288,9 +288,12 @@ impl Config {
             }
         }
         if let Some(db) = &self.database_url {
-            if !db.starts_with("sqlite://") {
+            if !db.starts_with("sqlite://")
+                && !db.starts_with("postgres://")
+                && !db.starts_with("postgresql://")
+            {
                 errors.push(format!(
-                    "`database_url`: only sqlite://<path> is supported by this build (got scheme of `{}`)",
+                    "`database_url`: must be sqlite://<path> or postgres://… (got scheme `{}`)",
                     db.split(':').next().unwrap_or("")
                 ));
             }
@@ -305,6 +308,13 @@ impl Config {
                 errors.push("`admin_token`: must be at least 16 characters".into());
             }
         }
+    }
+
+    /// The PostgreSQL URL when `database_url` names one.
+    pub fn postgres_url(&self) -> Option<&str> {
+        self.database_url
+            .as_deref()
+            .filter(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"))
     }
 
     /// Path of the SQLite database file.

@@ -1,5 +1,5 @@
-//! Herald's durable state: the [`Store`] trait every backend implements, and the embedded
-//! SQLite backend.
+//! Herald's durable state: the [`Store`] trait every backend implements, the embedded SQLite
+//! backend (one node) and the PostgreSQL backend (a cluster of nodes).
 //!
 //! The store owns transactions and durability. A publish commits the message *and* its pending
 //! deliveries in one transaction, and only returns after that commit is on disk, so an API 2xx
@@ -19,9 +19,11 @@ use herald_core::model::{
 use herald_core::Millis;
 
 pub mod ops;
+pub mod postgres;
 pub mod sqlite;
 
 pub use ops::OpsLog;
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]

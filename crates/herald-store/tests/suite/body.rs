@@ -1,14 +1,6 @@
-//! Storage behaviour every backend must show, run here against a real SQLite file. The
-//! PostgreSQL backend will run the same suite (see docs/architecture.md).
-
-use std::sync::Arc;
-
-use herald_core::ids::{AppId, AttemptId, EndpointId, MessageId};
-use herald_core::model::{
-    Application, Attempt, DeliveryStatus, Endpoint, Message, Ordering, TriggerType,
-};
-use herald_core::signing::SignatureScheme;
-use herald_store::{AttemptRecord, ListQuery, NextState, SqliteStore, Store, StoreError};
+// The storage suite: behaviour every backend must show. Included by `storage_sqlite.rs` and
+// `storage_postgres.rs`, each of which defines `setup!()` (a fresh store with one application)
+// and the imports below. Keep tests backend-neutral: they talk only to the `Store` trait.
 
 fn app(now: i64) -> Application {
     Application {
@@ -86,13 +78,6 @@ async fn has_payload(store: &Arc<dyn Store>, app: &AppId, msg: &MessageId) -> bo
         .is_some()
 }
 
-async fn setup() -> (tempfile::TempDir, Arc<dyn Store>, Application) {
-    let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path().join("h.db")).unwrap());
-    let a = store.create_app(app(1)).await.unwrap();
-    (dir, store, a)
-}
-
 fn attempt(c: &herald_store::Claimed, now: i64, ok: bool) -> Attempt {
     Attempt {
         id: AttemptId::generate(),
@@ -117,7 +102,7 @@ fn attempt(c: &herald_store::Claimed, now: i64, ok: bool) -> Attempt {
 
 #[tokio::test]
 async fn publish_fans_out_by_event_type_in_one_commit() {
-    let (_d, store, a) = setup().await;
+    let (_d, store, a) = setup!();
     let all = store.create_endpoint(endpoint(&a.id, None)).await.unwrap();
     let only_b = store
         .create_endpoint(endpoint(&a.id, Some(vec!["b"])))
@@ -149,7 +134,7 @@ async fn publish_fans_out_by_event_type_in_one_commit() {
 
 #[tokio::test]
 async fn repeated_event_id_conflicts_and_leaves_no_deliveries() {
-    let (_d, store, a) = setup().await;
+    let (_d, store, a) = setup!();
     store.create_endpoint(endpoint(&a.id, None)).await.unwrap();
     store
         .publish(message(&a.id, "a", Some("e1"), 10), None)
@@ -177,7 +162,7 @@ async fn repeated_event_id_conflicts_and_leaves_no_deliveries() {
 
 #[tokio::test]
 async fn concurrent_publishes_group_commit_and_all_persist() {
-    let (dir, store, a) = setup().await;
+    let (dir, store, a) = setup!();
     store.create_endpoint(endpoint(&a.id, None)).await.unwrap();
     let mut tasks = Vec::new();
     for i in 0..200 {
@@ -197,7 +182,7 @@ async fn concurrent_publishes_group_commit_and_all_persist() {
     }
     drop(store);
     // Reopen the file: everything acknowledged is there.
-    let store = SqliteStore::open(dir.path().join("h.db")).unwrap();
+    let store = reopen(&dir).await;
     let q = ListQuery {
         limit: 250,
         ..Default::default()
@@ -214,7 +199,7 @@ async fn concurrent_publishes_group_commit_and_all_persist() {
 
 #[tokio::test]
 async fn claims_are_leases_another_owner_takes_over_after_expiry() {
-    let (_d, store, a) = setup().await;
+    let (_d, store, a) = setup!();
     store.create_endpoint(endpoint(&a.id, None)).await.unwrap();
     store
         .publish(message(&a.id, "a", None, 100), None)
@@ -235,7 +220,7 @@ async fn claims_are_leases_another_owner_takes_over_after_expiry() {
 
 #[tokio::test]
 async fn attempt_outcomes_move_the_delivery() {
-    let (_d, store, a) = setup().await;
+    let (_d, store, a) = setup!();
     let ep = store.create_endpoint(endpoint(&a.id, None)).await.unwrap();
     let m = store
         .publish(message(&a.id, "a", None, 100), None)
@@ -325,7 +310,7 @@ async fn attempt_outcomes_move_the_delivery() {
 
 #[tokio::test]
 async fn release_leases_makes_in_flight_work_due_again() {
-    let (_d, store, a) = setup().await;
+    let (_d, store, a) = setup!();
     store.create_endpoint(endpoint(&a.id, None)).await.unwrap();
     for i in 0..3 {
         store
@@ -352,7 +337,7 @@ async fn release_leases_makes_in_flight_work_due_again() {
 
 #[tokio::test]
 async fn keyset_pagination_walks_forward_and_back() {
-    let (_d, store, _a) = setup().await;
+    let (_d, store, _a) = setup!();
     for i in 0..4 {
         let mut x = app(i);
         x.uid = Some(format!("u{i}"));
@@ -398,7 +383,7 @@ async fn keyset_pagination_walks_forward_and_back() {
 
 #[tokio::test]
 async fn retention_purges_finished_payloads_and_attempt_bodies_only() {
-    let (_d, store, a) = setup().await;
+    let (_d, store, a) = setup!();
     store.create_endpoint(endpoint(&a.id, None)).await.unwrap();
     const DAY: i64 = 86_400_000;
     let now = herald_core::now_millis();
@@ -471,7 +456,7 @@ async fn retention_purges_finished_payloads_and_attempt_bodies_only() {
 
 #[tokio::test]
 async fn endpoints_failing_for_the_whole_window_are_disabled_and_their_work_ends_failed() {
-    let (_d, store, a) = setup().await;
+    let (_d, store, a) = setup!();
     let bad = store.create_endpoint(endpoint(&a.id, None)).await.unwrap();
     const HOUR: i64 = 3_600_000;
     let t0 = 1_000_000;
@@ -599,7 +584,7 @@ async fn finish(store: &Arc<dyn Store>, c: &herald_store::Claimed, now: i64, ok:
 
 #[tokio::test]
 async fn claims_respect_max_concurrency_counted_from_every_owners_leases() {
-    let (_d, store, a) = setup().await;
+    let (_d, store, a) = setup!();
     let mut e = endpoint(&a.id, None);
     e.max_concurrency = Some(3);
     store.create_endpoint(e).await.unwrap();
@@ -629,7 +614,7 @@ async fn claims_respect_max_concurrency_counted_from_every_owners_leases() {
 
 #[tokio::test]
 async fn claims_are_fair_across_endpoints() {
-    let (_d, store, a) = setup().await;
+    let (_d, store, a) = setup!();
     let mut busy = endpoint(&a.id, Some(vec!["busy"]));
     busy.max_concurrency = Some(1000);
     let busy = store.create_endpoint(busy).await.unwrap();
@@ -659,7 +644,7 @@ async fn claims_are_fair_across_endpoints() {
 
 #[tokio::test]
 async fn throttle_rate_limits_claims_and_keeps_state_in_the_store() {
-    let (_d, store, a) = setup().await;
+    let (_d, store, a) = setup!();
     let mut e = endpoint(&a.id, None);
     e.throttle_rate = Some(10);
     store.create_endpoint(e).await.unwrap();
@@ -687,7 +672,7 @@ async fn throttle_rate_limits_claims_and_keeps_state_in_the_store() {
 
 #[tokio::test]
 async fn an_open_breaker_blocks_claims_until_its_probe() {
-    let (_d, store, a) = setup().await;
+    let (_d, store, a) = setup!();
     let mut e = endpoint(&a.id, None);
     e.max_concurrency = Some(1);
     let e = store.create_endpoint(e).await.unwrap();
@@ -753,7 +738,7 @@ async fn an_open_breaker_blocks_claims_until_its_probe() {
 
 #[tokio::test]
 async fn fifo_sends_one_delivery_per_key_in_publish_order() {
-    let (_d, store, a) = setup().await;
+    let (_d, store, a) = setup!();
     let mut e = endpoint(&a.id, None);
     e.ordering = Ordering::Fifo;
     store.create_endpoint(e).await.unwrap();
@@ -787,7 +772,7 @@ async fn fifo_sends_one_delivery_per_key_in_publish_order() {
 
 #[tokio::test]
 async fn auto_disabled_work_comes_back_with_recover_after_re_enabling() {
-    let (_d, store, a) = setup().await;
+    let (_d, store, a) = setup!();
     let ep = store.create_endpoint(endpoint(&a.id, None)).await.unwrap();
     for i in 0..3 {
         store

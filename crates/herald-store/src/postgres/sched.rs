@@ -1,0 +1,481 @@
+//! Fair claiming for the PostgreSQL backend: the same per-endpoint queues, caps, throttle and
+//! breaker as `sqlite/sched.rs` (read that module's docs; the shared storage suite holds both
+//! to the same behaviour), with the locking a cluster needs.
+//!
+//! A claim locks the endpoint rows it serves with `FOR UPDATE SKIP LOCKED`: while one node
+//! serves an endpoint, other nodes skip it and serve others, so the lease count, the token
+//! bucket and the breaker of an endpoint are only ever changed by one transaction at a time.
+//! Every other writer of those columns (attempt records, resend, recover, release) locks the
+//! endpoint row first with [`lock`].
+
+use herald_core::breaker::{Allowance, Breaker, BreakerState};
+use herald_core::ids::{AppId, EndpointId, MessageId};
+use herald_core::model::DEFAULT_MAX_CONCURRENCY;
+use herald_core::throttle::Bucket;
+use herald_core::Millis;
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, Row};
+
+use super::map_pg;
+use crate::{BreakerChange, ClaimBatch, Claimed, Result};
+
+/// Most endpoints looked at by one claim.
+const SCAN: i64 = 64;
+
+struct Sched {
+    id: String,
+    app_id: String,
+    disabled: bool,
+    paused_until: Option<Millis>,
+    cap: u32,
+    rate: Option<u32>,
+    fifo: bool,
+    breaker: Breaker,
+    bucket: Bucket,
+}
+
+const SCHED_COLS: &str = "id, app_id, disabled, paused_until, max_concurrency, throttle_rate, \
+    ordering, breaker, breaker_until, breaker_cooldown, consec_failures, win_start, win_total, \
+    win_failed, prev_total, prev_failed, tb_tokens, tb_at";
+
+fn u32_of(v: i64) -> u32 {
+    v.clamp(0, u32::MAX as i64) as u32
+}
+
+fn sched_row(r: &PgRow) -> Result<Sched> {
+    let g = |c: &str| r.try_get::<i64, _>(c).map_err(map_pg);
+    Ok(Sched {
+        id: r.try_get("id").map_err(map_pg)?,
+        app_id: r.try_get("app_id").map_err(map_pg)?,
+        disabled: r.try_get("disabled").map_err(map_pg)?,
+        paused_until: r.try_get("paused_until").map_err(map_pg)?,
+        cap: r
+            .try_get::<Option<i64>, _>("max_concurrency")
+            .map_err(map_pg)?
+            .map_or(DEFAULT_MAX_CONCURRENCY, u32_of)
+            .max(1),
+        rate: r
+            .try_get::<Option<i64>, _>("throttle_rate")
+            .map_err(map_pg)?
+            .map(u32_of)
+            .filter(|r| *r > 0),
+        fifo: r.try_get::<String, _>("ordering").map_err(map_pg)? == "fifo",
+        breaker: Breaker {
+            state: BreakerState::from_i64(g("breaker")?),
+            open_until: g("breaker_until")?,
+            cooldown_ms: g("breaker_cooldown")?,
+            consecutive_failures: u32_of(g("consec_failures")?),
+            window_start: g("win_start")?,
+            window_total: u32_of(g("win_total")?),
+            window_failed: u32_of(g("win_failed")?),
+            prev_total: u32_of(g("prev_total")?),
+            prev_failed: u32_of(g("prev_failed")?),
+        },
+        bucket: Bucket {
+            tokens: r.try_get("tb_tokens").map_err(map_pg)?,
+            at: g("tb_at")?,
+        },
+    })
+}
+
+/// Locks the endpoint row for the rest of the transaction (waits for a claim holding it).
+pub(super) async fn lock(c: &mut PgConnection, ep: &str) -> Result<()> {
+    sqlx::query("SELECT 1 FROM endpoints WHERE id = $1 FOR UPDATE")
+        .bind(ep)
+        .execute(c)
+        .await
+        .map_err(map_pg)?;
+    Ok(())
+}
+
+async fn load(c: &mut PgConnection, ep: &str) -> Result<Option<Sched>> {
+    sqlx::query(&format!("SELECT {SCHED_COLS} FROM endpoints WHERE id = $1"))
+        .bind(ep)
+        .fetch_optional(c)
+        .await
+        .map_err(map_pg)?
+        .as_ref()
+        .map(sched_row)
+        .transpose()
+}
+
+async fn save_breaker(c: &mut PgConnection, ep: &str, b: &Breaker) -> Result<()> {
+    sqlx::query(
+        "UPDATE endpoints SET breaker = $2, breaker_until = $3, breaker_cooldown = $4, \
+         consec_failures = $5, win_start = $6, win_total = $7, win_failed = $8, prev_total = $9, \
+         prev_failed = $10 WHERE id = $1",
+    )
+    .bind(ep)
+    .bind(b.state as i64)
+    .bind(b.open_until)
+    .bind(b.cooldown_ms)
+    .bind(b.consecutive_failures as i64)
+    .bind(b.window_start)
+    .bind(b.window_total as i64)
+    .bind(b.window_failed as i64)
+    .bind(b.prev_total as i64)
+    .bind(b.prev_failed as i64)
+    .execute(c)
+    .await
+    .map_err(map_pg)?;
+    Ok(())
+}
+
+async fn save_bucket(c: &mut PgConnection, ep: &str, b: &Bucket) -> Result<()> {
+    sqlx::query("UPDATE endpoints SET tb_tokens = $2, tb_at = $3 WHERE id = $1")
+        .bind(ep)
+        .bind(b.tokens)
+        .bind(b.at)
+        .execute(c)
+        .await
+        .map_err(map_pg)?;
+    Ok(())
+}
+
+async fn set_due(c: &mut PgConnection, ep: &str, due: Option<Millis>) -> Result<()> {
+    sqlx::query("UPDATE endpoints SET due_at = $2 WHERE id = $1")
+        .bind(ep)
+        .bind(due)
+        .execute(c)
+        .await
+        .map_err(map_pg)?;
+    Ok(())
+}
+
+/// Makes the endpoint due no later than `at`.
+pub(super) async fn touch_due(c: &mut PgConnection, ep: &str, at: Millis) -> Result<()> {
+    sqlx::query(
+        "UPDATE endpoints SET due_at = $2 WHERE id = $1 AND (due_at IS NULL OR due_at > $2)",
+    )
+    .bind(ep)
+    .bind(at)
+    .execute(c)
+    .await
+    .map_err(map_pg)?;
+    Ok(())
+}
+
+async fn min_next(c: &mut PgConnection, ep: &str, status: i64) -> Result<Option<Millis>> {
+    sqlx::query_scalar("SELECT MIN(next_at) FROM deliveries WHERE endpoint_id = $1 AND status = $2")
+        .bind(ep)
+        .bind(status)
+        .fetch_one(c)
+        .await
+        .map_err(map_pg)
+}
+
+async fn leased_now(c: &mut PgConnection, ep: &str, now: Millis) -> Result<u32> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM deliveries WHERE endpoint_id = $1 AND status = 3 AND next_at > $2",
+    )
+    .bind(ep)
+    .bind(now)
+    .fetch_one(c)
+    .await
+    .map_err(map_pg)?;
+    Ok(u32_of(n))
+}
+
+/// (id, status, next_at) of the first waiting delivery of each ordering key.
+async fn fifo_heads(c: &mut PgConnection, ep: &str) -> Result<Vec<(i64, i64, Millis)>> {
+    let rows = sqlx::query(
+        "SELECT d.id, d.status, d.next_at FROM deliveries d JOIN \
+         (SELECT MIN(id) AS id FROM deliveries \
+          WHERE endpoint_id = $1 AND ordering_key IS NOT NULL AND status IN (1, 3) \
+          GROUP BY ordering_key) h ON d.id = h.id",
+    )
+    .bind(ep)
+    .fetch_all(c)
+    .await
+    .map_err(map_pg)?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get("id").map_err(map_pg)?,
+                r.try_get("status").map_err(map_pg)?,
+                r.try_get("next_at").map_err(map_pg)?,
+            ))
+        })
+        .collect()
+}
+
+async fn next_due(c: &mut PgConnection, s: &Sched, now: Millis) -> Result<Option<Millis>> {
+    let (pending, lease) = if s.fifo {
+        let heads = fifo_heads(c, &s.id).await?;
+        (
+            heads.iter().filter(|h| h.1 == 1).map(|h| h.2).min(),
+            heads.iter().filter(|h| h.1 == 3).map(|h| h.2).min(),
+        )
+    } else {
+        (min_next(c, &s.id, 1).await?, min_next(c, &s.id, 3).await?)
+    };
+    let cap = match s.breaker.state {
+        BreakerState::Closed => s.cap,
+        _ => 1,
+    };
+    let due = if pending.is_some() && leased_now(c, &s.id, now).await? >= cap {
+        lease
+    } else {
+        [pending, lease].into_iter().flatten().min()
+    };
+    if s.disabled {
+        return Ok(due);
+    }
+    let mut hold = s.paused_until.unwrap_or(0);
+    if s.breaker.state == BreakerState::Open {
+        hold = hold.max(s.breaker.open_until);
+    }
+    Ok(due.map(|d| d.max(hold)))
+}
+
+/// Recomputes the endpoint's queue position. The caller holds the endpoint row lock.
+pub(super) async fn refresh_due(c: &mut PgConnection, ep: &str, now: Millis) -> Result<()> {
+    if let Some(s) = load(c, ep).await? {
+        let due = next_due(c, &s, now).await?;
+        set_due(c, ep, due).await?;
+    }
+    Ok(())
+}
+
+pub(super) async fn fix_fifo_keys(c: &mut PgConnection, ep: &str) -> Result<()> {
+    sqlx::query(
+        "UPDATE deliveries SET ordering_key = COALESCE( \
+           (SELECT m.ordering_key FROM messages m WHERE m.id = deliveries.msg_id), '') \
+         WHERE endpoint_id = $1 AND status IN (1, 3) AND ordering_key IS NULL",
+    )
+    .bind(ep)
+    .execute(c)
+    .await
+    .map_err(map_pg)?;
+    Ok(())
+}
+
+pub(super) async fn fix_fifo_keys_if_fifo(c: &mut PgConnection, ep: &str) -> Result<()> {
+    match load(c, ep).await? {
+        Some(s) if s.fifo => fix_fifo_keys(c, ep).await,
+        _ => Ok(()),
+    }
+}
+
+async fn candidates(c: &mut PgConnection, s: &Sched, now: Millis, want: u32) -> Result<Vec<i64>> {
+    if s.fifo {
+        let mut heads: Vec<_> = fifo_heads(c, &s.id)
+            .await?
+            .into_iter()
+            .filter(|h| h.2 <= now)
+            .collect();
+        heads.sort_by_key(|h| h.0);
+        return Ok(heads.into_iter().take(want as usize).map(|h| h.0).collect());
+    }
+    let mut ids: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM deliveries WHERE endpoint_id = $1 AND status = 3 AND next_at <= $2 \
+         ORDER BY next_at LIMIT $3",
+    )
+    .bind(&s.id)
+    .bind(now)
+    .bind(want as i64)
+    .fetch_all(&mut *c)
+    .await
+    .map_err(map_pg)?;
+    let left = want as usize - ids.len();
+    if left > 0 {
+        let more: Vec<i64> = sqlx::query_scalar(
+            "SELECT id FROM deliveries WHERE endpoint_id = $1 AND status = 1 AND next_at <= $2 \
+             ORDER BY next_at LIMIT $3",
+        )
+        .bind(&s.id)
+        .bind(now)
+        .bind(left as i64)
+        .fetch_all(&mut *c)
+        .await
+        .map_err(map_pg)?;
+        ids.extend(more);
+    }
+    Ok(ids)
+}
+
+async fn lease(
+    c: &mut PgConnection,
+    ids: &[i64],
+    owner: &str,
+    now: Millis,
+    until: Millis,
+) -> Result<Vec<Claimed>> {
+    let rows = sqlx::query(
+        "UPDATE deliveries SET status = 3, next_at = $2, lease_owner = $3, updated_at = $4 \
+         WHERE id = ANY($1) RETURNING id, msg_id, endpoint_id, app_id, attempts, failures, manual",
+    )
+    .bind(ids)
+    .bind(until)
+    .bind(owner)
+    .bind(now)
+    .fetch_all(c)
+    .await
+    .map_err(map_pg)?;
+    let mut out: Vec<Claimed> = rows
+        .iter()
+        .map(|r| {
+            Ok(Claimed {
+                delivery_id: r.try_get("id").map_err(map_pg)?,
+                msg_id: MessageId(r.try_get("msg_id").map_err(map_pg)?),
+                endpoint_id: EndpointId(r.try_get("endpoint_id").map_err(map_pg)?),
+                app_id: AppId(r.try_get("app_id").map_err(map_pg)?),
+                attempts: u32_of(r.try_get("attempts").map_err(map_pg)?),
+                failures: u32_of(r.try_get("failures").map_err(map_pg)?),
+                manual: r.try_get("manual").map_err(map_pg)?,
+            })
+        })
+        .collect::<Result<_>>()?;
+    // Keep the queue's order (RETURNING does not promise one).
+    out.sort_by_key(|cl| ids.iter().position(|i| *i == cl.delivery_id));
+    Ok(out)
+}
+
+/// Ends the waiting deliveries of a disabled endpoint `failed` (recoverable).
+pub(super) async fn fail_waiting(c: &mut PgConnection, ep: &str, now: Millis) -> Result<()> {
+    sqlx::query(
+        "UPDATE deliveries SET status = 2, next_at = NULL, lease_owner = NULL, updated_at = $2 \
+         WHERE endpoint_id = $1 AND (status = 1 OR (status = 3 AND next_at <= $2))",
+    )
+    .bind(ep)
+    .bind(now)
+    .execute(c)
+    .await
+    .map_err(map_pg)?;
+    Ok(())
+}
+
+/// Leases up to `limit` due deliveries fairly across the endpoints no other node is serving.
+pub(super) async fn claim(
+    c: &mut PgConnection,
+    owner: &str,
+    now: Millis,
+    lease_ms: i64,
+    limit: usize,
+) -> Result<ClaimBatch> {
+    let ready = sqlx::query(&format!(
+        "SELECT {SCHED_COLS} FROM endpoints WHERE due_at <= $1 ORDER BY due_at LIMIT $2 \
+         FOR UPDATE SKIP LOCKED"
+    ))
+    .bind(now)
+    .bind(SCAN)
+    .fetch_all(&mut *c)
+    .await
+    .map_err(map_pg)?
+    .iter()
+    .map(sched_row)
+    .collect::<Result<Vec<_>>>()?;
+    let mut batch = ClaimBatch::default();
+    if ready.is_empty() || limit == 0 {
+        return Ok(batch);
+    }
+    let share = (limit / ready.len()).max(1) as u32;
+    let mut hungry = Vec::new();
+    for mut s in ready {
+        let left = limit.saturating_sub(batch.claimed.len()) as u32;
+        if left == 0 {
+            break;
+        }
+        let take = share.min(left);
+        if serve(c, &mut s, owner, now, lease_ms, take, &mut batch).await? == take {
+            hungry.push(s);
+        }
+    }
+    for mut s in hungry {
+        let left = limit.saturating_sub(batch.claimed.len()) as u32;
+        if left == 0 {
+            break;
+        }
+        serve(c, &mut s, owner, now, lease_ms, left, &mut batch).await?;
+    }
+    Ok(batch)
+}
+
+async fn serve(
+    c: &mut PgConnection,
+    s: &mut Sched,
+    owner: &str,
+    now: Millis,
+    lease_ms: i64,
+    take: u32,
+    batch: &mut ClaimBatch,
+) -> Result<u32> {
+    if s.disabled {
+        fail_waiting(c, &s.id, now).await?;
+        let due = next_due(c, s, now).await?;
+        set_due(c, &s.id, due).await?;
+        return Ok(0);
+    }
+    if let Some(p) = s.paused_until.filter(|p| *p > now) {
+        set_due(c, &s.id, Some(p)).await?;
+        return Ok(0);
+    }
+    let (allow, transition) = s.breaker.allowance(now);
+    if let Some(t) = transition {
+        save_breaker(c, &s.id, &s.breaker).await?;
+        batch.breaker_changes.push(BreakerChange {
+            endpoint_id: EndpointId(s.id.clone()),
+            app_id: AppId(s.app_id.clone()),
+            to: t.to,
+        });
+    }
+    let cap = match allow {
+        Allowance::Normal => s.cap,
+        Allowance::Probe => 1,
+        Allowance::Blocked { until } => {
+            set_due(c, &s.id, Some(until)).await?;
+            return Ok(0);
+        }
+    };
+    let free = cap.saturating_sub(leased_now(c, &s.id, now).await?);
+    if free == 0 {
+        let due = next_due(c, s, now).await?;
+        set_due(c, &s.id, due).await?;
+        return Ok(0);
+    }
+    let mut want = free.min(take);
+    let mut throttled_until = None;
+    if let Some(rate) = s.rate {
+        let (granted, next) = s.bucket.take(rate, now, want);
+        want = granted;
+        throttled_until = next;
+    }
+    let mut got = 0;
+    if want > 0 {
+        let ids = candidates(c, s, now, want).await?;
+        if !ids.is_empty() {
+            let leased = lease(c, &ids, owner, now, now + lease_ms).await?;
+            got = leased.len() as u32;
+            batch.claimed.extend(leased);
+        }
+    }
+    if s.rate.is_some() {
+        s.bucket.tokens += (want - got) as f64;
+        if got < want {
+            throttled_until = None;
+        }
+        save_bucket(c, &s.id, &s.bucket).await?;
+    }
+    let due = next_due(c, s, now).await?;
+    let due = due.map(|d| d.max(now).max(throttled_until.unwrap_or(now)));
+    set_due(c, &s.id, due).await?;
+    Ok(got)
+}
+
+/// Applies an attempt's result to the endpoint's breaker (the caller holds the row lock).
+pub(super) async fn record_result(
+    c: &mut PgConnection,
+    ep: &str,
+    now: Millis,
+    success: bool,
+) -> Result<Option<BreakerState>> {
+    let Some(mut s) = load(c, ep).await? else {
+        return Ok(None);
+    };
+    let t = s.breaker.record(now, success);
+    save_breaker(c, ep, &s.breaker).await?;
+    if t.is_some_and(|t| t.to == BreakerState::Closed) && s.rate.is_some() {
+        save_bucket(c, ep, &Bucket::fresh(now)).await?;
+    }
+    Ok(t.map(|t| t.to))
+}

@@ -1,0 +1,60 @@
+//! The shared storage suite (`suite/body.rs`) against the PostgreSQL backend. Each test gets
+//! a fresh database in the cluster named by `HERALD_TEST_PG_URL` (`scripts/test.sh` starts a
+//! throwaway cluster on loopback and sets it). Without that variable the tests are skipped
+//! with a note — except under `CI=true`, where a missing database is a failure.
+
+use std::sync::Arc;
+
+use herald_core::ids::{AppId, AttemptId, EndpointId, MessageId};
+use herald_core::model::{
+    Application, Attempt, DeliveryStatus, Endpoint, Message, Ordering, TriggerType,
+};
+use herald_core::signing::SignatureScheme;
+use herald_store::PostgresStore;
+use herald_store::{AttemptRecord, ListQuery, NextState, Store, StoreError};
+
+async fn setup() -> Option<(String, Arc<dyn Store>, Application)> {
+    let Ok(admin_url) = std::env::var("HERALD_TEST_PG_URL") else {
+        assert!(
+            std::env::var("CI").is_err(),
+            "HERALD_TEST_PG_URL is not set under CI: scripts/test.sh starts PostgreSQL and sets it"
+        );
+        eprintln!("skipped: HERALD_TEST_PG_URL not set (run scripts/test.sh to start PostgreSQL)");
+        return None;
+    };
+    let url = fresh_database(&admin_url).await;
+    let store: Arc<dyn Store> = Arc::new(PostgresStore::connect(&url, None).await.unwrap());
+    let a = store.create_app(app(1)).await.unwrap();
+    Some((url, store, a))
+}
+
+/// The same database, connected again (what a restart sees).
+async fn reopen(url: &String) -> Arc<dyn Store> {
+    Arc::new(PostgresStore::connect(url, None).await.unwrap())
+}
+
+/// Creates an empty database and returns its URL.
+async fn fresh_database(admin_url: &str) -> String {
+    use sqlx::Connection;
+    let name = format!("suite_{}", ulid::Ulid::new().to_string().to_lowercase());
+    let mut c = sqlx::PgConnection::connect(admin_url).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut c)
+        .await
+        .unwrap();
+    let (base, _) = admin_url
+        .rsplit_once('/')
+        .expect("URL with a database name");
+    format!("{base}/{name}")
+}
+
+macro_rules! setup {
+    () => {
+        match setup().await {
+            Some(s) => s,
+            None => return,
+        }
+    };
+}
+
+include!("suite/body.rs");

@@ -1,0 +1,32 @@
+//! The shared storage suite (`suite/body.rs`) against the embedded SQLite backend, on a real
+//! file in a temporary directory.
+
+use std::sync::Arc;
+
+use herald_core::ids::{AppId, AttemptId, EndpointId, MessageId};
+use herald_core::model::{
+    Application, Attempt, DeliveryStatus, Endpoint, Message, Ordering, TriggerType,
+};
+use herald_core::signing::SignatureScheme;
+use herald_store::SqliteStore;
+use herald_store::{AttemptRecord, ListQuery, NextState, Store, StoreError};
+
+async fn setup() -> (tempfile::TempDir, Arc<dyn Store>, Application) {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path().join("h.db")).unwrap());
+    let a = store.create_app(app(1)).await.unwrap();
+    (dir, store, a)
+}
+
+/// The same database, opened again (what a restart sees).
+async fn reopen(dir: &tempfile::TempDir) -> Arc<dyn Store> {
+    Arc::new(SqliteStore::open(dir.path().join("h.db")).unwrap())
+}
+
+macro_rules! setup {
+    () => {
+        setup().await
+    };
+}
+
+include!("suite/body.rs");
