@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Runs every Herald test on a fresh machine: installs what the tests need, builds, runs the
-# Rust unit/property/integration tests, then the real-client Python suite (official `svix` SDK
-# and `standardwebhooks` from PyPI) against the real binary.
+# Runs every Herald test on a fresh machine: installs what the tests need (Debian packages
+# including PostgreSQL), starts a throwaway PostgreSQL cluster on loopback, builds, runs the Rust
+# unit/property/integration tests (the storage suite on SQLite and PostgreSQL, the multi-node
+# cluster tests), then the real-client Python suite (official `svix` SDK and `standardwebhooks`
+# from PyPI) against the real binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,11 +14,22 @@ need_apt=()
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
 command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "==> installing Debian packages: ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"
 fi
+
+# A throwaway PostgreSQL cluster on loopback for the PostgreSQL storage suite and the cluster
+# tests; stopped on exit.
+pg_dir="$(mktemp -d)"
+chmod 755 "$pg_dir"
+cleanup() { bash scripts/pg-cluster.sh stop "$pg_dir/pg"; rm -rf "$pg_dir"; }
+trap cleanup EXIT
+echo "==> starting PostgreSQL for the tests"
+export TEST_DATABASE_URL="$(bash scripts/pg-cluster.sh start "$pg_dir/pg")"
+echo "    $TEST_DATABASE_URL"
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check

@@ -1,5 +1,5 @@
 //! The shared storage suite (`suite/body.rs`) against the PostgreSQL backend. Each test gets
-//! a fresh database in the cluster named by `HERALD_TEST_PG_URL` (`scripts/test.sh` starts a
+//! a fresh database in the cluster named by `TEST_DATABASE_URL` (`scripts/test.sh` starts a
 //! throwaway cluster on loopback and sets it). Without that variable the tests are skipped
 //! with a note — except under `CI=true`, where a missing database is a failure.
 
@@ -14,12 +14,12 @@ use herald_store::PostgresStore;
 use herald_store::{AttemptRecord, ListQuery, NextState, Store, StoreError};
 
 async fn setup() -> Option<(String, Arc<dyn Store>, Application)> {
-    let Ok(admin_url) = std::env::var("HERALD_TEST_PG_URL") else {
+    let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
         assert!(
             std::env::var("CI").is_err(),
-            "HERALD_TEST_PG_URL is not set under CI: scripts/test.sh starts PostgreSQL and sets it"
+            "TEST_DATABASE_URL is not set under CI: scripts/test.sh starts PostgreSQL and sets it"
         );
-        eprintln!("skipped: HERALD_TEST_PG_URL not set (run scripts/test.sh to start PostgreSQL)");
+        eprintln!("skipped: TEST_DATABASE_URL not set (run scripts/test.sh to start PostgreSQL)");
         return None;
     };
     let url = fresh_database(&admin_url).await;
@@ -29,7 +29,7 @@ async fn setup() -> Option<(String, Arc<dyn Store>, Application)> {
 }
 
 /// The same database, connected again (what a restart sees).
-async fn reopen(url: &String) -> Arc<dyn Store> {
+async fn reopen(url: &str) -> Arc<dyn Store> {
     Arc::new(PostgresStore::connect(url, None).await.unwrap())
 }
 

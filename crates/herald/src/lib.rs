@@ -25,7 +25,7 @@ use herald_core::retry::RetryPolicy;
 use herald_core::signing::EndpointSecret;
 use herald_core::ssrf::EgressPolicy;
 use herald_delivery::{ClientConfig, DeliveryClient, Engine, EngineConfig};
-use herald_store::{OpsLog, SqliteStore, Store};
+use herald_store::{OpsLog, PostgresStore, SqliteStore, Store};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use rand::RngCore;
 use std::sync::OnceLock;
@@ -125,17 +125,46 @@ pub fn encryption_key(cfg: &Config) -> anyhow::Result<SecretBox> {
     SecretBox::from_base64(&text).map_err(|e| anyhow::anyhow!("encryption_key: {e}"))
 }
 
-/// Opens the store named by the configuration.
-pub fn open_store(cfg: &Config) -> anyhow::Result<(Arc<dyn Store>, DataLock)> {
+/// A store opened from the configuration.
+pub struct OpenedStore {
+    pub store: Arc<dyn Store>,
+    /// SQLite only: the lock proving this process is the file's only user.
+    pub lock: Option<DataLock>,
+    /// PostgreSQL only: the backend, for `LISTEN` wake-ups.
+    pub postgres: Option<PostgresStore>,
+}
+
+/// Opens the store named by the configuration: PostgreSQL for `postgres://` URLs, else the
+/// SQLite file. With `exclusive`, a SQLite file is locked to this process (a server); without,
+/// it is shared (a CLI command next to a running server).
+pub async fn open_store(cfg: &Config, exclusive: bool) -> anyhow::Result<OpenedStore> {
+    let key = encryption_key(cfg)?;
+    if let Some(url) = cfg.postgres_url() {
+        let pg = PostgresStore::connect(url, Some(key))
+            .await
+            .context("cannot open the PostgreSQL database")?;
+        return Ok(OpenedStore {
+            store: Arc::new(pg.clone()),
+            lock: None,
+            postgres: Some(pg),
+        });
+    }
     let db = cfg.sqlite_path();
     if let Some(parent) = db.parent() {
         std::fs::create_dir_all(parent).ok();
     }
-    let lock = lock_database(&db)?;
-    let key = encryption_key(cfg)?;
+    let lock = if exclusive {
+        Some(lock_database(&db)?)
+    } else {
+        None
+    };
     let store = SqliteStore::open_encrypted(&db, key)
         .with_context(|| format!("cannot open {}", db.display()))?;
-    Ok((Arc::new(store), lock))
+    Ok(OpenedStore {
+        store: Arc::new(store),
+        lock,
+        postgres: None,
+    })
 }
 
 /// The process-wide Prometheus recorder, installed on first use. Metrics are per process, so
@@ -219,9 +248,7 @@ pub async fn create_token(cfg: &Config, app: Option<&str>, name: &str) -> anyhow
     use herald_store::TokenRecord;
     use sha2::Digest;
     std::fs::create_dir_all(&cfg.data_dir)?;
-    let db = cfg.sqlite_path();
-    let store = SqliteStore::open_encrypted(&db, encryption_key(cfg)?)
-        .with_context(|| format!("cannot open {}", db.display()))?;
+    let store = open_store(cfg, false).await?.store;
     let app_id = match app {
         Some(key) => Some(
             store
@@ -406,17 +433,20 @@ pub async fn run(
     on_bound: impl FnOnce(BoundAddr),
 ) -> anyhow::Result<()> {
     let admin_token = ensure_admin_token(&cfg)?;
-    let (store, _lock) = open_store(&cfg)?;
-    // Single node: the lock above proves no other process holds a lease, so leases left by a
-    // crash are released now rather than after they expire.
-    let released = store
-        .release_leases(None, herald_core::now_millis())
-        .await?;
-    if released > 0 {
-        tracing::info!(
-            released,
-            "re-queued deliveries that were in flight when Herald last stopped"
-        );
+    let opened = open_store(&cfg, true).await?;
+    let store = opened.store.clone();
+    if opened.lock.is_some() {
+        // Single node: the lock proves no other process holds a lease, so leases left by a
+        // crash are released now rather than after they expire. (In a cluster they expire.)
+        let released = store
+            .release_leases(None, herald_core::now_millis())
+            .await?;
+        if released > 0 {
+            tracing::info!(
+                released,
+                "re-queued deliveries that were in flight when Herald last stopped"
+            );
+        }
     }
 
     let egress = EgressPolicy {
@@ -459,6 +489,11 @@ pub async fn run(
             wake.clone(),
             Some(ops.clone()),
         );
+        if let Some(pg) = &opened.postgres {
+            // Publishes on any node wake this node's workers.
+            let w = wake.clone();
+            pg.listen(Arc::new(move || w.notify_one()));
+        }
         waker = Some(engine.waker());
         heartbeat = Some(engine.heartbeat());
         let (store, rx) = (store.clone(), shutdown.clone());

@@ -327,8 +327,17 @@ fn main() -> anyhow::Result<()> {
         Command::Migrate => {
             init_logging(&cfg);
             std::fs::create_dir_all(&cfg.data_dir)?;
-            herald_store::SqliteStore::migrate_only(cfg.sqlite_path())?;
-            println!("migrations applied to {}", cfg.sqlite_path().display());
+            match cfg.postgres_url() {
+                Some(url) => {
+                    tokio::runtime::Runtime::new()?
+                        .block_on(herald_store::PostgresStore::migrate_only(url))?;
+                    println!("migrations applied to the PostgreSQL database");
+                }
+                None => {
+                    herald_store::SqliteStore::migrate_only(cfg.sqlite_path())?;
+                    println!("migrations applied to {}", cfg.sqlite_path().display());
+                }
+            }
             Ok(())
         }
     }

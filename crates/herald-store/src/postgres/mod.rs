@@ -215,7 +215,11 @@ async fn migrate(pool: &PgPool) -> Result<()> {
         )));
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
-        sqlx::raw_sql(sql).execute(&mut *tx).await.map_err(map_pg)?;
+        // A plain string runs as a simple query, so one migration may hold many statements.
+        // (Not `sqlx::raw_sql`: its future fails the higher-ranked `Send` check callers need.)
+        sqlx::Executor::execute(&mut *tx, *sql)
+            .await
+            .map_err(map_pg)?;
         sqlx::query("INSERT INTO herald_schema (version) VALUES ($1)")
             .bind((i + 1) as i64)
             .execute(&mut *tx)
