@@ -72,6 +72,8 @@ pub struct Config {
     pub lease_seconds: u64,
     /// Extra CA bundle (PEM) trusted for HTTPS deliveries, in addition to the system roots.
     pub ca_bundle: Option<PathBuf>,
+    /// PostgreSQL only: most bytes the local outage spool may hold (0 turns it off).
+    pub spool_max_bytes: u64,
 }
 
 impl Default for Config {
@@ -99,6 +101,7 @@ impl Default for Config {
             operational_webhook_url: None,
             lease_seconds: 60,
             ca_bundle: None,
+            spool_max_bytes: 256 * 1024 * 1024,
         }
     }
 }
@@ -185,6 +188,12 @@ impl Config {
         take_opt(&dict, "metrics_token", &mut c.metrics_token, &mut errors);
         take(&dict, "data_dir", &mut c.data_dir, &mut errors);
         take_opt(&dict, "database_url", &mut c.database_url, &mut errors);
+        take(
+            &dict,
+            "spool_max_bytes",
+            &mut c.spool_max_bytes,
+            &mut errors,
+        );
         take_opt(&dict, "admin_token", &mut c.admin_token, &mut errors);
         take_opt(&dict, "encryption_key", &mut c.encryption_key, &mut errors);
         take(&dict, "role", &mut c.role, &mut errors);
@@ -359,6 +368,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "operational_webhook_url",
     "lease_seconds",
     "ca_bundle",
+    "spool_max_bytes",
 ];
 
 /// Used by tests that build configs without files or environment.

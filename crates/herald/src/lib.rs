@@ -140,9 +140,17 @@ pub struct OpenedStore {
 pub async fn open_store(cfg: &Config, exclusive: bool) -> anyhow::Result<OpenedStore> {
     let key = encryption_key(cfg)?;
     if let Some(url) = cfg.postgres_url() {
-        let pg = PostgresStore::connect(url, Some(key))
+        let mut pg = PostgresStore::connect(url, Some(key))
             .await
             .context("cannot open the PostgreSQL database")?;
+        // A server keeps accepting publishes through a database outage (its own spool in its
+        // own data_dir); a CLI command does not spool.
+        if exclusive && cfg.spool_max_bytes > 0 {
+            let dir = cfg.data_dir.join("spool");
+            let spool = herald_store::postgres::Spool::open(&dir, cfg.spool_max_bytes)
+                .with_context(|| format!("cannot open the spool in {}", dir.display()))?;
+            pg = pg.with_spool(spool);
+        }
         return Ok(OpenedStore {
             store: Arc::new(pg.clone()),
             lock: None,

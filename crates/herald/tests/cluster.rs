@@ -406,3 +406,159 @@ async fn idempotency_key_and_event_id_hold_across_nodes() {
         .unwrap();
     assert_eq!(list["data"].as_array().unwrap().len(), 2);
 }
+
+/// A PostgreSQL cluster of the test's own (so stopping it disturbs no other test).
+struct OwnPostgres {
+    dir: std::path::PathBuf,
+    url: String,
+}
+
+const PG_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/pg-cluster.sh");
+
+impl OwnPostgres {
+    fn start(parent: &Path) -> Self {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let dir = parent.join("pg");
+        let out = Command::new("bash")
+            .arg(PG_SCRIPT)
+            .arg("start")
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let url = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        Self { dir, url }
+    }
+
+    fn run(&self, cmd: &str) {
+        let st = Command::new("bash")
+            .arg(PG_SCRIPT)
+            .arg(cmd)
+            .arg(&self.dir)
+            .status()
+            .unwrap();
+        assert!(st.success(), "pg-cluster.sh {cmd} failed");
+    }
+}
+
+impl Drop for OwnPostgres {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(PG_SCRIPT)
+            .arg("stop")
+            .arg(&self.dir)
+            .status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishes_during_a_database_outage_are_spooled_then_delivered() {
+    if pg_admin_url().is_none() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let pg = OwnPostgres::start(tmp.path());
+    let http = http_client();
+    let (hook, receiver) = start_receiver().await;
+    let mut nodes = start_cluster(&http, tmp.path(), &pg.url, 1).await;
+    let base = nodes[0].base.clone();
+    let (_, app) = admin(
+        &http,
+        format!("{base}/api/v1/app"),
+        json!({"name": "spool"}),
+        &[],
+    )
+    .await;
+    let app_id = app["id"].as_str().unwrap().to_string();
+    admin(
+        &http,
+        format!("{base}/api/v1/app/{app_id}/endpoint"),
+        json!({"url": hook}),
+        &[],
+    )
+    .await;
+    let publish = |seq: usize| {
+        let (http, url) = (http.clone(), format!("{base}/api/v1/app/{app_id}/msg"));
+        async move {
+            admin(
+                &http,
+                url,
+                json!({"eventType": "spool.test", "payload": {"seq": seq}}),
+                &[],
+            )
+            .await
+        }
+    };
+    let mut accepted = Vec::new();
+    for seq in 0..10 {
+        let (s, m) = publish(seq).await;
+        assert_eq!(s, 202);
+        accepted.push(m["id"].as_str().unwrap().to_string());
+    }
+
+    pg.run("stop");
+    for seq in 10..510 {
+        let (s, m) = publish(seq).await;
+        assert_eq!(s, 202, "publish {seq} during the outage: {m}");
+        accepted.push(m["id"].as_str().unwrap().to_string());
+    }
+    assert!(
+        nodes[0]
+            .child
+            .as_mut()
+            .unwrap()
+            .try_wait()
+            .unwrap()
+            .is_none(),
+        "the node died during the outage"
+    );
+    pg.run("resume");
+
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let missing = {
+            let seen = receiver.seen.lock().unwrap();
+            accepted.iter().filter(|id| !seen.contains_key(*id)).count()
+        };
+        if missing == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{missing} of {} accepted messages not delivered after the database returned\n{}",
+            accepted.len(),
+            stderr_tail(tmp.path(), 1)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Drained in acceptance order: the spooled messages are listed oldest-to-newest by ID.
+    let list: Value = http
+        .get(format!(
+            "{base}/api/v1/app/{app_id}/msg?limit=250&order=ascending"
+        ))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        accepted[..ids.len()]
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+    );
+}

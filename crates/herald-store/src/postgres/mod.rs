@@ -8,6 +8,10 @@
 //! migrations run under an advisory lock, so nodes starting together apply them once; and
 //! publishes `NOTIFY` the workers of every node.
 //!
+//! While the database is unreachable, publishes go to a local fsync'd spool (`spool.rs`) and are
+//! written into the database in order when it returns; the reads a publish needs (application,
+//! event type, API token) fall back to the last values seen.
+//!
 //! Lock order, to keep deadlocks away: an endpoint row before its deliveries, always. This
 //! module must not keep a transaction open across anything but its own queries.
 
@@ -34,6 +38,9 @@ use crate::{
 };
 
 mod sched;
+mod spool;
+
+pub use spool::Spool;
 
 /// Connections per node.
 const POOL_SIZE: u32 = 16;
@@ -190,6 +197,31 @@ pub(crate) fn map_pg(e: sqlx::Error) -> StoreError {
 pub struct PostgresStore {
     pool: PgPool,
     secrets: Option<Arc<SecretBox>>,
+    spool: Option<Spool>,
+    seen: Arc<Seen>,
+    /// Set when the database stopped answering, cleared when the spool drainer reaches it
+    /// again: meanwhile the publish path uses remembered reads at once instead of waiting for
+    /// a connection timeout on every request.
+    down: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// The last values read of what a publish needs, served while the database is unreachable.
+/// Bounded: each map is cleared when it reaches [`SEEN_MAX`] entries.
+#[derive(Default)]
+struct Seen {
+    apps: std::sync::Mutex<HashMap<String, Application>>,
+    event_types: std::sync::Mutex<HashMap<String, Option<EventType>>>,
+    tokens: std::sync::Mutex<HashMap<[u8; 32], TokenRecord>>,
+}
+
+const SEEN_MAX: usize = 10_000;
+
+fn remember<K: std::hash::Hash + Eq, V>(m: &std::sync::Mutex<HashMap<K, V>>, k: K, v: V) {
+    let mut m = m.lock().expect("cache lock");
+    if m.len() >= SEEN_MAX {
+        m.clear();
+    }
+    m.insert(k, v);
 }
 
 async fn migrate(pool: &PgPool) -> Result<()> {
@@ -277,6 +309,86 @@ impl PostgresStore {
         Ok(Self {
             pool,
             secrets: key.map(Arc::new),
+            spool: None,
+            seen: Arc::default(),
+            down: Arc::default(),
+        })
+    }
+
+    /// Accepts publishes into `spool` while the database is unreachable, and starts the task
+    /// that writes them into the database once it answers again.
+    pub fn with_spool(mut self, spool: Spool) -> Self {
+        self.spool = Some(spool);
+        let this = self.clone();
+        tokio::spawn(async move { this.drain_spool_forever().await });
+        self
+    }
+
+    async fn drain_spool_forever(&self) {
+        loop {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            if let Err(e) = self.drain_spool().await {
+                tracing::debug!(error = %e, "spool not drained yet");
+            }
+        }
+    }
+
+    /// Writes spooled publishes into the database, oldest first. Stops at the first database
+    /// error (the batch is retried later; messages already written are skipped by ID).
+    async fn drain_spool(&self) -> Result<()> {
+        let Some(spool) = &self.spool else {
+            return Ok(());
+        };
+        if self.is_down() {
+            self.ping().await?;
+            self.down.store(false, std::sync::atomic::Ordering::Relaxed);
+            tracing::info!("the database answers again");
+        }
+        loop {
+            let sp = spool.clone();
+            let batch = tokio::task::spawn_blocking(move || sp.next_batch())
+                .await
+                .map_err(|e| StoreError::Unavailable(e.to_string()))??;
+            let Some((path, entries)) = batch else {
+                return Ok(());
+            };
+            let n = entries.len();
+            for e in entries {
+                let (msg, only) = e.into_parts();
+                let id = msg.id.clone();
+                match self.publish_db(msg, only).await {
+                    Ok(_) => {}
+                    // Already written before a crash (same ID), or a repeated `eventId`: the
+                    // message exists in the database either way.
+                    Err(StoreError::Conflict(why)) => {
+                        tracing::info!(msg_id = %id, why, "spooled message already in the database")
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            spool.finish_batch(&path)?;
+            tracing::info!(
+                messages = n,
+                "spooled messages written to the database after an outage"
+            );
+        }
+    }
+
+    /// Spools a publish (the database is down, or older spooled work is still draining).
+    async fn spool_publish(
+        &self,
+        spool: &Spool,
+        msg: Message,
+        only: Option<EndpointId>,
+    ) -> Result<Published> {
+        let entry = spool::Entry::new(&msg, &only);
+        let sp = spool.clone();
+        tokio::task::spawn_blocking(move || sp.append(&entry))
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))??;
+        Ok(Published {
+            message: msg,
+            deliveries: 0,
         })
     }
 
@@ -305,6 +417,72 @@ impl PostgresStore {
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         });
+    }
+
+    fn is_down(&self) -> bool {
+        self.down.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn mark_down(&self) {
+        self.down.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The publish transaction itself: message, fan-out, NOTIFY.
+    async fn publish_db(&self, msg: Message, only: Option<EndpointId>) -> Result<Published> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO messages (id, app_id, event_id, event_type, payload, channels, created_at, retention_ms, ordering_key) \
+             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)",
+        )
+        .bind(&msg.id.0)
+        .bind(&msg.app_id.0)
+        .bind(&msg.event_id)
+        .bind(&msg.event_type)
+        .bind(&msg.payload)
+        .bind(json_opt(&msg.channels))
+        .bind(msg.created_at)
+        .bind(msg.retention_ms)
+        .bind(&msg.ordering_key)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| match map_pg(e) {
+            StoreError::Conflict(_) => {
+                StoreError::Conflict("eventId already used in this application".into())
+            }
+            other => other,
+        })?;
+        // Ordered by ID so concurrent publishes touch endpoint rows in the same order.
+        let eps = sqlx::query(&format!(
+            "SELECT {EP_COLS} FROM endpoints WHERE app_id = $1 AND NOT disabled ORDER BY id"
+        ))
+        .bind(&msg.app_id.0)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_pg)?
+        .iter()
+        .map(ep_row)
+        .collect::<Result<Vec<_>>>()?;
+        let mut deliveries = 0;
+        for ep in eps.iter().filter(|e| match &only {
+            Some(id) => e.id == *id,
+            None => e.matches(&msg.event_type, msg.channels.as_deref()),
+        }) {
+            let at = ep
+                .paused_until
+                .map_or(msg.created_at, |p| p.max(msg.created_at));
+            let key =
+                (ep.ordering == Ordering::Fifo).then(|| msg.ordering_key.as_deref().unwrap_or(""));
+            insert_delivery(&mut tx, &msg.id.0, &ep.id.0, &msg.app_id.0, at, false, key).await?;
+            deliveries += 1;
+        }
+        if deliveries > 0 {
+            notify(&mut tx).await?;
+        }
+        tx.commit().await.map_err(map_pg)?;
+        Ok(Published {
+            message: msg,
+            deliveries,
+        })
     }
 
     fn seal(&self, mut ep: Endpoint) -> Endpoint {
@@ -686,16 +864,39 @@ impl Store for PostgresStore {
     }
 
     async fn get_app(&self, id_or_uid: &str) -> Result<Option<Application>> {
-        sqlx::query(&format!(
+        if self.is_down() {
+            if let Some(a) = self.seen.apps.lock().expect("cache lock").get(id_or_uid) {
+                return Ok(Some(a.clone()));
+            }
+        }
+        let r = sqlx::query(&format!(
             "SELECT {APP_COLS} FROM apps WHERE id = $1 OR uid = $1"
         ))
         .bind(id_or_uid)
         .fetch_optional(&self.pool)
         .await
-        .map_err(map_pg)?
-        .as_ref()
-        .map(app_row)
-        .transpose()
+        .map_err(map_pg);
+        match r {
+            Ok(row) => {
+                let app = row.as_ref().map(app_row).transpose()?;
+                if let Some(a) = &app {
+                    remember(&self.seen.apps, id_or_uid.to_string(), a.clone());
+                }
+                Ok(app)
+            }
+            Err(StoreError::Unavailable(why)) => {
+                self.mark_down();
+                let seen = self
+                    .seen
+                    .apps
+                    .lock()
+                    .expect("cache lock")
+                    .get(id_or_uid)
+                    .cloned();
+                seen.map(Some).ok_or(StoreError::Unavailable(why))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     async fn list_apps(&self, q: &ListQuery) -> Result<Page<Application>> {
@@ -908,16 +1109,37 @@ impl Store for PostgresStore {
     }
 
     async fn get_event_type(&self, name: &str) -> Result<Option<EventType>> {
-        sqlx::query(&format!(
+        if self.is_down() {
+            if let Some(et) = self.seen.event_types.lock().expect("cache lock").get(name) {
+                return Ok(et.clone());
+            }
+        }
+        let r = sqlx::query(&format!(
             "SELECT {ET_COLS} FROM event_types WHERE name = $1"
         ))
         .bind(name)
         .fetch_optional(&self.pool)
         .await
-        .map_err(map_pg)?
-        .as_ref()
-        .map(et_row)
-        .transpose()
+        .map_err(map_pg);
+        match r {
+            Ok(row) => {
+                let et = row.as_ref().map(et_row).transpose()?;
+                remember(&self.seen.event_types, name.to_string(), et.clone());
+                Ok(et)
+            }
+            Err(StoreError::Unavailable(why)) => {
+                self.mark_down();
+                let seen = self
+                    .seen
+                    .event_types
+                    .lock()
+                    .expect("cache lock")
+                    .get(name)
+                    .cloned();
+                seen.ok_or(StoreError::Unavailable(why))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     async fn list_event_types(
@@ -976,60 +1198,20 @@ impl Store for PostgresStore {
     }
 
     async fn publish(&self, msg: Message, only: Option<EndpointId>) -> Result<Published> {
-        let mut tx = self.begin().await?;
-        sqlx::query(
-            "INSERT INTO messages (id, app_id, event_id, event_type, payload, channels, created_at, retention_ms, ordering_key) \
-             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)",
-        )
-        .bind(&msg.id.0)
-        .bind(&msg.app_id.0)
-        .bind(&msg.event_id)
-        .bind(&msg.event_type)
-        .bind(&msg.payload)
-        .bind(json_opt(&msg.channels))
-        .bind(msg.created_at)
-        .bind(msg.retention_ms)
-        .bind(&msg.ordering_key)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| match map_pg(e) {
-            StoreError::Conflict(_) => {
-                StoreError::Conflict("eventId already used in this application".into())
+        let Some(spool) = &self.spool else {
+            return self.publish_db(msg, only).await;
+        };
+        if spool.active() {
+            return self.spool_publish(spool, msg, only).await;
+        }
+        match self.publish_db(msg.clone(), only.clone()).await {
+            Err(StoreError::Unavailable(why)) => {
+                tracing::warn!(error = %why, "database unreachable: publishing into the local spool");
+                self.mark_down();
+                self.spool_publish(spool, msg, only).await
             }
             other => other,
-        })?;
-        // Ordered by ID so concurrent publishes touch endpoint rows in the same order.
-        let eps = sqlx::query(&format!(
-            "SELECT {EP_COLS} FROM endpoints WHERE app_id = $1 AND NOT disabled ORDER BY id"
-        ))
-        .bind(&msg.app_id.0)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(map_pg)?
-        .iter()
-        .map(ep_row)
-        .collect::<Result<Vec<_>>>()?;
-        let mut deliveries = 0;
-        for ep in eps.iter().filter(|e| match &only {
-            Some(id) => e.id == *id,
-            None => e.matches(&msg.event_type, msg.channels.as_deref()),
-        }) {
-            let at = ep
-                .paused_until
-                .map_or(msg.created_at, |p| p.max(msg.created_at));
-            let key =
-                (ep.ordering == Ordering::Fifo).then(|| msg.ordering_key.as_deref().unwrap_or(""));
-            insert_delivery(&mut tx, &msg.id.0, &ep.id.0, &msg.app_id.0, at, false, key).await?;
-            deliveries += 1;
         }
-        if deliveries > 0 {
-            notify(&mut tx).await?;
-        }
-        tx.commit().await.map_err(map_pg)?;
-        Ok(Published {
-            message: msg,
-            deliveries,
-        })
     }
 
     async fn get_message(&self, app: &AppId, id_or_event_id: &str) -> Result<Option<Message>> {
@@ -1578,14 +1760,41 @@ impl Store for PostgresStore {
     }
 
     async fn find_token(&self, hash: [u8; 32]) -> Result<Option<TokenRecord>> {
-        sqlx::query("SELECT id, name, app_id, created_at FROM tokens WHERE hash = $1")
+        if self.is_down() {
+            if let Some(t) = self.seen.tokens.lock().expect("cache lock").get(&hash) {
+                return Ok(Some(t.clone()));
+            }
+        }
+        let r = sqlx::query("SELECT id, name, app_id, created_at FROM tokens WHERE hash = $1")
             .bind(hash.as_slice())
             .fetch_optional(&self.pool)
             .await
-            .map_err(map_pg)?
-            .as_ref()
-            .map(token_row)
-            .transpose()
+            .map_err(map_pg);
+        match r {
+            Ok(row) => {
+                let t = row.as_ref().map(token_row).transpose()?;
+                match &t {
+                    Some(t) => remember(&self.seen.tokens, hash, t.clone()),
+                    // Revoked (or never existed): forget it at once.
+                    None => {
+                        self.seen.tokens.lock().expect("cache lock").remove(&hash);
+                    }
+                }
+                Ok(t)
+            }
+            Err(StoreError::Unavailable(why)) => {
+                self.mark_down();
+                let seen = self
+                    .seen
+                    .tokens
+                    .lock()
+                    .expect("cache lock")
+                    .get(&hash)
+                    .cloned();
+                seen.map(Some).ok_or(StoreError::Unavailable(why))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     async fn list_tokens(&self) -> Result<Vec<TokenRecord>> {
@@ -1599,6 +1808,11 @@ impl Store for PostgresStore {
     }
 
     async fn delete_token(&self, id: &TokenId) -> Result<()> {
+        self.seen
+            .tokens
+            .lock()
+            .expect("cache lock")
+            .retain(|_, t| t.id != *id);
         let n = sqlx::query("DELETE FROM tokens WHERE id = $1")
             .bind(&id.0)
             .execute(&self.pool)
