@@ -81,6 +81,12 @@ prefixed_id!(
 prefixed_id!(
     /// An API token record (not the bearer secret itself).
     TokenId, "tok_");
+prefixed_id!(
+    /// An inbound source: an ingestion URL of an application.
+    SourceId, "src_");
+prefixed_id!(
+    /// One request received by a source (accepted, duplicate, rejected or quarantined).
+    InboundRequestId, "inreq_");
 
 #[cfg(test)]
 mod tests {

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::breaker::BreakerState;
-use crate::ids::{AppId, AttemptId, EndpointId, MessageId};
+use crate::ids::{AppId, AttemptId, EndpointId, InboundRequestId, MessageId, SourceId};
 use crate::signing::{EndpointSecret, SignatureScheme};
 use crate::Millis;
 
@@ -154,6 +154,97 @@ pub struct Message {
     pub retention_ms: Option<i64>,
     /// Messages with the same key reach a `fifo` endpoint one at a time, in publish order.
     pub ordering_key: Option<String>,
+    /// Extra headers sent with every delivery of this message (an inbound source's
+    /// `forwardHeaders`, e.g. `X-GitHub-Event`).
+    pub headers: Option<BTreeMap<String, String>>,
+}
+
+/// An inbound source. The store keeps the configuration as the API validated it; only the
+/// inbound gateway interprets it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Source {
+    pub id: SourceId,
+    pub app_id: AppId,
+    pub uid: Option<String>,
+    pub name: String,
+    /// The `verification` object without its secrets.
+    pub verification: serde_json::Value,
+    /// Verification secrets, newest first; older ones valid until `expires_at` (rotation).
+    /// Encrypted at rest like endpoint secrets.
+    pub secrets: Vec<StoredSecret>,
+    /// The rest of SourceIn (`eventType`, `dedup`, `schema`, `onInvalid`, `forwardHeaders`,
+    /// `rateLimit`, `publicUrl`) as one JSON object.
+    pub options: serde_json::Value,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+impl Source {
+    /// Secrets valid at `now`, newest first.
+    pub fn valid_secrets(&self, now: Millis) -> Vec<String> {
+        self.secrets
+            .iter()
+            .filter(|s| s.expires_at.is_none_or(|e| e > now))
+            .map(|s| s.key.clone())
+            .collect()
+    }
+}
+
+/// What happened to one inbound request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InboundStatus {
+    Accepted,
+    Duplicate,
+    Rejected,
+    Quarantined,
+    Released,
+    Handshake,
+}
+
+impl InboundStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Accepted => "accepted",
+            Self::Duplicate => "duplicate",
+            Self::Rejected => "rejected",
+            Self::Quarantined => "quarantined",
+            Self::Released => "released",
+            Self::Handshake => "handshake",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "accepted" => Self::Accepted,
+            "duplicate" => Self::Duplicate,
+            "rejected" => Self::Rejected,
+            "quarantined" => Self::Quarantined,
+            "released" => Self::Released,
+            "handshake" => Self::Handshake,
+            _ => return None,
+        })
+    }
+}
+
+/// One request a source received, as logged.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InboundRequest {
+    pub id: InboundRequestId,
+    pub source_id: SourceId,
+    pub app_id: AppId,
+    pub status: InboundStatus,
+    /// Why it was rejected or quarantined (never a secret).
+    pub reason: Option<String>,
+    /// The message it became (or, for a duplicate, the first message).
+    pub msg_id: Option<MessageId>,
+    /// Request headers without credentials or signatures.
+    pub headers: BTreeMap<String, String>,
+    /// The body, kept for quarantined requests (to release them later).
+    pub body: Option<String>,
+    /// The event type it was given (kept to release a quarantined request).
+    pub event_type: Option<String>,
+    pub created_at: Millis,
 }
 
 /// Status codes of deliveries and attempts, as the Svix API numbers them.

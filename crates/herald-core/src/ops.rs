@@ -135,6 +135,7 @@ impl OperationalEvent {
             created_at: now,
             retention_ms: None,
             ordering_key: None,
+            headers: None,
         }
     }
 }

@@ -411,8 +411,8 @@ impl Engine {
 
 fn build_headers(ep: &Endpoint, msg: &Message, now: Millis, body: &[u8]) -> HeaderMap {
     let mut h = HeaderMap::new();
-    // Custom headers first, so the signature and content headers always win.
-    for (k, v) in &ep.headers {
+    // Forwarded and custom headers first, so the signature and content headers always win.
+    for (k, v) in msg.headers.iter().flatten().chain(&ep.headers) {
         if let (Ok(name), Ok(val)) = (
             HeaderName::try_from(k.as_str()),
             HeaderValue::try_from(v.as_str()),

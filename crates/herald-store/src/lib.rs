@@ -12,9 +12,10 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use herald_core::breaker::BreakerState;
-use herald_core::ids::{AppId, EndpointId, MessageId, TokenId};
+use herald_core::ids::{AppId, EndpointId, InboundRequestId, MessageId, SourceId, TokenId};
 use herald_core::model::{
-    Application, Attempt, Delivery, Endpoint, EndpointStats, EventType, Message,
+    Application, Attempt, Delivery, Endpoint, EndpointStats, EventType, InboundRequest, Message,
+    Source,
 };
 use herald_core::Millis;
 
@@ -177,6 +178,22 @@ pub struct Published {
     pub deliveries: usize,
 }
 
+/// The dedup check of an inbound request: `sha256(source_id:value)` and the start of its window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DedupCheck {
+    pub key: [u8; 32],
+    pub since: Millis,
+}
+
+/// What [`Store::ingest`] committed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IngestOutcome {
+    /// A new message.
+    Accepted(MessageId),
+    /// The key was seen within the window: the first message's ID; nothing new was published.
+    Duplicate(MessageId),
+}
+
 /// Durable storage. Every method is atomic on its own.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -318,6 +335,38 @@ pub trait Store: Send + Sync + 'static {
         default_retention_ms: i64,
         batch: usize,
     ) -> Result<u64>;
+
+    async fn create_source(&self, s: Source) -> Result<Source>;
+    /// By ID or `uid` within the application.
+    async fn get_source(&self, app: &AppId, id_or_uid: &str) -> Result<Option<Source>>;
+    /// By ID alone: the ingestion URL names no application.
+    async fn find_source(&self, id: &SourceId) -> Result<Option<Source>>;
+    async fn list_sources(&self, app: &AppId, q: &ListQuery) -> Result<Page<Source>>;
+    async fn update_source(&self, s: Source) -> Result<Source>;
+    /// Deletes the source; its request log goes with it.
+    async fn delete_source(&self, app: &AppId, id: &SourceId) -> Result<()>;
+    /// Commits an accepted inbound request in one transaction: when `dedup`'s key was seen
+    /// within its window, only the request (as a duplicate of the first message); otherwise the
+    /// key, `msg` with its deliveries, and the request. Concurrent duplicates collapse to one
+    /// message because the key is claimed in the same transaction as the message.
+    async fn ingest(
+        &self,
+        req: InboundRequest,
+        dedup: Option<DedupCheck>,
+        msg: Message,
+    ) -> Result<IngestOutcome>;
+    /// Logs a request that did not become a message (rejected, quarantined, handshake).
+    async fn log_inbound(&self, req: InboundRequest) -> Result<()>;
+    /// The source's request log, newest first unless `q` says otherwise.
+    async fn list_inbound(&self, source: &SourceId, q: &ListQuery) -> Result<Page<InboundRequest>>;
+    /// Publishes `msg` for a quarantined request and marks it released, atomically; `NotFound`
+    /// unless the request exists and is quarantined.
+    async fn release_inbound(
+        &self,
+        source: &SourceId,
+        id: &InboundRequestId,
+        msg: Message,
+    ) -> Result<Published>;
 
     async fn create_token(&self, rec: TokenRecord, hash: [u8; 32]) -> Result<TokenRecord>;
     async fn find_token(&self, hash: [u8; 32]) -> Result<Option<TokenRecord>>;

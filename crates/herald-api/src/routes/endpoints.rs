@@ -534,6 +534,7 @@ pub async fn send_example(
         created_at: now,
         retention_ms: None,
         ordering_key: None,
+        headers: None,
     };
     let published = st.store().publish(msg, Some(ep.id.clone())).await?;
     st.wake();

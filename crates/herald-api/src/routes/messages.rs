@@ -109,6 +109,7 @@ pub async fn create(
             .map(|h| h * 3_600_000)
             .or(body.payload_retention_period.map(|d| d * 86_400_000)),
         ordering_key: body.ordering_key,
+        headers: None,
     };
     let published = st.store().publish(msg, None).await.map_err(|e| match e {
         herald_store::StoreError::Conflict(_) => ApiError::Conflict(

@@ -22,10 +22,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use herald_core::breaker::BreakerState;
 use herald_core::crypto::SecretBox;
-use herald_core::ids::{AppId, AttemptId, EndpointId, MessageId, TokenId};
+use herald_core::ids::{
+    AppId, AttemptId, EndpointId, InboundRequestId, MessageId, SourceId, TokenId,
+};
 use herald_core::model::{
-    Application, Attempt, Delivery, DeliveryStatus, Endpoint, EndpointStats, EventType, Message,
-    Ordering, StoredSecret, TriggerType,
+    Application, Attempt, Delivery, DeliveryStatus, Endpoint, EndpointStats, EventType,
+    InboundRequest, InboundStatus, Message, Ordering, Source, StoredSecret, TriggerType,
 };
 use herald_core::signing::SignatureScheme;
 use herald_core::{now_millis, Millis};
@@ -33,8 +35,9 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions, PgRow};
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
 
 use crate::{
-    AttemptFilter, AttemptRecord, AttemptScope, ClaimBatch, DisabledEndpoint, IdempotentResponse,
-    ListQuery, MessageFilter, NextState, Page, Published, Result, Store, StoreError, TokenRecord,
+    AttemptFilter, AttemptRecord, AttemptScope, ClaimBatch, DedupCheck, DisabledEndpoint,
+    IdempotentResponse, IngestOutcome, ListQuery, MessageFilter, NextState, Page, Published,
+    Result, Store, StoreError, TokenRecord,
 };
 
 mod sched;
@@ -50,7 +53,8 @@ const WAKE_CHANNEL: &str = "herald_due";
 const MIGRATION_LOCK: i64 = 0x6865_7261_6c64;
 const KEY_CHECK: &str = "herald-encryption-key-check";
 
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE apps (
     id TEXT COLLATE "C" PRIMARY KEY,
     uid TEXT UNIQUE,
@@ -178,7 +182,43 @@ CREATE TABLE meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
-"#];
+"#,
+    // Inbound: sources, their request log, dedup keys; headers forwarded with a message.
+    r#"
+ALTER TABLE messages ADD COLUMN headers TEXT;
+CREATE TABLE sources (
+    id TEXT COLLATE "C" PRIMARY KEY,
+    app_id TEXT NOT NULL,
+    uid TEXT,
+    name TEXT NOT NULL,
+    verification TEXT NOT NULL,
+    secrets TEXT NOT NULL,
+    options TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    UNIQUE (app_id, uid)
+);
+CREATE INDEX sources_app ON sources (app_id, id);
+CREATE TABLE inbound_requests (
+    id TEXT COLLATE "C" PRIMARY KEY,
+    source_id TEXT NOT NULL,
+    app_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    reason TEXT,
+    msg_id TEXT,
+    headers TEXT NOT NULL,
+    body TEXT,
+    event_type TEXT,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX inbound_requests_source ON inbound_requests (source_id, id);
+CREATE TABLE inbound_dedup (
+    key BYTEA PRIMARY KEY,
+    msg_id TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+"#,
+];
 
 pub(crate) fn map_pg(e: sqlx::Error) -> StoreError {
     if let sqlx::Error::Database(d) = &e {
@@ -430,59 +470,27 @@ impl PostgresStore {
     /// The publish transaction itself: message, fan-out, NOTIFY.
     async fn publish_db(&self, msg: Message, only: Option<EndpointId>) -> Result<Published> {
         let mut tx = self.begin().await?;
-        sqlx::query(
-            "INSERT INTO messages (id, app_id, event_id, event_type, payload, channels, created_at, retention_ms, ordering_key) \
-             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)",
-        )
-        .bind(&msg.id.0)
-        .bind(&msg.app_id.0)
-        .bind(&msg.event_id)
-        .bind(&msg.event_type)
-        .bind(&msg.payload)
-        .bind(json_opt(&msg.channels))
-        .bind(msg.created_at)
-        .bind(msg.retention_ms)
-        .bind(&msg.ordering_key)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| match map_pg(e) {
-            StoreError::Conflict(_) => {
-                StoreError::Conflict("eventId already used in this application".into())
-            }
-            other => other,
-        })?;
-        // Ordered by ID so concurrent publishes touch endpoint rows in the same order.
-        let eps = sqlx::query(&format!(
-            "SELECT {EP_COLS} FROM endpoints WHERE app_id = $1 AND NOT disabled ORDER BY id"
-        ))
-        .bind(&msg.app_id.0)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(map_pg)?
-        .iter()
-        .map(ep_row)
-        .collect::<Result<Vec<_>>>()?;
-        let mut deliveries = 0;
-        for ep in eps.iter().filter(|e| match &only {
-            Some(id) => e.id == *id,
-            None => e.matches(&msg.event_type, msg.channels.as_deref()),
-        }) {
-            let at = ep
-                .paused_until
-                .map_or(msg.created_at, |p| p.max(msg.created_at));
-            let key =
-                (ep.ordering == Ordering::Fifo).then(|| msg.ordering_key.as_deref().unwrap_or(""));
-            insert_delivery(&mut tx, &msg.id.0, &ep.id.0, &msg.app_id.0, at, false, key).await?;
-            deliveries += 1;
-        }
-        if deliveries > 0 {
-            notify(&mut tx).await?;
-        }
+        let p = publish_tx(&mut tx, msg, only).await?;
         tx.commit().await.map_err(map_pg)?;
-        Ok(Published {
-            message: msg,
-            deliveries,
-        })
+        Ok(p)
+    }
+
+    fn seal_source(&self, mut s: Source) -> Source {
+        if let Some(b) = &self.secrets {
+            for k in &mut s.secrets {
+                k.key = b.encrypt(&k.key);
+            }
+        }
+        s
+    }
+
+    fn unseal_source(&self, mut s: Source) -> Result<Source> {
+        if let Some(b) = &self.secrets {
+            for k in &mut s.secrets {
+                k.key = b.decrypt(&k.key).map_err(|_| StoreError::KeyMismatch)?;
+            }
+        }
+        Ok(s)
     }
 
     fn seal(&self, mut ep: Endpoint) -> Endpoint {
@@ -640,7 +648,8 @@ fn et_row(r: &PgRow) -> Result<EventType> {
 }
 
 const MSG_COLS: &str = "m.id AS m_id, m.app_id AS m_app_id, m.event_id, m.event_type, m.payload, \
-    m.channels, m.created_at AS m_created_at, m.retention_ms, m.ordering_key AS m_ordering_key";
+    m.channels, m.created_at AS m_created_at, m.retention_ms, m.ordering_key AS m_ordering_key, \
+    m.headers AS m_headers";
 
 fn msg_row(r: &PgRow) -> Result<Message> {
     Ok(Message {
@@ -653,6 +662,7 @@ fn msg_row(r: &PgRow) -> Result<Message> {
         created_at: get(r, "m_created_at")?,
         retention_ms: get(r, "retention_ms")?,
         ordering_key: get(r, "m_ordering_key")?,
+        headers: parse_opt(get(r, "m_headers")?)?,
     })
 }
 
@@ -702,6 +712,62 @@ fn att_row(r: &PgRow) -> Result<Attempt> {
         error: get(r, "error")?,
         created_at: get(r, "created_at")?,
     })
+}
+
+const SRC_COLS: &str =
+    "id, app_id, uid, name, verification, secrets, options, created_at, updated_at";
+
+fn src_row(r: &PgRow) -> Result<Source> {
+    Ok(Source {
+        id: SourceId(get(r, "id")?),
+        app_id: AppId(get(r, "app_id")?),
+        uid: get(r, "uid")?,
+        name: get(r, "name")?,
+        verification: parse(&get::<String>(r, "verification")?)?,
+        secrets: parse(&get::<String>(r, "secrets")?)?,
+        options: parse(&get::<String>(r, "options")?)?,
+        created_at: get(r, "created_at")?,
+        updated_at: get(r, "updated_at")?,
+    })
+}
+
+const INREQ_COLS: &str =
+    "id, source_id, app_id, status, reason, msg_id, headers, body, event_type, created_at";
+
+fn inreq_row(r: &PgRow) -> Result<InboundRequest> {
+    let status: String = get(r, "status")?;
+    Ok(InboundRequest {
+        id: InboundRequestId(get(r, "id")?),
+        source_id: SourceId(get(r, "source_id")?),
+        app_id: AppId(get(r, "app_id")?),
+        status: InboundStatus::parse(&status).unwrap_or(InboundStatus::Rejected),
+        reason: get(r, "reason")?,
+        msg_id: get::<Option<String>>(r, "msg_id")?.map(MessageId),
+        headers: parse(&get::<String>(r, "headers")?)?,
+        body: get(r, "body")?,
+        event_type: get(r, "event_type")?,
+        created_at: get(r, "created_at")?,
+    })
+}
+
+async fn insert_inbound(c: &mut PgConnection, q: &InboundRequest) -> Result<()> {
+    sqlx::query(&format!(
+        "INSERT INTO inbound_requests ({INREQ_COLS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)"
+    ))
+    .bind(&q.id.0)
+    .bind(&q.source_id.0)
+    .bind(&q.app_id.0)
+    .bind(q.status.as_str())
+    .bind(&q.reason)
+    .bind(q.msg_id.as_ref().map(|m| m.0.clone()))
+    .bind(json(&q.headers))
+    .bind(&q.body)
+    .bind(&q.event_type)
+    .bind(q.created_at)
+    .execute(c)
+    .await
+    .map_err(map_pg)?;
+    Ok(())
 }
 
 fn token_row(r: &PgRow) -> Result<TokenRecord> {
@@ -776,6 +842,67 @@ async fn query_page<T>(
         items.reverse();
     }
     Ok(Page { items, has_more })
+}
+
+/// The publish work inside the caller's transaction.
+async fn publish_tx(
+    c: &mut PgConnection,
+    msg: Message,
+    only: Option<EndpointId>,
+) -> Result<Published> {
+    sqlx::query(
+        "INSERT INTO messages (id, app_id, event_id, event_type, payload, channels, created_at, retention_ms, ordering_key, headers) \
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)",
+    )
+    .bind(&msg.id.0)
+    .bind(&msg.app_id.0)
+    .bind(&msg.event_id)
+    .bind(&msg.event_type)
+    .bind(&msg.payload)
+    .bind(json_opt(&msg.channels))
+    .bind(msg.created_at)
+    .bind(msg.retention_ms)
+    .bind(&msg.ordering_key)
+    .bind(json_opt(&msg.headers))
+    .execute(&mut *c)
+    .await
+    .map_err(|e| match map_pg(e) {
+        StoreError::Conflict(_) => {
+            StoreError::Conflict("eventId already used in this application".into())
+        }
+        other => other,
+    })?;
+    // Ordered by ID so concurrent publishes touch endpoint rows in the same order.
+    let eps = sqlx::query(&format!(
+        "SELECT {EP_COLS} FROM endpoints WHERE app_id = $1 AND NOT disabled ORDER BY id"
+    ))
+    .bind(&msg.app_id.0)
+    .fetch_all(&mut *c)
+    .await
+    .map_err(map_pg)?
+    .iter()
+    .map(ep_row)
+    .collect::<Result<Vec<_>>>()?;
+    let mut deliveries = 0;
+    for ep in eps.iter().filter(|e| match &only {
+        Some(id) => e.id == *id,
+        None => e.matches(&msg.event_type, msg.channels.as_deref()),
+    }) {
+        let at = ep
+            .paused_until
+            .map_or(msg.created_at, |p| p.max(msg.created_at));
+        let key =
+            (ep.ordering == Ordering::Fifo).then(|| msg.ordering_key.as_deref().unwrap_or(""));
+        insert_delivery(&mut *c, &msg.id.0, &ep.id.0, &msg.app_id.0, at, false, key).await?;
+        deliveries += 1;
+    }
+    if deliveries > 0 {
+        notify(&mut *c).await?;
+    }
+    Ok(Published {
+        message: msg,
+        deliveries,
+    })
 }
 
 async fn endpoint_by(c: &mut PgConnection, app: &str, id_or_uid: &str) -> Result<Option<Endpoint>> {
@@ -1742,6 +1869,207 @@ impl Store for PostgresStore {
         .rows_affected();
         tx.commit().await.map_err(map_pg)?;
         Ok(n)
+    }
+
+    async fn create_source(&self, s: Source) -> Result<Source> {
+        let sealed = self.seal_source(s.clone());
+        sqlx::query(&format!(
+            "INSERT INTO sources ({SRC_COLS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)"
+        ))
+        .bind(&sealed.id.0)
+        .bind(&sealed.app_id.0)
+        .bind(&sealed.uid)
+        .bind(&sealed.name)
+        .bind(json(&sealed.verification))
+        .bind(json(&sealed.secrets))
+        .bind(json(&sealed.options))
+        .bind(sealed.created_at)
+        .bind(sealed.updated_at)
+        .execute(&self.pool)
+        .await
+        .map_err(map_pg)?;
+        Ok(s)
+    }
+
+    async fn get_source(&self, app: &AppId, id_or_uid: &str) -> Result<Option<Source>> {
+        sqlx::query(&format!(
+            "SELECT {SRC_COLS} FROM sources WHERE app_id = $1 AND (id = $2 OR uid = $2)"
+        ))
+        .bind(&app.0)
+        .bind(id_or_uid)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_pg)?
+        .as_ref()
+        .map(|r| src_row(r).and_then(|s| self.unseal_source(s)))
+        .transpose()
+    }
+
+    async fn find_source(&self, id: &SourceId) -> Result<Option<Source>> {
+        sqlx::query(&format!("SELECT {SRC_COLS} FROM sources WHERE id = $1"))
+            .bind(&id.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_pg)?
+            .as_ref()
+            .map(|r| src_row(r).and_then(|s| self.unseal_source(s)))
+            .transpose()
+    }
+
+    async fn list_sources(&self, app: &AppId, q: &ListQuery) -> Result<Page<Source>> {
+        let page = query_page(
+            &self.pool,
+            &format!("SELECT {SRC_COLS} FROM sources"),
+            vec!["app_id = ?".into()],
+            vec![Arg::Text(app.0.clone())],
+            q,
+            ("id", "created_at"),
+            src_row,
+        )
+        .await?;
+        Ok(Page {
+            items: page
+                .items
+                .into_iter()
+                .map(|s| self.unseal_source(s))
+                .collect::<Result<_>>()?,
+            has_more: page.has_more,
+        })
+    }
+
+    async fn update_source(&self, s: Source) -> Result<Source> {
+        let sealed = self.seal_source(s.clone());
+        let n = sqlx::query(
+            "UPDATE sources SET uid = $3, name = $4, verification = $5, secrets = $6, \
+             options = $7, updated_at = $8 WHERE id = $1 AND app_id = $2",
+        )
+        .bind(&sealed.id.0)
+        .bind(&sealed.app_id.0)
+        .bind(&sealed.uid)
+        .bind(&sealed.name)
+        .bind(json(&sealed.verification))
+        .bind(json(&sealed.secrets))
+        .bind(json(&sealed.options))
+        .bind(sealed.updated_at)
+        .execute(&self.pool)
+        .await
+        .map_err(map_pg)?
+        .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(s)
+    }
+
+    async fn delete_source(&self, app: &AppId, id: &SourceId) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let n = sqlx::query("DELETE FROM sources WHERE app_id = $1 AND id = $2")
+            .bind(&app.0)
+            .bind(&id.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_pg)?
+            .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        exec(
+            &mut tx,
+            "DELETE FROM inbound_requests WHERE source_id = $1",
+            &id.0,
+        )
+        .await?;
+        tx.commit().await.map_err(map_pg)
+    }
+
+    async fn ingest(
+        &self,
+        req: InboundRequest,
+        dedup: Option<DedupCheck>,
+        msg: Message,
+    ) -> Result<IngestOutcome> {
+        let mut req = req;
+        let mut tx = self.begin().await?;
+        if let Some(d) = dedup {
+            // Claims the key, or finds who holds it within the window. The row lock makes a
+            // concurrent duplicate (on any node) wait for this transaction, then see the key.
+            let claimed: Option<String> = sqlx::query_scalar(
+                "INSERT INTO inbound_dedup (key, msg_id, created_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (key) DO UPDATE SET msg_id = EXCLUDED.msg_id, created_at = EXCLUDED.created_at \
+                 WHERE inbound_dedup.created_at < $4 RETURNING msg_id",
+            )
+            .bind(d.key.as_slice())
+            .bind(&msg.id.0)
+            .bind(req.created_at)
+            .bind(d.since)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_pg)?;
+            if claimed.is_none() {
+                let first: String =
+                    sqlx::query_scalar("SELECT msg_id FROM inbound_dedup WHERE key = $1")
+                        .bind(d.key.as_slice())
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(map_pg)?;
+                req.status = InboundStatus::Duplicate;
+                req.msg_id = Some(MessageId(first.clone()));
+                insert_inbound(&mut tx, &req).await?;
+                tx.commit().await.map_err(map_pg)?;
+                return Ok(IngestOutcome::Duplicate(MessageId(first)));
+            }
+        }
+        let id = msg.id.clone();
+        publish_tx(&mut tx, msg, None).await?;
+        req.status = InboundStatus::Accepted;
+        req.msg_id = Some(id.clone());
+        insert_inbound(&mut tx, &req).await?;
+        tx.commit().await.map_err(map_pg)?;
+        Ok(IngestOutcome::Accepted(id))
+    }
+
+    async fn log_inbound(&self, req: InboundRequest) -> Result<()> {
+        let mut c = self.pool.acquire().await.map_err(map_pg)?;
+        insert_inbound(&mut c, &req).await
+    }
+
+    async fn list_inbound(&self, source: &SourceId, q: &ListQuery) -> Result<Page<InboundRequest>> {
+        query_page(
+            &self.pool,
+            &format!("SELECT {INREQ_COLS} FROM inbound_requests"),
+            vec!["source_id = ?".into()],
+            vec![Arg::Text(source.0.clone())],
+            q,
+            ("id", "created_at"),
+            inreq_row,
+        )
+        .await
+    }
+
+    async fn release_inbound(
+        &self,
+        source: &SourceId,
+        id: &InboundRequestId,
+        msg: Message,
+    ) -> Result<Published> {
+        let mut tx = self.begin().await?;
+        let n = sqlx::query(
+            "UPDATE inbound_requests SET status = 'released', msg_id = $3 \
+             WHERE source_id = $1 AND id = $2 AND status = 'quarantined'",
+        )
+        .bind(&source.0)
+        .bind(&id.0)
+        .bind(&msg.id.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_pg)?
+        .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        let p = publish_tx(&mut tx, msg, None).await?;
+        tx.commit().await.map_err(map_pg)?;
+        Ok(p)
     }
 
     async fn create_token(&self, rec: TokenRecord, hash: [u8; 32]) -> Result<TokenRecord> {

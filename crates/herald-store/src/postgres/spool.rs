@@ -37,6 +37,8 @@ pub(crate) struct Entry {
     created_at: i64,
     retention_ms: Option<i64>,
     ordering_key: Option<String>,
+    #[serde(default)]
+    headers: Option<std::collections::BTreeMap<String, String>>,
     only: Option<String>,
 }
 
@@ -52,6 +54,7 @@ impl Entry {
             created_at: m.created_at,
             retention_ms: m.retention_ms,
             ordering_key: m.ordering_key.clone(),
+            headers: m.headers.clone(),
             only: only.as_ref().map(|e| e.0.clone()),
         }
     }
@@ -68,6 +71,7 @@ impl Entry {
                 created_at: self.created_at,
                 retention_ms: self.retention_ms,
                 ordering_key: self.ordering_key,
+                headers: self.headers,
             },
             self.only.map(EndpointId),
         )
@@ -236,6 +240,7 @@ mod tests {
             created_at: i,
             retention_ms: None,
             ordering_key: None,
+            headers: None,
         }
     }
 

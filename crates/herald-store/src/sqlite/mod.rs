@@ -16,10 +16,12 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use herald_core::crypto::SecretBox;
-use herald_core::ids::{AppId, AttemptId, EndpointId, MessageId, TokenId};
+use herald_core::ids::{
+    AppId, AttemptId, EndpointId, InboundRequestId, MessageId, SourceId, TokenId,
+};
 use herald_core::model::{
-    Application, Attempt, Delivery, DeliveryStatus, Endpoint, EndpointStats, EventType, Message,
-    Ordering, StoredSecret, TriggerType,
+    Application, Attempt, Delivery, DeliveryStatus, Endpoint, EndpointStats, EventType,
+    InboundRequest, InboundStatus, Message, Ordering, Source, StoredSecret, TriggerType,
 };
 use herald_core::signing::SignatureScheme;
 use herald_core::{now_millis, Millis};
@@ -29,8 +31,9 @@ use tokio::sync::{mpsc, oneshot};
 mod sched;
 
 use crate::{
-    AttemptFilter, AttemptRecord, AttemptScope, ClaimBatch, DisabledEndpoint, IdempotentResponse,
-    ListQuery, MessageFilter, NextState, Page, Published, Result, Store, StoreError, TokenRecord,
+    AttemptFilter, AttemptRecord, AttemptScope, ClaimBatch, DedupCheck, DisabledEndpoint,
+    IdempotentResponse, IngestOutcome, ListQuery, MessageFilter, NextState, Page, Published,
+    Result, Store, StoreError, TokenRecord,
 };
 use herald_core::breaker::BreakerState;
 
@@ -213,6 +216,41 @@ CREATE INDEX deliveries_fifo ON deliveries (endpoint_id, ordering_key, id)
 UPDATE endpoints SET due_at =
     (SELECT MIN(d.next_at) FROM deliveries d WHERE d.endpoint_id = endpoints.id AND d.status IN (1, 3));
 "#,
+    // Inbound: sources, their request log, dedup keys; headers forwarded with a message.
+    r#"
+ALTER TABLE messages ADD COLUMN headers TEXT;
+CREATE TABLE sources (
+    id TEXT PRIMARY KEY,
+    app_id TEXT NOT NULL,
+    uid TEXT,
+    name TEXT NOT NULL,
+    verification TEXT NOT NULL,
+    secrets TEXT NOT NULL,
+    options TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    UNIQUE (app_id, uid)
+);
+CREATE INDEX sources_app ON sources (app_id, id);
+CREATE TABLE inbound_requests (
+    id TEXT PRIMARY KEY,
+    source_id TEXT NOT NULL,
+    app_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    reason TEXT,
+    msg_id TEXT,
+    headers TEXT NOT NULL,
+    body TEXT,
+    event_type TEXT,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX inbound_requests_source ON inbound_requests (source_id, id);
+CREATE TABLE inbound_dedup (
+    key BLOB PRIMARY KEY,
+    msg_id TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+"#,
 ];
 
 fn open_conn(path: &Path, read_only: bool) -> rusqlite::Result<Connection> {
@@ -307,6 +345,24 @@ impl SqliteStore {
             }
         }
         ep
+    }
+
+    fn seal_source(&self, mut s: Source) -> Source {
+        if let Some(b) = &self.inner.secrets {
+            for k in &mut s.secrets {
+                k.key = b.encrypt(&k.key);
+            }
+        }
+        s
+    }
+
+    fn unseal_source(&self, mut s: Source) -> Result<Source> {
+        if let Some(b) = &self.inner.secrets {
+            for k in &mut s.secrets {
+                k.key = b.decrypt(&k.key).map_err(|_| StoreError::KeyMismatch)?;
+            }
+        }
+        Ok(s)
     }
 
     /// Decrypts every secret of a stored endpoint.
@@ -541,7 +597,7 @@ fn et_row(r: &Row) -> rusqlite::Result<EventType> {
 
 const MSG_COLS: &str =
     "m.id, m.app_id, m.event_id, m.event_type, m.payload, m.channels, m.created_at, m.retention_ms, \
-     m.ordering_key";
+     m.ordering_key, m.headers";
 
 fn msg_row_at(r: &Row, o: usize) -> rusqlite::Result<Message> {
     Ok(Message {
@@ -554,6 +610,7 @@ fn msg_row_at(r: &Row, o: usize) -> rusqlite::Result<Message> {
         created_at: r.get(o + 6)?,
         retention_ms: r.get(o + 7)?,
         ordering_key: r.get(o + 8)?,
+        headers: parse_opt(r.get(o + 9)?)?,
     })
 }
 
@@ -709,6 +766,111 @@ fn insert_delivery(
     .and_then(|mut s| s.execute(params![msg, ep, app, now, manual, ordering_key]))
     .map_err(map_sql)?;
     sched::touch_due(conn, ep, now)
+}
+
+const SRC_COLS: &str =
+    "id, app_id, uid, name, verification, secrets, options, created_at, updated_at";
+
+fn src_row(r: &Row) -> rusqlite::Result<Source> {
+    Ok(Source {
+        id: SourceId(r.get(0)?),
+        app_id: AppId(r.get(1)?),
+        uid: r.get(2)?,
+        name: r.get(3)?,
+        verification: parse(&r.get::<_, String>(4)?)?,
+        secrets: parse(&r.get::<_, String>(5)?)?,
+        options: parse(&r.get::<_, String>(6)?)?,
+        created_at: r.get(7)?,
+        updated_at: r.get(8)?,
+    })
+}
+
+const INREQ_COLS: &str =
+    "id, source_id, app_id, status, reason, msg_id, headers, body, event_type, created_at";
+
+fn inreq_row(r: &Row) -> rusqlite::Result<InboundRequest> {
+    let status: String = r.get(3)?;
+    Ok(InboundRequest {
+        id: InboundRequestId(r.get(0)?),
+        source_id: SourceId(r.get(1)?),
+        app_id: AppId(r.get(2)?),
+        status: InboundStatus::parse(&status).unwrap_or(InboundStatus::Rejected),
+        reason: r.get(4)?,
+        msg_id: r.get::<_, Option<String>>(5)?.map(MessageId),
+        headers: parse(&r.get::<_, String>(6)?)?,
+        body: r.get(7)?,
+        event_type: r.get(8)?,
+        created_at: r.get(9)?,
+    })
+}
+
+fn insert_inbound(c: &Connection, q: &InboundRequest) -> Result<()> {
+    c.prepare_cached(&format!(
+        "INSERT INTO inbound_requests ({INREQ_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)"
+    ))
+    .and_then(|mut s| {
+        s.execute(params![
+            q.id.0,
+            q.source_id.0,
+            q.app_id.0,
+            q.status.as_str(),
+            q.reason,
+            q.msg_id.as_ref().map(|m| m.0.clone()),
+            json(&q.headers),
+            q.body,
+            q.event_type,
+            q.created_at
+        ])
+    })
+    .map_err(map_sql)?;
+    Ok(())
+}
+
+/// The publish transaction's work: the message and one delivery per matching endpoint.
+fn publish_in(c: &Connection, msg: Message, only: Option<EndpointId>) -> Result<Published> {
+    c.prepare_cached(
+        "INSERT INTO messages (id, app_id, event_id, event_type, payload, channels, created_at, retention_ms, ordering_key, headers) \
+         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            msg.id.0, msg.app_id.0, msg.event_id, msg.event_type, msg.payload,
+            json_opt(&msg.channels), msg.created_at, msg.retention_ms, msg.ordering_key,
+            json_opt(&msg.headers)
+        ])
+    })
+    .map_err(|e| match map_sql(e) {
+        StoreError::Conflict(_) => StoreError::Conflict("eventId already used in this application".into()),
+        other => other,
+    })?;
+    let mut stmt = c
+        .prepare_cached(&format!(
+            "SELECT {EP_READ} FROM endpoints WHERE app_id = ?1 AND disabled = 0"
+        ))
+        .map_err(map_sql)?;
+    let eps = stmt
+        .query_map([&msg.app_id.0], ep_row)
+        .map_err(map_sql)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(map_sql)?;
+    let mut deliveries = 0;
+    let wanted = |e: &Endpoint| match &only {
+        Some(id) => e.id == *id,
+        None => e.matches(&msg.event_type, msg.channels.as_deref()),
+    };
+    for ep in eps.iter().filter(|e| wanted(e)) {
+        let at = ep
+            .paused_until
+            .map_or(msg.created_at, |p| p.max(msg.created_at));
+        let key =
+            (ep.ordering == Ordering::Fifo).then(|| msg.ordering_key.as_deref().unwrap_or(""));
+        insert_delivery(c, &msg.id.0, &ep.id.0, &msg.app_id.0, at, false, key)?;
+        deliveries += 1;
+    }
+    Ok(Published {
+        message: msg,
+        deliveries,
+    })
 }
 
 #[async_trait]
@@ -1059,44 +1221,7 @@ impl Store for SqliteStore {
     }
 
     async fn publish(&self, msg: Message, only: Option<EndpointId>) -> Result<Published> {
-        self.write(move |c| {
-            c.prepare_cached(
-                "INSERT INTO messages (id, app_id, event_id, event_type, payload, channels, created_at, retention_ms, ordering_key) \
-                 VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
-                    msg.id.0, msg.app_id.0, msg.event_id, msg.event_type, msg.payload,
-                    json_opt(&msg.channels), msg.created_at, msg.retention_ms, msg.ordering_key
-                ])
-            })
-            .map_err(|e| match map_sql(e) {
-                StoreError::Conflict(_) => StoreError::Conflict("eventId already used in this application".into()),
-                other => other,
-            })?;
-            let mut stmt = c
-                .prepare_cached(&format!("SELECT {EP_READ} FROM endpoints WHERE app_id = ?1 AND disabled = 0"))
-                .map_err(map_sql)?;
-            let eps = stmt
-                .query_map([&msg.app_id.0], ep_row)
-                .map_err(map_sql)?
-                .collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(map_sql)?;
-            let mut deliveries = 0;
-            let wanted = |e: &Endpoint| match &only {
-                Some(id) => e.id == *id,
-                None => e.matches(&msg.event_type, msg.channels.as_deref()),
-            };
-            for ep in eps.iter().filter(|e| wanted(e)) {
-                let at = ep.paused_until.map_or(msg.created_at, |p| p.max(msg.created_at));
-                let key = (ep.ordering == Ordering::Fifo)
-                    .then(|| msg.ordering_key.as_deref().unwrap_or(""));
-                insert_delivery(c, &msg.id.0, &ep.id.0, &msg.app_id.0, at, false, key)?;
-                deliveries += 1;
-            }
-            Ok(Published { message: msg, deliveries })
-        })
-        .await
+        self.write(move |c| publish_in(c, msg, only)).await
     }
 
     async fn get_message(&self, app: &AppId, id_or_event_id: &str) -> Result<Option<Message>> {
@@ -1606,6 +1731,219 @@ impl Store for SqliteStore {
                 )
                 .map_err(map_sql)?;
             Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn create_source(&self, s: Source) -> Result<Source> {
+        let sealed = self.seal_source(s.clone());
+        self.write(move |c| {
+            c.prepare_cached(&format!(
+                "INSERT INTO sources ({SRC_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)"
+            ))
+            .and_then(|mut st| {
+                st.execute(params![
+                    sealed.id.0,
+                    sealed.app_id.0,
+                    sealed.uid,
+                    sealed.name,
+                    json(&sealed.verification),
+                    json(&sealed.secrets),
+                    json(&sealed.options),
+                    sealed.created_at,
+                    sealed.updated_at
+                ])
+            })
+            .map_err(map_sql)?;
+            Ok(())
+        })
+        .await?;
+        Ok(s)
+    }
+
+    async fn get_source(&self, app: &AppId, id_or_uid: &str) -> Result<Option<Source>> {
+        let (app, key) = (app.0.clone(), id_or_uid.to_string());
+        self.read(move |c| {
+            one(c
+                .prepare_cached(&format!(
+                    "SELECT {SRC_COLS} FROM sources WHERE app_id = ?1 AND (id = ?2 OR uid = ?2)"
+                ))
+                .map_err(map_sql)?
+                .query_row([app, key], src_row)
+                .optional())
+        })
+        .await?
+        .map(|s| self.unseal_source(s))
+        .transpose()
+    }
+
+    async fn find_source(&self, id: &SourceId) -> Result<Option<Source>> {
+        let id = id.0.clone();
+        self.read(move |c| {
+            one(c
+                .prepare_cached(&format!("SELECT {SRC_COLS} FROM sources WHERE id = ?1"))
+                .map_err(map_sql)?
+                .query_row([id], src_row)
+                .optional())
+        })
+        .await?
+        .map(|s| self.unseal_source(s))
+        .transpose()
+    }
+
+    async fn list_sources(&self, app: &AppId, q: &ListQuery) -> Result<Page<Source>> {
+        let (app, q) = (app.0.clone(), q.clone());
+        let page = self
+            .read(move |c| {
+                query_page(
+                    c,
+                    &format!("SELECT {SRC_COLS} FROM sources"),
+                    vec!["app_id = ?".into()],
+                    vec![SqlValue::Text(app)],
+                    &q,
+                    ("id", "created_at"),
+                    src_row,
+                )
+            })
+            .await?;
+        Ok(Page {
+            items: page
+                .items
+                .into_iter()
+                .map(|s| self.unseal_source(s))
+                .collect::<Result<_>>()?,
+            has_more: page.has_more,
+        })
+    }
+
+    async fn update_source(&self, s: Source) -> Result<Source> {
+        let sealed = self.seal_source(s.clone());
+        self.write(move |c| {
+            let n = c
+                .prepare_cached(
+                    "UPDATE sources SET uid = ?3, name = ?4, verification = ?5, secrets = ?6, \
+                     options = ?7, updated_at = ?8 WHERE id = ?1 AND app_id = ?2",
+                )
+                .and_then(|mut st| {
+                    st.execute(params![
+                        sealed.id.0,
+                        sealed.app_id.0,
+                        sealed.uid,
+                        sealed.name,
+                        json(&sealed.verification),
+                        json(&sealed.secrets),
+                        json(&sealed.options),
+                        sealed.updated_at
+                    ])
+                })
+                .map_err(map_sql)?;
+            if n == 0 {
+                return Err(StoreError::NotFound);
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(s)
+    }
+
+    async fn delete_source(&self, app: &AppId, id: &SourceId) -> Result<()> {
+        let (app, id) = (app.0.clone(), id.0.clone());
+        self.write(move |c| {
+            let n = c
+                .execute(
+                    "DELETE FROM sources WHERE app_id = ?1 AND id = ?2",
+                    [&app, &id],
+                )
+                .map_err(map_sql)?;
+            if n == 0 {
+                return Err(StoreError::NotFound);
+            }
+            c.execute("DELETE FROM inbound_requests WHERE source_id = ?1", [&id])
+                .map_err(map_sql)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn ingest(
+        &self,
+        req: InboundRequest,
+        dedup: Option<DedupCheck>,
+        msg: Message,
+    ) -> Result<IngestOutcome> {
+        self.write(move |c| {
+            let mut req = req;
+            if let Some(d) = dedup {
+                let first: Option<String> = c
+                    .prepare_cached(
+                        "SELECT msg_id FROM inbound_dedup WHERE key = ?1 AND created_at >= ?2",
+                    )
+                    .and_then(|mut s| {
+                        s.query_row(params![d.key.as_slice(), d.since], |r| r.get(0))
+                            .optional()
+                    })
+                    .map_err(map_sql)?;
+                if let Some(first) = first {
+                    req.status = InboundStatus::Duplicate;
+                    req.msg_id = Some(MessageId(first.clone()));
+                    insert_inbound(c, &req)?;
+                    return Ok(IngestOutcome::Duplicate(MessageId(first)));
+                }
+                c.prepare_cached(
+                    "INSERT OR REPLACE INTO inbound_dedup (key, msg_id, created_at) VALUES (?1, ?2, ?3)",
+                )
+                .and_then(|mut s| s.execute(params![d.key.as_slice(), msg.id.0, req.created_at]))
+                .map_err(map_sql)?;
+            }
+            let id = msg.id.clone();
+            publish_in(c, msg, None)?;
+            req.status = InboundStatus::Accepted;
+            req.msg_id = Some(id.clone());
+            insert_inbound(c, &req)?;
+            Ok(IngestOutcome::Accepted(id))
+        })
+        .await
+    }
+
+    async fn log_inbound(&self, req: InboundRequest) -> Result<()> {
+        self.write(move |c| insert_inbound(c, &req)).await
+    }
+
+    async fn list_inbound(&self, source: &SourceId, q: &ListQuery) -> Result<Page<InboundRequest>> {
+        let (source, q) = (source.0.clone(), q.clone());
+        self.read(move |c| {
+            query_page(
+                c,
+                &format!("SELECT {INREQ_COLS} FROM inbound_requests"),
+                vec!["source_id = ?".into()],
+                vec![SqlValue::Text(source)],
+                &q,
+                ("id", "created_at"),
+                inreq_row,
+            )
+        })
+        .await
+    }
+
+    async fn release_inbound(
+        &self,
+        source: &SourceId,
+        id: &InboundRequestId,
+        msg: Message,
+    ) -> Result<Published> {
+        let (source, id) = (source.0.clone(), id.0.clone());
+        self.write(move |c| {
+            let n = c
+                .prepare_cached(
+                    "UPDATE inbound_requests SET status = 'released', msg_id = ?3 \
+                     WHERE source_id = ?1 AND id = ?2 AND status = 'quarantined'",
+                )
+                .and_then(|mut s| s.execute(params![source, id, msg.id.0]))
+                .map_err(map_sql)?;
+            if n == 0 {
+                return Err(StoreError::NotFound);
+            }
+            publish_in(c, msg, None)
         })
         .await
     }

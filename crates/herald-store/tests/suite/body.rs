@@ -51,6 +51,7 @@ fn message(app: &AppId, event_type: &str, event_id: Option<&str>, now: i64) -> M
         created_at: now,
         retention_ms: None,
         ordering_key: None,
+        headers: None,
     }
 }
 
@@ -804,4 +805,149 @@ async fn auto_disabled_work_comes_back_with_recover_after_re_enabling() {
     assert_eq!(store.recover(&ep.id, 0, None, 12_000).await.unwrap(), 3);
     let back = claim(&store, "n", 12_000, 60_000, 10).await.unwrap();
     assert_eq!(back.len(), 3);
+}
+
+fn source(app: &AppId, now: i64) -> herald_core::model::Source {
+    herald_core::model::Source {
+        id: herald_core::ids::SourceId::generate(),
+        app_id: app.clone(),
+        uid: Some("gh".into()),
+        name: "GitHub".into(),
+        verification: serde_json::json!({"scheme": "github"}),
+        secrets: vec![herald_core::model::StoredSecret {
+            key: "s3cret".into(),
+            expires_at: None,
+        }],
+        options: serde_json::json!({"forwardHeaders": ["X-GitHub-Event"]}),
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+fn inbound(s: &herald_core::model::Source, now: i64) -> herald_core::model::InboundRequest {
+    herald_core::model::InboundRequest {
+        id: herald_core::ids::InboundRequestId::generate(),
+        source_id: s.id.clone(),
+        app_id: s.app_id.clone(),
+        status: herald_core::model::InboundStatus::Accepted,
+        reason: None,
+        msg_id: None,
+        headers: Default::default(),
+        body: None,
+        event_type: Some("push".into()),
+        created_at: now,
+    }
+}
+
+#[tokio::test]
+async fn sources_round_trip_by_id_and_uid() {
+    let (_d, store, a) = setup!();
+    let s = store.create_source(source(&a.id, 10)).await.unwrap();
+    assert_eq!(store.find_source(&s.id).await.unwrap().unwrap(), s);
+    assert_eq!(store.get_source(&a.id, "gh").await.unwrap().unwrap(), s);
+    assert!(matches!(
+        store.create_source(source(&a.id, 11)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let mut changed = s.clone();
+    changed.name = "renamed".into();
+    store.update_source(changed.clone()).await.unwrap();
+    let page = store
+        .list_sources(&a.id, &ListQuery { limit: 10, ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(page.items, vec![changed]);
+    store.delete_source(&a.id, &s.id).await.unwrap();
+    assert!(store.find_source(&s.id).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn ingest_dedups_within_the_window_and_concurrent_duplicates_collapse() {
+    let (_d, store, a) = setup!();
+    store.create_endpoint(endpoint(&a.id, None)).await.unwrap();
+    let s = store.create_source(source(&a.id, 10)).await.unwrap();
+    let key = [7u8; 32];
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let (store, s, app) = (store.clone(), s.clone(), a.id.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut m = message(&app, "push", None, 1_000 + i);
+            m.headers = Some([("X-GitHub-Event".to_string(), "push".to_string())].into());
+            store
+                .ingest(
+                    inbound(&s, 1_000 + i),
+                    Some(herald_store::DedupCheck { key, since: 0 }),
+                    m,
+                )
+                .await
+                .unwrap()
+        }));
+    }
+    let mut accepted = Vec::new();
+    let mut duplicates = Vec::new();
+    for t in tasks {
+        match t.await.unwrap() {
+            herald_store::IngestOutcome::Accepted(id) => accepted.push(id),
+            herald_store::IngestOutcome::Duplicate(id) => duplicates.push(id),
+        }
+    }
+    assert_eq!(accepted.len(), 1, "exactly one message for one key");
+    assert!(duplicates.iter().all(|d| *d == accepted[0]));
+    let msg = store
+        .get_message(&a.id, accepted[0].as_str())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(msg.headers.unwrap()["X-GitHub-Event"], "push");
+    assert_eq!(store.deliveries_of_message(&accepted[0]).await.unwrap().len(), 1);
+    // Outside the window the same key makes a new message.
+    let later = store
+        .ingest(
+            inbound(&s, 5_000),
+            Some(herald_store::DedupCheck { key, since: 4_000 }),
+            message(&a.id, "push", None, 5_000),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(later, herald_store::IngestOutcome::Accepted(_)));
+    let log = store
+        .list_inbound(&s.id, &ListQuery { limit: 50, ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(log.items.len(), 9);
+    assert_eq!(
+        log.items
+            .iter()
+            .filter(|r| r.status == herald_core::model::InboundStatus::Duplicate)
+            .count(),
+        7
+    );
+}
+
+#[tokio::test]
+async fn a_quarantined_request_is_released_once() {
+    let (_d, store, a) = setup!();
+    let s = store.create_source(source(&a.id, 10)).await.unwrap();
+    let mut q = inbound(&s, 20);
+    q.status = herald_core::model::InboundStatus::Quarantined;
+    q.reason = Some("schema: /x is required".into());
+    q.body = Some(r#"{"y": 1}"#.into());
+    store.log_inbound(q.clone()).await.unwrap();
+    let p = store
+        .release_inbound(&s.id, &q.id, message(&a.id, "push", None, 30))
+        .await
+        .unwrap();
+    assert_eq!(p.message.event_type, "push");
+    assert!(matches!(
+        store
+            .release_inbound(&s.id, &q.id, message(&a.id, "push", None, 31))
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    let log = store
+        .list_inbound(&s.id, &ListQuery { limit: 5, ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(log.items[0].status, herald_core::model::InboundStatus::Released);
+    assert_eq!(log.items[0].msg_id.as_ref(), Some(&p.message.id));
 }
