@@ -218,6 +218,9 @@ pub enum SignatureEncoding {
 
 /// What the verifier sees of a request. `url` is the full URL the provider posted to
 /// (the source's publicUrl with the request's query string when set, else Herald's own URL).
+///
+/// No `Debug` on purpose: the headers may carry credentials (`Authorization`, `X-Gitlab-Token`).
+#[derive(Clone, Copy)]
 pub struct Request<'a> {
     pub url: &'a str,
     pub headers: &'a http::HeaderMap,
@@ -239,6 +242,16 @@ pub enum VerifyError {
     /// -> 401 `timestamp_out_of_tolerance`
     #[error("timestamp outside tolerance")]
     Stale,
+}
+
+impl VerifyError {
+    /// The stable `code` of the API's 401 answer for this refusal.
+    pub fn code(&self) -> &'static str {
+        match self {
+            VerifyError::Stale => "timestamp_out_of_tolerance",
+            _ => "invalid_signature",
+        }
+    }
 }
 
 /// How far a provider's signed timestamp may be from `now`.
@@ -2167,6 +2180,18 @@ mod tests {
                 "X-Twilio-Email-Event-Webhook-Signature".into()
             ))
         );
+    }
+
+    #[test]
+    fn error_codes_match_the_api_contract() {
+        assert_eq!(VerifyError::Stale.code(), "timestamp_out_of_tolerance");
+        for e in [
+            VerifyError::Mismatch,
+            VerifyError::Missing("h".into()),
+            VerifyError::Malformed("h".into()),
+        ] {
+            assert_eq!(e.code(), "invalid_signature");
+        }
     }
 
     #[test]
