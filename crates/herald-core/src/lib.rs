@@ -10,6 +10,7 @@ pub mod breaker;
 pub mod config;
 pub mod crypto;
 pub mod ids;
+pub mod inbound;
 pub mod model;
 pub mod ops;
 pub mod outcome;
