@@ -31,7 +31,12 @@ fn returns_secret(path: &str) -> bool {
 }
 
 pub async fn layer(State(st): State<AppState>, req: Request, next: Next) -> Response {
-    if req.method() != Method::POST || returns_secret(req.uri().path()) {
+    // Ingestion has its own dedup (providers' keys, per source); `Idempotency-Key` there is a
+    // provider header, not a request to replay an answer.
+    if req.method() != Method::POST
+        || returns_secret(req.uri().path())
+        || req.uri().path().starts_with("/in/")
+    {
         return next.run(req).await;
     }
     let Some(idem) = req

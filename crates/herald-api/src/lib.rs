@@ -63,6 +63,7 @@ pub(crate) struct StateInner {
     pub ops: Option<OpsLog>,
     pub idem_locks: Mutex<HashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>>,
     pub schemas: schema::SchemaCache,
+    pub inbound: routes::inbound::InboundLimits,
 }
 
 /// Room for the envelope around a maximal payload.
@@ -94,6 +95,7 @@ impl AppState {
                 ops,
                 idem_locks: Mutex::new(HashMap::new()),
                 schemas: Default::default(),
+                inbound: Default::default(),
             }),
         }
     }

@@ -359,6 +359,11 @@ pub trait Store: Send + Sync + 'static {
     async fn log_inbound(&self, req: InboundRequest) -> Result<()>;
     /// The source's request log, newest first unless `q` says otherwise.
     async fn list_inbound(&self, source: &SourceId, q: &ListQuery) -> Result<Page<InboundRequest>>;
+    async fn get_inbound(
+        &self,
+        source: &SourceId,
+        id: &InboundRequestId,
+    ) -> Result<Option<InboundRequest>>;
     /// Publishes `msg` for a quarantined request and marks it released, atomically; `NotFound`
     /// unless the request exists and is quarantined.
     async fn release_inbound(

@@ -10,8 +10,10 @@ use crate::AppState;
 
 mod apps;
 mod endpoints;
+pub(crate) mod inbound;
 mod messages;
 mod misc;
+pub(crate) mod sources;
 
 pub fn router(_state: AppState) -> Router<AppState> {
     let v1 = Router::new()
@@ -110,10 +112,33 @@ pub fn router(_state: AppState) -> Router<AppState> {
             post(misc::app_portal_access),
         )
         .route("/token", get(misc::list_tokens).post(misc::create_token))
-        .route("/token/{token_id}", delete(misc::delete_token));
+        .route("/token/{token_id}", delete(misc::delete_token))
+        .route(
+            "/app/{app_id}/source",
+            get(sources::list).post(sources::create),
+        )
+        .route(
+            "/app/{app_id}/source/{source_id}",
+            get(sources::get)
+                .patch(sources::patch)
+                .delete(sources::remove),
+        )
+        .route(
+            "/app/{app_id}/source/{source_id}/secret/rotate",
+            post(sources::rotate),
+        )
+        .route(
+            "/app/{app_id}/source/{source_id}/request",
+            get(sources::requests),
+        )
+        .route(
+            "/app/{app_id}/source/{source_id}/quarantine/{request_id}/release",
+            post(sources::release),
+        );
     Router::new()
         .nest("/api/v1", v1)
         .route("/metrics", get(misc::metrics))
+        .route("/in/{source_id}", post(inbound::ingest))
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .fallback(|| async {
             (

@@ -2046,6 +2046,24 @@ impl Store for PostgresStore {
         .await
     }
 
+    async fn get_inbound(
+        &self,
+        source: &SourceId,
+        id: &InboundRequestId,
+    ) -> Result<Option<InboundRequest>> {
+        sqlx::query(&format!(
+            "SELECT {INREQ_COLS} FROM inbound_requests WHERE source_id = $1 AND id = $2"
+        ))
+        .bind(&source.0)
+        .bind(&id.0)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_pg)?
+        .as_ref()
+        .map(inreq_row)
+        .transpose()
+    }
+
     async fn release_inbound(
         &self,
         source: &SourceId,

@@ -1925,6 +1925,24 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn get_inbound(
+        &self,
+        source: &SourceId,
+        id: &InboundRequestId,
+    ) -> Result<Option<InboundRequest>> {
+        let (source, id) = (source.0.clone(), id.0.clone());
+        self.read(move |c| {
+            one(c
+                .prepare_cached(&format!(
+                    "SELECT {INREQ_COLS} FROM inbound_requests WHERE source_id = ?1 AND id = ?2"
+                ))
+                .map_err(map_sql)?
+                .query_row([source, id], inreq_row)
+                .optional())
+        })
+        .await
+    }
+
     async fn release_inbound(
         &self,
         source: &SourceId,

@@ -4,6 +4,7 @@
 //! - `api`: the management API of outbound-api.md, route by route
 //! - `delivery`: what a receiver observes, per delivery.md
 //! - `guardrails`: isolation, caps, throttle, breaker, FIFO, operational events
+//! - `inbound`: sources and the ingestion endpoint, vectors through real sources
 
 mod api;
 mod cli;
@@ -11,4 +12,5 @@ mod common;
 mod delivery;
 mod encryption;
 mod guardrails;
+mod inbound;
 mod metrics;

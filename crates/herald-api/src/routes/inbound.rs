@@ -1,0 +1,425 @@
+//! The ingestion endpoint `POST /in/{source_id}` (inbound.md "The ingestion endpoint"): checks
+//! in the contract's order, then one durable commit, then the answer.
+//!
+//! It owns the order of checks and the status codes. Signature rules live in
+//! `herald_core::inbound`; the dedup-and-publish transaction lives in the store. It must never
+//! answer a 4xx for Herald's own faults (storage trouble is 503 with `Retry-After`: providers
+//! drop events on 4xx), never log a secret or a signature, and never read more than the body
+//! limit.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use herald_core::ids::{InboundRequestId, MessageId, SourceId};
+use herald_core::inbound::{self, Extract, Request, Scheme, VerifyError};
+use herald_core::model::{is_sensitive_header, InboundRequest, InboundStatus, Message, Source};
+use herald_core::now_millis;
+use herald_core::throttle::Bucket;
+use herald_store::{DedupCheck, IngestOutcome};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::extract::Path;
+use crate::routes::sources::{verification_of, OnInvalid, SourceOptions};
+use crate::AppState;
+
+/// Largest accepted body (inbound.md: 2 MiB, enforced while reading).
+pub const MAX_BODY: usize = 2 * 1024 * 1024;
+/// Default dedup window.
+const DEFAULT_WINDOW_S: i64 = 86_400;
+
+/// Per-source request buckets for `rateLimit` (per node; abuse protection, not accounting).
+#[derive(Default)]
+pub struct InboundLimits {
+    buckets: Mutex<HashMap<SourceId, Bucket>>,
+}
+
+fn error(status: StatusCode, code: &str, detail: impl Into<String>) -> Response {
+    (
+        status,
+        Json(json!({ "code": code, "detail": detail.into() })),
+    )
+        .into_response()
+}
+
+fn unavailable(e: impl std::fmt::Display) -> Response {
+    tracing::error!(cause = %e, "inbound: storage unavailable");
+    let mut r = error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "storage_unavailable",
+        "storage is unavailable; retry later",
+    );
+    r.headers_mut()
+        .insert("retry-after", HeaderValue::from_static("5"));
+    r
+}
+
+fn outcome(o: &'static str) {
+    metrics::counter!("herald_inbound_requests_total", "outcome" => o).increment(1);
+}
+
+/// The payload as stored: the body itself when it is a JSON object, else a JSON envelope
+/// `{"raw", "contentType"}` (base64 with `"encoding": "base64"` when not UTF-8).
+pub fn payload_text(body: &[u8], content_type: Option<&str>) -> String {
+    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
+        if v.is_object() {
+            if let Ok(text) = std::str::from_utf8(body) {
+                return text.to_string();
+            }
+        }
+    }
+    let ct = content_type.unwrap_or("application/octet-stream");
+    match std::str::from_utf8(body) {
+        Ok(text) => json!({ "raw": text, "contentType": ct }).to_string(),
+        Err(_) => {
+            use base64::Engine;
+            json!({
+                "raw": base64::engine::general_purpose::STANDARD.encode(body),
+                "contentType": ct,
+                "encoding": "base64",
+            })
+            .to_string()
+        }
+    }
+}
+
+fn scheme_of(s: &Source) -> Option<Scheme> {
+    s.verification
+        .get("scheme")
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+}
+
+/// The headers a source forwards with its messages (configured, else the provider's
+/// defaults), never a signature or credential header.
+pub fn forwarded(
+    s: &Source,
+    headers: &BTreeMap<String, String>,
+) -> Option<BTreeMap<String, String>> {
+    let scheme = scheme_of(s)?;
+    let never = verification_of(s, 0)
+        .map(|v| inbound::never_forward(&v))
+        .unwrap_or_else(|| {
+            inbound::signature_headers(scheme)
+                .iter()
+                .map(|h| h.to_string())
+                .collect()
+        });
+    let names: Vec<String> = match SourceOptions::of(s).forward_headers {
+        Some(h) => h,
+        None => inbound::default_forward_headers(scheme)
+            .iter()
+            .map(|h| h.to_string())
+            .collect(),
+    };
+    let out: BTreeMap<String, String> = names
+        .iter()
+        .filter(|n| !never.iter().any(|x| x.eq_ignore_ascii_case(n)) && !is_sensitive_header(n))
+        .filter_map(|n| {
+            headers
+                .get(&n.to_ascii_lowercase())
+                .map(|v| (n.clone(), v.clone()))
+        })
+        .collect();
+    (!out.is_empty()).then_some(out)
+}
+
+/// Request headers as logged: no credentials, no signatures.
+fn loggable(headers: &HeaderMap, scheme: Option<Scheme>) -> BTreeMap<String, String> {
+    let never = scheme.map(inbound::signature_headers).unwrap_or(&[]);
+    headers
+        .iter()
+        .filter(|(k, _)| {
+            !is_sensitive_header(k.as_str())
+                && !never.iter().any(|n| n.eq_ignore_ascii_case(k.as_str()))
+                && !k.as_str().contains("signature")
+        })
+        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect()
+}
+
+/// An event type usable as a message's (`^[a-zA-Z0-9\-_.]+$`): other characters become `_`.
+fn clean_event_type(s: &str) -> String {
+    let t: String = s
+        .chars()
+        .take(256)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if t.is_empty() {
+        "inbound".into()
+    } else {
+        t
+    }
+}
+
+pub async fn ingest(
+    State(st): State<AppState>,
+    Path(source_id): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let now = now_millis();
+    // 1. Unknown source → 404; body over the limit → 413 without reading past it.
+    let source = if SourceId::looks_like(&source_id) {
+        match st.store().find_source(&SourceId(source_id)).await {
+            Ok(s) => s,
+            Err(e) => return unavailable(e),
+        }
+    } else {
+        None
+    };
+    let Some(source) = source else {
+        return error(StatusCode::NOT_FOUND, "not_found", "source not found");
+    };
+    let body = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(b) => b,
+        Err(_) => {
+            outcome("too_large");
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("body larger than {MAX_BODY} bytes"),
+            );
+        }
+    };
+    let opts = SourceOptions::of(&source);
+    let scheme = scheme_of(&source);
+    let log =
+        |status: InboundStatus, reason: Option<String>, keep_body: bool, et: Option<String>| {
+            InboundRequest {
+                id: InboundRequestId::generate(),
+                source_id: source.id.clone(),
+                app_id: source.app_id.clone(),
+                status,
+                reason,
+                msg_id: None,
+                headers: loggable(&headers, scheme),
+                body: keep_body.then(|| String::from_utf8_lossy(&body).into_owned()),
+                event_type: et,
+                created_at: now,
+            }
+        };
+
+    // 2. Rate limit.
+    if let Some(rate) = opts.rate_limit {
+        let granted = {
+            let mut b = st.inner.inbound.buckets.lock().expect("inbound limits");
+            let bucket = b
+                .entry(source.id.clone())
+                .or_insert_with(|| Bucket::fresh(now));
+            bucket.take(rate, now, 1).0
+        };
+        if granted == 0 {
+            outcome("rate_limited");
+            let mut r = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "this source's rateLimit is exceeded",
+            );
+            r.headers_mut()
+                .insert("retry-after", HeaderValue::from_static("1"));
+            return r;
+        }
+    }
+
+    // 3. Signature and timestamp.
+    let Some(verification) = verification_of(&source, now) else {
+        return unavailable("source verification is unreadable");
+    };
+    let url = match &opts.public_url {
+        Some(p) => match uri.query() {
+            Some(q) => format!("{}?{q}", p.split('?').next().unwrap_or(p)),
+            None => p.clone(),
+        },
+        None => format!(
+            "{}{}",
+            st.inner.public_url,
+            uri.path_and_query().map(|p| p.as_str()).unwrap_or("")
+        ),
+    };
+    let req = Request {
+        url: &url,
+        headers: &headers,
+        body: &body,
+    };
+    if let Err(e) = inbound::verify(&verification, &req, now / 1000) {
+        let (code, metric) = match e {
+            VerifyError::Stale => ("timestamp_out_of_tolerance", "stale_timestamp"),
+            _ => ("invalid_signature", "invalid_signature"),
+        };
+        outcome(metric);
+        tracing::warn!(source_id = %source.id, reason = %e, "inbound request rejected");
+        let _ = st
+            .store()
+            .log_inbound(log(
+                InboundStatus::Rejected,
+                Some(format!("{code}: {e}")),
+                false,
+                None,
+            ))
+            .await;
+        return error(StatusCode::UNAUTHORIZED, code, e.to_string());
+    }
+
+    // 4. Provider handshakes.
+    if let Some(h) = inbound::handshake(&verification, &req) {
+        let _ = st
+            .store()
+            .log_inbound(log(InboundStatus::Handshake, None, false, None))
+            .await;
+        let mut r = (
+            StatusCode::from_u16(h.status).unwrap_or(StatusCode::OK),
+            h.body,
+        )
+            .into_response();
+        r.headers_mut()
+            .insert("content-type", HeaderValue::from_static(h.content_type));
+        return r;
+    }
+
+    let scheme = verification.scheme;
+    let event_type = opts
+        .event_type
+        .clone()
+        .or_else(|| inbound::default_event_type(scheme))
+        .and_then(|rule| inbound::extract(&rule, &req))
+        .map(|t| clean_event_type(&t))
+        .unwrap_or_else(|| "inbound".into());
+
+    // 6. Schema (checked before dedup so an invalid request never claims a key).
+    if let Some(schema) = &opts.schema {
+        let problem = match serde_json::from_slice::<serde_json::Value>(&body) {
+            Err(e) => Some(format!("body is not JSON: {e}")),
+            Ok(v) => match jsonschema::validator_for(schema) {
+                Err(e) => Some(format!("source schema does not compile: {e}")),
+                Ok(val) => val
+                    .iter_errors(&v)
+                    .take(5)
+                    .map(|e| format!("{}: {e}", e.instance_path))
+                    .reduce(|a, b| format!("{a}; {b}")),
+            },
+        };
+        if let Some(problem) = problem {
+            return match opts.on_invalid {
+                OnInvalid::Reject => {
+                    let _ = st
+                        .store()
+                        .log_inbound(log(
+                            InboundStatus::Rejected,
+                            Some(format!("schema: {problem}")),
+                            false,
+                            Some(event_type),
+                        ))
+                        .await;
+                    error(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "validation_error",
+                        problem,
+                    )
+                }
+                OnInvalid::Quarantine => {
+                    let q = log(
+                        InboundStatus::Quarantined,
+                        Some(format!("schema: {problem}")),
+                        true,
+                        Some(event_type),
+                    );
+                    let id = q.id.clone();
+                    match st.store().log_inbound(q).await {
+                        Ok(()) => {
+                            outcome("quarantined");
+                            (
+                                StatusCode::ACCEPTED,
+                                Json(json!({ "id": id, "quarantined": true })),
+                            )
+                                .into_response()
+                        }
+                        Err(e) => unavailable(e),
+                    }
+                }
+            };
+        }
+    }
+
+    // 5. Dedup key: configured, else the provider's default, else the body hash.
+    let dedup_rule = opts
+        .dedup
+        .as_ref()
+        .and_then(|d| d.key.clone())
+        .unwrap_or_else(|| inbound::dedup_key_for(&verification));
+    let value = inbound::extract(&dedup_rule, &req)
+        .or_else(|| inbound::extract(&Extract::BodyHash(true), &req))
+        .unwrap_or_default();
+    let key: [u8; 32] = Sha256::digest(format!("{}:{value}", source.id).as_bytes()).into();
+    let window = opts
+        .dedup
+        .as_ref()
+        .and_then(|d| d.window_seconds)
+        .unwrap_or(DEFAULT_WINDOW_S);
+
+    // 7. Accept: one durable commit of key, message and log row.
+    let logged_headers: BTreeMap<String, String> = loggable(&headers, Some(scheme));
+    let msg = Message {
+        id: MessageId::generate(),
+        app_id: source.app_id.clone(),
+        event_id: None,
+        event_type: event_type.clone(),
+        payload: Some(payload_text(
+            &body,
+            headers.get("content-type").and_then(|v| v.to_str().ok()),
+        )),
+        channels: None,
+        created_at: now,
+        retention_ms: None,
+        ordering_key: None,
+        headers: forwarded(&source, &logged_headers_with_forward(&headers)),
+    };
+    let mut entry = log(InboundStatus::Accepted, None, false, Some(event_type));
+    entry.headers = logged_headers;
+    match st
+        .store()
+        .ingest(
+            entry,
+            Some(DedupCheck {
+                key,
+                since: now - window * 1000,
+            }),
+            msg,
+        )
+        .await
+    {
+        Ok(IngestOutcome::Accepted(id)) => {
+            outcome("accepted");
+            metrics::counter!("herald_messages_published_total", "origin" => "inbound")
+                .increment(1);
+            st.wake();
+            (StatusCode::ACCEPTED, Json(json!({ "id": id }))).into_response()
+        }
+        Ok(IngestOutcome::Duplicate(id)) => {
+            outcome("duplicate");
+            metrics::counter!("herald_inbound_dedup_hits_total").increment(1);
+            (StatusCode::OK, Json(json!({ "id": id, "duplicate": true }))).into_response()
+        }
+        // 8. Never a 4xx for our own faults.
+        Err(e) => unavailable(e),
+    }
+}
+
+/// All request headers by lower-case name (forwarding picks from these).
+fn logged_headers_with_forward(headers: &HeaderMap) -> BTreeMap<String, String> {
+    headers
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect()
+}

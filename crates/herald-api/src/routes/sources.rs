@@ -1,0 +1,641 @@
+//! Inbound sources: `/api/v1/app/{app_id}/source…` — CRUD, secret rotation, the request log and
+//! quarantine release (inbound.md "API").
+//!
+//! This module validates and stores a source's configuration; the ingestion route
+//! (`inbound.rs`) interprets it. Verification secrets are write-only: no answer ever contains
+//! one, except a secret Herald generated itself in a rotation, returned once.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use herald_core::ids::{InboundRequestId, MessageId, SourceId};
+use herald_core::inbound::{Extract, Scheme, Verification};
+use herald_core::model::{
+    Application, InboundRequest, InboundStatus, Message, Source, StoredSecret,
+};
+use herald_core::now_millis;
+use herald_core::signing::EndpointSecret;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::dto::{double, ts, Checks, ListOut};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Auth, JsonBody, ListParams, Path, Q};
+use crate::AppState;
+
+/// Default grace period of a rotated secret.
+const DEFAULT_GRACE_S: i64 = 24 * 3600;
+/// Secrets kept per source (the newest plus those still in grace).
+const MAX_SECRETS: usize = 5;
+/// Longest dedup window (30 days).
+const MAX_WINDOW_S: i64 = 30 * 86_400;
+
+/// Where a source's dedup key comes from and for how long it holds.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Dedup {
+    #[serde(default)]
+    pub key: Option<Extract>,
+    #[serde(default)]
+    pub window_seconds: Option<i64>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnInvalid {
+    #[default]
+    Quarantine,
+    Reject,
+}
+
+/// Everything of SourceIn but name, uid and verification: stored as `Source::options`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceOptions {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_type: Option<Extract>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dedup: Option<Dedup>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<Value>,
+    #[serde(default)]
+    pub on_invalid: OnInvalid,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forward_headers: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+}
+
+impl SourceOptions {
+    pub fn of(s: &Source) -> Self {
+        serde_json::from_value(s.options.clone()).unwrap_or_default()
+    }
+}
+
+/// The source's verification with the secrets valid at `now`.
+pub fn verification_of(s: &Source, now: i64) -> Option<Verification> {
+    let mut v: Verification = serde_json::from_value(s.verification.clone()).ok()?;
+    v.secrets = s.valid_secrets(now);
+    Some(v)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceIn {
+    pub name: String,
+    #[serde(default)]
+    pub uid: Option<String>,
+    pub verification: Value,
+    #[serde(default)]
+    pub event_type: Option<Value>,
+    #[serde(default)]
+    pub dedup: Option<Value>,
+    #[serde(default)]
+    pub schema: Option<Value>,
+    #[serde(default)]
+    pub on_invalid: Option<Value>,
+    #[serde(default)]
+    pub ordering: Option<Value>,
+    #[serde(default)]
+    pub forward_headers: Option<Vec<String>>,
+    #[serde(default)]
+    pub rate_limit: Option<i64>,
+    #[serde(default)]
+    pub public_url: Option<String>,
+}
+
+/// PATCH: an absent field is unchanged, `null` clears it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SourcePatch {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "double")]
+    pub uid: Option<Option<String>>,
+    /// Replaces the verification; when it carries no `secrets`, the current ones stay.
+    #[serde(default)]
+    pub verification: Option<Value>,
+    #[serde(default, deserialize_with = "double")]
+    pub event_type: Option<Option<Value>>,
+    #[serde(default, deserialize_with = "double")]
+    pub dedup: Option<Option<Value>>,
+    #[serde(default, deserialize_with = "double")]
+    pub schema: Option<Option<Value>>,
+    #[serde(default, deserialize_with = "double")]
+    pub on_invalid: Option<Option<Value>>,
+    #[serde(default, deserialize_with = "double")]
+    pub ordering: Option<Option<Value>>,
+    #[serde(default, deserialize_with = "double")]
+    pub forward_headers: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "double")]
+    pub rate_limit: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "double")]
+    pub public_url: Option<Option<String>>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceOut {
+    pub id: String,
+    pub uid: Option<String>,
+    pub name: String,
+    /// Without secrets; `secretCount` says how many are valid now.
+    pub verification: Value,
+    pub secret_count: usize,
+    #[serde(flatten)]
+    pub options: SourceOptions,
+    pub ingest_url: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl SourceOut {
+    fn new(s: &Source, public_url: &str) -> Self {
+        Self {
+            id: s.id.0.clone(),
+            uid: s.uid.clone(),
+            name: s.name.clone(),
+            verification: s.verification.clone(),
+            secret_count: s.valid_secrets(now_millis()).len(),
+            options: SourceOptions::of(s),
+            ingest_url: format!("{public_url}/in/{}", s.id),
+            created_at: ts(s.created_at),
+            updated_at: ts(s.updated_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InboundRequestOut {
+    pub id: String,
+    pub status: &'static str,
+    pub reason: Option<String>,
+    pub msg_id: Option<String>,
+    pub event_type: Option<String>,
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// Kept only for quarantined requests (needed to release them).
+    pub body: Option<String>,
+    pub timestamp: String,
+}
+
+impl From<&InboundRequest> for InboundRequestOut {
+    fn from(r: &InboundRequest) -> Self {
+        Self {
+            id: r.id.0.clone(),
+            status: r.status.as_str(),
+            reason: r.reason.clone(),
+            msg_id: r.msg_id.as_ref().map(|m| m.0.clone()),
+            event_type: r.event_type.clone(),
+            headers: r.headers.clone(),
+            body: r.body.clone(),
+            timestamp: ts(r.created_at),
+        }
+    }
+}
+
+/// Splits a verification object into its stored form (no secrets) and its secrets.
+fn parse_verification(c: &mut Checks, v: &Value) -> Option<(Value, Option<Vec<String>>)> {
+    let parsed: Verification = match serde_json::from_value(v.clone()) {
+        Ok(p) => p,
+        Err(e) => {
+            c.fail("verification", e.to_string());
+            return None;
+        }
+    };
+    for problem in herald_core::inbound::validate(&parsed) {
+        c.fail("verification", problem);
+    }
+    let secrets = v.get("secrets").map(|_| parsed.secrets.clone());
+    let mut stored = v.clone();
+    if let Some(o) = stored.as_object_mut() {
+        o.remove("secrets");
+    }
+    Some((stored, secrets))
+}
+
+fn parse_rule(c: &mut Checks, field: &str, v: &Value) -> Option<Extract> {
+    match serde_json::from_value::<Extract>(v.clone()) {
+        Ok(r) => Some(r),
+        Err(_) => {
+            c.fail(
+                field,
+                r#"must be {"header": name}, {"json": "/pointer"}, {"value": text} or {"bodyHash": true}"#,
+            );
+            None
+        }
+    }
+}
+
+fn parse_dedup(c: &mut Checks, v: &Value) -> Option<Dedup> {
+    match serde_json::from_value::<Dedup>(v.clone()) {
+        Ok(d) => {
+            if d.window_seconds
+                .is_some_and(|w| !(1..=MAX_WINDOW_S).contains(&w))
+            {
+                c.fail(
+                    "dedup.windowSeconds",
+                    "must be between 1 and 2592000 (30 days)",
+                );
+            }
+            Some(d)
+        }
+        Err(e) => {
+            c.fail("dedup", e.to_string());
+            None
+        }
+    }
+}
+
+fn parse_on_invalid(c: &mut Checks, v: &Value) -> OnInvalid {
+    serde_json::from_value(v.clone()).unwrap_or_else(|_| {
+        c.fail("onInvalid", "must be \"quarantine\" or \"reject\"");
+        OnInvalid::default()
+    })
+}
+
+fn check_schema(c: &mut Checks, v: &Value) {
+    if let Err(e) = jsonschema::validator_for(v) {
+        c.fail("schema", format!("not a valid JSON Schema: {e}"));
+    }
+}
+
+fn check_rate(c: &mut Checks, v: Option<i64>) -> Option<u32> {
+    match v {
+        Some(r) if !(1..=100_000).contains(&r) => {
+            c.fail(
+                "rateLimit",
+                "must be between 1 and 100000 requests per second",
+            );
+            None
+        }
+        r => r.map(|r| r as u32),
+    }
+}
+
+fn check_public_url(c: &mut Checks, u: &str) {
+    match url::Url::parse(u) {
+        Ok(p) if p.scheme() == "http" || p.scheme() == "https" => {}
+        _ => c.fail("publicUrl", "must be an absolute http(s) URL"),
+    }
+}
+
+fn check_forward(c: &mut Checks, h: &[String]) {
+    for name in h {
+        if http::HeaderName::try_from(name.as_str()).is_err() {
+            c.fail("forwardHeaders", format!("`{name}` is not a header name"));
+        }
+    }
+}
+
+fn not_supported_ordering(c: &mut Checks) {
+    c.fail(
+        "ordering",
+        "per-resource ordering of inbound events is not supported yet",
+    );
+}
+
+async fn load(
+    st: &AppState,
+    auth: &Auth,
+    app_id: &str,
+    src: &str,
+) -> ApiResult<(Application, Source)> {
+    let app = st.app(auth, app_id).await?;
+    let s = st
+        .store()
+        .get_source(&app.id, src)
+        .await?
+        .ok_or_else(|| ApiError::not_found("source"))?;
+    Ok((app, s))
+}
+
+fn conflict(e: herald_store::StoreError) -> ApiError {
+    match e {
+        herald_store::StoreError::Conflict(_) => {
+            ApiError::Conflict("a source with this uid already exists".into())
+        }
+        other => other.into(),
+    }
+}
+
+pub async fn create(
+    State(st): State<AppState>,
+    auth: Auth,
+    Path(app_id): Path<String>,
+    JsonBody(body): JsonBody<SourceIn>,
+) -> ApiResult<Response> {
+    let app = st.app(&auth, &app_id).await?;
+    let mut c = Checks::default();
+    c.name("name", &body.name);
+    c.uid("uid", body.uid.as_deref());
+    if body.uid.as_deref().is_some_and(|u| u.starts_with("src_")) {
+        c.fail("uid", "must not start with an ID prefix (src_)");
+    }
+    let verification = parse_verification(&mut c, &body.verification);
+    let mut opts = SourceOptions {
+        event_type: body
+            .event_type
+            .as_ref()
+            .and_then(|v| parse_rule(&mut c, "eventType", v)),
+        dedup: body.dedup.as_ref().and_then(|v| parse_dedup(&mut c, v)),
+        schema: body.schema.clone(),
+        on_invalid: body
+            .on_invalid
+            .as_ref()
+            .map(|v| parse_on_invalid(&mut c, v))
+            .unwrap_or_default(),
+        forward_headers: body.forward_headers.clone(),
+        rate_limit: check_rate(&mut c, body.rate_limit),
+        public_url: body.public_url.clone(),
+    };
+    if let Some(s) = &opts.schema {
+        check_schema(&mut c, s);
+    }
+    if let Some(u) = &opts.public_url {
+        check_public_url(&mut c, u);
+    }
+    if let Some(h) = &opts.forward_headers {
+        check_forward(&mut c, h);
+    }
+    if body.ordering.is_some() {
+        not_supported_ordering(&mut c);
+    }
+    c.finish()?;
+    let (verification, secrets) = verification.expect("checked");
+    let now = now_millis();
+    opts.dedup = opts.dedup.filter(|d| *d != Dedup::default());
+    let src = Source {
+        id: SourceId::generate(),
+        app_id: app.id.clone(),
+        uid: body.uid,
+        name: body.name,
+        verification,
+        secrets: secrets
+            .unwrap_or_default()
+            .into_iter()
+            .map(|key| StoredSecret {
+                key,
+                expires_at: None,
+            })
+            .collect(),
+        options: serde_json::to_value(&opts).map_err(|e| ApiError::Internal(e.to_string()))?,
+        created_at: now,
+        updated_at: now,
+    };
+    let src = st.store().create_source(src).await.map_err(conflict)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(SourceOut::new(&src, &st.inner.public_url)),
+    )
+        .into_response())
+}
+
+pub async fn list(
+    State(st): State<AppState>,
+    auth: Auth,
+    Path(app_id): Path<String>,
+    Q(p): Q<ListParams>,
+) -> ApiResult<Json<ListOut<SourceOut>>> {
+    let app = st.app(&auth, &app_id).await?;
+    let page = st
+        .store()
+        .list_sources(&app.id, &p.to_query(false)?)
+        .await?;
+    Ok(Json(ListOut::new(
+        &page.items,
+        page.has_more,
+        |s| s.id.0.clone(),
+        |s| SourceOut::new(s, &st.inner.public_url),
+    )))
+}
+
+pub async fn get(
+    State(st): State<AppState>,
+    auth: Auth,
+    Path((app_id, src)): Path<(String, String)>,
+) -> ApiResult<Json<SourceOut>> {
+    let (_, s) = load(&st, &auth, &app_id, &src).await?;
+    Ok(Json(SourceOut::new(&s, &st.inner.public_url)))
+}
+
+pub async fn patch(
+    State(st): State<AppState>,
+    auth: Auth,
+    Path((app_id, src)): Path<(String, String)>,
+    JsonBody(p): JsonBody<SourcePatch>,
+) -> ApiResult<Json<SourceOut>> {
+    let (_, mut s) = load(&st, &auth, &app_id, &src).await?;
+    let mut opts = SourceOptions::of(&s);
+    let mut c = Checks::default();
+    if let Some(n) = &p.name {
+        c.name("name", n);
+    }
+    if let Some(Some(u)) = &p.uid {
+        c.uid("uid", Some(u));
+    }
+    let verification = p
+        .verification
+        .as_ref()
+        .and_then(|v| parse_verification(&mut c, v));
+    if let Some(v) = p.event_type {
+        opts.event_type = v.and_then(|v| parse_rule(&mut c, "eventType", &v));
+    }
+    if let Some(v) = p.dedup {
+        opts.dedup = v.and_then(|v| parse_dedup(&mut c, &v));
+    }
+    if let Some(v) = p.schema {
+        if let Some(s) = &v {
+            check_schema(&mut c, s);
+        }
+        opts.schema = v;
+    }
+    if let Some(v) = p.on_invalid {
+        opts.on_invalid = v.map(|v| parse_on_invalid(&mut c, &v)).unwrap_or_default();
+    }
+    if let Some(Some(_)) = p.ordering {
+        not_supported_ordering(&mut c);
+    }
+    if let Some(v) = p.forward_headers {
+        if let Some(h) = &v {
+            check_forward(&mut c, h);
+        }
+        opts.forward_headers = v;
+    }
+    if let Some(v) = p.rate_limit {
+        opts.rate_limit = check_rate(&mut c, v);
+    }
+    if let Some(v) = p.public_url {
+        if let Some(u) = &v {
+            check_public_url(&mut c, u);
+        }
+        opts.public_url = v;
+    }
+    c.finish()?;
+    if let Some(n) = p.name {
+        s.name = n;
+    }
+    if let Some(u) = p.uid {
+        s.uid = u;
+    }
+    if let Some((v, secrets)) = verification {
+        s.verification = v;
+        if let Some(secrets) = secrets {
+            s.secrets = secrets
+                .into_iter()
+                .map(|key| StoredSecret {
+                    key,
+                    expires_at: None,
+                })
+                .collect();
+        }
+    }
+    s.options = serde_json::to_value(&opts).map_err(|e| ApiError::Internal(e.to_string()))?;
+    s.updated_at = now_millis();
+    let s = st.store().update_source(s).await.map_err(conflict)?;
+    Ok(Json(SourceOut::new(&s, &st.inner.public_url)))
+}
+
+pub async fn remove(
+    State(st): State<AppState>,
+    auth: Auth,
+    Path((app_id, src)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let (app, s) = load(&st, &auth, &app_id, &src).await?;
+    st.store().delete_source(&app.id, &s.id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceRotateIn {
+    /// The provider's new secret. May be omitted for `standard-webhooks`: Herald generates one
+    /// and returns it once.
+    #[serde(default)]
+    pub key: Option<String>,
+    #[serde(default)]
+    pub grace_period_seconds: Option<i64>,
+}
+
+pub async fn rotate(
+    State(st): State<AppState>,
+    auth: Auth,
+    Path((app_id, src)): Path<(String, String)>,
+    JsonBody(body): JsonBody<SourceRotateIn>,
+) -> ApiResult<Json<Value>> {
+    let (_, mut s) = load(&st, &auth, &app_id, &src).await?;
+    let scheme = serde_json::from_value::<Verification>(s.verification.clone())
+        .map(|v| v.scheme)
+        .ok();
+    let mut c = Checks::default();
+    let grace = body.grace_period_seconds.unwrap_or(DEFAULT_GRACE_S);
+    if !(0..=7 * 86_400).contains(&grace) {
+        c.fail("gracePeriodSeconds", "must be between 0 and 604800");
+    }
+    let (key, generated) = match (body.key, scheme) {
+        (Some(k), _) if k.is_empty() || k.len() > 4096 => {
+            c.fail("key", "must be 1 to 4096 characters");
+            (String::new(), false)
+        }
+        (Some(k), _) => (k, false),
+        (None, Some(Scheme::StandardWebhooks)) => {
+            (EndpointSecret::generate().expose().to_string(), true)
+        }
+        (None, _) => {
+            c.fail(
+                "key",
+                "required: this scheme's secret comes from the provider",
+            );
+            (String::new(), false)
+        }
+    };
+    c.finish()?;
+    let now = now_millis();
+    for old in &mut s.secrets {
+        let until = now + grace * 1000;
+        old.expires_at = Some(old.expires_at.map_or(until, |e| e.min(until)));
+    }
+    s.secrets.retain(|x| x.expires_at.is_none_or(|e| e > now));
+    s.secrets.insert(
+        0,
+        StoredSecret {
+            key: key.clone(),
+            expires_at: None,
+        },
+    );
+    s.secrets.truncate(MAX_SECRETS);
+    s.updated_at = now;
+    st.store().update_source(s).await?;
+    Ok(Json(if generated {
+        json!({ "key": key })
+    } else {
+        json!({})
+    }))
+}
+
+pub async fn requests(
+    State(st): State<AppState>,
+    auth: Auth,
+    Path((app_id, src)): Path<(String, String)>,
+    Q(p): Q<ListParams>,
+) -> ApiResult<Json<ListOut<InboundRequestOut>>> {
+    let (_, s) = load(&st, &auth, &app_id, &src).await?;
+    let page = st.store().list_inbound(&s.id, &p.to_query(true)?).await?;
+    Ok(Json(ListOut::new(
+        &page.items,
+        page.has_more,
+        |r| r.id.0.clone(),
+        |r| InboundRequestOut::from(r),
+    )))
+}
+
+/// Accepts a quarantined request as it is (after the schema or the sender was fixed).
+pub async fn release(
+    State(st): State<AppState>,
+    auth: Auth,
+    Path((app_id, src, req_id)): Path<(String, String, String)>,
+) -> ApiResult<Response> {
+    let (app, s) = load(&st, &auth, &app_id, &src).await?;
+    let found = if InboundRequestId::looks_like(&req_id) {
+        st.store()
+            .get_inbound(&s.id, &InboundRequestId(req_id))
+            .await?
+    } else {
+        None
+    };
+    let Some(q) = found.filter(|q| q.status == InboundStatus::Quarantined) else {
+        return Err(ApiError::not_found("quarantined request"));
+    };
+    let body = q.body.clone().unwrap_or_default();
+    let msg = Message {
+        id: MessageId::generate(),
+        app_id: app.id.clone(),
+        event_id: None,
+        event_type: q.event_type.clone().unwrap_or_else(|| "inbound".into()),
+        payload: Some(crate::routes::inbound::payload_text(
+            body.as_bytes(),
+            q.headers.get("content-type").map(String::as_str),
+        )),
+        channels: None,
+        created_at: now_millis(),
+        retention_ms: None,
+        ordering_key: None,
+        headers: crate::routes::inbound::forwarded(&s, &q.headers),
+    };
+    let published = match st.store().release_inbound(&s.id, &q.id, msg).await {
+        Err(herald_store::StoreError::NotFound) => {
+            return Err(ApiError::not_found("quarantined request"))
+        }
+        other => other?,
+    };
+    metrics::counter!("herald_messages_published_total", "origin" => "inbound").increment(1);
+    st.wake();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "id": published.message.id })),
+    )
+        .into_response())
+}

@@ -1,0 +1,507 @@
+//! The inbound gateway (inbound.md) through real sources on a real server: the published
+//! vectors verify through `POST /in/{source}` (and fail with one byte flipped), the checks come
+//! in the contract's order with its status codes, dedup collapses repeats, a quarantined request
+//! is released later, and an accepted request reaches the application's endpoint with the
+//! original body, Herald's own signature and the forwarded provider headers.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::common::{
+    assert_standard_signed, eventually, hmac_sha256, id_of, to_hex, unix_now, Receiver, Resp,
+    TestServer, WAIT,
+};
+
+/// A tolerance wide enough for vectors signed years ago ("verify with a clock fixed at …"):
+/// `toleranceSeconds` is per-source configuration, so the server's own clock stays real.
+const FOREVER: i64 = 4_000_000_000;
+
+fn vectors() -> Vec<Value> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/spec/vectors.json"
+    );
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    doc["vectors"].as_array().unwrap().clone()
+}
+
+async fn create_source(c: &crate::common::Client, app: &str, body: Value) -> Value {
+    c.post(&format!("/app/{app}/source"), body, 201).await
+}
+
+/// POSTs to the ingestion URL with the given headers and raw body; no bearer token.
+async fn ingest(
+    c: &crate::common::Client,
+    src: &str,
+    query: &str,
+    headers: &[(String, String)],
+    body: Vec<u8>,
+    expect: u16,
+) -> Resp {
+    let anon = c.anonymous();
+    anon.send(post_in(&anon, src, query, headers, body), expect)
+        .await
+}
+
+fn post_in(
+    anon: &crate::common::Client,
+    src: &str,
+    query: &str,
+    headers: &[(String, String)],
+    body: Vec<u8>,
+) -> reqwest::RequestBuilder {
+    let mut rb = anon
+        .req(Method::POST, &format!("//in/{src}{query}"))
+        .body(body);
+    for (k, v) in headers {
+        rb = rb.header(k.as_str(), v.as_str());
+    }
+    rb
+}
+
+fn flip(s: &str, at_from_end: usize) -> String {
+    let mut b = s.as_bytes().to_vec();
+    let i = b.len() - at_from_end;
+    b[i] = if b[i] == b'A' || b[i] == b'a' || b[i] == b'0' {
+        if b[i] == b'0' {
+            b'1'
+        } else {
+            b[i] + 1
+        }
+    } else if b[i].is_ascii_digit() {
+        b'0'
+    } else {
+        b'a'
+    };
+    String::from_utf8(b).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_published_vector_verifies_through_a_real_source() {
+    let srv = TestServer::start(|_| {}).await;
+    let c = &srv.client;
+    let app = c.create_app("vectors").await;
+    for (i, v) in vectors().iter().enumerate() {
+        let scheme = v["scheme"].as_str().unwrap();
+        let secret = v["secret"]
+            .as_str()
+            .or(v["publicKey"].as_str())
+            .unwrap()
+            .to_string();
+        let (public_url, query) = match v["url"].as_str() {
+            Some(u) => match u.split_once('?') {
+                Some((base, q)) => (Some(base.to_string()), format!("?{q}")),
+                None => (Some(u.to_string()), String::new()),
+            },
+            None => (None, String::new()),
+        };
+        let mut src = json!({
+            "name": format!("vector {i}"),
+            "verification": {"scheme": scheme, "secrets": [secret]},
+        });
+        if ["standard-webhooks", "slack", "stripe", "paddle", "twitch"].contains(&scheme) {
+            src["verification"]["toleranceSeconds"] = json!(FOREVER);
+        }
+        if let Some(u) = &public_url {
+            src["publicUrl"] = json!(u);
+        }
+        let src = id_of(&create_source(c, &app, src).await);
+        let mut headers: Vec<(String, String)> = v["headers"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+            .collect();
+        let body: Vec<u8> = match (v["body"].as_str(), v["form"].as_object()) {
+            (Some(b), _) => b.as_bytes().to_vec(),
+            (None, Some(form)) => {
+                headers.push((
+                    "content-type".into(),
+                    "application/x-www-form-urlencoded".into(),
+                ));
+                form.iter()
+                    .map(|(k, v)| format!("{}={}", urlencode(k), urlencode(v.as_str().unwrap())))
+                    .collect::<Vec<_>>()
+                    .join("&")
+                    .into_bytes()
+            }
+            _ => panic!("vector {i} has no body"),
+        };
+        let ok = ingest(c, &src, &query, &headers, body.clone(), 202).await;
+        assert!(
+            ok.json["id"].as_str().unwrap().starts_with("msg_"),
+            "vector {i} ({scheme})"
+        );
+        // One byte of the body flipped.
+        let mut bad = body.clone();
+        let mid = bad.len() / 2;
+        bad[mid] ^= 0x01;
+        let r = ingest(c, &src, &query, &headers, bad, 401).await;
+        assert_eq!(r.json["code"], "invalid_signature", "vector {i} ({scheme})");
+        // One byte of the signature flipped.
+        let sig = headers
+            .iter()
+            .position(|(k, _)| k.to_ascii_lowercase().contains("signature"))
+            .unwrap();
+        let mut flipped = headers.clone();
+        flipped[sig].1 = flip(&flipped[sig].1, 6);
+        let r = ingest(c, &src, &query, &flipped, body.clone(), 401).await;
+        assert_eq!(r.json["code"], "invalid_signature", "vector {i} ({scheme})");
+    }
+    srv.stop().await;
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+fn github_headers(secret: &str, body: &[u8], event: &str, delivery: &str) -> Vec<(String, String)> {
+    vec![
+        (
+            "X-Hub-Signature-256".into(),
+            format!("sha256={}", to_hex(&hmac_sha256(secret.as_bytes(), body))),
+        ),
+        ("X-GitHub-Event".into(), event.into()),
+        ("X-GitHub-Delivery".into(), delivery.into()),
+        ("content-type".into(), "application/json".into()),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_accepted_request_is_forwarded_once_signed_by_herald() {
+    let srv = TestServer::start(|_| {}).await;
+    let c = &srv.client;
+    let rx = Receiver::start().await;
+    let app = c.create_app("gh").await;
+    let ep = c.endpoint_for(&app, &rx.url_path("/internal")).await;
+    let ep_secret = c.secret(&app, &ep).await;
+    let src = create_source(
+        c,
+        &app,
+        json!({"name": "GitHub", "uid": "github", "verification": {"scheme": "github", "secrets": ["gh-secret"]}}),
+    )
+    .await;
+    assert!(src.get("secrets").is_none() && src["verification"].get("secrets").is_none());
+    assert_eq!(
+        src["ingestUrl"],
+        format!("http://{}/in/{}", srv.addr, id_of(&src))
+    );
+    let body = br#"{"action":  "opened", "number": 7}"#.to_vec();
+    let h = github_headers("gh-secret", &body, "pull_request", "d-1");
+    let r = ingest(c, &id_of(&src), "", &h, body.clone(), 202).await;
+    let msg = r.json["id"].as_str().unwrap().to_string();
+
+    let got = rx.wait_for(1).await;
+    let req = &got[0];
+    assert_eq!(req.body.as_ref(), body.as_slice(), "original bytes");
+    assert_standard_signed(req, "webhook", &ep_secret, &msg);
+    assert_eq!(req.header("x-github-event"), Some("pull_request"));
+    assert!(
+        req.header("x-hub-signature-256").is_none(),
+        "provider signature forwarded"
+    );
+    let m = c.get(&format!("/app/{app}/msg/{msg}"), 200).await;
+    assert_eq!(m["eventType"], "pull_request");
+
+    // The same delivery again: 200 duplicate with the first ID, nothing forwarded.
+    let r = ingest(c, &id_of(&src), "", &h, body.clone(), 200).await;
+    assert_eq!(r.json, json!({"id": msg, "duplicate": true}));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(rx.count(), 1);
+    let log = c
+        .get(&format!("/app/{app}/source/github/request"), 200)
+        .await;
+    let statuses: Vec<&str> = log["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, vec!["duplicate", "accepted"]);
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checks_come_in_the_contracts_order_with_its_codes() {
+    let srv = TestServer::start(|_| {}).await;
+    let c = &srv.client;
+    let app = c.create_app("errs").await;
+    // Unknown source.
+    let r = ingest(
+        c,
+        "src_01JAAAAAAAAAAAAAAAAAAAAAAA",
+        "",
+        &[],
+        b"{}".to_vec(),
+        404,
+    )
+    .await;
+    assert_eq!(r.json["code"], "not_found");
+    let src = id_of(
+        &create_source(
+            c,
+            &app,
+            json!({"name": "s", "verification": {"scheme": "github", "secrets": ["k"]}}),
+        )
+        .await,
+    );
+    let limited_src = id_of(
+        &create_source(
+            c,
+            &app,
+            json!({"name": "rl", "verification": {"scheme": "github", "secrets": ["k"]}, "rateLimit": 2}),
+        )
+        .await,
+    );
+    // Over 2 MiB: 413 whatever the signature.
+    let big = vec![b'x'; 2 * 1024 * 1024 + 1];
+    let r = ingest(c, &src, "", &[], big, 413).await;
+    assert_eq!(r.json["code"], "payload_too_large");
+    // Missing and wrong signatures: 401, logged with a reason, never the secret.
+    let r = ingest(c, &src, "", &[], b"{}".to_vec(), 401).await;
+    assert_eq!(r.json["code"], "invalid_signature");
+    let wrong = github_headers("not-k", b"{}", "push", "x");
+    ingest(c, &src, "", &wrong, b"{}".to_vec(), 401).await;
+    let log = c
+        .get(&format!("/app/{app}/source/{src}/request"), 200)
+        .await;
+    let rows = log["data"].as_array().unwrap();
+    assert!(rows.len() >= 2);
+    for row in rows {
+        assert_eq!(row["status"], "rejected");
+        assert!(row["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("invalid_signature"));
+        assert!(
+            !row.to_string().contains("sha256="),
+            "signature logged: {row}"
+        );
+    }
+    // rateLimit 2/s: a burst is cut off with 429 and Retry-After.
+    let mut limited = None;
+    for i in 0..10 {
+        let body = format!(r#"{{"n": {i}}}"#).into_bytes();
+        let h = github_headers("k", &body, "push", &format!("rl-{i}"));
+        let anon = c.anonymous();
+        let r = post_in(&anon, &limited_src, "", &h, body)
+            .send()
+            .await
+            .unwrap();
+        let r = Resp {
+            status: r.status().as_u16(),
+            headers: r.headers().clone(),
+            text: String::new(),
+            json: r.json().await.unwrap_or(Value::Null),
+        };
+        if r.status == 429 {
+            limited = Some(r);
+            break;
+        }
+    }
+    let r = limited.expect("no 429 within 10 requests at rateLimit 2");
+    assert!(r.headers.get("retry-after").is_some());
+    assert_eq!(r.json["code"], "rate_limited");
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schema_failures_are_quarantined_then_released_or_rejected() {
+    let srv = TestServer::start(|_| {}).await;
+    let c = &srv.client;
+    let rx = Receiver::start().await;
+    let app = c.create_app("q").await;
+    c.endpoint_for(&app, &rx.url()).await;
+    let schema = json!({"type": "object", "required": ["id"]});
+    let src = id_of(
+        &create_source(
+            c,
+            &app,
+            json!({"name": "q", "verification": {"scheme": "github", "secrets": ["k"]}, "schema": schema}),
+        )
+        .await,
+    );
+    let body = br#"{"no_id": true}"#.to_vec();
+    let r = ingest(
+        c,
+        &src,
+        "",
+        &github_headers("k", &body, "push", "q1"),
+        body.clone(),
+        202,
+    )
+    .await;
+    assert_eq!(r.json["quarantined"], true);
+    let req_id = r.json["id"].as_str().unwrap().to_string();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(rx.count(), 0, "a quarantined request was forwarded");
+    let log = c
+        .get(&format!("/app/{app}/source/{src}/request"), 200)
+        .await;
+    assert_eq!(log["data"][0]["status"], "quarantined");
+    assert!(log["data"][0]["reason"].as_str().unwrap().contains("id"));
+    let rel = c
+        .post(
+            &format!("/app/{app}/source/{src}/quarantine/{req_id}/release"),
+            json!({}),
+            202,
+        )
+        .await;
+    let got = rx.wait_for(1).await;
+    assert_eq!(got[0].body.as_ref(), body.as_slice());
+    assert_eq!(got[0].header("webhook-id"), rel["id"].as_str());
+    // Released once only.
+    c.post(
+        &format!("/app/{app}/source/{src}/quarantine/{req_id}/release"),
+        json!({}),
+        404,
+    )
+    .await;
+    // onInvalid = reject answers 422.
+    c.patch(
+        &format!("/app/{app}/source/{src}"),
+        json!({"onInvalid": "reject"}),
+        200,
+    )
+    .await;
+    let r = ingest(
+        c,
+        &src,
+        "",
+        &github_headers("k", &body, "push", "q2"),
+        body.clone(),
+        422,
+    )
+    .await;
+    assert_eq!(r.json["code"], "validation_error");
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slack_url_verification_is_answered_directly() {
+    let srv = TestServer::start(|_| {}).await;
+    let c = &srv.client;
+    let app = c.create_app("slack").await;
+    let src = id_of(
+        &create_source(
+            c,
+            &app,
+            json!({"name": "slack", "verification": {"scheme": "slack", "secrets": ["slack-secret"]}}),
+        )
+        .await,
+    );
+    let body = br#"{"token":"t","challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P","type":"url_verification"}"#.to_vec();
+    let ts = unix_now().to_string();
+    let mut base = format!("v0:{ts}:").into_bytes();
+    base.extend_from_slice(&body);
+    let sig = format!("v0={}", to_hex(&hmac_sha256(b"slack-secret", &base)));
+    let h = vec![
+        ("X-Slack-Signature".to_string(), sig),
+        ("X-Slack-Request-Timestamp".to_string(), ts),
+        ("content-type".to_string(), "application/json".to_string()),
+    ];
+    let r = ingest(c, &src, "", &h, body, 200).await;
+    assert_eq!(
+        r.json["challenge"],
+        "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"
+    );
+    let msgs = c.get(&format!("/app/{app}/msg"), 200).await;
+    assert!(
+        msgs["data"].as_array().unwrap().is_empty(),
+        "a handshake became a message"
+    );
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sources_api_validates_and_rotates_with_grace() {
+    let srv = TestServer::start(|_| {}).await;
+    let c = &srv.client;
+    let app = c.create_app("api").await;
+    // Unknown scheme, missing verification, unsupported ordering: 422.
+    let r = c
+        .post(
+            &format!("/app/{app}/source"),
+            json!({"name": "x", "verification": {"scheme": "nope"}}),
+            422,
+        )
+        .await;
+    assert_eq!(r["code"], "validation_error");
+    c.post(&format!("/app/{app}/source"), json!({"name": "x"}), 422)
+        .await;
+    c.post(
+        &format!("/app/{app}/source"),
+        json!({"name": "x", "verification": {"scheme": "none"}, "ordering": {"key": "/id", "sequence": "/seq"}}),
+        422,
+    )
+    .await;
+    let src = create_source(
+        c,
+        &app,
+        json!({"name": "gh", "verification": {"scheme": "github", "secrets": ["old"]}}),
+    )
+    .await;
+    let id = id_of(&src);
+    let listed = c.get(&format!("/app/{app}/source"), 200).await;
+    assert_eq!(listed["data"][0]["id"], id);
+    assert!(!listed.to_string().contains("\"old\""), "secret returned");
+    // Rotation keeps the old secret valid during the grace period.
+    c.post(
+        &format!("/app/{app}/source/{id}/secret/rotate"),
+        json!({"key": "new", "gracePeriodSeconds": 3600}),
+        200,
+    )
+    .await;
+    for (n, secret) in ["old", "new"].iter().enumerate() {
+        let body = format!(r#"{{"n": {n}}}"#).into_bytes();
+        ingest(
+            c,
+            &id,
+            "",
+            &github_headers(secret, &body, "push", &format!("r{n}")),
+            body.clone(),
+            202,
+        )
+        .await;
+    }
+    // Without grace the old one stops at once.
+    c.post(
+        &format!("/app/{app}/source/{id}/secret/rotate"),
+        json!({"key": "newer", "gracePeriodSeconds": 0}),
+        200,
+    )
+    .await;
+    let body = br#"{"n": 9}"#.to_vec();
+    ingest(
+        c,
+        &id,
+        "",
+        &github_headers("new", &body, "push", "r9"),
+        body.clone(),
+        401,
+    )
+    .await;
+    ingest(
+        c,
+        &id,
+        "",
+        &github_headers("newer", &body, "push", "r9"),
+        body,
+        202,
+    )
+    .await;
+    // Other tenants cannot see the source.
+    let other = c.create_app("other").await;
+    c.get(&format!("/app/{other}/source/{id}"), 404).await;
+    c.delete(&format!("/app/{app}/source/{id}"), 204).await;
+    eventually(WAIT, "source gone", || async {
+        (c.status_of(Method::GET, &format!("/app/{app}/source/{id}"))
+            .await
+            == Some(404))
+        .then_some(())
+    })
+    .await;
+    srv.stop().await;
+}
