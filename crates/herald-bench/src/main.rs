@@ -143,6 +143,7 @@ async fn main() -> anyhow::Result<()> {
         .ok()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
     let started = chrono::Utc::now();
+    let loadavg_start = stats::loadavg();
     let run_start = Instant::now();
     // Hung requests are held 30 s (Herald gives up after its 10 s request timeout); gated ones
     // at most 30 min.
@@ -210,6 +211,8 @@ async fn main() -> anyhow::Result<()> {
     let report = json!({
         "date": started.to_rfc3339(),
         "machine": stats::machine(),
+        "loadavg_at_start": loadavg_start,
+        "loadavg_at_end": stats::loadavg(),
         "git_commit": stats::git_commit(),
         "git_dirty": stats::git_dirty(),
         "herald_bin": bin.display().to_string(),

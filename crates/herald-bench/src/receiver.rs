@@ -240,6 +240,24 @@ impl Drop for Receiver {
     }
 }
 
+/// Counts a held request for as long as it lives: hyper drops the handler future when the
+/// client closes the connection (e.g. Herald's request timeout), so a decrement after the
+/// `await` would never run for those.
+struct Held<'a>(&'a AtomicU64);
+
+impl<'a> Held<'a> {
+    fn new(counter: &'a AtomicU64) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        Self(counter)
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 fn reply(status: StatusCode) -> Response<Empty<Bytes>> {
     let mut r = Response::new(Empty::new());
     *r.status_mut() = status;
@@ -270,16 +288,15 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Response<Empty<Bytes>
         Mode::Ok => {}
         Mode::Hang => {
             ps.hung_total.fetch_add(1, Ordering::Relaxed);
-            ps.held.fetch_add(1, Ordering::Relaxed);
+            let _held = Held::new(&ps.held);
             tokio::time::sleep(st.hang_limit).await;
-            ps.held.fetch_sub(1, Ordering::Relaxed);
             return reply(StatusCode::SERVICE_UNAVAILABLE);
         }
         Mode::Gate => {
-            ps.held.fetch_add(1, Ordering::Relaxed);
+            let held = Held::new(&ps.held);
             let mut rx = ps.gate.subscribe();
             let opened = tokio::time::timeout(st.gate_limit, rx.wait_for(|open| *open)).await;
-            ps.held.fetch_sub(1, Ordering::Relaxed);
+            drop(held);
             if !matches!(opened, Ok(Ok(_))) {
                 return reply(StatusCode::SERVICE_UNAVAILABLE);
             }

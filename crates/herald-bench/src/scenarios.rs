@@ -175,11 +175,12 @@ fn cpu_secs(pid: &str) -> Option<f64> {
     Some((utime + stime) / 100.0)
 }
 
-fn rss_mib_of(pid: u32) -> Option<f64> {
+/// A field of `/proc/<pid>/status` in MiB (`VmRSS`, `RssAnon`, `RssFile`, …).
+fn status_mib(pid: u32, field: &str) -> Option<f64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let kib: f64 = s
         .lines()
-        .find(|l| l.starts_with("VmRSS:"))?
+        .find(|l| l.split(':').next() == Some(field))?
         .split_whitespace()
         .nth(1)?
         .parse()
@@ -187,11 +188,35 @@ fn rss_mib_of(pid: u32) -> Option<f64> {
     Some(round1(kib / 1024.0))
 }
 
+fn rss_mib_of(pid: u32) -> Option<f64> {
+    status_mib(pid, "VmRSS")
+}
+
+/// CPU seconds of every thread of a process, by thread id, with the thread's name.
+fn thread_cpu(pid: &str) -> std::collections::HashMap<String, (String, f64)> {
+    let mut out = std::collections::HashMap::new();
+    let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let tid = e.file_name().to_string_lossy().into_owned();
+        let name = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm"))
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        if let Some(c) = cpu_secs(&format!("{pid}/task/{tid}")) {
+            out.insert(tid, (name, c));
+        }
+    }
+    out
+}
+
 /// CPU used by Herald and by the bench process over a stretch of a scenario.
 struct CpuMeter {
     pid: String,
     herald0: f64,
     bench0: f64,
+    threads0: std::collections::HashMap<String, (String, f64)>,
     t0: Instant,
 }
 
@@ -201,17 +226,32 @@ impl CpuMeter {
         Self {
             herald0: cpu_secs(&pid).unwrap_or(0.0),
             bench0: cpu_secs("self").unwrap_or(0.0),
+            threads0: thread_cpu(&pid),
             pid,
             t0: Instant::now(),
         }
     }
 
-    /// Average cores used since `start`: `{herald_cores, bench_cores}`.
+    /// Average cores used since `start`: `{herald_cores, bench_cores, herald_busiest_threads}`
+    /// (a thread near 1.0 core is a serial bottleneck).
     fn json(&self) -> Value {
         let secs = self.t0.elapsed().as_secs_f64().max(1e-3);
         let h = cpu_secs(&self.pid).map(|c| round3((c - self.herald0) / secs));
         let b = cpu_secs("self").map(|c| round3((c - self.bench0) / secs));
-        json!({ "herald_cores": h, "bench_cores": b })
+        let mut threads: Vec<(String, f64)> = thread_cpu(&self.pid)
+            .into_iter()
+            .map(|(tid, (name, c))| {
+                let c0 = self.threads0.get(&tid).map_or(0.0, |t| t.1);
+                (format!("{name}/{tid}"), (c - c0) / secs)
+            })
+            .collect();
+        threads.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let top: Vec<Value> = threads
+            .into_iter()
+            .take(4)
+            .map(|(n, c)| json!({ "thread": n, "cores": round3(c) }))
+            .collect();
+        json!({ "herald_cores": h, "bench_cores": b, "herald_busiest_threads": top })
     }
 }
 
@@ -549,6 +589,8 @@ async fn backlog_inner(ctx: &Ctx, h: &Herald) -> anyhow::Result<Outcome> {
                 let s = json!({
                     "t_s": round1((now_us() - t0) as f64 / 1e6),
                     "rss_mib": rss_mib_of(pid),
+                    "rss_anon_mib": status_mib(pid, "RssAnon"),
+                    "rss_file_mib": status_mib(pid, "RssFile"),
                     "delivered": ps.unique(),
                     "held": ps.held.load(std::sync::atomic::Ordering::Relaxed),
                 });
@@ -582,6 +624,7 @@ async fn backlog_inner(ctx: &Ctx, h: &Herald) -> anyhow::Result<Outcome> {
     let cpu_drain = cpu_drain.json();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_after = rss_mib_of(h.pid);
+    let rss_anon_after = status_mib(h.pid, "RssAnon");
     sampler.abort();
     let samples = samples.lock().expect("samples").clone();
     let rss_of = |s: &Value| s["rss_mib"].as_f64();
@@ -607,6 +650,7 @@ async fn backlog_inner(ctx: &Ctx, h: &Herald) -> anyhow::Result<Outcome> {
         "rss_mib_at_full_backlog": rss_full,
         "rss_mib_peak_while_draining": peak_drain,
         "rss_mib_after_drain": rss_after,
+        "rss_anon_mib_after_drain": rss_anon_after,
         "data_dir_mib_at_full_backlog": round1(disk_full as f64 / 1048576.0),
         "drained": snap.unique,
         "duplicates": snap.duplicates,
@@ -700,6 +744,7 @@ async fn isolation_case(ctx: &Ctx, case: &str, k: usize, hanging: usize) -> anyh
     let res = async {
         let app = h.api.create_app(&format!("bench-isolation-{case}")).await?;
         let mut healthy = Vec::new();
+        let mut hung = Vec::new();
         for i in 0..k {
             let hangs = i < hanging;
             let path = if hangs {
@@ -710,7 +755,9 @@ async fn isolation_case(ctx: &Ctx, case: &str, k: usize, hanging: usize) -> anyh
             let ps = ctx
                 .rx
                 .path(&path, if hangs { Mode::Hang } else { Mode::Ok }, false);
-            if !hangs {
+            if hangs {
+                hung.push(ps);
+            } else {
                 healthy.push(ps);
             }
             // Herald's defaults (maxConcurrency, timeouts): isolation is about what a user gets.
@@ -726,8 +773,16 @@ async fn isolation_case(ctx: &Ctx, case: &str, k: usize, hanging: usize) -> anyh
         let r = p.closed(ctx.p.clients, messages, bound).await;
         let expected = r.ok * healthy.len() as u64;
         let delivered = || healthy.iter().map(|p| p.unique()).sum::<u64>();
+        let held_after_publish: u64 = hung
+            .iter()
+            .map(|p| p.held.load(std::sync::atomic::Ordering::Relaxed))
+            .sum();
         let complete = wait_until(start + bound, || delivered() >= expected).await;
         let got = delivered();
+        let hung_requests: u64 = hung
+            .iter()
+            .map(|p| p.hung_total.load(std::sync::atomic::Ordering::Relaxed))
+            .sum();
         let end_us = if complete {
             healthy
                 .iter()
@@ -754,6 +809,8 @@ async fn isolation_case(ctx: &Ctx, case: &str, k: usize, hanging: usize) -> anyh
             "secs": round3(secs),
             "healthy_rate_per_endpoint": round1(per_ep),
             "healthy_rate_total": round1(per_ep * healthy.len() as f64),
+            "hanging_requests_held_after_publish": held_after_publish,
+            "hanging_requests_total": hung_requests,
             "cpu": cpu.json(),
         }))
     }

@@ -93,3 +93,9 @@ pub fn git_dirty() -> Option<bool> {
     command_output("git", &["rev-parse", "HEAD"])?;
     Some(command_output("git", &["status", "--porcelain", "--untracked-files=no"]).is_some())
 }
+
+/// The 1, 5 and 15 minute load averages (`/proc/loadavg`), to tell a quiet run from a busy one.
+pub fn loadavg() -> Option<String> {
+    let s = std::fs::read_to_string("/proc/loadavg").ok()?;
+    Some(s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+}
