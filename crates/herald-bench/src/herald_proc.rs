@@ -21,6 +21,7 @@ pub struct Herald {
     pub pid: u32,
     pub api: Api,
     dir: tempfile::TempDir,
+    scraper: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// A free port on 127.0.0.1 (bound, then released for Herald to take).
@@ -31,8 +32,13 @@ fn free_port() -> anyhow::Result<u16> {
 
 impl Herald {
     /// Starts `bin serve` with the bench configuration plus `extra` (`HERALD_<KEY>`, value)
-    /// and waits until `/api/v1/health` answers 200.
-    pub async fn start(bin: &Path, extra: &[(&str, String)]) -> anyhow::Result<Self> {
+    /// and waits until `/api/v1/health` answers 200. With `scrape_every`, `GET /metrics` is
+    /// called at that interval until Herald stops, as Prometheus would.
+    pub async fn start(
+        bin: &Path,
+        extra: &[(&str, String)],
+        scrape_every: Option<Duration>,
+    ) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("herald-bench-")
             .tempdir()
@@ -84,11 +90,32 @@ impl Herald {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        let scraper = scrape_every.map(|every| {
+            let (http, uri) = (api.http.clone(), format!("http://{listen}/metrics"));
+            tokio::spawn(async move {
+                let Ok(uri) = uri.parse::<hyper::Uri>() else {
+                    return;
+                };
+                loop {
+                    tokio::time::sleep(every).await;
+                    let req = hyper::Request::get(uri.clone())
+                        .body(http_body_util::Full::new(bytes::Bytes::new()));
+                    if let Ok(req) = req {
+                        if let Ok(Ok(resp)) =
+                            tokio::time::timeout(Duration::from_secs(10), http.request(req)).await
+                        {
+                            let _ = http_body_util::BodyExt::collect(resp.into_body()).await;
+                        }
+                    }
+                }
+            })
+        });
         Ok(Self {
             child,
             pid,
             api,
             dir,
+            scraper,
         })
     }
 
@@ -128,6 +155,9 @@ impl Herald {
     /// SIGTERM, then waits up to 60 s for a clean exit (SIGKILL after that). Returns whether
     /// Herald exited successfully, and the tail of its log when it did not.
     pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(s) = self.scraper.take() {
+            s.abort();
+        }
         let sent = std::process::Command::new("kill")
             .args(["-TERM", &self.pid.to_string()])
             .status();

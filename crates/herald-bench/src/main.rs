@@ -90,6 +90,10 @@ struct Args {
     /// Publish rate of the latency scenario, messages per second.
     #[arg(long, default_value_t = 1000.0)]
     latency_rate: f64,
+    /// Scrape Herald's `/metrics` every this many seconds during each scenario, as Prometheus
+    /// would in production (0 = never).
+    #[arg(long, default_value_t = 0.0)]
+    scrape_metrics_secs: f64,
 }
 
 #[tokio::main]
@@ -136,6 +140,7 @@ async fn main() -> anyhow::Result<()> {
         throttle_secs: args.throttle_secs,
         isolation_endpoints: args.isolation_endpoints,
         latency_rate: args.latency_rate,
+        scrape_metrics_secs: args.scrape_metrics_secs,
     };
     let herald_version = std::process::Command::new(&bin)
         .arg("--version")
@@ -228,6 +233,7 @@ async fn main() -> anyhow::Result<()> {
             "throttle_secs": params.throttle_secs,
             "isolation_endpoints": params.isolation_endpoints,
             "latency_rate": params.latency_rate,
+            "scrape_metrics_secs": params.scrape_metrics_secs,
         },
         "receiver_unknown_path_requests": ctx.rx.unknown(),
         "total_secs": stats::round1(run_start.elapsed().as_secs_f64()),

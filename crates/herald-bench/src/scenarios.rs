@@ -38,6 +38,8 @@ pub struct Params {
     pub isolation_endpoints: usize,
     /// Publish rate of the latency scenario.
     pub latency_rate: f64,
+    /// Scrape Herald's `/metrics` at this interval (0 = never).
+    pub scrape_metrics_secs: f64,
 }
 
 impl Params {
@@ -277,7 +279,9 @@ impl Ctx {
     }
 
     async fn herald(&self, extra: &[(&str, String)]) -> anyhow::Result<Herald> {
-        Herald::start(&self.bin, extra).await
+        let every = (self.p.scrape_metrics_secs > 0.0)
+            .then(|| Duration::from_secs_f64(self.p.scrape_metrics_secs));
+        Herald::start(&self.bin, extra, every).await
     }
 }
 
