@@ -1,0 +1,285 @@
+//! `herald-bench`: Herald's reproducible benchmark harness (issue 7).
+//!
+//! The harness owns everything a measurement needs except the server under test, so figures
+//! can be compared between commits and machines:
+//! - **Herald as a child process**: the release `herald` binary it is given (it builds
+//!   nothing), started per scenario on a fresh temporary data directory with an admin token,
+//!   `allow_networks = ["127.0.0.0/8"]` and a free loopback port, stopped with SIGTERM.
+//! - **A receiver** (hyper 1, HTTP/1.1 keep-alive, answers 204) that records per path what it
+//!   received and when, de-duplicates by `webhook-id`, measures publish→receipt latency from a
+//!   timestamp in the payload (same process, same clock), and can hang or gate paths.
+//! - **A load generator** (hyper-util client, keep-alive): closed loops for throughput, an open
+//!   loop for latency; every loop is bounded in request count and in time.
+//! - **The receiver ceiling**: the load generator POSTing 1 KiB JSON straight to the receiver,
+//!   measured in the same run, so every delivery figure is also a ratio of what this machine's
+//!   loopback HTTP can do at all.
+//! - **The report**: a table on stdout and a JSON file with the machine (cores, kernel), git
+//!   commit and date.
+//!
+//! Only loopback addresses (127.0.0.1) are ever contacted.
+
+mod herald_proc;
+mod http;
+mod load;
+mod receiver;
+mod scenarios;
+mod stats;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use clap::Parser;
+use serde_json::{json, Value};
+
+use crate::receiver::Receiver;
+use crate::scenarios::{Ctx, Outcome, Params, Row};
+
+const ALL: &[&str] = &[
+    "publish",
+    "e2e",
+    "fanout",
+    "latency",
+    "backlog",
+    "isolation",
+    "throttle",
+];
+
+/// Benchmarks a release `herald` binary over loopback. See docs/benchmarks.md.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Args {
+    /// The herald binary to run (default: `herald` next to this executable).
+    #[arg(long)]
+    herald_bin: Option<PathBuf>,
+    /// Where to write the JSON results.
+    #[arg(long, default_value = "bench-results.json")]
+    out: PathBuf,
+    /// Comma-separated scenarios: publish, e2e, fanout, latency, backlog, isolation, throttle,
+    /// or all. The receiver ceiling is always measured.
+    #[arg(long, default_value = "all", value_delimiter = ',')]
+    scenario: Vec<String>,
+    /// Quick run: message counts ÷ 10, measuring windows ÷ 4 (same as --scale 0.1
+    /// --time-scale 0.25).
+    #[arg(long)]
+    quick: bool,
+    /// Multiplies every message count.
+    #[arg(long)]
+    scale: Option<f64>,
+    /// Multiplies every measuring window (publish 20 s, latency 30 s, throttle window, …).
+    #[arg(long)]
+    time_scale: Option<f64>,
+    /// Concurrent publishing clients.
+    #[arg(long, default_value_t = 32)]
+    clients: usize,
+    /// Connections of the receiver-ceiling load generator.
+    #[arg(long, default_value_t = 64)]
+    ceiling_connections: usize,
+    /// `maxConcurrency` of the endpoints in the throughput scenarios (Herald allows 1–1000).
+    #[arg(long, default_value_t = 256)]
+    max_concurrency: u32,
+    /// `throttleRate` of the throttle scenario.
+    #[arg(long, default_value_t = 50)]
+    throttle_rate: u32,
+    /// Measuring window of the throttle scenario, seconds (before --time-scale).
+    #[arg(long, default_value_t = 60.0)]
+    throttle_secs: f64,
+    /// Endpoints of the isolation scenario (half hang in its second case).
+    #[arg(long, default_value_t = 10)]
+    isolation_endpoints: usize,
+    /// Publish rate of the latency scenario, messages per second.
+    #[arg(long, default_value_t = 1000.0)]
+    latency_rate: f64,
+    /// Scrape Herald's `/metrics` every this many seconds during each scenario, as Prometheus
+    /// would in production (0 = never).
+    #[arg(long, default_value_t = 0.0)]
+    scrape_metrics_secs: f64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    stats::epoch();
+    let selected: Vec<&str> = if args.scenario.iter().any(|s| s == "all") {
+        ALL.to_vec()
+    } else {
+        for s in &args.scenario {
+            if !ALL.contains(&s.as_str()) {
+                bail!(
+                    "unknown scenario `{s}`; expected one of {} or all",
+                    ALL.join(", ")
+                );
+            }
+        }
+        ALL.iter()
+            .copied()
+            .filter(|a| args.scenario.iter().any(|s| s == a))
+            .collect()
+    };
+    let bin = match &args.herald_bin {
+        Some(b) => b.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .context("executable directory")?
+            .join("herald"),
+    };
+    if !bin.is_file() {
+        bail!(
+            "no herald binary at {} (build it: cargo build --release -p herald, or pass --herald-bin)",
+            bin.display()
+        );
+    }
+    let (scale, time_scale) = if args.quick { (0.1, 0.25) } else { (1.0, 1.0) };
+    let params = Params {
+        clients: args.clients,
+        scale: args.scale.unwrap_or(scale),
+        time_scale: args.time_scale.unwrap_or(time_scale),
+        ceiling_connections: args.ceiling_connections,
+        max_concurrency: args.max_concurrency,
+        throttle_rate: args.throttle_rate,
+        throttle_secs: args.throttle_secs,
+        isolation_endpoints: args.isolation_endpoints,
+        latency_rate: args.latency_rate,
+        scrape_metrics_secs: args.scrape_metrics_secs,
+    };
+    let herald_version = std::process::Command::new(&bin)
+        .arg("--version")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    let started = chrono::Utc::now();
+    let loadavg_start = stats::loadavg();
+    let run_start = Instant::now();
+    // Hung requests are held 30 s (Herald gives up after its 10 s request timeout); gated ones
+    // at most 30 min.
+    let rx = Receiver::start(Duration::from_secs(30), Duration::from_secs(1800)).await?;
+    let mut ctx = Ctx {
+        bin: bin.clone(),
+        rx,
+        p: params.clone(),
+        ceiling: None,
+    };
+
+    eprintln!(
+        "herald-bench: receiver on {}, herald {}",
+        ctx.rx.addr,
+        bin.display()
+    );
+    let mut results = serde_json::Map::new();
+    let mut table: Vec<(String, Row)> = Vec::new();
+    let mut record = |name: &str, r: anyhow::Result<Outcome>, t: Instant| match r {
+        Ok(o) => {
+            let mut j = o.json;
+            j["elapsed_secs"] = json!(stats::round1(t.elapsed().as_secs_f64()));
+            results.insert(name.to_string(), j);
+            table.extend(o.rows.into_iter().map(|r| (name.to_string(), r)));
+        }
+        Err(e) => {
+            eprintln!("herald-bench: {name} failed: {e:#}");
+            results.insert(name.to_string(), json!({ "error": format!("{e:#}") }));
+            table.push((
+                name.to_string(),
+                Row {
+                    metric: name.to_string(),
+                    value: format!("FAILED: {e}"),
+                    ratio: None,
+                    target: String::new(),
+                },
+            ));
+        }
+    };
+
+    eprintln!("herald-bench: receiver ceiling …");
+    let t = Instant::now();
+    let c = scenarios::ceiling(&ctx).await;
+    if let Ok(o) = &c {
+        ctx.ceiling = o.json["rate_per_s"].as_f64();
+    }
+    record("receiver_ceiling", c, t);
+
+    for name in &selected {
+        eprintln!("herald-bench: {name} …");
+        let t = Instant::now();
+        let r = match *name {
+            "publish" => scenarios::publish(&ctx).await,
+            "e2e" => scenarios::e2e(&ctx).await,
+            "fanout" => scenarios::fanout(&ctx).await,
+            "latency" => scenarios::latency(&ctx).await,
+            "backlog" => scenarios::backlog(&ctx).await,
+            "isolation" => scenarios::isolation(&ctx).await,
+            "throttle" => scenarios::throttle(&ctx).await,
+            _ => unreachable!("checked above"),
+        };
+        record(name, r, t);
+    }
+
+    let report = json!({
+        "date": started.to_rfc3339(),
+        "machine": stats::machine(),
+        "loadavg_at_start": loadavg_start,
+        "loadavg_at_end": stats::loadavg(),
+        "git_commit": stats::git_commit(),
+        "git_dirty": stats::git_dirty(),
+        "herald_bin": bin.display().to_string(),
+        "herald_version": herald_version,
+        "params": {
+            "scenarios": selected,
+            "clients": params.clients,
+            "scale": params.scale,
+            "time_scale": params.time_scale,
+            "ceiling_connections": params.ceiling_connections,
+            "max_concurrency": params.max_concurrency,
+            "throttle_rate": params.throttle_rate,
+            "throttle_secs": params.throttle_secs,
+            "isolation_endpoints": params.isolation_endpoints,
+            "latency_rate": params.latency_rate,
+            "scrape_metrics_secs": params.scrape_metrics_secs,
+        },
+        "receiver_unknown_path_requests": ctx.rx.unknown(),
+        "total_secs": stats::round1(run_start.elapsed().as_secs_f64()),
+        "results": Value::Object(results),
+    });
+    std::fs::write(&args.out, serde_json::to_string_pretty(&report)? + "\n")
+        .with_context(|| format!("write {}", args.out.display()))?;
+    print_table(&report, &table);
+    eprintln!("herald-bench: wrote {}", args.out.display());
+    Ok(())
+}
+
+fn print_table(report: &Value, table: &[(String, Row)]) {
+    let m = &report["machine"];
+    println!(
+        "herald-bench {} — {} cores, kernel {}, commit {}{}",
+        report["date"].as_str().unwrap_or("?"),
+        m["cores"],
+        m["kernel"].as_str().unwrap_or("?"),
+        report["git_commit"].as_str().unwrap_or("?"),
+        if report["git_dirty"] == json!(true) {
+            " (dirty)"
+        } else {
+            ""
+        },
+    );
+    let w0 = table
+        .iter()
+        .map(|(_, r)| r.metric.chars().count())
+        .max()
+        .unwrap_or(10);
+    let w1 = table
+        .iter()
+        .map(|(_, r)| r.value.chars().count())
+        .max()
+        .unwrap_or(10);
+    println!(
+        "{:<w0$} | {:<w1$} | {:>8} | target",
+        "scenario", "result", "÷ceiling"
+    );
+    println!("{}", "-".repeat(w0 + w1 + 30));
+    for (_, r) in table {
+        let ratio = r.ratio.map_or(String::new(), |x| format!("{:.2}", x));
+        println!(
+            "{:<w0$} | {:<w1$} | {:>8} | {}",
+            r.metric, r.value, ratio, r.target
+        );
+    }
+}
