@@ -62,13 +62,23 @@ fn serde_path_to_error_free<'de, T: DeserializeOwned>(
 }
 
 /// Common list parameters.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
+    /// Page size, 1–250 (default 50).
     #[serde(default, deserialize_with = "de_opt")]
+    #[param(minimum = 1, maximum = 250)]
     pub limit: Option<i64>,
+    /// `iterator` of the previous page to go forwards, or its `prevIterator` (`-…`) to go back.
     pub iterator: Option<String>,
+    /// `ascending` or `descending` (each list has its own default).
+    #[param(pattern = "^(ascending|descending)$")]
     pub order: Option<String>,
+    /// Only items created before this RFC 3339 date-time.
+    #[param(format = DateTime)]
     pub before: Option<String>,
+    /// Only items created after this RFC 3339 date-time.
+    #[param(format = DateTime)]
     pub after: Option<String>,
 }
 

@@ -4,6 +4,7 @@
 //! - `api`: the management API of outbound-api.md, route by route
 //! - `delivery`: what a receiver observes, per delivery.md
 //! - `guardrails`: isolation, caps, throttle, breaker, FIFO, operational events
+//! - `openapi`: the OpenAPI document covers every route; the docs page is served
 
 mod api;
 mod cli;
@@ -12,3 +13,4 @@ mod delivery;
 mod encryption;
 mod guardrails;
 mod metrics;
+mod openapi;
