@@ -295,3 +295,30 @@ async fn docs_page_and_its_assets_are_served() {
     assert_eq!(again.text, page.text);
     srv.stop().await;
 }
+
+/// Found by schemathesis: a JSON array body filled a struct whose fields are all optional, so
+/// `PATCH /event-type/{name}` with `[null, null]` answered 200.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_json_array_body_is_refused_with_422() {
+    let srv = TestServer::start(|_| {}).await;
+    let c = &srv.client;
+    c.post("/event-type", serde_json::json!({"name": "arr.body"}), 201)
+        .await;
+    let r = c
+        .send(
+            c.req(Method::PATCH, "/event-type/arr.body")
+                .header("content-type", "application/json")
+                .body("[null, null]"),
+            422,
+        )
+        .await;
+    assert_eq!(r.json["code"], "validation_error", "{}", r.text);
+    c.send(
+        c.req(Method::POST, "/app")
+            .header("content-type", "application/json")
+            .body(r#"["name"]"#),
+        422,
+    )
+    .await;
+    srv.stop().await;
+}
