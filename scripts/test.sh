@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every Herald test on a fresh machine: installs what the tests need, builds, runs the
 # Rust unit/property/integration tests, then the real-client Python suite (official `svix` SDK
-# and `standardwebhooks` from PyPI) against the real binary.
+# and `standardwebhooks` from PyPI, schemathesis on the OpenAPI document) against the real binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
