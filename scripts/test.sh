@@ -3,7 +3,7 @@
 # including PostgreSQL), starts a throwaway PostgreSQL cluster on loopback, builds, runs the Rust
 # unit/property/integration tests (the storage suite on SQLite and PostgreSQL, the multi-node
 # cluster tests), then the real-client Python suite (official `svix` SDK and `standardwebhooks`
-# from PyPI) against the real binary.
+# from PyPI, schemathesis on the OpenAPI document) against the real binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

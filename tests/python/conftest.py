@@ -8,8 +8,10 @@ official `svix.Svix` client pointed at the server.
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import os
+import pathlib
 import secrets
 import signal
 import socket
@@ -233,7 +235,7 @@ class HeraldServer:
 _SERVER: t.Optional[HeraldServer] = None
 
 
-def _server_env(data_dir: str, port: int, admin_token: str) -> t.Dict[str, str]:
+def _server_env(data_dir: str, port: int, admin_token: str, overrides: t.Mapping[str, t.Optional[str]]) -> t.Dict[str, str]:
     # Drop inherited HERALD_* variables (HERALD_BIN, HERALD_PY_VENV, a developer's own
     # settings...): every HERALD_<KEY> is configuration for the server.
     env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
@@ -247,17 +249,32 @@ def _server_env(data_dir: str, port: int, admin_token: str) -> t.Dict[str, str]:
             "HERALD_LOG_FORMAT": "json",
         }
     )
+    for k, v in overrides.items():
+        if v is None:
+            env.pop(k, None)
+        else:
+            env[k] = v
     return env
 
 
-@pytest.fixture(scope="session")
-def herald(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[HeraldServer]:
-    global _SERVER
+def herald_binary() -> str:
     binary = os.environ.get("HERALD_BIN", DEFAULT_HERALD_BIN)
     if not (os.path.isfile(binary) and os.access(binary, os.X_OK)):
         pytest.fail(f"herald binary not found or not executable at {binary} (set HERALD_BIN)", pytrace=False)
+    return binary
 
-    workdir = tmp_path_factory.mktemp("herald")
+
+@contextlib.contextmanager
+def run_herald(
+    workdir: "os.PathLike[str]", overrides: t.Optional[t.Mapping[str, t.Optional[str]]] = None
+) -> t.Iterator[HeraldServer]:
+    """Starts `herald serve` on a free loopback port with a fresh data directory under `workdir`,
+    waits until `/api/v1/health` answers 200, and stops it (SIGTERM) on exit.
+
+    `overrides` changes the test defaults of `_server_env` (a `None` value removes a variable).
+    """
+    binary = herald_binary()
+    workdir = pathlib.Path(workdir)
     data_dir = workdir / "data"
     data_dir.mkdir()
     log_path = workdir / "herald.log"
@@ -269,7 +286,7 @@ def herald(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[HeraldServer]
     proc = subprocess.Popen(
         [binary, "serve"],
         cwd=str(workdir),  # so no stray ./herald.toml is picked up
-        env=_server_env(str(data_dir), port, admin_token),
+        env=_server_env(str(data_dir), port, admin_token, overrides or {}),
         stdin=subprocess.DEVNULL,
         stdout=log_file,
         stderr=subprocess.STDOUT,
@@ -309,17 +326,26 @@ def herald(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[HeraldServer]
         )
         pytest.fail(f"herald serve did not become healthy: {reason}\n--- server log ---\n{server.log_tail()}", pytrace=False)
 
-    _SERVER = server
     try:
         yield server
     finally:
-        _SERVER = None
         code = _terminate(proc)
         log_file.close()
         if code != 0:
             import warnings
 
             warnings.warn(f"herald serve exited with code {code} after SIGTERM (expected 0)")
+
+
+@pytest.fixture(scope="session")
+def herald(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[HeraldServer]:
+    global _SERVER
+    with run_herald(tmp_path_factory.mktemp("herald")) as server:
+        _SERVER = server
+        try:
+            yield server
+        finally:
+            _SERVER = None
 
 
 def _terminate(proc: subprocess.Popen) -> t.Optional[int]:

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Run the real-client test suite (official svix SDK + standardwebhooks) against a Herald binary.
+# Run the real-client test suite (official svix SDK + standardwebhooks, and schemathesis on the
+# OpenAPI document) against a Herald binary.
 #   HERALD_BIN      herald binary to test (default /root/.cache/herald-target/debug/herald)
 #   HERALD_PY_VENV  virtualenv to use/create (default $HOME/.cache/herald-pyvenv)
 # Extra arguments are passed to pytest. The exit code is pytest's.

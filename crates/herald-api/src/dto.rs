@@ -14,6 +14,7 @@ use herald_core::signing::SignatureScheme;
 use herald_core::Millis;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
+use utoipa::ToSchema;
 
 use crate::error::FieldError;
 
@@ -86,7 +87,7 @@ impl Checks {
 
 // ---- applications ---------------------------------------------------------------------------
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplicationIn {
     pub name: String,
@@ -95,6 +96,7 @@ pub struct ApplicationIn {
     #[serde(default, alias = "rateLimit")]
     pub throttle_rate: Option<i64>,
     #[serde(default)]
+    #[schema(value_type = Option<BTreeMap<String, String>>)]
     pub metadata: Option<Metadata>,
 }
 
@@ -106,7 +108,7 @@ impl ApplicationIn {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplicationPatch {
     #[serde(default)]
@@ -117,10 +119,11 @@ pub struct ApplicationPatch {
     pub throttle_rate: Option<Option<i64>>,
     /// `null` clears the metadata, as on endpoints.
     #[serde(default, deserialize_with = "double")]
+    #[schema(value_type = Option<Option<BTreeMap<String, String>>>)]
     pub metadata: Option<Option<Metadata>>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplicationOut {
     pub id: String,
@@ -128,8 +131,11 @@ pub struct ApplicationOut {
     pub name: String,
     pub throttle_rate: Option<u32>,
     pub rate_limit: Option<u32>,
+    #[schema(value_type = BTreeMap<String, String>)]
     pub metadata: Metadata,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub updated_at: String,
 }
 
@@ -151,7 +157,7 @@ impl From<&Application> for ApplicationOut {
 // ---- endpoints ------------------------------------------------------------------------------
 
 /// Endpoint body for POST and PUT.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointIn {
     pub url: String,
@@ -170,6 +176,7 @@ pub struct EndpointIn {
     #[serde(default, alias = "rateLimit")]
     pub throttle_rate: Option<i64>,
     #[serde(default)]
+    #[schema(value_type = Option<BTreeMap<String, String>>)]
     pub metadata: Option<Metadata>,
     #[serde(default)]
     pub headers: Option<BTreeMap<String, String>>,
@@ -178,15 +185,17 @@ pub struct EndpointIn {
     #[serde(default)]
     pub permanent_statuses: Option<Vec<u16>>,
     #[serde(default)]
+    #[schema(schema_with = crate::openapi::ordering_nullable)]
     pub ordering: Option<Ordering>,
     #[serde(default)]
     pub max_concurrency: Option<i64>,
     #[serde(default)]
+    #[schema(schema_with = crate::openapi::signature_scheme_nullable)]
     pub signature_scheme: Option<SignatureScheme>,
 }
 
 /// Endpoint PATCH: absent = unchanged, `null` = cleared.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointPatch {
     #[serde(default)]
@@ -206,16 +215,19 @@ pub struct EndpointPatch {
     #[serde(default, alias = "rateLimit", deserialize_with = "double")]
     pub throttle_rate: Option<Option<i64>>,
     #[serde(default, deserialize_with = "double")]
+    #[schema(value_type = Option<Option<BTreeMap<String, String>>>)]
     pub metadata: Option<Option<Metadata>>,
     #[serde(default, deserialize_with = "double")]
     pub retry_schedule: Option<Option<Vec<u64>>>,
     #[serde(default, deserialize_with = "double")]
     pub permanent_statuses: Option<Option<Vec<u16>>>,
     #[serde(default, deserialize_with = "double")]
+    #[schema(schema_with = crate::openapi::ordering_nullable)]
     pub ordering: Option<Option<Ordering>>,
     #[serde(default, deserialize_with = "double")]
     pub max_concurrency: Option<Option<i64>>,
     #[serde(default, deserialize_with = "double")]
+    #[schema(schema_with = crate::openapi::signature_scheme_nullable)]
     pub signature_scheme: Option<Option<SignatureScheme>>,
 }
 
@@ -300,7 +312,7 @@ const RESERVED_HEADERS: &[&str] = &[
     "x-webhook-timestamp",
 ];
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointOut {
     pub id: String,
@@ -313,16 +325,23 @@ pub struct EndpointOut {
     pub channels: Option<Vec<String>>,
     pub throttle_rate: Option<u32>,
     pub rate_limit: Option<u32>,
+    #[schema(value_type = BTreeMap<String, String>)]
     pub metadata: Metadata,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub updated_at: String,
     pub version: u32,
     pub retry_schedule: Option<Vec<u64>>,
     pub permanent_statuses: Vec<u16>,
+    #[schema(schema_with = crate::openapi::ordering)]
     pub ordering: Ordering,
     pub max_concurrency: Option<u32>,
+    #[schema(schema_with = crate::openapi::signature_scheme)]
     pub signature_scheme: SignatureScheme,
+    #[schema(schema_with = crate::openapi::endpoint_state)]
     pub state: &'static str,
+    #[schema(format = DateTime)]
     pub paused_until: Option<String>,
 }
 
@@ -354,7 +373,7 @@ impl EndpointOut {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SecretRotateIn {
     #[serde(default)]
@@ -363,13 +382,13 @@ pub struct SecretRotateIn {
     pub grace_period_seconds: Option<i64>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HeadersIn {
     pub headers: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HeadersPatchIn {
     #[serde(default)]
@@ -378,14 +397,14 @@ pub struct HeadersPatchIn {
     pub delete_headers: Vec<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct RecoverIn {
     pub since: String,
     #[serde(default)]
     pub until: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SendExampleIn {
     pub event_type: String,
@@ -395,7 +414,7 @@ pub struct SendExampleIn {
 
 // ---- event types ----------------------------------------------------------------------------
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventTypeIn {
     pub name: String,
@@ -404,7 +423,7 @@ pub struct EventTypeIn {
 }
 
 /// PUT on an event type: the name comes from the path.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventTypeUpdate {
     #[serde(default)]
@@ -417,7 +436,7 @@ pub struct EventTypeUpdate {
     pub schemas: Option<serde_json::Value>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventTypePatch {
     #[serde(default)]
@@ -430,7 +449,7 @@ pub struct EventTypePatch {
     pub schemas: Option<Option<serde_json::Value>>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventTypeOut {
     pub name: String,
@@ -438,7 +457,9 @@ pub struct EventTypeOut {
     pub archived: bool,
     pub deprecated: bool,
     pub schemas: Option<serde_json::Value>,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub updated_at: String,
 }
 
@@ -458,11 +479,12 @@ impl From<&EventType> for EventTypeOut {
 
 // ---- messages -------------------------------------------------------------------------------
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageIn {
     pub event_type: String,
     /// Kept as the exact JSON text the client sent.
+    #[schema(value_type = Object)]
     pub payload: Box<RawValue>,
     #[serde(default)]
     pub event_id: Option<String>,
@@ -492,14 +514,16 @@ pub fn payload_json(m: &Message, with_content: bool) -> Box<RawValue> {
         .unwrap_or_else(|_| RawValue::from_string("{}".into()).expect("static"))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageOut {
     pub id: String,
     pub event_id: Option<String>,
     pub event_type: String,
+    #[schema(value_type = Object)]
     pub payload: Box<RawValue>,
     pub channels: Option<Vec<String>>,
+    #[schema(format = DateTime)]
     pub timestamp: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ordering_key: Option<String>,
@@ -519,7 +543,7 @@ impl MessageOut {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AttemptOut {
     pub id: String,
@@ -530,8 +554,10 @@ pub struct AttemptOut {
     pub response_status_code: u16,
     pub response_duration_ms: i64,
     pub status: i64,
+    #[schema(schema_with = crate::openapi::status_text)]
     pub status_text: &'static str,
     pub trigger_type: i64,
+    #[schema(format = DateTime)]
     pub timestamp: String,
     pub error: Option<String>,
 }
@@ -556,24 +582,28 @@ impl From<&Attempt> for AttemptOut {
 }
 
 /// A message's delivery status at one endpoint (`GET …/msg/{id}/endpoint`).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageEndpointOut {
     #[serde(flatten)]
     pub endpoint: EndpointOut,
     pub status: i64,
+    #[schema(schema_with = crate::openapi::status_text)]
     pub status_text: &'static str,
+    #[schema(format = DateTime)]
     pub next_attempt: Option<String>,
 }
 
 /// An endpoint's delivery status of one message (`GET …/endpoint/{id}/msg`).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointMessageOut {
     #[serde(flatten)]
     pub message: MessageOut,
     pub status: i64,
+    #[schema(schema_with = crate::openapi::status_text)]
     pub status_text: &'static str,
+    #[schema(format = DateTime)]
     pub next_attempt: Option<String>,
 }
 
@@ -582,16 +612,16 @@ pub fn delivery_fields(d: &Delivery) -> (i64, &'static str, Option<String>) {
 }
 
 /// The list envelope every list route answers with.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct ListOut<T: Serialize> {
+pub struct ListOut<T: Serialize + ToSchema> {
     pub data: Vec<T>,
     pub iterator: Option<String>,
     pub prev_iterator: Option<String>,
     pub done: bool,
 }
 
-impl<T: Serialize> ListOut<T> {
+impl<T: Serialize + ToSchema> ListOut<T> {
     /// `key` gives the ID the next page continues from.
     pub fn new<S>(
         items: &[S],
@@ -606,4 +636,128 @@ impl<T: Serialize> ListOut<T> {
             data: items.iter().map(map).collect(),
         }
     }
+}
+
+// ---- small answers --------------------------------------------------------------------------
+
+/// An endpoint's current signing secret (`GET …/secret`), or the new one after a rotation.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SecretOut {
+    /// `whsec_` followed by the base64 key.
+    pub key: String,
+}
+
+/// Custom headers of an endpoint; sensitive ones are named, never shown.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HeadersOut {
+    pub headers: BTreeMap<String, String>,
+    pub sensitive: Vec<String>,
+}
+
+/// Delivery counts of an endpoint by status.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EndpointStatsOut {
+    pub success: u64,
+    pub pending: u64,
+    pub sending: u64,
+    pub fail: u64,
+    pub canceled: u64,
+}
+
+/// The (already finished) background task of `recover`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecoverOut {
+    /// `qtask_` plus a ULID.
+    pub id: String,
+    /// Always `finished`: the re-queue is one transaction.
+    pub status: String,
+    /// Always `endpoint.recover`.
+    pub task: String,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+    pub data: RecoverData,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecoverData {
+    pub messages_sent: u64,
+}
+
+/// An empty JSON object (`{}`).
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct EmptyOut {}
+
+/// A token scoped to one application, and the dashboard URL that carries it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AppPortalAccessOut {
+    pub url: String,
+    pub token: String,
+}
+
+/// Body of `POST /api/v1/token`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenIn {
+    /// 1–256 characters.
+    pub name: String,
+    /// Scope the token to this application (ID or uid); unscoped tokens have admin rights.
+    #[serde(default)]
+    pub app_id: Option<String>,
+}
+
+/// An API token as listed (its secret is never shown again).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenOut {
+    pub id: String,
+    pub name: String,
+    pub app_id: Option<String>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+}
+
+/// A newly created token: the listing fields plus the secret, shown this once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenCreatedOut {
+    #[serde(flatten)]
+    pub token: TokenOut,
+    /// The bearer token (`hk_…`).
+    #[serde(rename = "token")]
+    pub secret: String,
+}
+
+/// `GET /api/v1/health`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HealthOut {
+    /// `ok` or `unavailable`.
+    pub status: String,
+    /// `ok` or `error`.
+    pub storage: String,
+    /// `ok`, `stalled` or `not_running` (a process without workers).
+    pub workers: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue: Option<QueueOut>,
+    /// Why storage is unavailable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QueueOut {
+    /// Deliveries due now.
+    pub due: u64,
+    /// Deliveries scheduled for later.
+    pub scheduled: u64,
+    /// Age of the oldest due delivery; `null` when none is due.
+    pub oldest_due_seconds: Option<f64>,
+}
+
+/// `GET /healthz`: the process answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LivenessOut {
+    /// Always `ok`.
+    pub status: String,
 }

@@ -8,15 +8,34 @@
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use herald_store::StoreError;
-use serde_json::json;
 
 /// One field problem in a 422 answer.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct FieldError {
+    /// Where the problem is: `["body", "url"]`, `["query", "limit"]`, …
     pub loc: Vec<String>,
     pub msg: String,
+    /// `value_error` or `type_error`.
     #[serde(rename = "type")]
     pub kind: String,
+}
+
+/// The body of every error answer except 422.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// Stable machine-readable code: `bad_request`, `authentication_failed`, `forbidden`,
+    /// `not_found`, `conflict`, `payload_too_large`, `storage_unavailable`, `internal_error`,
+    /// `method_not_allowed`.
+    pub code: String,
+    pub detail: String,
+}
+
+/// The body of a 422 answer: every problem found, at once.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ValidationErrorBody {
+    /// Always `validation_error`.
+    pub code: String,
+    pub detail: Vec<FieldError>,
 }
 
 impl FieldError {
@@ -94,17 +113,27 @@ impl IntoResponse for ApiError {
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         };
-        let body = match &self {
-            ApiError::Validation(errs) => json!({ "code": code, "detail": errs }),
+        let detail = match self {
+            ApiError::Validation(errs) => {
+                let body = ValidationErrorBody {
+                    code: code.into(),
+                    detail: errs,
+                };
+                return (status, axum::Json(body)).into_response();
+            }
             ApiError::Unavailable(cause) => {
                 tracing::error!(cause = %cause, "storage unavailable");
-                json!({ "code": code, "detail": "storage is unavailable; retry later" })
+                "storage is unavailable; retry later".to_string()
             }
             ApiError::Internal(cause) => {
                 tracing::error!(cause = %cause, "internal error");
-                json!({ "code": code, "detail": "internal error" })
+                "internal error".to_string()
             }
-            other => json!({ "code": code, "detail": other.to_string() }),
+            other => other.to_string(),
+        };
+        let body = ErrorBody {
+            code: code.into(),
+            detail,
         };
         let mut resp = (status, axum::Json(body)).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {

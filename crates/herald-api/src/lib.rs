@@ -23,6 +23,7 @@ pub mod dto;
 pub mod error;
 pub mod extract;
 mod idempotency;
+pub mod openapi;
 mod routes;
 mod schema;
 

@@ -10,16 +10,23 @@ use herald_core::now_millis;
 use serde::Deserialize;
 
 use crate::dto::{ApplicationIn, ApplicationOut, ApplicationPatch, Checks, ListOut};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{de_opt, Auth, JsonBody, ListParams, Path, Q};
+use crate::openapi::AppPath;
 use crate::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CreateParams {
+    /// Answer 200 with the existing application when the `uid` is taken, instead of 409.
     #[serde(default, deserialize_with = "de_opt")]
     get_if_exists: Option<bool>,
 }
 
+/// List applications (admin only), oldest first.
+#[utoipa::path(get, path = "/api/v1/app", tag = "Application", operation_id = "list_applications",
+    params(ListParams),
+    responses((status = 200, description = "A page of applications", body = ListOut<ApplicationOut>)))]
 pub async fn list(
     State(st): State<AppState>,
     auth: Auth,
@@ -35,6 +42,13 @@ pub async fn list(
     )))
 }
 
+/// Create an application (admin only).
+#[utoipa::path(post, path = "/api/v1/app", tag = "Application", operation_id = "create_application",
+    params(CreateParams), request_body = ApplicationIn,
+    responses(
+        (status = 201, description = "Created", body = ApplicationOut),
+        (status = 200, description = "`get_if_exists=true` and the uid exists: that application", body = ApplicationOut),
+        (status = 409, description = "The uid is taken", body = ErrorBody)))]
 pub async fn create(
     State(st): State<AppState>,
     auth: Auth,
@@ -79,6 +93,10 @@ pub async fn create_app(st: &AppState, body: ApplicationIn) -> ApiResult<Applica
     })
 }
 
+/// Get an application by ID or uid.
+#[utoipa::path(get, path = "/api/v1/app/{app_id}", tag = "Application", operation_id = "get_application",
+    params(AppPath),
+    responses((status = 200, description = "The application", body = ApplicationOut)))]
 pub async fn get(
     State(st): State<AppState>,
     auth: Auth,
@@ -88,6 +106,13 @@ pub async fn get(
     Ok(Json(ApplicationOut::from(&app)))
 }
 
+/// Replace an application, or create it with the path segment as `uid` when none exists.
+#[utoipa::path(put, path = "/api/v1/app/{app_id}", tag = "Application", operation_id = "update_application",
+    params(AppPath), request_body = ApplicationIn,
+    responses(
+        (status = 200, description = "Updated", body = ApplicationOut),
+        (status = 201, description = "Created", body = ApplicationOut),
+        (status = 409, description = "The uid is taken", body = ErrorBody)))]
 pub async fn update(
     State(st): State<AppState>,
     auth: Auth,
@@ -126,6 +151,12 @@ pub async fn update(
     }
 }
 
+/// Change some fields of an application (`null` clears `uid`, `throttleRate`, `metadata`).
+#[utoipa::path(patch, path = "/api/v1/app/{app_id}", tag = "Application", operation_id = "patch_application",
+    params(AppPath), request_body = ApplicationPatch,
+    responses(
+        (status = 200, description = "Updated", body = ApplicationOut),
+        (status = 409, description = "The uid is taken", body = ErrorBody)))]
 pub async fn patch(
     State(st): State<AppState>,
     auth: Auth,
@@ -162,6 +193,10 @@ pub async fn patch(
     )))
 }
 
+/// Delete an application with its endpoints, messages and attempts.
+#[utoipa::path(delete, path = "/api/v1/app/{app_id}", tag = "Application", operation_id = "delete_application",
+    params(AppPath),
+    responses((status = 204, description = "Deleted")))]
 pub async fn remove(
     State(st): State<AppState>,
     auth: Auth,

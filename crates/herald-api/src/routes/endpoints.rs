@@ -16,11 +16,12 @@ use serde_json::json;
 
 use crate::dto::{
     check_endpoint_extras, check_headers, check_list, ts, Checks, EndpointIn, EndpointOut,
-    EndpointPatch, HeadersIn, HeadersPatchIn, ListOut, MessageOut, RecoverIn, SecretRotateIn,
-    SendExampleIn,
+    EndpointPatch, EndpointStatsOut, HeadersIn, HeadersOut, HeadersPatchIn, ListOut, MessageOut,
+    RecoverData, RecoverIn, RecoverOut, SecretOut, SecretRotateIn, SendExampleIn,
 };
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{parse_time, Auth, JsonBody, ListParams, Path, Q};
+use crate::openapi::{AppPath, EndpointPath};
 use crate::AppState;
 
 /// Default grace period of a rotated secret.
@@ -160,6 +161,10 @@ fn conflict(e: herald_store::StoreError) -> ApiError {
     }
 }
 
+/// List an application's endpoints, oldest first.
+#[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint", tag = "Endpoint", operation_id = "list_endpoints",
+    params(AppPath, ListParams),
+    responses((status = 200, description = "A page of endpoints", body = ListOut<EndpointOut>)))]
 pub async fn list(
     State(st): State<AppState>,
     auth: Auth,
@@ -180,6 +185,12 @@ pub async fn list(
     )))
 }
 
+/// Create an endpoint.
+#[utoipa::path(post, path = "/api/v1/app/{app_id}/endpoint", tag = "Endpoint", operation_id = "create_endpoint",
+    params(AppPath), request_body = EndpointIn,
+    responses(
+        (status = 201, description = "Created", body = EndpointOut),
+        (status = 409, description = "The uid is taken", body = ErrorBody)))]
 pub async fn create(
     State(st): State<AppState>,
     auth: Auth,
@@ -192,6 +203,10 @@ pub async fn create(
     Ok(created(&ep))
 }
 
+/// Get an endpoint by ID or uid.
+#[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}", tag = "Endpoint", operation_id = "get_endpoint",
+    params(EndpointPath),
+    responses((status = 200, description = "The endpoint", body = EndpointOut)))]
 pub async fn get(
     State(st): State<AppState>,
     auth: Auth,
@@ -201,6 +216,14 @@ pub async fn get(
     Ok(Json(EndpointOut::new(&ep, now_millis())))
 }
 
+/// Replace an endpoint (secrets and delivery state are kept), or create it with the path
+/// segment as `uid` when none exists.
+#[utoipa::path(put, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}", tag = "Endpoint", operation_id = "update_endpoint",
+    params(EndpointPath), request_body = EndpointIn,
+    responses(
+        (status = 200, description = "Updated", body = EndpointOut),
+        (status = 201, description = "Created", body = EndpointOut),
+        (status = 409, description = "The uid is taken", body = ErrorBody)))]
 pub async fn update(
     State(st): State<AppState>,
     auth: Auth,
@@ -229,6 +252,12 @@ pub async fn update(
     }
 }
 
+/// Change some fields of an endpoint: absent = unchanged, `null` = cleared.
+#[utoipa::path(patch, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}", tag = "Endpoint", operation_id = "patch_endpoint",
+    params(EndpointPath), request_body = EndpointPatch,
+    responses(
+        (status = 200, description = "Updated", body = EndpointOut),
+        (status = 409, description = "The uid is taken", body = ErrorBody)))]
 pub async fn patch(
     State(st): State<AppState>,
     auth: Auth,
@@ -316,6 +345,10 @@ pub async fn patch(
     Ok(Json(EndpointOut::new(&ep, now_millis())))
 }
 
+/// Delete an endpoint.
+#[utoipa::path(delete, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}", tag = "Endpoint", operation_id = "delete_endpoint",
+    params(EndpointPath),
+    responses((status = 204, description = "Deleted")))]
 pub async fn remove(
     State(st): State<AppState>,
     auth: Auth,
@@ -326,26 +359,34 @@ pub async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The endpoint's current signing secret.
+#[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret", tag = "Endpoint", operation_id = "get_endpoint_secret",
+    params(EndpointPath),
+    responses((status = 200, description = "The newest secret", body = SecretOut)))]
 pub async fn secret(
     State(st): State<AppState>,
     auth: Auth,
     Path((app_id, ep_id)): Path<(String, String)>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<SecretOut>> {
     let (_, ep) = load(&st, &auth, &app_id, &ep_id).await?;
     let key = ep
         .secrets
         .first()
         .map(|s| s.key.clone())
         .unwrap_or_default();
-    Ok(Json(json!({ "key": key })))
+    Ok(Json(SecretOut { key }))
 }
 
+/// Rotate the signing secret; older secrets keep signing for `gracePeriodSeconds`.
+#[utoipa::path(post, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret/rotate", tag = "Endpoint", operation_id = "rotate_endpoint_secret",
+    params(EndpointPath), request_body = SecretRotateIn,
+    responses((status = 200, description = "The new secret", body = SecretOut)))]
 pub async fn rotate(
     State(st): State<AppState>,
     auth: Auth,
     Path((app_id, ep_id)): Path<(String, String)>,
     JsonBody(body): JsonBody<SecretRotateIn>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<SecretOut>> {
     let (_, mut ep) = load(&st, &auth, &app_id, &ep_id).await?;
     let mut c = Checks::default();
     let new = parse_secret(&mut c, body.key.as_deref());
@@ -378,26 +419,39 @@ pub async fn rotate(
     ep.secrets = secrets;
     ep.updated_at = now;
     st.store().update_endpoint(ep).await?;
-    Ok(Json(json!({ "key": new.expose() })))
+    Ok(Json(SecretOut {
+        key: new.expose().to_string(),
+    }))
 }
 
-fn headers_out(h: &BTreeMap<String, String>) -> serde_json::Value {
+fn headers_out(h: &BTreeMap<String, String>) -> HeadersOut {
     let (sensitive, plain): (Vec<_>, Vec<_>) = h.iter().partition(|(k, _)| is_sensitive_header(k));
-    json!({
-        "headers": plain.into_iter().collect::<BTreeMap<_, _>>(),
-        "sensitive": sensitive.into_iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(),
-    })
+    HeadersOut {
+        headers: plain
+            .into_iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        sensitive: sensitive.into_iter().map(|(k, _)| k.clone()).collect(),
+    }
 }
 
+/// The endpoint's custom headers (sensitive ones by name only).
+#[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers", tag = "Endpoint", operation_id = "get_endpoint_headers",
+    params(EndpointPath),
+    responses((status = 200, description = "Custom headers", body = HeadersOut)))]
 pub async fn headers(
     State(st): State<AppState>,
     auth: Auth,
     Path((app_id, ep_id)): Path<(String, String)>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<HeadersOut>> {
     let (_, ep) = load(&st, &auth, &app_id, &ep_id).await?;
     Ok(Json(headers_out(&ep.headers)))
 }
 
+/// Replace the endpoint's custom headers.
+#[utoipa::path(put, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers", tag = "Endpoint", operation_id = "update_endpoint_headers",
+    params(EndpointPath), request_body = HeadersIn,
+    responses((status = 204, description = "Replaced")))]
 pub async fn put_headers(
     State(st): State<AppState>,
     auth: Auth,
@@ -414,6 +468,10 @@ pub async fn put_headers(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Add, change or delete some custom headers.
+#[utoipa::path(patch, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers", tag = "Endpoint", operation_id = "patch_endpoint_headers",
+    params(EndpointPath), request_body = HeadersPatchIn,
+    responses((status = 204, description = "Changed")))]
 pub async fn patch_headers(
     State(st): State<AppState>,
     auth: Auth,
@@ -433,18 +491,27 @@ pub async fn patch_headers(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StatsParams {
+    /// Count deliveries created at or after this RFC 3339 date-time.
+    #[param(format = DateTime)]
     since: Option<String>,
+    /// Count deliveries created before this RFC 3339 date-time.
+    #[param(format = DateTime)]
     until: Option<String>,
 }
 
+/// Delivery counts of the endpoint by status.
+#[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/stats", tag = "Endpoint", operation_id = "get_endpoint_stats",
+    params(EndpointPath, StatsParams),
+    responses((status = 200, description = "Counts", body = EndpointStatsOut)))]
 pub async fn stats(
     State(st): State<AppState>,
     auth: Auth,
     Path((app_id, ep_id)): Path<(String, String)>,
     Q(q): Q<StatsParams>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<EndpointStatsOut>> {
     let (_, ep) = load(&st, &auth, &app_id, &ep_id).await?;
     let since = q
         .since
@@ -457,11 +524,19 @@ pub async fn stats(
         .map(|s| parse_time("until", s))
         .transpose()?;
     let s = st.store().endpoint_stats(&ep.id, since, until).await?;
-    Ok(Json(json!({
-        "success": s.success, "pending": s.pending, "sending": s.sending, "fail": s.fail, "canceled": 0
-    })))
+    Ok(Json(EndpointStatsOut {
+        success: s.success,
+        pending: s.pending,
+        sending: s.sending,
+        fail: s.fail,
+        canceled: 0,
+    }))
 }
 
+/// Re-queue every failed delivery to this endpoint since `since` (until `until`).
+#[utoipa::path(post, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/recover", tag = "Endpoint", operation_id = "recover_endpoint",
+    params(EndpointPath), request_body = RecoverIn,
+    responses((status = 202, description = "Re-queued (the task is already finished)", body = RecoverOut)))]
 pub async fn recover(
     State(st): State<AppState>,
     auth: Auth,
@@ -482,16 +557,20 @@ pub async fn recover(
     let now = now_millis();
     let n = st.store().recover(&ep.id, since, until, now).await?;
     st.wake();
-    let task = json!({
-        "id": format!("qtask_{}", ulid::Ulid::new()),
-        "status": "finished",
-        "task": "endpoint.recover",
-        "updatedAt": ts(now),
-        "data": { "messagesSent": n },
-    });
+    let task = RecoverOut {
+        id: format!("qtask_{}", ulid::Ulid::new()),
+        status: "finished".into(),
+        task: "endpoint.recover".into(),
+        updated_at: ts(now),
+        data: RecoverData { messages_sent: n },
+    };
     Ok((StatusCode::ACCEPTED, Json(task)).into_response())
 }
 
+/// Publish an example message of an event type to this one endpoint.
+#[utoipa::path(post, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/send-example", tag = "Endpoint", operation_id = "send_endpoint_example",
+    params(EndpointPath), request_body = SendExampleIn,
+    responses((status = 202, description = "Published", body = MessageOut)))]
 pub async fn send_example(
     State(st): State<AppState>,
     auth: Auth,

@@ -33,6 +33,19 @@ pub const MAX_BODY: usize = 2 * 1024 * 1024;
 /// Default dedup window.
 const DEFAULT_WINDOW_S: i64 = 86_400;
 
+/// What ingestion answers on success.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct IngestOut {
+    /// The message (`msg_…`), or the quarantined request (`inreq_…`).
+    pub id: String,
+    /// Present and true for a duplicate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duplicate: Option<bool>,
+    /// Present and true for a quarantined request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quarantined: Option<bool>,
+}
+
 /// Per-source request buckets for `rateLimit` (per node; abuse protection, not accounting).
 #[derive(Default)]
 pub struct InboundLimits {
@@ -162,6 +175,20 @@ fn clean_event_type(s: &str) -> String {
     }
 }
 
+/// A provider's webhook: verified, deduplicated and accepted as a message of the source's
+/// application (inbound.md "The ingestion endpoint"). No bearer token: the provider's signature
+/// authenticates the request.
+#[utoipa::path(post, path = "/in/{source_id}", tag = "Inbound", operation_id = "ingest",
+    params(crate::openapi::IngestPath),
+    request_body(content = String, content_type = "*/*", description = "The provider's body, any content type, at most 2 MiB"),
+    responses(
+        (status = 202, description = "Accepted (`{id}`: the message), or quarantined (`{id, quarantined: true}`: the request)", body = IngestOut),
+        (status = 200, description = "A duplicate within the dedup window, or a provider handshake answered", body = IngestOut),
+        (status = 401, description = "`invalid_signature` or `timestamp_out_of_tolerance`", body = crate::error::ErrorBody),
+        (status = 404, description = "No such source", body = crate::error::ErrorBody),
+        (status = 413, description = "Body over 2 MiB", body = crate::error::ErrorBody),
+        (status = 429, description = "Over the source's `rateLimit`", body = crate::error::ErrorBody),
+        (status = 503, description = "Storage unavailable; retry after `Retry-After`", body = crate::error::ErrorBody)))]
 pub async fn ingest(
     State(st): State<AppState>,
     Path(source_id): Path<String>,
@@ -322,11 +349,12 @@ pub async fn ingest(
                             Some(event_type),
                         ))
                         .await;
-                    error(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        "validation_error",
-                        problem,
-                    )
+                    crate::error::ApiError::Validation(vec![crate::error::FieldError {
+                        loc: vec!["body".into()],
+                        msg: problem,
+                        kind: "schema_error".into(),
+                    }])
+                    .into_response()
                 }
                 OnInvalid::Quarantine => {
                     let q = log(

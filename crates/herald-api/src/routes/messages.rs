@@ -10,23 +10,31 @@ use herald_core::model::Message;
 use herald_core::now_millis;
 use herald_store::{AttemptFilter, AttemptScope, MessageFilter};
 use serde::Deserialize;
-use serde_json::json;
 
 use crate::dto::{
-    delivery_fields, valid_uid, AttemptOut, Checks, EndpointMessageOut, EndpointOut, ListOut,
-    MessageEndpointOut, MessageIn, MessageOut,
+    delivery_fields, valid_uid, AttemptOut, Checks, EmptyOut, EndpointMessageOut, EndpointOut,
+    ListOut, MessageEndpointOut, MessageIn, MessageOut,
 };
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{de_opt, Auth, JsonBody, ListParams, Path, Q};
+use crate::openapi::{AppPath, AttemptPath, EndpointPath, MsgEndpointPath, MsgPath};
 use crate::routes::endpoints::load as load_endpoint;
 use crate::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ContentParam {
+    /// `false` answers `"payload": {}` (default `true`).
     #[serde(default, deserialize_with = "de_opt")]
     with_content: Option<bool>,
 }
 
+/// Publish a message: it is committed with one pending delivery per matching endpoint.
+#[utoipa::path(post, path = "/api/v1/app/{app_id}/msg", tag = "Message", operation_id = "create_message",
+    params(AppPath, ContentParam), request_body = MessageIn,
+    responses(
+        (status = 202, description = "Accepted and stored", body = MessageOut),
+        (status = 409, description = "A message with this eventId exists", body = ErrorBody)))]
 pub async fn create(
     State(st): State<AppState>,
     auth: Auth,
@@ -131,12 +139,17 @@ pub async fn create(
         .into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct MsgListParams {
     #[serde(flatten)]
+    #[param(ignore)]
     list: ListParams,
+    /// Only messages published on this channel.
     channel: Option<String>,
+    /// Only these event types (comma-separated).
     event_types: Option<String>,
+    /// `false` answers `"payload": {}` (default `true`).
     #[serde(default, deserialize_with = "de_opt")]
     with_content: Option<bool>,
 }
@@ -151,6 +164,10 @@ fn split_csv(s: Option<&str>) -> Option<Vec<String>> {
     })
 }
 
+/// List an application's messages, newest first.
+#[utoipa::path(get, path = "/api/v1/app/{app_id}/msg", tag = "Message", operation_id = "list_messages",
+    params(AppPath, ListParams, MsgListParams),
+    responses((status = 200, description = "A page of messages", body = ListOut<MessageOut>)))]
 pub async fn list(
     State(st): State<AppState>,
     auth: Auth,
@@ -189,6 +206,10 @@ async fn load_msg(
     Ok((app, msg))
 }
 
+/// Get a message by ID or `eventId`.
+#[utoipa::path(get, path = "/api/v1/app/{app_id}/msg/{msg_id}", tag = "Message", operation_id = "get_message",
+    params(MsgPath, ContentParam),
+    responses((status = 200, description = "The message", body = MessageOut)))]
 pub async fn get(
     State(st): State<AppState>,
     auth: Auth,
@@ -199,6 +220,10 @@ pub async fn get(
     Ok(Json(MessageOut::new(&msg, cp.with_content.unwrap_or(true))))
 }
 
+/// Delete a message's payload now (it then reads as `{"expired": true}`).
+#[utoipa::path(delete, path = "/api/v1/app/{app_id}/msg/{msg_id}/content", tag = "Message", operation_id = "expunge_message_content",
+    params(MsgPath),
+    responses((status = 204, description = "Expunged")))]
 pub async fn expunge(
     State(st): State<AppState>,
     auth: Auth,
@@ -209,6 +234,10 @@ pub async fn expunge(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The endpoints a message goes to, with its delivery status at each.
+#[utoipa::path(get, path = "/api/v1/app/{app_id}/msg/{msg_id}/endpoint", tag = "Message Attempt", operation_id = "list_message_endpoints",
+    params(MsgPath, ListParams),
+    responses((status = 200, description = "A page of endpoints with delivery status", body = ListOut<MessageEndpointOut>)))]
 pub async fn endpoints_of(
     State(st): State<AppState>,
     auth: Auth,
@@ -252,16 +281,24 @@ pub async fn endpoints_of(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EpMsgParams {
     #[serde(flatten)]
+    #[param(ignore)]
     list: ListParams,
+    /// Only deliveries in this status (0 success, 1 pending, 2 fail, 3 sending).
     #[serde(default, deserialize_with = "de_opt")]
     status: Option<i64>,
+    /// `false` answers `"payload": {}` (default `true`).
     #[serde(default, deserialize_with = "de_opt")]
     with_content: Option<bool>,
 }
 
+/// The messages sent to an endpoint, with their delivery status, newest first.
+#[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/msg", tag = "Message Attempt", operation_id = "list_endpoint_messages",
+    params(EndpointPath, ListParams, EpMsgParams),
+    responses((status = 200, description = "A page of messages with delivery status", body = ListOut<EndpointMessageOut>)))]
 pub async fn by_endpoint(
     State(st): State<AppState>,
     auth: Auth,
@@ -289,6 +326,10 @@ pub async fn by_endpoint(
     )))
 }
 
+/// Queue one manual attempt of a message to an endpoint now.
+#[utoipa::path(post, path = "/api/v1/app/{app_id}/msg/{msg_id}/endpoint/{endpoint_id}/resend", tag = "Message Attempt", operation_id = "resend_message",
+    params(MsgEndpointPath),
+    responses((status = 202, description = "Queued", body = EmptyOut)))]
 pub async fn resend(
     State(st): State<AppState>,
     auth: Auth,
@@ -304,15 +345,19 @@ pub async fn resend(
         .resend(&app.id, &msg.id, &ep.id, now_millis())
         .await?;
     st.wake();
-    Ok((StatusCode::ACCEPTED, Json(json!({}))).into_response())
+    Ok((StatusCode::ACCEPTED, Json(EmptyOut::default())).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AttemptParams {
     #[serde(flatten)]
+    #[param(ignore)]
     list: ListParams,
+    /// Only attempts with this status (0 success, 1 pending, 2 fail, 3 sending).
     #[serde(default, deserialize_with = "de_opt")]
     status: Option<i64>,
+    /// Only attempts to this endpoint (ID or uid; the by-message list only).
     endpoint_id: Option<String>,
 }
 
@@ -327,6 +372,10 @@ fn attempt_page(
     ))
 }
 
+/// Attempts made to an endpoint, newest first.
+#[utoipa::path(get, path = "/api/v1/app/{app_id}/attempt/endpoint/{endpoint_id}", tag = "Message Attempt", operation_id = "list_attempts_by_endpoint",
+    params(EndpointPath, ListParams, AttemptParams),
+    responses((status = 200, description = "A page of attempts", body = ListOut<AttemptOut>)))]
 pub async fn attempts_by_endpoint(
     State(st): State<AppState>,
     auth: Auth,
@@ -350,6 +399,10 @@ pub async fn attempts_by_endpoint(
     Ok(attempt_page(page))
 }
 
+/// Attempts made for a message, newest first.
+#[utoipa::path(get, path = "/api/v1/app/{app_id}/attempt/msg/{msg_id}", tag = "Message Attempt", operation_id = "list_attempts_by_message",
+    params(MsgPath, ListParams, AttemptParams),
+    responses((status = 200, description = "A page of attempts", body = ListOut<AttemptOut>)))]
 pub async fn attempts_by_msg(
     State(st): State<AppState>,
     auth: Auth,
@@ -383,6 +436,10 @@ pub async fn attempts_by_msg(
     Ok(attempt_page(page))
 }
 
+/// One attempt.
+#[utoipa::path(get, path = "/api/v1/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}", tag = "Message Attempt", operation_id = "get_attempt",
+    params(AttemptPath),
+    responses((status = 200, description = "The attempt", body = AttemptOut)))]
 pub async fn attempt(
     State(st): State<AppState>,
     auth: Auth,

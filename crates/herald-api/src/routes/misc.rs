@@ -9,19 +9,26 @@ use herald_core::model::EventType;
 use herald_core::now_millis;
 use herald_store::TokenRecord;
 use serde::Deserialize;
-use serde_json::json;
 
 use crate::dto::{
-    ts, valid_uid, EventTypeIn, EventTypeOut, EventTypePatch, EventTypeUpdate, ListOut,
+    ts, valid_uid, AppPortalAccessOut, EventTypeIn, EventTypeOut, EventTypePatch, EventTypeUpdate,
+    HealthOut, ListOut, LivenessOut, QueueOut, TokenCreatedOut, TokenIn, TokenOut,
 };
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{de_opt, sha256, Auth, Caller, JsonBody, ListParams, Path, Q};
+use crate::openapi::{AppPath, EventTypePath, TokenPath};
 use crate::AppState;
 
 /// A delivery loop that has not turned for this long is reported stalled (an attempt lasts at
 /// most `request_timeout_ms`, so a healthy loop turns far more often).
 const WORKER_STALL_MS: i64 = 60_000;
 
+/// Liveness and readiness: storage, delivery workers and the queue. No token needed.
+#[utoipa::path(get, path = "/api/v1/health", tag = "Health", operation_id = "health",
+    responses(
+        (status = 200, description = "Ready", body = HealthOut),
+        (status = 503, description = "Storage unavailable or workers stalled", body = HealthOut,
+            headers(("retry-after" = Option<String>, description = "Seconds to wait (when storage is unavailable)")))))]
 pub async fn health(State(st): State<AppState>) -> Response {
     let now = now_millis();
     let storage = st.store().ping().await;
@@ -40,31 +47,56 @@ pub async fn health(State(st): State<AppState>) -> Response {
             } else {
                 StatusCode::OK
             },
-            Json(json!({
-            "status": if workers == "stalled" { "unavailable" } else { "ok" },
-            "storage": "ok",
-            "workers": workers,
-            "queue": {
-                "due": due,
-                "scheduled": scheduled,
-                "oldestDueSeconds": oldest.map(|t| ((now - t).max(0)) as f64 / 1000.0),
-            }
-        })),
+            Json(HealthOut {
+                status: if workers == "stalled" {
+                    "unavailable"
+                } else {
+                    "ok"
+                }
+                .into(),
+                storage: "ok".into(),
+                workers: workers.into(),
+                queue: Some(QueueOut {
+                    due,
+                    scheduled,
+                    oldest_due_seconds: oldest.map(|t| ((now - t).max(0)) as f64 / 1000.0),
+                }),
+                detail: None,
+            }),
         )
             .into_response(),
         (Err(e), _) | (_, Err(e)) => (
             StatusCode::SERVICE_UNAVAILABLE,
             [("retry-after", "5")],
-            Json(json!({
-                "status": "unavailable", "storage": "error", "workers": workers, "detail": e.to_string()
-            })),
+            Json(HealthOut {
+                status: "unavailable".into(),
+                storage: "error".into(),
+                workers: workers.into(),
+                queue: None,
+                detail: Some(e.to_string()),
+            }),
         )
             .into_response(),
     }
 }
 
+/// Liveness only: the process answers (no storage check). No token needed.
+#[utoipa::path(get, path = "/healthz", tag = "Health", operation_id = "healthz",
+    responses((status = 200, description = "The process is up", body = LivenessOut)))]
+pub async fn healthz() -> Json<LivenessOut> {
+    Json(LivenessOut {
+        status: "ok".into(),
+    })
+}
+
 /// Prometheus text exposition. Queue gauges are read from the store at scrape time, so they
 /// are exact for this scrape and cost nothing between scrapes.
+/// Prometheus text exposition. Needs the metrics token as a bearer token when one is configured.
+#[utoipa::path(get, path = "/metrics", tag = "Health", operation_id = "metrics",
+    responses(
+        (status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"),
+        (status = 401, description = "A metrics token is configured and was not given", body = ErrorBody),
+        (status = 404, description = "Metrics are not enabled in this process", body = ErrorBody)))]
 pub async fn metrics(State(st): State<AppState>, headers: axum::http::HeaderMap) -> Response {
     if let Some(want) = &st.inner.metrics_token_hash {
         let given = headers
@@ -111,14 +143,21 @@ fn check_schemas(s: &Option<serde_json::Value>) -> ApiResult<()> {
     Ok(())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EtListParams {
     #[serde(flatten)]
+    #[param(ignore)]
     list: ListParams,
+    /// Include archived event types (default `false`).
     #[serde(default, deserialize_with = "de_opt")]
     include_archived: Option<bool>,
 }
 
+/// List event types by name.
+#[utoipa::path(get, path = "/api/v1/event-type", tag = "Event Type", operation_id = "list_event_types",
+    params(ListParams, EtListParams),
+    responses((status = 200, description = "A page of event types", body = ListOut<EventTypeOut>)))]
 pub async fn list_event_types(
     State(st): State<AppState>,
     _auth: Auth,
@@ -139,6 +178,12 @@ pub async fn list_event_types(
     )))
 }
 
+/// Create an event type (admin only).
+#[utoipa::path(post, path = "/api/v1/event-type", tag = "Event Type", operation_id = "create_event_type",
+    request_body = EventTypeIn,
+    responses(
+        (status = 201, description = "Created", body = EventTypeOut),
+        (status = 409, description = "The name is taken", body = ErrorBody)))]
 pub async fn create_event_type(
     State(st): State<AppState>,
     auth: Auth,
@@ -188,6 +233,10 @@ async fn load_et(st: &AppState, name: &str) -> ApiResult<EventType> {
         .ok_or_else(|| ApiError::not_found("event type"))
 }
 
+/// Get an event type.
+#[utoipa::path(get, path = "/api/v1/event-type/{name}", tag = "Event Type", operation_id = "get_event_type",
+    params(EventTypePath),
+    responses((status = 200, description = "The event type", body = EventTypeOut)))]
 pub async fn get_event_type(
     State(st): State<AppState>,
     _auth: Auth,
@@ -196,6 +245,13 @@ pub async fn get_event_type(
     Ok(Json(EventTypeOut::from(&load_et(&st, &name).await?)))
 }
 
+/// Replace an event type, or create it (admin only).
+#[utoipa::path(put, path = "/api/v1/event-type/{name}", tag = "Event Type", operation_id = "update_event_type",
+    params(EventTypePath), request_body = EventTypeUpdate,
+    responses(
+        (status = 200, description = "Updated", body = EventTypeOut),
+        (status = 201, description = "Created", body = EventTypeOut),
+        (status = 409, description = "Created concurrently by another request", body = ErrorBody)))]
 pub async fn update_event_type(
     State(st): State<AppState>,
     auth: Auth,
@@ -220,6 +276,10 @@ pub async fn update_event_type(
     }
 }
 
+/// Change some fields of an event type (admin only).
+#[utoipa::path(patch, path = "/api/v1/event-type/{name}", tag = "Event Type", operation_id = "patch_event_type",
+    params(EventTypePath), request_body = EventTypePatch,
+    responses((status = 200, description = "Updated", body = EventTypeOut)))]
 pub async fn patch_event_type(
     State(st): State<AppState>,
     auth: Auth,
@@ -249,6 +309,10 @@ pub async fn patch_event_type(
     Ok(Json(EventTypeOut::from(&et)))
 }
 
+/// Archive an event type (admin only).
+#[utoipa::path(delete, path = "/api/v1/event-type/{name}", tag = "Event Type", operation_id = "delete_event_type",
+    params(EventTypePath),
+    responses((status = 204, description = "Archived")))]
 pub async fn delete_event_type(
     State(st): State<AppState>,
     auth: Auth,
@@ -261,6 +325,10 @@ pub async fn delete_event_type(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Mint a token scoped to one application, and a dashboard URL carrying it (admin only).
+#[utoipa::path(post, path = "/api/v1/auth/app-portal-access/{app_id}", tag = "Authentication", operation_id = "app_portal_access",
+    params(AppPath),
+    responses((status = 200, description = "A new scoped token", body = AppPortalAccessOut)))]
 pub async fn app_portal_access(
     State(st): State<AppState>,
     auth: Auth,
@@ -279,22 +347,16 @@ pub async fn app_portal_access(
         .create_token(rec, sha256(secret.as_bytes()))
         .await?;
     let url = format!("{}/dashboard/#token={}", st.inner.public_url, secret);
-    Ok(Json(json!({ "url": url, "token": secret })).into_response())
+    Ok(Json(AppPortalAccessOut { url, token: secret }).into_response())
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TokenIn {
-    name: String,
-    #[serde(default)]
-    app_id: Option<String>,
-}
-
-fn token_out(t: &TokenRecord) -> serde_json::Value {
-    json!({
-        "id": t.id.0, "name": t.name, "appId": t.app_id.as_ref().map(|a| a.0.clone()),
-        "createdAt": ts(t.created_at),
-    })
+fn token_out(t: &TokenRecord) -> TokenOut {
+    TokenOut {
+        id: t.id.0.clone(),
+        name: t.name.clone(),
+        app_id: t.app_id.as_ref().map(|a| a.0.clone()),
+        created_at: ts(t.created_at),
+    }
 }
 
 fn require_root(auth: &Auth) -> ApiResult<()> {
@@ -308,6 +370,12 @@ fn require_root(auth: &Auth) -> ApiResult<()> {
     }
 }
 
+/// Create an API token (admin token only); its secret is shown this once.
+#[utoipa::path(post, path = "/api/v1/token", tag = "Authentication", operation_id = "create_token",
+    request_body = TokenIn,
+    responses(
+        (status = 201, description = "Created", body = TokenCreatedOut),
+        (status = 404, description = "`appId` names no application", body = ErrorBody)))]
 pub async fn create_token(
     State(st): State<AppState>,
     auth: Auth,
@@ -332,23 +400,34 @@ pub async fn create_token(
         .store()
         .create_token(rec, sha256(secret.as_bytes()))
         .await?;
-    let mut out = token_out(&rec);
-    out["token"] = json!(secret);
+    let out = TokenCreatedOut {
+        token: token_out(&rec),
+        secret,
+    };
     Ok((StatusCode::CREATED, Json(out)).into_response())
 }
 
+/// List API tokens (admin token only); one page holds them all.
+#[utoipa::path(get, path = "/api/v1/token", tag = "Authentication", operation_id = "list_tokens",
+    responses((status = 200, description = "Every token", body = ListOut<TokenOut>)))]
 pub async fn list_tokens(
     State(st): State<AppState>,
     auth: Auth,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<ListOut<TokenOut>>> {
     require_root(&auth)?;
     let tokens = st.store().list_tokens().await?;
-    Ok(Json(json!({
-        "data": tokens.iter().map(token_out).collect::<Vec<_>>(),
-        "iterator": null, "prevIterator": null, "done": true
-    })))
+    Ok(Json(ListOut {
+        data: tokens.iter().map(token_out).collect(),
+        iterator: None,
+        prev_iterator: None,
+        done: true,
+    }))
 }
 
+/// Revoke an API token at once (admin token only).
+#[utoipa::path(delete, path = "/api/v1/token/{token_id}", tag = "Authentication", operation_id = "delete_token",
+    params(TokenPath),
+    responses((status = 204, description = "Revoked")))]
 pub async fn delete_token(
     State(st): State<AppState>,
     auth: Auth,

@@ -1,4 +1,5 @@
-//! Route table: which path goes to which handler. One module per resource family.
+//! Route table: which path goes to which handler. One module per resource family. Every route
+//! here is documented in `crate::openapi` (the integration test `openapi` keeps them in step).
 
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -6,13 +7,13 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde_json::json;
 
-use crate::AppState;
+use crate::{openapi, AppState};
 
-mod apps;
-mod endpoints;
+pub(crate) mod apps;
+pub(crate) mod endpoints;
 pub(crate) mod inbound;
-mod messages;
-mod misc;
+pub(crate) mod messages;
+pub(crate) mod misc;
 pub(crate) mod sources;
 
 pub fn router(_state: AppState) -> Router<AppState> {
@@ -113,6 +114,7 @@ pub fn router(_state: AppState) -> Router<AppState> {
         )
         .route("/token", get(misc::list_tokens).post(misc::create_token))
         .route("/token/{token_id}", delete(misc::delete_token))
+        .route("/openapi.json", get(openapi::openapi_json))
         .route(
             "/app/{app_id}/source",
             get(sources::list).post(sources::create),
@@ -139,7 +141,9 @@ pub fn router(_state: AppState) -> Router<AppState> {
         .nest("/api/v1", v1)
         .route("/metrics", get(misc::metrics))
         .route("/in/{source_id}", post(inbound::ingest))
-        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/healthz", get(misc::healthz))
+        .route(openapi::DOCS_PATH, get(openapi::docs_index))
+        .route("/docs/{file}", get(openapi::docs_asset))
         .fallback(|| async {
             (
                 StatusCode::NOT_FOUND,

@@ -17,12 +17,14 @@ use herald_core::model::{
 use herald_core::now_millis;
 use herald_core::signing::EndpointSecret;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::dto::{double, ts, Checks, ListOut};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Auth, JsonBody, ListParams, Path, Q};
+use crate::openapi::{AppPath, SourcePath, SourceRequestPath};
 use crate::AppState;
+use utoipa::ToSchema;
 
 /// Default grace period of a rotated secret.
 const DEFAULT_GRACE_S: i64 = 24 * 3600;
@@ -41,7 +43,7 @@ pub struct Dedup {
     pub window_seconds: Option<i64>,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum OnInvalid {
     #[default]
@@ -50,14 +52,20 @@ pub enum OnInvalid {
 }
 
 /// Everything of SourceIn but name, uid and verification: stored as `Source::options`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SourceOptions {
+    /// `{"header": …}`, `{"json": "/pointer"}` or `{"value": …}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub event_type: Option<Extract>,
+    /// `{"key": rule, "windowSeconds": N}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub dedup: Option<Dedup>,
+    /// A JSON Schema the body must satisfy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub schema: Option<Value>,
     #[serde(default)]
     pub on_invalid: OnInvalid,
@@ -82,22 +90,31 @@ pub fn verification_of(s: &Source, now: i64) -> Option<Verification> {
     Some(v)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SourceIn {
     pub name: String,
     #[serde(default)]
     pub uid: Option<String>,
+    /// `{scheme, secrets: [...], toleranceSeconds?, …}` (inbound.md).
+    #[schema(value_type = Object)]
     pub verification: Value,
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub event_type: Option<Value>,
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub dedup: Option<Value>,
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub schema: Option<Value>,
+    /// `quarantine` (default) or `reject`.
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub on_invalid: Option<Value>,
+    /// Not supported yet: refused with 422.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub ordering: Option<Value>,
     #[serde(default)]
     pub forward_headers: Option<Vec<String>>,
@@ -108,7 +125,7 @@ pub struct SourceIn {
 }
 
 /// PATCH: an absent field is unchanged, `null` clears it.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SourcePatch {
     #[serde(default)]
@@ -117,16 +134,22 @@ pub struct SourcePatch {
     pub uid: Option<Option<String>>,
     /// Replaces the verification; when it carries no `secrets`, the current ones stay.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub verification: Option<Value>,
     #[serde(default, deserialize_with = "double")]
+    #[schema(value_type = Option<Object>)]
     pub event_type: Option<Option<Value>>,
     #[serde(default, deserialize_with = "double")]
+    #[schema(value_type = Option<Object>)]
     pub dedup: Option<Option<Value>>,
     #[serde(default, deserialize_with = "double")]
+    #[schema(value_type = Option<Object>)]
     pub schema: Option<Option<Value>>,
     #[serde(default, deserialize_with = "double")]
+    #[schema(value_type = Option<String>)]
     pub on_invalid: Option<Option<Value>>,
     #[serde(default, deserialize_with = "double")]
+    #[schema(value_type = Option<Object>)]
     pub ordering: Option<Option<Value>>,
     #[serde(default, deserialize_with = "double")]
     pub forward_headers: Option<Option<Vec<String>>>,
@@ -136,19 +159,23 @@ pub struct SourcePatch {
     pub public_url: Option<Option<String>>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SourceOut {
     pub id: String,
     pub uid: Option<String>,
     pub name: String,
     /// Without secrets; `secretCount` says how many are valid now.
+    #[schema(value_type = Object)]
     pub verification: Value,
     pub secret_count: usize,
     #[serde(flatten)]
     pub options: SourceOptions,
+    /// Where the provider posts: `<public_url>/in/{source_id}`.
     pub ingest_url: String,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub updated_at: String,
 }
 
@@ -168,18 +195,35 @@ impl SourceOut {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct InboundRequestOut {
     pub id: String,
+    /// `accepted|duplicate|rejected|quarantined|released|handshake`.
+    #[schema(value_type = String)]
     pub status: &'static str,
     pub reason: Option<String>,
     pub msg_id: Option<String>,
     pub event_type: Option<String>,
+    #[schema(value_type = std::collections::BTreeMap<String, String>)]
     pub headers: std::collections::BTreeMap<String, String>,
     /// Kept only for quarantined requests (needed to release them).
     pub body: Option<String>,
+    #[schema(format = DateTime)]
     pub timestamp: String,
+}
+
+/// A rotation's answer: the new key only when Herald generated it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SourceRotateOut {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+/// The message a released request became.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReleasedOut {
+    pub id: String,
 }
 
 impl From<&InboundRequest> for InboundRequestOut {
@@ -322,6 +366,12 @@ fn conflict(e: herald_store::StoreError) -> ApiError {
     }
 }
 
+/// Create a source.
+#[utoipa::path(post, path = "/api/v1/app/{app_id}/source", tag = "Source", operation_id = "create_source",
+    params(AppPath), request_body = SourceIn,
+    responses(
+        (status = 201, description = "Created", body = SourceOut),
+        (status = 409, description = "The uid is taken", body = ErrorBody)))]
 pub async fn create(
     State(st): State<AppState>,
     auth: Auth,
@@ -394,6 +444,10 @@ pub async fn create(
         .into_response())
 }
 
+/// List the application's sources.
+#[utoipa::path(get, path = "/api/v1/app/{app_id}/source", tag = "Source", operation_id = "list_sources",
+    params(AppPath, ListParams),
+    responses((status = 200, description = "A page of sources", body = ListOut<SourceOut>)))]
 pub async fn list(
     State(st): State<AppState>,
     auth: Auth,
@@ -413,6 +467,10 @@ pub async fn list(
     )))
 }
 
+/// Get a source by ID or uid.
+#[utoipa::path(get, path = "/api/v1/app/{app_id}/source/{source_id}", tag = "Source", operation_id = "get_source",
+    params(SourcePath),
+    responses((status = 200, description = "The source", body = SourceOut)))]
 pub async fn get(
     State(st): State<AppState>,
     auth: Auth,
@@ -422,6 +480,12 @@ pub async fn get(
     Ok(Json(SourceOut::new(&s, &st.inner.public_url)))
 }
 
+/// Change some fields of a source.
+#[utoipa::path(patch, path = "/api/v1/app/{app_id}/source/{source_id}", tag = "Source", operation_id = "patch_source",
+    params(SourcePath), request_body = SourcePatch,
+    responses(
+        (status = 200, description = "Updated", body = SourceOut),
+        (status = 409, description = "The uid is taken", body = ErrorBody)))]
 pub async fn patch(
     State(st): State<AppState>,
     auth: Auth,
@@ -499,6 +563,10 @@ pub async fn patch(
     Ok(Json(SourceOut::new(&s, &st.inner.public_url)))
 }
 
+/// Delete a source and its request log.
+#[utoipa::path(delete, path = "/api/v1/app/{app_id}/source/{source_id}", tag = "Source", operation_id = "delete_source",
+    params(SourcePath),
+    responses((status = 204, description = "Deleted")))]
 pub async fn remove(
     State(st): State<AppState>,
     auth: Auth,
@@ -509,7 +577,7 @@ pub async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SourceRotateIn {
     /// The provider's new secret. May be omitted for `standard-webhooks`: Herald generates one
@@ -520,12 +588,16 @@ pub struct SourceRotateIn {
     pub grace_period_seconds: Option<i64>,
 }
 
+/// Add a verification secret; the previous ones stay valid for `gracePeriodSeconds`.
+#[utoipa::path(post, path = "/api/v1/app/{app_id}/source/{source_id}/secret/rotate", tag = "Source", operation_id = "rotate_source_secret",
+    params(SourcePath), request_body = SourceRotateIn,
+    responses((status = 200, description = "Rotated; `key` only when Herald generated it", body = SourceRotateOut)))]
 pub async fn rotate(
     State(st): State<AppState>,
     auth: Auth,
     Path((app_id, src)): Path<(String, String)>,
     JsonBody(body): JsonBody<SourceRotateIn>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<SourceRotateOut>> {
     let (_, mut s) = load(&st, &auth, &app_id, &src).await?;
     let scheme = serde_json::from_value::<Verification>(s.verification.clone())
         .map(|v| v.scheme)
@@ -569,13 +641,15 @@ pub async fn rotate(
     s.secrets.truncate(MAX_SECRETS);
     s.updated_at = now;
     st.store().update_source(s).await?;
-    Ok(Json(if generated {
-        json!({ "key": key })
-    } else {
-        json!({})
+    Ok(Json(SourceRotateOut {
+        key: generated.then_some(key),
     }))
 }
 
+/// The source's request log, newest first (rejected requests included, with their reason).
+#[utoipa::path(get, path = "/api/v1/app/{app_id}/source/{source_id}/request", tag = "Source", operation_id = "list_source_requests",
+    params(SourcePath, ListParams),
+    responses((status = 200, description = "A page of requests", body = ListOut<InboundRequestOut>)))]
 pub async fn requests(
     State(st): State<AppState>,
     auth: Auth,
@@ -593,6 +667,9 @@ pub async fn requests(
 }
 
 /// Accepts a quarantined request as it is (after the schema or the sender was fixed).
+#[utoipa::path(post, path = "/api/v1/app/{app_id}/source/{source_id}/quarantine/{request_id}/release", tag = "Source", operation_id = "release_quarantined",
+    params(SourceRequestPath),
+    responses((status = 202, description = "Released: the message it became", body = ReleasedOut)))]
 pub async fn release(
     State(st): State<AppState>,
     auth: Auth,
@@ -635,7 +712,9 @@ pub async fn release(
     st.wake();
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({ "id": published.message.id })),
+        Json(ReleasedOut {
+            id: published.message.id.0,
+        }),
     )
         .into_response())
 }

@@ -1664,7 +1664,7 @@ impl Store for PostgresStore {
                         .execute(&mut *tx)
                         .await
                         .map_err(map_pg)?;
-                    q("UPDATE deliveries SET status = 2, next_at = NULL, lease_owner = NULL, updated_at = $2 WHERE endpoint_id = $1 AND status = 1")
+                    q("UPDATE deliveries SET status = 2, next_at = NULL, lease_owner = NULL, updated_at = $2 WHERE endpoint_id = $1 AND status IN (1, 3) AND status = 1")
                         .bind(ep).bind(now).execute(&mut *tx).await.map_err(map_pg)?;
                 }
             }
@@ -1677,7 +1677,7 @@ impl Store for PostgresStore {
                     .execute(&mut *tx)
                     .await
                     .map_err(map_pg)?;
-                q("UPDATE deliveries SET next_at = $2 WHERE endpoint_id = $1 AND status = 1 AND next_at < $2")
+                q("UPDATE deliveries SET next_at = $2 WHERE endpoint_id = $1 AND status IN (1, 3) AND status = 1 AND next_at < $2")
                     .bind(ep).bind(*until).execute(&mut *tx).await.map_err(map_pg)?;
             }
         }

@@ -156,7 +156,7 @@ pub(super) async fn touch_due(c: &mut PgConnection, ep: &str, at: Millis) -> Res
 }
 
 async fn min_next(c: &mut PgConnection, ep: &str, status: i64) -> Result<Option<Millis>> {
-    sqlx::query_scalar("SELECT MIN(next_at) FROM deliveries WHERE endpoint_id = $1 AND status = $2")
+    sqlx::query_scalar("SELECT MIN(next_at) FROM deliveries WHERE endpoint_id = $1 AND status IN (1, 3) AND status = $2")
         .bind(ep)
         .bind(status)
         .fetch_one(c)
@@ -166,7 +166,7 @@ async fn min_next(c: &mut PgConnection, ep: &str, status: i64) -> Result<Option<
 
 async fn leased_now(c: &mut PgConnection, ep: &str, now: Millis) -> Result<u32> {
     let n: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM deliveries WHERE endpoint_id = $1 AND status = 3 AND next_at > $2",
+        "SELECT COUNT(*) FROM deliveries WHERE endpoint_id = $1 AND status IN (1, 3) AND status = 3 AND next_at > $2",
     )
     .bind(ep)
     .bind(now)
@@ -268,7 +268,7 @@ async fn candidates(c: &mut PgConnection, s: &Sched, now: Millis, want: u32) -> 
         return Ok(heads.into_iter().take(want as usize).map(|h| h.0).collect());
     }
     let mut ids: Vec<i64> = sqlx::query_scalar(
-        "SELECT id FROM deliveries WHERE endpoint_id = $1 AND status = 3 AND next_at <= $2 \
+        "SELECT id FROM deliveries WHERE endpoint_id = $1 AND status IN (1, 3) AND status = 3 AND next_at <= $2 \
          ORDER BY next_at LIMIT $3",
     )
     .bind(&s.id)
@@ -280,7 +280,7 @@ async fn candidates(c: &mut PgConnection, s: &Sched, now: Millis, want: u32) -> 
     let left = want as usize - ids.len();
     if left > 0 {
         let more: Vec<i64> = sqlx::query_scalar(
-            "SELECT id FROM deliveries WHERE endpoint_id = $1 AND status = 1 AND next_at <= $2 \
+            "SELECT id FROM deliveries WHERE endpoint_id = $1 AND status IN (1, 3) AND status = 1 AND next_at <= $2 \
              ORDER BY next_at LIMIT $3",
         )
         .bind(&s.id)
@@ -335,7 +335,7 @@ async fn lease(
 pub(super) async fn fail_waiting(c: &mut PgConnection, ep: &str, now: Millis) -> Result<()> {
     sqlx::query(
         "UPDATE deliveries SET status = 2, next_at = NULL, lease_owner = NULL, updated_at = $2 \
-         WHERE endpoint_id = $1 AND (status = 1 OR (status = 3 AND next_at <= $2))",
+         WHERE endpoint_id = $1 AND status IN (1, 3) AND (status = 1 OR next_at <= $2)",
     )
     .bind(ep)
     .bind(now)

@@ -1552,7 +1552,7 @@ impl Store for SqliteStore {
                         upd("UPDATE endpoints SET disabled = 1, updated_at = ?2 WHERE id = ?1", &[&a.endpoint_id.0, &now])?;
                         // Nothing is dropped: the endpoint's waiting deliveries end `failed`,
                         // where `recover` can bring them back once the endpoint is re-enabled.
-                        upd("UPDATE deliveries SET status = 2, next_at = NULL, lease_owner = NULL, updated_at = ?2 WHERE endpoint_id = ?1 AND status = 1",
+                        upd("UPDATE deliveries SET status = 2, next_at = NULL, lease_owner = NULL, updated_at = ?2 WHERE endpoint_id = ?1 AND status IN (1, 3) AND status = 1",
                             &[&a.endpoint_id.0, &now])?;
                     }
                 }
@@ -1560,7 +1560,7 @@ impl Store for SqliteStore {
                     upd("UPDATE deliveries SET status = 1, attempts = attempts + 1, manual = 0, next_at = ?3, lease_owner = NULL, updated_at = ?2 WHERE id = ?1",
                         &[&id, &now, until])?;
                     upd("UPDATE endpoints SET paused_until = ?2 WHERE id = ?1", &[&a.endpoint_id.0, until])?;
-                    upd("UPDATE deliveries SET next_at = ?2 WHERE endpoint_id = ?1 AND status = 1 AND next_at < ?2",
+                    upd("UPDATE deliveries SET next_at = ?2 WHERE endpoint_id = ?1 AND status IN (1, 3) AND status = 1 AND next_at < ?2",
                         &[&a.endpoint_id.0, until])?;
                 }
             }

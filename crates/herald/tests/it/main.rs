@@ -5,6 +5,7 @@
 //! - `delivery`: what a receiver observes, per delivery.md
 //! - `guardrails`: isolation, caps, throttle, breaker, FIFO, operational events
 //! - `inbound`: sources and the ingestion endpoint, vectors through real sources
+//! - `openapi`: the OpenAPI document covers every route; the docs page is served
 
 mod api;
 mod cli;
@@ -14,3 +15,4 @@ mod encryption;
 mod guardrails;
 mod inbound;
 mod metrics;
+mod openapi;
