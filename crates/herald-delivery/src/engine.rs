@@ -183,6 +183,10 @@ impl Engine {
                 let ep = eps.get(&c.endpoint_id);
                 this.deliver(c, msg, ep).await;
                 drop(permit);
+                // A finished attempt frees a slot of its endpoint (`maxConcurrency`), which
+                // the store does not announce: look at the queue again now rather than after
+                // the idle sleep.
+                this.wake.notify_one();
             });
         }
     }
