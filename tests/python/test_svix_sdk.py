@@ -996,6 +996,13 @@ def test_zz_server_log_is_json_and_has_no_secrets(herald: HeraldServer, receiver
             not_json.append(line)
     assert not not_json, f"non-JSON log lines with HERALD_LOG_FORMAT=json: {not_json[:3]}"
 
+    # One line per API request, with the route template rather than the raw path or query.
+    http_lines = [json.loads(line) for line in lines if '"herald::http"' in line]
+    assert http_lines, "API requests must be logged (target herald::http)"
+    for entry in http_lines[:50]:
+        assert {"method", "route", "status", "duration_ms"} <= set(entry), entry
+        assert "?" not in entry["route"], entry
+
     sent_ids = {r.headers.get("webhook-id") for r in receiver.requests()}
     sent_ids.discard(None)
     if sent_ids:

@@ -19,6 +19,7 @@ use tokio::sync::Notify;
 use tower::Layer;
 use tower_http::normalize_path::NormalizePathLayer;
 
+mod access_log;
 pub mod dto;
 pub mod error;
 pub mod extract;
@@ -161,6 +162,8 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             idempotency::layer,
         ))
+        // Outermost but inside routing, so the matched route template is known.
+        .route_layer(axum::middleware::from_fn(access_log::layer))
         .with_state(state)
 }
 

@@ -79,7 +79,10 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/app/{app_id}/source/{source_id}"),
     ("patch", "/api/v1/app/{app_id}/source/{source_id}"),
     ("delete", "/api/v1/app/{app_id}/source/{source_id}"),
-    ("post", "/api/v1/app/{app_id}/source/{source_id}/secret/rotate"),
+    (
+        "post",
+        "/api/v1/app/{app_id}/source/{source_id}/secret/rotate",
+    ),
     ("get", "/api/v1/app/{app_id}/source/{source_id}/request"),
     (
         "post",
