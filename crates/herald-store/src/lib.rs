@@ -373,6 +373,11 @@ pub trait Store: Send + Sync + 'static {
         msg: Message,
     ) -> Result<Published>;
 
+    /// Encryption-key rotation: re-encrypts every stored secret (endpoint and source secrets)
+    /// under `new` and records `new`'s key check, in one transaction. The store must have been
+    /// opened with the current key. Returns how many records were re-encrypted.
+    async fn rekey(&self, new: herald_core::crypto::SecretBox) -> Result<u64>;
+
     async fn create_token(&self, rec: TokenRecord, hash: [u8; 32]) -> Result<TokenRecord>;
     async fn find_token(&self, hash: [u8; 32]) -> Result<Option<TokenRecord>>;
     async fn list_tokens(&self) -> Result<Vec<TokenRecord>>;

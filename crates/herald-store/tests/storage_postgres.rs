@@ -58,3 +58,36 @@ macro_rules! setup {
 }
 
 include!("suite/body.rs");
+
+#[tokio::test]
+async fn rekey_re_encrypts_secrets_under_the_new_key() {
+    use herald_core::crypto::SecretBox;
+    let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
+        return;
+    };
+    let url = fresh_database(&admin_url).await;
+    let old = SecretBox::from_base64(&SecretBox::generate_key()).unwrap();
+    let new = SecretBox::from_base64(&SecretBox::generate_key()).unwrap();
+    let store = PostgresStore::connect(&url, Some(old.clone()))
+        .await
+        .unwrap();
+    let a = store.create_app(app(1)).await.unwrap();
+    let mut e = endpoint(&a.id, None);
+    e.secrets = vec![herald_core::model::StoredSecret {
+        key: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
+        expires_at: None,
+    }];
+    let e = store.create_endpoint(e).await.unwrap();
+    assert_eq!(store.rekey(new.clone()).await.unwrap(), 1);
+    assert!(matches!(
+        PostgresStore::connect(&url, Some(old)).await,
+        Err(StoreError::KeyMismatch)
+    ));
+    let again = PostgresStore::connect(&url, Some(new)).await.unwrap();
+    let got = again
+        .get_endpoint(&a.id, e.id.as_str())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.secrets, e.secrets);
+}

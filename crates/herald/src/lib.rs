@@ -248,6 +248,47 @@ fn register_metrics() {
     }
 }
 
+/// What `rotate_key` did with the new key.
+pub enum RotatedKey {
+    /// Replaced `data_dir/encryption-key`.
+    Written { path: PathBuf, records: u64 },
+    /// The key comes from configuration: the operator must put this one there.
+    Configure { key: String, records: u64 },
+}
+
+/// `herald rotate-key`: re-encrypts every stored secret under a new key in one transaction.
+/// The SQLite file is locked for the duration, so a running server makes this fail rather than
+/// race. With a key file, the new key is first written beside it (`encryption-key.new`), then
+/// the database is re-encrypted, then the file is renamed over the old one: a crash in between
+/// leaves the new key on disk next to a database that needs it.
+pub async fn rotate_key(cfg: &Config, new_key: Option<String>) -> anyhow::Result<RotatedKey> {
+    let new_text = new_key.unwrap_or_else(SecretBox::generate_key);
+    let new = SecretBox::from_base64(&new_text).map_err(|e| anyhow::anyhow!("--new-key: {e}"))?;
+    let opened = open_store(cfg, true).await?;
+    let pending = cfg.data_dir.join(format!("{ENCRYPTION_KEY_FILE}.new"));
+    if cfg.encryption_key.is_none() {
+        // The store opened with the current key file, so a leftover `.new` from an interrupted
+        // earlier rotation is not needed by this database.
+        let _ = std::fs::remove_file(&pending);
+        write_private(&pending, new_text.as_bytes())?;
+    }
+    let records = opened
+        .store
+        .rekey(new)
+        .await
+        .context("re-encrypting the stored secrets")?;
+    if cfg.encryption_key.is_some() {
+        return Ok(RotatedKey::Configure {
+            key: new_text,
+            records,
+        });
+    }
+    let path = cfg.data_dir.join(ENCRYPTION_KEY_FILE);
+    std::fs::rename(&pending, &path)
+        .with_context(|| format!("renaming {} to {}", pending.display(), path.display()))?;
+    Ok(RotatedKey::Written { path, records })
+}
+
 /// Mints an API token straight into the configured store (`herald token create`). Works while
 /// a server runs on the same database: SQLite serialises the two writers. Returns the bearer
 /// secret, which is shown once and stored only as a hash.

@@ -29,6 +29,14 @@ enum Command {
     },
     /// Apply storage migrations and exit.
     Migrate,
+    /// Re-encrypt every stored secret under a new encryption key. Stop Herald first (all
+    /// nodes of a cluster). With the key in `data_dir/encryption-key`, the file is replaced;
+    /// with `encryption_key` configured, the new key is printed once to put in its place.
+    RotateKey {
+        /// The new key (base64 of 32 bytes); generated when absent.
+        #[arg(long)]
+        new_key: Option<String>,
+    },
     /// Check a received webhook's signature offline; the body is read from stdin.
     /// Exit 0 when valid, 1 with the reason when not.
     Verify {
@@ -239,6 +247,23 @@ fn main() -> anyhow::Result<()> {
                     std::process::exit(1);
                 }
             }
+        }
+        Command::RotateKey { new_key } => {
+            init_logging(&cfg);
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(async move {
+                match herald::rotate_key(&cfg, new_key).await? {
+                    herald::RotatedKey::Written { path, records } => println!(
+                        "re-encrypted {records} records; the new key is in {}",
+                        path.display()
+                    ),
+                    herald::RotatedKey::Configure { key, records } => {
+                        println!("re-encrypted {records} records; set encryption_key to:");
+                        println!("{key}");
+                    }
+                }
+                Ok(())
+            })
         }
         Command::Token {
             command: TokenCommand::Create { app, name },

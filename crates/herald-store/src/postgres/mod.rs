@@ -2090,6 +2090,46 @@ impl Store for PostgresStore {
         Ok(p)
     }
 
+    async fn rekey(&self, new: SecretBox) -> Result<u64> {
+        let old = self
+            .secrets
+            .clone()
+            .ok_or_else(|| StoreError::Unavailable("the store was opened without a key".into()))?;
+        let mut tx = self.begin().await?;
+        let mut n = 0;
+        for table in ["endpoints", "sources"] {
+            let rows = sqlx::query(&format!("SELECT id, secrets FROM {table} FOR UPDATE"))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_pg)?;
+            for r in &rows {
+                let id: String = get(r, "id")?;
+                let mut secrets: Vec<StoredSecret> = parse(&get::<String>(r, "secrets")?)?;
+                for s in &mut secrets {
+                    let plain = old.decrypt(&s.key).map_err(|_| StoreError::KeyMismatch)?;
+                    s.key = new.encrypt(&plain);
+                }
+                sqlx::query(&format!("UPDATE {table} SET secrets = $2 WHERE id = $1"))
+                    .bind(&id)
+                    .bind(json(&secrets))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_pg)?;
+                n += 1;
+            }
+        }
+        sqlx::query(
+            "INSERT INTO meta (key, value) VALUES ('key_check', $1) \
+             ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+        )
+        .bind(new.encrypt(KEY_CHECK))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_pg)?;
+        tx.commit().await.map_err(map_pg)?;
+        Ok(n)
+    }
+
     async fn create_token(&self, rec: TokenRecord, hash: [u8; 32]) -> Result<TokenRecord> {
         sqlx::query(
             "INSERT INTO tokens (id, hash, name, app_id, created_at) VALUES ($1,$2,$3,$4,$5)",

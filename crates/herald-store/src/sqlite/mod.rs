@@ -1966,6 +1966,45 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn rekey(&self, new: SecretBox) -> Result<u64> {
+        let old =
+            self.inner.secrets.clone().ok_or_else(|| {
+                StoreError::Unavailable("the store was opened without a key".into())
+            })?;
+        self.write(move |c| {
+            let mut n = 0;
+            for table in ["endpoints", "sources"] {
+                let rows: Vec<(String, String)> = c
+                    .prepare(&format!("SELECT id, secrets FROM {table}"))
+                    .and_then(|mut s| {
+                        s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                            .collect::<rusqlite::Result<Vec<_>>>()
+                    })
+                    .map_err(map_sql)?;
+                for (id, text) in rows {
+                    let mut secrets: Vec<StoredSecret> = parse(&text).map_err(map_sql)?;
+                    for s in &mut secrets {
+                        let plain = old.decrypt(&s.key).map_err(|_| StoreError::KeyMismatch)?;
+                        s.key = new.encrypt(&plain);
+                    }
+                    c.execute(
+                        &format!("UPDATE {table} SET secrets = ?2 WHERE id = ?1"),
+                        params![id, json(&secrets)],
+                    )
+                    .map_err(map_sql)?;
+                    n += 1;
+                }
+            }
+            c.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('key_check', ?1)",
+                [new.encrypt(KEY_CHECK)],
+            )
+            .map_err(map_sql)?;
+            Ok(n)
+        })
+        .await
+    }
+
     async fn create_token(&self, rec: TokenRecord, hash: [u8; 32]) -> Result<TokenRecord> {
         self.write(move |c| {
             c.execute(

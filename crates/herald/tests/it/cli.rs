@@ -288,3 +288,58 @@ async fn send_list_get_attempts_and_recover_through_the_cli() {
     assert!(err.contains("--data is not JSON"), "{err}");
     srv.stop().await;
 }
+
+/// `herald rotate-key`: refused while the server holds the data directory; once stopped, every
+/// secret is re-encrypted under a new key written over `encryption-key`, and the restarted
+/// server reads the same secrets with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotate_key_re_encrypts_stored_secrets() {
+    let srv = TestServer::start(|_| {}).await;
+    let c = &srv.client;
+    let app = c.create_app("rk").await;
+    let ep = c
+        .create_endpoint(
+            &app,
+            json!({"url": "http://127.0.0.1:9/", "secret": SECRET}),
+        )
+        .await;
+    let ep = ep["id"].as_str().unwrap().to_string();
+    c.post(
+        &format!("/app/{app}/source"),
+        json!({"name": "s", "verification": {"scheme": "github", "secrets": ["gh-secret"]}}),
+        201,
+    )
+    .await;
+    let dir = srv.data_dir();
+    let key_file = dir.join("encryption-key");
+    let old_key = std::fs::read_to_string(&key_file).unwrap();
+    let rotate = |dir: &std::path::Path| {
+        Command::new(BIN)
+            .arg("rotate-key")
+            .env("HERALD_DATA_DIR", dir)
+            .env_remove("HERALD_ENCRYPTION_KEY")
+            .env_remove("HERALD_DATABASE_URL")
+            .output()
+            .expect("run herald rotate-key")
+    };
+    let busy = rotate(&dir);
+    assert!(!busy.status.success(), "rotated under a running server");
+    assert!(String::from_utf8_lossy(&busy.stderr).contains("in use"));
+
+    let tmp = srv.stop_keep_dir().await;
+    let out = rotate(tmp.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("re-encrypted 2 records"));
+    let new_key = std::fs::read_to_string(&key_file).unwrap();
+    assert_ne!(new_key, old_key);
+    assert!(!tmp.path().join("encryption-key.new").exists());
+
+    let srv = TestServer::start_in(tmp, |_| {}).await;
+    let got = srv.client.secret(&app, &ep).await;
+    assert_eq!(got, SECRET, "the secret reads back under the new key");
+    srv.stop().await;
+}

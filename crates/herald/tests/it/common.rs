@@ -71,7 +71,7 @@ impl TestServer {
     }
 
     /// Starts Herald on an existing data directory (see [`TestServer::restart`]).
-    async fn start_in(dir: tempfile::TempDir, extra: impl FnOnce(&mut Config)) -> Self {
+    pub async fn start_in(dir: tempfile::TempDir, extra: impl FnOnce(&mut Config)) -> Self {
         init_logging();
         let mut cfg = Config {
             data_dir: dir.path().to_path_buf(),
