@@ -48,6 +48,31 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+/// Encrypts secrets for storage under `key` (none: stored as given, for tests).
+pub(crate) fn seal_secrets(
+    key: Option<&herald_core::crypto::SecretBox>,
+    secrets: &mut [herald_core::model::StoredSecret],
+) {
+    if let Some(b) = key {
+        for s in secrets {
+            s.key = b.encrypt(&s.key);
+        }
+    }
+}
+
+/// Decrypts stored secrets; a value the key cannot open means the wrong key.
+pub(crate) fn unseal_secrets(
+    key: Option<&herald_core::crypto::SecretBox>,
+    secrets: &mut [herald_core::model::StoredSecret],
+) -> Result<()> {
+    if let Some(b) = key {
+        for s in secrets {
+            s.key = b.decrypt(&s.key).map_err(|_| StoreError::KeyMismatch)?;
+        }
+    }
+    Ok(())
+}
+
 /// Keyset pagination over time-sortable IDs.
 #[derive(Clone, Debug, Default)]
 pub struct ListQuery {

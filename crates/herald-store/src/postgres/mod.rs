@@ -476,38 +476,22 @@ impl PostgresStore {
     }
 
     fn seal_source(&self, mut s: Source) -> Source {
-        if let Some(b) = &self.secrets {
-            for k in &mut s.secrets {
-                k.key = b.encrypt(&k.key);
-            }
-        }
+        crate::seal_secrets(self.secrets.as_deref(), &mut s.secrets);
         s
     }
 
     fn unseal_source(&self, mut s: Source) -> Result<Source> {
-        if let Some(b) = &self.secrets {
-            for k in &mut s.secrets {
-                k.key = b.decrypt(&k.key).map_err(|_| StoreError::KeyMismatch)?;
-            }
-        }
+        crate::unseal_secrets(self.secrets.as_deref(), &mut s.secrets)?;
         Ok(s)
     }
 
     fn seal(&self, mut ep: Endpoint) -> Endpoint {
-        if let Some(b) = &self.secrets {
-            for s in &mut ep.secrets {
-                s.key = b.encrypt(&s.key);
-            }
-        }
+        crate::seal_secrets(self.secrets.as_deref(), &mut ep.secrets);
         ep
     }
 
     fn unseal(&self, mut ep: Endpoint) -> Result<Endpoint> {
-        if let Some(b) = &self.secrets {
-            for s in &mut ep.secrets {
-                s.key = b.decrypt(&s.key).map_err(|_| StoreError::KeyMismatch)?;
-            }
-        }
+        crate::unseal_secrets(self.secrets.as_deref(), &mut ep.secrets)?;
         Ok(ep)
     }
 

@@ -339,39 +339,23 @@ impl SqliteStore {
 
     /// Encrypts every secret of `ep` for storage.
     fn seal(&self, mut ep: Endpoint) -> Endpoint {
-        if let Some(b) = &self.inner.secrets {
-            for s in &mut ep.secrets {
-                s.key = b.encrypt(&s.key);
-            }
-        }
+        crate::seal_secrets(self.inner.secrets.as_ref(), &mut ep.secrets);
         ep
     }
 
     fn seal_source(&self, mut s: Source) -> Source {
-        if let Some(b) = &self.inner.secrets {
-            for k in &mut s.secrets {
-                k.key = b.encrypt(&k.key);
-            }
-        }
+        crate::seal_secrets(self.inner.secrets.as_ref(), &mut s.secrets);
         s
     }
 
     fn unseal_source(&self, mut s: Source) -> Result<Source> {
-        if let Some(b) = &self.inner.secrets {
-            for k in &mut s.secrets {
-                k.key = b.decrypt(&k.key).map_err(|_| StoreError::KeyMismatch)?;
-            }
-        }
+        crate::unseal_secrets(self.inner.secrets.as_ref(), &mut s.secrets)?;
         Ok(s)
     }
 
     /// Decrypts every secret of a stored endpoint.
     fn unseal(&self, mut ep: Endpoint) -> Result<Endpoint> {
-        if let Some(b) = &self.inner.secrets {
-            for s in &mut ep.secrets {
-                s.key = b.decrypt(&s.key).map_err(|_| StoreError::KeyMismatch)?;
-            }
-        }
+        crate::unseal_secrets(self.inner.secrets.as_ref(), &mut ep.secrets)?;
         Ok(ep)
     }
 
