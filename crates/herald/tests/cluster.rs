@@ -405,6 +405,49 @@ async fn idempotency_key_and_event_id_hold_across_nodes() {
         .await
         .unwrap();
     assert_eq!(list["data"].as_array().unwrap().len(), 2);
+
+    // Inbound dedup: the same provider delivery posted to both nodes becomes one message.
+    let (s, src) = admin(
+        &http,
+        format!("{}/api/v1/app/{app_id}/source", nodes[0].base),
+        json!({"name": "gh", "verification": {"scheme": "github", "secrets": ["k"]}}),
+        &[],
+    )
+    .await;
+    assert_eq!(s, 201);
+    let src = src["id"].as_str().unwrap().to_string();
+    let body = br#"{"action":"opened"}"#.to_vec();
+    let sig = {
+        use hmac::{Hmac, Mac};
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"k").unwrap();
+        mac.update(&body);
+        let bytes = mac.finalize().into_bytes();
+        format!(
+            "sha256={}",
+            bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        )
+    };
+    let post = |base: String| {
+        let (http, body, sig, src) = (http.clone(), body.clone(), sig.clone(), src.clone());
+        async move {
+            let r = http
+                .post(format!("{base}/in/{src}"))
+                .header("X-Hub-Signature-256", sig)
+                .header("X-GitHub-Event", "pull_request")
+                .header("X-GitHub-Delivery", "same-delivery")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap())
+        }
+    };
+    let (a, b) = tokio::join!(post(nodes[0].base.clone()), post(nodes[1].base.clone()));
+    let mut statuses = [a.0, b.0];
+    statuses.sort();
+    assert_eq!(statuses, [200, 202], "{a:?} {b:?}");
+    assert_eq!(a.1["id"], b.1["id"], "both answers name the one message");
 }
 
 /// A PostgreSQL cluster of the test's own (so stopping it disturbs no other test).
