@@ -76,6 +76,66 @@ impl ApiClient {
     }
 }
 
+/// `herald recover`: re-queues the endpoint's failed deliveries, then follows them until none
+/// is pending or in flight (or `timeout`), with a progress bar on a terminal. Returns a
+/// one-line summary.
+pub async fn recover_with_progress(
+    client: &ApiClient,
+    app: &str,
+    endpoint: &str,
+    body: Value,
+    timeout: std::time::Duration,
+) -> Result<String, ClientError> {
+    let stats_path = format!("/app/{app}/endpoint/{endpoint}/stats");
+    let count = |v: &Value, k: &str| v[k].as_u64().unwrap_or(0);
+    let before = client.call(reqwest::Method::GET, &stats_path, None).await?;
+    let task = client
+        .call(
+            reqwest::Method::POST,
+            &format!("/app/{app}/endpoint/{endpoint}/recover"),
+            Some(body),
+        )
+        .await?;
+    let requeued = task["data"]["messagesSent"].as_u64().unwrap_or(0);
+    let waiting = |v: &Value| count(v, "pending") + count(v, "sending");
+    let start = client.call(reqwest::Method::GET, &stats_path, None).await?;
+    let total = waiting(&start);
+    // Hidden automatically when stderr is not a terminal (scripts, CI).
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} [{bar:40}] {pos}/{len} delivered or settled ({elapsed})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let deadline = std::time::Instant::now() + timeout;
+    let mut last = start;
+    loop {
+        let left = waiting(&last);
+        bar.set_position(total.saturating_sub(left));
+        if left == 0 || std::time::Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        last = client.call(reqwest::Method::GET, &stats_path, None).await?;
+    }
+    bar.finish_and_clear();
+    let succeeded = count(&last, "success").saturating_sub(count(&before, "success"));
+    let left = waiting(&last);
+    let failed_again =
+        count(&last, "fail").saturating_sub(count(&before, "fail").saturating_sub(requeued));
+    Ok(if left == 0 {
+        format!(
+            "recovered {requeued} deliveries: {succeeded} succeeded, {failed_again} failed again"
+        )
+    } else {
+        format!(
+            "recovered {requeued} deliveries: {succeeded} succeeded so far, {left} still pending after {}s (they go on)",
+            timeout.as_secs()
+        )
+    })
+}
+
 /// Renders rows as an aligned text table with the given columns (missing values print `-`).
 pub fn table(rows: &[Value], columns: &[&str]) -> String {
     let cell = |r: &Value, c: &str| match &r[c] {

@@ -104,6 +104,12 @@ enum Command {
         endpoint: String,
         #[arg(long)]
         since: String,
+        /// Return once the deliveries are re-queued instead of following them to the end.
+        #[arg(long)]
+        no_wait: bool,
+        /// Stop following after this many seconds (the deliveries go on).
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
         #[command(flatten)]
         out: Output,
     },
@@ -337,17 +343,40 @@ fn main() -> anyhow::Result<()> {
             app,
             endpoint,
             since,
+            no_wait,
+            timeout,
             out,
         } => {
             let body = serde_json::json!({"since": since});
-            api(
-                &cfg,
-                &out,
-                reqwest::Method::POST,
-                &format!("/app/{app}/endpoint/{endpoint}/recover"),
-                Some(body),
-                &["id", "status", "task"],
-            )
+            let path = format!("/app/{app}/endpoint/{endpoint}/recover");
+            if no_wait || out.json {
+                return api(
+                    &cfg,
+                    &out,
+                    reqwest::Method::POST,
+                    &path,
+                    Some(body),
+                    &["id", "status", "task"],
+                );
+            }
+            let client = herald::client::ApiClient::new(&out.url, &token_of(&cfg, &out)?);
+            let rt = tokio::runtime::Runtime::new()?;
+            match rt.block_on(herald::client::recover_with_progress(
+                &client,
+                &app,
+                &endpoint,
+                body,
+                std::time::Duration::from_secs(timeout),
+            )) {
+                Ok(summary) => {
+                    println!("{summary}");
+                    Ok(())
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    std::process::exit(1);
+                }
+            }
         }
         Command::Migrate => {
             init_logging(&cfg);
@@ -407,6 +436,16 @@ fn list_get(cfg: &Config, cmd: ListGet, resource: &str, columns: &[&str]) -> any
 
 /// Calls the API and prints the answer as a table (or JSON with `--json`). API errors print
 /// `code: detail` and exit 1.
+/// `--token` / `HERALD_TOKEN`, else the admin token file in `data_dir`.
+fn token_of(cfg: &Config, out: &Output) -> anyhow::Result<String> {
+    match &out.token {
+        Some(t) => Ok(t.clone()),
+        None => std::fs::read_to_string(cfg.data_dir.join(herald::ADMIN_TOKEN_FILE))
+            .map(|t| t.trim().to_string())
+            .map_err(|_| anyhow::anyhow!("no token: set HERALD_TOKEN or pass --token")),
+    }
+}
+
 fn api(
     cfg: &Config,
     out: &Output,
@@ -415,12 +454,7 @@ fn api(
     body: Option<serde_json::Value>,
     columns: &[&str],
 ) -> anyhow::Result<()> {
-    let token = match &out.token {
-        Some(t) => t.clone(),
-        None => std::fs::read_to_string(cfg.data_dir.join(herald::ADMIN_TOKEN_FILE))
-            .map(|t| t.trim().to_string())
-            .map_err(|_| anyhow::anyhow!("no token: set HERALD_TOKEN or pass --token"))?,
-    };
+    let token = token_of(cfg, out)?;
     let client = herald::client::ApiClient::new(&out.url, &token);
     let rt = tokio::runtime::Runtime::new()?;
     match rt.block_on(client.call(method, path, body)) {

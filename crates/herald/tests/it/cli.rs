@@ -273,8 +273,28 @@ async fn send_list_get_attempts_and_recover_through_the_cli() {
         ],
     );
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("endpoint.recover"), "{out}");
+    // It follows the re-queued deliveries to the end (a progress bar on a terminal).
+    assert!(
+        out.contains("recovered 1 deliveries: 1 succeeded, 0 failed again"),
+        "{out}"
+    );
     c.wait_delivery(&app, &msg, &ep, 0).await;
+    // --no-wait answers with the task at once.
+    let (code, out, err) = cli(
+        &srv,
+        &[
+            "recover",
+            "--app",
+            &app,
+            "--endpoint",
+            &ep,
+            "--since",
+            "2000-01-01T00:00:00Z",
+            "--no-wait",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("endpoint.recover"), "{out}");
 
     // API errors: exit 1 with Herald's code on stderr.
     let (code, _, err) = cli(&srv, &["message", "list", "--app", "no-such-app"]);
