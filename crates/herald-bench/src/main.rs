@@ -52,6 +52,10 @@ struct Args {
     /// The herald binary to run (default: `herald` next to this executable).
     #[arg(long)]
     herald_bin: Option<PathBuf>,
+    /// Run Herald on PostgreSQL: the admin URL of a cluster on loopback; each Herald start
+    /// gets a fresh database there (created with `psql`). SQLite when absent.
+    #[arg(long)]
+    database_url: Option<String>,
     /// Where to write the JSON results.
     #[arg(long, default_value = "bench-results.json")]
     out: PathBuf,
@@ -141,6 +145,7 @@ async fn main() -> anyhow::Result<()> {
         isolation_endpoints: args.isolation_endpoints,
         latency_rate: args.latency_rate,
         scrape_metrics_secs: args.scrape_metrics_secs,
+        database_url: args.database_url.clone(),
     };
     let herald_version = std::process::Command::new(&bin)
         .arg("--version")

@@ -40,6 +40,9 @@ pub struct Params {
     pub latency_rate: f64,
     /// Scrape Herald's `/metrics` at this interval (0 = never).
     pub scrape_metrics_secs: f64,
+    /// Run Herald on PostgreSQL: an admin URL of a cluster (`postgres://user@host:port/db`);
+    /// every Herald start gets a fresh database created there with `psql`. SQLite when absent.
+    pub database_url: Option<String>,
 }
 
 impl Params {
@@ -281,8 +284,42 @@ impl Ctx {
     async fn herald(&self, extra: &[(&str, String)]) -> anyhow::Result<Herald> {
         let every = (self.p.scrape_metrics_secs > 0.0)
             .then(|| Duration::from_secs_f64(self.p.scrape_metrics_secs));
-        Herald::start(&self.bin, extra, every).await
+        let mut extra: Vec<(&str, String)> = extra.to_vec();
+        if let Some(admin) = &self.p.database_url {
+            extra.push(("database_url", fresh_pg_database(admin)?));
+            // A fixed key: the database is new, so any key works.
+            extra.push((
+                "encryption_key",
+                "YmVuY2gtZW5jcnlwdGlvbi1rZXktMzItYnl0ZXMhIS0=".into(),
+            ));
+        }
+        Herald::start(&self.bin, &extra, every).await
     }
+}
+
+/// Creates an empty database in the cluster `admin` names (with `psql`) and returns its URL.
+fn fresh_pg_database(admin: &str) -> anyhow::Result<String> {
+    let name = format!(
+        "bench_{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_nanos()
+    );
+    let out = std::process::Command::new("psql")
+        .arg(admin)
+        .arg("-qc")
+        .arg(format!("CREATE DATABASE {name}"))
+        .output()
+        .map_err(|e| anyhow::anyhow!("psql: {e}"))?;
+    anyhow::ensure!(
+        out.status.success(),
+        "psql CREATE DATABASE: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (base, _) = admin
+        .rsplit_once('/')
+        .ok_or_else(|| anyhow::anyhow!("--database-url needs a database name"))?;
+    Ok(format!("{base}/{name}"))
 }
 
 // ---- receiver ceiling ------------------------------------------------------------------------
