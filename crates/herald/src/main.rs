@@ -81,7 +81,7 @@ enum Command {
         #[command(subcommand)]
         command: ListGet,
     },
-    /// The attempt log of a message or an endpoint.
+    /// The attempt log of a message or an endpoint, or one attempt (`--msg M --id A`).
     Attempt {
         #[arg(long)]
         app: String,
@@ -93,6 +93,9 @@ enum Command {
         msg: Option<String>,
         #[arg(long)]
         endpoint: Option<String>,
+        /// One attempt of the message (`atmpt_…`).
+        #[arg(long, requires = "msg")]
+        id: Option<String>,
         #[command(flatten)]
         out: Output,
     },
@@ -316,9 +319,13 @@ fn main() -> anyhow::Result<()> {
             app,
             msg,
             endpoint,
+            id,
             out,
         } => {
             let path = match (msg, endpoint) {
+                (Some(m), _) if id.is_some() => {
+                    format!("/app/{app}/msg/{m}/attempt/{}", id.unwrap_or_default())
+                }
                 (Some(m), _) => format!("/app/{app}/attempt/msg/{m}"),
                 (None, Some(e)) => format!("/app/{app}/attempt/endpoint/{e}"),
                 (None, None) => unreachable!("clap requires one"),

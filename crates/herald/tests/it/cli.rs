@@ -257,6 +257,17 @@ async fn send_list_get_attempts_and_recover_through_the_cli() {
     assert_eq!(code, 0);
     let atts: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(atts["data"].as_array().unwrap().len(), 4);
+    // One attempt by ID.
+    let first = atts["data"][0]["id"].as_str().unwrap().to_string();
+    let (code, out, err) = cli(
+        &srv,
+        &[
+            "attempt", "--app", &app, "--msg", &msg, "--id", &first, "--json",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let one: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(one["id"], first.as_str());
 
     // recover re-queues it; with the receiver healthy again it succeeds.
     rx.set_default(crate::common::Reply::Status(204));
