@@ -95,6 +95,16 @@ pub struct Page<T> {
     pub has_more: bool,
 }
 
+impl<T> Page<T> {
+    /// The same page with every item passed through `f` (e.g. decrypting secrets).
+    pub fn try_map<U>(self, f: impl FnMut(T) -> Result<U>) -> Result<Page<U>> {
+        Ok(Page {
+            items: self.items.into_iter().map(f).collect::<Result<_>>()?,
+            has_more: self.has_more,
+        })
+    }
+}
+
 /// Filters for message lists.
 #[derive(Clone, Debug, Default)]
 pub struct MessageFilter {

@@ -1094,14 +1094,7 @@ impl Store for PostgresStore {
             ep_row,
         )
         .await?;
-        Ok(Page {
-            items: page
-                .items
-                .into_iter()
-                .map(|e| self.unseal(e))
-                .collect::<Result<_>>()?,
-            has_more: page.has_more,
-        })
+        page.try_map(|e| self.unseal(e))
     }
 
     async fn update_endpoint(&self, ep: Endpoint) -> Result<Endpoint> {
@@ -1911,14 +1904,7 @@ impl Store for PostgresStore {
             src_row,
         )
         .await?;
-        Ok(Page {
-            items: page
-                .items
-                .into_iter()
-                .map(|s| self.unseal_source(s))
-                .collect::<Result<_>>()?,
-            has_more: page.has_more,
-        })
+        page.try_map(|s| self.unseal_source(s))
     }
 
     async fn update_source(&self, s: Source) -> Result<Source> {
