@@ -200,6 +200,10 @@ pub enum InboundStatus {
     Quarantined,
     Released,
     Handshake,
+    /// Its sequence was not above the last one accepted for its resource (source `ordering`).
+    Stale,
+    /// Waiting for a missing earlier sequence of its resource (source `ordering`).
+    Held,
 }
 
 impl InboundStatus {
@@ -211,6 +215,8 @@ impl InboundStatus {
             Self::Quarantined => "quarantined",
             Self::Released => "released",
             Self::Handshake => "handshake",
+            Self::Stale => "stale",
+            Self::Held => "held",
         }
     }
 
@@ -222,6 +228,8 @@ impl InboundStatus {
             "quarantined" => Self::Quarantined,
             "released" => Self::Released,
             "handshake" => Self::Handshake,
+            "stale" => Self::Stale,
+            "held" => Self::Held,
             _ => return None,
         })
     }
