@@ -207,12 +207,12 @@ impl Engine {
             self.settle(self.store.release(c.delivery_id, until).await, &c);
             return;
         }
-        let Some(payload) = msg.payload.as_deref() else {
+        let Some(wire) = msg.wire_body() else {
             self.settle(self.store.abandon(c.delivery_id, now).await, &c);
             return;
         };
-        let body = Bytes::copy_from_slice(payload.as_bytes());
-        let headers = build_headers(ep, msg, now, &body);
+        let headers = build_headers(ep, msg, now, &wire.bytes, wire.content_type.as_deref());
+        let body = Bytes::from(wire.bytes);
         let result = self.client.send(&ep.url, headers, body).await;
         let record = self.decide(&c, msg, ep, result);
         let next = record.next.clone();
@@ -413,7 +413,13 @@ impl Engine {
     }
 }
 
-fn build_headers(ep: &Endpoint, msg: &Message, now: Millis, body: &[u8]) -> HeaderMap {
+fn build_headers(
+    ep: &Endpoint,
+    msg: &Message,
+    now: Millis,
+    body: &[u8],
+    content_type: Option<&str>,
+) -> HeaderMap {
     let mut h = HeaderMap::new();
     // Forwarded and custom headers first, so the signature and content headers always win.
     for (k, v) in msg.headers.iter().flatten().chain(&ep.headers) {
@@ -424,10 +430,10 @@ fn build_headers(ep: &Endpoint, msg: &Message, now: Millis, body: &[u8]) -> Head
             h.insert(name, val);
         }
     }
-    h.insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    let content_type = content_type
+        .and_then(|ct| HeaderValue::try_from(ct).ok())
+        .unwrap_or(HeaderValue::from_static("application/json"));
+    h.insert(http::header::CONTENT_TYPE, content_type);
     let secrets = ep.valid_secrets(now);
     for (name, value) in signature_headers(
         ep.signature_scheme,
