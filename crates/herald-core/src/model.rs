@@ -262,6 +262,10 @@ pub enum InboundStatus {
     Quarantined,
     Released,
     Handshake,
+    /// Its sequence was not above the last one accepted for its resource (source `ordering`).
+    Stale,
+    /// Waiting for a missing earlier sequence of its resource (source `ordering`).
+    Held,
 }
 
 impl InboundStatus {
@@ -273,6 +277,8 @@ impl InboundStatus {
             Self::Quarantined => "quarantined",
             Self::Released => "released",
             Self::Handshake => "handshake",
+            Self::Stale => "stale",
+            Self::Held => "held",
         }
     }
 
@@ -284,6 +290,8 @@ impl InboundStatus {
             "quarantined" => Self::Quarantined,
             "released" => Self::Released,
             "handshake" => Self::Handshake,
+            "stale" => Self::Stale,
+            "held" => Self::Held,
             _ => return None,
         })
     }
