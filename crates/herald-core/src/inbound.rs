@@ -1181,7 +1181,12 @@ fn placeholders_in(template: &str) -> Vec<String> {
 
 /// Advice that does not make the configuration invalid: `none` accepts anything.
 pub fn warnings(v: &Verification) -> Vec<String> {
-    match v.scheme {
+    scheme_warnings(v.scheme)
+}
+
+/// [`warnings`] for a scheme alone (what a source's API answer reports).
+pub fn scheme_warnings(scheme: Scheme) -> Vec<String> {
+    match scheme {
         Scheme::None => vec![
             "scheme none is insecure: anyone who knows the ingestion URL can post events".into(),
         ],

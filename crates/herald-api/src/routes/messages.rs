@@ -87,8 +87,10 @@ pub async fn create(
     }
     c.finish()?;
 
-    let app = match st.store().get_app(&app_id).await? {
-        None if body.application.is_some() => {
+    // One read: the app's existence and the caller's right to it are decided together.
+    let app = match st.app(&auth, &app_id).await {
+        Ok(app) => app,
+        Err(ApiError::NotFound(_)) if body.application.is_some() => {
             auth.caller.require_admin()?;
             let mut a = body.application.expect("checked");
             if a.uid.is_none() {
@@ -101,7 +103,7 @@ pub async fn create(
                 Err(e) => return Err(e),
             }
         }
-        _ => st.app(&auth, &app_id).await?,
+        Err(e) => return Err(e),
     };
     crate::schema::check_payload(&st, &body.event_type, payload).await?;
     let msg = Message {

@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use herald_core::ids::{InboundRequestId, MessageId, SourceId};
-use herald_core::inbound::{Extract, Scheme, Verification};
+use herald_core::inbound::{self, Extract, Scheme, Verification};
 use herald_core::model::{
     Application, InboundRequest, InboundStatus, Message, Source, StoredSecret,
 };
@@ -197,6 +197,9 @@ pub struct SourceOut {
     pub options: SourceOptions,
     /// Where the provider posts: `<public_url>/in/{source_id}`.
     pub ingest_url: String,
+    /// Advice about the configuration, e.g. that scheme `none` accepts anything.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     #[schema(format = DateTime)]
     pub created_at: String,
     #[schema(format = DateTime)]
@@ -213,6 +216,12 @@ impl SourceOut {
             secret_count: s.valid_secrets(now_millis()).len(),
             options: SourceOptions::of(s),
             ingest_url: format!("{public_url}/in/{}", s.id),
+            warnings: s
+                .verification
+                .get("scheme")
+                .and_then(|v| serde_json::from_value(v.clone()).ok())
+                .map(inbound::scheme_warnings)
+                .unwrap_or_default(),
             created_at: ts(s.created_at),
             updated_at: ts(s.updated_at),
         }

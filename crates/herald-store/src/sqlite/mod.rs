@@ -418,6 +418,24 @@ impl SqliteStore {
             .map_err(|_| StoreError::Unavailable("writer stopped".into()))?
     }
 
+    /// Runs a point lookup (one row by key) on a read connection right here, on the calling
+    /// task. Such a read takes microseconds from the page cache and never waits for the writer
+    /// (WAL), which is less than the thread hand-off of the blocking pool costs; reads that scan
+    /// (lists, stats) use [`Self::read`].
+    fn read_point<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
+        let conn = self.inner.readers.lock().expect("pool lock").pop();
+        let conn = match conn {
+            Some(c) => c,
+            None => open_conn(&self.inner.path, true).map_err(unavailable)?,
+        };
+        let r = f(&conn);
+        let mut pool = self.inner.readers.lock().expect("pool lock");
+        if pool.len() < READERS {
+            pool.push(conn);
+        }
+        r
+    }
+
     /// Runs `f` on a read connection in the blocking pool.
     async fn read<R, F>(&self, f: F) -> Result<R>
     where
@@ -926,7 +944,7 @@ impl Store for SqliteStore {
 
     async fn get_app(&self, id_or_uid: &str) -> Result<Option<Application>> {
         let key = id_or_uid.to_string();
-        self.read(move |c| {
+        self.read_point(|c| {
             one(c
                 .prepare_cached(&format!(
                     "SELECT {APP_COLS} FROM apps WHERE id = ?1 OR uid = ?1"
@@ -935,7 +953,6 @@ impl Store for SqliteStore {
                 .query_row([key], app_row)
                 .optional())
         })
-        .await
     }
 
     async fn list_apps(&self, q: &ListQuery) -> Result<Page<Application>> {
@@ -1161,7 +1178,7 @@ impl Store for SqliteStore {
 
     async fn get_event_type(&self, name: &str) -> Result<Option<EventType>> {
         let name = name.to_string();
-        self.read(move |c| {
+        self.read_point(|c| {
             one(c
                 .prepare_cached(&format!(
                     "SELECT {ET_COLS} FROM event_types WHERE name = ?1"
@@ -1170,7 +1187,6 @@ impl Store for SqliteStore {
                 .query_row([name], et_row)
                 .optional())
         })
-        .await
     }
 
     async fn list_event_types(
@@ -1793,14 +1809,13 @@ impl Store for SqliteStore {
 
     async fn find_source(&self, id: &SourceId) -> Result<Option<Source>> {
         let id = id.0.clone();
-        self.read(move |c| {
+        self.read_point(|c| {
             one(c
                 .prepare_cached(&format!("SELECT {SRC_COLS} FROM sources WHERE id = ?1"))
                 .map_err(map_sql)?
                 .query_row([id], src_row)
                 .optional())
-        })
-        .await?
+        })?
         .map(|s| self.unseal_source(s))
         .transpose()
     }
@@ -2087,14 +2102,13 @@ impl Store for SqliteStore {
     }
 
     async fn find_token(&self, hash: [u8; 32]) -> Result<Option<TokenRecord>> {
-        self.read(move |c| {
+        self.read_point(|c| {
             one(c
                 .prepare_cached("SELECT id, name, app_id, created_at FROM tokens WHERE hash = ?1")
                 .map_err(map_sql)?
                 .query_row([hash.as_slice()], token_row)
                 .optional())
         })
-        .await
     }
 
     async fn list_tokens(&self) -> Result<Vec<TokenRecord>> {
@@ -2131,7 +2145,7 @@ impl Store for SqliteStore {
         key: [u8; 32],
         since: Millis,
     ) -> Result<Option<IdempotentResponse>> {
-        self.read(move |c| {
+        self.read_point(|c| {
             one(c
                 .prepare_cached(
                     "SELECT status, body FROM idempotency WHERE key = ?1 AND created_at >= ?2",
@@ -2145,7 +2159,6 @@ impl Store for SqliteStore {
                 })
                 .optional())
         })
-        .await
     }
 
     async fn put_idempotent(

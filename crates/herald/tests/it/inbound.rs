@@ -186,6 +186,10 @@ async fn an_accepted_request_is_forwarded_once_signed_by_herald() {
     )
     .await;
     assert!(src.get("secrets").is_none() && src["verification"].get("secrets").is_none());
+    assert!(
+        src.get("warnings").is_none(),
+        "a signed source has no warnings"
+    );
     assert_eq!(
         src["ingestUrl"],
         format!("http://{}/in/{}", srv.addr, id_of(&src))
@@ -712,15 +716,22 @@ async fn non_json_bodies_are_forwarded_byte_for_byte_with_their_content_type() {
     let ep = c.endpoint_for(&app, &rx.url_path("/raw")).await;
     let ep_secret = c.secret(&app, &ep).await;
     // `Content-Type` configured as a forwarded header must not turn a JSON body into raw bytes.
-    let src = id_of(
-        &create_source(
-            c,
-            &app,
-            json!({"name": "raw", "verification": {"scheme": "none"},
-                   "forwardHeaders": ["Content-Type", "X-Kind"]}),
-        )
-        .await,
+    let created = create_source(
+        c,
+        &app,
+        json!({"name": "raw", "verification": {"scheme": "none"},
+               "forwardHeaders": ["Content-Type", "X-Kind"]}),
+    )
+    .await;
+    // Scheme `none` is accepted but reported as insecure (inbound.md).
+    assert!(
+        created["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("insecure"),
+        "{created}"
     );
+    let src = id_of(&created);
     let cases: Vec<(&str, Vec<u8>, Value)> = vec![
         (
             "application/x-www-form-urlencoded",
