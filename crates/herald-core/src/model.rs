@@ -179,7 +179,16 @@ pub struct Source {
     pub updated_at: Millis,
 }
 
+/// Prefix of the channel every message accepted from a source carries (`herald-source.<id>`),
+/// so endpoints — and `herald listen --source` — can take one source's messages only.
+pub const SOURCE_CHANNEL_PREFIX: &str = "herald-source.";
+
 impl Source {
+    /// The channel of this source's messages (see [`SOURCE_CHANNEL_PREFIX`]).
+    pub fn channel(&self) -> String {
+        format!("{SOURCE_CHANNEL_PREFIX}{}", self.id.as_str())
+    }
+
     /// Secrets valid at `now`, newest first.
     pub fn valid_secrets(&self, now: Millis) -> Vec<String> {
         self.secrets

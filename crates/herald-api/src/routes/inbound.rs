@@ -407,7 +407,7 @@ pub async fn ingest(
             &body,
             headers.get("content-type").and_then(|v| v.to_str().ok()),
         )),
-        channels: None,
+        channels: Some(vec![source.channel()]),
         created_at: now,
         retention_ms: None,
         ordering_key: None,

@@ -696,7 +696,7 @@ pub async fn release(
             body.as_bytes(),
             q.headers.get("content-type").map(String::as_str),
         )),
-        channels: None,
+        channels: Some(vec![s.channel()]),
         created_at: now_millis(),
         retention_ms: None,
         ordering_key: None,
