@@ -22,6 +22,11 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
     echo "$WANT" > "$STAMP"
 fi
 
+# GitHub's own signing library for the inbound tests (npm; lockfile pinned).
+if [ ! -d "$ROOT/tests/js/node_modules/@octokit/webhooks-methods" ]; then
+    (cd "$ROOT/tests/js" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
 cd "$ROOT"
 set +e
 "$VENV/bin/python" -m pytest -q tests/python "$@"

@@ -1,11 +1,15 @@
 """The inbound gateway (inbound.md) against requests signed by the providers' own libraries —
-`stripe`, `slack_sdk`, `twilio` and `standardwebhooks` from PyPI — rather than by Herald's code:
-each is accepted (202), a repeat is a duplicate (200), and a request signed with another secret
-is refused (401 invalid_signature)."""
+`stripe`, `slack_sdk`, `twilio`, `standardwebhooks` and `svix` from PyPI, and GitHub's
+`@octokit/webhooks-methods` from npm (run with node) — rather than by Herald's code: each is
+accepted (202), a repeat is a duplicate (200), and a tampered body, another secret or (where the
+scheme has one) a stale timestamp is refused with 401."""
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
 import time
 import typing as t
 import urllib.parse
@@ -15,6 +19,7 @@ import httpx
 import pytest
 import stripe
 from slack_sdk.signature import SignatureVerifier
+from svix.webhooks import Webhook as SvixWebhook
 from standardwebhooks.webhooks import Webhook as StdWebhook
 from twilio.request_validator import RequestValidator
 
@@ -130,3 +135,133 @@ def test_standardwebhooks_library_signature(
     # The provider's webhook-id is the default dedup key.
     again = post_in(herald, src, payload.encode(), headers)
     assert again.status_code == 200 and again.json()["duplicate"] is True, again.text
+
+
+def refused(r: httpx.Response, code: str = "invalid_signature") -> bool:
+    return r.status_code == 401 and r.json()["code"] == code
+
+
+def test_stripe_refuses_tampered_and_stale(
+    herald: HeraldServer, raw_http: httpx.Client, app_id: str
+) -> None:
+    secret = "whsec_" + uniq("stripe")
+    src = make_source(raw_http, app_id, {"scheme": "stripe", "secrets": [secret]})
+    payload = json.dumps({"id": uniq("evt"), "object": "event", "type": "charge.succeeded"})
+    header = stripe.WebhookSignature.generate_signature_header(payload, secret)
+    tampered = payload.replace("charge", "chargf").encode()
+    assert refused(post_in(herald, src, tampered, {"Stripe-Signature": header}))
+    old = int(time.time()) - 3600
+    stale = stripe.WebhookSignature.generate_signature_header(payload, secret, timestamp=old)
+    r = post_in(herald, src, payload.encode(), {"Stripe-Signature": stale})
+    assert refused(r, "timestamp_out_of_tolerance"), r.text
+
+
+def test_twilio_refuses_a_tampered_form(
+    herald: HeraldServer, raw_http: httpx.Client, app_id: str
+) -> None:
+    token = uniq("twilio-auth-token")
+    public = "https://hooks.example.com/twilio/sms"
+    src = make_source(raw_http, app_id, {"scheme": "twilio", "secrets": [token]}, publicUrl=public)
+    params = {"MessageSid": uniq("SM"), "Body": "hello", "From": "+14158675309"}
+    sig = RequestValidator(token).compute_signature(public, params)
+    tampered = urllib.parse.urlencode({**params, "Body": "hellp"}).encode()
+    headers = {"X-Twilio-Signature": sig, "content-type": "application/x-www-form-urlencoded"}
+    assert refused(post_in(herald, src, tampered, headers))
+
+
+def test_standardwebhooks_refuses_tampered_other_secret_and_stale(
+    herald: HeraldServer, raw_http: httpx.Client, app_id: str
+) -> None:
+    secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    src = make_source(raw_http, app_id, {"scheme": "standard-webhooks", "secrets": [secret]})
+    payload = json.dumps({"type": "user.deleted", "data": {"id": 2}})
+    msg_id = uniq("msg")
+
+    def headers(sign_with: str, at: datetime) -> t.Dict[str, str]:
+        return {
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(int(at.timestamp())),
+            "webhook-signature": StdWebhook(sign_with).sign(msg_id, at, payload),
+        }
+
+    now = datetime.now(tz=timezone.utc)
+    good = headers(secret, now)
+    assert refused(post_in(herald, src, payload.replace("2", "3").encode(), good))
+    other = headers("whsec_" + "QUJD" * 8, now)
+    assert refused(post_in(herald, src, payload.encode(), other))
+    stale = headers(secret, datetime.fromtimestamp(now.timestamp() - 3600, tz=timezone.utc))
+    assert refused(post_in(herald, src, payload.encode(), stale), "timestamp_out_of_tolerance")
+    assert post_in(herald, src, payload.encode(), good).status_code == 202
+
+
+def test_svix_sdk_signature(herald: HeraldServer, raw_http: httpx.Client, app_id: str) -> None:
+    """Svix signs with `svix-*` headers; a `standard-webhooks` source accepts both spellings."""
+    secret = "whsec_" + "c3ZpeC1zZWNyZXQta2V5LTAxMjM0NTY3"
+    src = make_source(raw_http, app_id, {"scheme": "standard-webhooks", "secrets": [secret]})
+    payload = json.dumps({"type": "invoice.created", "data": {"n": uniq("n")}})
+    msg_id = uniq("msg")
+    now = datetime.now(tz=timezone.utc)
+    headers = {
+        "svix-id": msg_id,
+        "svix-timestamp": str(int(now.timestamp())),
+        "svix-signature": SvixWebhook(secret).sign(msg_id, now, payload),
+        "content-type": "application/json",
+    }
+    first = post_in(herald, src, payload.encode(), headers)
+    assert first.status_code == 202, first.text
+    again = post_in(herald, src, payload.encode(), headers)
+    assert again.status_code == 200 and again.json()["id"] == first.json()["id"], again.text
+    assert refused(post_in(herald, src, payload.replace("invoice", "invoicf").encode(), headers))
+    wrong = {**headers, "svix-signature": SvixWebhook("whsec_" + "QUJD" * 8).sign(msg_id, now, payload)}
+    assert refused(post_in(herald, src, payload.encode(), wrong))
+    old = datetime.fromtimestamp(now.timestamp() - 3600, tz=timezone.utc)
+    stale = {
+        **headers,
+        "svix-timestamp": str(int(old.timestamp())),
+        "svix-signature": SvixWebhook(secret).sign(msg_id, old, payload),
+    }
+    assert refused(post_in(herald, src, payload.encode(), stale), "timestamp_out_of_tolerance")
+
+
+JS_DIR = os.path.join(os.path.dirname(__file__), "..", "js")
+
+
+def octokit_sign(secret: str, body: bytes) -> str:
+    """`X-Hub-Signature-256` computed by @octokit/webhooks-methods (installed by run.sh)."""
+    node = shutil.which("node")
+    assert node, "node is required (scripts/test.sh installs it)"
+    out = subprocess.run(
+        [node, os.path.join(JS_DIR, "sign.mjs"), secret],
+        input=body,
+        capture_output=True,
+        timeout=30,
+        check=True,
+    )
+    sig = out.stdout.decode()
+    assert sig.startswith("sha256="), sig
+    return sig
+
+
+def test_octokit_webhooks_methods_signature(
+    herald: HeraldServer, raw_http: httpx.Client, app_id: str
+) -> None:
+    secret = uniq("gh-secret")
+    src = make_source(raw_http, app_id, {"scheme": "github", "secrets": [secret]})
+    body = json.dumps({"action": "opened", "number": 42, "n": uniq("n")}).encode()
+    delivery = uniq("delivery")
+    headers = {
+        "X-Hub-Signature-256": octokit_sign(secret, body),
+        "X-GitHub-Event": "pull_request",
+        "X-GitHub-Delivery": delivery,
+        "content-type": "application/json",
+    }
+    first = post_in(herald, src, body, headers)
+    assert first.status_code == 202, first.text
+    again = post_in(herald, src, body, headers)
+    assert again.status_code == 200 and again.json()["duplicate"] is True, again.text
+    msg = raw_http.get(f"/api/v1/app/{app_id}/msg/{first.json()['id']}").json()
+    assert msg["eventType"] == "pull_request"
+    tampered = body.replace(b"opened", b"closed")
+    assert refused(post_in(herald, src, tampered, {**headers, "X-GitHub-Delivery": uniq("d")}))
+    wrong = {**headers, "X-GitHub-Delivery": uniq("d"), "X-Hub-Signature-256": octokit_sign("other", body)}
+    assert refused(post_in(herald, src, body, wrong))

@@ -54,6 +54,29 @@ pub async fn post(
         .map_err(|_| anyhow!("request timed out after {REQUEST_TIMEOUT:?}"))?
 }
 
+/// POSTs `body` with extra headers (an inbound provider's signature headers) and no token.
+pub async fn post_signed(
+    http: &HttpClient,
+    uri: &Uri,
+    headers: &[(&'static str, String)],
+    body: Bytes,
+) -> anyhow::Result<StatusCode> {
+    let mut b = Request::post(uri.clone()).header(CONTENT_TYPE, "application/json");
+    for (k, v) in headers {
+        b = b.header(*k, v.as_str());
+    }
+    let req = b.body(Full::new(body))?;
+    let fut = async {
+        let resp = http.request(req).await?;
+        let status = resp.status();
+        resp.into_body().collect().await?;
+        anyhow::Ok(status)
+    };
+    tokio::time::timeout(REQUEST_TIMEOUT, fut)
+        .await
+        .map_err(|_| anyhow!("request timed out after {REQUEST_TIMEOUT:?}"))?
+}
+
 /// Herald's management API, authenticated with the admin token.
 #[derive(Clone)]
 pub struct Api {

@@ -43,6 +43,7 @@ const ALL: &[&str] = &[
     "backlog",
     "isolation",
     "throttle",
+    "inbound",
 ];
 
 /// Benchmarks a release `herald` binary over loopback. See docs/benchmarks.md.
@@ -60,7 +61,7 @@ struct Args {
     #[arg(long, default_value = "bench-results.json")]
     out: PathBuf,
     /// Comma-separated scenarios: publish, e2e, fanout, latency, backlog, isolation, throttle,
-    /// or all. The receiver ceiling is always measured.
+    /// inbound, or all. The receiver ceiling is always measured.
     #[arg(long, default_value = "all", value_delimiter = ',')]
     scenario: Vec<String>,
     /// Quick run: message counts ÷ 10, measuring windows ÷ 4 (same as --scale 0.1
@@ -213,6 +214,7 @@ async fn main() -> anyhow::Result<()> {
             "backlog" => scenarios::backlog(&ctx).await,
             "isolation" => scenarios::isolation(&ctx).await,
             "throttle" => scenarios::throttle(&ctx).await,
+            "inbound" => scenarios::inbound(&ctx).await,
             _ => unreachable!("checked above"),
         };
         record(name, r, t);

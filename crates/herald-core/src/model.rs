@@ -159,6 +159,68 @@ pub struct Message {
     pub headers: Option<BTreeMap<String, String>>,
 }
 
+/// The entry of [`Message::headers`] that marks a non-JSON inbound body. Its payload is then the
+/// envelope `{"raw", "contentType"[, "encoding": "base64"]}` the message API shows, and every
+/// delivery sends the original bytes with this content type instead (inbound.md: "forwards it
+/// byte for byte with its original `Content-Type`"). Only the inbound gateway sets it: published
+/// messages carry no headers, and configured `forwardHeaders` never pass `Content-Type` on.
+pub const RAW_BODY_CONTENT_TYPE: &str = "content-type";
+
+/// What a delivery of a message puts on the wire.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WireBody {
+    pub bytes: Vec<u8>,
+    /// `None` means `application/json`.
+    pub content_type: Option<String>,
+}
+
+impl Message {
+    /// The body deliveries send (and sign): the payload's JSON text as stored, or, for a
+    /// non-JSON inbound body, the original bytes decoded from the envelope. `None` once the
+    /// payload is expunged. A marker without a readable envelope falls back to the stored text
+    /// rather than losing the delivery.
+    pub fn wire_body(&self) -> Option<WireBody> {
+        let payload = self.payload.as_deref()?;
+        let raw_type = self
+            .headers
+            .iter()
+            .flatten()
+            .find(|(k, _)| k.eq_ignore_ascii_case(RAW_BODY_CONTENT_TYPE))
+            .map(|(_, v)| v.clone());
+        if let Some(ct) = raw_type {
+            if let Some(bytes) = decode_envelope(payload) {
+                return Some(WireBody {
+                    bytes,
+                    content_type: Some(ct),
+                });
+            }
+        }
+        Some(WireBody {
+            bytes: payload.as_bytes().to_vec(),
+            content_type: None,
+        })
+    }
+}
+
+/// The original bytes of a `{"raw", "contentType"[, "encoding"]}` envelope.
+fn decode_envelope(payload: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    #[derive(Deserialize)]
+    struct Envelope {
+        raw: String,
+        #[serde(default)]
+        encoding: Option<String>,
+    }
+    let e: Envelope = serde_json::from_str(payload).ok()?;
+    match e.encoding.as_deref() {
+        None => Some(e.raw.into_bytes()),
+        Some("base64") => base64::engine::general_purpose::STANDARD
+            .decode(e.raw.as_bytes())
+            .ok(),
+        Some(_) => None,
+    }
+}
+
 /// An inbound source. The store keeps the configuration as the API validated it; only the
 /// inbound gateway interprets it.
 #[derive(Clone, Debug, PartialEq)]
@@ -350,6 +412,55 @@ pub fn is_sensitive_header(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn msg(payload: &str, ct: Option<&str>) -> Message {
+        Message {
+            id: MessageId::generate(),
+            app_id: AppId::generate(),
+            event_id: None,
+            event_type: "t".into(),
+            payload: Some(payload.into()),
+            channels: None,
+            created_at: 0,
+            retention_ms: None,
+            ordering_key: None,
+            headers: ct.map(|c| BTreeMap::from([(RAW_BODY_CONTENT_TYPE.to_string(), c.into())])),
+        }
+    }
+
+    #[test]
+    fn wire_body_is_the_payload_unless_marked_raw() {
+        let m = msg(r#"{"raw":"a=1","contentType":"x"}"#, None);
+        let w = m.wire_body().unwrap();
+        assert_eq!(w.bytes, br#"{"raw":"a=1","contentType":"x"}"#);
+        assert_eq!(w.content_type, None);
+    }
+
+    #[test]
+    fn wire_body_decodes_text_and_base64_envelopes() {
+        let form = "application/x-www-form-urlencoded";
+        let m = msg(r#"{"raw":"a=1&b=%20","contentType":"ignored"}"#, Some(form));
+        let w = m.wire_body().unwrap();
+        assert_eq!(w.bytes, b"a=1&b=%20");
+        assert_eq!(w.content_type.as_deref(), Some(form));
+
+        let m = msg(
+            r#"{"raw":"/wA=","contentType":"application/octet-stream","encoding":"base64"}"#,
+            Some("application/octet-stream"),
+        );
+        assert_eq!(m.wire_body().unwrap().bytes, vec![0xff, 0x00]);
+    }
+
+    #[test]
+    fn unreadable_envelope_falls_back_to_the_stored_text() {
+        let m = msg("not an envelope", Some("text/plain"));
+        let w = m.wire_body().unwrap();
+        assert_eq!(w.bytes, b"not an envelope");
+        assert_eq!(w.content_type, None);
+        let mut expunged = msg("{}", None);
+        expunged.payload = None;
+        assert!(expunged.wire_body().is_none());
+    }
 
     fn ep() -> Endpoint {
         Endpoint {

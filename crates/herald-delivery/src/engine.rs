@@ -238,12 +238,12 @@ impl Engine {
             self.settle(self.store.release(c.delivery_id, until).await, &c);
             return;
         }
-        let Some(payload) = msg.payload.as_deref() else {
+        let Some(wire) = msg.wire_body() else {
             self.settle(self.store.abandon(c.delivery_id, now).await, &c);
             return;
         };
-        let body = Bytes::copy_from_slice(payload.as_bytes());
-        let headers = build_headers(ep, msg, now, &body);
+        let headers = build_headers(ep, msg, now, &wire.bytes, wire.content_type.as_deref());
+        let body = Bytes::from(wire.bytes);
         let result = match listen::session_of(&ep.url) {
             // A temporary `herald listen` endpoint: the same signed request goes over the
             // session's WebSocket instead of HTTP, and the CLI's report of the local answer is
@@ -466,7 +466,13 @@ impl Engine {
     }
 }
 
-fn build_headers(ep: &Endpoint, msg: &Message, now: Millis, body: &[u8]) -> HeaderMap {
+fn build_headers(
+    ep: &Endpoint,
+    msg: &Message,
+    now: Millis,
+    body: &[u8],
+    content_type: Option<&str>,
+) -> HeaderMap {
     let mut h = HeaderMap::new();
     // Forwarded and custom headers first, so the signature and content headers always win.
     for (k, v) in msg.headers.iter().flatten().chain(&ep.headers) {
@@ -477,10 +483,10 @@ fn build_headers(ep: &Endpoint, msg: &Message, now: Millis, body: &[u8]) -> Head
             h.insert(name, val);
         }
     }
-    h.insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    let content_type = content_type
+        .and_then(|ct| HeaderValue::try_from(ct).ok())
+        .unwrap_or(HeaderValue::from_static("application/json"));
+    h.insert(http::header::CONTENT_TYPE, content_type);
     let secrets = ep.valid_secrets(now);
     for (name, value) in signature_headers(
         ep.signature_scheme,

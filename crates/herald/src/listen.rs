@@ -113,7 +113,25 @@ struct EventFrame {
     msg_id: String,
     event_type: String,
     headers: Vec<(String, String)>,
-    body: String,
+    /// A text body, exactly.
+    #[serde(default)]
+    body: Option<String>,
+    /// A body that is not UTF-8 (an inbound binary body), base64.
+    #[serde(default)]
+    body_base64: Option<String>,
+}
+
+impl EventFrame {
+    fn body_bytes(&mut self) -> Vec<u8> {
+        use base64::Engine as _;
+        match (self.body.take(), self.body_base64.take()) {
+            (Some(t), _) => t.into_bytes(),
+            (None, Some(b)) => base64::engine::general_purpose::STANDARD
+                .decode(b)
+                .unwrap_or_default(),
+            (None, None) => Vec::new(),
+        }
+    }
 }
 
 /// Runs a session until Ctrl-C (Ok) or until the connection ends (Err). Lines go to `out`.
@@ -316,9 +334,13 @@ fn local_client(timeout: Duration) -> reqwest::Client {
 }
 
 /// POSTs one event locally; returns the `result` frame and the terminal line.
-async fn forward_one(client: &reqwest::Client, forward: &str, ev: EventFrame) -> (Value, String) {
+async fn forward_one(
+    client: &reqwest::Client,
+    forward: &str,
+    mut ev: EventFrame,
+) -> (Value, String) {
     let start = Instant::now();
-    let mut rb = client.post(forward).body(ev.body);
+    let mut rb = client.post(forward).body(ev.body_bytes());
     for (k, v) in &ev.headers {
         if !HOP_BY_HOP.contains(&k.to_ascii_lowercase().as_str()) {
             rb = rb.header(k, v);

@@ -17,7 +17,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use herald_core::ids::{InboundRequestId, MessageId, SourceId};
 use herald_core::inbound::{self, Extract, Request, Scheme, VerifyError};
-use herald_core::model::{is_sensitive_header, InboundRequest, InboundStatus, Message, Source};
+use herald_core::model::{
+    is_sensitive_header, InboundRequest, InboundStatus, Message, Source, RAW_BODY_CONTENT_TYPE,
+};
 use herald_core::now_millis;
 use herald_core::throttle::Bucket;
 use herald_store::{DedupCheck, IngestOutcome};
@@ -76,28 +78,59 @@ fn outcome(o: &'static str) {
     metrics::counter!("herald_inbound_requests_total", "outcome" => o).increment(1);
 }
 
-/// The payload as stored: the body itself when it is a JSON object, else a JSON envelope
-/// `{"raw", "contentType"}` (base64 with `"encoding": "base64"` when not UTF-8).
-pub fn payload_text(body: &[u8], content_type: Option<&str>) -> String {
-    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
-        if v.is_object() {
-            if let Ok(text) = std::str::from_utf8(body) {
-                return text.to_string();
+/// A request body as a message stores it.
+pub struct InboundPayload {
+    /// The body itself when it is a JSON object, else the envelope `{"raw", "contentType"}`
+    /// (base64 with `"encoding": "base64"` when not UTF-8) that the message API shows.
+    pub text: String,
+    /// For an envelope: the original content type, which deliveries send with the original
+    /// bytes (see [`herald_core::model::RAW_BODY_CONTENT_TYPE`]).
+    pub raw_content_type: Option<String>,
+}
+
+impl InboundPayload {
+    pub fn of(body: &[u8], content_type: Option<&str>) -> Self {
+        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
+            if v.is_object() {
+                if let Ok(text) = std::str::from_utf8(body) {
+                    return Self {
+                        text: text.to_string(),
+                        raw_content_type: None,
+                    };
+                }
             }
         }
-    }
-    let ct = content_type.unwrap_or("application/octet-stream");
-    match std::str::from_utf8(body) {
-        Ok(text) => json!({ "raw": text, "contentType": ct }).to_string(),
-        Err(_) => {
-            use base64::Engine;
-            json!({
-                "raw": base64::engine::general_purpose::STANDARD.encode(body),
-                "contentType": ct,
-                "encoding": "base64",
-            })
-            .to_string()
+        let ct = content_type.unwrap_or("application/octet-stream");
+        let text = match std::str::from_utf8(body) {
+            Ok(text) => json!({ "raw": text, "contentType": ct }).to_string(),
+            Err(_) => {
+                use base64::Engine;
+                json!({
+                    "raw": base64::engine::general_purpose::STANDARD.encode(body),
+                    "contentType": ct,
+                    "encoding": "base64",
+                })
+                .to_string()
+            }
+        };
+        Self {
+            text,
+            raw_content_type: Some(ct.to_string()),
         }
+    }
+
+    /// The message's delivery headers: the forwarded ones plus, for an envelope, the marker
+    /// that makes deliveries send the original bytes.
+    pub fn headers(
+        &self,
+        forwarded: Option<BTreeMap<String, String>>,
+    ) -> Option<BTreeMap<String, String>> {
+        let Some(ct) = &self.raw_content_type else {
+            return forwarded;
+        };
+        let mut h = forwarded.unwrap_or_default();
+        h.insert(RAW_BODY_CONTENT_TYPE.to_string(), ct.clone());
+        Some(h)
     }
 }
 
@@ -131,7 +164,13 @@ pub fn forwarded(
     };
     let out: BTreeMap<String, String> = names
         .iter()
-        .filter(|n| !never.iter().any(|x| x.eq_ignore_ascii_case(n)) && !is_sensitive_header(n))
+        .filter(|n| {
+            !never.iter().any(|x| x.eq_ignore_ascii_case(n))
+                && !is_sensitive_header(n)
+                // The body's own type travels as the raw-body marker, never as a forwarded
+                // header, so that a configured `Content-Type` cannot mark a JSON body as raw.
+                && !n.eq_ignore_ascii_case(RAW_BODY_CONTENT_TYPE)
+        })
         .filter_map(|n| {
             headers
                 .get(&n.to_ascii_lowercase())
@@ -398,20 +437,21 @@ pub async fn ingest(
 
     // 7. Accept: one durable commit of key, message and log row.
     let logged_headers: BTreeMap<String, String> = loggable(&headers, Some(scheme));
+    let payload = InboundPayload::of(
+        &body,
+        headers.get("content-type").and_then(|v| v.to_str().ok()),
+    );
     let msg = Message {
         id: MessageId::generate(),
         app_id: source.app_id.clone(),
         event_id: None,
         event_type: event_type.clone(),
-        payload: Some(payload_text(
-            &body,
-            headers.get("content-type").and_then(|v| v.to_str().ok()),
-        )),
+        headers: payload.headers(forwarded(&source, &logged_headers_with_forward(&headers))),
+        payload: Some(payload.text),
         channels: Some(vec![source.channel()]),
         created_at: now,
         retention_ms: None,
         ordering_key: None,
-        headers: forwarded(&source, &logged_headers_with_forward(&headers)),
     };
     let mut entry = log(InboundStatus::Accepted, None, false, Some(event_type));
     entry.headers = logged_headers;

@@ -20,6 +20,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
 use futures::{SinkExt, StreamExt};
 use herald_core::ids::{EndpointId, SourceId};
 use herald_core::model::{Application, Endpoint, StoredSecret};
@@ -303,16 +305,19 @@ async fn pump(
             req = requests.recv() => {
                 let Some(req) = req else { return "hub closed" };
                 next_id += 1;
-                let frame = json!({
+                let mut frame = json!({
                     "type": "event",
                     "id": next_id,
                     "msgId": req.msg_id,
                     "eventType": req.event_type,
                     "headers": req.headers,
-                    // The payload is the message's JSON text, so it is valid UTF-8 and the
-                    // string round-trips byte for byte.
-                    "body": String::from_utf8_lossy(&req.body),
                 });
+                // Text bodies (JSON, forms) travel as a string, which round-trips byte for
+                // byte; anything else (an inbound binary body) as base64.
+                match std::str::from_utf8(&req.body) {
+                    Ok(t) => frame["body"] = json!(t),
+                    Err(_) => frame["bodyBase64"] = json!(B64.encode(&req.body)),
+                }
                 match tokio::time::timeout(SEND_LIMIT, sink.send(text(frame))).await {
                     Ok(Ok(())) => {}
                     _ => return "could not write to the client",

@@ -687,20 +687,21 @@ pub async fn release(
         return Err(ApiError::not_found("quarantined request"));
     };
     let body = q.body.clone().unwrap_or_default();
+    let payload = crate::routes::inbound::InboundPayload::of(
+        body.as_bytes(),
+        q.headers.get("content-type").map(String::as_str),
+    );
     let msg = Message {
         id: MessageId::generate(),
         app_id: app.id.clone(),
         event_id: None,
         event_type: q.event_type.clone().unwrap_or_else(|| "inbound".into()),
-        payload: Some(crate::routes::inbound::payload_text(
-            body.as_bytes(),
-            q.headers.get("content-type").map(String::as_str),
-        )),
+        headers: payload.headers(crate::routes::inbound::forwarded(&s, &q.headers)),
+        payload: Some(payload.text),
         channels: Some(vec![s.channel()]),
         created_at: now_millis(),
         retention_ms: None,
         ordering_key: None,
-        headers: crate::routes::inbound::forwarded(&s, &q.headers),
     };
     let published = match st.store().release_inbound(&s.id, &q.id, msg).await {
         Err(herald_store::StoreError::NotFound) => {

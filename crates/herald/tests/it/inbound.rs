@@ -505,3 +505,76 @@ async fn sources_api_validates_and_rotates_with_grace() {
     .await;
     srv.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_json_bodies_are_forwarded_byte_for_byte_with_their_content_type() {
+    let srv = TestServer::start(|_| {}).await;
+    let c = &srv.client;
+    let rx = Receiver::start().await;
+    let app = c.create_app("raw").await;
+    let ep = c.endpoint_for(&app, &rx.url_path("/raw")).await;
+    let ep_secret = c.secret(&app, &ep).await;
+    // `Content-Type` configured as a forwarded header must not turn a JSON body into raw bytes.
+    let src = id_of(
+        &create_source(
+            c,
+            &app,
+            json!({"name": "raw", "verification": {"scheme": "none"},
+                   "forwardHeaders": ["Content-Type", "X-Kind"]}),
+        )
+        .await,
+    );
+    let cases: Vec<(&str, Vec<u8>, Value)> = vec![
+        (
+            "application/x-www-form-urlencoded",
+            b"Body=hi+there&From=%2B15550001&SmsSid=SM1".to_vec(),
+            json!({"raw": "Body=hi+there&From=%2B15550001&SmsSid=SM1",
+                   "contentType": "application/x-www-form-urlencoded"}),
+        ),
+        (
+            "text/plain; charset=utf-8",
+            "  plain text, spaces kept \n".as_bytes().to_vec(),
+            json!({"raw": "  plain text, spaces kept \n", "contentType": "text/plain; charset=utf-8"}),
+        ),
+        (
+            "application/octet-stream",
+            vec![0xff, 0x00, 0xfe, b'x'],
+            json!({"raw": "/wD+eA==", "contentType": "application/octet-stream", "encoding": "base64"}),
+        ),
+        (
+            "application/json",
+            br#"{ "a" : [1, 2] }"#.to_vec(),
+            json!({"a": [1, 2]}),
+        ),
+    ];
+    let mut ids = Vec::new();
+    for (i, (ct, body, _)) in cases.iter().enumerate() {
+        let h = vec![
+            ("content-type".to_string(), ct.to_string()),
+            ("x-kind".to_string(), format!("k{i}")),
+        ];
+        let r = ingest(c, &src, "", &h, body.clone(), 202).await;
+        ids.push(r.json["id"].as_str().unwrap().to_string());
+    }
+    let got = rx.wait_for(cases.len()).await;
+    for (i, (ct, body, shown)) in cases.iter().enumerate() {
+        let req = got
+            .iter()
+            .find(|r| r.header("x-kind") == Some(format!("k{i}").as_str()))
+            .unwrap_or_else(|| panic!("case {i} not delivered"));
+        assert_eq!(
+            req.body.as_ref(),
+            body.as_slice(),
+            "case {i}: bytes changed"
+        );
+        assert_eq!(
+            req.header("content-type"),
+            Some(*ct),
+            "case {i}: content type"
+        );
+        assert_standard_signed(req, "webhook", &ep_secret, &ids[i]);
+        let m = c.get(&format!("/app/{app}/msg/{}", ids[i]), 200).await;
+        assert_eq!(&m["payload"], shown, "case {i}: message API payload");
+    }
+    srv.stop().await;
+}

@@ -177,6 +177,24 @@ async fn listen_forwards_a_sources_events_signed_and_records_the_local_answer() 
     assert!(c.attempts_of_msg(&app, &api_msg).await.is_empty());
     assert_eq!(rx.count(), 1, "only the source's message is forwarded");
 
+    // A body that is not UTF-8 crosses the WebSocket too, byte for byte with its type.
+    let binary: Vec<u8> = vec![0xff, 0x00, 0x80, b'{', 0xfe];
+    let rb = c
+        .req(reqwest::Method::POST, &format!("//in/{src_id}"))
+        .header("content-type", "application/octet-stream")
+        .body(binary.clone());
+    let bin_msg = c.send(rb, 202).await.json["id"]
+        .as_str()
+        .expect("message id")
+        .to_string();
+    let got = rx.wait_for(2).await;
+    assert_eq!(got[1].body.as_ref(), binary.as_slice());
+    assert_eq!(
+        got[1].header("content-type"),
+        Some("application/octet-stream")
+    );
+    assert_standard_signed(&got[1], "webhook", &secret, &bin_msg);
+
     // The CLI dies without closing the socket: Herald notices and removes the endpoint.
     let mut cli = cli;
     cli.child.kill().expect("kill herald listen");
