@@ -72,17 +72,7 @@ impl Engine {
         wake: Arc<Notify>,
         ops: Option<OpsLog>,
     ) -> Arc<Self> {
-        let slots = Arc::new(Semaphore::new(cfg.max_in_flight));
-        Arc::new(Self {
-            store,
-            client,
-            cfg,
-            wake,
-            slots,
-            heartbeat: Arc::new(AtomicI64::new(now_millis())),
-            ops,
-            listen: None,
-        })
+        Self::build(store, client, cfg, wake, ops, None)
     }
 
     /// Like [`Engine::new`], with the hub that carries deliveries of temporary
@@ -95,6 +85,17 @@ impl Engine {
         ops: Option<OpsLog>,
         hub: ListenHub,
     ) -> Arc<Self> {
+        Self::build(store, client, cfg, wake, ops, Some(hub))
+    }
+
+    fn build(
+        store: Arc<dyn Store>,
+        client: DeliveryClient,
+        cfg: EngineConfig,
+        wake: Arc<Notify>,
+        ops: Option<OpsLog>,
+        listen: Option<ListenHub>,
+    ) -> Arc<Self> {
         let slots = Arc::new(Semaphore::new(cfg.max_in_flight));
         Arc::new(Self {
             store,
@@ -104,7 +105,7 @@ impl Engine {
             slots,
             heartbeat: Arc::new(AtomicI64::new(now_millis())),
             ops,
-            listen: Some(hub),
+            listen,
         })
     }
 

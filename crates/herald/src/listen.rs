@@ -210,7 +210,7 @@ pub async fn listen(
                     }
                 })
                 .await;
-                say(&out, "Stopped; the temporary endpoint is removed.");
+                say(&out, "Stopped; Herald removes the temporary endpoint.");
                 break Ok(());
             }
             msg = stream.next() => match msg {
