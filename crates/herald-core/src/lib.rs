@@ -13,6 +13,7 @@ pub mod ids;
 pub mod inbound;
 pub mod model;
 pub mod ops;
+pub mod ordering;
 pub mod outcome;
 pub mod retry;
 pub mod signing;

@@ -245,10 +245,15 @@ pub struct Source {
 /// so endpoints — and `herald listen --source` — can take one source's messages only.
 pub const SOURCE_CHANNEL_PREFIX: &str = "herald-source.";
 
+/// The channel of the messages of source `source_id` (see [`SOURCE_CHANNEL_PREFIX`]).
+pub fn source_channel(source_id: &str) -> String {
+    format!("{SOURCE_CHANNEL_PREFIX}{source_id}")
+}
+
 impl Source {
     /// The channel of this source's messages (see [`SOURCE_CHANNEL_PREFIX`]).
     pub fn channel(&self) -> String {
-        format!("{SOURCE_CHANNEL_PREFIX}{}", self.id.as_str())
+        source_channel(self.id.as_str())
     }
 
     /// Secrets valid at `now`, newest first.
@@ -271,6 +276,10 @@ pub enum InboundStatus {
     Quarantined,
     Released,
     Handshake,
+    /// Its sequence was not above the last one accepted for its resource (source `ordering`).
+    Stale,
+    /// Waiting for a missing earlier sequence of its resource (source `ordering`).
+    Held,
 }
 
 impl InboundStatus {
@@ -282,6 +291,8 @@ impl InboundStatus {
             Self::Quarantined => "quarantined",
             Self::Released => "released",
             Self::Handshake => "handshake",
+            Self::Stale => "stale",
+            Self::Held => "held",
         }
     }
 
@@ -293,6 +304,8 @@ impl InboundStatus {
             "quarantined" => Self::Quarantined,
             "released" => Self::Released,
             "handshake" => Self::Handshake,
+            "stale" => Self::Stale,
+            "held" => Self::Held,
             _ => return None,
         })
     }

@@ -220,13 +220,30 @@ pub struct DedupCheck {
     pub since: Millis,
 }
 
+/// The ordering check of an inbound request (source option `ordering`): its resource key and
+/// sequence, and how long it may wait for a missing earlier sequence.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrderCheck {
+    /// The resource key as extracted (the state is per source and key).
+    pub key: String,
+    pub seq: i64,
+    /// 0: never hold (only stale events are dropped).
+    pub gap_timeout_ms: i64,
+}
+
 /// What [`Store::ingest`] committed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum IngestOutcome {
-    /// A new message.
+    /// A new message (with `ordering`: and every held successor it let go on, in order).
     Accepted(MessageId),
     /// The key was seen within the window: the first message's ID; nothing new was published.
     Duplicate(MessageId),
+    /// `ordering`: the sequence was not above the last one accepted for its key; only the
+    /// request was logged (`stale`), and its dedup key was not taken.
+    Stale,
+    /// `ordering`: a sequence is missing before this one; the request is held (logged `held`)
+    /// and becomes the message with this ID when the gap is filled or its wait ends.
+    Held(MessageId),
 }
 
 /// Durable storage. Every method is atomic on its own.
@@ -384,12 +401,25 @@ pub trait Store: Send + Sync + 'static {
     /// within its window, only the request (as a duplicate of the first message); otherwise the
     /// key, `msg` with its deliveries, and the request. Concurrent duplicates collapse to one
     /// message because the key is claimed in the same transaction as the message.
+    ///
+    /// With `order`, the same transaction reads and updates the key's ordering state (locked on
+    /// PostgreSQL, so nodes decide consistently), after the dedup check: a stale sequence is
+    /// only logged; a sequence after a gap is held (with everything needed to publish `msg`
+    /// later); an accepted one publishes `msg` (its `ordering_key` as the caller set it) and
+    /// then every held successor that is now consecutive, in sequence order.
     async fn ingest(
         &self,
         req: InboundRequest,
         dedup: Option<DedupCheck>,
         msg: Message,
+        order: Option<OrderCheck>,
     ) -> Result<IngestOutcome>;
+    /// The gap-timeout sweep: for up to `max_keys` keys holding an event whose wait ended by
+    /// `now`, publishes their held events in sequence order (every one up to the highest
+    /// expired sequence, then consecutive ones) and moves the key's `last`. Atomic per key and
+    /// safe when several nodes sweep at once: each held event becomes one message. Returns how
+    /// many messages it published.
+    async fn release_held(&self, now: Millis, max_keys: usize) -> Result<u64>;
     /// Logs a request that did not become a message (rejected, quarantined, handshake).
     async fn log_inbound(&self, req: InboundRequest) -> Result<()>;
     /// The source's request log, newest first unless `q` says otherwise.

@@ -398,6 +398,49 @@ async fn maintenance_loop(
     }
 }
 
+/// How often held inbound events (source `ordering`) are checked for an ended wait.
+const HELD_SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+/// Keys released per sweep call; the sweep calls again at once until a call finds nothing.
+const HELD_SWEEP_KEYS: usize = 100;
+
+/// The gap-timeout sweep of inbound ordering, once a second: held events whose
+/// `gapTimeoutSeconds` ran out go on in sequence order (`Store::release_held`, safe when every
+/// node sweeps), and the engine is woken for the messages they became.
+async fn held_sweep_loop(
+    store: Arc<dyn Store>,
+    wake: Arc<Notify>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        // Bounded: a backlog larger than this many full calls waits for the next tick.
+        for _ in 0..10 {
+            match store
+                .release_held(herald_core::now_millis(), HELD_SWEEP_KEYS)
+                .await
+            {
+                Ok(0) => break,
+                Ok(n) => {
+                    metrics::counter!("herald_messages_published_total", "origin" => "inbound")
+                        .increment(n);
+                    tracing::info!(
+                        messages = n,
+                        "held inbound events went on after their gap timeout"
+                    );
+                    wake.notify_one();
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "held-event sweep failed; will retry");
+                    break;
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(HELD_SWEEP_EVERY) => {}
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+    }
+}
+
 /// Keeps the operational application's one endpoint in line with `operational_webhook_url`:
 /// created with a fresh secret when the URL is first set, re-pointed when it changes, disabled
 /// when it is removed. The operator reads the secret through the API
@@ -625,6 +668,11 @@ pub async fn run(
             keep_ms,
             disable_ms,
             rx,
+        ));
+        tasks.spawn(held_sweep_loop(
+            opened.store.clone(),
+            wake.clone(),
+            shutdown.clone(),
         ));
         let rx = shutdown.clone();
         tasks.spawn(async move { engine.run(rx).await });

@@ -2,10 +2,10 @@
 //! in the contract's order, then one durable commit, then the answer.
 //!
 //! It owns the order of checks and the status codes. Signature rules live in
-//! `herald_core::inbound`; the dedup-and-publish transaction lives in the store. It must never
-//! answer a 4xx for Herald's own faults (storage trouble is 503 with `Retry-After`: providers
-//! drop events on 4xx), never log a secret or a signature, and never read more than the body
-//! limit.
+//! `herald_core::inbound`, ordering rules in `herald_core::ordering`; the dedup, ordering and
+//! publish transaction lives in the store. It must never answer a 4xx for Herald's own faults
+//! (storage trouble is 503 with `Retry-After`: providers drop events on 4xx), never log a
+//! secret or a signature, and never read more than the body limit.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -21,8 +21,9 @@ use herald_core::model::{
     is_sensitive_header, InboundRequest, InboundStatus, Message, Source, RAW_BODY_CONTENT_TYPE,
 };
 use herald_core::now_millis;
+use herald_core::ordering::parse_sequence;
 use herald_core::throttle::Bucket;
-use herald_store::{DedupCheck, IngestOutcome};
+use herald_store::{DedupCheck, IngestOutcome, OrderCheck};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -35,10 +36,14 @@ pub const MAX_BODY: usize = 2 * 1024 * 1024;
 /// Default dedup window.
 const DEFAULT_WINDOW_S: i64 = 86_400;
 
+/// Resource keys longer than this are stored as their SHA-256 (`sha256:<hex>`).
+const MAX_ORDER_KEY: usize = 256;
+
 /// What ingestion answers on success.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct IngestOut {
-    /// The message (`msg_…`), or the quarantined request (`inreq_…`).
+    /// The message (`msg_…`; for a held event, the ID its message will get), or the
+    /// quarantined or stale request (`inreq_…`).
     pub id: String,
     /// Present and true for a duplicate.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -46,6 +51,31 @@ pub struct IngestOut {
     /// Present and true for a quarantined request.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quarantined: Option<bool>,
+    /// Present and true for an event whose sequence is not above the last one accepted for its
+    /// resource (source `ordering`): logged, not forwarded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stale: Option<bool>,
+    /// Present and true for an event waiting for a missing earlier sequence (source
+    /// `ordering`): forwarded when the gap is filled or `gapTimeoutSeconds` have passed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held: Option<bool>,
+}
+
+/// The ordering check of a request, when the source orders events and the request carries
+/// both a key and an integer sequence (without them it is forwarded unordered).
+fn order_check(rule: &herald_core::ordering::OrderingRule, req: &Request) -> Option<OrderCheck> {
+    let key = inbound::extract(&rule.key, req)?;
+    let seq = inbound::extract(&rule.sequence, req).and_then(|t| parse_sequence(&t))?;
+    let key = if key.len() > MAX_ORDER_KEY {
+        format!("sha256:{:x}", Sha256::digest(key.as_bytes()))
+    } else {
+        key
+    };
+    Some(OrderCheck {
+        key,
+        seq,
+        gap_timeout_ms: rule.gap_timeout_ms(),
+    })
 }
 
 /// Per-source request buckets for `rateLimit` (per node; abuse protection, not accounting).
@@ -221,8 +251,8 @@ fn clean_event_type(s: &str) -> String {
     params(crate::openapi::IngestPath),
     request_body(content = String, content_type = "*/*", description = "The provider's body, any content type, at most 2 MiB"),
     responses(
-        (status = 202, description = "Accepted (`{id}`: the message), or quarantined (`{id, quarantined: true}`: the request)", body = IngestOut),
-        (status = 200, description = "A duplicate within the dedup window, or a provider handshake answered", body = IngestOut),
+        (status = 202, description = "Accepted (`{id}`: the message), quarantined (`{id, quarantined: true}`: the request), or held for a missing earlier sequence (`{id, held: true}`: the message it will become)", body = IngestOut),
+        (status = 200, description = "A duplicate within the dedup window (`{id, duplicate: true}`), a stale event of an ordered source (`{id, stale: true}`: the request; not forwarded), or a provider handshake answered", body = IngestOut),
         (status = 401, description = "`invalid_signature` or `timestamp_out_of_tolerance`", body = crate::error::ErrorBody),
         (status = 404, description = "No such source", body = crate::error::ErrorBody),
         (status = 413, description = "Body over 2 MiB", body = crate::error::ErrorBody),
@@ -435,6 +465,13 @@ pub async fn ingest(
         .and_then(|d| d.window_seconds)
         .unwrap_or(DEFAULT_WINDOW_S);
 
+    // Ordering (source option): the store decides stale / held / accepted in the same
+    // transaction as the dedup key and the message.
+    let order = opts
+        .ordering
+        .as_ref()
+        .and_then(|rule| order_check(rule, &req));
+
     // 7. Accept: one durable commit of key, message and log row.
     let logged_headers: BTreeMap<String, String> = loggable(&headers, Some(scheme));
     let payload = InboundPayload::of(
@@ -451,10 +488,13 @@ pub async fn ingest(
         channels: Some(vec![source.channel()]),
         created_at: now,
         retention_ms: None,
-        ordering_key: None,
+        ordering_key: order.as_ref().map(|o| format!("{}:{}", source.id, o.key)),
     };
-    let mut entry = log(InboundStatus::Accepted, None, false, Some(event_type));
+    let unordered = (opts.ordering.is_some() && order.is_none())
+        .then(|| "ordering: no resource key or integer sequence found; forwarded unordered".into());
+    let mut entry = log(InboundStatus::Accepted, unordered, false, Some(event_type));
     entry.headers = logged_headers;
+    let request_id = entry.id.clone();
     match st
         .store()
         .ingest(
@@ -464,6 +504,7 @@ pub async fn ingest(
                 since: now - window * 1000,
             }),
             msg,
+            order,
         )
         .await
     {
@@ -478,6 +519,23 @@ pub async fn ingest(
             outcome("duplicate");
             metrics::counter!("herald_inbound_dedup_hits_total").increment(1);
             (StatusCode::OK, Json(json!({ "id": id, "duplicate": true }))).into_response()
+        }
+        // 2xx, so the provider does not retry an event that will never be forwarded.
+        Ok(IngestOutcome::Stale) => {
+            outcome("stale");
+            (
+                StatusCode::OK,
+                Json(json!({ "id": request_id, "stale": true })),
+            )
+                .into_response()
+        }
+        Ok(IngestOutcome::Held(id)) => {
+            outcome("held");
+            (
+                StatusCode::ACCEPTED,
+                Json(json!({ "id": id, "held": true })),
+            )
+                .into_response()
         }
         // 8. Never a 4xx for our own faults.
         Err(e) => unavailable(e),

@@ -15,6 +15,7 @@ use herald_core::model::{
     Application, InboundRequest, InboundStatus, Message, Source, StoredSecret,
 };
 use herald_core::now_millis;
+use herald_core::ordering::OrderingRule;
 use herald_core::signing::EndpointSecret;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -51,6 +52,24 @@ pub enum OnInvalid {
     Reject,
 }
 
+/// The `ordering` option as documented (the stored form is `herald_core::ordering::OrderingRule`).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceOrdering {
+    /// The resource key: `{"header": name}`, `{"json": "/pointer"}` or `{"value": text}` (one
+    /// sequence for the whole source).
+    #[schema(value_type = Object)]
+    pub key: Value,
+    /// The per-resource sequence, an integer (JSON number or numeric string):
+    /// `{"header": name}` or `{"json": "/pointer"}`.
+    #[schema(value_type = Object)]
+    pub sequence: Value,
+    /// How long later events wait for a missing sequence (default 60); 0 = never wait, only
+    /// drop stale events (for sequences that are not contiguous counters, e.g. timestamps).
+    #[schema(minimum = 0, maximum = 86400)]
+    pub gap_timeout_seconds: Option<i64>,
+}
+
 /// Everything of SourceIn but name, uid and verification: stored as `Source::options`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -73,6 +92,10 @@ pub struct SourceOptions {
     pub forward_headers: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<u32>,
+    /// Per-resource ordering: stale events dropped, gaps waited for (inbound.md "Ordering").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<SourceOrdering>)]
+    pub ordering: Option<OrderingRule>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_url: Option<String>,
 }
@@ -112,9 +135,9 @@ pub struct SourceIn {
     #[serde(default)]
     #[schema(value_type = Option<String>)]
     pub on_invalid: Option<Value>,
-    /// Not supported yet: refused with 422.
+    /// Per-resource ordering: stale events dropped, gaps waited for.
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<SourceOrdering>)]
     pub ordering: Option<Value>,
     #[serde(default)]
     pub forward_headers: Option<Vec<String>>,
@@ -148,8 +171,9 @@ pub struct SourcePatch {
     #[serde(default, deserialize_with = "double")]
     #[schema(value_type = Option<String>)]
     pub on_invalid: Option<Option<Value>>,
+    /// `null` turns ordering off (events already held still go on at their deadline).
     #[serde(default, deserialize_with = "double")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<SourceOrdering>)]
     pub ordering: Option<Option<Value>>,
     #[serde(default, deserialize_with = "double")]
     pub forward_headers: Option<Option<Vec<String>>>,
@@ -199,7 +223,8 @@ impl SourceOut {
 #[serde(rename_all = "camelCase")]
 pub struct InboundRequestOut {
     pub id: String,
-    /// `accepted|duplicate|rejected|quarantined|released|handshake`.
+    /// `accepted|duplicate|rejected|quarantined|released|handshake|stale|held`. A held
+    /// request shows the `msgId` it will get; once it goes on it shows `accepted`.
     #[schema(value_type = String)]
     pub status: &'static str,
     pub reason: Option<String>,
@@ -335,11 +360,28 @@ fn check_forward(c: &mut Checks, h: &[String]) {
     }
 }
 
-fn not_supported_ordering(c: &mut Checks) {
-    c.fail(
-        "ordering",
-        "per-resource ordering of inbound events is not supported yet",
-    );
+fn parse_ordering(c: &mut Checks, v: &Value) -> Option<OrderingRule> {
+    match serde_json::from_value::<OrderingRule>(v.clone()) {
+        Ok(r) => {
+            let problems = r.problems();
+            for (field, msg) in &problems {
+                let mut e = crate::error::FieldError::new("ordering", msg.clone());
+                e.loc.push((*field).into());
+                c.0.push(e);
+            }
+            problems.is_empty().then_some(r)
+        }
+        Err(e) => {
+            c.fail(
+                "ordering",
+                format!(
+                    "must be {{\"key\": rule, \"sequence\": rule, \"gapTimeoutSeconds\"?: N}} \
+                     with rules such as {{\"json\": \"/pointer\"}} or {{\"header\": name}}: {e}"
+                ),
+            );
+            None
+        }
+    }
 }
 
 async fn load(
@@ -401,6 +443,10 @@ pub async fn create(
         forward_headers: body.forward_headers.clone(),
         rate_limit: check_rate(&mut c, body.rate_limit),
         public_url: body.public_url.clone(),
+        ordering: body
+            .ordering
+            .as_ref()
+            .and_then(|v| parse_ordering(&mut c, v)),
     };
     if let Some(s) = &opts.schema {
         check_schema(&mut c, s);
@@ -410,9 +456,6 @@ pub async fn create(
     }
     if let Some(h) = &opts.forward_headers {
         check_forward(&mut c, h);
-    }
-    if body.ordering.is_some() {
-        not_supported_ordering(&mut c);
     }
     c.finish()?;
     let (verification, secrets) = verification.expect("checked");
@@ -520,8 +563,8 @@ pub async fn patch(
     if let Some(v) = p.on_invalid {
         opts.on_invalid = v.map(|v| parse_on_invalid(&mut c, &v)).unwrap_or_default();
     }
-    if let Some(Some(_)) = p.ordering {
-        not_supported_ordering(&mut c);
+    if let Some(v) = p.ordering {
+        opts.ordering = v.and_then(|v| parse_ordering(&mut c, &v));
     }
     if let Some(v) = p.forward_headers {
         if let Some(h) = &v {

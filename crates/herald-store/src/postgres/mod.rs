@@ -12,7 +12,8 @@
 //! written into the database in order when it returns; the reads a publish needs (application,
 //! event type, API token) fall back to the last values seen.
 //!
-//! Lock order, to keep deadlocks away: an endpoint row before its deliveries, always. This
+//! Lock order, to keep deadlocks away: an endpoint row before its deliveries, always; an
+//! inbound dedup key, then the key's ordering row (`order.rs`), then endpoint rows. This
 //! module must not keep a transaction open across anything but its own queries.
 
 use std::collections::HashMap;
@@ -36,10 +37,11 @@ use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
 
 use crate::{
     AttemptFilter, AttemptRecord, AttemptScope, ClaimBatch, DedupCheck, DisabledEndpoint,
-    IdempotentResponse, IngestOutcome, ListQuery, MessageFilter, NextState, Page, Published,
-    Result, Store, StoreError, TokenRecord,
+    IdempotentResponse, IngestOutcome, ListQuery, MessageFilter, NextState, OrderCheck, Page,
+    Published, Result, Store, StoreError, TokenRecord,
 };
 
+mod order;
 mod sched;
 mod spool;
 
@@ -217,6 +219,31 @@ CREATE TABLE inbound_dedup (
     msg_id TEXT NOT NULL,
     created_at BIGINT NOT NULL
 );
+"#,
+    // Inbound ordering: the last accepted sequence per (source, key), and held events.
+    r#"
+CREATE TABLE inbound_order (
+    source_id TEXT NOT NULL,
+    okey TEXT NOT NULL,
+    last BIGINT,
+    PRIMARY KEY (source_id, okey)
+);
+CREATE TABLE inbound_held (
+    request_id TEXT COLLATE "C" PRIMARY KEY,
+    source_id TEXT NOT NULL,
+    okey TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    app_id TEXT NOT NULL,
+    msg_id TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    payload TEXT,
+    headers TEXT,
+    ordering_key TEXT,
+    deadline BIGINT NOT NULL,
+    created_at BIGINT NOT NULL,
+    UNIQUE (source_id, okey, seq)
+);
+CREATE INDEX inbound_held_deadline ON inbound_held (deadline);
 "#,
 ];
 
@@ -1051,6 +1078,7 @@ impl Store for PostgresStore {
             "DELETE FROM deliveries WHERE app_id = $1",
             "DELETE FROM messages WHERE app_id = $1",
             "DELETE FROM tokens WHERE app_id = $1",
+            "DELETE FROM inbound_held WHERE app_id = $1",
         ] {
             exec(&mut tx, sql, &id.0).await?;
         }
@@ -1943,12 +1971,13 @@ impl Store for PostgresStore {
         if n == 0 {
             return Err(StoreError::NotFound);
         }
-        exec(
-            &mut tx,
+        for sql in [
             "DELETE FROM inbound_requests WHERE source_id = $1",
-            &id.0,
-        )
-        .await?;
+            "DELETE FROM inbound_order WHERE source_id = $1",
+            "DELETE FROM inbound_held WHERE source_id = $1",
+        ] {
+            exec(&mut tx, sql, &id.0).await?;
+        }
         tx.commit().await.map_err(map_pg)
     }
 
@@ -1957,6 +1986,7 @@ impl Store for PostgresStore {
         req: InboundRequest,
         dedup: Option<DedupCheck>,
         msg: Message,
+        order: Option<OrderCheck>,
     ) -> Result<IngestOutcome> {
         let mut req = req;
         let mut tx = self.begin().await?;
@@ -1989,13 +2019,69 @@ impl Store for PostgresStore {
                 return Ok(IngestOutcome::Duplicate(MessageId(first)));
             }
         }
+        let source = req.source_id.0.clone();
+        if let Some(o) = &order {
+            let last = order::lock_last(&mut tx, &source, &o.key).await?;
+            let decision = if order::is_held(&mut tx, &source, o).await? {
+                None
+            } else {
+                Some(herald_core::ordering::decide(last, o.seq, o.gap_timeout_ms))
+            };
+            match decision {
+                None | Some(herald_core::ordering::Decision::Stale) => {
+                    if let Some(d) = dedup {
+                        // Give the key back: a retry of a stale event is stale again.
+                        sqlx::query("DELETE FROM inbound_dedup WHERE key = $1")
+                            .bind(d.key.as_slice())
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(map_pg)?;
+                    }
+                    req.status = InboundStatus::Stale;
+                    req.reason = Some(match decision {
+                        None => format!("sequence {} is already waiting", o.seq),
+                        _ => format!(
+                            "sequence {} is not above the last accepted ({})",
+                            o.seq,
+                            last.unwrap_or_default()
+                        ),
+                    });
+                    req.msg_id = None;
+                    insert_inbound(&mut tx, &req).await?;
+                    tx.commit().await.map_err(map_pg)?;
+                    return Ok(IngestOutcome::Stale);
+                }
+                Some(herald_core::ordering::Decision::Hold) => {
+                    order::hold(&mut tx, &req.id.0, &source, o, &msg, req.created_at).await?;
+                    req.status = InboundStatus::Held;
+                    req.reason = Some(format!(
+                        "waiting for sequence {} (last accepted: {})",
+                        last.unwrap_or_default().saturating_add(1),
+                        last.unwrap_or_default()
+                    ));
+                    req.msg_id = Some(msg.id.clone());
+                    insert_inbound(&mut tx, &req).await?;
+                    tx.commit().await.map_err(map_pg)?;
+                    return Ok(IngestOutcome::Held(msg.id));
+                }
+                Some(herald_core::ordering::Decision::Accept) => {}
+            }
+        }
         let id = msg.id.clone();
         publish_tx(&mut tx, msg, None).await?;
         req.status = InboundStatus::Accepted;
         req.msg_id = Some(id.clone());
         insert_inbound(&mut tx, &req).await?;
+        if let Some(o) = &order {
+            order::set_last(&mut tx, &source, &o.key, o.seq).await?;
+            order::release_key(&mut tx, &source, &o.key, o.seq, None, req.created_at).await?;
+        }
         tx.commit().await.map_err(map_pg)?;
         Ok(IngestOutcome::Accepted(id))
+    }
+
+    async fn release_held(&self, now: Millis, max_keys: usize) -> Result<u64> {
+        order::sweep(&self.pool, now, max_keys).await
     }
 
     async fn log_inbound(&self, req: InboundRequest) -> Result<()> {

@@ -28,12 +28,13 @@ use herald_core::{now_millis, Millis};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 use tokio::sync::{mpsc, oneshot};
 
+mod order;
 mod sched;
 
 use crate::{
     AttemptFilter, AttemptRecord, AttemptScope, ClaimBatch, DedupCheck, DisabledEndpoint,
-    IdempotentResponse, IngestOutcome, ListQuery, MessageFilter, NextState, Page, Published,
-    Result, Store, StoreError, TokenRecord,
+    IdempotentResponse, IngestOutcome, ListQuery, MessageFilter, NextState, OrderCheck, Page,
+    Published, Result, Store, StoreError, TokenRecord,
 };
 use herald_core::breaker::BreakerState;
 
@@ -250,6 +251,31 @@ CREATE TABLE inbound_dedup (
     msg_id TEXT NOT NULL,
     created_at INTEGER NOT NULL
 );
+"#,
+    // Inbound ordering: the last accepted sequence per (source, key), and held events.
+    r#"
+CREATE TABLE inbound_order (
+    source_id TEXT NOT NULL,
+    okey TEXT NOT NULL,
+    last INTEGER,
+    PRIMARY KEY (source_id, okey)
+);
+CREATE TABLE inbound_held (
+    request_id TEXT PRIMARY KEY,
+    source_id TEXT NOT NULL,
+    okey TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    app_id TEXT NOT NULL,
+    msg_id TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    payload TEXT,
+    headers TEXT,
+    ordering_key TEXT,
+    deadline INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    UNIQUE (source_id, okey, seq)
+);
+CREATE INDEX inbound_held_deadline ON inbound_held (deadline);
 "#,
 ];
 
@@ -810,6 +836,16 @@ fn insert_inbound(c: &Connection, q: &InboundRequest) -> Result<()> {
     Ok(())
 }
 
+/// Takes an inbound dedup key for `msg` (replacing an expired holder).
+fn claim_dedup(c: &Connection, d: DedupCheck, msg: &MessageId, now: Millis) -> Result<()> {
+    c.prepare_cached(
+        "INSERT OR REPLACE INTO inbound_dedup (key, msg_id, created_at) VALUES (?1, ?2, ?3)",
+    )
+    .and_then(|mut s| s.execute(params![d.key.as_slice(), msg.0, now]))
+    .map_err(map_sql)?;
+    Ok(())
+}
+
 /// The publish transaction's work: the message and one delivery per matching endpoint.
 fn publish_in(c: &Connection, msg: Message, only: Option<EndpointId>) -> Result<Published> {
     c.prepare_cached(
@@ -947,6 +983,7 @@ impl Store for SqliteStore {
                 "DELETE FROM messages WHERE app_id = ?1",
                 "DELETE FROM endpoints WHERE app_id = ?1",
                 "DELETE FROM tokens WHERE app_id = ?1",
+                "DELETE FROM inbound_held WHERE app_id = ?1",
             ] {
                 c.execute(sql, [&id]).map_err(map_sql)?;
             }
@@ -1828,8 +1865,13 @@ impl Store for SqliteStore {
             if n == 0 {
                 return Err(StoreError::NotFound);
             }
-            c.execute("DELETE FROM inbound_requests WHERE source_id = ?1", [&id])
-                .map_err(map_sql)?;
+            for sql in [
+                "DELETE FROM inbound_requests WHERE source_id = ?1",
+                "DELETE FROM inbound_order WHERE source_id = ?1",
+                "DELETE FROM inbound_held WHERE source_id = ?1",
+            ] {
+                c.execute(sql, [&id]).map_err(map_sql)?;
+            }
             Ok(())
         })
         .await
@@ -1840,6 +1882,7 @@ impl Store for SqliteStore {
         req: InboundRequest,
         dedup: Option<DedupCheck>,
         msg: Message,
+        order: Option<OrderCheck>,
     ) -> Result<IngestOutcome> {
         self.write(move |c| {
             let mut req = req;
@@ -1859,20 +1902,70 @@ impl Store for SqliteStore {
                     insert_inbound(c, &req)?;
                     return Ok(IngestOutcome::Duplicate(MessageId(first)));
                 }
-                c.prepare_cached(
-                    "INSERT OR REPLACE INTO inbound_dedup (key, msg_id, created_at) VALUES (?1, ?2, ?3)",
-                )
-                .and_then(|mut s| s.execute(params![d.key.as_slice(), msg.id.0, req.created_at]))
-                .map_err(map_sql)?;
+            }
+            // The writer thread serialises every ingest, so reading `last` here and writing it
+            // below cannot interleave with another request of the same key.
+            let source = req.source_id.0.clone();
+            if let Some(o) = &order {
+                let last = order::last_of(c, &source, &o.key)?;
+                let decision = if order::is_held(c, &source, o)? {
+                    None
+                } else {
+                    Some(herald_core::ordering::decide(last, o.seq, o.gap_timeout_ms))
+                };
+                match decision {
+                    None | Some(herald_core::ordering::Decision::Stale) => {
+                        // No dedup key: a retry of a stale event is stale again.
+                        req.status = InboundStatus::Stale;
+                        req.reason = Some(match decision {
+                            None => format!("sequence {} is already waiting", o.seq),
+                            _ => format!(
+                                "sequence {} is not above the last accepted ({})",
+                                o.seq,
+                                last.unwrap_or_default()
+                            ),
+                        });
+                        req.msg_id = None;
+                        insert_inbound(c, &req)?;
+                        return Ok(IngestOutcome::Stale);
+                    }
+                    Some(herald_core::ordering::Decision::Hold) => {
+                        if let Some(d) = dedup {
+                            claim_dedup(c, d, &msg.id, req.created_at)?;
+                        }
+                        order::hold(c, &req.id.0, &source, o, &msg, req.created_at)?;
+                        req.status = InboundStatus::Held;
+                        req.reason = Some(format!(
+                            "waiting for sequence {} (last accepted: {})",
+                            last.unwrap_or_default().saturating_add(1),
+                            last.unwrap_or_default()
+                        ));
+                        req.msg_id = Some(msg.id.clone());
+                        insert_inbound(c, &req)?;
+                        return Ok(IngestOutcome::Held(msg.id));
+                    }
+                    Some(herald_core::ordering::Decision::Accept) => {}
+                }
+            }
+            if let Some(d) = dedup {
+                claim_dedup(c, d, &msg.id, req.created_at)?;
             }
             let id = msg.id.clone();
             publish_in(c, msg, None)?;
             req.status = InboundStatus::Accepted;
             req.msg_id = Some(id.clone());
             insert_inbound(c, &req)?;
+            if let Some(o) = &order {
+                order::set_last(c, &source, &o.key, o.seq)?;
+                order::release_key(c, &source, &o.key, o.seq, None, req.created_at)?;
+            }
             Ok(IngestOutcome::Accepted(id))
         })
         .await
+    }
+
+    async fn release_held(&self, now: Millis, max_keys: usize) -> Result<u64> {
+        self.write(move |c| order::sweep(c, now, max_keys)).await
     }
 
     async fn log_inbound(&self, req: InboundRequest) -> Result<()> {

@@ -878,6 +878,7 @@ async fn ingest_dedups_within_the_window_and_concurrent_duplicates_collapse() {
                     inbound(&s, 1_000 + i),
                     Some(herald_store::DedupCheck { key, since: 0 }),
                     m,
+                    None,
                 )
                 .await
                 .unwrap()
@@ -889,6 +890,7 @@ async fn ingest_dedups_within_the_window_and_concurrent_duplicates_collapse() {
         match t.await.unwrap() {
             herald_store::IngestOutcome::Accepted(id) => accepted.push(id),
             herald_store::IngestOutcome::Duplicate(id) => duplicates.push(id),
+            other => panic!("no ordering, yet {other:?}"),
         }
     }
     assert_eq!(accepted.len(), 1, "exactly one message for one key");
@@ -906,6 +908,7 @@ async fn ingest_dedups_within_the_window_and_concurrent_duplicates_collapse() {
             inbound(&s, 5_000),
             Some(herald_store::DedupCheck { key, since: 4_000 }),
             message(&a.id, "push", None, 5_000),
+            None,
         )
         .await
         .unwrap();
@@ -950,4 +953,298 @@ async fn a_quarantined_request_is_released_once() {
         .unwrap();
     assert_eq!(log.items[0].status, herald_core::model::InboundStatus::Released);
     assert_eq!(log.items[0].msg_id.as_ref(), Some(&p.message.id));
+}
+
+// ---- inbound ordering ----------------------------------------------------------------------
+
+/// A FIFO endpoint and a source, for the ordering tests.
+async fn ordered_setup(
+    store: &Arc<dyn Store>,
+    a: &Application,
+) -> herald_core::model::Source {
+    let mut e = endpoint(&a.id, None);
+    e.ordering = Ordering::Fifo;
+    store.create_endpoint(e).await.unwrap();
+    store.create_source(source(&a.id, 10)).await.unwrap()
+}
+
+/// Ingests event `seq` of resource `key` (its own dedup key `d<tag>`), as the API would.
+async fn ingest_seq(
+    store: &Arc<dyn Store>,
+    s: &herald_core::model::Source,
+    key: &str,
+    seq: i64,
+    gap_ms: i64,
+    now: i64,
+    tag: &str,
+) -> (herald_store::IngestOutcome, MessageId) {
+    let mut m = message(&s.app_id, "push", None, now);
+    m.payload = Some(format!(r#"{{"key":"{key}","seq":{seq}}}"#));
+    m.ordering_key = Some(format!("{}:{key}", s.id));
+    let id = m.id.clone();
+    let mut dedup = [0u8; 32];
+    for (i, b) in format!("{key}:{tag}").bytes().take(32).enumerate() {
+        dedup[i] = b;
+    }
+    let out = store
+        .ingest(
+            inbound(s, now),
+            Some(herald_store::DedupCheck { key: dedup, since: 0 }),
+            m,
+            Some(herald_store::OrderCheck {
+                key: key.into(),
+                seq,
+                gap_timeout_ms: gap_ms,
+            }),
+        )
+        .await
+        .unwrap();
+    (out, id)
+}
+
+/// Delivers everything on the FIFO endpoint, one claim after another, and returns the
+/// messages in the order they were handed out (per key order is what FIFO guarantees).
+async fn drain_in_order(store: &Arc<dyn Store>, now: i64) -> Vec<MessageId> {
+    let mut order = Vec::new();
+    for round in 0..200 {
+        let got = claim(store, "n", now + round, 60_000, 100).await.unwrap();
+        if got.is_empty() {
+            break;
+        }
+        for c in &got {
+            order.push(c.msg_id.clone());
+            finish(store, c, now + round, true).await;
+        }
+    }
+    order
+}
+
+fn statuses(log: &[herald_core::model::InboundRequest]) -> Vec<herald_core::model::InboundStatus> {
+    // In arrival order (each request of these tests has its own time).
+    let mut log = log.to_vec();
+    log.sort_by_key(|r| r.created_at);
+    log.iter().map(|r| r.status).collect()
+}
+
+#[tokio::test]
+async fn ordering_drops_events_not_above_the_last_accepted_sequence() {
+    use herald_core::model::InboundStatus as S;
+    use herald_store::IngestOutcome as O;
+    let (_d, store, a) = setup!();
+    let s = ordered_setup(&store, &a).await;
+    let (o1, m1) = ingest_seq(&store, &s, "r1", 1, 60_000, 100, "a").await;
+    let (o2, m2) = ingest_seq(&store, &s, "r1", 2, 60_000, 101, "b").await;
+    assert_eq!((o1, o2), (O::Accepted(m1.clone()), O::Accepted(m2.clone())));
+    // A re-send of 2 with a new delivery ID, and an old 1: stale, no message.
+    let (o, m) = ingest_seq(&store, &s, "r1", 2, 60_000, 102, "c").await;
+    assert_eq!(o, O::Stale);
+    assert!(store.get_message(&a.id, m.as_str()).await.unwrap().is_none());
+    assert_eq!(ingest_seq(&store, &s, "r1", 1, 60_000, 103, "d").await.0, O::Stale);
+    // A stale event takes no dedup key: the same delivery again is stale again, not a duplicate.
+    assert_eq!(ingest_seq(&store, &s, "r1", 1, 60_000, 104, "d").await.0, O::Stale);
+    // Another key has its own sequence.
+    assert!(matches!(
+        ingest_seq(&store, &s, "r2", 1, 60_000, 105, "e").await.0,
+        O::Accepted(_)
+    ));
+    let log = store
+        .list_inbound(&s.id, &ListQuery { limit: 50, ..Default::default() })
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(
+        statuses(&log),
+        vec![S::Accepted, S::Accepted, S::Stale, S::Stale, S::Stale, S::Accepted]
+    );
+    assert!(log.iter().filter(|r| r.status == S::Stale).all(|r| r.msg_id.is_none()
+        && r.reason.as_deref().is_some_and(|x| x.contains("not above"))));
+    assert_eq!(drain_in_order(&store, 1_000).await.len(), 3);
+}
+
+#[tokio::test]
+async fn a_gap_holds_later_events_until_it_is_filled_then_all_go_in_sequence_order() {
+    use herald_core::model::InboundStatus as S;
+    use herald_store::IngestOutcome as O;
+    let (_d, store, a) = setup!();
+    let s = ordered_setup(&store, &a).await;
+    let (_, m1) = ingest_seq(&store, &s, "r", 1, 60_000, 100, "1").await;
+    let (o4, m4) = ingest_seq(&store, &s, "r", 4, 60_000, 101, "4").await;
+    let (o3, m3) = ingest_seq(&store, &s, "r", 3, 60_000, 102, "3").await;
+    assert_eq!((o4, o3), (O::Held(m4.clone()), O::Held(m3.clone())));
+    // Held: no message yet, so nothing can be delivered.
+    assert!(store.get_message(&a.id, m4.as_str()).await.unwrap().is_none());
+    assert_eq!(drain_in_order(&store, 200).await, vec![m1.clone()]);
+    // The same delivery of 4 again is a duplicate of the message it will become; another
+    // delivery of 4 is stale (4 is already waiting).
+    assert_eq!(
+        ingest_seq(&store, &s, "r", 4, 60_000, 103, "4").await.0,
+        O::Duplicate(m4.clone())
+    );
+    assert_eq!(ingest_seq(&store, &s, "r", 4, 60_000, 104, "4bis").await.0, O::Stale);
+    // 2 fills the gap: 2, 3 and 4 become messages, in sequence order.
+    let (o2, m2) = ingest_seq(&store, &s, "r", 2, 60_000, 105, "2").await;
+    assert_eq!(o2, O::Accepted(m2.clone()));
+    assert_eq!(drain_in_order(&store, 300).await, vec![m2, m3.clone(), m4.clone()]);
+    // `last` is 4 now: 5 goes at once.
+    assert!(matches!(
+        ingest_seq(&store, &s, "r", 5, 60_000, 106, "5").await.0,
+        O::Accepted(_)
+    ));
+    let log = store
+        .list_inbound(&s.id, &ListQuery { limit: 50, ..Default::default() })
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(
+        statuses(&log),
+        vec![
+            S::Accepted, // 1
+            S::Accepted, // 4: held, went on
+            S::Accepted, // 3: held, went on
+            S::Duplicate,
+            S::Stale,
+            S::Accepted, // 2
+            S::Accepted, // 5
+        ]
+    );
+    let was_held: Vec<_> = log.iter().filter_map(|r| r.msg_id.clone()).collect();
+    assert!(was_held.contains(&m3) && was_held.contains(&m4));
+    // A held event becomes a message of its source's channel, like any inbound message.
+    let m4 = store.get_message(&a.id, m4.as_str()).await.unwrap().expect("message 4");
+    assert_eq!(m4.channels, Some(vec![s.channel()]));
+}
+
+#[tokio::test]
+async fn the_sweep_lets_held_events_go_after_their_wait_in_sequence_order() {
+    use herald_core::model::InboundStatus as S;
+    use herald_store::IngestOutcome as O;
+    let (_d, store, a) = setup!();
+    let s = ordered_setup(&store, &a).await;
+    ingest_seq(&store, &s, "r", 1, 1_000, 1_000, "1").await;
+    let (_, m5) = ingest_seq(&store, &s, "r", 5, 1_000, 1_100, "5").await; // waits until 2_100
+    let (_, m3) = ingest_seq(&store, &s, "r", 3, 1_000, 1_200, "3").await; // until 2_200
+    let (o7, m7) = ingest_seq(&store, &s, "r", 7, 1_000, 1_300, "7").await; // until 2_300
+    assert_eq!(o7, O::Held(m7.clone()));
+    assert_eq!(store.release_held(2_000, 100).await.unwrap(), 0);
+    drain_in_order(&store, 2_000).await;
+    // 5's wait is over: the gaps before it are given up; 3 then 5 go, 7 still waits for 6.
+    assert_eq!(store.release_held(2_150, 100).await.unwrap(), 2);
+    assert_eq!(store.release_held(2_150, 100).await.unwrap(), 0);
+    assert_eq!(drain_in_order(&store, 2_160).await, vec![m3, m5]);
+    assert!(store.get_message(&a.id, m7.as_str()).await.unwrap().is_none());
+    // Its own wait ends too.
+    assert_eq!(store.release_held(2_300, 100).await.unwrap(), 1);
+    assert_eq!(drain_in_order(&store, 2_310).await, vec![m7]);
+    // `last` is 7: 6 is stale now, 8 goes at once.
+    assert_eq!(ingest_seq(&store, &s, "r", 6, 1_000, 2_400, "6").await.0, O::Stale);
+    assert!(matches!(
+        ingest_seq(&store, &s, "r", 8, 1_000, 2_500, "8").await.0,
+        O::Accepted(_)
+    ));
+    let log = store
+        .list_inbound(&s.id, &ListQuery { limit: 50, ..Default::default() })
+        .await
+        .unwrap()
+        .items;
+    assert!(!log.iter().any(|r| r.status == S::Held));
+}
+
+#[tokio::test]
+async fn without_a_gap_timeout_only_stale_events_are_dropped() {
+    use herald_store::IngestOutcome as O;
+    let (_d, store, a) = setup!();
+    let s = ordered_setup(&store, &a).await;
+    let (_, t1) = ingest_seq(&store, &s, "r", 1_700_000_000, 0, 100, "a").await;
+    let (o, t2) = ingest_seq(&store, &s, "r", 1_700_000_050, 0, 101, "b").await;
+    assert_eq!(o, O::Accepted(t2.clone()));
+    assert_eq!(ingest_seq(&store, &s, "r", 1_700_000_010, 0, 102, "c").await.0, O::Stale);
+    assert_eq!(drain_in_order(&store, 200).await, vec![t1, t2]);
+}
+
+#[tokio::test]
+async fn concurrent_consecutive_events_are_never_reordered_or_lost() {
+    use herald_store::IngestOutcome as O;
+    let (_d, store, a) = setup!();
+    let s = ordered_setup(&store, &a).await;
+    const KEYS: usize = 12;
+    let mut firsts = Vec::new();
+    for k in 0..KEYS {
+        firsts.push(ingest_seq(&store, &s, &format!("k{k}"), 0, 60_000, 100, "0").await.1);
+    }
+    assert_eq!(drain_in_order(&store, 150).await.len(), KEYS);
+    // Per key, 1 and 2 race (2 first in half of the keys).
+    let mut tasks = Vec::new();
+    for k in 0..KEYS {
+        for seq in if k % 2 == 0 { [1, 2] } else { [2, 1] } {
+            let (store, s) = (store.clone(), s.clone());
+            tasks.push(tokio::spawn(async move {
+                let key = format!("k{k}");
+                let (o, m) = ingest_seq(&store, &s, &key, seq, 60_000, 200, &seq.to_string()).await;
+                (key, seq, o, m)
+            }));
+        }
+    }
+    let mut by_msg = std::collections::HashMap::new();
+    for t in tasks {
+        let (key, seq, o, m) = t.await.unwrap();
+        match (seq, &o) {
+            (1, O::Accepted(_)) | (2, O::Accepted(_)) | (2, O::Held(_)) => {}
+            _ => panic!("{key}: sequence {seq} gave {o:?}"),
+        }
+        by_msg.insert(m, (key, seq));
+    }
+    // Every event became a message, and each key's 1 was handed out before its 2.
+    let order = drain_in_order(&store, 300).await;
+    assert_eq!(order.len(), 2 * KEYS);
+    let mut next = std::collections::HashMap::new();
+    for m in order {
+        let (key, seq) = by_msg[&m].clone();
+        let expected = next.entry(key.clone()).or_insert(1);
+        assert_eq!(seq, *expected, "{key} out of order");
+        *expected += 1;
+    }
+}
+
+#[tokio::test]
+async fn concurrent_sweeps_publish_each_held_event_once() {
+    let (_d, store, a) = setup!();
+    let s = ordered_setup(&store, &a).await;
+    const KEYS: usize = 6;
+    let mut held = Vec::new();
+    for k in 0..KEYS {
+        let key = format!("k{k}");
+        ingest_seq(&store, &s, &key, 1, 1_000, 100, "1").await;
+        for seq in [3, 4, 6] {
+            held.push(ingest_seq(&store, &s, &key, seq, 1_000, 100, &seq.to_string()).await.1);
+        }
+    }
+    drain_in_order(&store, 150).await;
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move { store.release_held(5_000, 100).await.unwrap() }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    // A sweep that found a key locked by another leaves it for the next pass.
+    for _ in 0..10 {
+        let n = store.release_held(5_000, 100).await.unwrap();
+        total += n;
+        if n == 0 {
+            break;
+        }
+    }
+    assert_eq!(total, held.len() as u64);
+    for m in &held {
+        assert!(store.get_message(&a.id, m.as_str()).await.unwrap().is_some());
+        assert_eq!(store.deliveries_of_message(m).await.unwrap().len(), 1);
+    }
+    let all = store
+        .list_messages(&a.id, &Default::default(), &ListQuery { limit: 100, ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(all.items.len(), KEYS + held.len());
+    assert_eq!(drain_in_order(&store, 6_000).await.len(), held.len());
 }

@@ -2,7 +2,9 @@
 //! vectors verify through `POST /in/{source}` (and fail with one byte flipped), the checks come
 //! in the contract's order with its status codes, dedup collapses repeats, a quarantined request
 //! is released later, and an accepted request reaches the application's endpoint with the
-//! original body, Herald's own signature and the forwarded provider headers.
+//! original body, Herald's own signature and the forwarded provider headers. With `ordering`,
+//! stale events are logged and not forwarded, and a gap holds later events until it is filled
+//! or the gap timeout ends, after which a FIFO endpoint receives them in sequence order.
 
 use std::time::Duration;
 
@@ -420,7 +422,7 @@ async fn sources_api_validates_and_rotates_with_grace() {
     let srv = TestServer::start(|_| {}).await;
     let c = &srv.client;
     let app = c.create_app("api").await;
-    // Unknown scheme, missing verification, unsupported ordering: 422.
+    // Unknown scheme, missing verification, ordering rules that are not rule objects: 422.
     let r = c
         .post(
             &format!("/app/{app}/source"),
@@ -503,6 +505,204 @@ async fn sources_api_validates_and_rotates_with_grace() {
         .then_some(())
     })
     .await;
+    srv.stop().await;
+}
+
+/// The `seq` of each JSON body the receiver got, in arrival order.
+fn seqs(got: &[crate::common::Recorded]) -> Vec<i64> {
+    got.iter()
+        .map(|r| {
+            serde_json::from_slice::<Value>(&r.body).unwrap()["seq"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ordering_drops_stale_events_and_holds_later_ones_until_the_gap_is_filled_or_times_out() {
+    let srv = TestServer::start(|_| {}).await;
+    let c = &srv.client;
+    let rx = Receiver::start().await;
+    let app = c.create_app("ordered").await;
+    c.create_endpoint(&app, json!({ "url": rx.url(), "ordering": "fifo" }))
+        .await;
+    let src = create_source(
+        c,
+        &app,
+        json!({"name": "GitHub", "uid": "gh",
+               "verification": {"scheme": "github", "secrets": ["k"]},
+               "ordering": {"key": {"json": "/repository/id"}, "sequence": {"json": "/seq"},
+                            "gapTimeoutSeconds": 60}}),
+    )
+    .await;
+    assert_eq!(src["ordering"]["key"], json!({"json": "/repository/id"}));
+    assert_eq!(src["ordering"]["gapTimeoutSeconds"], 60);
+    let src = id_of(&src);
+    let send = |seq: i64, delivery: &str, expect: u16| {
+        let body = format!(r#"{{"repository": {{"id": 42}}, "seq": {seq}}}"#).into_bytes();
+        let h = github_headers("k", &body, "push", delivery);
+        let src = src.clone();
+        async move { ingest(c, &src, "", &h, body, expect).await.json }
+    };
+
+    // 1, 2, 3: delivered in order.
+    for seq in 1..=3 {
+        let r = send(seq, &format!("d-{seq}"), 202).await;
+        assert!(r["id"].as_str().unwrap().starts_with("msg_"), "{r}");
+    }
+    assert_eq!(seqs(&rx.wait_for(3).await), vec![1, 2, 3]);
+
+    // 2 again under a new delivery ID (not a dedup duplicate): 200 stale, never a message.
+    let stale = send(2, "d-2-again", 200).await;
+    assert_eq!(stale["stale"], true);
+    let stale_id = stale["id"].as_str().unwrap().to_string();
+    assert!(stale_id.starts_with("inreq_"), "{stale}");
+
+    // 5 before 4: 5 is held (its message does not exist yet), 4 lets both go, 4 first.
+    let held = send(5, "d-5", 202).await;
+    assert_eq!(held["held"], true);
+    let msg5 = held["id"].as_str().unwrap().to_string();
+    c.get(&format!("/app/{app}/msg/{msg5}"), 404).await;
+    let r = send(4, "d-4", 202).await;
+    assert!(r.get("held").is_none(), "{r}");
+    let got = rx.wait_for(5).await;
+    assert_eq!(
+        seqs(&got),
+        vec![1, 2, 3, 4, 5],
+        "the stale 2 was not forwarded"
+    );
+    // Released from the hold, it carries its source's channel like any inbound message
+    // (`herald listen --source` filters on it).
+    let m5 = c.get(&format!("/app/{app}/msg/{msg5}"), 200).await;
+    assert_eq!(m5["channels"], json!([format!("herald-source.{src}")]));
+
+    // A short gap timeout: 7 waits for 6, then goes on without it.
+    c.patch(
+        &format!("/app/{app}/source/{src}"),
+        json!({"ordering": {"key": {"json": "/repository/id"}, "sequence": {"json": "/seq"},
+                            "gapTimeoutSeconds": 1}}),
+        200,
+    )
+    .await;
+    let held = send(7, "d-7", 202).await;
+    assert_eq!(held["held"], true);
+    let got = rx.wait_for(6).await;
+    assert_eq!(seqs(&got), vec![1, 2, 3, 4, 5, 7]);
+    // 6 comes too late: stale.
+    assert_eq!(send(6, "d-6", 200).await["stale"], true);
+
+    // An event without a sequence is forwarded unordered (never a 4xx to the provider).
+    let body = br#"{"repository": {"id": 42}, "seq": "n/a", "x": 1}"#.to_vec();
+    let h = github_headers("k", &body, "push", "d-noseq");
+    ingest(c, &src, "", &h, body, 202).await;
+    rx.wait_for(7).await;
+
+    // The log: stale requests listed as stale, held ones as accepted with their message.
+    let log = c
+        .get(&format!("/app/{app}/source/{src}/request?limit=50"), 200)
+        .await;
+    let rows = log["data"].as_array().unwrap();
+    let row = |id: &str| rows.iter().find(|r| r["id"] == id).cloned();
+    let stale_row = row(&stale_id).expect("stale request listed");
+    assert_eq!(stale_row["status"], "stale");
+    assert!(stale_row["msgId"].is_null());
+    let held_row = rows
+        .iter()
+        .find(|r| r["msgId"] == msg5.as_str())
+        .expect("held request listed");
+    assert_eq!(held_row["status"], "accepted");
+    assert_eq!(rows.iter().filter(|r| r["status"] == "stale").count(), 2);
+    assert!(!rows.iter().any(|r| r["status"] == "held"));
+    assert!(rows.iter().any(|r| r["reason"]
+        .as_str()
+        .is_some_and(|x| x.contains("unordered"))));
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_ordering_options_are_refused_with_field_errors() {
+    let srv = TestServer::start(|_| {}).await;
+    let c = &srv.client;
+    let app = c.create_app("ord-api").await;
+    let v = json!({"scheme": "none"});
+    let locs = |r: &Value| -> Vec<String> {
+        r["detail"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| {
+                d["loc"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.as_str().unwrap())
+                    .collect::<Vec<_>>()
+                    .join(".")
+            })
+            .collect()
+    };
+    for bad in [
+        json!("yes"),
+        json!({"key": {"json": "/id"}}),
+        json!({"key": {"json": "/id"}, "sequence": {"json": "/seq"}, "extra": 1}),
+        json!({"key": "/id", "sequence": "/seq"}),
+    ] {
+        let r = c
+            .post(
+                &format!("/app/{app}/source"),
+                json!({"name": "x", "verification": v, "ordering": bad}),
+                422,
+            )
+            .await;
+        assert_eq!(locs(&r), vec!["body.ordering"], "{bad}");
+    }
+    let r = c
+        .post(
+            &format!("/app/{app}/source"),
+            json!({"name": "x", "verification": v, "ordering":
+                {"key": {"bodyHash": true}, "sequence": {"value": "1"}, "gapTimeoutSeconds": -1}}),
+            422,
+        )
+        .await;
+    assert_eq!(
+        locs(&r),
+        vec![
+            "body.ordering.key",
+            "body.ordering.sequence",
+            "body.ordering.gapTimeoutSeconds"
+        ]
+    );
+    // Valid, then a bad PATCH (unchanged), then cleared with null.
+    let good = json!({"key": {"header": "X-Resource"}, "sequence": {"header": "X-Seq"}, "gapTimeoutSeconds": 0});
+    let src = create_source(
+        c,
+        &app,
+        json!({"name": "ok", "verification": v, "ordering": good}),
+    )
+    .await;
+    assert_eq!(src["ordering"], good);
+    let id = id_of(&src);
+    let r = c
+        .patch(
+            &format!("/app/{app}/source/{id}"),
+            json!({"ordering": {"key": {"header": "X-Resource"}, "sequence": {"header": "X-Seq"}, "gapTimeoutSeconds": 86401}}),
+            422,
+        )
+        .await;
+    assert_eq!(locs(&r), vec!["body.ordering.gapTimeoutSeconds"]);
+    assert_eq!(
+        c.get(&format!("/app/{app}/source/{id}"), 200).await["ordering"],
+        good
+    );
+    let cleared = c
+        .patch(
+            &format!("/app/{app}/source/{id}"),
+            json!({"ordering": null}),
+            200,
+        )
+        .await;
+    assert!(cleared.get("ordering").is_none(), "{cleared}");
     srv.stop().await;
 }
 

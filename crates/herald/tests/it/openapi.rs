@@ -159,6 +159,29 @@ async fn openapi_document_covers_every_route() {
         "undocumented routes: {missing:?}; documented routes the test does not know: {extra:?}"
     );
 
+    // A source's `ordering` option is described field by field, in and out, and ingestion
+    // documents its `stale` and `held` answers.
+    // (SourceOut carries it through the flattened SourceOptions.)
+    assert!(doc["components"]["schemas"]["SourceOut"]
+        .to_string()
+        .contains("#/components/schemas/SourceOptions"));
+    for dto in ["SourceIn", "SourceOptions", "SourcePatch"] {
+        let prop = doc["components"]["schemas"][dto]["properties"]["ordering"].to_string();
+        assert!(
+            prop.contains("#/components/schemas/SourceOrdering"),
+            "{dto}.ordering: {prop}"
+        );
+    }
+    let ordering = &doc["components"]["schemas"]["SourceOrdering"];
+    for field in ["key", "sequence", "gapTimeoutSeconds"] {
+        assert!(
+            ordering["properties"].get(field).is_some(),
+            "SourceOrdering.{field}: {ordering}"
+        );
+    }
+    let ingest_out = &doc["components"]["schemas"]["IngestOut"]["properties"];
+    assert!(ingest_out.get("stale").is_some() && ingest_out.get("held").is_some());
+
     // The bearer scheme.
     let scheme = &doc["components"]["securitySchemes"]["bearer"];
     assert_eq!(scheme["type"], "http", "{scheme}");

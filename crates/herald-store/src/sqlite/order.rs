@@ -1,0 +1,197 @@
+//! Per-resource ordering of inbound events for the SQLite backend: the `inbound_order` state
+//! (last accepted sequence per source and key) and the `inbound_held` events waiting for a gap.
+//!
+//! Everything here runs inside the writer's transaction (the ingest job or the sweep job), so
+//! a decision and its effects — message, request log row, `last` — commit together. The rules
+//! themselves are `herald_core::ordering`; this module only loads and stores their state.
+
+use herald_core::ids::{AppId, MessageId};
+use herald_core::model::Message;
+use herald_core::ordering::plan_release;
+use herald_core::Millis;
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{json_opt, map_sql, parse_opt, publish_in};
+use crate::{OrderCheck, Result};
+
+/// The log reason of a held request once it went on.
+const HELD_REASON: &str = "ordering: was held for an earlier sequence, then went on";
+
+/// The key's last accepted sequence (`None`: no event of this key was accepted yet).
+pub(super) fn last_of(c: &Connection, source: &str, key: &str) -> Result<Option<i64>> {
+    Ok(
+        c.prepare_cached("SELECT last FROM inbound_order WHERE source_id = ?1 AND okey = ?2")
+            .and_then(|mut s| {
+                s.query_row(params![source, key], |r| r.get::<_, Option<i64>>(0))
+                    .optional()
+            })
+            .map_err(map_sql)?
+            .flatten(),
+    )
+}
+
+/// Whether an event with this very sequence is already waiting.
+pub(super) fn is_held(c: &Connection, source: &str, o: &OrderCheck) -> Result<bool> {
+    c.prepare_cached("SELECT 1 FROM inbound_held WHERE source_id = ?1 AND okey = ?2 AND seq = ?3")
+        .and_then(|mut s| s.exists(params![source, o.key, o.seq]))
+        .map_err(map_sql)
+}
+
+pub(super) fn set_last(c: &Connection, source: &str, key: &str, last: i64) -> Result<()> {
+    c.prepare_cached(
+        "INSERT INTO inbound_order (source_id, okey, last) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (source_id, okey) DO UPDATE SET last = excluded.last",
+    )
+    .and_then(|mut s| s.execute(params![source, key, last]))
+    .map_err(map_sql)?;
+    Ok(())
+}
+
+/// Keeps `msg` (not yet a message) as the held event of request `request_id`.
+pub(super) fn hold(
+    c: &Connection,
+    request_id: &str,
+    source: &str,
+    o: &OrderCheck,
+    msg: &Message,
+    now: Millis,
+) -> Result<()> {
+    c.prepare_cached(
+        "INSERT INTO inbound_held (request_id, source_id, okey, seq, app_id, msg_id, event_type, \
+         payload, headers, ordering_key, deadline, created_at) \
+         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            request_id,
+            source,
+            o.key,
+            o.seq,
+            msg.app_id.0,
+            msg.id.0,
+            msg.event_type,
+            msg.payload,
+            json_opt(&msg.headers),
+            msg.ordering_key,
+            now + o.gap_timeout_ms,
+            now
+        ])
+    })
+    .map_err(map_sql)?;
+    Ok(())
+}
+
+/// Lets a key's held events go on from `last` (see [`plan_release`]): publishes each one in
+/// sequence order, marks its request `accepted`, turns overtaken ones `stale`, and stores the
+/// new `last`. Returns how many messages it published.
+pub(super) fn release_key(
+    c: &Connection,
+    source: &str,
+    key: &str,
+    last: i64,
+    force_through: Option<i64>,
+    now: Millis,
+) -> Result<u64> {
+    let held: Vec<(String, i64)> = c
+        .prepare_cached(
+            "SELECT request_id, seq FROM inbound_held WHERE source_id = ?1 AND okey = ?2",
+        )
+        .and_then(|mut s| {
+            s.query_map(params![source, key], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(map_sql)?;
+    if held.is_empty() {
+        return Ok(0);
+    }
+    let seqs: Vec<i64> = held.iter().map(|(_, s)| *s).collect();
+    let plan = plan_release(last, &seqs, force_through);
+    let request_of = |seq: i64| held.iter().find(|(_, s)| *s == seq).map(|(r, _)| r.clone());
+    for seq in &plan.stale {
+        let Some(req) = request_of(*seq) else {
+            continue;
+        };
+        c.prepare_cached(
+            "UPDATE inbound_requests SET status = 'stale', msg_id = NULL, reason = ?2 WHERE id = ?1",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                req,
+                format!("sequence {seq} was overtaken while it waited (last accepted: {})", plan.last)
+            ])
+        })
+        .map_err(map_sql)?;
+        delete_held(c, &req)?;
+    }
+    let mut published = 0;
+    for seq in &plan.go {
+        let Some(req) = request_of(*seq) else {
+            continue;
+        };
+        let msg = c
+            .prepare_cached(
+                "SELECT app_id, msg_id, event_type, payload, headers, ordering_key \
+                 FROM inbound_held WHERE request_id = ?1",
+            )
+            .and_then(|mut s| {
+                s.query_row([&req], |r| {
+                    Ok(Message {
+                        app_id: AppId(r.get(0)?),
+                        id: MessageId(r.get(1)?),
+                        event_type: r.get(2)?,
+                        payload: r.get(3)?,
+                        headers: parse_opt(r.get(4)?)?,
+                        ordering_key: r.get(5)?,
+                        event_id: None,
+                        // Held events carry their source's channel like every inbound message.
+                        channels: Some(vec![herald_core::model::source_channel(source)]),
+                        created_at: now,
+                        retention_ms: None,
+                    })
+                })
+            })
+            .map_err(map_sql)?;
+        publish_in(c, msg, None)?;
+        c.prepare_cached(
+            "UPDATE inbound_requests SET status = 'accepted', reason = ?2 WHERE id = ?1",
+        )
+        .and_then(|mut s| s.execute(params![req, HELD_REASON]))
+        .map_err(map_sql)?;
+        delete_held(c, &req)?;
+        published += 1;
+    }
+    if plan.last != last {
+        set_last(c, source, key, plan.last)?;
+    }
+    Ok(published)
+}
+
+fn delete_held(c: &Connection, request_id: &str) -> Result<()> {
+    c.prepare_cached("DELETE FROM inbound_held WHERE request_id = ?1")
+        .and_then(|mut s| s.execute([request_id]))
+        .map_err(map_sql)?;
+    Ok(())
+}
+
+/// The gap-timeout sweep (one writer job, so atomic): every key with an expired held event,
+/// up to `max_keys`, releases through its highest expired sequence.
+pub(super) fn sweep(c: &Connection, now: Millis, max_keys: usize) -> Result<u64> {
+    let keys: Vec<(String, String, i64)> = c
+        .prepare_cached(
+            "SELECT source_id, okey, MAX(seq) FROM inbound_held WHERE deadline <= ?1 \
+             GROUP BY source_id, okey LIMIT ?2",
+        )
+        .and_then(|mut s| {
+            s.query_map(params![now, max_keys as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(map_sql)?;
+    let mut published = 0;
+    for (source, key, through) in keys {
+        let last = last_of(c, &source, &key)?.unwrap_or(i64::MIN);
+        published += release_key(c, &source, &key, last, Some(through), now)?;
+    }
+    Ok(published)
+}
