@@ -63,7 +63,8 @@ enum Command {
         /// Only messages accepted from this source (ID `src_…`, or uid with --app).
         #[arg(long, required_unless_present = "app")]
         source: Option<String>,
-        /// All messages of this application (ID or uid).
+        /// The application (ID or uid): alone, all its messages; with --source, the source's
+        /// application.
         #[arg(long)]
         app: Option<String>,
         /// Only these event types (comma-separated).

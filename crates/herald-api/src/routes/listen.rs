@@ -160,7 +160,7 @@ async fn resolve(st: &AppState, auth: &Auth, p: ListenParams) -> ApiResult<Filte
                 .ok_or_else(|| ApiError::not_found("source"))?;
             (st.app(auth, source.app_id.as_str()).await?, Some(source))
         }
-        (None, None) => unreachable!("refused by the checks above"),
+        (None, None) => return Err(ApiError::field("app", "give `app`, `source`, or both")),
     };
     Ok(Filter {
         app,
