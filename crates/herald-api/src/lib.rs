@@ -66,6 +66,8 @@ pub(crate) struct StateInner {
     pub idem_locks: Mutex<HashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>>,
     pub schemas: schema::SchemaCache,
     pub inbound: routes::inbound::InboundLimits,
+    /// `herald listen` sessions of this node; `None` where no delivery workers run.
+    pub listen: Option<herald_delivery::ListenHub>,
 }
 
 /// Room for the envelope around a maximal payload.
@@ -98,8 +100,21 @@ impl AppState {
                 idem_locks: Mutex::new(HashMap::new()),
                 schemas: Default::default(),
                 inbound: Default::default(),
+                listen: None,
             }),
         }
+    }
+
+    /// Serves `herald listen` sessions through `hub` (the one this node's engine forwards
+    /// temporary endpoints' deliveries to). Call before the state is cloned.
+    pub fn with_listen(mut self, hub: herald_delivery::ListenHub) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.listen = Some(hub),
+            None => tracing::error!(
+                "AppState::with_listen called on a shared state; herald listen stays off"
+            ),
+        }
+        self
     }
 
     pub(crate) fn store(&self) -> &dyn Store {

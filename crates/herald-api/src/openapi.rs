@@ -29,7 +29,7 @@ use utoipa::{IntoParams, Modify, OpenApi};
 
 use crate::dto;
 use crate::error::{ErrorBody, FieldError, ValidationErrorBody};
-use crate::routes::{apps, endpoints, inbound, messages, misc, sources};
+use crate::routes::{apps, endpoints, inbound, listen, messages, misc, sources};
 
 /// Where the document is served.
 pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
@@ -64,7 +64,7 @@ const NOT_IDEMPOTENT: &[&str] = &[
         endpoints::list, endpoints::create, endpoints::get, endpoints::update, endpoints::patch,
         endpoints::remove, endpoints::secret, endpoints::rotate, endpoints::headers,
         endpoints::put_headers, endpoints::patch_headers, endpoints::stats, endpoints::recover,
-        endpoints::send_example,
+        endpoints::send_example, listen::listen,
         messages::by_endpoint, messages::list, messages::create, messages::get, messages::expunge,
         messages::endpoints_of, messages::resend, messages::attempt,
         messages::attempts_by_endpoint, messages::attempts_by_msg,

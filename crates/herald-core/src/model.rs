@@ -241,7 +241,21 @@ pub struct Source {
     pub updated_at: Millis,
 }
 
+/// Prefix of the channel every message accepted from a source carries (`herald-source.<id>`),
+/// so endpoints — and `herald listen --source` — can take one source's messages only.
+pub const SOURCE_CHANNEL_PREFIX: &str = "herald-source.";
+
+/// The channel of the messages of source `source_id` (see [`SOURCE_CHANNEL_PREFIX`]).
+pub fn source_channel(source_id: &str) -> String {
+    format!("{SOURCE_CHANNEL_PREFIX}{source_id}")
+}
+
 impl Source {
+    /// The channel of this source's messages (see [`SOURCE_CHANNEL_PREFIX`]).
+    pub fn channel(&self) -> String {
+        source_channel(self.id.as_str())
+    }
+
     /// Secrets valid at `now`, newest first.
     pub fn valid_secrets(&self, now: Millis) -> Vec<String> {
         self.secrets

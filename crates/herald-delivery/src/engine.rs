@@ -25,6 +25,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use tokio::sync::{watch, Notify, Semaphore};
 
 use crate::client::{DeliveryClient, SendResult};
+use crate::listen::{self, ListenHub};
 use crate::telemetry;
 
 /// Most deliveries claimed in one round trip.
@@ -33,6 +34,10 @@ const CLAIM_BATCH: usize = 256;
 const MAX_IDLE: Duration = Duration::from_millis(500);
 /// How long shutdown waits for in-flight requests before handing their leases back.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// When a temporary listen endpoint's session is not on this node, its delivery is looked at
+/// again after this long, without spending an attempt (another node of a cluster may hold the
+/// session, or it is closing and its endpoint is about to be deleted).
+const LISTEN_ABSENT_RETRY_MS: i64 = 1_000;
 
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
@@ -53,6 +58,8 @@ pub struct Engine {
     /// Wall-clock millis of the loop's last turn, read by the health check.
     heartbeat: Arc<AtomicI64>,
     ops: Option<OpsLog>,
+    /// Sessions of `herald listen` held by this node.
+    listen: Option<ListenHub>,
 }
 
 impl Engine {
@@ -65,6 +72,30 @@ impl Engine {
         wake: Arc<Notify>,
         ops: Option<OpsLog>,
     ) -> Arc<Self> {
+        Self::build(store, client, cfg, wake, ops, None)
+    }
+
+    /// Like [`Engine::new`], with the hub that carries deliveries of temporary
+    /// `herald listen` endpoints to their sessions.
+    pub fn with_listen(
+        store: Arc<dyn Store>,
+        client: DeliveryClient,
+        cfg: EngineConfig,
+        wake: Arc<Notify>,
+        ops: Option<OpsLog>,
+        hub: ListenHub,
+    ) -> Arc<Self> {
+        Self::build(store, client, cfg, wake, ops, Some(hub))
+    }
+
+    fn build(
+        store: Arc<dyn Store>,
+        client: DeliveryClient,
+        cfg: EngineConfig,
+        wake: Arc<Notify>,
+        ops: Option<OpsLog>,
+        listen: Option<ListenHub>,
+    ) -> Arc<Self> {
         let slots = Arc::new(Semaphore::new(cfg.max_in_flight));
         Arc::new(Self {
             store,
@@ -74,6 +105,7 @@ impl Engine {
             slots,
             heartbeat: Arc::new(AtomicI64::new(now_millis())),
             ops,
+            listen,
         })
     }
 
@@ -213,7 +245,29 @@ impl Engine {
         };
         let headers = build_headers(ep, msg, now, &wire.bytes, wire.content_type.as_deref());
         let body = Bytes::from(wire.bytes);
-        let result = self.client.send(&ep.url, headers, body).await;
+        let result = match listen::session_of(&ep.url) {
+            // A temporary `herald listen` endpoint: the same signed request goes over the
+            // session's WebSocket instead of HTTP, and the CLI's report of the local answer is
+            // classified and recorded below like any HTTP answer. Never an outbound request.
+            Some(session) => {
+                let forwarded = match &self.listen {
+                    Some(hub) => {
+                        hub.forward(session, msg.id.as_str(), &msg.event_type, &headers, body)
+                            .await
+                    }
+                    None => None,
+                };
+                match forwarded {
+                    Some(r) => r,
+                    None => {
+                        let at = now + LISTEN_ABSENT_RETRY_MS;
+                        self.settle(self.store.release(c.delivery_id, at).await, &c);
+                        return;
+                    }
+                }
+            }
+            None => self.client.send(&ep.url, headers, body).await,
+        };
         let record = self.decide(&c, msg, ep, result);
         let next = record.next.clone();
         let mut tries = 0;

@@ -3,12 +3,16 @@
 //!
 //! Decisions (what an answer means, when to retry, which addresses are allowed) come from
 //! `herald-core`; durability and leases come from `herald-store`. This crate owns the
-//! mechanics in between. It must not build a second HTTP client anywhere else (clippy's
-//! `disallowed-methods` enforces that for the rest of the workspace).
+//! mechanics in between, including the `herald listen` hub that carries deliveries of
+//! temporary endpoints over a CLI's WebSocket instead of HTTP. It must not build a second HTTP
+//! client anywhere else (clippy's `disallowed-methods` enforces that for the rest of the
+//! workspace).
 
 pub mod client;
 pub mod engine;
+pub mod listen;
 pub mod telemetry;
 
 pub use client::{ClientConfig, DeliveryClient, SendResult};
 pub use engine::{Engine, EngineConfig};
+pub use listen::ListenHub;

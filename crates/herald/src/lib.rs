@@ -5,6 +5,7 @@
 //! port 0. This crate holds no business logic; it only assembles the library crates.
 
 pub mod client;
+pub mod listen;
 pub mod verify;
 
 use std::fs::{File, OpenOptions};
@@ -24,7 +25,7 @@ use herald_core::ops::{OperationalEvent, OPERATIONAL_APP_UID, OPERATIONAL_ENDPOI
 use herald_core::retry::RetryPolicy;
 use herald_core::signing::EndpointSecret;
 use herald_core::ssrf::EgressPolicy;
-use herald_delivery::{ClientConfig, DeliveryClient, Engine, EngineConfig};
+use herald_delivery::{ClientConfig, DeliveryClient, Engine, EngineConfig, ListenHub};
 use herald_store::{OpsLog, PostgresStore, SqliteStore, Store};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use rand::RngCore;
@@ -516,6 +517,58 @@ async fn ensure_operational_endpoint(
     Ok(())
 }
 
+/// How long a stopping server waits for `herald listen` sessions to remove their endpoints.
+const LISTEN_CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+/// Pages walked per list when looking for leftover listen endpoints (bounds the start-up scan).
+const LISTEN_SCAN_PAGES: usize = 10_000;
+
+/// Deletes the temporary endpoints of `herald listen` sessions that a crash left behind. Only
+/// called on single-node SQLite, where the data-dir lock proves that no session is open: in a
+/// cluster another node may hold one (docs/inbound.md says how those are cleaned up).
+async fn remove_stale_listen_endpoints(store: &dyn Store) -> anyhow::Result<u64> {
+    use herald_store::ListQuery;
+    let page = |iterator: Option<String>| ListQuery {
+        limit: 250,
+        iterator,
+        backwards: false,
+        descending: false,
+        before: None,
+        after: None,
+    };
+    let mut removed = 0;
+    let mut apps_after = None;
+    for _ in 0..LISTEN_SCAN_PAGES {
+        let apps = store.list_apps(&page(apps_after.take())).await?;
+        for app in &apps.items {
+            let mut eps_after = None;
+            for _ in 0..LISTEN_SCAN_PAGES {
+                let eps = store
+                    .list_endpoints(&app.id, &page(eps_after.take()))
+                    .await?;
+                for ep in &eps.items {
+                    let temporary =
+                        ep.uid.as_deref().is_some_and(|u| {
+                            u.starts_with(herald_delivery::listen::LISTEN_UID_PREFIX)
+                        }) && herald_delivery::listen::session_of(&ep.url).is_some();
+                    if temporary {
+                        store.delete_endpoint(&app.id, &ep.id).await?;
+                        removed += 1;
+                    }
+                }
+                match eps.items.last() {
+                    Some(last) if eps.has_more => eps_after = Some(last.id.0.clone()),
+                    _ => break,
+                }
+            }
+        }
+        match apps.items.last() {
+            Some(last) if apps.has_more => apps_after = Some(last.id.0.clone()),
+            _ => break,
+        }
+    }
+    Ok(removed)
+}
+
 /// Runs Herald until `shutdown` turns true. When `listener` is `None`, binds `cfg.listen`.
 /// `on_bound` learns the bound address before requests are served.
 pub async fn run(
@@ -539,6 +592,16 @@ pub async fn run(
                 "re-queued deliveries that were in flight when Herald last stopped"
             );
         }
+        match remove_stale_listen_endpoints(store.as_ref()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                removed = n,
+                "removed temporary herald listen endpoints left by the last run"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not remove leftover herald listen endpoints")
+            }
+        }
     }
 
     let egress = EgressPolicy {
@@ -554,6 +617,7 @@ pub async fn run(
     let mut tasks = tokio::task::JoinSet::new();
     let mut waker = None;
     let mut heartbeat = None;
+    let mut listen_hub = None;
     if cfg.role.runs_workers() {
         let ca = match &cfg.ca_bundle {
             Some(p) => Some(
@@ -569,7 +633,13 @@ pub async fn run(
             proxy_url: cfg.proxy_url.clone(),
             ca_bundle_pem: ca,
         })?;
-        let engine = Engine::new(
+        // `herald listen` sessions wait for the local answer as long as an HTTP endpoint.
+        let hub = ListenHub::new(
+            std::time::Duration::from_millis(cfg.request_timeout_ms),
+            shutdown.clone(),
+        );
+        listen_hub = Some(hub.clone());
+        let engine = Engine::with_listen(
             store.clone(),
             client,
             EngineConfig {
@@ -580,6 +650,7 @@ pub async fn run(
             },
             wake.clone(),
             Some(ops.clone()),
+            hub,
         );
         if let Some(pg) = &opened.postgres {
             // Publishes on any node wake this node's workers.
@@ -616,7 +687,7 @@ pub async fn run(
     let addr = listener.local_addr()?;
     on_bound(addr);
     if cfg.role.runs_api() {
-        let state = AppState::new(
+        let mut state = AppState::new(
             store.clone(),
             ApiConfig {
                 admin_token,
@@ -630,6 +701,9 @@ pub async fn run(
             waker,
             Some(ops),
         );
+        if let Some(hub) = &listen_hub {
+            state = state.with_listen(hub.clone());
+        }
         let router = herald_api::router(state);
         let mut rx = shutdown.clone();
         tasks.spawn(async move {
@@ -646,6 +720,11 @@ pub async fn run(
     }
     let _ = shutdown.wait_for(|s| *s).await;
     while tasks.join_next().await.is_some() {}
+    if let Some(hub) = &listen_hub {
+        // Sessions close on shutdown and delete their temporary endpoints; give them a
+        // moment so a clean stop leaves none behind.
+        hub.wait_closed(LISTEN_CLOSE_GRACE).await;
+    }
     tracing::info!("Herald stopped");
     Ok(())
 }

@@ -56,6 +56,30 @@ enum Command {
         #[arg(long)]
         now: Option<i64>,
     },
+    /// Local development without a tunnel: receive an application's (or one source's)
+    /// deliveries over a WebSocket and POST each to a local URL (HERALD_URL, HERALD_TOKEN).
+    /// Herald records each local answer as an attempt; Ctrl-C removes the temporary endpoint.
+    Listen {
+        /// Only messages accepted from this source (ID `src_…`, or uid with --app).
+        #[arg(long, required_unless_present = "app")]
+        source: Option<String>,
+        /// The application (ID or uid): alone, all its messages; with --source, the source's
+        /// application.
+        #[arg(long)]
+        app: Option<String>,
+        /// Only these event types (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        types: Vec<String>,
+        /// The local URL each event is POSTed to.
+        #[arg(long)]
+        forward: String,
+        /// Herald's base URL.
+        #[arg(long, env = "HERALD_URL", default_value = "http://127.0.0.1:8787")]
+        url: String,
+        /// API token (default: the admin token file in data_dir).
+        #[arg(long, env = "HERALD_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+    },
     /// Publish a message through the API (HERALD_URL, HERALD_TOKEN).
     Send {
         #[arg(long)]
@@ -283,6 +307,36 @@ fn main() -> anyhow::Result<()> {
                 println!("{token}");
                 Ok(())
             })
+        }
+        Command::Listen {
+            source,
+            app,
+            types,
+            forward,
+            url,
+            token,
+        } => {
+            let out = Output {
+                json: false,
+                url: url.clone(),
+                token,
+            };
+            let opts = herald::listen::ListenOptions {
+                server: url,
+                token: token_of(&cfg, &out)?,
+                app,
+                source,
+                types,
+                forward,
+            };
+            let rt = tokio::runtime::Runtime::new()?;
+            match rt.block_on(herald::listen::listen(opts, std::io::stdout())) {
+                Ok(()) => Ok(()),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    std::process::exit(1);
+                }
+            }
         }
         Command::Send {
             app,

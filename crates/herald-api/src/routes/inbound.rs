@@ -485,7 +485,7 @@ pub async fn ingest(
         event_type: event_type.clone(),
         headers: payload.headers(forwarded(&source, &logged_headers_with_forward(&headers))),
         payload: Some(payload.text),
-        channels: None,
+        channels: Some(vec![source.channel()]),
         created_at: now,
         retention_ms: None,
         ordering_key: order.as_ref().map(|o| format!("{}:{}", source.id, o.key)),

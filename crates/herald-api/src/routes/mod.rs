@@ -12,6 +12,7 @@ use crate::{openapi, AppState};
 pub(crate) mod apps;
 pub(crate) mod endpoints;
 pub(crate) mod inbound;
+pub(crate) mod listen;
 pub(crate) mod messages;
 pub(crate) mod misc;
 pub(crate) mod sources;
@@ -115,6 +116,7 @@ pub fn router(_state: AppState) -> Router<AppState> {
         .route("/token", get(misc::list_tokens).post(misc::create_token))
         .route("/token/{token_id}", delete(misc::delete_token))
         .route("/openapi.json", get(openapi::openapi_json))
+        .route("/listen", get(listen::listen))
         .route(
             "/app/{app_id}/source",
             get(sources::list).post(sources::create),

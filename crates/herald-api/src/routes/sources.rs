@@ -750,7 +750,7 @@ pub async fn release(
         event_type: q.event_type.clone().unwrap_or_else(|| "inbound".into()),
         headers: payload.headers(crate::routes::inbound::forwarded(&s, &q.headers)),
         payload: Some(payload.text),
-        channels: None,
+        channels: Some(vec![s.channel()]),
         created_at: now_millis(),
         retention_ms: None,
         ordering_key: None,

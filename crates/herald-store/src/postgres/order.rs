@@ -177,7 +177,8 @@ pub(super) async fn release_key(
             headers: parse_opt(get(&r, "headers")?)?,
             ordering_key: get(&r, "ordering_key")?,
             event_id: None,
-            channels: None,
+            // Held events carry their source's channel like every inbound message.
+            channels: Some(vec![herald_core::model::source_channel(source)]),
             created_at: now,
             retention_ms: None,
         };

@@ -143,7 +143,8 @@ pub(super) fn release_key(
                         headers: parse_opt(r.get(4)?)?,
                         ordering_key: r.get(5)?,
                         event_id: None,
-                        channels: None,
+                        // Held events carry their source's channel like every inbound message.
+                        channels: Some(vec![herald_core::model::source_channel(source)]),
                         created_at: now,
                         retention_ms: None,
                     })

@@ -1109,6 +1109,9 @@ async fn a_gap_holds_later_events_until_it_is_filled_then_all_go_in_sequence_ord
     );
     let was_held: Vec<_> = log.iter().filter_map(|r| r.msg_id.clone()).collect();
     assert!(was_held.contains(&m3) && was_held.contains(&m4));
+    // A held event becomes a message of its source's channel, like any inbound message.
+    let m4 = store.get_message(&a.id, m4.as_str()).await.unwrap().expect("message 4");
+    assert_eq!(m4.channels, Some(vec![s.channel()]));
 }
 
 #[tokio::test]

@@ -576,7 +576,10 @@ async fn ordering_drops_stale_events_and_holds_later_ones_until_the_gap_is_fille
         vec![1, 2, 3, 4, 5],
         "the stale 2 was not forwarded"
     );
-    c.get(&format!("/app/{app}/msg/{msg5}"), 200).await;
+    // Released from the hold, it carries its source's channel like any inbound message
+    // (`herald listen --source` filters on it).
+    let m5 = c.get(&format!("/app/{app}/msg/{msg5}"), 200).await;
+    assert_eq!(m5["channels"], json!([format!("herald-source.{src}")]));
 
     // A short gap timeout: 7 waits for 6, then goes on without it.
     c.patch(

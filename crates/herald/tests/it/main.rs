@@ -5,6 +5,7 @@
 //! - `delivery`: what a receiver observes, per delivery.md
 //! - `guardrails`: isolation, caps, throttle, breaker, FIFO, operational events
 //! - `inbound`: sources and the ingestion endpoint, vectors through real sources
+//! - `listen`: `herald listen` as a real process between a real server and a real receiver
 //! - `openapi`: the OpenAPI document covers every route; the docs page is served
 
 mod api;
@@ -14,5 +15,6 @@ mod delivery;
 mod encryption;
 mod guardrails;
 mod inbound;
+mod listen;
 mod metrics;
 mod openapi;
