@@ -91,6 +91,16 @@ def test_slack_sdk_signature(herald: HeraldServer, raw_http: httpx.Client, app_i
     }
     r = post_in(herald, src, body.encode(), stale)
     assert r.status_code == 401 and r.json()["code"] == "timestamp_out_of_tolerance", r.text
+    # A tampered body, and a body signed with another app's signing secret.
+    tampered = body.replace("app_mention", "app_mentioN")
+    assert refused(post_in(herald, src, tampered.encode(), headers))
+    other = {
+        **headers,
+        "X-Slack-Signature": SignatureVerifier("another-secret").generate_signature(
+            timestamp=ts, body=body
+        ),
+    }
+    assert refused(post_in(herald, src, body.encode(), other))
 
 
 def test_twilio_library_signature_over_the_public_url(

@@ -4,8 +4,10 @@
 //! every job waiting in its queue, runs each inside its own savepoint (so one job's conflict
 //! does not undo its neighbours), commits once, and only then answers every caller — group
 //! commit, so N concurrent publishes cost one fsync. The database runs in WAL mode with
-//! `synchronous=FULL`, which makes each commit durable before it is acknowledged. Reads go to a
-//! small pool of read-only connections that see every committed write.
+//! `synchronous=FULL`, which makes each commit durable before it is acknowledged; a batch made
+//! only of the delivery engine's bookkeeping commits with `synchronous=NORMAL` instead (see
+//! [`Durability`]). Point lookups read on the calling task; other reads go to a small pool of
+//! read-only connections in the blocking pool. Both see every committed write.
 //!
 //! This module must not hold a write transaction open across an `.await` and must not be
 //! reachable from two processes at once (the binary takes a lock on the data directory).
@@ -46,6 +48,20 @@ const READERS: usize = 4;
 type Finisher = Box<dyn FnOnce(Result<()>) + Send>;
 type Job = Box<dyn FnOnce(&Connection) -> (bool, Finisher) + Send>;
 
+/// Whether a write must be on disk before its caller hears back.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Durability {
+    /// Committed with `synchronous=FULL` (an fsync of the WAL): everything the API acknowledges
+    /// — publishes, ingests, configuration.
+    Full,
+    /// The delivery engine's bookkeeping (claims, leases, attempt records). Committed with
+    /// `synchronous=NORMAL`: it survives a crash of the process, and the next `Full` commit
+    /// (or checkpoint) makes it durable, but a power loss before then may undo it. Undoing it
+    /// only ever causes a delivery to be made again — a duplicate, never a loss — which the
+    /// delivery guarantee allows, and it saves an fsync per claim and per attempt.
+    Relaxed,
+}
+
 /// Embedded store on one SQLite file.
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -56,7 +72,7 @@ struct Inner {
     path: PathBuf,
     /// Encrypts endpoint secrets at rest; `None` stores them as they are (tests only).
     secrets: Option<SecretBox>,
-    jobs: mpsc::UnboundedSender<Job>,
+    jobs: mpsc::UnboundedSender<(Durability, Job)>,
     readers: Mutex<Vec<Connection>>,
 }
 
@@ -317,7 +333,7 @@ impl SqliteStore {
         let path = path.as_ref().to_path_buf();
         let mut conn = open_conn(&path, false).map_err(unavailable)?;
         migrate(&mut conn).map_err(unavailable)?;
-        let (tx, rx) = mpsc::unbounded_channel::<Job>();
+        let (tx, rx) = mpsc::unbounded_channel::<(Durability, Job)>();
         std::thread::Builder::new()
             .name("herald-sqlite-writer".into())
             .spawn(move || writer_loop(conn, rx))
@@ -398,6 +414,23 @@ impl SqliteStore {
         R: Send + 'static,
         F: FnOnce(&Connection) -> Result<R> + Send + 'static,
     {
+        self.write_with(Durability::Full, f).await
+    }
+
+    /// [`Self::write`] for the engine's bookkeeping (see [`Durability::Relaxed`]).
+    async fn write_relaxed<R, F>(&self, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R> + Send + 'static,
+    {
+        self.write_with(Durability::Relaxed, f).await
+    }
+
+    async fn write_with<R, F>(&self, durability: Durability, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R> + Send + 'static,
+    {
         let (tx, rx) = oneshot::channel::<Result<R>>();
         let job: Job = Box::new(move |conn| {
             let r = f(conn);
@@ -412,7 +445,7 @@ impl SqliteStore {
         });
         self.inner
             .jobs
-            .send(job)
+            .send((durability, job))
             .map_err(|_| StoreError::Unavailable("writer stopped".into()))?;
         rx.await
             .map_err(|_| StoreError::Unavailable("writer stopped".into()))?
@@ -461,14 +494,40 @@ impl SqliteStore {
     }
 }
 
-fn writer_loop(conn: Connection, mut rx: mpsc::UnboundedReceiver<Job>) {
+fn writer_loop(conn: Connection, mut rx: mpsc::UnboundedReceiver<(Durability, Job)>) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = rx.blocking_recv() {
+    // The connection opens with synchronous=FULL.
+    let mut current = Durability::Full;
+    // Statements run once or twice per job: parsed once.
+    let exec = |sql: &str| {
+        conn.prepare_cached(sql)
+            .and_then(|mut st| st.execute([]))
+            .map(|_| ())
+    };
+    while let Some((d, first)) = rx.blocking_recv() {
+        let mut durability = d;
         batch.push(first);
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
-                Ok(j) => batch.push(j),
+                Ok((d, j)) => {
+                    if d == Durability::Full {
+                        durability = Durability::Full;
+                    }
+                    batch.push(j)
+                }
                 Err(_) => break,
+            }
+        }
+        // One acknowledged write in the batch makes the whole commit durable.
+        if durability != current {
+            let level = match durability {
+                Durability::Full => "FULL",
+                Durability::Relaxed => "NORMAL",
+            };
+            match conn.pragma_update(None, "synchronous", level) {
+                Ok(()) => current = durability,
+                // Staying at FULL is always safe; a failure to relax is only slower.
+                Err(e) => tracing::warn!(error = %e, "could not change synchronous"),
             }
         }
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
@@ -482,16 +541,16 @@ fn writer_loop(conn: Connection, mut rx: mpsc::UnboundedReceiver<Job>) {
         }
         let mut finishers = Vec::with_capacity(batch.len());
         for job in batch.drain(..) {
-            if conn.execute_batch("SAVEPOINT job").is_err() {
+            if exec("SAVEPOINT job").is_err() {
                 // Dropping the job closes its reply channel: the caller sees `Unavailable`.
                 drop(job);
                 continue;
             }
             let (ok, fin) = job(&conn);
             if !ok {
-                let _ = conn.execute_batch("ROLLBACK TO job");
+                let _ = exec("ROLLBACK TO job");
             }
-            let _ = conn.execute_batch("RELEASE job");
+            let _ = exec("RELEASE job");
             finishers.push(fin);
         }
         let commit = conn.execute_batch("COMMIT").map_err(unavailable);
@@ -1488,7 +1547,7 @@ impl Store for SqliteStore {
         limit: usize,
     ) -> Result<ClaimBatch> {
         let owner = owner.to_string();
-        self.write(move |c| sched::claim(c, &owner, now, lease_ms, limit))
+        self.write_relaxed(move |c| sched::claim(c, &owner, now, lease_ms, limit))
             .await
     }
 
@@ -1542,7 +1601,7 @@ impl Store for SqliteStore {
     }
 
     async fn record_attempt(&self, rec: AttemptRecord) -> Result<Option<BreakerState>> {
-        self.write(move |c| {
+        self.write_relaxed(move |c| {
             let a = &rec.attempt;
             c.prepare_cached(&format!(
                 "INSERT INTO attempts ({ATT_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)"
@@ -1606,7 +1665,7 @@ impl Store for SqliteStore {
     }
 
     async fn release(&self, delivery_id: i64, at: Millis) -> Result<()> {
-        self.write(move |c| {
+        self.write_relaxed(move |c| {
             let ep: Option<String> = c
                 .prepare_cached("UPDATE deliveries SET status = 1, next_at = ?2, lease_owner = NULL WHERE id = ?1 AND status = 3 RETURNING endpoint_id")
                 .and_then(|mut s| s.query_row(params![delivery_id, at], |r| r.get(0)).optional())
@@ -1620,7 +1679,7 @@ impl Store for SqliteStore {
     }
 
     async fn abandon(&self, delivery_id: i64, now: Millis) -> Result<()> {
-        self.write(move |c| {
+        self.write_relaxed(move |c| {
             let ep: Option<String> = c
                 .prepare_cached("UPDATE deliveries SET status = 2, next_at = NULL, lease_owner = NULL, updated_at = ?2 WHERE id = ?1 RETURNING endpoint_id")
                 .and_then(|mut s| s.query_row(params![delivery_id, now], |r| r.get(0)).optional())
@@ -1635,7 +1694,7 @@ impl Store for SqliteStore {
 
     async fn release_leases(&self, owner: Option<&str>, now: Millis) -> Result<u64> {
         let owner = owner.map(str::to_string);
-        self.write(move |c| {
+        self.write_relaxed(move |c| {
             // Their endpoints become due now (the leases go back to the queue).
             let touch = match &owner {
                 Some(_) => "UPDATE endpoints SET due_at = ?1 WHERE id IN (SELECT endpoint_id FROM deliveries WHERE status = 3 AND lease_owner = ?2) AND (due_at IS NULL OR due_at > ?1)",

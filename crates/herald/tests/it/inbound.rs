@@ -789,3 +789,108 @@ async fn non_json_bodies_are_forwarded_byte_for_byte_with_their_content_type() {
     }
     srv.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_concurrent_copies_of_one_event_become_one_message_and_one_delivery() {
+    let srv = TestServer::start(|_| {}).await;
+    let c = &srv.client;
+    let rx = Receiver::start().await;
+    let app = c.create_app("copies").await;
+    c.endpoint_for(&app, &rx.url_path("/copies")).await;
+    let src = id_of(
+        &create_source(
+            c,
+            &app,
+            json!({"name": "gh", "verification": {"scheme": "github", "secrets": ["s"]}}),
+        )
+        .await,
+    );
+    let body = br#"{"action":"created","n":1}"#.to_vec();
+    let h = github_headers("s", &body, "issues", "same-delivery");
+    let anon = c.anonymous();
+    let sends = (0..50).map(|_| {
+        let rb = post_in(&anon, &src, "", &h, body.clone());
+        async move {
+            let r = rb.send().await.expect("request");
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.expect("json answer"))
+        }
+    });
+    let answers = futures::future::join_all(sends).await;
+    let accepted: Vec<&Value> = answers
+        .iter()
+        .filter(|(s, _)| *s == 202)
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(accepted.len(), 1, "answers: {answers:?}");
+    let id = accepted[0]["id"].as_str().unwrap();
+    for (status, v) in &answers {
+        assert!(*status == 202 || *status == 200, "{status} {v}");
+        assert_eq!(v["id"], id, "every copy names the one message");
+    }
+    rx.wait_for(1).await;
+    // Give any second delivery the time to arrive before counting.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(rx.count(), 1, "delivered more than once");
+    let msgs = c.get(&format!("/app/{app}/msg"), 200).await;
+    assert_eq!(msgs["data"].as_array().unwrap().len(), 1);
+    srv.stop().await;
+}
+
+/// The 2 MiB limit is enforced while reading: a chunked body that never ends is answered 413
+/// as soon as it passes the limit, instead of being read (or waited for) to the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endless_body_is_refused_with_413_without_being_read_to_the_end() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let srv = TestServer::start(|_| {}).await;
+    let c = &srv.client;
+    let app = c.create_app("endless").await;
+    let src = id_of(
+        &create_source(
+            c,
+            &app,
+            json!({"name": "none", "verification": {"scheme": "none"}}),
+        )
+        .await,
+    );
+    let stream = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+    let (mut rd, mut wr) = stream.into_split();
+    let head = format!(
+        "POST /in/{src} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
+        srv.addr
+    );
+    // The writer sends at most 16 MiB and never the final chunk; it stops at the first error
+    // (the server closing the connection after answering).
+    let writer = tokio::spawn(async move {
+        wr.write_all(head.as_bytes()).await?;
+        let chunk = vec![b' '; 64 * 1024];
+        let mut sent = 0usize;
+        while sent < 16 * 1024 * 1024 {
+            wr.write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+                .await?;
+            wr.write_all(&chunk).await?;
+            wr.write_all(b"\r\n").await?;
+            sent += chunk.len();
+        }
+        // Keep the request open, unfinished, until the test ends.
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        std::io::Result::Ok(sent)
+    });
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    let read = tokio::time::timeout(Duration::from_secs(20), async {
+        while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = rd.read(&mut buf).await.unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            answer.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "no answer while the body was still streaming");
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 413"), "answer: {text}");
+    writer.abort();
+    srv.stop().await;
+}
