@@ -91,3 +91,211 @@ async fn rekey_re_encrypts_secrets_under_the_new_key() {
         .unwrap();
     assert_eq!(got.secrets, e.secrets);
 }
+
+/// A loopback TCP relay in front of PostgreSQL that a test can cut (an outage: live connections
+/// closed, new ones dropped at once) and restore, without stopping the shared cluster.
+struct Relay {
+    port: u16,
+    cut: Arc<std::sync::atomic::AtomicBool>,
+    live: Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Relay {
+    async fn start(upstream: String) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cut = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let live: Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
+        let (c, l) = (cut.clone(), live.clone());
+        let accept = tokio::spawn(async move {
+            while let Ok((mut down, _)) = listener.accept().await {
+                if c.load(std::sync::atomic::Ordering::SeqCst) {
+                    continue; // dropped: the client sees the connection closed
+                }
+                let upstream = upstream.clone();
+                let t = tokio::spawn(async move {
+                    if let Ok(mut up) = tokio::net::TcpStream::connect(&upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
+                    }
+                });
+                l.lock().unwrap().push(t.abort_handle());
+            }
+        });
+        Self {
+            port,
+            cut,
+            live,
+            accept,
+        }
+    }
+
+    fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        for t in self.live.lock().unwrap().drain(..) {
+            t.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.cut();
+    }
+}
+
+/// Ingestion while the database is unreachable goes to the spool, answered as accepted, in one
+/// order with publishes; draining replays it through the live transaction, so dedup and
+/// ordering are decided then. The source is served from memory meanwhile (secrets sealed).
+#[tokio::test]
+async fn ingestion_is_spooled_during_an_outage_and_decided_when_it_drains() {
+    use herald_core::crypto::SecretBox;
+    use herald_core::model::InboundStatus;
+    use herald_store::{DedupCheck, IngestOutcome, OrderCheck};
+    let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
+        eprintln!("skipped: TEST_DATABASE_URL not set (run scripts/test.sh to start PostgreSQL)");
+        return;
+    };
+    let url = fresh_database(&admin_url).await;
+    // postgres://user@host:port/db -> the relay's URL and the upstream address.
+    let (head, db) = url.rsplit_once('/').unwrap();
+    let (userhost, port) = head.rsplit_once(':').unwrap();
+    let host = userhost.rsplit(['@', '/']).next().unwrap();
+    let relay = Relay::start(format!("{host}:{port}")).await;
+    let relay_url = format!("{userhost}:{}/{db}", relay.port);
+
+    let dir = tempfile::tempdir().unwrap();
+    let key = SecretBox::from_base64(&SecretBox::generate_key()).unwrap();
+    let spool = herald_store::postgres::Spool::open(dir.path(), 1 << 20).unwrap();
+    let store = PostgresStore::connect(&relay_url, Some(key))
+        .await
+        .unwrap()
+        .with_spool(spool);
+    let a = store.create_app(app(1)).await.unwrap();
+    store.create_endpoint(endpoint(&a.id, None)).await.unwrap();
+    let s = store.create_source(source(&a.id, 10)).await.unwrap();
+    // Read once before the outage: remembered.
+    assert!(store.find_source(&s.id).await.unwrap().is_some());
+
+    relay.cut();
+    let during = store.find_source(&s.id).await.unwrap().expect("remembered");
+    assert_eq!(during.secrets, s.secrets, "unsealed for the caller");
+    let p1 = store
+        .publish(message(&a.id, "push", None, 100), None)
+        .await
+        .unwrap()
+        .message
+        .id;
+    let order = |seq| {
+        Some(OrderCheck {
+            key: "r1".into(),
+            seq,
+            gap_timeout_ms: 0,
+        })
+    };
+    let dedup = |k: u8| {
+        Some(DedupCheck {
+            key: [k; 32],
+            since: 0,
+        })
+    };
+    let mut spooled = Vec::new();
+    // First, its duplicate (same key), and a new key with an old sequence (stale).
+    for (i, (k, seq)) in [(1u8, 1i64), (1, 1), (2, 1)].into_iter().enumerate() {
+        let now = 200 + i as i64;
+        let req = inbound(&s, now);
+        let m = message(&a.id, "push", None, now);
+        let mid = m.id.clone();
+        let out = store.ingest(req.clone(), dedup(k), m, order(seq)).await;
+        assert_eq!(
+            out.unwrap(),
+            IngestOutcome::Accepted(mid.clone()),
+            "spooled {i}"
+        );
+        spooled.push((req.id, mid));
+    }
+    let p2 = store
+        .publish(message(&a.id, "push", None, 300), None)
+        .await
+        .unwrap()
+        .message
+        .id;
+    assert!(
+        std::fs::metadata(dir.path().join("publish.jsonl"))
+            .unwrap()
+            .len()
+            > 0,
+        "nothing was spooled"
+    );
+
+    relay.restore();
+    // The last spooled entry is in the database once everything before it is.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while store
+        .get_message(&a.id, p2.as_str())
+        .await
+        .ok()
+        .flatten()
+        .is_none()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the spool never drained"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(store
+        .get_message(&a.id, p1.as_str())
+        .await
+        .unwrap()
+        .is_some());
+    let log = store
+        .list_inbound(
+            &s.id,
+            &ListQuery {
+                limit: 50,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .items;
+    let row = |id: &herald_core::ids::InboundRequestId| {
+        log.iter().find(|r| r.id == *id).expect("logged").clone()
+    };
+    let (first, dup, stale) = (row(&spooled[0].0), row(&spooled[1].0), row(&spooled[2].0));
+    assert_eq!(first.status, InboundStatus::Accepted);
+    assert_eq!(first.msg_id.as_ref(), Some(&spooled[0].1));
+    assert_eq!(
+        dup.status,
+        InboundStatus::Duplicate,
+        "collapsed at drain time"
+    );
+    assert_eq!(dup.msg_id.as_ref(), Some(&spooled[0].1));
+    assert_eq!(stale.status, InboundStatus::Stale, "ordered at drain time");
+    let first_msg = store
+        .get_message(&a.id, spooled[0].1.as_str())
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .deliveries_of_message(&spooled[0].1)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(first_msg.is_some());
+    for (_, mid) in &spooled[1..] {
+        assert!(store
+            .get_message(&a.id, mid.as_str())
+            .await
+            .unwrap()
+            .is_none());
+    }
+}

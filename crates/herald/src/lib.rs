@@ -144,8 +144,8 @@ pub async fn open_store(cfg: &Config, exclusive: bool) -> anyhow::Result<OpenedS
         let mut pg = PostgresStore::connect(url, Some(key))
             .await
             .context("cannot open the PostgreSQL database")?;
-        // A server keeps accepting publishes through a database outage (its own spool in its
-        // own data_dir); a CLI command does not spool.
+        // A server keeps accepting publishes and ingestions through a database outage (its own
+        // spool in its own data_dir); a CLI command does not spool.
         if exclusive && cfg.spool_max_bytes > 0 {
             let dir = cfg.data_dir.join("spool");
             let spool = herald_store::postgres::Spool::open(&dir, cfg.spool_max_bytes)

@@ -8,9 +8,11 @@
 //! migrations run under an advisory lock, so nodes starting together apply them once; and
 //! publishes `NOTIFY` the workers of every node.
 //!
-//! While the database is unreachable, publishes go to a local fsync'd spool (`spool.rs`) and are
-//! written into the database in order when it returns; the reads a publish needs (application,
-//! event type, API token) fall back to the last values seen.
+//! While the database is unreachable, publishes and inbound ingestions go to a local fsync'd
+//! spool (`spool.rs`) and are written into the database in order when it returns — an
+//! ingestion's dedup and ordering checks run then, in the same transaction as a live one; the
+//! reads a publish or an ingestion needs (application, event type, API token, source) fall back
+//! to the last values seen (a source as stored: its secrets stay sealed in memory).
 //!
 //! Lock order, to keep deadlocks away: an endpoint row before its deliveries, always; an
 //! inbound dedup key, then the key's ordering row (`order.rs`), then endpoint rows. This
@@ -279,6 +281,9 @@ struct Seen {
     apps: std::sync::Mutex<HashMap<String, Application>>,
     event_types: std::sync::Mutex<HashMap<String, Option<EventType>>>,
     tokens: std::sync::Mutex<HashMap<[u8; 32], TokenRecord>>,
+    /// By source ID, as stored: secrets sealed with the encryption key (when one is set), so
+    /// the plaintext exists only in the `Source` handed to a caller.
+    sources: std::sync::Mutex<HashMap<String, Source>>,
 }
 
 const SEEN_MAX: usize = 10_000;
@@ -400,8 +405,9 @@ impl PostgresStore {
         }
     }
 
-    /// Writes spooled publishes into the database, oldest first. Stops at the first database
-    /// error (the batch is retried later; messages already written are skipped by ID).
+    /// Writes spooled publishes and ingestions into the database, oldest first. Stops at the
+    /// first database error (the batch is retried later; entries already written are skipped
+    /// by their message or request ID).
     async fn drain_spool(&self) -> Result<()> {
         let Some(spool) = &self.spool else {
             return Ok(());
@@ -421,22 +427,45 @@ impl PostgresStore {
             };
             let n = entries.len();
             for e in entries {
-                let (msg, only) = e.into_parts();
-                let id = msg.id.clone();
-                match self.publish_db(msg, only).await {
-                    Ok(_) => {}
-                    // Already written before a crash (same ID), or a repeated `eventId`: the
-                    // message exists in the database either way.
-                    Err(StoreError::Conflict(why)) => {
-                        tracing::info!(msg_id = %id, why, "spooled message already in the database")
+                match e.into_work() {
+                    Ok(spool::Work::Publish(msg, only)) => {
+                        let id = msg.id.clone();
+                        match self.publish_db(msg, only).await {
+                            Ok(_) => {}
+                            // Already written before a crash (same ID), or a repeated
+                            // `eventId`: the message exists in the database either way.
+                            Err(StoreError::Conflict(why)) => {
+                                tracing::info!(msg_id = %id, why, "spooled message already in the database")
+                            }
+                            Err(e) => return Err(e),
+                        }
                     }
-                    Err(e) => return Err(e),
+                    Ok(spool::Work::Ingest(req, dedup, msg, order)) => {
+                        let (req_id, source) = (req.id.clone(), req.source_id.clone());
+                        match self.ingest_db(req, dedup, msg, order).await {
+                            // Decided now, as a live ingestion would have been: a duplicate
+                            // collapses into the first message, a stale event is only logged.
+                            Ok(o) => tracing::debug!(
+                                inreq_id = %req_id, source_id = %source, outcome = ?o,
+                                "spooled inbound request written to the database"
+                            ),
+                            // Its request row (same ID) or message was written before a crash.
+                            Err(StoreError::Conflict(why)) => tracing::info!(
+                                inreq_id = %req_id, why,
+                                "spooled inbound request already in the database"
+                            ),
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    // Never acknowledged whole (the line decoded but is not usable): nothing
+                    // to replay.
+                    Err(e) => tracing::error!(error = %e, "skipping an unusable spool line"),
                 }
             }
             spool.finish_batch(&path)?;
             tracing::info!(
-                messages = n,
-                "spooled messages written to the database after an outage"
+                entries = n,
+                "spooled publishes and ingestions written to the database after an outage"
             );
         }
     }
@@ -457,6 +486,24 @@ impl PostgresStore {
             message: msg,
             deliveries: 0,
         })
+    }
+
+    /// Spools an ingestion; the drain replays it through [`Self::ingest_db`]. Answered as
+    /// accepted: whether it is a duplicate, stale or held is only known at drain time.
+    async fn spool_ingest(
+        &self,
+        spool: &Spool,
+        req: InboundRequest,
+        dedup: Option<DedupCheck>,
+        msg: Message,
+        order: Option<OrderCheck>,
+    ) -> Result<IngestOutcome> {
+        let entry = spool::Entry::ingest(&req, &dedup, &msg, &order);
+        let sp = spool.clone();
+        tokio::task::spawn_blocking(move || sp.append(&entry))
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))??;
+        Ok(IngestOutcome::Accepted(msg.id))
     }
 
     /// Connects and applies migrations only (for `herald migrate`).
@@ -500,6 +547,107 @@ impl PostgresStore {
         let p = publish_tx(&mut tx, msg, only).await?;
         tx.commit().await.map_err(map_pg)?;
         Ok(p)
+    }
+
+    /// The ingestion transaction itself: dedup key, ordering state, message and request log
+    /// row, committed together (also the replay of a spooled ingestion).
+    async fn ingest_db(
+        &self,
+        req: InboundRequest,
+        dedup: Option<DedupCheck>,
+        msg: Message,
+        order: Option<OrderCheck>,
+    ) -> Result<IngestOutcome> {
+        let mut req = req;
+        let mut tx = self.begin().await?;
+        if let Some(d) = dedup {
+            // Claims the key, or finds who holds it within the window. The row lock makes a
+            // concurrent duplicate (on any node) wait for this transaction, then see the key.
+            let claimed: Option<String> = sqlx::query_scalar(
+                "INSERT INTO inbound_dedup (key, msg_id, created_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (key) DO UPDATE SET msg_id = EXCLUDED.msg_id, created_at = EXCLUDED.created_at \
+                 WHERE inbound_dedup.created_at < $4 RETURNING msg_id",
+            )
+            .bind(d.key.as_slice())
+            .bind(&msg.id.0)
+            .bind(req.created_at)
+            .bind(d.since)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_pg)?;
+            if claimed.is_none() {
+                let first: String =
+                    sqlx::query_scalar("SELECT msg_id FROM inbound_dedup WHERE key = $1")
+                        .bind(d.key.as_slice())
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(map_pg)?;
+                req.status = InboundStatus::Duplicate;
+                req.msg_id = Some(MessageId(first.clone()));
+                insert_inbound(&mut tx, &req).await?;
+                tx.commit().await.map_err(map_pg)?;
+                return Ok(IngestOutcome::Duplicate(MessageId(first)));
+            }
+        }
+        let source = req.source_id.0.clone();
+        if let Some(o) = &order {
+            let last = order::lock_last(&mut tx, &source, &o.key).await?;
+            let decision = if order::is_held(&mut tx, &source, o).await? {
+                None
+            } else {
+                Some(herald_core::ordering::decide(last, o.seq, o.gap_timeout_ms))
+            };
+            match decision {
+                None | Some(herald_core::ordering::Decision::Stale) => {
+                    if let Some(d) = dedup {
+                        // Give the key back: a retry of a stale event is stale again.
+                        sqlx::query("DELETE FROM inbound_dedup WHERE key = $1")
+                            .bind(d.key.as_slice())
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(map_pg)?;
+                    }
+                    req.status = InboundStatus::Stale;
+                    req.reason = Some(match decision {
+                        None => format!("sequence {} is already waiting", o.seq),
+                        _ => format!(
+                            "sequence {} is not above the last accepted ({})",
+                            o.seq,
+                            last.unwrap_or_default()
+                        ),
+                    });
+                    req.msg_id = None;
+                    insert_inbound(&mut tx, &req).await?;
+                    tx.commit().await.map_err(map_pg)?;
+                    return Ok(IngestOutcome::Stale);
+                }
+                Some(herald_core::ordering::Decision::Hold) => {
+                    order::hold(&mut tx, &req.id.0, &source, o, &msg, req.created_at).await?;
+                    req.status = InboundStatus::Held;
+                    req.reason = Some(format!(
+                        "waiting for sequence {} (last accepted: {})",
+                        last.unwrap_or_default().saturating_add(1),
+                        last.unwrap_or_default()
+                    ));
+                    req.msg_id = Some(msg.id.clone());
+                    insert_inbound(&mut tx, &req).await?;
+                    tx.commit().await.map_err(map_pg)?;
+                    return Ok(IngestOutcome::Held(msg.id));
+                }
+                Some(herald_core::ordering::Decision::Accept) => {}
+            }
+        }
+        let id = msg.id.clone();
+        publish_tx(&mut tx, msg, None).await?;
+        req.status = InboundStatus::Accepted;
+        req.msg_id = Some(id.clone());
+        insert_inbound(&mut tx, &req).await?;
+        if let Some(o) = &order {
+            order::set_last(&mut tx, &source, &o.key, o.seq).await?;
+            order::release_key(&mut tx, &source, &o.key, o.seq, None, req.created_at).await?;
+        }
+        tx.commit().await.map_err(map_pg)?;
+        Ok(IngestOutcome::Accepted(id))
     }
 
     fn seal_source(&self, mut s: Source) -> Source {
@@ -1911,14 +2059,46 @@ impl Store for PostgresStore {
     }
 
     async fn find_source(&self, id: &SourceId) -> Result<Option<Source>> {
-        sqlx::query(&format!("SELECT {SRC_COLS} FROM sources WHERE id = $1"))
+        let seen = || {
+            self.seen
+                .sources
+                .lock()
+                .expect("cache lock")
+                .get(&id.0)
+                .cloned()
+        };
+        if self.is_down() {
+            if let Some(s) = seen() {
+                return self.unseal_source(s).map(Some);
+            }
+        }
+        let r = sqlx::query(&format!("SELECT {SRC_COLS} FROM sources WHERE id = $1"))
             .bind(&id.0)
             .fetch_optional(&self.pool)
             .await
-            .map_err(map_pg)?
-            .as_ref()
-            .map(|r| src_row(r).and_then(|s| self.unseal_source(s)))
-            .transpose()
+            .map_err(map_pg);
+        match r {
+            Ok(row) => {
+                // Remembered as stored (sealed), unsealed for the caller only.
+                let s = row.as_ref().map(src_row).transpose()?;
+                match &s {
+                    Some(s) => remember(&self.seen.sources, id.0.clone(), s.clone()),
+                    // Deleted (or never existed): forget it at once.
+                    None => {
+                        self.seen.sources.lock().expect("cache lock").remove(&id.0);
+                    }
+                }
+                s.map(|s| self.unseal_source(s)).transpose()
+            }
+            Err(StoreError::Unavailable(why)) => {
+                self.mark_down();
+                match seen() {
+                    Some(s) => self.unseal_source(s).map(Some),
+                    None => Err(StoreError::Unavailable(why)),
+                }
+            }
+            Err(e) => Err(e),
+        }
     }
 
     async fn list_sources(&self, app: &AppId, q: &ListQuery) -> Result<Page<Source>> {
@@ -1978,7 +2158,9 @@ impl Store for PostgresStore {
         ] {
             exec(&mut tx, sql, &id.0).await?;
         }
-        tx.commit().await.map_err(map_pg)
+        tx.commit().await.map_err(map_pg)?;
+        self.seen.sources.lock().expect("cache lock").remove(&id.0);
+        Ok(())
     }
 
     async fn ingest(
@@ -1988,96 +2170,26 @@ impl Store for PostgresStore {
         msg: Message,
         order: Option<OrderCheck>,
     ) -> Result<IngestOutcome> {
-        let mut req = req;
-        let mut tx = self.begin().await?;
-        if let Some(d) = dedup {
-            // Claims the key, or finds who holds it within the window. The row lock makes a
-            // concurrent duplicate (on any node) wait for this transaction, then see the key.
-            let claimed: Option<String> = sqlx::query_scalar(
-                "INSERT INTO inbound_dedup (key, msg_id, created_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT (key) DO UPDATE SET msg_id = EXCLUDED.msg_id, created_at = EXCLUDED.created_at \
-                 WHERE inbound_dedup.created_at < $4 RETURNING msg_id",
-            )
-            .bind(d.key.as_slice())
-            .bind(&msg.id.0)
-            .bind(req.created_at)
-            .bind(d.since)
-            .fetch_optional(&mut *tx)
+        let Some(spool) = &self.spool else {
+            return self.ingest_db(req, dedup, msg, order).await;
+        };
+        // Behind anything already spooled (publishes included): one file, one order. Known
+        // down (the drainer clears that within 250 ms of the database answering): no need to
+        // wait for a connection attempt first.
+        if spool.active() || self.is_down() {
+            return self.spool_ingest(spool, req, dedup, msg, order).await;
+        }
+        match self
+            .ingest_db(req.clone(), dedup, msg.clone(), order.clone())
             .await
-            .map_err(map_pg)?;
-            if claimed.is_none() {
-                let first: String =
-                    sqlx::query_scalar("SELECT msg_id FROM inbound_dedup WHERE key = $1")
-                        .bind(d.key.as_slice())
-                        .fetch_one(&mut *tx)
-                        .await
-                        .map_err(map_pg)?;
-                req.status = InboundStatus::Duplicate;
-                req.msg_id = Some(MessageId(first.clone()));
-                insert_inbound(&mut tx, &req).await?;
-                tx.commit().await.map_err(map_pg)?;
-                return Ok(IngestOutcome::Duplicate(MessageId(first)));
+        {
+            Err(StoreError::Unavailable(why)) => {
+                tracing::warn!(error = %why, "database unreachable: ingesting into the local spool");
+                self.mark_down();
+                self.spool_ingest(spool, req, dedup, msg, order).await
             }
+            other => other,
         }
-        let source = req.source_id.0.clone();
-        if let Some(o) = &order {
-            let last = order::lock_last(&mut tx, &source, &o.key).await?;
-            let decision = if order::is_held(&mut tx, &source, o).await? {
-                None
-            } else {
-                Some(herald_core::ordering::decide(last, o.seq, o.gap_timeout_ms))
-            };
-            match decision {
-                None | Some(herald_core::ordering::Decision::Stale) => {
-                    if let Some(d) = dedup {
-                        // Give the key back: a retry of a stale event is stale again.
-                        sqlx::query("DELETE FROM inbound_dedup WHERE key = $1")
-                            .bind(d.key.as_slice())
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(map_pg)?;
-                    }
-                    req.status = InboundStatus::Stale;
-                    req.reason = Some(match decision {
-                        None => format!("sequence {} is already waiting", o.seq),
-                        _ => format!(
-                            "sequence {} is not above the last accepted ({})",
-                            o.seq,
-                            last.unwrap_or_default()
-                        ),
-                    });
-                    req.msg_id = None;
-                    insert_inbound(&mut tx, &req).await?;
-                    tx.commit().await.map_err(map_pg)?;
-                    return Ok(IngestOutcome::Stale);
-                }
-                Some(herald_core::ordering::Decision::Hold) => {
-                    order::hold(&mut tx, &req.id.0, &source, o, &msg, req.created_at).await?;
-                    req.status = InboundStatus::Held;
-                    req.reason = Some(format!(
-                        "waiting for sequence {} (last accepted: {})",
-                        last.unwrap_or_default().saturating_add(1),
-                        last.unwrap_or_default()
-                    ));
-                    req.msg_id = Some(msg.id.clone());
-                    insert_inbound(&mut tx, &req).await?;
-                    tx.commit().await.map_err(map_pg)?;
-                    return Ok(IngestOutcome::Held(msg.id));
-                }
-                Some(herald_core::ordering::Decision::Accept) => {}
-            }
-        }
-        let id = msg.id.clone();
-        publish_tx(&mut tx, msg, None).await?;
-        req.status = InboundStatus::Accepted;
-        req.msg_id = Some(id.clone());
-        insert_inbound(&mut tx, &req).await?;
-        if let Some(o) = &order {
-            order::set_last(&mut tx, &source, &o.key, o.seq).await?;
-            order::release_key(&mut tx, &source, &o.key, o.seq, None, req.created_at).await?;
-        }
-        tx.commit().await.map_err(map_pg)?;
-        Ok(IngestOutcome::Accepted(id))
     }
 
     async fn release_held(&self, now: Millis, max_keys: usize) -> Result<u64> {
@@ -2085,6 +2197,15 @@ impl Store for PostgresStore {
     }
 
     async fn log_inbound(&self, req: InboundRequest) -> Result<()> {
+        // During an outage the row is not spooled (rejected requests and handshakes are
+        // answered without it; a quarantine answers 503 and the provider retries): fail at
+        // once rather than wait for a connection on every such request. (`down` is only
+        // cleared by the spool drainer, so without a spool it is not trusted here.)
+        if self.spool.is_some() && self.is_down() {
+            return Err(StoreError::Unavailable(
+                "the database is unreachable; inbound request not logged".into(),
+            ));
+        }
         let mut c = self.pool.acquire().await.map_err(map_pg)?;
         insert_inbound(&mut c, &req).await
     }

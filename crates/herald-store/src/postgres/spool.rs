@@ -1,13 +1,18 @@
-//! The database-outage spool: while PostgreSQL is unreachable, publishes are appended to a local
-//! file and fsync'd before the API answers; when the database returns they are written into it
-//! in the order they were accepted.
+//! The database-outage spool: while PostgreSQL is unreachable, publishes and inbound ingestions
+//! are appended to a local file and fsync'd before the API answers; when the database returns
+//! they are written into it in the order they were accepted (one file, one order for both).
 //!
 //! The file is JSON lines. A line is only acknowledged after `fdatasync`, so a torn last line
 //! (a crash mid-write) was never acknowledged and is skipped. Draining first renames the
 //! current file to `draining-<n>.jsonl` (new publishes keep spooling into a fresh file), writes
-//! that file's messages into the database one by one — a message whose ID is already there was
-//! written before a crash and is skipped — and deletes it. While anything is spooled, new
-//! publishes are spooled too, so the database receives messages in acceptance order.
+//! that file's entries into the database one by one — an entry whose message or inbound request
+//! ID is already there was written before a crash and is skipped — and deletes it. While
+//! anything is spooled, new publishes and ingestions are spooled too, so the database receives
+//! them in acceptance order.
+//!
+//! An ingestion entry is a publish line plus an `inbound` object (the request log row, the
+//! dedup key, the ordering check). Lines written before ingestion could be spooled have no
+//! `inbound` field and still parse as publishes.
 //!
 //! This module owns the file format and ordering; deciding *when* the database is down is the
 //! caller's job.
@@ -17,15 +22,15 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use herald_core::ids::{AppId, EndpointId, MessageId};
-use herald_core::model::Message;
+use herald_core::ids::{AppId, EndpointId, InboundRequestId, MessageId, SourceId};
+use herald_core::model::{InboundRequest, InboundStatus, Message};
 use serde::{Deserialize, Serialize};
 
-use crate::{Result, StoreError};
+use crate::{DedupCheck, OrderCheck, Result, StoreError};
 
 const CURRENT: &str = "publish.jsonl";
 
-/// One spooled publish.
+/// One spooled publish, or (with `inbound`) one spooled ingestion.
 #[derive(Serialize, Deserialize)]
 pub(crate) struct Entry {
     id: String,
@@ -40,6 +45,59 @@ pub(crate) struct Entry {
     #[serde(default)]
     headers: Option<std::collections::BTreeMap<String, String>>,
     only: Option<String>,
+    /// Present for an ingestion; absent on publishes (and on every line written before
+    /// ingestion could be spooled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    inbound: Option<Inbound>,
+}
+
+/// What `Store::ingest` needs besides the message, kept so the drain can replay it through the
+/// same transaction as a live ingestion (dedup and ordering are decided then).
+#[derive(Serialize, Deserialize)]
+struct Inbound {
+    /// The request log row (its status and `msg_id` are decided by the replay).
+    id: String,
+    source_id: String,
+    app_id: String,
+    reason: Option<String>,
+    headers: std::collections::BTreeMap<String, String>,
+    body: Option<String>,
+    event_type: Option<String>,
+    created_at: i64,
+    /// The dedup key (hex of its SHA-256) and the start of its window, fixed at acceptance.
+    dedup_key: Option<String>,
+    dedup_since: Option<i64>,
+    order_key: Option<String>,
+    order_seq: Option<i64>,
+    order_gap_timeout_ms: Option<i64>,
+}
+
+/// What a spooled line asks the drain to do.
+// One value per line, consumed at once: the size difference between variants costs nothing.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Work {
+    Publish(Message, Option<EndpointId>),
+    Ingest(
+        InboundRequest,
+        Option<DedupCheck>,
+        Message,
+        Option<OrderCheck>,
+    ),
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unhex32(s: &str) -> Option<[u8; 32]> {
+    if s.len() != 64 || !s.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
 }
 
 impl Entry {
@@ -56,10 +114,90 @@ impl Entry {
             ordering_key: m.ordering_key.clone(),
             headers: m.headers.clone(),
             only: only.as_ref().map(|e| e.0.clone()),
+            inbound: None,
         }
     }
 
-    pub(crate) fn into_parts(self) -> (Message, Option<EndpointId>) {
+    /// An ingestion: the message it would publish plus the request, dedup and ordering checks.
+    pub(crate) fn ingest(
+        req: &InboundRequest,
+        dedup: &Option<DedupCheck>,
+        m: &Message,
+        order: &Option<OrderCheck>,
+    ) -> Self {
+        let mut e = Self::new(m, &None);
+        e.inbound = Some(Inbound {
+            id: req.id.0.clone(),
+            source_id: req.source_id.0.clone(),
+            app_id: req.app_id.0.clone(),
+            reason: req.reason.clone(),
+            headers: req.headers.clone(),
+            body: req.body.clone(),
+            event_type: req.event_type.clone(),
+            created_at: req.created_at,
+            dedup_key: dedup.as_ref().map(|d| hex(&d.key)),
+            dedup_since: dedup.as_ref().map(|d| d.since),
+            order_key: order.as_ref().map(|o| o.key.clone()),
+            order_seq: order.as_ref().map(|o| o.seq),
+            order_gap_timeout_ms: order.as_ref().map(|o| o.gap_timeout_ms),
+        });
+        e
+    }
+
+    /// The work this line stands for. A dedup key that does not decode is corruption (a line
+    /// is only acknowledged whole), reported rather than replayed without its check.
+    pub(crate) fn into_work(self) -> Result<Work> {
+        let inbound = self.inbound;
+        let only = self.only.map(EndpointId);
+        let msg = Message {
+            id: MessageId(self.id),
+            app_id: AppId(self.app_id),
+            event_id: self.event_id,
+            event_type: self.event_type,
+            payload: self.payload,
+            channels: self.channels,
+            created_at: self.created_at,
+            retention_ms: self.retention_ms,
+            ordering_key: self.ordering_key,
+            headers: self.headers,
+        };
+        let Some(i) = inbound else {
+            return Ok(Work::Publish(msg, only));
+        };
+        let dedup = match (i.dedup_key, i.dedup_since) {
+            (Some(k), Some(since)) => Some(DedupCheck {
+                key: unhex32(&k).ok_or_else(|| {
+                    StoreError::Corrupt(format!("spooled request {}: bad dedup key", i.id))
+                })?,
+                since,
+            }),
+            _ => None,
+        };
+        let order = match (i.order_key, i.order_seq, i.order_gap_timeout_ms) {
+            (Some(key), Some(seq), Some(gap_timeout_ms)) => Some(OrderCheck {
+                key,
+                seq,
+                gap_timeout_ms,
+            }),
+            _ => None,
+        };
+        let req = InboundRequest {
+            id: InboundRequestId(i.id),
+            source_id: SourceId(i.source_id),
+            app_id: AppId(i.app_id),
+            status: InboundStatus::Accepted,
+            reason: i.reason,
+            msg_id: None,
+            headers: i.headers,
+            body: i.body,
+            event_type: i.event_type,
+            created_at: i.created_at,
+        };
+        Ok(Work::Ingest(req, dedup, msg, order))
+    }
+
+    #[cfg(test)]
+    fn into_parts(self) -> (Message, Option<EndpointId>) {
         (
             Message {
                 id: MessageId(self.id),
@@ -274,6 +412,47 @@ mod tests {
         s.finish_batch(&path).unwrap();
         assert!(s.next_batch().unwrap().is_none());
         assert!(!s.active());
+    }
+
+    #[test]
+    fn a_line_without_inbound_is_a_publish_and_an_ingestion_round_trips() {
+        // A line as spooled before ingestion could be spooled.
+        let old = r#"{"id":"msg_1","app_id":"app_1","event_id":null,"event_type":"t","payload":"{}","channels":null,"created_at":5,"retention_ms":null,"ordering_key":null,"headers":null,"only":null}"#;
+        let e: Entry = serde_json::from_str(old).unwrap();
+        assert!(matches!(e.into_work().unwrap(), Work::Publish(m, None) if m.id.0 == "msg_1"));
+        // A publish is written exactly as before (no `inbound` key).
+        let line = serde_json::to_string(&Entry::new(&msg(1), &None)).unwrap();
+        assert!(!line.contains("inbound"), "{line}");
+
+        let req = InboundRequest {
+            id: InboundRequestId("inreq_1".into()),
+            source_id: SourceId("src_1".into()),
+            app_id: AppId("app_1".into()),
+            status: InboundStatus::Accepted,
+            reason: Some("why".into()),
+            msg_id: None,
+            headers: [("x-github-delivery".to_string(), "d1".to_string())].into(),
+            body: None,
+            event_type: Some("push".into()),
+            created_at: 7,
+        };
+        let dedup = Some(DedupCheck {
+            key: [0xab; 32],
+            since: 3,
+        });
+        let order = Some(OrderCheck {
+            key: "k".into(),
+            seq: 9,
+            gap_timeout_ms: 1000,
+        });
+        let line = serde_json::to_string(&Entry::ingest(&req, &dedup, &msg(2), &order)).unwrap();
+        let back: Entry = serde_json::from_str(&line).unwrap();
+        match back.into_work().unwrap() {
+            Work::Ingest(r, d, m, o) => {
+                assert_eq!((r, d, m.id.0, o), (req, dedup, "msg_2".to_string(), order));
+            }
+            Work::Publish(..) => panic!("an ingestion came back as a publish"),
+        }
     }
 
     #[test]
