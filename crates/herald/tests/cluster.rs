@@ -99,6 +99,10 @@ impl Drop for Node {
 }
 
 fn spawn_node(dir: &Path, n: usize, db: &str) -> Node {
+    spawn_node_with(dir, n, db, &[])
+}
+
+fn spawn_node_with(dir: &Path, n: usize, db: &str, extra: &[(&str, &str)]) -> Node {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -125,6 +129,7 @@ fn spawn_node(dir: &Path, n: usize, db: &str) -> Node {
         .env("HERALD_REQUEST_TIMEOUT_MS", "2000")
         .env("HERALD_LEASE_SECONDS", "5")
         .env("HERALD_LOG_FORMAT", "json")
+        .envs(extra.iter().copied())
         .stdin(Stdio::null())
         .stdout(log("stdout"))
         .stderr(log("stderr"))
@@ -822,5 +827,90 @@ async fn ingestion_during_a_database_outage_is_spooled_then_forwarded_once() {
             StatusCode::NOT_FOUND,
             "the {what} became a message"
         );
+    }
+}
+
+/// With the spool turned off (`spool_max_bytes = 0`), a database outage makes publishing and
+/// ingestion answer 503 with `Retry-After` — never a 4xx (providers drop events on a 4xx) and
+/// never an acceptance that is not durable — and the node recovers by itself when the database
+/// returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_spool_an_outage_answers_503_and_the_node_recovers() {
+    if pg_admin_url().is_none() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let pg = OwnPostgres::start(tmp.path());
+    let http = http_client();
+    let mut node = spawn_node_with(tmp.path(), 1, &pg.url, &[("HERALD_SPOOL_MAX_BYTES", "0")]);
+    wait_healthy(&http, &mut node, tmp.path(), 1).await;
+    let base = node.base.clone();
+    let (_, app) = admin(
+        &http,
+        format!("{base}/api/v1/app"),
+        json!({"name": "nospool"}),
+        &[],
+    )
+    .await;
+    let app_id = app["id"].as_str().unwrap().to_string();
+    let (s, src) = admin(
+        &http,
+        format!("{base}/api/v1/app/{app_id}/source"),
+        json!({"name": "open", "verification": {"scheme": "none"}}),
+        &[],
+    )
+    .await;
+    assert_eq!(s, 201, "{src}");
+    let ingest_url = format!("{base}/in/{}", src["id"].as_str().unwrap());
+    let ingest = |n: u32| {
+        let (http, url) = (http.clone(), ingest_url.clone());
+        async move {
+            let r = http
+                .post(url)
+                .header("content-type", "application/json")
+                .body(format!(r#"{{"id":"evt-{n}"}}"#))
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let retry_after = r.headers().get("retry-after").is_some();
+            let body: Value = r.json().await.unwrap_or(Value::Null);
+            (status, retry_after, body)
+        }
+    };
+    let (s, _, b) = ingest(0).await;
+    assert_eq!(s, 202, "before the outage: {b}");
+
+    pg.run("stop");
+    for n in 1..=3 {
+        let (s, retry_after, b) = ingest(n).await;
+        assert_eq!(s, 503, "ingest during the outage: {b}");
+        assert!(retry_after, "503 without Retry-After");
+        assert_eq!(b["code"], "storage_unavailable", "{b}");
+    }
+    let (s, m) = admin(
+        &http,
+        format!("{base}/api/v1/app/{app_id}/msg"),
+        json!({"eventType": "nospool.test", "payload": {"n": 1}}),
+        &[],
+    )
+    .await;
+    assert_eq!(s, 503, "publish during the outage: {m}");
+
+    pg.run("resume");
+    // The node recovers without a restart.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (s, _, b) = ingest(4).await;
+        if s == 202 {
+            break;
+        }
+        assert_eq!(s, 503, "while the database comes back: {b}");
+        assert!(
+            Instant::now() < deadline,
+            "ingestion did not recover\n{}",
+            stderr_tail(tmp.path(), 1)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
