@@ -46,6 +46,9 @@ const ALL: &[&str] = &[
     "inbound",
 ];
 
+/// Scenarios that `all` does not include (they need extra setup, e.g. PostgreSQL).
+const EXTRA_SCENARIOS: &[&str] = &["cluster"];
+
 /// Benchmarks a release `herald` binary over loopback. See docs/benchmarks.md.
 #[derive(Parser, Debug)]
 #[command(version)]
@@ -61,7 +64,8 @@ struct Args {
     #[arg(long, default_value = "bench-results.json")]
     out: PathBuf,
     /// Comma-separated scenarios: publish, e2e, fanout, latency, backlog, isolation, throttle,
-    /// inbound, or all. The receiver ceiling is always measured.
+    /// inbound, or all; `cluster` (several nodes on --database-url) runs only when named.
+    /// The receiver ceiling is always measured.
     #[arg(long, default_value = "all", value_delimiter = ',')]
     scenario: Vec<String>,
     /// Quick run: message counts ÷ 10, measuring windows ÷ 4 (same as --scale 0.1
@@ -99,6 +103,9 @@ struct Args {
     /// would in production (0 = never).
     #[arg(long, default_value_t = 0.0)]
     scrape_metrics_secs: f64,
+    /// Herald nodes of the `cluster` scenario (needs --database-url).
+    #[arg(long, default_value_t = 2)]
+    nodes: usize,
 }
 
 #[tokio::main]
@@ -109,14 +116,16 @@ async fn main() -> anyhow::Result<()> {
         ALL.to_vec()
     } else {
         for s in &args.scenario {
-            if !ALL.contains(&s.as_str()) {
+            if !ALL.contains(&s.as_str()) && !EXTRA_SCENARIOS.contains(&s.as_str()) {
                 bail!(
-                    "unknown scenario `{s}`; expected one of {} or all",
-                    ALL.join(", ")
+                    "unknown scenario `{s}`; expected one of {}, {} or all",
+                    ALL.join(", "),
+                    EXTRA_SCENARIOS.join(", ")
                 );
             }
         }
         ALL.iter()
+            .chain(EXTRA_SCENARIOS)
             .copied()
             .filter(|a| args.scenario.iter().any(|s| s == a))
             .collect()
@@ -147,6 +156,7 @@ async fn main() -> anyhow::Result<()> {
         latency_rate: args.latency_rate,
         scrape_metrics_secs: args.scrape_metrics_secs,
         database_url: args.database_url.clone(),
+        nodes: args.nodes,
     };
     let herald_version = std::process::Command::new(&bin)
         .arg("--version")
@@ -215,6 +225,7 @@ async fn main() -> anyhow::Result<()> {
             "isolation" => scenarios::isolation(&ctx).await,
             "throttle" => scenarios::throttle(&ctx).await,
             "inbound" => scenarios::inbound(&ctx).await,
+            "cluster" => scenarios::cluster(&ctx).await,
             _ => unreachable!("checked above"),
         };
         record(name, r, t);

@@ -43,6 +43,8 @@ pub struct Params {
     /// Run Herald on PostgreSQL: an admin URL of a cluster (`postgres://user@host:port/db`);
     /// every Herald start gets a fresh database created there with `psql`. SQLite when absent.
     pub database_url: Option<String>,
+    /// Herald nodes of the `cluster` scenario (all on the `database_url` cluster).
+    pub nodes: usize,
 }
 
 impl Params {
@@ -503,6 +505,142 @@ async fn deliver_all(
             row(
                 "  publish rate meanwhile",
                 format!("{} msg/s", thousands(r.rate())),
+                None,
+                "",
+            ),
+        ],
+        json,
+    })
+}
+
+// ---- cluster: several nodes on one PostgreSQL ------------------------------------------------
+
+/// 10,000 messages × 10 endpoints (the fan-out load, so that no single endpoint row is hot)
+/// over `nodes` Herald processes sharing one fresh PostgreSQL database: the publishers are
+/// split evenly between the nodes, every node also runs the delivery engine. Compare with
+/// `fanout` run with the same `--database-url` (one node).
+pub async fn cluster(ctx: &Ctx) -> anyhow::Result<Outcome> {
+    let Some(admin) = &ctx.p.database_url else {
+        bail!("the cluster scenario needs --database-url (PostgreSQL)");
+    };
+    let n = ctx.p.nodes.max(1);
+    let db = fresh_pg_database(admin)?;
+    let key = "YmVuY2gtZW5jcnlwdGlvbi1rZXktMzItYnl0ZXMhIS0=".to_string();
+    let mut hs = Vec::new();
+    for _ in 0..n {
+        // Started one after the other: the first applies the migrations.
+        let extra = [
+            ("database_url", db.clone()),
+            ("encryption_key", key.clone()),
+        ];
+        hs.push(Herald::start(&ctx.bin, &extra, None).await?);
+    }
+    let res = cluster_inner(ctx, &hs).await;
+    let mut out = res;
+    for (i, h) in hs.into_iter().enumerate() {
+        let r = finish(
+            h,
+            Ok(Outcome {
+                rows: vec![],
+                json: json!({}),
+            }),
+        )
+        .await;
+        if let (Ok(o), Ok(f)) = (&mut out, r) {
+            o.json[format!("node{i}")] = f.json;
+        }
+    }
+    out
+}
+
+async fn cluster_inner(ctx: &Ctx, hs: &[Herald]) -> anyhow::Result<Outcome> {
+    const ENDPOINTS: usize = 10;
+    let messages = ctx.p.count(10_000);
+    let app = hs[0].api.create_app("bench-cluster").await?;
+    let mut paths: Vec<Arc<PathStats>> = Vec::new();
+    for i in 0..ENDPOINTS {
+        let path = format!("/cluster/{i}");
+        paths.push(ctx.rx.path(&path, Mode::Ok, false));
+        hs[0]
+            .api
+            .create_endpoint(
+                &app,
+                json!({ "url": ctx.rx.url(&path), "maxConcurrency": ctx.p.max_concurrency }),
+            )
+            .await?;
+    }
+    let cpus: Vec<CpuMeter> = hs.iter().map(CpuMeter::start).collect();
+    let bound = Duration::from_secs(600);
+    let start = Instant::now();
+    let per_node = messages.div_ceil(hs.len() as u64);
+    let clients = (ctx.p.clients / hs.len()).max(1);
+    let loops = hs.iter().map(|h| {
+        let p = Publisher::new(&h.api, &app);
+        async move { anyhow::Ok(p?.closed(clients, per_node, bound).await) }
+    });
+    let results = futures::future::join_all(loops)
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let ok: u64 = results.iter().map(|r| r.ok).sum();
+    let errors: u64 = results.iter().map(|r| r.errors).sum();
+    let started = results.iter().map(|r| r.started_us).min().unwrap_or(0);
+    let ended = results.iter().map(|r| r.ended_us).max().unwrap_or(started);
+    let expected = ok * ENDPOINTS as u64;
+    let delivered = || paths.iter().map(|p| p.unique()).sum::<u64>();
+    let complete = wait_until(start + bound, || delivered() >= expected).await;
+    let snaps: Vec<_> = paths.iter().map(|p| p.snapshot()).collect();
+    let got: u64 = snaps.iter().map(|s| s.unique).sum();
+    let dups: u64 = snaps.iter().map(|s| s.duplicates).sum();
+    let last = snaps
+        .iter()
+        .filter_map(|s| s.last_us)
+        .max()
+        .unwrap_or(started);
+    let secs = (last.saturating_sub(started)) as f64 / 1e6;
+    let rate = if secs > 0.0 { got as f64 / secs } else { 0.0 };
+    let publish_secs = (ended.saturating_sub(started)) as f64 / 1e6;
+    let publish_rate = if publish_secs > 0.0 {
+        ok as f64 / publish_secs
+    } else {
+        0.0
+    };
+    let json = json!({
+        "nodes": hs.len(),
+        "endpoints": ENDPOINTS,
+        "messages": messages,
+        "clients_per_node": clients,
+        "published": ok,
+        "publish_errors": errors,
+        "publish_rate_per_s": round1(publish_rate),
+        "deliveries_expected": expected,
+        "deliveries_received": got,
+        "duplicates": dups,
+        "complete": complete,
+        "first_publish_to_last_delivery_secs": round3(secs),
+        "deliveries_per_s": round1(rate),
+        "ratio_to_ceiling": ctx.ratio(rate),
+        "cpu": cpus.iter().map(CpuMeter::json).collect::<Vec<_>>(),
+    });
+    let mut value = format!("{} deliveries/s", thousands(rate));
+    if !complete {
+        value.push_str(&format!(" (INCOMPLETE {got}/{expected})"));
+    }
+    Ok(Outcome {
+        rows: vec![
+            row(
+                &format!(
+                    "{} nodes on PostgreSQL: {} msgs × {ENDPOINTS} endpoints",
+                    hs.len(),
+                    thousands(messages as f64)
+                ),
+                value,
+                ctx.ratio(rate),
+                "",
+            ),
+            row(
+                "  publish rate meanwhile (all nodes)",
+                format!("{} msg/s", thousands(publish_rate)),
                 None,
                 "",
             ),
