@@ -77,6 +77,44 @@ pub struct Endpoint {
 pub const DEFAULT_MAX_CONCURRENCY: u32 = 16;
 
 impl Endpoint {
+    /// An endpoint Herald creates for itself (the operational webhook, a `herald listen`
+    /// session): every option at its default, one signing secret, enabled.
+    pub fn internal(
+        app_id: AppId,
+        uid: String,
+        url: String,
+        description: String,
+        secret: &EndpointSecret,
+        now: Millis,
+    ) -> Self {
+        Self {
+            id: EndpointId::generate(),
+            app_id,
+            uid: Some(uid),
+            url,
+            description,
+            disabled: false,
+            event_types: None,
+            channels: None,
+            throttle_rate: None,
+            metadata: Default::default(),
+            headers: Default::default(),
+            retry_schedule: None,
+            permanent_statuses: vec![],
+            ordering: Default::default(),
+            max_concurrency: None,
+            signature_scheme: Default::default(),
+            secrets: vec![StoredSecret {
+                key: secret.expose().to_string(),
+                expires_at: None,
+            }],
+            paused_until: None,
+            breaker: Default::default(),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
     /// Deliveries this endpoint may have in flight at once, across the cluster.
     pub fn concurrency_cap(&self) -> u32 {
         self.max_concurrency

@@ -19,8 +19,7 @@ use base64::Engine as _;
 use herald_api::{ApiConfig, AppState};
 use herald_core::config::Config;
 use herald_core::crypto::SecretBox;
-use herald_core::ids::EndpointId;
-use herald_core::model::{Endpoint, StoredSecret};
+use herald_core::model::Endpoint;
 use herald_core::ops::{OperationalEvent, OPERATIONAL_APP_UID, OPERATIONAL_ENDPOINT_UID};
 use herald_core::retry::RetryPolicy;
 use herald_core::signing::EndpointSecret;
@@ -477,32 +476,14 @@ async fn ensure_operational_endpoint(
                 Some(_) => {}
                 None => {
                     store
-                        .create_endpoint(Endpoint {
-                            id: EndpointId::generate(),
-                            app_id: app_id.clone(),
-                            uid: Some(OPERATIONAL_ENDPOINT_UID.into()),
-                            url: url.clone(),
-                            description: "operational_webhook_url".into(),
-                            disabled: false,
-                            event_types: None,
-                            channels: None,
-                            throttle_rate: None,
-                            metadata: Default::default(),
-                            headers: Default::default(),
-                            retry_schedule: None,
-                            permanent_statuses: vec![],
-                            ordering: Default::default(),
-                            max_concurrency: None,
-                            signature_scheme: Default::default(),
-                            secrets: vec![StoredSecret {
-                                key: EndpointSecret::generate().expose().to_string(),
-                                expires_at: None,
-                            }],
-                            paused_until: None,
-                            breaker: Default::default(),
-                            created_at: now,
-                            updated_at: now,
-                        })
+                        .create_endpoint(Endpoint::internal(
+                            app_id.clone(),
+                            OPERATIONAL_ENDPOINT_UID.into(),
+                            url.clone(),
+                            "operational_webhook_url".into(),
+                            &EndpointSecret::generate(),
+                            now,
+                        ))
                         .await?;
                 }
             }

@@ -24,7 +24,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use futures::{SinkExt, StreamExt};
 use herald_core::ids::{EndpointId, SourceId};
-use herald_core::model::{Application, Endpoint, StoredSecret};
+use herald_core::model::{Application, Endpoint};
 use herald_core::now_millis;
 use herald_core::outcome::TransportError;
 use herald_core::signing::EndpointSecret;
@@ -227,32 +227,16 @@ async fn session(st: AppState, hub: ListenHub, filter: Filter, socket: WebSocket
     let (guard, mut requests) = hub.register(&session_id);
     let secret = EndpointSecret::generate();
     let now = now_millis();
-    let ep = Endpoint {
-        id: EndpointId::generate(),
-        app_id: filter.app.id.clone(),
-        uid: Some(format!("{LISTEN_UID_PREFIX}{session_id}")),
-        url: listen_url(&session_id),
-        description: "herald listen session (temporary: removed when the CLI disconnects)".into(),
-        disabled: false,
-        event_types: filter.types.clone(),
-        channels: filter.channel.clone().map(|c| vec![c]),
-        throttle_rate: None,
-        metadata: Default::default(),
-        headers: Default::default(),
-        retry_schedule: None,
-        permanent_statuses: vec![],
-        ordering: Default::default(),
-        max_concurrency: None,
-        signature_scheme: Default::default(),
-        secrets: vec![StoredSecret {
-            key: secret.expose().to_string(),
-            expires_at: None,
-        }],
-        paused_until: None,
-        breaker: Default::default(),
-        created_at: now,
-        updated_at: now,
-    };
+    let mut ep = Endpoint::internal(
+        filter.app.id.clone(),
+        format!("{LISTEN_UID_PREFIX}{session_id}"),
+        listen_url(&session_id),
+        "herald listen session (temporary: removed when the CLI disconnects)".into(),
+        &secret,
+        now,
+    );
+    ep.event_types = filter.types.clone();
+    ep.channels = filter.channel.clone().map(|c| vec![c]);
     let ep_id = ep.id.clone();
     if let Err(e) = st.store().create_endpoint(ep).await {
         tracing::warn!(error = %e, "herald listen: cannot create the temporary endpoint");
