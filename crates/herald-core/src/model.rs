@@ -73,6 +73,27 @@ pub struct Endpoint {
     pub updated_at: Millis,
 }
 
+/// Whether an endpoint filtering on `event_types` and `want_channels` (either absent or empty:
+/// no filter) subscribes to a message of `event_type` published to `channels`.
+pub fn subscribed(
+    event_types: Option<&[String]>,
+    want_channels: Option<&[String]>,
+    event_type: &str,
+    channels: Option<&[String]>,
+) -> bool {
+    if let Some(types) = event_types {
+        if !types.is_empty() && !types.iter().any(|t| t == event_type) {
+            return false;
+        }
+    }
+    match (want_channels, channels) {
+        (Some([]), _) => true,
+        (Some(want), Some(have)) => want.iter().any(|c| have.contains(c)),
+        (Some(_), None) => false,
+        (None, _) => true,
+    }
+}
+
 /// Default of `maxConcurrency`.
 pub const DEFAULT_MAX_CONCURRENCY: u32 = 16;
 
@@ -135,20 +156,13 @@ impl Endpoint {
     /// without an event-type filter takes every type; an endpoint with channels takes only
     /// messages that share at least one of them (Svix semantics).
     pub fn matches(&self, event_type: &str, channels: Option<&[String]>) -> bool {
-        if self.disabled {
-            return false;
-        }
-        if let Some(types) = &self.event_types {
-            if !types.is_empty() && !types.iter().any(|t| t == event_type) {
-                return false;
-            }
-        }
-        match (&self.channels, channels) {
-            (Some(want), _) if want.is_empty() => true,
-            (Some(want), Some(have)) => want.iter().any(|c| have.contains(c)),
-            (Some(_), None) => false,
-            (None, _) => true,
-        }
+        !self.disabled
+            && subscribed(
+                self.event_types.as_deref(),
+                self.channels.as_deref(),
+                event_type,
+                channels,
+            )
     }
 
     /// `healthy|open|half_open|paused|disabled`, most severe first.

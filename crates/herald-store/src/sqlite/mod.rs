@@ -940,28 +940,50 @@ fn publish_in(c: &Connection, msg: Message, only: Option<EndpointId>) -> Result<
         StoreError::Conflict(_) => StoreError::Conflict("eventId already used in this application".into()),
         other => other,
     })?;
+    // Only what fan-out needs: this runs in the writer thread for every publish, so decoding
+    // whole endpoint rows (secrets, headers, metadata) here would be paid per message.
+    struct Target {
+        id: String,
+        event_types: Option<Vec<String>>,
+        channels: Option<Vec<String>>,
+        fifo: bool,
+        paused_until: Option<Millis>,
+    }
     let mut stmt = c
-        .prepare_cached(&format!(
-            "SELECT {EP_READ} FROM endpoints WHERE app_id = ?1 AND disabled = 0"
-        ))
+        .prepare_cached(
+            "SELECT id, event_types, channels, ordering, paused_until FROM endpoints \
+             WHERE app_id = ?1 AND disabled = 0",
+        )
         .map_err(map_sql)?;
     let eps = stmt
-        .query_map([&msg.app_id.0], ep_row)
+        .query_map([&msg.app_id.0], |r| {
+            Ok(Target {
+                id: r.get(0)?,
+                event_types: parse_opt(r.get(1)?)?,
+                channels: parse_opt(r.get(2)?)?,
+                fifo: r.get_ref(3)?.as_str().is_ok_and(|o| o == "fifo"),
+                paused_until: r.get(4)?,
+            })
+        })
         .map_err(map_sql)?
         .collect::<rusqlite::Result<Vec<_>>>()
         .map_err(map_sql)?;
     let mut deliveries = 0;
-    let wanted = |e: &Endpoint| match &only {
-        Some(id) => e.id == *id,
-        None => e.matches(&msg.event_type, msg.channels.as_deref()),
+    let wanted = |e: &Target| match &only {
+        Some(id) => e.id == id.0,
+        None => herald_core::model::subscribed(
+            e.event_types.as_deref(),
+            e.channels.as_deref(),
+            &msg.event_type,
+            msg.channels.as_deref(),
+        ),
     };
     for ep in eps.iter().filter(|e| wanted(e)) {
         let at = ep
             .paused_until
             .map_or(msg.created_at, |p| p.max(msg.created_at));
-        let key =
-            (ep.ordering == Ordering::Fifo).then(|| msg.ordering_key.as_deref().unwrap_or(""));
-        insert_delivery(c, &msg.id.0, &ep.id.0, &msg.app_id.0, at, false, key)?;
+        let key = ep.fifo.then(|| msg.ordering_key.as_deref().unwrap_or(""));
+        insert_delivery(c, &msg.id.0, &ep.id, &msg.app_id.0, at, false, key)?;
         deliveries += 1;
     }
     Ok(Published {
