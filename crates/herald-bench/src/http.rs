@@ -38,20 +38,10 @@ pub async fn post(
     auth: Option<&HeaderValue>,
     body: Bytes,
 ) -> anyhow::Result<StatusCode> {
-    let mut b = Request::post(uri.clone()).header(CONTENT_TYPE, "application/json");
-    if let Some(a) = auth {
-        b = b.header(AUTHORIZATION, a.clone());
+    match auth {
+        Some(a) => send(http, uri, &[(AUTHORIZATION.as_str(), a.clone())], body).await,
+        None => send(http, uri, &[], body).await,
     }
-    let req = b.body(Full::new(body))?;
-    let fut = async {
-        let resp = http.request(req).await?;
-        let status = resp.status();
-        resp.into_body().collect().await?;
-        anyhow::Ok(status)
-    };
-    tokio::time::timeout(REQUEST_TIMEOUT, fut)
-        .await
-        .map_err(|_| anyhow!("request timed out after {REQUEST_TIMEOUT:?}"))?
 }
 
 /// POSTs `body` with extra headers (an inbound provider's signature headers) and no token.
@@ -61,9 +51,23 @@ pub async fn post_signed(
     headers: &[(&'static str, String)],
     body: Bytes,
 ) -> anyhow::Result<StatusCode> {
+    let headers = headers
+        .iter()
+        .map(|(k, v)| Ok((*k, HeaderValue::from_str(v)?)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    send(http, uri, &headers, body).await
+}
+
+/// One JSON POST with `headers`, bounded by [`REQUEST_TIMEOUT`].
+async fn send(
+    http: &HttpClient,
+    uri: &Uri,
+    headers: &[(&str, HeaderValue)],
+    body: Bytes,
+) -> anyhow::Result<StatusCode> {
     let mut b = Request::post(uri.clone()).header(CONTENT_TYPE, "application/json");
     for (k, v) in headers {
-        b = b.header(*k, v.as_str());
+        b = b.header(*k, v.clone());
     }
     let req = b.body(Full::new(body))?;
     let fut = async {

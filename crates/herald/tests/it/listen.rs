@@ -418,33 +418,12 @@ fn temporary_row(
     uid: &str,
     url: &str,
 ) -> herald_core::model::Endpoint {
-    let now = herald_core::now_millis();
-    herald_core::model::Endpoint {
-        id: herald_core::ids::EndpointId::generate(),
-        app_id: app.clone(),
-        uid: Some(uid.into()),
-        url: url.into(),
-        description: String::new(),
-        disabled: false,
-        event_types: None,
-        channels: None,
-        throttle_rate: None,
-        metadata: Default::default(),
-        headers: Default::default(),
-        retry_schedule: None,
-        permanent_statuses: vec![],
-        ordering: Default::default(),
-        max_concurrency: None,
-        signature_scheme: Default::default(),
-        secrets: vec![herald_core::model::StoredSecret {
-            key: herald_core::signing::EndpointSecret::generate()
-                .expose()
-                .to_string(),
-            expires_at: None,
-        }],
-        paused_until: None,
-        breaker: Default::default(),
-        created_at: now,
-        updated_at: now,
-    }
+    herald_core::model::Endpoint::internal(
+        app.clone(),
+        uid.into(),
+        url.into(),
+        String::new(),
+        &herald_core::signing::EndpointSecret::generate(),
+        herald_core::now_millis(),
+    )
 }
