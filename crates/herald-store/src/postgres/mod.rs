@@ -6,7 +6,10 @@
 //! claims lock the endpoint rows they take work from (`FOR UPDATE SKIP LOCKED`), so two nodes
 //! never serve the same endpoint at once and its caps, bucket and breaker stay consistent;
 //! migrations run under an advisory lock, so nodes starting together apply them once; and
-//! publishes `NOTIFY` the workers of every node.
+//! publishes `NOTIFY` the workers of every node. A publish never locks an endpoint row: it
+//! inserts wake rows that the next claim folds into the endpoints' queue positions
+//! (`sched::fold_wakes`), so publishing does not wait behind claims and attempt records.
+//! Attempt records are written in batches (`attempts.rs`).
 //!
 //! While the database is unreachable, publishes and inbound ingestions go to a local fsync'd
 //! spool (`spool.rs`) and are written into the database in order when it returns — an
@@ -14,8 +17,9 @@
 //! reads a publish or an ingestion needs (application, event type, API token, source) fall back
 //! to the last values seen (a source as stored: its secrets stay sealed in memory).
 //!
-//! Lock order, to keep deadlocks away: an endpoint row before its deliveries, always; an
-//! inbound dedup key, then the key's ordering row (`order.rs`), then endpoint rows. This
+//! Lock order, to keep deadlocks away: an endpoint row before its deliveries, always; several
+//! endpoint rows in ID order (or with `SKIP LOCKED`, which never waits); an inbound dedup key,
+//! then the key's ordering row (`order.rs`). This
 //! module must not keep a transaction open across anything but its own queries.
 
 use std::collections::HashMap;
@@ -39,10 +43,11 @@ use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
 
 use crate::{
     AttemptFilter, AttemptRecord, AttemptScope, ClaimBatch, DedupCheck, DisabledEndpoint,
-    IdempotentResponse, IngestOutcome, ListQuery, MessageFilter, NextState, OrderCheck, Page,
-    Published, Result, Store, StoreError, TokenRecord,
+    IdempotentResponse, IngestOutcome, ListQuery, MessageFilter, OrderCheck, Page, Published,
+    Result, Store, StoreError, TokenRecord,
 };
 
+mod attempts;
 mod order;
 mod sched;
 mod spool;
@@ -247,6 +252,16 @@ CREATE TABLE inbound_held (
 );
 CREATE INDEX inbound_held_deadline ON inbound_held (deadline);
 "#,
+    // Wake-ups: a publish records here that an endpoint has new work instead of moving the
+    // endpoint's `due_at` itself, so it never waits for an endpoint row a claim or an attempt
+    // record holds; the next claim folds these rows into `due_at` (`sched::fold_wakes`).
+    r#"
+CREATE TABLE endpoint_wakes (
+    id BIGSERIAL PRIMARY KEY,
+    endpoint_id TEXT COLLATE "C" NOT NULL,
+    at BIGINT NOT NULL
+);
+"#,
 ];
 
 pub(crate) fn map_pg(e: sqlx::Error) -> StoreError {
@@ -272,6 +287,7 @@ pub struct PostgresStore {
     /// again: meanwhile the publish path uses remembered reads at once instead of waiting for
     /// a connection timeout on every request.
     down: Arc<std::sync::atomic::AtomicBool>,
+    attempts: Arc<attempts::Recorder>,
 }
 
 /// The last values read of what a publish needs, served while the database is unreachable.
@@ -379,6 +395,7 @@ impl PostgresStore {
             }
         }
         Ok(Self {
+            attempts: Arc::new(attempts::Recorder::start(pool.clone())),
             pool,
             secrets: key.map(Arc::new),
             spool: None,
@@ -1042,20 +1059,46 @@ async fn publish_tx(
     .iter()
     .map(ep_row)
     .collect::<Result<Vec<_>>>()?;
-    let mut deliveries = 0;
+    let mut ep_ids = Vec::new();
+    let mut due = Vec::new();
+    let mut keys = Vec::new();
     for ep in eps.iter().filter(|e| match &only {
         Some(id) => e.id == *id,
         None => e.matches(&msg.event_type, msg.channels.as_deref()),
     }) {
-        let at = ep
-            .paused_until
-            .map_or(msg.created_at, |p| p.max(msg.created_at));
-        let key =
-            (ep.ordering == Ordering::Fifo).then(|| msg.ordering_key.as_deref().unwrap_or(""));
-        insert_delivery(&mut *c, &msg.id.0, &ep.id.0, &msg.app_id.0, at, false, key).await?;
-        deliveries += 1;
+        ep_ids.push(ep.id.0.clone());
+        due.push(
+            ep.paused_until
+                .map_or(msg.created_at, |p| p.max(msg.created_at)),
+        );
+        keys.push(
+            (ep.ordering == Ordering::Fifo).then(|| msg.ordering_key.clone().unwrap_or_default()),
+        );
     }
+    let deliveries = ep_ids.len();
     if deliveries > 0 {
+        // One statement each for every matching endpoint, and no endpoint row touched: the
+        // wake rows tell the claims (see the migration that adds `endpoint_wakes`).
+        sqlx::query(
+            "INSERT INTO deliveries (msg_id, endpoint_id, app_id, status, next_at, manual, updated_at, ordering_key) \
+             SELECT $1, e, $2, 1, d, FALSE, d, k FROM UNNEST($3::text[], $4::bigint[], $5::text[]) AS u(e, d, k)",
+        )
+        .bind(&msg.id.0)
+        .bind(&msg.app_id.0)
+        .bind(&ep_ids)
+        .bind(&due)
+        .bind(&keys)
+        .execute(&mut *c)
+        .await
+        .map_err(map_pg)?;
+        sqlx::query(
+            "INSERT INTO endpoint_wakes (endpoint_id, at) SELECT * FROM UNNEST($1::text[], $2::bigint[])",
+        )
+        .bind(&ep_ids)
+        .bind(&due)
+        .execute(&mut *c)
+        .await
+        .map_err(map_pg)?;
         notify(&mut *c).await?;
     }
     Ok(Published {
@@ -1765,82 +1808,7 @@ impl Store for PostgresStore {
     }
 
     async fn record_attempt(&self, rec: AttemptRecord) -> Result<Option<BreakerState>> {
-        let a = &rec.attempt;
-        let now = a.created_at;
-        let ep = a.endpoint_id.0.as_str();
-        let mut tx = self.begin().await?;
-        // Endpoint row first (lock order), then the delivery.
-        sched::lock(&mut tx, ep).await?;
-        sqlx::query(&format!(
-            "INSERT INTO attempts ({ATT_COLS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)"
-        ))
-        .bind(&a.id.0)
-        .bind(&a.msg_id.0)
-        .bind(ep)
-        .bind(&a.app_id.0)
-        .bind(a.delivery_id)
-        .bind(&a.url)
-        .bind(&a.response)
-        .bind(a.response_status_code as i64)
-        .bind(a.response_duration_ms)
-        .bind(a.status as i64)
-        .bind(a.trigger_type as i64)
-        .bind(&a.error)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_pg)?;
-        let id = a.delivery_id;
-        let q = |sql: &'static str| sqlx::query(sql);
-        match &rec.next {
-            NextState::Succeeded => {
-                q("UPDATE endpoints SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL")
-                    .bind(ep).execute(&mut *tx).await.map_err(map_pg)?;
-                q("UPDATE deliveries SET status = 0, attempts = attempts + 1, manual = FALSE, next_at = NULL, lease_owner = NULL, updated_at = $2 WHERE id = $1")
-                    .bind(id).bind(now).execute(&mut *tx).await.map_err(map_pg)?;
-            }
-            NextState::RetryAt { at, failures } => {
-                q("UPDATE endpoints SET failing_since = $2 WHERE id = $1 AND failing_since IS NULL")
-                    .bind(ep).bind(now).execute(&mut *tx).await.map_err(map_pg)?;
-                q("UPDATE deliveries SET status = 1, attempts = attempts + 1, failures = $3, manual = FALSE, next_at = $4, lease_owner = NULL, updated_at = $2 WHERE id = $1")
-                    .bind(id).bind(now).bind(*failures as i64).bind(*at).execute(&mut *tx).await.map_err(map_pg)?;
-            }
-            NextState::Failed { disable_endpoint } => {
-                q("UPDATE endpoints SET failing_since = $2 WHERE id = $1 AND failing_since IS NULL")
-                    .bind(ep).bind(now).execute(&mut *tx).await.map_err(map_pg)?;
-                q("UPDATE deliveries SET status = 2, attempts = attempts + 1, manual = FALSE, next_at = NULL, lease_owner = NULL, updated_at = $2 WHERE id = $1")
-                    .bind(id).bind(now).execute(&mut *tx).await.map_err(map_pg)?;
-                if *disable_endpoint {
-                    q("UPDATE endpoints SET disabled = TRUE, updated_at = $2 WHERE id = $1")
-                        .bind(ep)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(map_pg)?;
-                    q("UPDATE deliveries SET status = 2, next_at = NULL, lease_owner = NULL, updated_at = $2 WHERE endpoint_id = $1 AND status IN (1, 3) AND status = 1")
-                        .bind(ep).bind(now).execute(&mut *tx).await.map_err(map_pg)?;
-                }
-            }
-            NextState::EndpointPaused { until } => {
-                q("UPDATE deliveries SET status = 1, attempts = attempts + 1, manual = FALSE, next_at = $3, lease_owner = NULL, updated_at = $2 WHERE id = $1")
-                    .bind(id).bind(now).bind(*until).execute(&mut *tx).await.map_err(map_pg)?;
-                q("UPDATE endpoints SET paused_until = $2 WHERE id = $1")
-                    .bind(ep)
-                    .bind(*until)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_pg)?;
-                q("UPDATE deliveries SET next_at = $2 WHERE endpoint_id = $1 AND status IN (1, 3) AND status = 1 AND next_at < $2")
-                    .bind(ep).bind(*until).execute(&mut *tx).await.map_err(map_pg)?;
-            }
-        }
-        let change = match &rec.next {
-            NextState::EndpointPaused { .. } => None,
-            next => sched::record_result(&mut tx, ep, now, *next == NextState::Succeeded).await?,
-        };
-        sched::refresh_due(&mut tx, ep, now).await?;
-        tx.commit().await.map_err(map_pg)?;
-        Ok(change)
+        self.attempts.record(rec).await
     }
 
     async fn release(&self, delivery_id: i64, at: Millis) -> Result<()> {
@@ -1919,10 +1887,14 @@ impl Store for PostgresStore {
     }
 
     async fn next_due_at(&self) -> Result<Option<Millis>> {
-        sqlx::query_scalar("SELECT MIN(due_at) FROM endpoints")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(map_pg)
+        // Unfolded wake rows count: they are work a claim will find.
+        sqlx::query_scalar(
+            "SELECT LEAST((SELECT MIN(due_at) FROM endpoints), \
+             (SELECT MIN(w.at) FROM endpoint_wakes w JOIN endpoints e ON e.id = w.endpoint_id))",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_pg)
     }
 
     async fn queue_summary(&self, now: Millis) -> Result<(u64, u64, Option<Millis>)> {

@@ -99,7 +99,7 @@ async fn load(c: &mut PgConnection, ep: &str) -> Result<Option<Sched>> {
         .transpose()
 }
 
-async fn save_breaker(c: &mut PgConnection, ep: &str, b: &Breaker) -> Result<()> {
+pub(super) async fn save_breaker(c: &mut PgConnection, ep: &str, b: &Breaker) -> Result<()> {
     sqlx::query(
         "UPDATE endpoints SET breaker = $2, breaker_until = $3, breaker_cooldown = $4, \
          consec_failures = $5, win_start = $6, win_total = $7, win_failed = $8, prev_total = $9, \
@@ -121,7 +121,7 @@ async fn save_breaker(c: &mut PgConnection, ep: &str, b: &Breaker) -> Result<()>
     Ok(())
 }
 
-async fn save_bucket(c: &mut PgConnection, ep: &str, b: &Bucket) -> Result<()> {
+pub(super) async fn save_bucket(c: &mut PgConnection, ep: &str, b: &Bucket) -> Result<()> {
     sqlx::query("UPDATE endpoints SET tb_tokens = $2, tb_at = $3 WHERE id = $1")
         .bind(ep)
         .bind(b.tokens)
@@ -345,6 +345,35 @@ pub(super) async fn fail_waiting(c: &mut PgConnection, ep: &str, now: Millis) ->
     Ok(())
 }
 
+/// Most endpoints whose wake rows one claim folds in.
+const FOLD: i64 = 512;
+
+/// Folds the wake rows that publishes left (`endpoint_wakes`) into the `due_at` of their
+/// endpoints — only of the endpoints this transaction can lock at once. A wake row of an
+/// endpoint another transaction holds stays for a later claim: that transaction may have read
+/// the endpoint's queue before the publish committed, so the row must outlive it. Wake rows of
+/// deleted endpoints are dropped.
+async fn fold_wakes(c: &mut PgConnection) -> Result<()> {
+    sqlx::query(
+        "WITH orphans AS ( \
+           DELETE FROM endpoint_wakes w WHERE NOT EXISTS (SELECT 1 FROM endpoints e WHERE e.id = w.endpoint_id)), \
+         locked AS ( \
+           SELECT id FROM endpoints WHERE id IN (SELECT endpoint_id FROM endpoint_wakes) \
+           ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED), \
+         gone AS ( \
+           DELETE FROM endpoint_wakes w USING locked l WHERE w.endpoint_id = l.id \
+           RETURNING w.endpoint_id, w.at) \
+         UPDATE endpoints e SET due_at = LEAST(COALESCE(e.due_at, g.at), g.at) \
+         FROM (SELECT endpoint_id, MIN(at) AS at FROM gone GROUP BY endpoint_id) g \
+         WHERE e.id = g.endpoint_id",
+    )
+    .bind(FOLD)
+    .execute(c)
+    .await
+    .map_err(map_pg)?;
+    Ok(())
+}
+
 /// Leases up to `limit` due deliveries fairly across the endpoints no other node is serving.
 pub(super) async fn claim(
     c: &mut PgConnection,
@@ -353,6 +382,7 @@ pub(super) async fn claim(
     lease_ms: i64,
     limit: usize,
 ) -> Result<ClaimBatch> {
+    fold_wakes(c).await?;
     let ready = sqlx::query(&format!(
         "SELECT {SCHED_COLS} FROM endpoints WHERE due_at <= $1 ORDER BY due_at LIMIT $2 \
          FOR UPDATE SKIP LOCKED"
@@ -462,20 +492,10 @@ async fn serve(
     Ok(got)
 }
 
-/// Applies an attempt's result to the endpoint's breaker (the caller holds the row lock).
-pub(super) async fn record_result(
+/// The endpoint's breaker, and whether it has a `throttleRate` (the caller holds the row lock).
+pub(super) async fn load_breaker(
     c: &mut PgConnection,
     ep: &str,
-    now: Millis,
-    success: bool,
-) -> Result<Option<BreakerState>> {
-    let Some(mut s) = load(c, ep).await? else {
-        return Ok(None);
-    };
-    let t = s.breaker.record(now, success);
-    save_breaker(c, ep, &s.breaker).await?;
-    if t.is_some_and(|t| t.to == BreakerState::Closed) && s.rate.is_some() {
-        save_bucket(c, ep, &Bucket::fresh(now)).await?;
-    }
-    Ok(t.map(|t| t.to))
+) -> Result<Option<(Breaker, bool)>> {
+    Ok(load(c, ep).await?.map(|s| (s.breaker, s.rate.is_some())))
 }

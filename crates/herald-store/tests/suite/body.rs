@@ -672,6 +672,111 @@ async fn throttle_rate_limits_claims_and_keeps_state_in_the_store() {
 }
 
 #[tokio::test]
+async fn attempts_recorded_at_once_are_each_applied_once() {
+    // Many attempts finishing together (a backend may write them in one transaction): each
+    // delivery moves exactly once, every attempt is kept, and a breaker that opens reports the
+    // transition to exactly one caller.
+    let (_d, store, a) = setup!();
+    let mut eps = Vec::new();
+    for _ in 0..3 {
+        let mut e = endpoint(&a.id, None);
+        e.max_concurrency = Some(100);
+        eps.push(store.create_endpoint(e).await.unwrap().id);
+    }
+    let mut msgs = Vec::new();
+    for i in 0..20 {
+        let p = store
+            .publish(message(&a.id, "a", None, 100 + i), None)
+            .await
+            .unwrap();
+        assert_eq!(p.deliveries, 3);
+        msgs.push(p.message.id);
+    }
+    let mut claimed = Vec::new();
+    while claimed.len() < 60 {
+        let got = claim(&store, "n", 1_000, 60_000, 100).await.unwrap();
+        assert!(!got.is_empty(), "all 60 deliveries are due");
+        claimed.extend(got);
+    }
+    // eps[0] succeeds, eps[1] fails every time, eps[2] alternates.
+    let mut tasks = Vec::new();
+    for (i, c) in claimed.into_iter().enumerate() {
+        let store = store.clone();
+        let which = eps.iter().position(|e| *e == c.endpoint_id).unwrap();
+        let ok = which == 0 || (which == 2 && i % 2 == 0);
+        tasks.push(tokio::spawn(async move {
+            let next = if ok {
+                NextState::Succeeded
+            } else {
+                NextState::RetryAt {
+                    at: 9_999_999,
+                    failures: 1,
+                }
+            };
+            let r = store
+                .record_attempt(AttemptRecord {
+                    attempt: attempt(&c, 1_001, ok),
+                    next,
+                })
+                .await
+                .unwrap();
+            (which, ok, r)
+        }));
+    }
+    let mut opened = [0; 3];
+    let mut failed = [0; 3];
+    for t in tasks {
+        let (which, ok, r) = t.await.unwrap();
+        if r == Some(herald_core::breaker::BreakerState::Open) {
+            opened[which] += 1;
+        }
+        if !ok {
+            failed[which] += 1;
+        }
+    }
+    assert_eq!(failed[1], 20);
+    assert_eq!(opened[0], 0, "an endpoint that only succeeded keeps its breaker closed");
+    assert_eq!(opened[1], 1, "one transition, reported once");
+    for m in &msgs {
+        let ds = store.deliveries_of_message(m).await.unwrap();
+        assert_eq!(ds.len(), 3);
+        for d in ds {
+            assert_eq!(d.attempts, 1, "each delivery moved exactly once");
+            let which = eps.iter().position(|e| *e == d.endpoint_id).unwrap();
+            if which == 0 {
+                assert_eq!(d.status, DeliveryStatus::Success);
+            }
+            if which == 1 {
+                assert_eq!(
+                    (d.status, d.failures, d.next_attempt_at),
+                    (DeliveryStatus::Pending, 1, Some(9_999_999))
+                );
+            }
+        }
+        let q = ListQuery {
+            limit: 10,
+            ..Default::default()
+        };
+        let atts = store
+            .list_attempts(
+                &a.id,
+                &herald_store::AttemptScope::Message(m.clone()),
+                &Default::default(),
+                &q,
+            )
+            .await
+            .unwrap();
+        assert_eq!(atts.items.len(), 3, "every attempt is kept");
+    }
+    let e1 = store
+        .get_endpoint(&a.id, eps[1].as_str())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(e1.state(1_002), "open");
+}
+
+#[tokio::test]
 async fn an_open_breaker_blocks_claims_until_its_probe() {
     let (_d, store, a) = setup!();
     let mut e = endpoint(&a.id, None);
