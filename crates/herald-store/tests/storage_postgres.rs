@@ -299,3 +299,62 @@ async fn ingestion_is_spooled_during_an_outage_and_decided_when_it_drains() {
             .is_none());
     }
 }
+
+/// An entry the database refuses while it answers (here a payload PostgreSQL cannot store as
+/// text) must not stop the drain for good: it is tried a few times, then set aside, fsync'd,
+/// in `rejected.jsonl`, and the entries behind it go in.
+#[tokio::test]
+async fn a_spooled_entry_the_database_refuses_is_set_aside_and_the_drain_goes_on() {
+    let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
+        eprintln!("skipped: TEST_DATABASE_URL not set (run scripts/test.sh to start PostgreSQL)");
+        return;
+    };
+    let url = fresh_database(&admin_url).await;
+    let dir = tempfile::tempdir().unwrap();
+    let spool = herald_store::postgres::Spool::open(dir.path(), 1 << 20).unwrap();
+    let store = PostgresStore::connect(&url, None)
+        .await
+        .unwrap()
+        .with_spool(spool);
+    let a = store.create_app(app(1)).await.unwrap();
+    store.create_endpoint(endpoint(&a.id, None)).await.unwrap();
+    let mut bad = message(&a.id, "push", None, 100);
+    bad.payload = Some("{\"k\":\"\0\"}".into());
+    let bad = store.publish(bad, None).await.unwrap().message.id;
+    // Spooled behind it, in order.
+    let after = store
+        .publish(message(&a.id, "push", None, 101), None)
+        .await
+        .unwrap()
+        .message
+        .id;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while store
+        .get_message(&a.id, after.as_str())
+        .await
+        .ok()
+        .flatten()
+        .is_none()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the drain stopped at the refused entry"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(store.deliveries_of_message(&after).await.unwrap().len(), 1);
+    assert!(store
+        .get_message(&a.id, bad.as_str())
+        .await
+        .unwrap()
+        .is_none());
+    let rejected = std::fs::read_to_string(dir.path().join("rejected.jsonl")).unwrap();
+    assert_eq!(rejected.lines().count(), 1);
+    assert!(rejected.contains(bad.as_str()), "kept for the operator");
+    // Nothing else is left to drain: new publishes go straight to the database.
+    let live = store
+        .publish(message(&a.id, "push", None, 102), None)
+        .await
+        .unwrap();
+    assert_eq!(live.deliveries, 1);
+}

@@ -288,7 +288,12 @@ pub struct PostgresStore {
     /// a connection timeout on every request.
     down: Arc<std::sync::atomic::AtomicBool>,
     attempts: Arc<attempts::Recorder>,
+    /// The spool entry the drain failed on while the database answered, and how many times.
+    drain_tries: Arc<std::sync::Mutex<(String, u32)>>,
 }
+
+/// Tries of a spooled entry the database refuses while answering, before it is set aside.
+const SET_ASIDE_AFTER: u32 = 5;
 
 /// The last values read of what a publish needs, served while the database is unreachable.
 /// Bounded: each map is cleared when it reaches [`SEEN_MAX`] entries.
@@ -396,6 +401,7 @@ impl PostgresStore {
         }
         Ok(Self {
             attempts: Arc::new(attempts::Recorder::start(pool.clone())),
+            drain_tries: Arc::default(),
             pool,
             secrets: key.map(Arc::new),
             spool: None,
@@ -444,39 +450,33 @@ impl PostgresStore {
             };
             let n = entries.len();
             for e in entries {
-                match e.into_work() {
-                    Ok(spool::Work::Publish(msg, only)) => {
-                        let id = msg.id.clone();
-                        match self.publish_db(msg, only).await {
-                            Ok(_) => {}
-                            // Already written before a crash (same ID), or a repeated
-                            // `eventId`: the message exists in the database either way.
-                            Err(StoreError::Conflict(why)) => {
-                                tracing::info!(msg_id = %id, why, "spooled message already in the database")
-                            }
-                            Err(e) => return Err(e),
-                        }
+                let keep = e.clone();
+                if let Err(err) = self.drain_entry(e).await {
+                    // An outage again: stop here and try later.
+                    if self.ping().await.is_err() {
+                        return Err(err);
                     }
-                    Ok(spool::Work::Ingest(req, dedup, msg, order)) => {
-                        let (req_id, source) = (req.id.clone(), req.source_id.clone());
-                        match self.ingest_db(req, dedup, msg, order).await {
-                            // Decided now, as a live ingestion would have been: a duplicate
-                            // collapses into the first message, a stale event is only logged.
-                            Ok(o) => tracing::debug!(
-                                inreq_id = %req_id, source_id = %source, outcome = ?o,
-                                "spooled inbound request written to the database"
-                            ),
-                            // Its request row (same ID) or message was written before a crash.
-                            Err(StoreError::Conflict(why)) => tracing::info!(
-                                inreq_id = %req_id, why,
-                                "spooled inbound request already in the database"
-                            ),
-                            Err(e) => return Err(e),
+                    // The database answers but refuses this entry.
+                    let tries = {
+                        let mut t = self.drain_tries.lock().expect("drain tries");
+                        if t.0 != keep.id() {
+                            *t = (keep.id().to_string(), 0);
                         }
+                        t.1 += 1;
+                        t.1
+                    };
+                    if tries < SET_ASIDE_AFTER {
+                        return Err(err);
                     }
-                    // Never acknowledged whole (the line decoded but is not usable): nothing
-                    // to replay.
-                    Err(e) => tracing::error!(error = %e, "skipping an unusable spool line"),
+                    let sp = spool.clone();
+                    let aside = keep.clone();
+                    tokio::task::spawn_blocking(move || sp.set_aside(&aside))
+                        .await
+                        .map_err(|e| StoreError::Unavailable(e.to_string()))??;
+                    tracing::error!(
+                        msg_id = keep.id(), error = %err, tries, file = spool::REJECTED,
+                        "the database keeps refusing a spooled entry: set aside in the spool directory, the drain goes on"
+                    );
                 }
             }
             spool.finish_batch(&path)?;
@@ -485,6 +485,45 @@ impl PostgresStore {
                 "spooled publishes and ingestions written to the database after an outage"
             );
         }
+    }
+
+    /// Writes one spooled entry into the database. An entry already there (written before a
+    /// crash, or a repeated `eventId`) counts as written.
+    async fn drain_entry(&self, e: spool::Entry) -> Result<()> {
+        match e.into_work() {
+            Ok(spool::Work::Publish(msg, only)) => {
+                let id = msg.id.clone();
+                match self.publish_db(msg, only).await {
+                    Ok(_) => {}
+                    // Already written before a crash (same ID), or a repeated `eventId`: the
+                    // message exists in the database either way.
+                    Err(StoreError::Conflict(why)) => {
+                        tracing::info!(msg_id = %id, why, "spooled message already in the database")
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(spool::Work::Ingest(req, dedup, msg, order)) => {
+                let (req_id, source) = (req.id.clone(), req.source_id.clone());
+                match self.ingest_db(req, dedup, msg, order).await {
+                    // Decided now, as a live ingestion would have been: a duplicate collapses
+                    // into the first message, a stale event is only logged.
+                    Ok(o) => tracing::debug!(
+                        inreq_id = %req_id, source_id = %source, outcome = ?o,
+                        "spooled inbound request written to the database"
+                    ),
+                    // Its request row (same ID) or message was written before a crash.
+                    Err(StoreError::Conflict(why)) => tracing::info!(
+                        inreq_id = %req_id, why,
+                        "spooled inbound request already in the database"
+                    ),
+                    Err(e) => return Err(e),
+                }
+            }
+            // Never acknowledged whole (the line decoded but is not usable): nothing to replay.
+            Err(e) => tracing::error!(error = %e, "skipping an unusable spool line"),
+        }
+        Ok(())
     }
 
     /// Spools a publish (the database is down, or older spooled work is still draining).

@@ -14,6 +14,12 @@
 //! dedup key, the ordering check). Lines written before ingestion could be spooled have no
 //! `inbound` field and still parse as publishes.
 //!
+//! An entry the database keeps refusing while it answers (not an outage: the entry itself is
+//! bad) would stop the drain for good, and every later entry behind it. After a few tries the
+//! drain sets it aside: the line is appended, fsync'd, to `rejected.jsonl` in the spool
+//! directory, which is never drained, and the drain goes on. Nothing acknowledged is dropped;
+//! the operator decides what to do with that file (`docs/cluster.md`).
+//!
 //! This module owns the file format and ordering; deciding *when* the database is down is the
 //! caller's job.
 
@@ -29,9 +35,11 @@ use serde::{Deserialize, Serialize};
 use crate::{DedupCheck, OrderCheck, Result, StoreError};
 
 const CURRENT: &str = "publish.jsonl";
+/// Entries the database refused while answering; never drained.
+pub const REJECTED: &str = "rejected.jsonl";
 
 /// One spooled publish, or (with `inbound`) one spooled ingestion.
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub(crate) struct Entry {
     id: String,
     app_id: String,
@@ -53,7 +61,7 @@ pub(crate) struct Entry {
 
 /// What `Store::ingest` needs besides the message, kept so the drain can replay it through the
 /// same transaction as a live ingestion (dedup and ordering are decided then).
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 struct Inbound {
     /// The request log row (its status and `msg_id` are decided by the replay).
     id: String,
@@ -146,6 +154,11 @@ impl Entry {
 
     /// The work this line stands for. A dedup key that does not decode is corruption (a line
     /// is only acknowledged whole), reported rather than replayed without its check.
+    /// The message ID the entry carries (for logs).
+    pub(crate) fn id(&self) -> &str {
+        &self.id
+    }
+
     pub(crate) fn into_work(self) -> Result<Work> {
         let inbound = self.inbound;
         let only = self.only.map(EndpointId);
@@ -355,6 +368,20 @@ impl Spool {
             }
         }
         Ok(Some((path, entries)))
+    }
+
+    /// Keeps an entry the database refuses out of the drain: appended, fsync'd, to
+    /// [`REJECTED`].
+    pub(crate) fn set_aside(&self, e: &Entry) -> Result<()> {
+        let mut line = serde_json::to_vec(e).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        line.push(b'\n');
+        let mut f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(REJECTED))
+            .map_err(io)?;
+        f.write_all(&line).map_err(io)?;
+        f.sync_data().map_err(io)
     }
 
     /// The batch is in the database.
