@@ -261,6 +261,7 @@ CREATE TABLE endpoint_wakes (
     endpoint_id TEXT COLLATE "C" NOT NULL,
     at BIGINT NOT NULL
 );
+DROP INDEX IF EXISTS deliveries_due;
 "#,
 ];
 

@@ -293,6 +293,12 @@ CREATE TABLE inbound_held (
 );
 CREATE INDEX inbound_held_deadline ON inbound_held (deadline);
 "#,
+    // `deliveries_queue` holds every waiting or leased delivery too, with `next_at`, so a
+    // second index of them by `next_at` alone only cost a write on every publish, claim and
+    // attempt (the queue summary scans `deliveries_queue` instead).
+    r#"
+DROP INDEX IF EXISTS deliveries_due;
+"#,
 ];
 
 fn open_conn(path: &Path, read_only: bool) -> rusqlite::Result<Connection> {
@@ -1719,8 +1725,8 @@ impl Store for SqliteStore {
         self.write_relaxed(move |c| {
             // Their endpoints become due now (the leases go back to the queue).
             let touch = match &owner {
-                Some(_) => "UPDATE endpoints SET due_at = ?1 WHERE id IN (SELECT endpoint_id FROM deliveries WHERE status = 3 AND lease_owner = ?2) AND (due_at IS NULL OR due_at > ?1)",
-                None => "UPDATE endpoints SET due_at = ?1 WHERE id IN (SELECT endpoint_id FROM deliveries WHERE status = 3) AND (due_at IS NULL OR due_at > ?1)",
+                Some(_) => "UPDATE endpoints SET due_at = ?1 WHERE id IN (SELECT endpoint_id FROM deliveries WHERE status IN (1, 3) AND status = 3 AND lease_owner = ?2) AND (due_at IS NULL OR due_at > ?1)",
+                None => "UPDATE endpoints SET due_at = ?1 WHERE id IN (SELECT endpoint_id FROM deliveries WHERE status IN (1, 3) AND status = 3) AND (due_at IS NULL OR due_at > ?1)",
             };
             match &owner {
                 Some(o) => c.execute(touch, params![now, o]),
@@ -1729,11 +1735,11 @@ impl Store for SqliteStore {
             .map_err(map_sql)?;
             let n = match owner {
                 Some(o) => c.execute(
-                    "UPDATE deliveries SET status = 1, next_at = ?1, lease_owner = NULL WHERE status = 3 AND lease_owner = ?2",
+                    "UPDATE deliveries SET status = 1, next_at = ?1, lease_owner = NULL WHERE status IN (1, 3) AND status = 3 AND lease_owner = ?2",
                     params![now, o],
                 ),
                 None => c.execute(
-                    "UPDATE deliveries SET status = 1, next_at = ?1, lease_owner = NULL WHERE status = 3",
+                    "UPDATE deliveries SET status = 1, next_at = ?1, lease_owner = NULL WHERE status IN (1, 3) AND status = 3",
                     params![now],
                 ),
             }
