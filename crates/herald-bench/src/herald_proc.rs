@@ -24,6 +24,20 @@ pub struct Herald {
     scraper: Option<tokio::task::JoinHandle<()>>,
 }
 
+/// Bytes of the files under `p`, recursively (0 when it does not exist).
+fn bytes_under(p: &Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(p) else {
+        return 0;
+    };
+    rd.flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => bytes_under(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
 /// A free port on 127.0.0.1 (bound, then released for Herald to take).
 fn free_port() -> anyhow::Result<u16> {
     let l = std::net::TcpListener::bind("127.0.0.1:0")?;
@@ -132,19 +146,12 @@ impl Herald {
 
     /// Bytes on disk under the data directory (database, WAL).
     pub fn data_bytes(&self) -> u64 {
-        fn walk(p: &Path) -> u64 {
-            let Ok(rd) = std::fs::read_dir(p) else {
-                return 0;
-            };
-            rd.flatten()
-                .map(|e| match e.metadata() {
-                    Ok(m) if m.is_dir() => walk(&e.path()),
-                    Ok(m) => m.len(),
-                    Err(_) => 0,
-                })
-                .sum()
-        }
-        walk(&self.dir.path().join("data"))
+        bytes_under(&self.dir.path().join("data"))
+    }
+
+    /// Bytes in the PostgreSQL outage spool (`<data_dir>/spool`): 0 once it has drained.
+    pub fn spool_bytes(&self) -> u64 {
+        bytes_under(&self.dir.path().join("data").join("spool"))
     }
 
     /// The log file (kept until [`Herald::stop`] returns).

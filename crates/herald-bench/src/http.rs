@@ -153,6 +153,23 @@ impl Api {
         Ok(v)
     }
 
+    /// The text of `GET {base}/metrics` (Prometheus exposition format).
+    pub async fn metrics(&self) -> anyhow::Result<String> {
+        let req = Request::get(format!("{}/metrics", self.base))
+            .header(AUTHORIZATION, self.auth.clone())
+            .body(Full::new(Bytes::new()))?;
+        let fut = async {
+            let resp = self.http.request(req).await?;
+            let status = resp.status();
+            let body = resp.into_body().collect().await?.to_bytes();
+            anyhow::ensure!(status == StatusCode::OK, "GET /metrics: {status}");
+            anyhow::Ok(String::from_utf8_lossy(&body).into_owned())
+        };
+        tokio::time::timeout(REQUEST_TIMEOUT, fut)
+            .await
+            .map_err(|_| anyhow!("GET /metrics timed out"))?
+    }
+
     /// Creates an application and returns its ID.
     pub async fn create_app(&self, name: &str) -> anyhow::Result<String> {
         let v = self

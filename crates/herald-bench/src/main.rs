@@ -13,6 +13,8 @@
 //! - **The receiver ceiling**: the load generator POSTing 1 KiB JSON straight to the receiver,
 //!   measured in the same run, so every delivery figure is also a ratio of what this machine's
 //!   loopback HTTP can do at all.
+//! - **A TCP relay** between Herald and PostgreSQL (`spool` scenario) that can cut the
+//!   database off and restore it, so an outage needs no control over the PostgreSQL server.
 //! - **The report**: a table on stdout and a JSON file with the machine (cores, kernel), git
 //!   commit and date.
 //!
@@ -22,6 +24,7 @@ mod herald_proc;
 mod http;
 mod load;
 mod receiver;
+mod relay;
 mod scenarios;
 mod stats;
 
@@ -47,7 +50,7 @@ const ALL: &[&str] = &[
 ];
 
 /// Scenarios that `all` does not include (they need extra setup, e.g. PostgreSQL).
-const EXTRA_SCENARIOS: &[&str] = &["cluster"];
+const EXTRA_SCENARIOS: &[&str] = &["cluster", "spool", "cluster-throttle"];
 
 /// Benchmarks a release `herald` binary over loopback. See docs/benchmarks.md.
 #[derive(Parser, Debug)]
@@ -64,8 +67,10 @@ struct Args {
     #[arg(long, default_value = "bench-results.json")]
     out: PathBuf,
     /// Comma-separated scenarios: publish, e2e, fanout, latency, backlog, isolation, throttle,
-    /// inbound, or all; `cluster` (several nodes on --database-url) runs only when named.
-    /// The receiver ceiling is always measured.
+    /// inbound, or all. Run only when named, and need --database-url: `cluster` (fan-out over
+    /// --nodes nodes), `spool` (publishing while PostgreSQL is unreachable, then the drain) and
+    /// `cluster-throttle` (throttleRate held across --nodes nodes). The receiver ceiling is
+    /// always measured.
     #[arg(long, default_value = "all", value_delimiter = ',')]
     scenario: Vec<String>,
     /// Quick run: message counts ÷ 10, measuring windows ÷ 4 (same as --scale 0.1
@@ -87,10 +92,11 @@ struct Args {
     /// `maxConcurrency` of the endpoints in the throughput scenarios (Herald allows 1–1000).
     #[arg(long, default_value_t = 256)]
     max_concurrency: u32,
-    /// `throttleRate` of the throttle scenario.
+    /// `throttleRate` of the throttle and cluster-throttle scenarios.
     #[arg(long, default_value_t = 50)]
     throttle_rate: u32,
-    /// Measuring window of the throttle scenario, seconds (before --time-scale).
+    /// Measuring window of the throttle and cluster-throttle scenarios, seconds (before
+    /// --time-scale).
     #[arg(long, default_value_t = 60.0)]
     throttle_secs: f64,
     /// Endpoints of the isolation scenario (half hang in its second case).
@@ -103,7 +109,7 @@ struct Args {
     /// would in production (0 = never).
     #[arg(long, default_value_t = 0.0)]
     scrape_metrics_secs: f64,
-    /// Herald nodes of the `cluster` scenario (needs --database-url).
+    /// Herald nodes of the `cluster` and `cluster-throttle` scenarios (need --database-url).
     #[arg(long, default_value_t = 2)]
     nodes: usize,
 }
@@ -226,6 +232,8 @@ async fn main() -> anyhow::Result<()> {
             "throttle" => scenarios::throttle(&ctx).await,
             "inbound" => scenarios::inbound(&ctx).await,
             "cluster" => scenarios::cluster(&ctx).await,
+            "spool" => scenarios::spool(&ctx).await,
+            "cluster-throttle" => scenarios::cluster_throttle(&ctx).await,
             _ => unreachable!("checked above"),
         };
         record(name, r, t);
@@ -252,6 +260,7 @@ async fn main() -> anyhow::Result<()> {
             "isolation_endpoints": params.isolation_endpoints,
             "latency_rate": params.latency_rate,
             "scrape_metrics_secs": params.scrape_metrics_secs,
+            "nodes": params.nodes,
         },
         "receiver_unknown_path_requests": ctx.rx.unknown(),
         "total_secs": stats::round1(run_start.elapsed().as_secs_f64()),

@@ -15,6 +15,7 @@ use crate::herald_proc::Herald;
 use crate::http::{self, post, Api, HttpClient};
 use crate::load::{closed_loop, message, open_loop, payload, LoopResult};
 use crate::receiver::{Mode, PathStats, Receiver};
+use crate::relay::Relay;
 use crate::stats::{now_us, percentiles, round1, round3};
 
 /// Sizes and rates of a run.
@@ -30,9 +31,9 @@ pub struct Params {
     pub ceiling_connections: usize,
     /// `maxConcurrency` given to the endpoints of the throughput scenarios.
     pub max_concurrency: u32,
-    /// `throttleRate` of the throttle scenario.
+    /// `throttleRate` of the throttle and cluster-throttle scenarios.
     pub throttle_rate: u32,
-    /// Length of the throttle scenario's measuring window before `time_scale`.
+    /// Length of the throttle scenarios' measuring window before `time_scale`.
     pub throttle_secs: f64,
     /// Endpoints of the isolation scenario (half of them hang in the second case).
     pub isolation_endpoints: usize,
@@ -43,7 +44,8 @@ pub struct Params {
     /// Run Herald on PostgreSQL: an admin URL of a cluster (`postgres://user@host:port/db`);
     /// every Herald start gets a fresh database created there with `psql`. SQLite when absent.
     pub database_url: Option<String>,
-    /// Herald nodes of the `cluster` scenario (all on the `database_url` cluster).
+    /// Herald nodes of the `cluster` and `cluster-throttle` scenarios (all on one database of
+    /// the `database_url` cluster).
     pub nodes: usize,
 }
 
@@ -283,20 +285,63 @@ impl Ctx {
         self.ceiling.filter(|c| *c > 0.0).map(|c| round3(rate / c))
     }
 
-    async fn herald(&self, extra: &[(&str, String)]) -> anyhow::Result<Herald> {
-        let every = (self.p.scrape_metrics_secs > 0.0)
-            .then(|| Duration::from_secs_f64(self.p.scrape_metrics_secs));
-        let mut extra: Vec<(&str, String)> = extra.to_vec();
-        if let Some(admin) = &self.p.database_url {
-            extra.push(("database_url", fresh_pg_database(admin)?));
-            // A fixed key: the database is new, so any key works.
-            extra.push((
-                "encryption_key",
-                "YmVuY2gtZW5jcnlwdGlvbi1rZXktMzItYnl0ZXMhIS0=".into(),
-            ));
-        }
-        Herald::start(&self.bin, &extra, every).await
+    fn scrape_every(&self) -> Option<Duration> {
+        (self.p.scrape_metrics_secs > 0.0)
+            .then(|| Duration::from_secs_f64(self.p.scrape_metrics_secs))
     }
+
+    /// Starts a Herald on SQLite, or on a fresh PostgreSQL database with `--database-url`.
+    async fn herald(&self, extra: &[(&str, String)]) -> anyhow::Result<Herald> {
+        match &self.p.database_url {
+            Some(admin) => self.herald_on(&fresh_pg_database(admin)?, extra).await,
+            None => Herald::start(&self.bin, extra, self.scrape_every()).await,
+        }
+    }
+
+    /// Starts a Herald on the PostgreSQL database `url`; Heralds started on one URL form a
+    /// cluster (they share the encryption key).
+    async fn herald_on(&self, url: &str, extra: &[(&str, String)]) -> anyhow::Result<Herald> {
+        let mut extra: Vec<(&str, String)> = extra.to_vec();
+        extra.push(("database_url", url.to_string()));
+        // A fixed key: every database the bench uses is new, so any key works.
+        extra.push((
+            "encryption_key",
+            "YmVuY2gtZW5jcnlwdGlvbi1rZXktMzItYnl0ZXMhIS0=".into(),
+        ));
+        Herald::start(&self.bin, &extra, self.scrape_every()).await
+    }
+
+    /// Starts `--nodes` Heralds on one fresh PostgreSQL database (`--database-url` required;
+    /// `scenario` names the caller in the error).
+    async fn cluster_nodes(&self, scenario: &str) -> anyhow::Result<Vec<Herald>> {
+        let Some(admin) = &self.p.database_url else {
+            bail!("the {scenario} scenario needs --database-url (PostgreSQL)");
+        };
+        let db = fresh_pg_database(admin)?;
+        let mut hs = Vec::new();
+        for _ in 0..self.p.nodes.max(1) {
+            // One after the other: the first applies the migrations.
+            hs.push(self.herald_on(&db, &[]).await?);
+        }
+        Ok(hs)
+    }
+}
+
+/// Stops every node of a cluster after a scenario; each node's stop report goes under
+/// `node<i>` in the outcome.
+async fn finish_nodes(hs: Vec<Herald>, res: anyhow::Result<Outcome>) -> anyhow::Result<Outcome> {
+    let mut out = res;
+    for (i, h) in hs.into_iter().enumerate() {
+        let empty = Outcome {
+            rows: vec![],
+            json: json!({}),
+        };
+        let r = finish(h, Ok(empty)).await;
+        if let (Ok(o), Ok(f)) = (&mut out, r) {
+            o.json[format!("node{i}")] = f.json;
+        }
+    }
+    out
 }
 
 /// Creates an empty database in the cluster `admin` names (with `psql`) and returns its URL.
@@ -520,37 +565,9 @@ async fn deliver_all(
 /// split evenly between the nodes, every node also runs the delivery engine. Compare with
 /// `fanout` run with the same `--database-url` (one node).
 pub async fn cluster(ctx: &Ctx) -> anyhow::Result<Outcome> {
-    let Some(admin) = &ctx.p.database_url else {
-        bail!("the cluster scenario needs --database-url (PostgreSQL)");
-    };
-    let n = ctx.p.nodes.max(1);
-    let db = fresh_pg_database(admin)?;
-    let key = "YmVuY2gtZW5jcnlwdGlvbi1rZXktMzItYnl0ZXMhIS0=".to_string();
-    let mut hs = Vec::new();
-    for _ in 0..n {
-        // Started one after the other: the first applies the migrations.
-        let extra = [
-            ("database_url", db.clone()),
-            ("encryption_key", key.clone()),
-        ];
-        hs.push(Herald::start(&ctx.bin, &extra, None).await?);
-    }
+    let hs = ctx.cluster_nodes("cluster").await?;
     let res = cluster_inner(ctx, &hs).await;
-    let mut out = res;
-    for (i, h) in hs.into_iter().enumerate() {
-        let r = finish(
-            h,
-            Ok(Outcome {
-                rows: vec![],
-                json: json!({}),
-            }),
-        )
-        .await;
-        if let (Ok(o), Ok(f)) = (&mut out, r) {
-            o.json[format!("node{i}")] = f.json;
-        }
-    }
-    out
+    finish_nodes(hs, res).await
 }
 
 async fn cluster_inner(ctx: &Ctx, hs: &[Herald]) -> anyhow::Result<Outcome> {
@@ -643,6 +660,194 @@ async fn cluster_inner(ctx: &Ctx, hs: &[Herald]) -> anyhow::Result<Outcome> {
                 format!("{} msg/s", thousands(publish_rate)),
                 None,
                 "",
+            ),
+        ],
+        json,
+    })
+}
+
+// ---- spool: publishing through a PostgreSQL outage ------------------------------------------
+
+/// Most publishes of the outage window (before `--scale`).
+const SPOOL_CAP: u64 = 100_000;
+
+/// Upper bound on the size of one spool line (a bench message spools as about 1.3 KiB): the
+/// spool limit is set to `cap × this`, so the measured window can never fill it and turn
+/// publishes into 503s.
+const SPOOL_LINE_MAX: u64 = 4096;
+
+/// Messages published (and delivered) before the outage: they make the node read, and so
+/// remember, the application and the event type — all a publish reads — and prove the
+/// endpoint is served.
+const SPOOL_WARMUP: u64 = 20;
+
+/// Herald on PostgreSQL through a loopback [`Relay`]. After a warm-up the relay is cut (live
+/// connections closed, new ones refused), so the node spools every publish (fdatasync'd, 202);
+/// the closed-loop publishers run for 10 s × time-scale. Then the relay is restored and the
+/// scenario times the drain: spool written into the database, every accepted message
+/// delivered to the receiver once.
+pub async fn spool(ctx: &Ctx) -> anyhow::Result<Outcome> {
+    let Some(admin) = &ctx.p.database_url else {
+        bail!("the spool scenario needs --database-url (PostgreSQL)");
+    };
+    let (relay, url) = Relay::in_front_of(&fresh_pg_database(admin)?).await?;
+    let cap = ctx.p.count(SPOOL_CAP);
+    let spool_max = cap * SPOOL_LINE_MAX;
+    let h = ctx
+        .herald_on(&url, &[("spool_max_bytes", spool_max.to_string())])
+        .await?;
+    let res = spool_inner(ctx, &h, &relay, cap, spool_max).await;
+    // Herald stops with the database reachable, whatever happened above.
+    relay.restore();
+    finish(h, res).await
+}
+
+async fn spool_inner(
+    ctx: &Ctx,
+    h: &Herald,
+    relay: &Relay,
+    cap: u64,
+    spool_max: u64,
+) -> anyhow::Result<Outcome> {
+    let app = h.api.create_app("bench-spool").await?;
+    let path = "/spool/0";
+    let ps = ctx.rx.path(path, Mode::Ok, false);
+    h.api
+        .create_endpoint(
+            &app,
+            json!({ "url": ctx.rx.url(path), "maxConcurrency": ctx.p.max_concurrency }),
+        )
+        .await?;
+    let p = Publisher::new(&h.api, &app)?;
+    let warm = p.closed(4, SPOOL_WARMUP, Duration::from_secs(30)).await;
+    anyhow::ensure!(
+        warm.ok == SPOOL_WARMUP,
+        "warm-up publishes failed: {:?}",
+        warm.error_samples
+    );
+    let warm_deadline = Instant::now() + Duration::from_secs(30);
+    if !wait_until(warm_deadline, || ps.unique() >= SPOOL_WARMUP).await {
+        bail!("the warm-up messages were not delivered within 30 s");
+    }
+
+    relay.cut();
+    // The first publish of the outage is the one that finds the database gone (it waits for
+    // the connection attempts to fail); it is timed apart so that the window measures the
+    // spool itself. Once anything is spooled, publishes go to the spool without trying the
+    // database.
+    let t = Instant::now();
+    let first = tokio::time::timeout(Duration::from_secs(60), p.clone().send(0, now_us()))
+        .await
+        .context("the first publish of the outage did not answer within 60 s")?;
+    let first_ms = t.elapsed().as_secs_f64() * 1e3;
+    match first {
+        Ok(s) if s == StatusCode::ACCEPTED => {}
+        Ok(s) => bail!("the first publish of the outage answered {s}, not 202"),
+        Err(e) => bail!("the first publish of the outage failed: {e:#}"),
+    }
+    let window = ctx.p.window(10.0);
+    let cpu = CpuMeter::start(h);
+    let r = p.closed(ctx.p.clients, cap, window).await;
+    let cpu = cpu.json();
+    let spooled_bytes = h.spool_bytes();
+    let accepted = r.ok + 1;
+    let expected = SPOOL_WARMUP + accepted;
+
+    relay.restore();
+    let restored_us = now_us();
+    let drain_cpu = CpuMeter::start(h);
+    let mut spool_empty_us = None;
+    let bound = Instant::now() + Duration::from_secs(600);
+    let complete = wait_until(bound, || {
+        if spool_empty_us.is_none() && h.spool_bytes() == 0 {
+            spool_empty_us = Some(now_us());
+        }
+        ps.unique() >= expected
+    })
+    .await;
+    let drain_cpu = drain_cpu.json();
+    // Late duplicates (a redelivery after a lost answer) would arrive within moments.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let snap = ps.snapshot();
+    let first_after = ps.times().into_iter().filter(|t| *t >= restored_us).min();
+    let end_us = if complete {
+        snap.last_us.unwrap_or(restored_us)
+    } else {
+        now_us()
+    };
+    let secs_since_restore = |t: u64| round3(t.saturating_sub(restored_us) as f64 / 1e6);
+    let drain_secs = end_us.saturating_sub(restored_us) as f64 / 1e6;
+    let delivered = snap.unique.saturating_sub(SPOOL_WARMUP);
+    let drain_rate = if drain_secs > 0.0 {
+        delivered as f64 / drain_secs
+    } else {
+        0.0
+    };
+    let lost = expected.saturating_sub(snap.unique);
+    let json = json!({
+        "method": "Herald's database_url points at a loopback TCP relay to PostgreSQL; after \
+                   the warm-up the relay closes its connections and refuses new ones (an \
+                   outage), the publishers run, then the relay lets connections through again",
+        "window_secs": window.as_secs_f64(),
+        "publish_cap": cap,
+        "spool_max_bytes": spool_max,
+        "warmup_messages": SPOOL_WARMUP,
+        "first_outage_publish_ms": round1(first_ms),
+        "publish": loop_json(&r),
+        "expected_status": 202,
+        "accepted": accepted,
+        "spooled_bytes": spooled_bytes,
+        "spooled_bytes_per_message": (accepted > 0).then(|| spooled_bytes / accepted),
+        "outage_cpu": cpu,
+        "restore_to_spool_empty_secs": spool_empty_us.map(secs_since_restore),
+        "restore_to_first_delivery_secs": first_after.map(secs_since_restore),
+        "restore_to_last_delivery_secs": round3(drain_secs),
+        "deliveries_expected": expected,
+        "delivered": snap.unique,
+        "duplicates": snap.duplicates,
+        "lost": lost,
+        "complete": complete,
+        "drain_per_s": round1(drain_rate),
+        "drain_cpu": drain_cpu,
+    });
+    let lat = &json["publish"]["api_latency"];
+    let mut drain = format!(
+        "{} msgs in {drain_secs:.1} s = {} msg/s",
+        thousands(accepted as f64),
+        thousands(drain_rate)
+    );
+    if !complete {
+        drain.push_str(&format!(" (INCOMPLETE {}/{expected})", snap.unique));
+    }
+    let spool_empty = spool_empty_us.map_or("-".to_string(), |t| {
+        format!("{:.1} s", secs_since_restore(t))
+    });
+    Ok(Outcome {
+        rows: vec![
+            row(
+                "spool (PostgreSQL unreachable): accepted publishes",
+                format!("{} msg/s (202)", thousands(r.rate())),
+                None,
+                "",
+            ),
+            row(
+                "  spooled publish latency p50 / p99",
+                format!("{} / {}", ms(&lat["p50_ms"]), ms(&lat["p99_ms"])),
+                None,
+                "",
+            ),
+            row(
+                "  non-202 answers / first outage publish",
+                format!("{} / {first_ms:.0} ms", r.errors),
+                None,
+                "0",
+            ),
+            row("  drain after restore: all delivered", drain, None, ""),
+            row(
+                "  spool empty after / duplicates / lost",
+                format!("{spool_empty} / {} / {lost}", snap.duplicates),
+                None,
+                "lost 0",
             ),
         ],
         json,
@@ -1111,29 +1316,57 @@ async fn isolation_case(ctx: &Ctx, case: &str, k: usize, hanging: usize) -> anyh
 /// rate over the window after a 5 s warm-up.
 pub async fn throttle(ctx: &Ctx) -> anyhow::Result<Outcome> {
     let h = ctx.herald(&[]).await?;
-    let res = throttle_inner(ctx, &h).await;
+    let res = throttle_on(ctx, "throttle", std::slice::from_ref(&h)).await;
     finish(h, res).await
 }
 
-async fn throttle_inner(ctx: &Ctx, h: &Herald) -> anyhow::Result<Outcome> {
+/// The throttle measurement with `--nodes` Heralds on one PostgreSQL database, the backlog
+/// published round-robin through them: the token bucket lives in the endpoint row, so the
+/// nodes together must still deliver at `R`.
+pub async fn cluster_throttle(ctx: &Ctx) -> anyhow::Result<Outcome> {
+    let hs = ctx.cluster_nodes("cluster-throttle").await?;
+    let res = throttle_on(ctx, "cluster-throttle", &hs).await;
+    finish_nodes(hs, res).await
+}
+
+/// Sets up the throttled endpoint through the first of `hs`, publishes the backlog
+/// round-robin through all of them (every node also delivers) and measures what the receiver
+/// got on the path `/<name>/0`.
+async fn throttle_on(ctx: &Ctx, name: &str, hs: &[Herald]) -> anyhow::Result<Outcome> {
     let rate = ctx.p.throttle_rate;
-    let app = h.api.create_app("bench-throttle").await?;
-    let path = "/throttle/0";
-    let ps = ctx.rx.path(path, Mode::Ok, false);
-    h.api
+    let first_node = hs.first().context("no Herald to measure")?;
+    let app = first_node.api.create_app(&format!("bench-{name}")).await?;
+    let path = format!("/{name}/0");
+    let ps = ctx.rx.path(&path, Mode::Ok, false);
+    first_node
+        .api
         .create_endpoint(
             &app,
-            json!({ "url": ctx.rx.url(path), "throttleRate": rate }),
+            json!({ "url": ctx.rx.url(&path), "throttleRate": rate }),
         )
         .await
         .context("create endpoint with throttleRate")?;
     let warm = 5.0;
     let window = (ctx.p.throttle_secs * ctx.p.time_scale).max(5.0);
     let backlog = (f64::from(rate) * (warm + window + 10.0)).ceil() as u64;
-    let p = Publisher::new(&h.api, &app)?;
-    let r = p
-        .closed(ctx.p.clients, backlog, Duration::from_secs(300))
-        .await;
+    let pubs = Arc::new(
+        hs.iter()
+            .map(|h| Publisher::new(&h.api, &app))
+            .collect::<anyhow::Result<Vec<_>>>()?,
+    );
+    let cpus: Vec<CpuMeter> = hs.iter().map(CpuMeter::start).collect();
+    let r = closed_loop(
+        ctx.p.clients,
+        backlog,
+        Duration::from_secs(300),
+        202,
+        move |seq| {
+            pubs[(seq % pubs.len() as u64) as usize]
+                .clone()
+                .send(seq, now_us())
+        },
+    )
+    .await;
     // Wait for the first delivery, then for the end of the window (or the whole backlog).
     let got_first = wait_until(Instant::now() + Duration::from_secs(60), || ps.unique() > 0).await;
     if !got_first {
@@ -1167,7 +1400,15 @@ async fn throttle_inner(ctx: &Ctx, h: &Herald) -> anyhow::Result<Outcome> {
     }
     let max_1s = buckets.values().copied().max().unwrap_or(0);
     let deviation = (measured - f64::from(rate)) / f64::from(rate) * 100.0;
+    // Which node delivered what: with one node taking every claim, a cluster figure would
+    // only repeat the single-node one.
+    let mut by_node = Vec::new();
+    for h in hs {
+        by_node.push(h.api.metrics().await.ok().map(|m| successful_attempts(&m)));
+    }
     let json = json!({
+        "nodes": hs.len(),
+        "delivered_by_node": by_node,
         "throttle_rate": rate,
         "backlog": backlog,
         "publish": loop_json(&r),
@@ -1180,33 +1421,69 @@ async fn throttle_inner(ctx: &Ctx, h: &Herald) -> anyhow::Result<Outcome> {
         "deviation_percent": round1(deviation),
         "max_in_one_second": max_1s,
         "per_second_counts": buckets.values().collect::<Vec<_>>(),
+        "cpu": cpus.iter().map(CpuMeter::json).collect::<Vec<_>>(),
     });
     let mut value = format!("{measured:.1}/s vs {rate}/s ({deviation:+.1} %)");
     if !covered {
         value.push_str(" — backlog drained early: NOT throttled");
     }
-    Ok(Outcome {
-        rows: vec![
-            row(
-                &format!("throttle accuracy, throttleRate {rate}"),
-                value,
-                None,
-                "±5 %",
-            ),
-            row(
-                "  most deliveries in one second",
-                max_1s.to_string(),
-                None,
-                "",
-            ),
-        ],
-        json,
-    })
+    let mut rows = vec![
+        row(
+            &if hs.len() == 1 {
+                format!("throttle accuracy, throttleRate {rate}")
+            } else {
+                format!(
+                    "throttle accuracy across {} nodes, throttleRate {rate}",
+                    hs.len()
+                )
+            },
+            value,
+            None,
+            "±5 %",
+        ),
+        row(
+            "  most deliveries in one second",
+            max_1s.to_string(),
+            None,
+            "",
+        ),
+    ];
+    if hs.len() > 1 {
+        let f = |n: &Option<u64>| n.map_or("?".to_string(), |n| n.to_string());
+        rows.push(row(
+            "  deliveries made by each node",
+            by_node.iter().map(f).collect::<Vec<_>>().join(" / "),
+            None,
+            "",
+        ));
+    }
+    Ok(Outcome { rows, json })
+}
+
+/// Sum of Herald's `herald_delivery_attempts_total` series with `status_class="2xx"` in a
+/// `/metrics` text: the deliveries this node made.
+fn successful_attempts(metrics: &str) -> u64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("herald_delivery_attempts_total{"))
+        .filter(|l| l.contains(r#"status_class="2xx""#))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
 }
 
 #[cfg(test)]
 mod tests {
-    use super::thousands;
+    use super::{successful_attempts, thousands};
+
+    #[test]
+    fn counts_successful_attempts() {
+        let m = "# TYPE herald_delivery_attempts_total counter\n\
+                 herald_delivery_attempts_total{outcome=\"success\",status_class=\"2xx\"} 1500\n\
+                 herald_delivery_attempts_total{outcome=\"failure\",status_class=\"5xx\"} 7\n\
+                 herald_messages_published_total{origin=\"api\"} 2250\n";
+        assert_eq!(successful_attempts(m), 1500);
+        assert_eq!(successful_attempts(""), 0);
+    }
 
     #[test]
     fn groups_thousands() {
