@@ -295,6 +295,8 @@ pub struct PostgresStore {
 
 /// Tries of a spooled entry the database refuses while answering, before it is set aside.
 const SET_ASIDE_AFTER: u32 = 5;
+/// Most spooled publishes the drain writes in one transaction.
+const DRAIN_GROUP: usize = 200;
 
 /// The last values read of what a publish needs, served while the database is unreachable.
 /// Bounded: each map is cleared when it reaches [`SEEN_MAX`] entries.
@@ -450,34 +452,24 @@ impl PostgresStore {
                 return Ok(());
             };
             let n = entries.len();
-            for e in entries {
-                let keep = e.clone();
-                if let Err(err) = self.drain_entry(e).await {
-                    // An outage again: stop here and try later.
-                    if self.ping().await.is_err() {
-                        return Err(err);
-                    }
-                    // The database answers but refuses this entry.
-                    let tries = {
-                        let mut t = self.drain_tries.lock().expect("drain tries");
-                        if t.0 != keep.id() {
-                            *t = (keep.id().to_string(), 0);
-                        }
-                        t.1 += 1;
-                        t.1
-                    };
-                    if tries < SET_ASIDE_AFTER {
-                        return Err(err);
-                    }
-                    let sp = spool.clone();
-                    let aside = keep.clone();
-                    tokio::task::spawn_blocking(move || sp.set_aside(&aside))
-                        .await
-                        .map_err(|e| StoreError::Unavailable(e.to_string()))??;
-                    tracing::error!(
-                        msg_id = keep.id(), error = %err, tries, file = spool::REJECTED,
-                        "the database keeps refusing a spooled entry: set aside in the spool directory, the drain goes on"
-                    );
+            let mut entries = entries.into_iter().peekable();
+            while let Some(e) = entries.next() {
+                if !e.is_publish() {
+                    self.drain_one(spool, e).await?;
+                    continue;
+                }
+                // Consecutive publishes go in one transaction (the drain would otherwise be
+                // far slower than the spool fills); if that fails, one by one.
+                let mut group = vec![e];
+                while group.len() < DRAIN_GROUP && entries.peek().is_some_and(|n| n.is_publish())
+                {
+                    group.extend(entries.next());
+                }
+                if group.len() > 1 && self.publish_group(&group).await.is_ok() {
+                    continue;
+                }
+                for e in group {
+                    self.drain_one(spool, e).await?;
                 }
             }
             spool.finish_batch(&path)?;
@@ -486,6 +478,58 @@ impl PostgresStore {
                 "spooled publishes and ingestions written to the database after an outage"
             );
         }
+    }
+
+    /// Writes spooled publishes into the database in one transaction (all or none).
+    async fn publish_group(&self, group: &[spool::Entry]) -> Result<()> {
+        let mut tx = self.begin().await?;
+        for e in group {
+            match e.clone().into_work()? {
+                spool::Work::Publish(msg, only) => {
+                    publish_tx(&mut tx, msg, only).await?;
+                }
+                spool::Work::Ingest(..) => {
+                    return Err(StoreError::Corrupt("an ingestion in a publish group".into()))
+                }
+            }
+        }
+        tx.commit().await.map_err(map_pg)
+    }
+
+    /// Writes one spooled entry into the database; an entry the database keeps refusing while
+    /// it answers is set aside after [`SET_ASIDE_AFTER`] tries. An error means: stop draining
+    /// for now (an outage, or the entry's next try).
+    async fn drain_one(&self, spool: &Spool, e: spool::Entry) -> Result<()> {
+        let keep = e.clone();
+        let Err(err) = self.drain_entry(e).await else {
+            return Ok(());
+        };
+        // An outage again: stop here and try later.
+        if self.ping().await.is_err() {
+            return Err(err);
+        }
+        // The database answers but refuses this entry.
+        let tries = {
+            let mut t = self.drain_tries.lock().expect("drain tries");
+            if t.0 != keep.id() {
+                *t = (keep.id().to_string(), 0);
+            }
+            t.1 += 1;
+            t.1
+        };
+        if tries < SET_ASIDE_AFTER {
+            return Err(err);
+        }
+        let sp = spool.clone();
+        let aside = keep.clone();
+        tokio::task::spawn_blocking(move || sp.set_aside(&aside))
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))??;
+        tracing::error!(
+            msg_id = keep.id(), error = %err, tries, file = spool::REJECTED,
+            "the database keeps refusing a spooled entry: set aside in the spool directory, the drain goes on"
+        );
+        Ok(())
     }
 
     /// Writes one spooled entry into the database. An entry already there (written before a
