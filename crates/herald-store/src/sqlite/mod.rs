@@ -1669,7 +1669,7 @@ impl Store for SqliteStore {
                         upd("UPDATE endpoints SET disabled = 1, updated_at = ?2 WHERE id = ?1", &[&a.endpoint_id.0, &now])?;
                         // Nothing is dropped: the endpoint's waiting deliveries end `failed`,
                         // where `recover` can bring them back once the endpoint is re-enabled.
-                        upd("UPDATE deliveries SET status = 2, next_at = NULL, lease_owner = NULL, updated_at = ?2 WHERE endpoint_id = ?1 AND status IN (1, 3) AND status = 1",
+                        upd("UPDATE deliveries SET status = 2, next_at = NULL, lease_owner = NULL, updated_at = ?2 WHERE endpoint_id = ?1 AND status = 1 AND status IN (1, 3)",
                             &[&a.endpoint_id.0, &now])?;
                     }
                 }
@@ -1677,7 +1677,7 @@ impl Store for SqliteStore {
                     upd("UPDATE deliveries SET status = 1, attempts = attempts + 1, manual = 0, next_at = ?3, lease_owner = NULL, updated_at = ?2 WHERE id = ?1",
                         &[&id, &now, until])?;
                     upd("UPDATE endpoints SET paused_until = ?2 WHERE id = ?1", &[&a.endpoint_id.0, until])?;
-                    upd("UPDATE deliveries SET next_at = ?2 WHERE endpoint_id = ?1 AND status IN (1, 3) AND status = 1 AND next_at < ?2",
+                    upd("UPDATE deliveries SET next_at = ?2 WHERE endpoint_id = ?1 AND status = 1 AND status IN (1, 3) AND next_at < ?2",
                         &[&a.endpoint_id.0, until])?;
                 }
             }
@@ -1725,8 +1725,8 @@ impl Store for SqliteStore {
         self.write_relaxed(move |c| {
             // Their endpoints become due now (the leases go back to the queue).
             let touch = match &owner {
-                Some(_) => "UPDATE endpoints SET due_at = ?1 WHERE id IN (SELECT endpoint_id FROM deliveries WHERE status IN (1, 3) AND status = 3 AND lease_owner = ?2) AND (due_at IS NULL OR due_at > ?1)",
-                None => "UPDATE endpoints SET due_at = ?1 WHERE id IN (SELECT endpoint_id FROM deliveries WHERE status IN (1, 3) AND status = 3) AND (due_at IS NULL OR due_at > ?1)",
+                Some(_) => "UPDATE endpoints SET due_at = ?1 WHERE id IN (SELECT endpoint_id FROM deliveries WHERE status = 3 AND status IN (1, 3) AND lease_owner = ?2) AND (due_at IS NULL OR due_at > ?1)",
+                None => "UPDATE endpoints SET due_at = ?1 WHERE id IN (SELECT endpoint_id FROM deliveries WHERE status = 3 AND status IN (1, 3)) AND (due_at IS NULL OR due_at > ?1)",
             };
             match &owner {
                 Some(o) => c.execute(touch, params![now, o]),
@@ -1735,11 +1735,11 @@ impl Store for SqliteStore {
             .map_err(map_sql)?;
             let n = match owner {
                 Some(o) => c.execute(
-                    "UPDATE deliveries SET status = 1, next_at = ?1, lease_owner = NULL WHERE status IN (1, 3) AND status = 3 AND lease_owner = ?2",
+                    "UPDATE deliveries SET status = 1, next_at = ?1, lease_owner = NULL WHERE status = 3 AND status IN (1, 3) AND lease_owner = ?2",
                     params![now, o],
                 ),
                 None => c.execute(
-                    "UPDATE deliveries SET status = 1, next_at = ?1, lease_owner = NULL WHERE status IN (1, 3) AND status = 3",
+                    "UPDATE deliveries SET status = 1, next_at = ?1, lease_owner = NULL WHERE status = 3 AND status IN (1, 3)",
                     params![now],
                 ),
             }

@@ -138,7 +138,7 @@ fn scalar_opt(c: &Connection, sql: &str, p: impl rusqlite::Params) -> Result<Opt
 
 fn leased_now(c: &Connection, ep: &str, now: Millis) -> Result<u32> {
     c.prepare_cached(
-        "SELECT COUNT(*) FROM deliveries WHERE endpoint_id = ?1 AND status IN (1, 3) AND status = 3 AND next_at > ?2",
+        "SELECT COUNT(*) FROM deliveries WHERE endpoint_id = ?1 AND status = 3 AND status IN (1, 3) AND next_at > ?2",
     )
     .and_then(|mut s| s.query_row(params![ep, now], |r| r.get(0)))
     .map_err(map_sql)
@@ -173,12 +173,12 @@ fn next_due(c: &Connection, s: &Sched, now: Millis) -> Result<Option<Millis>> {
         (
             scalar_opt(
                 c,
-                "SELECT MIN(next_at) FROM deliveries WHERE endpoint_id = ?1 AND status IN (1, 3) AND status = 1",
+                "SELECT MIN(next_at) FROM deliveries WHERE endpoint_id = ?1 AND status = 1 AND status IN (1, 3)",
                 [&s.id],
             )?,
             scalar_opt(
                 c,
-                "SELECT MIN(next_at) FROM deliveries WHERE endpoint_id = ?1 AND status IN (1, 3) AND status = 3",
+                "SELECT MIN(next_at) FROM deliveries WHERE endpoint_id = ?1 AND status = 3 AND status IN (1, 3)",
                 [&s.id],
             )?,
         )
@@ -245,7 +245,7 @@ fn candidates(c: &Connection, s: &Sched, now: Millis, want: u32) -> Result<Vec<i
     }
     let mut ids: Vec<i64> = c
         .prepare_cached(
-            "SELECT id FROM deliveries WHERE endpoint_id = ?1 AND status IN (1, 3) AND status = 3 AND next_at <= ?2 \
+            "SELECT id FROM deliveries WHERE endpoint_id = ?1 AND status = 3 AND status IN (1, 3) AND next_at <= ?2 \
              ORDER BY next_at LIMIT ?3",
         )
         .and_then(|mut st| {
@@ -257,7 +257,7 @@ fn candidates(c: &Connection, s: &Sched, now: Millis, want: u32) -> Result<Vec<i
     if left > 0 {
         let more: Vec<i64> = c
             .prepare_cached(
-                "SELECT id FROM deliveries WHERE endpoint_id = ?1 AND status IN (1, 3) AND status = 1 AND next_at <= ?2 \
+                "SELECT id FROM deliveries WHERE endpoint_id = ?1 AND status = 1 AND status IN (1, 3) AND next_at <= ?2 \
                  ORDER BY next_at LIMIT ?3",
             )
             .and_then(|mut st| {
