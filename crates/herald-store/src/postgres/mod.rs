@@ -461,8 +461,7 @@ impl PostgresStore {
                 // Consecutive publishes go in one transaction (the drain would otherwise be
                 // far slower than the spool fills); if that fails, one by one.
                 let mut group = vec![e];
-                while group.len() < DRAIN_GROUP && entries.peek().is_some_and(|n| n.is_publish())
-                {
+                while group.len() < DRAIN_GROUP && entries.peek().is_some_and(|n| n.is_publish()) {
                     group.extend(entries.next());
                 }
                 if group.len() > 1 && self.publish_group(&group).await.is_ok() {
@@ -489,7 +488,9 @@ impl PostgresStore {
                     publish_tx(&mut tx, msg, only).await?;
                 }
                 spool::Work::Ingest(..) => {
-                    return Err(StoreError::Corrupt("an ingestion in a publish group".into()))
+                    return Err(StoreError::Corrupt(
+                        "an ingestion in a publish group".into(),
+                    ))
                 }
             }
         }

@@ -267,10 +267,7 @@ fn io(e: std::io::Error) -> StoreError {
 /// file, so the next append starts a line of its own; returns the length kept.
 fn cut_torn_tail(path: &Path, file: &File) -> Result<u64> {
     let bytes = std::fs::read(path).map_err(io)?;
-    let keep = bytes
-        .iter()
-        .rposition(|b| *b == b'\n')
-        .map_or(0, |i| i + 1) as u64;
+    let keep = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1) as u64;
     if keep < bytes.len() as u64 {
         tracing::warn!(file = %path.display(), "cutting an incomplete last spool line");
         file.set_len(keep).map_err(io)?;
