@@ -94,7 +94,7 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(d) => ApiError::Conflict(d),
             StoreError::NotFound => ApiError::NotFound("not found".into()),
             StoreError::Unavailable(d) => ApiError::Unavailable(d),
-            StoreError::Corrupt(d) => ApiError::Internal(d),
+            StoreError::Corrupt(d) | StoreError::Rejected(d) => ApiError::Internal(d),
             StoreError::KeyMismatch => ApiError::Internal(StoreError::KeyMismatch.to_string()),
         }
     }

@@ -44,6 +44,10 @@ pub enum StoreError {
     /// Stored data could not be decoded (a bug or manual tampering).
     #[error("corrupt record: {0}")]
     Corrupt(String),
+    /// The database answered and refused the statement for a reason that retrying will not
+    /// change (e.g. a value it cannot store). Not an outage: never spooled, callers answer 500.
+    #[error("the database refused the write: {0}")]
+    Rejected(String),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;

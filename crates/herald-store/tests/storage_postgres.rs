@@ -300,9 +300,10 @@ async fn ingestion_is_spooled_during_an_outage_and_decided_when_it_drains() {
     }
 }
 
-/// An entry the database refuses while it answers (here a payload PostgreSQL cannot store as
-/// text) must not stop the drain for good: it is tried a few times, then set aside, fsync'd,
-/// in `rejected.jsonl`, and the entries behind it go in.
+/// A write the database refuses while it answers (here a payload PostgreSQL cannot store as
+/// text) is an error, not an outage: answered at once and never spooled. If such an entry was
+/// spooled during an outage, it must not stop the drain for good: it is tried a few times, then
+/// set aside, fsync'd, in `rejected.jsonl`, and the entries behind it go in.
 #[tokio::test]
 async fn a_spooled_entry_the_database_refuses_is_set_aside_and_the_drain_goes_on() {
     let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
@@ -310,17 +311,40 @@ async fn a_spooled_entry_the_database_refuses_is_set_aside_and_the_drain_goes_on
         return;
     };
     let url = fresh_database(&admin_url).await;
+    let (head, db) = url.rsplit_once('/').unwrap();
+    let (userhost, port) = head.rsplit_once(':').unwrap();
+    let host = userhost.rsplit(['@', '/']).next().unwrap();
+    let relay = Relay::start(format!("{host}:{port}")).await;
+    let relay_url = format!("{userhost}:{}/{db}", relay.port);
     let dir = tempfile::tempdir().unwrap();
     let spool = herald_store::postgres::Spool::open(dir.path(), 1 << 20).unwrap();
-    let store = PostgresStore::connect(&url, None)
+    let store = PostgresStore::connect(&relay_url, None)
         .await
         .unwrap()
         .with_spool(spool);
     let a = store.create_app(app(1)).await.unwrap();
     store.create_endpoint(endpoint(&a.id, None)).await.unwrap();
-    let mut bad = message(&a.id, "push", None, 100);
-    bad.payload = Some("{\"k\":\"\0\"}".into());
-    let bad = store.publish(bad, None).await.unwrap().message.id;
+    let bad = |now| {
+        let mut m = message(&a.id, "push", None, now);
+        m.payload = Some("{\"k\":\"\0\"}".into());
+        m
+    };
+    // Live: refused at once, nothing spooled.
+    match store.publish(bad(99), None).await {
+        Err(StoreError::Rejected(_)) => {}
+        Err(e) => panic!("expected a refusal, got {e}"),
+        Ok(_) => panic!("expected a refusal, got an accepted publish"),
+    }
+    assert_eq!(
+        std::fs::metadata(dir.path().join("publish.jsonl"))
+            .unwrap()
+            .len(),
+        0,
+        "a refused write is not an outage"
+    );
+
+    relay.cut();
+    let bad = store.publish(bad(100), None).await.unwrap().message.id;
     // Spooled behind it, in order.
     let after = store
         .publish(message(&a.id, "push", None, 101), None)
@@ -328,6 +352,7 @@ async fn a_spooled_entry_the_database_refuses_is_set_aside_and_the_drain_goes_on
         .unwrap()
         .message
         .id;
+    relay.restore();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while store
         .get_message(&a.id, after.as_str())

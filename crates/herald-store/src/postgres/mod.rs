@@ -265,10 +265,22 @@ DROP INDEX IF EXISTS deliveries_due;
 "#,
 ];
 
+/// SQLSTATE classes that mean "not now" rather than "never": connection problems (08),
+/// resources (53), shutdown or cancel (57), system errors (58), serialization failures and
+/// deadlocks (40), lock timeouts (55P03), internal errors (XX). The outage spool takes a write
+/// that failed with one of these; any other refusal is [`StoreError::Rejected`].
+fn transient(code: &str) -> bool {
+    matches!(code.get(..2), Some("08" | "53" | "57" | "58" | "40" | "XX")) || code == "55P03"
+}
+
 pub(crate) fn map_pg(e: sqlx::Error) -> StoreError {
     if let sqlx::Error::Database(d) = &e {
-        if d.code().as_deref() == Some("23505") {
-            return StoreError::Conflict(d.message().to_string());
+        match d.code().as_deref() {
+            Some("23505") => return StoreError::Conflict(d.message().to_string()),
+            Some(code) if !transient(code) => {
+                return StoreError::Rejected(format!("{} (SQLSTATE {code})", d.message()))
+            }
+            _ => {}
         }
     }
     if let sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) = &e {
