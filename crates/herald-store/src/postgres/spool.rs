@@ -240,6 +240,8 @@ struct State {
     len: u64,
     /// Counts the current files (a new one each time the drain takes the current one away).
     generation: u64,
+    /// Bytes in draining files (counted here rather than listed from disk on every append).
+    draining: u64,
     /// Spooled work not yet in the database (current file or draining files).
     active: bool,
 }
@@ -294,12 +296,17 @@ impl Spool {
                 file,
                 len,
                 generation: 0,
+                draining: 0,
                 active: false,
             })),
             synced: Arc::default(),
         };
+        let draining = spool.draining_bytes();
         let pending = len > 0 || !spool.draining_files()?.is_empty();
-        spool.state.lock().expect("spool lock").active = pending;
+        let mut st = spool.state.lock().expect("spool lock");
+        st.active = pending;
+        st.draining = draining;
+        drop(st);
         Ok(spool)
     }
 
@@ -315,7 +322,7 @@ impl Spool {
         line.push(b'\n');
         let (generation, end) = {
             let mut st = self.state.lock().expect("spool lock");
-            let queued = st.len + self.draining_bytes();
+            let queued = st.len + st.draining;
             if queued + line.len() as u64 > self.max_bytes {
                 return Err(StoreError::Unavailable(
                     "the database is unreachable and the local spool is full".into(),
@@ -401,6 +408,7 @@ impl Spool {
                     .append(true)
                     .open(self.dir.join(CURRENT))
                     .map_err(io)?;
+                st.draining += st.len;
                 st.len = 0;
                 st.generation += 1;
                 File::open(&self.dir)
@@ -440,7 +448,11 @@ impl Spool {
 
     /// The batch is in the database.
     pub(crate) fn finish_batch(&self, path: &Path) -> Result<()> {
-        std::fs::remove_file(path).map_err(io)
+        let n = std::fs::metadata(path).map_err(io)?.len();
+        std::fs::remove_file(path).map_err(io)?;
+        let mut st = self.state.lock().expect("spool lock");
+        st.draining = st.draining.saturating_sub(n);
+        Ok(())
     }
 }
 
@@ -595,5 +607,12 @@ mod tests {
             s.append(&Entry::new(&msg(2), &None)),
             Err(StoreError::Unavailable(_))
         ));
+        // Lines being drained still count, across a reopen too, until the drain finishes.
+        let (path, _) = s.next_batch().unwrap().unwrap();
+        assert!(s.append(&Entry::new(&msg(3), &None)).is_err());
+        let s = Spool::open(dir.path(), 300).unwrap();
+        assert!(s.append(&Entry::new(&msg(3), &None)).is_err());
+        s.finish_batch(&path).unwrap();
+        s.append(&Entry::new(&msg(3), &None)).unwrap();
     }
 }
