@@ -216,21 +216,10 @@ impl Entry {
 
     #[cfg(test)]
     fn into_parts(self) -> (Message, Option<EndpointId>) {
-        (
-            Message {
-                id: MessageId(self.id),
-                app_id: AppId(self.app_id),
-                event_id: self.event_id,
-                event_type: self.event_type,
-                payload: self.payload,
-                channels: self.channels,
-                created_at: self.created_at,
-                retention_ms: self.retention_ms,
-                ordering_key: self.ordering_key,
-                headers: self.headers,
-            },
-            self.only.map(EndpointId),
-        )
+        match self.into_work().expect("a usable line") {
+            Work::Publish(m, only) => (m, only),
+            Work::Ingest(_, _, m, _) => (m, None),
+        }
     }
 }
 
