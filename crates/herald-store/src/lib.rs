@@ -14,8 +14,8 @@ use async_trait::async_trait;
 use herald_core::breaker::BreakerState;
 use herald_core::ids::{AppId, EndpointId, InboundRequestId, MessageId, SourceId, TokenId};
 use herald_core::model::{
-    Application, Attempt, Delivery, Endpoint, EndpointStats, EventType, InboundRequest, Message,
-    Source,
+    Application, Attempt, Delivery, Endpoint, EndpointStats, EventType, InboundRequest,
+    InboundStatus, Message, Source,
 };
 use herald_core::Millis;
 
@@ -427,7 +427,13 @@ pub trait Store: Send + Sync + 'static {
     /// Logs a request that did not become a message (rejected, quarantined, handshake).
     async fn log_inbound(&self, req: InboundRequest) -> Result<()>;
     /// The source's request log, newest first unless `q` says otherwise.
-    async fn list_inbound(&self, source: &SourceId, q: &ListQuery) -> Result<Page<InboundRequest>>;
+    /// The source's request log; `status` keeps only requests in that state.
+    async fn list_inbound(
+        &self,
+        source: &SourceId,
+        status: Option<InboundStatus>,
+        q: &ListQuery,
+    ) -> Result<Page<InboundRequest>>;
     async fn get_inbound(
         &self,
         source: &SourceId,

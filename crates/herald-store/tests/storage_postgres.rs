@@ -257,6 +257,7 @@ async fn ingestion_is_spooled_during_an_outage_and_decided_when_it_drains() {
     let log = store
         .list_inbound(
             &s.id,
+            None,
             &ListQuery {
                 limit: 50,
                 ..Default::default()

@@ -698,18 +698,41 @@ pub async fn rotate(
     }))
 }
 
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RequestListParams {
+    #[serde(flatten)]
+    #[param(ignore)]
+    list: ListParams,
+    /// Only requests in this state: `accepted`, `duplicate`, `rejected`, `quarantined`,
+    /// `released`, `handshake`, `stale` or `held`.
+    status: Option<String>,
+}
+
 /// The source's request log, newest first (rejected requests included, with their reason).
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/source/{source_id}/request", tag = "Source", operation_id = "list_source_requests",
-    params(SourcePath, ListParams),
+    params(SourcePath, ListParams, RequestListParams),
     responses((status = 200, description = "A page of requests", body = ListOut<InboundRequestOut>)))]
 pub async fn requests(
     State(st): State<AppState>,
     auth: Auth,
     Path((app_id, src)): Path<(String, String)>,
-    Q(p): Q<ListParams>,
+    Q(p): Q<RequestListParams>,
 ) -> ApiResult<Json<ListOut<InboundRequestOut>>> {
+    let status = match p.status.as_deref() {
+        None => None,
+        Some(v) => Some(InboundStatus::parse(v).ok_or_else(|| {
+            ApiError::field(
+                "status",
+                "one of accepted, duplicate, rejected, quarantined, released, handshake, stale, held",
+            )
+        })?),
+    };
     let (_, s) = load(&st, &auth, &app_id, &src).await?;
-    let page = st.store().list_inbound(&s.id, &p.to_query(true)?).await?;
+    let page = st
+        .store()
+        .list_inbound(&s.id, status, &p.list.to_query(true)?)
+        .await?;
     Ok(Json(ListOut::new(
         &page.items,
         page.has_more,

@@ -2279,12 +2279,23 @@ impl Store for PostgresStore {
         insert_inbound(&mut c, &req).await
     }
 
-    async fn list_inbound(&self, source: &SourceId, q: &ListQuery) -> Result<Page<InboundRequest>> {
+    async fn list_inbound(
+        &self,
+        source: &SourceId,
+        status: Option<InboundStatus>,
+        q: &ListQuery,
+    ) -> Result<Page<InboundRequest>> {
+        let mut conds = vec!["source_id = ?".to_string()];
+        let mut args = vec![Arg::Text(source.0.clone())];
+        if let Some(s) = status {
+            conds.push("status = ?".into());
+            args.push(Arg::Text(s.as_str().into()));
+        }
         query_page(
             &self.pool,
             &format!("SELECT {INREQ_COLS} FROM inbound_requests"),
-            vec!["source_id = ?".into()],
-            vec![Arg::Text(source.0.clone())],
+            conds,
+            args,
             q,
             ("id", "created_at"),
             inreq_row,

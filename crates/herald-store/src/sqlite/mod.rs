@@ -2074,14 +2074,25 @@ impl Store for SqliteStore {
         self.write(move |c| insert_inbound(c, &req)).await
     }
 
-    async fn list_inbound(&self, source: &SourceId, q: &ListQuery) -> Result<Page<InboundRequest>> {
+    async fn list_inbound(
+        &self,
+        source: &SourceId,
+        status: Option<InboundStatus>,
+        q: &ListQuery,
+    ) -> Result<Page<InboundRequest>> {
         let (source, q) = (source.0.clone(), q.clone());
         self.read(move |c| {
+            let mut conds = vec!["source_id = ?".to_string()];
+            let mut args = vec![SqlValue::Text(source)];
+            if let Some(s) = status {
+                conds.push("status = ?".into());
+                args.push(SqlValue::Text(s.as_str().into()));
+            }
             query_page(
                 c,
                 &format!("SELECT {INREQ_COLS} FROM inbound_requests"),
-                vec!["source_id = ?".into()],
-                vec![SqlValue::Text(source)],
+                conds,
+                args,
                 &q,
                 ("id", "created_at"),
                 inreq_row,

@@ -1019,7 +1019,7 @@ async fn ingest_dedups_within_the_window_and_concurrent_duplicates_collapse() {
         .unwrap();
     assert!(matches!(later, herald_store::IngestOutcome::Accepted(_)));
     let log = store
-        .list_inbound(&s.id, &ListQuery { limit: 50, ..Default::default() })
+        .list_inbound(&s.id, None, &ListQuery { limit: 50, ..Default::default() })
         .await
         .unwrap();
     assert_eq!(log.items.len(), 9);
@@ -1053,7 +1053,7 @@ async fn a_quarantined_request_is_released_once() {
         Err(StoreError::NotFound)
     ));
     let log = store
-        .list_inbound(&s.id, &ListQuery { limit: 5, ..Default::default() })
+        .list_inbound(&s.id, None, &ListQuery { limit: 5, ..Default::default() })
         .await
         .unwrap();
     assert_eq!(log.items[0].status, herald_core::model::InboundStatus::Released);
@@ -1153,7 +1153,7 @@ async fn ordering_drops_events_not_above_the_last_accepted_sequence() {
         O::Accepted(_)
     ));
     let log = store
-        .list_inbound(&s.id, &ListQuery { limit: 50, ..Default::default() })
+        .list_inbound(&s.id, None, &ListQuery { limit: 50, ..Default::default() })
         .await
         .unwrap()
         .items;
@@ -1163,6 +1163,20 @@ async fn ordering_drops_events_not_above_the_last_accepted_sequence() {
     );
     assert!(log.iter().filter(|r| r.status == S::Stale).all(|r| r.msg_id.is_none()
         && r.reason.as_deref().is_some_and(|x| x.contains("not above"))));
+    // The log filtered by status, paged.
+    let q = |limit| ListQuery { limit, ..Default::default() };
+    let stale = store.list_inbound(&s.id, Some(S::Stale), &q(2)).await.unwrap();
+    assert_eq!(statuses(&stale.items), vec![S::Stale, S::Stale]);
+    assert!(stale.has_more);
+    let next = ListQuery {
+        limit: 2,
+        iterator: Some(stale.items[1].id.0.clone()),
+        ..Default::default()
+    };
+    let rest = store.list_inbound(&s.id, Some(S::Stale), &next).await.unwrap();
+    assert_eq!((statuses(&rest.items), rest.has_more), (vec![S::Stale], false));
+    let held = store.list_inbound(&s.id, Some(S::Held), &q(50)).await.unwrap();
+    assert!(held.items.is_empty());
     assert_eq!(drain_in_order(&store, 1_000).await.len(), 3);
 }
 
@@ -1196,7 +1210,7 @@ async fn a_gap_holds_later_events_until_it_is_filled_then_all_go_in_sequence_ord
         O::Accepted(_)
     ));
     let log = store
-        .list_inbound(&s.id, &ListQuery { limit: 50, ..Default::default() })
+        .list_inbound(&s.id, None, &ListQuery { limit: 50, ..Default::default() })
         .await
         .unwrap()
         .items;
@@ -1247,7 +1261,7 @@ async fn the_sweep_lets_held_events_go_after_their_wait_in_sequence_order() {
         O::Accepted(_)
     ));
     let log = store
-        .list_inbound(&s.id, &ListQuery { limit: 50, ..Default::default() })
+        .list_inbound(&s.id, None, &ListQuery { limit: 50, ..Default::default() })
         .await
         .unwrap()
         .items;

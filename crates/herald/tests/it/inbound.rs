@@ -226,6 +226,23 @@ async fn an_accepted_request_is_forwarded_once_signed_by_herald() {
         .map(|r| r["status"].as_str().unwrap())
         .collect();
     assert_eq!(statuses, vec!["duplicate", "accepted"]);
+    // Filtered by status; an unknown status is a 422 naming the field.
+    let dups = c
+        .get(
+            &format!("/app/{app}/source/github/request?status=duplicate"),
+            200,
+        )
+        .await;
+    let dups = dups["data"].as_array().unwrap();
+    assert_eq!(dups.len(), 1);
+    assert_eq!(dups[0]["status"], "duplicate");
+    let bad = c
+        .get(
+            &format!("/app/{app}/source/github/request?status=lost"),
+            422,
+        )
+        .await;
+    assert!(bad.to_string().contains("status"), "{bad}");
     srv.stop().await;
 }
 
