@@ -102,6 +102,17 @@ struct Relay {
 }
 
 impl Relay {
+    /// A relay to the server of `url` (postgres://user@host:port/db), and the URL of the same
+    /// database through it.
+    async fn in_front_of(url: &str) -> (Self, String) {
+        let (head, db) = url.rsplit_once('/').unwrap();
+        let (userhost, port) = head.rsplit_once(':').unwrap();
+        let host = userhost.rsplit(['@', '/']).next().unwrap();
+        let relay = Self::start(format!("{host}:{port}")).await;
+        let through = format!("{userhost}:{}/{db}", relay.port);
+        (relay, through)
+    }
+
     async fn start(upstream: String) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -162,12 +173,7 @@ async fn ingestion_is_spooled_during_an_outage_and_decided_when_it_drains() {
         return;
     };
     let url = fresh_database(&admin_url).await;
-    // postgres://user@host:port/db -> the relay's URL and the upstream address.
-    let (head, db) = url.rsplit_once('/').unwrap();
-    let (userhost, port) = head.rsplit_once(':').unwrap();
-    let host = userhost.rsplit(['@', '/']).next().unwrap();
-    let relay = Relay::start(format!("{host}:{port}")).await;
-    let relay_url = format!("{userhost}:{}/{db}", relay.port);
+    let (relay, relay_url) = Relay::in_front_of(&url).await;
 
     let dir = tempfile::tempdir().unwrap();
     let key = SecretBox::from_base64(&SecretBox::generate_key()).unwrap();
@@ -312,11 +318,7 @@ async fn a_spooled_entry_the_database_refuses_is_set_aside_and_the_drain_goes_on
         return;
     };
     let url = fresh_database(&admin_url).await;
-    let (head, db) = url.rsplit_once('/').unwrap();
-    let (userhost, port) = head.rsplit_once(':').unwrap();
-    let host = userhost.rsplit(['@', '/']).next().unwrap();
-    let relay = Relay::start(format!("{host}:{port}")).await;
-    let relay_url = format!("{userhost}:{}/{db}", relay.port);
+    let (relay, relay_url) = Relay::in_front_of(&url).await;
     let dir = tempfile::tempdir().unwrap();
     let spool = herald_store::postgres::Spool::open(dir.path(), 1 << 20).unwrap();
     let store = PostgresStore::connect(&relay_url, None)
