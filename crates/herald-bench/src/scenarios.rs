@@ -373,6 +373,25 @@ fn fresh_pg_database(admin: &str) -> anyhow::Result<String> {
 
 /// The bench load generator POSTs 1 KiB JSON bodies straight to the receiver over
 /// `ceiling_connections` keep-alive connections: the most any delivery figure could reach here.
+/// Registers the receiver path `path` (`mode`; receipt times kept when `timed`) and an endpoint
+/// of `app` delivering to it with the bench's `maxConcurrency`.
+async fn bench_endpoint(
+    ctx: &Ctx,
+    api: &Api,
+    app: &str,
+    path: &str,
+    mode: Mode,
+    timed: bool,
+) -> anyhow::Result<Arc<PathStats>> {
+    let ps = ctx.rx.path(path, mode, timed);
+    api.create_endpoint(
+        app,
+        json!({ "url": ctx.rx.url(path), "maxConcurrency": ctx.p.max_concurrency }),
+    )
+    .await?;
+    Ok(ps)
+}
+
 pub async fn ceiling(ctx: &Ctx) -> anyhow::Result<Outcome> {
     let ps = ctx.rx.path("/ceiling", Mode::Ok, false);
     let uri: Uri = ctx.rx.url("/ceiling").parse()?;
@@ -486,13 +505,7 @@ async fn deliver_all(
     let mut paths: Vec<Arc<PathStats>> = Vec::new();
     for i in 0..endpoints {
         let path = format!("/{name}/{i}");
-        paths.push(ctx.rx.path(&path, Mode::Ok, false));
-        h.api
-            .create_endpoint(
-                &app,
-                json!({ "url": ctx.rx.url(&path), "maxConcurrency": ctx.p.max_concurrency }),
-            )
-            .await?;
+        paths.push(bench_endpoint(ctx, &h.api, &app, &path, Mode::Ok, false).await?);
     }
     let p = Publisher::new(&h.api, &app)?;
     let cpu = CpuMeter::start(h);
@@ -577,14 +590,7 @@ async fn cluster_inner(ctx: &Ctx, hs: &[Herald]) -> anyhow::Result<Outcome> {
     let mut paths: Vec<Arc<PathStats>> = Vec::new();
     for i in 0..ENDPOINTS {
         let path = format!("/cluster/{i}");
-        paths.push(ctx.rx.path(&path, Mode::Ok, false));
-        hs[0]
-            .api
-            .create_endpoint(
-                &app,
-                json!({ "url": ctx.rx.url(&path), "maxConcurrency": ctx.p.max_concurrency }),
-            )
-            .await?;
+        paths.push(bench_endpoint(ctx, &hs[0].api, &app, &path, Mode::Ok, false).await?);
     }
     let cpus: Vec<CpuMeter> = hs.iter().map(CpuMeter::start).collect();
     let bound = Duration::from_secs(600);
@@ -711,13 +717,7 @@ async fn spool_inner(
 ) -> anyhow::Result<Outcome> {
     let app = h.api.create_app("bench-spool").await?;
     let path = "/spool/0";
-    let ps = ctx.rx.path(path, Mode::Ok, false);
-    h.api
-        .create_endpoint(
-            &app,
-            json!({ "url": ctx.rx.url(path), "maxConcurrency": ctx.p.max_concurrency }),
-        )
-        .await?;
+    let ps = bench_endpoint(ctx, &h.api, &app, path, Mode::Ok, false).await?;
     let p = Publisher::new(&h.api, &app)?;
     let warm = p.closed(4, SPOOL_WARMUP, Duration::from_secs(30)).await;
     anyhow::ensure!(
@@ -866,13 +866,7 @@ pub async fn latency(ctx: &Ctx) -> anyhow::Result<Outcome> {
 async fn latency_inner(ctx: &Ctx, h: &Herald) -> anyhow::Result<Outcome> {
     let app = h.api.create_app("bench-latency").await?;
     let path = "/latency/0";
-    let ps = ctx.rx.path(path, Mode::Ok, true);
-    h.api
-        .create_endpoint(
-            &app,
-            json!({ "url": ctx.rx.url(path), "maxConcurrency": ctx.p.max_concurrency }),
-        )
-        .await?;
+    let ps = bench_endpoint(ctx, &h.api, &app, path, Mode::Ok, true).await?;
     let p = Publisher::new(&h.api, &app)?;
     let window = ctx.p.window(30.0);
     let rate = ctx.p.latency_rate;
@@ -948,13 +942,7 @@ async fn inbound_inner(ctx: &Ctx, h: &Herald) -> anyhow::Result<Outcome> {
     const SECRET: &[u8] = b"bench-github-secret";
     let app = h.api.create_app("bench-inbound").await?;
     let path = "/inbound/0";
-    let ps = ctx.rx.path(path, Mode::Ok, true);
-    h.api
-        .create_endpoint(
-            &app,
-            json!({ "url": ctx.rx.url(path), "maxConcurrency": ctx.p.max_concurrency }),
-        )
-        .await?;
+    let ps = bench_endpoint(ctx, &h.api, &app, path, Mode::Ok, true).await?;
     let src = h
         .api
         .expect(
@@ -1057,13 +1045,7 @@ pub async fn backlog(ctx: &Ctx) -> anyhow::Result<Outcome> {
 async fn backlog_inner(ctx: &Ctx, h: &Herald) -> anyhow::Result<Outcome> {
     let app = h.api.create_app("bench-backlog").await?;
     let path = "/backlog/0";
-    let ps = ctx.rx.path(path, Mode::Gate, false);
-    h.api
-        .create_endpoint(
-            &app,
-            json!({ "url": ctx.rx.url(path), "maxConcurrency": ctx.p.max_concurrency }),
-        )
-        .await?;
+    let ps = bench_endpoint(ctx, &h.api, &app, path, Mode::Gate, false).await?;
     let p = Publisher::new(&h.api, &app)?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_before = rss_mib_of(h.pid);

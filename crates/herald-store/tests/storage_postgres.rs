@@ -92,6 +92,21 @@ async fn rekey_re_encrypts_secrets_under_the_new_key() {
     assert_eq!(got.secrets, e.secrets);
 }
 
+/// Waits (60 s at most) until the message is in the database, e.g. once a spool drained.
+async fn wait_for_message(store: &PostgresStore, app: &AppId, id: &MessageId, why: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while store
+        .get_message(app, id.as_str())
+        .await
+        .ok()
+        .flatten()
+        .is_none()
+    {
+        assert!(std::time::Instant::now() < deadline, "{why}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 /// A loopback TCP relay in front of PostgreSQL that a test can cut (an outage: live connections
 /// closed, new ones dropped at once) and restore, without stopping the shared cluster.
 struct Relay {
@@ -241,20 +256,7 @@ async fn ingestion_is_spooled_during_an_outage_and_decided_when_it_drains() {
 
     relay.restore();
     // The last spooled entry is in the database once everything before it is.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while store
-        .get_message(&a.id, p2.as_str())
-        .await
-        .ok()
-        .flatten()
-        .is_none()
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the spool never drained"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    wait_for_message(&store, &a.id, &p2, "the spool never drained").await;
     assert!(store
         .get_message(&a.id, p1.as_str())
         .await
@@ -356,20 +358,13 @@ async fn a_spooled_entry_the_database_refuses_is_set_aside_and_the_drain_goes_on
         .message
         .id;
     relay.restore();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while store
-        .get_message(&a.id, after.as_str())
-        .await
-        .ok()
-        .flatten()
-        .is_none()
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the drain stopped at the refused entry"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    wait_for_message(
+        &store,
+        &a.id,
+        &after,
+        "the drain stopped at the refused entry",
+    )
+    .await;
     assert_eq!(store.deliveries_of_message(&after).await.unwrap().len(), 1);
     assert!(store
         .get_message(&a.id, bad.as_str())
