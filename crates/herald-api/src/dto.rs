@@ -33,11 +33,16 @@ where
     Option::<T>::deserialize(d).map(Some)
 }
 
+/// `^[a-zA-Z0-9\-_.]+$`, 1–256 characters, and not `.` or `..` alone: those match the pattern
+/// but clients and proxies collapse them as path segments, so such a resource could never be
+/// addressed by its uid.
 pub fn valid_uid(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 256
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        && s != "."
+        && s != ".."
 }
 
 /// Collects field problems so a 422 lists all of them.
@@ -53,7 +58,7 @@ impl Checks {
             if !valid_uid(u) {
                 self.fail(
                     field,
-                    "must match ^[a-zA-Z0-9\\-_.]+$ and be 1-256 characters",
+                    "must match ^[a-zA-Z0-9\\-_.]+$, be 1-256 characters and not be `.` or `..`",
                 );
             }
             // A uid shaped like an ID would shadow real IDs in path lookups.
@@ -83,11 +88,21 @@ impl Checks {
             Err(crate::error::ApiError::Validation(self.0))
         }
     }
+
+    /// Ends the checks with the value a parsing check produced (`None` when it failed): the
+    /// 422 listing every problem, else the value. A parser that gave no value without
+    /// recording why is a bug, answered 500 rather than a panic.
+    pub fn finish_with<T>(self, value: Option<T>) -> Result<T, crate::error::ApiError> {
+        self.finish()?;
+        value.ok_or_else(|| {
+            crate::error::ApiError::Internal("a check failed without saying why".into())
+        })
+    }
 }
 
 // ---- applications ---------------------------------------------------------------------------
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplicationIn {
     pub name: String,
@@ -696,9 +711,35 @@ pub struct AppPortalAccessOut {
     pub token: String,
 }
 
-/// Body of `POST /api/v1/token`.
+/// Body of `POST /api/v1/auth/app-portal-access/{app_id}` (optional; Svix's shape). Unknown
+/// fields are refused: a misspelt restriction must never yield a token with full rights.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AppPortalAccessIn {
+    /// Creates the application (with the path segment as its `uid`) when it does not exist.
+    #[serde(default)]
+    pub application: Option<ApplicationIn>,
+    /// Only `false` (or absent) is supported: read-only portal tokens are refused with 422.
+    #[serde(default)]
+    pub read_only: Option<bool>,
+    /// Only absent is supported: narrower tokens are refused with 422.
+    #[serde(default)]
+    pub capabilities: Option<Vec<String>>,
+    /// Accepted and ignored (no feature flags yet).
+    #[serde(default)]
+    pub feature_flags: Option<Vec<String>>,
+    /// Only absent is supported: portal tokens last until deleted (`DELETE /api/v1/token/{id}`).
+    #[serde(default)]
+    pub expiry: Option<i64>,
+    /// Accepted and ignored.
+    #[serde(default)]
+    pub session_id: Option<String>,
+}
+
+/// Body of `POST /api/v1/token`. Unknown fields are refused: `{"app": …}` for `appId` once
+/// minted an unscoped (admin) token.
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TokenIn {
     /// 1–256 characters.
     pub name: String,

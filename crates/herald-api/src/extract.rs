@@ -36,9 +36,37 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     }
 }
 
+/// A JSON body that may be absent: an empty body is `T::default()`, anything else is read as
+/// [`JsonBody`] reads it.
+pub struct OptionalJsonBody<T>(pub T);
+
+impl<T: DeserializeOwned + Default> FromRequest<AppState> for OptionalJsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let limit = state.body_limit();
+        let bytes = axum::body::to_bytes(req.into_body(), limit)
+            .await
+            .map_err(|_| ApiError::PayloadTooLarge(limit))?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJsonBody(T::default()));
+        }
+        parse_json(&bytes).map(OptionalJsonBody)
+    }
+}
+
 /// Parses a request body. Every body is a JSON object: serde would also fill a struct from a
 /// JSON array (`[null, null]`), which no client means, so anything else is refused (422).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // serde_json skips the strings of fields it ignores without checking their UTF-8, so a
+    // body with invalid bytes in an unknown field would be accepted (RFC 8259 §8.1: JSON text
+    // is UTF-8). Check the whole body once.
+    if let Err(e) = std::str::from_utf8(bytes) {
+        return Err(ApiError::BadRequest(format!(
+            "body is not valid UTF-8 (at byte {})",
+            e.valid_up_to()
+        )));
+    }
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
     if first != Some(&b'{') {
         return Err(
@@ -304,5 +332,15 @@ mod tests {
         assert_eq!(status(parse_json(b"")), Some(400));
         assert_eq!(status(parse_json(b" {\"a\": \"x\"}")), None);
         assert_eq!(status(parse_json(b"{\"b\": 3}")), Some(422));
+    }
+
+    #[test]
+    fn defect_12_invalid_utf8_in_an_unknown_field_is_refused() {
+        assert_eq!(
+            status(parse_json(b"{\"a\": \"x\", \"zz\": \"\xff\xfe\"}")),
+            Some(400)
+        );
+        assert_eq!(status(parse_json(b"{\"a\": \"\xc3\"}")), Some(400));
+        assert_eq!(status(parse_json(b"{\"a\": \"caf\xc3\xa9\"}")), None);
     }
 }

@@ -15,7 +15,9 @@ use axum::response::{IntoResponse, Response};
 use herald_core::now_millis;
 use herald_store::IdempotentResponse;
 
-use crate::extract::sha256;
+use axum::extract::FromRequestParts;
+
+use crate::extract::{sha256, Auth};
 use crate::AppState;
 
 const WINDOW_MS: i64 = 12 * 3600 * 1000;
@@ -46,6 +48,13 @@ pub async fn layer(State(st): State<AppState>, req: Request, next: Next) -> Resp
     else {
         return next.run(req).await;
     };
+    // Authentication first, on every request: a revoked token must not get its old answers
+    // replayed.
+    let (mut parts, body) = req.into_parts();
+    if let Err(e) = Auth::from_request_parts(&mut parts, &st).await {
+        return e.into_response();
+    }
+    let req = Request::from_parts(parts, body);
     let auth = req
         .headers()
         .get(axum::http::header::AUTHORIZATION)
@@ -58,14 +67,14 @@ pub async fn layer(State(st): State<AppState>, req: Request, next: Next) -> Resp
     let key = sha256(&material);
 
     let lock = {
-        let mut map = st.inner.idem_locks.lock().expect("idempotency lock map");
+        let mut map = st.inner.idem_locks.lock();
         map.entry(key).or_default().clone()
     };
     let guard = lock.lock().await;
     let result = run(&st, key, req, next).await;
     drop(guard);
     {
-        let mut map = st.inner.idem_locks.lock().expect("idempotency lock map");
+        let mut map = st.inner.idem_locks.lock();
         if Arc::strong_count(&lock) == 2 {
             map.remove(&key);
         }

@@ -6,7 +6,9 @@
 //! delivery engine does, after the store has committed) and never hold secrets in logs.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use axum::extract::Request;
 use axum::Router;
@@ -20,6 +22,7 @@ use tower::Layer;
 use tower_http::normalize_path::NormalizePathLayer;
 
 mod access_log;
+mod body_guard;
 pub mod dto;
 pub mod error;
 pub mod extract;
@@ -176,6 +179,11 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             idempotency::layer,
+        ))
+        // Outside idempotency: a replay answered without reading the body is drained too.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            body_guard::layer,
         ))
         // Outermost but inside routing, so the matched route template is known.
         .route_layer(axum::middleware::from_fn(access_log::layer))

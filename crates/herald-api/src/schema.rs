@@ -7,10 +7,11 @@
 //! `$ref` to a URL is never fetched (that would be an SSRF hole).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jsonschema::Validator;
+use parking_lot::Mutex;
 
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::AppState;
@@ -30,7 +31,7 @@ pub struct SchemaCache {
 
 impl SchemaCache {
     pub fn invalidate(&self, name: &str) {
-        self.map.lock().expect("schema cache").remove(name);
+        self.map.lock().remove(name);
     }
 }
 
@@ -47,19 +48,34 @@ fn newest(schemas: &serde_json::Value) -> Option<&serde_json::Value> {
         .map(|(_, v)| v)
 }
 
-/// Compiles a schema, answering 422 when it is not a valid JSON Schema.
+/// Compiles a schema, answering 422 when it is not a valid JSON Schema or when any version
+/// breaks the limits of [`herald_core::schema_guard`] (a `$ref` loop would hang every publish).
 pub fn compile(schemas: &serde_json::Value) -> ApiResult<Option<Validator>> {
+    if let Some(versions) = schemas.as_object() {
+        for (version, s) in versions {
+            herald_core::schema_guard::check(s)
+                .map_err(|e| ApiError::field("schemas", format!("version {version}: {e}")))?;
+        }
+    }
     match newest(schemas) {
         None => Ok(None),
-        Some(s) => jsonschema::validator_for(s)
+        Some(s) => compile_one(s)
             .map(Some)
             .map_err(|e| ApiError::field("schemas", format!("not a valid JSON Schema: {e}"))),
     }
 }
 
+/// Compiles one schema that passed [`herald_core::schema_guard::check`]; the only place a
+/// user's schema becomes a validator.
+pub fn compile_one(schema: &serde_json::Value) -> Result<Validator, String> {
+    herald_core::schema_guard::check(schema).map_err(|e| e.to_string())?;
+    #[allow(clippy::disallowed_methods)]
+    jsonschema::validator_for(schema).map_err(|e| e.to_string())
+}
+
 async fn validator(st: &AppState, event_type: &str) -> ApiResult<Option<Arc<Validator>>> {
     let cache = &st.inner.schemas;
-    if let Some((at, v)) = cache.map.lock().expect("schema cache").get(event_type) {
+    if let Some((at, v)) = cache.map.lock().get(event_type) {
         if at.elapsed() < TTL {
             return Ok(v.clone());
         }
@@ -73,7 +89,6 @@ async fn validator(st: &AppState, event_type: &str) -> ApiResult<Option<Arc<Vali
     cache
         .map
         .lock()
-        .expect("schema cache")
         .insert(event_type.to_string(), (Instant::now(), v.clone()));
     Ok(v)
 }

@@ -2,9 +2,10 @@
 //! one answered) and an open loop (requests started on a fixed schedule, whatever the answers
 //! do). Every loop has a hard cap on the number of requests and a deadline.
 
+use parking_lot::Mutex;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -87,7 +88,7 @@ impl Shared {
 
     fn error(&self, e: String) {
         self.errors.fetch_add(1, Ordering::Relaxed);
-        let mut s = self.samples.lock().expect("samples");
+        let mut s = self.samples.lock();
         if s.len() < 5 && !s.contains(&e) {
             s.push(e);
         }
@@ -97,7 +98,7 @@ impl Shared {
         match r {
             Ok(s) if s.as_u16() == expect => {
                 self.ok.fetch_add(1, Ordering::Relaxed);
-                let _ = self.latency.lock().expect("latency").record(lat_us.max(1));
+                let _ = self.latency.lock().record(lat_us.max(1));
                 true
             }
             Ok(s) => {
@@ -115,10 +116,10 @@ impl Shared {
         LoopResult {
             ok: self.ok.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
-            error_samples: self.samples.lock().expect("samples").clone(),
+            error_samples: self.samples.lock().clone(),
             started_us,
             ended_us: now_us(),
-            latency: self.latency.lock().expect("latency").clone(),
+            latency: self.latency.lock().clone(),
             hit_deadline,
         }
     }

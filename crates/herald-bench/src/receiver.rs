@@ -4,12 +4,13 @@
 //! paths). A path can instead *hang* (hold the request unanswered until the client gives up)
 //! or sit behind a *gate* (hold until [`Receiver::open_gate`]).
 
+use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -101,7 +102,7 @@ impl PathStats {
 
     fn record(&self, id: Option<u64>, body: &[u8], at: u64) {
         let lat = if self.timed { sent_us(body) } else { None };
-        let mut g = self.inner.lock().expect("receiver stats");
+        let mut g = self.inner.lock();
         g.total += 1;
         let first = match id {
             Some(h) => g.seen.insert(h),
@@ -118,7 +119,7 @@ impl PathStats {
     }
 
     pub fn snapshot(&self) -> Snapshot {
-        let g = self.inner.lock().expect("receiver stats");
+        let g = self.inner.lock();
         Snapshot {
             unique: g.times.len() as u64,
             duplicates: g.duplicates,
@@ -130,17 +131,17 @@ impl PathStats {
 
     /// Number of distinct messages answered so far.
     pub fn unique(&self) -> u64 {
-        self.inner.lock().expect("receiver stats").times.len() as u64
+        self.inner.lock().times.len() as u64
     }
 
     /// Receipt times (µs since the bench epoch) of the distinct messages, in arrival order.
     pub fn times(&self) -> Vec<u64> {
-        self.inner.lock().expect("receiver stats").times.clone()
+        self.inner.lock().times.clone()
     }
 
     /// publish → receipt latency histogram (µs) of a timed path.
     pub fn latency(&self) -> Histogram<u64> {
-        self.inner.lock().expect("receiver stats").latency.clone()
+        self.inner.lock().latency.clone()
     }
 }
 

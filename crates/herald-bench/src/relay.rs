@@ -3,8 +3,9 @@
 //! restore, without stopping the PostgreSQL cluster other scenarios (or other users) share.
 //! Adapted from the relay of `crates/herald-store/tests/storage_postgres.rs`.
 
+use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use tokio::net::{TcpListener, TcpStream};
@@ -53,7 +54,7 @@ impl Relay {
                         let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
                     }
                 });
-                l.lock().expect("relay lock").push(t.abort_handle());
+                l.lock().push(t.abort_handle());
             }
         });
         Ok(Self {
@@ -67,7 +68,7 @@ impl Relay {
     /// The outage begins: closes every relayed connection and refuses new ones.
     pub fn cut(&self) {
         self.cut.store(true, Ordering::SeqCst);
-        for t in self.live.lock().expect("relay lock").drain(..) {
+        for t in self.live.lock().drain(..) {
             t.abort();
         }
     }

@@ -1,8 +1,9 @@
 //! The measurements. Each scenario starts its own Herald (fresh data directory), sets up apps
 //! and endpoints pointing at the bench receiver, drives load, and stops Herald with SIGTERM.
 
+use parking_lot::Mutex;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
@@ -1067,7 +1068,7 @@ async fn backlog_inner(ctx: &Ctx, h: &Herald) -> anyhow::Result<Outcome> {
                     "delivered": ps.unique(),
                     "held": ps.held.load(std::sync::atomic::Ordering::Relaxed),
                 });
-                samples.lock().expect("samples").push(s);
+                samples.lock().push(s);
             }
         })
     };
@@ -1083,7 +1084,7 @@ async fn backlog_inner(ctx: &Ctx, h: &Herald) -> anyhow::Result<Outcome> {
 
     let cpu_drain = CpuMeter::start(h);
     let opened_us = now_us();
-    let opened_idx = samples.lock().expect("samples").len();
+    let opened_idx = samples.lock().len();
     Receiver::open_gate(&ps);
     let bound = Instant::now() + Duration::from_secs(1800);
     let complete = wait_until(bound, || ps.unique() >= r.ok).await;
@@ -1099,7 +1100,7 @@ async fn backlog_inner(ctx: &Ctx, h: &Herald) -> anyhow::Result<Outcome> {
     let rss_after = rss_mib_of(h.pid);
     let rss_anon_after = status_mib(h.pid, "RssAnon");
     sampler.abort();
-    let samples = samples.lock().expect("samples").clone();
+    let samples = samples.lock().clone();
     let rss_of = |s: &Value| s["rss_mib"].as_f64();
     let peak_publish = samples[..opened_idx.min(samples.len())]
         .iter()

@@ -4,15 +4,15 @@
 //! which is what list pagination (`iterator`) relies on. This module only makes and recognises
 //! IDs; it does not decide whether an ID exists.
 
+use parking_lot::Mutex;
 use std::fmt;
-use std::sync::Mutex;
 
 static GENERATOR: Mutex<Option<ulid::Generator>> = Mutex::new(None);
 
 /// A ULID that sorts after every other one this process made, even within one millisecond, so
 /// that keyset pagination lists objects in creation order.
 fn next_ulid() -> ulid::Ulid {
-    let mut g = GENERATOR.lock().unwrap_or_else(|e| e.into_inner());
+    let mut g = GENERATOR.lock();
     g.get_or_insert_with(ulid::Generator::new)
         .generate()
         .unwrap_or_else(|_| ulid::Ulid::new())

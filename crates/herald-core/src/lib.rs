@@ -16,6 +16,7 @@ pub mod ops;
 pub mod ordering;
 pub mod outcome;
 pub mod retry;
+pub mod schema_guard;
 pub mod signing;
 pub mod ssrf;
 pub mod throttle;

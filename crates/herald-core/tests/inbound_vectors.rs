@@ -1,4 +1,4 @@
-//! The published inbound vectors in `shared/spec/vectors.json`: every entry must verify with
+//! The published inbound vectors in `tests/vectors/vectors.json` (the published vectors, kept in the repository): every entry must verify with
 //! `herald_core::inbound::verify` (at the entry's own clock, URL and key), and flipping one byte
 //! of the body or of the decoded signature must make it fail.
 
@@ -14,7 +14,7 @@ const DEFAULT_URL: &str = "https://herald.example/in/src_test";
 fn vectors() -> Vec<Value> {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/spec/vectors.json"
+        "/../../tests/vectors/vectors.json"
     );
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {path}: {e}"));
     let doc: Value = serde_json::from_str(&text).expect("vectors.json is JSON");

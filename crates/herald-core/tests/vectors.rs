@@ -1,4 +1,4 @@
-//! The published signature vectors in `shared/spec/vectors.json`: every standard-webhooks and
+//! The published signature vectors in `tests/vectors/vectors.json` (the published vectors, kept in the repository): every standard-webhooks and
 //! github entry must verify with Herald's signing code, and flipping one byte of the body or
 //! the signature must make it fail.
 
@@ -10,7 +10,7 @@ use serde_json::Value;
 fn vectors() -> Vec<Value> {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/spec/vectors.json"
+        "/../../tests/vectors/vectors.json"
     );
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {path}: {e}"));
     let doc: Value = serde_json::from_str(&text).expect("vectors.json is JSON");

@@ -9,8 +9,9 @@
 //! what an answer means (the engine classifies the reply like any HTTP answer) nor touch the
 //! store.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -90,7 +91,8 @@ pub struct SessionGuard {
 
 impl Drop for SessionGuard {
     fn drop(&mut self) {
-        if let Ok(mut s) = self.hub.inner.sessions.lock() {
+        {
+            let mut s = self.hub.inner.sessions.lock();
             s.remove(&self.id);
         }
         self.hub
@@ -127,7 +129,8 @@ impl ListenHub {
     /// guard is dropped.
     pub fn register(&self, id: &str) -> (SessionGuard, mpsc::Receiver<ListenRequest>) {
         let (tx, rx) = mpsc::channel(SESSION_QUEUE);
-        if let Ok(mut s) = self.inner.sessions.lock() {
+        {
+            let mut s = self.inner.sessions.lock();
             s.insert(id.to_string(), tx);
         }
         self.inner.open.send_modify(|n| *n += 1);
@@ -157,7 +160,7 @@ impl ListenHub {
         headers: &http::HeaderMap,
         body: Bytes,
     ) -> Option<SendResult> {
-        let tx = self.inner.sessions.lock().ok()?.get(session).cloned()?;
+        let tx = self.inner.sessions.lock().get(session).cloned()?;
         let start = Instant::now();
         let (reply_tx, reply_rx) = oneshot::channel();
         let req = ListenRequest {

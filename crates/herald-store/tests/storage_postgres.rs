@@ -112,7 +112,7 @@ async fn wait_for_message(store: &PostgresStore, app: &AppId, id: &MessageId, wh
 struct Relay {
     port: u16,
     cut: Arc<std::sync::atomic::AtomicBool>,
-    live: Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+    live: Arc<parking_lot::Mutex<Vec<tokio::task::AbortHandle>>>,
     accept: tokio::task::JoinHandle<()>,
 }
 
@@ -132,7 +132,7 @@ impl Relay {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let cut = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let live: Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
+        let live: Arc<parking_lot::Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
         let (c, l) = (cut.clone(), live.clone());
         let accept = tokio::spawn(async move {
             while let Ok((mut down, _)) = listener.accept().await {
@@ -145,7 +145,7 @@ impl Relay {
                         let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
                     }
                 });
-                l.lock().unwrap().push(t.abort_handle());
+                l.lock().push(t.abort_handle());
             }
         });
         Self {
@@ -158,7 +158,7 @@ impl Relay {
 
     fn cut(&self) {
         self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
-        for t in self.live.lock().unwrap().drain(..) {
+        for t in self.live.lock().drain(..) {
             t.abort();
         }
     }

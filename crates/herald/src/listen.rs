@@ -189,7 +189,7 @@ pub async fn listen(
             }
         }
     });
-    let out = std::sync::Arc::new(std::sync::Mutex::new(out));
+    let out = std::sync::Arc::new(parking_lot::Mutex::new(out));
     let mut local: Option<reqwest::Client> = None;
     let ctrl_c = interrupted();
     tokio::pin!(ctrl_c);
@@ -286,8 +286,9 @@ async fn interrupted() {
     }
 }
 
-fn say<W: Write>(out: &std::sync::Mutex<W>, line: &str) {
-    if let Ok(mut w) = out.lock() {
+fn say<W: Write>(out: &parking_lot::Mutex<W>, line: &str) {
+    {
+        let mut w = out.lock();
         let _ = writeln!(w, "{line}");
         let _ = w.flush();
     }

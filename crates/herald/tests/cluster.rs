@@ -8,11 +8,12 @@
 //! throwaway one on loopback). Without it the tests are skipped with a note, except under
 //! `CI=true`, where that is a failure. Each test creates its own database.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
@@ -65,7 +66,7 @@ struct Receiver {
 
 async fn receive(State(r): State<Receiver>, headers: HeaderMap, _body: Bytes) -> StatusCode {
     if let Some(id) = headers.get("webhook-id").and_then(|v| v.to_str().ok()) {
-        *r.seen.lock().unwrap().entry(id.to_string()).or_insert(0) += 1;
+        *r.seen.lock().entry(id.to_string()).or_insert(0) += 1;
     }
     StatusCode::NO_CONTENT
 }
@@ -263,7 +264,7 @@ async fn three_nodes_deliver_everything_even_when_one_is_killed() {
                     return;
                 }
                 let base = {
-                    let a = alive.lock().unwrap();
+                    let a = alive.lock();
                     a[seq % a.len()].clone()
                 };
                 let r = http
@@ -278,7 +279,6 @@ async fn three_nodes_deliver_everything_even_when_one_is_killed() {
                         let v: Value = r.json().await.unwrap();
                         accepted
                             .lock()
-                            .unwrap()
                             .insert(v["id"].as_str().unwrap().to_string(), seq);
                     }
                     Ok(r) => panic!("publish {seq} on {base}: {}", r.status()),
@@ -297,18 +297,18 @@ async fn three_nodes_deliver_everything_even_when_one_is_killed() {
     }
     // SIGKILL node 3 mid-run; its leases must be taken over by the others.
     let killed = nodes.pop().unwrap();
-    alive.lock().unwrap().retain(|b| *b != killed.base);
-    let received_at_kill = receiver.seen.lock().unwrap().len();
+    alive.lock().retain(|b| *b != killed.base);
+    let received_at_kill = receiver.seen.lock().len();
     drop(killed);
     while let Some(r) = tasks.join_next().await {
         r.expect("publisher panicked");
     }
-    let accepted = accepted.lock().unwrap().clone();
+    let accepted = accepted.lock().clone();
 
     let deadline = Instant::now() + Duration::from_secs(180);
     let missing = loop {
         let missing = {
-            let seen = receiver.seen.lock().unwrap();
+            let seen = receiver.seen.lock();
             accepted.keys().filter(|id| !seen.contains_key(*id)).count()
         };
         if missing == 0 || Instant::now() >= deadline {
@@ -317,7 +317,7 @@ async fn three_nodes_deliver_everything_even_when_one_is_killed() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let seen = receiver.seen.lock().unwrap().clone();
+    let seen = receiver.seen.lock().clone();
     let duplicated = seen.values().filter(|n| **n > 1).count();
     let extra: u32 = seen.values().map(|n| n - 1).sum();
     let unknown = seen.keys().filter(|id| !accepted.contains_key(*id)).count();
@@ -571,7 +571,7 @@ async fn publishes_during_a_database_outage_are_spooled_then_delivered() {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let missing = {
-            let seen = receiver.seen.lock().unwrap();
+            let seen = receiver.seen.lock();
             accepted.iter().filter(|id| !seen.contains_key(*id)).count()
         };
         if missing == 0 {
@@ -750,7 +750,7 @@ async fn ingestion_during_a_database_outage_is_spooled_then_forwarded_once() {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let missing = {
-            let seen = receiver.seen.lock().unwrap();
+            let seen = receiver.seen.lock();
             forwarded
                 .iter()
                 .filter(|id| !seen.contains_key(*id))
@@ -805,7 +805,7 @@ async fn ingestion_during_a_database_outage_is_spooled_then_forwarded_once() {
         "the duplicate names the first message of its delivery"
     );
 
-    let seen = receiver.seen.lock().unwrap().clone();
+    let seen = receiver.seen.lock().clone();
     for (i, id) in forwarded.iter().enumerate() {
         assert_eq!(
             seen.get(id),

@@ -6,12 +6,13 @@
 //! directory. Every publish answered 2xx must reach the receiver at least once; duplicates are
 //! allowed (and counted), and the receiver must never see a message nobody published.
 
+use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
@@ -55,7 +56,7 @@ async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> 
         .ok()
         .and_then(|v| v.get("seq").and_then(Value::as_u64));
     {
-        let mut seen = r.seen.lock().unwrap();
+        let mut seen = r.seen.lock();
         match headers.get("webhook-id").and_then(|v| v.to_str().ok()) {
             Some(id) => {
                 let e = seen.by_id.entry(id.to_string()).or_insert((0, seq));
@@ -294,7 +295,7 @@ async fn publisher(
         };
         let failed = res.is_err();
         {
-            let mut o = out.lock().unwrap();
+            let mut o = out.lock();
             match res {
                 Ok(id) => {
                     assert!(
@@ -367,7 +368,7 @@ async fn sigkill_during_publish_and_delivery_loses_no_accepted_message() {
         ));
     }
 
-    let received_count = |r: &Receiver| r.seen.lock().unwrap().by_id.len();
+    let received_count = |r: &Receiver| r.seen.lock().by_id.len();
     for kill_at in KILL_AT {
         let deadline = Instant::now() + Duration::from_secs(60);
         while next.load(Ordering::SeqCst) < kill_at {
@@ -380,7 +381,7 @@ async fn sigkill_during_publish_and_delivery_loses_no_accepted_message() {
         }
         server.kill9();
         base_tx.send_replace(None);
-        let accepted = published.lock().unwrap().accepted.len();
+        let accepted = published.lock().accepted.len();
         let got = received_count(&receiver);
         println!(
             "SIGKILL generation {generation} at publish #{}: accepted {accepted}, distinct received {got}, backlog ~{}",
@@ -404,11 +405,11 @@ async fn sigkill_during_publish_and_delivery_loses_no_accepted_message() {
     let publish_done = started.elapsed();
 
     // Wait until every accepted message has been received at least once.
-    let accepted: HashMap<String, u64> = published.lock().unwrap().accepted.clone();
+    let accepted: HashMap<String, u64> = published.lock().accepted.clone();
     let deadline = Instant::now() + DELIVERY_DEADLINE;
     let missing = loop {
         let missing: Vec<String> = {
-            let seen = receiver.seen.lock().unwrap();
+            let seen = receiver.seen.lock();
             accepted
                 .keys()
                 .filter(|id| !seen.by_id.contains_key(*id))
@@ -444,8 +445,8 @@ async fn sigkill_during_publish_and_delivery_loses_no_accepted_message() {
     // Let stragglers (duplicates, in-doubt publishes) arrive before judging garbage.
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    let p = published.lock().unwrap();
-    let seen = receiver.seen.lock().unwrap();
+    let p = published.lock();
+    let seen = receiver.seen.lock();
     let duplicates = seen.by_id.values().filter(|(n, _)| *n > 1).count();
     let extra_deliveries: u32 = seen.by_id.values().map(|(n, _)| n - 1).sum();
     let in_doubt_delivered = seen

@@ -69,12 +69,33 @@ pub async fn create(
             ));
         }
     }
-    let app = create_app(&st, body).await?;
-    Ok((StatusCode::CREATED, Json(ApplicationOut::from(&app))).into_response())
+    let get_if_exists = q.get_if_exists.unwrap_or(false);
+    match create_app(&st, body.clone()).await {
+        Ok(app) => Ok((StatusCode::CREATED, Json(ApplicationOut::from(&app))).into_response()),
+        // Another request created the uid between the read above and this insert: with
+        // `get_if_exists` every concurrent caller gets that application, not a 409.
+        Err(ApiError::Conflict(_)) if get_if_exists => {
+            let uid = body.uid.as_deref().unwrap_or_default();
+            match st.store().get_app(uid).await? {
+                Some(existing) => {
+                    Ok((StatusCode::OK, Json(ApplicationOut::from(&existing))).into_response())
+                }
+                None => Err(ApiError::Conflict(
+                    "an application with this uid already exists".into(),
+                )),
+            }
+        }
+        Err(e) => Err(e),
+    }
 }
 
-/// Creates an application from a checked body (also used by publish's `application` field).
+/// Creates an application from a checked body (also used by publish's `application` field and
+/// PUT's upsert). The uid is checked here again because those paths fill it in from the URL
+/// after the body was checked: every way of creating an application applies the uid rules.
 pub async fn create_app(st: &AppState, body: ApplicationIn) -> ApiResult<Application> {
+    let mut c = Checks::default();
+    c.uid("uid", body.uid.as_deref());
+    c.finish()?;
     let now = now_millis();
     let app = Application {
         id: AppId::generate(),

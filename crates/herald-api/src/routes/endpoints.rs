@@ -394,8 +394,7 @@ pub async fn rotate(
     if !(0..=7 * 86_400).contains(&grace) {
         c.fail("gracePeriodSeconds", "must be between 0 and 604800");
     }
-    c.finish()?;
-    let new = new.expect("checked above");
+    let new = c.finish_with(new)?;
     let now = now_millis();
     let expires = now + grace * 1000;
     let mut secrets: Vec<StoredSecret> = ep

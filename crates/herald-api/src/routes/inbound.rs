@@ -8,7 +8,6 @@
 //! secret or a signature, and never read more than the body limit.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
 
 use axum::body::Body;
 use axum::extract::State;
@@ -24,6 +23,7 @@ use herald_core::now_millis;
 use herald_core::ordering::parse_sequence;
 use herald_core::throttle::Bucket;
 use herald_store::{DedupCheck, IngestOutcome, OrderCheck};
+use parking_lot::Mutex;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -31,8 +31,6 @@ use crate::extract::Path;
 use crate::routes::sources::{verification_of, OnInvalid, SourceOptions};
 use crate::AppState;
 
-/// Largest accepted body (inbound.md: 2 MiB, enforced while reading).
-pub const MAX_BODY: usize = 2 * 1024 * 1024;
 /// Default dedup window.
 const DEFAULT_WINDOW_S: i64 = 86_400;
 
@@ -177,14 +175,7 @@ pub fn forwarded(
     headers: &BTreeMap<String, String>,
 ) -> Option<BTreeMap<String, String>> {
     let scheme = scheme_of(s)?;
-    let never = verification_of(s, 0)
-        .map(|v| inbound::never_forward(&v))
-        .unwrap_or_else(|| {
-            inbound::signature_headers(scheme)
-                .iter()
-                .map(|h| h.to_string())
-                .collect()
-        });
+    let never = verification_headers(s);
     let names: Vec<String> = match SourceOptions::of(s).forward_headers {
         Some(h) => h,
         None => inbound::default_forward_headers(scheme)
@@ -210,9 +201,23 @@ pub fn forwarded(
     (!out.is_empty()).then_some(out)
 }
 
-/// Request headers as logged: no credentials, no signatures.
-fn loggable(headers: &HeaderMap, scheme: Option<Scheme>) -> BTreeMap<String, String> {
-    let never = scheme.map(inbound::signature_headers).unwrap_or(&[]);
+/// Every header the source reads to verify a request (lower case): its scheme's signature
+/// headers plus, for `hmac` and `api-key`, the configured ones. Never logged, never forwarded.
+fn verification_headers(s: &Source) -> Vec<String> {
+    match verification_of(s, 0) {
+        Some(v) => inbound::never_forward(&v),
+        None => scheme_of(s)
+            .map(inbound::signature_headers)
+            .unwrap_or(&[])
+            .iter()
+            .map(|h| h.to_ascii_lowercase())
+            .collect(),
+    }
+}
+
+/// Request headers as logged: no credentials, no signatures, none of the headers the source
+/// verifies with.
+fn loggable(headers: &HeaderMap, never: &[String]) -> BTreeMap<String, String> {
     headers
         .iter()
         .filter(|(k, _)| {
@@ -249,13 +254,13 @@ fn clean_event_type(s: &str) -> String {
 /// authenticates the request.
 #[utoipa::path(post, path = "/in/{source_id}", tag = "Inbound", operation_id = "ingest",
     params(crate::openapi::IngestPath),
-    request_body(content = String, content_type = "*/*", description = "The provider's body, any content type, at most 2 MiB"),
+    request_body(content = String, content_type = "*/*", description = "The provider's body, any content type, at most `max_payload_bytes` (default 2 MiB)"),
     responses(
         (status = 202, description = "Accepted (`{id}`: the message), quarantined (`{id, quarantined: true}`: the request), or held for a missing earlier sequence (`{id, held: true}`: the message it will become)", body = IngestOut),
         (status = 200, description = "A duplicate within the dedup window (`{id, duplicate: true}`), a stale event of an ordered source (`{id, stale: true}`: the request; not forwarded), or a provider handshake answered", body = IngestOut),
         (status = 401, description = "`invalid_signature` or `timestamp_out_of_tolerance`", body = crate::error::ErrorBody),
         (status = 404, description = "No such source", body = crate::error::ErrorBody),
-        (status = 413, description = "Body over 2 MiB", body = crate::error::ErrorBody),
+        (status = 413, description = "Body over `max_payload_bytes` (default 2 MiB)", body = crate::error::ErrorBody),
         (status = 429, description = "Over the source's `rateLimit`", body = crate::error::ErrorBody),
         (status = 503, description = "Storage unavailable; retry after `Retry-After`", body = crate::error::ErrorBody)))]
 pub async fn ingest(
@@ -278,19 +283,22 @@ pub async fn ingest(
     let Some(source) = source else {
         return error(StatusCode::NOT_FOUND, "not_found", "source not found");
     };
-    let body = match axum::body::to_bytes(body, MAX_BODY).await {
+    // `max_payload_bytes` (default 2 MiB), enforced while reading; a declared length over it
+    // was answered 413 before this handler ran (crate::body_guard).
+    let max_body = st.inner.max_payload_bytes;
+    let body = match axum::body::to_bytes(body, max_body).await {
         Ok(b) => b,
         Err(_) => {
             outcome("too_large");
             return error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
-                format!("body larger than {MAX_BODY} bytes"),
+                format!("body larger than {max_body} bytes"),
             );
         }
     };
     let opts = SourceOptions::of(&source);
-    let scheme = scheme_of(&source);
+    let secret_headers = verification_headers(&source);
     let log =
         |status: InboundStatus, reason: Option<String>, keep_body: bool, et: Option<String>| {
             InboundRequest {
@@ -300,7 +308,7 @@ pub async fn ingest(
                 status,
                 reason,
                 msg_id: None,
-                headers: loggable(&headers, scheme),
+                headers: loggable(&headers, &secret_headers),
                 body: keep_body.then(|| String::from_utf8_lossy(&body).into_owned()),
                 event_type: et,
                 created_at: now,
@@ -310,7 +318,7 @@ pub async fn ingest(
     // 2. Rate limit.
     if let Some(rate) = opts.rate_limit {
         let granted = {
-            let mut b = st.inner.inbound.buckets.lock().expect("inbound limits");
+            let mut b = st.inner.inbound.buckets.lock();
             let bucket = b
                 .entry(source.id.clone())
                 .or_insert_with(|| Bucket::fresh(now));
@@ -397,7 +405,7 @@ pub async fn ingest(
     if let Some(schema) = &opts.schema {
         let problem = match serde_json::from_slice::<serde_json::Value>(&body) {
             Err(e) => Some(format!("body is not JSON: {e}")),
-            Ok(v) => match jsonschema::validator_for(schema) {
+            Ok(v) => match crate::schema::compile_one(schema) {
                 Err(e) => Some(format!("source schema does not compile: {e}")),
                 Ok(val) => val
                     .iter_errors(&v)
@@ -473,7 +481,7 @@ pub async fn ingest(
         .and_then(|rule| order_check(rule, &req));
 
     // 7. Accept: one durable commit of key, message and log row.
-    let logged_headers: BTreeMap<String, String> = loggable(&headers, Some(scheme));
+    let logged_headers: BTreeMap<String, String> = loggable(&headers, &secret_headers);
     let payload = InboundPayload::of(
         &body,
         headers.get("content-type").and_then(|v| v.to_str().ok()),

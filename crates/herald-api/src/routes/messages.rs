@@ -88,11 +88,10 @@ pub async fn create(
     c.finish()?;
 
     // One read: the app's existence and the caller's right to it are decided together.
-    let app = match st.app(&auth, &app_id).await {
-        Ok(app) => app,
-        Err(ApiError::NotFound(_)) if body.application.is_some() => {
+    let app = match (st.app(&auth, &app_id).await, body.application) {
+        (Ok(app), _) => app,
+        (Err(ApiError::NotFound(_)), Some(mut a)) => {
             auth.caller.require_admin()?;
-            let mut a = body.application.expect("checked");
             if a.uid.is_none() {
                 a.uid = Some(app_id.clone());
             }
@@ -103,7 +102,7 @@ pub async fn create(
                 Err(e) => return Err(e),
             }
         }
-        Err(e) => return Err(e),
+        (Err(e), _) => return Err(e),
     };
     crate::schema::check_payload(&st, &body.event_type, payload).await?;
     let msg = Message {

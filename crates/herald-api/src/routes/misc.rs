@@ -11,11 +11,14 @@ use herald_store::TokenRecord;
 use serde::Deserialize;
 
 use crate::dto::{
-    ts, valid_uid, AppPortalAccessOut, EventTypeIn, EventTypeOut, EventTypePatch, EventTypeUpdate,
-    HealthOut, ListOut, LivenessOut, QueueOut, TokenCreatedOut, TokenIn, TokenOut,
+    ts, valid_uid, AppPortalAccessIn, AppPortalAccessOut, Checks, EventTypeIn, EventTypeOut,
+    EventTypePatch, EventTypeUpdate, HealthOut, ListOut, LivenessOut, QueueOut, TokenCreatedOut,
+    TokenIn, TokenOut,
 };
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{de_opt, sha256, Auth, Caller, JsonBody, ListParams, Path, Q};
+use crate::extract::{
+    de_opt, sha256, Auth, Caller, JsonBody, ListParams, OptionalJsonBody, Path, Q,
+};
 use crate::openapi::{AppPath, EventTypePath, TokenPath};
 use crate::AppState;
 
@@ -328,14 +331,53 @@ pub async fn delete_event_type(
 /// Mint a token scoped to one application, and a dashboard URL carrying it (admin only).
 #[utoipa::path(post, path = "/api/v1/auth/app-portal-access/{app_id}", tag = "Authentication", operation_id = "app_portal_access",
     params(AppPath),
-    responses((status = 200, description = "A new scoped token", body = AppPortalAccessOut)))]
+    request_body(content = Option<AppPortalAccessIn>, description = "Optional; unknown fields are refused"),
+    responses(
+        (status = 200, description = "A new scoped token", body = AppPortalAccessOut),
+        (status = 422, description = "An unknown field, or a restriction this version cannot enforce (`readOnly`, `capabilities`, `expiry`)", body = crate::error::ValidationErrorBody)))]
 pub async fn app_portal_access(
     State(st): State<AppState>,
     auth: Auth,
     Path(app_id): Path<String>,
+    OptionalJsonBody(body): OptionalJsonBody<AppPortalAccessIn>,
 ) -> ApiResult<Response> {
     auth.caller.require_admin()?;
-    let app = st.app(&auth, &app_id).await?;
+    let mut c = Checks::default();
+    // A restriction that is asked for but not enforced would be a token with more rights than
+    // its caller believes: refuse it instead.
+    if body.read_only == Some(true) {
+        c.fail("readOnly", "read-only portal tokens are not supported yet");
+    }
+    if body.capabilities.is_some() {
+        c.fail(
+            "capabilities",
+            "capability-limited portal tokens are not supported yet",
+        );
+    }
+    if body.expiry.is_some() {
+        c.fail(
+            "expiry",
+            "expiring portal tokens are not supported yet; delete the token to revoke it",
+        );
+    }
+    if let Some(a) = &body.application {
+        a.check(&mut c);
+    }
+    c.finish()?;
+    let app = match (st.app(&auth, &app_id).await, body.application) {
+        (Ok(app), _) => app,
+        (Err(ApiError::NotFound(_)), Some(mut a)) => {
+            if a.uid.is_none() && !herald_core::ids::AppId::looks_like(&app_id) {
+                a.uid = Some(app_id.clone());
+            }
+            match crate::routes::apps::create_app(&st, a).await {
+                Ok(app) => app,
+                Err(ApiError::Conflict(_)) => st.app(&auth, &app_id).await?,
+                Err(e) => return Err(e),
+            }
+        }
+        (Err(e), _) => return Err(e),
+    };
     let secret = herald_core::ids::new_token_secret();
     let rec = TokenRecord {
         id: TokenId::generate(),

@@ -114,7 +114,7 @@ pub fn verification_of(s: &Source, now: i64) -> Option<Verification> {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SourceIn {
     pub name: String,
     #[serde(default)]
@@ -149,7 +149,7 @@ pub struct SourceIn {
 
 /// PATCH: an absent field is unchanged, `null` clears it.
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SourcePatch {
     #[serde(default)]
     pub name: Option<String>,
@@ -336,7 +336,7 @@ fn parse_on_invalid(c: &mut Checks, v: &Value) -> OnInvalid {
 }
 
 fn check_schema(c: &mut Checks, v: &Value) {
-    if let Err(e) = jsonschema::validator_for(v) {
+    if let Err(e) = crate::schema::compile_one(v) {
         c.fail("schema", format!("not a valid JSON Schema: {e}"));
     }
 }
@@ -466,8 +466,7 @@ pub async fn create(
     if let Some(h) = &opts.forward_headers {
         check_forward(&mut c, h);
     }
-    c.finish()?;
-    let (verification, secrets) = verification.expect("checked");
+    let (verification, secrets) = c.finish_with(verification)?;
     let now = now_millis();
     opts.dedup = opts.dedup.filter(|d| *d != Dedup::default());
     let src = Source {
@@ -630,7 +629,7 @@ pub async fn remove(
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SourceRotateIn {
     /// The provider's new secret. May be omitted for `standard-webhooks`: Herald generates one
     /// and returns it once.

@@ -302,7 +302,7 @@ pub struct PostgresStore {
     down: Arc<std::sync::atomic::AtomicBool>,
     attempts: Arc<attempts::Recorder>,
     /// The spool entry the drain failed on while the database answered, and how many times.
-    drain_tries: Arc<std::sync::Mutex<(String, u32)>>,
+    drain_tries: Arc<parking_lot::Mutex<(String, u32)>>,
 }
 
 /// Tries of a spooled entry the database refuses while answering, before it is set aside.
@@ -314,18 +314,18 @@ const DRAIN_GROUP: usize = 200;
 /// Bounded: each map is cleared when it reaches [`SEEN_MAX`] entries.
 #[derive(Default)]
 struct Seen {
-    apps: std::sync::Mutex<HashMap<String, Application>>,
-    event_types: std::sync::Mutex<HashMap<String, Option<EventType>>>,
-    tokens: std::sync::Mutex<HashMap<[u8; 32], TokenRecord>>,
+    apps: parking_lot::Mutex<HashMap<String, Application>>,
+    event_types: parking_lot::Mutex<HashMap<String, Option<EventType>>>,
+    tokens: parking_lot::Mutex<HashMap<[u8; 32], TokenRecord>>,
     /// By source ID, as stored: secrets sealed with the encryption key (when one is set), so
     /// the plaintext exists only in the `Source` handed to a caller.
-    sources: std::sync::Mutex<HashMap<String, Source>>,
+    sources: parking_lot::Mutex<HashMap<String, Source>>,
 }
 
 const SEEN_MAX: usize = 10_000;
 
-fn remember<K: std::hash::Hash + Eq, V>(m: &std::sync::Mutex<HashMap<K, V>>, k: K, v: V) {
-    let mut m = m.lock().expect("cache lock");
+fn remember<K: std::hash::Hash + Eq, V>(m: &parking_lot::Mutex<HashMap<K, V>>, k: K, v: V) {
+    let mut m = m.lock();
     if m.len() >= SEEN_MAX {
         m.clear();
     }
@@ -523,7 +523,7 @@ impl PostgresStore {
         }
         // The database answers but refuses this entry.
         let tries = {
-            let mut t = self.drain_tries.lock().expect("drain tries");
+            let mut t = self.drain_tries.lock();
             if t.0 != keep.id() {
                 *t = (keep.id().to_string(), 0);
             }
@@ -1291,7 +1291,7 @@ impl Store for PostgresStore {
 
     async fn get_app(&self, id_or_uid: &str) -> Result<Option<Application>> {
         if self.is_down() {
-            if let Some(a) = self.seen.apps.lock().expect("cache lock").get(id_or_uid) {
+            if let Some(a) = self.seen.apps.lock().get(id_or_uid) {
                 return Ok(Some(a.clone()));
             }
         }
@@ -1312,13 +1312,7 @@ impl Store for PostgresStore {
             }
             Err(StoreError::Unavailable(why)) => {
                 self.mark_down();
-                let seen = self
-                    .seen
-                    .apps
-                    .lock()
-                    .expect("cache lock")
-                    .get(id_or_uid)
-                    .cloned();
+                let seen = self.seen.apps.lock().get(id_or_uid).cloned();
                 seen.map(Some).ok_or(StoreError::Unavailable(why))
             }
             Err(e) => Err(e),
@@ -1530,7 +1524,7 @@ impl Store for PostgresStore {
 
     async fn get_event_type(&self, name: &str) -> Result<Option<EventType>> {
         if self.is_down() {
-            if let Some(et) = self.seen.event_types.lock().expect("cache lock").get(name) {
+            if let Some(et) = self.seen.event_types.lock().get(name) {
                 return Ok(et.clone());
             }
         }
@@ -1549,13 +1543,7 @@ impl Store for PostgresStore {
             }
             Err(StoreError::Unavailable(why)) => {
                 self.mark_down();
-                let seen = self
-                    .seen
-                    .event_types
-                    .lock()
-                    .expect("cache lock")
-                    .get(name)
-                    .cloned();
+                let seen = self.seen.event_types.lock().get(name).cloned();
                 seen.ok_or(StoreError::Unavailable(why))
             }
             Err(e) => Err(e),
@@ -2128,14 +2116,7 @@ impl Store for PostgresStore {
     }
 
     async fn find_source(&self, id: &SourceId) -> Result<Option<Source>> {
-        let seen = || {
-            self.seen
-                .sources
-                .lock()
-                .expect("cache lock")
-                .get(&id.0)
-                .cloned()
-        };
+        let seen = || self.seen.sources.lock().get(&id.0).cloned();
         if self.is_down() {
             if let Some(s) = seen() {
                 return self.unseal_source(s).map(Some);
@@ -2154,7 +2135,7 @@ impl Store for PostgresStore {
                     Some(s) => remember(&self.seen.sources, id.0.clone(), s.clone()),
                     // Deleted (or never existed): forget it at once.
                     None => {
-                        self.seen.sources.lock().expect("cache lock").remove(&id.0);
+                        self.seen.sources.lock().remove(&id.0);
                     }
                 }
                 s.map(|s| self.unseal_source(s)).transpose()
@@ -2228,7 +2209,7 @@ impl Store for PostgresStore {
             exec(&mut tx, sql, &id.0).await?;
         }
         tx.commit().await.map_err(map_pg)?;
-        self.seen.sources.lock().expect("cache lock").remove(&id.0);
+        self.seen.sources.lock().remove(&id.0);
         Ok(())
     }
 
@@ -2404,7 +2385,7 @@ impl Store for PostgresStore {
 
     async fn find_token(&self, hash: [u8; 32]) -> Result<Option<TokenRecord>> {
         if self.is_down() {
-            if let Some(t) = self.seen.tokens.lock().expect("cache lock").get(&hash) {
+            if let Some(t) = self.seen.tokens.lock().get(&hash) {
                 return Ok(Some(t.clone()));
             }
         }
@@ -2420,20 +2401,14 @@ impl Store for PostgresStore {
                     Some(t) => remember(&self.seen.tokens, hash, t.clone()),
                     // Revoked (or never existed): forget it at once.
                     None => {
-                        self.seen.tokens.lock().expect("cache lock").remove(&hash);
+                        self.seen.tokens.lock().remove(&hash);
                     }
                 }
                 Ok(t)
             }
             Err(StoreError::Unavailable(why)) => {
                 self.mark_down();
-                let seen = self
-                    .seen
-                    .tokens
-                    .lock()
-                    .expect("cache lock")
-                    .get(&hash)
-                    .cloned();
+                let seen = self.seen.tokens.lock().get(&hash).cloned();
                 seen.map(Some).ok_or(StoreError::Unavailable(why))
             }
             Err(e) => Err(e),
@@ -2451,11 +2426,7 @@ impl Store for PostgresStore {
     }
 
     async fn delete_token(&self, id: &TokenId) -> Result<()> {
-        self.seen
-            .tokens
-            .lock()
-            .expect("cache lock")
-            .retain(|_, t| t.id != *id);
+        self.seen.tokens.lock().retain(|_, t| t.id != *id);
         let n = sqlx::query("DELETE FROM tokens WHERE id = $1")
             .bind(&id.0)
             .execute(&self.pool)

@@ -23,10 +23,11 @@
 //! This module owns the file format and ordering; deciding *when* the database is down is the
 //! caller's job.
 
+use parking_lot::Mutex;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use herald_core::ids::{AppId, EndpointId, InboundRequestId, MessageId, SourceId};
 use herald_core::model::{InboundRequest, InboundStatus, Message};
@@ -292,7 +293,7 @@ impl Spool {
         };
         let draining = spool.draining_bytes();
         let pending = len > 0 || !spool.draining_files()?.is_empty();
-        let mut st = spool.state.lock().expect("spool lock");
+        let mut st = spool.state.lock();
         st.active = pending;
         st.draining = draining;
         drop(st);
@@ -301,7 +302,7 @@ impl Spool {
 
     /// Whether publishes must go to the spool (something is spooled and not yet drained).
     pub(crate) fn active(&self) -> bool {
-        self.state.lock().expect("spool lock").active
+        self.state.lock().active
     }
 
     /// Appends one publish and makes it durable. Fails (the API answers 503) when the spool is
@@ -310,7 +311,7 @@ impl Spool {
         let mut line = serde_json::to_vec(e).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         line.push(b'\n');
         let (generation, end) = {
-            let mut st = self.state.lock().expect("spool lock");
+            let mut st = self.state.lock();
             let queued = st.len + st.draining;
             if queued + line.len() as u64 > self.max_bytes {
                 return Err(StoreError::Unavailable(
@@ -327,13 +328,13 @@ impl Spool {
             st.active = true;
             (st.generation, st.len)
         };
-        let mut synced = self.synced.lock().expect("spool sync lock");
+        let mut synced = self.synced.lock();
         if synced.0 == generation && synced.1 >= end {
             return Ok(()); // a sync that started after our write covered it
         }
         // Everything written to this file so far is covered by the sync below.
         let (file, upto) = {
-            let st = self.state.lock().expect("spool lock");
+            let st = self.state.lock();
             if st.generation != generation {
                 // The drain took that file away since, and synced it first.
                 return Ok(());
@@ -379,7 +380,7 @@ impl Spool {
         let path = match self.draining_files()?.into_iter().next() {
             Some(p) => p,
             None => {
-                let mut st = self.state.lock().expect("spool lock");
+                let mut st = self.state.lock();
                 if st.len == 0 {
                     st.active = false;
                     return Ok(None);
@@ -439,7 +440,7 @@ impl Spool {
     pub(crate) fn finish_batch(&self, path: &Path) -> Result<()> {
         let n = std::fs::metadata(path).map_err(io)?.len();
         std::fs::remove_file(path).map_err(io)?;
-        let mut st = self.state.lock().expect("spool lock");
+        let mut st = self.state.lock();
         st.draining = st.draining.saturating_sub(n);
         Ok(())
     }

@@ -12,9 +12,10 @@
 //! This module must not hold a write transaction open across an `.await` and must not be
 //! reachable from two processes at once (the binary takes a lock on the data directory).
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use herald_core::crypto::SecretBox;
@@ -462,13 +463,13 @@ impl SqliteStore {
     /// (WAL), which is less than the thread hand-off of the blocking pool costs; reads that scan
     /// (lists, stats) use [`Self::read`].
     fn read_point<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
-        let conn = self.inner.readers.lock().expect("pool lock").pop();
+        let conn = self.inner.readers.lock().pop();
         let conn = match conn {
             Some(c) => c,
             None => open_conn(&self.inner.path, true).map_err(unavailable)?,
         };
         let r = f(&conn);
-        let mut pool = self.inner.readers.lock().expect("pool lock");
+        let mut pool = self.inner.readers.lock();
         if pool.len() < READERS {
             pool.push(conn);
         }
@@ -483,13 +484,13 @@ impl SqliteStore {
     {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
-            let conn = inner.readers.lock().expect("pool lock").pop();
+            let conn = inner.readers.lock().pop();
             let conn = match conn {
                 Some(c) => c,
                 None => open_conn(&inner.path, true).map_err(unavailable)?,
             };
             let r = f(&conn);
-            let mut pool = inner.readers.lock().expect("pool lock");
+            let mut pool = inner.readers.lock();
             if pool.len() < READERS {
                 pool.push(conn);
             }

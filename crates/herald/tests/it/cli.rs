@@ -9,7 +9,7 @@ use serde_json::json;
 use crate::common::{Client, TestServer};
 
 const BIN: &str = env!("CARGO_BIN_EXE_herald");
-/// Standard Webhooks reference vector (shared/spec/vectors.json).
+/// Standard Webhooks reference vector (tests/vectors/vectors.json).
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const ID: &str = "msg_p5jXN8AQM9LWM0D4loKWxJek";
 const TS: &str = "1614265330";

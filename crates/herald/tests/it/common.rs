@@ -6,10 +6,11 @@
 
 #![allow(dead_code)]
 
+use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
@@ -465,7 +466,7 @@ struct InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        let mut c = self.st.conc.lock().expect("conc");
+        let mut c = self.st.conc.lock();
         if let Some(n) = c.now.get_mut(&self.path) {
             *n -= 1;
         }
@@ -546,47 +547,43 @@ impl Receiver {
 
     /// Queues `reply` for the next request not yet answered from the script.
     pub fn then(&self, reply: Reply) -> &Self {
-        self.state.script.lock().expect("script").push_back(reply);
+        self.state.script.lock().push_back(reply);
         self
     }
 
     /// The answer once the script is used up.
     pub fn set_default(&self, reply: Reply) {
-        *self.state.default.lock().expect("default") = reply;
+        *self.state.default.lock() = reply;
     }
 
     /// How requests to `path` are answered (wins over the script and the default).
     pub fn set_path_reply(&self, path: &str, reply: Reply) {
-        self.state
-            .per_path
-            .lock()
-            .expect("per_path")
-            .insert(path.to_string(), reply);
+        self.state.per_path.lock().insert(path.to_string(), reply);
     }
 
     /// Requests to `path` being answered right now.
     pub fn in_flight(&self, path: &str) -> usize {
-        let c = self.state.conc.lock().expect("conc");
+        let c = self.state.conc.lock();
         c.now.get(path).copied().unwrap_or(0)
     }
 
     /// The most requests to `path` ever answered at once.
     pub fn max_in_flight(&self, path: &str) -> usize {
-        let c = self.state.conc.lock().expect("conc");
+        let c = self.state.conc.lock();
         c.max.get(path).copied().unwrap_or(0)
     }
 
     /// The most requests (all paths) ever answered at once.
     pub fn max_in_flight_total(&self) -> usize {
-        self.state.conc.lock().expect("conc").total_max
+        self.state.conc.lock().total_max
     }
 
     pub fn requests(&self) -> Vec<Recorded> {
-        self.state.log.lock().expect("log").clone()
+        self.state.log.lock().clone()
     }
 
     pub fn count(&self) -> usize {
-        self.state.log.lock().expect("log").len()
+        self.state.log.lock().len()
     }
 
     /// Requests whose path is `path`.
@@ -624,7 +621,7 @@ async fn record(State(st): State<Arc<RecvState>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
     let _guard = {
-        let mut c = st.conc.lock().expect("conc");
+        let mut c = st.conc.lock();
         let n = c.now.entry(path.clone()).or_default();
         *n += 1;
         let n = *n;
@@ -647,15 +644,15 @@ async fn record(State(st): State<Arc<RecvState>>, req: Request) -> Response {
         body,
         at: Instant::now(),
     };
-    let reply = match st.per_path.lock().expect("per_path").get(&path).cloned() {
+    let reply = match st.per_path.lock().get(&path).cloned() {
         Some(r) => r,
         None => {
-            let next = st.script.lock().expect("script").pop_front();
-            next.unwrap_or_else(|| st.default.lock().expect("default").clone())
+            let next = st.script.lock().pop_front();
+            next.unwrap_or_else(|| st.default.lock().clone())
         }
     };
     let (seen, seen_on_path) = {
-        let mut log = st.log.lock().expect("log");
+        let mut log = st.log.lock();
         log.push(rec);
         st.count.send_replace(log.len());
         (log.len(), log.iter().filter(|r| r.path == path).count())

@@ -3,9 +3,10 @@
 //! (and a failure retried), the temporary endpoint goes away when the CLI stops or dies, and
 //! the route enforces the usual token rules.
 
+use parking_lot::Mutex;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use serde_json::{json, Value};
 
@@ -39,14 +40,14 @@ impl Cli {
         let sink = lines.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                sink.lock().expect("lines").push(line);
+                sink.lock().push(line);
             }
         });
         Self { child, lines }
     }
 
     fn output(&self) -> Vec<String> {
-        self.lines.lock().expect("lines").clone()
+        self.lines.lock().clone()
     }
 
     /// Waits until a printed line contains every one of `parts`; returns it.

@@ -14,6 +14,7 @@ mod common;
 mod delivery;
 mod encryption;
 mod guardrails;
+mod hardening;
 mod inbound;
 mod listen;
 mod metrics;
