@@ -802,3 +802,36 @@ pub struct LivenessOut {
     /// Always `ok`.
     pub status: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `expect("checked")` after validation panicked whenever a parser gave no value without
+    /// recording a problem; the value now comes out of the checks themselves.
+    #[test]
+    fn defect_11_checks_hand_out_the_parsed_value_without_panicking() {
+        assert_eq!(Checks::default().finish_with(Some(3)).ok(), Some(3));
+        let silent_failure = Checks::default().finish_with::<u8>(None);
+        assert!(matches!(
+            silent_failure,
+            Err(crate::error::ApiError::Internal(_))
+        ));
+        let mut c = Checks::default();
+        c.fail("x", "bad");
+        assert!(matches!(
+            c.finish_with(Some(1)),
+            Err(crate::error::ApiError::Validation(_))
+        ));
+    }
+
+    #[test]
+    fn uids_follow_the_contract_and_are_addressable() {
+        for good in ["a", "A-b_c.d", "..a", &"x".repeat(256)] {
+            assert!(valid_uid(good), "{good}");
+        }
+        for bad in ["", ".", "..", "a b", "a/b", "é", "a\0", "a\r\n", &"x".repeat(257)] {
+            assert!(!valid_uid(bad), "{bad:?}");
+        }
+    }
+}

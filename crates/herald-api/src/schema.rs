@@ -115,3 +115,36 @@ pub async fn check_payload(st: &AppState, event_type: &str, payload: &str) -> Ap
         Err(ApiError::Validation(errors))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A panic while a request held the cache lock used to poison it, and every later
+    /// `lock().expect()` panicked too: one bad request took every publish down with it.
+    #[test]
+    fn defect_11_a_panic_while_the_schema_cache_is_locked_does_not_poison_it() {
+        let cache = Arc::new(SchemaCache::default());
+        cache
+            .map
+            .lock()
+            .insert("a.b".into(), (Instant::now(), None));
+        let held = Arc::clone(&cache);
+        let crashed = std::thread::spawn(move || {
+            let _guard = held.map.lock();
+            panic!("a handler bug while the lock is held");
+        })
+        .join();
+        assert!(crashed.is_err());
+        cache.invalidate("a.b");
+        assert!(cache.map.lock().is_empty());
+    }
+
+    #[test]
+    fn compile_refuses_a_cyclic_version_even_when_it_is_not_the_newest() {
+        let cyclic = serde_json::json!({"1": {"$ref": "#"}, "2": {"type": "object"}});
+        assert!(compile(&cyclic).is_err());
+        let fine = serde_json::json!({"1": {"type": "object"}});
+        assert!(matches!(compile(&fine), Ok(Some(_))));
+    }
+}
