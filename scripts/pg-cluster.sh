@@ -2,6 +2,7 @@
 # Starts a throwaway PostgreSQL cluster on loopback for the tests and prints its URL.
 #   scripts/pg-cluster.sh start <dir>   -> prints postgres://herald@127.0.0.1:<port>/postgres
 #   scripts/pg-cluster.sh stop <dir>     (also to simulate an outage)
+#   scripts/pg-cluster.sh crash <dir>    immediate shutdown (crash recovery at the next start)
 #   scripts/pg-cluster.sh resume <dir>   starts a stopped cluster again on the same port
 # Uses Debian's PostgreSQL binaries (installed by scripts/test.sh when missing). initdb refuses
 # to run as root, so under root the cluster runs as the `postgres` system user.
@@ -31,5 +32,10 @@ case "$cmd" in
   stop)
     as_pg "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
     ;;
-  *) echo "usage: $0 start|stop|resume <dir>" >&2; exit 2 ;;
+  crash)
+    # Immediate shutdown: no checkpoint, crash recovery at the next start (like a failover
+    # onto the same data).
+    as_pg "$bin/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
+    ;;
+  *) echo "usage: $0 start|stop|crash|resume <dir>" >&2; exit 2 ;;
 esac

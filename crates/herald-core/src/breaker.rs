@@ -25,6 +25,27 @@ pub const BASE_COOLDOWN_MS: i64 = 30_000;
 /// Longest cool-down.
 pub const MAX_COOLDOWN_MS: i64 = 600_000;
 
+/// The operator's cool-down settings (`breaker_cooldown_ms`, `breaker_max_cooldown_ms`).
+/// The opening rules (5 in a row, or half of 20 in 60 s) are fixed by the contract; how long
+/// an open breaker waits is an operator's trade-off between sparing a struggling receiver and
+/// delivering soon after it recovers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BreakerPolicy {
+    /// First cool-down; it doubles on each failed probe.
+    pub cooldown_ms: i64,
+    /// Longest cool-down.
+    pub max_cooldown_ms: i64,
+}
+
+impl Default for BreakerPolicy {
+    fn default() -> Self {
+        Self {
+            cooldown_ms: BASE_COOLDOWN_MS,
+            max_cooldown_ms: MAX_COOLDOWN_MS,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum BreakerState {
     /// Deliveries flow (subject to concurrency and throttle).
@@ -114,9 +135,20 @@ impl Breaker {
         }
     }
 
+    /// Records the result of one attempt with the default cool-downs.
+    pub fn record(&mut self, now: Millis, success: bool) -> Option<Transition> {
+        self.record_with(&BreakerPolicy::default(), now, success)
+    }
+
     /// Records the result of one attempt (a pause for 429/503 + Retry-After is not a result:
     /// the endpoint asked to wait, it did not fail).
-    pub fn record(&mut self, now: Millis, success: bool) -> Option<Transition> {
+    pub fn record_with(
+        &mut self,
+        policy: &BreakerPolicy,
+        now: Millis,
+        success: bool,
+    ) -> Option<Transition> {
+        let (base, max) = (policy.cooldown_ms, policy.max_cooldown_ms.max(policy.cooldown_ms));
         self.roll(now);
         self.window_total += 1;
         if success {
@@ -137,15 +169,14 @@ impl Breaker {
                 })
             }
             (BreakerState::HalfOpen, false) => {
-                let cooldown = (self.cooldown_ms.max(BASE_COOLDOWN_MS / 2) * 2)
-                    .clamp(BASE_COOLDOWN_MS, MAX_COOLDOWN_MS);
+                let cooldown = (self.cooldown_ms.max(base / 2).saturating_mul(2)).clamp(base, max);
                 self.open(now, cooldown);
                 Some(Transition {
                     to: BreakerState::Open,
                 })
             }
             (BreakerState::Closed, false) if self.should_open(now) => {
-                self.open(now, BASE_COOLDOWN_MS);
+                self.open(now, base);
                 Some(Transition {
                     to: BreakerState::Open,
                 })
@@ -353,5 +384,27 @@ mod tests {
         assert_eq!(b.record(T0 + 101, true), None);
         assert_eq!(b.open_until, until);
         assert_eq!(b.state, BreakerState::Open);
+    }
+
+    #[test]
+    fn operator_cool_downs_replace_the_defaults() {
+        let p = BreakerPolicy {
+            cooldown_ms: 1_000,
+            max_cooldown_ms: 3_000,
+        };
+        let mut b = Breaker::default();
+        let mut t = 0;
+        for _ in 0..CONSECUTIVE_FAILURES {
+            t += 1;
+            b.record_with(&p, t, false);
+        }
+        assert_eq!(b.state, BreakerState::Open);
+        assert_eq!(b.open_until, t + 1_000);
+        for expect in [2_000, 3_000, 3_000] {
+            t = b.open_until;
+            assert_eq!(b.allowance(t).0, Allowance::Probe);
+            b.record_with(&p, t, false);
+            assert_eq!(b.open_until, t + expect);
+        }
     }
 }

@@ -70,10 +70,24 @@ pub struct Config {
     pub operational_webhook_url: Option<String>,
     /// How long a worker owns a claimed delivery before another may take it over (≤ 60 s).
     pub lease_seconds: u64,
+    /// First cool-down of an open circuit breaker (doubles on each failed probe).
+    pub breaker_cooldown_ms: u64,
+    /// Longest cool-down of an open circuit breaker.
+    pub breaker_max_cooldown_ms: u64,
     /// Extra CA bundle (PEM) trusted for HTTPS deliveries, in addition to the system roots.
     pub ca_bundle: Option<PathBuf>,
     /// PostgreSQL only: most bytes the local outage spool may hold (0 turns it off).
     pub spool_max_bytes: u64,
+}
+
+impl Config {
+    /// The circuit breaker's cool-downs as the delivery engine applies them.
+    pub fn breaker_policy(&self) -> crate::breaker::BreakerPolicy {
+        crate::breaker::BreakerPolicy {
+            cooldown_ms: i64::try_from(self.breaker_cooldown_ms).unwrap_or(i64::MAX),
+            max_cooldown_ms: i64::try_from(self.breaker_max_cooldown_ms).unwrap_or(i64::MAX),
+        }
+    }
 }
 
 impl Default for Config {
@@ -100,6 +114,8 @@ impl Default for Config {
             log_format: None,
             operational_webhook_url: None,
             lease_seconds: 60,
+            breaker_cooldown_ms: 30_000,
+            breaker_max_cooldown_ms: 600_000,
             ca_bundle: None,
             spool_max_bytes: 256 * 1024 * 1024,
         }
@@ -248,6 +264,18 @@ impl Config {
             &mut errors,
         );
         take(&dict, "lease_seconds", &mut c.lease_seconds, &mut errors);
+        take(
+            &dict,
+            "breaker_cooldown_ms",
+            &mut c.breaker_cooldown_ms,
+            &mut errors,
+        );
+        take(
+            &dict,
+            "breaker_max_cooldown_ms",
+            &mut c.breaker_max_cooldown_ms,
+            &mut errors,
+        );
         take_opt(&dict, "ca_bundle", &mut c.ca_bundle, &mut errors);
 
         for key in dict.keys() {
@@ -278,6 +306,17 @@ impl Config {
         }
         if !(1..=60).contains(&self.lease_seconds) {
             errors.push("`lease_seconds`: must be between 1 and 60".into());
+        }
+        if !(100..=86_400_000).contains(&self.breaker_cooldown_ms) {
+            errors.push("`breaker_cooldown_ms`: must be between 100 and 86400000".into());
+        }
+        if self.breaker_max_cooldown_ms < self.breaker_cooldown_ms
+            || self.breaker_max_cooldown_ms > 86_400_000
+        {
+            errors.push(
+                "`breaker_max_cooldown_ms`: must be at least `breaker_cooldown_ms` and at most 86400000"
+                    .into(),
+            );
         }
         if self.lease_seconds * 1000 <= self.request_timeout_ms {
             errors.push(
@@ -367,6 +406,8 @@ pub const KNOWN_KEYS: &[&str] = &[
     "log_format",
     "operational_webhook_url",
     "lease_seconds",
+    "breaker_cooldown_ms",
+    "breaker_max_cooldown_ms",
     "ca_bundle",
     "spool_max_bytes",
 ];

@@ -42,6 +42,8 @@ const LISTEN_ABSENT_RETRY_MS: i64 = 1_000;
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
     pub retry: RetryPolicy,
+    /// Cool-downs of endpoints' circuit breakers.
+    pub breaker: herald_core::breaker::BreakerPolicy,
     pub lease: Duration,
     pub max_in_flight: usize,
     /// Identifies this process's leases.
@@ -425,6 +427,7 @@ impl Engine {
             DeliveryStatus::Fail
         };
         AttemptRecord {
+            breaker: self.cfg.breaker,
             attempt: Attempt {
                 id: AttemptId::generate(),
                 msg_id: msg.id.clone(),

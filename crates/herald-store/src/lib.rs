@@ -191,6 +191,8 @@ pub enum NextState {
 pub struct AttemptRecord {
     pub attempt: Attempt,
     pub next: NextState,
+    /// The cool-downs the endpoint's breaker uses if this result opens it.
+    pub breaker: herald_core::breaker::BreakerPolicy,
 }
 
 /// An API token as stored: only the SHA-256 of the secret is kept.

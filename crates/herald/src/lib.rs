@@ -625,6 +625,7 @@ pub async fn run(
             client,
             EngineConfig {
                 retry: RetryPolicy::from_secs(&cfg.retry_schedule),
+                breaker: cfg.breaker_policy(),
                 lease: std::time::Duration::from_secs(cfg.lease_seconds),
                 max_in_flight: cfg.max_in_flight,
                 owner: format!("node-{}", ulid::Ulid::new()),

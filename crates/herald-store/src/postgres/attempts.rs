@@ -17,7 +17,7 @@
 
 use std::sync::Arc;
 
-use herald_core::breaker::BreakerState;
+use herald_core::breaker::{BreakerPolicy, BreakerState};
 use herald_core::throttle::Bucket;
 use herald_core::Millis;
 use sqlx::PgPool;
@@ -221,7 +221,7 @@ async fn write(pool: &PgPool, recs: &[&AttemptRecord]) -> Result<Vec<Option<Brea
                 (false, Failing::Unchanged) => Failing::SetIfNull(now),
                 (false, f) => f,
             };
-            results.push((i, now, success));
+            results.push((i, now, success, r.breaker));
         }
         let (sql, at) = match failing {
             Failing::Unchanged => ("", None),
@@ -268,15 +268,15 @@ fn now_of(recs: &[&AttemptRecord], ep: &str) -> Millis {
 async fn breaker_results(
     c: &mut sqlx::PgConnection,
     ep: &str,
-    results: &[(usize, Millis, bool)],
+    results: &[(usize, Millis, bool, BreakerPolicy)],
 ) -> Result<Vec<(usize, BreakerState)>> {
     let Some((mut breaker, rate)) = sched::load_breaker(c, ep).await? else {
         return Ok(Vec::new());
     };
     let mut out = Vec::new();
     let mut bucket_reset = None;
-    for &(i, now, success) in results {
-        if let Some(t) = breaker.record(now, success) {
+    for &(i, now, success, policy) in results {
+        if let Some(t) = breaker.record_with(&policy, now, success) {
             if t.to == BreakerState::Closed && rate {
                 bucket_reset = Some(now);
             }

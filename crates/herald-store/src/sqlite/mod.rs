@@ -1685,7 +1685,7 @@ impl Store for SqliteStore {
             // A pause is the receiver asking to wait, not a failure: the breaker ignores it.
             let change = match &rec.next {
                 NextState::EndpointPaused { .. } => None,
-                next => sched::record_result(c, &a.endpoint_id.0, now, *next == NextState::Succeeded)?,
+                next => sched::record_result(c, &a.endpoint_id.0, now, *next == NextState::Succeeded, &rec.breaker)?,
             };
             sched::refresh_due(c, &a.endpoint_id.0, now)?;
             Ok(change)

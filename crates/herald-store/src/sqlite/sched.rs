@@ -440,11 +440,12 @@ pub(super) fn record_result(
     ep: &str,
     now: Millis,
     success: bool,
+    policy: &herald_core::breaker::BreakerPolicy,
 ) -> Result<Option<BreakerState>> {
     let Some(mut s) = load(c, ep)? else {
         return Ok(None);
     };
-    let t = s.breaker.record(now, success);
+    let t = s.breaker.record_with(policy, now, success);
     save_breaker(c, ep, &s.breaker)?;
     if t.is_some_and(|t| t.to == BreakerState::Closed) && s.rate.is_some() {
         save_bucket(c, ep, &Bucket::fresh(now))?;

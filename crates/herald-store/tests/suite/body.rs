@@ -234,6 +234,7 @@ async fn attempt_outcomes_move_the_delivery() {
         .remove(0);
     store
         .record_attempt(AttemptRecord {
+            breaker: Default::default(),
             attempt: attempt(&c, 1_001, false),
             next: NextState::RetryAt {
                 at: 5_000,
@@ -262,6 +263,7 @@ async fn attempt_outcomes_move_the_delivery() {
     // A pause pushes the endpoint's deliveries back without consuming a retry.
     store
         .record_attempt(AttemptRecord {
+            breaker: Default::default(),
             attempt: attempt(&c, 5_001, false),
             next: NextState::EndpointPaused { until: 9_000 },
         })
@@ -284,6 +286,7 @@ async fn attempt_outcomes_move_the_delivery() {
         .remove(0);
     store
         .record_attempt(AttemptRecord {
+            breaker: Default::default(),
             attempt: attempt(&c, 9_001, false),
             next: NextState::Failed {
                 disable_endpoint: true,
@@ -399,6 +402,7 @@ async fn retention_purges_finished_payloads_and_attempt_bodies_only() {
     att.response = "receiver said ok".into();
     store
         .record_attempt(AttemptRecord {
+            breaker: Default::default(),
             attempt: att,
             next: NextState::Succeeded,
         })
@@ -469,6 +473,7 @@ async fn endpoints_failing_for_the_whole_window_are_disabled_and_their_work_ends
     let c = claim(&store, "n", t0, 60_000, 10).await.unwrap().remove(0);
     store
         .record_attempt(AttemptRecord {
+            breaker: Default::default(),
             attempt: attempt(&c, t0, false),
             next: NextState::RetryAt {
                 at: t0 + HOUR,
@@ -505,6 +510,7 @@ async fn endpoints_failing_for_the_whole_window_are_disabled_and_their_work_ends
         };
         store
             .record_attempt(AttemptRecord {
+                breaker: Default::default(),
                 attempt: attempt(&c, t0 + 2 * HOUR, ok),
                 next,
             })
@@ -569,6 +575,7 @@ async fn endpoints_failing_for_the_whole_window_are_disabled_and_their_work_ends
 async fn finish(store: &Arc<dyn Store>, c: &herald_store::Claimed, now: i64, ok: bool) {
     store
         .record_attempt(AttemptRecord {
+            breaker: Default::default(),
             attempt: attempt(c, now, ok),
             next: if ok {
                 NextState::Succeeded
@@ -715,6 +722,7 @@ async fn attempts_recorded_at_once_are_each_applied_once() {
             };
             let r = store
                 .record_attempt(AttemptRecord {
+                    breaker: Default::default(),
                     attempt: attempt(&c, 1_001, ok),
                     next,
                 })
@@ -794,6 +802,7 @@ async fn an_open_breaker_blocks_claims_until_its_probe() {
         let c = claim(&store, "n", now, 60_000, 10).await.unwrap().remove(0);
         let r = store
             .record_attempt(AttemptRecord {
+                breaker: Default::default(),
                 attempt: attempt(&c, now, false),
                 next: NextState::RetryAt {
                     at: now + 3_600_000,
@@ -830,6 +839,7 @@ async fn an_open_breaker_blocks_claims_until_its_probe() {
         .is_empty());
     let r = store
         .record_attempt(AttemptRecord {
+            breaker: Default::default(),
             attempt: attempt(&b.claimed[0], now + 31_002, true),
             next: NextState::Succeeded,
         })

@@ -1,0 +1,149 @@
+//! Disk full: Herald's data directory sits on a small tmpfs that publishing fills. While it is
+//! full every publish must get a 2xx (and later be delivered) or a JSON 5xx — no crash, no
+//! hang, no 4xx — and health must say so. Then a ballast file is deleted and, without a
+//! restart, publishing and delivery must go on.
+//!
+//! Needs permission to mount a tmpfs (root); without it the scenario reports itself skipped.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use serde_json::{json, Value};
+
+use crate::herald::{free_port, Herald};
+use crate::publisher::{delivery_check, ledger_json, setup_app, wait_until, Publisher};
+use crate::receiver::{Faults, Receiver};
+use crate::Opts;
+
+const BALLAST_BYTES: usize = 8 * 1024 * 1024;
+
+/// A tmpfs mounted for the scenario, unmounted on drop.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &Path, mib: u64) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(at)?;
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
+            .arg(at)
+            .status()
+            .context("run mount")?;
+        anyhow::ensure!(status.success(), "mount -t tmpfs failed ({status})");
+        Ok(Self(at.to_path_buf()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+pub async fn run(o: &Opts, fs_mib: u64) -> anyhow::Result<(Value, bool)> {
+    let started = Instant::now();
+    let dir = tempfile::Builder::new().prefix("herald-torture-").tempdir()?;
+    let mnt = dir.path().join("mnt");
+    let fs = match Tmpfs::mount(&mnt, fs_mib) {
+        Ok(fs) => fs,
+        Err(e) => {
+            let report = json!({"scenario": "disk-full", "skipped": format!("cannot mount a tmpfs: {e}"), "ok": true});
+            return Ok((report, true));
+        }
+    };
+    let ballast = mnt.join("ballast");
+    std::fs::write(&ballast, vec![7u8; BALLAST_BYTES])?;
+    let rx = Receiver::start(Faults::default(), o.seed).await?;
+    let mut h = Herald::start(
+        &o.bin,
+        &mnt.join("data"),
+        free_port()?,
+        &[
+            ("retry_schedule", "[1,1,1,1,1,2,2,2,5,5,5,10,10,10]".into()),
+            ("request_timeout_ms", "2000".into()),
+        ],
+    )
+    .await?;
+    let app = setup_app(&h.api, "disk-full", 1, |i| rx.url(&format!("/ep/{i}"))).await?;
+    // Fill: 16 KiB payloads until publishes are refused for a while (bounded in count and time).
+    let pubs = Publisher::new(16 * 1024);
+    let fill_deadline = Instant::now() + Duration::from_secs(120);
+    let mut health_when_full = Value::Null;
+    let mut rounds = 0;
+    while Instant::now() < fill_deadline && rounds < 400 {
+        rounds += 1;
+        let before = pubs.ledger.lock().refused.values().sum::<u64>();
+        let max = pubs.published_up_to() + 64;
+        pubs.run(&h.api, &app, 4, max, Arc::new(AtomicBool::new(false)))
+            .await;
+        let refused_now = pubs.ledger.lock().refused.values().sum::<u64>() - before;
+        if refused_now >= 32 {
+            health_when_full = h.api.get("/health").await.map(|(s, v)| json!({"status": s, "body": v}))?;
+            break;
+        }
+    }
+    let full_reached = !health_when_full.is_null();
+    let alive_when_full = h.alive();
+    // Free the ballast; publishing must recover without a restart.
+    std::fs::remove_file(&ballast)?;
+    let refused_before = pubs.ledger.lock().refused.values().sum::<u64>();
+    let accepted_before = pubs.ledger.lock().accepted.len();
+    let recover_deadline = Instant::now() + Duration::from_secs(60);
+    let mut recovered = false;
+    while Instant::now() < recover_deadline {
+        let max = pubs.published_up_to() + 20;
+        pubs.run(&h.api, &app, 2, max, Arc::new(AtomicBool::new(false)))
+            .await;
+        if pubs.ledger.lock().accepted.len() >= accepted_before + 20 {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let refused_after_free = pubs.ledger.lock().refused.values().sum::<u64>() - refused_before;
+    let accepted = pubs.accepted();
+    let drained = wait_until(o.deadline, || {
+        delivery_check(&accepted, 1, &rx.snapshot()).0 >= accepted.len()
+    })
+    .await;
+    let (delivered, lost) = delivery_check(&accepted, 1, &rx.snapshot());
+    let health_after = h.api.get("/health").await.map(|(s, v)| json!({"status": s, "body": v}))?;
+    let alive = h.alive();
+    let tail = if alive { String::new() } else { h.log_tail(30) };
+    h.stop().await?;
+    drop(fs);
+    let ledger = pubs.ledger.lock();
+    let only_5xx = ledger.refused.keys().all(|s| *s >= 500);
+    let ok = full_reached
+        && alive_when_full
+        && alive
+        && recovered
+        && drained
+        && lost.is_empty()
+        && only_5xx
+        && ledger.refused_without_json == 0
+        && ledger.in_doubt == 0;
+    let report = json!({
+        "scenario": "disk-full",
+        "seed": o.seed,
+        "tmpfsMiB": fs_mib,
+        "publishes": ledger_json(&ledger),
+        "fullReached": full_reached,
+        "healthWhenFull": health_when_full,
+        "refusedAfterFreeing": refused_after_free,
+        "recoveredWithoutRestart": recovered,
+        "deliveredAtLeastOnce": delivered,
+        "lost": lost.len(),
+        "healthAfter": health_after,
+        "crashed": !alive,
+        "logTail": tail,
+        "seconds": started.elapsed().as_secs_f64(),
+        "ok": ok,
+    });
+    Ok((report, ok))
+}

@@ -1,0 +1,106 @@
+//! kill -9 loop: Herald is killed with SIGKILL at a random moment while publishers publish and
+//! workers deliver, then started again on the same data directory, `cycles` times. At the end
+//! every publish answered 2xx must have reached every endpoint; duplicates are allowed (and
+//! counted per kill) because a delivery in flight at the kill is sent again after the restart.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+
+use crate::herald::{free_port, Herald};
+use crate::publisher::{delivery_check, ledger_json, phantoms, setup_app, wait_until, Publisher};
+use crate::receiver::{Faults, Receiver};
+use crate::Opts;
+
+const ENDPOINTS: usize = 2;
+const PUBLISHERS: usize = 8;
+
+pub async fn run(o: &Opts, cycles: usize) -> anyhow::Result<(Value, bool)> {
+    let started = Instant::now();
+    let mut rng = StdRng::seed_from_u64(o.seed);
+    let dir = tempfile::Builder::new().prefix("herald-torture-").tempdir()?;
+    let data = dir.path().join("data");
+    let port = free_port()?;
+    // Slower than publishing, so a backlog builds and deliveries are in flight at each kill.
+    let rx = Receiver::start(
+        Faults {
+            delay: Duration::from_millis(2),
+            ..Faults::default()
+        },
+        o.seed,
+    )
+    .await?;
+    let settings = [
+        ("retry_schedule", "[1,1,1,2,2,2,5,5,5,5]".to_string()),
+        ("request_timeout_ms", "2000".to_string()),
+        ("lease_seconds", "5".to_string()),
+    ];
+    let pubs = Publisher::new(256);
+    let mut app = String::new();
+    let mut per_kill = Vec::new();
+    for cycle in 0..cycles {
+        let h = Herald::start(&o.bin, &data, port, &settings).await?;
+        if cycle == 0 {
+            app = setup_app(&h.api, "kill-loop", ENDPOINTS, |i| rx.url(&format!("/ep/{i}"))).await?;
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let load = {
+            let (p, api, app, stop) = (pubs.clone(), h.api.clone(), app.clone(), stop.clone());
+            tokio::spawn(async move { p.run(&api, &app, PUBLISHERS, u64::MAX, stop).await })
+        };
+        let live_ms = rng.gen_range(150..900);
+        tokio::time::sleep(Duration::from_millis(live_ms)).await;
+        h.kill9().await?;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = load.await;
+        per_kill.push((cycle, live_ms, rx.duplicates()));
+    }
+    // Final generation: no kill; wait until everything accepted is delivered.
+    let h = Herald::start(&o.bin, &data, port, &settings).await?;
+    let accepted = pubs.accepted();
+    let want = accepted.len() * ENDPOINTS;
+    let drained = wait_until(o.deadline, || {
+        delivery_check(&accepted, ENDPOINTS, &rx.snapshot()).0 >= want
+    })
+    .await;
+    // Let redeliveries settle before counting duplicates.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let seen = rx.snapshot();
+    let (delivered, lost) = delivery_check(&accepted, ENDPOINTS, &seen);
+    let phantom = phantoms(pubs.published_up_to(), &seen);
+    h.stop().await?;
+    // Duplicates per kill: those that arrived between one kill and the next (a delivery in
+    // flight at kill k is sent again by generation k + 1).
+    let total_dup = rx.duplicates();
+    let mut dups: Vec<u64> = per_kill
+        .windows(2)
+        .map(|w| w[1].2.saturating_sub(w[0].2))
+        .collect();
+    if let Some(last) = per_kill.last() {
+        dups.push(total_dup.saturating_sub(last.2));
+    }
+    let ledger = pubs.ledger.lock();
+    let ok = drained && lost.is_empty() && phantom == 0 && ledger.refused_without_json == 0;
+    let report = json!({
+        "scenario": "kill-loop",
+        "seed": o.seed,
+        "cycles": cycles,
+        "endpoints": ENDPOINTS,
+        "publishes": ledger_json(&ledger),
+        "deliveriesExpected": want,
+        "deliveredAtLeastOnce": delivered,
+        "lost": lost.len(),
+        "lostSample": lost.iter().take(10).collect::<Vec<_>>(),
+        "phantoms": phantom,
+        "duplicates": total_dup,
+        "duplicatesPerKill": dups,
+        "maxDuplicatesPerKill": dups.iter().max().copied().unwrap_or(0),
+        "seconds": started.elapsed().as_secs_f64(),
+        "ok": ok,
+    });
+    Ok((report, ok))
+}

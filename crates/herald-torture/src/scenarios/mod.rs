@@ -1,0 +1,7 @@
+//! One module per torture scenario; each returns its report (JSON) and whether every
+//! invariant held.
+
+pub mod chaos;
+pub mod disk_full;
+pub mod kill_loop;
+pub mod pg_restart;
