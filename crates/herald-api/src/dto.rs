@@ -733,7 +733,7 @@ pub struct TokenCreatedOut {
 pub struct HealthOut {
     /// `ok` or `unavailable`.
     pub status: String,
-    /// `ok` or `error`.
+    /// `ok`, `degraded` (answers, but the last write failed: see `detail`) or `error`.
     pub storage: String,
     /// `ok`, `stalled` or `not_running` (a process without workers).
     pub workers: String,
