@@ -143,11 +143,11 @@ pub struct Loaded {
     pub ignored_env: Vec<String>,
 }
 
-/// Whether the environment key (prefix stripped, lower-cased, `__` turned into `.`) sets a
+/// Whether the environment key (prefix stripped, `__` turned into `.`, any case) sets a
 /// configuration key.
 fn is_config_env_key(key: &str) -> bool {
     let top = key.split('.').next().unwrap_or(key);
-    KNOWN_KEYS.contains(&top)
+    KNOWN_KEYS.iter().any(|k| k.eq_ignore_ascii_case(top))
 }
 
 impl Config {

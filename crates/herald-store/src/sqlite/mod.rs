@@ -606,9 +606,11 @@ fn writer_loop(
         if commit.is_err() {
             let _ = conn.execute_batch("ROLLBACK");
         }
+        // A job's own error first: SQLite rolls the whole transaction back on a full disk, so
+        // the commit then only says "no transaction is active".
         match (&commit, failure) {
-            (Err(e), _) => health.failed(e.to_string()),
-            (Ok(()), Some(e)) => health.failed(e),
+            (_, Some(e)) => health.failed(e),
+            (Err(e), None) => health.failed(e.to_string()),
             (Ok(()), None) if changed => health.succeeded(),
             (Ok(()), None) => {}
         }
