@@ -107,12 +107,9 @@ impl Activity {
         self.last_io.store(now, Ordering::Relaxed);
         // Bytes while no request is being handled belong to the next request's head.
         if self.in_flight.load(Ordering::Acquire) == 0 {
-            let _ = self.head_since.compare_exchange(
-                NO_HEAD,
-                now,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            );
+            let _ =
+                self.head_since
+                    .compare_exchange(NO_HEAD, now, Ordering::AcqRel, Ordering::Relaxed);
         }
     }
 

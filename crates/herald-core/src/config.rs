@@ -179,7 +179,12 @@ impl Config {
         let mut ignored_env: Vec<String> = env
             .iter()
             .filter(|(k, _)| !is_config_env_key(k.as_str()))
-            .map(|(k, _)| format!("HERALD_{}", k.as_str().to_ascii_uppercase().replace('.', "__")))
+            .map(|(k, _)| {
+                format!(
+                    "HERALD_{}",
+                    k.as_str().to_ascii_uppercase().replace('.', "__")
+                )
+            })
             .collect();
         ignored_env.sort();
         ignored_env.dedup();
@@ -311,8 +316,18 @@ impl Config {
             &mut c.body_read_timeout_ms,
             &mut errors,
         );
-        take(&dict, "idle_timeout_ms", &mut c.idle_timeout_ms, &mut errors);
-        take(&dict, "max_connections", &mut c.max_connections, &mut errors);
+        take(
+            &dict,
+            "idle_timeout_ms",
+            &mut c.idle_timeout_ms,
+            &mut errors,
+        );
+        take(
+            &dict,
+            "max_connections",
+            &mut c.max_connections,
+            &mut errors,
+        );
 
         for key in dict.keys() {
             if !KNOWN_KEYS.contains(&key.as_str()) {

@@ -551,8 +551,8 @@ fn token_of(config: Option<&Path>, out: &Output) -> anyhow::Result<String> {
                 .data_dir
                 .join(herald::ADMIN_TOKEN_FILE),
         )
-            .map(|t| t.trim().to_string())
-            .map_err(|_| anyhow::anyhow!("no token: set HERALD_TOKEN or pass --token")),
+        .map(|t| t.trim().to_string())
+        .map_err(|_| anyhow::anyhow!("no token: set HERALD_TOKEN or pass --token")),
     }
 }
 

@@ -251,7 +251,10 @@ fn defect_09_verify_works_with_a_broken_server_configuration() {
             .unwrap();
         let out = child.wait_with_output().unwrap();
         assert_eq!(
-            (out.status.code(), String::from_utf8_lossy(&out.stdout).as_ref()),
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).as_ref()
+            ),
             (Some(0), "valid\n"),
             "with {k}={v}: {}",
             String::from_utf8_lossy(&out.stderr)
