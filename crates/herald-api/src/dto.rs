@@ -774,7 +774,7 @@ pub struct TokenCreatedOut {
 pub struct HealthOut {
     /// `ok` or `unavailable`.
     pub status: String,
-    /// `ok` or `error`.
+    /// `ok`, `degraded` (answers, but the last write failed: see `detail`) or `error`.
     pub storage: String,
     /// `ok`, `stalled` or `not_running` (a process without workers).
     pub workers: String,
@@ -830,7 +830,17 @@ mod tests {
         for good in ["a", "A-b_c.d", "..a", &"x".repeat(256)] {
             assert!(valid_uid(good), "{good}");
         }
-        for bad in ["", ".", "..", "a b", "a/b", "é", "a\0", "a\r\n", &"x".repeat(257)] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a b",
+            "a/b",
+            "é",
+            "a\0",
+            "a\r\n",
+            &"x".repeat(257),
+        ] {
             assert!(!valid_uid(bad), "{bad:?}");
         }
     }

@@ -10,7 +10,6 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use axum::extract::Request;
 use axum::Router;
 use herald_core::model::{Application, Endpoint};
 use herald_core::ops::OperationalEvent;
@@ -30,9 +29,11 @@ mod idempotency;
 pub mod openapi;
 mod routes;
 mod schema;
+pub mod server;
 
 use error::{ApiError, ApiResult};
 use extract::{Auth, Caller};
+pub use server::ConnectionLimits;
 
 /// Settings the API needs from the configuration.
 #[derive(Clone, Debug)]
@@ -191,17 +192,14 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, accepting paths with a trailing
-/// slash as the Svix API does.
+/// slash as the Svix API does. `limits` bound how long a client may take to send a request and
+/// how many connections are open at once (see [`server`]).
 pub async fn serve(
     listener: TcpListener,
     router: Router,
+    limits: ConnectionLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = NormalizePathLayer::trim_trailing_slash().layer(router);
-    axum::serve(
-        listener,
-        axum::ServiceExt::<Request>::into_make_service(app),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    server::serve(listener, app, limits, shutdown).await
 }

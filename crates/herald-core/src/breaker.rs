@@ -148,7 +148,10 @@ impl Breaker {
         now: Millis,
         success: bool,
     ) -> Option<Transition> {
-        let (base, max) = (policy.cooldown_ms, policy.max_cooldown_ms.max(policy.cooldown_ms));
+        let (base, max) = (
+            policy.cooldown_ms,
+            policy.max_cooldown_ms.max(policy.cooldown_ms),
+        );
         self.roll(now);
         self.window_total += 1;
         if success {

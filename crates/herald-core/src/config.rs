@@ -3,8 +3,14 @@
 //!
 //! Layers, later wins: built-in defaults → TOML file (`--config`, else `./herald.toml` when
 //! present) → `HERALD_<KEY>` environment variables (nested keys joined by `__`). Every problem
-//! — unknown key, wrong type, invalid value — is collected and reported at once. This module
-//! only reads; it does not create `data_dir` or generate tokens (the binary does that).
+//! — unknown key in the file, wrong type, invalid value — is collected and reported at once.
+//!
+//! The environment is not the operator's alone: Kubernetes injects `HERALD_SERVICE_HOST`,
+//! `HERALD_PORT=tcp://…` and friends into every pod when a Service is named `herald`. So a
+//! `HERALD_*` variable that names no key is ignored and handed back in [`Loaded::ignored_env`]
+//! for the binary to log once (logging is not set up while configuration loads); only the file
+//! is strict about unknown keys. This module only reads; it does not create `data_dir` or
+//! generate tokens (the binary does that).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -78,6 +84,15 @@ pub struct Config {
     pub ca_bundle: Option<PathBuf>,
     /// PostgreSQL only: most bytes the local outage spool may hold (0 turns it off).
     pub spool_max_bytes: u64,
+    /// Time a client has to send a request head: from accepting the connection, or from the
+    /// first byte of a later request on a keep-alive connection.
+    pub header_read_timeout_ms: u64,
+    /// Time a client has to send a whole request body once its head has arrived.
+    pub body_read_timeout_ms: u64,
+    /// Longest a connection with no request in progress stays open without traffic.
+    pub idle_timeout_ms: u64,
+    /// Connections served at once; further ones wait in the listen backlog.
+    pub max_connections: usize,
 }
 
 impl Config {
@@ -118,6 +133,10 @@ impl Default for Config {
             breaker_max_cooldown_ms: 600_000,
             ca_bundle: None,
             spool_max_bytes: 256 * 1024 * 1024,
+            header_read_timeout_ms: 10_000,
+            body_read_timeout_ms: 30_000,
+            idle_timeout_ms: 60_000,
+            max_connections: 10_000,
         }
     }
 }
@@ -131,10 +150,28 @@ pub struct ConfigError(pub Vec<String>);
 /// client's `HERALD_URL`/`HERALD_TOKEN`, the log filter `HERALD_LOG` and `--config`'s env.
 const CLIENT_ENV_KEYS: [&str; 4] = ["url", "token", "log", "config"];
 
+/// A loaded configuration and what loading it ignored.
+#[derive(Clone, Debug)]
+pub struct Loaded {
+    pub config: Config,
+    /// `HERALD_*` environment variables that name no configuration key, sorted (e.g. the
+    /// service variables Kubernetes injects). Worth a warning: one may be a misspelt key.
+    pub ignored_env: Vec<String>,
+}
+
+/// Whether the environment key (prefix stripped, `__` turned into `.`, any case) sets a
+/// configuration key.
+fn is_config_env_key(key: &str) -> bool {
+    let top = key.split('.').next().unwrap_or(key);
+    KNOWN_KEYS.iter().any(|k| k.eq_ignore_ascii_case(top))
+}
+
 impl Config {
     /// Loads defaults → file → environment. `file` is `--config`; when `None`, `./herald.toml`
-    /// is read if it exists. A named file that does not exist is an error.
-    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+    /// is read if it exists. A named file that does not exist is an error, and so is an
+    /// unknown key in the file; an environment variable that names no key is only reported
+    /// back in [`Loaded::ignored_env`].
+    pub fn load(file: Option<&Path>) -> Result<Loaded, ConfigError> {
         let mut fig = Figment::new();
         match file {
             Some(p) if !p.exists() => {
@@ -150,12 +187,30 @@ impl Config {
                 }
             }
         }
-        fig = fig.merge(Env::prefixed("HERALD_").split("__").filter(|k| {
+        let env = Env::prefixed("HERALD_").split("__").filter(|k| {
             !CLIENT_ENV_KEYS
                 .iter()
                 .any(|c| k.as_str().eq_ignore_ascii_case(c))
-        }));
-        Self::from_figment(&fig)
+        });
+        let mut ignored_env: Vec<String> = env
+            .iter()
+            .filter(|(k, _)| !is_config_env_key(k.as_str()))
+            .map(|(k, _)| {
+                format!(
+                    "HERALD_{}",
+                    k.as_str().to_ascii_uppercase().replace('.', "__")
+                )
+            })
+            .collect();
+        ignored_env.sort();
+        ignored_env.dedup();
+        // Variables that name no key are left out before any value is parsed, so whatever they
+        // hold (`tcp://10.0.0.1:8787`) cannot disturb the keys that are set.
+        fig = fig.merge(env.filter(|k| is_config_env_key(k.as_str())));
+        Ok(Loaded {
+            config: Self::from_figment(&fig)?,
+            ignored_env,
+        })
     }
 
     /// Builds a configuration from already-merged layers, reporting every problem at once.
@@ -277,6 +332,30 @@ impl Config {
             &mut errors,
         );
         take_opt(&dict, "ca_bundle", &mut c.ca_bundle, &mut errors);
+        take(
+            &dict,
+            "header_read_timeout_ms",
+            &mut c.header_read_timeout_ms,
+            &mut errors,
+        );
+        take(
+            &dict,
+            "body_read_timeout_ms",
+            &mut c.body_read_timeout_ms,
+            &mut errors,
+        );
+        take(
+            &dict,
+            "idle_timeout_ms",
+            &mut c.idle_timeout_ms,
+            &mut errors,
+        );
+        take(
+            &dict,
+            "max_connections",
+            &mut c.max_connections,
+            &mut errors,
+        );
 
         for key in dict.keys() {
             if !KNOWN_KEYS.contains(&key.as_str()) {
@@ -303,6 +382,16 @@ impl Config {
         }
         if self.max_in_flight == 0 {
             errors.push("`max_in_flight`: must be above 0".into());
+        }
+        for (key, v) in [
+            ("header_read_timeout_ms", self.header_read_timeout_ms),
+            ("body_read_timeout_ms", self.body_read_timeout_ms),
+            ("idle_timeout_ms", self.idle_timeout_ms),
+            ("max_connections", self.max_connections as u64),
+        ] {
+            if v == 0 {
+                errors.push(format!("`{key}`: must be above 0"));
+            }
         }
         if !(1..=60).contains(&self.lease_seconds) {
             errors.push("`lease_seconds`: must be between 1 and 60".into());
@@ -410,6 +499,10 @@ pub const KNOWN_KEYS: &[&str] = &[
     "breaker_max_cooldown_ms",
     "ca_bundle",
     "spool_max_bytes",
+    "header_read_timeout_ms",
+    "body_read_timeout_ms",
+    "idle_timeout_ms",
+    "max_connections",
 ];
 
 /// Used by tests that build configs without files or environment.
@@ -471,13 +564,62 @@ mod tests {
             jail.set_env("HERALD_LISTEN", "127.0.0.1:9100");
             jail.set_env("HERALD_ALLOW_NETWORKS", "[\"127.0.0.0/8\"]");
             jail.set_env("HERALD_URL", "http://client-only");
-            let c = Config::load(None).map_err(|e| e.to_string())?;
+            let c = Config::load(None).map_err(|e| e.to_string())?.config;
             assert_eq!(c.listen.to_string(), "127.0.0.1:9100");
             assert!(c.https_only);
             assert_eq!(
                 c.allow_networks,
                 vec!["127.0.0.0/8".parse::<IpNet>().unwrap()]
             );
+            Ok(())
+        });
+    }
+
+    /// What a Service named `herald` injects into every pod of its namespace.
+    const KUBERNETES_SERVICE_ENV: [(&str, &str); 7] = [
+        ("HERALD_SERVICE_HOST", "10.0.0.1"),
+        ("HERALD_SERVICE_PORT", "8787"),
+        ("HERALD_PORT", "tcp://10.0.0.1:8787"),
+        ("HERALD_PORT_8787_TCP", "tcp://10.0.0.1:8787"),
+        ("HERALD_PORT_8787_TCP_PROTO", "tcp"),
+        ("HERALD_PORT_8787_TCP_PORT", "8787"),
+        ("HERALD_PORT_8787_TCP_ADDR", "10.0.0.1"),
+    ];
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API fixes the error type
+    fn defect_09_kubernetes_service_env_vars_do_not_block_startup() {
+        figment::Jail::expect_with(|jail| {
+            for (k, v) in KUBERNETES_SERVICE_ENV {
+                jail.set_env(k, v);
+            }
+            jail.set_env("HERALD_LISTEN", "0.0.0.0:8787");
+            let loaded = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(loaded.config.listen.to_string(), "0.0.0.0:8787");
+            let mut expected: Vec<String> = KUBERNETES_SERVICE_ENV
+                .iter()
+                .map(|(k, _)| k.to_string())
+                .collect();
+            expected.sort();
+            assert_eq!(loaded.ignored_env, expected);
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API fixes the error type
+    fn defect_09_unknown_keys_in_the_file_stay_fatal_and_known_env_keys_stay_checked() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("HERALD_PORT", "tcp://10.0.0.1:8787");
+            jail.create_file("herald.toml", "port = 8787\n")?;
+            let err = Config::load(None).expect_err("unknown key in the file");
+            assert_eq!(err.0, vec!["`port`: unknown configuration key".to_string()]);
+
+            jail.create_file("herald.toml", "")?;
+            jail.set_env("HERALD_RETRY_SCHEDULE", "garbage");
+            let err = Config::load(None).expect_err("a known key with a bad value");
+            assert_eq!(err.0.len(), 1, "{err}");
+            assert!(err.0[0].starts_with("`retry_schedule`"), "{err}");
             Ok(())
         });
     }

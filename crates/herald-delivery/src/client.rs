@@ -219,9 +219,13 @@ impl DeliveryClient {
 fn classify_error(e: &reqwest::Error) -> (TransportError, String) {
     let mut src: Option<&(dyn StdError + 'static)> = Some(e);
     let mut chain = Vec::new();
+    let mut refused = false;
     while let Some(s) = src {
         if let Some(b) = s.downcast_ref::<BlockedAddress>() {
             return (TransportError::BlockedAddress, b.to_string());
+        }
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            refused |= io.kind() == std::io::ErrorKind::ConnectionRefused;
         }
         chain.push(s.to_string());
         src = s.source();
@@ -238,9 +242,14 @@ fn classify_error(e: &reqwest::Error) -> (TransportError, String) {
         || lower.contains("name or service")
     {
         TransportError::Dns
-    } else if e.is_connect() || e.is_request() {
+    } else if e.is_connect() || refused {
+        // The connection was never established (refused, unreachable, reset during the TCP
+        // handshake): the receiver cannot have seen the request.
         TransportError::Connect
     } else {
+        // The connection was up and the request (partly) sent when it failed — reset, closed
+        // before an answer, a broken body. `is_request()` is true here too, which is why it
+        // must not count as a connect error: the receiver may have processed the request.
         TransportError::Other
     };
     (kind, detail)

@@ -52,6 +52,51 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+/// A write the backend could not make (disk full, I/O error, database gone), kept until a
+/// later write succeeds — so health can say why publishes fail while reads still work.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WriteFailure {
+    /// When it failed (Unix millis).
+    pub at: Millis,
+    /// The backend's error text.
+    pub error: String,
+}
+
+/// The last write failure of a store, shared by its writers. A conflict or a refused value is
+/// not a failure of the storage and is never recorded here.
+#[derive(Debug, Default)]
+pub(crate) struct WriteHealth(parking_lot::Mutex<Option<WriteFailure>>);
+
+impl WriteHealth {
+    pub(crate) fn failed(&self, error: impl Into<String>) {
+        let failure = WriteFailure {
+            at: herald_core::now_millis(),
+            error: error.into(),
+        };
+        *self.0.lock() = Some(failure);
+    }
+
+    pub(crate) fn succeeded(&self) {
+        let mut last = self.0.lock();
+        if last.is_some() {
+            *last = None;
+        }
+    }
+
+    /// Records the outcome of a write that changed data.
+    pub(crate) fn observe<T>(&self, r: &Result<T>) {
+        match r {
+            Ok(_) => self.succeeded(),
+            Err(StoreError::Unavailable(e)) => self.failed(e.clone()),
+            Err(_) => {}
+        }
+    }
+
+    pub(crate) fn last(&self) -> Option<WriteFailure> {
+        self.0.lock().clone()
+    }
+}
+
 /// Encrypts secrets for storage under `key` (none: stored as given, for tests).
 pub(crate) fn seal_secrets(
     key: Option<&herald_core::crypto::SecretBox>,
@@ -257,6 +302,12 @@ pub enum IngestOutcome {
 pub trait Store: Send + Sync + 'static {
     /// Cheap round trip proving the backend answers.
     async fn ping(&self) -> Result<()>;
+
+    /// The most recent write that failed for a storage reason, unless a write that changed
+    /// data has succeeded since. A ping cannot see a full disk (it writes nothing); this can.
+    fn last_write_failure(&self) -> Option<WriteFailure> {
+        None
+    }
 
     async fn create_app(&self, app: Application) -> Result<Application>;
     /// By ID or `uid`.

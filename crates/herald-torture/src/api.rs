@@ -52,7 +52,10 @@ impl Api {
         let resp = rb.send().await?;
         let status = resp.status().as_u16();
         let bytes = resp.bytes().await?;
-        Ok((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
+        Ok((
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        ))
     }
 
     pub async fn get(&self, path: &str) -> anyhow::Result<(u16, Value)> {

@@ -99,9 +99,7 @@ async fn main() -> anyhow::Result<()> {
             pg_dir,
             pg_script,
             restarts,
-        } => {
-            scenarios::pg_restart::run(&o, &database_url, &pg_dir, &pg_script, restarts).await?
-        }
+        } => scenarios::pg_restart::run(&o, &database_url, &pg_dir, &pg_script, restarts).await?,
     };
     println!("{}", serde_json::to_string_pretty(&report)?);
     if !ok {

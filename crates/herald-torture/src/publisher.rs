@@ -79,8 +79,7 @@ impl Publisher {
             }
             Ok(Ok((s, v))) => {
                 *l.refused.entry(s).or_default() += 1;
-                if !(v["code"].is_string() && (v["detail"].is_string() || v["detail"].is_array()))
-                {
+                if !(v["code"].is_string() && (v["detail"].is_string() || v["detail"].is_array())) {
                     l.refused_without_json += 1;
                 }
             }

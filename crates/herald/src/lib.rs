@@ -687,12 +687,18 @@ pub async fn run(
             state = state.with_listen(hub.clone());
         }
         let router = herald_api::router(state);
+        let limits = herald_api::ConnectionLimits {
+            header_read_timeout: std::time::Duration::from_millis(cfg.header_read_timeout_ms),
+            body_read_timeout: std::time::Duration::from_millis(cfg.body_read_timeout_ms),
+            idle_timeout: std::time::Duration::from_millis(cfg.idle_timeout_ms),
+            max_connections: cfg.max_connections,
+        };
         let mut rx = shutdown.clone();
         tasks.spawn(async move {
             let stop = async move {
                 let _ = rx.wait_for(|s| *s).await;
             };
-            if let Err(e) = herald_api::serve(listener, router, stop).await {
+            if let Err(e) = herald_api::serve(listener, router, limits, stop).await {
                 tracing::error!(error = %e, "HTTP server failed");
             }
         });

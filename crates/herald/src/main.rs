@@ -1,8 +1,12 @@
 //! The `herald` command line: parses arguments, loads configuration, sets up logging, and
 //! hands over to [`herald::run`]. `anyhow` is used here, at the edge, and nowhere below.
+//!
+//! Configuration is loaded only by the commands that use it: `verify` never does, and the
+//! commands that talk to a server through the API only do to find the admin token file when
+//! no token is given. So a broken server setting cannot stop an offline check.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 use herald_core::config::{Config, LogFormat, Role};
@@ -212,17 +216,48 @@ fn init_logging(cfg: &Config) {
     }
 }
 
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    let mut cfg = match Config::load(cli.config.as_deref()) {
-        Ok(c) => c,
+/// Loads the configuration or exits 2 listing every problem. The `HERALD_*` variables it
+/// ignored come back for [`report_ignored_env`] once logging is set up.
+fn load_config(path: Option<&Path>) -> (Config, Vec<String>) {
+    match Config::load(path) {
+        Ok(l) => (l.config, l.ignored_env),
         Err(e) => {
             eprintln!("{e}");
             std::process::exit(2);
         }
-    };
+    }
+}
+
+/// One warning line for all ignored `HERALD_*` variables (a misspelt key shows up here).
+fn report_ignored_env(ignored: &[String]) {
+    if !ignored.is_empty() {
+        tracing::warn!(
+            variables = %ignored.join(", "),
+            "ignoring HERALD_* environment variables that name no configuration key (Kubernetes injects some for a Service named herald)"
+        );
+    }
+}
+
+/// The configuration for a command that does not set up logging: ignored variables go to
+/// stderr, once.
+fn load_config_quietly(path: Option<&Path>) -> Config {
+    let (cfg, ignored) = load_config(path);
+    if !ignored.is_empty() {
+        eprintln!(
+            "warning: ignoring HERALD_* environment variables that name no configuration key: {}",
+            ignored.join(", ")
+        );
+    }
+    cfg
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config_path = cli.config.clone();
+    let config_path = config_path.as_deref();
     match cli.command {
         Command::Serve { role } => {
+            let (mut cfg, ignored) = load_config(config_path);
             if let Some(r) = role {
                 cfg.role = match r.as_str() {
                     "api" => Role::Api,
@@ -235,6 +270,7 @@ fn main() -> anyhow::Result<()> {
                 };
             }
             init_logging(&cfg);
+            report_ignored_env(&ignored);
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(async move {
                 let (tx, rx) = watch::channel(false);
@@ -282,7 +318,9 @@ fn main() -> anyhow::Result<()> {
             }
         }
         Command::RotateKey { new_key } => {
+            let (cfg, ignored) = load_config(config_path);
             init_logging(&cfg);
+            report_ignored_env(&ignored);
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(async move {
                 match herald::rotate_key(&cfg, new_key).await? {
@@ -301,6 +339,7 @@ fn main() -> anyhow::Result<()> {
         Command::Token {
             command: TokenCommand::Create { app, name },
         } => {
+            let cfg = load_config_quietly(config_path);
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(async move {
                 let token = herald::create_token(&cfg, app.as_deref(), &name).await?;
@@ -323,7 +362,7 @@ fn main() -> anyhow::Result<()> {
             };
             let opts = herald::listen::ListenOptions {
                 server: url,
-                token: token_of(&cfg, &out)?,
+                token: token_of(config_path, &out)?,
                 app,
                 source,
                 types,
@@ -349,7 +388,7 @@ fn main() -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("--data is not JSON: {e}"))?;
             let body = serde_json::json!({"eventType": event_type, "payload": payload, "eventId": event_id});
             api(
-                &cfg,
+                config_path,
                 &out,
                 reqwest::Method::POST,
                 &format!("/app/{app}/msg"),
@@ -358,13 +397,13 @@ fn main() -> anyhow::Result<()> {
             )
         }
         Command::Endpoint { command } => list_get(
-            &cfg,
+            config_path,
             command,
             "endpoint",
             &["id", "uid", "url", "state", "disabled"],
         ),
         Command::Message { command } => list_get(
-            &cfg,
+            config_path,
             command,
             "msg",
             &["id", "eventType", "eventId", "timestamp"],
@@ -385,7 +424,7 @@ fn main() -> anyhow::Result<()> {
                 (None, None) => unreachable!("clap requires one"),
             };
             api(
-                &cfg,
+                config_path,
                 &out,
                 reqwest::Method::GET,
                 &path,
@@ -412,7 +451,7 @@ fn main() -> anyhow::Result<()> {
             let path = format!("/app/{app}/endpoint/{endpoint}/recover");
             if no_wait || out.json {
                 return api(
-                    &cfg,
+                    config_path,
                     &out,
                     reqwest::Method::POST,
                     &path,
@@ -420,7 +459,7 @@ fn main() -> anyhow::Result<()> {
                     &["id", "status", "task"],
                 );
             }
-            let client = herald::client::ApiClient::new(&out.url, &token_of(&cfg, &out)?);
+            let client = herald::client::ApiClient::new(&out.url, &token_of(config_path, &out)?);
             let rt = tokio::runtime::Runtime::new()?;
             match rt.block_on(herald::client::recover_with_progress(
                 &client,
@@ -440,7 +479,9 @@ fn main() -> anyhow::Result<()> {
             }
         }
         Command::Migrate => {
+            let (cfg, ignored) = load_config(config_path);
             init_logging(&cfg);
+            report_ignored_env(&ignored);
             std::fs::create_dir_all(&cfg.data_dir)?;
             match cfg.postgres_url() {
                 Some(url) => {
@@ -474,7 +515,12 @@ async fn wait_for_signal() {
     }
 }
 
-fn list_get(cfg: &Config, cmd: ListGet, resource: &str, columns: &[&str]) -> anyhow::Result<()> {
+fn list_get(
+    cfg: Option<&Path>,
+    cmd: ListGet,
+    resource: &str,
+    columns: &[&str],
+) -> anyhow::Result<()> {
     match cmd {
         ListGet::List { app, limit, out } => api(
             cfg,
@@ -495,20 +541,25 @@ fn list_get(cfg: &Config, cmd: ListGet, resource: &str, columns: &[&str]) -> any
     }
 }
 
-/// Calls the API and prints the answer as a table (or JSON with `--json`). API errors print
-/// `code: detail` and exit 1.
-/// `--token` / `HERALD_TOKEN`, else the admin token file in `data_dir`.
-fn token_of(cfg: &Config, out: &Output) -> anyhow::Result<String> {
+/// `--token` / `HERALD_TOKEN`, else the admin token file in `data_dir` (the only case that
+/// loads the configuration, from `config`).
+fn token_of(config: Option<&Path>, out: &Output) -> anyhow::Result<String> {
     match &out.token {
         Some(t) => Ok(t.clone()),
-        None => std::fs::read_to_string(cfg.data_dir.join(herald::ADMIN_TOKEN_FILE))
-            .map(|t| t.trim().to_string())
-            .map_err(|_| anyhow::anyhow!("no token: set HERALD_TOKEN or pass --token")),
+        None => std::fs::read_to_string(
+            load_config_quietly(config)
+                .data_dir
+                .join(herald::ADMIN_TOKEN_FILE),
+        )
+        .map(|t| t.trim().to_string())
+        .map_err(|_| anyhow::anyhow!("no token: set HERALD_TOKEN or pass --token")),
     }
 }
 
+/// Calls the API and prints the answer as a table (or JSON with `--json`). API errors print
+/// `code: detail` and exit 1.
 fn api(
-    cfg: &Config,
+    cfg: Option<&Path>,
     out: &Output,
     method: reqwest::Method,
     path: &str,

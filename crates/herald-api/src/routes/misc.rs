@@ -43,7 +43,32 @@ pub async fn health(State(st): State<AppState>) -> Response {
         }
         Some(_) => "ok",
     };
+    // Reads and an empty write can succeed on a full disk while every publish fails: the last
+    // failed write says so until a write succeeds again.
+    let write_failure = st.store().last_write_failure();
     match (storage, queue) {
+        (Ok(()), Ok((due, scheduled, oldest))) if write_failure.is_some() => {
+            let f = write_failure.expect("checked");
+            let at = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(f.at)
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                .unwrap_or_else(|| f.at.to_string());
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [("retry-after", "5")],
+                Json(HealthOut {
+                    status: "unavailable".into(),
+                    storage: "degraded".into(),
+                    workers: workers.into(),
+                    queue: Some(QueueOut {
+                        due,
+                        scheduled,
+                        oldest_due_seconds: oldest.map(|t| ((now - t).max(0)) as f64 / 1000.0),
+                    }),
+                    detail: Some(format!("last write failed at {at}: {}", f.error)),
+                }),
+            )
+                .into_response()
+        }
         (Ok(()), Ok((due, scheduled, oldest))) => (
             if workers == "stalled" {
                 StatusCode::SERVICE_UNAVAILABLE

@@ -303,6 +303,8 @@ pub struct PostgresStore {
     attempts: Arc<attempts::Recorder>,
     /// The spool entry the drain failed on while the database answered, and how many times.
     drain_tries: Arc<parking_lot::Mutex<(String, u32)>>,
+    /// Outcome of the last publish or ingestion transaction (the writes health reports on).
+    write_health: Arc<crate::WriteHealth>,
 }
 
 /// Tries of a spooled entry the database refuses while answering, before it is set aside.
@@ -422,6 +424,7 @@ impl PostgresStore {
             spool: None,
             seen: Arc::default(),
             down: Arc::default(),
+            write_health: Arc::default(),
         })
     }
 
@@ -657,15 +660,32 @@ impl PostgresStore {
 
     /// The publish transaction itself: message, fan-out, NOTIFY.
     async fn publish_db(&self, msg: Message, only: Option<EndpointId>) -> Result<Published> {
-        let mut tx = self.begin().await?;
-        let p = publish_tx(&mut tx, msg, only).await?;
-        tx.commit().await.map_err(map_pg)?;
-        Ok(p)
+        let r = async {
+            let mut tx = self.begin().await?;
+            let p = publish_tx(&mut tx, msg, only).await?;
+            tx.commit().await.map_err(map_pg)?;
+            Ok(p)
+        }
+        .await;
+        self.write_health.observe(&r);
+        r
     }
 
     /// The ingestion transaction itself: dedup key, ordering state, message and request log
     /// row, committed together (also the replay of a spooled ingestion).
     async fn ingest_db(
+        &self,
+        req: InboundRequest,
+        dedup: Option<DedupCheck>,
+        msg: Message,
+        order: Option<OrderCheck>,
+    ) -> Result<IngestOutcome> {
+        let r = self.ingest_tx(req, dedup, msg, order).await;
+        self.write_health.observe(&r);
+        r
+    }
+
+    async fn ingest_tx(
         &self,
         req: InboundRequest,
         dedup: Option<DedupCheck>,
@@ -1270,6 +1290,10 @@ impl Store for PostgresStore {
             .await
             .map_err(map_pg)?;
         Ok(())
+    }
+
+    fn last_write_failure(&self) -> Option<crate::WriteFailure> {
+        self.write_health.last()
     }
 
     async fn create_app(&self, app: Application) -> Result<Application> {

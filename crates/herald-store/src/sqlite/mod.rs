@@ -47,7 +47,9 @@ const MAX_BATCH: usize = 1024;
 const READERS: usize = 4;
 
 type Finisher = Box<dyn FnOnce(Result<()>) + Send>;
-type Job = Box<dyn FnOnce(&Connection) -> (bool, Finisher) + Send>;
+/// Runs on the writer's connection; says whether it succeeded, the storage error it met if
+/// any (see [`crate::WriteHealth`]), and how to answer its caller once the commit is known.
+type Job = Box<dyn FnOnce(&Connection) -> (bool, Option<String>, Finisher) + Send>;
 
 /// Whether a write must be on disk before its caller hears back.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -75,6 +77,8 @@ struct Inner {
     secrets: Option<SecretBox>,
     jobs: mpsc::UnboundedSender<(Durability, Job)>,
     readers: Mutex<Vec<Connection>>,
+    /// Written by the writer thread only.
+    write_health: Arc<crate::WriteHealth>,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
@@ -341,9 +345,11 @@ impl SqliteStore {
         let mut conn = open_conn(&path, false).map_err(unavailable)?;
         migrate(&mut conn).map_err(unavailable)?;
         let (tx, rx) = mpsc::unbounded_channel::<(Durability, Job)>();
+        let write_health = Arc::new(crate::WriteHealth::default());
+        let health = write_health.clone();
         std::thread::Builder::new()
             .name("herald-sqlite-writer".into())
-            .spawn(move || writer_loop(conn, rx))
+            .spawn(move || writer_loop(conn, rx, &health))
             .map_err(unavailable)?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -351,6 +357,7 @@ impl SqliteStore {
                 jobs: tx,
                 readers: Mutex::new(Vec::new()),
                 secrets: None,
+                write_health,
             }),
         })
     }
@@ -408,6 +415,24 @@ impl SqliteStore {
         Ok(ep)
     }
 
+    /// Caps the database file at `pages` pages (`None`: lifts the cap) on the writer's
+    /// connection, and returns the cap in force. A cap below the current size holds the file
+    /// at its current size. Writes that need the file to grow then fail exactly as on a full
+    /// disk (`SQLITE_FULL`), which is how the full-disk handling is exercised without filling
+    /// a disk: fault drills and tests only.
+    pub async fn cap_file_pages(&self, pages: Option<u64>) -> Result<u64> {
+        // SQLite's own ceiling; the pragma clamps larger values to it.
+        let n = pages.unwrap_or(u32::MAX as u64 - 1);
+        self.write(move |c| {
+            c.query_row(&format!("PRAGMA max_page_count = {n}"), [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|v| v as u64)
+            .map_err(map_sql)
+        })
+        .await
+    }
+
     /// Applies migrations and returns (for `herald migrate`).
     pub fn migrate_only(path: impl AsRef<Path>) -> Result<()> {
         let mut conn = open_conn(path.as_ref(), false).map_err(unavailable)?;
@@ -442,13 +467,17 @@ impl SqliteStore {
         let job: Job = Box::new(move |conn| {
             let r = f(conn);
             let ok = r.is_ok();
+            let failure = match &r {
+                Err(StoreError::Unavailable(e)) => Some(e.clone()),
+                _ => None,
+            };
             let fin: Finisher = Box::new(move |commit: Result<()>| {
                 let _ = tx.send(match commit {
                     Ok(()) => r,
                     Err(e) => Err(e),
                 });
             });
-            (ok, fin)
+            (ok, failure, fin)
         });
         self.inner
             .jobs
@@ -501,7 +530,14 @@ impl SqliteStore {
     }
 }
 
-fn writer_loop(conn: Connection, mut rx: mpsc::UnboundedReceiver<(Durability, Job)>) {
+/// Applies every job in batches; records in `health` whether the last batch that tried to
+/// change data could (a batch that changed nothing, like a ping, proves nothing about a full
+/// disk and leaves it as it was).
+fn writer_loop(
+    conn: Connection,
+    mut rx: mpsc::UnboundedReceiver<(Durability, Job)>,
+    health: &crate::WriteHealth,
+) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     // The connection opens with synchronous=FULL.
     let mut current = Durability::Full;
@@ -539,30 +575,45 @@ fn writer_loop(conn: Connection, mut rx: mpsc::UnboundedReceiver<(Durability, Jo
         }
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
             let err = unavailable(&e);
+            health.failed(e.to_string());
             for job in batch.drain(..) {
-                let (_, fin) = job(&conn);
+                let (_, _, fin) = job(&conn);
                 fin(Err(StoreError::Unavailable(err.to_string())));
             }
             let _ = conn.execute_batch("ROLLBACK");
             continue;
         }
         let mut finishers = Vec::with_capacity(batch.len());
+        let changes_before = conn.total_changes();
+        let mut failure = None;
         for job in batch.drain(..) {
             if exec("SAVEPOINT job").is_err() {
                 // Dropping the job closes its reply channel: the caller sees `Unavailable`.
                 drop(job);
                 continue;
             }
-            let (ok, fin) = job(&conn);
+            let (ok, failed, fin) = job(&conn);
+            if failure.is_none() {
+                failure = failed;
+            }
             if !ok {
                 let _ = exec("ROLLBACK TO job");
             }
             let _ = exec("RELEASE job");
             finishers.push(fin);
         }
+        let changed = conn.total_changes() != changes_before;
         let commit = conn.execute_batch("COMMIT").map_err(unavailable);
         if commit.is_err() {
             let _ = conn.execute_batch("ROLLBACK");
+        }
+        // A job's own error first: SQLite rolls the whole transaction back on a full disk, so
+        // the commit then only says "no transaction is active".
+        match (&commit, failure) {
+            (_, Some(e)) => health.failed(e),
+            (Err(e), None) => health.failed(e.to_string()),
+            (Ok(()), None) if changed => health.succeeded(),
+            (Ok(()), None) => {}
         }
         for fin in finishers {
             fin(match &commit {
@@ -1006,6 +1057,10 @@ impl Store for SqliteStore {
             .await?;
         // A read proves the file answers; a no-op write proves the writer thread is alive.
         self.write(|_| Ok(())).await
+    }
+
+    fn last_write_failure(&self) -> Option<crate::WriteFailure> {
+        self.inner.write_health.last()
     }
 
     async fn create_app(&self, app: Application) -> Result<Application> {

@@ -21,7 +21,9 @@ const ENDPOINTS: usize = 3;
 
 pub async fn run(o: &Opts, messages: u64) -> anyhow::Result<(Value, bool)> {
     let started = Instant::now();
-    let dir = tempfile::Builder::new().prefix("herald-torture-").tempdir()?;
+    let dir = tempfile::Builder::new()
+        .prefix("herald-torture-")
+        .tempdir()?;
     let rx = Receiver::start(
         Faults {
             status_5xx: 0.30,
@@ -65,7 +67,10 @@ pub async fn run(o: &Opts, messages: u64) -> anyhow::Result<(Value, bool)> {
     let mut mismatched = Vec::new();
     let mut by_error: HashMap<String, u64> = HashMap::new();
     for id in accepted.values() {
-        let attempts = h.api.list_all(&format!("/app/{app}/attempt/msg/{id}")).await?;
+        let attempts = h
+            .api
+            .list_all(&format!("/app/{app}/attempt/msg/{id}"))
+            .await?;
         let mut per_path: HashMap<String, u32> = HashMap::new();
         for a in &attempts {
             let url = a["url"].as_str().unwrap_or_default();
@@ -90,7 +95,9 @@ pub async fn run(o: &Opts, messages: u64) -> anyhow::Result<(Value, bool)> {
                 .unwrap_or(0);
             let logged = per_path.get(&path).copied().unwrap_or(0);
             if read != logged {
-                mismatched.push(format!("{id} {path}: receiver read {read}, log has {logged}"));
+                mismatched.push(format!(
+                    "{id} {path}: receiver read {read}, log has {logged}"
+                ));
             }
         }
     }

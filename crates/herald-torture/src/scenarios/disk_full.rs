@@ -47,7 +47,9 @@ impl Drop for Tmpfs {
 
 pub async fn run(o: &Opts, fs_mib: u64) -> anyhow::Result<(Value, bool)> {
     let started = Instant::now();
-    let dir = tempfile::Builder::new().prefix("herald-torture-").tempdir()?;
+    let dir = tempfile::Builder::new()
+        .prefix("herald-torture-")
+        .tempdir()?;
     let mnt = dir.path().join("mnt");
     let fs = match Tmpfs::mount(&mnt, fs_mib) {
         Ok(fs) => fs,
@@ -83,7 +85,11 @@ pub async fn run(o: &Opts, fs_mib: u64) -> anyhow::Result<(Value, bool)> {
             .await;
         let refused_now = pubs.ledger.lock().refused.values().sum::<u64>() - before;
         if refused_now >= 32 {
-            health_when_full = h.api.get("/health").await.map(|(s, v)| json!({"status": s, "body": v}))?;
+            health_when_full = h
+                .api
+                .get("/health")
+                .await
+                .map(|(s, v)| json!({"status": s, "body": v}))?;
             break;
         }
     }
@@ -112,7 +118,11 @@ pub async fn run(o: &Opts, fs_mib: u64) -> anyhow::Result<(Value, bool)> {
     })
     .await;
     let (delivered, lost) = delivery_check(&accepted, 1, &rx.snapshot());
-    let health_after = h.api.get("/health").await.map(|(s, v)| json!({"status": s, "body": v}))?;
+    let health_after = h
+        .api
+        .get("/health")
+        .await
+        .map(|(s, v)| json!({"status": s, "body": v}))?;
     let alive = h.alive();
     let tail = if alive { String::new() } else { h.log_tail(30) };
     h.stop().await?;

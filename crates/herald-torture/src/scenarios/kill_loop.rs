@@ -22,7 +22,9 @@ const PUBLISHERS: usize = 8;
 pub async fn run(o: &Opts, cycles: usize) -> anyhow::Result<(Value, bool)> {
     let started = Instant::now();
     let mut rng = StdRng::seed_from_u64(o.seed);
-    let dir = tempfile::Builder::new().prefix("herald-torture-").tempdir()?;
+    let dir = tempfile::Builder::new()
+        .prefix("herald-torture-")
+        .tempdir()?;
     let data = dir.path().join("data");
     let port = free_port()?;
     // Slower than publishing, so a backlog builds and deliveries are in flight at each kill.
@@ -45,7 +47,10 @@ pub async fn run(o: &Opts, cycles: usize) -> anyhow::Result<(Value, bool)> {
     for cycle in 0..cycles {
         let h = Herald::start(&o.bin, &data, port, &settings).await?;
         if cycle == 0 {
-            app = setup_app(&h.api, "kill-loop", ENDPOINTS, |i| rx.url(&format!("/ep/{i}"))).await?;
+            app = setup_app(&h.api, "kill-loop", ENDPOINTS, |i| {
+                rx.url(&format!("/ep/{i}"))
+            })
+            .await?;
         }
         let stop = Arc::new(AtomicBool::new(false));
         let load = {

@@ -42,14 +42,22 @@ fn fresh_database(admin_url: &str, seed: u64) -> anyhow::Result<String> {
         .arg(format!("DROP DATABASE IF EXISTS {name}; "))
         .output()
         .context("run psql")?;
-    anyhow::ensure!(out.status.success(), "psql: {}", String::from_utf8_lossy(&out.stderr));
+    anyhow::ensure!(
+        out.status.success(),
+        "psql: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = std::process::Command::new("psql")
         .arg(admin_url)
         .args(["-v", "ON_ERROR_STOP=1", "-q", "-c"])
         .arg(format!("CREATE DATABASE {name}"))
         .output()
         .context("run psql")?;
-    anyhow::ensure!(out.status.success(), "psql: {}", String::from_utf8_lossy(&out.stderr));
+    anyhow::ensure!(
+        out.status.success(),
+        "psql: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let base = admin_url
         .rsplit_once('/')
         .map(|(b, _)| b)
@@ -66,7 +74,9 @@ pub async fn run(
 ) -> anyhow::Result<(Value, bool)> {
     let started = Instant::now();
     let db = fresh_database(database_url, o.seed)?;
-    let dir = tempfile::Builder::new().prefix("herald-torture-").tempdir()?;
+    let dir = tempfile::Builder::new()
+        .prefix("herald-torture-")
+        .tempdir()?;
     let rx = Receiver::start(
         Faults {
             delay: Duration::from_millis(1),
@@ -88,7 +98,10 @@ pub async fn run(
         ],
     )
     .await?;
-    let app = setup_app(&h.api, "pg-restart", ENDPOINTS, |i| rx.url(&format!("/ep/{i}"))).await?;
+    let app = setup_app(&h.api, "pg-restart", ENDPOINTS, |i| {
+        rx.url(&format!("/ep/{i}"))
+    })
+    .await?;
     let pubs = Publisher::new(256);
     let stop = Arc::new(AtomicBool::new(false));
     let load = {
@@ -120,11 +133,8 @@ pub async fn run(
     h.stop().await?;
     let ledger = pubs.ledger.lock();
     let only_5xx = ledger.refused.keys().all(|s| *s >= 500);
-    let ok = drained
-        && lost.is_empty()
-        && phantom == 0
-        && only_5xx
-        && ledger.refused_without_json == 0;
+    let ok =
+        drained && lost.is_empty() && phantom == 0 && only_5xx && ledger.refused_without_json == 0;
     let report = json!({
         "scenario": "pg-restart",
         "seed": o.seed,

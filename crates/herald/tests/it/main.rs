@@ -7,6 +7,8 @@
 //! - `inbound`: sources and the ingestion endpoint, vectors through real sources
 //! - `listen`: `herald listen` as a real process between a real server and a real receiver
 //! - `openapi`: the OpenAPI document covers every route; the docs page is served
+//! - `ops`: operational hardening (connection timeouts, start-up environment, health after a
+//!   failed write, attempt errors of reset connections), one test per defect
 
 mod api;
 mod cli;
@@ -19,3 +21,4 @@ mod inbound;
 mod listen;
 mod metrics;
 mod openapi;
+mod ops;
