@@ -45,3 +45,14 @@ cargo test --workspace
 echo "==> real-client tests (svix Python SDK, standardwebhooks)"
 export HERALD_BIN="$CARGO_TARGET_DIR/debug/herald"
 bash tests/python/run.sh
+
+# Torture runs at a small scale (docs/reliability.md has the full-scale figures and commands).
+# Each exits non-zero when an invariant breaks: an accepted message lost, a refusal that is not
+# a JSON 5xx, an incomplete attempt log, no recovery after the disk is freed.
+echo "==> torture runs (small scale)"
+cargo build -q -p herald -p herald-torture
+torture=("$CARGO_TARGET_DIR/debug/herald-torture" --bin "$HERALD_BIN" --deadline-secs 300)
+"${torture[@]}" kill-loop --cycles 5
+"${torture[@]}" chaos --messages 100
+"${torture[@]}" disk-full --tmpfs-mib 32
+"${torture[@]}" pg-restart --database-url "$TEST_DATABASE_URL" --pg-dir "$pg_dir/pg" --restarts 2

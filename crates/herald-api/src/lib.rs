@@ -188,7 +188,21 @@ pub fn router(state: AppState) -> Router {
         ))
         // Outermost but inside routing, so the matched route template is known.
         .route_layer(axum::middleware::from_fn(access_log::layer))
+        // A bug that panics in a handler answers 500 `{code, detail}` instead of dropping the
+        // connection without an answer (and the panic is logged with its message).
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
         .with_state(state)
+}
+
+fn panicked(err: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    let what = err
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| err.downcast_ref::<&str>().copied())
+        .unwrap_or("a panic without a message");
+    axum::response::IntoResponse::into_response(ApiError::Internal(format!(
+        "handler panicked: {what}"
+    )))
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, accepting paths with a trailing

@@ -206,9 +206,14 @@ fn init_logging(cfg: &Config) {
         Some(LogFormat::Text) => false,
         None => !std::io::stdout().is_terminal(),
     };
+    // A log line that cannot be written (stderr on a full disk) is dropped. With internal-error
+    // logging on, tracing-subscriber reports the failure with `eprintln!`, which panics when
+    // stderr fails — inside whatever request was logging, so a full disk under the log file
+    // closed every connection without an answer (found by herald-torture's disk-full run).
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .log_internal_errors(false);
     if json {
         b.json().flatten_event(true).with_current_span(false).init();
     } else {

@@ -442,3 +442,53 @@ async fn defect_13b_a_refused_connection_is_still_a_connect_error() {
     assert_eq!(a["error"], "connect_error", "{a}");
     srv.stop().await;
 }
+
+/// Found by herald-torture's disk-full run: with stderr on a full disk, tracing-subscriber
+/// reported each failed log write with `eprintln!`, which panicked inside the request being
+/// logged, so every logged request lost its connection without an answer. `/dev/full` fails
+/// every write the way a full disk does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn defect_torture_01_a_log_that_cannot_be_written_never_fails_a_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full");
+    let mut cmd = herald();
+    cmd.arg("serve")
+        .current_dir(dir.path())
+        .env("HERALD_DATA_DIR", dir.path().join("data"))
+        .env("HERALD_LISTEN", format!("127.0.0.1:{port}"))
+        .env("HERALD_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("HERALD_LOG", "debug")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(full));
+    let mut child = Child(Some(cmd.spawn().expect("spawn herald serve")));
+    let client = Client::new(format!("http://127.0.0.1:{port}"), Some(ADMIN_TOKEN));
+    eventually(WAIT, "herald serve answering /api/v1/health", || {
+        let exited = child.0.as_mut().and_then(|c| c.try_wait().unwrap());
+        let client = client.clone();
+        async move {
+            assert!(exited.is_none(), "herald serve exited: {exited:?}");
+            (client.status_of(reqwest::Method::GET, "/health").await == Some(200)).then_some(())
+        }
+    })
+    .await;
+    for i in 0..20 {
+        client
+            .post(
+                "/app/logless/msg",
+                serde_json::json!({"eventType": "a.b", "payload": {"i": i}, "application": {"name": "x"}}),
+                202,
+            )
+            .await;
+        client.get("/app/nope", 404).await;
+    }
+    drop(child);
+}
