@@ -270,7 +270,15 @@ impl Engine {
             }
             None => self.client.send(&ep.url, headers, body).await,
         };
-        let record = self.decide(&c, msg, ep, result);
+        let record = decide(
+            &self.cfg,
+            &c,
+            msg,
+            ep,
+            result,
+            now_millis(),
+            &mut rand::thread_rng(),
+        );
         let next = record.next.clone();
         let mut tries = 0;
         loop {
@@ -357,100 +365,6 @@ impl Engine {
         }
     }
 
-    fn decide(
-        &self,
-        c: &Claimed,
-        msg: &Message,
-        ep: &Endpoint,
-        result: SendResult,
-    ) -> AttemptRecord {
-        let now = now_millis();
-        let policy = ep
-            .retry_schedule
-            .as_ref()
-            .map(|s| RetryPolicy::from_secs(s))
-            .unwrap_or_else(|| self.cfg.retry.clone());
-        let retry_or_fail =
-            |failures: u32| match policy.next_delay_ms(failures, &mut rand::thread_rng()) {
-                Some(d) => NextState::RetryAt {
-                    at: now + d as i64,
-                    failures,
-                },
-                None => NextState::Failed {
-                    disable_endpoint: false,
-                },
-            };
-        let (status_code, response, error, duration, next) = match result {
-            SendResult::Response {
-                status,
-                retry_after,
-                location,
-                body,
-                duration,
-            } => {
-                let outcome =
-                    classify_status(status, retry_after.as_deref(), &ep.permanent_statuses, now);
-                let next = match outcome {
-                    Outcome::Success => NextState::Succeeded,
-                    Outcome::Retry => retry_or_fail(c.failures + 1),
-                    Outcome::Permanent { disable_endpoint } => {
-                        NextState::Failed { disable_endpoint }
-                    }
-                    Outcome::PauseEndpoint { until } => NextState::EndpointPaused { until },
-                };
-                let response = match location {
-                    Some(loc) if (300..400).contains(&status) => {
-                        format!("redirect_not_followed: Location: {loc}\n{body}")
-                    }
-                    _ => body,
-                };
-                (status, response, None, duration, next)
-            }
-            SendResult::Failed {
-                error,
-                detail,
-                duration,
-            } => {
-                let next = retry_or_fail(c.failures + 1);
-                (
-                    0,
-                    format!("{}: {detail}", error.code()),
-                    Some(error.code().to_string()),
-                    duration,
-                    next,
-                )
-            }
-        };
-        let status = if matches!(next, NextState::Succeeded) {
-            DeliveryStatus::Success
-        } else {
-            DeliveryStatus::Fail
-        };
-        AttemptRecord {
-            breaker: self.cfg.breaker,
-            attempt: Attempt {
-                id: AttemptId::generate(),
-                msg_id: msg.id.clone(),
-                endpoint_id: ep.id.clone(),
-                app_id: ep.app_id.clone(),
-                delivery_id: c.delivery_id,
-                url: ep.url.clone(),
-                response,
-                response_status_code: status_code,
-                response_duration_ms: duration.as_millis() as i64,
-                status,
-                trigger_type: if c.manual {
-                    TriggerType::Manual
-                } else {
-                    TriggerType::Scheduled
-                },
-                error,
-                created_at: now,
-            },
-            next,
-        }
-    }
-
     /// Waits for in-flight attempts, then hands back the leases of those that did not finish.
     async fn drain(&self) {
         let all = self.cfg.max_in_flight as u32;
@@ -467,6 +381,102 @@ impl Engine {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "could not release leases; they will expire"),
         }
+    }
+}
+
+/// What one attempt's result means for its delivery: the attempt row and the delivery's next
+/// state (succeeded, retry at a time, failed, endpoint paused). Pure apart from `rng`, which
+/// draws the retry jitter: the engine passes the thread's generator, the deterministic
+/// simulation (tests/simulation.rs) a seeded one, with its virtual `now`.
+pub fn decide(
+    cfg: &EngineConfig,
+    c: &Claimed,
+    msg: &Message,
+    ep: &Endpoint,
+    result: SendResult,
+    now: Millis,
+    rng: &mut impl rand::Rng,
+) -> AttemptRecord {
+    let policy = ep
+        .retry_schedule
+        .as_ref()
+        .map(|s| RetryPolicy::from_secs(s))
+        .unwrap_or_else(|| cfg.retry.clone());
+    let mut retry_or_fail = |failures: u32| match policy.next_delay_ms(failures, rng) {
+        Some(d) => NextState::RetryAt {
+            at: now + d as i64,
+            failures,
+        },
+        None => NextState::Failed {
+            disable_endpoint: false,
+        },
+    };
+    let (status_code, response, error, duration, next) = match result {
+        SendResult::Response {
+            status,
+            retry_after,
+            location,
+            body,
+            duration,
+        } => {
+            let outcome =
+                classify_status(status, retry_after.as_deref(), &ep.permanent_statuses, now);
+            let next = match outcome {
+                Outcome::Success => NextState::Succeeded,
+                Outcome::Retry => retry_or_fail(c.failures + 1),
+                Outcome::Permanent { disable_endpoint } => NextState::Failed { disable_endpoint },
+                Outcome::PauseEndpoint { until } => NextState::EndpointPaused { until },
+            };
+            let response = match location {
+                Some(loc) if (300..400).contains(&status) => {
+                    format!("redirect_not_followed: Location: {loc}\n{body}")
+                }
+                _ => body,
+            };
+            (status, response, None, duration, next)
+        }
+        SendResult::Failed {
+            error,
+            detail,
+            duration,
+        } => {
+            let next = retry_or_fail(c.failures + 1);
+            (
+                0,
+                format!("{}: {detail}", error.code()),
+                Some(error.code().to_string()),
+                duration,
+                next,
+            )
+        }
+    };
+    let status = if matches!(next, NextState::Succeeded) {
+        DeliveryStatus::Success
+    } else {
+        DeliveryStatus::Fail
+    };
+    AttemptRecord {
+        breaker: cfg.breaker,
+        attempt: Attempt {
+            id: AttemptId::generate(),
+            msg_id: msg.id.clone(),
+            endpoint_id: ep.id.clone(),
+            app_id: ep.app_id.clone(),
+            delivery_id: c.delivery_id,
+            url: ep.url.clone(),
+            response,
+            response_status_code: status_code,
+            response_duration_ms: duration.as_millis() as i64,
+            status,
+            trigger_type: if c.manual {
+                TriggerType::Manual
+            } else {
+                TriggerType::Scheduled
+            },
+            error,
+            created_at: now,
+        },
+        next,
     }
 }
 

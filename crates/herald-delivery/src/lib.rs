@@ -14,5 +14,5 @@ pub mod listen;
 pub mod telemetry;
 
 pub use client::{ClientConfig, DeliveryClient, SendResult};
-pub use engine::{Engine, EngineConfig};
+pub use engine::{decide, Engine, EngineConfig};
 pub use listen::ListenHub;
