@@ -39,7 +39,7 @@ pub async fn run(o: &Opts, cycles: usize) -> anyhow::Result<(Value, bool)> {
     let settings = [
         ("retry_schedule", "[1,1,1,2,2,2,5,5,5,5]".to_string()),
         ("request_timeout_ms", "2000".to_string()),
-        ("lease_seconds", "5".to_string()),
+        ("lease_seconds", "60".to_string()),
     ];
     let pubs = Publisher::new(256);
     let mut app = String::new();
