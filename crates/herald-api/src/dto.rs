@@ -830,7 +830,17 @@ mod tests {
         for good in ["a", "A-b_c.d", "..a", &"x".repeat(256)] {
             assert!(valid_uid(good), "{good}");
         }
-        for bad in ["", ".", "..", "a b", "a/b", "é", "a\0", "a\r\n", &"x".repeat(257)] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a b",
+            "a/b",
+            "é",
+            "a\0",
+            "a\r\n",
+            &"x".repeat(257),
+        ] {
             assert!(!valid_uid(bad), "{bad:?}");
         }
     }
