@@ -42,9 +42,33 @@ const SEEDS: &[&str] = &[
 ];
 
 const TOKENS: &[&str] = &[
-    "{", "}", "[", "]", "\"", ":", ",", "null", "true", "1e999", "-", "-0", "1.5e-400",
-    "18446744073709551616", "-9223372036854775809", "\\u0000", "\\ud800", "\\uDFFF", "\\", "\u{0}",
-    "\u{feff}", " ", "\"name\"", "\"payload\"", "\"eventType\"", "\"url\"", "\"__proto__\"",
+    "{",
+    "}",
+    "[",
+    "]",
+    "\"",
+    ":",
+    ",",
+    "null",
+    "true",
+    "1e999",
+    "-",
+    "-0",
+    "1.5e-400",
+    "18446744073709551616",
+    "-9223372036854775809",
+    "\\u0000",
+    "\\ud800",
+    "\\uDFFF",
+    "\\",
+    "\u{0}",
+    "\u{feff}",
+    " ",
+    "\"name\"",
+    "\"payload\"",
+    "\"eventType\"",
+    "\"url\"",
+    "\"__proto__\"",
 ];
 
 #[derive(Debug, Clone)]
@@ -204,11 +228,38 @@ fn fuzz_json_deep_nesting_is_refused_not_a_stack_overflow() {
 fn query_value() -> impl Strategy<Value = String> {
     prop_oneof![
         select(vec![
-            "", "0", "1", "250", "251", "-1", "50", "9223372036854775807", "9223372036854775808",
-            "-9223372036854775808", "1e3", "0x10", " 5", "ascending", "descending", "ASCENDING",
-            "-", "--", "-app_01H", "app_01H", "2024-01-01T00:00:00Z", "2024-13-01T00:00:00Z",
-            "+262143-12-31T23:59:59Z", "-262143-01-01T00:00:00Z", "9999-12-31T23:59:59.999999999+23:59",
-            "%", "%zz", "%00", "%FF", "&", "=", "+",
+            "",
+            "0",
+            "1",
+            "250",
+            "251",
+            "-1",
+            "50",
+            "9223372036854775807",
+            "9223372036854775808",
+            "-9223372036854775808",
+            "1e3",
+            "0x10",
+            " 5",
+            "ascending",
+            "descending",
+            "ASCENDING",
+            "-",
+            "--",
+            "-app_01H",
+            "app_01H",
+            "2024-01-01T00:00:00Z",
+            "2024-13-01T00:00:00Z",
+            "+262143-12-31T23:59:59Z",
+            "-262143-01-01T00:00:00Z",
+            "9999-12-31T23:59:59.999999999+23:59",
+            "%",
+            "%zz",
+            "%00",
+            "%FF",
+            "&",
+            "=",
+            "+",
         ])
         .prop_map(str::to_string),
         "[ -~]{0,24}",
@@ -219,7 +270,9 @@ fn query_value() -> impl Strategy<Value = String> {
 fn query() -> impl Strategy<Value = String> {
     prop::collection::vec(
         (
-            select(vec!["limit", "iterator", "order", "before", "after", "other", "limit[]"]),
+            select(vec![
+                "limit", "iterator", "order", "before", "after", "other", "limit[]",
+            ]),
             query_value(),
         ),
         0..7,
@@ -245,10 +298,7 @@ fn check_query(q: &str, default_desc: bool) -> TestCaseResult {
     let params = match params {
         Ok(Q(p)) => p,
         Err(e) => {
-            prop_assert_eq!(
-                e.into_response().status(),
-                StatusCode::UNPROCESSABLE_ENTITY
-            );
+            prop_assert_eq!(e.into_response().status(), StatusCode::UNPROCESSABLE_ENTITY);
             return Ok(());
         }
     };
@@ -261,10 +311,7 @@ fn check_query(q: &str, default_desc: bool) -> TestCaseResult {
         }
         Err(e) => {
             prop_assert!(matches!(e, ApiError::Validation(_)), "{:?}", e);
-            prop_assert_eq!(
-                e.into_response().status(),
-                StatusCode::UNPROCESSABLE_ENTITY
-            );
+            prop_assert_eq!(e.into_response().status(), StatusCode::UNPROCESSABLE_ENTITY);
         }
     }
     Ok(())
@@ -307,10 +354,9 @@ fn fuzz_list_params_fields_answer_ok_or_422() {
             };
             match p.to_query(desc) {
                 Ok(q) => prop_assert!((1..=250).contains(&q.limit)),
-                Err(e) => prop_assert_eq!(
-                    e.into_response().status(),
-                    StatusCode::UNPROCESSABLE_ENTITY
-                ),
+                Err(e) => {
+                    prop_assert_eq!(e.into_response().status(), StatusCode::UNPROCESSABLE_ENTITY)
+                }
             }
             Ok(())
         },

@@ -209,9 +209,6 @@ fn fuzz_found_lease_seconds_overflow() {
         "lease_seconds = 18446744073709551",
     ] {
         let err = Config::from_figment(&figment_from_toml(text)).unwrap_err();
-        assert!(
-            err.0.iter().any(|p| p.contains("`lease_seconds`")),
-            "{err}"
-        );
+        assert!(err.0.iter().any(|p| p.contains("`lease_seconds`")), "{err}");
     }
 }

@@ -23,8 +23,16 @@ const PERSIST: &str = "proptest-regressions/fuzz_filters.txt";
 
 fn name() -> impl Strategy<Value = String> {
     prop_oneof![
-        select(vec!["a", "b", "user.created", "", " ", "herald-source.src_1", "A"])
-            .prop_map(str::to_string),
+        select(vec![
+            "a",
+            "b",
+            "user.created",
+            "",
+            " ",
+            "herald-source.src_1",
+            "A"
+        ])
+        .prop_map(str::to_string),
         ".{0,12}",
     ]
 }
@@ -67,7 +75,10 @@ fn fuzz_subscribed_follows_its_rules() {
 fn fuzz_message_wire_body_and_small_parsers_never_panic() {
     let payload = prop_oneof![
         ".{0,40}",
-        (".{0,20}", prop::option::of(select(vec!["base64", "hex", ""])))
+        (
+            ".{0,20}",
+            prop::option::of(select(vec!["base64", "hex", ""]))
+        )
             .prop_map(|(raw, enc)| {
                 let mut env = json!({ "raw": raw, "contentType": "text/plain" });
                 if let Some(e) = enc {
@@ -213,11 +224,8 @@ fn schema() -> impl Strategy<Value = Value> {
                     m
                 }
             };
-            let defs: Map<String, Value> = DEF_NAMES
-                .iter()
-                .map(|d| d.to_string())
-                .zip(defs)
-                .collect();
+            let defs: Map<String, Value> =
+                DEF_NAMES.iter().map(|d| d.to_string()).zip(defs).collect();
             root.insert("$defs".into(), Value::Object(defs));
             Value::Object(root)
         })
@@ -253,7 +261,11 @@ fn fuzz_schema_guard_answers_on_random_reference_graphs() {
             for key in ["$ref", "$dynamicRef"] {
                 if let Some(Value::String(r)) = s.get(key) {
                     if !r.starts_with('#') {
-                        prop_assert!(verdict.is_err(), "accepted a non-local root reference {}", r);
+                        prop_assert!(
+                            verdict.is_err(),
+                            "accepted a non-local root reference {}",
+                            r
+                        );
                     }
                 }
             }
@@ -347,7 +359,9 @@ fn fuzz_found_schema_guard_stack_overflow_on_long_ref_chain() {
                 .into_iter()
                 .map(|(n, wrap)| {
                     let s = chain(n, wrap, false, false);
-                    assert!(serde_json::to_vec(&s).unwrap().len() <= schema_guard::MAX_SCHEMA_BYTES);
+                    assert!(
+                        serde_json::to_vec(&s).unwrap().len() <= schema_guard::MAX_SCHEMA_BYTES
+                    );
                     schema_guard::check(&s)
                 })
                 .collect::<Vec<_>>()

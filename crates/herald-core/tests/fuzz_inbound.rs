@@ -226,7 +226,8 @@ fn url() -> impl Strategy<Value = String> {
     prop_oneof![
         Just("https://herald.example/in/src_1".to_string()),
         "https?://[a-z.@:\\[\\]0-9]{0,30}(/[a-z]{0,8})?(\\?[a-zA-Z0-9=&%]{0,40})?(#[a-z]{0,5})?",
-        (fragment_soup(), hex_noise()).prop_map(|(a, h)| format!("https://h:443/p?bodySHA256={h}&{a}")),
+        (fragment_soup(), hex_noise())
+            .prop_map(|(a, h)| format!("https://h:443/p?bodySHA256={h}&{a}")),
         ".{0,60}",
         Just("https://[::1]".to_string()),
         Just("http://user@[::1]:80/x".to_string()),
@@ -269,8 +270,18 @@ fn opt<T: std::fmt::Debug + Clone + 'static>(
 fn template() -> impl Strategy<Value = String> {
     prop::collection::vec(
         prop_oneof![
-            select(vec!["{body}", "{timestamp}", "{id}", "{url}", "{", "}", "{x}", ".", "{{"])
-                .prop_map(str::to_string),
+            select(vec![
+                "{body}",
+                "{timestamp}",
+                "{id}",
+                "{url}",
+                "{",
+                "}",
+                "{x}",
+                ".",
+                "{{"
+            ])
+            .prop_map(str::to_string),
             ".{0,4}",
         ],
         0..8,
@@ -289,24 +300,29 @@ fn verification() -> impl Strategy<Value = Verification> {
             HmacAlgorithm::Sha256,
             HmacAlgorithm::Sha512,
         ])),
-        opt(select(vec![SignatureEncoding::Hex, SignatureEncoding::Base64])),
+        opt(select(vec![
+            SignatureEncoding::Hex,
+            SignatureEncoding::Base64,
+        ])),
         opt(select(vec!["sha256=", "v1=", "Bearer ", "", " ", ","]).prop_map(str::to_string)),
         opt(template()),
         opt(header_name()),
         opt(header_name()),
     )
-        .prop_map(|(scheme, secrets, tol, header, alg, enc, prefix, tpl, ts, id)| {
-            let mut v = Verification::new(scheme, secrets);
-            v.tolerance_seconds = tol;
-            v.header = header;
-            v.algorithm = alg;
-            v.encoding = enc;
-            v.prefix = prefix;
-            v.signed_content = tpl;
-            v.timestamp_header = ts;
-            v.id_header = id;
-            v
-        })
+        .prop_map(
+            |(scheme, secrets, tol, header, alg, enc, prefix, tpl, ts, id)| {
+                let mut v = Verification::new(scheme, secrets);
+                v.tolerance_seconds = tol;
+                v.header = header;
+                v.algorithm = alg;
+                v.encoding = enc;
+                v.prefix = prefix;
+                v.signed_content = tpl;
+                v.timestamp_header = ts;
+                v.id_header = id;
+                v
+            },
+        )
 }
 
 fn extract_rule() -> impl Strategy<Value = Extract> {
@@ -629,7 +645,10 @@ fn signed(c: &SignCase, body: &[u8]) -> (Verification, Vec<(&'static str, String
     let mut v = Verification::new(c.scheme, Vec::new());
     let headers: Vec<(&'static str, String)> = match c.scheme {
         Scheme::StandardWebhooks => {
-            let mac = hmac256(&c.key, &cat(&[c.id.as_bytes(), b".", t.as_bytes(), b".", body]));
+            let mac = hmac256(
+                &c.key,
+                &cat(&[c.id.as_bytes(), b".", t.as_bytes(), b".", body]),
+            );
             secrets = vec![format!("whsec_{}", B64.encode(&c.key))];
             vec![
                 ("webhook-id", c.id.clone()),

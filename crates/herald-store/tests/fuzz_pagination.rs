@@ -79,7 +79,14 @@ async fn world(apps: usize, mine: usize, theirs: usize) -> World {
     let b = store.create_app(app(2)).await.expect("app b").id;
     app_ids.extend([a.0.clone(), b.0.clone()]);
     for i in 0..apps {
-        app_ids.push(store.create_app(app(10 + i as i64)).await.expect("app").id.0);
+        app_ids.push(
+            store
+                .create_app(app(10 + i as i64))
+                .await
+                .expect("app")
+                .id
+                .0,
+        );
     }
     let mut msg_ids = Vec::new();
     // Interleaved, so the other tenant's IDs sit between ours.
@@ -169,7 +176,11 @@ async fn walk(w: &World, kind: Kind, descending: bool, limits: &[usize]) -> Test
                 let mut items = p.items.clone();
                 items.extend(back);
                 back = items;
-                prop_assert_eq!(p.has_more, back.len() < expected.len(), "has_more backwards");
+                prop_assert_eq!(
+                    p.has_more,
+                    back.len() < expected.len(),
+                    "has_more backwards"
+                );
                 if p.has_more {
                     first = p.items.first().cloned();
                 }
@@ -198,8 +209,11 @@ fn fuzz_pages_cover_every_item_once_in_order_both_ways() {
             0usize..16,
             0usize..6,
             any::<bool>(),
-            prop::collection::vec(1usize..=250, 1..6)
-                .prop_map(|v| v.into_iter().map(|l| if l > 20 { l % 7 + 1 } else { l }).collect::<Vec<_>>()),
+            prop::collection::vec(1usize..=250, 1..6).prop_map(|v| {
+                v.into_iter()
+                    .map(|l| if l > 20 { l % 7 + 1 } else { l })
+                    .collect::<Vec<_>>()
+            }),
         ),
         |(apps, mine, theirs, descending, limits)| {
             runtime().block_on(async {
