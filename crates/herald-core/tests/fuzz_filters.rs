@@ -231,13 +231,15 @@ fn schema() -> impl Strategy<Value = Value> {
         })
 }
 
-/// Every `$ref`/`$dynamicRef` string in the document.
+/// Every `$ref`/`$dynamicRef` string in the document (`$recursiveRef` counts as `#`).
 fn refs(v: &Value, out: &mut Vec<String>) {
     match v {
         Value::Object(m) => {
             for (k, child) in m {
-                if let ("$ref" | "$dynamicRef", Value::String(r)) = (k.as_str(), child) {
-                    out.push(r.clone());
+                match (k.as_str(), child) {
+                    ("$ref" | "$dynamicRef", Value::String(r)) => out.push(r.clone()),
+                    ("$recursiveRef", _) => out.push("#".into()),
+                    _ => {}
                 }
                 refs(child, out);
             }

@@ -64,6 +64,7 @@ pub fn run<S>(
     };
     let mut done: u64 = 0;
     let mut round: u64 = 0;
+    let mut last_report = Instant::now();
     loop {
         let n = batch.min(total_cases - done);
         let mut config = Config {
@@ -88,7 +89,8 @@ pub fn run<S>(
         if done >= total_cases || out_of_time {
             break;
         }
-        if round % 64 == 0 {
+        if last_report.elapsed() >= Duration::from_secs(60) {
+            last_report = Instant::now();
             eprintln!(
                 "fuzz {name}: {done} cases so far ({:.0}s)",
                 started.elapsed().as_secs_f64()
