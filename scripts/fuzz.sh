@@ -46,7 +46,7 @@ for t in $targets; do
   fi
   while IFS= read -r line; do
     summary+=("$t [$status] ${line#fuzz }")
-  done < <(grep -E '^fuzz .*: [0-9]+ cases in ' "$log" || true)
+  done < <(grep -oE 'fuzz .*: [0-9]+ cases in [0-9.]+s' "$log" || true)
   [ "$status" = ok ] || summary+=("$t [$status] see the output above")
   rm -f "$log"
 done
