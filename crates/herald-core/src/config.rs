@@ -407,7 +407,8 @@ impl Config {
                     .into(),
             );
         }
-        if self.lease_seconds * 1000 <= self.request_timeout_ms {
+        // Saturating: an out-of-range `lease_seconds` is reported above, not an overflow panic.
+        if self.lease_seconds.saturating_mul(1000) <= self.request_timeout_ms {
             errors.push(
                 "`lease_seconds`: must be longer than `request_timeout_ms`, or a slow attempt would be taken over while still running".into(),
             );

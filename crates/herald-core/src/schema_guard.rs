@@ -24,6 +24,10 @@ pub const MAX_SCHEMA_BYTES: usize = 512 * 1024;
 /// Most schema evaluations one instance value may cause, with every reference inlined once
 /// (recursion through the instance counted once). Real payload schemas stay far below it.
 pub const MAX_EXPANDED_NODES: u64 = 100_000;
+/// Deepest chain of nested subschemas and references the walk follows. The walk recurses once
+/// per level, so without a bound a long `$ref` chain (`d0 → d1 → … → d10000`, well within
+/// [`MAX_SCHEMA_BYTES`]) overflowed the stack of the thread checking it, aborting the process.
+pub const MAX_DEPTH: usize = 512;
 
 /// Why a schema is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -34,6 +38,8 @@ pub enum SchemaGuardError {
     Cycle(String),
     #[error("references expand to more than {MAX_EXPANDED_NODES} evaluations per value")]
     TooExpensive,
+    #[error("subschemas and references nest more than {MAX_DEPTH} levels deep")]
+    TooDeep,
     #[error("`{0}` is not a reference inside this schema (only `#`, `#/pointer` and `#anchor` are supported)")]
     NonLocalRef(String),
     #[error("`{0}` points at nothing in this schema")]
@@ -184,6 +190,9 @@ impl Walk<'_> {
         let Some(node) = self.root.pointer(&at) else {
             return Ok(1);
         };
+        if self.path.len() >= MAX_DEPTH {
+            return Err(SchemaGuardError::TooDeep);
+        }
         let Value::Object(m) = node else {
             return Ok(1);
         };
