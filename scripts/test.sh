@@ -40,7 +40,7 @@ echo "==> cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 
 echo "==> cargo test (unit, property and integration tests)"
-cargo test --workspace
+HERALD_SIM_SEEDS="${HERALD_SIM_SEEDS:-2000}" cargo test --workspace
 
 echo "==> real-client tests (svix Python SDK, standardwebhooks)"
 export HERALD_BIN="$CARGO_TARGET_DIR/debug/herald"
