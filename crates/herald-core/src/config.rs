@@ -597,12 +597,13 @@ mod tests {
             jail.set_env("HERALD_LISTEN", "0.0.0.0:8787");
             let loaded = Config::load(None).map_err(|e| e.to_string())?;
             assert_eq!(loaded.config.listen.to_string(), "0.0.0.0:8787");
-            let mut expected: Vec<String> = KUBERNETES_SERVICE_ENV
-                .iter()
-                .map(|(k, _)| k.to_string())
-                .collect();
-            expected.sort();
-            assert_eq!(loaded.ignored_env, expected);
+            // The test runner's own environment may hold other `HERALD_*` variables (the
+            // simulation's and the fuzzers' knobs): check the injected ones are all listed and
+            // that a real key never is.
+            for (k, _) in KUBERNETES_SERVICE_ENV {
+                assert!(loaded.ignored_env.iter().any(|i| i == k), "{k} listed");
+            }
+            assert!(!loaded.ignored_env.iter().any(|i| i == "HERALD_LISTEN"));
             Ok(())
         });
     }

@@ -163,3 +163,59 @@ pub fn ledger_json(l: &Ledger) -> Value {
         "inDoubt": l.in_doubt,
     })
 }
+
+/// What the receiver got of everything a publisher had accepted.
+pub struct Delivery {
+    pub want: usize,
+    pub drained: bool,
+    pub delivered: usize,
+    pub lost: Vec<String>,
+    pub phantoms: usize,
+    pub seen: HashMap<(String, String), crate::receiver::Seen>,
+}
+
+impl Delivery {
+    /// Waits until every accepted message reached every endpoint, or `deadline` passed.
+    pub async fn wait(
+        pubs: &Publisher,
+        rx: &crate::receiver::Receiver,
+        endpoints: usize,
+        deadline: Duration,
+    ) -> Self {
+        let accepted = pubs.accepted();
+        let want = accepted.len() * endpoints;
+        let drained = wait_until(deadline, || {
+            delivery_check(&accepted, endpoints, &rx.snapshot()).0 >= want
+        })
+        .await;
+        let seen = rx.snapshot();
+        let (delivered, lost) = delivery_check(&accepted, endpoints, &seen);
+        Self {
+            want,
+            drained,
+            delivered,
+            lost,
+            phantoms: phantoms(pubs.published_up_to(), &seen),
+            seen,
+        }
+    }
+
+    /// Nothing accepted is missing and nothing arrived that nobody published.
+    pub fn complete(&self) -> bool {
+        self.drained && self.lost.is_empty() && self.phantoms == 0
+    }
+
+    /// Adds the delivery figures to a scenario's report.
+    pub fn report_into(&self, report: &mut Value) {
+        if let Value::Object(m) = report {
+            m.insert("deliveriesExpected".into(), json!(self.want));
+            m.insert("deliveredAtLeastOnce".into(), json!(self.delivered));
+            m.insert("lost".into(), json!(self.lost.len()));
+            m.insert(
+                "lostSample".into(),
+                json!(self.lost.iter().take(10).collect::<Vec<_>>()),
+            );
+            m.insert("phantoms".into(), json!(self.phantoms));
+        }
+    }
+}

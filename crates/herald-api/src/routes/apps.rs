@@ -89,6 +89,32 @@ pub async fn create(
     }
 }
 
+/// The application `key` (ID or uid) names, created from `create` when it does not exist and
+/// `create` is given (the `application` field of a publish and of portal access, as in Svix):
+/// the path segment becomes its `uid`. Creating needs admin rights; two concurrent first uses
+/// both get the one application.
+pub async fn get_or_create(
+    st: &AppState,
+    auth: &Auth,
+    key: &str,
+    create: Option<ApplicationIn>,
+) -> ApiResult<Application> {
+    match (st.app(auth, key).await, create) {
+        (Ok(app), _) => Ok(app),
+        (Err(ApiError::NotFound(_)), Some(mut a)) => {
+            auth.caller.require_admin()?;
+            if a.uid.is_none() {
+                a.uid = Some(key.to_string());
+            }
+            match create_app(st, a).await {
+                Err(ApiError::Conflict(_)) => st.app(auth, key).await,
+                other => other,
+            }
+        }
+        (Err(e), _) => Err(e),
+    }
+}
+
 /// Creates an application from a checked body (also used by publish's `application` field and
 /// PUT's upsert). The uid is checked here again because those paths fill it in from the URL
 /// after the body was checked: every way of creating an application applies the uid rules.

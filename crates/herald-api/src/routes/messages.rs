@@ -88,22 +88,7 @@ pub async fn create(
     c.finish()?;
 
     // One read: the app's existence and the caller's right to it are decided together.
-    let app = match (st.app(&auth, &app_id).await, body.application) {
-        (Ok(app), _) => app,
-        (Err(ApiError::NotFound(_)), Some(mut a)) => {
-            auth.caller.require_admin()?;
-            if a.uid.is_none() {
-                a.uid = Some(app_id.clone());
-            }
-            match crate::routes::apps::create_app(&st, a).await {
-                Ok(app) => app,
-                // Two concurrent first publishes: the other created it.
-                Err(ApiError::Conflict(_)) => st.app(&auth, &app_id).await?,
-                Err(e) => return Err(e),
-            }
-        }
-        (Err(e), _) => return Err(e),
-    };
+    let app = crate::routes::apps::get_or_create(&st, &auth, &app_id, body.application).await?;
     crate::schema::check_payload(&st, &body.event_type, payload).await?;
     let msg = Message {
         id: MessageId::generate(),

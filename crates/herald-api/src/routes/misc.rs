@@ -389,20 +389,7 @@ pub async fn app_portal_access(
         a.check(&mut c);
     }
     c.finish()?;
-    let app = match (st.app(&auth, &app_id).await, body.application) {
-        (Ok(app), _) => app,
-        (Err(ApiError::NotFound(_)), Some(mut a)) => {
-            if a.uid.is_none() && !herald_core::ids::AppId::looks_like(&app_id) {
-                a.uid = Some(app_id.clone());
-            }
-            match crate::routes::apps::create_app(&st, a).await {
-                Ok(app) => app,
-                Err(ApiError::Conflict(_)) => st.app(&auth, &app_id).await?,
-                Err(e) => return Err(e),
-            }
-        }
-        (Err(e), _) => return Err(e),
-    };
+    let app = crate::routes::apps::get_or_create(&st, &auth, &app_id, body.application).await?;
     let secret = herald_core::ids::new_token_secret();
     let rec = TokenRecord {
         id: TokenId::generate(),

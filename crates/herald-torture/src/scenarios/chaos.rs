@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::herald::{free_port, Herald};
-use crate::publisher::{delivery_check, ledger_json, setup_app, wait_until, Publisher};
+use crate::publisher::{ledger_json, setup_app, Delivery, Publisher};
 use crate::receiver::{Faults, Receiver};
 use crate::Opts;
 
@@ -56,13 +56,9 @@ pub async fn run(o: &Opts, messages: u64) -> anyhow::Result<(Value, bool)> {
     pubs.run(&h.api, &app, 8, messages, Arc::new(AtomicBool::new(false)))
         .await;
     let accepted = pubs.accepted();
-    let want = accepted.len() * ENDPOINTS;
-    let drained = wait_until(o.deadline, || {
-        delivery_check(&accepted, ENDPOINTS, &rx.snapshot()).0 >= want
-    })
-    .await;
+    let d = Delivery::wait(&pubs, &rx, ENDPOINTS, o.deadline).await;
     // The attempt log of every message, against what the receiver read.
-    let seen = rx.snapshot();
+    let seen = &d.seen;
     let mut attempts_logged = 0u64;
     let mut mismatched = Vec::new();
     let mut by_error: HashMap<String, u64> = HashMap::new();
@@ -101,14 +97,12 @@ pub async fn run(o: &Opts, messages: u64) -> anyhow::Result<(Value, bool)> {
             }
         }
     }
-    let (delivered, lost) = delivery_check(&accepted, ENDPOINTS, &seen);
     let c = rx.counters();
     h.stop().await?;
     let ledger = pubs.ledger.lock();
     // The receiver accepts every connection: a failure after that is never a connect error.
     let connect_errors = by_error.get("connect_error").copied().unwrap_or(0);
-    let ok = drained
-        && lost.is_empty()
+    let ok = d.complete()
         && mismatched.is_empty()
         && connect_errors == 0
         && ledger.in_doubt == 0
@@ -116,14 +110,11 @@ pub async fn run(o: &Opts, messages: u64) -> anyhow::Result<(Value, bool)> {
         && c.without_id == 0;
     let mut errors: Vec<(String, u64)> = by_error.into_iter().collect();
     errors.sort();
-    let report = json!({
+    let mut report = json!({
         "scenario": "chaos",
         "seed": o.seed,
         "endpoints": ENDPOINTS,
         "publishes": ledger_json(&ledger),
-        "deliveriesExpected": want,
-        "deliveredAtLeastOnce": delivered,
-        "lost": lost.len(),
         "receiver": {"ok": c.ok, "answered5xx": c.answered_5xx, "hung": c.hung, "reset": c.reset},
         "attemptsLogged": attempts_logged,
         "attemptsByOutcome": errors.into_iter().map(|(k, v)| (k, json!(v))).collect::<serde_json::Map<_, _>>(),
@@ -133,5 +124,6 @@ pub async fn run(o: &Opts, messages: u64) -> anyhow::Result<(Value, bool)> {
         "seconds": started.elapsed().as_secs_f64(),
         "ok": ok,
     });
+    d.report_into(&mut report);
     Ok((report, ok))
 }

@@ -14,7 +14,7 @@ use anyhow::Context as _;
 use serde_json::{json, Value};
 
 use crate::herald::{free_port, Herald};
-use crate::publisher::{delivery_check, ledger_json, setup_app, wait_until, Publisher};
+use crate::publisher::{ledger_json, setup_app, Delivery, Publisher};
 use crate::receiver::{Faults, Receiver};
 use crate::Opts;
 
@@ -112,12 +112,7 @@ pub async fn run(o: &Opts, fs_mib: u64) -> anyhow::Result<(Value, bool)> {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let refused_after_free = pubs.ledger.lock().refused.values().sum::<u64>() - refused_before;
-    let accepted = pubs.accepted();
-    let drained = wait_until(o.deadline, || {
-        delivery_check(&accepted, 1, &rx.snapshot()).0 >= accepted.len()
-    })
-    .await;
-    let (delivered, lost) = delivery_check(&accepted, 1, &rx.snapshot());
+    let d = Delivery::wait(&pubs, &rx, 1, o.deadline).await;
     let health_after = h
         .api
         .get("/health")
@@ -133,12 +128,11 @@ pub async fn run(o: &Opts, fs_mib: u64) -> anyhow::Result<(Value, bool)> {
         && alive_when_full
         && alive
         && recovered
-        && drained
-        && lost.is_empty()
+        && d.complete()
         && only_5xx
         && ledger.refused_without_json == 0
         && ledger.in_doubt == 0;
-    let report = json!({
+    let mut report = json!({
         "scenario": "disk-full",
         "seed": o.seed,
         "tmpfsMiB": fs_mib,
@@ -147,13 +141,12 @@ pub async fn run(o: &Opts, fs_mib: u64) -> anyhow::Result<(Value, bool)> {
         "healthWhenFull": health_when_full,
         "refusedAfterFreeing": refused_after_free,
         "recoveredWithoutRestart": recovered,
-        "deliveredAtLeastOnce": delivered,
-        "lost": lost.len(),
         "healthAfter": health_after,
         "crashed": !alive,
         "logTail": tail,
         "seconds": started.elapsed().as_secs_f64(),
         "ok": ok,
     });
+    d.report_into(&mut report);
     Ok((report, ok))
 }

@@ -12,7 +12,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
 use crate::herald::{free_port, Herald};
-use crate::publisher::{delivery_check, ledger_json, phantoms, setup_app, wait_until, Publisher};
+use crate::publisher::{ledger_json, phantoms, setup_app, Delivery, Publisher};
 use crate::receiver::{Faults, Receiver};
 use crate::Opts;
 
@@ -66,17 +66,10 @@ pub async fn run(o: &Opts, cycles: usize) -> anyhow::Result<(Value, bool)> {
     }
     // Final generation: no kill; wait until everything accepted is delivered.
     let h = Herald::start(&o.bin, &data, port, &settings).await?;
-    let accepted = pubs.accepted();
-    let want = accepted.len() * ENDPOINTS;
-    let drained = wait_until(o.deadline, || {
-        delivery_check(&accepted, ENDPOINTS, &rx.snapshot()).0 >= want
-    })
-    .await;
+    let mut d = Delivery::wait(&pubs, &rx, ENDPOINTS, o.deadline).await;
     // Let redeliveries settle before counting duplicates.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let seen = rx.snapshot();
-    let (delivered, lost) = delivery_check(&accepted, ENDPOINTS, &seen);
-    let phantom = phantoms(pubs.published_up_to(), &seen);
+    d.phantoms = phantoms(pubs.published_up_to(), &rx.snapshot());
     h.stop().await?;
     // Duplicates per kill: those that arrived between one kill and the next (a delivery in
     // flight at kill k is sent again by generation k + 1).
@@ -89,23 +82,19 @@ pub async fn run(o: &Opts, cycles: usize) -> anyhow::Result<(Value, bool)> {
         dups.push(total_dup.saturating_sub(last.2));
     }
     let ledger = pubs.ledger.lock();
-    let ok = drained && lost.is_empty() && phantom == 0 && ledger.refused_without_json == 0;
-    let report = json!({
+    let ok = d.complete() && ledger.refused_without_json == 0;
+    let mut report = json!({
         "scenario": "kill-loop",
         "seed": o.seed,
         "cycles": cycles,
         "endpoints": ENDPOINTS,
         "publishes": ledger_json(&ledger),
-        "deliveriesExpected": want,
-        "deliveredAtLeastOnce": delivered,
-        "lost": lost.len(),
-        "lostSample": lost.iter().take(10).collect::<Vec<_>>(),
-        "phantoms": phantom,
         "duplicates": total_dup,
         "duplicatesPerKill": dups,
         "maxDuplicatesPerKill": dups.iter().max().copied().unwrap_or(0),
         "seconds": started.elapsed().as_secs_f64(),
         "ok": ok,
     });
+    d.report_into(&mut report);
     Ok((report, ok))
 }

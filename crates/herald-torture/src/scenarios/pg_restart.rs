@@ -15,7 +15,7 @@ use anyhow::Context as _;
 use serde_json::{json, Value};
 
 use crate::herald::{free_port, Herald};
-use crate::publisher::{delivery_check, ledger_json, phantoms, setup_app, wait_until, Publisher};
+use crate::publisher::{ledger_json, setup_app, Delivery, Publisher};
 use crate::receiver::{Faults, Receiver};
 use crate::Opts;
 
@@ -36,28 +36,21 @@ fn pg(script: &Path, cmd: &str, dir: &Path) -> anyhow::Result<()> {
 /// A database of its own on the server of `admin_url` (through `psql`).
 fn fresh_database(admin_url: &str, seed: u64) -> anyhow::Result<String> {
     let name = format!("torture_{seed}_{}", std::process::id());
-    let out = std::process::Command::new("psql")
-        .arg(admin_url)
-        .args(["-v", "ON_ERROR_STOP=1", "-q", "-c"])
-        .arg(format!("DROP DATABASE IF EXISTS {name}; "))
-        .output()
-        .context("run psql")?;
-    anyhow::ensure!(
-        out.status.success(),
-        "psql: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = std::process::Command::new("psql")
-        .arg(admin_url)
-        .args(["-v", "ON_ERROR_STOP=1", "-q", "-c"])
-        .arg(format!("CREATE DATABASE {name}"))
-        .output()
-        .context("run psql")?;
-    anyhow::ensure!(
-        out.status.success(),
-        "psql: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    for sql in [
+        format!("DROP DATABASE IF EXISTS {name}"),
+        format!("CREATE DATABASE {name}"),
+    ] {
+        let out = std::process::Command::new("psql")
+            .arg(admin_url)
+            .args(["-v", "ON_ERROR_STOP=1", "-q", "-c", &sql])
+            .output()
+            .context("run psql")?;
+        anyhow::ensure!(
+            out.status.success(),
+            "psql: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     let base = admin_url
         .rsplit_once('/')
         .map(|(b, _)| b)
@@ -121,34 +114,21 @@ pub async fn run(
     tokio::time::sleep(Duration::from_millis(800)).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = load.await;
-    let accepted = pubs.accepted();
-    let want = accepted.len() * ENDPOINTS;
-    let drained = wait_until(o.deadline, || {
-        delivery_check(&accepted, ENDPOINTS, &rx.snapshot()).0 >= want
-    })
-    .await;
-    let seen = rx.snapshot();
-    let (delivered, lost) = delivery_check(&accepted, ENDPOINTS, &seen);
-    let phantom = phantoms(pubs.published_up_to(), &seen);
+    let d = Delivery::wait(&pubs, &rx, ENDPOINTS, o.deadline).await;
     h.stop().await?;
     let ledger = pubs.ledger.lock();
     let only_5xx = ledger.refused.keys().all(|s| *s >= 500);
-    let ok =
-        drained && lost.is_empty() && phantom == 0 && only_5xx && ledger.refused_without_json == 0;
-    let report = json!({
+    let ok = d.complete() && only_5xx && ledger.refused_without_json == 0;
+    let mut report = json!({
         "scenario": "pg-restart",
         "seed": o.seed,
         "outages": outages,
         "endpoints": ENDPOINTS,
         "publishes": ledger_json(&ledger),
-        "deliveriesExpected": want,
-        "deliveredAtLeastOnce": delivered,
-        "lost": lost.len(),
-        "lostSample": lost.iter().take(10).collect::<Vec<_>>(),
-        "phantoms": phantom,
         "duplicates": rx.duplicates(),
         "seconds": started.elapsed().as_secs_f64(),
         "ok": ok,
     });
+    d.report_into(&mut report);
     Ok((report, ok))
 }

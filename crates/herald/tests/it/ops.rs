@@ -164,9 +164,9 @@ impl Drop for Child {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn defect_09_kubernetes_service_env_vars_do_not_block_startup() {
-    let dir = tempfile::tempdir().unwrap();
+/// `herald serve` on a fresh data directory in `dir` and a free loopback port; the caller
+/// adds environment and output handles.
+fn serve_cmd(dir: &std::path::Path) -> (Command, u16) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -174,19 +174,16 @@ async fn defect_09_kubernetes_service_env_vars_do_not_block_startup() {
         .port();
     let mut cmd = herald();
     cmd.arg("serve")
-        .current_dir(dir.path())
-        .env("HERALD_DATA_DIR", dir.path().join("data"))
+        .current_dir(dir)
+        .env("HERALD_DATA_DIR", dir.join("data"))
         .env("HERALD_LISTEN", format!("127.0.0.1:{port}"))
         .env("HERALD_ADMIN_TOKEN", ADMIN_TOKEN)
-        .env("HERALD_LOG_FORMAT", "json")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (k, v) in KUBERNETES_SERVICE_ENV {
-        cmd.env(k, v);
-    }
-    let mut child = Child(Some(cmd.spawn().expect("spawn herald serve")));
-    let client = Client::new(format!("http://127.0.0.1:{port}"), None);
+        .stdin(Stdio::null());
+    (cmd, port)
+}
+
+/// Waits until the child answers health, failing if it exits first.
+async fn wait_healthy(child: &mut Child, client: &Client) {
     eventually(WAIT, "herald serve answering /api/v1/health", || {
         let exited = child.0.as_mut().and_then(|c| c.try_wait().unwrap());
         let client = client.clone();
@@ -196,6 +193,21 @@ async fn defect_09_kubernetes_service_env_vars_do_not_block_startup() {
         }
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn defect_09_kubernetes_service_env_vars_do_not_block_startup() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut cmd, port) = serve_cmd(dir.path());
+    cmd.env("HERALD_LOG_FORMAT", "json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in KUBERNETES_SERVICE_ENV {
+        cmd.env(k, v);
+    }
+    let mut child = Child(Some(cmd.spawn().expect("spawn herald serve")));
+    let client = Client::new(format!("http://127.0.0.1:{port}"), None);
+    wait_healthy(&mut child, &client).await;
     let out = child.stop();
     let log = String::from_utf8_lossy(&out.stderr);
     let warnings: Vec<&str> = log
@@ -450,36 +462,17 @@ async fn defect_13b_a_refused_connection_is_still_a_connect_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn defect_torture_01_a_log_that_cannot_be_written_never_fails_a_request() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let full = std::fs::OpenOptions::new()
         .write(true)
         .open("/dev/full")
         .expect("/dev/full");
-    let mut cmd = herald();
-    cmd.arg("serve")
-        .current_dir(dir.path())
-        .env("HERALD_DATA_DIR", dir.path().join("data"))
-        .env("HERALD_LISTEN", format!("127.0.0.1:{port}"))
-        .env("HERALD_ADMIN_TOKEN", ADMIN_TOKEN)
-        .env("HERALD_LOG", "debug")
-        .stdin(Stdio::null())
+    let (mut cmd, port) = serve_cmd(dir.path());
+    cmd.env("HERALD_LOG", "debug")
         .stdout(Stdio::null())
         .stderr(Stdio::from(full));
     let mut child = Child(Some(cmd.spawn().expect("spawn herald serve")));
     let client = Client::new(format!("http://127.0.0.1:{port}"), Some(ADMIN_TOKEN));
-    eventually(WAIT, "herald serve answering /api/v1/health", || {
-        let exited = child.0.as_mut().and_then(|c| c.try_wait().unwrap());
-        let client = client.clone();
-        async move {
-            assert!(exited.is_none(), "herald serve exited: {exited:?}");
-            (client.status_of(reqwest::Method::GET, "/health").await == Some(200)).then_some(())
-        }
-    })
-    .await;
+    wait_healthy(&mut child, &client).await;
     for i in 0..20 {
         client
             .post(
