@@ -56,3 +56,4 @@ torture=("$CARGO_TARGET_DIR/debug/herald-torture" --bin "$HERALD_BIN" --deadline
 "${torture[@]}" chaos --messages 100
 "${torture[@]}" disk-full --tmpfs-mib 32
 "${torture[@]}" pg-restart --database-url "$TEST_DATABASE_URL" --pg-dir "$pg_dir/pg" --restarts 2
+"${torture[@]}" spool-full --database-url "$TEST_DATABASE_URL" --pg-dir "$pg_dir/pg" --tmpfs-mib 32

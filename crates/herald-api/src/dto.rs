@@ -772,9 +772,11 @@ pub struct TokenCreatedOut {
 /// `GET /api/v1/health`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct HealthOut {
-    /// `ok` or `unavailable`.
+    /// `ok`, `degraded` (PostgreSQL unreachable, the outage spool accepts: 200) or
+    /// `unavailable` (503).
     pub status: String,
-    /// `ok`, `degraded` (answers, but the last write failed: see `detail`) or `error`.
+    /// `ok`, `degraded` (answers, but the last write failed: see `detail`), `spooling`
+    /// (PostgreSQL unreachable, writes go to the outage spool) or `error`.
     pub storage: String,
     /// `ok`, `stalled` or `not_running` (a process without workers).
     pub workers: String,

@@ -75,12 +75,32 @@ pub fn compile_one(schema: &serde_json::Value) -> Result<Validator, String> {
 
 async fn validator(st: &AppState, event_type: &str) -> ApiResult<Option<Arc<Validator>>> {
     let cache = &st.inner.schemas;
-    if let Some((at, v)) = cache.map.lock().get(event_type) {
-        if at.elapsed() < TTL {
-            return Ok(v.clone());
+    let stale = match cache.map.lock().get(event_type) {
+        Some((at, v)) if at.elapsed() < TTL => return Ok(v.clone()),
+        Some((_, v)) => v.clone(),
+        None => None,
+    };
+    let et = match st.store().get_event_type(event_type).await {
+        Ok(et) => et,
+        // During a PostgreSQL outage a publish goes to the spool (overview.md "Database
+        // outage"); an event type this node has not read yet cannot be checked then, like the
+        // other checks that need the database. Refusing with 503 would drop the spool's promise
+        // for every new event type (found by herald-torture's spool-full run). The miss is
+        // cached for `TTL`, so the publishes behind it do not each wait for a database
+        // connection that is not coming.
+        // The schema last read, if any, still applies.
+        Err(herald_store::StoreError::Unavailable(why)) => {
+            if stale.is_none() {
+                tracing::warn!(event_type, error = %why, "database unreachable: payload schema not checked");
+            }
+            cache
+                .map
+                .lock()
+                .insert(event_type.to_string(), (Instant::now(), stale.clone()));
+            return Ok(stale);
         }
-    }
-    let et = st.store().get_event_type(event_type).await?;
+        Err(e) => return Err(e.into()),
+    };
     let v = match et.and_then(|e| e.schemas) {
         // A stored schema that no longer compiles must not block publishing.
         Some(s) => compile(&s).ok().flatten().map(Arc::new),

@@ -62,6 +62,16 @@ pub struct WriteFailure {
     pub error: String,
 }
 
+/// The state of a node's outage spool.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SpoolHealth {
+    /// Bytes spooled and not yet drained into the database.
+    pub bytes: u64,
+    pub max_bytes: u64,
+    /// Why the last append was refused (full, or the disk failed), until one succeeds.
+    pub refusing: Option<String>,
+}
+
 /// The last write failure of a store, shared by its writers. A conflict or a refused value is
 /// not a failure of the storage and is never recorded here.
 #[derive(Debug, Default)]
@@ -306,6 +316,12 @@ pub trait Store: Send + Sync + 'static {
     /// The most recent write that failed for a storage reason, unless a write that changed
     /// data has succeeded since. A ping cannot see a full disk (it writes nothing); this can.
     fn last_write_failure(&self) -> Option<WriteFailure> {
+        None
+    }
+
+    /// The outage spool of a PostgreSQL node (`None` where there is none): what health
+    /// reports while the database is unreachable.
+    fn spool_health(&self) -> Option<SpoolHealth> {
         None
     }
 

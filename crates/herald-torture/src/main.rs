@@ -66,6 +66,18 @@ enum Scenario {
         #[arg(long, default_value_t = 4)]
         restarts: usize,
     },
+    /// PostgreSQL down, the outage spool's filesystem (a tmpfs) filled, then freed and the
+    /// database started again (needs root).
+    SpoolFull {
+        #[arg(long, env = "TEST_DATABASE_URL")]
+        database_url: String,
+        #[arg(long)]
+        pg_dir: PathBuf,
+        #[arg(long, default_value = "scripts/pg-cluster.sh")]
+        pg_script: PathBuf,
+        #[arg(long, default_value_t = 32)]
+        tmpfs_mib: u64,
+    },
 }
 
 pub struct Opts {
@@ -100,6 +112,12 @@ async fn main() -> anyhow::Result<()> {
             pg_script,
             restarts,
         } => scenarios::pg_restart::run(&o, &database_url, &pg_dir, &pg_script, restarts).await?,
+        Scenario::SpoolFull {
+            database_url,
+            pg_dir,
+            pg_script,
+            tmpfs_mib,
+        } => scenarios::spool_full::run(&o, &database_url, &pg_dir, &pg_script, tmpfs_mib).await?,
     };
     println!("{}", serde_json::to_string_pretty(&report)?);
     if !ok {

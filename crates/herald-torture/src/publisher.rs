@@ -219,3 +219,46 @@ impl Delivery {
         }
     }
 }
+
+impl Publisher {
+    /// Publishes in rounds of 64 (4 tasks) until one round has at least 32 refusals (the disk
+    /// is full) or `deadline` passes; returns whether the refusals came.
+    pub async fn fill_until_refused(&self, api: &Api, app: &str, deadline: Duration) -> bool {
+        let end = std::time::Instant::now() + deadline;
+        for _ in 0..10_000 {
+            if std::time::Instant::now() > end {
+                break;
+            }
+            let before = self.ledger.lock().refused.values().sum::<u64>();
+            let max = self.published_up_to() + 64;
+            self.run(api, app, 4, max, Arc::new(AtomicBool::new(false)))
+                .await;
+            if self.ledger.lock().refused.values().sum::<u64>() - before >= 32 {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Publishes in rounds of 20 until 20 more were accepted or `deadline` passes.
+    pub async fn until_accepted_again(&self, api: &Api, app: &str, deadline: Duration) -> bool {
+        let before = self.ledger.lock().accepted.len();
+        let end = std::time::Instant::now() + deadline;
+        while std::time::Instant::now() < end {
+            let max = self.published_up_to() + 20;
+            self.run(api, app, 2, max, Arc::new(AtomicBool::new(false)))
+                .await;
+            if self.ledger.lock().accepted.len() >= before + 20 {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        false
+    }
+}
+
+/// Health as `{status, body}` for a report.
+pub async fn health(api: &Api) -> anyhow::Result<Value> {
+    let (s, v) = api.get("/health").await?;
+    Ok(json!({"status": s, "body": v}))
+}

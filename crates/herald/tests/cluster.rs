@@ -556,6 +556,27 @@ async fn publishes_during_a_database_outage_are_spooled_then_delivered() {
         assert_eq!(s, 202, "publish {seq} during the outage: {m}");
         accepted.push(m["id"].as_str().unwrap().to_string());
     }
+    // defect_torture_02: an event type this node never read (its schema lookup needs the
+    // database) was answered 503 instead of being spooled.
+    let (s, m) = admin(
+        &http,
+        format!("{base}/api/v1/app/{app_id}/msg"),
+        json!({"eventType": "spool.never-seen", "payload": {"seq": 510}}),
+        &[],
+    )
+    .await;
+    assert_eq!(s, 202, "a new event type during the outage: {m}");
+    accepted.push(m["id"].as_str().unwrap().to_string());
+    // overview.md: health answers 200 with `"status": "degraded"` while the spool accepts.
+    let health = http
+        .get(format!("{base}/api/v1/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status().as_u16(), 200, "health during the outage");
+    let health: Value = health.json().await.unwrap();
+    assert_eq!(health["status"], "degraded", "{health}");
+    assert_eq!(health["storage"], "spooling", "{health}");
     assert!(
         nodes[0]
             .child

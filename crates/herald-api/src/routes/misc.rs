@@ -93,6 +93,37 @@ pub async fn health(State(st): State<AppState>) -> Response {
             }),
         )
             .into_response(),
+        // A PostgreSQL outage with a spool that accepts: publishes and ingestion are answered
+        // (overview.md "Database outage"), so the node is degraded, not down.
+        (Err(e), _) | (_, Err(e))
+            if st
+                .store()
+                .spool_health()
+                .is_some_and(|s| s.refusing.is_none()) =>
+        {
+            let spool = st
+                .store()
+                .spool_health()
+                .unwrap_or(herald_store::SpoolHealth {
+                    bytes: 0,
+                    max_bytes: 0,
+                    refusing: None,
+                });
+            (
+                StatusCode::OK,
+                Json(HealthOut {
+                    status: "degraded".into(),
+                    storage: "spooling".into(),
+                    workers: workers.into(),
+                    queue: None,
+                    detail: Some(format!(
+                        "database unreachable ({e}); publishes and ingestion go to the local spool ({} of {} bytes used)",
+                        spool.bytes, spool.max_bytes
+                    )),
+                }),
+            )
+                .into_response()
+        }
         (Err(e), _) | (_, Err(e)) => (
             StatusCode::SERVICE_UNAVAILABLE,
             [("retry-after", "5")],
@@ -101,7 +132,10 @@ pub async fn health(State(st): State<AppState>) -> Response {
                 storage: "error".into(),
                 workers: workers.into(),
                 queue: None,
-                detail: Some(e.to_string()),
+                detail: Some(match st.store().spool_health().and_then(|s| s.refusing) {
+                    Some(why) => format!("{e}; {why}"),
+                    None => e.to_string(),
+                }),
             }),
         )
             .into_response(),

@@ -1296,6 +1296,10 @@ impl Store for PostgresStore {
         self.write_health.last()
     }
 
+    fn spool_health(&self) -> Option<crate::SpoolHealth> {
+        self.spool.as_ref().map(Spool::health)
+    }
+
     async fn create_app(&self, app: Application) -> Result<Application> {
         sqlx::query(&format!(
             "INSERT INTO apps ({APP_COLS}) VALUES ($1,$2,$3,$4,$5,$6,$7)"

@@ -234,6 +234,8 @@ struct State {
     draining: u64,
     /// Spooled work not yet in the database (current file or draining files).
     active: bool,
+    /// Why the last append was refused (full, or the disk failed), until one succeeds.
+    refusing: Option<String>,
 }
 
 /// How far the current file is known to be on disk: (generation, bytes).
@@ -288,6 +290,7 @@ impl Spool {
                 generation: 0,
                 draining: 0,
                 active: false,
+                refusing: None,
             })),
             synced: Arc::default(),
         };
@@ -314,18 +317,20 @@ impl Spool {
             let mut st = self.state.lock();
             let queued = st.len + st.draining;
             if queued + line.len() as u64 > self.max_bytes {
-                return Err(StoreError::Unavailable(
-                    "the database is unreachable and the local spool is full".into(),
-                ));
+                let why = "the database is unreachable and the local spool is full";
+                st.refusing = Some(why.into());
+                return Err(StoreError::Unavailable(why.into()));
             }
             if let Err(e) = st.file.write_all(&line) {
                 // A partial line would glue itself to the next one: cut it off.
                 let len = st.len;
                 let _ = st.file.set_len(len);
+                st.refusing = Some(format!("spool write failed: {e}"));
                 return Err(io(e));
             }
             st.len += line.len() as u64;
             st.active = true;
+            st.refusing = None;
             (st.generation, st.len)
         };
         let mut synced = self.synced.lock();
@@ -341,9 +346,22 @@ impl Spool {
             }
             (st.file.try_clone().map_err(io)?, st.len)
         };
-        file.sync_data().map_err(io)?;
+        if let Err(e) = file.sync_data() {
+            self.state.lock().refusing = Some(format!("spool sync failed: {e}"));
+            return Err(io(e));
+        }
         *synced = Synced(generation, upto);
         Ok(())
+    }
+
+    /// What health reports about the spool: how full it is and whether it refuses appends.
+    pub(crate) fn health(&self) -> crate::SpoolHealth {
+        let st = self.state.lock();
+        crate::SpoolHealth {
+            bytes: st.len + st.draining,
+            max_bytes: self.max_bytes,
+            refusing: st.refusing.clone(),
+        }
     }
 
     fn draining_files(&self) -> Result<Vec<PathBuf>> {

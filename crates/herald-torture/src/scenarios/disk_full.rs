@@ -6,25 +6,23 @@
 //! Needs permission to mount a tmpfs (root); without it the scenario reports itself skipped.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use serde_json::{json, Value};
 
 use crate::herald::{free_port, Herald};
-use crate::publisher::{ledger_json, setup_app, Delivery, Publisher};
+use crate::publisher::{health, ledger_json, setup_app, Delivery, Publisher};
 use crate::receiver::{Faults, Receiver};
 use crate::Opts;
 
 const BALLAST_BYTES: usize = 8 * 1024 * 1024;
 
 /// A tmpfs mounted for the scenario, unmounted on drop.
-struct Tmpfs(PathBuf);
+pub(crate) struct Tmpfs(PathBuf);
 
 impl Tmpfs {
-    fn mount(at: &Path, mib: u64) -> anyhow::Result<Self> {
+    pub(crate) fn mount(at: &Path, mib: u64) -> anyhow::Result<Self> {
         std::fs::create_dir_all(at)?;
         let status = std::process::Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
@@ -72,52 +70,22 @@ pub async fn run(o: &Opts, fs_mib: u64) -> anyhow::Result<(Value, bool)> {
     )
     .await?;
     let app = setup_app(&h.api, "disk-full", 1, |i| rx.url(&format!("/ep/{i}"))).await?;
-    // Fill: 16 KiB payloads until publishes are refused for a while (bounded in count and time).
+    // Fill: 16 KiB payloads until publishes are refused (bounded in count and time).
     let pubs = Publisher::new(16 * 1024);
-    let fill_deadline = Instant::now() + Duration::from_secs(120);
-    let mut health_when_full = Value::Null;
-    let mut rounds = 0;
-    while Instant::now() < fill_deadline && rounds < 400 {
-        rounds += 1;
-        let before = pubs.ledger.lock().refused.values().sum::<u64>();
-        let max = pubs.published_up_to() + 64;
-        pubs.run(&h.api, &app, 4, max, Arc::new(AtomicBool::new(false)))
-            .await;
-        let refused_now = pubs.ledger.lock().refused.values().sum::<u64>() - before;
-        if refused_now >= 32 {
-            health_when_full = h
-                .api
-                .get("/health")
-                .await
-                .map(|(s, v)| json!({"status": s, "body": v}))?;
-            break;
-        }
-    }
-    let full_reached = !health_when_full.is_null();
+    let full_reached = pubs
+        .fill_until_refused(&h.api, &app, Duration::from_secs(120))
+        .await;
+    let health_when_full = health(&h.api).await?;
     let alive_when_full = h.alive();
     // Free the ballast; publishing must recover without a restart.
     std::fs::remove_file(&ballast)?;
     let refused_before = pubs.ledger.lock().refused.values().sum::<u64>();
-    let accepted_before = pubs.ledger.lock().accepted.len();
-    let recover_deadline = Instant::now() + Duration::from_secs(60);
-    let mut recovered = false;
-    while Instant::now() < recover_deadline {
-        let max = pubs.published_up_to() + 20;
-        pubs.run(&h.api, &app, 2, max, Arc::new(AtomicBool::new(false)))
-            .await;
-        if pubs.ledger.lock().accepted.len() >= accepted_before + 20 {
-            recovered = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let recovered = pubs
+        .until_accepted_again(&h.api, &app, Duration::from_secs(120))
+        .await;
     let refused_after_free = pubs.ledger.lock().refused.values().sum::<u64>() - refused_before;
     let d = Delivery::wait(&pubs, &rx, 1, o.deadline).await;
-    let health_after = h
-        .api
-        .get("/health")
-        .await
-        .map(|(s, v)| json!({"status": s, "body": v}))?;
+    let health_after = health(&h.api).await?;
     let alive = h.alive();
     let tail = if alive { String::new() } else { h.log_tail(30) };
     h.stop().await?;

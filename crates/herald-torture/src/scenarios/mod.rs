@@ -5,3 +5,4 @@ pub mod chaos;
 pub mod disk_full;
 pub mod kill_loop;
 pub mod pg_restart;
+pub mod spool_full;

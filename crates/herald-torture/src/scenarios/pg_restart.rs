@@ -20,9 +20,9 @@ use crate::receiver::{Faults, Receiver};
 use crate::Opts;
 
 const ENDPOINTS: usize = 2;
-const ENCRYPTION_KEY: &str = "dG9ydHVyZS10ZXN0LWtleS0zMi1ieXRlcy1sb25nISE=";
+pub(crate) const ENCRYPTION_KEY: &str = "dG9ydHVyZS10ZXN0LWtleS0zMi1ieXRlcy1sb25nISE=";
 
-fn pg(script: &Path, cmd: &str, dir: &Path) -> anyhow::Result<()> {
+pub(crate) fn pg(script: &Path, cmd: &str, dir: &Path) -> anyhow::Result<()> {
     let status = std::process::Command::new("bash")
         .arg(script)
         .arg(cmd)
@@ -34,7 +34,7 @@ fn pg(script: &Path, cmd: &str, dir: &Path) -> anyhow::Result<()> {
 }
 
 /// A database of its own on the server of `admin_url` (through `psql`).
-fn fresh_database(admin_url: &str, seed: u64) -> anyhow::Result<String> {
+pub(crate) fn fresh_database(admin_url: &str, seed: u64) -> anyhow::Result<String> {
     let name = format!("torture_{seed}_{}", std::process::id());
     for sql in [
         format!("DROP DATABASE IF EXISTS {name}"),
