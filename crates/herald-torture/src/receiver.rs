@@ -39,6 +39,8 @@ pub struct Seen {
     pub successes: u32,
     /// `seq` from the payload, when present.
     pub seq: Option<u64>,
+    /// The scenario's generation (see [`Receiver::set_generation`]) of each 2xx, in order.
+    pub success_generations: Vec<u32>,
 }
 
 #[derive(Default)]
@@ -56,6 +58,7 @@ struct Inner {
     seen: Mutex<HashMap<(String, String), Seen>>,
     counters: Mutex<Counters>,
     stop: AtomicBool,
+    generation: std::sync::atomic::AtomicU32,
 }
 
 #[derive(Clone)]
@@ -81,6 +84,7 @@ impl Receiver {
             seen: Mutex::default(),
             counters: Mutex::default(),
             stop: AtomicBool::new(false),
+            generation: std::sync::atomic::AtomicU32::new(0),
         });
         let state = Arc::clone(&inner);
         tokio::spawn(async move {
@@ -89,8 +93,12 @@ impl Receiver {
                     continue;
                 };
                 let st = Arc::clone(&state);
+                // A connection belongs to the process that opened it, which was alive (the
+                // current generation) when it connected; answers written after that process
+                // died still count for it.
+                let generation = st.generation.load(Ordering::Relaxed);
                 tokio::spawn(async move {
-                    let _ = serve(sock, st).await;
+                    let _ = serve(sock, st, generation).await;
                 });
             }
         });
@@ -103,6 +111,38 @@ impl Receiver {
 
     pub fn snapshot(&self) -> HashMap<(String, String), Seen> {
         self.inner.seen.lock().clone()
+    }
+
+    /// Marks the Herald process now being served (the kill loop counts them), so that each
+    /// duplicate can be laid at the door of the kill that ended its first delivery's process.
+    pub fn set_generation(&self, g: u32) {
+        self.inner.generation.store(g, Ordering::Relaxed);
+    }
+
+    /// Duplicates by the kill that caused them: a delivery answered 2xx whose process was
+    /// killed before it recorded the answer is sent again by a later process, so each 2xx
+    /// after the first belongs to the generation of the 2xx before it. One that follows a 2xx
+    /// of the same generation had no kill in between (reported under `u32::MAX`).
+    pub fn duplicates_by_generation(&self) -> HashMap<u32, u64> {
+        let mut out = HashMap::new();
+        for s in self.inner.seen.lock().values() {
+            for w in s.success_generations.windows(2) {
+                let cause = if w[0] == w[1] { u32::MAX } else { w[0] };
+                *out.entry(cause).or_default() += 1;
+            }
+        }
+        out
+    }
+
+    /// (msg id, path) of duplicates whose predecessor 2xx came from the same generation.
+    pub fn same_generation_duplicates(&self) -> Vec<(String, String)> {
+        self.inner
+            .seen
+            .lock()
+            .iter()
+            .filter(|(_, s)| s.success_generations.windows(2).any(|w| w[0] == w[1]))
+            .map(|(k, _)| k.clone())
+            .collect()
     }
 
     /// 2xx answers beyond the first per (msg id, path): duplicate deliveries.
@@ -132,7 +172,7 @@ fn find(buf: &[u8], pat: &[u8]) -> Option<usize> {
 }
 
 /// One connection: requests until the peer closes or a fault ends it.
-async fn serve(mut sock: TcpStream, st: Arc<Inner>) -> anyhow::Result<()> {
+async fn serve(mut sock: TcpStream, st: Arc<Inner>, generation: u32) -> anyhow::Result<()> {
     let mut buf: Vec<u8> = Vec::with_capacity(8192);
     let mut chunk = vec![0u8; 64 * 1024];
     loop {
@@ -230,7 +270,10 @@ async fn serve(mut sock: TcpStream, st: Arc<Inner>) -> anyhow::Result<()> {
             Fate::Ok => {
                 sock.write_all(b"HTTP/1.1 204 No Content\r\n\r\n").await?;
                 st.counters.lock().ok += 1;
-                st.seen.lock().entry(key).or_default().successes += 1;
+                let mut seen = st.seen.lock();
+                let e = seen.entry(key).or_default();
+                e.successes += 1;
+                e.success_generations.push(generation);
             }
         }
     }

@@ -18,6 +18,9 @@ use crate::Opts;
 
 const ENDPOINTS: usize = 2;
 const PUBLISHERS: usize = 8;
+/// Herald's default `maxConcurrency` per endpoint (delivery.md): the most deliveries one
+/// endpoint can have in flight at a kill.
+const DEFAULT_MAX_CONCURRENCY: u32 = 16;
 
 pub async fn run(o: &Opts, cycles: usize) -> anyhow::Result<(Value, bool)> {
     let started = Instant::now();
@@ -45,6 +48,7 @@ pub async fn run(o: &Opts, cycles: usize) -> anyhow::Result<(Value, bool)> {
     let mut app = String::new();
     let mut per_kill = Vec::new();
     for cycle in 0..cycles {
+        rx.set_generation(cycle as u32);
         let h = Herald::start(&o.bin, &data, port, &settings).await?;
         if cycle == 0 {
             app = setup_app(&h.api, "kill-loop", ENDPOINTS, |i| {
@@ -62,27 +66,50 @@ pub async fn run(o: &Opts, cycles: usize) -> anyhow::Result<(Value, bool)> {
         h.kill9().await?;
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let _ = load.await;
-        per_kill.push((cycle, live_ms, rx.duplicates()));
+        per_kill.push(live_ms);
     }
     // Final generation: no kill; wait until everything accepted is delivered.
+    rx.set_generation(cycles as u32);
     let h = Herald::start(&o.bin, &data, port, &settings).await?;
     let mut d = Delivery::wait(&pubs, &rx, ENDPOINTS, o.deadline).await;
     // Let redeliveries settle before counting duplicates.
     tokio::time::sleep(Duration::from_millis(500)).await;
     d.phantoms = phantoms(pubs.published_up_to(), &rx.snapshot());
-    h.stop().await?;
-    // Duplicates per kill: those that arrived between one kill and the next (a delivery in
-    // flight at kill k is sent again by generation k + 1).
-    let total_dup = rx.duplicates();
-    let mut dups: Vec<u64> = per_kill
-        .windows(2)
-        .map(|w| w[1].2.saturating_sub(w[0].2))
-        .collect();
-    if let Some(last) = per_kill.last() {
-        dups.push(total_dup.saturating_sub(last.2));
+    // A duplicate without a kill is legitimate only when Herald recorded a failed attempt in
+    // between (it timed out while the receiver's 2xx was on its way): check the attempt log.
+    let mut unexplained = Vec::new();
+    for (id, path) in rx.same_generation_duplicates() {
+        let attempts = h
+            .api
+            .list_all(&format!("/app/{app}/attempt/msg/{id}"))
+            .await?;
+        let failed_before = attempts.iter().any(|a| {
+            a["url"].as_str().is_some_and(|u| u.ends_with(&path))
+                && !(200..300).contains(&a["responseStatusCode"].as_u64().unwrap_or(0))
+        });
+        if !failed_before {
+            unexplained.push(format!("{id} {path}"));
+        }
     }
+    h.stop().await?;
+    // Duplicates per kill: a delivery answered 2xx by the receiver whose process was killed
+    // before it recorded the answer is sent again by a later process — so each duplicate
+    // belongs to the kill that ended the process of the 2xx before it. At most the deliveries
+    // in flight at that kill (`maxConcurrency` per endpoint); none without a kill unless the
+    // attempt log shows the failure (a timeout) that caused it.
+    let total_dup = rx.duplicates();
+    let by_gen = rx.duplicates_by_generation();
+    let dups: Vec<u64> = (0..cycles as u32)
+        .map(|g| by_gen.get(&g).copied().unwrap_or(0))
+        .collect();
+    let without_kill = by_gen.get(&u32::MAX).copied().unwrap_or(0);
+    let in_flight_cap = (ENDPOINTS as u64) * u64::from(DEFAULT_MAX_CONCURRENCY);
+    let max_per_kill = dups.iter().max().copied().unwrap_or(0);
     let ledger = pubs.ledger.lock();
-    let ok = d.complete() && ledger.refused_without_json == 0;
+    let ok = d.complete()
+        && ledger.refused_without_json == 0
+        && max_per_kill <= in_flight_cap
+        && unexplained.is_empty();
     let mut report = json!({
         "scenario": "kill-loop",
         "seed": o.seed,
@@ -91,7 +118,11 @@ pub async fn run(o: &Opts, cycles: usize) -> anyhow::Result<(Value, bool)> {
         "publishes": ledger_json(&ledger),
         "duplicates": total_dup,
         "duplicatesPerKill": dups,
-        "maxDuplicatesPerKill": dups.iter().max().copied().unwrap_or(0),
+        "maxDuplicatesPerKill": max_per_kill,
+        "inFlightCap": in_flight_cap,
+        "duplicatesWithoutKill": without_kill,
+        "duplicatesWithoutKillUnexplained": unexplained,
+        "killAfterMs": per_kill,
         "seconds": started.elapsed().as_secs_f64(),
         "ok": ok,
     });
