@@ -86,35 +86,72 @@ pub async fn run(o: &Opts, fs_mib: u64) -> anyhow::Result<(Value, bool)> {
     let refused_after_free = pubs.ledger.lock().refused.values().sum::<u64>() - refused_before;
     let d = Delivery::wait(&pubs, &rx, 1, o.deadline).await;
     let health_after = health(&h.api).await?;
+    let extra = json!({
+        "scenario": "disk-full",
+        "refusedAfterFreeing": refused_after_free,
+        "healthAfter": health_after,
+    });
+    let run = FullRun {
+        full_reached,
+        health_when_full,
+        alive_when_full,
+        recovered,
+    };
+    finish(o, h, fs, &pubs, d, run, fs_mib, started, extra).await
+}
+
+/// What a full-filesystem run saw before the end.
+pub(crate) struct FullRun {
+    pub full_reached: bool,
+    pub health_when_full: Value,
+    pub alive_when_full: bool,
+    pub recovered: bool,
+}
+
+/// Stops Herald, unmounts, and judges a full-filesystem run (`disk-full`, `spool-full`):
+/// full reached, no crash, recovery without a restart, everything accepted delivered, and
+/// only JSON 5xx refusals. `extra` holds the scenario's own fields.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn finish(
+    o: &Opts,
+    mut h: Herald,
+    fs: Tmpfs,
+    pubs: &Publisher,
+    d: Delivery,
+    run: FullRun,
+    fs_mib: u64,
+    started: Instant,
+    extra: Value,
+) -> anyhow::Result<(Value, bool)> {
     let alive = h.alive();
     let tail = if alive { String::new() } else { h.log_tail(30) };
     h.stop().await?;
     drop(fs);
     let ledger = pubs.ledger.lock();
     let only_5xx = ledger.refused.keys().all(|s| *s >= 500);
-    let ok = full_reached
-        && alive_when_full
+    let ok = run.full_reached
+        && run.alive_when_full
         && alive
-        && recovered
+        && run.recovered
         && d.complete()
         && only_5xx
         && ledger.refused_without_json == 0
         && ledger.in_doubt == 0;
     let mut report = json!({
-        "scenario": "disk-full",
         "seed": o.seed,
         "tmpfsMiB": fs_mib,
         "publishes": ledger_json(&ledger),
-        "fullReached": full_reached,
-        "healthWhenFull": health_when_full,
-        "refusedAfterFreeing": refused_after_free,
-        "recoveredWithoutRestart": recovered,
-        "healthAfter": health_after,
+        "fullReached": run.full_reached,
+        "healthWhenFull": run.health_when_full,
+        "recoveredWithoutRestart": run.recovered,
         "crashed": !alive,
         "logTail": tail,
         "seconds": started.elapsed().as_secs_f64(),
         "ok": ok,
     });
+    if let (Value::Object(r), Value::Object(e)) = (&mut report, extra) {
+        r.extend(e);
+    }
     d.report_into(&mut report);
     Ok((report, ok))
 }

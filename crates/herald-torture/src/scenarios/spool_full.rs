@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::disk_full::Tmpfs;
+use super::disk_full::{finish, FullRun, Tmpfs};
 use super::pg_restart::{fresh_database, pg, ENCRYPTION_KEY};
 use crate::herald::{free_port, Herald};
-use crate::publisher::{health, ledger_json, setup_app, Delivery, Publisher};
+use crate::publisher::{health, setup_app, Delivery, Publisher};
 use crate::receiver::{Faults, Receiver};
 use crate::Opts;
 
@@ -74,34 +74,12 @@ pub async fn run(
         .until_accepted_again(&h.api, &app, Duration::from_secs(120))
         .await;
     let d = Delivery::wait(&pubs, &rx, 1, o.deadline).await;
-    let alive = h.alive();
-    let tail = if alive { String::new() } else { h.log_tail(30) };
-    h.stop().await?;
-    drop(fs);
-    let ledger = pubs.ledger.lock();
-    let only_5xx = ledger.refused.keys().all(|s| *s >= 500);
-    let ok = full_reached
-        && alive_when_full
-        && alive
-        && recovered
-        && d.complete()
-        && only_5xx
-        && ledger.refused_without_json == 0
-        && ledger.in_doubt == 0;
-    let mut report = json!({
-        "scenario": "spool-full",
-        "seed": o.seed,
-        "tmpfsMiB": fs_mib,
-        "publishes": ledger_json(&ledger),
-        "fullReached": full_reached,
-        "healthWhenFull": health_when_full,
-        "recoveredWithoutRestart": recovered,
-        "crashed": !alive,
-        "logTail": tail,
-        "duplicates": rx.duplicates(),
-        "seconds": started.elapsed().as_secs_f64(),
-        "ok": ok,
-    });
-    d.report_into(&mut report);
-    Ok((report, ok))
+    let extra = json!({"scenario": "spool-full", "duplicates": rx.duplicates()});
+    let run = FullRun {
+        full_reached,
+        health_when_full,
+        alive_when_full,
+        recovered,
+    };
+    finish(o, h, fs, &pubs, d, run, fs_mib, started, extra).await
 }
