@@ -43,21 +43,45 @@ impl Drop for Tmpfs {
     }
 }
 
+/// A small tmpfs with a ballast file on it (space to free later), or the skip report when no
+/// tmpfs can be mounted here.
+pub(crate) struct FullFs {
+    pub fs: Tmpfs,
+    pub mnt: PathBuf,
+    pub ballast: PathBuf,
+}
+
+impl FullFs {
+    pub(crate) fn prepare(
+        dir: &Path,
+        mib: u64,
+        ballast_bytes: usize,
+        scenario: &str,
+    ) -> anyhow::Result<Result<Self, (Value, bool)>> {
+        let mnt = dir.join("mnt");
+        let fs = match Tmpfs::mount(&mnt, mib) {
+            Ok(fs) => fs,
+            Err(e) => {
+                let report = json!({"scenario": scenario, "skipped": format!("cannot mount a tmpfs: {e}"), "ok": true});
+                return Ok(Err((report, true)));
+            }
+        };
+        let ballast = mnt.join("ballast");
+        std::fs::write(&ballast, vec![7u8; ballast_bytes])?;
+        Ok(Ok(Self { fs, mnt, ballast }))
+    }
+}
+
 pub async fn run(o: &Opts, fs_mib: u64) -> anyhow::Result<(Value, bool)> {
     let started = Instant::now();
     let dir = tempfile::Builder::new()
         .prefix("herald-torture-")
         .tempdir()?;
-    let mnt = dir.path().join("mnt");
-    let fs = match Tmpfs::mount(&mnt, fs_mib) {
-        Ok(fs) => fs,
-        Err(e) => {
-            let report = json!({"scenario": "disk-full", "skipped": format!("cannot mount a tmpfs: {e}"), "ok": true});
-            return Ok((report, true));
-        }
-    };
-    let ballast = mnt.join("ballast");
-    std::fs::write(&ballast, vec![7u8; BALLAST_BYTES])?;
+    let FullFs { fs, mnt, ballast } =
+        match FullFs::prepare(dir.path(), fs_mib, BALLAST_BYTES, "disk-full")? {
+            Ok(f) => f,
+            Err(skipped) => return Ok(skipped),
+        };
     let rx = Receiver::start(Faults::default(), o.seed).await?;
     let mut h = Herald::start(
         &o.bin,

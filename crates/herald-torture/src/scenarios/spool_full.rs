@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::disk_full::{finish, FullRun, Tmpfs};
+use super::disk_full::{finish, FullFs, FullRun};
 use super::pg_restart::{fresh_database, pg, ENCRYPTION_KEY};
 use crate::herald::{free_port, Herald};
 use crate::publisher::{health, setup_app, Delivery, Publisher};
@@ -34,16 +34,11 @@ pub async fn run(
     let dir = tempfile::Builder::new()
         .prefix("herald-torture-")
         .tempdir()?;
-    let mnt = dir.path().join("mnt");
-    let fs = match Tmpfs::mount(&mnt, fs_mib) {
-        Ok(fs) => fs,
-        Err(e) => {
-            let report = json!({"scenario": "spool-full", "skipped": format!("cannot mount a tmpfs: {e}"), "ok": true});
-            return Ok((report, true));
-        }
-    };
-    let ballast = mnt.join("ballast");
-    std::fs::write(&ballast, vec![7u8; BALLAST_BYTES])?;
+    let FullFs { fs, mnt, ballast } =
+        match FullFs::prepare(dir.path(), fs_mib, BALLAST_BYTES, "spool-full")? {
+            Ok(f) => f,
+            Err(skipped) => return Ok(skipped),
+        };
     let rx = Receiver::start(Faults::default(), o.seed).await?;
     let mut h = Herald::start(
         &o.bin,
