@@ -402,7 +402,18 @@ fn endpoint(app: &AppId, rng: &mut StdRng) -> Endpoint {
 }
 
 /// One seeded run; returns its trace and fault counts, panicking when an invariant breaks.
-async fn run_seed(seed: u64, dir: &std::path::Path) -> (Vec<String>, Faults) {
+///
+/// The store lives in a directory of its own that is removed whole afterwards: SQLite's
+/// `-wal` and `-shm` files outlive the database file, and a stale pair under a reused name
+/// (or thousands of them filling a small tmpfs) made CI fail with "disk I/O error".
+async fn run_seed(seed: u64, parent: &std::path::Path) -> (Vec<String>, Faults) {
+    let dir = tempfile::tempdir_in(parent).expect("seed dir");
+    let r = run_seed_in(seed, dir.path()).await;
+    drop(dir);
+    r
+}
+
+async fn run_seed_in(seed: u64, dir: &std::path::Path) -> (Vec<String>, Faults) {
     let mut rng = StdRng::seed_from_u64(seed);
     let store: Arc<dyn Store> =
         Arc::new(SqliteStore::open(dir.join(format!("sim-{seed}.db"))).expect("open store"));
@@ -617,11 +628,7 @@ async fn every_seed_keeps_the_delivery_invariants() {
     let mut runs = futures::stream::iter(list.clone())
         .map(|seed| {
             let path = path.clone();
-            async move {
-                let r = run_seed(seed, &path).await;
-                let _ = std::fs::remove_file(path.join(format!("sim-{seed}.db")));
-                r
-            }
+            async move { run_seed(seed, &path).await }
         })
         .buffer_unordered(16);
     while let Some((trace, f)) = runs.next().await {
@@ -649,9 +656,7 @@ async fn a_seed_replays_the_same_run() {
     let dir = sim_dir();
     for seed in [3_u64, 77, 1_234] {
         let (a, _) = run_seed(seed, dir.path()).await;
-        let _ = std::fs::remove_file(dir.path().join(format!("sim-{seed}.db")));
         let (b, _) = run_seed(seed, dir.path()).await;
-        let _ = std::fs::remove_file(dir.path().join(format!("sim-{seed}.db")));
         assert_eq!(a, b, "seed {seed} replays differently");
         assert!(!a.is_empty());
     }
