@@ -12,6 +12,7 @@ pub mod client;
 pub mod engine;
 pub mod listen;
 pub mod telemetry;
+pub mod upkeep;
 
 pub use client::{ClientConfig, DeliveryClient, SendResult};
 pub use engine::{decide, Engine, EngineConfig};

@@ -48,3 +48,38 @@ pub fn endpoint_disabled() {
 pub fn circuit_transition(to: &'static str) {
     metrics::counter!("herald_circuit_transitions_total", "to" => to).increment(1);
 }
+
+/// `n` messages were published (`origin`: `api` or `inbound`); the API and the held-event
+/// sweep both count through here so the series has one definition.
+pub fn messages_published(origin: &'static str, n: u64) {
+    metrics::counter!("herald_messages_published_total", "origin" => origin).increment(n);
+}
+
+/// Makes every series of this module visible from the first scrape (at zero), so dashboards
+/// and alerts never query a missing series. Call once after installing the recorder.
+pub fn register() {
+    use metrics::counter;
+    for origin in ["api", "inbound"] {
+        counter!("herald_messages_published_total", "origin" => origin).absolute(0);
+    }
+    counter!("herald_retries_scheduled_total").absolute(0);
+    counter!("herald_endpoints_disabled_total").absolute(0);
+    for reason in ["exhausted", "permanent_status", "gone"] {
+        counter!("herald_deliveries_failed_total", "reason" => reason).absolute(0);
+    }
+    for (outcome, class) in [
+        ("success", "2xx"),
+        ("http_error", "3xx"),
+        ("http_error", "4xx"),
+        ("http_error", "5xx"),
+        ("timeout", "none"),
+        ("connect_error", "none"),
+        ("blocked", "none"),
+    ] {
+        counter!("herald_delivery_attempts_total", "outcome" => outcome, "status_class" => class)
+            .absolute(0);
+    }
+    for to in ["open", "half_open", "closed"] {
+        counter!("herald_circuit_transitions_total", "to" => to).absolute(0);
+    }
+}

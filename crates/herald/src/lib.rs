@@ -19,12 +19,9 @@ use base64::Engine as _;
 use herald_api::{ApiConfig, AppState};
 use herald_core::config::Config;
 use herald_core::crypto::SecretBox;
-use herald_core::model::Endpoint;
-use herald_core::ops::{OperationalEvent, OPERATIONAL_APP_UID, OPERATIONAL_ENDPOINT_UID};
 use herald_core::retry::RetryPolicy;
-use herald_core::signing::EndpointSecret;
 use herald_core::ssrf::EgressPolicy;
-use herald_delivery::{ClientConfig, DeliveryClient, Engine, EngineConfig, ListenHub};
+use herald_delivery::{upkeep, ClientConfig, DeliveryClient, Engine, EngineConfig, ListenHub};
 use herald_store::{OpsLog, PostgresStore, SqliteStore, Store};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use rand::RngCore;
@@ -205,29 +202,8 @@ pub fn metrics_handle() -> PrometheusHandle {
 /// alerts never query a missing series.
 fn register_metrics() {
     use metrics::{counter, gauge};
-    counter!("herald_messages_published_total", "origin" => "api").absolute(0);
-    counter!("herald_messages_published_total", "origin" => "inbound").absolute(0);
-    counter!("herald_retries_scheduled_total").absolute(0);
-    counter!("herald_endpoints_disabled_total").absolute(0);
+    herald_delivery::telemetry::register();
     counter!("herald_inbound_dedup_hits_total").absolute(0);
-    for reason in ["exhausted", "permanent_status", "gone"] {
-        counter!("herald_deliveries_failed_total", "reason" => reason).absolute(0);
-    }
-    for (outcome, class) in [
-        ("success", "2xx"),
-        ("http_error", "3xx"),
-        ("http_error", "4xx"),
-        ("http_error", "5xx"),
-        ("timeout", "none"),
-        ("connect_error", "none"),
-        ("blocked", "none"),
-    ] {
-        counter!("herald_delivery_attempts_total", "outcome" => outcome, "status_class" => class)
-            .absolute(0);
-    }
-    for to in ["open", "half_open", "closed"] {
-        counter!("herald_circuit_transitions_total", "to" => to).absolute(0);
-    }
     for outcome in [
         "accepted",
         "duplicate",
@@ -320,235 +296,8 @@ pub async fn create_token(cfg: &Config, app: Option<&str>, name: &str) -> anyhow
     Ok(secret)
 }
 
-/// Rows touched per retention transaction: small, so purging never holds the writer long.
-const RETENTION_BATCH: usize = 500;
-/// How often upkeep (auto-disable, retention) runs.
-const RETENTION_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// Background upkeep, once a minute: auto-disables endpoints that had no success for
-/// `disable_ms` (0: never), then purges expired payloads and attempt bodies (`keep_ms`, 0:
-/// never) in small batches. Delivery shares the writer thread, so batches are short and
-/// spaced out.
-async fn maintenance_loop(
-    store: Arc<dyn Store>,
-    ops: OpsLog,
-    keep_ms: i64,
-    disable_ms: i64,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    loop {
-        if disable_ms > 0 {
-            match store
-                .disable_failing_endpoints(herald_core::now_millis(), disable_ms)
-                .await
-            {
-                Ok(disabled) => {
-                    for d in disabled {
-                        let id = d.endpoint_id;
-                        herald_delivery::telemetry::endpoint_disabled();
-                        tracing::warn!(endpoint_id = %id, "endpoint disabled: no successful delivery within endpoint_disable_after_hours; its waiting deliveries are failed and recoverable");
-                        if !ops.is_ops_app(&d.app_id) {
-                            ops.emit(OperationalEvent::EndpointDisabled {
-                                app_id: d.app_id,
-                                endpoint_id: id,
-                                endpoint_uid: d.uid,
-                                trigger: "automatic",
-                                fail_since: Some(d.failing_since),
-                            })
-                            .await;
-                        }
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "auto-disable pass failed; will retry"),
-            }
-        }
-        let mut purged = 0u64;
-        // Loop until a pass finds nothing (or retention is off).
-        loop {
-            if keep_ms <= 0 {
-                break;
-            }
-            match store
-                .purge_expired(herald_core::now_millis(), keep_ms, RETENTION_BATCH)
-                .await
-            {
-                Ok(0) => break,
-                Ok(n) => purged += n,
-                Err(e) => {
-                    tracing::warn!(error = %e, "retention pass failed; will retry");
-                    break;
-                }
-            }
-            if *shutdown.borrow() {
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        if purged > 0 {
-            tracing::info!(
-                purged,
-                "retention purged expired payloads and attempt bodies"
-            );
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(RETENTION_EVERY) => {}
-            _ = shutdown.wait_for(|s| *s) => return,
-        }
-    }
-}
-
-/// How often held inbound events (source `ordering`) are checked for an ended wait.
-const HELD_SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
-/// Keys released per sweep call; the sweep calls again at once until a call finds nothing.
-const HELD_SWEEP_KEYS: usize = 100;
-
-/// The gap-timeout sweep of inbound ordering, once a second: held events whose
-/// `gapTimeoutSeconds` ran out go on in sequence order (`Store::release_held`, safe when every
-/// node sweeps), and the engine is woken for the messages they became.
-async fn held_sweep_loop(
-    store: Arc<dyn Store>,
-    wake: Arc<Notify>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    loop {
-        // Bounded: a backlog larger than this many full calls waits for the next tick.
-        for _ in 0..10 {
-            match store
-                .release_held(herald_core::now_millis(), HELD_SWEEP_KEYS)
-                .await
-            {
-                Ok(0) => break,
-                Ok(n) => {
-                    metrics::counter!("herald_messages_published_total", "origin" => "inbound")
-                        .increment(n);
-                    tracing::info!(
-                        messages = n,
-                        "held inbound events went on after their gap timeout"
-                    );
-                    wake.notify_one();
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "held-event sweep failed; will retry");
-                    break;
-                }
-            }
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(HELD_SWEEP_EVERY) => {}
-            _ = shutdown.wait_for(|s| *s) => return,
-        }
-    }
-}
-
-/// Keeps the operational application's one endpoint in line with `operational_webhook_url`:
-/// created with a fresh secret when the URL is first set, re-pointed when it changes, disabled
-/// when it is removed. The operator reads the secret through the API
-/// (`GET /api/v1/app/herald-operational/endpoint/operational-webhook/secret`).
-async fn ensure_operational_endpoint(
-    store: &dyn Store,
-    ops: &OpsLog,
-    cfg: &Config,
-    egress: &EgressPolicy,
-) -> anyhow::Result<()> {
-    let now = herald_core::now_millis();
-    let app_id = match (
-        &cfg.operational_webhook_url,
-        store.get_app(OPERATIONAL_APP_UID).await?,
-    ) {
-        (None, None) => return Ok(()),
-        _ => ops.app().await?,
-    };
-    let existing = store
-        .get_endpoint(&app_id, OPERATIONAL_ENDPOINT_UID)
-        .await?;
-    match (&cfg.operational_webhook_url, existing) {
-        (Some(url), existing) => {
-            egress
-                .validate_url(url)
-                .map_err(|e| anyhow::anyhow!("operational_webhook_url: {e}"))?;
-            match existing {
-                Some(mut ep) if ep.url != *url || ep.disabled => {
-                    ep.url = url.clone();
-                    ep.disabled = false;
-                    ep.updated_at = now;
-                    store.update_endpoint(ep).await?;
-                }
-                Some(_) => {}
-                None => {
-                    store
-                        .create_endpoint(Endpoint::internal(
-                            app_id.clone(),
-                            OPERATIONAL_ENDPOINT_UID.into(),
-                            url.clone(),
-                            "operational_webhook_url".into(),
-                            &EndpointSecret::generate(),
-                            now,
-                        ))
-                        .await?;
-                }
-            }
-        }
-        (None, Some(mut ep)) if !ep.disabled => {
-            ep.disabled = true;
-            ep.updated_at = now;
-            store.update_endpoint(ep).await?;
-        }
-        (None, _) => {}
-    }
-    Ok(())
-}
-
 /// How long a stopping server waits for `herald listen` sessions to remove their endpoints.
 const LISTEN_CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
-/// Pages walked per list when looking for leftover listen endpoints (bounds the start-up scan).
-const LISTEN_SCAN_PAGES: usize = 10_000;
-
-/// Deletes the temporary endpoints of `herald listen` sessions that a crash left behind. Only
-/// called on single-node SQLite, where the data-dir lock proves that no session is open: in a
-/// cluster another node may hold one (docs/inbound.md says how those are cleaned up).
-async fn remove_stale_listen_endpoints(store: &dyn Store) -> anyhow::Result<u64> {
-    use herald_store::ListQuery;
-    let page = |iterator: Option<String>| ListQuery {
-        limit: 250,
-        iterator,
-        backwards: false,
-        descending: false,
-        before: None,
-        after: None,
-    };
-    let mut removed = 0;
-    let mut apps_after = None;
-    for _ in 0..LISTEN_SCAN_PAGES {
-        let apps = store.list_apps(&page(apps_after.take())).await?;
-        for app in &apps.items {
-            let mut eps_after = None;
-            for _ in 0..LISTEN_SCAN_PAGES {
-                let eps = store
-                    .list_endpoints(&app.id, &page(eps_after.take()))
-                    .await?;
-                for ep in &eps.items {
-                    let temporary =
-                        ep.uid.as_deref().is_some_and(|u| {
-                            u.starts_with(herald_delivery::listen::LISTEN_UID_PREFIX)
-                        }) && herald_delivery::listen::session_of(&ep.url).is_some();
-                    if temporary {
-                        store.delete_endpoint(&app.id, &ep.id).await?;
-                        removed += 1;
-                    }
-                }
-                match eps.items.last() {
-                    Some(last) if eps.has_more => eps_after = Some(last.id.0.clone()),
-                    _ => break,
-                }
-            }
-        }
-        match apps.items.last() {
-            Some(last) if apps.has_more => apps_after = Some(last.id.0.clone()),
-            _ => break,
-        }
-    }
-    Ok(removed)
-}
 
 /// Runs Herald until `shutdown` turns true. When `listener` is `None`, binds `cfg.listen`.
 /// `on_bound` learns the bound address before requests are served.
@@ -562,27 +311,7 @@ pub async fn run(
     let opened = open_store(&cfg, true).await?;
     let store = opened.store.clone();
     if opened.lock.is_some() {
-        // Single node: the lock proves no other process holds a lease, so leases left by a
-        // crash are released now rather than after they expire. (In a cluster they expire.)
-        let released = store
-            .release_leases(None, herald_core::now_millis())
-            .await?;
-        if released > 0 {
-            tracing::info!(
-                released,
-                "re-queued deliveries that were in flight when Herald last stopped"
-            );
-        }
-        match remove_stale_listen_endpoints(store.as_ref()).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(
-                removed = n,
-                "removed temporary herald listen endpoints left by the last run"
-            ),
-            Err(e) => {
-                tracing::warn!(error = %e, "could not remove leftover herald listen endpoints")
-            }
-        }
+        recover_single_node(store.as_ref()).await?;
     }
 
     let egress = EgressPolicy {
@@ -594,71 +323,21 @@ pub async fn run(
         let wake = wake.clone();
         Arc::new(move || wake.notify_one())
     });
-    ensure_operational_endpoint(store.as_ref(), &ops, &cfg, &egress).await?;
+    upkeep::ensure_operational_endpoint(
+        store.as_ref(),
+        &ops,
+        cfg.operational_webhook_url.as_deref(),
+        &egress,
+    )
+    .await?;
     let mut tasks = tokio::task::JoinSet::new();
-    let mut waker = None;
-    let mut heartbeat = None;
-    let mut listen_hub = None;
-    if cfg.role.runs_workers() {
-        let ca = match &cfg.ca_bundle {
-            Some(p) => Some(
-                std::fs::read(p)
-                    .with_context(|| format!("cannot read ca_bundle {}", p.display()))?,
-            ),
-            None => None,
-        };
-        let client = DeliveryClient::new(ClientConfig {
-            policy: egress.clone(),
-            connect_timeout: std::time::Duration::from_millis(cfg.connect_timeout_ms),
-            request_timeout: std::time::Duration::from_millis(cfg.request_timeout_ms),
-            proxy_url: cfg.proxy_url.clone(),
-            ca_bundle_pem: ca,
-        })?;
-        // `herald listen` sessions wait for the local answer as long as an HTTP endpoint.
-        let hub = ListenHub::new(
-            std::time::Duration::from_millis(cfg.request_timeout_ms),
-            shutdown.clone(),
-        );
-        listen_hub = Some(hub.clone());
-        let engine = Engine::with_listen(
-            store.clone(),
-            client,
-            EngineConfig {
-                retry: RetryPolicy::from_secs(&cfg.retry_schedule),
-                breaker: cfg.breaker_policy(),
-                lease: std::time::Duration::from_secs(cfg.lease_seconds),
-                max_in_flight: cfg.max_in_flight,
-                owner: format!("node-{}", ulid::Ulid::new()),
-            },
-            wake.clone(),
-            Some(ops.clone()),
-            hub,
-        );
-        if let Some(pg) = &opened.postgres {
-            // Publishes on any node wake this node's workers.
-            let w = wake.clone();
-            pg.listen(Arc::new(move || w.notify_one()));
-        }
-        waker = Some(engine.waker());
-        heartbeat = Some(engine.heartbeat());
-        let (store, rx) = (store.clone(), shutdown.clone());
-        let keep_ms = cfg.retention_days as i64 * 86_400_000;
-        let disable_ms = cfg.endpoint_disable_after_hours as i64 * 3_600_000;
-        tasks.spawn(maintenance_loop(
-            store,
-            ops.clone(),
-            keep_ms,
-            disable_ms,
-            rx,
-        ));
-        tasks.spawn(held_sweep_loop(
-            opened.store.clone(),
-            wake.clone(),
-            shutdown.clone(),
-        ));
-        let rx = shutdown.clone();
-        tasks.spawn(async move { engine.run(rx).await });
-    }
+    let workers = if cfg.role.runs_workers() {
+        Some(start_workers(
+            &cfg, &opened, &egress, &wake, &ops, &shutdown, &mut tasks,
+        )?)
+    } else {
+        None
+    };
 
     let listener = match listener {
         Some(l) => l,
@@ -668,40 +347,22 @@ pub async fn run(
     };
     let addr = listener.local_addr()?;
     on_bound(addr);
+    let listen_hub = workers.as_ref().map(|w| w.listen_hub.clone());
     if cfg.role.runs_api() {
-        let mut state = AppState::new(
-            store.clone(),
-            ApiConfig {
-                admin_token,
-                egress,
-                max_payload_bytes: cfg.max_payload_bytes,
-                public_url: cfg.public_url(),
-                metrics: Some(metrics_handle()),
-                metrics_token: cfg.metrics_token.clone(),
-                worker_heartbeat: heartbeat,
-            },
-            waker,
-            Some(ops),
-        );
+        let api = ApiConfig {
+            admin_token,
+            egress,
+            max_payload_bytes: cfg.max_payload_bytes,
+            public_url: cfg.public_url(),
+            metrics: Some(metrics_handle()),
+            metrics_token: cfg.metrics_token.clone(),
+            worker_heartbeat: workers.as_ref().map(|w| w.heartbeat.clone()),
+        };
+        let mut state = AppState::new(store, api, workers.map(|w| w.waker), Some(ops));
         if let Some(hub) = &listen_hub {
             state = state.with_listen(hub.clone());
         }
-        let router = herald_api::router(state);
-        let limits = herald_api::ConnectionLimits {
-            header_read_timeout: std::time::Duration::from_millis(cfg.header_read_timeout_ms),
-            body_read_timeout: std::time::Duration::from_millis(cfg.body_read_timeout_ms),
-            idle_timeout: std::time::Duration::from_millis(cfg.idle_timeout_ms),
-            max_connections: cfg.max_connections,
-        };
-        let mut rx = shutdown.clone();
-        tasks.spawn(async move {
-            let stop = async move {
-                let _ = rx.wait_for(|s| *s).await;
-            };
-            if let Err(e) = herald_api::serve(listener, router, limits, stop).await {
-                tracing::error!(error = %e, "HTTP server failed");
-            }
-        });
+        start_api(&cfg, state, listener, &shutdown, &mut tasks);
         tracing::info!(%addr, "Herald listening");
     } else {
         drop(listener);
@@ -715,4 +376,135 @@ pub async fn run(
     }
     tracing::info!("Herald stopped");
     Ok(())
+}
+
+/// Single node: the data-dir lock proves no other process holds a lease or a listen session,
+/// so what a crash left behind is cleaned now rather than after leases expire. (In a cluster
+/// leases expire.)
+async fn recover_single_node(store: &dyn Store) -> anyhow::Result<()> {
+    let released = store
+        .release_leases(None, herald_core::now_millis())
+        .await?;
+    if released > 0 {
+        tracing::info!(
+            released,
+            "re-queued deliveries that were in flight when Herald last stopped"
+        );
+    }
+    match upkeep::remove_stale_listen_endpoints(store).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            removed = n,
+            "removed temporary herald listen endpoints left by the last run"
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not remove leftover herald listen endpoints")
+        }
+    }
+    Ok(())
+}
+
+/// What the API learns from the workers of the same process.
+struct Workers {
+    waker: Arc<Notify>,
+    heartbeat: Arc<std::sync::atomic::AtomicI64>,
+    listen_hub: ListenHub,
+}
+
+/// Starts the delivery engine and its upkeep loops on `tasks`.
+fn start_workers(
+    cfg: &Config,
+    opened: &OpenedStore,
+    egress: &EgressPolicy,
+    wake: &Arc<Notify>,
+    ops: &OpsLog,
+    shutdown: &watch::Receiver<bool>,
+    tasks: &mut tokio::task::JoinSet<()>,
+) -> anyhow::Result<Workers> {
+    let ca = match &cfg.ca_bundle {
+        Some(p) => Some(
+            std::fs::read(p).with_context(|| format!("cannot read ca_bundle {}", p.display()))?,
+        ),
+        None => None,
+    };
+    let client = DeliveryClient::new(ClientConfig {
+        policy: egress.clone(),
+        connect_timeout: std::time::Duration::from_millis(cfg.connect_timeout_ms),
+        request_timeout: std::time::Duration::from_millis(cfg.request_timeout_ms),
+        proxy_url: cfg.proxy_url.clone(),
+        ca_bundle_pem: ca,
+    })?;
+    // `herald listen` sessions wait for the local answer as long as an HTTP endpoint.
+    let hub = ListenHub::new(
+        std::time::Duration::from_millis(cfg.request_timeout_ms),
+        shutdown.clone(),
+    );
+    let engine = Engine::with_listen(
+        opened.store.clone(),
+        client,
+        EngineConfig {
+            retry: RetryPolicy::from_secs(&cfg.retry_schedule),
+            breaker: cfg.breaker_policy(),
+            lease: std::time::Duration::from_secs(cfg.lease_seconds),
+            max_in_flight: cfg.max_in_flight,
+            owner: format!("node-{}", ulid::Ulid::new()),
+        },
+        wake.clone(),
+        Some(ops.clone()),
+        hub.clone(),
+    );
+    if let Some(pg) = &opened.postgres {
+        // Publishes on any node wake this node's workers.
+        let w = wake.clone();
+        pg.listen(Arc::new(move || w.notify_one()));
+    }
+    let workers = Workers {
+        waker: engine.waker(),
+        heartbeat: engine.heartbeat(),
+        listen_hub: hub,
+    };
+    let retention = upkeep::Retention {
+        keep_ms: cfg.retention_days as i64 * 86_400_000,
+        disable_ms: cfg.endpoint_disable_after_hours as i64 * 3_600_000,
+    };
+    tasks.spawn(upkeep::maintenance_loop(
+        opened.store.clone(),
+        ops.clone(),
+        retention,
+        shutdown.clone(),
+    ));
+    tasks.spawn(upkeep::held_sweep_loop(
+        opened.store.clone(),
+        wake.clone(),
+        shutdown.clone(),
+    ));
+    let rx = shutdown.clone();
+    tasks.spawn(async move { engine.run(rx).await });
+    Ok(workers)
+}
+
+/// Serves the HTTP API on `listener` until shutdown.
+fn start_api(
+    cfg: &Config,
+    state: AppState,
+    listener: TcpListener,
+    shutdown: &watch::Receiver<bool>,
+    tasks: &mut tokio::task::JoinSet<()>,
+) {
+    let router = herald_api::router(state);
+    let limits = herald_api::ConnectionLimits {
+        header_read_timeout: std::time::Duration::from_millis(cfg.header_read_timeout_ms),
+        body_read_timeout: std::time::Duration::from_millis(cfg.body_read_timeout_ms),
+        idle_timeout: std::time::Duration::from_millis(cfg.idle_timeout_ms),
+        max_connections: cfg.max_connections,
+    };
+    let mut rx = shutdown.clone();
+    tasks.spawn(async move {
+        let stop = async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        if let Err(e) = herald_api::serve(listener, router, limits, stop).await {
+            tracing::error!(error = %e, "HTTP server failed");
+        }
+    });
 }

@@ -139,46 +139,7 @@ pub async fn listen(
     opts: ListenOptions,
     out: impl Write + Send + 'static,
 ) -> Result<(), ListenError> {
-    let url = listen_url(&opts)?;
-    url::Url::parse(&opts.forward)
-        .ok()
-        .filter(|u| matches!(u.scheme(), "http" | "https"))
-        .ok_or_else(|| {
-            ListenError::Url(format!("--forward {}: expected http(s)://…", opts.forward))
-        })?;
-    let mut req = url
-        .as_str()
-        .into_client_request()
-        .map_err(|e| ListenError::Url(format!("{url}: {e}")))?;
-    let auth = format!("Bearer {}", opts.token)
-        .parse()
-        .map_err(|_| ListenError::Url("the token is not a valid header value".into()))?;
-    req.headers_mut().insert(http::header::AUTHORIZATION, auth);
-    let (socket, _) = match tokio_tungstenite::connect_async(req).await {
-        Ok(s) => s,
-        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
-            let status = resp.status().as_u16();
-            let body: Value = resp
-                .body()
-                .as_deref()
-                .and_then(|b| serde_json::from_slice(b).ok())
-                .unwrap_or(Value::Null);
-            return Err(ListenError::Api {
-                status,
-                code: body["code"].as_str().unwrap_or("error").to_string(),
-                detail: body["detail"]
-                    .as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| body["detail"].to_string()),
-            });
-        }
-        Err(e) => {
-            return Err(ListenError::Unreachable {
-                url: opts.server.clone(),
-                detail: e.to_string(),
-            })
-        }
-    };
+    let socket = connect(&opts).await?;
     let (mut sink, mut stream) = socket.split();
     let (outbox, mut outgoing) = mpsc::channel::<WsMessage>(OUTBOX);
     let writer = tokio::spawn(async move {
@@ -261,6 +222,53 @@ pub async fn listen(
     drop(outbox);
     let _ = tokio::time::timeout(CLOSE_GRACE, writer).await;
     result
+}
+
+/// Opens the session's WebSocket; an HTTP refusal becomes the API's `{code, detail}`.
+async fn connect(
+    opts: &ListenOptions,
+) -> Result<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    ListenError,
+> {
+    let url = listen_url(opts)?;
+    url::Url::parse(&opts.forward)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https"))
+        .ok_or_else(|| {
+            ListenError::Url(format!("--forward {}: expected http(s)://…", opts.forward))
+        })?;
+    let mut req = url
+        .as_str()
+        .into_client_request()
+        .map_err(|e| ListenError::Url(format!("{url}: {e}")))?;
+    let auth = format!("Bearer {}", opts.token)
+        .parse()
+        .map_err(|_| ListenError::Url("the token is not a valid header value".into()))?;
+    req.headers_mut().insert(http::header::AUTHORIZATION, auth);
+    match tokio_tungstenite::connect_async(req).await {
+        Ok((socket, _)) => Ok(socket),
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            let status = resp.status().as_u16();
+            let body: Value = resp
+                .body()
+                .as_deref()
+                .and_then(|b| serde_json::from_slice(b).ok())
+                .unwrap_or(Value::Null);
+            Err(ListenError::Api {
+                status,
+                code: body["code"].as_str().unwrap_or("error").to_string(),
+                detail: body["detail"]
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| body["detail"].to_string()),
+            })
+        }
+        Err(e) => Err(ListenError::Unreachable {
+            url: opts.server.clone(),
+            detail: e.to_string(),
+        }),
+    }
 }
 
 /// Resolves on Ctrl-C (or SIGTERM on Unix).

@@ -261,86 +261,15 @@ fn main() -> anyhow::Result<()> {
     let config_path = cli.config.clone();
     let config_path = config_path.as_deref();
     match cli.command {
-        Command::Serve { role } => {
-            let (mut cfg, ignored) = load_config(config_path);
-            if let Some(r) = role {
-                cfg.role = match r.as_str() {
-                    "api" => Role::Api,
-                    "worker" => Role::Worker,
-                    "all" => Role::All,
-                    other => {
-                        eprintln!("invalid --role `{other}`: expected api, worker or all");
-                        std::process::exit(2);
-                    }
-                };
-            }
-            init_logging(&cfg);
-            report_ignored_env(&ignored);
-            let rt = tokio::runtime::Runtime::new()?;
-            rt.block_on(async move {
-                let (tx, rx) = watch::channel(false);
-                tokio::spawn(async move {
-                    wait_for_signal().await;
-                    tracing::info!("shutdown requested; finishing in-flight deliveries");
-                    let _ = tx.send(true);
-                });
-                herald::run(cfg, None, rx, |_| {}).await
-            })
-        }
+        Command::Serve { role } => serve(config_path, role),
         Command::Verify {
             secret,
             headers,
             scheme,
             tolerance,
             now,
-        } => {
-            let scheme = SignatureScheme::parse(&scheme).unwrap_or_else(|| {
-                eprintln!("invalid --scheme `{scheme}`: expected standard, svix or github");
-                std::process::exit(2);
-            });
-            let mut parsed = Vec::new();
-            for h in headers {
-                match h.split_once(':') {
-                    Some((k, v)) => parsed.push((k.trim().to_string(), v.trim().to_string())),
-                    None => {
-                        eprintln!("invalid --header `{h}`: expected `Name: value`");
-                        std::process::exit(2);
-                    }
-                }
-            }
-            let mut body = Vec::new();
-            std::io::Read::read_to_end(&mut std::io::stdin(), &mut body)?;
-            let now = now.unwrap_or_else(|| herald_core::now_millis() / 1000);
-            match herald::verify::verify(scheme, &secret, &parsed, &body, now, tolerance) {
-                Ok(()) => {
-                    println!("valid");
-                    Ok(())
-                }
-                Err(reason) => {
-                    println!("invalid: {reason}");
-                    std::process::exit(1);
-                }
-            }
-        }
-        Command::RotateKey { new_key } => {
-            let (cfg, ignored) = load_config(config_path);
-            init_logging(&cfg);
-            report_ignored_env(&ignored);
-            let rt = tokio::runtime::Runtime::new()?;
-            rt.block_on(async move {
-                match herald::rotate_key(&cfg, new_key).await? {
-                    herald::RotatedKey::Written { path, records } => println!(
-                        "re-encrypted {records} records; the new key is in {}",
-                        path.display()
-                    ),
-                    herald::RotatedKey::Configure { key, records } => {
-                        println!("re-encrypted {records} records; set encryption_key to:");
-                        println!("{key}");
-                    }
-                }
-                Ok(())
-            })
-        }
+        } => verify(&secret, headers, &scheme, tolerance, now),
+        Command::RotateKey { new_key } => rotate_key(config_path, new_key),
         Command::Token {
             command: TokenCommand::Create { app, name },
         } => {
@@ -374,13 +303,7 @@ fn main() -> anyhow::Result<()> {
                 forward,
             };
             let rt = tokio::runtime::Runtime::new()?;
-            match rt.block_on(herald::listen::listen(opts, std::io::stdout())) {
-                Ok(()) => Ok(()),
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    std::process::exit(1);
-                }
-            }
+            or_exit(rt.block_on(herald::listen::listen(opts, std::io::stdout())))
         }
         Command::Send {
             app,
@@ -419,31 +342,7 @@ fn main() -> anyhow::Result<()> {
             endpoint,
             id,
             out,
-        } => {
-            let path = match (msg, endpoint) {
-                (Some(m), _) if id.is_some() => {
-                    format!("/app/{app}/msg/{m}/attempt/{}", id.unwrap_or_default())
-                }
-                (Some(m), _) => format!("/app/{app}/attempt/msg/{m}"),
-                (None, Some(e)) => format!("/app/{app}/attempt/endpoint/{e}"),
-                (None, None) => unreachable!("clap requires one"),
-            };
-            api(
-                config_path,
-                &out,
-                reqwest::Method::GET,
-                &path,
-                None,
-                &[
-                    "id",
-                    "msgId",
-                    "endpointId",
-                    "responseStatusCode",
-                    "statusText",
-                    "timestamp",
-                ],
-            )
-        }
+        } => attempts(config_path, &app, msg, endpoint, id, &out),
         Command::Recover {
             app,
             endpoint,
@@ -451,55 +350,201 @@ fn main() -> anyhow::Result<()> {
             no_wait,
             timeout,
             out,
-        } => {
-            let body = serde_json::json!({"since": since});
-            let path = format!("/app/{app}/endpoint/{endpoint}/recover");
-            if no_wait || out.json {
-                return api(
-                    config_path,
-                    &out,
-                    reqwest::Method::POST,
-                    &path,
-                    Some(body),
-                    &["id", "status", "task"],
-                );
+        } => recover(
+            config_path,
+            &app,
+            &endpoint,
+            since,
+            no_wait || out.json,
+            timeout,
+            &out,
+        ),
+        Command::Migrate => migrate(config_path),
+    }
+}
+
+/// `herald serve`: runs until SIGTERM or Ctrl-C.
+fn serve(config_path: Option<&Path>, role: Option<String>) -> anyhow::Result<()> {
+    let (mut cfg, ignored) = load_config(config_path);
+    if let Some(r) = role {
+        cfg.role = match r.as_str() {
+            "api" => Role::Api,
+            "worker" => Role::Worker,
+            "all" => Role::All,
+            other => {
+                eprintln!("invalid --role `{other}`: expected api, worker or all");
+                std::process::exit(2);
             }
-            let client = herald::client::ApiClient::new(&out.url, &token_of(config_path, &out)?);
-            let rt = tokio::runtime::Runtime::new()?;
-            match rt.block_on(herald::client::recover_with_progress(
-                &client,
-                &app,
-                &endpoint,
-                body,
-                std::time::Duration::from_secs(timeout),
-            )) {
-                Ok(summary) => {
-                    println!("{summary}");
-                    Ok(())
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    std::process::exit(1);
-                }
+        };
+    }
+    init_logging(&cfg);
+    report_ignored_env(&ignored);
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async move {
+        let (tx, rx) = watch::channel(false);
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutdown requested; finishing in-flight deliveries");
+            let _ = tx.send(true);
+        });
+        herald::run(cfg, None, rx, |_| {}).await
+    })
+}
+
+/// `herald verify`: checks a signature offline; loads no configuration.
+fn verify(
+    secret: &str,
+    headers: Vec<String>,
+    scheme: &str,
+    tolerance: i64,
+    now: Option<i64>,
+) -> anyhow::Result<()> {
+    let scheme = SignatureScheme::parse(scheme).unwrap_or_else(|| {
+        eprintln!("invalid --scheme `{scheme}`: expected standard, svix or github");
+        std::process::exit(2);
+    });
+    let mut parsed = Vec::new();
+    for h in headers {
+        match h.split_once(':') {
+            Some((k, v)) => parsed.push((k.trim().to_string(), v.trim().to_string())),
+            None => {
+                eprintln!("invalid --header `{h}`: expected `Name: value`");
+                std::process::exit(2);
             }
         }
-        Command::Migrate => {
-            let (cfg, ignored) = load_config(config_path);
-            init_logging(&cfg);
-            report_ignored_env(&ignored);
-            std::fs::create_dir_all(&cfg.data_dir)?;
-            match cfg.postgres_url() {
-                Some(url) => {
-                    tokio::runtime::Runtime::new()?
-                        .block_on(herald_store::PostgresStore::migrate_only(url))?;
-                    println!("migrations applied to the PostgreSQL database");
-                }
-                None => {
-                    herald_store::SqliteStore::migrate_only(cfg.sqlite_path())?;
-                    println!("migrations applied to {}", cfg.sqlite_path().display());
-                }
-            }
+    }
+    let mut body = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::stdin(), &mut body)?;
+    let now = now.unwrap_or_else(|| herald_core::now_millis() / 1000);
+    match herald::verify::verify(scheme, secret, &parsed, &body, now, tolerance) {
+        Ok(()) => {
+            println!("valid");
             Ok(())
+        }
+        Err(reason) => {
+            println!("invalid: {reason}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// `herald rotate-key`.
+fn rotate_key(config_path: Option<&Path>, new_key: Option<String>) -> anyhow::Result<()> {
+    let (cfg, ignored) = load_config(config_path);
+    init_logging(&cfg);
+    report_ignored_env(&ignored);
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async move {
+        match herald::rotate_key(&cfg, new_key).await? {
+            herald::RotatedKey::Written { path, records } => println!(
+                "re-encrypted {records} records; the new key is in {}",
+                path.display()
+            ),
+            herald::RotatedKey::Configure { key, records } => {
+                println!("re-encrypted {records} records; set encryption_key to:");
+                println!("{key}");
+            }
+        }
+        Ok(())
+    })
+}
+
+/// `herald attempt`: one attempt, a message's or an endpoint's attempts.
+fn attempts(
+    config_path: Option<&Path>,
+    app: &str,
+    msg: Option<String>,
+    endpoint: Option<String>,
+    id: Option<String>,
+    out: &Output,
+) -> anyhow::Result<()> {
+    let path = match (msg, endpoint) {
+        (Some(m), _) if id.is_some() => {
+            format!("/app/{app}/msg/{m}/attempt/{}", id.unwrap_or_default())
+        }
+        (Some(m), _) => format!("/app/{app}/attempt/msg/{m}"),
+        (None, Some(e)) => format!("/app/{app}/attempt/endpoint/{e}"),
+        (None, None) => unreachable!("clap requires one"),
+    };
+    api(
+        config_path,
+        out,
+        reqwest::Method::GET,
+        &path,
+        None,
+        &[
+            "id",
+            "msgId",
+            "endpointId",
+            "responseStatusCode",
+            "statusText",
+            "timestamp",
+        ],
+    )
+}
+
+/// `herald recover`: starts a recovery and, unless `no_wait`, follows it to the end.
+fn recover(
+    config_path: Option<&Path>,
+    app: &str,
+    endpoint: &str,
+    since: String,
+    no_wait: bool,
+    timeout: u64,
+    out: &Output,
+) -> anyhow::Result<()> {
+    let body = serde_json::json!({"since": since});
+    let path = format!("/app/{app}/endpoint/{endpoint}/recover");
+    if no_wait {
+        return api(
+            config_path,
+            out,
+            reqwest::Method::POST,
+            &path,
+            Some(body),
+            &["id", "status", "task"],
+        );
+    }
+    let client = herald::client::ApiClient::new(&out.url, &token_of(config_path, out)?);
+    let rt = tokio::runtime::Runtime::new()?;
+    let summary = or_exit(rt.block_on(herald::client::recover_with_progress(
+        &client,
+        app,
+        endpoint,
+        body,
+        std::time::Duration::from_secs(timeout),
+    )))?;
+    println!("{summary}");
+    Ok(())
+}
+
+/// `herald migrate`.
+fn migrate(config_path: Option<&Path>) -> anyhow::Result<()> {
+    let (cfg, ignored) = load_config(config_path);
+    init_logging(&cfg);
+    report_ignored_env(&ignored);
+    std::fs::create_dir_all(&cfg.data_dir)?;
+    match cfg.postgres_url() {
+        Some(url) => {
+            tokio::runtime::Runtime::new()?
+                .block_on(herald_store::PostgresStore::migrate_only(url))?;
+            println!("migrations applied to the PostgreSQL database");
+        }
+        None => {
+            herald_store::SqliteStore::migrate_only(cfg.sqlite_path())?;
+            println!("migrations applied to {}", cfg.sqlite_path().display());
+        }
+    }
+    Ok(())
+}
+
+/// A command's failure printed as `error: …` with exit status 1 (not anyhow's debug form).
+fn or_exit<T, E: std::fmt::Display>(r: Result<T, E>) -> anyhow::Result<T> {
+    match r {
+        Ok(v) => Ok(v),
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
         }
     }
 }
@@ -574,22 +619,15 @@ fn api(
     let token = token_of(cfg, out)?;
     let client = herald::client::ApiClient::new(&out.url, &token);
     let rt = tokio::runtime::Runtime::new()?;
-    match rt.block_on(client.call(method, path, body)) {
-        Ok(v) => {
-            if out.json {
-                println!("{}", serde_json::to_string_pretty(&v)?);
-            } else {
-                let rows = match v.get("data").and_then(|d| d.as_array()) {
-                    Some(list) => list.clone(),
-                    None => vec![v],
-                };
-                println!("{}", herald::client::table(&rows, columns));
-            }
-            Ok(())
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::exit(1);
-        }
+    let v = or_exit(rt.block_on(client.call(method, path, body)))?;
+    if out.json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        let rows = match v.get("data").and_then(|d| d.as_array()) {
+            Some(list) => list.clone(),
+            None => vec![v],
+        };
+        println!("{}", herald::client::table(&rows, columns));
     }
+    Ok(())
 }
