@@ -219,143 +219,71 @@ impl Config {
             .extract()
             .map_err(|e| ConfigError(e.into_iter().map(|e| e.to_string()).collect()))?;
         let mut c = Config::default();
-        let mut errors = Vec::new();
-
-        fn take<T: serde::de::DeserializeOwned>(
-            dict: &Dict,
-            key: &str,
-            slot: &mut T,
-            errors: &mut Vec<String>,
-        ) {
-            if let Some(v) = dict.get(key) {
-                match v.deserialize::<T>() {
-                    Ok(x) => *slot = x,
-                    Err(e) => errors.push(format!("`{key}`: {}", e.kind)),
-                }
-            }
-        }
-        fn take_opt<T: serde::de::DeserializeOwned>(
-            dict: &Dict,
-            key: &str,
-            slot: &mut Option<T>,
-            errors: &mut Vec<String>,
-        ) {
-            if let Some(v) = dict.get(key) {
-                match v.deserialize::<T>() {
-                    Ok(x) => *slot = Some(x),
-                    Err(e) => errors.push(format!("`{key}`: {}", e.kind)),
-                }
-            }
-        }
-
+        let mut r = Reader {
+            dict: &dict,
+            errors: Vec::new(),
+        };
         // `listen` may arrive as a string from either layer.
         if let Some(v) = dict.get("listen") {
             match v.deserialize::<String>().map(|s| s.parse::<SocketAddr>()) {
                 Ok(Ok(a)) => c.listen = a,
-                _ => errors.push("`listen`: expected an address such as 127.0.0.1:8787".into()),
+                _ => r
+                    .errors
+                    .push("`listen`: expected an address such as 127.0.0.1:8787".into()),
             }
         }
-        take_opt(&dict, "public_url", &mut c.public_url, &mut errors);
-        take_opt(&dict, "metrics_token", &mut c.metrics_token, &mut errors);
-        take(&dict, "data_dir", &mut c.data_dir, &mut errors);
-        take_opt(&dict, "database_url", &mut c.database_url, &mut errors);
-        take(
-            &dict,
-            "spool_max_bytes",
-            &mut c.spool_max_bytes,
-            &mut errors,
-        );
-        take_opt(&dict, "admin_token", &mut c.admin_token, &mut errors);
-        take_opt(&dict, "encryption_key", &mut c.encryption_key, &mut errors);
-        take(&dict, "role", &mut c.role, &mut errors);
-        take(&dict, "retry_schedule", &mut c.retry_schedule, &mut errors);
-        take(
-            &dict,
-            "connect_timeout_ms",
-            &mut c.connect_timeout_ms,
-            &mut errors,
-        );
-        take(
-            &dict,
-            "request_timeout_ms",
-            &mut c.request_timeout_ms,
-            &mut errors,
-        );
-        take(
-            &dict,
-            "max_payload_bytes",
-            &mut c.max_payload_bytes,
-            &mut errors,
-        );
-        if let Some(v) = dict.get("allow_networks") {
-            match v.deserialize::<Vec<String>>() {
-                Ok(list) => {
-                    c.allow_networks.clear();
-                    for s in list {
-                        match s.parse::<IpNet>() {
-                            Ok(n) => c.allow_networks.push(n),
-                            Err(_) => errors.push(format!("`allow_networks`: `{s}` is not a CIDR")),
-                        }
-                    }
+        if let Some(list) = r.value::<Vec<String>>("allow_networks") {
+            c.allow_networks.clear();
+            for s in list {
+                match s.parse::<IpNet>() {
+                    Ok(n) => c.allow_networks.push(n),
+                    Err(_) => r
+                        .errors
+                        .push(format!("`allow_networks`: `{s}` is not a CIDR")),
                 }
-                Err(e) => errors.push(format!("`allow_networks`: {}", e.kind)),
             }
         }
-        take(&dict, "https_only", &mut c.https_only, &mut errors);
-        take_opt(&dict, "proxy_url", &mut c.proxy_url, &mut errors);
-        take(&dict, "max_in_flight", &mut c.max_in_flight, &mut errors);
-        take(
-            &dict,
-            "endpoint_disable_after_hours",
-            &mut c.endpoint_disable_after_hours,
-            &mut errors,
+        // Each key is read into the field of the same name.
+        macro_rules! read {
+            ($($field:ident),* $(,)?) => { $( r.take(stringify!($field), &mut c.$field); )* };
+        }
+        macro_rules! read_opt {
+            ($($field:ident),* $(,)?) => {
+                $( if let Some(v) = r.value(stringify!($field)) { c.$field = Some(v); } )*
+            };
+        }
+        read!(
+            data_dir,
+            spool_max_bytes,
+            role,
+            retry_schedule,
+            connect_timeout_ms,
+            request_timeout_ms,
+            max_payload_bytes,
+            https_only,
+            max_in_flight,
+            endpoint_disable_after_hours,
+            retention_days,
+            lease_seconds,
+            breaker_cooldown_ms,
+            breaker_max_cooldown_ms,
+            header_read_timeout_ms,
+            body_read_timeout_ms,
+            idle_timeout_ms,
+            max_connections,
         );
-        take(&dict, "retention_days", &mut c.retention_days, &mut errors);
-        take_opt(&dict, "log_format", &mut c.log_format, &mut errors);
-        take_opt(
-            &dict,
-            "operational_webhook_url",
-            &mut c.operational_webhook_url,
-            &mut errors,
+        read_opt!(
+            public_url,
+            metrics_token,
+            database_url,
+            admin_token,
+            encryption_key,
+            proxy_url,
+            log_format,
+            operational_webhook_url,
+            ca_bundle,
         );
-        take(&dict, "lease_seconds", &mut c.lease_seconds, &mut errors);
-        take(
-            &dict,
-            "breaker_cooldown_ms",
-            &mut c.breaker_cooldown_ms,
-            &mut errors,
-        );
-        take(
-            &dict,
-            "breaker_max_cooldown_ms",
-            &mut c.breaker_max_cooldown_ms,
-            &mut errors,
-        );
-        take_opt(&dict, "ca_bundle", &mut c.ca_bundle, &mut errors);
-        take(
-            &dict,
-            "header_read_timeout_ms",
-            &mut c.header_read_timeout_ms,
-            &mut errors,
-        );
-        take(
-            &dict,
-            "body_read_timeout_ms",
-            &mut c.body_read_timeout_ms,
-            &mut errors,
-        );
-        take(
-            &dict,
-            "idle_timeout_ms",
-            &mut c.idle_timeout_ms,
-            &mut errors,
-        );
-        take(
-            &dict,
-            "max_connections",
-            &mut c.max_connections,
-            &mut errors,
-        );
+        let mut errors = r.errors;
 
         for key in dict.keys() {
             if !KNOWN_KEYS.contains(&key.as_str()) {
@@ -509,6 +437,31 @@ pub const KNOWN_KEYS: &[&str] = &[
 /// Used by tests that build configs without files or environment.
 pub fn figment_from_toml(text: &str) -> Figment {
     Figment::new().merge(Toml::string(text))
+}
+
+/// Reads configuration keys, collecting every problem instead of stopping at the first.
+struct Reader<'a> {
+    dict: &'a Dict,
+    errors: Vec<String>,
+}
+
+impl Reader<'_> {
+    /// The key's value when present and well-formed; a malformed one is recorded.
+    fn value<T: serde::de::DeserializeOwned>(&mut self, key: &str) -> Option<T> {
+        match self.dict.get(key)?.deserialize::<T>() {
+            Ok(x) => Some(x),
+            Err(e) => {
+                self.errors.push(format!("`{key}`: {}", e.kind));
+                None
+            }
+        }
+    }
+
+    fn take<T: serde::de::DeserializeOwned>(&mut self, key: &str, slot: &mut T) {
+        if let Some(x) = self.value(key) {
+            *slot = x;
+        }
+    }
 }
 
 #[cfg(test)]
