@@ -528,29 +528,17 @@ mod tests {
     }
 
     fn ep() -> Endpoint {
-        Endpoint {
-            id: EndpointId::generate(),
-            app_id: AppId::generate(),
-            uid: None,
-            url: "https://example.com".into(),
-            description: String::new(),
-            disabled: false,
-            event_types: None,
-            channels: None,
-            throttle_rate: None,
-            metadata: Default::default(),
-            headers: Default::default(),
-            retry_schedule: None,
-            permanent_statuses: vec![],
-            ordering: Ordering::None,
-            max_concurrency: None,
-            signature_scheme: SignatureScheme::Standard,
-            secrets: vec![],
-            paused_until: None,
-            breaker: BreakerState::Closed,
-            created_at: 0,
-            updated_at: 0,
-        }
+        let mut e = Endpoint::internal(
+            AppId::generate(),
+            String::new(),
+            "https://example.com".into(),
+            String::new(),
+            &crate::signing::EndpointSecret::generate(),
+            0,
+        );
+        e.uid = None;
+        e.secrets.clear();
+        e
     }
 
     #[test]

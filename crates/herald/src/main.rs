@@ -571,24 +571,11 @@ fn list_get(
     resource: &str,
     columns: &[&str],
 ) -> anyhow::Result<()> {
-    match cmd {
-        ListGet::List { app, limit, out } => api(
-            cfg,
-            &out,
-            reqwest::Method::GET,
-            &format!("/app/{app}/{resource}?limit={limit}"),
-            None,
-            columns,
-        ),
-        ListGet::Get { app, id, out } => api(
-            cfg,
-            &out,
-            reqwest::Method::GET,
-            &format!("/app/{app}/{resource}/{id}"),
-            None,
-            columns,
-        ),
-    }
+    let (path, out) = match cmd {
+        ListGet::List { app, limit, out } => (format!("/app/{app}/{resource}?limit={limit}"), out),
+        ListGet::Get { app, id, out } => (format!("/app/{app}/{resource}/{id}"), out),
+    };
+    api(cfg, &out, reqwest::Method::GET, &path, None, columns)
 }
 
 /// `--token` / `HERALD_TOKEN`, else the admin token file in `data_dir` (the only case that
