@@ -21,28 +21,14 @@ use crate::dto::{
 };
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{parse_time, Auth, JsonBody, ListParams, Path, Q};
-use crate::openapi::{AppPath, EndpointPath};
-use crate::AppState;
+use crate::paths::{AppPath, EndpointPath};
+use crate::service::{apps, endpoints};
+use crate::state::AppState;
 
 /// Default grace period of a rotated secret.
 const DEFAULT_GRACE_S: i64 = 24 * 3600;
 /// Secrets kept per endpoint (the newest plus those still in grace).
 const MAX_SECRETS: usize = 5;
-
-pub(crate) async fn load(
-    st: &AppState,
-    auth: &Auth,
-    app_id: &str,
-    ep: &str,
-) -> ApiResult<(Application, Endpoint)> {
-    let app = st.app(auth, app_id).await?;
-    let ep = st
-        .store()
-        .get_endpoint(&app.id, ep)
-        .await?
-        .ok_or_else(|| ApiError::not_found("endpoint"))?;
-    Ok((app, ep))
-}
 
 fn check_url(st: &AppState, c: &mut Checks, url: &str) {
     if let Err(e) = st.inner.egress.validate_url(url) {
@@ -152,14 +138,8 @@ fn created(ep: &Endpoint) -> Response {
         .into_response()
 }
 
-fn conflict(e: herald_store::StoreError) -> ApiError {
-    match e {
-        herald_store::StoreError::Conflict(_) => {
-            ApiError::Conflict("an endpoint with this uid already exists".into())
-        }
-        other => other.into(),
-    }
-}
+/// 409 wording of a taken uid.
+const UID_TAKEN: &str = "an endpoint with this uid already exists";
 
 /// List an application's endpoints, oldest first.
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint", tag = "Endpoint", operation_id = "list_endpoints",
@@ -168,18 +148,17 @@ fn conflict(e: herald_store::StoreError) -> ApiError {
 pub async fn list(
     State(st): State<AppState>,
     auth: Auth,
-    Path(app_id): Path<String>,
+    Path(AppPath { app_id }): Path<AppPath>,
     Q(p): Q<ListParams>,
 ) -> ApiResult<Json<ListOut<EndpointOut>>> {
-    let app = st.app(&auth, &app_id).await?;
+    let app = apps::load(&st, &auth, &app_id).await?;
     let page = st
         .store()
         .list_endpoints(&app.id, &p.to_query(false)?)
         .await?;
     let now = now_millis();
-    Ok(Json(ListOut::new(
-        &page.items,
-        page.has_more,
+    Ok(Json(ListOut::page(
+        &page,
         |e| e.id.0.clone(),
         |e| EndpointOut::new(e, now),
     )))
@@ -194,12 +173,16 @@ pub async fn list(
 pub async fn create(
     State(st): State<AppState>,
     auth: Auth,
-    Path(app_id): Path<String>,
+    Path(AppPath { app_id }): Path<AppPath>,
     JsonBody(body): JsonBody<EndpointIn>,
 ) -> ApiResult<Response> {
-    let app = st.app(&auth, &app_id).await?;
+    let app = apps::load(&st, &auth, &app_id).await?;
     let ep = from_in(&st, &app, body, None)?;
-    let ep = st.store().create_endpoint(ep).await.map_err(conflict)?;
+    let ep = st
+        .store()
+        .create_endpoint(ep)
+        .await
+        .map_err(ApiError::conflict_as(UID_TAKEN))?;
     Ok(created(&ep))
 }
 
@@ -210,9 +193,12 @@ pub async fn create(
 pub async fn get(
     State(st): State<AppState>,
     auth: Auth,
-    Path((app_id, ep_id)): Path<(String, String)>,
+    Path(EndpointPath {
+        app_id,
+        endpoint_id: ep_id,
+    }): Path<EndpointPath>,
 ) -> ApiResult<Json<EndpointOut>> {
-    let (_, ep) = load(&st, &auth, &app_id, &ep_id).await?;
+    let (_, ep) = endpoints::load(&st, &auth, &app_id, &ep_id).await?;
     Ok(Json(EndpointOut::new(&ep, now_millis())))
 }
 
@@ -227,15 +213,22 @@ pub async fn get(
 pub async fn update(
     State(st): State<AppState>,
     auth: Auth,
-    Path((app_id, ep_id)): Path<(String, String)>,
+    Path(EndpointPath {
+        app_id,
+        endpoint_id: ep_id,
+    }): Path<EndpointPath>,
     JsonBody(body): JsonBody<EndpointIn>,
 ) -> ApiResult<Response> {
-    let app = st.app(&auth, &app_id).await?;
+    let app = apps::load(&st, &auth, &app_id).await?;
     match st.store().get_endpoint(&app.id, &ep_id).await? {
         Some(existing) => {
             let was_disabled = existing.disabled;
             let ep = from_in(&st, &app, body, Some(existing))?;
-            let ep = st.store().update_endpoint(ep).await.map_err(conflict)?;
+            let ep = st
+                .store()
+                .update_endpoint(ep)
+                .await
+                .map_err(ApiError::conflict_as(UID_TAKEN))?;
             st.endpoint_toggled(was_disabled, &ep).await;
             st.wake();
             Ok(Json(EndpointOut::new(&ep, now_millis())).into_response())
@@ -246,7 +239,11 @@ pub async fn update(
                 body.uid = Some(ep_id);
             }
             let ep = from_in(&st, &app, body, None)?;
-            let ep = st.store().create_endpoint(ep).await.map_err(conflict)?;
+            let ep = st
+                .store()
+                .create_endpoint(ep)
+                .await
+                .map_err(ApiError::conflict_as(UID_TAKEN))?;
             Ok(created(&ep))
         }
     }
@@ -261,10 +258,13 @@ pub async fn update(
 pub async fn patch(
     State(st): State<AppState>,
     auth: Auth,
-    Path((app_id, ep_id)): Path<(String, String)>,
+    Path(EndpointPath {
+        app_id,
+        endpoint_id: ep_id,
+    }): Path<EndpointPath>,
     JsonBody(p): JsonBody<EndpointPatch>,
 ) -> ApiResult<Json<EndpointOut>> {
-    let (_, mut ep) = load(&st, &auth, &app_id, &ep_id).await?;
+    let (_, mut ep) = endpoints::load(&st, &auth, &app_id, &ep_id).await?;
     let was_disabled = ep.disabled;
     let mut c = Checks::default();
     if let Some(u) = &p.url {
@@ -339,7 +339,11 @@ pub async fn patch(
         }];
     }
     ep.updated_at = now_millis();
-    let ep = st.store().update_endpoint(ep).await.map_err(conflict)?;
+    let ep = st
+        .store()
+        .update_endpoint(ep)
+        .await
+        .map_err(ApiError::conflict_as(UID_TAKEN))?;
     st.endpoint_toggled(was_disabled, &ep).await;
     st.wake();
     Ok(Json(EndpointOut::new(&ep, now_millis())))
@@ -352,9 +356,12 @@ pub async fn patch(
 pub async fn remove(
     State(st): State<AppState>,
     auth: Auth,
-    Path((app_id, ep_id)): Path<(String, String)>,
+    Path(EndpointPath {
+        app_id,
+        endpoint_id: ep_id,
+    }): Path<EndpointPath>,
 ) -> ApiResult<StatusCode> {
-    let (app, ep) = load(&st, &auth, &app_id, &ep_id).await?;
+    let (app, ep) = endpoints::load(&st, &auth, &app_id, &ep_id).await?;
     st.store().delete_endpoint(&app.id, &ep.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -366,9 +373,12 @@ pub async fn remove(
 pub async fn secret(
     State(st): State<AppState>,
     auth: Auth,
-    Path((app_id, ep_id)): Path<(String, String)>,
+    Path(EndpointPath {
+        app_id,
+        endpoint_id: ep_id,
+    }): Path<EndpointPath>,
 ) -> ApiResult<Json<SecretOut>> {
-    let (_, ep) = load(&st, &auth, &app_id, &ep_id).await?;
+    let (_, ep) = endpoints::load(&st, &auth, &app_id, &ep_id).await?;
     let key = ep
         .secrets
         .first()
@@ -384,10 +394,13 @@ pub async fn secret(
 pub async fn rotate(
     State(st): State<AppState>,
     auth: Auth,
-    Path((app_id, ep_id)): Path<(String, String)>,
+    Path(EndpointPath {
+        app_id,
+        endpoint_id: ep_id,
+    }): Path<EndpointPath>,
     JsonBody(body): JsonBody<SecretRotateIn>,
 ) -> ApiResult<Json<SecretOut>> {
-    let (_, mut ep) = load(&st, &auth, &app_id, &ep_id).await?;
+    let (_, mut ep) = endpoints::load(&st, &auth, &app_id, &ep_id).await?;
     let mut c = Checks::default();
     let new = parse_secret(&mut c, body.key.as_deref());
     let grace = body.grace_period_seconds.unwrap_or(DEFAULT_GRACE_S);
@@ -441,9 +454,12 @@ fn headers_out(h: &BTreeMap<String, String>) -> HeadersOut {
 pub async fn headers(
     State(st): State<AppState>,
     auth: Auth,
-    Path((app_id, ep_id)): Path<(String, String)>,
+    Path(EndpointPath {
+        app_id,
+        endpoint_id: ep_id,
+    }): Path<EndpointPath>,
 ) -> ApiResult<Json<HeadersOut>> {
-    let (_, ep) = load(&st, &auth, &app_id, &ep_id).await?;
+    let (_, ep) = endpoints::load(&st, &auth, &app_id, &ep_id).await?;
     Ok(Json(headers_out(&ep.headers)))
 }
 
@@ -454,10 +470,13 @@ pub async fn headers(
 pub async fn put_headers(
     State(st): State<AppState>,
     auth: Auth,
-    Path((app_id, ep_id)): Path<(String, String)>,
+    Path(EndpointPath {
+        app_id,
+        endpoint_id: ep_id,
+    }): Path<EndpointPath>,
     JsonBody(body): JsonBody<HeadersIn>,
 ) -> ApiResult<StatusCode> {
-    let (_, mut ep) = load(&st, &auth, &app_id, &ep_id).await?;
+    let (_, mut ep) = endpoints::load(&st, &auth, &app_id, &ep_id).await?;
     let mut c = Checks::default();
     check_headers(&mut c, "headers", &body.headers);
     c.finish()?;
@@ -474,10 +493,13 @@ pub async fn put_headers(
 pub async fn patch_headers(
     State(st): State<AppState>,
     auth: Auth,
-    Path((app_id, ep_id)): Path<(String, String)>,
+    Path(EndpointPath {
+        app_id,
+        endpoint_id: ep_id,
+    }): Path<EndpointPath>,
     JsonBody(body): JsonBody<HeadersPatchIn>,
 ) -> ApiResult<StatusCode> {
-    let (_, mut ep) = load(&st, &auth, &app_id, &ep_id).await?;
+    let (_, mut ep) = endpoints::load(&st, &auth, &app_id, &ep_id).await?;
     let mut c = Checks::default();
     check_headers(&mut c, "headers", &body.headers);
     c.finish()?;
@@ -508,10 +530,13 @@ pub struct StatsParams {
 pub async fn stats(
     State(st): State<AppState>,
     auth: Auth,
-    Path((app_id, ep_id)): Path<(String, String)>,
+    Path(EndpointPath {
+        app_id,
+        endpoint_id: ep_id,
+    }): Path<EndpointPath>,
     Q(q): Q<StatsParams>,
 ) -> ApiResult<Json<EndpointStatsOut>> {
-    let (_, ep) = load(&st, &auth, &app_id, &ep_id).await?;
+    let (_, ep) = endpoints::load(&st, &auth, &app_id, &ep_id).await?;
     let since = q
         .since
         .as_deref()
@@ -539,10 +564,13 @@ pub async fn stats(
 pub async fn recover(
     State(st): State<AppState>,
     auth: Auth,
-    Path((app_id, ep_id)): Path<(String, String)>,
+    Path(EndpointPath {
+        app_id,
+        endpoint_id: ep_id,
+    }): Path<EndpointPath>,
     JsonBody(body): JsonBody<RecoverIn>,
 ) -> ApiResult<Response> {
-    let (_, ep) = load(&st, &auth, &app_id, &ep_id).await?;
+    let (_, ep) = endpoints::load(&st, &auth, &app_id, &ep_id).await?;
     let since = parse_time("since", &body.since)
         .map_err(|_| ApiError::field("since", "expected an RFC 3339 date-time"))?;
     let until = body
@@ -573,10 +601,13 @@ pub async fn recover(
 pub async fn send_example(
     State(st): State<AppState>,
     auth: Auth,
-    Path((app_id, ep_id)): Path<(String, String)>,
+    Path(EndpointPath {
+        app_id,
+        endpoint_id: ep_id,
+    }): Path<EndpointPath>,
     JsonBody(body): JsonBody<SendExampleIn>,
 ) -> ApiResult<Response> {
-    let (app, ep) = load(&st, &auth, &app_id, &ep_id).await?;
+    let (app, ep) = endpoints::load(&st, &auth, &app_id, &ep_id).await?;
     if !crate::dto::valid_uid(&body.event_type) {
         return Err(ApiError::field(
             "eventType",

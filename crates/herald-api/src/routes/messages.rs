@@ -17,9 +17,9 @@ use crate::dto::{
 };
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{de_opt, Auth, JsonBody, ListParams, Path, Q};
-use crate::openapi::{AppPath, AttemptPath, EndpointPath, MsgEndpointPath, MsgPath};
-use crate::routes::endpoints::load as load_endpoint;
-use crate::AppState;
+use crate::paths::{AppPath, AttemptPath, EndpointPath, MsgEndpointPath, MsgPath};
+use crate::service::{apps, endpoints, messages};
+use crate::state::AppState;
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -38,7 +38,7 @@ pub struct ContentParam {
 pub async fn create(
     State(st): State<AppState>,
     auth: Auth,
-    Path(app_id): Path<String>,
+    Path(AppPath { app_id }): Path<AppPath>,
     Q(cp): Q<ContentParam>,
     JsonBody(body): JsonBody<MessageIn>,
 ) -> ApiResult<Response> {
@@ -88,8 +88,11 @@ pub async fn create(
     c.finish()?;
 
     // One read: the app's existence and the caller's right to it are decided together.
-    let app = crate::routes::apps::get_or_create(&st, &auth, &app_id, body.application).await?;
-    crate::schema::check_payload(&st, &body.event_type, payload).await?;
+    let app = apps::get_or_create(&st, &auth, &app_id, body.application).await?;
+    st.inner
+        .schemas
+        .check_payload(st.store(), &body.event_type, payload)
+        .await?;
     let msg = Message {
         id: MessageId::generate(),
         app_id: app.id.clone(),
@@ -105,12 +108,13 @@ pub async fn create(
         ordering_key: body.ordering_key,
         headers: None,
     };
-    let published = st.store().publish(msg, None).await.map_err(|e| match e {
-        herald_store::StoreError::Conflict(_) => ApiError::Conflict(
-            "a message with this eventId already exists in this application".into(),
-        ),
-        other => other.into(),
-    })?;
+    let published = st
+        .store()
+        .publish(msg, None)
+        .await
+        .map_err(ApiError::conflict_as(
+            "a message with this eventId already exists in this application",
+        ))?;
     metrics::counter!("herald_messages_published_total", "origin" => "api").increment(1);
     if published.deliveries > 0 {
         st.wake();
@@ -157,10 +161,10 @@ fn split_csv(s: Option<&str>) -> Option<Vec<String>> {
 pub async fn list(
     State(st): State<AppState>,
     auth: Auth,
-    Path(app_id): Path<String>,
+    Path(AppPath { app_id }): Path<AppPath>,
     Q(p): Q<MsgListParams>,
 ) -> ApiResult<Json<ListOut<MessageOut>>> {
-    let app = st.app(&auth, &app_id).await?;
+    let app = apps::load(&st, &auth, &app_id).await?;
     let filter = MessageFilter {
         channel: p.channel,
         event_types: split_csv(p.event_types.as_deref()),
@@ -169,27 +173,11 @@ pub async fn list(
         .store()
         .list_messages(&app.id, &filter, &p.list.to_query(true)?)
         .await?;
-    Ok(Json(ListOut::new(
-        &page.items,
-        page.has_more,
+    Ok(Json(ListOut::page(
+        &page,
         |m| m.id.0.clone(),
         |m| MessageOut::new(m, p.with_content.unwrap_or(true)),
     )))
-}
-
-async fn load_msg(
-    st: &AppState,
-    auth: &Auth,
-    app_id: &str,
-    msg_id: &str,
-) -> ApiResult<(herald_core::model::Application, Message)> {
-    let app = st.app(auth, app_id).await?;
-    let msg = st
-        .store()
-        .get_message(&app.id, msg_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("message"))?;
-    Ok((app, msg))
 }
 
 /// Get a message by ID or `eventId`.
@@ -199,10 +187,10 @@ async fn load_msg(
 pub async fn get(
     State(st): State<AppState>,
     auth: Auth,
-    Path((app_id, msg_id)): Path<(String, String)>,
+    Path(MsgPath { app_id, msg_id }): Path<MsgPath>,
     Q(cp): Q<ContentParam>,
 ) -> ApiResult<Json<MessageOut>> {
-    let (_, msg) = load_msg(&st, &auth, &app_id, &msg_id).await?;
+    let (_, msg) = messages::load(&st, &auth, &app_id, &msg_id).await?;
     Ok(Json(MessageOut::new(&msg, cp.with_content.unwrap_or(true))))
 }
 
@@ -213,9 +201,9 @@ pub async fn get(
 pub async fn expunge(
     State(st): State<AppState>,
     auth: Auth,
-    Path((app_id, msg_id)): Path<(String, String)>,
+    Path(MsgPath { app_id, msg_id }): Path<MsgPath>,
 ) -> ApiResult<StatusCode> {
-    let (app, msg) = load_msg(&st, &auth, &app_id, &msg_id).await?;
+    let (app, msg) = messages::load(&st, &auth, &app_id, &msg_id).await?;
     st.store().expunge_payload(&app.id, &msg.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -227,11 +215,11 @@ pub async fn expunge(
 pub async fn endpoints_of(
     State(st): State<AppState>,
     auth: Auth,
-    Path((app_id, msg_id)): Path<(String, String)>,
+    Path(MsgPath { app_id, msg_id }): Path<MsgPath>,
     Q(p): Q<ListParams>,
 ) -> ApiResult<Json<ListOut<MessageEndpointOut>>> {
     let q = p.to_query(false)?;
-    let (app, msg) = load_msg(&st, &auth, &app_id, &msg_id).await?;
+    let (app, msg) = messages::load(&st, &auth, &app_id, &msg_id).await?;
     let deliveries = st.store().deliveries_of_message(&msg.id).await?;
     let now = now_millis();
     let mut out = Vec::new();
@@ -288,17 +276,19 @@ pub struct EpMsgParams {
 pub async fn by_endpoint(
     State(st): State<AppState>,
     auth: Auth,
-    Path((app_id, ep_id)): Path<(String, String)>,
+    Path(EndpointPath {
+        app_id,
+        endpoint_id: ep_id,
+    }): Path<EndpointPath>,
     Q(p): Q<EpMsgParams>,
 ) -> ApiResult<Json<ListOut<EndpointMessageOut>>> {
-    let (_, ep) = load_endpoint(&st, &auth, &app_id, &ep_id).await?;
+    let (_, ep) = endpoints::load(&st, &auth, &app_id, &ep_id).await?;
     let page = st
         .store()
         .deliveries_of_endpoint(&ep.id, p.status, &p.list.to_query(true)?)
         .await?;
-    Ok(Json(ListOut::new(
-        &page.items,
-        page.has_more,
+    Ok(Json(ListOut::page(
+        &page,
         |(_, m)| m.id.0.clone(),
         |(d, m)| {
             let (status, status_text, next_attempt) = delivery_fields(d);
@@ -319,14 +309,14 @@ pub async fn by_endpoint(
 pub async fn resend(
     State(st): State<AppState>,
     auth: Auth,
-    Path((app_id, msg_id, ep_id)): Path<(String, String, String)>,
+    Path(MsgEndpointPath {
+        app_id,
+        msg_id,
+        endpoint_id: ep_id,
+    }): Path<MsgEndpointPath>,
 ) -> ApiResult<Response> {
-    let (app, msg) = load_msg(&st, &auth, &app_id, &msg_id).await?;
-    let ep = st
-        .store()
-        .get_endpoint(&app.id, &ep_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("endpoint"))?;
+    let (app, msg) = messages::load(&st, &auth, &app_id, &msg_id).await?;
+    let ep = endpoints::of_app(&st, &app.id, &ep_id).await?;
     st.store()
         .resend(&app.id, &msg.id, &ep.id, now_millis())
         .await?;
@@ -350,9 +340,8 @@ pub struct AttemptParams {
 fn attempt_page(
     page: herald_store::Page<herald_core::model::Attempt>,
 ) -> Json<ListOut<AttemptOut>> {
-    Json(ListOut::new(
-        &page.items,
-        page.has_more,
+    Json(ListOut::page(
+        &page,
         |a| a.id.0.clone(),
         |a| AttemptOut::from(a),
     ))
@@ -365,10 +354,13 @@ fn attempt_page(
 pub async fn attempts_by_endpoint(
     State(st): State<AppState>,
     auth: Auth,
-    Path((app_id, ep_id)): Path<(String, String)>,
+    Path(EndpointPath {
+        app_id,
+        endpoint_id: ep_id,
+    }): Path<EndpointPath>,
     Q(p): Q<AttemptParams>,
 ) -> ApiResult<Json<ListOut<AttemptOut>>> {
-    let (app, ep) = load_endpoint(&st, &auth, &app_id, &ep_id).await?;
+    let (app, ep) = endpoints::load(&st, &auth, &app_id, &ep_id).await?;
     let filter = AttemptFilter {
         status: p.status,
         endpoint_id: None,
@@ -392,10 +384,10 @@ pub async fn attempts_by_endpoint(
 pub async fn attempts_by_msg(
     State(st): State<AppState>,
     auth: Auth,
-    Path((app_id, msg_id)): Path<(String, String)>,
+    Path(MsgPath { app_id, msg_id }): Path<MsgPath>,
     Q(p): Q<AttemptParams>,
 ) -> ApiResult<Json<ListOut<AttemptOut>>> {
-    let (app, msg) = load_msg(&st, &auth, &app_id, &msg_id).await?;
+    let (app, msg) = messages::load(&st, &auth, &app_id, &msg_id).await?;
     let endpoint_id = match &p.endpoint_id {
         Some(key) => Some(
             st.store()
@@ -429,9 +421,13 @@ pub async fn attempts_by_msg(
 pub async fn attempt(
     State(st): State<AppState>,
     auth: Auth,
-    Path((app_id, msg_id, attempt_id)): Path<(String, String, String)>,
+    Path(AttemptPath {
+        app_id,
+        msg_id,
+        attempt_id,
+    }): Path<AttemptPath>,
 ) -> ApiResult<Json<AttemptOut>> {
-    let (app, msg) = load_msg(&st, &auth, &app_id, &msg_id).await?;
+    let (app, msg) = messages::load(&st, &auth, &app_id, &msg_id).await?;
     let a = st
         .store()
         .get_attempt(&app.id, &msg.id, &attempt_id)

@@ -19,8 +19,9 @@ use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{
     de_opt, sha256, Auth, Caller, JsonBody, ListParams, OptionalJsonBody, Path, Q,
 };
-use crate::openapi::{AppPath, EventTypePath, TokenPath};
-use crate::AppState;
+use crate::paths::{AppPath, EventTypePath, TokenPath};
+use crate::service::apps;
+use crate::state::AppState;
 
 /// A delivery loop that has not turned for this long is reported stalled (an attempt lasts at
 /// most `request_timeout_ms`, so a healthy loop turns far more often).
@@ -232,9 +233,8 @@ pub async fn list_event_types(
             p.include_archived.unwrap_or(false),
         )
         .await?;
-    Ok(Json(ListOut::new(
-        &page.items,
-        page.has_more,
+    Ok(Json(ListOut::page(
+        &page,
         |e| e.name.clone(),
         |e| EventTypeOut::from(e),
     )))
@@ -278,12 +278,9 @@ async fn insert_event_type(st: &AppState, name: String, b: EventTypeUpdate) -> A
         .store()
         .create_event_type(et)
         .await
-        .map_err(|e| match e {
-            herald_store::StoreError::Conflict(_) => {
-                ApiError::Conflict("an event type with this name already exists".into())
-            }
-            other => other.into(),
-        })?;
+        .map_err(ApiError::conflict_as(
+            "an event type with this name already exists",
+        ))?;
     st.inner.schemas.invalidate(&et.name);
     Ok((StatusCode::CREATED, Json(EventTypeOut::from(&et))).into_response())
 }
@@ -302,7 +299,7 @@ async fn load_et(st: &AppState, name: &str) -> ApiResult<EventType> {
 pub async fn get_event_type(
     State(st): State<AppState>,
     _auth: Auth,
-    Path(name): Path<String>,
+    Path(EventTypePath { name }): Path<EventTypePath>,
 ) -> ApiResult<Json<EventTypeOut>> {
     Ok(Json(EventTypeOut::from(&load_et(&st, &name).await?)))
 }
@@ -317,7 +314,7 @@ pub async fn get_event_type(
 pub async fn update_event_type(
     State(st): State<AppState>,
     auth: Auth,
-    Path(name): Path<String>,
+    Path(EventTypePath { name }): Path<EventTypePath>,
     JsonBody(b): JsonBody<EventTypeUpdate>,
 ) -> ApiResult<Response> {
     auth.caller.require_admin()?;
@@ -345,7 +342,7 @@ pub async fn update_event_type(
 pub async fn patch_event_type(
     State(st): State<AppState>,
     auth: Auth,
-    Path(name): Path<String>,
+    Path(EventTypePath { name }): Path<EventTypePath>,
     JsonBody(b): JsonBody<EventTypePatch>,
 ) -> ApiResult<Json<EventTypeOut>> {
     auth.caller.require_admin()?;
@@ -378,7 +375,7 @@ pub async fn patch_event_type(
 pub async fn delete_event_type(
     State(st): State<AppState>,
     auth: Auth,
-    Path(name): Path<String>,
+    Path(EventTypePath { name }): Path<EventTypePath>,
 ) -> ApiResult<StatusCode> {
     auth.caller.require_admin()?;
     load_et(&st, &name).await?;
@@ -397,7 +394,7 @@ pub async fn delete_event_type(
 pub async fn app_portal_access(
     State(st): State<AppState>,
     auth: Auth,
-    Path(app_id): Path<String>,
+    Path(AppPath { app_id }): Path<AppPath>,
     OptionalJsonBody(body): OptionalJsonBody<AppPortalAccessIn>,
 ) -> ApiResult<Response> {
     auth.caller.require_admin()?;
@@ -423,7 +420,7 @@ pub async fn app_portal_access(
         a.check(&mut c);
     }
     c.finish()?;
-    let app = crate::routes::apps::get_or_create(&st, &auth, &app_id, body.application).await?;
+    let app = apps::get_or_create(&st, &auth, &app_id, body.application).await?;
     let secret = herald_core::ids::new_token_secret();
     let rec = TokenRecord {
         id: TokenId::generate(),
@@ -474,7 +471,7 @@ pub async fn create_token(
         return Err(ApiError::field("name", "must be 1-256 characters"));
     }
     let app_id = match &b.app_id {
-        Some(key) => Some(st.app(&auth, key).await?.id),
+        Some(key) => Some(apps::load(&st, &auth, key).await?.id),
         None => None,
     };
     let secret = herald_core::ids::new_token_secret();
@@ -519,7 +516,7 @@ pub async fn list_tokens(
 pub async fn delete_token(
     State(st): State<AppState>,
     auth: Auth,
-    Path(id): Path<String>,
+    Path(TokenPath { token_id: id }): Path<TokenPath>,
 ) -> ApiResult<StatusCode> {
     require_root(&auth)?;
     st.store()

@@ -1,0 +1,24 @@
+//! Messages: resolving `{app_id}/…/{msg_id}` (ID or `eventId`) under the caller's tenancy.
+
+use herald_core::model::{Application, Message};
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::Auth;
+use crate::service::apps;
+use crate::state::AppState;
+
+/// The application and one of its messages; 404 when either does not exist.
+pub async fn load(
+    st: &AppState,
+    auth: &Auth,
+    app_id: &str,
+    msg_id: &str,
+) -> ApiResult<(Application, Message)> {
+    let app = apps::load(st, auth, app_id).await?;
+    let msg = st
+        .store()
+        .get_message(&app.id, msg_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("message"))?;
+    Ok((app, msg))
+}
