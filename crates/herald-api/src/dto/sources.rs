@@ -289,4 +289,11 @@ impl IngestOut {
             ..Self::default()
         }
     }
+
+    /// `{id}` with the flag `set` turns on.
+    pub fn with(id: String, set: impl FnOnce(&mut Self)) -> Self {
+        let mut out = Self::new(id);
+        set(&mut out);
+        out
+    }
 }

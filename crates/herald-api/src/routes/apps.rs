@@ -87,9 +87,9 @@ pub async fn create(
 pub async fn get(
     State(st): State<AppState>,
     auth: Auth,
-    Path(AppPath { app_id }): Path<AppPath>,
+    Path(path): Path<AppPath>,
 ) -> ApiResult<Json<ApplicationOut>> {
-    let app = apps::load(&st, &auth, &app_id).await?;
+    let app = apps::load(&st, &auth, &path.app_id).await?;
     Ok(Json(ApplicationOut::from(&app)))
 }
 
@@ -103,14 +103,14 @@ pub async fn get(
 pub async fn update(
     State(st): State<AppState>,
     auth: Auth,
-    Path(AppPath { app_id }): Path<AppPath>,
+    Path(path): Path<AppPath>,
     JsonBody(body): JsonBody<ApplicationIn>,
 ) -> ApiResult<Response> {
     let mut c = Checks::default();
     body.check(&mut c);
     c.finish()?;
-    let existing = match st.store().get_app(&app_id).await? {
-        Some(_) => Some(apps::load(&st, &auth, &app_id).await?),
+    let existing = match st.store().get_app(&path.app_id).await? {
+        Some(_) => Some(apps::load(&st, &auth, &path.app_id).await?),
         None => {
             // PUT creates when the application does not exist (Svix upsert semantics).
             auth.caller.require_admin()?;
@@ -129,8 +129,8 @@ pub async fn update(
         }
         None => {
             let mut body = body;
-            if body.uid.is_none() && !AppId::looks_like(&app_id) {
-                body.uid = Some(app_id);
+            if body.uid.is_none() && !AppId::looks_like(&path.app_id) {
+                body.uid = Some(path.app_id);
             }
             Ok(answer(StatusCode::CREATED, &apps::create(&st, body).await?))
         }
@@ -146,10 +146,10 @@ pub async fn update(
 pub async fn patch(
     State(st): State<AppState>,
     auth: Auth,
-    Path(AppPath { app_id }): Path<AppPath>,
+    Path(path): Path<AppPath>,
     JsonBody(body): JsonBody<ApplicationPatch>,
 ) -> ApiResult<Json<ApplicationOut>> {
-    let mut app = apps::load(&st, &auth, &app_id).await?;
+    let mut app = apps::load(&st, &auth, &path.app_id).await?;
     let mut c = Checks::default();
     if let Some(n) = &body.name {
         c.name("name", n);
@@ -186,9 +186,9 @@ pub async fn patch(
 pub async fn remove(
     State(st): State<AppState>,
     auth: Auth,
-    Path(AppPath { app_id }): Path<AppPath>,
+    Path(path): Path<AppPath>,
 ) -> ApiResult<StatusCode> {
-    let app = apps::load(&st, &auth, &app_id).await?;
+    let app = apps::load(&st, &auth, &path.app_id).await?;
     st.store().delete_app(&app.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -90,57 +90,41 @@ async fn run(
 
 /// The answer to a request that was not rejected, with its metrics.
 fn answer(done: Ingested) -> Response {
-    let (status, body) = match done {
+    let (status, label, body) = match done {
         Ingested::Handshake(h) => {
-            let mut r = (
-                StatusCode::from_u16(h.status).unwrap_or(StatusCode::OK),
-                h.body,
-            )
-                .into_response();
+            let status = StatusCode::from_u16(h.status).unwrap_or(StatusCode::OK);
+            let mut r = (status, h.body).into_response();
             r.headers_mut()
                 .insert("content-type", HeaderValue::from_static(h.content_type));
             return r;
         }
-        Ingested::Quarantined(id) => {
-            outcome("quarantined");
-            let out = IngestOut {
-                quarantined: Some(true),
-                ..IngestOut::new(id.0)
-            };
-            (StatusCode::ACCEPTED, out)
-        }
+        Ingested::Quarantined(id) => (
+            StatusCode::ACCEPTED,
+            "quarantined",
+            IngestOut::with(id.0, |o| o.quarantined = Some(true)),
+        ),
         Ingested::Accepted(id) => {
-            outcome("accepted");
             metrics::counter!("herald_messages_published_total", "origin" => "inbound")
                 .increment(1);
-            (StatusCode::ACCEPTED, IngestOut::new(id.0))
+            (StatusCode::ACCEPTED, "accepted", IngestOut::new(id.0))
         }
         Ingested::Duplicate(id) => {
-            outcome("duplicate");
             metrics::counter!("herald_inbound_dedup_hits_total").increment(1);
-            let out = IngestOut {
-                duplicate: Some(true),
-                ..IngestOut::new(id.0)
-            };
-            (StatusCode::OK, out)
+            let out = IngestOut::with(id.0, |o| o.duplicate = Some(true));
+            (StatusCode::OK, "duplicate", out)
         }
         // 2xx, so the provider does not retry an event that will never be forwarded.
-        Ingested::Stale(id) => {
-            outcome("stale");
-            let out = IngestOut {
-                stale: Some(true),
-                ..IngestOut::new(id.0)
-            };
-            (StatusCode::OK, out)
-        }
-        Ingested::Held(id) => {
-            outcome("held");
-            let out = IngestOut {
-                held: Some(true),
-                ..IngestOut::new(id.0)
-            };
-            (StatusCode::ACCEPTED, out)
-        }
+        Ingested::Stale(id) => (
+            StatusCode::OK,
+            "stale",
+            IngestOut::with(id.0, |o| o.stale = Some(true)),
+        ),
+        Ingested::Held(id) => (
+            StatusCode::ACCEPTED,
+            "held",
+            IngestOut::with(id.0, |o| o.held = Some(true)),
+        ),
     };
+    outcome(label);
     (status, Json(body)).into_response()
 }

@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use herald_core::ids::{EndpointId, MessageId};
+use herald_core::ids::{AppId, EndpointId, MessageId};
 use herald_core::model::Message;
 use herald_core::now_millis;
 use herald_store::{AttemptFilter, AttemptScope, MessageFilter};
@@ -38,7 +38,7 @@ pub struct ContentParam {
 pub async fn create(
     State(st): State<AppState>,
     auth: Auth,
-    Path(AppPath { app_id }): Path<AppPath>,
+    Path(path): Path<AppPath>,
     Q(cp): Q<ContentParam>,
     JsonBody(body): JsonBody<MessageIn>,
 ) -> ApiResult<Response> {
@@ -88,7 +88,7 @@ pub async fn create(
     c.finish()?;
 
     // One read: the app's existence and the caller's right to it are decided together.
-    let app = apps::get_or_create(&st, &auth, &app_id, body.application).await?;
+    let app = apps::get_or_create(&st, &auth, &path.app_id, body.application).await?;
     st.inner
         .schemas
         .check_payload(st.store(), &body.event_type, payload)
@@ -161,10 +161,10 @@ fn split_csv(s: Option<&str>) -> Option<Vec<String>> {
 pub async fn list(
     State(st): State<AppState>,
     auth: Auth,
-    Path(AppPath { app_id }): Path<AppPath>,
+    Path(path): Path<AppPath>,
     Q(p): Q<MsgListParams>,
 ) -> ApiResult<Json<ListOut<MessageOut>>> {
-    let app = apps::load(&st, &auth, &app_id).await?;
+    let app = apps::load(&st, &auth, &path.app_id).await?;
     let filter = MessageFilter {
         channel: p.channel,
         event_types: split_csv(p.event_types.as_deref()),
@@ -187,10 +187,10 @@ pub async fn list(
 pub async fn get(
     State(st): State<AppState>,
     auth: Auth,
-    Path(MsgPath { app_id, msg_id }): Path<MsgPath>,
+    Path(path): Path<MsgPath>,
     Q(cp): Q<ContentParam>,
 ) -> ApiResult<Json<MessageOut>> {
-    let (_, msg) = messages::load(&st, &auth, &app_id, &msg_id).await?;
+    let (_, msg) = messages::load(&st, &auth, &path.app_id, &path.msg_id).await?;
     Ok(Json(MessageOut::new(&msg, cp.with_content.unwrap_or(true))))
 }
 
@@ -201,9 +201,9 @@ pub async fn get(
 pub async fn expunge(
     State(st): State<AppState>,
     auth: Auth,
-    Path(MsgPath { app_id, msg_id }): Path<MsgPath>,
+    Path(path): Path<MsgPath>,
 ) -> ApiResult<StatusCode> {
-    let (app, msg) = messages::load(&st, &auth, &app_id, &msg_id).await?;
+    let (app, msg) = messages::load(&st, &auth, &path.app_id, &path.msg_id).await?;
     st.store().expunge_payload(&app.id, &msg.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -215,11 +215,11 @@ pub async fn expunge(
 pub async fn endpoints_of(
     State(st): State<AppState>,
     auth: Auth,
-    Path(MsgPath { app_id, msg_id }): Path<MsgPath>,
+    Path(path): Path<MsgPath>,
     Q(p): Q<ListParams>,
 ) -> ApiResult<Json<ListOut<MessageEndpointOut>>> {
     let q = p.to_query(false)?;
-    let (app, msg) = messages::load(&st, &auth, &app_id, &msg_id).await?;
+    let (app, msg) = messages::load(&st, &auth, &path.app_id, &path.msg_id).await?;
     let deliveries = st.store().deliveries_of_message(&msg.id).await?;
     let now = now_millis();
     let mut out = Vec::new();
@@ -276,13 +276,10 @@ pub struct EpMsgParams {
 pub async fn by_endpoint(
     State(st): State<AppState>,
     auth: Auth,
-    Path(EndpointPath {
-        app_id,
-        endpoint_id: ep_id,
-    }): Path<EndpointPath>,
+    Path(path): Path<EndpointPath>,
     Q(p): Q<EpMsgParams>,
 ) -> ApiResult<Json<ListOut<EndpointMessageOut>>> {
-    let (_, ep) = endpoints::load(&st, &auth, &app_id, &ep_id).await?;
+    let (_, ep) = endpoints::load(&st, &auth, &path).await?;
     let page = st
         .store()
         .deliveries_of_endpoint(&ep.id, p.status, &p.list.to_query(true)?)
@@ -309,14 +306,10 @@ pub async fn by_endpoint(
 pub async fn resend(
     State(st): State<AppState>,
     auth: Auth,
-    Path(MsgEndpointPath {
-        app_id,
-        msg_id,
-        endpoint_id: ep_id,
-    }): Path<MsgEndpointPath>,
+    Path(path): Path<MsgEndpointPath>,
 ) -> ApiResult<Response> {
-    let (app, msg) = messages::load(&st, &auth, &app_id, &msg_id).await?;
-    let ep = endpoints::of_app(&st, &app.id, &ep_id).await?;
+    let (app, msg) = messages::load(&st, &auth, &path.app_id, &path.msg_id).await?;
+    let ep = endpoints::of_app(&st, &app.id, &path.endpoint_id).await?;
     st.store()
         .resend(&app.id, &msg.id, &ep.id, now_millis())
         .await?;
@@ -337,14 +330,28 @@ pub struct AttemptParams {
     endpoint_id: Option<String>,
 }
 
-fn attempt_page(
-    page: herald_store::Page<herald_core::model::Attempt>,
-) -> Json<ListOut<AttemptOut>> {
-    Json(ListOut::page(
+/// One page of the application's attempts in `scope`, newest first.
+async fn attempt_page(
+    st: &AppState,
+    app: &AppId,
+    scope: AttemptScope,
+    p: &AttemptParams,
+    endpoint_id: Option<EndpointId>,
+) -> ApiResult<Json<ListOut<AttemptOut>>> {
+    let filter = AttemptFilter {
+        status: p.status,
+        endpoint_id,
+    };
+    let query = p.list.to_query(true)?;
+    let page = st
+        .store()
+        .list_attempts(app, &scope, &filter, &query)
+        .await?;
+    Ok(Json(ListOut::page(
         &page,
         |a| a.id.0.clone(),
         |a| AttemptOut::from(a),
-    ))
+    )))
 }
 
 /// Attempts made to an endpoint, newest first.
@@ -354,27 +361,11 @@ fn attempt_page(
 pub async fn attempts_by_endpoint(
     State(st): State<AppState>,
     auth: Auth,
-    Path(EndpointPath {
-        app_id,
-        endpoint_id: ep_id,
-    }): Path<EndpointPath>,
+    Path(path): Path<EndpointPath>,
     Q(p): Q<AttemptParams>,
 ) -> ApiResult<Json<ListOut<AttemptOut>>> {
-    let (app, ep) = endpoints::load(&st, &auth, &app_id, &ep_id).await?;
-    let filter = AttemptFilter {
-        status: p.status,
-        endpoint_id: None,
-    };
-    let page = st
-        .store()
-        .list_attempts(
-            &app.id,
-            &AttemptScope::Endpoint(ep.id),
-            &filter,
-            &p.list.to_query(true)?,
-        )
-        .await?;
-    Ok(attempt_page(page))
+    let (app, ep) = endpoints::load(&st, &auth, &path).await?;
+    attempt_page(&st, &app.id, AttemptScope::Endpoint(ep.id), &p, None).await
 }
 
 /// Attempts made for a message, newest first.
@@ -384,10 +375,10 @@ pub async fn attempts_by_endpoint(
 pub async fn attempts_by_msg(
     State(st): State<AppState>,
     auth: Auth,
-    Path(MsgPath { app_id, msg_id }): Path<MsgPath>,
+    Path(path): Path<MsgPath>,
     Q(p): Q<AttemptParams>,
 ) -> ApiResult<Json<ListOut<AttemptOut>>> {
-    let (app, msg) = messages::load(&st, &auth, &app_id, &msg_id).await?;
+    let (app, msg) = messages::load(&st, &auth, &path.app_id, &path.msg_id).await?;
     let endpoint_id = match &p.endpoint_id {
         Some(key) => Some(
             st.store()
@@ -398,20 +389,7 @@ pub async fn attempts_by_msg(
         ),
         None => None,
     };
-    let filter = AttemptFilter {
-        status: p.status,
-        endpoint_id,
-    };
-    let page = st
-        .store()
-        .list_attempts(
-            &app.id,
-            &AttemptScope::Message(msg.id),
-            &filter,
-            &p.list.to_query(true)?,
-        )
-        .await?;
-    Ok(attempt_page(page))
+    attempt_page(&st, &app.id, AttemptScope::Message(msg.id), &p, endpoint_id).await
 }
 
 /// One attempt.
@@ -421,16 +399,12 @@ pub async fn attempts_by_msg(
 pub async fn attempt(
     State(st): State<AppState>,
     auth: Auth,
-    Path(AttemptPath {
-        app_id,
-        msg_id,
-        attempt_id,
-    }): Path<AttemptPath>,
+    Path(path): Path<AttemptPath>,
 ) -> ApiResult<Json<AttemptOut>> {
-    let (app, msg) = messages::load(&st, &auth, &app_id, &msg_id).await?;
+    let (app, msg) = messages::load(&st, &auth, &path.app_id, &path.msg_id).await?;
     let a = st
         .store()
-        .get_attempt(&app.id, &msg.id, &attempt_id)
+        .get_attempt(&app.id, &msg.id, &path.attempt_id)
         .await?
         .ok_or_else(|| ApiError::not_found("attempt"))?;
     Ok(Json(AttemptOut::from(&a)))

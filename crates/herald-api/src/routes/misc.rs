@@ -299,9 +299,9 @@ async fn load_et(st: &AppState, name: &str) -> ApiResult<EventType> {
 pub async fn get_event_type(
     State(st): State<AppState>,
     _auth: Auth,
-    Path(EventTypePath { name }): Path<EventTypePath>,
+    Path(path): Path<EventTypePath>,
 ) -> ApiResult<Json<EventTypeOut>> {
-    Ok(Json(EventTypeOut::from(&load_et(&st, &name).await?)))
+    Ok(Json(EventTypeOut::from(&load_et(&st, &path.name).await?)))
 }
 
 /// Replace an event type, or create it (admin only).
@@ -314,13 +314,13 @@ pub async fn get_event_type(
 pub async fn update_event_type(
     State(st): State<AppState>,
     auth: Auth,
-    Path(EventTypePath { name }): Path<EventTypePath>,
+    Path(path): Path<EventTypePath>,
     JsonBody(b): JsonBody<EventTypeUpdate>,
 ) -> ApiResult<Response> {
     auth.caller.require_admin()?;
     check_schemas(&b.schemas)?;
     let now = now_millis();
-    match st.store().get_event_type(&name).await? {
+    match st.store().get_event_type(&path.name).await? {
         Some(mut et) => {
             et.description = b.description;
             et.archived = b.archived.unwrap_or(false);
@@ -331,7 +331,7 @@ pub async fn update_event_type(
             st.inner.schemas.invalidate(&et.name);
             Ok(Json(EventTypeOut::from(&et)).into_response())
         }
-        None => insert_event_type(&st, name, b).await,
+        None => insert_event_type(&st, path.name, b).await,
     }
 }
 
@@ -342,11 +342,11 @@ pub async fn update_event_type(
 pub async fn patch_event_type(
     State(st): State<AppState>,
     auth: Auth,
-    Path(EventTypePath { name }): Path<EventTypePath>,
+    Path(path): Path<EventTypePath>,
     JsonBody(b): JsonBody<EventTypePatch>,
 ) -> ApiResult<Json<EventTypeOut>> {
     auth.caller.require_admin()?;
-    let mut et = load_et(&st, &name).await?;
+    let mut et = load_et(&st, &path.name).await?;
     if let Some(s) = &b.schemas {
         check_schemas(s)?;
     }
@@ -375,12 +375,12 @@ pub async fn patch_event_type(
 pub async fn delete_event_type(
     State(st): State<AppState>,
     auth: Auth,
-    Path(EventTypePath { name }): Path<EventTypePath>,
+    Path(path): Path<EventTypePath>,
 ) -> ApiResult<StatusCode> {
     auth.caller.require_admin()?;
-    load_et(&st, &name).await?;
-    st.store().delete_event_type(&name).await?;
-    st.inner.schemas.invalidate(&name);
+    load_et(&st, &path.name).await?;
+    st.store().delete_event_type(&path.name).await?;
+    st.inner.schemas.invalidate(&path.name);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -394,7 +394,7 @@ pub async fn delete_event_type(
 pub async fn app_portal_access(
     State(st): State<AppState>,
     auth: Auth,
-    Path(AppPath { app_id }): Path<AppPath>,
+    Path(path): Path<AppPath>,
     OptionalJsonBody(body): OptionalJsonBody<AppPortalAccessIn>,
 ) -> ApiResult<Response> {
     auth.caller.require_admin()?;
@@ -420,7 +420,7 @@ pub async fn app_portal_access(
         a.check(&mut c);
     }
     c.finish()?;
-    let app = apps::get_or_create(&st, &auth, &app_id, body.application).await?;
+    let app = apps::get_or_create(&st, &auth, &path.app_id, body.application).await?;
     let secret = herald_core::ids::new_token_secret();
     let rec = TokenRecord {
         id: TokenId::generate(),
@@ -516,11 +516,11 @@ pub async fn list_tokens(
 pub async fn delete_token(
     State(st): State<AppState>,
     auth: Auth,
-    Path(TokenPath { token_id: id }): Path<TokenPath>,
+    Path(path): Path<TokenPath>,
 ) -> ApiResult<StatusCode> {
     require_root(&auth)?;
     st.store()
-        .delete_token(&TokenId(id))
+        .delete_token(&TokenId(path.token_id))
         .await
         .map_err(|e| match e {
             herald_store::StoreError::NotFound => ApiError::not_found("token"),

@@ -1,8 +1,9 @@
 //! The handlers, one module per resource family. Each validates its input, calls
-//! `crate::service` or the store, and shapes the answer; the route table is `crate::router`.
+//! `crate::service` or the store, and shapes the answer; the route table is in the router
+//! module.
 //!
 //! A route module never uses another route module (shared operations live in
-//! `crate::service`) and never uses `crate::openapi`, which documents the routes.
+//! `crate::service`) and never uses the OpenAPI module, which documents the routes.
 
 pub(crate) mod apps;
 pub(crate) mod endpoints;

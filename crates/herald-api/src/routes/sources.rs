@@ -26,14 +26,10 @@ use crate::dto::{
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Auth, JsonBody, ListParams, Path, Q};
 use crate::paths::{AppPath, SourcePath, SourceRequestPath};
-use crate::service::apps;
 use crate::service::sources::{self, Received};
+use crate::service::{apps, secrets};
 use crate::state::AppState;
 
-/// Default grace period of a rotated secret.
-const DEFAULT_GRACE_S: i64 = 24 * 3600;
-/// Secrets kept per source (the newest plus those still in grace).
-const MAX_SECRETS: usize = 5;
 /// Longest dedup window (30 days).
 const MAX_WINDOW_S: i64 = 30 * 86_400;
 
@@ -158,6 +154,21 @@ fn parse_ordering(c: &mut Checks, v: &Value) -> Option<OrderingRule> {
 /// 409 wording of a taken uid.
 const UID_TAKEN: &str = "a source with this uid already exists";
 
+/// A PATCH of an optional option: absent keeps it, `null` clears it, a value is checked.
+fn patch_opt<T>(
+    c: &mut Checks,
+    slot: &mut Option<T>,
+    v: Option<Option<T>>,
+    check: impl FnOnce(&mut Checks, &T),
+) {
+    if let Some(v) = v {
+        if let Some(x) = &v {
+            check(c, x);
+        }
+        *slot = v;
+    }
+}
+
 /// Create a source.
 #[utoipa::path(post, path = "/api/v1/app/{app_id}/source", tag = "Source", operation_id = "create_source",
     params(AppPath), request_body = SourceIn,
@@ -167,10 +178,10 @@ const UID_TAKEN: &str = "a source with this uid already exists";
 pub async fn create(
     State(st): State<AppState>,
     auth: Auth,
-    Path(AppPath { app_id }): Path<AppPath>,
+    Path(path): Path<AppPath>,
     JsonBody(body): JsonBody<SourceIn>,
 ) -> ApiResult<Response> {
-    let app = apps::load(&st, &auth, &app_id).await?;
+    let app = apps::load(&st, &auth, &path.app_id).await?;
     let mut c = Checks::default();
     c.name("name", &body.name);
     c.uid("uid", body.uid.as_deref());
@@ -243,10 +254,10 @@ pub async fn create(
 pub async fn list(
     State(st): State<AppState>,
     auth: Auth,
-    Path(AppPath { app_id }): Path<AppPath>,
+    Path(path): Path<AppPath>,
     Q(p): Q<ListParams>,
 ) -> ApiResult<Json<ListOut<SourceOut>>> {
-    let app = apps::load(&st, &auth, &app_id).await?;
+    let app = apps::load(&st, &auth, &path.app_id).await?;
     let page = st
         .store()
         .list_sources(&app.id, &p.to_query(false)?)
@@ -265,12 +276,9 @@ pub async fn list(
 pub async fn get(
     State(st): State<AppState>,
     auth: Auth,
-    Path(SourcePath {
-        app_id,
-        source_id: src,
-    }): Path<SourcePath>,
+    Path(path): Path<SourcePath>,
 ) -> ApiResult<Json<SourceOut>> {
-    let (_, s) = sources::load(&st, &auth, &app_id, &src).await?;
+    let (_, s) = sources::load(&st, &auth, &path.app_id, &path.source_id).await?;
     Ok(Json(sources::out(&st, &s)))
 }
 
@@ -283,13 +291,10 @@ pub async fn get(
 pub async fn patch(
     State(st): State<AppState>,
     auth: Auth,
-    Path(SourcePath {
-        app_id,
-        source_id: src,
-    }): Path<SourcePath>,
+    Path(path): Path<SourcePath>,
     JsonBody(p): JsonBody<SourcePatch>,
 ) -> ApiResult<Json<SourceOut>> {
-    let (_, mut s) = sources::load(&st, &auth, &app_id, &src).await?;
+    let (_, mut s) = sources::load(&st, &auth, &path.app_id, &path.source_id).await?;
     let mut opts = sources::options_of(&s);
     let mut c = Checks::default();
     if let Some(n) = &p.name {
@@ -308,33 +313,25 @@ pub async fn patch(
     if let Some(v) = p.dedup {
         opts.dedup = v.and_then(|v| parse_dedup(&mut c, &v));
     }
-    if let Some(v) = p.schema {
-        if let Some(s) = &v {
-            check_schema(&mut c, s);
-        }
-        opts.schema = v;
-    }
+    patch_opt(&mut c, &mut opts.schema, p.schema, check_schema);
     if let Some(v) = p.on_invalid {
         opts.on_invalid = v.map(|v| parse_on_invalid(&mut c, &v)).unwrap_or_default();
     }
     if let Some(v) = p.ordering {
         opts.ordering = v.and_then(|v| parse_ordering(&mut c, &v));
     }
-    if let Some(v) = p.forward_headers {
-        if let Some(h) = &v {
-            check_forward(&mut c, h);
-        }
-        opts.forward_headers = v;
-    }
+    patch_opt(
+        &mut c,
+        &mut opts.forward_headers,
+        p.forward_headers,
+        |c, h| check_forward(c, h),
+    );
     if let Some(v) = p.rate_limit {
         opts.rate_limit = check_rate(&mut c, v);
     }
-    if let Some(v) = p.public_url {
-        if let Some(u) = &v {
-            check_public_url(&mut c, u);
-        }
-        opts.public_url = v;
-    }
+    patch_opt(&mut c, &mut opts.public_url, p.public_url, |c, u| {
+        check_public_url(c, u)
+    });
     c.finish()?;
     if let Some(n) = p.name {
         s.name = n;
@@ -371,12 +368,9 @@ pub async fn patch(
 pub async fn remove(
     State(st): State<AppState>,
     auth: Auth,
-    Path(SourcePath {
-        app_id,
-        source_id: src,
-    }): Path<SourcePath>,
+    Path(path): Path<SourcePath>,
 ) -> ApiResult<StatusCode> {
-    let (app, s) = sources::load(&st, &auth, &app_id, &src).await?;
+    let (app, s) = sources::load(&st, &auth, &path.app_id, &path.source_id).await?;
     st.store().delete_source(&app.id, &s.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -388,19 +382,13 @@ pub async fn remove(
 pub async fn rotate(
     State(st): State<AppState>,
     auth: Auth,
-    Path(SourcePath {
-        app_id,
-        source_id: src,
-    }): Path<SourcePath>,
+    Path(path): Path<SourcePath>,
     JsonBody(body): JsonBody<SourceRotateIn>,
 ) -> ApiResult<Json<SourceRotateOut>> {
-    let (_, mut s) = sources::load(&st, &auth, &app_id, &src).await?;
+    let (_, mut s) = sources::load(&st, &auth, &path.app_id, &path.source_id).await?;
     let scheme = sources::scheme_of(&s);
     let mut c = Checks::default();
-    let grace = body.grace_period_seconds.unwrap_or(DEFAULT_GRACE_S);
-    if !(0..=7 * 86_400).contains(&grace) {
-        c.fail("gracePeriodSeconds", "must be between 0 and 604800");
-    }
+    let grace = secrets::grace_period(&mut c, body.grace_period_seconds);
     let (key, generated) = match (body.key, scheme) {
         (Some(k), _) if k.is_empty() || k.len() > 4096 => {
             c.fail("key", "must be 1 to 4096 characters");
@@ -420,19 +408,7 @@ pub async fn rotate(
     };
     c.finish()?;
     let now = now_millis();
-    for old in &mut s.secrets {
-        let until = now + grace * 1000;
-        old.expires_at = Some(old.expires_at.map_or(until, |e| e.min(until)));
-    }
-    s.secrets.retain(|x| x.expires_at.is_none_or(|e| e > now));
-    s.secrets.insert(
-        0,
-        StoredSecret {
-            key: key.clone(),
-            expires_at: None,
-        },
-    );
-    s.secrets.truncate(MAX_SECRETS);
+    secrets::rotate(&mut s.secrets, key.clone(), grace, now);
     s.updated_at = now;
     st.store().update_source(s).await?;
     Ok(Json(SourceRotateOut {
@@ -458,10 +434,7 @@ pub struct RequestListParams {
 pub async fn requests(
     State(st): State<AppState>,
     auth: Auth,
-    Path(SourcePath {
-        app_id,
-        source_id: src,
-    }): Path<SourcePath>,
+    Path(path): Path<SourcePath>,
     Q(p): Q<RequestListParams>,
 ) -> ApiResult<Json<ListOut<InboundRequestOut>>> {
     let status = match p.status.as_deref() {
@@ -473,7 +446,7 @@ pub async fn requests(
             )
         })?),
     };
-    let (_, s) = sources::load(&st, &auth, &app_id, &src).await?;
+    let (_, s) = sources::load(&st, &auth, &path.app_id, &path.source_id).await?;
     let page = st
         .store()
         .list_inbound(&s.id, status, &p.list.to_query(true)?)
@@ -492,16 +465,12 @@ pub async fn requests(
 pub async fn release(
     State(st): State<AppState>,
     auth: Auth,
-    Path(SourceRequestPath {
-        app_id,
-        source_id: src,
-        request_id: req_id,
-    }): Path<SourceRequestPath>,
+    Path(path): Path<SourceRequestPath>,
 ) -> ApiResult<Response> {
-    let (_, s) = sources::load(&st, &auth, &app_id, &src).await?;
-    let found = if InboundRequestId::looks_like(&req_id) {
+    let (_, s) = sources::load(&st, &auth, &path.app_id, &path.source_id).await?;
+    let found = if InboundRequestId::looks_like(&path.request_id) {
         st.store()
-            .get_inbound(&s.id, &InboundRequestId(req_id))
+            .get_inbound(&s.id, &InboundRequestId(path.request_id))
             .await?
     } else {
         None

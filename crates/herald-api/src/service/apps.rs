@@ -4,9 +4,12 @@
 //! Every way of creating an application goes through [`create`], so the uid rules apply to all
 //! of them. No HTTP shapes here beyond the error type.
 
+use std::future::Future;
+
 use herald_core::ids::AppId;
 use herald_core::model::Application;
 use herald_core::now_millis;
+use herald_store::StoreError;
 
 use crate::dto::{ApplicationIn, Checks};
 use crate::error::{ApiError, ApiResult};
@@ -27,6 +30,25 @@ pub async fn load(st: &AppState, auth: &Auth, key: &str) -> ApiResult<Applicatio
         (_, Some(a)) => Ok(a),
         (_, None) => Err(ApiError::not_found("application")),
     }
+}
+
+/// Resolves `{app_id}` as [`load`] does, then one of its resources with `get`; 404 names
+/// `what` when there is no such resource.
+pub async fn load_in<T, Fut>(
+    st: &AppState,
+    auth: &Auth,
+    app_id: &str,
+    what: &str,
+    get: impl FnOnce(AppId) -> Fut,
+) -> ApiResult<(Application, T)>
+where
+    Fut: Future<Output = Result<Option<T>, StoreError>>,
+{
+    let app = load(st, auth, app_id).await?;
+    let found = get(app.id.clone())
+        .await?
+        .ok_or_else(|| ApiError::not_found(what))?;
+    Ok((app, found))
 }
 
 /// The application `key` (ID or uid) names, created from `create` when it does not exist and

@@ -7,19 +7,21 @@ use herald_core::model::{Application, Endpoint};
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Auth;
+use crate::paths::EndpointPath;
 use crate::service::apps;
 use crate::state::AppState;
 
-/// The application and one of its endpoints; 404 when either does not exist.
+/// The application and the endpoint `path` names; 404 when either does not exist.
 pub async fn load(
     st: &AppState,
     auth: &Auth,
-    app_id: &str,
-    ep: &str,
+    path: &EndpointPath,
 ) -> ApiResult<(Application, Endpoint)> {
-    let app = apps::load(st, auth, app_id).await?;
-    let ep = of_app(st, &app.id, ep).await?;
-    Ok((app, ep))
+    let ep = path.endpoint_id.as_str();
+    apps::load_in(st, auth, &path.app_id, "endpoint", |app| async move {
+        st.store().get_endpoint(&app, ep).await
+    })
+    .await
 }
 
 /// An endpoint (ID or uid) of an application already resolved; 404 when it does not exist.

@@ -118,7 +118,7 @@ pub async fn find_source(st: &AppState, source_id: String) -> Result<Source, Ing
 
 /// Step 2: the body, read up to `max_payload_bytes` (default 2 MiB) and not past it. A
 /// declared length over the limit was answered 413 before the handler ran
-/// (`crate::body_guard`).
+/// (the body guard layer).
 pub async fn read_body(st: &AppState, body: Body) -> Result<Bytes, IngestRejection> {
     let max = st.inner.max_payload_bytes;
     axum::body::to_bytes(body, max)

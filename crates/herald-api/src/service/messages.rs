@@ -2,7 +2,7 @@
 
 use herald_core::model::{Application, Message};
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::extract::Auth;
 use crate::service::apps;
 use crate::state::AppState;
@@ -14,11 +14,8 @@ pub async fn load(
     app_id: &str,
     msg_id: &str,
 ) -> ApiResult<(Application, Message)> {
-    let app = apps::load(st, auth, app_id).await?;
-    let msg = st
-        .store()
-        .get_message(&app.id, msg_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("message"))?;
-    Ok((app, msg))
+    apps::load_in(st, auth, app_id, "message", |app| async move {
+        st.store().get_message(&app, msg_id).await
+    })
+    .await
 }

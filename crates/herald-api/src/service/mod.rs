@@ -10,4 +10,5 @@ pub mod apps;
 pub mod endpoints;
 pub mod ingest;
 pub mod messages;
+pub mod secrets;
 pub mod sources;

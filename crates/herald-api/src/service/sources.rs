@@ -27,13 +27,10 @@ pub async fn load(
     app_id: &str,
     src: &str,
 ) -> ApiResult<(Application, Source)> {
-    let app = apps::load(st, auth, app_id).await?;
-    let s = st
-        .store()
-        .get_source(&app.id, src)
-        .await?
-        .ok_or_else(|| ApiError::not_found("source"))?;
-    Ok((app, s))
+    apps::load_in(st, auth, app_id, "source", |app| async move {
+        st.store().get_source(&app, src).await
+    })
+    .await
 }
 
 // ---- the stored JSON: decoded and encoded only here ----------------------------------------
