@@ -48,8 +48,24 @@ fn panicked(err: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Res
 }
 
 /// Every route and its handler.
-pub fn routes() -> Router<AppState> {
-    let v1 = Router::new()
+fn routes() -> Router<AppState> {
+    let v1 = application_routes().merge(other_routes());
+    Router::new()
+        .nest("/api/v1", v1)
+        .route("/metrics", get(misc::metrics))
+        .route("/in/{source_id}", post(inbound::ingest))
+        .route("/healthz", get(misc::healthz))
+        .route(openapi::DOCS_PATH, get(openapi::docs_index))
+        .route("/docs/{file}", get(openapi::docs_asset))
+        .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        // Without this, a known path with an unsupported method answers 405 with an empty
+        // body; every error answers `{code, detail}` (outbound-api.md "Conventions").
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+}
+
+/// `/api/v1/app/…`: applications with their endpoints, messages and attempts.
+fn application_routes() -> Router<AppState> {
+    Router::new()
         .route("/health", get(misc::health))
         .route("/app", get(apps::list).post(apps::create))
         .route(
@@ -129,6 +145,11 @@ pub fn routes() -> Router<AppState> {
             "/app/{app_id}/attempt/msg/{msg_id}",
             get(messages::attempts_by_msg),
         )
+}
+
+/// The rest of `/api/v1`: health, event types, tokens, the document, `listen`, sources.
+fn other_routes() -> Router<AppState> {
+    Router::new()
         .route(
             "/event-type",
             get(misc::list_event_types).post(misc::create_event_type),
@@ -169,16 +190,5 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/app/{app_id}/source/{source_id}/quarantine/{request_id}/release",
             post(sources::release),
-        );
-    Router::new()
-        .nest("/api/v1", v1)
-        .route("/metrics", get(misc::metrics))
-        .route("/in/{source_id}", post(inbound::ingest))
-        .route("/healthz", get(misc::healthz))
-        .route(openapi::DOCS_PATH, get(openapi::docs_index))
-        .route("/docs/{file}", get(openapi::docs_asset))
-        .fallback(|| async { ApiError::NotFound("no such route".into()) })
-        // Without this, a known path with an unsupported method answers 405 with an empty
-        // body; every error answers `{code, detail}` (outbound-api.md "Conventions").
-        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        )
 }

@@ -124,13 +124,19 @@ fn from_in(
     })
 }
 
-/// 201 with the new endpoint.
-fn created(ep: &Endpoint) -> Response {
-    (
+/// Creates an endpoint from a POST/PUT body: 201 with it.
+async fn insert(st: &AppState, app: &Application, body: EndpointIn) -> ApiResult<Response> {
+    let ep = from_in(st, app, body, None)?;
+    let ep = st
+        .store()
+        .create_endpoint(ep)
+        .await
+        .map_err(ApiError::conflict_as(UID_TAKEN))?;
+    Ok((
         StatusCode::CREATED,
-        Json(EndpointOut::new(ep, now_millis())),
+        Json(EndpointOut::new(&ep, now_millis())),
     )
-        .into_response()
+        .into_response())
 }
 
 /// 409 wording of a taken uid.
@@ -172,13 +178,7 @@ pub async fn create(
     JsonBody(body): JsonBody<EndpointIn>,
 ) -> ApiResult<Response> {
     let app = apps::load(&st, &auth, &path.app_id).await?;
-    let ep = from_in(&st, &app, body, None)?;
-    let ep = st
-        .store()
-        .create_endpoint(ep)
-        .await
-        .map_err(ApiError::conflict_as(UID_TAKEN))?;
-    Ok(created(&ep))
+    insert(&st, &app, body).await
 }
 
 /// Get an endpoint by ID or uid.
@@ -227,13 +227,7 @@ pub async fn update(
             if body.uid.is_none() && !EndpointId::looks_like(&path.endpoint_id) {
                 body.uid = Some(path.endpoint_id);
             }
-            let ep = from_in(&st, &app, body, None)?;
-            let ep = st
-                .store()
-                .create_endpoint(ep)
-                .await
-                .map_err(ApiError::conflict_as(UID_TAKEN))?;
-            Ok(created(&ep))
+            insert(&st, &app, body).await
         }
     }
 }

@@ -278,7 +278,7 @@ pub async fn get(
     auth: Auth,
     Path(path): Path<SourcePath>,
 ) -> ApiResult<Json<SourceOut>> {
-    let (_, s) = sources::load(&st, &auth, &path.app_id, &path.source_id).await?;
+    let s = sources::load(&st, &auth, &path.app_id, &path.source_id).await?;
     Ok(Json(sources::out(&st, &s)))
 }
 
@@ -294,7 +294,7 @@ pub async fn patch(
     Path(path): Path<SourcePath>,
     JsonBody(p): JsonBody<SourcePatch>,
 ) -> ApiResult<Json<SourceOut>> {
-    let (_, mut s) = sources::load(&st, &auth, &path.app_id, &path.source_id).await?;
+    let mut s = sources::load(&st, &auth, &path.app_id, &path.source_id).await?;
     let mut opts = sources::options_of(&s);
     let mut c = Checks::default();
     if let Some(n) = &p.name {
@@ -370,8 +370,8 @@ pub async fn remove(
     auth: Auth,
     Path(path): Path<SourcePath>,
 ) -> ApiResult<StatusCode> {
-    let (app, s) = sources::load(&st, &auth, &path.app_id, &path.source_id).await?;
-    st.store().delete_source(&app.id, &s.id).await?;
+    let s = sources::load(&st, &auth, &path.app_id, &path.source_id).await?;
+    st.store().delete_source(&s.app_id, &s.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -385,8 +385,8 @@ pub async fn rotate(
     Path(path): Path<SourcePath>,
     JsonBody(body): JsonBody<SourceRotateIn>,
 ) -> ApiResult<Json<SourceRotateOut>> {
-    let (_, mut s) = sources::load(&st, &auth, &path.app_id, &path.source_id).await?;
-    let scheme = sources::scheme_of(&s);
+    let mut s = sources::load(&st, &auth, &path.app_id, &path.source_id).await?;
+    let scheme = sources::verification_of(&s, 0).map(|v| v.scheme);
     let mut c = Checks::default();
     let grace = secrets::grace_period(&mut c, body.grace_period_seconds);
     let (key, generated) = match (body.key, scheme) {
@@ -446,7 +446,7 @@ pub async fn requests(
             )
         })?),
     };
-    let (_, s) = sources::load(&st, &auth, &path.app_id, &path.source_id).await?;
+    let s = sources::load(&st, &auth, &path.app_id, &path.source_id).await?;
     let page = st
         .store()
         .list_inbound(&s.id, status, &p.list.to_query(true)?)
@@ -467,7 +467,7 @@ pub async fn release(
     auth: Auth,
     Path(path): Path<SourceRequestPath>,
 ) -> ApiResult<Response> {
-    let (_, s) = sources::load(&st, &auth, &path.app_id, &path.source_id).await?;
+    let s = sources::load(&st, &auth, &path.app_id, &path.source_id).await?;
     let found = if InboundRequestId::looks_like(&path.request_id) {
         st.store()
             .get_inbound(&s.id, &InboundRequestId(path.request_id))

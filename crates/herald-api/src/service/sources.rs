@@ -7,11 +7,9 @@
 
 use std::collections::BTreeMap;
 
-use herald_core::ids::MessageId;
+use herald_core::ids::{AppId, MessageId};
 use herald_core::inbound::{self, Scheme, Verification};
-use herald_core::model::{
-    is_sensitive_header, Application, Message, Source, RAW_BODY_CONTENT_TYPE,
-};
+use herald_core::model::{is_sensitive_header, Message, Source, RAW_BODY_CONTENT_TYPE};
 use serde_json::{json, Value};
 
 use crate::dto::{SourceOptions, SourceOut};
@@ -20,17 +18,12 @@ use crate::extract::Auth;
 use crate::service::apps;
 use crate::state::AppState;
 
-/// The application and one of its sources (ID or uid); 404 when either does not exist.
-pub async fn load(
-    st: &AppState,
-    auth: &Auth,
-    app_id: &str,
-    src: &str,
-) -> ApiResult<(Application, Source)> {
-    apps::load_in(st, auth, app_id, "source", |app| async move {
-        st.store().get_source(&app, src).await
-    })
-    .await
+/// One of the application's sources (ID or uid), under the caller's tenancy; 404 when either
+/// does not exist. Routes need only the source: it carries its application's ID.
+pub async fn load(st: &AppState, auth: &Auth, app_id: &str, src: &str) -> ApiResult<Source> {
+    let get = |app: AppId| async move { st.store().get_source(&app, src).await };
+    let (_, source) = apps::load_in(st, auth, app_id, "source", get).await?;
+    Ok(source)
 }
 
 // ---- the stored JSON: decoded and encoded only here ----------------------------------------
