@@ -175,10 +175,11 @@ pub struct SourceOut {
 }
 
 impl SourceOut {
-    /// `options` and `warnings` come decoded from the source (`service::sources`), the one
-    /// place that reads its stored JSON.
+    /// `verification`, `options` and `warnings` come from `service::sources`, the one place
+    /// that reads a source's stored JSON.
     pub fn new(
         s: &Source,
+        verification: Value,
         options: SourceOptions,
         warnings: Vec<String>,
         public_url: &str,
@@ -187,7 +188,7 @@ impl SourceOut {
             id: s.id.0.clone(),
             uid: s.uid.clone(),
             name: s.name.clone(),
-            verification: s.verification.clone(),
+            verification,
             secret_count: s.valid_secrets(now_millis()).len(),
             options,
             ingest_url: format!("{public_url}/in/{}", s.id),

@@ -59,7 +59,15 @@ pub fn out(st: &AppState, s: &Source) -> SourceOut {
     let warnings = scheme_of(s)
         .map(inbound::scheme_warnings)
         .unwrap_or_default();
-    SourceOut::new(s, options_of(s), warnings, &st.inner.public_url)
+    // Stored without secrets, so shown as stored.
+    let verification = s.verification.clone();
+    SourceOut::new(
+        s,
+        verification,
+        options_of(s),
+        warnings,
+        &st.inner.public_url,
+    )
 }
 
 // ---- what ingestion and release share ------------------------------------------------------
