@@ -24,7 +24,7 @@ use axum::response::{IntoResponse, Response};
 use tokio::sync::oneshot;
 
 use crate::error::ApiError;
-use crate::AppState;
+use crate::state::AppState;
 
 /// Longest time spent draining a body the handler did not read.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);

@@ -3,7 +3,9 @@
 //! Every failure a handler can meet becomes an [`ApiError`], which renders as
 //! `{"code": "...", "detail": "..."}` with the right status — or, for validation failures, as
 //! the Svix-compatible `{"code": "validation_error", "detail": [{"loc", "msg", "type"}]}`.
-//! Internal errors are logged here with their cause and answered without it.
+//! Internal errors are logged here with their cause and answered without it. Ingestion's own
+//! answers (`invalid_signature`, `rate_limited`, …) are variants here too, so one place renders
+//! every error. This module must not depend on routes, services or the OpenAPI document.
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -69,6 +71,27 @@ pub enum ApiError {
     Conflict(String),
     #[error("request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
+    /// Ingestion's 413, whose wording predates the management API's.
+    #[error("body larger than {0} bytes")]
+    BodyTooLarge(usize),
+    /// Ingestion: the provider's signature does not verify (401).
+    #[error("{0}")]
+    InvalidSignature(String),
+    /// Ingestion: the signed timestamp is too old or too new (401).
+    #[error("{0}")]
+    TimestampOutOfTolerance(String),
+    /// Over a source's `rateLimit` (429 with `Retry-After: 1`).
+    #[error("{0}")]
+    RateLimited(String),
+    #[error("method not allowed on this route")]
+    MethodNotAllowed,
+    /// `herald listen` on a node without delivery workers (503, no `Retry-After`: retrying
+    /// the same node cannot help).
+    #[error("{0}")]
+    ListenUnavailable(String),
+    /// `herald listen` without a WebSocket upgrade (400).
+    #[error("{0}")]
+    WebSocketRequired(String),
     #[error("validation failed")]
     Validation(Vec<FieldError>),
     #[error("storage unavailable")]
@@ -85,6 +108,15 @@ impl ApiError {
     }
     pub fn not_found(what: &str) -> Self {
         Self::NotFound(format!("{what} not found"))
+    }
+
+    /// Maps a store error, answering a uniqueness conflict with `detail` (which names what is
+    /// taken) instead of the store's wording.
+    pub fn conflict_as(detail: &'static str) -> impl Fn(StoreError) -> ApiError {
+        move |e| match e {
+            StoreError::Conflict(_) => ApiError::Conflict(detail.into()),
+            other => other.into(),
+        }
     }
 }
 
@@ -108,10 +140,27 @@ impl IntoResponse for ApiError {
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
-            ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::PayloadTooLarge(_) | ApiError::BodyTooLarge(_) => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+            }
+            ApiError::InvalidSignature(_) => (StatusCode::UNAUTHORIZED, "invalid_signature"),
+            ApiError::TimestampOutOfTolerance(_) => {
+                (StatusCode::UNAUTHORIZED, "timestamp_out_of_tolerance")
+            }
+            ApiError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            ApiError::ListenUnavailable(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "listen_unavailable")
+            }
+            ApiError::WebSocketRequired(_) => (StatusCode::BAD_REQUEST, "websocket_required"),
             ApiError::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_error"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
+        };
+        let retry_after = match &self {
+            ApiError::Unavailable(_) => Some("5"),
+            ApiError::RateLimited(_) => Some("1"),
+            _ => None,
         };
         let detail = match self {
             ApiError::Validation(errs) => {
@@ -136,9 +185,9 @@ impl IntoResponse for ApiError {
             detail,
         };
         let mut resp = (status, axum::Json(body)).into_response();
-        if status == StatusCode::SERVICE_UNAVAILABLE {
+        if let Some(seconds) = retry_after {
             resp.headers_mut()
-                .insert("retry-after", HeaderValue::from_static("5"));
+                .insert("retry-after", HeaderValue::from_static(seconds));
         }
         resp
     }

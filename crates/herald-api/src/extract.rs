@@ -13,11 +13,10 @@ use herald_core::Millis;
 use herald_store::ListQuery;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::error::{ApiError, FieldError};
-use crate::AppState;
+use crate::state::AppState;
 
 /// A JSON body, read up to the configured limit (413 beyond), 400 when it is not JSON and 422
 /// when it does not fit the expected shape.
@@ -214,9 +213,7 @@ pub struct Auth {
     pub token_hash: [u8; 32],
 }
 
-pub fn sha256(bytes: &[u8]) -> [u8; 32] {
-    Sha256::digest(bytes).into()
-}
+pub use crate::state::sha256;
 
 impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;

@@ -18,7 +18,7 @@ use herald_store::IdempotentResponse;
 use axum::extract::FromRequestParts;
 
 use crate::extract::{sha256, Auth};
-use crate::AppState;
+use crate::state::AppState;
 
 const WINDOW_MS: i64 = 12 * 3600 * 1000;
 /// Longest answer kept for replay.

@@ -4,31 +4,28 @@
 //!
 //! This module owns what every operation shares so that handlers only declare what is theirs:
 //! the bearer security scheme, the `{code, detail}` error answers each kind of input can cause
-//! (see [`Conventions`]), the optional `idempotency-key` header, and the path-parameter sets.
-//! It must not describe behaviour the code does not have: shapes come from the types the
-//! handlers return, and the integration test `openapi` checks that every route is documented.
+//! (see [`Conventions`]) and the optional `idempotency-key` header (path parameters are
+//! `crate::paths`, value schemas `crate::dto::schemas`). It must not describe behaviour the
+//! code does not have: shapes come from the types the handlers return, and the integration
+//! test `openapi` checks that every route is documented. Only the router uses this module.
 
 use std::sync::{Arc, OnceLock};
 
 use axum::extract::Path;
-use axum::http::{header, StatusCode};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use herald_core::model::Ordering;
-use herald_core::signing::SignatureScheme;
-use serde_json::{json, Value};
 use utoipa::openapi::path::{Operation, Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::request_body::RequestBody;
 use utoipa::openapi::response::ResponseBuilder;
-use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{
-    Content, HeaderBuilder, Object, OpenApi as OpenApiDoc, Ref, RefOr, Required,
-    Response as OaResponse,
+    Content, HeaderBuilder, OpenApi as OpenApiDoc, Ref, RefOr, Required, Response as OaResponse,
 };
-use utoipa::{IntoParams, Modify, OpenApi};
+use utoipa::{Modify, OpenApi};
 
 use crate::dto;
-use crate::error::{ErrorBody, FieldError, ValidationErrorBody};
+use crate::error::{ApiError, ErrorBody, FieldError, ValidationErrorBody};
 use crate::routes::{apps, endpoints, inbound, listen, messages, misc, sources};
 
 /// Where the document is served.
@@ -97,9 +94,7 @@ pub async fn openapi_json() -> Response {
     static JSON: OnceLock<Result<String, String>> = OnceLock::new();
     match JSON.get_or_init(|| document().to_json().map_err(|e| e.to_string())) {
         Ok(text) => ([(header::CONTENT_TYPE, "application/json")], text.clone()).into_response(),
-        Err(e) => {
-            crate::error::ApiError::Internal(format!("OpenAPI document: {e}")).into_response()
-        }
+        Err(e) => ApiError::Internal(format!("OpenAPI document: {e}")).into_response(),
     }
 }
 
@@ -133,193 +128,9 @@ async fn docs_file(file: &str) -> Response {
             };
             ([(header::CONTENT_TYPE, f.content_type)], body).into_response()
         }
-        Ok(None) => (
-            StatusCode::NOT_FOUND,
-            axum::Json(json!({"code": "not_found", "detail": "no such file"})),
-        )
-            .into_response(),
-        Err(e) => crate::error::ApiError::Internal(format!("docs page: {e}")).into_response(),
+        Ok(None) => ApiError::NotFound("no such file".into()).into_response(),
+        Err(e) => ApiError::Internal(format!("docs page: {e}")).into_response(),
     }
-}
-
-// ---- path parameters ------------------------------------------------------------------------
-
-/// `{app_id}`.
-#[derive(IntoParams)]
-#[into_params(parameter_in = Path)]
-#[allow(dead_code)]
-pub struct AppPath {
-    /// Application ID (`app_…`) or uid.
-    app_id: String,
-}
-
-/// `{app_id}/source/{source_id}`.
-#[derive(IntoParams)]
-#[into_params(parameter_in = Path)]
-#[allow(dead_code)]
-pub struct SourcePath {
-    /// Application ID (`app_…`) or uid.
-    app_id: String,
-    /// Source ID (`src_…`) or uid.
-    source_id: String,
-}
-
-/// `{app_id}/source/{source_id}/quarantine/{request_id}`.
-#[derive(IntoParams)]
-#[into_params(parameter_in = Path)]
-#[allow(dead_code)]
-pub struct SourceRequestPath {
-    /// Application ID (`app_…`) or uid.
-    app_id: String,
-    /// Source ID (`src_…`) or uid.
-    source_id: String,
-    /// Inbound request ID (`inreq_…`).
-    request_id: String,
-}
-
-/// `/in/{source_id}`.
-#[derive(IntoParams)]
-#[into_params(parameter_in = Path)]
-#[allow(dead_code)]
-pub struct IngestPath {
-    /// Source ID (`src_…`).
-    source_id: String,
-}
-
-/// `{app_id}/…/{endpoint_id}`.
-#[derive(IntoParams)]
-#[into_params(parameter_in = Path)]
-#[allow(dead_code)]
-pub struct EndpointPath {
-    /// Application ID (`app_…`) or uid.
-    app_id: String,
-    /// Endpoint ID (`ep_…`) or uid.
-    endpoint_id: String,
-}
-
-/// `{app_id}/…/{msg_id}`.
-#[derive(IntoParams)]
-#[into_params(parameter_in = Path)]
-#[allow(dead_code)]
-pub struct MsgPath {
-    /// Application ID (`app_…`) or uid.
-    app_id: String,
-    /// Message ID (`msg_…`) or the message's `eventId`.
-    msg_id: String,
-}
-
-/// `{app_id}/msg/{msg_id}/endpoint/{endpoint_id}`.
-#[derive(IntoParams)]
-#[into_params(parameter_in = Path)]
-#[allow(dead_code)]
-pub struct MsgEndpointPath {
-    /// Application ID (`app_…`) or uid.
-    app_id: String,
-    /// Message ID (`msg_…`) or the message's `eventId`.
-    msg_id: String,
-    /// Endpoint ID (`ep_…`) or uid.
-    endpoint_id: String,
-}
-
-/// `{app_id}/msg/{msg_id}/attempt/{attempt_id}`.
-#[derive(IntoParams)]
-#[into_params(parameter_in = Path)]
-#[allow(dead_code)]
-pub struct AttemptPath {
-    /// Application ID (`app_…`) or uid.
-    app_id: String,
-    /// Message ID (`msg_…`) or the message's `eventId`.
-    msg_id: String,
-    /// Attempt ID (`atmpt_…`).
-    attempt_id: String,
-}
-
-/// `/event-type/{name}`.
-#[derive(IntoParams)]
-#[into_params(parameter_in = Path)]
-#[allow(dead_code)]
-pub struct EventTypePath {
-    /// Event type name.
-    name: String,
-}
-
-/// `/token/{token_id}`.
-#[derive(IntoParams)]
-#[into_params(parameter_in = Path)]
-#[allow(dead_code)]
-pub struct TokenPath {
-    /// Token ID.
-    token_id: String,
-}
-
-// ---- schemas of types defined outside this crate ---------------------------------------------
-
-fn string_enum(values: Vec<Value>, nullable: bool, description: &str) -> Object {
-    let ty = if nullable {
-        SchemaType::from_iter([Type::String, Type::Null])
-    } else {
-        SchemaType::Type(Type::String)
-    };
-    let mut values = values;
-    if nullable {
-        values.push(Value::Null);
-    }
-    ObjectBuilder::new()
-        .schema_type(ty)
-        .enum_values(Some(values))
-        .description(Some(description))
-        .build()
-}
-
-fn wire<T: serde::Serialize>(v: T) -> Value {
-    serde_json::to_value(v).unwrap_or(Value::Null)
-}
-
-fn ordering_values() -> Vec<Value> {
-    vec![wire(Ordering::None), wire(Ordering::Fifo)]
-}
-
-fn scheme_values() -> Vec<Value> {
-    vec![
-        wire(SignatureScheme::Standard),
-        wire(SignatureScheme::Svix),
-        wire(SignatureScheme::Github),
-    ]
-}
-
-const ORDERING_DOC: &str =
-    "**(herald)** `fifo` delivers messages with the same `orderingKey` in publish order.";
-const SCHEME_DOC: &str = "**(herald)** Which headers carry the signature.";
-
-pub fn ordering() -> Object {
-    string_enum(ordering_values(), false, ORDERING_DOC)
-}
-pub fn ordering_nullable() -> Object {
-    string_enum(ordering_values(), true, ORDERING_DOC)
-}
-pub fn signature_scheme() -> Object {
-    string_enum(scheme_values(), false, SCHEME_DOC)
-}
-pub fn signature_scheme_nullable() -> Object {
-    string_enum(scheme_values(), true, SCHEME_DOC)
-}
-pub fn endpoint_state() -> Object {
-    string_enum(
-        ["healthy", "open", "half_open", "paused", "disabled"]
-            .map(Value::from)
-            .to_vec(),
-        false,
-        "**(herald)** Delivery state: circuit breaker, pause, or disabled.",
-    )
-}
-pub fn status_text() -> Object {
-    string_enum(
-        ["success", "pending", "fail", "sending"]
-            .map(Value::from)
-            .to_vec(),
-        false,
-        "The delivery status as text.",
-    )
 }
 
 // ---- conventions shared by every operation -------------------------------------------------

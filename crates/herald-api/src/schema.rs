@@ -3,7 +3,9 @@
 //! messages).
 //!
 //! Compiled validators are cached per event type for a few seconds and dropped when this node
-//! changes the event type. `jsonschema` is built without its remote-reference features, so a
+//! changes the event type; a source's quarantine schema is compiled once per version of the
+//! source ([`SourceSchemaCache`]). This module must not know about requests or handlers: it is
+//! given the store to read from. `jsonschema` is built without its remote-reference features, so a
 //! `$ref` to a URL is never fetched (that would be an SSRF hole).
 
 use std::collections::HashMap;
@@ -13,8 +15,12 @@ use std::time::{Duration, Instant};
 use jsonschema::Validator;
 use parking_lot::Mutex;
 
+use herald_core::ids::SourceId;
+use herald_core::model::Source;
+use herald_core::Millis;
+use herald_store::Store;
+
 use crate::error::{ApiError, ApiResult, FieldError};
-use crate::AppState;
 
 /// How long another node's event-type change may take to be seen here.
 const TTL: Duration = Duration::from_secs(5);
@@ -73,66 +79,124 @@ pub fn compile_one(schema: &serde_json::Value) -> Result<Validator, String> {
     jsonschema::validator_for(schema).map_err(|e| e.to_string())
 }
 
-async fn validator(st: &AppState, event_type: &str) -> ApiResult<Option<Arc<Validator>>> {
-    let cache = &st.inner.schemas;
-    let stale = match cache.map.lock().get(event_type) {
-        Some((at, v)) if at.elapsed() < TTL => return Ok(v.clone()),
-        Some((_, v)) => v.clone(),
-        None => None,
-    };
-    let et = match st.store().get_event_type(event_type).await {
-        Ok(et) => et,
-        // During a PostgreSQL outage a publish goes to the spool (overview.md "Database
-        // outage"); an event type this node has not read yet cannot be checked then, like the
-        // other checks that need the database. Refusing with 503 would drop the spool's promise
-        // for every new event type (found by herald-torture's spool-full run). The miss is
-        // cached for `TTL`, so the publishes behind it do not each wait for a database
-        // connection that is not coming.
-        // The schema last read, if any, still applies.
-        Err(herald_store::StoreError::Unavailable(why)) => {
-            if stale.is_none() {
-                tracing::warn!(event_type, error = %why, "database unreachable: payload schema not checked");
+impl SchemaCache {
+    async fn validator(
+        &self,
+        store: &dyn Store,
+        event_type: &str,
+    ) -> ApiResult<Option<Arc<Validator>>> {
+        let cache = self;
+        let stale = match cache.map.lock().get(event_type) {
+            Some((at, v)) if at.elapsed() < TTL => return Ok(v.clone()),
+            Some((_, v)) => v.clone(),
+            None => None,
+        };
+        let et = match store.get_event_type(event_type).await {
+            Ok(et) => et,
+            // During a PostgreSQL outage a publish goes to the spool (overview.md "Database
+            // outage"); an event type this node has not read yet cannot be checked then, like the
+            // other checks that need the database. Refusing with 503 would drop the spool's promise
+            // for every new event type (found by herald-torture's spool-full run). The miss is
+            // cached for `TTL`, so the publishes behind it do not each wait for a database
+            // connection that is not coming.
+            // The schema last read, if any, still applies.
+            Err(herald_store::StoreError::Unavailable(why)) => {
+                if stale.is_none() {
+                    tracing::warn!(event_type, error = %why, "database unreachable: payload schema not checked");
+                }
+                cache
+                    .map
+                    .lock()
+                    .insert(event_type.to_string(), (Instant::now(), stale.clone()));
+                return Ok(stale);
             }
-            cache
-                .map
-                .lock()
-                .insert(event_type.to_string(), (Instant::now(), stale.clone()));
-            return Ok(stale);
+            Err(e) => return Err(e.into()),
+        };
+        let v = match et.and_then(|e| e.schemas) {
+            // A stored schema that no longer compiles must not block publishing.
+            Some(s) => compile(&s).ok().flatten().map(Arc::new),
+            None => None,
+        };
+        cache
+            .map
+            .lock()
+            .insert(event_type.to_string(), (Instant::now(), v.clone()));
+        Ok(v)
+    }
+
+    /// Validates `payload` (JSON text) against the event type's newest schema, if it has one.
+    pub async fn check_payload(
+        &self,
+        store: &dyn Store,
+        event_type: &str,
+        payload: &str,
+    ) -> ApiResult<()> {
+        let Some(v) = self.validator(store, event_type).await? else {
+            return Ok(());
+        };
+        let instance: serde_json::Value =
+            serde_json::from_str(payload).map_err(|e| ApiError::field("payload", e.to_string()))?;
+        let errors: Vec<FieldError> = v
+            .iter_errors(&instance)
+            .take(MAX_ERRORS)
+            .map(|e| FieldError {
+                loc: vec!["body".into(), "payload".into(), e.instance_path.to_string()],
+                msg: e.to_string(),
+                kind: "schema_error".into(),
+            })
+            .collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::Validation(errors))
         }
-        Err(e) => return Err(e.into()),
-    };
-    let v = match et.and_then(|e| e.schemas) {
-        // A stored schema that no longer compiles must not block publishing.
-        Some(s) => compile(&s).ok().flatten().map(Arc::new),
-        None => None,
-    };
-    cache
-        .map
-        .lock()
-        .insert(event_type.to_string(), (Instant::now(), v.clone()));
-    Ok(v)
+    }
 }
 
-/// Validates `payload` (JSON text) against the event type's newest schema, if it has one.
-pub async fn check_payload(st: &AppState, event_type: &str, payload: &str) -> ApiResult<()> {
-    let Some(v) = validator(st, event_type).await? else {
-        return Ok(());
-    };
-    let instance: serde_json::Value =
-        serde_json::from_str(payload).map_err(|e| ApiError::field("payload", e.to_string()))?;
-    let errors: Vec<FieldError> = v
-        .iter_errors(&instance)
-        .take(MAX_ERRORS)
-        .map(|e| FieldError {
-            loc: vec!["body".into(), "payload".into(), e.instance_path.to_string()],
-            msg: e.to_string(),
-            kind: "schema_error".into(),
-        })
-        .collect();
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(ApiError::Validation(errors))
+/// A source's compiled quarantine schema, or why it does not compile.
+type Compiled = Result<Arc<Validator>, String>;
+
+/// Sources' quarantine schemas, compiled once per version of the source: an entry is used only
+/// while the source's `updated_at` and schema are the ones it was compiled from, so any change
+/// of the source (on any node) recompiles it. The schema is compared too because two updates
+/// within one millisecond share an `updated_at`.
+#[derive(Default)]
+pub struct SourceSchemaCache {
+    map: Mutex<HashMap<SourceId, SourceEntry>>,
+}
+
+struct SourceEntry {
+    updated_at: Millis,
+    schema: serde_json::Value,
+    compiled: Compiled,
+}
+
+/// Entries kept before the cache starts over (deleted sources leave theirs behind).
+const MAX_SOURCE_SCHEMAS: usize = 10_000;
+
+impl SourceSchemaCache {
+    /// The validator of `schema`, the quarantine schema of `source` as it is now.
+    pub fn get(&self, source: &Source, schema: &serde_json::Value) -> Compiled {
+        if let Some(e) = self.map.lock().get(&source.id) {
+            if e.updated_at == source.updated_at && e.schema == *schema {
+                return e.compiled.clone();
+            }
+        }
+        // Compiled outside the lock: a large schema must not stall other sources' requests.
+        let compiled = compile_one(schema).map(Arc::new);
+        let mut map = self.map.lock();
+        if map.len() >= MAX_SOURCE_SCHEMAS {
+            map.clear();
+        }
+        map.insert(
+            source.id.clone(),
+            SourceEntry {
+                updated_at: source.updated_at,
+                schema: schema.clone(),
+                compiled: compiled.clone(),
+            },
+        );
+        compiled
     }
 }
 
@@ -166,5 +230,42 @@ mod tests {
         assert!(compile(&cyclic).is_err());
         let fine = serde_json::json!({"1": {"type": "object"}});
         assert!(matches!(compile(&fine), Ok(Some(_))));
+    }
+
+    fn source(updated_at: Millis) -> Source {
+        Source {
+            id: SourceId("src_test".into()),
+            app_id: herald_core::ids::AppId("app_test".into()),
+            uid: None,
+            name: "s".into(),
+            verification: serde_json::json!({"scheme": "none"}),
+            secrets: vec![],
+            options: serde_json::json!({}),
+            created_at: 1,
+            updated_at,
+        }
+    }
+
+    /// The quarantine schema is compiled once per version of the source, not per request, and
+    /// a changed source (new `updated_at` or new schema) gets a fresh validator.
+    #[test]
+    fn source_schemas_compile_once_per_source_version() {
+        let cache = SourceSchemaCache::default();
+        let strict = serde_json::json!({"type": "object", "required": ["a"]});
+        let first = cache.get(&source(1), &strict).expect("compiles");
+        let again = cache.get(&source(1), &strict).expect("compiles");
+        assert!(
+            Arc::ptr_eq(&first, &again),
+            "recompiled an unchanged source"
+        );
+        let loose = serde_json::json!({"type": "object"});
+        let updated = cache.get(&source(2), &loose).expect("compiles");
+        assert!(updated.is_valid(&serde_json::json!({})));
+        assert!(!first.is_valid(&serde_json::json!({})));
+        let same_ms = cache.get(&source(2), &strict).expect("compiles");
+        assert!(!same_ms.is_valid(&serde_json::json!({})));
+        assert!(cache
+            .get(&source(3), &serde_json::json!({"$ref": "#"}))
+            .is_err());
     }
 }

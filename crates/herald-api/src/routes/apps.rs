@@ -1,19 +1,20 @@
-//! Applications: `/api/v1/app`.
+//! Applications: `/api/v1/app`. Creating and resolving applications is
+//! `crate::service::apps`' job (publish and portal access create them too).
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use herald_core::ids::AppId;
-use herald_core::model::Application;
 use herald_core::now_millis;
 use serde::Deserialize;
 
 use crate::dto::{ApplicationIn, ApplicationOut, ApplicationPatch, Checks, ListOut};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{de_opt, Auth, JsonBody, ListParams, Path, Q};
-use crate::openapi::AppPath;
-use crate::AppState;
+use crate::paths::AppPath;
+use crate::service::apps;
+use crate::state::AppState;
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -34,9 +35,8 @@ pub async fn list(
 ) -> ApiResult<Json<ListOut<ApplicationOut>>> {
     auth.caller.require_admin()?;
     let page = st.store().list_apps(&p.to_query(false)?).await?;
-    Ok(Json(ListOut::new(
-        &page.items,
-        page.has_more,
+    Ok(Json(ListOut::page(
+        &page,
         |a| a.id.0.clone(),
         |a| ApplicationOut::from(a),
     )))
@@ -59,85 +59,25 @@ pub async fn create(
     let mut c = Checks::default();
     body.check(&mut c);
     c.finish()?;
+    let get_if_exists = q.get_if_exists.unwrap_or(false);
     if let Some(uid) = &body.uid {
         if let Some(existing) = st.store().get_app(uid).await? {
-            if q.get_if_exists.unwrap_or(false) {
-                return Ok((StatusCode::OK, Json(ApplicationOut::from(&existing))).into_response());
+            if get_if_exists {
+                return Ok(answer(StatusCode::OK, &existing));
             }
-            return Err(ApiError::Conflict(
-                "an application with this uid already exists".into(),
-            ));
+            return Err(apps::uid_taken());
         }
     }
-    let get_if_exists = q.get_if_exists.unwrap_or(false);
-    match create_app(&st, body.clone()).await {
-        Ok(app) => Ok((StatusCode::CREATED, Json(ApplicationOut::from(&app))).into_response()),
+    let uid = body.uid.clone().unwrap_or_default();
+    match apps::create(&st, body).await {
+        Ok(app) => Ok(answer(StatusCode::CREATED, &app)),
         // Another request created the uid between the read above and this insert: with
         // `get_if_exists` every concurrent caller gets that application, not a 409.
         Err(ApiError::Conflict(_)) if get_if_exists => {
-            let uid = body.uid.as_deref().unwrap_or_default();
-            match st.store().get_app(uid).await? {
-                Some(existing) => {
-                    Ok((StatusCode::OK, Json(ApplicationOut::from(&existing))).into_response())
-                }
-                None => Err(ApiError::Conflict(
-                    "an application with this uid already exists".into(),
-                )),
-            }
+            Ok(answer(StatusCode::OK, &apps::existing(&st, &uid).await?))
         }
         Err(e) => Err(e),
     }
-}
-
-/// The application `key` (ID or uid) names, created from `create` when it does not exist and
-/// `create` is given (the `application` field of a publish and of portal access, as in Svix):
-/// the path segment becomes its `uid`. Creating needs admin rights; two concurrent first uses
-/// both get the one application.
-pub async fn get_or_create(
-    st: &AppState,
-    auth: &Auth,
-    key: &str,
-    create: Option<ApplicationIn>,
-) -> ApiResult<Application> {
-    match (st.app(auth, key).await, create) {
-        (Ok(app), _) => Ok(app),
-        (Err(ApiError::NotFound(_)), Some(mut a)) => {
-            auth.caller.require_admin()?;
-            if a.uid.is_none() {
-                a.uid = Some(key.to_string());
-            }
-            match create_app(st, a).await {
-                Err(ApiError::Conflict(_)) => st.app(auth, key).await,
-                other => other,
-            }
-        }
-        (Err(e), _) => Err(e),
-    }
-}
-
-/// Creates an application from a checked body (also used by publish's `application` field and
-/// PUT's upsert). The uid is checked here again because those paths fill it in from the URL
-/// after the body was checked: every way of creating an application applies the uid rules.
-pub async fn create_app(st: &AppState, body: ApplicationIn) -> ApiResult<Application> {
-    let mut c = Checks::default();
-    c.uid("uid", body.uid.as_deref());
-    c.finish()?;
-    let now = now_millis();
-    let app = Application {
-        id: AppId::generate(),
-        uid: body.uid,
-        name: body.name,
-        throttle_rate: body.throttle_rate.map(|r| r as u32),
-        metadata: body.metadata.unwrap_or_default(),
-        created_at: now,
-        updated_at: now,
-    };
-    st.store().create_app(app).await.map_err(|e| match e {
-        herald_store::StoreError::Conflict(_) => {
-            ApiError::Conflict("an application with this uid already exists".into())
-        }
-        other => other.into(),
-    })
 }
 
 /// Get an application by ID or uid.
@@ -147,9 +87,9 @@ pub async fn create_app(st: &AppState, body: ApplicationIn) -> ApiResult<Applica
 pub async fn get(
     State(st): State<AppState>,
     auth: Auth,
-    Path(app_id): Path<String>,
+    Path(path): Path<AppPath>,
 ) -> ApiResult<Json<ApplicationOut>> {
-    let app = st.app(&auth, &app_id).await?;
+    let app = apps::load(&st, &auth, &path.app_id).await?;
     Ok(Json(ApplicationOut::from(&app)))
 }
 
@@ -163,14 +103,14 @@ pub async fn get(
 pub async fn update(
     State(st): State<AppState>,
     auth: Auth,
-    Path(app_id): Path<String>,
+    Path(path): Path<AppPath>,
     JsonBody(body): JsonBody<ApplicationIn>,
 ) -> ApiResult<Response> {
     let mut c = Checks::default();
     body.check(&mut c);
     c.finish()?;
-    let existing = match st.store().get_app(&app_id).await? {
-        Some(_) => Some(st.app(&auth, &app_id).await?),
+    let existing = match st.store().get_app(&path.app_id).await? {
+        Some(_) => Some(apps::load(&st, &auth, &path.app_id).await?),
         None => {
             // PUT creates when the application does not exist (Svix upsert semantics).
             auth.caller.require_admin()?;
@@ -189,11 +129,10 @@ pub async fn update(
         }
         None => {
             let mut body = body;
-            if body.uid.is_none() && !AppId::looks_like(&app_id) {
-                body.uid = Some(app_id);
+            if body.uid.is_none() && !AppId::looks_like(&path.app_id) {
+                body.uid = Some(path.app_id);
             }
-            let app = create_app(&st, body).await?;
-            Ok((StatusCode::CREATED, Json(ApplicationOut::from(&app))).into_response())
+            Ok(answer(StatusCode::CREATED, &apps::create(&st, body).await?))
         }
     }
 }
@@ -207,10 +146,10 @@ pub async fn update(
 pub async fn patch(
     State(st): State<AppState>,
     auth: Auth,
-    Path(app_id): Path<String>,
+    Path(path): Path<AppPath>,
     JsonBody(body): JsonBody<ApplicationPatch>,
 ) -> ApiResult<Json<ApplicationOut>> {
-    let mut app = st.app(&auth, &app_id).await?;
+    let mut app = apps::load(&st, &auth, &path.app_id).await?;
     let mut c = Checks::default();
     if let Some(n) = &body.name {
         c.name("name", n);
@@ -247,9 +186,13 @@ pub async fn patch(
 pub async fn remove(
     State(st): State<AppState>,
     auth: Auth,
-    Path(app_id): Path<String>,
+    Path(path): Path<AppPath>,
 ) -> ApiResult<StatusCode> {
-    let app = st.app(&auth, &app_id).await?;
+    let app = apps::load(&st, &auth, &path.app_id).await?;
     st.store().delete_app(&app.id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+fn answer(status: StatusCode, app: &herald_core::model::Application) -> Response {
+    (status, Json(ApplicationOut::from(app))).into_response()
 }

@@ -21,28 +21,9 @@ use crate::dto::{
 };
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{parse_time, Auth, JsonBody, ListParams, Path, Q};
-use crate::openapi::{AppPath, EndpointPath};
-use crate::AppState;
-
-/// Default grace period of a rotated secret.
-const DEFAULT_GRACE_S: i64 = 24 * 3600;
-/// Secrets kept per endpoint (the newest plus those still in grace).
-const MAX_SECRETS: usize = 5;
-
-pub(crate) async fn load(
-    st: &AppState,
-    auth: &Auth,
-    app_id: &str,
-    ep: &str,
-) -> ApiResult<(Application, Endpoint)> {
-    let app = st.app(auth, app_id).await?;
-    let ep = st
-        .store()
-        .get_endpoint(&app.id, ep)
-        .await?
-        .ok_or_else(|| ApiError::not_found("endpoint"))?;
-    Ok((app, ep))
-}
+use crate::paths::{AppPath, EndpointPath};
+use crate::service::{apps, endpoints, secrets};
+use crate::state::AppState;
 
 fn check_url(st: &AppState, c: &mut Checks, url: &str) {
     if let Err(e) = st.inner.egress.validate_url(url) {
@@ -143,23 +124,23 @@ fn from_in(
     })
 }
 
-/// 201 with the new endpoint.
-fn created(ep: &Endpoint) -> Response {
-    (
+/// Creates an endpoint from a POST/PUT body: 201 with it.
+async fn insert(st: &AppState, app: &Application, body: EndpointIn) -> ApiResult<Response> {
+    let ep = from_in(st, app, body, None)?;
+    let ep = st
+        .store()
+        .create_endpoint(ep)
+        .await
+        .map_err(ApiError::conflict_as(UID_TAKEN))?;
+    Ok((
         StatusCode::CREATED,
-        Json(EndpointOut::new(ep, now_millis())),
+        Json(EndpointOut::new(&ep, now_millis())),
     )
-        .into_response()
+        .into_response())
 }
 
-fn conflict(e: herald_store::StoreError) -> ApiError {
-    match e {
-        herald_store::StoreError::Conflict(_) => {
-            ApiError::Conflict("an endpoint with this uid already exists".into())
-        }
-        other => other.into(),
-    }
-}
+/// 409 wording of a taken uid.
+const UID_TAKEN: &str = "an endpoint with this uid already exists";
 
 /// List an application's endpoints, oldest first.
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint", tag = "Endpoint", operation_id = "list_endpoints",
@@ -168,18 +149,17 @@ fn conflict(e: herald_store::StoreError) -> ApiError {
 pub async fn list(
     State(st): State<AppState>,
     auth: Auth,
-    Path(app_id): Path<String>,
+    Path(path): Path<AppPath>,
     Q(p): Q<ListParams>,
 ) -> ApiResult<Json<ListOut<EndpointOut>>> {
-    let app = st.app(&auth, &app_id).await?;
+    let app = apps::load(&st, &auth, &path.app_id).await?;
     let page = st
         .store()
         .list_endpoints(&app.id, &p.to_query(false)?)
         .await?;
     let now = now_millis();
-    Ok(Json(ListOut::new(
-        &page.items,
-        page.has_more,
+    Ok(Json(ListOut::page(
+        &page,
         |e| e.id.0.clone(),
         |e| EndpointOut::new(e, now),
     )))
@@ -194,13 +174,11 @@ pub async fn list(
 pub async fn create(
     State(st): State<AppState>,
     auth: Auth,
-    Path(app_id): Path<String>,
+    Path(path): Path<AppPath>,
     JsonBody(body): JsonBody<EndpointIn>,
 ) -> ApiResult<Response> {
-    let app = st.app(&auth, &app_id).await?;
-    let ep = from_in(&st, &app, body, None)?;
-    let ep = st.store().create_endpoint(ep).await.map_err(conflict)?;
-    Ok(created(&ep))
+    let app = apps::load(&st, &auth, &path.app_id).await?;
+    insert(&st, &app, body).await
 }
 
 /// Get an endpoint by ID or uid.
@@ -210,9 +188,9 @@ pub async fn create(
 pub async fn get(
     State(st): State<AppState>,
     auth: Auth,
-    Path((app_id, ep_id)): Path<(String, String)>,
+    Path(path): Path<EndpointPath>,
 ) -> ApiResult<Json<EndpointOut>> {
-    let (_, ep) = load(&st, &auth, &app_id, &ep_id).await?;
+    let (_, ep) = endpoints::load(&st, &auth, &path).await?;
     Ok(Json(EndpointOut::new(&ep, now_millis())))
 }
 
@@ -227,27 +205,29 @@ pub async fn get(
 pub async fn update(
     State(st): State<AppState>,
     auth: Auth,
-    Path((app_id, ep_id)): Path<(String, String)>,
+    Path(path): Path<EndpointPath>,
     JsonBody(body): JsonBody<EndpointIn>,
 ) -> ApiResult<Response> {
-    let app = st.app(&auth, &app_id).await?;
-    match st.store().get_endpoint(&app.id, &ep_id).await? {
+    let app = apps::load(&st, &auth, &path.app_id).await?;
+    match st.store().get_endpoint(&app.id, &path.endpoint_id).await? {
         Some(existing) => {
             let was_disabled = existing.disabled;
             let ep = from_in(&st, &app, body, Some(existing))?;
-            let ep = st.store().update_endpoint(ep).await.map_err(conflict)?;
+            let ep = st
+                .store()
+                .update_endpoint(ep)
+                .await
+                .map_err(ApiError::conflict_as(UID_TAKEN))?;
             st.endpoint_toggled(was_disabled, &ep).await;
             st.wake();
             Ok(Json(EndpointOut::new(&ep, now_millis())).into_response())
         }
         None => {
             let mut body = body;
-            if body.uid.is_none() && !EndpointId::looks_like(&ep_id) {
-                body.uid = Some(ep_id);
+            if body.uid.is_none() && !EndpointId::looks_like(&path.endpoint_id) {
+                body.uid = Some(path.endpoint_id);
             }
-            let ep = from_in(&st, &app, body, None)?;
-            let ep = st.store().create_endpoint(ep).await.map_err(conflict)?;
-            Ok(created(&ep))
+            insert(&st, &app, body).await
         }
     }
 }
@@ -261,10 +241,10 @@ pub async fn update(
 pub async fn patch(
     State(st): State<AppState>,
     auth: Auth,
-    Path((app_id, ep_id)): Path<(String, String)>,
+    Path(path): Path<EndpointPath>,
     JsonBody(p): JsonBody<EndpointPatch>,
 ) -> ApiResult<Json<EndpointOut>> {
-    let (_, mut ep) = load(&st, &auth, &app_id, &ep_id).await?;
+    let (_, mut ep) = endpoints::load(&st, &auth, &path).await?;
     let was_disabled = ep.disabled;
     let mut c = Checks::default();
     if let Some(u) = &p.url {
@@ -339,7 +319,11 @@ pub async fn patch(
         }];
     }
     ep.updated_at = now_millis();
-    let ep = st.store().update_endpoint(ep).await.map_err(conflict)?;
+    let ep = st
+        .store()
+        .update_endpoint(ep)
+        .await
+        .map_err(ApiError::conflict_as(UID_TAKEN))?;
     st.endpoint_toggled(was_disabled, &ep).await;
     st.wake();
     Ok(Json(EndpointOut::new(&ep, now_millis())))
@@ -352,9 +336,9 @@ pub async fn patch(
 pub async fn remove(
     State(st): State<AppState>,
     auth: Auth,
-    Path((app_id, ep_id)): Path<(String, String)>,
+    Path(path): Path<EndpointPath>,
 ) -> ApiResult<StatusCode> {
-    let (app, ep) = load(&st, &auth, &app_id, &ep_id).await?;
+    let (app, ep) = endpoints::load(&st, &auth, &path).await?;
     st.store().delete_endpoint(&app.id, &ep.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -366,9 +350,9 @@ pub async fn remove(
 pub async fn secret(
     State(st): State<AppState>,
     auth: Auth,
-    Path((app_id, ep_id)): Path<(String, String)>,
+    Path(path): Path<EndpointPath>,
 ) -> ApiResult<Json<SecretOut>> {
-    let (_, ep) = load(&st, &auth, &app_id, &ep_id).await?;
+    let (_, ep) = endpoints::load(&st, &auth, &path).await?;
     let key = ep
         .secrets
         .first()
@@ -384,38 +368,16 @@ pub async fn secret(
 pub async fn rotate(
     State(st): State<AppState>,
     auth: Auth,
-    Path((app_id, ep_id)): Path<(String, String)>,
+    Path(path): Path<EndpointPath>,
     JsonBody(body): JsonBody<SecretRotateIn>,
 ) -> ApiResult<Json<SecretOut>> {
-    let (_, mut ep) = load(&st, &auth, &app_id, &ep_id).await?;
+    let (_, mut ep) = endpoints::load(&st, &auth, &path).await?;
     let mut c = Checks::default();
     let new = parse_secret(&mut c, body.key.as_deref());
-    let grace = body.grace_period_seconds.unwrap_or(DEFAULT_GRACE_S);
-    if !(0..=7 * 86_400).contains(&grace) {
-        c.fail("gracePeriodSeconds", "must be between 0 and 604800");
-    }
+    let grace = secrets::grace_period(&mut c, body.grace_period_seconds);
     let new = c.finish_with(new)?;
     let now = now_millis();
-    let expires = now + grace * 1000;
-    let mut secrets: Vec<StoredSecret> = ep
-        .secrets
-        .into_iter()
-        .filter(|s| s.expires_at.is_none_or(|e| e > now))
-        .map(|mut s| {
-            s.expires_at = Some(s.expires_at.map_or(expires, |e| e.min(expires)));
-            s
-        })
-        .filter(|s| s.expires_at.is_some_and(|e| e > now))
-        .collect();
-    secrets.insert(
-        0,
-        StoredSecret {
-            key: new.expose().to_string(),
-            expires_at: None,
-        },
-    );
-    secrets.truncate(MAX_SECRETS);
-    ep.secrets = secrets;
+    secrets::rotate(&mut ep.secrets, new.expose().to_string(), grace, now);
     ep.updated_at = now;
     st.store().update_endpoint(ep).await?;
     Ok(Json(SecretOut {
@@ -441,9 +403,9 @@ fn headers_out(h: &BTreeMap<String, String>) -> HeadersOut {
 pub async fn headers(
     State(st): State<AppState>,
     auth: Auth,
-    Path((app_id, ep_id)): Path<(String, String)>,
+    Path(path): Path<EndpointPath>,
 ) -> ApiResult<Json<HeadersOut>> {
-    let (_, ep) = load(&st, &auth, &app_id, &ep_id).await?;
+    let (_, ep) = endpoints::load(&st, &auth, &path).await?;
     Ok(Json(headers_out(&ep.headers)))
 }
 
@@ -454,17 +416,10 @@ pub async fn headers(
 pub async fn put_headers(
     State(st): State<AppState>,
     auth: Auth,
-    Path((app_id, ep_id)): Path<(String, String)>,
+    Path(path): Path<EndpointPath>,
     JsonBody(body): JsonBody<HeadersIn>,
 ) -> ApiResult<StatusCode> {
-    let (_, mut ep) = load(&st, &auth, &app_id, &ep_id).await?;
-    let mut c = Checks::default();
-    check_headers(&mut c, "headers", &body.headers);
-    c.finish()?;
-    ep.headers = body.headers;
-    ep.updated_at = now_millis();
-    st.store().update_endpoint(ep).await?;
-    Ok(StatusCode::NO_CONTENT)
+    change_headers(&st, &auth, &path, body.headers, None).await
 }
 
 /// Add, change or delete some custom headers.
@@ -474,17 +429,35 @@ pub async fn put_headers(
 pub async fn patch_headers(
     State(st): State<AppState>,
     auth: Auth,
-    Path((app_id, ep_id)): Path<(String, String)>,
+    Path(path): Path<EndpointPath>,
     JsonBody(body): JsonBody<HeadersPatchIn>,
 ) -> ApiResult<StatusCode> {
-    let (_, mut ep) = load(&st, &auth, &app_id, &ep_id).await?;
+    let delete = Some(body.delete_headers.as_slice());
+    change_headers(&st, &auth, &path, body.headers, delete).await
+}
+
+/// Sets the custom headers `set` after deleting those named in `delete`, or all of them when
+/// `delete` is `None` (PUT replaces, PATCH amends): 204.
+async fn change_headers(
+    st: &AppState,
+    auth: &Auth,
+    path: &EndpointPath,
+    set: BTreeMap<String, String>,
+    delete: Option<&[String]>,
+) -> ApiResult<StatusCode> {
+    let (_, mut ep) = endpoints::load(st, auth, path).await?;
     let mut c = Checks::default();
-    check_headers(&mut c, "headers", &body.headers);
+    check_headers(&mut c, "headers", &set);
     c.finish()?;
-    for k in &body.delete_headers {
-        ep.headers.retain(|name, _| !name.eq_ignore_ascii_case(k));
+    match delete {
+        None => ep.headers.clear(),
+        Some(names) => {
+            for k in names {
+                ep.headers.retain(|name, _| !name.eq_ignore_ascii_case(k));
+            }
+        }
     }
-    ep.headers.extend(body.headers);
+    ep.headers.extend(set);
     ep.updated_at = now_millis();
     st.store().update_endpoint(ep).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -508,10 +481,10 @@ pub struct StatsParams {
 pub async fn stats(
     State(st): State<AppState>,
     auth: Auth,
-    Path((app_id, ep_id)): Path<(String, String)>,
+    Path(path): Path<EndpointPath>,
     Q(q): Q<StatsParams>,
 ) -> ApiResult<Json<EndpointStatsOut>> {
-    let (_, ep) = load(&st, &auth, &app_id, &ep_id).await?;
+    let (_, ep) = endpoints::load(&st, &auth, &path).await?;
     let since = q
         .since
         .as_deref()
@@ -539,10 +512,10 @@ pub async fn stats(
 pub async fn recover(
     State(st): State<AppState>,
     auth: Auth,
-    Path((app_id, ep_id)): Path<(String, String)>,
+    Path(path): Path<EndpointPath>,
     JsonBody(body): JsonBody<RecoverIn>,
 ) -> ApiResult<Response> {
-    let (_, ep) = load(&st, &auth, &app_id, &ep_id).await?;
+    let (_, ep) = endpoints::load(&st, &auth, &path).await?;
     let since = parse_time("since", &body.since)
         .map_err(|_| ApiError::field("since", "expected an RFC 3339 date-time"))?;
     let until = body
@@ -573,10 +546,10 @@ pub async fn recover(
 pub async fn send_example(
     State(st): State<AppState>,
     auth: Auth,
-    Path((app_id, ep_id)): Path<(String, String)>,
+    Path(path): Path<EndpointPath>,
     JsonBody(body): JsonBody<SendExampleIn>,
 ) -> ApiResult<Response> {
-    let (app, ep) = load(&st, &auth, &app_id, &ep_id).await?;
+    let (app, ep) = endpoints::load(&st, &auth, &path).await?;
     if !crate::dto::valid_uid(&body.event_type) {
         return Err(ApiError::field(
             "eventType",

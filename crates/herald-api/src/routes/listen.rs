@@ -17,9 +17,7 @@ use std::time::{Duration, Instant};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::response::Response;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use futures::{SinkExt, StreamExt};
@@ -37,7 +35,8 @@ use tokio::sync::oneshot;
 use crate::dto::{check_list, Checks};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Auth, Q};
-use crate::AppState;
+use crate::service::apps;
+use crate::state::AppState;
 
 /// How often the server pings an idle session.
 const PING_EVERY: Duration = Duration::from_secs(15);
@@ -90,29 +89,22 @@ pub async fn listen(
     let filter = resolve(&st, &auth, p).await?;
     let Some(hub) = st.inner.listen.clone() else {
         // API-only nodes send nothing; the session must be held where workers run.
-        return Ok(error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "listen_unavailable",
-            "this node runs no delivery workers; connect to a node with role `all`",
+        return Err(ApiError::ListenUnavailable(
+            "this node runs no delivery workers; connect to a node with role `all`".into(),
         ));
     };
     let ws = match ws {
         Ok(ws) => ws,
         Err(rej) => {
-            return Ok(error(
-                StatusCode::BAD_REQUEST,
-                "websocket_required",
-                &format!("this route speaks WebSocket only: {}", rej.body_text()),
-            ))
+            return Err(ApiError::WebSocketRequired(format!(
+                "this route speaks WebSocket only: {}",
+                rej.body_text()
+            )))
         }
     };
     Ok(ws
         .max_message_size(MAX_FRAME)
         .on_upgrade(move |socket| session(st, hub, filter, socket)))
-}
-
-fn error(status: StatusCode, code: &str, detail: &str) -> Response {
-    (status, Json(json!({"code": code, "detail": detail}))).into_response()
 }
 
 /// Checks the query and tenancy before the upgrade, so mistakes answer with a status.
@@ -142,9 +134,9 @@ async fn resolve(st: &AppState, auth: &Auth, p: ListenParams) -> ApiResult<Filte
     c.finish()?;
     let types = types.filter(|t| !t.is_empty());
     let (app, source) = match (p.app, p.source) {
-        (Some(app), None) => (st.app(auth, &app).await?, None),
+        (Some(app), None) => (apps::load(st, auth, &app).await?, None),
         (Some(app), Some(src)) => {
-            let app = st.app(auth, &app).await?;
+            let app = apps::load(st, auth, &app).await?;
             let source = st
                 .store()
                 .get_source(&app.id, &src)
@@ -158,7 +150,10 @@ async fn resolve(st: &AppState, auth: &Auth, p: ListenParams) -> ApiResult<Filte
                 .find_source(&SourceId(src))
                 .await?
                 .ok_or_else(|| ApiError::not_found("source"))?;
-            (st.app(auth, source.app_id.as_str()).await?, Some(source))
+            (
+                apps::load(st, auth, source.app_id.as_str()).await?,
+                Some(source),
+            )
         }
         (None, None) => return Err(ApiError::field("app", "give `app`, `source`, or both")),
     };

@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use herald_core::ids::{EndpointId, MessageId};
+use herald_core::ids::{AppId, EndpointId, MessageId};
 use herald_core::model::Message;
 use herald_core::now_millis;
 use herald_store::{AttemptFilter, AttemptScope, MessageFilter};
@@ -17,9 +17,9 @@ use crate::dto::{
 };
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{de_opt, Auth, JsonBody, ListParams, Path, Q};
-use crate::openapi::{AppPath, AttemptPath, EndpointPath, MsgEndpointPath, MsgPath};
-use crate::routes::endpoints::load as load_endpoint;
-use crate::AppState;
+use crate::paths::{AppPath, AttemptPath, EndpointPath, MsgEndpointPath, MsgPath};
+use crate::service::{apps, endpoints, messages};
+use crate::state::AppState;
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -38,7 +38,7 @@ pub struct ContentParam {
 pub async fn create(
     State(st): State<AppState>,
     auth: Auth,
-    Path(app_id): Path<String>,
+    Path(path): Path<AppPath>,
     Q(cp): Q<ContentParam>,
     JsonBody(body): JsonBody<MessageIn>,
 ) -> ApiResult<Response> {
@@ -88,8 +88,11 @@ pub async fn create(
     c.finish()?;
 
     // One read: the app's existence and the caller's right to it are decided together.
-    let app = crate::routes::apps::get_or_create(&st, &auth, &app_id, body.application).await?;
-    crate::schema::check_payload(&st, &body.event_type, payload).await?;
+    let app = apps::get_or_create(&st, &auth, &path.app_id, body.application).await?;
+    st.inner
+        .schemas
+        .check_payload(st.store(), &body.event_type, payload)
+        .await?;
     let msg = Message {
         id: MessageId::generate(),
         app_id: app.id.clone(),
@@ -105,12 +108,13 @@ pub async fn create(
         ordering_key: body.ordering_key,
         headers: None,
     };
-    let published = st.store().publish(msg, None).await.map_err(|e| match e {
-        herald_store::StoreError::Conflict(_) => ApiError::Conflict(
-            "a message with this eventId already exists in this application".into(),
-        ),
-        other => other.into(),
-    })?;
+    let published = st
+        .store()
+        .publish(msg, None)
+        .await
+        .map_err(ApiError::conflict_as(
+            "a message with this eventId already exists in this application",
+        ))?;
     metrics::counter!("herald_messages_published_total", "origin" => "api").increment(1);
     if published.deliveries > 0 {
         st.wake();
@@ -157,10 +161,10 @@ fn split_csv(s: Option<&str>) -> Option<Vec<String>> {
 pub async fn list(
     State(st): State<AppState>,
     auth: Auth,
-    Path(app_id): Path<String>,
+    Path(path): Path<AppPath>,
     Q(p): Q<MsgListParams>,
 ) -> ApiResult<Json<ListOut<MessageOut>>> {
-    let app = st.app(&auth, &app_id).await?;
+    let app = apps::load(&st, &auth, &path.app_id).await?;
     let filter = MessageFilter {
         channel: p.channel,
         event_types: split_csv(p.event_types.as_deref()),
@@ -169,27 +173,11 @@ pub async fn list(
         .store()
         .list_messages(&app.id, &filter, &p.list.to_query(true)?)
         .await?;
-    Ok(Json(ListOut::new(
-        &page.items,
-        page.has_more,
+    Ok(Json(ListOut::page(
+        &page,
         |m| m.id.0.clone(),
         |m| MessageOut::new(m, p.with_content.unwrap_or(true)),
     )))
-}
-
-async fn load_msg(
-    st: &AppState,
-    auth: &Auth,
-    app_id: &str,
-    msg_id: &str,
-) -> ApiResult<(herald_core::model::Application, Message)> {
-    let app = st.app(auth, app_id).await?;
-    let msg = st
-        .store()
-        .get_message(&app.id, msg_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("message"))?;
-    Ok((app, msg))
 }
 
 /// Get a message by ID or `eventId`.
@@ -199,10 +187,10 @@ async fn load_msg(
 pub async fn get(
     State(st): State<AppState>,
     auth: Auth,
-    Path((app_id, msg_id)): Path<(String, String)>,
+    Path(path): Path<MsgPath>,
     Q(cp): Q<ContentParam>,
 ) -> ApiResult<Json<MessageOut>> {
-    let (_, msg) = load_msg(&st, &auth, &app_id, &msg_id).await?;
+    let (_, msg) = messages::load(&st, &auth, &path.app_id, &path.msg_id).await?;
     Ok(Json(MessageOut::new(&msg, cp.with_content.unwrap_or(true))))
 }
 
@@ -213,9 +201,9 @@ pub async fn get(
 pub async fn expunge(
     State(st): State<AppState>,
     auth: Auth,
-    Path((app_id, msg_id)): Path<(String, String)>,
+    Path(path): Path<MsgPath>,
 ) -> ApiResult<StatusCode> {
-    let (app, msg) = load_msg(&st, &auth, &app_id, &msg_id).await?;
+    let (app, msg) = messages::load(&st, &auth, &path.app_id, &path.msg_id).await?;
     st.store().expunge_payload(&app.id, &msg.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -227,11 +215,11 @@ pub async fn expunge(
 pub async fn endpoints_of(
     State(st): State<AppState>,
     auth: Auth,
-    Path((app_id, msg_id)): Path<(String, String)>,
+    Path(path): Path<MsgPath>,
     Q(p): Q<ListParams>,
 ) -> ApiResult<Json<ListOut<MessageEndpointOut>>> {
     let q = p.to_query(false)?;
-    let (app, msg) = load_msg(&st, &auth, &app_id, &msg_id).await?;
+    let (app, msg) = messages::load(&st, &auth, &path.app_id, &path.msg_id).await?;
     let deliveries = st.store().deliveries_of_message(&msg.id).await?;
     let now = now_millis();
     let mut out = Vec::new();
@@ -288,17 +276,16 @@ pub struct EpMsgParams {
 pub async fn by_endpoint(
     State(st): State<AppState>,
     auth: Auth,
-    Path((app_id, ep_id)): Path<(String, String)>,
+    Path(path): Path<EndpointPath>,
     Q(p): Q<EpMsgParams>,
 ) -> ApiResult<Json<ListOut<EndpointMessageOut>>> {
-    let (_, ep) = load_endpoint(&st, &auth, &app_id, &ep_id).await?;
+    let (_, ep) = endpoints::load(&st, &auth, &path).await?;
     let page = st
         .store()
         .deliveries_of_endpoint(&ep.id, p.status, &p.list.to_query(true)?)
         .await?;
-    Ok(Json(ListOut::new(
-        &page.items,
-        page.has_more,
+    Ok(Json(ListOut::page(
+        &page,
         |(_, m)| m.id.0.clone(),
         |(d, m)| {
             let (status, status_text, next_attempt) = delivery_fields(d);
@@ -319,14 +306,10 @@ pub async fn by_endpoint(
 pub async fn resend(
     State(st): State<AppState>,
     auth: Auth,
-    Path((app_id, msg_id, ep_id)): Path<(String, String, String)>,
+    Path(path): Path<MsgEndpointPath>,
 ) -> ApiResult<Response> {
-    let (app, msg) = load_msg(&st, &auth, &app_id, &msg_id).await?;
-    let ep = st
-        .store()
-        .get_endpoint(&app.id, &ep_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("endpoint"))?;
+    let (app, msg) = messages::load(&st, &auth, &path.app_id, &path.msg_id).await?;
+    let ep = endpoints::of_app(&st, &app.id, &path.endpoint_id).await?;
     st.store()
         .resend(&app.id, &msg.id, &ep.id, now_millis())
         .await?;
@@ -347,15 +330,28 @@ pub struct AttemptParams {
     endpoint_id: Option<String>,
 }
 
-fn attempt_page(
-    page: herald_store::Page<herald_core::model::Attempt>,
-) -> Json<ListOut<AttemptOut>> {
-    Json(ListOut::new(
-        &page.items,
-        page.has_more,
+/// One page of the application's attempts in `scope`, newest first.
+async fn attempt_page(
+    st: &AppState,
+    app: &AppId,
+    scope: AttemptScope,
+    p: &AttemptParams,
+    endpoint_id: Option<EndpointId>,
+) -> ApiResult<Json<ListOut<AttemptOut>>> {
+    let filter = AttemptFilter {
+        status: p.status,
+        endpoint_id,
+    };
+    let query = p.list.to_query(true)?;
+    let page = st
+        .store()
+        .list_attempts(app, &scope, &filter, &query)
+        .await?;
+    Ok(Json(ListOut::page(
+        &page,
         |a| a.id.0.clone(),
         |a| AttemptOut::from(a),
-    ))
+    )))
 }
 
 /// Attempts made to an endpoint, newest first.
@@ -365,24 +361,11 @@ fn attempt_page(
 pub async fn attempts_by_endpoint(
     State(st): State<AppState>,
     auth: Auth,
-    Path((app_id, ep_id)): Path<(String, String)>,
+    Path(path): Path<EndpointPath>,
     Q(p): Q<AttemptParams>,
 ) -> ApiResult<Json<ListOut<AttemptOut>>> {
-    let (app, ep) = load_endpoint(&st, &auth, &app_id, &ep_id).await?;
-    let filter = AttemptFilter {
-        status: p.status,
-        endpoint_id: None,
-    };
-    let page = st
-        .store()
-        .list_attempts(
-            &app.id,
-            &AttemptScope::Endpoint(ep.id),
-            &filter,
-            &p.list.to_query(true)?,
-        )
-        .await?;
-    Ok(attempt_page(page))
+    let (app, ep) = endpoints::load(&st, &auth, &path).await?;
+    attempt_page(&st, &app.id, AttemptScope::Endpoint(ep.id), &p, None).await
 }
 
 /// Attempts made for a message, newest first.
@@ -392,10 +375,10 @@ pub async fn attempts_by_endpoint(
 pub async fn attempts_by_msg(
     State(st): State<AppState>,
     auth: Auth,
-    Path((app_id, msg_id)): Path<(String, String)>,
+    Path(path): Path<MsgPath>,
     Q(p): Q<AttemptParams>,
 ) -> ApiResult<Json<ListOut<AttemptOut>>> {
-    let (app, msg) = load_msg(&st, &auth, &app_id, &msg_id).await?;
+    let (app, msg) = messages::load(&st, &auth, &path.app_id, &path.msg_id).await?;
     let endpoint_id = match &p.endpoint_id {
         Some(key) => Some(
             st.store()
@@ -406,20 +389,7 @@ pub async fn attempts_by_msg(
         ),
         None => None,
     };
-    let filter = AttemptFilter {
-        status: p.status,
-        endpoint_id,
-    };
-    let page = st
-        .store()
-        .list_attempts(
-            &app.id,
-            &AttemptScope::Message(msg.id),
-            &filter,
-            &p.list.to_query(true)?,
-        )
-        .await?;
-    Ok(attempt_page(page))
+    attempt_page(&st, &app.id, AttemptScope::Message(msg.id), &p, endpoint_id).await
 }
 
 /// One attempt.
@@ -429,12 +399,12 @@ pub async fn attempts_by_msg(
 pub async fn attempt(
     State(st): State<AppState>,
     auth: Auth,
-    Path((app_id, msg_id, attempt_id)): Path<(String, String, String)>,
+    Path(path): Path<AttemptPath>,
 ) -> ApiResult<Json<AttemptOut>> {
-    let (app, msg) = load_msg(&st, &auth, &app_id, &msg_id).await?;
+    let (app, msg) = messages::load(&st, &auth, &path.app_id, &path.msg_id).await?;
     let a = st
         .store()
-        .get_attempt(&app.id, &msg.id, &attempt_id)
+        .get_attempt(&app.id, &msg.id, &path.attempt_id)
         .await?
         .ok_or_else(|| ApiError::not_found("attempt"))?;
     Ok(Json(AttemptOut::from(&a)))

@@ -19,8 +19,9 @@ use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{
     de_opt, sha256, Auth, Caller, JsonBody, ListParams, OptionalJsonBody, Path, Q,
 };
-use crate::openapi::{AppPath, EventTypePath, TokenPath};
-use crate::AppState;
+use crate::paths::{AppPath, EventTypePath, TokenPath};
+use crate::service::apps;
+use crate::state::AppState;
 
 /// A delivery loop that has not turned for this long is reported stalled (an attempt lasts at
 /// most `request_timeout_ms`, so a healthy loop turns far more often).
@@ -232,9 +233,8 @@ pub async fn list_event_types(
             p.include_archived.unwrap_or(false),
         )
         .await?;
-    Ok(Json(ListOut::new(
-        &page.items,
-        page.has_more,
+    Ok(Json(ListOut::page(
+        &page,
         |e| e.name.clone(),
         |e| EventTypeOut::from(e),
     )))
@@ -278,12 +278,9 @@ async fn insert_event_type(st: &AppState, name: String, b: EventTypeUpdate) -> A
         .store()
         .create_event_type(et)
         .await
-        .map_err(|e| match e {
-            herald_store::StoreError::Conflict(_) => {
-                ApiError::Conflict("an event type with this name already exists".into())
-            }
-            other => other.into(),
-        })?;
+        .map_err(ApiError::conflict_as(
+            "an event type with this name already exists",
+        ))?;
     st.inner.schemas.invalidate(&et.name);
     Ok((StatusCode::CREATED, Json(EventTypeOut::from(&et))).into_response())
 }
@@ -302,9 +299,9 @@ async fn load_et(st: &AppState, name: &str) -> ApiResult<EventType> {
 pub async fn get_event_type(
     State(st): State<AppState>,
     _auth: Auth,
-    Path(name): Path<String>,
+    Path(path): Path<EventTypePath>,
 ) -> ApiResult<Json<EventTypeOut>> {
-    Ok(Json(EventTypeOut::from(&load_et(&st, &name).await?)))
+    Ok(Json(EventTypeOut::from(&load_et(&st, &path.name).await?)))
 }
 
 /// Replace an event type, or create it (admin only).
@@ -317,13 +314,13 @@ pub async fn get_event_type(
 pub async fn update_event_type(
     State(st): State<AppState>,
     auth: Auth,
-    Path(name): Path<String>,
+    Path(path): Path<EventTypePath>,
     JsonBody(b): JsonBody<EventTypeUpdate>,
 ) -> ApiResult<Response> {
     auth.caller.require_admin()?;
     check_schemas(&b.schemas)?;
     let now = now_millis();
-    match st.store().get_event_type(&name).await? {
+    match st.store().get_event_type(&path.name).await? {
         Some(mut et) => {
             et.description = b.description;
             et.archived = b.archived.unwrap_or(false);
@@ -334,7 +331,7 @@ pub async fn update_event_type(
             st.inner.schemas.invalidate(&et.name);
             Ok(Json(EventTypeOut::from(&et)).into_response())
         }
-        None => insert_event_type(&st, name, b).await,
+        None => insert_event_type(&st, path.name, b).await,
     }
 }
 
@@ -345,11 +342,11 @@ pub async fn update_event_type(
 pub async fn patch_event_type(
     State(st): State<AppState>,
     auth: Auth,
-    Path(name): Path<String>,
+    Path(path): Path<EventTypePath>,
     JsonBody(b): JsonBody<EventTypePatch>,
 ) -> ApiResult<Json<EventTypeOut>> {
     auth.caller.require_admin()?;
-    let mut et = load_et(&st, &name).await?;
+    let mut et = load_et(&st, &path.name).await?;
     if let Some(s) = &b.schemas {
         check_schemas(s)?;
     }
@@ -378,12 +375,12 @@ pub async fn patch_event_type(
 pub async fn delete_event_type(
     State(st): State<AppState>,
     auth: Auth,
-    Path(name): Path<String>,
+    Path(path): Path<EventTypePath>,
 ) -> ApiResult<StatusCode> {
     auth.caller.require_admin()?;
-    load_et(&st, &name).await?;
-    st.store().delete_event_type(&name).await?;
-    st.inner.schemas.invalidate(&name);
+    load_et(&st, &path.name).await?;
+    st.store().delete_event_type(&path.name).await?;
+    st.inner.schemas.invalidate(&path.name);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -397,7 +394,7 @@ pub async fn delete_event_type(
 pub async fn app_portal_access(
     State(st): State<AppState>,
     auth: Auth,
-    Path(app_id): Path<String>,
+    Path(path): Path<AppPath>,
     OptionalJsonBody(body): OptionalJsonBody<AppPortalAccessIn>,
 ) -> ApiResult<Response> {
     auth.caller.require_admin()?;
@@ -423,7 +420,7 @@ pub async fn app_portal_access(
         a.check(&mut c);
     }
     c.finish()?;
-    let app = crate::routes::apps::get_or_create(&st, &auth, &app_id, body.application).await?;
+    let app = apps::get_or_create(&st, &auth, &path.app_id, body.application).await?;
     let secret = herald_core::ids::new_token_secret();
     let rec = TokenRecord {
         id: TokenId::generate(),
@@ -474,7 +471,7 @@ pub async fn create_token(
         return Err(ApiError::field("name", "must be 1-256 characters"));
     }
     let app_id = match &b.app_id {
-        Some(key) => Some(st.app(&auth, key).await?.id),
+        Some(key) => Some(apps::load(&st, &auth, key).await?.id),
         None => None,
     };
     let secret = herald_core::ids::new_token_secret();
@@ -519,11 +516,11 @@ pub async fn list_tokens(
 pub async fn delete_token(
     State(st): State<AppState>,
     auth: Auth,
-    Path(id): Path<String>,
+    Path(path): Path<TokenPath>,
 ) -> ApiResult<StatusCode> {
     require_root(&auth)?;
     st.store()
-        .delete_token(&TokenId(id))
+        .delete_token(&TokenId(path.token_id))
         .await
         .map_err(|e| match e {
             herald_store::StoreError::NotFound => ApiError::not_found("token"),

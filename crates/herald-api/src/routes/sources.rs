@@ -1,279 +1,37 @@
 //! Inbound sources: `/api/v1/app/{app_id}/source…` — CRUD, secret rotation, the request log and
 //! quarantine release (inbound.md "API").
 //!
-//! This module validates and stores a source's configuration; the ingestion route
-//! (`inbound.rs`) interprets it. Verification secrets are write-only: no answer ever contains
-//! one, except a secret Herald generated itself in a rotation, returned once.
+//! This module validates and stores a source's configuration; ingestion
+//! (`crate::service::ingest`) interprets it, and `crate::service::sources` decodes it.
+//! Verification secrets are write-only: no answer ever contains one, except a secret Herald
+//! generated itself in a rotation, returned once.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use herald_core::ids::{InboundRequestId, MessageId, SourceId};
-use herald_core::inbound::{self, Extract, Scheme, Verification};
-use herald_core::model::{
-    Application, InboundRequest, InboundStatus, Message, Source, StoredSecret,
-};
+use herald_core::ids::{InboundRequestId, SourceId};
+use herald_core::inbound::{Extract, Scheme, Verification};
+use herald_core::model::{InboundStatus, Source, StoredSecret};
 use herald_core::now_millis;
 use herald_core::ordering::OrderingRule;
 use herald_core::signing::EndpointSecret;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
 
-use crate::dto::{double, ts, Checks, ListOut};
+use crate::dto::{
+    Checks, Dedup, InboundRequestOut, ListOut, OnInvalid, ReleasedOut, SourceIn, SourceOptions,
+    SourceOut, SourcePatch, SourceRotateIn, SourceRotateOut,
+};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Auth, JsonBody, ListParams, Path, Q};
-use crate::openapi::{AppPath, SourcePath, SourceRequestPath};
-use crate::AppState;
-use utoipa::ToSchema;
+use crate::paths::{AppPath, SourcePath, SourceRequestPath};
+use crate::service::sources::{self, Received};
+use crate::service::{apps, secrets};
+use crate::state::AppState;
 
-/// Default grace period of a rotated secret.
-const DEFAULT_GRACE_S: i64 = 24 * 3600;
-/// Secrets kept per source (the newest plus those still in grace).
-const MAX_SECRETS: usize = 5;
 /// Longest dedup window (30 days).
 const MAX_WINDOW_S: i64 = 30 * 86_400;
-
-/// Where a source's dedup key comes from and for how long it holds.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Dedup {
-    #[serde(default)]
-    pub key: Option<Extract>,
-    #[serde(default)]
-    pub window_seconds: Option<i64>,
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum OnInvalid {
-    #[default]
-    Quarantine,
-    Reject,
-}
-
-/// The `ordering` option as documented (the stored form is `herald_core::ordering::OrderingRule`).
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct SourceOrdering {
-    /// The resource key: `{"header": name}`, `{"json": "/pointer"}` or `{"value": text}` (one
-    /// sequence for the whole source).
-    #[schema(value_type = Object)]
-    pub key: Value,
-    /// The per-resource sequence, an integer (JSON number or numeric string):
-    /// `{"header": name}` or `{"json": "/pointer"}`.
-    #[schema(value_type = Object)]
-    pub sequence: Value,
-    /// How long later events wait for a missing sequence (default 60); 0 = never wait, only
-    /// drop stale events (for sequences that are not contiguous counters, e.g. timestamps).
-    #[schema(minimum = 0, maximum = 86400)]
-    pub gap_timeout_seconds: Option<i64>,
-}
-
-/// Everything of SourceIn but name, uid and verification: stored as `Source::options`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct SourceOptions {
-    /// `{"header": …}`, `{"json": "/pointer"}` or `{"value": …}`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub event_type: Option<Extract>,
-    /// `{"key": rule, "windowSeconds": N}`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub dedup: Option<Dedup>,
-    /// A JSON Schema the body must satisfy.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub schema: Option<Value>,
-    #[serde(default)]
-    pub on_invalid: OnInvalid,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub forward_headers: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rate_limit: Option<u32>,
-    /// Per-resource ordering: stale events dropped, gaps waited for (inbound.md "Ordering").
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<SourceOrdering>)]
-    pub ordering: Option<OrderingRule>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub public_url: Option<String>,
-}
-
-impl SourceOptions {
-    pub fn of(s: &Source) -> Self {
-        serde_json::from_value(s.options.clone()).unwrap_or_default()
-    }
-}
-
-/// The source's verification with the secrets valid at `now`.
-pub fn verification_of(s: &Source, now: i64) -> Option<Verification> {
-    let mut v: Verification = serde_json::from_value(s.verification.clone()).ok()?;
-    v.secrets = s.valid_secrets(now);
-    Some(v)
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct SourceIn {
-    pub name: String,
-    #[serde(default)]
-    pub uid: Option<String>,
-    /// `{scheme, secrets: [...], toleranceSeconds?, …}` (inbound.md).
-    #[schema(value_type = Object)]
-    pub verification: Value,
-    #[serde(default)]
-    #[schema(value_type = Option<Object>)]
-    pub event_type: Option<Value>,
-    #[serde(default)]
-    #[schema(value_type = Option<Object>)]
-    pub dedup: Option<Value>,
-    #[serde(default)]
-    #[schema(value_type = Option<Object>)]
-    pub schema: Option<Value>,
-    /// `quarantine` (default) or `reject`.
-    #[serde(default)]
-    #[schema(value_type = Option<String>)]
-    pub on_invalid: Option<Value>,
-    /// Per-resource ordering: stale events dropped, gaps waited for.
-    #[serde(default)]
-    #[schema(value_type = Option<SourceOrdering>)]
-    pub ordering: Option<Value>,
-    #[serde(default)]
-    pub forward_headers: Option<Vec<String>>,
-    #[serde(default)]
-    pub rate_limit: Option<i64>,
-    #[serde(default)]
-    pub public_url: Option<String>,
-}
-
-/// PATCH: an absent field is unchanged, `null` clears it.
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct SourcePatch {
-    #[serde(default)]
-    pub name: Option<String>,
-    #[serde(default, deserialize_with = "double")]
-    pub uid: Option<Option<String>>,
-    /// Replaces the verification; when it carries no `secrets`, the current ones stay.
-    #[serde(default)]
-    #[schema(value_type = Option<Object>)]
-    pub verification: Option<Value>,
-    #[serde(default, deserialize_with = "double")]
-    #[schema(value_type = Option<Object>)]
-    pub event_type: Option<Option<Value>>,
-    #[serde(default, deserialize_with = "double")]
-    #[schema(value_type = Option<Object>)]
-    pub dedup: Option<Option<Value>>,
-    #[serde(default, deserialize_with = "double")]
-    #[schema(value_type = Option<Object>)]
-    pub schema: Option<Option<Value>>,
-    #[serde(default, deserialize_with = "double")]
-    #[schema(value_type = Option<String>)]
-    pub on_invalid: Option<Option<Value>>,
-    /// `null` turns ordering off (events already held still go on at their deadline).
-    #[serde(default, deserialize_with = "double")]
-    #[schema(value_type = Option<SourceOrdering>)]
-    pub ordering: Option<Option<Value>>,
-    #[serde(default, deserialize_with = "double")]
-    pub forward_headers: Option<Option<Vec<String>>>,
-    #[serde(default, deserialize_with = "double")]
-    pub rate_limit: Option<Option<i64>>,
-    #[serde(default, deserialize_with = "double")]
-    pub public_url: Option<Option<String>>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct SourceOut {
-    pub id: String,
-    pub uid: Option<String>,
-    pub name: String,
-    /// Without secrets; `secretCount` says how many are valid now.
-    #[schema(value_type = Object)]
-    pub verification: Value,
-    pub secret_count: usize,
-    #[serde(flatten)]
-    pub options: SourceOptions,
-    /// Where the provider posts: `<public_url>/in/{source_id}`.
-    pub ingest_url: String,
-    /// Advice about the configuration, e.g. that scheme `none` accepts anything.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub warnings: Vec<String>,
-    #[schema(format = DateTime)]
-    pub created_at: String,
-    #[schema(format = DateTime)]
-    pub updated_at: String,
-}
-
-impl SourceOut {
-    fn new(s: &Source, public_url: &str) -> Self {
-        Self {
-            id: s.id.0.clone(),
-            uid: s.uid.clone(),
-            name: s.name.clone(),
-            verification: s.verification.clone(),
-            secret_count: s.valid_secrets(now_millis()).len(),
-            options: SourceOptions::of(s),
-            ingest_url: format!("{public_url}/in/{}", s.id),
-            warnings: s
-                .verification
-                .get("scheme")
-                .and_then(|v| serde_json::from_value(v.clone()).ok())
-                .map(inbound::scheme_warnings)
-                .unwrap_or_default(),
-            created_at: ts(s.created_at),
-            updated_at: ts(s.updated_at),
-        }
-    }
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct InboundRequestOut {
-    pub id: String,
-    /// `accepted|duplicate|rejected|quarantined|released|handshake|stale|held`. A held
-    /// request shows the `msgId` it will get; once it goes on it shows `accepted`.
-    #[schema(value_type = String)]
-    pub status: &'static str,
-    pub reason: Option<String>,
-    pub msg_id: Option<String>,
-    pub event_type: Option<String>,
-    #[schema(value_type = std::collections::BTreeMap<String, String>)]
-    pub headers: std::collections::BTreeMap<String, String>,
-    /// Kept only for quarantined requests (needed to release them).
-    pub body: Option<String>,
-    #[schema(format = DateTime)]
-    pub timestamp: String,
-}
-
-/// A rotation's answer: the new key only when Herald generated it.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SourceRotateOut {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub key: Option<String>,
-}
-
-/// The message a released request became.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ReleasedOut {
-    pub id: String,
-}
-
-impl From<&InboundRequest> for InboundRequestOut {
-    fn from(r: &InboundRequest) -> Self {
-        Self {
-            id: r.id.0.clone(),
-            status: r.status.as_str(),
-            reason: r.reason.clone(),
-            msg_id: r.msg_id.as_ref().map(|m| m.0.clone()),
-            event_type: r.event_type.clone(),
-            headers: r.headers.clone(),
-            body: r.body.clone(),
-            timestamp: ts(r.created_at),
-        }
-    }
-}
 
 /// Splits a verification object into its stored form (no secrets) and its secrets.
 fn parse_verification(c: &mut Checks, v: &Value) -> Option<(Value, Option<Vec<String>>)> {
@@ -393,27 +151,21 @@ fn parse_ordering(c: &mut Checks, v: &Value) -> Option<OrderingRule> {
     }
 }
 
-async fn load(
-    st: &AppState,
-    auth: &Auth,
-    app_id: &str,
-    src: &str,
-) -> ApiResult<(Application, Source)> {
-    let app = st.app(auth, app_id).await?;
-    let s = st
-        .store()
-        .get_source(&app.id, src)
-        .await?
-        .ok_or_else(|| ApiError::not_found("source"))?;
-    Ok((app, s))
-}
+/// 409 wording of a taken uid.
+const UID_TAKEN: &str = "a source with this uid already exists";
 
-fn conflict(e: herald_store::StoreError) -> ApiError {
-    match e {
-        herald_store::StoreError::Conflict(_) => {
-            ApiError::Conflict("a source with this uid already exists".into())
+/// A PATCH of an optional option: absent keeps it, `null` clears it, a value is checked.
+fn patch_opt<T>(
+    c: &mut Checks,
+    slot: &mut Option<T>,
+    v: Option<Option<T>>,
+    check: impl FnOnce(&mut Checks, &T),
+) {
+    if let Some(v) = v {
+        if let Some(x) = &v {
+            check(c, x);
         }
-        other => other.into(),
+        *slot = v;
     }
 }
 
@@ -426,10 +178,10 @@ fn conflict(e: herald_store::StoreError) -> ApiError {
 pub async fn create(
     State(st): State<AppState>,
     auth: Auth,
-    Path(app_id): Path<String>,
+    Path(path): Path<AppPath>,
     JsonBody(body): JsonBody<SourceIn>,
 ) -> ApiResult<Response> {
-    let app = st.app(&auth, &app_id).await?;
+    let app = apps::load(&st, &auth, &path.app_id).await?;
     let mut c = Checks::default();
     c.name("name", &body.name);
     c.uid("uid", body.uid.as_deref());
@@ -483,16 +235,16 @@ pub async fn create(
                 expires_at: None,
             })
             .collect(),
-        options: serde_json::to_value(&opts).map_err(|e| ApiError::Internal(e.to_string()))?,
+        options: sources::encode_options(&opts)?,
         created_at: now,
         updated_at: now,
     };
-    let src = st.store().create_source(src).await.map_err(conflict)?;
-    Ok((
-        StatusCode::CREATED,
-        Json(SourceOut::new(&src, &st.inner.public_url)),
-    )
-        .into_response())
+    let src = st
+        .store()
+        .create_source(src)
+        .await
+        .map_err(ApiError::conflict_as(UID_TAKEN))?;
+    Ok((StatusCode::CREATED, Json(sources::out(&st, &src))).into_response())
 }
 
 /// List the application's sources.
@@ -502,19 +254,18 @@ pub async fn create(
 pub async fn list(
     State(st): State<AppState>,
     auth: Auth,
-    Path(app_id): Path<String>,
+    Path(path): Path<AppPath>,
     Q(p): Q<ListParams>,
 ) -> ApiResult<Json<ListOut<SourceOut>>> {
-    let app = st.app(&auth, &app_id).await?;
+    let app = apps::load(&st, &auth, &path.app_id).await?;
     let page = st
         .store()
         .list_sources(&app.id, &p.to_query(false)?)
         .await?;
-    Ok(Json(ListOut::new(
-        &page.items,
-        page.has_more,
+    Ok(Json(ListOut::page(
+        &page,
         |s| s.id.0.clone(),
-        |s| SourceOut::new(s, &st.inner.public_url),
+        |s| sources::out(&st, s),
     )))
 }
 
@@ -525,10 +276,10 @@ pub async fn list(
 pub async fn get(
     State(st): State<AppState>,
     auth: Auth,
-    Path((app_id, src)): Path<(String, String)>,
+    Path(path): Path<SourcePath>,
 ) -> ApiResult<Json<SourceOut>> {
-    let (_, s) = load(&st, &auth, &app_id, &src).await?;
-    Ok(Json(SourceOut::new(&s, &st.inner.public_url)))
+    let s = sources::load(&st, &auth, &path.app_id, &path.source_id).await?;
+    Ok(Json(sources::out(&st, &s)))
 }
 
 /// Change some fields of a source.
@@ -540,11 +291,11 @@ pub async fn get(
 pub async fn patch(
     State(st): State<AppState>,
     auth: Auth,
-    Path((app_id, src)): Path<(String, String)>,
+    Path(path): Path<SourcePath>,
     JsonBody(p): JsonBody<SourcePatch>,
 ) -> ApiResult<Json<SourceOut>> {
-    let (_, mut s) = load(&st, &auth, &app_id, &src).await?;
-    let mut opts = SourceOptions::of(&s);
+    let mut s = sources::load(&st, &auth, &path.app_id, &path.source_id).await?;
+    let mut opts = sources::options_of(&s);
     let mut c = Checks::default();
     if let Some(n) = &p.name {
         c.name("name", n);
@@ -562,33 +313,25 @@ pub async fn patch(
     if let Some(v) = p.dedup {
         opts.dedup = v.and_then(|v| parse_dedup(&mut c, &v));
     }
-    if let Some(v) = p.schema {
-        if let Some(s) = &v {
-            check_schema(&mut c, s);
-        }
-        opts.schema = v;
-    }
+    patch_opt(&mut c, &mut opts.schema, p.schema, check_schema);
     if let Some(v) = p.on_invalid {
         opts.on_invalid = v.map(|v| parse_on_invalid(&mut c, &v)).unwrap_or_default();
     }
     if let Some(v) = p.ordering {
         opts.ordering = v.and_then(|v| parse_ordering(&mut c, &v));
     }
-    if let Some(v) = p.forward_headers {
-        if let Some(h) = &v {
-            check_forward(&mut c, h);
-        }
-        opts.forward_headers = v;
-    }
+    patch_opt(
+        &mut c,
+        &mut opts.forward_headers,
+        p.forward_headers,
+        |c, h| check_forward(c, h),
+    );
     if let Some(v) = p.rate_limit {
         opts.rate_limit = check_rate(&mut c, v);
     }
-    if let Some(v) = p.public_url {
-        if let Some(u) = &v {
-            check_public_url(&mut c, u);
-        }
-        opts.public_url = v;
-    }
+    patch_opt(&mut c, &mut opts.public_url, p.public_url, |c, u| {
+        check_public_url(c, u)
+    });
     c.finish()?;
     if let Some(n) = p.name {
         s.name = n;
@@ -608,10 +351,14 @@ pub async fn patch(
                 .collect();
         }
     }
-    s.options = serde_json::to_value(&opts).map_err(|e| ApiError::Internal(e.to_string()))?;
+    s.options = sources::encode_options(&opts)?;
     s.updated_at = now_millis();
-    let s = st.store().update_source(s).await.map_err(conflict)?;
-    Ok(Json(SourceOut::new(&s, &st.inner.public_url)))
+    let s = st
+        .store()
+        .update_source(s)
+        .await
+        .map_err(ApiError::conflict_as(UID_TAKEN))?;
+    Ok(Json(sources::out(&st, &s)))
 }
 
 /// Delete a source and its request log.
@@ -621,22 +368,11 @@ pub async fn patch(
 pub async fn remove(
     State(st): State<AppState>,
     auth: Auth,
-    Path((app_id, src)): Path<(String, String)>,
+    Path(path): Path<SourcePath>,
 ) -> ApiResult<StatusCode> {
-    let (app, s) = load(&st, &auth, &app_id, &src).await?;
-    st.store().delete_source(&app.id, &s.id).await?;
+    let s = sources::load(&st, &auth, &path.app_id, &path.source_id).await?;
+    st.store().delete_source(&s.app_id, &s.id).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct SourceRotateIn {
-    /// The provider's new secret. May be omitted for `standard-webhooks`: Herald generates one
-    /// and returns it once.
-    #[serde(default)]
-    pub key: Option<String>,
-    #[serde(default)]
-    pub grace_period_seconds: Option<i64>,
 }
 
 /// Add a verification secret; the previous ones stay valid for `gracePeriodSeconds`.
@@ -646,18 +382,13 @@ pub struct SourceRotateIn {
 pub async fn rotate(
     State(st): State<AppState>,
     auth: Auth,
-    Path((app_id, src)): Path<(String, String)>,
+    Path(path): Path<SourcePath>,
     JsonBody(body): JsonBody<SourceRotateIn>,
 ) -> ApiResult<Json<SourceRotateOut>> {
-    let (_, mut s) = load(&st, &auth, &app_id, &src).await?;
-    let scheme = serde_json::from_value::<Verification>(s.verification.clone())
-        .map(|v| v.scheme)
-        .ok();
+    let mut s = sources::load(&st, &auth, &path.app_id, &path.source_id).await?;
+    let scheme = sources::verification_of(&s, 0).map(|v| v.scheme);
     let mut c = Checks::default();
-    let grace = body.grace_period_seconds.unwrap_or(DEFAULT_GRACE_S);
-    if !(0..=7 * 86_400).contains(&grace) {
-        c.fail("gracePeriodSeconds", "must be between 0 and 604800");
-    }
+    let grace = secrets::grace_period(&mut c, body.grace_period_seconds);
     let (key, generated) = match (body.key, scheme) {
         (Some(k), _) if k.is_empty() || k.len() > 4096 => {
             c.fail("key", "must be 1 to 4096 characters");
@@ -677,19 +408,7 @@ pub async fn rotate(
     };
     c.finish()?;
     let now = now_millis();
-    for old in &mut s.secrets {
-        let until = now + grace * 1000;
-        old.expires_at = Some(old.expires_at.map_or(until, |e| e.min(until)));
-    }
-    s.secrets.retain(|x| x.expires_at.is_none_or(|e| e > now));
-    s.secrets.insert(
-        0,
-        StoredSecret {
-            key: key.clone(),
-            expires_at: None,
-        },
-    );
-    s.secrets.truncate(MAX_SECRETS);
+    secrets::rotate(&mut s.secrets, key.clone(), grace, now);
     s.updated_at = now;
     st.store().update_source(s).await?;
     Ok(Json(SourceRotateOut {
@@ -715,7 +434,7 @@ pub struct RequestListParams {
 pub async fn requests(
     State(st): State<AppState>,
     auth: Auth,
-    Path((app_id, src)): Path<(String, String)>,
+    Path(path): Path<SourcePath>,
     Q(p): Q<RequestListParams>,
 ) -> ApiResult<Json<ListOut<InboundRequestOut>>> {
     let status = match p.status.as_deref() {
@@ -727,14 +446,13 @@ pub async fn requests(
             )
         })?),
     };
-    let (_, s) = load(&st, &auth, &app_id, &src).await?;
+    let s = sources::load(&st, &auth, &path.app_id, &path.source_id).await?;
     let page = st
         .store()
         .list_inbound(&s.id, status, &p.list.to_query(true)?)
         .await?;
-    Ok(Json(ListOut::new(
-        &page.items,
-        page.has_more,
+    Ok(Json(ListOut::page(
+        &page,
         |r| r.id.0.clone(),
         |r| InboundRequestOut::from(r),
     )))
@@ -747,12 +465,12 @@ pub async fn requests(
 pub async fn release(
     State(st): State<AppState>,
     auth: Auth,
-    Path((app_id, src, req_id)): Path<(String, String, String)>,
+    Path(path): Path<SourceRequestPath>,
 ) -> ApiResult<Response> {
-    let (app, s) = load(&st, &auth, &app_id, &src).await?;
-    let found = if InboundRequestId::looks_like(&req_id) {
+    let s = sources::load(&st, &auth, &path.app_id, &path.source_id).await?;
+    let found = if InboundRequestId::looks_like(&path.request_id) {
         st.store()
-            .get_inbound(&s.id, &InboundRequestId(req_id))
+            .get_inbound(&s.id, &InboundRequestId(path.request_id))
             .await?
     } else {
         None
@@ -761,22 +479,14 @@ pub async fn release(
         return Err(ApiError::not_found("quarantined request"));
     };
     let body = q.body.clone().unwrap_or_default();
-    let payload = crate::routes::inbound::InboundPayload::of(
-        body.as_bytes(),
-        q.headers.get("content-type").map(String::as_str),
-    );
-    let msg = Message {
-        id: MessageId::generate(),
-        app_id: app.id.clone(),
-        event_id: None,
+    let received = Received {
+        body: body.as_bytes(),
+        content_type: q.headers.get("content-type").map(String::as_str),
+        headers: &q.headers,
         event_type: q.event_type.clone().unwrap_or_else(|| "inbound".into()),
-        headers: payload.headers(crate::routes::inbound::forwarded(&s, &q.headers)),
-        payload: Some(payload.text),
-        channels: Some(vec![s.channel()]),
         created_at: now_millis(),
-        retention_ms: None,
-        ordering_key: None,
     };
+    let msg = sources::message_of(&s, received, None);
     let published = match st.store().release_inbound(&s.id, &q.id, msg).await {
         Err(herald_store::StoreError::NotFound) => {
             return Err(ApiError::not_found("quarantined request"))

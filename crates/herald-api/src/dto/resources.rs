@@ -1,104 +1,24 @@
-//! Svix-shaped request and response bodies (`XxxIn`, `XxxPatch`, `XxxOut`) and the checks that
-//! turn raw input into domain values.
+//! Svix-shaped request and response bodies of applications, endpoints, event types, messages,
+//! attempts, tokens and health (`XxxIn`, `XxxPatch`, `XxxOut`), and the field checks that turn
+//! raw input into domain values.
 //!
 //! Field names are camelCase as the Svix SDKs send and read them. Herald-only fields are
-//! optional on the way in and additive on the way out, so they never break a Svix client.
+//! optional on the way in and additive on the way out, so they never break a Svix client. Only
+//! shapes and checks live here: nothing is looked up.
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, SecondsFormat};
 use herald_core::model::{
     Application, Attempt, Delivery, Endpoint, EventType, Message, Metadata, Ordering,
 };
 use herald_core::signing::SignatureScheme;
 use herald_core::Millis;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
-use crate::error::FieldError;
-
-pub fn ts(ms: Millis) -> String {
-    DateTime::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
-/// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
-pub fn double<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(d).map(Some)
-}
-
-/// `^[a-zA-Z0-9\-_.]+$`, 1–256 characters, and not `.` or `..` alone: those match the pattern
-/// but clients and proxies collapse them as path segments, so such a resource could never be
-/// addressed by its uid.
-pub fn valid_uid(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 256
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
-        && s != "."
-        && s != ".."
-}
-
-/// Collects field problems so a 422 lists all of them.
-#[derive(Default)]
-pub struct Checks(pub Vec<FieldError>);
-
-impl Checks {
-    pub fn fail(&mut self, field: &str, msg: impl Into<String>) {
-        self.0.push(FieldError::new(field, msg));
-    }
-    pub fn uid(&mut self, field: &str, v: Option<&str>) {
-        if let Some(u) = v {
-            if !valid_uid(u) {
-                self.fail(
-                    field,
-                    "must match ^[a-zA-Z0-9\\-_.]+$, be 1-256 characters and not be `.` or `..`",
-                );
-            }
-            // A uid shaped like an ID would shadow real IDs in path lookups.
-            if u.starts_with("app_") || u.starts_with("ep_") || u.starts_with("msg_") {
-                self.fail(field, "must not start with an ID prefix (app_, ep_, msg_)");
-            }
-        }
-    }
-    pub fn name(&mut self, field: &str, v: &str) {
-        if v.trim().is_empty() {
-            self.fail(field, "must not be empty");
-        } else if v.len() > 256 {
-            self.fail(field, "must be at most 256 characters");
-        }
-    }
-    pub fn rate(&mut self, field: &str, v: Option<i64>) {
-        if let Some(r) = v {
-            if !(1..=100_000).contains(&r) {
-                self.fail(field, "must be between 1 and 100000");
-            }
-        }
-    }
-    pub fn finish(self) -> Result<(), crate::error::ApiError> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(crate::error::ApiError::Validation(self.0))
-        }
-    }
-
-    /// Ends the checks with the value a parsing check produced (`None` when it failed): the
-    /// 422 listing every problem, else the value. A parser that gave no value without
-    /// recording why is a bug, answered 500 rather than a panic.
-    pub fn finish_with<T>(self, value: Option<T>) -> Result<T, crate::error::ApiError> {
-        self.finish()?;
-        value.ok_or_else(|| {
-            crate::error::ApiError::Internal("a check failed without saying why".into())
-        })
-    }
-}
+use crate::dto::common::{double, ts, valid_uid, Checks};
+use crate::dto::schemas;
 
 // ---- applications ---------------------------------------------------------------------------
 
@@ -200,12 +120,12 @@ pub struct EndpointIn {
     #[serde(default)]
     pub permanent_statuses: Option<Vec<u16>>,
     #[serde(default)]
-    #[schema(schema_with = crate::openapi::ordering_nullable)]
+    #[schema(schema_with = schemas::ordering_nullable)]
     pub ordering: Option<Ordering>,
     #[serde(default)]
     pub max_concurrency: Option<i64>,
     #[serde(default)]
-    #[schema(schema_with = crate::openapi::signature_scheme_nullable)]
+    #[schema(schema_with = schemas::signature_scheme_nullable)]
     pub signature_scheme: Option<SignatureScheme>,
 }
 
@@ -237,12 +157,12 @@ pub struct EndpointPatch {
     #[serde(default, deserialize_with = "double")]
     pub permanent_statuses: Option<Option<Vec<u16>>>,
     #[serde(default, deserialize_with = "double")]
-    #[schema(schema_with = crate::openapi::ordering_nullable)]
+    #[schema(schema_with = schemas::ordering_nullable)]
     pub ordering: Option<Option<Ordering>>,
     #[serde(default, deserialize_with = "double")]
     pub max_concurrency: Option<Option<i64>>,
     #[serde(default, deserialize_with = "double")]
-    #[schema(schema_with = crate::openapi::signature_scheme_nullable)]
+    #[schema(schema_with = schemas::signature_scheme_nullable)]
     pub signature_scheme: Option<Option<SignatureScheme>>,
 }
 
@@ -349,12 +269,12 @@ pub struct EndpointOut {
     pub version: u32,
     pub retry_schedule: Option<Vec<u64>>,
     pub permanent_statuses: Vec<u16>,
-    #[schema(schema_with = crate::openapi::ordering)]
+    #[schema(schema_with = schemas::ordering)]
     pub ordering: Ordering,
     pub max_concurrency: Option<u32>,
-    #[schema(schema_with = crate::openapi::signature_scheme)]
+    #[schema(schema_with = schemas::signature_scheme)]
     pub signature_scheme: SignatureScheme,
-    #[schema(schema_with = crate::openapi::endpoint_state)]
+    #[schema(schema_with = schemas::endpoint_state)]
     pub state: &'static str,
     #[schema(format = DateTime)]
     pub paused_until: Option<String>,
@@ -569,7 +489,7 @@ pub struct AttemptOut {
     pub response_status_code: u16,
     pub response_duration_ms: i64,
     pub status: i64,
-    #[schema(schema_with = crate::openapi::status_text)]
+    #[schema(schema_with = schemas::status_text)]
     pub status_text: &'static str,
     pub trigger_type: i64,
     #[schema(format = DateTime)]
@@ -603,7 +523,7 @@ pub struct MessageEndpointOut {
     #[serde(flatten)]
     pub endpoint: EndpointOut,
     pub status: i64,
-    #[schema(schema_with = crate::openapi::status_text)]
+    #[schema(schema_with = schemas::status_text)]
     pub status_text: &'static str,
     #[schema(format = DateTime)]
     pub next_attempt: Option<String>,
@@ -616,7 +536,7 @@ pub struct EndpointMessageOut {
     #[serde(flatten)]
     pub message: MessageOut,
     pub status: i64,
-    #[schema(schema_with = crate::openapi::status_text)]
+    #[schema(schema_with = schemas::status_text)]
     pub status_text: &'static str,
     #[schema(format = DateTime)]
     pub next_attempt: Option<String>,
@@ -624,33 +544,6 @@ pub struct EndpointMessageOut {
 
 pub fn delivery_fields(d: &Delivery) -> (i64, &'static str, Option<String>) {
     (d.status as i64, d.status.text(), d.next_attempt_at.map(ts))
-}
-
-/// The list envelope every list route answers with.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ListOut<T: Serialize + ToSchema> {
-    pub data: Vec<T>,
-    pub iterator: Option<String>,
-    pub prev_iterator: Option<String>,
-    pub done: bool,
-}
-
-impl<T: Serialize + ToSchema> ListOut<T> {
-    /// `key` gives the ID the next page continues from.
-    pub fn new<S>(
-        items: &[S],
-        has_more: bool,
-        key: impl Fn(&S) -> String,
-        map: impl Fn(&S) -> T,
-    ) -> Self {
-        Self {
-            iterator: items.last().map(&key),
-            prev_iterator: items.first().map(|s| format!("-{}", key(s))),
-            done: !has_more,
-            data: items.iter().map(map).collect(),
-        }
-    }
 }
 
 // ---- small answers --------------------------------------------------------------------------
@@ -803,47 +696,4 @@ pub struct QueueOut {
 pub struct LivenessOut {
     /// Always `ok`.
     pub status: String,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// `expect("checked")` after validation panicked whenever a parser gave no value without
-    /// recording a problem; the value now comes out of the checks themselves.
-    #[test]
-    fn defect_11_checks_hand_out_the_parsed_value_without_panicking() {
-        assert_eq!(Checks::default().finish_with(Some(3)).ok(), Some(3));
-        let silent_failure = Checks::default().finish_with::<u8>(None);
-        assert!(matches!(
-            silent_failure,
-            Err(crate::error::ApiError::Internal(_))
-        ));
-        let mut c = Checks::default();
-        c.fail("x", "bad");
-        assert!(matches!(
-            c.finish_with(Some(1)),
-            Err(crate::error::ApiError::Validation(_))
-        ));
-    }
-
-    #[test]
-    fn uids_follow_the_contract_and_are_addressable() {
-        for good in ["a", "A-b_c.d", "..a", &"x".repeat(256)] {
-            assert!(valid_uid(good), "{good}");
-        }
-        for bad in [
-            "",
-            ".",
-            "..",
-            "a b",
-            "a/b",
-            "é",
-            "a\0",
-            "a\r\n",
-            &"x".repeat(257),
-        ] {
-            assert!(!valid_uid(bad), "{bad:?}");
-        }
-    }
 }

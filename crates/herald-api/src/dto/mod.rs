@@ -1,0 +1,14 @@
+//! Request and response bodies and the checks that turn raw input into domain values, plus the
+//! OpenAPI schemas of wire values defined outside this crate.
+//!
+//! Split by what the bodies belong to; everything is re-exported here so callers name
+//! `crate::dto::X`. Nothing in this folder looks anything up or knows a route.
+
+pub mod common;
+pub mod resources;
+pub mod schemas;
+pub mod sources;
+
+pub use common::*;
+pub use resources::*;
+pub use sources::*;

@@ -1,0 +1,204 @@
+//! Sources: resolving `{app_id}/source/{source_id}` under the caller's tenancy, and the one
+//! place that decodes and encodes a stored source's JSON (`Source.options`,
+//! `Source.verification`), so a typed form can replace the JSON without touching the routes.
+//!
+//! Also what ingestion and quarantine release share: the payload a request becomes and the
+//! headers a source forwards. Never logs or returns a secret.
+
+use std::collections::BTreeMap;
+
+use herald_core::ids::{AppId, MessageId};
+use herald_core::inbound::{self, Scheme, Verification};
+use herald_core::model::{is_sensitive_header, Message, Source, RAW_BODY_CONTENT_TYPE};
+use serde_json::{json, Value};
+
+use crate::dto::{SourceOptions, SourceOut};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::Auth;
+use crate::service::apps;
+use crate::state::AppState;
+
+/// One of the application's sources (ID or uid), under the caller's tenancy; 404 when either
+/// does not exist. Routes need only the source: it carries its application's ID.
+pub async fn load(st: &AppState, auth: &Auth, app_id: &str, src: &str) -> ApiResult<Source> {
+    let get = |app: AppId| async move { st.store().get_source(&app, src).await };
+    let (_, source) = apps::load_in(st, auth, app_id, "source", get).await?;
+    Ok(source)
+}
+
+// ---- the stored JSON: decoded and encoded only here ----------------------------------------
+
+/// The source's options; a stored value that no longer decodes reads as the defaults.
+pub fn options_of(s: &Source) -> SourceOptions {
+    serde_json::from_value(s.options.clone()).unwrap_or_default()
+}
+
+/// The stored form of `opts`.
+pub fn encode_options(opts: &SourceOptions) -> ApiResult<Value> {
+    serde_json::to_value(opts).map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+/// The source's verification with the secrets valid at `now`; `None` when the stored value
+/// does not decode.
+pub fn verification_of(s: &Source, now: i64) -> Option<Verification> {
+    let mut v: Verification = serde_json::from_value(s.verification.clone()).ok()?;
+    v.secrets = s.valid_secrets(now);
+    Some(v)
+}
+
+/// The source's signature scheme, read on its own so that a verification that no longer
+/// decodes as a whole still names its scheme.
+pub fn scheme_of(s: &Source) -> Option<Scheme> {
+    s.verification
+        .get("scheme")
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+}
+
+/// The source as the API shows it.
+pub fn out(st: &AppState, s: &Source) -> SourceOut {
+    let warnings = scheme_of(s)
+        .map(inbound::scheme_warnings)
+        .unwrap_or_default();
+    // Stored without secrets, so shown as stored.
+    let verification = s.verification.clone();
+    SourceOut::new(
+        s,
+        verification,
+        options_of(s),
+        warnings,
+        &st.inner.public_url,
+    )
+}
+
+// ---- what ingestion and release share ------------------------------------------------------
+
+/// A request body as a message stores it.
+pub struct InboundPayload {
+    /// The body itself when it is a JSON object, else the envelope `{"raw", "contentType"}`
+    /// (base64 with `"encoding": "base64"` when not UTF-8) that the message API shows.
+    pub text: String,
+    /// For an envelope: the original content type, which deliveries send with the original
+    /// bytes (see [`herald_core::model::RAW_BODY_CONTENT_TYPE`]).
+    pub raw_content_type: Option<String>,
+}
+
+impl InboundPayload {
+    pub fn of(body: &[u8], content_type: Option<&str>) -> Self {
+        if let Ok(v) = serde_json::from_slice::<Value>(body) {
+            if v.is_object() {
+                if let Ok(text) = std::str::from_utf8(body) {
+                    return Self {
+                        text: text.to_string(),
+                        raw_content_type: None,
+                    };
+                }
+            }
+        }
+        let ct = content_type.unwrap_or("application/octet-stream");
+        let text = match std::str::from_utf8(body) {
+            Ok(text) => json!({ "raw": text, "contentType": ct }).to_string(),
+            Err(_) => {
+                use base64::Engine;
+                json!({
+                    "raw": base64::engine::general_purpose::STANDARD.encode(body),
+                    "contentType": ct,
+                    "encoding": "base64",
+                })
+                .to_string()
+            }
+        };
+        Self {
+            text,
+            raw_content_type: Some(ct.to_string()),
+        }
+    }
+
+    /// The message's delivery headers: the forwarded ones plus, for an envelope, the marker
+    /// that makes deliveries send the original bytes.
+    pub fn headers(
+        &self,
+        forwarded: Option<BTreeMap<String, String>>,
+    ) -> Option<BTreeMap<String, String>> {
+        let Some(ct) = &self.raw_content_type else {
+            return forwarded;
+        };
+        let mut h = forwarded.unwrap_or_default();
+        h.insert(RAW_BODY_CONTENT_TYPE.to_string(), ct.clone());
+        Some(h)
+    }
+}
+
+/// What a request of a source carries into its message.
+pub struct Received<'a> {
+    pub body: &'a [u8],
+    pub content_type: Option<&'a str>,
+    /// Request headers by lower-case name, to pick the forwarded ones from.
+    pub headers: &'a BTreeMap<String, String>,
+    pub event_type: String,
+    pub created_at: i64,
+}
+
+/// The message a request of `source` becomes (not yet stored): its payload, the forwarded
+/// headers, on the source's channel.
+pub fn message_of(source: &Source, r: Received<'_>, ordering_key: Option<String>) -> Message {
+    let payload = InboundPayload::of(r.body, r.content_type);
+    Message {
+        id: MessageId::generate(),
+        app_id: source.app_id.clone(),
+        event_id: None,
+        event_type: r.event_type,
+        headers: payload.headers(forwarded(source, r.headers)),
+        payload: Some(payload.text),
+        channels: Some(vec![source.channel()]),
+        created_at: r.created_at,
+        retention_ms: None,
+        ordering_key,
+    }
+}
+
+/// The headers a source forwards with its messages (configured, else the provider's
+/// defaults), never a signature or credential header.
+pub fn forwarded(
+    s: &Source,
+    headers: &BTreeMap<String, String>,
+) -> Option<BTreeMap<String, String>> {
+    let scheme = scheme_of(s)?;
+    let never = verification_headers(s);
+    let names: Vec<String> = match options_of(s).forward_headers {
+        Some(h) => h,
+        None => inbound::default_forward_headers(scheme)
+            .iter()
+            .map(|h| h.to_string())
+            .collect(),
+    };
+    let out: BTreeMap<String, String> = names
+        .iter()
+        .filter(|n| {
+            !never.iter().any(|x| x.eq_ignore_ascii_case(n))
+                && !is_sensitive_header(n)
+                // The body's own type travels as the raw-body marker, never as a forwarded
+                // header, so that a configured `Content-Type` cannot mark a JSON body as raw.
+                && !n.eq_ignore_ascii_case(RAW_BODY_CONTENT_TYPE)
+        })
+        .filter_map(|n| {
+            headers
+                .get(&n.to_ascii_lowercase())
+                .map(|v| (n.clone(), v.clone()))
+        })
+        .collect();
+    (!out.is_empty()).then_some(out)
+}
+
+/// Every header the source reads to verify a request (lower case): its scheme's signature
+/// headers plus, for `hmac` and `api-key`, the configured ones. Never logged, never forwarded.
+pub fn verification_headers(s: &Source) -> Vec<String> {
+    match verification_of(s, 0) {
+        Some(v) => inbound::never_forward(&v),
+        None => scheme_of(s)
+            .map(inbound::signature_headers)
+            .unwrap_or(&[])
+            .iter()
+            .map(|h| h.to_ascii_lowercase())
+            .collect(),
+    }
+}

@@ -1,0 +1,169 @@
+//! The state every handler shares ([`AppState`]), the settings it is built from
+//! ([`ApiConfig`]) and the per-node limits and caches it holds.
+//!
+//! It owns construction and the small side effects any handler may trigger (waking the local
+//! workers, recording `endpoint.enabled`/`endpoint.disabled`). It must not know about requests,
+//! tenancy or error rendering: those live in `extract`, `service` and `error`, which use it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use herald_core::ids::SourceId;
+use herald_core::model::Endpoint;
+use herald_core::ops::OperationalEvent;
+use herald_core::ssrf::EgressPolicy;
+use herald_core::throttle::Bucket;
+use herald_store::{OpsLog, Store};
+use parking_lot::Mutex;
+use sha2::{Digest, Sha256};
+use tokio::sync::Notify;
+
+use crate::schema::{SchemaCache, SourceSchemaCache};
+
+/// Settings the API needs from the configuration.
+#[derive(Clone, Debug)]
+pub struct ApiConfig {
+    pub admin_token: String,
+    pub egress: EgressPolicy,
+    pub max_payload_bytes: usize,
+    pub public_url: String,
+    /// Renders `/metrics`; `None` answers 404 there.
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// When set, `/metrics` requires it as a bearer token.
+    pub metrics_token: Option<String>,
+    /// The local delivery loop's heartbeat (millis), when this process runs workers.
+    pub worker_heartbeat: Option<Arc<std::sync::atomic::AtomicI64>>,
+}
+
+/// Shared state of all handlers.
+#[derive(Clone)]
+pub struct AppState {
+    pub(crate) inner: Arc<StateInner>,
+}
+
+pub(crate) struct StateInner {
+    pub store: Arc<dyn Store>,
+    pub admin_token_hash: [u8; 32],
+    pub egress: EgressPolicy,
+    pub max_payload_bytes: usize,
+    pub public_url: String,
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    pub metrics_token_hash: Option<[u8; 32]>,
+    pub worker_heartbeat: Option<Arc<std::sync::atomic::AtomicI64>>,
+    pub waker: Option<Arc<Notify>>,
+    pub ops: Option<OpsLog>,
+    pub idem_locks: Mutex<HashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>>,
+    /// Event types' payload validators.
+    pub schemas: SchemaCache,
+    /// Sources' quarantine-schema validators.
+    pub source_schemas: SourceSchemaCache,
+    pub inbound: InboundLimits,
+    /// `herald listen` sessions of this node; `None` where no delivery workers run.
+    pub listen: Option<herald_delivery::ListenHub>,
+}
+
+/// Per-source request buckets for `rateLimit` (per node; abuse protection, not accounting).
+#[derive(Default)]
+pub struct InboundLimits {
+    buckets: Mutex<HashMap<SourceId, Bucket>>,
+}
+
+impl InboundLimits {
+    /// Takes one request from the source's bucket; `false` when it is empty.
+    pub fn take(&self, source: &SourceId, rate: u32, now: i64) -> bool {
+        let mut b = self.buckets.lock();
+        let bucket = b
+            .entry(source.clone())
+            .or_insert_with(|| Bucket::fresh(now));
+        bucket.take(rate, now, 1).0 > 0
+    }
+}
+
+/// Room for the envelope around a maximal payload.
+const ENVELOPE_BYTES: usize = 64 * 1024;
+
+/// SHA-256 of a token: tokens are only ever kept and compared as their hashes.
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+impl AppState {
+    /// `waker` is poked after each publish so local workers start at once; `ops` records
+    /// operational events (`endpoint.enabled` / `endpoint.disabled` from the API).
+    pub fn new(
+        store: Arc<dyn Store>,
+        cfg: ApiConfig,
+        waker: Option<Arc<Notify>>,
+        ops: Option<OpsLog>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(StateInner {
+                store,
+                admin_token_hash: sha256(cfg.admin_token.as_bytes()),
+                egress: cfg.egress,
+                max_payload_bytes: cfg.max_payload_bytes,
+                public_url: cfg.public_url,
+                metrics: cfg.metrics,
+                worker_heartbeat: cfg.worker_heartbeat,
+                metrics_token_hash: cfg.metrics_token.as_deref().map(|t| sha256(t.as_bytes())),
+                waker,
+                ops,
+                idem_locks: Mutex::new(HashMap::new()),
+                schemas: Default::default(),
+                source_schemas: Default::default(),
+                inbound: Default::default(),
+                listen: None,
+            }),
+        }
+    }
+
+    /// Serves `herald listen` sessions through `hub` (the one this node's engine forwards
+    /// temporary endpoints' deliveries to). Call before the state is cloned.
+    pub fn with_listen(mut self, hub: herald_delivery::ListenHub) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.listen = Some(hub),
+            None => tracing::error!(
+                "AppState::with_listen called on a shared state; herald listen stays off"
+            ),
+        }
+        self
+    }
+
+    pub(crate) fn store(&self) -> &dyn Store {
+        self.inner.store.as_ref()
+    }
+
+    pub(crate) fn body_limit(&self) -> usize {
+        self.inner.max_payload_bytes + ENVELOPE_BYTES
+    }
+
+    /// Records `endpoint.enabled` / `endpoint.disabled` when an update flipped `disabled`.
+    pub(crate) async fn endpoint_toggled(&self, was_disabled: bool, ep: &Endpoint) {
+        let Some(ops) = &self.inner.ops else { return };
+        if was_disabled == ep.disabled || ops.is_ops_app(&ep.app_id) {
+            return;
+        }
+        let ev = if ep.disabled {
+            OperationalEvent::EndpointDisabled {
+                app_id: ep.app_id.clone(),
+                endpoint_id: ep.id.clone(),
+                endpoint_uid: ep.uid.clone(),
+                trigger: "manual",
+                fail_since: None,
+            }
+        } else {
+            OperationalEvent::EndpointEnabled {
+                app_id: ep.app_id.clone(),
+                endpoint_id: ep.id.clone(),
+                endpoint_uid: ep.uid.clone(),
+            }
+        };
+        ops.emit(ev).await;
+    }
+
+    pub(crate) fn wake(&self) {
+        if let Some(w) = &self.inner.waker {
+            w.notify_one();
+        }
+    }
+}
