@@ -59,8 +59,7 @@ pub async fn layer(State(st): State<AppState>, req: Request, next: Next) -> Resp
     let limit = limit_for(&st, req.uri().path());
     if declared_length(&req).is_some_and(|n| n > limit as u64) {
         if req.uri().path().starts_with("/in/") {
-            metrics::counter!("herald_inbound_requests_total", "outcome" => "too_large")
-                .increment(1);
+            crate::telemetry::inbound_request("too_large");
         }
         return close(ApiError::PayloadTooLarge(limit).into_response());
     }

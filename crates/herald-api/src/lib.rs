@@ -27,6 +27,7 @@ mod schema;
 pub mod server;
 mod service;
 mod state;
+pub mod telemetry;
 
 pub use router::router;
 pub use server::ConnectionLimits;

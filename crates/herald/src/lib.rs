@@ -201,27 +201,8 @@ pub fn metrics_handle() -> PrometheusHandle {
 /// Makes every contract metric visible from the first scrape (at zero) so dashboards and
 /// alerts never query a missing series.
 fn register_metrics() {
-    use metrics::{counter, gauge};
     herald_delivery::telemetry::register();
-    counter!("herald_inbound_dedup_hits_total").absolute(0);
-    for outcome in [
-        "accepted",
-        "duplicate",
-        "invalid_signature",
-        "stale_timestamp",
-        "quarantined",
-        "too_large",
-        "rate_limited",
-    ] {
-        counter!("herald_inbound_requests_total", "outcome" => outcome).absolute(0);
-    }
-    for g in [
-        "herald_queue_due",
-        "herald_queue_scheduled",
-        "herald_queue_oldest_due_seconds",
-    ] {
-        gauge!(g).set(0.0);
-    }
+    herald_api::telemetry::register();
 }
 
 /// What `rotate_key` did with the new key.

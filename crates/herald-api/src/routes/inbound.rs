@@ -21,7 +21,7 @@ use crate::service::ingest::{self, IngestRejection, Ingested, Intake};
 use crate::state::AppState;
 
 fn outcome(o: &'static str) {
-    metrics::counter!("herald_inbound_requests_total", "outcome" => o).increment(1);
+    crate::telemetry::inbound_request(o);
 }
 
 /// A provider's webhook: verified, deduplicated and accepted as a message of the source's
@@ -104,12 +104,11 @@ fn answer(done: Ingested) -> Response {
             IngestOut::with(id.0, |o| o.quarantined = Some(true)),
         ),
         Ingested::Accepted(id) => {
-            metrics::counter!("herald_messages_published_total", "origin" => "inbound")
-                .increment(1);
+            herald_delivery::telemetry::messages_published("inbound", 1);
             (StatusCode::ACCEPTED, "accepted", IngestOut::new(id.0))
         }
         Ingested::Duplicate(id) => {
-            metrics::counter!("herald_inbound_dedup_hits_total").increment(1);
+            crate::telemetry::dedup_hit();
             let out = IngestOut::with(id.0, |o| o.duplicate = Some(true));
             (StatusCode::OK, "duplicate", out)
         }

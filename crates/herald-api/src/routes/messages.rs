@@ -115,7 +115,7 @@ pub async fn create(
         .map_err(ApiError::conflict_as(
             "a message with this eventId already exists in this application",
         ))?;
-    metrics::counter!("herald_messages_published_total", "origin" => "api").increment(1);
+    herald_delivery::telemetry::messages_published("api", 1);
     if published.deliveries > 0 {
         st.wake();
     }

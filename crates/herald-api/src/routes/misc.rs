@@ -178,10 +178,8 @@ pub async fn metrics(State(st): State<AppState>, headers: axum::http::HeaderMap)
     };
     let now = now_millis();
     if let Ok((due, scheduled, oldest)) = st.store().queue_summary(now).await {
-        metrics::gauge!("herald_queue_due").set(due as f64);
-        metrics::gauge!("herald_queue_scheduled").set(scheduled as f64);
-        metrics::gauge!("herald_queue_oldest_due_seconds")
-            .set(oldest.map_or(0.0, |t| (now - t).max(0) as f64 / 1000.0));
+        let oldest_secs = oldest.map_or(0.0, |t| (now - t).max(0) as f64 / 1000.0);
+        crate::telemetry::queue(due, scheduled, oldest_secs);
     }
     (
         [("content-type", "text/plain; version=0.0.4; charset=utf-8")],

@@ -493,7 +493,7 @@ pub async fn release(
         }
         other => other?,
     };
-    metrics::counter!("herald_messages_published_total", "origin" => "inbound").increment(1);
+    herald_delivery::telemetry::messages_published("inbound", 1);
     st.wake();
     Ok((
         StatusCode::ACCEPTED,
