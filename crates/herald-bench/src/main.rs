@@ -118,52 +118,9 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     stats::epoch();
-    let selected: Vec<&str> = if args.scenario.iter().any(|s| s == "all") {
-        ALL.to_vec()
-    } else {
-        for s in &args.scenario {
-            if !ALL.contains(&s.as_str()) && !EXTRA_SCENARIOS.contains(&s.as_str()) {
-                bail!(
-                    "unknown scenario `{s}`; expected one of {}, {} or all",
-                    ALL.join(", "),
-                    EXTRA_SCENARIOS.join(", ")
-                );
-            }
-        }
-        ALL.iter()
-            .chain(EXTRA_SCENARIOS)
-            .copied()
-            .filter(|a| args.scenario.iter().any(|s| s == a))
-            .collect()
-    };
-    let bin = match &args.herald_bin {
-        Some(b) => b.clone(),
-        None => std::env::current_exe()?
-            .parent()
-            .context("executable directory")?
-            .join("herald"),
-    };
-    if !bin.is_file() {
-        bail!(
-            "no herald binary at {} (build it: cargo build --release -p herald, or pass --herald-bin)",
-            bin.display()
-        );
-    }
-    let (scale, time_scale) = if args.quick { (0.1, 0.25) } else { (1.0, 1.0) };
-    let params = Params {
-        clients: args.clients,
-        scale: args.scale.unwrap_or(scale),
-        time_scale: args.time_scale.unwrap_or(time_scale),
-        ceiling_connections: args.ceiling_connections,
-        max_concurrency: args.max_concurrency,
-        throttle_rate: args.throttle_rate,
-        throttle_secs: args.throttle_secs,
-        isolation_endpoints: args.isolation_endpoints,
-        latency_rate: args.latency_rate,
-        scrape_metrics_secs: args.scrape_metrics_secs,
-        database_url: args.database_url.clone(),
-        nodes: args.nodes,
-    };
+    let selected = selected_scenarios(&args.scenario)?;
+    let bin = herald_bin(args.herald_bin.as_ref())?;
+    let params = params(&args);
     let herald_version = std::process::Command::new(&bin)
         .arg("--version")
         .output()
@@ -187,56 +144,19 @@ async fn main() -> anyhow::Result<()> {
         ctx.rx.addr,
         bin.display()
     );
-    let mut results = serde_json::Map::new();
-    let mut table: Vec<(String, Row)> = Vec::new();
-    let mut record = |name: &str, r: anyhow::Result<Outcome>, t: Instant| match r {
-        Ok(o) => {
-            let mut j = o.json;
-            j["elapsed_secs"] = json!(stats::round1(t.elapsed().as_secs_f64()));
-            results.insert(name.to_string(), j);
-            table.extend(o.rows.into_iter().map(|r| (name.to_string(), r)));
-        }
-        Err(e) => {
-            eprintln!("herald-bench: {name} failed: {e:#}");
-            results.insert(name.to_string(), json!({ "error": format!("{e:#}") }));
-            table.push((
-                name.to_string(),
-                Row {
-                    metric: name.to_string(),
-                    value: format!("FAILED: {e}"),
-                    ratio: None,
-                    target: String::new(),
-                },
-            ));
-        }
-    };
-
+    let mut results = Results::default();
     eprintln!("herald-bench: receiver ceiling …");
     let t = Instant::now();
     let c = scenarios::ceiling(&ctx).await;
     if let Ok(o) = &c {
         ctx.ceiling = o.json["rate_per_s"].as_f64();
     }
-    record("receiver_ceiling", c, t);
-
+    results.record("receiver_ceiling", c, t);
     for name in &selected {
         eprintln!("herald-bench: {name} …");
         let t = Instant::now();
-        let r = match *name {
-            "publish" => scenarios::publish(&ctx).await,
-            "e2e" => scenarios::e2e(&ctx).await,
-            "fanout" => scenarios::fanout(&ctx).await,
-            "latency" => scenarios::latency(&ctx).await,
-            "backlog" => scenarios::backlog(&ctx).await,
-            "isolation" => scenarios::isolation(&ctx).await,
-            "throttle" => scenarios::throttle(&ctx).await,
-            "inbound" => scenarios::inbound(&ctx).await,
-            "cluster" => scenarios::cluster(&ctx).await,
-            "spool" => scenarios::spool(&ctx).await,
-            "cluster-throttle" => scenarios::cluster_throttle(&ctx).await,
-            _ => unreachable!("checked above"),
-        };
-        record(name, r, t);
+        let r = run_scenario(&ctx, name).await;
+        results.record(name, r, t);
     }
 
     let report = json!({
@@ -248,29 +168,147 @@ async fn main() -> anyhow::Result<()> {
         "git_dirty": stats::git_dirty(),
         "herald_bin": bin.display().to_string(),
         "herald_version": herald_version,
-        "params": {
-            "scenarios": selected,
-            "clients": params.clients,
-            "scale": params.scale,
-            "time_scale": params.time_scale,
-            "ceiling_connections": params.ceiling_connections,
-            "max_concurrency": params.max_concurrency,
-            "throttle_rate": params.throttle_rate,
-            "throttle_secs": params.throttle_secs,
-            "isolation_endpoints": params.isolation_endpoints,
-            "latency_rate": params.latency_rate,
-            "scrape_metrics_secs": params.scrape_metrics_secs,
-            "nodes": params.nodes,
-        },
+        "params": params_json(&selected, &params),
         "receiver_unknown_path_requests": ctx.rx.unknown(),
         "total_secs": stats::round1(run_start.elapsed().as_secs_f64()),
-        "results": Value::Object(results),
+        "results": Value::Object(results.json),
     });
     std::fs::write(&args.out, serde_json::to_string_pretty(&report)? + "\n")
         .with_context(|| format!("write {}", args.out.display()))?;
-    print_table(&report, &table);
+    print_table(&report, &results.table);
     eprintln!("herald-bench: wrote {}", args.out.display());
     Ok(())
+}
+
+/// The scenarios to run, in the documented order: `all` is [`ALL`]; otherwise every named one
+/// must be known.
+fn selected_scenarios(named: &[String]) -> anyhow::Result<Vec<&'static str>> {
+    if named.iter().any(|s| s == "all") {
+        return Ok(ALL.to_vec());
+    }
+    for s in named {
+        if !ALL.contains(&s.as_str()) && !EXTRA_SCENARIOS.contains(&s.as_str()) {
+            bail!(
+                "unknown scenario `{s}`; expected one of {}, {} or all",
+                ALL.join(", "),
+                EXTRA_SCENARIOS.join(", ")
+            );
+        }
+    }
+    Ok(ALL
+        .iter()
+        .chain(EXTRA_SCENARIOS)
+        .copied()
+        .filter(|a| named.iter().any(|s| s == a))
+        .collect())
+}
+
+/// `--herald-bin`, or `herald` next to this executable; it must exist.
+fn herald_bin(given: Option<&PathBuf>) -> anyhow::Result<PathBuf> {
+    let bin = match given {
+        Some(b) => b.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .context("executable directory")?
+            .join("herald"),
+    };
+    if !bin.is_file() {
+        bail!(
+            "no herald binary at {} (build it: cargo build --release -p herald, or pass --herald-bin)",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
+fn params(args: &Args) -> Params {
+    let (scale, time_scale) = if args.quick { (0.1, 0.25) } else { (1.0, 1.0) };
+    Params {
+        clients: args.clients,
+        scale: args.scale.unwrap_or(scale),
+        time_scale: args.time_scale.unwrap_or(time_scale),
+        ceiling_connections: args.ceiling_connections,
+        max_concurrency: args.max_concurrency,
+        throttle_rate: args.throttle_rate,
+        throttle_secs: args.throttle_secs,
+        isolation_endpoints: args.isolation_endpoints,
+        latency_rate: args.latency_rate,
+        scrape_metrics_secs: args.scrape_metrics_secs,
+        database_url: args.database_url.clone(),
+        nodes: args.nodes,
+    }
+}
+
+/// The run's parameters as written to the JSON file (the database URL is left out).
+fn params_json(selected: &[&str], params: &Params) -> Value {
+    json!({
+        "scenarios": selected,
+        "clients": params.clients,
+        "scale": params.scale,
+        "time_scale": params.time_scale,
+        "ceiling_connections": params.ceiling_connections,
+        "max_concurrency": params.max_concurrency,
+        "throttle_rate": params.throttle_rate,
+        "throttle_secs": params.throttle_secs,
+        "isolation_endpoints": params.isolation_endpoints,
+        "latency_rate": params.latency_rate,
+        "scrape_metrics_secs": params.scrape_metrics_secs,
+        "nodes": params.nodes,
+    })
+}
+
+async fn run_scenario(ctx: &Ctx, name: &str) -> anyhow::Result<Outcome> {
+    match name {
+        "publish" => scenarios::publish(ctx).await,
+        "e2e" => scenarios::e2e(ctx).await,
+        "fanout" => scenarios::fanout(ctx).await,
+        "latency" => scenarios::latency(ctx).await,
+        "backlog" => scenarios::backlog(ctx).await,
+        "isolation" => scenarios::isolation(ctx).await,
+        "throttle" => scenarios::throttle(ctx).await,
+        "inbound" => scenarios::inbound(ctx).await,
+        "cluster" => scenarios::cluster(ctx).await,
+        "spool" => scenarios::spool(ctx).await,
+        "cluster-throttle" => scenarios::cluster_throttle(ctx).await,
+        _ => unreachable!("checked above"),
+    }
+}
+
+/// Every scenario's JSON and table rows, in the order they ran.
+#[derive(Default)]
+struct Results {
+    json: serde_json::Map<String, Value>,
+    table: Vec<(String, Row)>,
+}
+
+impl Results {
+    /// Files a scenario's outcome (started at `t`); a failure becomes an `error` entry and a
+    /// FAILED row, and the run goes on.
+    fn record(&mut self, name: &str, r: anyhow::Result<Outcome>, t: Instant) {
+        match r {
+            Ok(o) => {
+                let mut j = o.json;
+                j["elapsed_secs"] = json!(stats::round1(t.elapsed().as_secs_f64()));
+                self.json.insert(name.to_string(), j);
+                self.table
+                    .extend(o.rows.into_iter().map(|r| (name.to_string(), r)));
+            }
+            Err(e) => {
+                eprintln!("herald-bench: {name} failed: {e:#}");
+                self.json
+                    .insert(name.to_string(), json!({ "error": format!("{e:#}") }));
+                self.table.push((
+                    name.to_string(),
+                    Row {
+                        metric: name.to_string(),
+                        value: format!("FAILED: {e}"),
+                        ratio: None,
+                        target: String::new(),
+                    },
+                ));
+            }
+        }
+    }
 }
 
 fn print_table(report: &Value, table: &[(String, Row)]) {

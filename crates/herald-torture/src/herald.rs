@@ -26,6 +26,13 @@ pub fn free_port() -> anyhow::Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
+/// A directory of its own for one run's data and logs, removed on drop.
+pub fn scratch_dir() -> anyhow::Result<tempfile::TempDir> {
+    Ok(tempfile::Builder::new()
+        .prefix("herald-torture-")
+        .tempdir()?)
+}
+
 impl Herald {
     /// Starts `bin serve` with its data in `data_dir` (logs beside it in `herald.log`,
     /// appended) and `extra` settings (`key`, value), and waits until health answers 200.

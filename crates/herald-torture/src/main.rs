@@ -10,6 +10,7 @@
 
 mod api;
 mod herald;
+mod pg;
 mod publisher;
 mod receiver;
 mod scenarios;
@@ -19,6 +20,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+
+use crate::pg::PgCluster;
 
 #[derive(Parser, Debug)]
 #[command(version, about)]
@@ -55,26 +58,16 @@ enum Scenario {
     },
     /// PostgreSQL stopped and crashed under load, then started again.
     PgRestart {
-        /// An admin URL of the server (a fresh database is created on it).
-        #[arg(long, env = "TEST_DATABASE_URL")]
-        database_url: String,
-        /// The cluster directory given to `scripts/pg-cluster.sh start`.
-        #[arg(long)]
-        pg_dir: PathBuf,
-        #[arg(long, default_value = "scripts/pg-cluster.sh")]
-        pg_script: PathBuf,
+        #[command(flatten)]
+        pg: PgCluster,
         #[arg(long, default_value_t = 4)]
         restarts: usize,
     },
     /// PostgreSQL down, the outage spool's filesystem (a tmpfs) filled, then freed and the
     /// database started again (needs root).
     SpoolFull {
-        #[arg(long, env = "TEST_DATABASE_URL")]
-        database_url: String,
-        #[arg(long)]
-        pg_dir: PathBuf,
-        #[arg(long, default_value = "scripts/pg-cluster.sh")]
-        pg_script: PathBuf,
+        #[command(flatten)]
+        pg: PgCluster,
         #[arg(long, default_value_t = 32)]
         tmpfs_mib: u64,
     },
@@ -106,18 +99,12 @@ async fn main() -> anyhow::Result<()> {
         Scenario::KillLoop { cycles } => scenarios::kill_loop::run(&o, cycles).await?,
         Scenario::Chaos { messages } => scenarios::chaos::run(&o, messages).await?,
         Scenario::DiskFull { tmpfs_mib } => scenarios::disk_full::run(&o, tmpfs_mib).await?,
-        Scenario::PgRestart {
-            database_url,
-            pg_dir,
-            pg_script,
-            restarts,
-        } => scenarios::pg_restart::run(&o, &database_url, &pg_dir, &pg_script, restarts).await?,
-        Scenario::SpoolFull {
-            database_url,
-            pg_dir,
-            pg_script,
-            tmpfs_mib,
-        } => scenarios::spool_full::run(&o, &database_url, &pg_dir, &pg_script, tmpfs_mib).await?,
+        Scenario::PgRestart { pg, restarts } => {
+            scenarios::pg_restart::run(&o, &pg, restarts).await?
+        }
+        Scenario::SpoolFull { pg, tmpfs_mib } => {
+            scenarios::spool_full::run(&o, &pg, tmpfs_mib).await?
+        }
     };
     println!("{}", serde_json::to_string_pretty(&report)?);
     if !ok {

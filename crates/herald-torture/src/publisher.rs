@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use serde_json::{json, Value};
@@ -155,7 +155,7 @@ pub fn phantoms(max_seq: u64, seen: &HashMap<(String, String), crate::receiver::
         .count()
 }
 
-pub fn ledger_json(l: &Ledger) -> Value {
+fn ledger_json(l: &Ledger) -> Value {
     json!({
         "accepted": l.accepted.len(),
         "refused": l.refused.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
@@ -206,7 +206,28 @@ impl Delivery {
     }
 
     /// Adds the delivery figures to a scenario's report.
-    pub fn report_into(&self, report: &mut Value) {
+    /// A scenario's report: its own `fields` (a JSON object) with what every scenario reports
+    /// added — `seed`, `publishes` (the ledger), `seconds` since `started`, `ok` and this
+    /// delivery check — paired with `ok`, as the scenarios return it.
+    pub fn report(
+        &self,
+        seed: u64,
+        started: Instant,
+        ledger: &Ledger,
+        ok: bool,
+        mut fields: Value,
+    ) -> (Value, bool) {
+        if let Value::Object(m) = &mut fields {
+            m.insert("seed".into(), json!(seed));
+            m.insert("publishes".into(), ledger_json(ledger));
+            m.insert("seconds".into(), json!(started.elapsed().as_secs_f64()));
+            m.insert("ok".into(), json!(ok));
+        }
+        self.report_into(&mut fields);
+        (fields, ok)
+    }
+
+    fn report_into(&self, report: &mut Value) {
         if let Value::Object(m) = report {
             m.insert("deliveriesExpected".into(), json!(self.want));
             m.insert("deliveredAtLeastOnce".into(), json!(self.delivered));

@@ -31,6 +31,16 @@ pub struct Faults {
     pub delay: Duration,
 }
 
+impl Faults {
+    /// No failures, only `delay` before every answer.
+    pub fn delay_only(delay: Duration) -> Self {
+        Self {
+            delay,
+            ..Self::default()
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct Seen {
     /// Requests read (each attempt Herald made that reached the receiver).

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::herald::{free_port, Herald};
-use crate::publisher::{ledger_json, setup_app, Delivery, Publisher};
+use crate::herald::{free_port, scratch_dir, Herald};
+use crate::publisher::{setup_app, Delivery, Publisher};
 use crate::receiver::{Faults, Receiver};
 use crate::Opts;
 
@@ -21,9 +21,7 @@ const ENDPOINTS: usize = 3;
 
 pub async fn run(o: &Opts, messages: u64) -> anyhow::Result<(Value, bool)> {
     let started = Instant::now();
-    let dir = tempfile::Builder::new()
-        .prefix("herald-torture-")
-        .tempdir()?;
+    let dir = scratch_dir()?;
     let rx = Receiver::start(
         Faults {
             status_5xx: 0.30,
@@ -110,20 +108,15 @@ pub async fn run(o: &Opts, messages: u64) -> anyhow::Result<(Value, bool)> {
         && c.without_id == 0;
     let mut errors: Vec<(String, u64)> = by_error.into_iter().collect();
     errors.sort();
-    let mut report = json!({
+    let fields = json!({
         "scenario": "chaos",
-        "seed": o.seed,
         "endpoints": ENDPOINTS,
-        "publishes": ledger_json(&ledger),
         "receiver": {"ok": c.ok, "answered5xx": c.answered_5xx, "hung": c.hung, "reset": c.reset},
         "attemptsLogged": attempts_logged,
         "attemptsByOutcome": errors.into_iter().map(|(k, v)| (k, json!(v))).collect::<serde_json::Map<_, _>>(),
         "logMismatches": mismatched.len(),
         "logMismatchSample": mismatched.iter().take(10).collect::<Vec<_>>(),
         "duplicates": rx.duplicates(),
-        "seconds": started.elapsed().as_secs_f64(),
-        "ok": ok,
     });
-    d.report_into(&mut report);
-    Ok((report, ok))
+    Ok(d.report(o.seed, started, &ledger, ok, fields))
 }

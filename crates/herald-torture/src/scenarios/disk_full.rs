@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use serde_json::{json, Value};
 
-use crate::herald::{free_port, Herald};
-use crate::publisher::{health, ledger_json, setup_app, Delivery, Publisher};
+use crate::herald::{free_port, scratch_dir, Herald};
+use crate::publisher::{health, setup_app, Delivery, Publisher};
 use crate::receiver::{Faults, Receiver};
 use crate::Opts;
 
@@ -72,56 +72,101 @@ impl FullFs {
     }
 }
 
+/// Herald with its data directory on a [`FullFs`], a receiver and one endpoint: where both
+/// full-filesystem scenarios (`disk-full`, `spool-full`) start.
+pub(crate) struct FullSetup {
+    /// Holds the mount point; removed after the tmpfs is unmounted.
+    _dir: tempfile::TempDir,
+    fs: Tmpfs,
+    ballast: PathBuf,
+    pub rx: Receiver,
+    pub h: Herald,
+    pub app: String,
+    /// 16 KiB payloads, so the filesystem fills in bounded count and time.
+    pub pubs: Publisher,
+}
+
+impl FullSetup {
+    /// Mounts the tmpfs (or returns the skip report), then starts the receiver and Herald with
+    /// `settings` and creates the app `scenario` with one endpoint.
+    pub(crate) async fn start(
+        o: &Opts,
+        fs_mib: u64,
+        ballast_bytes: usize,
+        scenario: &str,
+        settings: &[(&str, String)],
+    ) -> anyhow::Result<Result<Self, (Value, bool)>> {
+        let dir = scratch_dir()?;
+        let FullFs { fs, mnt, ballast } =
+            match FullFs::prepare(dir.path(), fs_mib, ballast_bytes, scenario)? {
+                Ok(f) => f,
+                Err(skipped) => return Ok(Err(skipped)),
+            };
+        let rx = Receiver::start(Faults::default(), o.seed).await?;
+        let h = Herald::start(&o.bin, &mnt.join("data"), free_port()?, settings).await?;
+        let app = setup_app(&h.api, scenario, 1, |i| rx.url(&format!("/ep/{i}"))).await?;
+        Ok(Ok(Self {
+            _dir: dir,
+            fs,
+            ballast,
+            rx,
+            h,
+            app,
+            pubs: Publisher::new(16 * 1024),
+        }))
+    }
+
+    /// Publishes until refused, notes health and liveness while full, deletes the ballast,
+    /// runs `after_free` (its result is returned beside the run) and publishes until accepted
+    /// again, without a restart.
+    pub(crate) async fn fill_and_free<T>(
+        &mut self,
+        after_free: impl FnOnce(&Publisher) -> anyhow::Result<T>,
+    ) -> anyhow::Result<(FullRun, T)> {
+        let full_reached = self
+            .pubs
+            .fill_until_refused(&self.h.api, &self.app, Duration::from_secs(120))
+            .await;
+        let health_when_full = health(&self.h.api).await?;
+        let alive_when_full = self.h.alive();
+        std::fs::remove_file(&self.ballast)?;
+        let freed = after_free(&self.pubs)?;
+        let recovered = self
+            .pubs
+            .until_accepted_again(&self.h.api, &self.app, Duration::from_secs(120))
+            .await;
+        let run = FullRun {
+            full_reached,
+            health_when_full,
+            alive_when_full,
+            recovered,
+        };
+        Ok((run, freed))
+    }
+}
+
 pub async fn run(o: &Opts, fs_mib: u64) -> anyhow::Result<(Value, bool)> {
     let started = Instant::now();
-    let dir = tempfile::Builder::new()
-        .prefix("herald-torture-")
-        .tempdir()?;
-    let FullFs { fs, mnt, ballast } =
-        match FullFs::prepare(dir.path(), fs_mib, BALLAST_BYTES, "disk-full")? {
-            Ok(f) => f,
-            Err(skipped) => return Ok(skipped),
-        };
-    let rx = Receiver::start(Faults::default(), o.seed).await?;
-    let mut h = Herald::start(
-        &o.bin,
-        &mnt.join("data"),
-        free_port()?,
-        &[
-            ("retry_schedule", "[1,1,1,1,1,2,2,2,5,5,5,10,10,10]".into()),
-            ("request_timeout_ms", "2000".into()),
-        ],
-    )
-    .await?;
-    let app = setup_app(&h.api, "disk-full", 1, |i| rx.url(&format!("/ep/{i}"))).await?;
-    // Fill: 16 KiB payloads until publishes are refused (bounded in count and time).
-    let pubs = Publisher::new(16 * 1024);
-    let full_reached = pubs
-        .fill_until_refused(&h.api, &app, Duration::from_secs(120))
-        .await;
-    let health_when_full = health(&h.api).await?;
-    let alive_when_full = h.alive();
-    // Free the ballast; publishing must recover without a restart.
-    std::fs::remove_file(&ballast)?;
-    let refused_before = pubs.ledger.lock().refused.values().sum::<u64>();
-    let recovered = pubs
-        .until_accepted_again(&h.api, &app, Duration::from_secs(120))
-        .await;
-    let refused_after_free = pubs.ledger.lock().refused.values().sum::<u64>() - refused_before;
-    let d = Delivery::wait(&pubs, &rx, 1, o.deadline).await;
-    let health_after = health(&h.api).await?;
+    let settings = [
+        ("retry_schedule", "[1,1,1,1,1,2,2,2,5,5,5,10,10,10]".into()),
+        ("request_timeout_ms", "2000".into()),
+    ];
+    let mut s = match FullSetup::start(o, fs_mib, BALLAST_BYTES, "disk-full", &settings).await? {
+        Ok(s) => s,
+        Err(skipped) => return Ok(skipped),
+    };
+    let (run, refused_before) = s
+        .fill_and_free(|p| Ok(p.ledger.lock().refused.values().sum::<u64>()))
+        .await?;
+    let refused_after_free = s.pubs.ledger.lock().refused.values().sum::<u64>() - refused_before;
+    let d = Delivery::wait(&s.pubs, &s.rx, 1, o.deadline).await;
+    let health_after = health(&s.h.api).await?;
     let extra = json!({
         "scenario": "disk-full",
         "refusedAfterFreeing": refused_after_free,
         "healthAfter": health_after,
     });
-    let run = FullRun {
-        full_reached,
-        health_when_full,
-        alive_when_full,
-        recovered,
-    };
-    finish(o, h, fs, &pubs, d, run, fs_mib, started, extra).await
+    finish(o, s, d, run, fs_mib, started, extra).await
 }
 
 /// What a full-filesystem run saw before the end.
@@ -135,18 +180,22 @@ pub(crate) struct FullRun {
 /// Stops Herald, unmounts, and judges a full-filesystem run (`disk-full`, `spool-full`):
 /// full reached, no crash, recovery without a restart, everything accepted delivered, and
 /// only JSON 5xx refusals. `extra` holds the scenario's own fields.
-#[allow(clippy::too_many_arguments)]
 pub(crate) async fn finish(
     o: &Opts,
-    mut h: Herald,
-    fs: Tmpfs,
-    pubs: &Publisher,
+    s: FullSetup,
     d: Delivery,
     run: FullRun,
     fs_mib: u64,
     started: Instant,
     extra: Value,
 ) -> anyhow::Result<(Value, bool)> {
+    let FullSetup {
+        _dir,
+        fs,
+        mut h,
+        pubs,
+        ..
+    } = s;
     let alive = h.alive();
     let tail = if alive { String::new() } else { h.log_tail(30) };
     h.stop().await?;
@@ -161,21 +210,16 @@ pub(crate) async fn finish(
         && only_5xx
         && ledger.refused_without_json == 0
         && ledger.in_doubt == 0;
-    let mut report = json!({
-        "seed": o.seed,
+    let mut fields = json!({
         "tmpfsMiB": fs_mib,
-        "publishes": ledger_json(&ledger),
         "fullReached": run.full_reached,
         "healthWhenFull": run.health_when_full,
         "recoveredWithoutRestart": run.recovered,
         "crashed": !alive,
         "logTail": tail,
-        "seconds": started.elapsed().as_secs_f64(),
-        "ok": ok,
     });
-    if let (Value::Object(r), Value::Object(e)) = (&mut report, extra) {
+    if let (Value::Object(r), Value::Object(e)) = (&mut fields, extra) {
         r.extend(e);
     }
-    d.report_into(&mut report);
-    Ok((report, ok))
+    Ok(d.report(o.seed, started, &ledger, ok, fields))
 }

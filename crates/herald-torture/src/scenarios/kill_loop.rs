@@ -11,8 +11,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
-use crate::herald::{free_port, Herald};
-use crate::publisher::{ledger_json, phantoms, setup_app, Delivery, Publisher};
+use crate::herald::{free_port, scratch_dir, Herald};
+use crate::publisher::{phantoms, setup_app, Delivery, Publisher};
 use crate::receiver::{Faults, Receiver};
 use crate::Opts;
 
@@ -25,20 +25,11 @@ const DEFAULT_MAX_CONCURRENCY: u32 = 16;
 pub async fn run(o: &Opts, cycles: usize) -> anyhow::Result<(Value, bool)> {
     let started = Instant::now();
     let mut rng = StdRng::seed_from_u64(o.seed);
-    let dir = tempfile::Builder::new()
-        .prefix("herald-torture-")
-        .tempdir()?;
+    let dir = scratch_dir()?;
     let data = dir.path().join("data");
     let port = free_port()?;
     // Slower than publishing, so a backlog builds and deliveries are in flight at each kill.
-    let rx = Receiver::start(
-        Faults {
-            delay: Duration::from_millis(2),
-            ..Faults::default()
-        },
-        o.seed,
-    )
-    .await?;
+    let rx = Receiver::start(Faults::delay_only(Duration::from_millis(2)), o.seed).await?;
     let settings = [
         ("retry_schedule", "[1,1,1,2,2,2,5,5,5,5]".to_string()),
         ("request_timeout_ms", "2000".to_string()),
@@ -110,12 +101,10 @@ pub async fn run(o: &Opts, cycles: usize) -> anyhow::Result<(Value, bool)> {
         && ledger.refused_without_json == 0
         && max_per_kill <= in_flight_cap
         && unexplained.is_empty();
-    let mut report = json!({
+    let fields = json!({
         "scenario": "kill-loop",
-        "seed": o.seed,
         "cycles": cycles,
         "endpoints": ENDPOINTS,
-        "publishes": ledger_json(&ledger),
         "duplicates": total_dup,
         "duplicatesPerKill": dups,
         "maxDuplicatesPerKill": max_per_kill,
@@ -123,9 +112,6 @@ pub async fn run(o: &Opts, cycles: usize) -> anyhow::Result<(Value, bool)> {
         "duplicatesWithoutKill": without_kill,
         "duplicatesWithoutKillUnexplained": unexplained,
         "killAfterMs": per_kill,
-        "seconds": started.elapsed().as_secs_f64(),
-        "ok": ok,
     });
-    d.report_into(&mut report);
-    Ok((report, ok))
+    Ok(d.report(o.seed, started, &ledger, ok, fields))
 }

@@ -3,81 +3,27 @@
 //! recovery at the next start, as after a failover onto the same data) and started again
 //! several times. Every publish answered 2xx must be delivered; a refusal must be a JSON 5xx.
 //!
-//! The cluster is controlled through `scripts/pg-cluster.sh stop|crash|resume <dir>`, the
-//! script the test command starts it with.
+//! The cluster is controlled through `scripts/pg-cluster.sh stop|crash|resume <dir>` (see
+//! [`crate::pg`]).
 
-use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
 use serde_json::{json, Value};
 
-use crate::herald::{free_port, Herald};
-use crate::publisher::{ledger_json, setup_app, Delivery, Publisher};
+use crate::herald::{free_port, scratch_dir, Herald};
+use crate::pg::{PgCluster, ENCRYPTION_KEY};
+use crate::publisher::{setup_app, Delivery, Publisher};
 use crate::receiver::{Faults, Receiver};
 use crate::Opts;
 
 const ENDPOINTS: usize = 2;
-pub(crate) const ENCRYPTION_KEY: &str = "dG9ydHVyZS10ZXN0LWtleS0zMi1ieXRlcy1sb25nISE=";
-
-pub(crate) fn pg(script: &Path, cmd: &str, dir: &Path) -> anyhow::Result<()> {
-    let status = std::process::Command::new("bash")
-        .arg(script)
-        .arg(cmd)
-        .arg(dir)
-        .status()
-        .with_context(|| format!("{} {cmd}", script.display()))?;
-    anyhow::ensure!(status.success(), "pg-cluster.sh {cmd} failed ({status})");
-    Ok(())
-}
-
-/// A database of its own on the server of `admin_url` (through `psql`).
-pub(crate) fn fresh_database(admin_url: &str, seed: u64) -> anyhow::Result<String> {
-    let name = format!("torture_{seed}_{}", std::process::id());
-    for sql in [
-        format!("DROP DATABASE IF EXISTS {name}"),
-        format!("CREATE DATABASE {name}"),
-    ] {
-        let out = std::process::Command::new("psql")
-            .arg(admin_url)
-            .args(["-v", "ON_ERROR_STOP=1", "-q", "-c", &sql])
-            .output()
-            .context("run psql")?;
-        anyhow::ensure!(
-            out.status.success(),
-            "psql: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let base = admin_url
-        .rsplit_once('/')
-        .map(|(b, _)| b)
-        .unwrap_or(admin_url);
-    Ok(format!("{base}/{name}"))
-}
-
-pub async fn run(
-    o: &Opts,
-    database_url: &str,
-    pg_dir: &Path,
-    script: &Path,
-    restarts: usize,
-) -> anyhow::Result<(Value, bool)> {
+pub async fn run(o: &Opts, pg: &PgCluster, restarts: usize) -> anyhow::Result<(Value, bool)> {
     let started = Instant::now();
-    let db = fresh_database(database_url, o.seed)?;
-    let dir = tempfile::Builder::new()
-        .prefix("herald-torture-")
-        .tempdir()?;
-    let rx = Receiver::start(
-        Faults {
-            delay: Duration::from_millis(1),
-            ..Faults::default()
-        },
-        o.seed,
-    )
-    .await?;
+    let db = pg.fresh_database(o.seed)?;
+    let dir = scratch_dir()?;
+    let rx = Receiver::start(Faults::delay_only(Duration::from_millis(1)), o.seed).await?;
     let h = Herald::start(
         &o.bin,
         &dir.path().join("data"),
@@ -106,9 +52,9 @@ pub async fn run(
         tokio::time::sleep(Duration::from_millis(800)).await;
         let mode = if i % 2 == 0 { "stop" } else { "crash" };
         let t = Instant::now();
-        pg(script, mode, pg_dir)?;
+        pg.control(mode)?;
         tokio::time::sleep(Duration::from_millis(1_500)).await;
-        pg(script, "resume", pg_dir)?;
+        pg.control("resume")?;
         outages.push(json!({"mode": mode, "seconds": t.elapsed().as_secs_f64()}));
     }
     tokio::time::sleep(Duration::from_millis(800)).await;
@@ -119,16 +65,11 @@ pub async fn run(
     let ledger = pubs.ledger.lock();
     let only_5xx = ledger.refused.keys().all(|s| *s >= 500);
     let ok = d.complete() && only_5xx && ledger.refused_without_json == 0;
-    let mut report = json!({
+    let fields = json!({
         "scenario": "pg-restart",
-        "seed": o.seed,
         "outages": outages,
         "endpoints": ENDPOINTS,
-        "publishes": ledger_json(&ledger),
         "duplicates": rx.duplicates(),
-        "seconds": started.elapsed().as_secs_f64(),
-        "ok": ok,
     });
-    d.report_into(&mut report);
-    Ok((report, ok))
+    Ok(d.report(o.seed, started, &ledger, ok, fields))
 }
