@@ -3,14 +3,14 @@
 //! free loopback port; stopped with SIGTERM.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use hyper::Method;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 use crate::http::Api;
+use crate::serve_cmd::{free_port, serve_command};
 
 /// The admin token of every Herald the bench starts.
 pub const ADMIN_TOKEN: &str = "herald-bench-admin-token-0123456789";
@@ -38,12 +38,6 @@ fn bytes_under(p: &Path) -> u64 {
         .sum()
 }
 
-/// A free port on 127.0.0.1 (bound, then released for Herald to take).
-fn free_port() -> anyhow::Result<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(l.local_addr()?.port())
-}
-
 impl Herald {
     /// Starts `bin serve` with the bench configuration plus `extra` (`HERALD_<KEY>`, value)
     /// and waits until `/api/v1/health` answers 200. With `scrape_every`, `GET /metrics` is
@@ -60,25 +54,8 @@ impl Herald {
         let port = free_port()?;
         let listen = format!("127.0.0.1:{port}");
         let log = std::fs::File::create(dir.path().join("herald.log"))?;
-        let mut cmd = Command::new(bin);
-        cmd.arg("serve")
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .kill_on_drop(true);
-        // Nothing from the caller's environment may change the configuration.
-        for (k, _) in std::env::vars_os() {
-            if k.to_string_lossy().starts_with("HERALD_") {
-                cmd.env_remove(k);
-            }
-        }
-        cmd.env("HERALD_DATA_DIR", dir.path().join("data"))
-            .env("HERALD_ADMIN_TOKEN", ADMIN_TOKEN)
-            .env("HERALD_ALLOW_NETWORKS", r#"["127.0.0.0/8"]"#)
-            .env("HERALD_LISTEN", &listen)
-            .env("HERALD_LOG", "warn")
-            .env("HERALD_LOG_FORMAT", "json");
+        let mut cmd = serve_command(bin, &dir.path().join("data"), &listen, log, ADMIN_TOKEN)?;
+        cmd.current_dir(dir.path()).env("HERALD_LOG_FORMAT", "json");
         for (k, v) in extra {
             cmd.env(format!("HERALD_{}", k.to_uppercase()), v);
         }

@@ -26,6 +26,7 @@ mod load;
 mod receiver;
 mod relay;
 mod scenarios;
+mod serve_cmd;
 mod stats;
 
 use std::path::PathBuf;

@@ -174,14 +174,52 @@ impl DeliveryClient {
             .body(body)
             .send()
             .await;
-        let mut resp = match resp {
+        let resp = match resp {
             Ok(r) => r,
             Err(e) => {
                 let (kind, detail) = classify_error(&e);
                 return failed(kind, detail);
             }
         };
-        let status = resp.status().as_u16();
+        let (reply, timeout) = Reply::read(resp, MAX_STORED_RESPONSE).await;
+        if let Some(e) = timeout {
+            let (_, detail) = classify_error(&e);
+            return failed(TransportError::Timeout, detail);
+        }
+        let Reply {
+            status,
+            retry_after,
+            location,
+            body: buf,
+        } = reply;
+        SendResult::Response {
+            status,
+            retry_after,
+            location,
+            body: String::from_utf8_lossy(&buf).into_owned(),
+            duration: start.elapsed(),
+        }
+    }
+}
+
+/// What Herald keeps of a receiver's answer: the status, the two headers the retry policy
+/// reads, and at most `cap` bytes of the body. Shared by deliveries and `herald listen`'s local
+/// forwards so both treat a receiver the same way.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub retry_after: Option<String>,
+    pub location: Option<String>,
+    /// At most `cap` bytes; reading stops there (dropping the rest closes the connection
+    /// rather than downloading an arbitrarily large body).
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    /// Reads the answer; a body that breaks off early is kept as far as it came. A timeout
+    /// that cut the body short comes back beside it: a delivery records the attempt as timed
+    /// out, `herald listen` reports what arrived.
+    pub async fn read(mut resp: reqwest::Response, cap: usize) -> (Self, Option<reqwest::Error>) {
         let header = |name: http::header::HeaderName| {
             resp.headers()
                 .get(name)
@@ -190,28 +228,27 @@ impl DeliveryClient {
         };
         let retry_after = header(http::header::RETRY_AFTER);
         let location = header(http::header::LOCATION);
-        let mut buf = Vec::new();
-        // Read only what is kept; dropping the rest closes the connection rather than
-        // downloading an arbitrarily large body.
-        while buf.len() < MAX_STORED_RESPONSE {
+        let status = resp.status().as_u16();
+        let mut body = Vec::new();
+        let mut timeout = None;
+        while body.len() < cap {
             match resp.chunk().await {
-                Ok(Some(c)) => buf.extend_from_slice(&c),
+                Ok(Some(c)) => body.extend_from_slice(&c),
                 Ok(None) => break,
-                Err(e) if e.is_timeout() => {
-                    let (_, detail) = classify_error(&e);
-                    return failed(TransportError::Timeout, detail);
+                Err(e) => {
+                    timeout = e.is_timeout().then_some(e);
+                    break;
                 }
-                Err(_) => break,
             }
         }
-        buf.truncate(MAX_STORED_RESPONSE);
-        SendResult::Response {
+        body.truncate(cap);
+        let reply = Self {
             status,
             retry_after,
             location,
-            body: String::from_utf8_lossy(&buf).into_owned(),
-            duration: start.elapsed(),
-        }
+            body,
+        };
+        (reply, timeout)
     }
 }
 

@@ -3,13 +3,14 @@
 //! variables only; nothing from the caller's environment leaks in.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 use crate::api::Api;
+pub use crate::serve_cmd::free_port;
+use crate::serve_cmd::serve_command;
 
 /// The admin token of every Herald the torture starts.
 pub const ADMIN_TOKEN: &str = "herald-torture-admin-token-0123456789";
@@ -18,12 +19,6 @@ pub struct Herald {
     child: Child,
     pub api: Api,
     log: PathBuf,
-}
-
-/// A free port on 127.0.0.1 (bound, then released for Herald to take).
-pub fn free_port() -> anyhow::Result<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(l.local_addr()?.port())
 }
 
 /// A directory of its own for one run's data and logs, removed on drop.
@@ -52,22 +47,7 @@ impl Herald {
             .append(true)
             .open(&log_path)
             .with_context(|| format!("open {}", log_path.display()))?;
-        let mut cmd = Command::new(bin);
-        cmd.arg("serve")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .kill_on_drop(true);
-        for (k, _) in std::env::vars_os() {
-            if k.to_string_lossy().starts_with("HERALD_") {
-                cmd.env_remove(k);
-            }
-        }
-        cmd.env("HERALD_DATA_DIR", data_dir)
-            .env("HERALD_ADMIN_TOKEN", ADMIN_TOKEN)
-            .env("HERALD_ALLOW_NETWORKS", r#"["127.0.0.0/8"]"#)
-            .env("HERALD_LISTEN", &listen)
-            .env("HERALD_LOG", "warn");
+        let mut cmd = serve_command(bin, data_dir, &listen, log, ADMIN_TOKEN)?;
         for (k, v) in extra {
             cmd.env(format!("HERALD_{}", k.to_uppercase()), v);
         }

@@ -14,6 +14,9 @@ mod pg;
 mod publisher;
 mod receiver;
 mod scenarios;
+// Shared with herald-bench: the one place that builds the `herald serve` command line.
+#[path = "../../herald-bench/src/serve_cmd.rs"]
+mod serve_cmd;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -12,6 +12,7 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
+use herald_delivery::client::Reply;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
@@ -358,30 +359,22 @@ async fn forward_one(
     let when = chrono::Local::now().format("%Y-%m-%d %H:%M:%S");
     let prefix = format!("{when}  {}  {}", ev.event_type, ev.msg_id);
     match rb.send().await {
-        Ok(mut resp) => {
+        Ok(resp) => {
             let status = resp.status();
-            let header = |n: http::header::HeaderName| {
-                resp.headers()
-                    .get(n)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_string)
-            };
-            let retry_after = header(http::header::RETRY_AFTER);
-            let location = header(http::header::LOCATION);
-            let mut buf = Vec::new();
-            while buf.len() < MAX_REPORTED_BODY {
-                match resp.chunk().await {
-                    Ok(Some(c)) => buf.extend_from_slice(&c),
-                    _ => break,
-                }
-            }
-            buf.truncate(MAX_REPORTED_BODY);
+            // A local receiver that stalls mid-body is reported with what it sent so far.
+            let (reply, _) = Reply::read(resp, MAX_REPORTED_BODY).await;
+            let Reply {
+                body,
+                retry_after,
+                location,
+                ..
+            } = reply;
             let ms = start.elapsed().as_millis();
             let reply = json!({
                 "type": "result",
                 "id": ev.id,
                 "status": status.as_u16(),
-                "body": String::from_utf8_lossy(&buf),
+                "body": String::from_utf8_lossy(&body),
                 "retryAfter": retry_after,
                 "location": location,
                 "durationMs": ms as u64,
