@@ -153,10 +153,57 @@ impl Drop for InFlight {
     }
 }
 
-/// The TCP stream, stamping [`Activity`] on every read and write.
+/// The TCP stream, stamping [`Activity`] on every read and write. Dropped, it closes lingering
+/// ([`linger`]); `io` is `None` only from then on.
 struct Tracked {
-    io: TcpStream,
+    io: Option<TcpStream>,
     activity: Arc<Activity>,
+}
+
+impl Tracked {
+    fn io(&mut self) -> io::Result<Pin<&mut TcpStream>> {
+        self.io
+            .as_mut()
+            .map(Pin::new)
+            .ok_or_else(|| io::ErrorKind::NotConnected.into())
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        if let (Some(io), Ok(rt)) = (self.io.take(), tokio::runtime::Handle::try_current()) {
+            rt.spawn(linger(io));
+        }
+    }
+}
+
+/// Longest a closed connection keeps reading what its client still sends.
+const LINGER_TIME: Duration = Duration::from_secs(2);
+/// Most bytes a closed connection reads and throws away.
+const LINGER_BYTES: usize = 16 * 1024 * 1024;
+
+/// Closes a connection the way nginx's `lingering_close` does: send FIN, then read and discard
+/// what the client still sends (bounded in time and bytes) before the socket is dropped.
+///
+/// Why: closing a socket with unread bytes makes the kernel send a reset. A client that was
+/// still sending its body when it was answered early (413 on a declared length, 401, a
+/// replay) then fails its next write and reports a connection error instead of the answer
+/// waiting in its buffer. Reading on for a moment lets it finish sending and read the answer.
+async fn linger(mut io: TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // Already shut down by hyper on a normal close; an error only means the peer is gone.
+    let _ = io.shutdown().await;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut left = LINGER_BYTES;
+    let _ = tokio::time::timeout(LINGER_TIME, async {
+        while left > 0 {
+            match io.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    })
+    .await;
 }
 
 impl AsyncRead for Tracked {
@@ -166,7 +213,10 @@ impl AsyncRead for Tracked {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
-        let res = Pin::new(&mut self.io).poll_read(cx, buf);
+        let res = match self.io() {
+            Ok(io) => io.poll_read(cx, buf),
+            Err(e) => return Poll::Ready(Err(e)),
+        };
         if let Poll::Ready(Ok(())) = res {
             self.activity.read(buf.filled().len() - before);
         }
@@ -180,7 +230,10 @@ impl AsyncWrite for Tracked {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let res = Pin::new(&mut self.io).poll_write(cx, buf);
+        let res = match self.io() {
+            Ok(io) => io.poll_write(cx, buf),
+            Err(e) => return Poll::Ready(Err(e)),
+        };
         if let Poll::Ready(Ok(n)) = res {
             self.activity.wrote(n);
         }
@@ -192,7 +245,10 @@ impl AsyncWrite for Tracked {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let res = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        let res = match self.io() {
+            Ok(io) => io.poll_write_vectored(cx, bufs),
+            Err(e) => return Poll::Ready(Err(e)),
+        };
         if let Poll::Ready(Ok(n)) = res {
             self.activity.wrote(n);
         }
@@ -200,15 +256,21 @@ impl AsyncWrite for Tracked {
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
+        self.io.as_ref().is_some_and(|io| io.is_write_vectored())
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
+        match self.io() {
+            Ok(io) => io.poll_flush(cx),
+            Err(e) => Poll::Ready(Err(e)),
+        }
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
+        match self.io() {
+            Ok(io) => io.poll_shutdown(cx),
+            Err(e) => Poll::Ready(Err(e)),
+        }
     }
 }
 
@@ -339,7 +401,7 @@ async fn serve_connection<S>(
 {
     let activity = Arc::new(Activity::new());
     let io = TokioIo::new(Tracked {
-        io: stream,
+        io: Some(stream),
         activity: activity.clone(),
     });
     let service = {

@@ -329,6 +329,65 @@ async fn defect_06_ingestion_honours_max_payload_bytes() {
     );
 }
 
+/// Found as a flaky `checks_come_in_the_contracts_order_with_its_codes`: the 413 for a declared
+/// length over the limit went out at once, the server closed the socket with the client's
+/// upload still arriving, and the kernel's reset destroyed the answer before the client read it.
+#[tokio::test]
+async fn defect_06_an_early_413_reaches_a_client_still_sending_its_body() {
+    let srv = TestServer::start(|_| {}).await;
+    let c = &srv.client;
+    let app = c.create_app("early-413").await;
+    let src = id_of(
+        &c.post(
+            &format!("/app/{app}/source"),
+            json!({"name": "s", "verification": {"scheme": "none"}}),
+            201,
+        )
+        .await,
+    );
+    // Deterministic: a client that sends its whole declared body before it reads (as most
+    // do) must be able to, and then read the 413. Without lingering, the server closed with
+    // unread bytes, the kernel reset the connection, and the client's next write failed.
+    for _ in 0..3 {
+        let declared = 3 * 1024 * 1024;
+        let mut s = TcpStream::connect(srv.addr).await.expect("connect");
+        let head = format!(
+            "POST /in/{src} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {declared}\r\n\r\n"
+        );
+        s.write_all(head.as_bytes()).await.expect("write head");
+        // Let the answer (and, without lingering, the reset) arrive first.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let chunk = vec![b'x'; 64 * 1024];
+        for sent in (0..declared).step_by(chunk.len()) {
+            if let Err(e) = s.write_all(&chunk).await {
+                panic!("the body broke off after {sent} bytes: {e}");
+            }
+        }
+        let mut answer = Vec::new();
+        let read = tokio::time::timeout(WAIT, s.read_to_end(&mut answer)).await;
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(
+            matches!(read, Ok(Ok(_))) && answer.starts_with("HTTP/1.1 413"),
+            "{read:?}: {answer}"
+        );
+    }
+    // Through a real client, with bodies around the limit.
+    for size in [2 * 1024 * 1024 + 1, 3 * 1024 * 1024, 8 * 1024 * 1024] {
+        for _ in 0..4 {
+            // A new client each time: a fresh connection sends head and body at once.
+            let anon = c.anonymous();
+            let body = vec![b'x'; size];
+            let r = anon
+                .send(
+                    anon.req(Method::POST, &format!("//in/{src}")).body(body),
+                    413,
+                )
+                .await;
+            assert_eq!(r.json["code"], "payload_too_large");
+        }
+    }
+}
+
 #[tokio::test]
 async fn defect_08_concurrent_get_if_exists_answers_the_existing_app() {
     let srv = TestServer::start(|_| {}).await;
