@@ -18,5 +18,8 @@ pub(super) const PROVIDER: Provider = Provider {
     window: Window::PastOnly(PADDLE_TOLERANCE_SECONDS),
     event_type: Some(Field::Json("/event_type")),
     dedup_key: Field::Json("/event_id"),
-    ..Provider::new(|v, req, now, tol| tol.check(SIGNATURE.signed_at(v, req)?, now), &[SIGNATURE.header])
+    ..Provider::new(
+        |v, req, now, tol| tol.check(SIGNATURE.signed_at(v, req)?, now),
+        &[SIGNATURE.header],
+    )
 };
