@@ -46,34 +46,20 @@ impl Default for BreakerPolicy {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum BreakerState {
-    /// Deliveries flow (subject to concurrency and throttle).
-    #[default]
-    Closed = 0,
-    /// Nothing is sent until `open_until`.
-    Open = 1,
-    /// One probe is in flight; its result closes or re-opens the breaker.
-    HalfOpen = 2,
-}
-
-impl BreakerState {
-    pub fn from_i64(v: i64) -> Self {
-        match v {
-            1 => Self::Open,
-            2 => Self::HalfOpen,
-            _ => Self::Closed,
-        }
+crate::codes::coded_enum! {
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub enum BreakerState {
+        /// Deliveries flow (subject to concurrency and throttle).
+        #[default]
+        Closed = 0 => "closed",
+        /// Nothing is sent until `open_until`.
+        Open = 1 => "open",
+        /// One probe is in flight; its result closes or re-opens the breaker.
+        HalfOpen = 2 => "half_open",
     }
-
+    else Closed;
     /// The label used in the API's `state` field and the transition metric.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Closed => "closed",
-            Self::Open => "open",
-            Self::HalfOpen => "half_open",
-        }
-    }
+    label as_str;
 }
 
 /// One endpoint's breaker, as stored.

@@ -7,6 +7,7 @@
 //! what lets the retry, outcome and SSRF rules be unit- and property-tested exhaustively.
 
 pub mod breaker;
+mod codes;
 pub mod config;
 pub mod crypto;
 pub mod ids;

@@ -383,32 +383,18 @@ pub struct InboundRequest {
     pub created_at: Millis,
 }
 
-/// Status codes of deliveries and attempts, as the Svix API numbers them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum DeliveryStatus {
-    Success = 0,
-    Pending = 1,
-    Fail = 2,
-    Sending = 3,
-}
-
-impl DeliveryStatus {
-    pub fn from_i64(v: i64) -> Self {
-        match v {
-            0 => Self::Success,
-            2 => Self::Fail,
-            3 => Self::Sending,
-            _ => Self::Pending,
-        }
+crate::codes::coded_enum! {
+    /// Status codes of deliveries and attempts, as the Svix API numbers them.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub enum DeliveryStatus {
+        Success = 0 => "success",
+        Pending = 1 => "pending",
+        Fail = 2 => "fail",
+        Sending = 3 => "sending",
     }
-    pub fn text(self) -> &'static str {
-        match self {
-            Self::Success => "success",
-            Self::Pending => "pending",
-            Self::Fail => "fail",
-            Self::Sending => "sending",
-        }
-    }
+    else Pending;
+    /// The label of the API's `status` text.
+    label text;
 }
 
 /// The pair (message, endpoint) and where it stands.
