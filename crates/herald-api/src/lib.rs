@@ -6,7 +6,7 @@
 //! delivery engine does, after the store has committed) and never hold secrets in logs.
 //!
 //! Layers inside the crate (a module uses only those below it): `router` → `openapi` →
-//! `routes` → `service` → `dto`, `paths`, `extract`, `schema`, `state`, `error`.
+//! `routes`/`console` → `service` → `dto`, `paths`, `extract`, `schema`, `state`, `error`.
 
 use axum::Router;
 use tokio::net::TcpListener;
@@ -15,6 +15,7 @@ use tower_http::normalize_path::NormalizePathLayer;
 
 mod access_log;
 mod body_guard;
+mod console;
 pub mod dto;
 pub mod error;
 pub mod extract;
@@ -31,7 +32,7 @@ pub mod telemetry;
 
 pub use router::router;
 pub use server::ConnectionLimits;
-pub use state::{ApiConfig, AppState};
+pub use state::{ApiConfig, AppState, ConsoleSettings};
 
 /// Serves `router` on `listener` until `shutdown` resolves, accepting paths with a trailing
 /// slash as the Svix API does. `limits` bound how long a client may take to send a request and

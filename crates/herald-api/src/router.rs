@@ -10,6 +10,7 @@ use axum::Router;
 
 use crate::access_log;
 use crate::body_guard;
+use crate::console;
 use crate::error::ApiError;
 use crate::idempotency;
 use crate::openapi;
@@ -19,6 +20,7 @@ use crate::state::AppState;
 /// The full router (`/api/v1/...`, `/healthz`).
 pub fn router(state: AppState) -> Router {
     routes()
+        .merge(console::router(state.clone()))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             idempotency::layer,

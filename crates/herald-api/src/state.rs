@@ -60,6 +60,29 @@ pub(crate) struct StateInner {
     pub inbound: InboundLimits,
     /// `herald listen` sessions of this node; `None` where no delivery workers run.
     pub listen: Option<herald_delivery::ListenHub>,
+    /// The console's session key and idle expiry.
+    pub console: ConsoleSettings,
+}
+
+/// How console sessions are sealed and when they end (`console_session_idle_secs`).
+#[derive(Clone, Debug)]
+pub struct ConsoleSettings {
+    /// Seals the session cookie. Derived from the key at rest, so every node opens it.
+    pub key: herald_core::crypto::SecretBox,
+    /// A session ends after this long without a page being opened.
+    pub idle_secs: u64,
+}
+
+impl Default for ConsoleSettings {
+    /// A random per-process key: sessions end when the process does.
+    fn default() -> Self {
+        let text = herald_core::crypto::SecretBox::generate_key();
+        Self {
+            key: herald_core::crypto::SecretBox::from_base64(&text)
+                .expect("a generated key is valid"),
+            idle_secs: 43_200,
+        }
+    }
 }
 
 /// Per-source request buckets for `rateLimit` (per node; abuse protection, not accounting).
@@ -113,6 +136,7 @@ impl AppState {
                 source_schemas: Default::default(),
                 inbound: Default::default(),
                 listen: None,
+                console: Default::default(),
             }),
         }
     }
@@ -124,6 +148,18 @@ impl AppState {
             Some(inner) => inner.listen = Some(hub),
             None => tracing::error!(
                 "AppState::with_listen called on a shared state; herald listen stays off"
+            ),
+        }
+        self
+    }
+
+    /// Seals console sessions with `settings` (a key every node of a cluster shares, so a
+    /// session survives restarts and works on any node). Call before the state is cloned.
+    pub fn with_console(mut self, settings: ConsoleSettings) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.console = settings,
+            None => tracing::error!(
+                "AppState::with_console called on a shared state; console sessions use a per-process key"
             ),
         }
         self

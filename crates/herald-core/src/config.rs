@@ -93,6 +93,8 @@ pub struct Config {
     pub idle_timeout_ms: u64,
     /// Connections served at once; further ones wait in the listen backlog.
     pub max_connections: usize,
+    /// A console session ends after this many seconds without a page being opened.
+    pub console_session_idle_secs: u64,
 }
 
 impl Config {
@@ -137,6 +139,7 @@ impl Default for Config {
             body_read_timeout_ms: 30_000,
             idle_timeout_ms: 60_000,
             max_connections: 10_000,
+            console_session_idle_secs: 43_200,
         }
     }
 }
@@ -271,6 +274,7 @@ impl Config {
             body_read_timeout_ms,
             idle_timeout_ms,
             max_connections,
+            console_session_idle_secs,
         );
         read_opt!(
             public_url,
@@ -316,6 +320,7 @@ impl Config {
             ("body_read_timeout_ms", self.body_read_timeout_ms),
             ("idle_timeout_ms", self.idle_timeout_ms),
             ("max_connections", self.max_connections as u64),
+            ("console_session_idle_secs", self.console_session_idle_secs),
         ] {
             if v == 0 {
                 errors.push(format!("`{key}`: must be above 0"));
@@ -432,6 +437,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "body_read_timeout_ms",
     "idle_timeout_ms",
     "max_connections",
+    "console_session_idle_secs",
 ];
 
 /// Used by tests that build configs without files or environment.

@@ -55,6 +55,24 @@ impl SecretBox {
         B64.encode(XChaCha20Poly1305::generate_key(&mut OsRng))
     }
 
+    /// A separate key for `purpose`, derived from the configured base64 text (SHA-256 of the
+    /// purpose, a zero byte and the key): what one purpose seals, another cannot open, and a
+    /// derived key reveals nothing about the key at rest.
+    pub fn derive(key_b64: &str, purpose: &str) -> Result<Self, CryptoError> {
+        use sha2::{Digest, Sha256};
+        let key = B64
+            .decode(key_b64.trim())
+            .map_err(|_| CryptoError::BadKey)?;
+        if key.len() != 32 {
+            return Err(CryptoError::BadKey);
+        }
+        let mut h = Sha256::new();
+        h.update(purpose.as_bytes());
+        h.update([0u8]);
+        h.update(&key);
+        Self::from_base64(&B64.encode(h.finalize()))
+    }
+
     pub fn encrypt(&self, plaintext: &str) -> String {
         let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
         let ct = self
@@ -64,6 +82,16 @@ impl SecretBox {
         let mut out = nonce.to_vec();
         out.extend_from_slice(&ct);
         format!("{PREFIX}{}", B64.encode(out))
+    }
+
+    /// Decrypts a sealed value only: anything without the `enc:v1:` prefix is refused (for
+    /// values that come from outside, such as cookies, where "legacy plaintext" would let a
+    /// client write its own).
+    pub fn open_sealed(&self, sealed: &str) -> Result<String, CryptoError> {
+        if !sealed.starts_with(PREFIX) {
+            return Err(CryptoError::Undecryptable);
+        }
+        self.decrypt(sealed)
     }
 
     /// Decrypts a stored value; values without the `enc:v1:` prefix are legacy plaintext.
@@ -89,6 +117,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_derived_key_cannot_open_what_the_key_at_rest_sealed() {
+        let text = SecretBox::generate_key();
+        let at_rest = SecretBox::from_base64(&text).unwrap();
+        let a = SecretBox::derive(&text, "console-session").unwrap();
+        let b = SecretBox::derive(&text, "console-session").unwrap();
+        let sealed = a.encrypt("x");
+        assert_eq!(b.open_sealed(&sealed).unwrap(), "x", "same key every time");
+        assert!(at_rest.open_sealed(&sealed).is_err());
+        let other = SecretBox::derive(&text, "other").unwrap();
+        assert!(other.open_sealed(&sealed).is_err());
+        assert_eq!(
+            SecretBox::derive("c2hvcnQ=", "p").unwrap_err(),
+            CryptoError::BadKey
+        );
+    }
+
+    #[test]
     fn round_trip_hides_plaintext_and_wrong_key_fails() {
         let k = SecretBox::from_base64(&SecretBox::generate_key()).unwrap();
         let stored = k.encrypt("whsec_secret-value");
@@ -103,6 +148,10 @@ mod tests {
         let other = SecretBox::from_base64(&SecretBox::generate_key()).unwrap();
         assert_eq!(other.decrypt(&stored), Err(CryptoError::Undecryptable));
         assert_eq!(k.decrypt("legacy plaintext").unwrap(), "legacy plaintext");
+        assert_eq!(
+            k.open_sealed("legacy plaintext"),
+            Err(CryptoError::Undecryptable)
+        );
         assert_eq!(
             SecretBox::from_base64("c2hvcnQ=").unwrap_err(),
             CryptoError::BadKey

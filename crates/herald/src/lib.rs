@@ -105,7 +105,24 @@ pub const ENCRYPTION_KEY_FILE: &str = "encryption-key";
 /// The key that encrypts secrets at rest: `encryption_key` from configuration, else
 /// `data_dir/encryption-key`, else a new random key written there (mode 0600).
 pub fn encryption_key(cfg: &Config) -> anyhow::Result<SecretBox> {
-    let text = match &cfg.encryption_key {
+    let text = encryption_key_text(cfg)?;
+    SecretBox::from_base64(&text).map_err(|e| anyhow::anyhow!("encryption_key: {e}"))
+}
+
+/// The console's session settings: a key derived from the key at rest (so every node of a
+/// cluster, and the same node after a restart, opens the same sessions) and the idle expiry.
+pub fn console_settings(cfg: &Config) -> anyhow::Result<herald_api::ConsoleSettings> {
+    let text = encryption_key_text(cfg)?;
+    Ok(herald_api::ConsoleSettings {
+        key: SecretBox::derive(&text, "herald console session v1")
+            .map_err(|e| anyhow::anyhow!("encryption_key: {e}"))?,
+        idle_secs: cfg.console_session_idle_secs,
+    })
+}
+
+/// The base64 text of the key at rest (see [`encryption_key`]).
+fn encryption_key_text(cfg: &Config) -> anyhow::Result<String> {
+    Ok(match &cfg.encryption_key {
         Some(k) => k.clone(),
         None => {
             let path = cfg.data_dir.join(ENCRYPTION_KEY_FILE);
@@ -118,8 +135,7 @@ pub fn encryption_key(cfg: &Config) -> anyhow::Result<SecretBox> {
                 k
             }
         }
-    };
-    SecretBox::from_base64(&text).map_err(|e| anyhow::anyhow!("encryption_key: {e}"))
+    })
 }
 
 /// A store opened from the configuration.
@@ -339,7 +355,8 @@ pub async fn run(
             metrics_token: cfg.metrics_token.clone(),
             worker_heartbeat: workers.as_ref().map(|w| w.heartbeat.clone()),
         };
-        let mut state = AppState::new(store, api, workers.map(|w| w.waker), Some(ops));
+        let mut state = AppState::new(store, api, workers.map(|w| w.waker), Some(ops))
+            .with_console(console_settings(&cfg)?);
         if let Some(hub) = &listen_hub {
             state = state.with_listen(hub.clone());
         }

@@ -2,6 +2,7 @@
 //!
 //! - `common`: the harness (server, asserting client, scriptable receiver, polling, verifier)
 //! - `api`: the management API of outbound-api.md, route by route
+//! - `console`: the operator console's sign-in, sessions, headers, CSRF and escaping
 //! - `delivery`: what a receiver observes, per delivery.md
 //! - `guardrails`: isolation, caps, throttle, breaker, FIFO, operational events
 //! - `inbound`: sources and the ingestion endpoint, vectors through real sources
@@ -13,6 +14,7 @@
 mod api;
 mod cli;
 mod common;
+mod console;
 mod delivery;
 mod encryption;
 mod guardrails;

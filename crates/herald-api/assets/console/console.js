@@ -1,0 +1,79 @@
+// Herald console: the only script the pages load (no inline scripts, no handlers in markup).
+//  1. Dates: every <time datetime> shows the instant in the viewer's time zone; the UTC text
+//     the server wrote moves to the title (shown on hover).
+//  2. Live refresh: every 2 s the page is fetched again and each element marked `data-live`
+//     is replaced by its new version (by id). The server escaped everything in it; parsed
+//     with DOMParser, no script in it runs.
+//  3. "Copy" buttons copy the text of the element their data-copy names.
+(function () {
+  "use strict";
+
+  function localTimes(root) {
+    root.querySelectorAll("time[datetime]").forEach(function (el) {
+      if (el.dataset.local === "1") return;
+      var d = new Date(el.getAttribute("datetime"));
+      if (isNaN(d.getTime())) return;
+      el.title = el.textContent;
+      el.textContent = d.toLocaleString();
+      el.dataset.local = "1";
+    });
+  }
+
+  var POLL_MS = 2000;
+  var busy = false;
+
+  function refresh() {
+    var live = document.querySelectorAll("[data-live][id]");
+    if (live.length === 0 || busy || document.hidden) return;
+    busy = true;
+    fetch(window.location.href, {
+      credentials: "same-origin",
+      headers: { "X-Console-Poll": "1" },
+      redirect: "follow",
+    })
+      .then(function (r) {
+        return r.text().then(function (text) {
+          return { ok: r.ok, text: text };
+        });
+      })
+      .then(function (res) {
+        var doc = new DOMParser().parseFromString(res.text, "text/html");
+        if (doc.querySelector("form[data-sign-in]")) {
+          // The session ended (signed out elsewhere, token revoked, idle): show sign-in.
+          window.location.assign("/console");
+          return;
+        }
+        if (!res.ok) return;
+        live.forEach(function (el) {
+          var fresh = doc.getElementById(el.id);
+          if (fresh) {
+            var node = document.importNode(fresh, true);
+            el.replaceWith(node);
+            localTimes(node);
+          }
+        });
+      })
+      .catch(function () {})
+      .then(function () {
+        busy = false;
+      });
+  }
+
+  function copyButtons() {
+    document.addEventListener("click", function (ev) {
+      var btn = ev.target.closest("button[data-copy]");
+      if (!btn) return;
+      var src = document.getElementById(btn.dataset.copy);
+      if (src && navigator.clipboard) {
+        navigator.clipboard.writeText(src.textContent.trim());
+        btn.textContent = "Copied";
+      }
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    localTimes(document);
+    copyButtons();
+    window.setInterval(refresh, POLL_MS);
+  });
+})();

@@ -1,0 +1,233 @@
+//! Console screens of applications: the list (the console's home) and one application with
+//! its endpoints, newest messages and sources.
+//!
+//! Uses the same lookups and tenancy as `/api/v1/app` (`service::apps`); it must not change
+//! anything.
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use herald_core::now_millis;
+use herald_store::MessageFilter;
+use serde::Deserialize;
+
+use super::page::{ok, page_query, Chrome, ConsoleResult, Pager, When};
+use super::session::Operator;
+use crate::extract::Path;
+use crate::paths::AppPath;
+use crate::service::{apps, sources};
+use crate::state::AppState;
+
+/// Applications per page of the list.
+const APPS_PER_PAGE: i64 = 25;
+/// Endpoints counted per application on the list; beyond that it shows "N+".
+const COUNT_CAP: i64 = 100;
+/// Endpoints, messages and sources shown on an application's page.
+const ENDPOINTS_SHOWN: i64 = 50;
+const MESSAGES_SHOWN: i64 = 20;
+const SOURCES_SHOWN: i64 = 50;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ListQ {
+    /// ID or uid to find.
+    q: Option<String>,
+    /// Iterator of the page.
+    page: Option<String>,
+}
+
+pub struct AppRow {
+    id: String,
+    uid: Option<String>,
+    name: String,
+    endpoints: String,
+    failing: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/apps.html")]
+struct AppsPage {
+    chrome: Chrome,
+    apps: Vec<AppRow>,
+    query: String,
+    notice: Option<String>,
+    next: Option<String>,
+    prev: Option<String>,
+}
+
+/// The application list; `?q=` finds one by ID or uid (the store has no name search).
+pub async fn list(st: &AppState, op: &Operator, q: ListQ) -> ConsoleResult<Response> {
+    op.caller.require_admin()?;
+    let query = q.q.as_deref().map(str::trim).unwrap_or("").to_string();
+    let mut notice = None;
+    if !query.is_empty() {
+        match apps::load(st, &op.auth(), &query).await {
+            Ok(app) => return Ok(Redirect::to(&format!("/console/app/{}", app.id)).into_response()),
+            Err(_) => {
+                notice = Some(format!(
+                    "No application has the ID or uid “{query}”. Search matches whole IDs and uids only."
+                ))
+            }
+        }
+    }
+    let page = st
+        .store()
+        .list_apps(&page_query(APPS_PER_PAGE, q.page.as_deref(), false)?)
+        .await?;
+    let now = now_millis();
+    let mut rows = Vec::with_capacity(page.items.len());
+    for a in &page.items {
+        let eps = st
+            .store()
+            .list_endpoints(&a.id, &page_query(COUNT_CAP, None, false)?)
+            .await?;
+        let failing = eps
+            .items
+            .iter()
+            .filter(|e| !matches!(e.state(now), "healthy" | "paused"))
+            .count();
+        let more = if eps.has_more { "+" } else { "" };
+        rows.push(AppRow {
+            id: a.id.0.clone(),
+            uid: a.uid.clone(),
+            name: a.name.clone(),
+            endpoints: format!("{}{more}", eps.items.len()),
+            failing: format!("{failing}{more}"),
+        });
+    }
+    let pager = Pager::new(
+        q.page.as_deref(),
+        page.has_more,
+        rows.first().map(|r| r.id.clone()),
+        rows.last().map(|r| r.id.clone()),
+    );
+    Ok(ok(&AppsPage {
+        chrome: Chrome::signed_in(&op.csrf),
+        apps: rows,
+        query,
+        notice,
+        next: pager.next,
+        prev: pager.prev,
+    }))
+}
+
+pub struct AppView {
+    id: String,
+    uid: Option<String>,
+    name: String,
+    created: When,
+}
+
+pub struct EndpointRow {
+    id: String,
+    url: String,
+    description: String,
+    state: &'static str,
+}
+
+pub struct MessageRow {
+    id: String,
+    event_type: String,
+    created: When,
+}
+
+pub struct SourceRow {
+    id: String,
+    name: String,
+    scheme: String,
+    ingest_url: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/app.html")]
+struct AppPage {
+    chrome: Chrome,
+    app: AppView,
+    endpoints: Vec<EndpointRow>,
+    endpoints_more: bool,
+    messages: Vec<MessageRow>,
+    messages_next: Option<String>,
+    messages_prev: Option<String>,
+    sources: Vec<SourceRow>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ShowQ {
+    /// Iterator of the message page.
+    msgs: Option<String>,
+}
+
+/// `GET /console/app/{app_id}`.
+pub async fn show(
+    State(st): State<AppState>,
+    op: Operator,
+    Path(path): Path<AppPath>,
+    Query(q): Query<ShowQ>,
+) -> ConsoleResult<Response> {
+    let app = apps::load(&st, &op.auth(), &path.app_id).await?;
+    let now = now_millis();
+    let eps = st
+        .store()
+        .list_endpoints(&app.id, &page_query(ENDPOINTS_SHOWN, None, false)?)
+        .await?;
+    let msgs = st
+        .store()
+        .list_messages(
+            &app.id,
+            &MessageFilter::default(),
+            &page_query(MESSAGES_SHOWN, q.msgs.as_deref(), true)?,
+        )
+        .await?;
+    let srcs = st
+        .store()
+        .list_sources(&app.id, &page_query(SOURCES_SHOWN, None, false)?)
+        .await?;
+    let pager = Pager::new(
+        q.msgs.as_deref(),
+        msgs.has_more,
+        msgs.items.first().map(|m| m.id.0.clone()),
+        msgs.items.last().map(|m| m.id.0.clone()),
+    );
+    Ok(ok(&AppPage {
+        chrome: Chrome::signed_in(&op.csrf),
+        app: AppView {
+            id: app.id.0.clone(),
+            uid: app.uid.clone(),
+            name: app.name.clone(),
+            created: When::at(app.created_at),
+        },
+        endpoints: eps
+            .items
+            .iter()
+            .map(|e| EndpointRow {
+                id: e.id.0.clone(),
+                url: e.url.clone(),
+                description: e.description.clone(),
+                state: e.state(now),
+            })
+            .collect(),
+        endpoints_more: eps.has_more,
+        messages: msgs
+            .items
+            .iter()
+            .map(|m| MessageRow {
+                id: m.id.0.clone(),
+                event_type: m.event_type.clone(),
+                created: When::at(m.created_at),
+            })
+            .collect(),
+        messages_next: pager.next,
+        messages_prev: pager.prev,
+        sources: srcs
+            .items
+            .iter()
+            .map(|s| SourceRow {
+                id: s.id.0.clone(),
+                name: s.name.clone(),
+                scheme: sources::scheme_of(s)
+                    .map(|x| x.as_str().to_string())
+                    .unwrap_or_else(|| "unknown".into()),
+                ingest_url: format!("{}/in/{}", st.inner.public_url, s.id),
+            })
+            .collect(),
+    }))
+}

@@ -1,0 +1,179 @@
+//! What every console screen shares: the layout's data ([`Chrome`]), dates as `<time>`
+//! ([`When`]), rendering a template into an HTML answer, and the one error type of the
+//! console's handlers ([`ConsoleError`]), which renders as a page rather than as JSON.
+//!
+//! It must not look anything up in the store and must not read sessions: handlers pass what
+//! a page shows. Templates escape every value (askama's HTML escaping); nothing here marks
+//! text as safe.
+
+use askama::Template;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use herald_core::Millis;
+
+use crate::error::ApiError;
+
+/// What the layout needs on every page: whether someone is signed in (navigation and the
+/// "Sign out" form, which carries the session's CSRF token).
+#[derive(Clone, Debug, Default)]
+pub struct Chrome {
+    pub csrf: Option<String>,
+}
+
+impl Chrome {
+    pub fn signed_in(csrf: &str) -> Self {
+        Self {
+            csrf: Some(csrf.to_string()),
+        }
+    }
+}
+
+/// An instant as the page shows it: UTC text and an RFC 3339 `datetime` the script turns
+/// into the viewer's time zone (the UTC text stays in `title`).
+#[derive(Clone, Debug)]
+pub struct When {
+    pub iso: String,
+    pub text: String,
+}
+
+impl When {
+    pub fn at(ms: Millis) -> Self {
+        match chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms) {
+            Some(t) => Self {
+                iso: t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                text: t.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+            },
+            None => Self {
+                iso: String::new(),
+                text: ms.to_string(),
+            },
+        }
+    }
+}
+
+/// A rendered page with `status`.
+pub fn html(status: StatusCode, t: &impl Template) -> Response {
+    match t.render() {
+        Ok(body) => (
+            status,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            )],
+            body,
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "console template failed to render");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the page could not be rendered",
+            )
+                .into_response()
+        }
+    }
+}
+
+/// A rendered page answering 200.
+pub fn ok(t: &impl Template) -> Response {
+    html(StatusCode::OK, t)
+}
+
+#[derive(Template)]
+#[template(path = "console/error.html")]
+struct ErrorPage<'a> {
+    chrome: Chrome,
+    status: u16,
+    message: &'a str,
+}
+
+/// Why a console request stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsoleError {
+    /// No (valid) session: go to the sign-in page.
+    #[error("sign in first")]
+    SignIn,
+    /// A state-changing request that failed the Origin or CSRF check.
+    #[error("{0}")]
+    Refused(String),
+    /// What the API would answer, shown as a page.
+    #[error("{1}")]
+    Api(StatusCode, String),
+}
+
+pub type ConsoleResult<T> = Result<T, ConsoleError>;
+
+impl From<ApiError> for ConsoleError {
+    fn from(e: ApiError) -> Self {
+        let text = e.to_string();
+        // The API's own rendering decides the status (and logs internal causes).
+        let status = e.into_response().status();
+        Self::Api(status, text)
+    }
+}
+
+impl From<herald_store::StoreError> for ConsoleError {
+    fn from(e: herald_store::StoreError) -> Self {
+        ApiError::from(e).into()
+    }
+}
+
+impl IntoResponse for ConsoleError {
+    fn into_response(self) -> Response {
+        let (status, message) = match &self {
+            Self::SignIn => return Redirect::to("/console").into_response(),
+            Self::Refused(m) => (StatusCode::FORBIDDEN, m.as_str()),
+            Self::Api(s, m) => (*s, m.as_str()),
+        };
+        html(
+            status,
+            &ErrorPage {
+                chrome: Chrome::default(),
+                status: status.as_u16(),
+                message,
+            },
+        )
+    }
+}
+
+/// Links to the neighbouring pages of a keyset page (the store's iterators: an ID to go on
+/// from, `-ID` to go back).
+#[derive(Debug, Default)]
+pub struct Pager {
+    pub next: Option<String>,
+    pub prev: Option<String>,
+}
+
+impl Pager {
+    /// `asked` is the iterator this page was asked with; `first` and `last` its items' IDs.
+    pub fn new(
+        asked: Option<&str>,
+        has_more: bool,
+        first: Option<String>,
+        last: Option<String>,
+    ) -> Self {
+        let backwards = asked.is_some_and(|a| a.starts_with('-'));
+        let started = asked.is_some_and(|a| !a.is_empty());
+        Self {
+            // Going back, the page we came from is always further on.
+            next: last.filter(|_| has_more || backwards),
+            prev: first
+                .filter(|_| started && (has_more || !backwards))
+                .map(|f| format!("-{f}")),
+        }
+    }
+}
+
+/// The store query of one page: `size` items from `iterator`, in the list's natural order.
+pub fn page_query(
+    size: i64,
+    iterator: Option<&str>,
+    descending: bool,
+) -> Result<herald_store::ListQuery, ApiError> {
+    crate::extract::ListParams {
+        limit: Some(size),
+        iterator: iterator.map(str::to_string),
+        ..Default::default()
+    }
+    .to_query(descending)
+}

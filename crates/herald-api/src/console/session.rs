@@ -1,0 +1,217 @@
+//! Console sessions: a sealed cookie, re-authorised on every request.
+//!
+//! The cookie holds the SHA-256 of the token that signed in (never the token), the session's
+//! CSRF token and the time it was last used, sealed with XChaCha20-Poly1305 under a key
+//! derived from the key at rest (so every node of a cluster opens it and nothing is stored).
+//! Each request re-checks the hash exactly as the API checks a bearer token: a deleted API
+//! token or a changed admin token ends its sessions at once. This module owns the cookie's
+//! format and attributes; it must not render pages or decide what a caller may see.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine;
+use herald_core::Millis;
+use herald_store::StoreError;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+
+use super::page::ConsoleError;
+use crate::extract::{sha256, Auth, Caller};
+use crate::state::AppState;
+
+/// The cookie's name.
+pub const COOKIE: &str = "herald_console";
+/// A cookie longer than this is not ours (ours is about 200 bytes); it is ignored unread.
+const MAX_COOKIE: usize = 1024;
+/// A session used again after this long gets a fresh cookie (sliding idle expiry) — not on
+/// every request, so an open page does not rewrite its cookie every second.
+const REFRESH_AFTER_MS: Millis = 60_000;
+
+/// What the sealed cookie holds.
+#[derive(Serialize, Deserialize)]
+struct Sealed {
+    /// Purpose and format version: a sealed value of any other kind never opens as a session.
+    v: String,
+    /// SHA-256 of the token (base64url).
+    h: String,
+    /// CSRF token of the session.
+    c: String,
+    /// Last use (Unix millis).
+    t: Millis,
+}
+
+const VERSION: &str = "console-session-1";
+
+/// A signed-in operator: who the token is now, and the session's CSRF token.
+#[derive(Clone, Debug)]
+pub struct Operator {
+    pub caller: Caller,
+    pub token_hash: [u8; 32],
+    pub csrf: String,
+    pub last_used: Millis,
+}
+
+impl Operator {
+    /// The same authorisation the JSON routes get for this token.
+    pub fn auth(&self) -> Auth {
+        Auth {
+            caller: self.caller.clone(),
+            token_hash: self.token_hash,
+        }
+    }
+}
+
+/// Who a token (by its hash) is, if it may use the console: the admin token or an API token
+/// without an application scope. An app-scoped token is refused (`None`), as is an unknown one.
+pub async fn console_caller(st: &AppState, hash: [u8; 32]) -> Result<Option<Caller>, StoreError> {
+    if bool::from(hash.ct_eq(&st.inner.admin_token_hash)) {
+        return Ok(Some(Caller::Admin));
+    }
+    Ok(match st.store().find_token(hash).await? {
+        Some(rec) if rec.app_id.is_none() => Some(Caller::Token),
+        _ => None,
+    })
+}
+
+/// A new session for a token already checked with [`console_caller`].
+pub fn start(caller: Caller, token: &str, now: Millis) -> Operator {
+    let mut raw = [0u8; 24];
+    rand::thread_rng().fill_bytes(&mut raw);
+    Operator {
+        caller,
+        token_hash: sha256(token.as_bytes()),
+        csrf: B64.encode(raw),
+        last_used: now,
+    }
+}
+
+/// How a request's cookie turned out.
+pub enum Opened {
+    /// No console cookie at all.
+    Absent,
+    /// A cookie that does not open, has expired, or whose token no longer may: it is cleared.
+    Invalid,
+    Valid(Operator),
+}
+
+/// Opens the session of a request and re-authorises its token.
+pub async fn open(st: &AppState, headers: &HeaderMap, now: Millis) -> Result<Opened, StoreError> {
+    let Some(value) = cookie_value(headers) else {
+        return Ok(Opened::Absent);
+    };
+    let Some(sealed) = unseal(st, value) else {
+        return Ok(Opened::Invalid);
+    };
+    let idle_ms = (st.inner.console.idle_secs as i64).saturating_mul(1000);
+    if now.saturating_sub(sealed.t) > idle_ms || sealed.t > now + REFRESH_AFTER_MS {
+        return Ok(Opened::Invalid);
+    }
+    let Some(hash) = B64
+        .decode(&sealed.h)
+        .ok()
+        .and_then(|h| <[u8; 32]>::try_from(h).ok())
+    else {
+        return Ok(Opened::Invalid);
+    };
+    Ok(match console_caller(st, hash).await? {
+        Some(caller) => Opened::Valid(Operator {
+            caller,
+            token_hash: hash,
+            csrf: sealed.c,
+            last_used: sealed.t,
+        }),
+        None => Opened::Invalid,
+    })
+}
+
+fn unseal(st: &AppState, value: &str) -> Option<Sealed> {
+    if value.len() > MAX_COOKIE {
+        return None;
+    }
+    let text = st.inner.console.key.open_sealed(value).ok()?;
+    let s: Sealed = serde_json::from_str(&text).ok()?;
+    (s.v == VERSION && !s.c.is_empty()).then_some(s)
+}
+
+/// The first `herald_console` cookie of the request.
+fn cookie_value(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == COOKIE)
+        .map(|(_, v)| v.trim())
+}
+
+/// Whether the session should get a fresh cookie now.
+pub fn needs_refresh(op: &Operator, now: Millis) -> bool {
+    now - op.last_used > REFRESH_AFTER_MS
+}
+
+/// `Set-Cookie` carrying `op` as last used at `now`.
+pub fn set_cookie(st: &AppState, op: &Operator, now: Millis) -> HeaderValue {
+    let sealed = Sealed {
+        v: VERSION.into(),
+        h: B64.encode(op.token_hash),
+        c: op.csrf.clone(),
+        t: now,
+    };
+    let text = serde_json::to_string(&sealed).expect("a plain struct serialises");
+    let value = st.inner.console.key.encrypt(&text);
+    attributes(st, &value, st.inner.console.idle_secs)
+}
+
+/// `Set-Cookie` that removes the session cookie.
+pub fn clear_cookie(st: &AppState) -> HeaderValue {
+    attributes(st, "", 0)
+}
+
+fn attributes(st: &AppState, value: &str, max_age: u64) -> HeaderValue {
+    let secure = if st.inner.public_url.starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
+    HeaderValue::from_str(&format!(
+        "{COOKIE}={value}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
+    ))
+    .expect("base64 and fixed attributes are valid header text")
+}
+
+/// The signed-in operator of a request; without one the page sends the browser to sign in.
+impl FromRequestParts<AppState> for Operator {
+    type Rejection = ConsoleError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, ConsoleError> {
+        parts
+            .extensions
+            .get::<Operator>()
+            .cloned()
+            .ok_or(ConsoleError::SignIn)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_first_console_cookie_is_read() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; herald_console=x; herald_console=y"),
+        );
+        assert_eq!(cookie_value(&h), Some("x"));
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("herald_consolex=1"),
+        );
+        assert_eq!(cookie_value(&h), None);
+    }
+}
