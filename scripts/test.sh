@@ -3,7 +3,8 @@
 # including PostgreSQL), starts a throwaway PostgreSQL cluster on loopback, builds, runs the Rust
 # unit/property/integration tests (the storage suite on SQLite and PostgreSQL, the multi-node
 # cluster tests), then the real-client Python suite (official `svix` SDK and `standardwebhooks`
-# from PyPI, schemathesis on the OpenAPI document) against the real binary.
+# from PyPI, schemathesis on the OpenAPI document, the console in Debian's chromium via
+# Playwright) against the real binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +18,8 @@ command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
+# The console's browser test drives the system's chromium (Playwright never downloads one).
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "==> installing Debian packages: ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -16,11 +16,20 @@ use crate::state::AppState;
 /// Largest console form body (a token, a CSRF token and an ID or two).
 const MAX_FORM: usize = 16 * 1024;
 
-/// Whether `Origin` names this server: the origin of `public_url`, or the scheme-less
-/// authority the request was sent to (`Host`), which a cross-site page cannot choose.
+/// Whether the request comes from a page of this server. `Origin` must name this server:
+/// the origin of `public_url`, or the authority the request was sent to (`Host`), which a
+/// cross-site page cannot choose. Browsers send `Origin: null` for every form POST from a page
+/// whose referrer policy is `no-referrer` (the console's), so then the browser's own
+/// `Sec-Fetch-Site` header decides: only `same-origin` passes. Neither header: refused.
 pub fn origin_ok(headers: &HeaderMap, public_url: &str) -> bool {
-    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
-        return false;
+    let origin = headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .filter(|o| *o != "null");
+    let Some(origin) = origin else {
+        return headers
+            .get("sec-fetch-site")
+            .is_some_and(|v| v.as_bytes() == b"same-origin");
     };
     if let Ok(u) = url::Url::parse(public_url) {
         if u.origin().ascii_serialization() == origin {

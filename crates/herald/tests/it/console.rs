@@ -90,9 +90,19 @@ impl Console {
     }
 
     async fn post(&mut self, path: &str, origin: Option<&str>, fields: &[(&str, &str)]) -> Page {
+        let headers: Vec<_> = origin.map(|o| ("origin", o)).into_iter().collect();
+        self.post_with(path, &headers, fields).await
+    }
+
+    async fn post_with(
+        &mut self,
+        path: &str,
+        headers: &[(&str, &str)],
+        fields: &[(&str, &str)],
+    ) -> Page {
         let mut rb = self.http.post(format!("{}{path}", self.base)).form(fields);
-        if let Some(o) = origin {
-            rb = rb.header("origin", o);
+        for (k, v) in headers {
+            rb = rb.header(*k, *v);
         }
         self.send(rb).await
     }
@@ -320,6 +330,16 @@ async fn cross_site_posts_are_refused_and_change_nothing() {
         !shown.text.contains(&secret),
         "the secret shows before Reveal"
     );
+    // A browser sends `Origin: null` from a no-referrer page; its Sec-Fetch-Site decides.
+    let cross = [("origin", "null"), ("sec-fetch-site", "cross-site")];
+    let p = c.post_with(&reveal, &cross, &fields_ok).await;
+    assert_eq!(p.status, 403);
+    let p = c.post_with(&resend, &cross, &fields_ok).await;
+    assert_eq!(p.status, 403);
+    let same = [("origin", "null"), ("sec-fetch-site", "same-origin")];
+    let p = c.post_with(&reveal, &same, &fields_ok).await;
+    assert_eq!(p.status, 200);
+    assert!(p.text.contains(&secret));
     let p = c.post(&reveal, Some(&origin), &fields_ok).await;
     assert_eq!(p.status, 200);
     assert!(p.text.contains(&secret));
