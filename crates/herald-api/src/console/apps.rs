@@ -7,7 +7,8 @@
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
-use herald_core::now_millis;
+use herald_core::model::{Endpoint, Message, Source};
+use herald_core::{now_millis, Millis};
 use herald_store::MessageFilter;
 use serde::Deserialize;
 
@@ -50,8 +51,7 @@ struct AppsPage {
     apps: Vec<AppRow>,
     query: String,
     notice: Option<String>,
-    next: Option<String>,
-    prev: Option<String>,
+    pager: Pager,
 }
 
 /// The application list; `?q=` finds one by ID or uid (the store has no name search).
@@ -95,18 +95,20 @@ pub async fn list(st: &AppState, op: &Operator, q: ListQ) -> ConsoleResult<Respo
         });
     }
     let pager = Pager::new(
+        "/console?page=".into(),
         q.page.as_deref(),
         page.has_more,
-        rows.first().map(|r| r.id.clone()),
-        rows.last().map(|r| r.id.clone()),
+        (
+            rows.first().map(|r| r.id.clone()),
+            rows.last().map(|r| r.id.clone()),
+        ),
     );
     Ok(ok(&AppsPage {
         chrome: Chrome::signed_in(&op.csrf),
         apps: rows,
         query,
         notice,
-        next: pager.next,
-        prev: pager.prev,
+        pager,
     }))
 }
 
@@ -124,17 +126,49 @@ pub struct EndpointRow {
     state: &'static str,
 }
 
+impl EndpointRow {
+    fn of(e: &Endpoint, now: Millis) -> Self {
+        Self {
+            id: e.id.0.clone(),
+            url: e.url.clone(),
+            description: e.description.clone(),
+            state: e.state(now),
+        }
+    }
+}
+
 pub struct MessageRow {
     id: String,
     event_type: String,
     created: When,
 }
 
+impl MessageRow {
+    fn of(m: &Message) -> Self {
+        Self {
+            id: m.id.0.clone(),
+            event_type: m.event_type.clone(),
+            created: When::at(m.created_at),
+        }
+    }
+}
+
 pub struct SourceRow {
     id: String,
     name: String,
-    scheme: String,
+    scheme: &'static str,
     ingest_url: String,
+}
+
+impl SourceRow {
+    fn of(s: &Source, public_url: &str) -> Self {
+        Self {
+            id: s.id.0.clone(),
+            name: s.name.clone(),
+            scheme: sources::scheme_of(s).map_or("unknown", |x| x.as_str()),
+            ingest_url: format!("{public_url}/in/{}", s.id),
+        }
+    }
 }
 
 #[derive(Template)]
@@ -145,8 +179,8 @@ struct AppPage {
     endpoints: Vec<EndpointRow>,
     endpoints_more: bool,
     messages: Vec<MessageRow>,
-    messages_next: Option<String>,
-    messages_prev: Option<String>,
+    /// Pages of messages.
+    pager: Pager,
     sources: Vec<SourceRow>,
 }
 
@@ -182,52 +216,34 @@ pub async fn show(
         .list_sources(&app.id, &page_query(SOURCES_SHOWN, None, false)?)
         .await?;
     let pager = Pager::new(
+        format!("/console/app/{}?msgs=", app.id),
         q.msgs.as_deref(),
         msgs.has_more,
-        msgs.items.first().map(|m| m.id.0.clone()),
-        msgs.items.last().map(|m| m.id.0.clone()),
-    );
+        (
+            msgs.items.first().map(|m| m.id.0.clone()),
+            msgs.items.last().map(|m| m.id.0.clone()),
+        ),
+    )
+    .labelled("Newer", "Older");
     Ok(ok(&AppPage {
-        chrome: Chrome::signed_in(&op.csrf),
+        chrome: Chrome {
+            crumbs: vec![("/console".into(), "Applications".into())],
+            ..Chrome::signed_in(&op.csrf)
+        },
         app: AppView {
             id: app.id.0.clone(),
             uid: app.uid.clone(),
             name: app.name.clone(),
             created: When::at(app.created_at),
         },
-        endpoints: eps
-            .items
-            .iter()
-            .map(|e| EndpointRow {
-                id: e.id.0.clone(),
-                url: e.url.clone(),
-                description: e.description.clone(),
-                state: e.state(now),
-            })
-            .collect(),
+        endpoints: eps.items.iter().map(|e| EndpointRow::of(e, now)).collect(),
         endpoints_more: eps.has_more,
-        messages: msgs
-            .items
-            .iter()
-            .map(|m| MessageRow {
-                id: m.id.0.clone(),
-                event_type: m.event_type.clone(),
-                created: When::at(m.created_at),
-            })
-            .collect(),
-        messages_next: pager.next,
-        messages_prev: pager.prev,
+        messages: msgs.items.iter().map(MessageRow::of).collect(),
+        pager,
         sources: srcs
             .items
             .iter()
-            .map(|s| SourceRow {
-                id: s.id.0.clone(),
-                name: s.name.clone(),
-                scheme: sources::scheme_of(s)
-                    .map(|x| x.as_str().to_string())
-                    .unwrap_or_else(|| "unknown".into()),
-                ingest_url: format!("{}/in/{}", st.inner.public_url, s.id),
-            })
+            .map(|s| SourceRow::of(s, &st.inner.public_url))
             .collect(),
     }))
 }

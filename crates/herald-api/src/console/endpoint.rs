@@ -77,7 +77,6 @@ struct EndpointPage {
     chrome: Chrome,
     csrf: String,
     app_id: String,
-    app_name: String,
     ep: EndpointView,
     secret: Option<String>,
     attempts: Vec<AttemptRow>,
@@ -141,10 +140,9 @@ async fn render(
             .unwrap_or_default()
     });
     Ok(ok(&EndpointPage {
-        chrome: Chrome::signed_in(&op.csrf),
+        chrome: Chrome::in_app(&op.csrf, &app.id.0, &app.name),
         csrf: op.csrf.clone(),
         app_id: app.id.0.clone(),
-        app_name: app.name.clone(),
         ep: view(&ep),
         secret,
         attempts: attempts.items.iter().map(AttemptRow::of).collect(),

@@ -48,7 +48,6 @@ struct MessagePage {
     chrome: Chrome,
     csrf: String,
     app_id: String,
-    app_name: String,
     msg: MessageView,
     deliveries: Vec<DeliveryView>,
 }
@@ -114,10 +113,9 @@ pub async fn show(
         });
     }
     Ok(ok(&MessagePage {
-        chrome: Chrome::signed_in(&op.csrf),
+        chrome: Chrome::in_app(&op.csrf, &app.id.0, &app.name),
         csrf: op.csrf.clone(),
         app_id: app.id.0.clone(),
-        app_name: app.name.clone(),
         msg: MessageView {
             id: msg.id.0.clone(),
             event_id: msg.event_id.clone(),

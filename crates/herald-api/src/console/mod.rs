@@ -12,7 +12,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 use herald_core::now_millis;
 
@@ -34,25 +34,30 @@ pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; 
 
 /// Every console route, behind the session and header layer.
 pub fn router(state: AppState) -> Router<AppState> {
-    Router::new()
-        .route("/console", get(signin::home).post(signin::sign_in))
-        .route("/console/sign-out", post(signin::sign_out))
-        .route("/console/assets/{file}", get(assets::serve))
-        .route("/console/health", get(health::show))
-        .route("/console/app/{app_id}", get(apps::show))
-        .route(
-            "/console/app/{app_id}/endpoint/{endpoint_id}",
+    let app = "/console/app/{app_id}";
+    let table: [(String, MethodRouter<AppState>); 9] = [
+        ("/console".into(), get(signin::home).post(signin::sign_in)),
+        ("/console/sign-out".into(), post(signin::sign_out)),
+        ("/console/assets/{file}".into(), get(assets::serve)),
+        ("/console/health".into(), get(health::show)),
+        (app.into(), get(apps::show)),
+        (
+            format!("{app}/endpoint/{{endpoint_id}}"),
             get(endpoint::show),
-        )
-        .route(
-            "/console/app/{app_id}/endpoint/{endpoint_id}/reveal",
+        ),
+        (
+            format!("{app}/endpoint/{{endpoint_id}}/reveal"),
             post(endpoint::reveal),
-        )
-        .route("/console/app/{app_id}/msg/{msg_id}", get(message::show))
-        .route(
-            "/console/app/{app_id}/msg/{msg_id}/resend",
+        ),
+        (format!("{app}/msg/{{msg_id}}"), get(message::show)),
+        (
+            format!("{app}/msg/{{msg_id}}/resend"),
             post(message::resend),
-        )
+        ),
+    ];
+    table
+        .into_iter()
+        .fold(Router::new(), |r, (path, handler)| r.route(&path, handler))
         .route_layer(axum::middleware::from_fn_with_state(state, guard))
 }
 

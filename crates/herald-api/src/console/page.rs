@@ -18,12 +18,26 @@ use crate::error::ApiError;
 #[derive(Clone, Debug, Default)]
 pub struct Chrome {
     pub csrf: Option<String>,
+    /// The way back up (link, words), shown above the page's heading.
+    pub crumbs: Vec<(String, String)>,
 }
 
 impl Chrome {
     pub fn signed_in(csrf: &str) -> Self {
         Self {
             csrf: Some(csrf.to_string()),
+            crumbs: Vec::new(),
+        }
+    }
+
+    /// Under the application list and the application `id` called `name`.
+    pub fn in_app(csrf: &str, id: &str, name: &str) -> Self {
+        Self {
+            crumbs: vec![
+                ("/console".into(), "Applications".into()),
+                (format!("/console/app/{id}"), name.to_string()),
+            ],
+            ..Self::signed_in(csrf)
         }
     }
 }
@@ -137,29 +151,47 @@ impl IntoResponse for ConsoleError {
 }
 
 /// Links to the neighbouring pages of a keyset page (the store's iterators: an ID to go on
-/// from, `-ID` to go back).
+/// from, `-ID` to go back), rendered by `templates/console/pager.html`.
 #[derive(Debug, Default)]
 pub struct Pager {
+    /// The link without the iterator (`/console?page=`).
+    pub base: String,
     pub next: Option<String>,
     pub prev: Option<String>,
+    /// Words of the two links ("Older", "Newer").
+    pub next_label: &'static str,
+    pub prev_label: &'static str,
 }
 
 impl Pager {
     /// `asked` is the iterator this page was asked with; `first` and `last` its items' IDs.
     pub fn new(
+        base: String,
         asked: Option<&str>,
         has_more: bool,
-        first: Option<String>,
-        last: Option<String>,
+        ids: (Option<String>, Option<String>),
     ) -> Self {
         let backwards = asked.is_some_and(|a| a.starts_with('-'));
         let started = asked.is_some_and(|a| !a.is_empty());
+        let (first, last) = ids;
         Self {
+            base,
             // Going back, the page we came from is always further on.
             next: last.filter(|_| has_more || backwards),
             prev: first
                 .filter(|_| started && (has_more || !backwards))
                 .map(|f| format!("-{f}")),
+            next_label: "Next",
+            prev_label: "Previous",
+        }
+    }
+
+    /// The same links with other words.
+    pub fn labelled(self, prev_label: &'static str, next_label: &'static str) -> Self {
+        Self {
+            prev_label,
+            next_label,
+            ..self
         }
     }
 }
