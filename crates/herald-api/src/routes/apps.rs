@@ -1,7 +1,6 @@
 //! Applications: `/api/v1/app`. Creating and resolving applications is
 //! `crate::service::apps`' job (publish and portal access create them too).
 
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -11,10 +10,10 @@ use serde::Deserialize;
 
 use crate::dto::{ApplicationIn, ApplicationOut, ApplicationPatch, Checks, ListOut};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{de_opt, Auth, JsonBody, ListParams, Path, Q};
+use crate::extract::{de_opt, JsonBody, ListParams, Q};
 use crate::paths::AppPath;
+use crate::scope::{At, Ctx, InApp};
 use crate::service::apps;
-use crate::state::AppState;
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -29,8 +28,7 @@ pub struct CreateParams {
     params(ListParams),
     responses((status = 200, description = "A page of applications", body = ListOut<ApplicationOut>)))]
 pub async fn list(
-    State(st): State<AppState>,
-    auth: Auth,
+    Ctx { st, auth }: Ctx,
     Q(p): Q<ListParams>,
 ) -> ApiResult<Json<ListOut<ApplicationOut>>> {
     auth.caller.require_admin()?;
@@ -50,8 +48,7 @@ pub async fn list(
         (status = 200, description = "`get_if_exists=true` and the uid exists: that application", body = ApplicationOut),
         (status = 409, description = "The uid is taken", body = ErrorBody)))]
 pub async fn create(
-    State(st): State<AppState>,
-    auth: Auth,
+    Ctx { st, auth }: Ctx,
     Q(q): Q<CreateParams>,
     JsonBody(body): JsonBody<ApplicationIn>,
 ) -> ApiResult<Response> {
@@ -84,12 +81,7 @@ pub async fn create(
 #[utoipa::path(get, path = "/api/v1/app/{app_id}", tag = "Application", operation_id = "get_application",
     params(AppPath),
     responses((status = 200, description = "The application", body = ApplicationOut)))]
-pub async fn get(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<AppPath>,
-) -> ApiResult<Json<ApplicationOut>> {
-    let app = apps::load(&st, &auth, &path.app_id).await?;
+pub async fn get(InApp { app, .. }: InApp) -> ApiResult<Json<ApplicationOut>> {
     Ok(Json(ApplicationOut::from(&app)))
 }
 
@@ -101,9 +93,7 @@ pub async fn get(
         (status = 201, description = "Created", body = ApplicationOut),
         (status = 409, description = "The uid is taken", body = ErrorBody)))]
 pub async fn update(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<AppPath>,
+    At { st, auth, path }: At<AppPath>,
     JsonBody(body): JsonBody<ApplicationIn>,
 ) -> ApiResult<Response> {
     let mut c = Checks::default();
@@ -144,12 +134,10 @@ pub async fn update(
         (status = 200, description = "Updated", body = ApplicationOut),
         (status = 409, description = "The uid is taken", body = ErrorBody)))]
 pub async fn patch(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<AppPath>,
+    at: At<AppPath>,
     JsonBody(body): JsonBody<ApplicationPatch>,
 ) -> ApiResult<Json<ApplicationOut>> {
-    let mut app = apps::load(&st, &auth, &path.app_id).await?;
+    let InApp { st, mut app, .. } = at.app().await?;
     let mut c = Checks::default();
     if let Some(n) = &body.name {
         c.name("name", n);
@@ -183,12 +171,7 @@ pub async fn patch(
 #[utoipa::path(delete, path = "/api/v1/app/{app_id}", tag = "Application", operation_id = "delete_application",
     params(AppPath),
     responses((status = 204, description = "Deleted")))]
-pub async fn remove(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<AppPath>,
-) -> ApiResult<StatusCode> {
-    let app = apps::load(&st, &auth, &path.app_id).await?;
+pub async fn remove(InApp { st, app, .. }: InApp) -> ApiResult<StatusCode> {
     st.store().delete_app(&app.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

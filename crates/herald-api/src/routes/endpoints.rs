@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -20,9 +19,10 @@ use crate::dto::{
     RecoverData, RecoverIn, RecoverOut, SecretOut, SecretRotateIn, SendExampleIn,
 };
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{parse_time, Auth, JsonBody, ListParams, Path, Q};
+use crate::extract::{body_time, query_time, JsonBody, ListParams, Q};
 use crate::paths::{AppPath, EndpointPath};
-use crate::service::{apps, endpoints, secrets};
+use crate::scope::{At, AtEndpoint, InApp};
+use crate::service::{apps, secrets};
 use crate::state::AppState;
 
 fn check_url(st: &AppState, c: &mut Checks, url: &str) {
@@ -146,13 +146,8 @@ const UID_TAKEN: &str = "an endpoint with this uid already exists";
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint", tag = "Endpoint", operation_id = "list_endpoints",
     params(AppPath, ListParams),
     responses((status = 200, description = "A page of endpoints", body = ListOut<EndpointOut>)))]
-pub async fn list(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<AppPath>,
-    Q(p): Q<ListParams>,
-) -> ApiResult<Json<ListOut<EndpointOut>>> {
-    let app = apps::load(&st, &auth, &path.app_id).await?;
+pub async fn list(at: At<AppPath>, Q(p): Q<ListParams>) -> ApiResult<Json<ListOut<EndpointOut>>> {
+    let InApp { st, app, .. } = at.app().await?;
     let page = st
         .store()
         .list_endpoints(&app.id, &p.to_query(false)?)
@@ -171,13 +166,8 @@ pub async fn list(
     responses(
         (status = 201, description = "Created", body = EndpointOut),
         (status = 409, description = "The uid is taken", body = ErrorBody)))]
-pub async fn create(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<AppPath>,
-    JsonBody(body): JsonBody<EndpointIn>,
-) -> ApiResult<Response> {
-    let app = apps::load(&st, &auth, &path.app_id).await?;
+pub async fn create(at: At<AppPath>, JsonBody(body): JsonBody<EndpointIn>) -> ApiResult<Response> {
+    let InApp { st, app, .. } = at.app().await?;
     insert(&st, &app, body).await
 }
 
@@ -185,12 +175,7 @@ pub async fn create(
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}", tag = "Endpoint", operation_id = "get_endpoint",
     params(EndpointPath),
     responses((status = 200, description = "The endpoint", body = EndpointOut)))]
-pub async fn get(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<EndpointPath>,
-) -> ApiResult<Json<EndpointOut>> {
-    let (_, ep) = endpoints::load(&st, &auth, &path).await?;
+pub async fn get(AtEndpoint { ep, .. }: AtEndpoint) -> ApiResult<Json<EndpointOut>> {
     Ok(Json(EndpointOut::new(&ep, now_millis())))
 }
 
@@ -203,9 +188,7 @@ pub async fn get(
         (status = 201, description = "Created", body = EndpointOut),
         (status = 409, description = "The uid is taken", body = ErrorBody)))]
 pub async fn update(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<EndpointPath>,
+    At { st, auth, path }: At<EndpointPath>,
     JsonBody(body): JsonBody<EndpointIn>,
 ) -> ApiResult<Response> {
     let app = apps::load(&st, &auth, &path.app_id).await?;
@@ -239,12 +222,10 @@ pub async fn update(
         (status = 200, description = "Updated", body = EndpointOut),
         (status = 409, description = "The uid is taken", body = ErrorBody)))]
 pub async fn patch(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<EndpointPath>,
+    at: At<EndpointPath>,
     JsonBody(p): JsonBody<EndpointPatch>,
 ) -> ApiResult<Json<EndpointOut>> {
-    let (_, mut ep) = endpoints::load(&st, &auth, &path).await?;
+    let AtEndpoint { st, mut ep, .. } = at.endpoint().await?;
     let was_disabled = ep.disabled;
     let mut c = Checks::default();
     if let Some(u) = &p.url {
@@ -333,12 +314,7 @@ pub async fn patch(
 #[utoipa::path(delete, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}", tag = "Endpoint", operation_id = "delete_endpoint",
     params(EndpointPath),
     responses((status = 204, description = "Deleted")))]
-pub async fn remove(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<EndpointPath>,
-) -> ApiResult<StatusCode> {
-    let (app, ep) = endpoints::load(&st, &auth, &path).await?;
+pub async fn remove(AtEndpoint { st, app, ep, .. }: AtEndpoint) -> ApiResult<StatusCode> {
     st.store().delete_endpoint(&app.id, &ep.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -347,12 +323,7 @@ pub async fn remove(
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret", tag = "Endpoint", operation_id = "get_endpoint_secret",
     params(EndpointPath),
     responses((status = 200, description = "The newest secret", body = SecretOut)))]
-pub async fn secret(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<EndpointPath>,
-) -> ApiResult<Json<SecretOut>> {
-    let (_, ep) = endpoints::load(&st, &auth, &path).await?;
+pub async fn secret(AtEndpoint { ep, .. }: AtEndpoint) -> ApiResult<Json<SecretOut>> {
     let key = ep
         .secrets
         .first()
@@ -366,12 +337,10 @@ pub async fn secret(
     params(EndpointPath), request_body = SecretRotateIn,
     responses((status = 200, description = "The new secret", body = SecretOut)))]
 pub async fn rotate(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<EndpointPath>,
+    at: At<EndpointPath>,
     JsonBody(body): JsonBody<SecretRotateIn>,
 ) -> ApiResult<Json<SecretOut>> {
-    let (_, mut ep) = endpoints::load(&st, &auth, &path).await?;
+    let AtEndpoint { st, mut ep, .. } = at.endpoint().await?;
     let mut c = Checks::default();
     let new = parse_secret(&mut c, body.key.as_deref());
     let grace = secrets::grace_period(&mut c, body.grace_period_seconds);
@@ -400,12 +369,7 @@ fn headers_out(h: &BTreeMap<String, String>) -> HeadersOut {
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers", tag = "Endpoint", operation_id = "get_endpoint_headers",
     params(EndpointPath),
     responses((status = 200, description = "Custom headers", body = HeadersOut)))]
-pub async fn headers(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<EndpointPath>,
-) -> ApiResult<Json<HeadersOut>> {
-    let (_, ep) = endpoints::load(&st, &auth, &path).await?;
+pub async fn headers(AtEndpoint { ep, .. }: AtEndpoint) -> ApiResult<Json<HeadersOut>> {
     Ok(Json(headers_out(&ep.headers)))
 }
 
@@ -414,12 +378,10 @@ pub async fn headers(
     params(EndpointPath), request_body = HeadersIn,
     responses((status = 204, description = "Replaced")))]
 pub async fn put_headers(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<EndpointPath>,
+    at: At<EndpointPath>,
     JsonBody(body): JsonBody<HeadersIn>,
 ) -> ApiResult<StatusCode> {
-    change_headers(&st, &auth, &path, body.headers, None).await
+    change_headers(at, body.headers, None).await
 }
 
 /// Add, change or delete some custom headers.
@@ -427,25 +389,21 @@ pub async fn put_headers(
     params(EndpointPath), request_body = HeadersPatchIn,
     responses((status = 204, description = "Changed")))]
 pub async fn patch_headers(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<EndpointPath>,
+    at: At<EndpointPath>,
     JsonBody(body): JsonBody<HeadersPatchIn>,
 ) -> ApiResult<StatusCode> {
     let delete = Some(body.delete_headers.as_slice());
-    change_headers(&st, &auth, &path, body.headers, delete).await
+    change_headers(at, body.headers, delete).await
 }
 
 /// Sets the custom headers `set` after deleting those named in `delete`, or all of them when
 /// `delete` is `None` (PUT replaces, PATCH amends): 204.
 async fn change_headers(
-    st: &AppState,
-    auth: &Auth,
-    path: &EndpointPath,
+    at: At<EndpointPath>,
     set: BTreeMap<String, String>,
     delete: Option<&[String]>,
 ) -> ApiResult<StatusCode> {
-    let (_, mut ep) = endpoints::load(st, auth, path).await?;
+    let AtEndpoint { st, mut ep, .. } = at.endpoint().await?;
     let mut c = Checks::default();
     check_headers(&mut c, "headers", &set);
     c.finish()?;
@@ -479,22 +437,12 @@ pub struct StatsParams {
     params(EndpointPath, StatsParams),
     responses((status = 200, description = "Counts", body = EndpointStatsOut)))]
 pub async fn stats(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<EndpointPath>,
+    at: At<EndpointPath>,
     Q(q): Q<StatsParams>,
 ) -> ApiResult<Json<EndpointStatsOut>> {
-    let (_, ep) = endpoints::load(&st, &auth, &path).await?;
-    let since = q
-        .since
-        .as_deref()
-        .map(|s| parse_time("since", s))
-        .transpose()?;
-    let until = q
-        .until
-        .as_deref()
-        .map(|s| parse_time("until", s))
-        .transpose()?;
+    let AtEndpoint { st, ep, .. } = at.endpoint().await?;
+    let since = query_time("since", q.since.as_deref())?;
+    let until = query_time("until", q.until.as_deref())?;
     let s = st.store().endpoint_stats(&ep.id, since, until).await?;
     Ok(Json(EndpointStatsOut {
         success: s.success,
@@ -510,21 +458,15 @@ pub async fn stats(
     params(EndpointPath), request_body = RecoverIn,
     responses((status = 202, description = "Re-queued (the task is already finished)", body = RecoverOut)))]
 pub async fn recover(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<EndpointPath>,
+    at: At<EndpointPath>,
     JsonBody(body): JsonBody<RecoverIn>,
 ) -> ApiResult<Response> {
-    let (_, ep) = endpoints::load(&st, &auth, &path).await?;
-    let since = parse_time("since", &body.since)
-        .map_err(|_| ApiError::field("since", "expected an RFC 3339 date-time"))?;
+    let AtEndpoint { st, ep, .. } = at.endpoint().await?;
+    let since = body_time("since", &body.since)?;
     let until = body
         .until
         .as_deref()
-        .map(|u| {
-            parse_time("until", u)
-                .map_err(|_| ApiError::field("until", "expected an RFC 3339 date-time"))
-        })
+        .map(|u| body_time("until", u))
         .transpose()?;
     let now = now_millis();
     let n = st.store().recover(&ep.id, since, until, now).await?;
@@ -544,12 +486,10 @@ pub async fn recover(
     params(EndpointPath), request_body = SendExampleIn,
     responses((status = 202, description = "Published", body = MessageOut)))]
 pub async fn send_example(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<EndpointPath>,
+    at: At<EndpointPath>,
     JsonBody(body): JsonBody<SendExampleIn>,
 ) -> ApiResult<Response> {
-    let (app, ep) = endpoints::load(&st, &auth, &path).await?;
+    let AtEndpoint { st, app, ep, .. } = at.endpoint().await?;
     if !crate::dto::valid_uid(&body.event_type) {
         return Err(ApiError::field(
             "eventType",

@@ -1,7 +1,6 @@
 //! Messages, delivery status and the attempt log: `/api/v1/app/{app_id}/msg…` and
 //! `/api/v1/app/{app_id}/attempt…`.
 
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -16,9 +15,10 @@ use crate::dto::{
     ListOut, MessageEndpointOut, MessageIn, MessageOut,
 };
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{de_opt, Auth, JsonBody, ListParams, Path, Q};
+use crate::extract::{de_opt, JsonBody, ListParams, Q};
 use crate::paths::{AppPath, AttemptPath, EndpointPath, MsgEndpointPath, MsgPath};
-use crate::service::{apps, endpoints, messages};
+use crate::scope::{At, AtEndpoint, AtMessage, InApp};
+use crate::service::{apps, endpoints};
 use crate::state::AppState;
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -36,9 +36,7 @@ pub struct ContentParam {
         (status = 202, description = "Accepted and stored", body = MessageOut),
         (status = 409, description = "A message with this eventId exists", body = ErrorBody)))]
 pub async fn create(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<AppPath>,
+    At { st, auth, path }: At<AppPath>,
     Q(cp): Q<ContentParam>,
     JsonBody(body): JsonBody<MessageIn>,
 ) -> ApiResult<Response> {
@@ -158,13 +156,8 @@ fn split_csv(s: Option<&str>) -> Option<Vec<String>> {
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/msg", tag = "Message", operation_id = "list_messages",
     params(AppPath, ListParams, MsgListParams),
     responses((status = 200, description = "A page of messages", body = ListOut<MessageOut>)))]
-pub async fn list(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<AppPath>,
-    Q(p): Q<MsgListParams>,
-) -> ApiResult<Json<ListOut<MessageOut>>> {
-    let app = apps::load(&st, &auth, &path.app_id).await?;
+pub async fn list(at: At<AppPath>, Q(p): Q<MsgListParams>) -> ApiResult<Json<ListOut<MessageOut>>> {
+    let InApp { st, app, .. } = at.app().await?;
     let filter = MessageFilter {
         channel: p.channel,
         event_types: split_csv(p.event_types.as_deref()),
@@ -184,13 +177,8 @@ pub async fn list(
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/msg/{msg_id}", tag = "Message", operation_id = "get_message",
     params(MsgPath, ContentParam),
     responses((status = 200, description = "The message", body = MessageOut)))]
-pub async fn get(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<MsgPath>,
-    Q(cp): Q<ContentParam>,
-) -> ApiResult<Json<MessageOut>> {
-    let (_, msg) = messages::load(&st, &auth, &path.app_id, &path.msg_id).await?;
+pub async fn get(at: At<MsgPath>, Q(cp): Q<ContentParam>) -> ApiResult<Json<MessageOut>> {
+    let AtMessage { msg, .. } = at.message().await?;
     Ok(Json(MessageOut::new(&msg, cp.with_content.unwrap_or(true))))
 }
 
@@ -198,12 +186,7 @@ pub async fn get(
 #[utoipa::path(delete, path = "/api/v1/app/{app_id}/msg/{msg_id}/content", tag = "Message", operation_id = "expunge_message_content",
     params(MsgPath),
     responses((status = 204, description = "Expunged")))]
-pub async fn expunge(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<MsgPath>,
-) -> ApiResult<StatusCode> {
-    let (app, msg) = messages::load(&st, &auth, &path.app_id, &path.msg_id).await?;
+pub async fn expunge(AtMessage { st, app, msg, .. }: AtMessage<MsgPath>) -> ApiResult<StatusCode> {
     st.store().expunge_payload(&app.id, &msg.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -213,13 +196,11 @@ pub async fn expunge(
     params(MsgPath, ListParams),
     responses((status = 200, description = "A page of endpoints with delivery status", body = ListOut<MessageEndpointOut>)))]
 pub async fn endpoints_of(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<MsgPath>,
+    at: At<MsgPath>,
     Q(p): Q<ListParams>,
 ) -> ApiResult<Json<ListOut<MessageEndpointOut>>> {
     let q = p.to_query(false)?;
-    let (app, msg) = messages::load(&st, &auth, &path.app_id, &path.msg_id).await?;
+    let AtMessage { st, app, msg, .. } = at.message().await?;
     let deliveries = st.store().deliveries_of_message(&msg.id).await?;
     let now = now_millis();
     let mut out = Vec::new();
@@ -274,12 +255,10 @@ pub struct EpMsgParams {
     params(EndpointPath, ListParams, EpMsgParams),
     responses((status = 200, description = "A page of messages with delivery status", body = ListOut<EndpointMessageOut>)))]
 pub async fn by_endpoint(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<EndpointPath>,
+    at: At<EndpointPath>,
     Q(p): Q<EpMsgParams>,
 ) -> ApiResult<Json<ListOut<EndpointMessageOut>>> {
-    let (_, ep) = endpoints::load(&st, &auth, &path).await?;
+    let AtEndpoint { st, ep, .. } = at.endpoint().await?;
     let page = st
         .store()
         .deliveries_of_endpoint(&ep.id, p.status, &p.list.to_query(true)?)
@@ -304,11 +283,10 @@ pub async fn by_endpoint(
     params(MsgEndpointPath),
     responses((status = 202, description = "Queued", body = EmptyOut)))]
 pub async fn resend(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<MsgEndpointPath>,
+    AtMessage {
+        st, path, app, msg, ..
+    }: AtMessage<MsgEndpointPath>,
 ) -> ApiResult<Response> {
-    let (app, msg) = messages::load(&st, &auth, &path.app_id, &path.msg_id).await?;
     let ep = endpoints::of_app(&st, &app.id, &path.endpoint_id).await?;
     st.store()
         .resend(&app.id, &msg.id, &ep.id, now_millis())
@@ -359,12 +337,10 @@ async fn attempt_page(
     params(EndpointPath, ListParams, AttemptParams),
     responses((status = 200, description = "A page of attempts", body = ListOut<AttemptOut>)))]
 pub async fn attempts_by_endpoint(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<EndpointPath>,
+    at: At<EndpointPath>,
     Q(p): Q<AttemptParams>,
 ) -> ApiResult<Json<ListOut<AttemptOut>>> {
-    let (app, ep) = endpoints::load(&st, &auth, &path).await?;
+    let AtEndpoint { st, app, ep, .. } = at.endpoint().await?;
     attempt_page(&st, &app.id, AttemptScope::Endpoint(ep.id), &p, None).await
 }
 
@@ -373,12 +349,10 @@ pub async fn attempts_by_endpoint(
     params(MsgPath, ListParams, AttemptParams),
     responses((status = 200, description = "A page of attempts", body = ListOut<AttemptOut>)))]
 pub async fn attempts_by_msg(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<MsgPath>,
+    at: At<MsgPath>,
     Q(p): Q<AttemptParams>,
 ) -> ApiResult<Json<ListOut<AttemptOut>>> {
-    let (app, msg) = messages::load(&st, &auth, &path.app_id, &path.msg_id).await?;
+    let AtMessage { st, app, msg, .. } = at.message().await?;
     let endpoint_id = match &p.endpoint_id {
         Some(key) => Some(
             st.store()
@@ -397,11 +371,10 @@ pub async fn attempts_by_msg(
     params(AttemptPath),
     responses((status = 200, description = "The attempt", body = AttemptOut)))]
 pub async fn attempt(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<AttemptPath>,
+    AtMessage {
+        st, path, app, msg, ..
+    }: AtMessage<AttemptPath>,
 ) -> ApiResult<Json<AttemptOut>> {
-    let (app, msg) = messages::load(&st, &auth, &path.app_id, &path.msg_id).await?;
     let a = st
         .store()
         .get_attempt(&app.id, &msg.id, &path.attempt_id)

@@ -16,10 +16,9 @@ use crate::dto::{
     TokenIn, TokenOut,
 };
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{
-    de_opt, sha256, Auth, Caller, JsonBody, ListParams, OptionalJsonBody, Path, Q,
-};
+use crate::extract::{de_opt, sha256, Auth, Caller, JsonBody, ListParams, OptionalJsonBody, Q};
 use crate::paths::{AppPath, EventTypePath, TokenPath};
+use crate::scope::{At, Ctx};
 use crate::service::apps;
 use crate::state::AppState;
 
@@ -220,8 +219,7 @@ pub struct EtListParams {
     params(ListParams, EtListParams),
     responses((status = 200, description = "A page of event types", body = ListOut<EventTypeOut>)))]
 pub async fn list_event_types(
-    State(st): State<AppState>,
-    _auth: Auth,
+    Ctx { st, .. }: Ctx,
     Q(p): Q<EtListParams>,
 ) -> ApiResult<Json<ListOut<EventTypeOut>>> {
     let page = st
@@ -245,8 +243,7 @@ pub async fn list_event_types(
         (status = 201, description = "Created", body = EventTypeOut),
         (status = 409, description = "The name is taken", body = ErrorBody)))]
 pub async fn create_event_type(
-    State(st): State<AppState>,
-    auth: Auth,
+    Ctx { st, auth }: Ctx,
     JsonBody(b): JsonBody<EventTypeIn>,
 ) -> ApiResult<Response> {
     auth.caller.require_admin()?;
@@ -295,9 +292,7 @@ async fn load_et(st: &AppState, name: &str) -> ApiResult<EventType> {
     params(EventTypePath),
     responses((status = 200, description = "The event type", body = EventTypeOut)))]
 pub async fn get_event_type(
-    State(st): State<AppState>,
-    _auth: Auth,
-    Path(path): Path<EventTypePath>,
+    At { st, path, .. }: At<EventTypePath>,
 ) -> ApiResult<Json<EventTypeOut>> {
     Ok(Json(EventTypeOut::from(&load_et(&st, &path.name).await?)))
 }
@@ -310,9 +305,7 @@ pub async fn get_event_type(
         (status = 201, description = "Created", body = EventTypeOut),
         (status = 409, description = "Created concurrently by another request", body = ErrorBody)))]
 pub async fn update_event_type(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<EventTypePath>,
+    At { st, auth, path }: At<EventTypePath>,
     JsonBody(b): JsonBody<EventTypeUpdate>,
 ) -> ApiResult<Response> {
     auth.caller.require_admin()?;
@@ -338,9 +331,7 @@ pub async fn update_event_type(
     params(EventTypePath), request_body = EventTypePatch,
     responses((status = 200, description = "Updated", body = EventTypeOut)))]
 pub async fn patch_event_type(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<EventTypePath>,
+    At { st, auth, path }: At<EventTypePath>,
     JsonBody(b): JsonBody<EventTypePatch>,
 ) -> ApiResult<Json<EventTypeOut>> {
     auth.caller.require_admin()?;
@@ -370,11 +361,7 @@ pub async fn patch_event_type(
 #[utoipa::path(delete, path = "/api/v1/event-type/{name}", tag = "Event Type", operation_id = "delete_event_type",
     params(EventTypePath),
     responses((status = 204, description = "Archived")))]
-pub async fn delete_event_type(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<EventTypePath>,
-) -> ApiResult<StatusCode> {
+pub async fn delete_event_type(At { st, auth, path }: At<EventTypePath>) -> ApiResult<StatusCode> {
     auth.caller.require_admin()?;
     load_et(&st, &path.name).await?;
     st.store().delete_event_type(&path.name).await?;
@@ -390,9 +377,7 @@ pub async fn delete_event_type(
         (status = 200, description = "A new scoped token", body = AppPortalAccessOut),
         (status = 422, description = "An unknown field, or a restriction this version cannot enforce (`readOnly`, `capabilities`, `expiry`)", body = crate::error::ValidationErrorBody)))]
 pub async fn app_portal_access(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<AppPath>,
+    At { st, auth, path }: At<AppPath>,
     OptionalJsonBody(body): OptionalJsonBody<AppPortalAccessIn>,
 ) -> ApiResult<Response> {
     auth.caller.require_admin()?;
@@ -460,8 +445,7 @@ fn require_root(auth: &Auth) -> ApiResult<()> {
         (status = 201, description = "Created", body = TokenCreatedOut),
         (status = 404, description = "`appId` names no application", body = ErrorBody)))]
 pub async fn create_token(
-    State(st): State<AppState>,
-    auth: Auth,
+    Ctx { st, auth }: Ctx,
     JsonBody(b): JsonBody<TokenIn>,
 ) -> ApiResult<Response> {
     require_root(&auth)?;
@@ -493,10 +477,7 @@ pub async fn create_token(
 /// List API tokens (admin token only); one page holds them all.
 #[utoipa::path(get, path = "/api/v1/token", tag = "Authentication", operation_id = "list_tokens",
     responses((status = 200, description = "Every token", body = ListOut<TokenOut>)))]
-pub async fn list_tokens(
-    State(st): State<AppState>,
-    auth: Auth,
-) -> ApiResult<Json<ListOut<TokenOut>>> {
+pub async fn list_tokens(Ctx { st, auth }: Ctx) -> ApiResult<Json<ListOut<TokenOut>>> {
     require_root(&auth)?;
     let tokens = st.store().list_tokens().await?;
     Ok(Json(ListOut {
@@ -511,11 +492,7 @@ pub async fn list_tokens(
 #[utoipa::path(delete, path = "/api/v1/token/{token_id}", tag = "Authentication", operation_id = "delete_token",
     params(TokenPath),
     responses((status = 204, description = "Revoked")))]
-pub async fn delete_token(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<TokenPath>,
-) -> ApiResult<StatusCode> {
+pub async fn delete_token(At { st, auth, path }: At<TokenPath>) -> ApiResult<StatusCode> {
     require_root(&auth)?;
     st.store()
         .delete_token(&TokenId(path.token_id))

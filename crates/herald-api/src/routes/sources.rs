@@ -6,7 +6,6 @@
 //! Verification secrets are write-only: no answer ever contains one, except a secret Herald
 //! generated itself in a rotation, returned once.
 
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -24,11 +23,11 @@ use crate::dto::{
     SourceOut, SourcePatch, SourceRotateIn, SourceRotateOut,
 };
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{Auth, JsonBody, ListParams, Path, Q};
+use crate::extract::{JsonBody, ListParams, Q};
 use crate::paths::{AppPath, SourcePath, SourceRequestPath};
+use crate::scope::{At, AtSource, InApp};
+use crate::service::secrets;
 use crate::service::sources::{self, Received};
-use crate::service::{apps, secrets};
-use crate::state::AppState;
 
 /// Longest dedup window (30 days).
 const MAX_WINDOW_S: i64 = 30 * 86_400;
@@ -175,13 +174,8 @@ fn patch_opt<T>(
     responses(
         (status = 201, description = "Created", body = SourceOut),
         (status = 409, description = "The uid is taken", body = ErrorBody)))]
-pub async fn create(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<AppPath>,
-    JsonBody(body): JsonBody<SourceIn>,
-) -> ApiResult<Response> {
-    let app = apps::load(&st, &auth, &path.app_id).await?;
+pub async fn create(at: At<AppPath>, JsonBody(body): JsonBody<SourceIn>) -> ApiResult<Response> {
+    let InApp { st, app, .. } = at.app().await?;
     let mut c = Checks::default();
     c.name("name", &body.name);
     c.uid("uid", body.uid.as_deref());
@@ -251,13 +245,8 @@ pub async fn create(
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/source", tag = "Source", operation_id = "list_sources",
     params(AppPath, ListParams),
     responses((status = 200, description = "A page of sources", body = ListOut<SourceOut>)))]
-pub async fn list(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<AppPath>,
-    Q(p): Q<ListParams>,
-) -> ApiResult<Json<ListOut<SourceOut>>> {
-    let app = apps::load(&st, &auth, &path.app_id).await?;
+pub async fn list(at: At<AppPath>, Q(p): Q<ListParams>) -> ApiResult<Json<ListOut<SourceOut>>> {
+    let InApp { st, app, .. } = at.app().await?;
     let page = st
         .store()
         .list_sources(&app.id, &p.to_query(false)?)
@@ -273,13 +262,8 @@ pub async fn list(
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/source/{source_id}", tag = "Source", operation_id = "get_source",
     params(SourcePath),
     responses((status = 200, description = "The source", body = SourceOut)))]
-pub async fn get(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<SourcePath>,
-) -> ApiResult<Json<SourceOut>> {
-    let s = sources::load(&st, &auth, &path.app_id, &path.source_id).await?;
-    Ok(Json(sources::out(&st, &s)))
+pub async fn get(AtSource { st, src, .. }: AtSource) -> ApiResult<Json<SourceOut>> {
+    Ok(Json(sources::out(&st, &src)))
 }
 
 /// Change some fields of a source.
@@ -289,12 +273,10 @@ pub async fn get(
         (status = 200, description = "Updated", body = SourceOut),
         (status = 409, description = "The uid is taken", body = ErrorBody)))]
 pub async fn patch(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<SourcePath>,
+    at: At<SourcePath>,
     JsonBody(p): JsonBody<SourcePatch>,
 ) -> ApiResult<Json<SourceOut>> {
-    let mut s = sources::load(&st, &auth, &path.app_id, &path.source_id).await?;
+    let AtSource { st, src: mut s, .. } = at.source().await?;
     let mut opts = sources::options_of(&s);
     let mut c = Checks::default();
     if let Some(n) = &p.name {
@@ -365,13 +347,8 @@ pub async fn patch(
 #[utoipa::path(delete, path = "/api/v1/app/{app_id}/source/{source_id}", tag = "Source", operation_id = "delete_source",
     params(SourcePath),
     responses((status = 204, description = "Deleted")))]
-pub async fn remove(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<SourcePath>,
-) -> ApiResult<StatusCode> {
-    let s = sources::load(&st, &auth, &path.app_id, &path.source_id).await?;
-    st.store().delete_source(&s.app_id, &s.id).await?;
+pub async fn remove(AtSource { st, src, .. }: AtSource) -> ApiResult<StatusCode> {
+    st.store().delete_source(&src.app_id, &src.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -380,12 +357,10 @@ pub async fn remove(
     params(SourcePath), request_body = SourceRotateIn,
     responses((status = 200, description = "Rotated; `key` only when Herald generated it", body = SourceRotateOut)))]
 pub async fn rotate(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<SourcePath>,
+    at: At<SourcePath>,
     JsonBody(body): JsonBody<SourceRotateIn>,
 ) -> ApiResult<Json<SourceRotateOut>> {
-    let mut s = sources::load(&st, &auth, &path.app_id, &path.source_id).await?;
+    let AtSource { st, src: mut s, .. } = at.source().await?;
     let scheme = sources::verification_of(&s, 0).map(|v| v.scheme);
     let mut c = Checks::default();
     let grace = secrets::grace_period(&mut c, body.grace_period_seconds);
@@ -432,9 +407,7 @@ pub struct RequestListParams {
     params(SourcePath, ListParams, RequestListParams),
     responses((status = 200, description = "A page of requests", body = ListOut<InboundRequestOut>)))]
 pub async fn requests(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<SourcePath>,
+    at: At<SourcePath>,
     Q(p): Q<RequestListParams>,
 ) -> ApiResult<Json<ListOut<InboundRequestOut>>> {
     let status = match p.status.as_deref() {
@@ -446,7 +419,7 @@ pub async fn requests(
             )
         })?),
     };
-    let s = sources::load(&st, &auth, &path.app_id, &path.source_id).await?;
+    let AtSource { st, src: s, .. } = at.source().await?;
     let page = st
         .store()
         .list_inbound(&s.id, status, &p.list.to_query(true)?)
@@ -462,11 +435,7 @@ pub async fn requests(
 #[utoipa::path(post, path = "/api/v1/app/{app_id}/source/{source_id}/quarantine/{request_id}/release", tag = "Source", operation_id = "release_quarantined",
     params(SourceRequestPath),
     responses((status = 202, description = "Released: the message it became", body = ReleasedOut)))]
-pub async fn release(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<SourceRequestPath>,
-) -> ApiResult<Response> {
+pub async fn release(At { st, auth, path }: At<SourceRequestPath>) -> ApiResult<Response> {
     let s = sources::load(&st, &auth, &path.app_id, &path.source_id).await?;
     let found = if InboundRequestId::looks_like(&path.request_id) {
         st.store()
