@@ -12,6 +12,7 @@ use crate::dto::{ApplicationIn, ApplicationOut, ApplicationPatch, Checks, ListOu
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{de_opt, JsonBody, ListParams, Q};
 use crate::paths::AppPath;
+use crate::routes::ApiList;
 use crate::scope::{At, Ctx, InApp};
 use crate::service::apps;
 
@@ -27,17 +28,10 @@ pub struct CreateParams {
 #[utoipa::path(get, path = "/api/v1/app", tag = "Application", operation_id = "list_applications",
     params(ListParams),
     responses((status = 200, description = "A page of applications", body = ListOut<ApplicationOut>)))]
-pub async fn list(
-    Ctx { st, auth }: Ctx,
-    Q(p): Q<ListParams>,
-) -> ApiResult<Json<ListOut<ApplicationOut>>> {
+pub async fn list(Ctx { st, auth }: Ctx, Q(p): Q<ListParams>) -> ApiList<ApplicationOut> {
     auth.caller.require_admin()?;
     let page = st.store().list_apps(&p.to_query(false)?).await?;
-    Ok(Json(ListOut::page(
-        &page,
-        |a| a.id.0.clone(),
-        |a| ApplicationOut::from(a),
-    )))
+    Ok(Json(ListOut::page(&page, |a| ApplicationOut::from(a))))
 }
 
 /// Create an application (admin only).

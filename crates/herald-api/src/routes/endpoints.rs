@@ -21,6 +21,7 @@ use crate::dto::{
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{body_time, query_time, JsonBody, ListParams, Q};
 use crate::paths::{AppPath, EndpointPath};
+use crate::routes::ApiList;
 use crate::scope::{At, AtEndpoint, InApp};
 use crate::service::{apps, secrets};
 use crate::state::AppState;
@@ -139,6 +140,19 @@ async fn insert(st: &AppState, app: &Application, body: EndpointIn) -> ApiResult
         .into_response())
 }
 
+/// Stores a changed endpoint (PUT, PATCH), tells the workers when it was enabled or disabled,
+/// and answers it.
+async fn save(st: &AppState, was_disabled: bool, ep: Endpoint) -> ApiResult<Json<EndpointOut>> {
+    let ep = st
+        .store()
+        .update_endpoint(ep)
+        .await
+        .map_err(ApiError::conflict_as(UID_TAKEN))?;
+    st.endpoint_toggled(was_disabled, &ep).await;
+    st.wake();
+    Ok(Json(EndpointOut::new(&ep, now_millis())))
+}
+
 /// 409 wording of a taken uid.
 const UID_TAKEN: &str = "an endpoint with this uid already exists";
 
@@ -146,18 +160,14 @@ const UID_TAKEN: &str = "an endpoint with this uid already exists";
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint", tag = "Endpoint", operation_id = "list_endpoints",
     params(AppPath, ListParams),
     responses((status = 200, description = "A page of endpoints", body = ListOut<EndpointOut>)))]
-pub async fn list(at: At<AppPath>, Q(p): Q<ListParams>) -> ApiResult<Json<ListOut<EndpointOut>>> {
+pub async fn list(at: At<AppPath>, Q(p): Q<ListParams>) -> ApiList<EndpointOut> {
     let InApp { st, app, .. } = at.app().await?;
     let page = st
         .store()
         .list_endpoints(&app.id, &p.to_query(false)?)
         .await?;
     let now = now_millis();
-    Ok(Json(ListOut::page(
-        &page,
-        |e| e.id.0.clone(),
-        |e| EndpointOut::new(e, now),
-    )))
+    Ok(Json(ListOut::page(&page, |e| EndpointOut::new(e, now))))
 }
 
 /// Create an endpoint.
@@ -196,14 +206,7 @@ pub async fn update(
         Some(existing) => {
             let was_disabled = existing.disabled;
             let ep = from_in(&st, &app, body, Some(existing))?;
-            let ep = st
-                .store()
-                .update_endpoint(ep)
-                .await
-                .map_err(ApiError::conflict_as(UID_TAKEN))?;
-            st.endpoint_toggled(was_disabled, &ep).await;
-            st.wake();
-            Ok(Json(EndpointOut::new(&ep, now_millis())).into_response())
+            Ok(save(&st, was_disabled, ep).await?.into_response())
         }
         None => {
             let mut body = body;
@@ -300,14 +303,7 @@ pub async fn patch(
         }];
     }
     ep.updated_at = now_millis();
-    let ep = st
-        .store()
-        .update_endpoint(ep)
-        .await
-        .map_err(ApiError::conflict_as(UID_TAKEN))?;
-    st.endpoint_toggled(was_disabled, &ep).await;
-    st.wake();
-    Ok(Json(EndpointOut::new(&ep, now_millis())))
+    save(&st, was_disabled, ep).await
 }
 
 /// Delete an endpoint.

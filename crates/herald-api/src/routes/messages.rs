@@ -17,6 +17,7 @@ use crate::dto::{
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{de_opt, JsonBody, ListParams, Q};
 use crate::paths::{AppPath, AttemptPath, EndpointPath, MsgEndpointPath, MsgPath};
+use crate::routes::ApiList;
 use crate::scope::{At, AtEndpoint, AtMessage, InApp};
 use crate::service::{apps, endpoints};
 use crate::state::AppState;
@@ -156,7 +157,7 @@ fn split_csv(s: Option<&str>) -> Option<Vec<String>> {
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/msg", tag = "Message", operation_id = "list_messages",
     params(AppPath, ListParams, MsgListParams),
     responses((status = 200, description = "A page of messages", body = ListOut<MessageOut>)))]
-pub async fn list(at: At<AppPath>, Q(p): Q<MsgListParams>) -> ApiResult<Json<ListOut<MessageOut>>> {
+pub async fn list(at: At<AppPath>, Q(p): Q<MsgListParams>) -> ApiList<MessageOut> {
     let InApp { st, app, .. } = at.app().await?;
     let filter = MessageFilter {
         channel: p.channel,
@@ -166,11 +167,9 @@ pub async fn list(at: At<AppPath>, Q(p): Q<MsgListParams>) -> ApiResult<Json<Lis
         .store()
         .list_messages(&app.id, &filter, &p.list.to_query(true)?)
         .await?;
-    Ok(Json(ListOut::page(
-        &page,
-        |m| m.id.0.clone(),
-        |m| MessageOut::new(m, p.with_content.unwrap_or(true)),
-    )))
+    Ok(Json(ListOut::page(&page, |m| {
+        MessageOut::new(m, p.with_content.unwrap_or(true))
+    })))
 }
 
 /// Get a message by ID or `eventId`.
@@ -195,10 +194,7 @@ pub async fn expunge(AtMessage { st, app, msg, .. }: AtMessage<MsgPath>) -> ApiR
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/msg/{msg_id}/endpoint", tag = "Message Attempt", operation_id = "list_message_endpoints",
     params(MsgPath, ListParams),
     responses((status = 200, description = "A page of endpoints with delivery status", body = ListOut<MessageEndpointOut>)))]
-pub async fn endpoints_of(
-    at: At<MsgPath>,
-    Q(p): Q<ListParams>,
-) -> ApiResult<Json<ListOut<MessageEndpointOut>>> {
+pub async fn endpoints_of(at: At<MsgPath>, Q(p): Q<ListParams>) -> ApiList<MessageEndpointOut> {
     let q = p.to_query(false)?;
     let AtMessage { st, app, msg, .. } = at.message().await?;
     let deliveries = st.store().deliveries_of_message(&msg.id).await?;
@@ -257,25 +253,21 @@ pub struct EpMsgParams {
 pub async fn by_endpoint(
     at: At<EndpointPath>,
     Q(p): Q<EpMsgParams>,
-) -> ApiResult<Json<ListOut<EndpointMessageOut>>> {
+) -> ApiList<EndpointMessageOut> {
     let AtEndpoint { st, ep, .. } = at.endpoint().await?;
     let page = st
         .store()
         .deliveries_of_endpoint(&ep.id, p.status, &p.list.to_query(true)?)
         .await?;
-    Ok(Json(ListOut::page(
-        &page,
-        |(_, m)| m.id.0.clone(),
-        |(d, m)| {
-            let (status, status_text, next_attempt) = delivery_fields(d);
-            EndpointMessageOut {
-                message: MessageOut::new(m, p.with_content.unwrap_or(true)),
-                status,
-                status_text,
-                next_attempt,
-            }
-        },
-    )))
+    Ok(Json(ListOut::page(&page, |(d, m)| {
+        let (status, status_text, next_attempt) = delivery_fields(d);
+        EndpointMessageOut {
+            message: MessageOut::new(m, p.with_content.unwrap_or(true)),
+            status,
+            status_text,
+            next_attempt,
+        }
+    })))
 }
 
 /// Queue one manual attempt of a message to an endpoint now.
@@ -315,7 +307,7 @@ async fn attempt_page(
     scope: AttemptScope,
     p: &AttemptParams,
     endpoint_id: Option<EndpointId>,
-) -> ApiResult<Json<ListOut<AttemptOut>>> {
+) -> ApiList<AttemptOut> {
     let filter = AttemptFilter {
         status: p.status,
         endpoint_id,
@@ -325,11 +317,7 @@ async fn attempt_page(
         .store()
         .list_attempts(app, &scope, &filter, &query)
         .await?;
-    Ok(Json(ListOut::page(
-        &page,
-        |a| a.id.0.clone(),
-        |a| AttemptOut::from(a),
-    )))
+    Ok(Json(ListOut::page(&page, |a| AttemptOut::from(a))))
 }
 
 /// Attempts made to an endpoint, newest first.
@@ -339,7 +327,7 @@ async fn attempt_page(
 pub async fn attempts_by_endpoint(
     at: At<EndpointPath>,
     Q(p): Q<AttemptParams>,
-) -> ApiResult<Json<ListOut<AttemptOut>>> {
+) -> ApiList<AttemptOut> {
     let AtEndpoint { st, app, ep, .. } = at.endpoint().await?;
     attempt_page(&st, &app.id, AttemptScope::Endpoint(ep.id), &p, None).await
 }
@@ -348,10 +336,7 @@ pub async fn attempts_by_endpoint(
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/attempt/msg/{msg_id}", tag = "Message Attempt", operation_id = "list_attempts_by_message",
     params(MsgPath, ListParams, AttemptParams),
     responses((status = 200, description = "A page of attempts", body = ListOut<AttemptOut>)))]
-pub async fn attempts_by_msg(
-    at: At<MsgPath>,
-    Q(p): Q<AttemptParams>,
-) -> ApiResult<Json<ListOut<AttemptOut>>> {
+pub async fn attempts_by_msg(at: At<MsgPath>, Q(p): Q<AttemptParams>) -> ApiList<AttemptOut> {
     let AtMessage { st, app, msg, .. } = at.message().await?;
     let endpoint_id = match &p.endpoint_id {
         Some(key) => Some(

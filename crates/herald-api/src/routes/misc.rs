@@ -18,6 +18,7 @@ use crate::dto::{
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{de_opt, sha256, Auth, Caller, JsonBody, ListParams, OptionalJsonBody, Q};
 use crate::paths::{AppPath, EventTypePath, TokenPath};
+use crate::routes::ApiList;
 use crate::scope::{At, Ctx};
 use crate::service::apps;
 use crate::state::AppState;
@@ -218,10 +219,7 @@ pub struct EtListParams {
 #[utoipa::path(get, path = "/api/v1/event-type", tag = "Event Type", operation_id = "list_event_types",
     params(ListParams, EtListParams),
     responses((status = 200, description = "A page of event types", body = ListOut<EventTypeOut>)))]
-pub async fn list_event_types(
-    Ctx { st, .. }: Ctx,
-    Q(p): Q<EtListParams>,
-) -> ApiResult<Json<ListOut<EventTypeOut>>> {
+pub async fn list_event_types(Ctx { st, .. }: Ctx, Q(p): Q<EtListParams>) -> ApiList<EventTypeOut> {
     let page = st
         .store()
         .list_event_types(
@@ -229,11 +227,7 @@ pub async fn list_event_types(
             p.include_archived.unwrap_or(false),
         )
         .await?;
-    Ok(Json(ListOut::page(
-        &page,
-        |e| e.name.clone(),
-        |e| EventTypeOut::from(e),
-    )))
+    Ok(Json(ListOut::page(&page, |e| EventTypeOut::from(e))))
 }
 
 /// Create an event type (admin only).
@@ -477,7 +471,7 @@ pub async fn create_token(
 /// List API tokens (admin token only); one page holds them all.
 #[utoipa::path(get, path = "/api/v1/token", tag = "Authentication", operation_id = "list_tokens",
     responses((status = 200, description = "Every token", body = ListOut<TokenOut>)))]
-pub async fn list_tokens(Ctx { st, auth }: Ctx) -> ApiResult<Json<ListOut<TokenOut>>> {
+pub async fn list_tokens(Ctx { st, auth }: Ctx) -> ApiList<TokenOut> {
     require_root(&auth)?;
     let tokens = st.store().list_tokens().await?;
     Ok(Json(ListOut {

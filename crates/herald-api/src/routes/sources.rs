@@ -25,6 +25,7 @@ use crate::dto::{
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{JsonBody, ListParams, Q};
 use crate::paths::{AppPath, SourcePath, SourceRequestPath};
+use crate::routes::ApiList;
 use crate::scope::{At, AtSource, InApp};
 use crate::service::secrets;
 use crate::service::sources::{self, Received};
@@ -245,17 +246,13 @@ pub async fn create(at: At<AppPath>, JsonBody(body): JsonBody<SourceIn>) -> ApiR
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/source", tag = "Source", operation_id = "list_sources",
     params(AppPath, ListParams),
     responses((status = 200, description = "A page of sources", body = ListOut<SourceOut>)))]
-pub async fn list(at: At<AppPath>, Q(p): Q<ListParams>) -> ApiResult<Json<ListOut<SourceOut>>> {
+pub async fn list(at: At<AppPath>, Q(p): Q<ListParams>) -> ApiList<SourceOut> {
     let InApp { st, app, .. } = at.app().await?;
     let page = st
         .store()
         .list_sources(&app.id, &p.to_query(false)?)
         .await?;
-    Ok(Json(ListOut::page(
-        &page,
-        |s| s.id.0.clone(),
-        |s| sources::out(&st, s),
-    )))
+    Ok(Json(ListOut::page(&page, |s| sources::out(&st, s))))
 }
 
 /// Get a source by ID or uid.
@@ -409,7 +406,7 @@ pub struct RequestListParams {
 pub async fn requests(
     at: At<SourcePath>,
     Q(p): Q<RequestListParams>,
-) -> ApiResult<Json<ListOut<InboundRequestOut>>> {
+) -> ApiList<InboundRequestOut> {
     let status = match p.status.as_deref() {
         None => None,
         Some(v) => Some(InboundStatus::parse(v).ok_or_else(|| {
@@ -424,11 +421,7 @@ pub async fn requests(
         .store()
         .list_inbound(&s.id, status, &p.list.to_query(true)?)
         .await?;
-    Ok(Json(ListOut::page(
-        &page,
-        |r| r.id.0.clone(),
-        |r| InboundRequestOut::from(r),
-    )))
+    Ok(Json(ListOut::page(&page, |r| InboundRequestOut::from(r))))
 }
 
 /// Accepts a quarantined request as it is (after the schema or the sender was fixed).
