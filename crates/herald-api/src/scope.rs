@@ -1,28 +1,34 @@
 //! What a handler starts from: the caller ([`Ctx`]), the caller with the route's path
 //! parameters ([`At`]), or the resource those parameters name, already resolved under the
-//! caller's tenancy ([`InApp`], [`AtEndpoint`], [`AtSource`], [`AtMessage`]).
+//! caller's tenancy ([`InApp`], [`AtEndpoint`], [`AtSource`], [`AtMessage`]); each may carry
+//! the request's JSON body (`B`, read as [`JsonBody`] reads it).
 //!
 //! The order of checks is the one every handler had when it spelled them out: the token
-//! (401) first, then the path parameters (400), and the lookup (403/404) last. The resolving
-//! extractors look up the resource while extracting, so a handler uses them only when no
-//! other fallible extractor (query, body) follows; otherwise it takes [`At`] and calls its
-//! loader after the others have run. Lookups are the `crate::service` functions; this module
-//! only calls them and must not render answers itself.
+//! (401) first, then the path parameters (400), then the body (400/413/422), and the lookup
+//! (403/404) last. The resolving extractors look up the resource while extracting, so a
+//! handler uses them only when no other fallible extractor (a query) follows; otherwise it
+//! takes [`At`] and calls its loader after the others have run. Lookups are the
+//! `crate::service` functions; this module only calls them and must not render answers.
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use herald_core::model::{Application, Endpoint, Message, Source};
+use serde::de::DeserializeOwned;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Auth, Path};
+use crate::extract::{Auth, JsonBody, Path};
 use crate::paths::{AppPath, AttemptPath, EndpointPath, MsgEndpointPath, MsgPath, SourcePath};
 use crate::service::{apps, endpoints, messages, sources};
 use crate::state::AppState;
 
-/// The state and the authenticated caller.
-pub struct Ctx {
+/// The `B` of a route without a body: nothing is read.
+pub struct NoBody;
+
+/// The state, the authenticated caller and the body `B`.
+pub struct Ctx<B = NoBody> {
     pub st: AppState,
     pub auth: Auth,
+    pub body: B,
 }
 
 impl FromRequestParts<AppState> for Ctx {
@@ -33,28 +39,68 @@ impl FromRequestParts<AppState> for Ctx {
         Ok(Ctx {
             st: state.clone(),
             auth,
+            body: NoBody,
         })
     }
 }
 
-/// The state, the authenticated caller and the route's path parameters `P`, nothing looked
-/// up yet.
-pub struct At<P> {
+impl<B: DeserializeOwned + Send> FromRequest<AppState> for Ctx<B> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let (mut parts, body) = req.into_parts();
+        let Ctx { st, auth, .. } = Ctx::from_request_parts(&mut parts, state).await?;
+        let req = Request::from_parts(parts, body);
+        let JsonBody(body) = JsonBody::<B>::from_request(req, state).await?;
+        Ok(Ctx { st, auth, body })
+    }
+}
+
+/// The state, the authenticated caller, the route's path parameters `P` and the body `B`,
+/// nothing looked up yet.
+pub struct At<P, B = NoBody> {
     pub st: AppState,
     pub auth: Auth,
     pub path: P,
+    pub body: B,
 }
 
 impl<P> FromRequestParts<AppState> for At<P>
 where
-    P: serde::de::DeserializeOwned + Send,
+    P: DeserializeOwned + Send,
 {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let Ctx { st, auth } = Ctx::from_request_parts(parts, state).await?;
+        let Ctx { st, auth, .. } = Ctx::from_request_parts(parts, state).await?;
         let Path(path) = Path::<P>::from_request_parts(parts, state).await?;
-        Ok(At { st, auth, path })
+        Ok(At {
+            st,
+            auth,
+            path,
+            body: NoBody,
+        })
+    }
+}
+
+impl<P, B> FromRequest<AppState> for At<P, B>
+where
+    P: DeserializeOwned + Send,
+    B: DeserializeOwned + Send,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let (mut parts, body) = req.into_parts();
+        let At { st, auth, path, .. } = At::<P>::from_request_parts(&mut parts, state).await?;
+        let req = Request::from_parts(parts, body);
+        let JsonBody(body) = JsonBody::<B>::from_request(req, state).await?;
+        Ok(At {
+            st,
+            auth,
+            path,
+            body,
+        })
     }
 }
 
@@ -82,36 +128,36 @@ impl MsgKey for AttemptPath {
     }
 }
 
-/// Defines a resolved resource: its struct (the [`At`] it came from plus what was looked
-/// up), the [`At`] method that resolves it, and the extractor that does both at once.
+/// Defines a resolved resource: its struct (the [`At`] it came from, less the caller, plus
+/// what was looked up), the [`At`] method that resolves it, and the extractors that do both
+/// at once, without a body and with one.
 macro_rules! resolved {
-    ($(#[$doc:meta])* $name:ident<$($g:ident: $bound:path)?>($path:ty) by $load:ident
+    ($(#[$doc:meta])* $name:ident($path:ty) by $load:ident
         { $($field:ident: $ty:ty),+ } = |$at:ident| $get:expr) => {
         $(#[$doc])*
-        pub struct $name$(<$g>)? {
+        pub struct $name<B = NoBody> {
             pub st: AppState,
             // Not every handler needs the parameters once the resource is resolved.
             #[allow(dead_code)]
             pub path: $path,
+            pub body: B,
             $(pub $field: $ty,)+
         }
 
-        impl$(<$g: $bound>)? At<$path> {
+        impl<B> At<$path, B> {
             /// Looks the resource up (403/404 as the service says).
-            pub async fn $load(self) -> ApiResult<$name$(<$g>)?> {
+            pub async fn $load(self) -> ApiResult<$name<B>> {
                 #[allow(unused_parens)]
                 let ($($field),+) = {
                     let $at = &self;
                     $get.await?
                 };
-                let At { st, path, .. } = self;
-                Ok($name { st, path, $($field),+ })
+                let At { st, path, body, .. } = self;
+                Ok($name { st, path, body, $($field),+ })
             }
         }
 
-        impl$(<$g: $bound + serde::de::DeserializeOwned + Send>)? FromRequestParts<AppState>
-            for $name$(<$g>)?
-        {
+        impl FromRequestParts<AppState> for $name {
             type Rejection = ApiError;
 
             async fn from_request_parts(
@@ -121,27 +167,62 @@ macro_rules! resolved {
                 At::<$path>::from_request_parts(parts, state).await?.$load().await
             }
         }
+
+        impl<B: DeserializeOwned + Send> FromRequest<AppState> for $name<B> {
+            type Rejection = ApiError;
+
+            async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+                At::<$path, B>::from_request(req, state).await?.$load().await
+            }
+        }
     };
 }
 
 resolved!(
     /// The application `{app_id}` names, resolved.
-    InApp<>(AppPath) by app { app: Application } = |at| apps::load(&at.st, &at.auth, &at.path.app_id)
+    InApp(AppPath) by app { app: Application } =
+        |at| apps::load(&at.st, &at.auth, &at.path.app_id)
 );
 resolved!(
     /// The endpoint `{app_id}/…/{endpoint_id}` names, with its application, resolved.
-    AtEndpoint<>(EndpointPath) by endpoint { app: Application, ep: Endpoint } =
+    AtEndpoint(EndpointPath) by endpoint { app: Application, ep: Endpoint } =
         |at| endpoints::load(&at.st, &at.auth, &at.path)
 );
 resolved!(
     /// The source `{app_id}/source/{source_id}` names, resolved.
-    AtSource<>(SourcePath) by source { src: Source } =
+    AtSource(SourcePath) by source { src: Source } =
         |at| sources::load(&at.st, &at.auth, &at.path.app_id, &at.path.source_id)
 );
-resolved!(
-    /// The message a path names, with its application, resolved.
-    AtMessage<P: MsgKey>(P) by message { app: Application, msg: Message } = |at| {
-        let (app_id, msg_id) = at.path.msg_key();
-        messages::load(&at.st, &at.auth, app_id, msg_id)
+
+/// The message a path names, with its application, resolved (no route that names a message
+/// reads a body).
+pub struct AtMessage<P> {
+    pub st: AppState,
+    pub path: P,
+    pub app: Application,
+    pub msg: Message,
+}
+
+impl<P: MsgKey> At<P> {
+    /// Looks the message up (403/404 as the service says).
+    pub async fn message(self) -> ApiResult<AtMessage<P>> {
+        let (app_id, msg_id) = self.path.msg_key();
+        let (app, msg) = messages::load(&self.st, &self.auth, app_id, msg_id).await?;
+        let At { st, path, .. } = self;
+        Ok(AtMessage { st, path, app, msg })
     }
-);
+}
+
+impl<P> FromRequestParts<AppState> for AtMessage<P>
+where
+    P: MsgKey + DeserializeOwned + Send,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        At::<P>::from_request_parts(parts, state)
+            .await?
+            .message()
+            .await
+    }
+}

@@ -29,6 +29,13 @@ where
     Option::<T>::deserialize(d).map(Some)
 }
 
+/// A PATCH field: absent (`None`) keeps `slot`, a value replaces it.
+pub fn apply<T>(slot: &mut T, v: Option<T>) {
+    if let Some(v) = v {
+        *slot = v;
+    }
+}
+
 /// `^[a-zA-Z0-9\-_.]+$`, 1–256 characters, and not `.` or `..` alone: those match the pattern
 /// but clients and proxies collapse them as path segments, so such a resource could never be
 /// addressed by its uid.

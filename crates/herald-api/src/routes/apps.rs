@@ -8,7 +8,7 @@ use herald_core::ids::AppId;
 use herald_core::now_millis;
 use serde::Deserialize;
 
-use crate::dto::{ApplicationIn, ApplicationOut, ApplicationPatch, Checks, ListOut};
+use crate::dto::{apply, ApplicationIn, ApplicationOut, ApplicationPatch, Checks, ListOut};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{de_opt, JsonBody, ListParams, Q};
 use crate::paths::AppPath;
@@ -28,7 +28,7 @@ pub struct CreateParams {
 #[utoipa::path(get, path = "/api/v1/app", tag = "Application", operation_id = "list_applications",
     params(ListParams),
     responses((status = 200, description = "A page of applications", body = ListOut<ApplicationOut>)))]
-pub async fn list(Ctx { st, auth }: Ctx, Q(p): Q<ListParams>) -> ApiList<ApplicationOut> {
+pub async fn list(Ctx { st, auth, .. }: Ctx, Q(p): Q<ListParams>) -> ApiList<ApplicationOut> {
     auth.caller.require_admin()?;
     let page = st.store().list_apps(&p.to_query(false)?).await?;
     Ok(Json(ListOut::page(&page, |a| ApplicationOut::from(a))))
@@ -42,7 +42,7 @@ pub async fn list(Ctx { st, auth }: Ctx, Q(p): Q<ListParams>) -> ApiList<Applica
         (status = 200, description = "`get_if_exists=true` and the uid exists: that application", body = ApplicationOut),
         (status = 409, description = "The uid is taken", body = ErrorBody)))]
 pub async fn create(
-    Ctx { st, auth }: Ctx,
+    Ctx { st, auth, .. }: Ctx,
     Q(q): Q<CreateParams>,
     JsonBody(body): JsonBody<ApplicationIn>,
 ) -> ApiResult<Response> {
@@ -87,8 +87,12 @@ pub async fn get(InApp { app, .. }: InApp) -> ApiResult<Json<ApplicationOut>> {
         (status = 201, description = "Created", body = ApplicationOut),
         (status = 409, description = "The uid is taken", body = ErrorBody)))]
 pub async fn update(
-    At { st, auth, path }: At<AppPath>,
-    JsonBody(body): JsonBody<ApplicationIn>,
+    At {
+        st,
+        auth,
+        path,
+        body,
+    }: At<AppPath, ApplicationIn>,
 ) -> ApiResult<Response> {
     let mut c = Checks::default();
     body.check(&mut c);
@@ -128,10 +132,10 @@ pub async fn update(
         (status = 200, description = "Updated", body = ApplicationOut),
         (status = 409, description = "The uid is taken", body = ErrorBody)))]
 pub async fn patch(
-    at: At<AppPath>,
-    JsonBody(body): JsonBody<ApplicationPatch>,
+    InApp {
+        st, mut app, body, ..
+    }: InApp<ApplicationPatch>,
 ) -> ApiResult<Json<ApplicationOut>> {
-    let InApp { st, mut app, .. } = at.app().await?;
     let mut c = Checks::default();
     if let Some(n) = &body.name {
         c.name("name", n);
@@ -143,18 +147,16 @@ pub async fn patch(
         c.rate("throttleRate", r);
     }
     c.finish()?;
-    if let Some(n) = body.name {
-        app.name = n;
-    }
-    if let Some(u) = body.uid {
-        app.uid = u;
-    }
-    if let Some(r) = body.throttle_rate {
-        app.throttle_rate = r.map(|r| r as u32);
-    }
-    if let Some(m) = body.metadata {
-        app.metadata = m.unwrap_or_default();
-    }
+    apply(&mut app.name, body.name);
+    apply(&mut app.uid, body.uid);
+    apply(
+        &mut app.throttle_rate,
+        body.throttle_rate.map(|r| r.map(|r| r as u32)),
+    );
+    apply(
+        &mut app.metadata,
+        body.metadata.map(Option::unwrap_or_default),
+    );
     app.updated_at = now_millis();
     Ok(Json(ApplicationOut::from(
         &st.store().update_app(app).await?,

@@ -14,12 +14,12 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::dto::{
-    check_endpoint_extras, check_headers, check_list, ts, Checks, EndpointIn, EndpointOut,
+    apply, check_endpoint_extras, check_headers, check_list, ts, Checks, EndpointIn, EndpointOut,
     EndpointPatch, EndpointStatsOut, HeadersIn, HeadersOut, HeadersPatchIn, ListOut, MessageOut,
     RecoverData, RecoverIn, RecoverOut, SecretOut, SecretRotateIn, SendExampleIn,
 };
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{body_time, query_time, JsonBody, ListParams, Q};
+use crate::extract::{body_time, query_time, ListParams, Q};
 use crate::paths::{AppPath, EndpointPath};
 use crate::routes::ApiList;
 use crate::scope::{At, AtEndpoint, InApp};
@@ -176,8 +176,7 @@ pub async fn list(at: At<AppPath>, Q(p): Q<ListParams>) -> ApiList<EndpointOut> 
     responses(
         (status = 201, description = "Created", body = EndpointOut),
         (status = 409, description = "The uid is taken", body = ErrorBody)))]
-pub async fn create(at: At<AppPath>, JsonBody(body): JsonBody<EndpointIn>) -> ApiResult<Response> {
-    let InApp { st, app, .. } = at.app().await?;
+pub async fn create(InApp { st, app, body, .. }: InApp<EndpointIn>) -> ApiResult<Response> {
     insert(&st, &app, body).await
 }
 
@@ -198,8 +197,12 @@ pub async fn get(AtEndpoint { ep, .. }: AtEndpoint) -> ApiResult<Json<EndpointOu
         (status = 201, description = "Created", body = EndpointOut),
         (status = 409, description = "The uid is taken", body = ErrorBody)))]
 pub async fn update(
-    At { st, auth, path }: At<EndpointPath>,
-    JsonBody(body): JsonBody<EndpointIn>,
+    At {
+        st,
+        auth,
+        path,
+        body,
+    }: At<EndpointPath, EndpointIn>,
 ) -> ApiResult<Response> {
     let app = apps::load(&st, &auth, &path.app_id).await?;
     match st.store().get_endpoint(&app.id, &path.endpoint_id).await? {
@@ -225,10 +228,13 @@ pub async fn update(
         (status = 200, description = "Updated", body = EndpointOut),
         (status = 409, description = "The uid is taken", body = ErrorBody)))]
 pub async fn patch(
-    at: At<EndpointPath>,
-    JsonBody(p): JsonBody<EndpointPatch>,
+    AtEndpoint {
+        st,
+        mut ep,
+        body: p,
+        ..
+    }: AtEndpoint<EndpointPatch>,
 ) -> ApiResult<Json<EndpointOut>> {
-    let AtEndpoint { st, mut ep, .. } = at.endpoint().await?;
     let was_disabled = ep.disabled;
     let mut c = Checks::default();
     if let Some(u) = &p.url {
@@ -257,45 +263,34 @@ pub async fn patch(
         .as_deref()
         .and_then(|s| parse_secret(&mut c, Some(s)));
     c.finish()?;
-    if let Some(u) = p.url {
-        ep.url = u;
-    }
-    if let Some(d) = p.description {
-        ep.description = d.unwrap_or_default();
-    }
-    if let Some(u) = p.uid {
-        ep.uid = u;
-    }
-    if let Some(d) = p.disabled {
-        ep.disabled = d;
-    }
-    if let Some(t) = p.event_types {
-        ep.event_types = t;
-    }
-    if let Some(ch) = p.channels {
-        ep.channels = ch;
-    }
-    if let Some(r) = p.throttle_rate {
-        ep.throttle_rate = r.map(|r| r as u32);
-    }
-    if let Some(m) = p.metadata {
-        ep.metadata = m.unwrap_or_default();
-    }
-    if let Some(r) = p.retry_schedule {
-        ep.retry_schedule = r;
-    }
-    if let Some(s) = p.permanent_statuses {
-        ep.permanent_statuses = s.unwrap_or_default();
-    }
-    if let Some(o) = p.ordering {
-        ep.ordering = o.unwrap_or_default();
-    }
-    if let Some(m) = p.max_concurrency {
-        ep.max_concurrency = m.map(|m| m as u32);
-    }
-    if let Some(s) = p.signature_scheme {
-        ep.signature_scheme = s.unwrap_or_default();
-    }
+    apply(&mut ep.url, p.url);
+    apply(
+        &mut ep.description,
+        p.description.map(Option::unwrap_or_default),
+    );
+    apply(&mut ep.uid, p.uid);
+    apply(&mut ep.disabled, p.disabled);
+    apply(&mut ep.event_types, p.event_types);
+    apply(&mut ep.channels, p.channels);
+    apply(
+        &mut ep.throttle_rate,
+        p.throttle_rate.map(|r| r.map(|r| r as u32)),
+    );
+    apply(&mut ep.metadata, p.metadata.map(Option::unwrap_or_default));
+    apply(&mut ep.retry_schedule, p.retry_schedule);
+    apply(
+        &mut ep.permanent_statuses,
+        p.permanent_statuses.map(Option::unwrap_or_default),
+    );
+    apply(&mut ep.ordering, p.ordering.map(Option::unwrap_or_default));
+    apply(
+        &mut ep.max_concurrency,
+        p.max_concurrency.map(|r| r.map(|r| r as u32)),
+    );
+    apply(
+        &mut ep.signature_scheme,
+        p.signature_scheme.map(Option::unwrap_or_default),
+    );
     if let Some(s) = secret {
         ep.secrets = vec![StoredSecret {
             key: s.expose().to_string(),
@@ -333,10 +328,10 @@ pub async fn secret(AtEndpoint { ep, .. }: AtEndpoint) -> ApiResult<Json<SecretO
     params(EndpointPath), request_body = SecretRotateIn,
     responses((status = 200, description = "The new secret", body = SecretOut)))]
 pub async fn rotate(
-    at: At<EndpointPath>,
-    JsonBody(body): JsonBody<SecretRotateIn>,
+    AtEndpoint {
+        st, mut ep, body, ..
+    }: AtEndpoint<SecretRotateIn>,
 ) -> ApiResult<Json<SecretOut>> {
-    let AtEndpoint { st, mut ep, .. } = at.endpoint().await?;
     let mut c = Checks::default();
     let new = parse_secret(&mut c, body.key.as_deref());
     let grace = secrets::grace_period(&mut c, body.grace_period_seconds);
@@ -373,33 +368,27 @@ pub async fn headers(AtEndpoint { ep, .. }: AtEndpoint) -> ApiResult<Json<Header
 #[utoipa::path(put, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers", tag = "Endpoint", operation_id = "update_endpoint_headers",
     params(EndpointPath), request_body = HeadersIn,
     responses((status = 204, description = "Replaced")))]
-pub async fn put_headers(
-    at: At<EndpointPath>,
-    JsonBody(body): JsonBody<HeadersIn>,
-) -> ApiResult<StatusCode> {
-    change_headers(at, body.headers, None).await
+pub async fn put_headers(e: AtEndpoint<HeadersIn>) -> ApiResult<StatusCode> {
+    change_headers(&e.st, e.ep, e.body.headers, None).await
 }
 
 /// Add, change or delete some custom headers.
 #[utoipa::path(patch, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers", tag = "Endpoint", operation_id = "patch_endpoint_headers",
     params(EndpointPath), request_body = HeadersPatchIn,
     responses((status = 204, description = "Changed")))]
-pub async fn patch_headers(
-    at: At<EndpointPath>,
-    JsonBody(body): JsonBody<HeadersPatchIn>,
-) -> ApiResult<StatusCode> {
-    let delete = Some(body.delete_headers.as_slice());
-    change_headers(at, body.headers, delete).await
+pub async fn patch_headers(e: AtEndpoint<HeadersPatchIn>) -> ApiResult<StatusCode> {
+    let delete = Some(e.body.delete_headers.as_slice());
+    change_headers(&e.st, e.ep, e.body.headers, delete).await
 }
 
 /// Sets the custom headers `set` after deleting those named in `delete`, or all of them when
 /// `delete` is `None` (PUT replaces, PATCH amends): 204.
 async fn change_headers(
-    at: At<EndpointPath>,
+    st: &AppState,
+    mut ep: Endpoint,
     set: BTreeMap<String, String>,
     delete: Option<&[String]>,
 ) -> ApiResult<StatusCode> {
-    let AtEndpoint { st, mut ep, .. } = at.endpoint().await?;
     let mut c = Checks::default();
     check_headers(&mut c, "headers", &set);
     c.finish()?;
@@ -454,10 +443,8 @@ pub async fn stats(
     params(EndpointPath), request_body = RecoverIn,
     responses((status = 202, description = "Re-queued (the task is already finished)", body = RecoverOut)))]
 pub async fn recover(
-    at: At<EndpointPath>,
-    JsonBody(body): JsonBody<RecoverIn>,
+    AtEndpoint { st, ep, body, .. }: AtEndpoint<RecoverIn>,
 ) -> ApiResult<Response> {
-    let AtEndpoint { st, ep, .. } = at.endpoint().await?;
     let since = body_time("since", &body.since)?;
     let until = body
         .until
@@ -482,10 +469,10 @@ pub async fn recover(
     params(EndpointPath), request_body = SendExampleIn,
     responses((status = 202, description = "Published", body = MessageOut)))]
 pub async fn send_example(
-    at: At<EndpointPath>,
-    JsonBody(body): JsonBody<SendExampleIn>,
+    AtEndpoint {
+        st, app, ep, body, ..
+    }: AtEndpoint<SendExampleIn>,
 ) -> ApiResult<Response> {
-    let AtEndpoint { st, app, ep, .. } = at.endpoint().await?;
     if !crate::dto::valid_uid(&body.event_type) {
         return Err(ApiError::field(
             "eventType",

@@ -81,7 +81,7 @@ struct Filter {
         (status = 404, description = "No such application or source", body = ErrorBody),
         (status = 422, description = "Neither app nor source, or invalid types", body = crate::error::ValidationErrorBody)))]
 pub async fn listen(
-    Ctx { st, auth }: Ctx,
+    Ctx { st, auth, .. }: Ctx,
     Q(p): Q<ListenParams>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {

@@ -37,7 +37,7 @@ pub struct ContentParam {
         (status = 202, description = "Accepted and stored", body = MessageOut),
         (status = 409, description = "A message with this eventId exists", body = ErrorBody)))]
 pub async fn create(
-    At { st, auth, path }: At<AppPath>,
+    At { st, auth, path, .. }: At<AppPath>,
     Q(cp): Q<ContentParam>,
     JsonBody(body): JsonBody<MessageIn>,
 ) -> ApiResult<Response> {

@@ -11,12 +11,12 @@ use herald_store::TokenRecord;
 use serde::Deserialize;
 
 use crate::dto::{
-    ts, valid_uid, AppPortalAccessIn, AppPortalAccessOut, Checks, EventTypeIn, EventTypeOut,
+    apply, ts, valid_uid, AppPortalAccessIn, AppPortalAccessOut, Checks, EventTypeIn, EventTypeOut,
     EventTypePatch, EventTypeUpdate, HealthOut, ListOut, LivenessOut, QueueOut, TokenCreatedOut,
     TokenIn, TokenOut,
 };
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{de_opt, sha256, Auth, Caller, JsonBody, ListParams, OptionalJsonBody, Q};
+use crate::extract::{de_opt, sha256, Auth, Caller, ListParams, OptionalJsonBody, Q};
 use crate::paths::{AppPath, EventTypePath, TokenPath};
 use crate::routes::ApiList;
 use crate::scope::{At, Ctx};
@@ -236,10 +236,7 @@ pub async fn list_event_types(Ctx { st, .. }: Ctx, Q(p): Q<EtListParams>) -> Api
     responses(
         (status = 201, description = "Created", body = EventTypeOut),
         (status = 409, description = "The name is taken", body = ErrorBody)))]
-pub async fn create_event_type(
-    Ctx { st, auth }: Ctx,
-    JsonBody(b): JsonBody<EventTypeIn>,
-) -> ApiResult<Response> {
+pub async fn create_event_type(Ctx { st, auth, body: b }: Ctx<EventTypeIn>) -> ApiResult<Response> {
     auth.caller.require_admin()?;
     check_schemas(&b.fields.schemas)?;
     insert_event_type(&st, b.name, b.fields).await
@@ -299,8 +296,12 @@ pub async fn get_event_type(
         (status = 201, description = "Created", body = EventTypeOut),
         (status = 409, description = "Created concurrently by another request", body = ErrorBody)))]
 pub async fn update_event_type(
-    At { st, auth, path }: At<EventTypePath>,
-    JsonBody(b): JsonBody<EventTypeUpdate>,
+    At {
+        st,
+        auth,
+        path,
+        body: b,
+    }: At<EventTypePath, EventTypeUpdate>,
 ) -> ApiResult<Response> {
     auth.caller.require_admin()?;
     check_schemas(&b.schemas)?;
@@ -325,26 +326,22 @@ pub async fn update_event_type(
     params(EventTypePath), request_body = EventTypePatch,
     responses((status = 200, description = "Updated", body = EventTypeOut)))]
 pub async fn patch_event_type(
-    At { st, auth, path }: At<EventTypePath>,
-    JsonBody(b): JsonBody<EventTypePatch>,
+    At {
+        st,
+        auth,
+        path,
+        body: b,
+    }: At<EventTypePath, EventTypePatch>,
 ) -> ApiResult<Json<EventTypeOut>> {
     auth.caller.require_admin()?;
     let mut et = load_et(&st, &path.name).await?;
     if let Some(s) = &b.schemas {
         check_schemas(s)?;
     }
-    if let Some(d) = b.description {
-        et.description = d;
-    }
-    if let Some(a) = b.archived {
-        et.archived = a;
-    }
-    if let Some(d) = b.deprecated {
-        et.deprecated = d;
-    }
-    if let Some(s) = b.schemas {
-        et.schemas = s;
-    }
+    apply(&mut et.description, b.description);
+    apply(&mut et.archived, b.archived);
+    apply(&mut et.deprecated, b.deprecated);
+    apply(&mut et.schemas, b.schemas);
     et.updated_at = now_millis();
     let et = st.store().update_event_type(et).await?;
     st.inner.schemas.invalidate(&et.name);
@@ -355,7 +352,9 @@ pub async fn patch_event_type(
 #[utoipa::path(delete, path = "/api/v1/event-type/{name}", tag = "Event Type", operation_id = "delete_event_type",
     params(EventTypePath),
     responses((status = 204, description = "Archived")))]
-pub async fn delete_event_type(At { st, auth, path }: At<EventTypePath>) -> ApiResult<StatusCode> {
+pub async fn delete_event_type(
+    At { st, auth, path, .. }: At<EventTypePath>,
+) -> ApiResult<StatusCode> {
     auth.caller.require_admin()?;
     load_et(&st, &path.name).await?;
     st.store().delete_event_type(&path.name).await?;
@@ -371,7 +370,7 @@ pub async fn delete_event_type(At { st, auth, path }: At<EventTypePath>) -> ApiR
         (status = 200, description = "A new scoped token", body = AppPortalAccessOut),
         (status = 422, description = "An unknown field, or a restriction this version cannot enforce (`readOnly`, `capabilities`, `expiry`)", body = crate::error::ValidationErrorBody)))]
 pub async fn app_portal_access(
-    At { st, auth, path }: At<AppPath>,
+    At { st, auth, path, .. }: At<AppPath>,
     OptionalJsonBody(body): OptionalJsonBody<AppPortalAccessIn>,
 ) -> ApiResult<Response> {
     auth.caller.require_admin()?;
@@ -438,10 +437,7 @@ fn require_root(auth: &Auth) -> ApiResult<()> {
     responses(
         (status = 201, description = "Created", body = TokenCreatedOut),
         (status = 404, description = "`appId` names no application", body = ErrorBody)))]
-pub async fn create_token(
-    Ctx { st, auth }: Ctx,
-    JsonBody(b): JsonBody<TokenIn>,
-) -> ApiResult<Response> {
+pub async fn create_token(Ctx { st, auth, body: b }: Ctx<TokenIn>) -> ApiResult<Response> {
     require_root(&auth)?;
     if b.name.trim().is_empty() || b.name.len() > 256 {
         return Err(ApiError::field("name", "must be 1-256 characters"));
@@ -471,7 +467,7 @@ pub async fn create_token(
 /// List API tokens (admin token only); one page holds them all.
 #[utoipa::path(get, path = "/api/v1/token", tag = "Authentication", operation_id = "list_tokens",
     responses((status = 200, description = "Every token", body = ListOut<TokenOut>)))]
-pub async fn list_tokens(Ctx { st, auth }: Ctx) -> ApiList<TokenOut> {
+pub async fn list_tokens(Ctx { st, auth, .. }: Ctx) -> ApiList<TokenOut> {
     require_root(&auth)?;
     let tokens = st.store().list_tokens().await?;
     Ok(Json(ListOut {
@@ -486,7 +482,7 @@ pub async fn list_tokens(Ctx { st, auth }: Ctx) -> ApiList<TokenOut> {
 #[utoipa::path(delete, path = "/api/v1/token/{token_id}", tag = "Authentication", operation_id = "delete_token",
     params(TokenPath),
     responses((status = 204, description = "Revoked")))]
-pub async fn delete_token(At { st, auth, path }: At<TokenPath>) -> ApiResult<StatusCode> {
+pub async fn delete_token(At { st, auth, path, .. }: At<TokenPath>) -> ApiResult<StatusCode> {
     require_root(&auth)?;
     st.store()
         .delete_token(&TokenId(path.token_id))

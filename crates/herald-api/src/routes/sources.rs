@@ -19,11 +19,11 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::dto::{
-    Checks, Dedup, InboundRequestOut, ListOut, OnInvalid, ReleasedOut, SourceIn, SourceOptions,
-    SourceOut, SourcePatch, SourceRotateIn, SourceRotateOut,
+    apply, Checks, Dedup, InboundRequestOut, ListOut, OnInvalid, ReleasedOut, SourceIn,
+    SourceOptions, SourceOut, SourcePatch, SourceRotateIn, SourceRotateOut,
 };
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{JsonBody, ListParams, Q};
+use crate::extract::{ListParams, Q};
 use crate::paths::{AppPath, SourcePath, SourceRequestPath};
 use crate::routes::ApiList;
 use crate::scope::{At, AtSource, InApp};
@@ -175,8 +175,7 @@ fn patch_opt<T>(
     responses(
         (status = 201, description = "Created", body = SourceOut),
         (status = 409, description = "The uid is taken", body = ErrorBody)))]
-pub async fn create(at: At<AppPath>, JsonBody(body): JsonBody<SourceIn>) -> ApiResult<Response> {
-    let InApp { st, app, .. } = at.app().await?;
+pub async fn create(InApp { st, app, body, .. }: InApp<SourceIn>) -> ApiResult<Response> {
     let mut c = Checks::default();
     c.name("name", &body.name);
     c.uid("uid", body.uid.as_deref());
@@ -270,10 +269,13 @@ pub async fn get(AtSource { st, src, .. }: AtSource) -> ApiResult<Json<SourceOut
         (status = 200, description = "Updated", body = SourceOut),
         (status = 409, description = "The uid is taken", body = ErrorBody)))]
 pub async fn patch(
-    at: At<SourcePath>,
-    JsonBody(p): JsonBody<SourcePatch>,
+    AtSource {
+        st,
+        src: mut s,
+        body: p,
+        ..
+    }: AtSource<SourcePatch>,
 ) -> ApiResult<Json<SourceOut>> {
-    let AtSource { st, src: mut s, .. } = at.source().await?;
     let mut opts = sources::options_of(&s);
     let mut c = Checks::default();
     if let Some(n) = &p.name {
@@ -286,38 +288,42 @@ pub async fn patch(
         .verification
         .as_ref()
         .and_then(|v| parse_verification(&mut c, v));
-    if let Some(v) = p.event_type {
-        opts.event_type = v.and_then(|v| parse_rule(&mut c, "eventType", &v));
-    }
-    if let Some(v) = p.dedup {
-        opts.dedup = v.and_then(|v| parse_dedup(&mut c, &v));
-    }
+    apply(
+        &mut opts.event_type,
+        p.event_type
+            .map(|v| v.and_then(|v| parse_rule(&mut c, "eventType", &v))),
+    );
+    apply(
+        &mut opts.dedup,
+        p.dedup.map(|v| v.and_then(|v| parse_dedup(&mut c, &v))),
+    );
     patch_opt(&mut c, &mut opts.schema, p.schema, check_schema);
-    if let Some(v) = p.on_invalid {
-        opts.on_invalid = v.map(|v| parse_on_invalid(&mut c, &v)).unwrap_or_default();
-    }
-    if let Some(v) = p.ordering {
-        opts.ordering = v.and_then(|v| parse_ordering(&mut c, &v));
-    }
+    apply(
+        &mut opts.on_invalid,
+        p.on_invalid
+            .map(|v| v.map(|v| parse_on_invalid(&mut c, &v)).unwrap_or_default()),
+    );
+    apply(
+        &mut opts.ordering,
+        p.ordering
+            .map(|v| v.and_then(|v| parse_ordering(&mut c, &v))),
+    );
     patch_opt(
         &mut c,
         &mut opts.forward_headers,
         p.forward_headers,
         |c, h| check_forward(c, h),
     );
-    if let Some(v) = p.rate_limit {
-        opts.rate_limit = check_rate(&mut c, v);
-    }
+    apply(
+        &mut opts.rate_limit,
+        p.rate_limit.map(|v| check_rate(&mut c, v)),
+    );
     patch_opt(&mut c, &mut opts.public_url, p.public_url, |c, u| {
         check_public_url(c, u)
     });
     c.finish()?;
-    if let Some(n) = p.name {
-        s.name = n;
-    }
-    if let Some(u) = p.uid {
-        s.uid = u;
-    }
+    apply(&mut s.name, p.name);
+    apply(&mut s.uid, p.uid);
     if let Some((v, secrets)) = verification {
         s.verification = v;
         if let Some(secrets) = secrets {
@@ -354,10 +360,13 @@ pub async fn remove(AtSource { st, src, .. }: AtSource) -> ApiResult<StatusCode>
     params(SourcePath), request_body = SourceRotateIn,
     responses((status = 200, description = "Rotated; `key` only when Herald generated it", body = SourceRotateOut)))]
 pub async fn rotate(
-    at: At<SourcePath>,
-    JsonBody(body): JsonBody<SourceRotateIn>,
+    AtSource {
+        st,
+        src: mut s,
+        body,
+        ..
+    }: AtSource<SourceRotateIn>,
 ) -> ApiResult<Json<SourceRotateOut>> {
-    let AtSource { st, src: mut s, .. } = at.source().await?;
     let scheme = sources::verification_of(&s, 0).map(|v| v.scheme);
     let mut c = Checks::default();
     let grace = secrets::grace_period(&mut c, body.grace_period_seconds);
@@ -428,7 +437,7 @@ pub async fn requests(
 #[utoipa::path(post, path = "/api/v1/app/{app_id}/source/{source_id}/quarantine/{request_id}/release", tag = "Source", operation_id = "release_quarantined",
     params(SourceRequestPath),
     responses((status = 202, description = "Released: the message it became", body = ReleasedOut)))]
-pub async fn release(At { st, auth, path }: At<SourceRequestPath>) -> ApiResult<Response> {
+pub async fn release(At { st, auth, path, .. }: At<SourceRequestPath>) -> ApiResult<Response> {
     let s = sources::load(&st, &auth, &path.app_id, &path.source_id).await?;
     let found = if InboundRequestId::looks_like(&path.request_id) {
         st.store()
