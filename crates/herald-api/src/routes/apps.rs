@@ -86,14 +86,8 @@ pub async fn get(InApp { app, .. }: InApp) -> ApiResult<Json<ApplicationOut>> {
         (status = 200, description = "Updated", body = ApplicationOut),
         (status = 201, description = "Created", body = ApplicationOut),
         (status = 409, description = "The uid is taken", body = ErrorBody)))]
-pub async fn update(
-    At {
-        st,
-        auth,
-        path,
-        body,
-    }: At<AppPath, ApplicationIn>,
-) -> ApiResult<Response> {
+pub async fn update(at: At<AppPath, ApplicationIn>) -> ApiResult<Response> {
+    let (st, auth, path, body) = (at.st, at.auth, at.path, at.body);
     let mut c = Checks::default();
     body.check(&mut c);
     c.finish()?;
@@ -131,11 +125,8 @@ pub async fn update(
     responses(
         (status = 200, description = "Updated", body = ApplicationOut),
         (status = 409, description = "The uid is taken", body = ErrorBody)))]
-pub async fn patch(
-    InApp {
-        st, mut app, body, ..
-    }: InApp<ApplicationPatch>,
-) -> ApiResult<Json<ApplicationOut>> {
+pub async fn patch(at: InApp<ApplicationPatch>) -> ApiResult<Json<ApplicationOut>> {
+    let (st, mut app, body) = (at.st, at.app, at.body);
     let mut c = Checks::default();
     if let Some(n) = &body.name {
         c.name("name", n);

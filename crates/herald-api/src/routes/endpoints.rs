@@ -196,14 +196,8 @@ pub async fn get(AtEndpoint { ep, .. }: AtEndpoint) -> ApiResult<Json<EndpointOu
         (status = 200, description = "Updated", body = EndpointOut),
         (status = 201, description = "Created", body = EndpointOut),
         (status = 409, description = "The uid is taken", body = ErrorBody)))]
-pub async fn update(
-    At {
-        st,
-        auth,
-        path,
-        body,
-    }: At<EndpointPath, EndpointIn>,
-) -> ApiResult<Response> {
+pub async fn update(at: At<EndpointPath, EndpointIn>) -> ApiResult<Response> {
+    let (st, auth, path, body) = (at.st, at.auth, at.path, at.body);
     let app = apps::load(&st, &auth, &path.app_id).await?;
     match st.store().get_endpoint(&app.id, &path.endpoint_id).await? {
         Some(existing) => {
@@ -227,14 +221,8 @@ pub async fn update(
     responses(
         (status = 200, description = "Updated", body = EndpointOut),
         (status = 409, description = "The uid is taken", body = ErrorBody)))]
-pub async fn patch(
-    AtEndpoint {
-        st,
-        mut ep,
-        body: p,
-        ..
-    }: AtEndpoint<EndpointPatch>,
-) -> ApiResult<Json<EndpointOut>> {
+pub async fn patch(at: AtEndpoint<EndpointPatch>) -> ApiResult<Json<EndpointOut>> {
+    let (st, mut ep, p) = (at.st, at.ep, at.body);
     let was_disabled = ep.disabled;
     let mut c = Checks::default();
     if let Some(u) = &p.url {
@@ -327,11 +315,8 @@ pub async fn secret(AtEndpoint { ep, .. }: AtEndpoint) -> ApiResult<Json<SecretO
 #[utoipa::path(post, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret/rotate", tag = "Endpoint", operation_id = "rotate_endpoint_secret",
     params(EndpointPath), request_body = SecretRotateIn,
     responses((status = 200, description = "The new secret", body = SecretOut)))]
-pub async fn rotate(
-    AtEndpoint {
-        st, mut ep, body, ..
-    }: AtEndpoint<SecretRotateIn>,
-) -> ApiResult<Json<SecretOut>> {
+pub async fn rotate(at: AtEndpoint<SecretRotateIn>) -> ApiResult<Json<SecretOut>> {
+    let (st, mut ep, body) = (at.st, at.ep, at.body);
     let mut c = Checks::default();
     let new = parse_secret(&mut c, body.key.as_deref());
     let grace = secrets::grace_period(&mut c, body.grace_period_seconds);
@@ -442,9 +427,8 @@ pub async fn stats(
 #[utoipa::path(post, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/recover", tag = "Endpoint", operation_id = "recover_endpoint",
     params(EndpointPath), request_body = RecoverIn,
     responses((status = 202, description = "Re-queued (the task is already finished)", body = RecoverOut)))]
-pub async fn recover(
-    AtEndpoint { st, ep, body, .. }: AtEndpoint<RecoverIn>,
-) -> ApiResult<Response> {
+pub async fn recover(at: AtEndpoint<RecoverIn>) -> ApiResult<Response> {
+    let AtEndpoint { st, ep, body, .. } = at;
     let since = body_time("since", &body.since)?;
     let until = body
         .until
@@ -468,11 +452,8 @@ pub async fn recover(
 #[utoipa::path(post, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/send-example", tag = "Endpoint", operation_id = "send_endpoint_example",
     params(EndpointPath), request_body = SendExampleIn,
     responses((status = 202, description = "Published", body = MessageOut)))]
-pub async fn send_example(
-    AtEndpoint {
-        st, app, ep, body, ..
-    }: AtEndpoint<SendExampleIn>,
-) -> ApiResult<Response> {
+pub async fn send_example(at: AtEndpoint<SendExampleIn>) -> ApiResult<Response> {
+    let (st, app, ep, body) = (at.st, at.app, at.ep, at.body);
     if !crate::dto::valid_uid(&body.event_type) {
         return Err(ApiError::field(
             "eventType",

@@ -274,11 +274,8 @@ pub async fn by_endpoint(
 #[utoipa::path(post, path = "/api/v1/app/{app_id}/msg/{msg_id}/endpoint/{endpoint_id}/resend", tag = "Message Attempt", operation_id = "resend_message",
     params(MsgEndpointPath),
     responses((status = 202, description = "Queued", body = EmptyOut)))]
-pub async fn resend(
-    AtMessage {
-        st, path, app, msg, ..
-    }: AtMessage<MsgEndpointPath>,
-) -> ApiResult<Response> {
+pub async fn resend(at: AtMessage<MsgEndpointPath>) -> ApiResult<Response> {
+    let (st, path, app, msg) = (at.st, at.path, at.app, at.msg);
     let ep = endpoints::of_app(&st, &app.id, &path.endpoint_id).await?;
     st.store()
         .resend(&app.id, &msg.id, &ep.id, now_millis())
@@ -355,11 +352,8 @@ pub async fn attempts_by_msg(at: At<MsgPath>, Q(p): Q<AttemptParams>) -> ApiList
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}", tag = "Message Attempt", operation_id = "get_attempt",
     params(AttemptPath),
     responses((status = 200, description = "The attempt", body = AttemptOut)))]
-pub async fn attempt(
-    AtMessage {
-        st, path, app, msg, ..
-    }: AtMessage<AttemptPath>,
-) -> ApiResult<Json<AttemptOut>> {
+pub async fn attempt(at: AtMessage<AttemptPath>) -> ApiResult<Json<AttemptOut>> {
+    let (st, path, app, msg) = (at.st, at.path, at.app, at.msg);
     let a = st
         .store()
         .get_attempt(&app.id, &msg.id, &path.attempt_id)

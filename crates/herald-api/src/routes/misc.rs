@@ -282,9 +282,8 @@ async fn load_et(st: &AppState, name: &str) -> ApiResult<EventType> {
 #[utoipa::path(get, path = "/api/v1/event-type/{name}", tag = "Event Type", operation_id = "get_event_type",
     params(EventTypePath),
     responses((status = 200, description = "The event type", body = EventTypeOut)))]
-pub async fn get_event_type(
-    At { st, path, .. }: At<EventTypePath>,
-) -> ApiResult<Json<EventTypeOut>> {
+pub async fn get_event_type(at: At<EventTypePath>) -> ApiResult<Json<EventTypeOut>> {
+    let At { st, path, .. } = at;
     Ok(Json(EventTypeOut::from(&load_et(&st, &path.name).await?)))
 }
 
@@ -295,14 +294,8 @@ pub async fn get_event_type(
         (status = 200, description = "Updated", body = EventTypeOut),
         (status = 201, description = "Created", body = EventTypeOut),
         (status = 409, description = "Created concurrently by another request", body = ErrorBody)))]
-pub async fn update_event_type(
-    At {
-        st,
-        auth,
-        path,
-        body: b,
-    }: At<EventTypePath, EventTypeUpdate>,
-) -> ApiResult<Response> {
+pub async fn update_event_type(at: At<EventTypePath, EventTypeUpdate>) -> ApiResult<Response> {
+    let (st, auth, path, b) = (at.st, at.auth, at.path, at.body);
     auth.caller.require_admin()?;
     check_schemas(&b.schemas)?;
     let now = now_millis();
@@ -326,13 +319,9 @@ pub async fn update_event_type(
     params(EventTypePath), request_body = EventTypePatch,
     responses((status = 200, description = "Updated", body = EventTypeOut)))]
 pub async fn patch_event_type(
-    At {
-        st,
-        auth,
-        path,
-        body: b,
-    }: At<EventTypePath, EventTypePatch>,
+    at: At<EventTypePath, EventTypePatch>,
 ) -> ApiResult<Json<EventTypeOut>> {
+    let (st, auth, path, b) = (at.st, at.auth, at.path, at.body);
     auth.caller.require_admin()?;
     let mut et = load_et(&st, &path.name).await?;
     if let Some(s) = &b.schemas {
@@ -352,9 +341,8 @@ pub async fn patch_event_type(
 #[utoipa::path(delete, path = "/api/v1/event-type/{name}", tag = "Event Type", operation_id = "delete_event_type",
     params(EventTypePath),
     responses((status = 204, description = "Archived")))]
-pub async fn delete_event_type(
-    At { st, auth, path, .. }: At<EventTypePath>,
-) -> ApiResult<StatusCode> {
+pub async fn delete_event_type(at: At<EventTypePath>) -> ApiResult<StatusCode> {
+    let At { st, auth, path, .. } = at;
     auth.caller.require_admin()?;
     load_et(&st, &path.name).await?;
     st.store().delete_event_type(&path.name).await?;

@@ -268,14 +268,8 @@ pub async fn get(AtSource { st, src, .. }: AtSource) -> ApiResult<Json<SourceOut
     responses(
         (status = 200, description = "Updated", body = SourceOut),
         (status = 409, description = "The uid is taken", body = ErrorBody)))]
-pub async fn patch(
-    AtSource {
-        st,
-        src: mut s,
-        body: p,
-        ..
-    }: AtSource<SourcePatch>,
-) -> ApiResult<Json<SourceOut>> {
+pub async fn patch(at: AtSource<SourcePatch>) -> ApiResult<Json<SourceOut>> {
+    let (st, mut s, p) = (at.st, at.src, at.body);
     let mut opts = sources::options_of(&s);
     let mut c = Checks::default();
     if let Some(n) = &p.name {
@@ -359,14 +353,8 @@ pub async fn remove(AtSource { st, src, .. }: AtSource) -> ApiResult<StatusCode>
 #[utoipa::path(post, path = "/api/v1/app/{app_id}/source/{source_id}/secret/rotate", tag = "Source", operation_id = "rotate_source_secret",
     params(SourcePath), request_body = SourceRotateIn,
     responses((status = 200, description = "Rotated; `key` only when Herald generated it", body = SourceRotateOut)))]
-pub async fn rotate(
-    AtSource {
-        st,
-        src: mut s,
-        body,
-        ..
-    }: AtSource<SourceRotateIn>,
-) -> ApiResult<Json<SourceRotateOut>> {
+pub async fn rotate(at: AtSource<SourceRotateIn>) -> ApiResult<Json<SourceRotateOut>> {
+    let (st, mut s, body) = (at.st, at.src, at.body);
     let scheme = sources::verification_of(&s, 0).map(|v| v.scheme);
     let mut c = Checks::default();
     let grace = secrets::grace_period(&mut c, body.grace_period_seconds);
