@@ -36,6 +36,16 @@ pub fn apply<T>(slot: &mut T, v: Option<T>) {
     }
 }
 
+/// A PATCH field that `null` resets: absent keeps `slot`, `null` sets the default.
+pub fn apply_or_default<T: Default>(slot: &mut T, v: Option<Option<T>>) {
+    apply(slot, v.map(Option::unwrap_or_default));
+}
+
+/// A rate or count as stored; the body's value was checked to be in range first.
+pub fn to_u32(v: Option<i64>) -> Option<u32> {
+    v.map(|n| n as u32)
+}
+
 /// `^[a-zA-Z0-9\-_.]+$`, 1–256 characters, and not `.` or `..` alone: those match the pattern
 /// but clients and proxies collapse them as path segments, so such a resource could never be
 /// addressed by its uid.

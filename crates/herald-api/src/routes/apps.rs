@@ -8,7 +8,10 @@ use herald_core::ids::AppId;
 use herald_core::now_millis;
 use serde::Deserialize;
 
-use crate::dto::{apply, ApplicationIn, ApplicationOut, ApplicationPatch, Checks, ListOut};
+use crate::dto::{
+    apply, apply_or_default, to_u32, ApplicationIn, ApplicationOut, ApplicationPatch, Checks,
+    ListOut,
+};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{de_opt, JsonBody, ListParams, Q};
 use crate::paths::AppPath;
@@ -103,7 +106,7 @@ pub async fn update(at: At<AppPath, ApplicationIn>) -> ApiResult<Response> {
         Some(mut app) => {
             app.name = body.name;
             app.uid = body.uid;
-            app.throttle_rate = body.throttle_rate.map(|r| r as u32);
+            app.throttle_rate = to_u32(body.throttle_rate);
             app.metadata = body.metadata.unwrap_or_default();
             app.updated_at = now_millis();
             let app = st.store().update_app(app).await?;
@@ -140,14 +143,8 @@ pub async fn patch(at: InApp<ApplicationPatch>) -> ApiResult<Json<ApplicationOut
     c.finish()?;
     apply(&mut app.name, body.name);
     apply(&mut app.uid, body.uid);
-    apply(
-        &mut app.throttle_rate,
-        body.throttle_rate.map(|r| r.map(|r| r as u32)),
-    );
-    apply(
-        &mut app.metadata,
-        body.metadata.map(Option::unwrap_or_default),
-    );
+    apply(&mut app.throttle_rate, body.throttle_rate.map(to_u32));
+    apply_or_default(&mut app.metadata, body.metadata);
     app.updated_at = now_millis();
     Ok(Json(ApplicationOut::from(
         &st.store().update_app(app).await?,

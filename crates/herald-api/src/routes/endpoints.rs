@@ -14,9 +14,10 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::dto::{
-    apply, check_endpoint_extras, check_headers, check_list, ts, Checks, EndpointIn, EndpointOut,
-    EndpointPatch, EndpointStatsOut, HeadersIn, HeadersOut, HeadersPatchIn, ListOut, MessageOut,
-    RecoverData, RecoverIn, RecoverOut, SecretOut, SecretRotateIn, SendExampleIn,
+    apply, apply_or_default, check_endpoint_extras, check_headers, check_list, to_u32, ts, Checks,
+    EndpointIn, EndpointOut, EndpointPatch, EndpointStatsOut, HeadersIn, HeadersOut,
+    HeadersPatchIn, ListOut, MessageOut, RecoverData, RecoverIn, RecoverOut, SecretOut,
+    SecretRotateIn, SendExampleIn,
 };
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{body_time, query_time, ListParams, Q};
@@ -109,13 +110,13 @@ fn from_in(
         disabled: body.disabled.unwrap_or(false),
         event_types: body.event_types,
         channels: body.channels,
-        throttle_rate: body.throttle_rate.map(|r| r as u32),
+        throttle_rate: to_u32(body.throttle_rate),
         metadata: body.metadata.unwrap_or_default(),
         headers: body.headers.unwrap_or(headers),
         retry_schedule: body.retry_schedule,
         permanent_statuses: body.permanent_statuses.unwrap_or_default(),
         ordering: body.ordering.unwrap_or_default(),
-        max_concurrency: body.max_concurrency.map(|m| m as u32),
+        max_concurrency: to_u32(body.max_concurrency),
         signature_scheme: body.signature_scheme.unwrap_or_default(),
         secrets,
         paused_until,
@@ -252,33 +253,18 @@ pub async fn patch(at: AtEndpoint<EndpointPatch>) -> ApiResult<Json<EndpointOut>
         .and_then(|s| parse_secret(&mut c, Some(s)));
     c.finish()?;
     apply(&mut ep.url, p.url);
-    apply(
-        &mut ep.description,
-        p.description.map(Option::unwrap_or_default),
-    );
+    apply_or_default(&mut ep.description, p.description);
     apply(&mut ep.uid, p.uid);
     apply(&mut ep.disabled, p.disabled);
     apply(&mut ep.event_types, p.event_types);
     apply(&mut ep.channels, p.channels);
-    apply(
-        &mut ep.throttle_rate,
-        p.throttle_rate.map(|r| r.map(|r| r as u32)),
-    );
-    apply(&mut ep.metadata, p.metadata.map(Option::unwrap_or_default));
+    apply(&mut ep.throttle_rate, p.throttle_rate.map(to_u32));
+    apply_or_default(&mut ep.metadata, p.metadata);
     apply(&mut ep.retry_schedule, p.retry_schedule);
-    apply(
-        &mut ep.permanent_statuses,
-        p.permanent_statuses.map(Option::unwrap_or_default),
-    );
-    apply(&mut ep.ordering, p.ordering.map(Option::unwrap_or_default));
-    apply(
-        &mut ep.max_concurrency,
-        p.max_concurrency.map(|r| r.map(|r| r as u32)),
-    );
-    apply(
-        &mut ep.signature_scheme,
-        p.signature_scheme.map(Option::unwrap_or_default),
-    );
+    apply_or_default(&mut ep.permanent_statuses, p.permanent_statuses);
+    apply_or_default(&mut ep.ordering, p.ordering);
+    apply(&mut ep.max_concurrency, p.max_concurrency.map(to_u32));
+    apply_or_default(&mut ep.signature_scheme, p.signature_scheme);
     if let Some(s) = secret {
         ep.secrets = vec![StoredSecret {
             key: s.expose().to_string(),

@@ -282,36 +282,28 @@ pub async fn patch(at: AtSource<SourcePatch>) -> ApiResult<Json<SourceOut>> {
         .verification
         .as_ref()
         .and_then(|v| parse_verification(&mut c, v));
-    apply(
-        &mut opts.event_type,
-        p.event_type
-            .map(|v| v.and_then(|v| parse_rule(&mut c, "eventType", &v))),
-    );
-    apply(
-        &mut opts.dedup,
-        p.dedup.map(|v| v.and_then(|v| parse_dedup(&mut c, &v))),
-    );
+    if let Some(v) = p.event_type {
+        opts.event_type = v.and_then(|v| parse_rule(&mut c, "eventType", &v));
+    }
+    if let Some(v) = p.dedup {
+        opts.dedup = v.and_then(|v| parse_dedup(&mut c, &v));
+    }
     patch_opt(&mut c, &mut opts.schema, p.schema, check_schema);
-    apply(
-        &mut opts.on_invalid,
-        p.on_invalid
-            .map(|v| v.map(|v| parse_on_invalid(&mut c, &v)).unwrap_or_default()),
-    );
-    apply(
-        &mut opts.ordering,
-        p.ordering
-            .map(|v| v.and_then(|v| parse_ordering(&mut c, &v))),
-    );
+    if let Some(v) = p.on_invalid {
+        opts.on_invalid = v.map(|v| parse_on_invalid(&mut c, &v)).unwrap_or_default();
+    }
+    if let Some(v) = p.ordering {
+        opts.ordering = v.and_then(|v| parse_ordering(&mut c, &v));
+    }
     patch_opt(
         &mut c,
         &mut opts.forward_headers,
         p.forward_headers,
         |c, h| check_forward(c, h),
     );
-    apply(
-        &mut opts.rate_limit,
-        p.rate_limit.map(|v| check_rate(&mut c, v)),
-    );
+    if let Some(v) = p.rate_limit {
+        opts.rate_limit = check_rate(&mut c, v);
+    }
     patch_opt(&mut c, &mut opts.public_url, p.public_url, |c, u| {
         check_public_url(c, u)
     });
