@@ -1,14 +1,14 @@
 //! What a handler starts from: the caller ([`Ctx`]), the caller with the route's path
 //! parameters ([`At`]), or the resource those parameters name, already resolved under the
-//! caller's tenancy ([`InApp`], [`AtEndpoint`], [`AtSource`], [`AtMessage`]); each may carry
-//! the request's JSON body (`B`, read as [`JsonBody`] reads it).
+//! caller's tenancy ([`InApp`], [`AtEndpoint`], [`AtSource`], [`AtMessage`]). Each carries
+//! the request's `input` `B`: nothing ([`NoBody`]), the query string (`Q<T>`, read as [`Q`]
+//! reads it) or the JSON body (any other `T`, read as [`JsonBody`] reads it).
 //!
 //! The order of checks is the one every handler had when it spelled them out: the token
-//! (401) first, then the path parameters (400), then the body (400/413/422), and the lookup
-//! (403/404) last. The resolving extractors look up the resource while extracting, so a
-//! handler uses them only when no other fallible extractor (a query) follows; otherwise it
-//! takes [`At`] and calls its loader after the others have run. Lookups are the
-//! `crate::service` functions; this module only calls them and must not render answers.
+//! (401) first, then the path parameters (400), then the input (400/413/422), and the lookup
+//! (403/404) last. A handler that checks something else before the lookup takes [`At`] and
+//! calls its loader itself. Lookups are the `crate::service` functions; this module only
+//! calls them and must not render answers.
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -16,19 +16,19 @@ use herald_core::model::{Application, Endpoint, Message, Source};
 use serde::de::DeserializeOwned;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Auth, JsonBody, Path};
+use crate::extract::{Auth, JsonBody, Path, Q};
 use crate::paths::{AppPath, AttemptPath, EndpointPath, MsgEndpointPath, MsgPath, SourcePath};
 use crate::service::{apps, endpoints, messages, sources};
 use crate::state::AppState;
 
-/// The `B` of a route without a body: nothing is read.
+/// The input of a route that reads neither a query nor a body.
 pub struct NoBody;
 
 /// The state, the authenticated caller and the body `B`.
 pub struct Ctx<B = NoBody> {
     pub st: AppState,
     pub auth: Auth,
-    pub body: B,
+    pub input: B,
 }
 
 impl FromRequestParts<AppState> for Ctx {
@@ -39,7 +39,7 @@ impl FromRequestParts<AppState> for Ctx {
         Ok(Ctx {
             st: state.clone(),
             auth,
-            body: NoBody,
+            input: NoBody,
         })
     }
 }
@@ -52,17 +52,21 @@ impl<B: DeserializeOwned + Send> FromRequest<AppState> for Ctx<B> {
         let Ctx { st, auth, .. } = Ctx::from_request_parts(&mut parts, state).await?;
         let req = Request::from_parts(parts, body);
         let JsonBody(body) = JsonBody::<B>::from_request(req, state).await?;
-        Ok(Ctx { st, auth, body })
+        Ok(Ctx {
+            st,
+            auth,
+            input: body,
+        })
     }
 }
 
-/// The state, the authenticated caller, the route's path parameters `P` and the body `B`,
+/// The state, the authenticated caller, the route's path parameters `P` and the input `B`,
 /// nothing looked up yet.
 pub struct At<P, B = NoBody> {
     pub st: AppState,
     pub auth: Auth,
     pub path: P,
-    pub body: B,
+    pub input: B,
 }
 
 impl<P> FromRequestParts<AppState> for At<P>
@@ -78,7 +82,7 @@ where
             st,
             auth,
             path,
-            body: NoBody,
+            input: NoBody,
         })
     }
 }
@@ -99,7 +103,26 @@ where
             st,
             auth,
             path,
-            body,
+            input: body,
+        })
+    }
+}
+
+impl<P, T> FromRequestParts<AppState> for At<P, Q<T>>
+where
+    P: DeserializeOwned + Send,
+    T: DeserializeOwned + Send,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let At { st, auth, path, .. } = At::<P>::from_request_parts(parts, state).await?;
+        let input = Q::<T>::from_request_parts(parts, state).await?;
+        Ok(At {
+            st,
+            auth,
+            path,
+            input,
         })
     }
 }
@@ -130,7 +153,7 @@ impl MsgKey for AttemptPath {
 
 /// Defines a resolved resource: its struct (the [`At`] it came from, less the caller, plus
 /// what was looked up), the [`At`] method that resolves it, and the extractors that do both
-/// at once, without a body and with one.
+/// at once for each kind of input.
 macro_rules! resolved {
     ($(#[$doc:meta])* $name:ident($path:ty) by $load:ident
         { $($field:ident: $ty:ty),+ } = |$at:ident| $get:expr) => {
@@ -140,7 +163,7 @@ macro_rules! resolved {
             // Not every handler needs the parameters once the resource is resolved.
             #[allow(dead_code)]
             pub path: $path,
-            pub body: B,
+            pub input: B,
             $(pub $field: $ty,)+
         }
 
@@ -152,8 +175,8 @@ macro_rules! resolved {
                     let $at = &self;
                     $get.await?
                 };
-                let At { st, path, body, .. } = self;
-                Ok($name { st, path, body, $($field),+ })
+                let At { st, path, input, .. } = self;
+                Ok($name { st, path, input, $($field),+ })
             }
         }
 
@@ -165,6 +188,17 @@ macro_rules! resolved {
                 state: &AppState,
             ) -> Result<Self, ApiError> {
                 At::<$path>::from_request_parts(parts, state).await?.$load().await
+            }
+        }
+
+        impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for $name<Q<T>> {
+            type Rejection = ApiError;
+
+            async fn from_request_parts(
+                parts: &mut Parts,
+                state: &AppState,
+            ) -> Result<Self, ApiError> {
+                At::<$path, Q<T>>::from_request_parts(parts, state).await?.$load().await
             }
         }
 

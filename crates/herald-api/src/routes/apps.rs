@@ -90,7 +90,7 @@ pub async fn get(InApp { app, .. }: InApp) -> ApiResult<Json<ApplicationOut>> {
         (status = 201, description = "Created", body = ApplicationOut),
         (status = 409, description = "The uid is taken", body = ErrorBody)))]
 pub async fn update(at: At<AppPath, ApplicationIn>) -> ApiResult<Response> {
-    let (st, auth, path, body) = (at.st, at.auth, at.path, at.body);
+    let (st, auth, path, body) = (at.st, at.auth, at.path, at.input);
     let mut c = Checks::default();
     body.check(&mut c);
     c.finish()?;
@@ -129,7 +129,7 @@ pub async fn update(at: At<AppPath, ApplicationIn>) -> ApiResult<Response> {
         (status = 200, description = "Updated", body = ApplicationOut),
         (status = 409, description = "The uid is taken", body = ErrorBody)))]
 pub async fn patch(at: InApp<ApplicationPatch>) -> ApiResult<Json<ApplicationOut>> {
-    let (st, mut app, body) = (at.st, at.app, at.body);
+    let (st, mut app, body) = (at.st, at.app, at.input);
     let mut c = Checks::default();
     if let Some(n) = &body.name {
         c.name("name", n);

@@ -161,8 +161,8 @@ const UID_TAKEN: &str = "an endpoint with this uid already exists";
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint", tag = "Endpoint", operation_id = "list_endpoints",
     params(AppPath, ListParams),
     responses((status = 200, description = "A page of endpoints", body = ListOut<EndpointOut>)))]
-pub async fn list(at: At<AppPath>, Q(p): Q<ListParams>) -> ApiList<EndpointOut> {
-    let InApp { st, app, .. } = at.app().await?;
+pub async fn list(at: InApp<Q<ListParams>>) -> ApiList<EndpointOut> {
+    let (st, app, Q(p)) = (at.st, at.app, at.input);
     let page = st
         .store()
         .list_endpoints(&app.id, &p.to_query(false)?)
@@ -177,7 +177,8 @@ pub async fn list(at: At<AppPath>, Q(p): Q<ListParams>) -> ApiList<EndpointOut> 
     responses(
         (status = 201, description = "Created", body = EndpointOut),
         (status = 409, description = "The uid is taken", body = ErrorBody)))]
-pub async fn create(InApp { st, app, body, .. }: InApp<EndpointIn>) -> ApiResult<Response> {
+pub async fn create(at: InApp<EndpointIn>) -> ApiResult<Response> {
+    let (st, app, body) = (at.st, at.app, at.input);
     insert(&st, &app, body).await
 }
 
@@ -198,7 +199,7 @@ pub async fn get(AtEndpoint { ep, .. }: AtEndpoint) -> ApiResult<Json<EndpointOu
         (status = 201, description = "Created", body = EndpointOut),
         (status = 409, description = "The uid is taken", body = ErrorBody)))]
 pub async fn update(at: At<EndpointPath, EndpointIn>) -> ApiResult<Response> {
-    let (st, auth, path, body) = (at.st, at.auth, at.path, at.body);
+    let (st, auth, path, body) = (at.st, at.auth, at.path, at.input);
     let app = apps::load(&st, &auth, &path.app_id).await?;
     match st.store().get_endpoint(&app.id, &path.endpoint_id).await? {
         Some(existing) => {
@@ -223,7 +224,7 @@ pub async fn update(at: At<EndpointPath, EndpointIn>) -> ApiResult<Response> {
         (status = 200, description = "Updated", body = EndpointOut),
         (status = 409, description = "The uid is taken", body = ErrorBody)))]
 pub async fn patch(at: AtEndpoint<EndpointPatch>) -> ApiResult<Json<EndpointOut>> {
-    let (st, mut ep, p) = (at.st, at.ep, at.body);
+    let (st, mut ep, p) = (at.st, at.ep, at.input);
     let was_disabled = ep.disabled;
     let mut c = Checks::default();
     if let Some(u) = &p.url {
@@ -302,7 +303,7 @@ pub async fn secret(AtEndpoint { ep, .. }: AtEndpoint) -> ApiResult<Json<SecretO
     params(EndpointPath), request_body = SecretRotateIn,
     responses((status = 200, description = "The new secret", body = SecretOut)))]
 pub async fn rotate(at: AtEndpoint<SecretRotateIn>) -> ApiResult<Json<SecretOut>> {
-    let (st, mut ep, body) = (at.st, at.ep, at.body);
+    let (st, mut ep, body) = (at.st, at.ep, at.input);
     let mut c = Checks::default();
     let new = parse_secret(&mut c, body.key.as_deref());
     let grace = secrets::grace_period(&mut c, body.grace_period_seconds);
@@ -339,17 +340,17 @@ pub async fn headers(AtEndpoint { ep, .. }: AtEndpoint) -> ApiResult<Json<Header
 #[utoipa::path(put, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers", tag = "Endpoint", operation_id = "update_endpoint_headers",
     params(EndpointPath), request_body = HeadersIn,
     responses((status = 204, description = "Replaced")))]
-pub async fn put_headers(e: AtEndpoint<HeadersIn>) -> ApiResult<StatusCode> {
-    change_headers(&e.st, e.ep, e.body.headers, None).await
+pub async fn put_headers(at: AtEndpoint<HeadersIn>) -> ApiResult<StatusCode> {
+    change_headers(&at.st, at.ep, at.input.headers, None).await
 }
 
 /// Add, change or delete some custom headers.
 #[utoipa::path(patch, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers", tag = "Endpoint", operation_id = "patch_endpoint_headers",
     params(EndpointPath), request_body = HeadersPatchIn,
     responses((status = 204, description = "Changed")))]
-pub async fn patch_headers(e: AtEndpoint<HeadersPatchIn>) -> ApiResult<StatusCode> {
-    let delete = Some(e.body.delete_headers.as_slice());
-    change_headers(&e.st, e.ep, e.body.headers, delete).await
+pub async fn patch_headers(at: AtEndpoint<HeadersPatchIn>) -> ApiResult<StatusCode> {
+    let delete = Some(at.input.delete_headers.as_slice());
+    change_headers(&at.st, at.ep, at.input.headers, delete).await
 }
 
 /// Sets the custom headers `set` after deleting those named in `delete`, or all of them when
@@ -392,11 +393,8 @@ pub struct StatsParams {
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/stats", tag = "Endpoint", operation_id = "get_endpoint_stats",
     params(EndpointPath, StatsParams),
     responses((status = 200, description = "Counts", body = EndpointStatsOut)))]
-pub async fn stats(
-    at: At<EndpointPath>,
-    Q(q): Q<StatsParams>,
-) -> ApiResult<Json<EndpointStatsOut>> {
-    let AtEndpoint { st, ep, .. } = at.endpoint().await?;
+pub async fn stats(at: AtEndpoint<Q<StatsParams>>) -> ApiResult<Json<EndpointStatsOut>> {
+    let (st, ep, Q(q)) = (at.st, at.ep, at.input);
     let since = query_time("since", q.since.as_deref())?;
     let until = query_time("until", q.until.as_deref())?;
     let s = st.store().endpoint_stats(&ep.id, since, until).await?;
@@ -414,7 +412,7 @@ pub async fn stats(
     params(EndpointPath), request_body = RecoverIn,
     responses((status = 202, description = "Re-queued (the task is already finished)", body = RecoverOut)))]
 pub async fn recover(at: AtEndpoint<RecoverIn>) -> ApiResult<Response> {
-    let AtEndpoint { st, ep, body, .. } = at;
+    let (st, ep, body) = (at.st, at.ep, at.input);
     let since = body_time("since", &body.since)?;
     let until = body
         .until
@@ -439,7 +437,7 @@ pub async fn recover(at: AtEndpoint<RecoverIn>) -> ApiResult<Response> {
     params(EndpointPath), request_body = SendExampleIn,
     responses((status = 202, description = "Published", body = MessageOut)))]
 pub async fn send_example(at: AtEndpoint<SendExampleIn>) -> ApiResult<Response> {
-    let (st, app, ep, body) = (at.st, at.app, at.ep, at.body);
+    let (st, app, ep, body) = (at.st, at.app, at.ep, at.input);
     if !crate::dto::valid_uid(&body.event_type) {
         return Err(ApiError::field(
             "eventType",

@@ -157,8 +157,8 @@ fn split_csv(s: Option<&str>) -> Option<Vec<String>> {
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/msg", tag = "Message", operation_id = "list_messages",
     params(AppPath, ListParams, MsgListParams),
     responses((status = 200, description = "A page of messages", body = ListOut<MessageOut>)))]
-pub async fn list(at: At<AppPath>, Q(p): Q<MsgListParams>) -> ApiList<MessageOut> {
-    let InApp { st, app, .. } = at.app().await?;
+pub async fn list(at: InApp<Q<MsgListParams>>) -> ApiList<MessageOut> {
+    let (st, app, Q(p)) = (at.st, at.app, at.input);
     let filter = MessageFilter {
         channel: p.channel,
         event_types: split_csv(p.event_types.as_deref()),
@@ -250,11 +250,8 @@ pub struct EpMsgParams {
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/msg", tag = "Message Attempt", operation_id = "list_endpoint_messages",
     params(EndpointPath, ListParams, EpMsgParams),
     responses((status = 200, description = "A page of messages with delivery status", body = ListOut<EndpointMessageOut>)))]
-pub async fn by_endpoint(
-    at: At<EndpointPath>,
-    Q(p): Q<EpMsgParams>,
-) -> ApiList<EndpointMessageOut> {
-    let AtEndpoint { st, ep, .. } = at.endpoint().await?;
+pub async fn by_endpoint(at: AtEndpoint<Q<EpMsgParams>>) -> ApiList<EndpointMessageOut> {
+    let (st, ep, Q(p)) = (at.st, at.ep, at.input);
     let page = st
         .store()
         .deliveries_of_endpoint(&ep.id, p.status, &p.list.to_query(true)?)
@@ -321,11 +318,8 @@ async fn attempt_page(
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/attempt/endpoint/{endpoint_id}", tag = "Message Attempt", operation_id = "list_attempts_by_endpoint",
     params(EndpointPath, ListParams, AttemptParams),
     responses((status = 200, description = "A page of attempts", body = ListOut<AttemptOut>)))]
-pub async fn attempts_by_endpoint(
-    at: At<EndpointPath>,
-    Q(p): Q<AttemptParams>,
-) -> ApiList<AttemptOut> {
-    let AtEndpoint { st, app, ep, .. } = at.endpoint().await?;
+pub async fn attempts_by_endpoint(at: AtEndpoint<Q<AttemptParams>>) -> ApiList<AttemptOut> {
+    let (st, app, ep, Q(p)) = (at.st, at.app, at.ep, at.input);
     attempt_page(&st, &app.id, AttemptScope::Endpoint(ep.id), &p, None).await
 }
 

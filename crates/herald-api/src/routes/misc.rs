@@ -236,7 +236,8 @@ pub async fn list_event_types(Ctx { st, .. }: Ctx, Q(p): Q<EtListParams>) -> Api
     responses(
         (status = 201, description = "Created", body = EventTypeOut),
         (status = 409, description = "The name is taken", body = ErrorBody)))]
-pub async fn create_event_type(Ctx { st, auth, body: b }: Ctx<EventTypeIn>) -> ApiResult<Response> {
+pub async fn create_event_type(cx: Ctx<EventTypeIn>) -> ApiResult<Response> {
+    let (st, auth, b) = (cx.st, cx.auth, cx.input);
     auth.caller.require_admin()?;
     check_schemas(&b.fields.schemas)?;
     insert_event_type(&st, b.name, b.fields).await
@@ -295,7 +296,7 @@ pub async fn get_event_type(at: At<EventTypePath>) -> ApiResult<Json<EventTypeOu
         (status = 201, description = "Created", body = EventTypeOut),
         (status = 409, description = "Created concurrently by another request", body = ErrorBody)))]
 pub async fn update_event_type(at: At<EventTypePath, EventTypeUpdate>) -> ApiResult<Response> {
-    let (st, auth, path, b) = (at.st, at.auth, at.path, at.body);
+    let (st, auth, path, b) = (at.st, at.auth, at.path, at.input);
     auth.caller.require_admin()?;
     check_schemas(&b.schemas)?;
     let now = now_millis();
@@ -321,7 +322,7 @@ pub async fn update_event_type(at: At<EventTypePath, EventTypeUpdate>) -> ApiRes
 pub async fn patch_event_type(
     at: At<EventTypePath, EventTypePatch>,
 ) -> ApiResult<Json<EventTypeOut>> {
-    let (st, auth, path, b) = (at.st, at.auth, at.path, at.body);
+    let (st, auth, path, b) = (at.st, at.auth, at.path, at.input);
     auth.caller.require_admin()?;
     let mut et = load_et(&st, &path.name).await?;
     if let Some(s) = &b.schemas {
@@ -425,7 +426,7 @@ fn require_root(auth: &Auth) -> ApiResult<()> {
     responses(
         (status = 201, description = "Created", body = TokenCreatedOut),
         (status = 404, description = "`appId` names no application", body = ErrorBody)))]
-pub async fn create_token(Ctx { st, auth, body: b }: Ctx<TokenIn>) -> ApiResult<Response> {
+pub async fn create_token(Ctx { st, auth, input: b }: Ctx<TokenIn>) -> ApiResult<Response> {
     require_root(&auth)?;
     if b.name.trim().is_empty() || b.name.len() > 256 {
         return Err(ApiError::field("name", "must be 1-256 characters"));

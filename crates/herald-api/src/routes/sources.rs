@@ -175,7 +175,8 @@ fn patch_opt<T>(
     responses(
         (status = 201, description = "Created", body = SourceOut),
         (status = 409, description = "The uid is taken", body = ErrorBody)))]
-pub async fn create(InApp { st, app, body, .. }: InApp<SourceIn>) -> ApiResult<Response> {
+pub async fn create(at: InApp<SourceIn>) -> ApiResult<Response> {
+    let (st, app, body) = (at.st, at.app, at.input);
     let mut c = Checks::default();
     c.name("name", &body.name);
     c.uid("uid", body.uid.as_deref());
@@ -245,8 +246,8 @@ pub async fn create(InApp { st, app, body, .. }: InApp<SourceIn>) -> ApiResult<R
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/source", tag = "Source", operation_id = "list_sources",
     params(AppPath, ListParams),
     responses((status = 200, description = "A page of sources", body = ListOut<SourceOut>)))]
-pub async fn list(at: At<AppPath>, Q(p): Q<ListParams>) -> ApiList<SourceOut> {
-    let InApp { st, app, .. } = at.app().await?;
+pub async fn list(at: InApp<Q<ListParams>>) -> ApiList<SourceOut> {
+    let (st, app, Q(p)) = (at.st, at.app, at.input);
     let page = st
         .store()
         .list_sources(&app.id, &p.to_query(false)?)
@@ -269,7 +270,7 @@ pub async fn get(AtSource { st, src, .. }: AtSource) -> ApiResult<Json<SourceOut
         (status = 200, description = "Updated", body = SourceOut),
         (status = 409, description = "The uid is taken", body = ErrorBody)))]
 pub async fn patch(at: AtSource<SourcePatch>) -> ApiResult<Json<SourceOut>> {
-    let (st, mut s, p) = (at.st, at.src, at.body);
+    let (st, mut s, p) = (at.st, at.src, at.input);
     let mut opts = sources::options_of(&s);
     let mut c = Checks::default();
     if let Some(n) = &p.name {
@@ -346,7 +347,7 @@ pub async fn remove(AtSource { st, src, .. }: AtSource) -> ApiResult<StatusCode>
     params(SourcePath), request_body = SourceRotateIn,
     responses((status = 200, description = "Rotated; `key` only when Herald generated it", body = SourceRotateOut)))]
 pub async fn rotate(at: AtSource<SourceRotateIn>) -> ApiResult<Json<SourceRotateOut>> {
-    let (st, mut s, body) = (at.st, at.src, at.body);
+    let (st, mut s, body) = (at.st, at.src, at.input);
     let scheme = sources::verification_of(&s, 0).map(|v| v.scheme);
     let mut c = Checks::default();
     let grace = secrets::grace_period(&mut c, body.grace_period_seconds);
@@ -392,11 +393,9 @@ pub struct RequestListParams {
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/source/{source_id}/request", tag = "Source", operation_id = "list_source_requests",
     params(SourcePath, ListParams, RequestListParams),
     responses((status = 200, description = "A page of requests", body = ListOut<InboundRequestOut>)))]
-pub async fn requests(
-    at: At<SourcePath>,
-    Q(p): Q<RequestListParams>,
-) -> ApiList<InboundRequestOut> {
-    let status = match p.status.as_deref() {
+pub async fn requests(at: At<SourcePath, Q<RequestListParams>>) -> ApiList<InboundRequestOut> {
+    // The status is checked before the source is looked up (422 before 404).
+    let status = match at.input.0.status.as_deref() {
         None => None,
         Some(v) => Some(InboundStatus::parse(v).ok_or_else(|| {
             ApiError::field(
@@ -405,7 +404,8 @@ pub async fn requests(
             )
         })?),
     };
-    let AtSource { st, src: s, .. } = at.source().await?;
+    let at = at.source().await?;
+    let (st, s, Q(p)) = (at.st, at.src, at.input);
     let page = st
         .store()
         .list_inbound(&s.id, status, &p.list.to_query(true)?)
