@@ -1,7 +1,7 @@
 //! What a handler starts from: the caller ([`Ctx`]), the caller with the route's path
 //! parameters ([`At`]), or the resource those parameters name, already resolved under the
 //! caller's tenancy ([`InApp`], [`AtEndpoint`], [`AtSource`], [`AtMessage`]). Each carries
-//! the request's `input` `B`: nothing ([`NoBody`]), the query string (`Q<T>`, read as [`Q`]
+//! the request's `input` `B`: nothing ([`NoInput`]), the query string (`Q<T>`, read as [`Q`]
 //! reads it) or the JSON body (any other `T`, read as [`JsonBody`] reads it).
 //!
 //! The order of checks is the one every handler had when it spelled them out: the token
@@ -22,10 +22,10 @@ use crate::service::{apps, endpoints, messages, sources};
 use crate::state::AppState;
 
 /// The input of a route that reads neither a query nor a body.
-pub struct NoBody;
+pub struct NoInput;
 
-/// The state, the authenticated caller and the body `B`.
-pub struct Ctx<B = NoBody> {
+/// The state, the authenticated caller and the JSON body `B` (none by default).
+pub struct Ctx<B = NoInput> {
     pub st: AppState,
     pub auth: Auth,
     pub input: B,
@@ -39,7 +39,7 @@ impl FromRequestParts<AppState> for Ctx {
         Ok(Ctx {
             st: state.clone(),
             auth,
-            input: NoBody,
+            input: NoInput,
         })
     }
 }
@@ -62,7 +62,7 @@ impl<B: DeserializeOwned + Send> FromRequest<AppState> for Ctx<B> {
 
 /// The state, the authenticated caller, the route's path parameters `P` and the input `B`,
 /// nothing looked up yet.
-pub struct At<P, B = NoBody> {
+pub struct At<P, B = NoInput> {
     pub st: AppState,
     pub auth: Auth,
     pub path: P,
@@ -82,7 +82,7 @@ where
             st,
             auth,
             path,
-            input: NoBody,
+            input: NoInput,
         })
     }
 }
@@ -158,7 +158,7 @@ macro_rules! resolved {
     ($(#[$doc:meta])* $name:ident($path:ty) by $load:ident
         { $($field:ident: $ty:ty),+ } = |$at:ident| $get:expr) => {
         $(#[$doc])*
-        pub struct $name<B = NoBody> {
+        pub struct $name<B = NoInput> {
             pub st: AppState,
             // Not every handler needs the parameters once the resource is resolved.
             #[allow(dead_code)]
