@@ -19,9 +19,7 @@ use crate::dto::common::{double, ts};
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Dedup {
-    #[serde(default)]
     pub key: Option<Extract>,
-    #[serde(default)]
     pub window_seconds: Option<i64>,
 }
 
@@ -85,33 +83,24 @@ pub struct SourceOptions {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SourceIn {
     pub name: String,
-    #[serde(default)]
     pub uid: Option<String>,
     /// `{scheme, secrets: [...], toleranceSeconds?, …}` (inbound.md).
     #[schema(value_type = Object)]
     pub verification: Value,
-    #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub event_type: Option<Value>,
-    #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub dedup: Option<Value>,
-    #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub schema: Option<Value>,
     /// `quarantine` (default) or `reject`.
-    #[serde(default)]
     #[schema(value_type = Option<String>)]
     pub on_invalid: Option<Value>,
     /// Per-resource ordering: stale events dropped, gaps waited for.
-    #[serde(default)]
     #[schema(value_type = Option<SourceOrdering>)]
     pub ordering: Option<Value>,
-    #[serde(default)]
     pub forward_headers: Option<Vec<String>>,
-    #[serde(default)]
     pub rate_limit: Option<i64>,
-    #[serde(default)]
     pub public_url: Option<String>,
 }
 
@@ -119,12 +108,10 @@ pub struct SourceIn {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SourcePatch {
-    #[serde(default)]
     pub name: Option<String>,
     #[serde(default, deserialize_with = "double")]
     pub uid: Option<Option<String>>,
     /// Replaces the verification; when it carries no `secrets`, the current ones stay.
-    #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub verification: Option<Value>,
     #[serde(default, deserialize_with = "double")]
@@ -251,9 +238,7 @@ impl From<&InboundRequest> for InboundRequestOut {
 pub struct SourceRotateIn {
     /// The provider's new secret. May be omitted for `standard-webhooks`: Herald generates one
     /// and returns it once.
-    #[serde(default)]
     pub key: Option<String>,
-    #[serde(default)]
     pub grace_period_seconds: Option<i64>,
 }
 
