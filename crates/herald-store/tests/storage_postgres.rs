@@ -10,8 +10,9 @@ use herald_core::model::{
     Application, Attempt, DeliveryStatus, Endpoint, Message, Ordering, TriggerType,
 };
 use herald_core::signing::SignatureScheme;
+use herald_store::prelude::*;
 use herald_store::PostgresStore;
-use herald_store::{AttemptRecord, ListQuery, NextState, Store, StoreError};
+use herald_store::{AttemptRecord, ListQuery, NextState, StoreError};
 
 async fn setup() -> Option<(String, Arc<dyn Store>, Application)> {
     let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {

@@ -1,0 +1,357 @@
+//! The PostgreSQL backend's applications, endpoints (with their stats) and event types ([`crate::AppStore`]).
+
+use super::*;
+
+pub(super) async fn endpoint_by(
+    c: &mut PgConnection,
+    app: &str,
+    id_or_uid: &str,
+) -> Result<Option<Endpoint>> {
+    sqlx::query(&format!(
+        "SELECT {EP_COLS} FROM endpoints WHERE app_id = $1 AND (id = $2 OR uid = $2)"
+    ))
+    .bind(app)
+    .bind(id_or_uid)
+    .fetch_optional(c)
+    .await
+    .map_err(map_pg)?
+    .as_ref()
+    .map(ep_row)
+    .transpose()
+}
+
+#[async_trait]
+impl AppStore for PostgresStore {
+    async fn create_app(&self, app: Application) -> Result<Application> {
+        sqlx::query(&format!(
+            "INSERT INTO apps ({APP_COLS}) VALUES ($1,$2,$3,$4,$5,$6,$7)"
+        ))
+        .bind(&app.id.0)
+        .bind(&app.uid)
+        .bind(&app.name)
+        .bind(app.throttle_rate.map(i64::from))
+        .bind(json(&app.metadata))
+        .bind(app.created_at)
+        .bind(app.updated_at)
+        .execute(&self.pool)
+        .await
+        .map_err(map_pg)?;
+        Ok(app)
+    }
+
+    async fn get_app(&self, id_or_uid: &str) -> Result<Option<Application>> {
+        if self.is_down() {
+            if let Some(a) = self.seen.apps.lock().get(id_or_uid) {
+                return Ok(Some(a.clone()));
+            }
+        }
+        let r = sqlx::query(&format!(
+            "SELECT {APP_COLS} FROM apps WHERE id = $1 OR uid = $1"
+        ))
+        .bind(id_or_uid)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_pg);
+        match r {
+            Ok(row) => {
+                let app = row.as_ref().map(app_row).transpose()?;
+                if let Some(a) = &app {
+                    remember(&self.seen.apps, id_or_uid.to_string(), a.clone());
+                }
+                Ok(app)
+            }
+            Err(StoreError::Unavailable(why)) => {
+                self.mark_down();
+                let seen = self.seen.apps.lock().get(id_or_uid).cloned();
+                seen.map(Some).ok_or(StoreError::Unavailable(why))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn list_apps(&self, q: &ListQuery) -> Result<Page<Application>> {
+        query_page(
+            &self.pool,
+            &format!("SELECT {APP_COLS} FROM apps"),
+            vec![],
+            vec![],
+            q,
+            ("id", "created_at"),
+            app_row,
+        )
+        .await
+    }
+
+    async fn update_app(&self, app: Application) -> Result<Application> {
+        let n = sqlx::query(
+            "UPDATE apps SET uid = $2, name = $3, throttle_rate = $4, metadata = $5, updated_at = $6 WHERE id = $1",
+        )
+        .bind(&app.id.0)
+        .bind(&app.uid)
+        .bind(&app.name)
+        .bind(app.throttle_rate.map(i64::from))
+        .bind(json(&app.metadata))
+        .bind(app.updated_at)
+        .execute(&self.pool)
+        .await
+        .map_err(map_pg)?
+        .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(app)
+    }
+
+    async fn delete_app(&self, id: &AppId) -> Result<()> {
+        let mut tx = self.begin().await?;
+        for sql in [
+            "DELETE FROM endpoints WHERE app_id = $1",
+            "DELETE FROM attempts WHERE app_id = $1",
+            "DELETE FROM deliveries WHERE app_id = $1",
+            "DELETE FROM messages WHERE app_id = $1",
+            "DELETE FROM tokens WHERE app_id = $1",
+            "DELETE FROM inbound_held WHERE app_id = $1",
+        ] {
+            exec(&mut tx, sql, &id.0).await?;
+        }
+        if exec(&mut tx, "DELETE FROM apps WHERE id = $1", &id.0).await? == 0 {
+            return Err(StoreError::NotFound);
+        }
+        tx.commit().await.map_err(map_pg)
+    }
+
+    async fn create_endpoint(&self, ep: Endpoint) -> Result<Endpoint> {
+        let ep = self.seal(ep);
+        bind_ep(
+            sqlx::query(&format!(
+                "INSERT INTO endpoints ({}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20)",
+                EP_COLS.trim_end_matches(", breaker")
+            )),
+            &ep,
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(map_pg)?;
+        self.unseal(ep)
+    }
+
+    async fn get_endpoint(&self, app: &AppId, id_or_uid: &str) -> Result<Option<Endpoint>> {
+        let mut c = self.pool.acquire().await.map_err(map_pg)?;
+        endpoint_by(&mut c, &app.0, id_or_uid)
+            .await?
+            .map(|e| self.unseal(e))
+            .transpose()
+    }
+
+    async fn list_endpoints(&self, app: &AppId, q: &ListQuery) -> Result<Page<Endpoint>> {
+        let page = query_page(
+            &self.pool,
+            &format!("SELECT {EP_COLS} FROM endpoints"),
+            vec!["app_id = ?".into()],
+            vec![Arg::Text(app.0.clone())],
+            q,
+            ("id", "created_at"),
+            ep_row,
+        )
+        .await?;
+        page.try_map(|e| self.unseal(e))
+    }
+
+    async fn update_endpoint(&self, ep: Endpoint) -> Result<Endpoint> {
+        let ep = self.seal(ep);
+        let mut tx = self.begin().await?;
+        sched::lock(&mut tx, &ep.id.0).await?;
+        let was = endpoint_by(&mut tx, &ep.app_id.0, &ep.id.0)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let mut ep = ep;
+        if was.disabled && !ep.disabled {
+            ep.paused_until = None;
+        }
+        bind_ep(
+            sqlx::query(
+                "UPDATE endpoints SET app_id=$2, uid=$3, url=$4, description=$5, disabled=$6, event_types=$7, \
+                 channels=$8, throttle_rate=$9, metadata=$10, headers=$11, retry_schedule=$12, \
+                 permanent_statuses=$13, ordering=$14, max_concurrency=$15, signature_scheme=$16, \
+                 secrets=$17, paused_until=$18, created_at=$19, updated_at=$20 WHERE id=$1",
+            ),
+            &ep,
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(map_pg)?;
+        let now = ep.updated_at;
+        if was.disabled && !ep.disabled {
+            sqlx::query(
+                "UPDATE endpoints SET failing_since = NULL, breaker = 0, breaker_until = 0, \
+                 breaker_cooldown = 0, consec_failures = 0, win_total = 0, win_failed = 0, \
+                 prev_total = 0, prev_failed = 0, tb_tokens = 1, tb_at = $2 WHERE id = $1",
+            )
+            .bind(&ep.id.0)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_pg)?;
+        }
+        if ep.ordering == Ordering::Fifo && was.ordering != Ordering::Fifo {
+            sched::fix_fifo_keys(&mut tx, &ep.id.0).await?;
+        }
+        sched::refresh_due(&mut tx, &ep.id.0, now).await?;
+        ep.breaker = endpoint_by(&mut tx, &ep.app_id.0, &ep.id.0)
+            .await?
+            .map_or(BreakerState::Closed, |e| e.breaker);
+        notify(&mut tx).await?;
+        tx.commit().await.map_err(map_pg)?;
+        self.unseal(ep)
+    }
+
+    async fn delete_endpoint(&self, app: &AppId, id: &EndpointId) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let n = sqlx::query("DELETE FROM endpoints WHERE app_id = $1 AND id = $2")
+            .bind(&app.0)
+            .bind(&id.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_pg)?
+            .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        exec(
+            &mut tx,
+            "DELETE FROM deliveries WHERE endpoint_id = $1 AND status IN (1, 3)",
+            &id.0,
+        )
+        .await?;
+        tx.commit().await.map_err(map_pg)
+    }
+
+    async fn endpoint_stats(
+        &self,
+        ep: &EndpointId,
+        since: Option<Millis>,
+        until: Option<Millis>,
+    ) -> Result<EndpointStats> {
+        let rows = sqlx::query(
+            "SELECT d.status, COUNT(*) AS n FROM deliveries d JOIN messages m ON m.id = d.msg_id \
+             WHERE d.endpoint_id = $1 AND m.created_at >= $2 AND m.created_at < $3 GROUP BY d.status",
+        )
+        .bind(&ep.0)
+        .bind(since.unwrap_or(i64::MIN))
+        .bind(until.unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_pg)?;
+        let mut stats = EndpointStats::default();
+        for r in rows {
+            let n = get::<i64>(&r, "n")? as u64;
+            match DeliveryStatus::from_i64(get(&r, "status")?) {
+                DeliveryStatus::Success => stats.success += n,
+                DeliveryStatus::Pending => stats.pending += n,
+                DeliveryStatus::Fail => stats.fail += n,
+                DeliveryStatus::Sending => stats.sending += n,
+            }
+        }
+        Ok(stats)
+    }
+
+    async fn create_event_type(&self, et: EventType) -> Result<EventType> {
+        sqlx::query(&format!(
+            "INSERT INTO event_types ({ET_COLS}) VALUES ($1,$2,$3,$4,$5,$6,$7)"
+        ))
+        .bind(&et.name)
+        .bind(&et.description)
+        .bind(et.archived)
+        .bind(et.deprecated)
+        .bind(json_opt(&et.schemas))
+        .bind(et.created_at)
+        .bind(et.updated_at)
+        .execute(&self.pool)
+        .await
+        .map_err(map_pg)?;
+        Ok(et)
+    }
+
+    async fn get_event_type(&self, name: &str) -> Result<Option<EventType>> {
+        if self.is_down() {
+            if let Some(et) = self.seen.event_types.lock().get(name) {
+                return Ok(et.clone());
+            }
+        }
+        let r = sqlx::query(&format!(
+            "SELECT {ET_COLS} FROM event_types WHERE name = $1"
+        ))
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_pg);
+        match r {
+            Ok(row) => {
+                let et = row.as_ref().map(et_row).transpose()?;
+                remember(&self.seen.event_types, name.to_string(), et.clone());
+                Ok(et)
+            }
+            Err(StoreError::Unavailable(why)) => {
+                self.mark_down();
+                let seen = self.seen.event_types.lock().get(name).cloned();
+                seen.ok_or(StoreError::Unavailable(why))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn list_event_types(
+        &self,
+        q: &ListQuery,
+        include_archived: bool,
+    ) -> Result<Page<EventType>> {
+        let conds = if include_archived {
+            vec![]
+        } else {
+            vec!["NOT archived".to_string()]
+        };
+        query_page(
+            &self.pool,
+            &format!("SELECT {ET_COLS} FROM event_types"),
+            conds,
+            vec![],
+            q,
+            ("name", "created_at"),
+            et_row,
+        )
+        .await
+    }
+
+    async fn update_event_type(&self, et: EventType) -> Result<EventType> {
+        let n = sqlx::query(
+            "UPDATE event_types SET description=$2, archived=$3, deprecated=$4, schemas=$5, updated_at=$6 WHERE name=$1",
+        )
+        .bind(&et.name)
+        .bind(&et.description)
+        .bind(et.archived)
+        .bind(et.deprecated)
+        .bind(json_opt(&et.schemas))
+        .bind(et.updated_at)
+        .execute(&self.pool)
+        .await
+        .map_err(map_pg)?
+        .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(et)
+    }
+
+    async fn delete_event_type(&self, name: &str) -> Result<()> {
+        let n = sqlx::query("UPDATE event_types SET archived = TRUE WHERE name = $1")
+            .bind(name)
+            .execute(&self.pool)
+            .await
+            .map_err(map_pg)?
+            .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,118 @@
+//! The PostgreSQL backend's API tokens and idempotent answers ([`crate::AuthStore`]).
+
+use super::*;
+
+#[async_trait]
+impl AuthStore for PostgresStore {
+    async fn create_token(&self, rec: TokenRecord, hash: [u8; 32]) -> Result<TokenRecord> {
+        sqlx::query(
+            "INSERT INTO tokens (id, hash, name, app_id, created_at) VALUES ($1,$2,$3,$4,$5)",
+        )
+        .bind(&rec.id.0)
+        .bind(hash.as_slice())
+        .bind(&rec.name)
+        .bind(rec.app_id.as_ref().map(|a| a.0.clone()))
+        .bind(rec.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(map_pg)?;
+        Ok(rec)
+    }
+
+    async fn find_token(&self, hash: [u8; 32]) -> Result<Option<TokenRecord>> {
+        if self.is_down() {
+            if let Some(t) = self.seen.tokens.lock().get(&hash) {
+                return Ok(Some(t.clone()));
+            }
+        }
+        let r = sqlx::query("SELECT id, name, app_id, created_at FROM tokens WHERE hash = $1")
+            .bind(hash.as_slice())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_pg);
+        match r {
+            Ok(row) => {
+                let t = row.as_ref().map(token_row).transpose()?;
+                match &t {
+                    Some(t) => remember(&self.seen.tokens, hash, t.clone()),
+                    // Revoked (or never existed): forget it at once.
+                    None => {
+                        self.seen.tokens.lock().remove(&hash);
+                    }
+                }
+                Ok(t)
+            }
+            Err(StoreError::Unavailable(why)) => {
+                self.mark_down();
+                let seen = self.seen.tokens.lock().get(&hash).cloned();
+                seen.map(Some).ok_or(StoreError::Unavailable(why))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<TokenRecord>> {
+        sqlx::query("SELECT id, name, app_id, created_at FROM tokens ORDER BY id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_pg)?
+            .iter()
+            .map(token_row)
+            .collect()
+    }
+
+    async fn delete_token(&self, id: &TokenId) -> Result<()> {
+        self.seen.tokens.lock().retain(|_, t| t.id != *id);
+        let n = sqlx::query("DELETE FROM tokens WHERE id = $1")
+            .bind(&id.0)
+            .execute(&self.pool)
+            .await
+            .map_err(map_pg)?
+            .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn get_idempotent(
+        &self,
+        key: [u8; 32],
+        since: Millis,
+    ) -> Result<Option<IdempotentResponse>> {
+        let r =
+            sqlx::query("SELECT status, body FROM idempotency WHERE key = $1 AND created_at >= $2")
+                .bind(key.as_slice())
+                .bind(since)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(map_pg)?;
+        r.map(|r| {
+            Ok(IdempotentResponse {
+                status: get::<i64>(&r, "status")? as u16,
+                body: get(&r, "body")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn put_idempotent(
+        &self,
+        key: [u8; 32],
+        resp: IdempotentResponse,
+        now: Millis,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO idempotency (key, status, body, created_at) VALUES ($1,$2,$3,$4) \
+             ON CONFLICT (key) DO UPDATE SET status = EXCLUDED.status, body = EXCLUDED.body, created_at = EXCLUDED.created_at",
+        )
+        .bind(key.as_slice())
+        .bind(resp.status as i64)
+        .bind(&resp.body)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(map_pg)?;
+        Ok(())
+    }
+}

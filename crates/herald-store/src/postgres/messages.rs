@@ -1,0 +1,374 @@
+//! The PostgreSQL backend's publishing, messages, their deliveries and attempt history ([`crate::MessageStore`]).
+
+use super::*;
+
+/// The publish work inside the caller's transaction.
+pub(super) async fn publish_tx(
+    c: &mut PgConnection,
+    msg: Message,
+    only: Option<EndpointId>,
+) -> Result<Published> {
+    sqlx::query(
+        "INSERT INTO messages (id, app_id, event_id, event_type, payload, channels, created_at, retention_ms, ordering_key, headers) \
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)",
+    )
+    .bind(&msg.id.0)
+    .bind(&msg.app_id.0)
+    .bind(&msg.event_id)
+    .bind(&msg.event_type)
+    .bind(&msg.payload)
+    .bind(json_opt(&msg.channels))
+    .bind(msg.created_at)
+    .bind(msg.retention_ms)
+    .bind(&msg.ordering_key)
+    .bind(json_opt(&msg.headers))
+    .execute(&mut *c)
+    .await
+    .map_err(|e| match map_pg(e) {
+        StoreError::Conflict(_) => {
+            StoreError::Conflict("eventId already used in this application".into())
+        }
+        other => other,
+    })?;
+    // Ordered by ID so concurrent publishes touch endpoint rows in the same order.
+    let eps = sqlx::query(&format!(
+        "SELECT {EP_COLS} FROM endpoints WHERE app_id = $1 AND NOT disabled ORDER BY id"
+    ))
+    .bind(&msg.app_id.0)
+    .fetch_all(&mut *c)
+    .await
+    .map_err(map_pg)?
+    .iter()
+    .map(ep_row)
+    .collect::<Result<Vec<_>>>()?;
+    let mut ep_ids = Vec::new();
+    let mut due = Vec::new();
+    let mut keys = Vec::new();
+    for ep in eps.iter().filter(|e| match &only {
+        Some(id) => e.id == *id,
+        None => e.matches(&msg.event_type, msg.channels.as_deref()),
+    }) {
+        ep_ids.push(ep.id.0.clone());
+        due.push(
+            ep.paused_until
+                .map_or(msg.created_at, |p| p.max(msg.created_at)),
+        );
+        keys.push(
+            (ep.ordering == Ordering::Fifo).then(|| msg.ordering_key.clone().unwrap_or_default()),
+        );
+    }
+    let deliveries = ep_ids.len();
+    if deliveries > 0 {
+        // One statement each for every matching endpoint, and no endpoint row touched: the
+        // wake rows tell the claims (see the migration that adds `endpoint_wakes`).
+        sqlx::query(
+            "INSERT INTO deliveries (msg_id, endpoint_id, app_id, status, next_at, manual, updated_at, ordering_key) \
+             SELECT $1, e, $2, 1, d, FALSE, d, k FROM UNNEST($3::text[], $4::bigint[], $5::text[]) AS u(e, d, k)",
+        )
+        .bind(&msg.id.0)
+        .bind(&msg.app_id.0)
+        .bind(&ep_ids)
+        .bind(&due)
+        .bind(&keys)
+        .execute(&mut *c)
+        .await
+        .map_err(map_pg)?;
+        sqlx::query(
+            "INSERT INTO endpoint_wakes (endpoint_id, at) SELECT * FROM UNNEST($1::text[], $2::bigint[])",
+        )
+        .bind(&ep_ids)
+        .bind(&due)
+        .execute(&mut *c)
+        .await
+        .map_err(map_pg)?;
+        notify(&mut *c).await?;
+    }
+    Ok(Published {
+        message: msg,
+        deliveries,
+    })
+}
+/// Queues a delivery due at `now` and makes its endpoint due.
+pub(super) async fn insert_delivery(
+    c: &mut PgConnection,
+    msg: &str,
+    ep: &str,
+    app: &str,
+    now: Millis,
+    manual: bool,
+    ordering_key: Option<&str>,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO deliveries (msg_id, endpoint_id, app_id, status, next_at, manual, updated_at, ordering_key) \
+         VALUES ($1, $2, $3, 1, $4, $5, $4, $6)",
+    )
+    .bind(msg)
+    .bind(ep)
+    .bind(app)
+    .bind(now)
+    .bind(manual)
+    .bind(ordering_key)
+    .execute(&mut *c)
+    .await
+    .map_err(map_pg)?;
+    sched::touch_due(c, ep, now).await
+}
+pub(super) async fn notify(c: &mut PgConnection) -> Result<()> {
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(WAKE_CHANNEL)
+        .execute(c)
+        .await
+        .map_err(map_pg)?;
+    Ok(())
+}
+pub(super) async fn exec(c: &mut PgConnection, sql: &str, id: &str) -> Result<u64> {
+    Ok(sqlx::query(sql)
+        .bind(id)
+        .execute(c)
+        .await
+        .map_err(map_pg)?
+        .rows_affected())
+}
+
+#[async_trait]
+impl MessageStore for PostgresStore {
+    async fn publish(&self, msg: Message, only: Option<EndpointId>) -> Result<Published> {
+        let Some(spool) = &self.spool else {
+            return self.publish_db(msg, only).await;
+        };
+        if spool.active() {
+            return self.spool_publish(spool, msg, only).await;
+        }
+        match self.publish_db(msg.clone(), only.clone()).await {
+            Err(StoreError::Unavailable(why)) => {
+                tracing::warn!(error = %why, "database unreachable: publishing into the local spool");
+                self.mark_down();
+                self.spool_publish(spool, msg, only).await
+            }
+            other => other,
+        }
+    }
+
+    async fn get_message(&self, app: &AppId, id_or_event_id: &str) -> Result<Option<Message>> {
+        sqlx::query(&format!(
+            "SELECT {MSG_COLS} FROM messages m WHERE m.app_id = $1 AND (m.id = $2 OR m.event_id = $2)"
+        ))
+        .bind(&app.0)
+        .bind(id_or_event_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_pg)?
+        .as_ref()
+        .map(msg_row)
+        .transpose()
+    }
+
+    async fn list_messages(
+        &self,
+        app: &AppId,
+        filter: &MessageFilter,
+        q: &ListQuery,
+    ) -> Result<Page<Message>> {
+        let mut conds = vec!["m.app_id = ?".to_string()];
+        let mut args = vec![Arg::Text(app.0.clone())];
+        if let Some(ch) = &filter.channel {
+            conds.push("m.channels::jsonb @> jsonb_build_array(?::text)".into());
+            args.push(Arg::Text(ch.clone()));
+        }
+        if let Some(types) = filter.event_types.as_ref().filter(|t| !t.is_empty()) {
+            conds.push(format!(
+                "m.event_type IN ({})",
+                vec!["?"; types.len()].join(",")
+            ));
+            args.extend(types.iter().cloned().map(Arg::Text));
+        }
+        query_page(
+            &self.pool,
+            &format!("SELECT {MSG_COLS} FROM messages m"),
+            conds,
+            args,
+            q,
+            ("m.id", "m.created_at"),
+            msg_row,
+        )
+        .await
+    }
+
+    async fn expunge_payload(&self, app: &AppId, msg: &MessageId) -> Result<()> {
+        let n = sqlx::query("UPDATE messages SET payload = NULL WHERE app_id = $1 AND id = $2")
+            .bind(&app.0)
+            .bind(&msg.0)
+            .execute(&self.pool)
+            .await
+            .map_err(map_pg)?
+            .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn deliveries_of_message(&self, msg: &MessageId) -> Result<Vec<Delivery>> {
+        sqlx::query(&format!(
+            "SELECT {DLV_COLS} FROM deliveries d WHERE d.msg_id = $1 ORDER BY d.endpoint_id"
+        ))
+        .bind(&msg.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_pg)?
+        .iter()
+        .map(dlv_row)
+        .collect()
+    }
+
+    async fn deliveries_of_endpoint(
+        &self,
+        ep: &EndpointId,
+        status: Option<i64>,
+        q: &ListQuery,
+    ) -> Result<Page<(Delivery, Message)>> {
+        let mut conds = vec!["d.endpoint_id = ?".to_string()];
+        let mut args = vec![Arg::Text(ep.0.clone())];
+        if let Some(s) = status {
+            conds.push("d.status = ?".into());
+            args.push(Arg::Int(s));
+        }
+        query_page(
+            &self.pool,
+            &format!(
+                "SELECT {DLV_COLS}, {MSG_COLS} FROM deliveries d JOIN messages m ON m.id = d.msg_id"
+            ),
+            conds,
+            args,
+            q,
+            ("d.msg_id", "m.created_at"),
+            |r| Ok((dlv_row(r)?, msg_row(r)?)),
+        )
+        .await
+    }
+
+    async fn resend(
+        &self,
+        app: &AppId,
+        msg: &MessageId,
+        ep: &EndpointId,
+        now: Millis,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sched::lock(&mut tx, &ep.0).await?;
+        let n = sqlx::query(
+            "UPDATE deliveries SET status = 1, failures = 0, manual = TRUE, next_at = $3, lease_owner = NULL, updated_at = $3 \
+             WHERE msg_id = $1 AND endpoint_id = $2 AND status != 3",
+        )
+        .bind(&msg.0)
+        .bind(&ep.0)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_pg)?
+        .rows_affected();
+        if n == 0 {
+            let exists: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM deliveries WHERE msg_id = $1 AND endpoint_id = $2)",
+            )
+            .bind(&msg.0)
+            .bind(&ep.0)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_pg)?;
+            // An attempt is in flight already: the resend is satisfied by it.
+            if !exists {
+                insert_delivery(&mut tx, &msg.0, &ep.0, &app.0, now, true, None).await?;
+            }
+        }
+        sched::fix_fifo_keys_if_fifo(&mut tx, &ep.0).await?;
+        sched::touch_due(&mut tx, &ep.0, now).await?;
+        notify(&mut tx).await?;
+        tx.commit().await.map_err(map_pg)
+    }
+
+    async fn recover(
+        &self,
+        ep: &EndpointId,
+        since: Millis,
+        until: Option<Millis>,
+        now: Millis,
+    ) -> Result<u64> {
+        let mut tx = self.begin().await?;
+        sched::lock(&mut tx, &ep.0).await?;
+        let n = sqlx::query(
+            "UPDATE deliveries SET status = 1, failures = 0, next_at = $4, updated_at = $4 \
+             WHERE endpoint_id = $1 AND status = 2 AND msg_id IN \
+             (SELECT id FROM messages WHERE created_at >= $2 AND created_at < $3)",
+        )
+        .bind(&ep.0)
+        .bind(since)
+        .bind(until.unwrap_or(i64::MAX))
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_pg)?
+        .rows_affected();
+        if n > 0 {
+            sched::fix_fifo_keys_if_fifo(&mut tx, &ep.0).await?;
+            sched::touch_due(&mut tx, &ep.0, now).await?;
+            notify(&mut tx).await?;
+        }
+        tx.commit().await.map_err(map_pg)?;
+        Ok(n)
+    }
+
+    async fn list_attempts(
+        &self,
+        app: &AppId,
+        scope: &AttemptScope,
+        filter: &AttemptFilter,
+        q: &ListQuery,
+    ) -> Result<Page<Attempt>> {
+        let mut conds = vec!["app_id = ?".to_string()];
+        let mut args = vec![Arg::Text(app.0.clone())];
+        match scope {
+            AttemptScope::Endpoint(e) => {
+                conds.push("endpoint_id = ?".into());
+                args.push(Arg::Text(e.0.clone()));
+            }
+            AttemptScope::Message(m) => {
+                conds.push("msg_id = ?".into());
+                args.push(Arg::Text(m.0.clone()));
+            }
+        }
+        if let Some(s) = filter.status {
+            conds.push("status = ?".into());
+            args.push(Arg::Int(s));
+        }
+        if let Some(e) = &filter.endpoint_id {
+            conds.push("endpoint_id = ?".into());
+            args.push(Arg::Text(e.0.clone()));
+        }
+        query_page(
+            &self.pool,
+            &format!("SELECT {ATT_COLS} FROM attempts"),
+            conds,
+            args,
+            q,
+            ("id", "created_at"),
+            att_row,
+        )
+        .await
+    }
+
+    async fn get_attempt(&self, app: &AppId, msg: &MessageId, id: &str) -> Result<Option<Attempt>> {
+        sqlx::query(&format!(
+            "SELECT {ATT_COLS} FROM attempts WHERE app_id = $1 AND msg_id = $2 AND id = $3"
+        ))
+        .bind(&app.0)
+        .bind(&msg.0)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_pg)?
+        .as_ref()
+        .map(att_row)
+        .transpose()
+    }
+}

@@ -1,0 +1,144 @@
+//! The PostgreSQL backend's liveness, health and the maintenance sweeps (auto-disable, retention, key rotation) ([`crate::OpsStore`]).
+
+use super::*;
+
+#[async_trait]
+impl OpsStore for PostgresStore {
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(map_pg)?;
+        Ok(())
+    }
+
+    fn last_write_failure(&self) -> Option<crate::WriteFailure> {
+        self.write_health.last()
+    }
+
+    fn spool_health(&self) -> Option<crate::SpoolHealth> {
+        self.spool.as_ref().map(Spool::health)
+    }
+
+    async fn disable_failing_endpoints(
+        &self,
+        now: Millis,
+        window_ms: i64,
+    ) -> Result<Vec<DisabledEndpoint>> {
+        let mut tx = self.begin().await?;
+        let rows = sqlx::query(
+            "UPDATE endpoints SET disabled = TRUE, updated_at = $1 \
+             WHERE NOT disabled AND failing_since IS NOT NULL AND failing_since <= $2 \
+             RETURNING id, app_id, uid, failing_since",
+        )
+        .bind(now)
+        .bind(now - window_ms)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_pg)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let d = DisabledEndpoint {
+                endpoint_id: EndpointId(get(r, "id")?),
+                app_id: AppId(get(r, "app_id")?),
+                uid: get(r, "uid")?,
+                failing_since: get(r, "failing_since")?,
+            };
+            // Waiting deliveries end `failed` (recoverable), never vanish.
+            sched::fail_waiting(&mut tx, &d.endpoint_id.0, now).await?;
+            sched::refresh_due(&mut tx, &d.endpoint_id.0, now).await?;
+            out.push(d);
+        }
+        tx.commit().await.map_err(map_pg)?;
+        Ok(out)
+    }
+
+    async fn purge_expired(
+        &self,
+        now: Millis,
+        default_retention_ms: i64,
+        batch: usize,
+    ) -> Result<u64> {
+        let cutoff = now - default_retention_ms;
+        let bound = |prefix: &str| {
+            let ms = u64::try_from(cutoff.max(0)).unwrap_or(0);
+            format!("{prefix}{}", ulid::Ulid::from_parts(ms, 0))
+        };
+        let (msg_bound, att_bound) = (bound(MessageId::PREFIX), bound(AttemptId::PREFIX));
+        let unfinished = "NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.msg_id = messages.id AND d.status IN (1, 3))";
+        let mut tx = self.begin().await?;
+        let mut n = sqlx::query(&format!(
+            "UPDATE messages SET payload = NULL WHERE id IN (SELECT id FROM messages \
+             WHERE id < $1 AND retention_ms IS NULL AND payload IS NOT NULL AND {unfinished} LIMIT $2)"
+        ))
+        .bind(&msg_bound)
+        .bind(batch as i64)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_pg)?
+        .rows_affected();
+        n += sqlx::query(&format!(
+            "UPDATE messages SET payload = NULL WHERE id IN (SELECT id FROM messages \
+             WHERE retention_ms IS NOT NULL AND payload IS NOT NULL AND created_at + retention_ms < $1 \
+             AND {unfinished} LIMIT $2)"
+        ))
+        .bind(now)
+        .bind(batch as i64)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_pg)?
+        .rows_affected();
+        n += sqlx::query(
+            "UPDATE attempts SET response = '' WHERE id IN \
+             (SELECT id FROM attempts WHERE id < $1 AND response != '' LIMIT $2)",
+        )
+        .bind(&att_bound)
+        .bind(batch as i64)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_pg)?
+        .rows_affected();
+        tx.commit().await.map_err(map_pg)?;
+        Ok(n)
+    }
+
+    async fn rekey(&self, new: SecretBox) -> Result<u64> {
+        let old = self
+            .secrets
+            .clone()
+            .ok_or_else(|| StoreError::Unavailable("the store was opened without a key".into()))?;
+        let mut tx = self.begin().await?;
+        let mut n = 0;
+        for table in ["endpoints", "sources"] {
+            let rows = sqlx::query(&format!("SELECT id, secrets FROM {table} FOR UPDATE"))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_pg)?;
+            for r in &rows {
+                let id: String = get(r, "id")?;
+                let mut secrets: Vec<StoredSecret> = parse(&get::<String>(r, "secrets")?)?;
+                for s in &mut secrets {
+                    let plain = old.decrypt(&s.key).map_err(|_| StoreError::KeyMismatch)?;
+                    s.key = new.encrypt(&plain);
+                }
+                sqlx::query(&format!("UPDATE {table} SET secrets = $2 WHERE id = $1"))
+                    .bind(&id)
+                    .bind(json(&secrets))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_pg)?;
+                n += 1;
+            }
+        }
+        sqlx::query(
+            "INSERT INTO meta (key, value) VALUES ('key_check', $1) \
+             ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+        )
+        .bind(new.encrypt(KEY_CHECK))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_pg)?;
+        tx.commit().await.map_err(map_pg)?;
+        Ok(n)
+    }
+}

@@ -1,0 +1,160 @@
+//! The PostgreSQL backend's the delivery queue: claims, attempt outcomes, releases and the queue summary ([`crate::QueueStore`]).
+
+use super::*;
+
+#[async_trait]
+impl QueueStore for PostgresStore {
+    async fn claim_due(
+        &self,
+        owner: &str,
+        now: Millis,
+        lease_ms: i64,
+        limit: usize,
+    ) -> Result<ClaimBatch> {
+        let mut tx = self.begin().await?;
+        let batch = sched::claim(&mut tx, owner, now, lease_ms, limit).await?;
+        tx.commit().await.map_err(map_pg)?;
+        Ok(batch)
+    }
+
+    async fn load_for_delivery(
+        &self,
+        msgs: &[MessageId],
+        eps: &[EndpointId],
+    ) -> Result<(HashMap<MessageId, Message>, HashMap<EndpointId, Endpoint>)> {
+        let msg_ids: Vec<String> = msgs.iter().map(|m| m.0.clone()).collect();
+        let ep_ids: Vec<String> = eps.iter().map(|e| e.0.clone()).collect();
+        let mut mout = HashMap::with_capacity(msg_ids.len());
+        for r in sqlx::query(&format!(
+            "SELECT {MSG_COLS} FROM messages m WHERE m.id = ANY($1)"
+        ))
+        .bind(&msg_ids)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_pg)?
+        {
+            let m = msg_row(&r)?;
+            mout.insert(m.id.clone(), m);
+        }
+        let mut eout = HashMap::with_capacity(ep_ids.len());
+        for r in sqlx::query(&format!(
+            "SELECT {EP_COLS} FROM endpoints WHERE id = ANY($1)"
+        ))
+        .bind(&ep_ids)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_pg)?
+        {
+            let e = self.unseal(ep_row(&r)?)?;
+            eout.insert(e.id.clone(), e);
+        }
+        Ok((mout, eout))
+    }
+
+    async fn record_attempt(&self, rec: AttemptRecord) -> Result<Option<BreakerState>> {
+        self.attempts.record(rec).await
+    }
+
+    async fn release(&self, delivery_id: i64, at: Millis) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let ep: Option<String> =
+            sqlx::query_scalar("SELECT endpoint_id FROM deliveries WHERE id = $1")
+                .bind(delivery_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_pg)?;
+        if let Some(ep) = ep {
+            sched::lock(&mut tx, &ep).await?;
+            sqlx::query(
+                "UPDATE deliveries SET status = 1, next_at = $2, lease_owner = NULL WHERE id = $1 AND status = 3",
+            )
+            .bind(delivery_id)
+            .bind(at)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_pg)?;
+            sched::refresh_due(&mut tx, &ep, at.min(now_millis())).await?;
+        }
+        tx.commit().await.map_err(map_pg)
+    }
+
+    async fn abandon(&self, delivery_id: i64, now: Millis) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let ep: Option<String> =
+            sqlx::query_scalar("SELECT endpoint_id FROM deliveries WHERE id = $1")
+                .bind(delivery_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_pg)?;
+        if let Some(ep) = ep {
+            sched::lock(&mut tx, &ep).await?;
+            sqlx::query(
+                "UPDATE deliveries SET status = 2, next_at = NULL, lease_owner = NULL, updated_at = $2 WHERE id = $1",
+            )
+            .bind(delivery_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_pg)?;
+            sched::refresh_due(&mut tx, &ep, now).await?;
+        }
+        tx.commit().await.map_err(map_pg)
+    }
+
+    async fn release_leases(&self, owner: Option<&str>, now: Millis) -> Result<u64> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "UPDATE endpoints SET due_at = $1 WHERE id IN \
+             (SELECT endpoint_id FROM deliveries WHERE status = 3 AND ($2::TEXT IS NULL OR lease_owner = $2)) \
+             AND (due_at IS NULL OR due_at > $1)",
+        )
+        .bind(now)
+        .bind(owner)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_pg)?;
+        let n = sqlx::query(
+            "UPDATE deliveries SET status = 1, next_at = $1, lease_owner = NULL \
+             WHERE status = 3 AND ($2::TEXT IS NULL OR lease_owner = $2)",
+        )
+        .bind(now)
+        .bind(owner)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_pg)?
+        .rows_affected();
+        if n > 0 {
+            notify(&mut tx).await?;
+        }
+        tx.commit().await.map_err(map_pg)?;
+        Ok(n)
+    }
+
+    async fn next_due_at(&self) -> Result<Option<Millis>> {
+        // Unfolded wake rows count: they are work a claim will find.
+        sqlx::query_scalar(
+            "SELECT LEAST((SELECT MIN(due_at) FROM endpoints), \
+             (SELECT MIN(w.at) FROM endpoint_wakes w JOIN endpoints e ON e.id = w.endpoint_id))",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_pg)
+    }
+
+    async fn queue_summary(&self, now: Millis) -> Result<(u64, u64, Option<Millis>)> {
+        let r = sqlx::query(
+            "SELECT COUNT(*) FILTER (WHERE next_at <= $1) AS due, COUNT(*) FILTER (WHERE next_at > $1) AS later, \
+             MIN(next_at) FILTER (WHERE next_at <= $1 AND status = 1) AS oldest \
+             FROM deliveries WHERE status IN (1, 3)",
+        )
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_pg)?;
+        Ok((
+            get::<i64>(&r, "due")? as u64,
+            get::<i64>(&r, "later")? as u64,
+            get(&r, "oldest")?,
+        ))
+    }
+}

@@ -1,0 +1,350 @@
+//! The SQLite backend's applications, endpoints (with their stats) and event types ([`crate::AppStore`]).
+
+use super::*;
+
+pub(super) fn endpoint_by(
+    conn: &Connection,
+    app: &str,
+    id_or_uid: &str,
+) -> Result<Option<Endpoint>> {
+    one(conn
+        .prepare_cached(&format!(
+            "SELECT {EP_READ} FROM endpoints WHERE app_id = ?1 AND (id = ?2 OR uid = ?2)"
+        ))
+        .map_err(map_sql)?
+        .query_row(params![app, id_or_uid], ep_row)
+        .optional())
+}
+
+#[async_trait]
+impl AppStore for SqliteStore {
+    async fn create_app(&self, app: Application) -> Result<Application> {
+        self.write(move |c| {
+            c.prepare_cached(&format!(
+                "INSERT INTO apps ({APP_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7)"
+            ))
+            .and_then(|mut s| {
+                s.execute(params![
+                    app.id.0,
+                    app.uid,
+                    app.name,
+                    app.throttle_rate,
+                    json(&app.metadata),
+                    app.created_at,
+                    app.updated_at
+                ])
+            })
+            .map_err(map_sql)?;
+            Ok(app)
+        })
+        .await
+    }
+
+    async fn get_app(&self, id_or_uid: &str) -> Result<Option<Application>> {
+        let key = id_or_uid.to_string();
+        self.read_point(|c| {
+            one(c
+                .prepare_cached(&format!(
+                    "SELECT {APP_COLS} FROM apps WHERE id = ?1 OR uid = ?1"
+                ))
+                .map_err(map_sql)?
+                .query_row([key], app_row)
+                .optional())
+        })
+    }
+
+    async fn list_apps(&self, q: &ListQuery) -> Result<Page<Application>> {
+        let q = q.clone();
+        self.read(move |c| {
+            query_page(
+                c,
+                &format!("SELECT {APP_COLS} FROM apps"),
+                vec![],
+                vec![],
+                &q,
+                ("id", "created_at"),
+                app_row,
+            )
+        })
+        .await
+    }
+
+    async fn update_app(&self, app: Application) -> Result<Application> {
+        self.write(move |c| {
+            let n = c
+                .prepare_cached(
+                    "UPDATE apps SET uid = ?2, name = ?3, throttle_rate = ?4, metadata = ?5, updated_at = ?6 WHERE id = ?1",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        app.id.0, app.uid, app.name, app.throttle_rate, json(&app.metadata), app.updated_at
+                    ])
+                })
+                .map_err(map_sql)?;
+            if n == 0 {
+                return Err(StoreError::NotFound);
+            }
+            Ok(app)
+        })
+        .await
+    }
+
+    async fn delete_app(&self, id: &AppId) -> Result<()> {
+        let id = id.0.clone();
+        self.write(move |c| {
+            for sql in [
+                "DELETE FROM attempts WHERE app_id = ?1",
+                "DELETE FROM deliveries WHERE app_id = ?1",
+                "DELETE FROM messages WHERE app_id = ?1",
+                "DELETE FROM endpoints WHERE app_id = ?1",
+                "DELETE FROM tokens WHERE app_id = ?1",
+                "DELETE FROM inbound_held WHERE app_id = ?1",
+            ] {
+                c.execute(sql, [&id]).map_err(map_sql)?;
+            }
+            if c.execute("DELETE FROM apps WHERE id = ?1", [&id])
+                .map_err(map_sql)?
+                == 0
+            {
+                return Err(StoreError::NotFound);
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn create_endpoint(&self, ep: Endpoint) -> Result<Endpoint> {
+        let ep = self.seal(ep);
+        self.write(move |c| {
+            let p = ep_params(&ep);
+            c.prepare_cached(&format!(
+                "INSERT INTO endpoints ({EP_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20)"
+            ))
+            .and_then(|mut s| s.execute(rusqlite::params_from_iter(p.iter())))
+            .map_err(map_sql)?;
+            Ok(ep)
+        })
+        .await
+        .and_then(|e| self.unseal(e))
+    }
+
+    async fn get_endpoint(&self, app: &AppId, id_or_uid: &str) -> Result<Option<Endpoint>> {
+        let (app, key) = (app.0.clone(), id_or_uid.to_string());
+        self.read(move |c| endpoint_by(c, &app, &key))
+            .await?
+            .map(|e| self.unseal(e))
+            .transpose()
+    }
+
+    async fn list_endpoints(&self, app: &AppId, q: &ListQuery) -> Result<Page<Endpoint>> {
+        let (app, q) = (app.0.clone(), q.clone());
+        let page = self
+            .read(move |c| {
+                query_page(
+                    c,
+                    &format!("SELECT {EP_READ} FROM endpoints"),
+                    vec!["app_id = ?".into()],
+                    vec![SqlValue::Text(app)],
+                    &q,
+                    ("id", "created_at"),
+                    ep_row,
+                )
+            })
+            .await?;
+        page.try_map(|e| self.unseal(e))
+    }
+
+    async fn update_endpoint(&self, ep: Endpoint) -> Result<Endpoint> {
+        let ep = self.seal(ep);
+        self.write(move |c| {
+            let was = endpoint_by(c, &ep.app_id.0, &ep.id.0)?.ok_or(StoreError::NotFound)?;
+            let mut ep = ep;
+            if was.disabled && !ep.disabled {
+                ep.paused_until = None;
+            }
+            let p = ep_params(&ep);
+            c.prepare_cached(
+                "UPDATE endpoints SET app_id=?2, uid=?3, url=?4, description=?5, disabled=?6, event_types=?7, \
+                 channels=?8, throttle_rate=?9, metadata=?10, headers=?11, retry_schedule=?12, \
+                 permanent_statuses=?13, ordering=?14, max_concurrency=?15, signature_scheme=?16, \
+                 secrets=?17, paused_until=?18, created_at=?19, updated_at=?20 WHERE id=?1",
+            )
+            .and_then(|mut s| s.execute(rusqlite::params_from_iter(p.iter())))
+            .map_err(map_sql)?;
+            let now = ep.updated_at;
+            if was.disabled && !ep.disabled {
+                // Re-enabled: the auto-disable window and the breaker start afresh, and the
+                // throttle restarts with one token (no burst).
+                c.execute(
+                    "UPDATE endpoints SET failing_since = NULL, breaker = 0, breaker_until = 0, \
+                     breaker_cooldown = 0, consec_failures = 0, win_total = 0, win_failed = 0, \
+                     prev_total = 0, prev_failed = 0, tb_tokens = 1, tb_at = ?2 WHERE id = ?1",
+                    params![&ep.id.0, now],
+                )
+                .map_err(map_sql)?;
+            }
+            if ep.ordering == Ordering::Fifo && was.ordering != Ordering::Fifo {
+                sched::fix_fifo_keys(c, &ep.id.0)?;
+            }
+            sched::refresh_due(c, &ep.id.0, now)?;
+            ep.breaker = endpoint_by(c, &ep.app_id.0, &ep.id.0)?
+                .map_or(BreakerState::Closed, |e| e.breaker);
+            Ok(ep)
+        })
+        .await
+        .and_then(|e| self.unseal(e))
+    }
+
+    async fn delete_endpoint(&self, app: &AppId, id: &EndpointId) -> Result<()> {
+        let (app, id) = (app.0.clone(), id.0.clone());
+        self.write(move |c| {
+            let n = c
+                .execute(
+                    "DELETE FROM endpoints WHERE app_id = ?1 AND id = ?2",
+                    [&app, &id],
+                )
+                .map_err(map_sql)?;
+            if n == 0 {
+                return Err(StoreError::NotFound);
+            }
+            c.execute(
+                "DELETE FROM deliveries WHERE endpoint_id = ?1 AND status IN (1, 3)",
+                [&id],
+            )
+            .map_err(map_sql)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn endpoint_stats(
+        &self,
+        ep: &EndpointId,
+        since: Option<Millis>,
+        until: Option<Millis>,
+    ) -> Result<EndpointStats> {
+        let ep = ep.0.clone();
+        self.read(move |c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT d.status, COUNT(*) FROM deliveries d JOIN messages m ON m.id = d.msg_id \
+                     WHERE d.endpoint_id = ?1 AND m.created_at >= ?2 AND m.created_at < ?3 GROUP BY d.status",
+                )
+                .map_err(map_sql)?;
+            let mut stats = EndpointStats::default();
+            let rows = stmt
+                .query_map(
+                    params![ep, since.unwrap_or(i64::MIN), until.unwrap_or(i64::MAX)],
+                    |r| Ok((r.get::<_, i64>(0)?, r.get::<_, u64>(1)?)),
+                )
+                .map_err(map_sql)?;
+            for row in rows {
+                let (status, n) = row.map_err(map_sql)?;
+                match DeliveryStatus::from_i64(status) {
+                    DeliveryStatus::Success => stats.success += n,
+                    DeliveryStatus::Pending => stats.pending += n,
+                    DeliveryStatus::Fail => stats.fail += n,
+                    DeliveryStatus::Sending => stats.sending += n,
+                }
+            }
+            Ok(stats)
+        })
+        .await
+    }
+
+    async fn create_event_type(&self, et: EventType) -> Result<EventType> {
+        self.write(move |c| {
+            c.prepare_cached(&format!(
+                "INSERT INTO event_types ({ET_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7)"
+            ))
+            .and_then(|mut s| {
+                s.execute(params![
+                    et.name,
+                    et.description,
+                    et.archived,
+                    et.deprecated,
+                    json_opt(&et.schemas),
+                    et.created_at,
+                    et.updated_at
+                ])
+            })
+            .map_err(map_sql)?;
+            Ok(et)
+        })
+        .await
+    }
+
+    async fn get_event_type(&self, name: &str) -> Result<Option<EventType>> {
+        let name = name.to_string();
+        self.read_point(|c| {
+            one(c
+                .prepare_cached(&format!(
+                    "SELECT {ET_COLS} FROM event_types WHERE name = ?1"
+                ))
+                .map_err(map_sql)?
+                .query_row([name], et_row)
+                .optional())
+        })
+    }
+
+    async fn list_event_types(
+        &self,
+        q: &ListQuery,
+        include_archived: bool,
+    ) -> Result<Page<EventType>> {
+        let q = q.clone();
+        self.read(move |c| {
+            let conds = if include_archived {
+                vec![]
+            } else {
+                vec!["archived = 0".to_string()]
+            };
+            query_page(
+                c,
+                &format!("SELECT {ET_COLS} FROM event_types"),
+                conds,
+                vec![],
+                &q,
+                ("name", "created_at"),
+                et_row,
+            )
+        })
+        .await
+    }
+
+    async fn update_event_type(&self, et: EventType) -> Result<EventType> {
+        self.write(move |c| {
+            let n = c
+                .prepare_cached(
+                    "UPDATE event_types SET description=?2, archived=?3, deprecated=?4, schemas=?5, updated_at=?6 WHERE name=?1",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![et.name, et.description, et.archived, et.deprecated, json_opt(&et.schemas), et.updated_at])
+                })
+                .map_err(map_sql)?;
+            if n == 0 {
+                return Err(StoreError::NotFound);
+            }
+            Ok(et)
+        })
+        .await
+    }
+
+    async fn delete_event_type(&self, name: &str) -> Result<()> {
+        let name = name.to_string();
+        self.write(move |c| {
+            // Svix archives rather than deletes, so existing endpoint filters keep their meaning.
+            let n = c
+                .execute(
+                    "UPDATE event_types SET archived = 1 WHERE name = ?1",
+                    [name],
+                )
+                .map_err(map_sql)?;
+            if n == 0 {
+                return Err(StoreError::NotFound);
+            }
+            Ok(())
+        })
+        .await
+    }
+}

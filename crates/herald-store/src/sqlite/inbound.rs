@@ -1,0 +1,332 @@
+//! The SQLite backend's inbound sources, ingestion (dedup, ordering holds), the request log and quarantine ([`crate::InboundStore`]).
+
+use super::*;
+
+pub(super) fn insert_inbound(c: &Connection, q: &InboundRequest) -> Result<()> {
+    c.prepare_cached(&format!(
+        "INSERT INTO inbound_requests ({INREQ_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)"
+    ))
+    .and_then(|mut s| {
+        s.execute(params![
+            q.id.0,
+            q.source_id.0,
+            q.app_id.0,
+            q.status.as_str(),
+            q.reason,
+            q.msg_id.as_ref().map(|m| m.0.clone()),
+            json(&q.headers),
+            q.body,
+            q.event_type,
+            q.created_at
+        ])
+    })
+    .map_err(map_sql)?;
+    Ok(())
+}
+/// Takes an inbound dedup key for `msg` (replacing an expired holder).
+pub(super) fn claim_dedup(
+    c: &Connection,
+    d: DedupCheck,
+    msg: &MessageId,
+    now: Millis,
+) -> Result<()> {
+    c.prepare_cached(
+        "INSERT OR REPLACE INTO inbound_dedup (key, msg_id, created_at) VALUES (?1, ?2, ?3)",
+    )
+    .and_then(|mut s| s.execute(params![d.key.as_slice(), msg.0, now]))
+    .map_err(map_sql)?;
+    Ok(())
+}
+
+#[async_trait]
+impl InboundStore for SqliteStore {
+    async fn create_source(&self, s: Source) -> Result<Source> {
+        let sealed = self.seal_source(s.clone());
+        self.write(move |c| {
+            c.prepare_cached(&format!(
+                "INSERT INTO sources ({SRC_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)"
+            ))
+            .and_then(|mut st| {
+                st.execute(params![
+                    sealed.id.0,
+                    sealed.app_id.0,
+                    sealed.uid,
+                    sealed.name,
+                    json(&sealed.verification),
+                    json(&sealed.secrets),
+                    json(&sealed.options),
+                    sealed.created_at,
+                    sealed.updated_at
+                ])
+            })
+            .map_err(map_sql)?;
+            Ok(())
+        })
+        .await?;
+        Ok(s)
+    }
+
+    async fn get_source(&self, app: &AppId, id_or_uid: &str) -> Result<Option<Source>> {
+        let (app, key) = (app.0.clone(), id_or_uid.to_string());
+        self.read(move |c| {
+            one(c
+                .prepare_cached(&format!(
+                    "SELECT {SRC_COLS} FROM sources WHERE app_id = ?1 AND (id = ?2 OR uid = ?2)"
+                ))
+                .map_err(map_sql)?
+                .query_row([app, key], src_row)
+                .optional())
+        })
+        .await?
+        .map(|s| self.unseal_source(s))
+        .transpose()
+    }
+
+    async fn find_source(&self, id: &SourceId) -> Result<Option<Source>> {
+        let id = id.0.clone();
+        self.read_point(|c| {
+            one(c
+                .prepare_cached(&format!("SELECT {SRC_COLS} FROM sources WHERE id = ?1"))
+                .map_err(map_sql)?
+                .query_row([id], src_row)
+                .optional())
+        })?
+        .map(|s| self.unseal_source(s))
+        .transpose()
+    }
+
+    async fn list_sources(&self, app: &AppId, q: &ListQuery) -> Result<Page<Source>> {
+        let (app, q) = (app.0.clone(), q.clone());
+        let page = self
+            .read(move |c| {
+                query_page(
+                    c,
+                    &format!("SELECT {SRC_COLS} FROM sources"),
+                    vec!["app_id = ?".into()],
+                    vec![SqlValue::Text(app)],
+                    &q,
+                    ("id", "created_at"),
+                    src_row,
+                )
+            })
+            .await?;
+        page.try_map(|s| self.unseal_source(s))
+    }
+
+    async fn update_source(&self, s: Source) -> Result<Source> {
+        let sealed = self.seal_source(s.clone());
+        self.write(move |c| {
+            let n = c
+                .prepare_cached(
+                    "UPDATE sources SET uid = ?3, name = ?4, verification = ?5, secrets = ?6, \
+                     options = ?7, updated_at = ?8 WHERE id = ?1 AND app_id = ?2",
+                )
+                .and_then(|mut st| {
+                    st.execute(params![
+                        sealed.id.0,
+                        sealed.app_id.0,
+                        sealed.uid,
+                        sealed.name,
+                        json(&sealed.verification),
+                        json(&sealed.secrets),
+                        json(&sealed.options),
+                        sealed.updated_at
+                    ])
+                })
+                .map_err(map_sql)?;
+            if n == 0 {
+                return Err(StoreError::NotFound);
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(s)
+    }
+
+    async fn delete_source(&self, app: &AppId, id: &SourceId) -> Result<()> {
+        let (app, id) = (app.0.clone(), id.0.clone());
+        self.write(move |c| {
+            let n = c
+                .execute(
+                    "DELETE FROM sources WHERE app_id = ?1 AND id = ?2",
+                    [&app, &id],
+                )
+                .map_err(map_sql)?;
+            if n == 0 {
+                return Err(StoreError::NotFound);
+            }
+            for sql in [
+                "DELETE FROM inbound_requests WHERE source_id = ?1",
+                "DELETE FROM inbound_order WHERE source_id = ?1",
+                "DELETE FROM inbound_held WHERE source_id = ?1",
+            ] {
+                c.execute(sql, [&id]).map_err(map_sql)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn ingest(
+        &self,
+        req: InboundRequest,
+        dedup: Option<DedupCheck>,
+        msg: Message,
+        order: Option<OrderCheck>,
+    ) -> Result<IngestOutcome> {
+        self.write(move |c| {
+            let mut req = req;
+            if let Some(d) = dedup {
+                let first: Option<String> = c
+                    .prepare_cached(
+                        "SELECT msg_id FROM inbound_dedup WHERE key = ?1 AND created_at >= ?2",
+                    )
+                    .and_then(|mut s| {
+                        s.query_row(params![d.key.as_slice(), d.since], |r| r.get(0))
+                            .optional()
+                    })
+                    .map_err(map_sql)?;
+                if let Some(first) = first {
+                    req.status = InboundStatus::Duplicate;
+                    req.msg_id = Some(MessageId(first.clone()));
+                    insert_inbound(c, &req)?;
+                    return Ok(IngestOutcome::Duplicate(MessageId(first)));
+                }
+            }
+            // The writer thread serialises every ingest, so reading `last` here and writing it
+            // below cannot interleave with another request of the same key.
+            let source = req.source_id.0.clone();
+            if let Some(o) = &order {
+                let last = order::last_of(c, &source, &o.key)?;
+                let decision = if order::is_held(c, &source, o)? {
+                    None
+                } else {
+                    Some(herald_core::ordering::decide(last, o.seq, o.gap_timeout_ms))
+                };
+                match decision {
+                    None | Some(herald_core::ordering::Decision::Stale) => {
+                        // No dedup key: a retry of a stale event is stale again.
+                        req.status = InboundStatus::Stale;
+                        req.reason = Some(match decision {
+                            None => format!("sequence {} is already waiting", o.seq),
+                            _ => format!(
+                                "sequence {} is not above the last accepted ({})",
+                                o.seq,
+                                last.unwrap_or_default()
+                            ),
+                        });
+                        req.msg_id = None;
+                        insert_inbound(c, &req)?;
+                        return Ok(IngestOutcome::Stale);
+                    }
+                    Some(herald_core::ordering::Decision::Hold) => {
+                        if let Some(d) = dedup {
+                            claim_dedup(c, d, &msg.id, req.created_at)?;
+                        }
+                        order::hold(c, &req.id.0, &source, o, &msg, req.created_at)?;
+                        req.status = InboundStatus::Held;
+                        req.reason = Some(format!(
+                            "waiting for sequence {} (last accepted: {})",
+                            last.unwrap_or_default().saturating_add(1),
+                            last.unwrap_or_default()
+                        ));
+                        req.msg_id = Some(msg.id.clone());
+                        insert_inbound(c, &req)?;
+                        return Ok(IngestOutcome::Held(msg.id));
+                    }
+                    Some(herald_core::ordering::Decision::Accept) => {}
+                }
+            }
+            if let Some(d) = dedup {
+                claim_dedup(c, d, &msg.id, req.created_at)?;
+            }
+            let id = msg.id.clone();
+            publish_in(c, msg, None)?;
+            req.status = InboundStatus::Accepted;
+            req.msg_id = Some(id.clone());
+            insert_inbound(c, &req)?;
+            if let Some(o) = &order {
+                order::set_last(c, &source, &o.key, o.seq)?;
+                order::release_key(c, &source, &o.key, o.seq, None, req.created_at)?;
+            }
+            Ok(IngestOutcome::Accepted(id))
+        })
+        .await
+    }
+
+    async fn release_held(&self, now: Millis, max_keys: usize) -> Result<u64> {
+        self.write(move |c| order::sweep(c, now, max_keys)).await
+    }
+
+    async fn log_inbound(&self, req: InboundRequest) -> Result<()> {
+        self.write(move |c| insert_inbound(c, &req)).await
+    }
+
+    async fn list_inbound(
+        &self,
+        source: &SourceId,
+        status: Option<InboundStatus>,
+        q: &ListQuery,
+    ) -> Result<Page<InboundRequest>> {
+        let (source, q) = (source.0.clone(), q.clone());
+        self.read(move |c| {
+            let mut conds = vec!["source_id = ?".to_string()];
+            let mut args = vec![SqlValue::Text(source)];
+            if let Some(s) = status {
+                conds.push("status = ?".into());
+                args.push(SqlValue::Text(s.as_str().into()));
+            }
+            query_page(
+                c,
+                &format!("SELECT {INREQ_COLS} FROM inbound_requests"),
+                conds,
+                args,
+                &q,
+                ("id", "created_at"),
+                inreq_row,
+            )
+        })
+        .await
+    }
+
+    async fn get_inbound(
+        &self,
+        source: &SourceId,
+        id: &InboundRequestId,
+    ) -> Result<Option<InboundRequest>> {
+        let (source, id) = (source.0.clone(), id.0.clone());
+        self.read(move |c| {
+            one(c
+                .prepare_cached(&format!(
+                    "SELECT {INREQ_COLS} FROM inbound_requests WHERE source_id = ?1 AND id = ?2"
+                ))
+                .map_err(map_sql)?
+                .query_row([source, id], inreq_row)
+                .optional())
+        })
+        .await
+    }
+
+    async fn release_inbound(
+        &self,
+        source: &SourceId,
+        id: &InboundRequestId,
+        msg: Message,
+    ) -> Result<Published> {
+        let (source, id) = (source.0.clone(), id.0.clone());
+        self.write(move |c| {
+            let n = c
+                .prepare_cached(
+                    "UPDATE inbound_requests SET status = 'released', msg_id = ?3 \
+                     WHERE source_id = ?1 AND id = ?2 AND status = 'quarantined'",
+                )
+                .and_then(|mut s| s.execute(params![source, id, msg.id.0]))
+                .map_err(map_sql)?;
+            if n == 0 {
+                return Err(StoreError::NotFound);
+            }
+            publish_in(c, msg, None)
+        })
+        .await
+    }
+}

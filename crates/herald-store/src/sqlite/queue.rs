@@ -1,0 +1,210 @@
+//! The SQLite backend's the delivery queue: claims, attempt outcomes, releases and the queue summary ([`crate::QueueStore`]).
+
+use super::*;
+
+#[async_trait]
+impl QueueStore for SqliteStore {
+    async fn claim_due(
+        &self,
+        owner: &str,
+        now: Millis,
+        lease_ms: i64,
+        limit: usize,
+    ) -> Result<ClaimBatch> {
+        let owner = owner.to_string();
+        self.write_relaxed(move |c| sched::claim(c, &owner, now, lease_ms, limit))
+            .await
+    }
+
+    async fn load_for_delivery(
+        &self,
+        msgs: &[MessageId],
+        eps: &[EndpointId],
+    ) -> Result<(HashMap<MessageId, Message>, HashMap<EndpointId, Endpoint>)> {
+        let msgs: Vec<String> = msgs.iter().map(|m| m.0.clone()).collect();
+        let eps: Vec<String> = eps.iter().map(|e| e.0.clone()).collect();
+        let (msgs, eps) = self
+            .read(move |c| {
+                let mut mout = HashMap::with_capacity(msgs.len());
+                for chunk in msgs.chunks(500) {
+                    let sql = format!(
+                        "SELECT {MSG_COLS} FROM messages m WHERE m.id IN ({})",
+                        vec!["?"; chunk.len()].join(",")
+                    );
+                    let mut stmt = c.prepare_cached(&sql).map_err(map_sql)?;
+                    let rows = stmt
+                        .query_map(rusqlite::params_from_iter(chunk), |r| msg_row_at(r, 0))
+                        .map_err(map_sql)?;
+                    for m in rows {
+                        let m = m.map_err(map_sql)?;
+                        mout.insert(m.id.clone(), m);
+                    }
+                }
+                let mut eout = HashMap::with_capacity(eps.len());
+                for chunk in eps.chunks(500) {
+                    let sql = format!(
+                        "SELECT {EP_READ} FROM endpoints WHERE id IN ({})",
+                        vec!["?"; chunk.len()].join(",")
+                    );
+                    let mut stmt = c.prepare_cached(&sql).map_err(map_sql)?;
+                    let rows = stmt
+                        .query_map(rusqlite::params_from_iter(chunk), ep_row)
+                        .map_err(map_sql)?;
+                    for e in rows {
+                        let e = e.map_err(map_sql)?;
+                        eout.insert(e.id.clone(), e);
+                    }
+                }
+                Ok((mout, eout))
+            })
+            .await?;
+        let eps = eps
+            .into_iter()
+            .map(|(k, e)| self.unseal(e).map(|e| (k, e)))
+            .collect::<Result<_>>()?;
+        Ok((msgs, eps))
+    }
+
+    async fn record_attempt(&self, rec: AttemptRecord) -> Result<Option<BreakerState>> {
+        self.write_relaxed(move |c| {
+            let a = &rec.attempt;
+            c.prepare_cached(&format!(
+                "INSERT INTO attempts ({ATT_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)"
+            ))
+            .and_then(|mut s| {
+                s.execute(params![
+                    a.id.0, a.msg_id.0, a.endpoint_id.0, a.app_id.0, a.delivery_id, a.url, a.response,
+                    a.response_status_code, a.response_duration_ms, a.status as i64, a.trigger_type as i64,
+                    a.error, a.created_at
+                ])
+            })
+            .map_err(map_sql)?;
+            let now = a.created_at;
+            let id = a.delivery_id;
+            let upd = |sql: &str, p: &[&dyn rusqlite::ToSql]| {
+                c.prepare_cached(sql).and_then(|mut s| s.execute(p)).map_err(map_sql)
+            };
+            match &rec.next {
+                NextState::Succeeded => {
+                    upd("UPDATE endpoints SET failing_since = NULL WHERE id = ?1 AND failing_since IS NOT NULL",
+                        &[&a.endpoint_id.0])?;
+                    upd("UPDATE deliveries SET status = 0, attempts = attempts + 1, manual = 0, next_at = NULL, lease_owner = NULL, updated_at = ?2 WHERE id = ?1",
+                        &[&id, &now])?;
+                }
+                NextState::RetryAt { at, failures } => {
+                    upd("UPDATE endpoints SET failing_since = ?2 WHERE id = ?1 AND failing_since IS NULL",
+                        &[&a.endpoint_id.0, &now])?;
+                    upd("UPDATE deliveries SET status = 1, attempts = attempts + 1, failures = ?3, manual = 0, next_at = ?4, lease_owner = NULL, updated_at = ?2 WHERE id = ?1",
+                        &[&id, &now, failures, at])?;
+                }
+                NextState::Failed { disable_endpoint } => {
+                    upd("UPDATE endpoints SET failing_since = ?2 WHERE id = ?1 AND failing_since IS NULL",
+                        &[&a.endpoint_id.0, &now])?;
+                    upd("UPDATE deliveries SET status = 2, attempts = attempts + 1, manual = 0, next_at = NULL, lease_owner = NULL, updated_at = ?2 WHERE id = ?1",
+                        &[&id, &now])?;
+                    if *disable_endpoint {
+                        upd("UPDATE endpoints SET disabled = 1, updated_at = ?2 WHERE id = ?1", &[&a.endpoint_id.0, &now])?;
+                        // Nothing is dropped: the endpoint's waiting deliveries end `failed`,
+                        // where `recover` can bring them back once the endpoint is re-enabled.
+                        upd("UPDATE deliveries SET status = 2, next_at = NULL, lease_owner = NULL, updated_at = ?2 WHERE endpoint_id = ?1 AND status = 1 AND status IN (1, 3)",
+                            &[&a.endpoint_id.0, &now])?;
+                    }
+                }
+                NextState::EndpointPaused { until } => {
+                    upd("UPDATE deliveries SET status = 1, attempts = attempts + 1, manual = 0, next_at = ?3, lease_owner = NULL, updated_at = ?2 WHERE id = ?1",
+                        &[&id, &now, until])?;
+                    upd("UPDATE endpoints SET paused_until = ?2 WHERE id = ?1", &[&a.endpoint_id.0, until])?;
+                    upd("UPDATE deliveries SET next_at = ?2 WHERE endpoint_id = ?1 AND status = 1 AND status IN (1, 3) AND next_at < ?2",
+                        &[&a.endpoint_id.0, until])?;
+                }
+            }
+            // A pause is the receiver asking to wait, not a failure: the breaker ignores it.
+            let change = match &rec.next {
+                NextState::EndpointPaused { .. } => None,
+                next => sched::record_result(c, &a.endpoint_id.0, now, *next == NextState::Succeeded, &rec.breaker)?,
+            };
+            sched::refresh_due(c, &a.endpoint_id.0, now)?;
+            Ok(change)
+        })
+        .await
+    }
+
+    async fn release(&self, delivery_id: i64, at: Millis) -> Result<()> {
+        self.write_relaxed(move |c| {
+            let ep: Option<String> = c
+                .prepare_cached("UPDATE deliveries SET status = 1, next_at = ?2, lease_owner = NULL WHERE id = ?1 AND status = 3 RETURNING endpoint_id")
+                .and_then(|mut s| s.query_row(params![delivery_id, at], |r| r.get(0)).optional())
+                .map_err(map_sql)?;
+            if let Some(ep) = ep {
+                sched::refresh_due(c, &ep, at.min(now_millis()))?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn abandon(&self, delivery_id: i64, now: Millis) -> Result<()> {
+        self.write_relaxed(move |c| {
+            let ep: Option<String> = c
+                .prepare_cached("UPDATE deliveries SET status = 2, next_at = NULL, lease_owner = NULL, updated_at = ?2 WHERE id = ?1 RETURNING endpoint_id")
+                .and_then(|mut s| s.query_row(params![delivery_id, now], |r| r.get(0)).optional())
+                .map_err(map_sql)?;
+            if let Some(ep) = ep {
+                sched::refresh_due(c, &ep, now)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn release_leases(&self, owner: Option<&str>, now: Millis) -> Result<u64> {
+        let owner = owner.map(str::to_string);
+        self.write_relaxed(move |c| {
+            // Their endpoints become due now (the leases go back to the queue).
+            let touch = match &owner {
+                Some(_) => "UPDATE endpoints SET due_at = ?1 WHERE id IN (SELECT endpoint_id FROM deliveries WHERE status = 3 AND status IN (1, 3) AND lease_owner = ?2) AND (due_at IS NULL OR due_at > ?1)",
+                None => "UPDATE endpoints SET due_at = ?1 WHERE id IN (SELECT endpoint_id FROM deliveries WHERE status = 3 AND status IN (1, 3)) AND (due_at IS NULL OR due_at > ?1)",
+            };
+            match &owner {
+                Some(o) => c.execute(touch, params![now, o]),
+                None => c.execute(touch, params![now]),
+            }
+            .map_err(map_sql)?;
+            let n = match owner {
+                Some(o) => c.execute(
+                    "UPDATE deliveries SET status = 1, next_at = ?1, lease_owner = NULL WHERE status = 3 AND status IN (1, 3) AND lease_owner = ?2",
+                    params![now, o],
+                ),
+                None => c.execute(
+                    "UPDATE deliveries SET status = 1, next_at = ?1, lease_owner = NULL WHERE status = 3 AND status IN (1, 3)",
+                    params![now],
+                ),
+            }
+            .map_err(map_sql)?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn next_due_at(&self) -> Result<Option<Millis>> {
+        self.read(|c| {
+            c.query_row("SELECT MIN(due_at) FROM endpoints", [], |r| r.get(0))
+                .map_err(map_sql)
+        })
+        .await
+    }
+
+    async fn queue_summary(&self, now: Millis) -> Result<(u64, u64, Option<Millis>)> {
+        self.read(move |c| {
+            c.query_row(
+                "SELECT COUNT(*) FILTER (WHERE next_at <= ?1), COUNT(*) FILTER (WHERE next_at > ?1), \
+                 MIN(next_at) FILTER (WHERE next_at <= ?1 AND status = 1) \
+                 FROM deliveries WHERE status IN (1, 3)",
+                [now],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .map_err(map_sql)
+        })
+        .await
+    }
+}
