@@ -17,6 +17,7 @@ pub mod ops;
 pub mod postgres;
 pub mod roles;
 pub mod sqlite;
+pub(crate) mod status;
 
 pub use ops::OpsLog;
 pub use roles::{AppStore, AuthStore, InboundStore, MessageStore, OpsStore, QueueStore, Store};
@@ -308,4 +309,12 @@ pub enum IngestOutcome {
     /// `ordering`: a sequence is missing before this one; the request is held (logged `held`)
     /// and becomes the message with this ID when the gap is filled or its wait ends.
     Held(MessageId),
+}
+
+/// A change that had to touch a row: [`StoreError::NotFound`] when it touched none.
+pub(crate) fn found(n: usize) -> Result<()> {
+    match n {
+        0 => Err(StoreError::NotFound),
+        _ => Ok(()),
+    }
 }

@@ -1,8 +1,10 @@
 //! The storage roles: one trait per area of Herald's state, and [`Store`], every role at once.
 //!
-//! Callers that hold an `Arc<dyn Store>` call any role's methods once the role traits are in
-//! scope (`use herald_store::prelude::*;`). This module only declares the contract; it must not
-//! hold backend code.
+//! Callers holding an `Arc<dyn Store>` (or a generic `S: Store`) call every role's methods as
+//! before; callers holding a concrete backend bring the roles into scope with
+//! `use herald_store::prelude::*;`. This module only declares the contract; it must not
+//! hold backend code. The traits are written one line a method (`rustfmt::skip`): the contract
+//! reads as a table, and each backend's impl already spells every signature out in full.
 
 use std::collections::HashMap;
 
@@ -22,6 +24,7 @@ use crate::{
 };
 
 /// Liveness, health and the maintenance sweeps (auto-disable, retention, key rotation). Every method is atomic on its own.
+#[rustfmt::skip]
 #[async_trait]
 pub trait OpsStore: Send + Sync + 'static {
     /// Cheap round trip proving the backend answers.
@@ -42,22 +45,13 @@ pub trait OpsStore: Send + Sync + 'static {
     /// Auto-disable: disables every enabled endpoint whose attempts have all failed since
     /// `now - window_ms` or earlier (no success in the window) and ends its waiting deliveries
     /// `failed`. Returns the endpoints disabled.
-    async fn disable_failing_endpoints(
-        &self,
-        now: Millis,
-        window_ms: i64,
-    ) -> Result<Vec<DisabledEndpoint>>;
+    async fn disable_failing_endpoints(&self, now: Millis, window_ms: i64) -> Result<Vec<DisabledEndpoint>>;
 
     /// Retention: clears payloads of messages past their retention (the message's own, else
     /// `default_retention_ms`) whose deliveries are all finished, and response bodies of
     /// attempts older than `default_retention_ms`. Touches at most `batch` rows of each kind, so
     /// callers loop while it returns a full count; returns how many rows changed.
-    async fn purge_expired(
-        &self,
-        now: Millis,
-        default_retention_ms: i64,
-        batch: usize,
-    ) -> Result<u64>;
+    async fn purge_expired(&self, now: Millis, default_retention_ms: i64, batch: usize) -> Result<u64>;
 
     /// Encryption-key rotation: re-encrypts every stored secret (endpoint and source secrets)
     /// under `new` and records `new`'s key check, in one transaction. The store must have been
@@ -66,6 +60,7 @@ pub trait OpsStore: Send + Sync + 'static {
 }
 
 /// Applications, their endpoints and the event-type catalogue. Every method is atomic on its own.
+#[rustfmt::skip]
 #[async_trait]
 pub trait AppStore: Send + Sync + 'static {
     async fn create_app(&self, app: Application) -> Result<Application>;
@@ -92,22 +87,13 @@ pub trait AppStore: Send + Sync + 'static {
     /// Deletes the endpoint and its unfinished deliveries (attempt history stays).
     async fn delete_endpoint(&self, app: &AppId, id: &EndpointId) -> Result<()>;
 
-    async fn endpoint_stats(
-        &self,
-        ep: &EndpointId,
-        since: Option<Millis>,
-        until: Option<Millis>,
-    ) -> Result<EndpointStats>;
+    async fn endpoint_stats(&self, ep: &EndpointId, since: Option<Millis>, until: Option<Millis>) -> Result<EndpointStats>;
 
     async fn create_event_type(&self, et: EventType) -> Result<EventType>;
 
     async fn get_event_type(&self, name: &str) -> Result<Option<EventType>>;
 
-    async fn list_event_types(
-        &self,
-        q: &ListQuery,
-        include_archived: bool,
-    ) -> Result<Page<EventType>>;
+    async fn list_event_types(&self, q: &ListQuery, include_archived: bool) -> Result<Page<EventType>>;
 
     async fn update_event_type(&self, et: EventType) -> Result<EventType>;
 
@@ -115,6 +101,7 @@ pub trait AppStore: Send + Sync + 'static {
 }
 
 /// Messages, their deliveries and the attempt history. Every method is atomic on its own.
+#[rustfmt::skip]
 #[async_trait]
 pub trait MessageStore: Send + Sync + 'static {
     /// Commits the message and one pending delivery per matching endpoint, in one durable
@@ -125,57 +112,30 @@ pub trait MessageStore: Send + Sync + 'static {
     /// By message ID or `eventId`.
     async fn get_message(&self, app: &AppId, id_or_event_id: &str) -> Result<Option<Message>>;
 
-    async fn list_messages(
-        &self,
-        app: &AppId,
-        filter: &MessageFilter,
-        q: &ListQuery,
-    ) -> Result<Page<Message>>;
+    async fn list_messages(&self, app: &AppId, filter: &MessageFilter, q: &ListQuery) -> Result<Page<Message>>;
 
     /// Removes a payload, keeping the message record.
     async fn expunge_payload(&self, app: &AppId, msg: &MessageId) -> Result<()>;
 
     async fn deliveries_of_message(&self, msg: &MessageId) -> Result<Vec<Delivery>>;
 
-    async fn deliveries_of_endpoint(
-        &self,
-        ep: &EndpointId,
-        status: Option<i64>,
-        q: &ListQuery,
-    ) -> Result<Page<(Delivery, Message)>>;
+    async fn deliveries_of_endpoint(&self, ep: &EndpointId, status: Option<i64>, q: &ListQuery) -> Result<Page<(Delivery, Message)>>;
 
     /// Queues one manual attempt of (message, endpoint) now, creating the delivery if the
     /// endpoint did not receive the message originally.
-    async fn resend(
-        &self,
-        app: &AppId,
-        msg: &MessageId,
-        ep: &EndpointId,
-        now: Millis,
-    ) -> Result<()>;
+    async fn resend(&self, app: &AppId, msg: &MessageId, ep: &EndpointId, now: Millis) -> Result<()>;
 
     /// Re-queues the endpoint's `failed` deliveries of messages created in [since, until).
     /// Returns how many were re-queued.
-    async fn recover(
-        &self,
-        ep: &EndpointId,
-        since: Millis,
-        until: Option<Millis>,
-        now: Millis,
-    ) -> Result<u64>;
+    async fn recover(&self, ep: &EndpointId, since: Millis, until: Option<Millis>, now: Millis) -> Result<u64>;
 
-    async fn list_attempts(
-        &self,
-        app: &AppId,
-        scope: &AttemptScope,
-        filter: &AttemptFilter,
-        q: &ListQuery,
-    ) -> Result<Page<Attempt>>;
+    async fn list_attempts(&self, app: &AppId, scope: &AttemptScope, filter: &AttemptFilter, q: &ListQuery) -> Result<Page<Attempt>>;
 
     async fn get_attempt(&self, app: &AppId, msg: &MessageId, id: &str) -> Result<Option<Attempt>>;
 }
 
 /// The delivery queue: claims under lease, attempt outcomes, releases and the queue's shape. Every method is atomic on its own.
+#[rustfmt::skip]
 #[async_trait]
 pub trait QueueStore: Send + Sync + 'static {
     /// Leases up to `limit` due deliveries (pending and due, or sending with an expired lease)
@@ -184,20 +144,10 @@ pub trait QueueStore: Send + Sync + 'static {
     /// (counting every node's leases), within its `throttleRate` token bucket, nothing while
     /// its breaker is open and one probe while half-open, one delivery per ordering key at a
     /// time for `fifo` endpoints.
-    async fn claim_due(
-        &self,
-        owner: &str,
-        now: Millis,
-        lease_ms: i64,
-        limit: usize,
-    ) -> Result<ClaimBatch>;
+    async fn claim_due(&self, owner: &str, now: Millis, lease_ms: i64, limit: usize) -> Result<ClaimBatch>;
 
     /// The messages and endpoints claimed deliveries refer to.
-    async fn load_for_delivery(
-        &self,
-        msgs: &[MessageId],
-        eps: &[EndpointId],
-    ) -> Result<(HashMap<MessageId, Message>, HashMap<EndpointId, Endpoint>)>;
+    async fn load_for_delivery(&self, msgs: &[MessageId], eps: &[EndpointId]) -> Result<(HashMap<MessageId, Message>, HashMap<EndpointId, Endpoint>)>;
 
     /// Stores an attempt and applies its consequence to the delivery and to the endpoint
     /// (breaker, pause, disable). Returns the breaker's new state if the attempt moved it.
@@ -221,6 +171,7 @@ pub trait QueueStore: Send + Sync + 'static {
 }
 
 /// Inbound sources, their request log, dedup, ordering holds and quarantine. Every method is atomic on its own.
+#[rustfmt::skip]
 #[async_trait]
 pub trait InboundStore: Send + Sync + 'static {
     async fn create_source(&self, s: Source) -> Result<Source>;
@@ -248,13 +199,7 @@ pub trait InboundStore: Send + Sync + 'static {
     /// only logged; a sequence after a gap is held (with everything needed to publish `msg`
     /// later); an accepted one publishes `msg` (its `ordering_key` as the caller set it) and
     /// then every held successor that is now consecutive, in sequence order.
-    async fn ingest(
-        &self,
-        req: InboundRequest,
-        dedup: Option<DedupCheck>,
-        msg: Message,
-        order: Option<OrderCheck>,
-    ) -> Result<IngestOutcome>;
+    async fn ingest(&self, req: InboundRequest, dedup: Option<DedupCheck>, msg: Message, order: Option<OrderCheck>) -> Result<IngestOutcome>;
 
     /// The gap-timeout sweep: for up to `max_keys` keys holding an event whose wait ended by
     /// `now`, publishes their held events in sequence order (every one up to the highest
@@ -268,30 +213,17 @@ pub trait InboundStore: Send + Sync + 'static {
 
     /// The source's request log, newest first unless `q` says otherwise.
     /// The source's request log; `status` keeps only requests in that state.
-    async fn list_inbound(
-        &self,
-        source: &SourceId,
-        status: Option<InboundStatus>,
-        q: &ListQuery,
-    ) -> Result<Page<InboundRequest>>;
+    async fn list_inbound(&self, source: &SourceId, status: Option<InboundStatus>, q: &ListQuery) -> Result<Page<InboundRequest>>;
 
-    async fn get_inbound(
-        &self,
-        source: &SourceId,
-        id: &InboundRequestId,
-    ) -> Result<Option<InboundRequest>>;
+    async fn get_inbound(&self, source: &SourceId, id: &InboundRequestId) -> Result<Option<InboundRequest>>;
 
     /// Publishes `msg` for a quarantined request and marks it released, atomically; `NotFound`
     /// unless the request exists and is quarantined.
-    async fn release_inbound(
-        &self,
-        source: &SourceId,
-        id: &InboundRequestId,
-        msg: Message,
-    ) -> Result<Published>;
+    async fn release_inbound(&self, source: &SourceId, id: &InboundRequestId, msg: Message) -> Result<Published>;
 }
 
 /// API tokens and stored idempotent answers. Every method is atomic on its own.
+#[rustfmt::skip]
 #[async_trait]
 pub trait AuthStore: Send + Sync + 'static {
     async fn create_token(&self, rec: TokenRecord, hash: [u8; 32]) -> Result<TokenRecord>;
@@ -302,18 +234,9 @@ pub trait AuthStore: Send + Sync + 'static {
 
     async fn delete_token(&self, id: &TokenId) -> Result<()>;
 
-    async fn get_idempotent(
-        &self,
-        key: [u8; 32],
-        since: Millis,
-    ) -> Result<Option<IdempotentResponse>>;
+    async fn get_idempotent(&self, key: [u8; 32], since: Millis) -> Result<Option<IdempotentResponse>>;
 
-    async fn put_idempotent(
-        &self,
-        key: [u8; 32],
-        resp: IdempotentResponse,
-        now: Millis,
-    ) -> Result<()>;
+    async fn put_idempotent(&self, key: [u8; 32], resp: IdempotentResponse, now: Millis) -> Result<()>;
 }
 
 /// Durable storage: every role. Implemented for anything that implements them all, so a

@@ -12,12 +12,8 @@ pub(super) async fn endpoint_by(
     ))
     .bind(app)
     .bind(id_or_uid)
-    .fetch_optional(c)
+    .row(c, ep_row)
     .await
-    .map_err(map_pg)?
-    .as_ref()
-    .map(ep_row)
-    .transpose()
 }
 
 #[async_trait]
@@ -33,40 +29,21 @@ impl AppStore for PostgresStore {
         .bind(json(&app.metadata))
         .bind(app.created_at)
         .bind(app.updated_at)
-        .execute(&self.pool)
-        .await
-        .map_err(map_pg)?;
+        .run(&self.pool)
+        .await?;
         Ok(app)
     }
 
     async fn get_app(&self, id_or_uid: &str) -> Result<Option<Application>> {
-        if self.is_down() {
-            if let Some(a) = self.seen.apps.lock().get(id_or_uid) {
-                return Ok(Some(a.clone()));
+        let sql = format!("SELECT {APP_COLS} FROM apps WHERE id = $1 OR uid = $1");
+        let read = sqlx::query(&sql).bind(id_or_uid).row(&self.pool, app_row);
+        let note = |app: &Option<Application>| {
+            if let Some(a) = app {
+                remember(&self.seen.apps, id_or_uid.to_string(), a.clone());
             }
-        }
-        let r = sqlx::query(&format!(
-            "SELECT {APP_COLS} FROM apps WHERE id = $1 OR uid = $1"
-        ))
-        .bind(id_or_uid)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(map_pg);
-        match r {
-            Ok(row) => {
-                let app = row.as_ref().map(app_row).transpose()?;
-                if let Some(a) = &app {
-                    remember(&self.seen.apps, id_or_uid.to_string(), a.clone());
-                }
-                Ok(app)
-            }
-            Err(StoreError::Unavailable(why)) => {
-                self.mark_down();
-                let seen = self.seen.apps.lock().get(id_or_uid).cloned();
-                seen.map(Some).ok_or(StoreError::Unavailable(why))
-            }
-            Err(e) => Err(e),
-        }
+        };
+        let seen = || self.seen.apps.lock().get(id_or_uid).cloned().map(Some);
+        self.read_or_seen(read, note, seen).await
     }
 
     async fn list_apps(&self, q: &ListQuery) -> Result<Page<Application>> {
@@ -83,7 +60,7 @@ impl AppStore for PostgresStore {
     }
 
     async fn update_app(&self, app: Application) -> Result<Application> {
-        let n = sqlx::query(
+        sqlx::query(
             "UPDATE apps SET uid = $2, name = $3, throttle_rate = $4, metadata = $5, updated_at = $6 WHERE id = $1",
         )
         .bind(&app.id.0)
@@ -91,14 +68,7 @@ impl AppStore for PostgresStore {
         .bind(&app.name)
         .bind(app.throttle_rate.map(i64::from))
         .bind(json(&app.metadata))
-        .bind(app.updated_at)
-        .execute(&self.pool)
-        .await
-        .map_err(map_pg)?
-        .rows_affected();
-        if n == 0 {
-            return Err(StoreError::NotFound);
-        }
+        .bind(app.updated_at).must_change(&self.pool).await?;
         Ok(app)
     }
 
@@ -129,9 +99,7 @@ impl AppStore for PostgresStore {
             )),
             &ep,
         )
-        .execute(&self.pool)
-        .await
-        .map_err(map_pg)?;
+        .run(&self.pool).await?;
         self.unseal(ep)
     }
 
@@ -177,21 +145,18 @@ impl AppStore for PostgresStore {
             ),
             &ep,
         )
-        .execute(&mut *tx)
-        .await
-        .map_err(map_pg)?;
+        .run(&mut *tx).await?;
         let now = ep.updated_at;
         if was.disabled && !ep.disabled {
             sqlx::query(
-                "UPDATE endpoints SET failing_since = NULL, breaker = 0, breaker_until = 0, \
+                &format!("UPDATE endpoints SET failing_since = NULL, breaker = {CLOSED}, breaker_until = 0, \
                  breaker_cooldown = 0, consec_failures = 0, win_total = 0, win_failed = 0, \
-                 prev_total = 0, prev_failed = 0, tb_tokens = 1, tb_at = $2 WHERE id = $1",
+                 prev_total = 0, prev_failed = 0, tb_tokens = 1, tb_at = $2 WHERE id = $1"),
             )
             .bind(&ep.id.0)
             .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_pg)?;
+            .run(&mut *tx)
+            .await?;
         }
         if ep.ordering == Ordering::Fifo && was.ordering != Ordering::Fifo {
             sched::fix_fifo_keys(&mut tx, &ep.id.0).await?;
@@ -207,19 +172,14 @@ impl AppStore for PostgresStore {
 
     async fn delete_endpoint(&self, app: &AppId, id: &EndpointId) -> Result<()> {
         let mut tx = self.begin().await?;
-        let n = sqlx::query("DELETE FROM endpoints WHERE app_id = $1 AND id = $2")
+        sqlx::query("DELETE FROM endpoints WHERE app_id = $1 AND id = $2")
             .bind(&app.0)
             .bind(&id.0)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_pg)?
-            .rows_affected();
-        if n == 0 {
-            return Err(StoreError::NotFound);
-        }
+            .must_change(&mut *tx)
+            .await?;
         exec(
             &mut tx,
-            "DELETE FROM deliveries WHERE endpoint_id = $1 AND status IN (1, 3)",
+            &format!("DELETE FROM deliveries WHERE endpoint_id = $1 AND status IN ({PENDING}, {SENDING})"),
             &id.0,
         )
         .await?;
@@ -266,38 +226,18 @@ impl AppStore for PostgresStore {
         .bind(json_opt(&et.schemas))
         .bind(et.created_at)
         .bind(et.updated_at)
-        .execute(&self.pool)
-        .await
-        .map_err(map_pg)?;
+        .run(&self.pool)
+        .await?;
         Ok(et)
     }
 
     async fn get_event_type(&self, name: &str) -> Result<Option<EventType>> {
-        if self.is_down() {
-            if let Some(et) = self.seen.event_types.lock().get(name) {
-                return Ok(et.clone());
-            }
-        }
-        let r = sqlx::query(&format!(
-            "SELECT {ET_COLS} FROM event_types WHERE name = $1"
-        ))
-        .bind(name)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(map_pg);
-        match r {
-            Ok(row) => {
-                let et = row.as_ref().map(et_row).transpose()?;
-                remember(&self.seen.event_types, name.to_string(), et.clone());
-                Ok(et)
-            }
-            Err(StoreError::Unavailable(why)) => {
-                self.mark_down();
-                let seen = self.seen.event_types.lock().get(name).cloned();
-                seen.ok_or(StoreError::Unavailable(why))
-            }
-            Err(e) => Err(e),
-        }
+        let sql = format!("SELECT {ET_COLS} FROM event_types WHERE name = $1");
+        let read = sqlx::query(&sql).bind(name).row(&self.pool, et_row);
+        let note =
+            |et: &Option<EventType>| remember(&self.seen.event_types, name.to_string(), et.clone());
+        let seen = || self.seen.event_types.lock().get(name).cloned();
+        self.read_or_seen(read, note, seen).await
     }
 
     async fn list_event_types(
@@ -323,7 +263,7 @@ impl AppStore for PostgresStore {
     }
 
     async fn update_event_type(&self, et: EventType) -> Result<EventType> {
-        let n = sqlx::query(
+        sqlx::query(
             "UPDATE event_types SET description=$2, archived=$3, deprecated=$4, schemas=$5, updated_at=$6 WHERE name=$1",
         )
         .bind(&et.name)
@@ -331,27 +271,15 @@ impl AppStore for PostgresStore {
         .bind(et.archived)
         .bind(et.deprecated)
         .bind(json_opt(&et.schemas))
-        .bind(et.updated_at)
-        .execute(&self.pool)
-        .await
-        .map_err(map_pg)?
-        .rows_affected();
-        if n == 0 {
-            return Err(StoreError::NotFound);
-        }
+        .bind(et.updated_at).must_change(&self.pool).await?;
         Ok(et)
     }
 
     async fn delete_event_type(&self, name: &str) -> Result<()> {
-        let n = sqlx::query("UPDATE event_types SET archived = TRUE WHERE name = $1")
+        sqlx::query("UPDATE event_types SET archived = TRUE WHERE name = $1")
             .bind(name)
-            .execute(&self.pool)
-            .await
-            .map_err(map_pg)?
-            .rows_affected();
-        if n == 0 {
-            return Err(StoreError::NotFound);
-        }
+            .must_change(&self.pool)
+            .await?;
         Ok(())
     }
 }

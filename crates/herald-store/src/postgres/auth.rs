@@ -13,42 +13,25 @@ impl AuthStore for PostgresStore {
         .bind(&rec.name)
         .bind(rec.app_id.as_ref().map(|a| a.0.clone()))
         .bind(rec.created_at)
-        .execute(&self.pool)
-        .await
-        .map_err(map_pg)?;
+        .run(&self.pool)
+        .await?;
         Ok(rec)
     }
 
     async fn find_token(&self, hash: [u8; 32]) -> Result<Option<TokenRecord>> {
-        if self.is_down() {
-            if let Some(t) = self.seen.tokens.lock().get(&hash) {
-                return Ok(Some(t.clone()));
-            }
-        }
-        let r = sqlx::query("SELECT id, name, app_id, created_at FROM tokens WHERE hash = $1")
+        let sql = "SELECT id, name, app_id, created_at FROM tokens WHERE hash = $1";
+        let read = sqlx::query(sql)
             .bind(hash.as_slice())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(map_pg);
-        match r {
-            Ok(row) => {
-                let t = row.as_ref().map(token_row).transpose()?;
-                match &t {
-                    Some(t) => remember(&self.seen.tokens, hash, t.clone()),
-                    // Revoked (or never existed): forget it at once.
-                    None => {
-                        self.seen.tokens.lock().remove(&hash);
-                    }
-                }
-                Ok(t)
+            .row(&self.pool, token_row);
+        let note = |t: &Option<TokenRecord>| match t {
+            Some(t) => remember(&self.seen.tokens, hash, t.clone()),
+            // Revoked (or never existed): forget it at once.
+            None => {
+                self.seen.tokens.lock().remove(&hash);
             }
-            Err(StoreError::Unavailable(why)) => {
-                self.mark_down();
-                let seen = self.seen.tokens.lock().get(&hash).cloned();
-                seen.map(Some).ok_or(StoreError::Unavailable(why))
-            }
-            Err(e) => Err(e),
-        }
+        };
+        let seen = || self.seen.tokens.lock().get(&hash).cloned().map(Some);
+        self.read_or_seen(read, note, seen).await
     }
 
     async fn list_tokens(&self) -> Result<Vec<TokenRecord>> {
@@ -63,15 +46,10 @@ impl AuthStore for PostgresStore {
 
     async fn delete_token(&self, id: &TokenId) -> Result<()> {
         self.seen.tokens.lock().retain(|_, t| t.id != *id);
-        let n = sqlx::query("DELETE FROM tokens WHERE id = $1")
+        sqlx::query("DELETE FROM tokens WHERE id = $1")
             .bind(&id.0)
-            .execute(&self.pool)
-            .await
-            .map_err(map_pg)?
-            .rows_affected();
-        if n == 0 {
-            return Err(StoreError::NotFound);
-        }
+            .must_change(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -110,9 +88,7 @@ impl AuthStore for PostgresStore {
         .bind(resp.status as i64)
         .bind(&resp.body)
         .bind(now)
-        .execute(&self.pool)
-        .await
-        .map_err(map_pg)?;
+        .run(&self.pool).await?;
         Ok(())
     }
 }

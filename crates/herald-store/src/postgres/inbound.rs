@@ -16,9 +16,8 @@ pub(super) async fn insert_inbound(c: &mut PgConnection, q: &InboundRequest) -> 
     .bind(&q.body)
     .bind(&q.event_type)
     .bind(q.created_at)
-    .execute(c)
-    .await
-    .map_err(map_pg)?;
+    .run(c)
+    .await?;
     Ok(())
 }
 
@@ -38,9 +37,8 @@ impl InboundStore for PostgresStore {
         .bind(json(&sealed.options))
         .bind(sealed.created_at)
         .bind(sealed.updated_at)
-        .execute(&self.pool)
-        .await
-        .map_err(map_pg)?;
+        .run(&self.pool)
+        .await?;
         Ok(s)
     }
 
@@ -50,48 +48,26 @@ impl InboundStore for PostgresStore {
         ))
         .bind(&app.0)
         .bind(id_or_uid)
-        .fetch_optional(&self.pool)
+        .row(&self.pool, |r| {
+            src_row(r).and_then(|s| self.unseal_source(s))
+        })
         .await
-        .map_err(map_pg)?
-        .as_ref()
-        .map(|r| src_row(r).and_then(|s| self.unseal_source(s)))
-        .transpose()
     }
 
     async fn find_source(&self, id: &SourceId) -> Result<Option<Source>> {
-        let seen = || self.seen.sources.lock().get(&id.0).cloned();
-        if self.is_down() {
-            if let Some(s) = seen() {
-                return self.unseal_source(s).map(Some);
+        // Remembered as stored (sealed), unsealed for the caller only.
+        let sql = format!("SELECT {SRC_COLS} FROM sources WHERE id = $1");
+        let read = sqlx::query(&sql).bind(&id.0).row(&self.pool, src_row);
+        let note = |s: &Option<Source>| match s {
+            Some(s) => remember(&self.seen.sources, id.0.clone(), s.clone()),
+            // Deleted (or never existed): forget it at once.
+            None => {
+                self.seen.sources.lock().remove(&id.0);
             }
-        }
-        let r = sqlx::query(&format!("SELECT {SRC_COLS} FROM sources WHERE id = $1"))
-            .bind(&id.0)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(map_pg);
-        match r {
-            Ok(row) => {
-                // Remembered as stored (sealed), unsealed for the caller only.
-                let s = row.as_ref().map(src_row).transpose()?;
-                match &s {
-                    Some(s) => remember(&self.seen.sources, id.0.clone(), s.clone()),
-                    // Deleted (or never existed): forget it at once.
-                    None => {
-                        self.seen.sources.lock().remove(&id.0);
-                    }
-                }
-                s.map(|s| self.unseal_source(s)).transpose()
-            }
-            Err(StoreError::Unavailable(why)) => {
-                self.mark_down();
-                match seen() {
-                    Some(s) => self.unseal_source(s).map(Some),
-                    None => Err(StoreError::Unavailable(why)),
-                }
-            }
-            Err(e) => Err(e),
-        }
+        };
+        let seen = || self.seen.sources.lock().get(&id.0).cloned().map(Some);
+        let s = self.read_or_seen(read, note, seen).await?;
+        s.map(|s| self.unseal_source(s)).transpose()
     }
 
     async fn list_sources(&self, app: &AppId, q: &ListQuery) -> Result<Page<Source>> {
@@ -110,7 +86,7 @@ impl InboundStore for PostgresStore {
 
     async fn update_source(&self, s: Source) -> Result<Source> {
         let sealed = self.seal_source(s.clone());
-        let n = sqlx::query(
+        sqlx::query(
             "UPDATE sources SET uid = $3, name = $4, verification = $5, secrets = $6, \
              options = $7, updated_at = $8 WHERE id = $1 AND app_id = $2",
         )
@@ -122,28 +98,18 @@ impl InboundStore for PostgresStore {
         .bind(json(&sealed.secrets))
         .bind(json(&sealed.options))
         .bind(sealed.updated_at)
-        .execute(&self.pool)
-        .await
-        .map_err(map_pg)?
-        .rows_affected();
-        if n == 0 {
-            return Err(StoreError::NotFound);
-        }
+        .must_change(&self.pool)
+        .await?;
         Ok(s)
     }
 
     async fn delete_source(&self, app: &AppId, id: &SourceId) -> Result<()> {
         let mut tx = self.begin().await?;
-        let n = sqlx::query("DELETE FROM sources WHERE app_id = $1 AND id = $2")
+        sqlx::query("DELETE FROM sources WHERE app_id = $1 AND id = $2")
             .bind(&app.0)
             .bind(&id.0)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_pg)?
-            .rows_affected();
-        if n == 0 {
-            return Err(StoreError::NotFound);
-        }
+            .must_change(&mut *tx)
+            .await?;
         for sql in [
             "DELETE FROM inbound_requests WHERE source_id = $1",
             "DELETE FROM inbound_order WHERE source_id = $1",
@@ -237,12 +203,8 @@ impl InboundStore for PostgresStore {
         ))
         .bind(&source.0)
         .bind(&id.0)
-        .fetch_optional(&self.pool)
+        .row(&self.pool, inreq_row)
         .await
-        .map_err(map_pg)?
-        .as_ref()
-        .map(inreq_row)
-        .transpose()
     }
 
     async fn release_inbound(
@@ -252,20 +214,15 @@ impl InboundStore for PostgresStore {
         msg: Message,
     ) -> Result<Published> {
         let mut tx = self.begin().await?;
-        let n = sqlx::query(
+        sqlx::query(
             "UPDATE inbound_requests SET status = 'released', msg_id = $3 \
              WHERE source_id = $1 AND id = $2 AND status = 'quarantined'",
         )
         .bind(&source.0)
         .bind(&id.0)
         .bind(&msg.id.0)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_pg)?
-        .rows_affected();
-        if n == 0 {
-            return Err(StoreError::NotFound);
-        }
+        .must_change(&mut *tx)
+        .await?;
         let p = publish_tx(&mut tx, msg, None).await?;
         tx.commit().await.map_err(map_pg)?;
         Ok(p)

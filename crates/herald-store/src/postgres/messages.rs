@@ -70,17 +70,13 @@ pub(super) async fn publish_tx(
         .bind(&ep_ids)
         .bind(&due)
         .bind(&keys)
-        .execute(&mut *c)
-        .await
-        .map_err(map_pg)?;
+        .run(&mut *c).await?;
         sqlx::query(
             "INSERT INTO endpoint_wakes (endpoint_id, at) SELECT * FROM UNNEST($1::text[], $2::bigint[])",
         )
         .bind(&ep_ids)
         .bind(&due)
-        .execute(&mut *c)
-        .await
-        .map_err(map_pg)?;
+        .run(&mut *c).await?;
         notify(&mut *c).await?;
     }
     Ok(Published {
@@ -108,26 +104,18 @@ pub(super) async fn insert_delivery(
     .bind(now)
     .bind(manual)
     .bind(ordering_key)
-    .execute(&mut *c)
-    .await
-    .map_err(map_pg)?;
+    .run(&mut *c).await?;
     sched::touch_due(c, ep, now).await
 }
 pub(super) async fn notify(c: &mut PgConnection) -> Result<()> {
     sqlx::query("SELECT pg_notify($1, '')")
         .bind(WAKE_CHANNEL)
-        .execute(c)
-        .await
-        .map_err(map_pg)?;
+        .run(c)
+        .await?;
     Ok(())
 }
 pub(super) async fn exec(c: &mut PgConnection, sql: &str, id: &str) -> Result<u64> {
-    Ok(sqlx::query(sql)
-        .bind(id)
-        .execute(c)
-        .await
-        .map_err(map_pg)?
-        .rows_affected())
+    Ok(sqlx::query(sql).bind(id).affected(c).await?)
 }
 
 #[async_trait]
@@ -155,12 +143,7 @@ impl MessageStore for PostgresStore {
         ))
         .bind(&app.0)
         .bind(id_or_event_id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(map_pg)?
-        .as_ref()
-        .map(msg_row)
-        .transpose()
+        .row(&self.pool, msg_row).await
     }
 
     async fn list_messages(
@@ -195,16 +178,11 @@ impl MessageStore for PostgresStore {
     }
 
     async fn expunge_payload(&self, app: &AppId, msg: &MessageId) -> Result<()> {
-        let n = sqlx::query("UPDATE messages SET payload = NULL WHERE app_id = $1 AND id = $2")
+        sqlx::query("UPDATE messages SET payload = NULL WHERE app_id = $1 AND id = $2")
             .bind(&app.0)
             .bind(&msg.0)
-            .execute(&self.pool)
-            .await
-            .map_err(map_pg)?
-            .rows_affected();
-        if n == 0 {
-            return Err(StoreError::NotFound);
-        }
+            .must_change(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -257,16 +235,13 @@ impl MessageStore for PostgresStore {
         let mut tx = self.begin().await?;
         sched::lock(&mut tx, &ep.0).await?;
         let n = sqlx::query(
-            "UPDATE deliveries SET status = 1, failures = 0, manual = TRUE, next_at = $3, lease_owner = NULL, updated_at = $3 \
-             WHERE msg_id = $1 AND endpoint_id = $2 AND status != 3",
+            &format!("UPDATE deliveries SET status = {PENDING}, failures = 0, manual = TRUE, next_at = $3, lease_owner = NULL, updated_at = $3 \
+             WHERE msg_id = $1 AND endpoint_id = $2 AND status != {SENDING}"),
         )
         .bind(&msg.0)
         .bind(&ep.0)
         .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_pg)?
-        .rows_affected();
+        .affected(&mut *tx).await?;
         if n == 0 {
             let exists: bool = sqlx::query_scalar(
                 "SELECT EXISTS (SELECT 1 FROM deliveries WHERE msg_id = $1 AND endpoint_id = $2)",
@@ -297,18 +272,16 @@ impl MessageStore for PostgresStore {
         let mut tx = self.begin().await?;
         sched::lock(&mut tx, &ep.0).await?;
         let n = sqlx::query(
-            "UPDATE deliveries SET status = 1, failures = 0, next_at = $4, updated_at = $4 \
-             WHERE endpoint_id = $1 AND status = 2 AND msg_id IN \
-             (SELECT id FROM messages WHERE created_at >= $2 AND created_at < $3)",
+            &format!("UPDATE deliveries SET status = {PENDING}, failures = 0, next_at = $4, updated_at = $4 \
+             WHERE endpoint_id = $1 AND status = {FAIL} AND msg_id IN \
+             (SELECT id FROM messages WHERE created_at >= $2 AND created_at < $3)"),
         )
         .bind(&ep.0)
         .bind(since)
         .bind(until.unwrap_or(i64::MAX))
         .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_pg)?
-        .rows_affected();
+        .affected(&mut *tx)
+        .await?;
         if n > 0 {
             sched::fix_fifo_keys_if_fifo(&mut tx, &ep.0).await?;
             sched::touch_due(&mut tx, &ep.0, now).await?;
@@ -364,11 +337,7 @@ impl MessageStore for PostgresStore {
         .bind(&app.0)
         .bind(&msg.0)
         .bind(id)
-        .fetch_optional(&self.pool)
+        .row(&self.pool, att_row)
         .await
-        .map_err(map_pg)?
-        .as_ref()
-        .map(att_row)
-        .transpose()
     }
 }

@@ -42,6 +42,7 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions, PgRow};
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
 
 use crate::prelude::*;
+use crate::status::*;
 use crate::{
     AttemptFilter, AttemptRecord, AttemptScope, ClaimBatch, DedupCheck, DisabledEndpoint,
     IdempotentResponse, IngestOutcome, ListQuery, MessageFilter, OrderCheck, Page, Published,
@@ -820,5 +821,90 @@ impl PostgresStore {
 
     async fn begin(&self) -> Result<sqlx::Transaction<'static, Postgres>> {
         self.pool.begin().await.map_err(map_pg)
+    }
+}
+
+/// A statement ready to run, with the error mapping and row counting every caller needs.
+/// (Boxed futures through `async_trait`: a plain `async fn` here trips the compiler's
+/// higher-ranked `Send` check on `&PgPool` in the store's own `async_trait` methods.)
+#[async_trait]
+pub(crate) trait Run: Sized {
+    /// Runs it; how many rows it changed.
+    async fn affected<'c, E>(self, on: E) -> Result<u64>
+    where
+        E: sqlx::PgExecutor<'c> + 'c;
+
+    /// Runs it.
+    async fn run<'c, E>(self, on: E) -> Result<()>
+    where
+        E: sqlx::PgExecutor<'c> + 'c,
+    {
+        self.affected(on).await.map(|_| ())
+    }
+
+    /// Runs a statement that must change a row: [`StoreError::NotFound`] when it changed none.
+    async fn must_change<'c, E>(self, on: E) -> Result<()>
+    where
+        E: sqlx::PgExecutor<'c> + 'c,
+    {
+        match self.affected(on).await? {
+            0 => Err(StoreError::NotFound),
+            _ => Ok(()),
+        }
+    }
+
+    /// Fetches at most one row and maps it with `f`.
+    async fn row<'c, E, T, F>(self, on: E, f: F) -> Result<Option<T>>
+    where
+        E: sqlx::PgExecutor<'c> + 'c,
+        T: Send,
+        F: FnOnce(&PgRow) -> Result<T> + Send;
+}
+
+#[async_trait]
+impl<'q> Run for sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
+    async fn affected<'c, E>(self, on: E) -> Result<u64>
+    where
+        E: sqlx::PgExecutor<'c> + 'c,
+    {
+        Ok(self.execute(on).await.map_err(map_pg)?.rows_affected())
+    }
+
+    async fn row<'c, E, T, F>(self, on: E, f: F) -> Result<Option<T>>
+    where
+        E: sqlx::PgExecutor<'c> + 'c,
+        T: Send,
+        F: FnOnce(&PgRow) -> Result<T> + Send,
+    {
+        let row = self.fetch_optional(on).await.map_err(map_pg)?;
+        row.as_ref().map(f).transpose()
+    }
+}
+
+impl PostgresStore {
+    /// A read of something publishing needs: `note` records what it read in [`Seen`]; while
+    /// the database is unreachable, `seen` serves the last value instead (when there is one).
+    async fn read_or_seen<T>(
+        &self,
+        read: impl std::future::Future<Output = Result<T>> + Send,
+        note: impl FnOnce(&T) + Send,
+        seen: impl Fn() -> Option<T> + Send + Sync,
+    ) -> Result<T> {
+        if self.is_down() {
+            if let Some(v) = seen() {
+                return Ok(v);
+            }
+        }
+        match read.await {
+            Ok(v) => {
+                note(&v);
+                Ok(v)
+            }
+            Err(StoreError::Unavailable(why)) => {
+                self.mark_down();
+                seen().ok_or(StoreError::Unavailable(why))
+            }
+            Err(e) => Err(e),
+        }
     }
 }

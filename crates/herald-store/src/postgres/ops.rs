@@ -5,10 +5,7 @@ use super::*;
 #[async_trait]
 impl OpsStore for PostgresStore {
     async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map_err(map_pg)?;
+        sqlx::query("SELECT 1").run(&self.pool).await?;
         Ok(())
     }
 
@@ -65,7 +62,7 @@ impl OpsStore for PostgresStore {
             format!("{prefix}{}", ulid::Ulid::from_parts(ms, 0))
         };
         let (msg_bound, att_bound) = (bound(MessageId::PREFIX), bound(AttemptId::PREFIX));
-        let unfinished = "NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.msg_id = messages.id AND d.status IN (1, 3))";
+        let unfinished = format!("NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.msg_id = messages.id AND d.status IN ({PENDING}, {SENDING}))");
         let mut tx = self.begin().await?;
         let mut n = sqlx::query(&format!(
             "UPDATE messages SET payload = NULL WHERE id IN (SELECT id FROM messages \
@@ -73,10 +70,7 @@ impl OpsStore for PostgresStore {
         ))
         .bind(&msg_bound)
         .bind(batch as i64)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_pg)?
-        .rows_affected();
+        .affected(&mut *tx).await?;
         n += sqlx::query(&format!(
             "UPDATE messages SET payload = NULL WHERE id IN (SELECT id FROM messages \
              WHERE retention_ms IS NOT NULL AND payload IS NOT NULL AND created_at + retention_ms < $1 \
@@ -84,20 +78,15 @@ impl OpsStore for PostgresStore {
         ))
         .bind(now)
         .bind(batch as i64)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_pg)?
-        .rows_affected();
+        .affected(&mut *tx).await?;
         n += sqlx::query(
             "UPDATE attempts SET response = '' WHERE id IN \
              (SELECT id FROM attempts WHERE id < $1 AND response != '' LIMIT $2)",
         )
         .bind(&att_bound)
         .bind(batch as i64)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_pg)?
-        .rows_affected();
+        .affected(&mut *tx)
+        .await?;
         tx.commit().await.map_err(map_pg)?;
         Ok(n)
     }
@@ -124,9 +113,8 @@ impl OpsStore for PostgresStore {
                 sqlx::query(&format!("UPDATE {table} SET secrets = $2 WHERE id = $1"))
                     .bind(&id)
                     .bind(json(&secrets))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_pg)?;
+                    .run(&mut *tx)
+                    .await?;
                 n += 1;
             }
         }
@@ -135,9 +123,8 @@ impl OpsStore for PostgresStore {
              ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
         )
         .bind(new.encrypt(KEY_CHECK))
-        .execute(&mut *tx)
-        .await
-        .map_err(map_pg)?;
+        .run(&mut *tx)
+        .await?;
         tx.commit().await.map_err(map_pg)?;
         Ok(n)
     }

@@ -2,6 +2,30 @@
 
 use super::*;
 
+impl PostgresStore {
+    /// Hands back or ends a claimed delivery without an attempt: `sql` (`$1` the delivery, `$2`
+    /// `at`) under its endpoint's lock, then the endpoint's queue position from `due`.
+    async fn settle(&self, delivery_id: i64, sql: &str, at: Millis, due: Millis) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let ep: Option<String> =
+            sqlx::query_scalar("SELECT endpoint_id FROM deliveries WHERE id = $1")
+                .bind(delivery_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_pg)?;
+        if let Some(ep) = ep {
+            sched::lock(&mut tx, &ep).await?;
+            sqlx::query(sql)
+                .bind(delivery_id)
+                .bind(at)
+                .run(&mut *tx)
+                .await?;
+            sched::refresh_due(&mut tx, &ep, due).await?;
+        }
+        tx.commit().await.map_err(map_pg)
+    }
+}
+
 #[async_trait]
 impl QueueStore for PostgresStore {
     async fn claim_due(
@@ -56,73 +80,34 @@ impl QueueStore for PostgresStore {
     }
 
     async fn release(&self, delivery_id: i64, at: Millis) -> Result<()> {
-        let mut tx = self.begin().await?;
-        let ep: Option<String> =
-            sqlx::query_scalar("SELECT endpoint_id FROM deliveries WHERE id = $1")
-                .bind(delivery_id)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(map_pg)?;
-        if let Some(ep) = ep {
-            sched::lock(&mut tx, &ep).await?;
-            sqlx::query(
-                "UPDATE deliveries SET status = 1, next_at = $2, lease_owner = NULL WHERE id = $1 AND status = 3",
-            )
-            .bind(delivery_id)
-            .bind(at)
-            .execute(&mut *tx)
+        let sql = format!("UPDATE deliveries SET status = {PENDING}, next_at = $2, lease_owner = NULL WHERE id = $1 AND status = {SENDING}");
+        self.settle(delivery_id, &sql, at, at.min(now_millis()))
             .await
-            .map_err(map_pg)?;
-            sched::refresh_due(&mut tx, &ep, at.min(now_millis())).await?;
-        }
-        tx.commit().await.map_err(map_pg)
     }
 
     async fn abandon(&self, delivery_id: i64, now: Millis) -> Result<()> {
-        let mut tx = self.begin().await?;
-        let ep: Option<String> =
-            sqlx::query_scalar("SELECT endpoint_id FROM deliveries WHERE id = $1")
-                .bind(delivery_id)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(map_pg)?;
-        if let Some(ep) = ep {
-            sched::lock(&mut tx, &ep).await?;
-            sqlx::query(
-                "UPDATE deliveries SET status = 2, next_at = NULL, lease_owner = NULL, updated_at = $2 WHERE id = $1",
-            )
-            .bind(delivery_id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_pg)?;
-            sched::refresh_due(&mut tx, &ep, now).await?;
-        }
-        tx.commit().await.map_err(map_pg)
+        let sql = format!("UPDATE deliveries SET status = {FAIL}, next_at = NULL, lease_owner = NULL, updated_at = $2 WHERE id = $1");
+        self.settle(delivery_id, &sql, now, now).await
     }
 
     async fn release_leases(&self, owner: Option<&str>, now: Millis) -> Result<u64> {
         let mut tx = self.begin().await?;
         sqlx::query(
-            "UPDATE endpoints SET due_at = $1 WHERE id IN \
-             (SELECT endpoint_id FROM deliveries WHERE status = 3 AND ($2::TEXT IS NULL OR lease_owner = $2)) \
-             AND (due_at IS NULL OR due_at > $1)",
+            &format!("UPDATE endpoints SET due_at = $1 WHERE id IN \
+             (SELECT endpoint_id FROM deliveries WHERE status = {SENDING} AND ($2::TEXT IS NULL OR lease_owner = $2)) \
+             AND (due_at IS NULL OR due_at > $1)"),
         )
         .bind(now)
         .bind(owner)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_pg)?;
-        let n = sqlx::query(
-            "UPDATE deliveries SET status = 1, next_at = $1, lease_owner = NULL \
-             WHERE status = 3 AND ($2::TEXT IS NULL OR lease_owner = $2)",
-        )
+        .run(&mut *tx).await?;
+        let n = sqlx::query(&format!(
+            "UPDATE deliveries SET status = {PENDING}, next_at = $1, lease_owner = NULL \
+             WHERE status = {SENDING} AND ($2::TEXT IS NULL OR lease_owner = $2)"
+        ))
         .bind(now)
         .bind(owner)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_pg)?
-        .rows_affected();
+        .affected(&mut *tx)
+        .await?;
         if n > 0 {
             notify(&mut tx).await?;
         }
@@ -143,9 +128,9 @@ impl QueueStore for PostgresStore {
 
     async fn queue_summary(&self, now: Millis) -> Result<(u64, u64, Option<Millis>)> {
         let r = sqlx::query(
-            "SELECT COUNT(*) FILTER (WHERE next_at <= $1) AS due, COUNT(*) FILTER (WHERE next_at > $1) AS later, \
-             MIN(next_at) FILTER (WHERE next_at <= $1 AND status = 1) AS oldest \
-             FROM deliveries WHERE status IN (1, 3)",
+            &format!("SELECT COUNT(*) FILTER (WHERE next_at <= $1) AS due, COUNT(*) FILTER (WHERE next_at > $1) AS later, \
+             MIN(next_at) FILTER (WHERE next_at <= $1 AND status = {PENDING}) AS oldest \
+             FROM deliveries WHERE status IN ({PENDING}, {SENDING})"),
         )
         .bind(now)
         .fetch_one(&self.pool)

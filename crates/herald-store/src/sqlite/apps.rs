@@ -20,11 +20,10 @@ pub(super) fn endpoint_by(
 impl AppStore for SqliteStore {
     async fn create_app(&self, app: Application) -> Result<Application> {
         self.write(move |c| {
-            c.prepare_cached(&format!(
-                "INSERT INTO apps ({APP_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7)"
-            ))
-            .and_then(|mut s| {
-                s.execute(params![
+            exec(
+                c,
+                &format!("INSERT INTO apps ({APP_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7)"),
+                params![
                     app.id.0,
                     app.uid,
                     app.name,
@@ -32,9 +31,8 @@ impl AppStore for SqliteStore {
                     json(&app.metadata),
                     app.created_at,
                     app.updated_at
-                ])
-            })
-            .map_err(map_sql)?;
+                ],
+            )?;
             Ok(app)
         })
         .await
@@ -71,19 +69,10 @@ impl AppStore for SqliteStore {
 
     async fn update_app(&self, app: Application) -> Result<Application> {
         self.write(move |c| {
-            let n = c
-                .prepare_cached(
-                    "UPDATE apps SET uid = ?2, name = ?3, throttle_rate = ?4, metadata = ?5, updated_at = ?6 WHERE id = ?1",
-                )
-                .and_then(|mut s| {
-                    s.execute(params![
+            let n = exec(c, "UPDATE apps SET uid = ?2, name = ?3, throttle_rate = ?4, metadata = ?5, updated_at = ?6 WHERE id = ?1", params![
                         app.id.0, app.uid, app.name, app.throttle_rate, json(&app.metadata), app.updated_at
-                    ])
-                })
-                .map_err(map_sql)?;
-            if n == 0 {
-                return Err(StoreError::NotFound);
-            }
+                    ])?;
+            found(n)?;
             Ok(app)
         })
         .await
@@ -117,11 +106,9 @@ impl AppStore for SqliteStore {
         let ep = self.seal(ep);
         self.write(move |c| {
             let p = ep_params(&ep);
-            c.prepare_cached(&format!(
+            exec(c, &format!(
                 "INSERT INTO endpoints ({EP_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20)"
-            ))
-            .and_then(|mut s| s.execute(rusqlite::params_from_iter(p.iter())))
-            .map_err(map_sql)?;
+            ), rusqlite::params_from_iter(p.iter()))?;
             Ok(ep)
         })
         .await
@@ -163,22 +150,18 @@ impl AppStore for SqliteStore {
                 ep.paused_until = None;
             }
             let p = ep_params(&ep);
-            c.prepare_cached(
-                "UPDATE endpoints SET app_id=?2, uid=?3, url=?4, description=?5, disabled=?6, event_types=?7, \
+            exec(c, "UPDATE endpoints SET app_id=?2, uid=?3, url=?4, description=?5, disabled=?6, event_types=?7, \
                  channels=?8, throttle_rate=?9, metadata=?10, headers=?11, retry_schedule=?12, \
                  permanent_statuses=?13, ordering=?14, max_concurrency=?15, signature_scheme=?16, \
-                 secrets=?17, paused_until=?18, created_at=?19, updated_at=?20 WHERE id=?1",
-            )
-            .and_then(|mut s| s.execute(rusqlite::params_from_iter(p.iter())))
-            .map_err(map_sql)?;
+                 secrets=?17, paused_until=?18, created_at=?19, updated_at=?20 WHERE id=?1", rusqlite::params_from_iter(p.iter()))?;
             let now = ep.updated_at;
             if was.disabled && !ep.disabled {
                 // Re-enabled: the auto-disable window and the breaker start afresh, and the
                 // throttle restarts with one token (no burst).
                 c.execute(
-                    "UPDATE endpoints SET failing_since = NULL, breaker = 0, breaker_until = 0, \
+                    &format!("UPDATE endpoints SET failing_since = NULL, breaker = {CLOSED}, breaker_until = 0, \
                      breaker_cooldown = 0, consec_failures = 0, win_total = 0, win_failed = 0, \
-                     prev_total = 0, prev_failed = 0, tb_tokens = 1, tb_at = ?2 WHERE id = ?1",
+                     prev_total = 0, prev_failed = 0, tb_tokens = 1, tb_at = ?2 WHERE id = ?1"),
                     params![&ep.id.0, now],
                 )
                 .map_err(map_sql)?;
@@ -204,11 +187,9 @@ impl AppStore for SqliteStore {
                     [&app, &id],
                 )
                 .map_err(map_sql)?;
-            if n == 0 {
-                return Err(StoreError::NotFound);
-            }
+            found(n)?;
             c.execute(
-                "DELETE FROM deliveries WHERE endpoint_id = ?1 AND status IN (1, 3)",
+                &format!("DELETE FROM deliveries WHERE endpoint_id = ?1 AND status IN ({PENDING}, {SENDING})"),
                 [&id],
             )
             .map_err(map_sql)?;
@@ -254,11 +235,10 @@ impl AppStore for SqliteStore {
 
     async fn create_event_type(&self, et: EventType) -> Result<EventType> {
         self.write(move |c| {
-            c.prepare_cached(&format!(
-                "INSERT INTO event_types ({ET_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7)"
-            ))
-            .and_then(|mut s| {
-                s.execute(params![
+            exec(
+                c,
+                &format!("INSERT INTO event_types ({ET_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7)"),
+                params![
                     et.name,
                     et.description,
                     et.archived,
@@ -266,9 +246,8 @@ impl AppStore for SqliteStore {
                     json_opt(&et.schemas),
                     et.created_at,
                     et.updated_at
-                ])
-            })
-            .map_err(map_sql)?;
+                ],
+            )?;
             Ok(et)
         })
         .await
@@ -314,17 +293,8 @@ impl AppStore for SqliteStore {
 
     async fn update_event_type(&self, et: EventType) -> Result<EventType> {
         self.write(move |c| {
-            let n = c
-                .prepare_cached(
-                    "UPDATE event_types SET description=?2, archived=?3, deprecated=?4, schemas=?5, updated_at=?6 WHERE name=?1",
-                )
-                .and_then(|mut s| {
-                    s.execute(params![et.name, et.description, et.archived, et.deprecated, json_opt(&et.schemas), et.updated_at])
-                })
-                .map_err(map_sql)?;
-            if n == 0 {
-                return Err(StoreError::NotFound);
-            }
+            let n = exec(c, "UPDATE event_types SET description=?2, archived=?3, deprecated=?4, schemas=?5, updated_at=?6 WHERE name=?1", params![et.name, et.description, et.archived, et.deprecated, json_opt(&et.schemas), et.updated_at])?;
+            found(n)?;
             Ok(et)
         })
         .await
@@ -340,9 +310,7 @@ impl AppStore for SqliteStore {
                     [name],
                 )
                 .map_err(map_sql)?;
-            if n == 0 {
-                return Err(StoreError::NotFound);
-            }
+            found(n)?;
             Ok(())
         })
         .await

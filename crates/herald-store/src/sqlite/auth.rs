@@ -89,9 +89,7 @@ impl AuthStore for SqliteStore {
         now: Millis,
     ) -> Result<()> {
         self.write(move |c| {
-            c.prepare_cached("INSERT OR REPLACE INTO idempotency (key, status, body, created_at) VALUES (?1,?2,?3,?4)")
-                .and_then(|mut s| s.execute(params![key.as_slice(), resp.status, resp.body, now]))
-                .map_err(map_sql)?;
+            exec(c, "INSERT OR REPLACE INTO idempotency (key, status, body, created_at) VALUES (?1,?2,?3,?4)", params![key.as_slice(), resp.status, resp.body, now])?;
             Ok(())
         })
         .await

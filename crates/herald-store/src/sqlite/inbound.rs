@@ -3,11 +3,12 @@
 use super::*;
 
 pub(super) fn insert_inbound(c: &Connection, q: &InboundRequest) -> Result<()> {
-    c.prepare_cached(&format!(
-        "INSERT INTO inbound_requests ({INREQ_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)"
-    ))
-    .and_then(|mut s| {
-        s.execute(params![
+    exec(
+        c,
+        &format!(
+            "INSERT INTO inbound_requests ({INREQ_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)"
+        ),
+        params![
             q.id.0,
             q.source_id.0,
             q.app_id.0,
@@ -18,9 +19,8 @@ pub(super) fn insert_inbound(c: &Connection, q: &InboundRequest) -> Result<()> {
             q.body,
             q.event_type,
             q.created_at
-        ])
-    })
-    .map_err(map_sql)?;
+        ],
+    )?;
     Ok(())
 }
 /// Takes an inbound dedup key for `msg` (replacing an expired holder).
@@ -30,11 +30,11 @@ pub(super) fn claim_dedup(
     msg: &MessageId,
     now: Millis,
 ) -> Result<()> {
-    c.prepare_cached(
+    exec(
+        c,
         "INSERT OR REPLACE INTO inbound_dedup (key, msg_id, created_at) VALUES (?1, ?2, ?3)",
-    )
-    .and_then(|mut s| s.execute(params![d.key.as_slice(), msg.0, now]))
-    .map_err(map_sql)?;
+        params![d.key.as_slice(), msg.0, now],
+    )?;
     Ok(())
 }
 
@@ -134,9 +134,7 @@ impl InboundStore for SqliteStore {
                     ])
                 })
                 .map_err(map_sql)?;
-            if n == 0 {
-                return Err(StoreError::NotFound);
-            }
+            found(n)?;
             Ok(())
         })
         .await?;
@@ -152,9 +150,7 @@ impl InboundStore for SqliteStore {
                     [&app, &id],
                 )
                 .map_err(map_sql)?;
-            if n == 0 {
-                return Err(StoreError::NotFound);
-            }
+            found(n)?;
             for sql in [
                 "DELETE FROM inbound_requests WHERE source_id = ?1",
                 "DELETE FROM inbound_order WHERE source_id = ?1",
@@ -315,16 +311,13 @@ impl InboundStore for SqliteStore {
     ) -> Result<Published> {
         let (source, id) = (source.0.clone(), id.0.clone());
         self.write(move |c| {
-            let n = c
-                .prepare_cached(
-                    "UPDATE inbound_requests SET status = 'released', msg_id = ?3 \
+            let n = exec(
+                c,
+                "UPDATE inbound_requests SET status = 'released', msg_id = ?3 \
                      WHERE source_id = ?1 AND id = ?2 AND status = 'quarantined'",
-                )
-                .and_then(|mut s| s.execute(params![source, id, msg.id.0]))
-                .map_err(map_sql)?;
-            if n == 0 {
-                return Err(StoreError::NotFound);
-            }
+                params![source, id, msg.id.0],
+            )?;
+            found(n)?;
             publish_in(c, msg, None)
         })
         .await

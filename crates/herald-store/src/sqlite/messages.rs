@@ -14,12 +14,8 @@ pub(super) fn insert_delivery(
     manual: bool,
     ordering_key: Option<&str>,
 ) -> Result<()> {
-    conn.prepare_cached(
-        "INSERT INTO deliveries (msg_id, endpoint_id, app_id, status, next_at, manual, updated_at, ordering_key) \
-         VALUES (?1, ?2, ?3, 1, ?4, ?5, ?4, ?6)",
-    )
-    .and_then(|mut s| s.execute(params![msg, ep, app, now, manual, ordering_key]))
-    .map_err(map_sql)?;
+    exec(conn, "INSERT INTO deliveries (msg_id, endpoint_id, app_id, status, next_at, manual, updated_at, ordering_key) \
+         VALUES (?1, ?2, ?3, 1, ?4, ?5, ?4, ?6)", params![msg, ep, app, now, manual, ordering_key])?;
     sched::touch_due(conn, ep, now)
 }
 /// The publish transaction's work: the message and one delivery per matching endpoint.
@@ -158,9 +154,7 @@ impl MessageStore for SqliteStore {
                     [app, msg],
                 )
                 .map_err(map_sql)?;
-            if n == 0 {
-                return Err(StoreError::NotFound);
-            }
+            found(n)?;
             Ok(())
         })
         .await
@@ -218,13 +212,8 @@ impl MessageStore for SqliteStore {
     ) -> Result<()> {
         let (app, msg, ep) = (app.0.clone(), msg.0.clone(), ep.0.clone());
         self.write(move |c| {
-            let n = c
-                .prepare_cached(
-                    "UPDATE deliveries SET status = 1, failures = 0, manual = 1, next_at = ?3, lease_owner = NULL, updated_at = ?3 \
-                     WHERE msg_id = ?1 AND endpoint_id = ?2 AND status != 3",
-                )
-                .and_then(|mut s| s.execute(params![msg, ep, now]))
-                .map_err(map_sql)?;
+            let n = exec(c, &format!("UPDATE deliveries SET status = {PENDING}, failures = 0, manual = 1, next_at = ?3, lease_owner = NULL, updated_at = ?3 \
+                     WHERE msg_id = ?1 AND endpoint_id = ?2 AND status != {SENDING}"), params![msg, ep, now])?;
             if n == 0 {
                 let exists: bool = c
                     .query_row(
@@ -254,14 +243,13 @@ impl MessageStore for SqliteStore {
     ) -> Result<u64> {
         let ep = ep.0.clone();
         self.write(move |c| {
-            let n = c
-                .prepare_cached(
-                    "UPDATE deliveries SET status = 1, failures = 0, next_at = ?4, updated_at = ?4 \
-                     WHERE endpoint_id = ?1 AND status = 2 AND msg_id IN \
-                     (SELECT id FROM messages WHERE created_at >= ?2 AND created_at < ?3)",
-                )
-                .and_then(|mut s| s.execute(params![ep, since, until.unwrap_or(i64::MAX), now]))
-                .map_err(map_sql)?;
+            let n = exec(
+                c,
+                &format!("UPDATE deliveries SET status = {PENDING}, failures = 0, next_at = ?4, updated_at = ?4 \
+                     WHERE endpoint_id = ?1 AND status = {FAIL} AND msg_id IN \
+                     (SELECT id FROM messages WHERE created_at >= ?2 AND created_at < ?3)"),
+                params![ep, since, until.unwrap_or(i64::MAX), now],
+            )?;
             if n > 0 {
                 sched::fix_fifo_keys_if_fifo(c, &ep)?;
                 sched::touch_due(c, &ep, now)?;

@@ -47,7 +47,9 @@ use page::*;
 use rows::*;
 use rusqlite::types::Value as SqlValue;
 
+use crate::found;
 use crate::prelude::*;
+use crate::status::*;
 use crate::{
     AttemptFilter, AttemptRecord, AttemptScope, ClaimBatch, DedupCheck, DisabledEndpoint,
     IdempotentResponse, IngestOutcome, ListQuery, MessageFilter, NextState, OrderCheck, Page,
@@ -636,4 +638,11 @@ fn writer_loop(
             });
         }
     }
+}
+
+/// Runs a cached statement; how many rows it changed.
+pub(crate) fn exec(c: &Connection, sql: &str, p: impl rusqlite::Params) -> Result<usize> {
+    c.prepare_cached(sql)
+        .and_then(|mut s| s.execute(p))
+        .map_err(map_sql)
 }

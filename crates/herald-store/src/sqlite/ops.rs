@@ -64,7 +64,7 @@ impl OpsStore for SqliteStore {
         let (msg_bound, att_bound) = (bound(MessageId::PREFIX), bound(AttemptId::PREFIX));
         self.write(move |c| {
             // A payload still needed by a pending or in-flight delivery is never purged.
-            let unfinished = "NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.msg_id = messages.id AND d.status IN (1, 3))";
+            let unfinished = format!("NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.msg_id = messages.id AND d.status IN ({PENDING}, {SENDING}))");
             let mut n = c
                 .execute(
                     &format!(

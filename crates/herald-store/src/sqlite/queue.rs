@@ -2,6 +2,27 @@
 
 use super::*;
 
+impl SqliteStore {
+    /// Hands back or ends a claimed delivery without an attempt: `sql` (`?1` the delivery, `?2`
+    /// `at`, returning its endpoint), then the endpoint's queue position from `due`.
+    async fn settle(&self, delivery_id: i64, sql: String, at: Millis, due: Millis) -> Result<()> {
+        self.write_relaxed(move |c| {
+            let ep: Option<String> = c
+                .prepare_cached(&sql)
+                .and_then(|mut s| {
+                    s.query_row(params![delivery_id, at], |r| r.get(0))
+                        .optional()
+                })
+                .map_err(map_sql)?;
+            if let Some(ep) = ep {
+                sched::refresh_due(c, &ep, due)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
 #[async_trait]
 impl QueueStore for SqliteStore {
     async fn claim_due(
@@ -68,53 +89,49 @@ impl QueueStore for SqliteStore {
     async fn record_attempt(&self, rec: AttemptRecord) -> Result<Option<BreakerState>> {
         self.write_relaxed(move |c| {
             let a = &rec.attempt;
-            c.prepare_cached(&format!(
+            exec(c, &format!(
                 "INSERT INTO attempts ({ATT_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)"
-            ))
-            .and_then(|mut s| {
-                s.execute(params![
+            ), params![
                     a.id.0, a.msg_id.0, a.endpoint_id.0, a.app_id.0, a.delivery_id, a.url, a.response,
                     a.response_status_code, a.response_duration_ms, a.status as i64, a.trigger_type as i64,
                     a.error, a.created_at
-                ])
-            })
-            .map_err(map_sql)?;
+                ])?;
             let now = a.created_at;
             let id = a.delivery_id;
             let upd = |sql: &str, p: &[&dyn rusqlite::ToSql]| {
-                c.prepare_cached(sql).and_then(|mut s| s.execute(p)).map_err(map_sql)
+                exec(c, sql, p)
             };
             match &rec.next {
                 NextState::Succeeded => {
                     upd("UPDATE endpoints SET failing_since = NULL WHERE id = ?1 AND failing_since IS NOT NULL",
                         &[&a.endpoint_id.0])?;
-                    upd("UPDATE deliveries SET status = 0, attempts = attempts + 1, manual = 0, next_at = NULL, lease_owner = NULL, updated_at = ?2 WHERE id = ?1",
+                    upd(&format!("UPDATE deliveries SET status = {SUCCESS}, attempts = attempts + 1, manual = 0, next_at = NULL, lease_owner = NULL, updated_at = ?2 WHERE id = ?1"),
                         &[&id, &now])?;
                 }
                 NextState::RetryAt { at, failures } => {
                     upd("UPDATE endpoints SET failing_since = ?2 WHERE id = ?1 AND failing_since IS NULL",
                         &[&a.endpoint_id.0, &now])?;
-                    upd("UPDATE deliveries SET status = 1, attempts = attempts + 1, failures = ?3, manual = 0, next_at = ?4, lease_owner = NULL, updated_at = ?2 WHERE id = ?1",
+                    upd(&format!("UPDATE deliveries SET status = {PENDING}, attempts = attempts + 1, failures = ?3, manual = 0, next_at = ?4, lease_owner = NULL, updated_at = ?2 WHERE id = ?1"),
                         &[&id, &now, failures, at])?;
                 }
                 NextState::Failed { disable_endpoint } => {
                     upd("UPDATE endpoints SET failing_since = ?2 WHERE id = ?1 AND failing_since IS NULL",
                         &[&a.endpoint_id.0, &now])?;
-                    upd("UPDATE deliveries SET status = 2, attempts = attempts + 1, manual = 0, next_at = NULL, lease_owner = NULL, updated_at = ?2 WHERE id = ?1",
+                    upd(&format!("UPDATE deliveries SET status = {FAIL}, attempts = attempts + 1, manual = 0, next_at = NULL, lease_owner = NULL, updated_at = ?2 WHERE id = ?1"),
                         &[&id, &now])?;
                     if *disable_endpoint {
                         upd("UPDATE endpoints SET disabled = 1, updated_at = ?2 WHERE id = ?1", &[&a.endpoint_id.0, &now])?;
                         // Nothing is dropped: the endpoint's waiting deliveries end `failed`,
                         // where `recover` can bring them back once the endpoint is re-enabled.
-                        upd("UPDATE deliveries SET status = 2, next_at = NULL, lease_owner = NULL, updated_at = ?2 WHERE endpoint_id = ?1 AND status = 1 AND status IN (1, 3)",
+                        upd(&format!("UPDATE deliveries SET status = {FAIL}, next_at = NULL, lease_owner = NULL, updated_at = ?2 WHERE endpoint_id = ?1 AND status = {PENDING} AND status IN ({PENDING}, {SENDING})"),
                             &[&a.endpoint_id.0, &now])?;
                     }
                 }
                 NextState::EndpointPaused { until } => {
-                    upd("UPDATE deliveries SET status = 1, attempts = attempts + 1, manual = 0, next_at = ?3, lease_owner = NULL, updated_at = ?2 WHERE id = ?1",
+                    upd(&format!("UPDATE deliveries SET status = {PENDING}, attempts = attempts + 1, manual = 0, next_at = ?3, lease_owner = NULL, updated_at = ?2 WHERE id = ?1"),
                         &[&id, &now, until])?;
                     upd("UPDATE endpoints SET paused_until = ?2 WHERE id = ?1", &[&a.endpoint_id.0, until])?;
-                    upd("UPDATE deliveries SET next_at = ?2 WHERE endpoint_id = ?1 AND status = 1 AND status IN (1, 3) AND next_at < ?2",
+                    upd(&format!("UPDATE deliveries SET next_at = ?2 WHERE endpoint_id = ?1 AND status = {PENDING} AND status IN ({PENDING}, {SENDING}) AND next_at < ?2"),
                         &[&a.endpoint_id.0, until])?;
                 }
             }
@@ -130,31 +147,14 @@ impl QueueStore for SqliteStore {
     }
 
     async fn release(&self, delivery_id: i64, at: Millis) -> Result<()> {
-        self.write_relaxed(move |c| {
-            let ep: Option<String> = c
-                .prepare_cached("UPDATE deliveries SET status = 1, next_at = ?2, lease_owner = NULL WHERE id = ?1 AND status = 3 RETURNING endpoint_id")
-                .and_then(|mut s| s.query_row(params![delivery_id, at], |r| r.get(0)).optional())
-                .map_err(map_sql)?;
-            if let Some(ep) = ep {
-                sched::refresh_due(c, &ep, at.min(now_millis()))?;
-            }
-            Ok(())
-        })
-        .await
+        let sql = format!("UPDATE deliveries SET status = {PENDING}, next_at = ?2, lease_owner = NULL WHERE id = ?1 AND status = {SENDING} RETURNING endpoint_id");
+        self.settle(delivery_id, sql, at, at.min(now_millis()))
+            .await
     }
 
     async fn abandon(&self, delivery_id: i64, now: Millis) -> Result<()> {
-        self.write_relaxed(move |c| {
-            let ep: Option<String> = c
-                .prepare_cached("UPDATE deliveries SET status = 2, next_at = NULL, lease_owner = NULL, updated_at = ?2 WHERE id = ?1 RETURNING endpoint_id")
-                .and_then(|mut s| s.query_row(params![delivery_id, now], |r| r.get(0)).optional())
-                .map_err(map_sql)?;
-            if let Some(ep) = ep {
-                sched::refresh_due(c, &ep, now)?;
-            }
-            Ok(())
-        })
-        .await
+        let sql = format!("UPDATE deliveries SET status = {FAIL}, next_at = NULL, lease_owner = NULL, updated_at = ?2 WHERE id = ?1 RETURNING endpoint_id");
+        self.settle(delivery_id, sql, now, now).await
     }
 
     async fn release_leases(&self, owner: Option<&str>, now: Millis) -> Result<u64> {
@@ -162,21 +162,21 @@ impl QueueStore for SqliteStore {
         self.write_relaxed(move |c| {
             // Their endpoints become due now (the leases go back to the queue).
             let touch = match &owner {
-                Some(_) => "UPDATE endpoints SET due_at = ?1 WHERE id IN (SELECT endpoint_id FROM deliveries WHERE status = 3 AND status IN (1, 3) AND lease_owner = ?2) AND (due_at IS NULL OR due_at > ?1)",
-                None => "UPDATE endpoints SET due_at = ?1 WHERE id IN (SELECT endpoint_id FROM deliveries WHERE status = 3 AND status IN (1, 3)) AND (due_at IS NULL OR due_at > ?1)",
+                Some(_) => format!("UPDATE endpoints SET due_at = ?1 WHERE id IN (SELECT endpoint_id FROM deliveries WHERE status = {SENDING} AND status IN ({PENDING}, {SENDING}) AND lease_owner = ?2) AND (due_at IS NULL OR due_at > ?1)"),
+                None => format!("UPDATE endpoints SET due_at = ?1 WHERE id IN (SELECT endpoint_id FROM deliveries WHERE status = {SENDING} AND status IN ({PENDING}, {SENDING})) AND (due_at IS NULL OR due_at > ?1)"),
             };
             match &owner {
-                Some(o) => c.execute(touch, params![now, o]),
-                None => c.execute(touch, params![now]),
+                Some(o) => c.execute(&touch, params![now, o]),
+                None => c.execute(&touch, params![now]),
             }
             .map_err(map_sql)?;
             let n = match owner {
                 Some(o) => c.execute(
-                    "UPDATE deliveries SET status = 1, next_at = ?1, lease_owner = NULL WHERE status = 3 AND status IN (1, 3) AND lease_owner = ?2",
+                    &format!("UPDATE deliveries SET status = {PENDING}, next_at = ?1, lease_owner = NULL WHERE status = {SENDING} AND status IN ({PENDING}, {SENDING}) AND lease_owner = ?2"),
                     params![now, o],
                 ),
                 None => c.execute(
-                    "UPDATE deliveries SET status = 1, next_at = ?1, lease_owner = NULL WHERE status = 3 AND status IN (1, 3)",
+                    &format!("UPDATE deliveries SET status = {PENDING}, next_at = ?1, lease_owner = NULL WHERE status = {SENDING} AND status IN ({PENDING}, {SENDING})"),
                     params![now],
                 ),
             }
@@ -197,9 +197,9 @@ impl QueueStore for SqliteStore {
     async fn queue_summary(&self, now: Millis) -> Result<(u64, u64, Option<Millis>)> {
         self.read(move |c| {
             c.query_row(
-                "SELECT COUNT(*) FILTER (WHERE next_at <= ?1), COUNT(*) FILTER (WHERE next_at > ?1), \
-                 MIN(next_at) FILTER (WHERE next_at <= ?1 AND status = 1) \
-                 FROM deliveries WHERE status IN (1, 3)",
+                &format!("SELECT COUNT(*) FILTER (WHERE next_at <= ?1), COUNT(*) FILTER (WHERE next_at > ?1), \
+                 MIN(next_at) FILTER (WHERE next_at <= ?1 AND status = {PENDING}) \
+                 FROM deliveries WHERE status IN ({PENDING}, {SENDING})"),
                 [now],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
