@@ -13,7 +13,9 @@ use herald_core::ids::{AppId, EndpointId, MessageId, TokenId};
 use herald_core::model::{Attempt, Message};
 use herald_core::Millis;
 
+mod common;
 pub mod ops;
+pub(crate) mod page;
 pub mod postgres;
 pub mod roles;
 pub mod sqlite;

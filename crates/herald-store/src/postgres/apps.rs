@@ -19,19 +19,7 @@ pub(super) async fn endpoint_by(
 #[async_trait]
 impl AppStore for PostgresStore {
     async fn create_app(&self, app: Application) -> Result<Application> {
-        sqlx::query(&format!(
-            "INSERT INTO apps ({APP_COLS}) VALUES ($1,$2,$3,$4,$5,$6,$7)"
-        ))
-        .bind(&app.id.0)
-        .bind(&app.uid)
-        .bind(&app.name)
-        .bind(app.throttle_rate.map(i64::from))
-        .bind(json(&app.metadata))
-        .bind(app.created_at)
-        .bind(app.updated_at)
-        .run(&self.pool)
-        .await?;
-        Ok(app)
+        self.insert(app).await
     }
 
     async fn get_app(&self, id_or_uid: &str) -> Result<Option<Application>> {
@@ -49,27 +37,15 @@ impl AppStore for PostgresStore {
     async fn list_apps(&self, q: &ListQuery) -> Result<Page<Application>> {
         query_page(
             &self.pool,
-            &format!("SELECT {APP_COLS} FROM apps"),
-            vec![],
-            vec![],
+            Listing::new(format!("SELECT {APP_COLS} FROM apps")),
             q,
-            ("id", "created_at"),
             app_row,
         )
         .await
     }
 
     async fn update_app(&self, app: Application) -> Result<Application> {
-        sqlx::query(
-            "UPDATE apps SET uid = $2, name = $3, throttle_rate = $4, metadata = $5, updated_at = $6 WHERE id = $1",
-        )
-        .bind(&app.id.0)
-        .bind(&app.uid)
-        .bind(&app.name)
-        .bind(app.throttle_rate.map(i64::from))
-        .bind(json(&app.metadata))
-        .bind(app.updated_at).must_change(&self.pool).await?;
-        Ok(app)
+        self.update(app).await
     }
 
     async fn delete_app(&self, id: &AppId) -> Result<()> {
@@ -114,11 +90,9 @@ impl AppStore for PostgresStore {
     async fn list_endpoints(&self, app: &AppId, q: &ListQuery) -> Result<Page<Endpoint>> {
         let page = query_page(
             &self.pool,
-            &format!("SELECT {EP_COLS} FROM endpoints"),
-            vec!["app_id = ?".into()],
-            vec![Arg::Text(app.0.clone())],
+            Listing::new(format!("SELECT {EP_COLS} FROM endpoints"))
+                .filter("app_id = ?", [Arg::Text(app.0.clone())]),
             q,
-            ("id", "created_at"),
             ep_row,
         )
         .await?;
@@ -216,19 +190,7 @@ impl AppStore for PostgresStore {
     }
 
     async fn create_event_type(&self, et: EventType) -> Result<EventType> {
-        sqlx::query(&format!(
-            "INSERT INTO event_types ({ET_COLS}) VALUES ($1,$2,$3,$4,$5,$6,$7)"
-        ))
-        .bind(&et.name)
-        .bind(&et.description)
-        .bind(et.archived)
-        .bind(et.deprecated)
-        .bind(json_opt(&et.schemas))
-        .bind(et.created_at)
-        .bind(et.updated_at)
-        .run(&self.pool)
-        .await?;
-        Ok(et)
+        self.insert(et).await
     }
 
     async fn get_event_type(&self, name: &str) -> Result<Option<EventType>> {
@@ -245,34 +207,13 @@ impl AppStore for PostgresStore {
         q: &ListQuery,
         include_archived: bool,
     ) -> Result<Page<EventType>> {
-        let conds = if include_archived {
-            vec![]
-        } else {
-            vec!["NOT archived".to_string()]
-        };
-        query_page(
-            &self.pool,
-            &format!("SELECT {ET_COLS} FROM event_types"),
-            conds,
-            vec![],
-            q,
-            ("name", "created_at"),
-            et_row,
-        )
-        .await
+        let select = format!("SELECT {ET_COLS} FROM event_types");
+        let l = page::event_types(select, include_archived, "NOT archived");
+        query_page(&self.pool, l, q, et_row).await
     }
 
     async fn update_event_type(&self, et: EventType) -> Result<EventType> {
-        sqlx::query(
-            "UPDATE event_types SET description=$2, archived=$3, deprecated=$4, schemas=$5, updated_at=$6 WHERE name=$1",
-        )
-        .bind(&et.name)
-        .bind(&et.description)
-        .bind(et.archived)
-        .bind(et.deprecated)
-        .bind(json_opt(&et.schemas))
-        .bind(et.updated_at).must_change(&self.pool).await?;
-        Ok(et)
+        self.update(et).await
     }
 
     async fn delete_event_type(&self, name: &str) -> Result<()> {

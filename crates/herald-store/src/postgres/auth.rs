@@ -36,12 +36,8 @@ impl AuthStore for PostgresStore {
 
     async fn list_tokens(&self) -> Result<Vec<TokenRecord>> {
         sqlx::query("SELECT id, name, app_id, created_at FROM tokens ORDER BY id")
-            .fetch_all(&self.pool)
+            .rows(&self.pool, token_row)
             .await
-            .map_err(map_pg)?
-            .iter()
-            .map(token_row)
-            .collect()
     }
 
     async fn delete_token(&self, id: &TokenId) -> Result<()> {

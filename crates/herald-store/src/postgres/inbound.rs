@@ -21,24 +21,97 @@ pub(super) async fn insert_inbound(c: &mut PgConnection, q: &InboundRequest) -> 
     Ok(())
 }
 
+impl PostgresStore {
+    /// The ingestion transaction itself: dedup key, ordering state, message and request log
+    /// row, committed together (also the replay of a spooled ingestion).
+    pub(super) async fn ingest_db(
+        &self,
+        req: InboundRequest,
+        dedup: Option<DedupCheck>,
+        msg: Message,
+        order: Option<OrderCheck>,
+    ) -> Result<IngestOutcome> {
+        let mut req = req;
+        let r: Result<IngestOutcome> = async {
+            let mut tx = self.begin().await?;
+            if let Some(d) = dedup {
+                // Claims the key, or finds who holds it within the window. The row lock makes a
+                // concurrent duplicate (on any node) wait for this transaction, then see the key.
+                let claimed: Option<String> = sqlx::query_scalar(
+                    "INSERT INTO inbound_dedup (key, msg_id, created_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (key) DO UPDATE SET msg_id = EXCLUDED.msg_id, created_at = EXCLUDED.created_at \
+                     WHERE inbound_dedup.created_at < $4 RETURNING msg_id",
+                )
+                .bind(d.key.as_slice())
+                .bind(&msg.id.0)
+                .bind(req.created_at)
+                .bind(d.since)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_pg)?;
+                if claimed.is_none() {
+                    let first: String =
+                        sqlx::query_scalar("SELECT msg_id FROM inbound_dedup WHERE key = $1")
+                            .bind(d.key.as_slice())
+                            .fetch_one(&mut *tx)
+                            .await
+                            .map_err(map_pg)?;
+                    let out = common::duplicate(&mut req, first);
+                    insert_inbound(&mut tx, &req).await?;
+                    tx.commit().await.map_err(map_pg)?;
+                    return Ok(out);
+                }
+            }
+            let source = req.source_id.0.clone();
+            if let Some(o) = &order {
+                let last = order::lock_last(&mut tx, &source, &o.key).await?;
+                let held = order::is_held(&mut tx, &source, o).await?;
+                let decision = common::order_decision(held, last, o);
+                match decision {
+                    None | Some(herald_core::ordering::Decision::Stale) => {
+                        if let Some(d) = dedup {
+                            // Give the key back: a retry of a stale event is stale again.
+                            sqlx::query("DELETE FROM inbound_dedup WHERE key = $1")
+                                .bind(d.key.as_slice())
+                                .execute(&mut *tx)
+                                .await
+                                .map_err(map_pg)?;
+                        }
+                        let out = common::stale(&mut req, o, decision, last);
+                        insert_inbound(&mut tx, &req).await?;
+                        tx.commit().await.map_err(map_pg)?;
+                        return Ok(out);
+                    }
+                    Some(herald_core::ordering::Decision::Hold) => {
+                        order::hold(&mut tx, &req.id.0, &source, o, &msg, req.created_at).await?;
+                        let out = common::held(&mut req, &msg.id, last);
+                        insert_inbound(&mut tx, &req).await?;
+                        tx.commit().await.map_err(map_pg)?;
+                        return Ok(out);
+                    }
+                    Some(herald_core::ordering::Decision::Accept) => {}
+                }
+            }
+            let out = common::accepted(&mut req, &msg.id);
+            publish_tx(&mut tx, msg, None).await?;
+            insert_inbound(&mut tx, &req).await?;
+            if let Some(o) = &order {
+                order::set_last(&mut tx, &source, &o.key, o.seq).await?;
+                order::release_key(&mut tx, &source, &o.key, o.seq, None, req.created_at).await?;
+            }
+            tx.commit().await.map_err(map_pg)?;
+            Ok(out)
+        }
+        .await;
+        self.write_health.observe(&r);
+        r
+    }
+}
+
 #[async_trait]
 impl InboundStore for PostgresStore {
     async fn create_source(&self, s: Source) -> Result<Source> {
-        let sealed = self.seal_source(s.clone());
-        sqlx::query(&format!(
-            "INSERT INTO sources ({SRC_COLS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)"
-        ))
-        .bind(&sealed.id.0)
-        .bind(&sealed.app_id.0)
-        .bind(&sealed.uid)
-        .bind(&sealed.name)
-        .bind(json(&sealed.verification))
-        .bind(json(&sealed.secrets))
-        .bind(json(&sealed.options))
-        .bind(sealed.created_at)
-        .bind(sealed.updated_at)
-        .run(&self.pool)
-        .await?;
+        self.insert(self.seal_source(s.clone())).await?;
         Ok(s)
     }
 
@@ -73,11 +146,9 @@ impl InboundStore for PostgresStore {
     async fn list_sources(&self, app: &AppId, q: &ListQuery) -> Result<Page<Source>> {
         let page = query_page(
             &self.pool,
-            &format!("SELECT {SRC_COLS} FROM sources"),
-            vec!["app_id = ?".into()],
-            vec![Arg::Text(app.0.clone())],
+            Listing::new(format!("SELECT {SRC_COLS} FROM sources"))
+                .filter("app_id = ?", [Arg::Text(app.0.clone())]),
             q,
-            ("id", "created_at"),
             src_row,
         )
         .await?;
@@ -85,21 +156,7 @@ impl InboundStore for PostgresStore {
     }
 
     async fn update_source(&self, s: Source) -> Result<Source> {
-        let sealed = self.seal_source(s.clone());
-        sqlx::query(
-            "UPDATE sources SET uid = $3, name = $4, verification = $5, secrets = $6, \
-             options = $7, updated_at = $8 WHERE id = $1 AND app_id = $2",
-        )
-        .bind(&sealed.id.0)
-        .bind(&sealed.app_id.0)
-        .bind(&sealed.uid)
-        .bind(&sealed.name)
-        .bind(json(&sealed.verification))
-        .bind(json(&sealed.secrets))
-        .bind(json(&sealed.options))
-        .bind(sealed.updated_at)
-        .must_change(&self.pool)
-        .await?;
+        self.update(self.seal_source(s.clone())).await?;
         Ok(s)
     }
 
@@ -175,19 +232,11 @@ impl InboundStore for PostgresStore {
         status: Option<InboundStatus>,
         q: &ListQuery,
     ) -> Result<Page<InboundRequest>> {
-        let mut conds = vec!["source_id = ?".to_string()];
-        let mut args = vec![Arg::Text(source.0.clone())];
-        if let Some(s) = status {
-            conds.push("status = ?".into());
-            args.push(Arg::Text(s.as_str().into()));
-        }
+        let select = format!("SELECT {INREQ_COLS} FROM inbound_requests");
         query_page(
             &self.pool,
-            &format!("SELECT {INREQ_COLS} FROM inbound_requests"),
-            conds,
-            args,
+            page::inbound(select, source, status),
             q,
-            ("id", "created_at"),
             inreq_row,
         )
         .await

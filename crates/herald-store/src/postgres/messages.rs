@@ -35,12 +35,8 @@ pub(super) async fn publish_tx(
         "SELECT {EP_COLS} FROM endpoints WHERE app_id = $1 AND NOT disabled ORDER BY id"
     ))
     .bind(&msg.app_id.0)
-    .fetch_all(&mut *c)
-    .await
-    .map_err(map_pg)?
-    .iter()
-    .map(ep_row)
-    .collect::<Result<Vec<_>>>()?;
+    .rows(&mut *c, ep_row)
+    .await?;
     let mut ep_ids = Vec::new();
     let mut due = Vec::new();
     let mut keys = Vec::new();
@@ -152,29 +148,14 @@ impl MessageStore for PostgresStore {
         filter: &MessageFilter,
         q: &ListQuery,
     ) -> Result<Page<Message>> {
-        let mut conds = vec!["m.app_id = ?".to_string()];
-        let mut args = vec![Arg::Text(app.0.clone())];
-        if let Some(ch) = &filter.channel {
-            conds.push("m.channels::jsonb @> jsonb_build_array(?::text)".into());
-            args.push(Arg::Text(ch.clone()));
-        }
-        if let Some(types) = filter.event_types.as_ref().filter(|t| !t.is_empty()) {
-            conds.push(format!(
-                "m.event_type IN ({})",
-                vec!["?"; types.len()].join(",")
-            ));
-            args.extend(types.iter().cloned().map(Arg::Text));
-        }
-        query_page(
-            &self.pool,
-            &format!("SELECT {MSG_COLS} FROM messages m"),
-            conds,
-            args,
-            q,
-            ("m.id", "m.created_at"),
-            msg_row,
-        )
-        .await
+        let channel = "m.channels::jsonb @> jsonb_build_array(?::text)";
+        let l = page::messages(
+            format!("SELECT {MSG_COLS} FROM messages m"),
+            app,
+            filter,
+            channel,
+        );
+        query_page(&self.pool, l, q, msg_row).await
     }
 
     async fn expunge_payload(&self, app: &AppId, msg: &MessageId) -> Result<()> {
@@ -191,12 +172,8 @@ impl MessageStore for PostgresStore {
             "SELECT {DLV_COLS} FROM deliveries d WHERE d.msg_id = $1 ORDER BY d.endpoint_id"
         ))
         .bind(&msg.0)
-        .fetch_all(&self.pool)
+        .rows(&self.pool, dlv_row)
         .await
-        .map_err(map_pg)?
-        .iter()
-        .map(dlv_row)
-        .collect()
     }
 
     async fn deliveries_of_endpoint(
@@ -205,24 +182,9 @@ impl MessageStore for PostgresStore {
         status: Option<i64>,
         q: &ListQuery,
     ) -> Result<Page<(Delivery, Message)>> {
-        let mut conds = vec!["d.endpoint_id = ?".to_string()];
-        let mut args = vec![Arg::Text(ep.0.clone())];
-        if let Some(s) = status {
-            conds.push("d.status = ?".into());
-            args.push(Arg::Int(s));
-        }
-        query_page(
-            &self.pool,
-            &format!(
-                "SELECT {DLV_COLS}, {MSG_COLS} FROM deliveries d JOIN messages m ON m.id = d.msg_id"
-            ),
-            conds,
-            args,
-            q,
-            ("d.msg_id", "m.created_at"),
-            |r| Ok((dlv_row(r)?, msg_row(r)?)),
-        )
-        .await
+        let select = format!("SELECT {DLV_COLS}, {MSG_COLS} FROM {DLV_JOIN}");
+        let l = page::deliveries(select, ep, status);
+        query_page(&self.pool, l, q, |r| Ok((dlv_row(r)?, msg_row(r)?))).await
     }
 
     async fn resend(
@@ -298,33 +260,11 @@ impl MessageStore for PostgresStore {
         filter: &AttemptFilter,
         q: &ListQuery,
     ) -> Result<Page<Attempt>> {
-        let mut conds = vec!["app_id = ?".to_string()];
-        let mut args = vec![Arg::Text(app.0.clone())];
-        match scope {
-            AttemptScope::Endpoint(e) => {
-                conds.push("endpoint_id = ?".into());
-                args.push(Arg::Text(e.0.clone()));
-            }
-            AttemptScope::Message(m) => {
-                conds.push("msg_id = ?".into());
-                args.push(Arg::Text(m.0.clone()));
-            }
-        }
-        if let Some(s) = filter.status {
-            conds.push("status = ?".into());
-            args.push(Arg::Int(s));
-        }
-        if let Some(e) = &filter.endpoint_id {
-            conds.push("endpoint_id = ?".into());
-            args.push(Arg::Text(e.0.clone()));
-        }
+        let select = format!("SELECT {ATT_COLS} FROM attempts");
         query_page(
             &self.pool,
-            &format!("SELECT {ATT_COLS} FROM attempts"),
-            conds,
-            args,
+            page::attempts(select, app, scope, filter),
             q,
-            ("id", "created_at"),
             att_row,
         )
         .await

@@ -41,6 +41,8 @@ use herald_core::{now_millis, Millis};
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions, PgRow};
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
 
+use crate::common;
+use crate::page::{self, finish_page, Arg, Listing};
 use crate::prelude::*;
 use crate::status::*;
 use crate::{
@@ -53,19 +55,20 @@ mod apps;
 mod attempts;
 mod auth;
 mod inbound;
+mod list;
 mod messages;
 mod ops;
 mod order;
-mod page;
 mod queue;
 mod rows;
+mod run;
 mod sched;
 mod spool;
 
-use inbound::*;
+use list::*;
 use messages::*;
-use page::*;
 use rows::*;
+pub(crate) use run::Run;
 
 pub use spool::Spool;
 
@@ -686,119 +689,6 @@ impl PostgresStore {
         r
     }
 
-    /// The ingestion transaction itself: dedup key, ordering state, message and request log
-    /// row, committed together (also the replay of a spooled ingestion).
-    async fn ingest_db(
-        &self,
-        req: InboundRequest,
-        dedup: Option<DedupCheck>,
-        msg: Message,
-        order: Option<OrderCheck>,
-    ) -> Result<IngestOutcome> {
-        let r = self.ingest_tx(req, dedup, msg, order).await;
-        self.write_health.observe(&r);
-        r
-    }
-
-    async fn ingest_tx(
-        &self,
-        req: InboundRequest,
-        dedup: Option<DedupCheck>,
-        msg: Message,
-        order: Option<OrderCheck>,
-    ) -> Result<IngestOutcome> {
-        let mut req = req;
-        let mut tx = self.begin().await?;
-        if let Some(d) = dedup {
-            // Claims the key, or finds who holds it within the window. The row lock makes a
-            // concurrent duplicate (on any node) wait for this transaction, then see the key.
-            let claimed: Option<String> = sqlx::query_scalar(
-                "INSERT INTO inbound_dedup (key, msg_id, created_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT (key) DO UPDATE SET msg_id = EXCLUDED.msg_id, created_at = EXCLUDED.created_at \
-                 WHERE inbound_dedup.created_at < $4 RETURNING msg_id",
-            )
-            .bind(d.key.as_slice())
-            .bind(&msg.id.0)
-            .bind(req.created_at)
-            .bind(d.since)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(map_pg)?;
-            if claimed.is_none() {
-                let first: String =
-                    sqlx::query_scalar("SELECT msg_id FROM inbound_dedup WHERE key = $1")
-                        .bind(d.key.as_slice())
-                        .fetch_one(&mut *tx)
-                        .await
-                        .map_err(map_pg)?;
-                req.status = InboundStatus::Duplicate;
-                req.msg_id = Some(MessageId(first.clone()));
-                insert_inbound(&mut tx, &req).await?;
-                tx.commit().await.map_err(map_pg)?;
-                return Ok(IngestOutcome::Duplicate(MessageId(first)));
-            }
-        }
-        let source = req.source_id.0.clone();
-        if let Some(o) = &order {
-            let last = order::lock_last(&mut tx, &source, &o.key).await?;
-            let decision = if order::is_held(&mut tx, &source, o).await? {
-                None
-            } else {
-                Some(herald_core::ordering::decide(last, o.seq, o.gap_timeout_ms))
-            };
-            match decision {
-                None | Some(herald_core::ordering::Decision::Stale) => {
-                    if let Some(d) = dedup {
-                        // Give the key back: a retry of a stale event is stale again.
-                        sqlx::query("DELETE FROM inbound_dedup WHERE key = $1")
-                            .bind(d.key.as_slice())
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(map_pg)?;
-                    }
-                    req.status = InboundStatus::Stale;
-                    req.reason = Some(match decision {
-                        None => format!("sequence {} is already waiting", o.seq),
-                        _ => format!(
-                            "sequence {} is not above the last accepted ({})",
-                            o.seq,
-                            last.unwrap_or_default()
-                        ),
-                    });
-                    req.msg_id = None;
-                    insert_inbound(&mut tx, &req).await?;
-                    tx.commit().await.map_err(map_pg)?;
-                    return Ok(IngestOutcome::Stale);
-                }
-                Some(herald_core::ordering::Decision::Hold) => {
-                    order::hold(&mut tx, &req.id.0, &source, o, &msg, req.created_at).await?;
-                    req.status = InboundStatus::Held;
-                    req.reason = Some(format!(
-                        "waiting for sequence {} (last accepted: {})",
-                        last.unwrap_or_default().saturating_add(1),
-                        last.unwrap_or_default()
-                    ));
-                    req.msg_id = Some(msg.id.clone());
-                    insert_inbound(&mut tx, &req).await?;
-                    tx.commit().await.map_err(map_pg)?;
-                    return Ok(IngestOutcome::Held(msg.id));
-                }
-                Some(herald_core::ordering::Decision::Accept) => {}
-            }
-        }
-        let id = msg.id.clone();
-        publish_tx(&mut tx, msg, None).await?;
-        req.status = InboundStatus::Accepted;
-        req.msg_id = Some(id.clone());
-        insert_inbound(&mut tx, &req).await?;
-        if let Some(o) = &order {
-            order::set_last(&mut tx, &source, &o.key, o.seq).await?;
-            order::release_key(&mut tx, &source, &o.key, o.seq, None, req.created_at).await?;
-        }
-        tx.commit().await.map_err(map_pg)?;
-        Ok(IngestOutcome::Accepted(id))
-    }
-
     fn seal_source(&self, mut s: Source) -> Source {
         crate::seal_secrets(self.secrets.as_deref(), &mut s.secrets);
         s
@@ -821,63 +711,6 @@ impl PostgresStore {
 
     async fn begin(&self) -> Result<sqlx::Transaction<'static, Postgres>> {
         self.pool.begin().await.map_err(map_pg)
-    }
-}
-
-/// A statement ready to run, with the error mapping and row counting every caller needs.
-/// (Boxed futures through `async_trait`: a plain `async fn` here trips the compiler's
-/// higher-ranked `Send` check on `&PgPool` in the store's own `async_trait` methods.)
-#[async_trait]
-pub(crate) trait Run: Sized {
-    /// Runs it; how many rows it changed.
-    async fn affected<'c, E>(self, on: E) -> Result<u64>
-    where
-        E: sqlx::PgExecutor<'c> + 'c;
-
-    /// Runs it.
-    async fn run<'c, E>(self, on: E) -> Result<()>
-    where
-        E: sqlx::PgExecutor<'c> + 'c,
-    {
-        self.affected(on).await.map(|_| ())
-    }
-
-    /// Runs a statement that must change a row: [`StoreError::NotFound`] when it changed none.
-    async fn must_change<'c, E>(self, on: E) -> Result<()>
-    where
-        E: sqlx::PgExecutor<'c> + 'c,
-    {
-        match self.affected(on).await? {
-            0 => Err(StoreError::NotFound),
-            _ => Ok(()),
-        }
-    }
-
-    /// Fetches at most one row and maps it with `f`.
-    async fn row<'c, E, T, F>(self, on: E, f: F) -> Result<Option<T>>
-    where
-        E: sqlx::PgExecutor<'c> + 'c,
-        T: Send,
-        F: FnOnce(&PgRow) -> Result<T> + Send;
-}
-
-#[async_trait]
-impl<'q> Run for sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
-    async fn affected<'c, E>(self, on: E) -> Result<u64>
-    where
-        E: sqlx::PgExecutor<'c> + 'c,
-    {
-        Ok(self.execute(on).await.map_err(map_pg)?.rows_affected())
-    }
-
-    async fn row<'c, E, T, F>(self, on: E, f: F) -> Result<Option<T>>
-    where
-        E: sqlx::PgExecutor<'c> + 'c,
-        T: Send,
-        F: FnOnce(&PgRow) -> Result<T> + Send,
-    {
-        let row = self.fetch_optional(on).await.map_err(map_pg)?;
-        row.as_ref().map(f).transpose()
     }
 }
 
@@ -906,5 +739,22 @@ impl PostgresStore {
             }
             Err(e) => Err(e),
         }
+    }
+}
+
+impl PostgresStore {
+    /// Stores a new `e` (a taken unique column is `Conflict`).
+    async fn insert<E: Entity>(&self, e: E) -> Result<E> {
+        let sql = insert_sql::<E>();
+        e.bind(sqlx::query(&sql), true).run(&self.pool).await?;
+        Ok(e)
+    }
+
+    /// Rewrites the stored `e`; `NotFound` when there is none.
+    async fn update<E: Entity>(&self, e: E) -> Result<E> {
+        e.bind(sqlx::query(E::UPDATE), false)
+            .must_change(&self.pool)
+            .await?;
+        Ok(e)
     }
 }

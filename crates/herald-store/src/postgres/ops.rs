@@ -56,13 +56,8 @@ impl OpsStore for PostgresStore {
         default_retention_ms: i64,
         batch: usize,
     ) -> Result<u64> {
-        let cutoff = now - default_retention_ms;
-        let bound = |prefix: &str| {
-            let ms = u64::try_from(cutoff.max(0)).unwrap_or(0);
-            format!("{prefix}{}", ulid::Ulid::from_parts(ms, 0))
-        };
-        let (msg_bound, att_bound) = (bound(MessageId::PREFIX), bound(AttemptId::PREFIX));
-        let unfinished = format!("NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.msg_id = messages.id AND d.status IN ({PENDING}, {SENDING}))");
+        let (msg_bound, att_bound) = common::retention_bounds(now, default_retention_ms);
+        let unfinished = common::unfinished_deliveries();
         let mut tx = self.begin().await?;
         let mut n = sqlx::query(&format!(
             "UPDATE messages SET payload = NULL WHERE id IN (SELECT id FROM messages \

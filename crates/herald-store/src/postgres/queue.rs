@@ -48,31 +48,16 @@ impl QueueStore for PostgresStore {
     ) -> Result<(HashMap<MessageId, Message>, HashMap<EndpointId, Endpoint>)> {
         let msg_ids: Vec<String> = msgs.iter().map(|m| m.0.clone()).collect();
         let ep_ids: Vec<String> = eps.iter().map(|e| e.0.clone()).collect();
-        let mut mout = HashMap::with_capacity(msg_ids.len());
-        for r in sqlx::query(&format!(
-            "SELECT {MSG_COLS} FROM messages m WHERE m.id = ANY($1)"
-        ))
-        .bind(&msg_ids)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_pg)?
-        {
-            let m = msg_row(&r)?;
-            mout.insert(m.id.clone(), m);
-        }
-        let mut eout = HashMap::with_capacity(ep_ids.len());
-        for r in sqlx::query(&format!(
-            "SELECT {EP_COLS} FROM endpoints WHERE id = ANY($1)"
-        ))
-        .bind(&ep_ids)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_pg)?
-        {
-            let e = self.unseal(ep_row(&r)?)?;
-            eout.insert(e.id.clone(), e);
-        }
-        Ok((mout, eout))
+        let sql = format!("SELECT {MSG_COLS} FROM messages m WHERE m.id = ANY($1)");
+        let found = sqlx::query(&sql).bind(&msg_ids).rows(&self.pool, msg_row);
+        let mout = found.await?.into_iter().map(|m| (m.id.clone(), m));
+        let sql = format!("SELECT {EP_COLS} FROM endpoints WHERE id = ANY($1)");
+        let found = sqlx::query(&sql).bind(&ep_ids).rows(&self.pool, ep_row);
+        let eout = found
+            .await?
+            .into_iter()
+            .map(|e| self.unseal(e).map(|e| (e.id.clone(), e)));
+        Ok((mout.collect(), eout.collect::<Result<_>>()?))
     }
 
     async fn record_attempt(&self, rec: AttemptRecord) -> Result<Option<BreakerState>> {

@@ -153,6 +153,9 @@ pub(super) fn msg_row(r: &PgRow) -> Result<Message> {
     })
 }
 
+/// The deliveries with their messages, as the delivery lists read them.
+pub(super) const DLV_JOIN: &str = "deliveries d JOIN messages m ON m.id = d.msg_id";
+
 pub(super) const DLV_COLS: &str =
     "d.id AS d_id, d.msg_id AS d_msg_id, d.endpoint_id AS d_endpoint_id, \
     d.app_id AS d_app_id, d.status AS d_status, d.attempts, d.failures, d.next_at, \
@@ -249,3 +252,84 @@ pub(super) fn token_row(r: &PgRow) -> Result<TokenRecord> {
 }
 
 // ---- pagination ----------------------------------------------------------------------------
+
+/// A statement with parameters, as the bind helpers take and return it.
+pub(super) type PgQuery<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>;
+
+/// An entity the generic writes ([`PostgresStore::insert`], [`PostgresStore::update`]) store:
+/// its table, columns (in parameter order) and values.
+pub(super) trait Entity: Send + Sync + 'static {
+    const TABLE: &'static str;
+    const COLS: &'static str;
+    /// The update of every column but the key and `created_at` (`$1` the key).
+    const UPDATE: &'static str;
+    /// Binds the values in [`Self::COLS`] order; an update leaves `created_at` out.
+    fn bind<'q>(&'q self, q: PgQuery<'q>, insert: bool) -> PgQuery<'q>;
+}
+
+/// `INSERT` of every column of `E`.
+pub(super) fn insert_sql<E: Entity>() -> String {
+    let n = E::COLS.split(',').count();
+    let marks: Vec<String> = (1..=n).map(|i| format!("${i}")).collect();
+    format!(
+        "INSERT INTO {} ({}) VALUES ({})",
+        E::TABLE,
+        E::COLS,
+        marks.join(",")
+    )
+}
+
+/// The stamps closing every entity's parameters: `created_at` on insert only, then `updated_at`.
+fn stamped(q: PgQuery<'_>, insert: bool, created_at: Millis, updated_at: Millis) -> PgQuery<'_> {
+    let q = if insert { q.bind(created_at) } else { q };
+    q.bind(updated_at)
+}
+
+impl Entity for Application {
+    const TABLE: &'static str = "apps";
+    const COLS: &'static str = APP_COLS;
+    const UPDATE: &'static str = "UPDATE apps SET uid = $2, name = $3, throttle_rate = $4, metadata = $5, updated_at = $6 WHERE id = $1";
+    fn bind<'q>(&'q self, q: PgQuery<'q>, insert: bool) -> PgQuery<'q> {
+        let q = q
+            .bind(&self.id.0)
+            .bind(&self.uid)
+            .bind(&self.name)
+            .bind(self.throttle_rate.map(i64::from))
+            .bind(json(&self.metadata));
+        stamped(q, insert, self.created_at, self.updated_at)
+    }
+}
+
+impl Entity for EventType {
+    const TABLE: &'static str = "event_types";
+    const COLS: &'static str = ET_COLS;
+    const UPDATE: &'static str = "UPDATE event_types SET description=$2, archived=$3, deprecated=$4, schemas=$5, updated_at=$6 WHERE name=$1";
+    fn bind<'q>(&'q self, q: PgQuery<'q>, insert: bool) -> PgQuery<'q> {
+        let q = q
+            .bind(&self.name)
+            .bind(&self.description)
+            .bind(self.archived)
+            .bind(self.deprecated)
+            .bind(json_opt(&self.schemas));
+        stamped(q, insert, self.created_at, self.updated_at)
+    }
+}
+
+impl Entity for Source {
+    const TABLE: &'static str = "sources";
+    const COLS: &'static str = SRC_COLS;
+    const UPDATE: &'static str =
+        "UPDATE sources SET uid = $3, name = $4, verification = $5, secrets = $6, \
+             options = $7, updated_at = $8 WHERE id = $1 AND app_id = $2";
+    fn bind<'q>(&'q self, q: PgQuery<'q>, insert: bool) -> PgQuery<'q> {
+        let q = q
+            .bind(&self.id.0)
+            .bind(&self.app_id.0)
+            .bind(&self.uid)
+            .bind(&self.name)
+            .bind(json(&self.verification))
+            .bind(json(&self.secrets))
+            .bind(json(&self.options));
+        stamped(q, insert, self.created_at, self.updated_at)
+    }
+}

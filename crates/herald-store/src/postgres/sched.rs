@@ -380,12 +380,8 @@ pub(super) async fn claim(
     ))
     .bind(now)
     .bind(SCAN)
-    .fetch_all(&mut *c)
-    .await
-    .map_err(map_pg)?
-    .iter()
-    .map(sched_row)
-    .collect::<Result<Vec<_>>>()?;
+    .rows(&mut *c, sched_row)
+    .await?;
     let mut batch = ClaimBatch::default();
     if ready.is_empty() || limit == 0 {
         return Ok(batch);

@@ -7,47 +7,29 @@ pub(super) fn endpoint_by(
     app: &str,
     id_or_uid: &str,
 ) -> Result<Option<Endpoint>> {
-    one(conn
-        .prepare_cached(&format!(
-            "SELECT {EP_READ} FROM endpoints WHERE app_id = ?1 AND (id = ?2 OR uid = ?2)"
-        ))
-        .map_err(map_sql)?
-        .query_row(params![app, id_or_uid], ep_row)
-        .optional())
+    row_opt(
+        conn,
+        &format!("SELECT {EP_READ} FROM endpoints WHERE app_id = ?1 AND (id = ?2 OR uid = ?2)"),
+        params![app, id_or_uid],
+        ep_row,
+    )
 }
 
 #[async_trait]
 impl AppStore for SqliteStore {
     async fn create_app(&self, app: Application) -> Result<Application> {
-        self.write(move |c| {
-            exec(
-                c,
-                &format!("INSERT INTO apps ({APP_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7)"),
-                params![
-                    app.id.0,
-                    app.uid,
-                    app.name,
-                    app.throttle_rate,
-                    json(&app.metadata),
-                    app.created_at,
-                    app.updated_at
-                ],
-            )?;
-            Ok(app)
-        })
-        .await
+        self.insert(app).await
     }
 
     async fn get_app(&self, id_or_uid: &str) -> Result<Option<Application>> {
         let key = id_or_uid.to_string();
         self.read_point(|c| {
-            one(c
-                .prepare_cached(&format!(
-                    "SELECT {APP_COLS} FROM apps WHERE id = ?1 OR uid = ?1"
-                ))
-                .map_err(map_sql)?
-                .query_row([key], app_row)
-                .optional())
+            row_opt(
+                c,
+                &format!("SELECT {APP_COLS} FROM apps WHERE id = ?1 OR uid = ?1"),
+                [key],
+                app_row,
+            )
         })
     }
 
@@ -56,11 +38,8 @@ impl AppStore for SqliteStore {
         self.read(move |c| {
             query_page(
                 c,
-                &format!("SELECT {APP_COLS} FROM apps"),
-                vec![],
-                vec![],
+                Listing::new(format!("SELECT {APP_COLS} FROM apps")),
                 &q,
-                ("id", "created_at"),
                 app_row,
             )
         })
@@ -68,14 +47,7 @@ impl AppStore for SqliteStore {
     }
 
     async fn update_app(&self, app: Application) -> Result<Application> {
-        self.write(move |c| {
-            let n = exec(c, "UPDATE apps SET uid = ?2, name = ?3, throttle_rate = ?4, metadata = ?5, updated_at = ?6 WHERE id = ?1", params![
-                        app.id.0, app.uid, app.name, app.throttle_rate, json(&app.metadata), app.updated_at
-                    ])?;
-            found(n)?;
-            Ok(app)
-        })
-        .await
+        self.update(app).await
     }
 
     async fn delete_app(&self, id: &AppId) -> Result<()> {
@@ -89,12 +61,9 @@ impl AppStore for SqliteStore {
                 "DELETE FROM tokens WHERE app_id = ?1",
                 "DELETE FROM inbound_held WHERE app_id = ?1",
             ] {
-                c.execute(sql, [&id]).map_err(map_sql)?;
+                exec(c, sql, [&id])?;
             }
-            if c.execute("DELETE FROM apps WHERE id = ?1", [&id])
-                .map_err(map_sql)?
-                == 0
-            {
+            if exec(c, "DELETE FROM apps WHERE id = ?1", [&id])? == 0 {
                 return Err(StoreError::NotFound);
             }
             Ok(())
@@ -129,11 +98,9 @@ impl AppStore for SqliteStore {
             .read(move |c| {
                 query_page(
                     c,
-                    &format!("SELECT {EP_READ} FROM endpoints"),
-                    vec!["app_id = ?".into()],
-                    vec![SqlValue::Text(app)],
+                    Listing::new(format!("SELECT {EP_READ} FROM endpoints"))
+                        .filter("app_id = ?", [Arg::Text(app)]),
                     &q,
-                    ("id", "created_at"),
                     ep_row,
                 )
             })
@@ -158,13 +125,10 @@ impl AppStore for SqliteStore {
             if was.disabled && !ep.disabled {
                 // Re-enabled: the auto-disable window and the breaker start afresh, and the
                 // throttle restarts with one token (no burst).
-                c.execute(
-                    &format!("UPDATE endpoints SET failing_since = NULL, breaker = {CLOSED}, breaker_until = 0, \
+                exec(c, &format!("UPDATE endpoints SET failing_since = NULL, breaker = {CLOSED}, breaker_until = 0, \
                      breaker_cooldown = 0, consec_failures = 0, win_total = 0, win_failed = 0, \
                      prev_total = 0, prev_failed = 0, tb_tokens = 1, tb_at = ?2 WHERE id = ?1"),
-                    params![&ep.id.0, now],
-                )
-                .map_err(map_sql)?;
+                    params![&ep.id.0, now])?;
             }
             if ep.ordering == Ordering::Fifo && was.ordering != Ordering::Fifo {
                 sched::fix_fifo_keys(c, &ep.id.0)?;
@@ -181,18 +145,11 @@ impl AppStore for SqliteStore {
     async fn delete_endpoint(&self, app: &AppId, id: &EndpointId) -> Result<()> {
         let (app, id) = (app.0.clone(), id.0.clone());
         self.write(move |c| {
-            let n = c
-                .execute(
-                    "DELETE FROM endpoints WHERE app_id = ?1 AND id = ?2",
-                    [&app, &id],
-                )
-                .map_err(map_sql)?;
+            let n = exec(c, "DELETE FROM endpoints WHERE app_id = ?1 AND id = ?2",
+                    [&app, &id])?;
             found(n)?;
-            c.execute(
-                &format!("DELETE FROM deliveries WHERE endpoint_id = ?1 AND status IN ({PENDING}, {SENDING})"),
-                [&id],
-            )
-            .map_err(map_sql)?;
+            exec(c, &format!("DELETE FROM deliveries WHERE endpoint_id = ?1 AND status IN ({PENDING}, {SENDING})"),
+                [&id])?;
             Ok(())
         })
         .await
@@ -234,35 +191,18 @@ impl AppStore for SqliteStore {
     }
 
     async fn create_event_type(&self, et: EventType) -> Result<EventType> {
-        self.write(move |c| {
-            exec(
-                c,
-                &format!("INSERT INTO event_types ({ET_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7)"),
-                params![
-                    et.name,
-                    et.description,
-                    et.archived,
-                    et.deprecated,
-                    json_opt(&et.schemas),
-                    et.created_at,
-                    et.updated_at
-                ],
-            )?;
-            Ok(et)
-        })
-        .await
+        self.insert(et).await
     }
 
     async fn get_event_type(&self, name: &str) -> Result<Option<EventType>> {
         let name = name.to_string();
         self.read_point(|c| {
-            one(c
-                .prepare_cached(&format!(
-                    "SELECT {ET_COLS} FROM event_types WHERE name = ?1"
-                ))
-                .map_err(map_sql)?
-                .query_row([name], et_row)
-                .optional())
+            row_opt(
+                c,
+                &format!("SELECT {ET_COLS} FROM event_types WHERE name = ?1"),
+                [name],
+                et_row,
+            )
         })
     }
 
@@ -271,45 +211,25 @@ impl AppStore for SqliteStore {
         q: &ListQuery,
         include_archived: bool,
     ) -> Result<Page<EventType>> {
+        let select = format!("SELECT {ET_COLS} FROM event_types");
+        let l = page::event_types(select, include_archived, "archived = 0");
         let q = q.clone();
-        self.read(move |c| {
-            let conds = if include_archived {
-                vec![]
-            } else {
-                vec!["archived = 0".to_string()]
-            };
-            query_page(
-                c,
-                &format!("SELECT {ET_COLS} FROM event_types"),
-                conds,
-                vec![],
-                &q,
-                ("name", "created_at"),
-                et_row,
-            )
-        })
-        .await
+        self.read(move |c| query_page(c, l, &q, et_row)).await
     }
 
     async fn update_event_type(&self, et: EventType) -> Result<EventType> {
-        self.write(move |c| {
-            let n = exec(c, "UPDATE event_types SET description=?2, archived=?3, deprecated=?4, schemas=?5, updated_at=?6 WHERE name=?1", params![et.name, et.description, et.archived, et.deprecated, json_opt(&et.schemas), et.updated_at])?;
-            found(n)?;
-            Ok(et)
-        })
-        .await
+        self.update(et).await
     }
 
     async fn delete_event_type(&self, name: &str) -> Result<()> {
         let name = name.to_string();
         self.write(move |c| {
             // Svix archives rather than deletes, so existing endpoint filters keep their meaning.
-            let n = c
-                .execute(
-                    "UPDATE event_types SET archived = 1 WHERE name = ?1",
-                    [name],
-                )
-                .map_err(map_sql)?;
+            let n = exec(
+                c,
+                "UPDATE event_types SET archived = 1 WHERE name = ?1",
+                [name],
+            )?;
             found(n)?;
             Ok(())
         })

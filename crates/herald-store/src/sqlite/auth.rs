@@ -6,7 +6,8 @@ use super::*;
 impl AuthStore for SqliteStore {
     async fn create_token(&self, rec: TokenRecord, hash: [u8; 32]) -> Result<TokenRecord> {
         self.write(move |c| {
-            c.execute(
+            exec(
+                c,
                 "INSERT INTO tokens (id, hash, name, app_id, created_at) VALUES (?1,?2,?3,?4,?5)",
                 params![
                     rec.id.0,
@@ -15,8 +16,7 @@ impl AuthStore for SqliteStore {
                     rec.app_id.as_ref().map(|a| a.0.clone()),
                     rec.created_at
                 ],
-            )
-            .map_err(map_sql)?;
+            )?;
             Ok(rec)
         })
         .await
@@ -24,11 +24,12 @@ impl AuthStore for SqliteStore {
 
     async fn find_token(&self, hash: [u8; 32]) -> Result<Option<TokenRecord>> {
         self.read_point(|c| {
-            one(c
-                .prepare_cached("SELECT id, name, app_id, created_at FROM tokens WHERE hash = ?1")
-                .map_err(map_sql)?
-                .query_row([hash.as_slice()], token_row)
-                .optional())
+            row_opt(
+                c,
+                "SELECT id, name, app_id, created_at FROM tokens WHERE hash = ?1",
+                [hash.as_slice()],
+                token_row,
+            )
         })
     }
 
@@ -50,10 +51,7 @@ impl AuthStore for SqliteStore {
     async fn delete_token(&self, id: &TokenId) -> Result<()> {
         let id = id.0.clone();
         self.write(move |c| {
-            if c.execute("DELETE FROM tokens WHERE id = ?1", [id])
-                .map_err(map_sql)?
-                == 0
-            {
+            if exec(c, "DELETE FROM tokens WHERE id = ?1", [id])? == 0 {
                 return Err(StoreError::NotFound);
             }
             Ok(())
@@ -67,18 +65,17 @@ impl AuthStore for SqliteStore {
         since: Millis,
     ) -> Result<Option<IdempotentResponse>> {
         self.read_point(|c| {
-            one(c
-                .prepare_cached(
-                    "SELECT status, body FROM idempotency WHERE key = ?1 AND created_at >= ?2",
-                )
-                .map_err(map_sql)?
-                .query_row(params![key.as_slice(), since], |r| {
+            row_opt(
+                c,
+                "SELECT status, body FROM idempotency WHERE key = ?1 AND created_at >= ?2",
+                params![key.as_slice(), since],
+                |r| {
                     Ok(IdempotentResponse {
                         status: r.get(0)?,
                         body: r.get(1)?,
                     })
-                })
-                .optional())
+                },
+            )
         })
     }
 

@@ -41,41 +41,21 @@ pub(super) fn claim_dedup(
 #[async_trait]
 impl InboundStore for SqliteStore {
     async fn create_source(&self, s: Source) -> Result<Source> {
-        let sealed = self.seal_source(s.clone());
-        self.write(move |c| {
-            c.prepare_cached(&format!(
-                "INSERT INTO sources ({SRC_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)"
-            ))
-            .and_then(|mut st| {
-                st.execute(params![
-                    sealed.id.0,
-                    sealed.app_id.0,
-                    sealed.uid,
-                    sealed.name,
-                    json(&sealed.verification),
-                    json(&sealed.secrets),
-                    json(&sealed.options),
-                    sealed.created_at,
-                    sealed.updated_at
-                ])
-            })
-            .map_err(map_sql)?;
-            Ok(())
-        })
-        .await?;
+        self.insert(self.seal_source(s.clone())).await?;
         Ok(s)
     }
 
     async fn get_source(&self, app: &AppId, id_or_uid: &str) -> Result<Option<Source>> {
         let (app, key) = (app.0.clone(), id_or_uid.to_string());
         self.read(move |c| {
-            one(c
-                .prepare_cached(&format!(
+            row_opt(
+                c,
+                &format!(
                     "SELECT {SRC_COLS} FROM sources WHERE app_id = ?1 AND (id = ?2 OR uid = ?2)"
-                ))
-                .map_err(map_sql)?
-                .query_row([app, key], src_row)
-                .optional())
+                ),
+                [app, key],
+                src_row,
+            )
         })
         .await?
         .map(|s| self.unseal_source(s))
@@ -85,11 +65,12 @@ impl InboundStore for SqliteStore {
     async fn find_source(&self, id: &SourceId) -> Result<Option<Source>> {
         let id = id.0.clone();
         self.read_point(|c| {
-            one(c
-                .prepare_cached(&format!("SELECT {SRC_COLS} FROM sources WHERE id = ?1"))
-                .map_err(map_sql)?
-                .query_row([id], src_row)
-                .optional())
+            row_opt(
+                c,
+                &format!("SELECT {SRC_COLS} FROM sources WHERE id = ?1"),
+                [id],
+                src_row,
+            )
         })?
         .map(|s| self.unseal_source(s))
         .transpose()
@@ -101,11 +82,9 @@ impl InboundStore for SqliteStore {
             .read(move |c| {
                 query_page(
                     c,
-                    &format!("SELECT {SRC_COLS} FROM sources"),
-                    vec!["app_id = ?".into()],
-                    vec![SqlValue::Text(app)],
+                    Listing::new(format!("SELECT {SRC_COLS} FROM sources"))
+                        .filter("app_id = ?", [Arg::Text(app)]),
                     &q,
-                    ("id", "created_at"),
                     src_row,
                 )
             })
@@ -114,49 +93,25 @@ impl InboundStore for SqliteStore {
     }
 
     async fn update_source(&self, s: Source) -> Result<Source> {
-        let sealed = self.seal_source(s.clone());
-        self.write(move |c| {
-            let n = c
-                .prepare_cached(
-                    "UPDATE sources SET uid = ?3, name = ?4, verification = ?5, secrets = ?6, \
-                     options = ?7, updated_at = ?8 WHERE id = ?1 AND app_id = ?2",
-                )
-                .and_then(|mut st| {
-                    st.execute(params![
-                        sealed.id.0,
-                        sealed.app_id.0,
-                        sealed.uid,
-                        sealed.name,
-                        json(&sealed.verification),
-                        json(&sealed.secrets),
-                        json(&sealed.options),
-                        sealed.updated_at
-                    ])
-                })
-                .map_err(map_sql)?;
-            found(n)?;
-            Ok(())
-        })
-        .await?;
+        self.update(self.seal_source(s.clone())).await?;
         Ok(s)
     }
 
     async fn delete_source(&self, app: &AppId, id: &SourceId) -> Result<()> {
         let (app, id) = (app.0.clone(), id.0.clone());
         self.write(move |c| {
-            let n = c
-                .execute(
-                    "DELETE FROM sources WHERE app_id = ?1 AND id = ?2",
-                    [&app, &id],
-                )
-                .map_err(map_sql)?;
+            let n = exec(
+                c,
+                "DELETE FROM sources WHERE app_id = ?1 AND id = ?2",
+                [&app, &id],
+            )?;
             found(n)?;
             for sql in [
                 "DELETE FROM inbound_requests WHERE source_id = ?1",
                 "DELETE FROM inbound_order WHERE source_id = ?1",
                 "DELETE FROM inbound_held WHERE source_id = ?1",
             ] {
-                c.execute(sql, [&id]).map_err(map_sql)?;
+                exec(c, sql, [&id])?;
             }
             Ok(())
         })
@@ -183,10 +138,9 @@ impl InboundStore for SqliteStore {
                     })
                     .map_err(map_sql)?;
                 if let Some(first) = first {
-                    req.status = InboundStatus::Duplicate;
-                    req.msg_id = Some(MessageId(first.clone()));
+                    let out = common::duplicate(&mut req, first);
                     insert_inbound(c, &req)?;
-                    return Ok(IngestOutcome::Duplicate(MessageId(first)));
+                    return Ok(out);
                 }
             }
             // The writer thread serialises every ingest, so reading `last` here and writing it
@@ -194,41 +148,22 @@ impl InboundStore for SqliteStore {
             let source = req.source_id.0.clone();
             if let Some(o) = &order {
                 let last = order::last_of(c, &source, &o.key)?;
-                let decision = if order::is_held(c, &source, o)? {
-                    None
-                } else {
-                    Some(herald_core::ordering::decide(last, o.seq, o.gap_timeout_ms))
-                };
+                let decision = common::order_decision(order::is_held(c, &source, o)?, last, o);
                 match decision {
                     None | Some(herald_core::ordering::Decision::Stale) => {
                         // No dedup key: a retry of a stale event is stale again.
-                        req.status = InboundStatus::Stale;
-                        req.reason = Some(match decision {
-                            None => format!("sequence {} is already waiting", o.seq),
-                            _ => format!(
-                                "sequence {} is not above the last accepted ({})",
-                                o.seq,
-                                last.unwrap_or_default()
-                            ),
-                        });
-                        req.msg_id = None;
+                        let out = common::stale(&mut req, o, decision, last);
                         insert_inbound(c, &req)?;
-                        return Ok(IngestOutcome::Stale);
+                        return Ok(out);
                     }
                     Some(herald_core::ordering::Decision::Hold) => {
                         if let Some(d) = dedup {
                             claim_dedup(c, d, &msg.id, req.created_at)?;
                         }
                         order::hold(c, &req.id.0, &source, o, &msg, req.created_at)?;
-                        req.status = InboundStatus::Held;
-                        req.reason = Some(format!(
-                            "waiting for sequence {} (last accepted: {})",
-                            last.unwrap_or_default().saturating_add(1),
-                            last.unwrap_or_default()
-                        ));
-                        req.msg_id = Some(msg.id.clone());
+                        let out = common::held(&mut req, &msg.id, last);
                         insert_inbound(c, &req)?;
-                        return Ok(IngestOutcome::Held(msg.id));
+                        return Ok(out);
                     }
                     Some(herald_core::ordering::Decision::Accept) => {}
                 }
@@ -236,16 +171,14 @@ impl InboundStore for SqliteStore {
             if let Some(d) = dedup {
                 claim_dedup(c, d, &msg.id, req.created_at)?;
             }
-            let id = msg.id.clone();
+            let out = common::accepted(&mut req, &msg.id);
             publish_in(c, msg, None)?;
-            req.status = InboundStatus::Accepted;
-            req.msg_id = Some(id.clone());
             insert_inbound(c, &req)?;
             if let Some(o) = &order {
                 order::set_last(c, &source, &o.key, o.seq)?;
                 order::release_key(c, &source, &o.key, o.seq, None, req.created_at)?;
             }
-            Ok(IngestOutcome::Accepted(id))
+            Ok(out)
         })
         .await
     }
@@ -264,25 +197,9 @@ impl InboundStore for SqliteStore {
         status: Option<InboundStatus>,
         q: &ListQuery,
     ) -> Result<Page<InboundRequest>> {
-        let (source, q) = (source.0.clone(), q.clone());
-        self.read(move |c| {
-            let mut conds = vec!["source_id = ?".to_string()];
-            let mut args = vec![SqlValue::Text(source)];
-            if let Some(s) = status {
-                conds.push("status = ?".into());
-                args.push(SqlValue::Text(s.as_str().into()));
-            }
-            query_page(
-                c,
-                &format!("SELECT {INREQ_COLS} FROM inbound_requests"),
-                conds,
-                args,
-                &q,
-                ("id", "created_at"),
-                inreq_row,
-            )
-        })
-        .await
+        let select = format!("SELECT {INREQ_COLS} FROM inbound_requests");
+        let (l, q) = (page::inbound(select, source, status), q.clone());
+        self.read(move |c| query_page(c, l, &q, inreq_row)).await
     }
 
     async fn get_inbound(
@@ -292,13 +209,14 @@ impl InboundStore for SqliteStore {
     ) -> Result<Option<InboundRequest>> {
         let (source, id) = (source.0.clone(), id.0.clone());
         self.read(move |c| {
-            one(c
-                .prepare_cached(&format!(
+            row_opt(
+                c,
+                &format!(
                     "SELECT {INREQ_COLS} FROM inbound_requests WHERE source_id = ?1 AND id = ?2"
-                ))
-                .map_err(map_sql)?
-                .query_row([source, id], inreq_row)
-                .optional())
+                ),
+                [source, id],
+                inreq_row,
+            )
         })
         .await
     }

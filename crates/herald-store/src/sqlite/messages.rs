@@ -100,13 +100,9 @@ impl MessageStore for SqliteStore {
     async fn get_message(&self, app: &AppId, id_or_event_id: &str) -> Result<Option<Message>> {
         let (app, key) = (app.0.clone(), id_or_event_id.to_string());
         self.read(move |c| {
-            one(c
-                .prepare_cached(&format!(
+            row_opt(c, &format!(
                     "SELECT {MSG_COLS} FROM messages m WHERE m.app_id = ?1 AND (m.id = ?2 OR m.event_id = ?2)"
-                ))
-                .map_err(map_sql)?
-                .query_row([app, key], |r| msg_row_at(r, 0))
-                .optional())
+                ), [app, key], |r| msg_row_at(r, 0))
         })
         .await
     }
@@ -117,43 +113,26 @@ impl MessageStore for SqliteStore {
         filter: &MessageFilter,
         q: &ListQuery,
     ) -> Result<Page<Message>> {
-        let (app, filter, q) = (app.0.clone(), filter.clone(), q.clone());
-        self.read(move |c| {
-            let mut conds = vec!["m.app_id = ?".to_string()];
-            let mut args = vec![SqlValue::Text(app)];
-            if let Some(ch) = filter.channel {
-                conds.push("EXISTS (SELECT 1 FROM json_each(m.channels) WHERE value = ?)".into());
-                args.push(SqlValue::Text(ch));
-            }
-            if let Some(types) = filter.event_types.filter(|t| !t.is_empty()) {
-                conds.push(format!(
-                    "m.event_type IN ({})",
-                    vec!["?"; types.len()].join(",")
-                ));
-                args.extend(types.into_iter().map(SqlValue::Text));
-            }
-            query_page(
-                c,
-                &format!("SELECT {MSG_COLS} FROM messages m"),
-                conds,
-                args,
-                &q,
-                ("m.id", "m.created_at"),
-                |r| msg_row_at(r, 0),
-            )
-        })
-        .await
+        let channel = "EXISTS (SELECT 1 FROM json_each(m.channels) WHERE value = ?)";
+        let l = page::messages(
+            format!("SELECT {MSG_COLS} FROM messages m"),
+            app,
+            filter,
+            channel,
+        );
+        let q = q.clone();
+        self.read(move |c| query_page(c, l, &q, |r| msg_row_at(r, 0)))
+            .await
     }
 
     async fn expunge_payload(&self, app: &AppId, msg: &MessageId) -> Result<()> {
         let (app, msg) = (app.0.clone(), msg.0.clone());
         self.write(move |c| {
-            let n = c
-                .execute(
-                    "UPDATE messages SET payload = NULL WHERE app_id = ?1 AND id = ?2",
-                    [app, msg],
-                )
-                .map_err(map_sql)?;
+            let n = exec(
+                c,
+                "UPDATE messages SET payload = NULL WHERE app_id = ?1 AND id = ?2",
+                [app, msg],
+            )?;
             found(n)?;
             Ok(())
         })
@@ -182,25 +161,10 @@ impl MessageStore for SqliteStore {
         status: Option<i64>,
         q: &ListQuery,
     ) -> Result<Page<(Delivery, Message)>> {
-        let (ep, q) = (ep.0.clone(), q.clone());
-        self.read(move |c| {
-            let mut conds = vec!["d.endpoint_id = ?".to_string()];
-            let mut args = vec![SqlValue::Text(ep)];
-            if let Some(s) = status {
-                conds.push("d.status = ?".into());
-                args.push(SqlValue::Integer(s));
-            }
-            query_page(
-                c,
-                &format!("SELECT {DLV_COLS}, {MSG_COLS} FROM deliveries d JOIN messages m ON m.id = d.msg_id"),
-                conds,
-                args,
-                &q,
-                ("d.msg_id", "m.created_at"),
-                |r| Ok((dlv_row(r)?, msg_row_at(r, 9)?)),
-            )
-        })
-        .await
+        let select = format!("SELECT {DLV_COLS}, {MSG_COLS} FROM {DLV_JOIN}");
+        let (l, q) = (page::deliveries(select, ep, status), q.clone());
+        self.read(move |c| query_page(c, l, &q, |r| Ok((dlv_row(r)?, msg_row_at(r, 9)?))))
+            .await
     }
 
     async fn resend(
@@ -266,51 +230,22 @@ impl MessageStore for SqliteStore {
         filter: &AttemptFilter,
         q: &ListQuery,
     ) -> Result<Page<Attempt>> {
-        let (app, scope, filter, q) = (app.0.clone(), scope.clone(), filter.clone(), q.clone());
-        self.read(move |c| {
-            let mut conds = vec!["app_id = ?".to_string()];
-            let mut args = vec![SqlValue::Text(app)];
-            match scope {
-                AttemptScope::Endpoint(e) => {
-                    conds.push("endpoint_id = ?".into());
-                    args.push(SqlValue::Text(e.0));
-                }
-                AttemptScope::Message(m) => {
-                    conds.push("msg_id = ?".into());
-                    args.push(SqlValue::Text(m.0));
-                }
-            }
-            if let Some(s) = filter.status {
-                conds.push("status = ?".into());
-                args.push(SqlValue::Integer(s));
-            }
-            if let Some(e) = filter.endpoint_id {
-                conds.push("endpoint_id = ?".into());
-                args.push(SqlValue::Text(e.0));
-            }
-            query_page(
-                c,
-                &format!("SELECT {ATT_COLS} FROM attempts"),
-                conds,
-                args,
-                &q,
-                ("id", "created_at"),
-                att_row,
-            )
-        })
-        .await
+        let select = format!("SELECT {ATT_COLS} FROM attempts");
+        let (l, q) = (page::attempts(select, app, scope, filter), q.clone());
+        self.read(move |c| query_page(c, l, &q, att_row)).await
     }
 
     async fn get_attempt(&self, app: &AppId, msg: &MessageId, id: &str) -> Result<Option<Attempt>> {
         let (app, msg, id) = (app.0.clone(), msg.0.clone(), id.to_string());
         self.read(move |c| {
-            one(c
-                .prepare_cached(&format!(
+            row_opt(
+                c,
+                &format!(
                     "SELECT {ATT_COLS} FROM attempts WHERE app_id = ?1 AND msg_id = ?2 AND id = ?3"
-                ))
-                .map_err(map_sql)?
-                .query_row([app, msg, id], att_row)
-                .optional())
+                ),
+                [app, msg, id],
+                att_row,
+            )
         })
         .await
     }

@@ -34,20 +34,22 @@ use tokio::sync::{mpsc, oneshot};
 mod apps;
 mod auth;
 mod inbound;
+mod list;
 mod messages;
 mod ops;
 mod order;
-mod page;
 mod queue;
 mod rows;
 mod sched;
 
+use list::*;
 use messages::*;
-use page::*;
 use rows::*;
 use rusqlite::types::Value as SqlValue;
 
+use crate::common;
 use crate::found;
+use crate::page::{self, finish_page, Arg, Listing};
 use crate::prelude::*;
 use crate::status::*;
 use crate::{
@@ -645,4 +647,44 @@ pub(crate) fn exec(c: &Connection, sql: &str, p: impl rusqlite::Params) -> Resul
     c.prepare_cached(sql)
         .and_then(|mut s| s.execute(p))
         .map_err(map_sql)
+}
+
+/// At most one row of a cached query, mapped with `f`.
+pub(crate) fn row_opt<T>(
+    c: &Connection,
+    sql: &str,
+    p: impl rusqlite::Params,
+    f: impl FnOnce(&Row) -> rusqlite::Result<T>,
+) -> Result<Option<T>> {
+    c.prepare_cached(sql)
+        .and_then(|mut s| s.query_row(p, f).optional())
+        .map_err(map_sql)
+}
+
+impl SqliteStore {
+    /// Stores a new `e` (a taken unique column is `Conflict`).
+    async fn insert<E: Entity>(&self, e: E) -> Result<E> {
+        self.write(move |c| {
+            exec(
+                c,
+                &insert_sql::<E>(),
+                rusqlite::params_from_iter(e.params(true)),
+            )?;
+            Ok(e)
+        })
+        .await
+    }
+
+    /// Rewrites the stored `e`; `NotFound` when there is none.
+    async fn update<E: Entity>(&self, e: E) -> Result<E> {
+        self.write(move |c| {
+            found(exec(
+                c,
+                E::UPDATE,
+                rusqlite::params_from_iter(e.params(false)),
+            )?)?;
+            Ok(e)
+        })
+        .await
+    }
 }

@@ -55,42 +55,24 @@ impl OpsStore for SqliteStore {
         default_retention_ms: i64,
         batch: usize,
     ) -> Result<u64> {
-        // IDs sort by creation time, so "created before the cutoff" is a primary-key range.
-        let cutoff = now - default_retention_ms;
-        let bound = |prefix: &str| {
-            let ms = u64::try_from(cutoff.max(0)).unwrap_or(0);
-            format!("{prefix}{}", ulid::Ulid::from_parts(ms, 0))
-        };
-        let (msg_bound, att_bound) = (bound(MessageId::PREFIX), bound(AttemptId::PREFIX));
+        let (msg_bound, att_bound) = common::retention_bounds(now, default_retention_ms);
         self.write(move |c| {
             // A payload still needed by a pending or in-flight delivery is never purged.
-            let unfinished = format!("NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.msg_id = messages.id AND d.status IN ({PENDING}, {SENDING}))");
-            let mut n = c
-                .execute(
-                    &format!(
+            let unfinished = common::unfinished_deliveries();
+            let mut n = exec(c, &format!(
                         "UPDATE messages SET payload = NULL WHERE id IN (SELECT id FROM messages \
                          WHERE id < ?1 AND retention_ms IS NULL AND payload IS NOT NULL AND {unfinished} LIMIT ?2)"
                     ),
-                    params![msg_bound, batch as i64],
-                )
-                .map_err(map_sql)?;
-            n += c
-                .execute(
-                    &format!(
+                    params![msg_bound, batch as i64])?;
+            n += exec(c, &format!(
                         "UPDATE messages SET payload = NULL WHERE id IN (SELECT id FROM messages \
                          WHERE retention_ms IS NOT NULL AND payload IS NOT NULL AND created_at + retention_ms < ?1 \
                          AND {unfinished} LIMIT ?2)"
                     ),
-                    params![now, batch as i64],
-                )
-                .map_err(map_sql)?;
-            n += c
-                .execute(
-                    "UPDATE attempts SET response = '' WHERE id IN \
+                    params![now, batch as i64])?;
+            n += exec(c, "UPDATE attempts SET response = '' WHERE id IN \
                      (SELECT id FROM attempts WHERE id < ?1 AND response != '' LIMIT ?2)",
-                    params![att_bound, batch as i64],
-                )
-                .map_err(map_sql)?;
+                    params![att_bound, batch as i64])?;
             Ok(n as u64)
         })
         .await
@@ -117,19 +99,19 @@ impl OpsStore for SqliteStore {
                         let plain = old.decrypt(&s.key).map_err(|_| StoreError::KeyMismatch)?;
                         s.key = new.encrypt(&plain);
                     }
-                    c.execute(
+                    exec(
+                        c,
                         &format!("UPDATE {table} SET secrets = ?2 WHERE id = ?1"),
                         params![id, json(&secrets)],
-                    )
-                    .map_err(map_sql)?;
+                    )?;
                     n += 1;
                 }
             }
-            c.execute(
+            exec(
+                c,
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('key_check', ?1)",
                 [new.encrypt(KEY_CHECK)],
-            )
-            .map_err(map_sql)?;
+            )?;
             Ok(n)
         })
         .await

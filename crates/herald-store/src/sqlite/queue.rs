@@ -23,6 +23,28 @@ impl SqliteStore {
     }
 }
 
+/// The rows of `select` (ending in `IN`) for every one of `ids`, 500 IDs a statement (SQLite
+/// limits how many parameters one statement takes).
+fn rows_in<T>(
+    c: &Connection,
+    select: &str,
+    ids: &[String],
+    mut f: impl FnMut(&Row) -> rusqlite::Result<T>,
+) -> Result<Vec<T>> {
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        let sql = format!("{select} ({})", vec!["?"; chunk.len()].join(","));
+        let mut stmt = c.prepare_cached(&sql).map_err(map_sql)?;
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(chunk), &mut f)
+            .map_err(map_sql)?;
+        for r in rows {
+            out.push(r.map_err(map_sql)?);
+        }
+    }
+    Ok(out)
+}
+
 #[async_trait]
 impl QueueStore for SqliteStore {
     async fn claim_due(
@@ -46,44 +68,17 @@ impl QueueStore for SqliteStore {
         let eps: Vec<String> = eps.iter().map(|e| e.0.clone()).collect();
         let (msgs, eps) = self
             .read(move |c| {
-                let mut mout = HashMap::with_capacity(msgs.len());
-                for chunk in msgs.chunks(500) {
-                    let sql = format!(
-                        "SELECT {MSG_COLS} FROM messages m WHERE m.id IN ({})",
-                        vec!["?"; chunk.len()].join(",")
-                    );
-                    let mut stmt = c.prepare_cached(&sql).map_err(map_sql)?;
-                    let rows = stmt
-                        .query_map(rusqlite::params_from_iter(chunk), |r| msg_row_at(r, 0))
-                        .map_err(map_sql)?;
-                    for m in rows {
-                        let m = m.map_err(map_sql)?;
-                        mout.insert(m.id.clone(), m);
-                    }
-                }
-                let mut eout = HashMap::with_capacity(eps.len());
-                for chunk in eps.chunks(500) {
-                    let sql = format!(
-                        "SELECT {EP_READ} FROM endpoints WHERE id IN ({})",
-                        vec!["?"; chunk.len()].join(",")
-                    );
-                    let mut stmt = c.prepare_cached(&sql).map_err(map_sql)?;
-                    let rows = stmt
-                        .query_map(rusqlite::params_from_iter(chunk), ep_row)
-                        .map_err(map_sql)?;
-                    for e in rows {
-                        let e = e.map_err(map_sql)?;
-                        eout.insert(e.id.clone(), e);
-                    }
-                }
-                Ok((mout, eout))
+                let sql = format!("SELECT {MSG_COLS} FROM messages m WHERE m.id IN");
+                let msgs = rows_in(c, &sql, &msgs, |r| msg_row_at(r, 0))?;
+                let sql = format!("SELECT {EP_READ} FROM endpoints WHERE id IN");
+                Ok((msgs, rows_in(c, &sql, &eps, ep_row)?))
             })
             .await?;
+        let msgs = msgs.into_iter().map(|m| (m.id.clone(), m)).collect();
         let eps = eps
             .into_iter()
-            .map(|(k, e)| self.unseal(e).map(|e| (k, e)))
-            .collect::<Result<_>>()?;
-        Ok((msgs, eps))
+            .map(|e| self.unseal(e).map(|e| (e.id.clone(), e)));
+        Ok((msgs, eps.collect::<Result<_>>()?))
     }
 
     async fn record_attempt(&self, rec: AttemptRecord) -> Result<Option<BreakerState>> {

@@ -141,6 +141,9 @@ pub(super) fn msg_row_at(r: &Row, o: usize) -> rusqlite::Result<Message> {
     })
 }
 
+/// The deliveries with their messages, as the delivery lists read them.
+pub(super) const DLV_JOIN: &str = "deliveries d JOIN messages m ON m.id = d.msg_id";
+
 pub(super) const DLV_COLS: &str =
     "d.id, d.msg_id, d.endpoint_id, d.app_id, d.status, d.attempts, d.failures, d.next_at, d.updated_at";
 
@@ -234,4 +237,91 @@ pub(super) fn token_row(r: &Row) -> rusqlite::Result<TokenRecord> {
         app_id: r.get::<_, Option<String>>(2)?.map(AppId),
         created_at: r.get(3)?,
     })
+}
+
+/// Parameters bound as boxed values (one list type for every entity).
+pub(super) type Params = Vec<Box<dyn rusqlite::ToSql>>;
+
+/// An entity the generic writes ([`SqliteStore::insert`], [`SqliteStore::update`]) store:
+/// its table, columns (in parameter order) and values.
+pub(super) trait Entity: Send + 'static {
+    const TABLE: &'static str;
+    const COLS: &'static str;
+    /// The update of every column but the key and `created_at` (`?1` the key).
+    const UPDATE: &'static str;
+    /// The values in [`Self::COLS`] order; an update leaves `created_at` out.
+    fn params(&self, insert: bool) -> Params;
+}
+
+/// `INSERT` of every column of `E`.
+pub(super) fn insert_sql<E: Entity>() -> String {
+    let n = E::COLS.split(',').count();
+    let marks: Vec<String> = (1..=n).map(|i| format!("?{i}")).collect();
+    format!(
+        "INSERT INTO {} ({}) VALUES ({})",
+        E::TABLE,
+        E::COLS,
+        marks.join(",")
+    )
+}
+
+/// The stamps closing every entity's parameters: `created_at` on insert only, then `updated_at`.
+fn stamped(mut p: Params, insert: bool, created_at: Millis, updated_at: Millis) -> Params {
+    if insert {
+        p.push(Box::new(created_at));
+    }
+    p.push(Box::new(updated_at));
+    p
+}
+
+impl Entity for Application {
+    const TABLE: &'static str = "apps";
+    const COLS: &'static str = APP_COLS;
+    const UPDATE: &'static str = "UPDATE apps SET uid = ?2, name = ?3, throttle_rate = ?4, metadata = ?5, updated_at = ?6 WHERE id = ?1";
+    fn params(&self, insert: bool) -> Params {
+        let p: Params = vec![
+            Box::new(self.id.0.clone()),
+            Box::new(self.uid.clone()),
+            Box::new(self.name.clone()),
+            Box::new(self.throttle_rate),
+            Box::new(json(&self.metadata)),
+        ];
+        stamped(p, insert, self.created_at, self.updated_at)
+    }
+}
+
+impl Entity for EventType {
+    const TABLE: &'static str = "event_types";
+    const COLS: &'static str = ET_COLS;
+    const UPDATE: &'static str = "UPDATE event_types SET description=?2, archived=?3, deprecated=?4, schemas=?5, updated_at=?6 WHERE name=?1";
+    fn params(&self, insert: bool) -> Params {
+        let p: Params = vec![
+            Box::new(self.name.clone()),
+            Box::new(self.description.clone()),
+            Box::new(self.archived),
+            Box::new(self.deprecated),
+            Box::new(json_opt(&self.schemas)),
+        ];
+        stamped(p, insert, self.created_at, self.updated_at)
+    }
+}
+
+impl Entity for Source {
+    const TABLE: &'static str = "sources";
+    const COLS: &'static str = SRC_COLS;
+    const UPDATE: &'static str =
+        "UPDATE sources SET uid = ?3, name = ?4, verification = ?5, secrets = ?6, \
+                     options = ?7, updated_at = ?8 WHERE id = ?1 AND app_id = ?2";
+    fn params(&self, insert: bool) -> Params {
+        let p: Params = vec![
+            Box::new(self.id.0.clone()),
+            Box::new(self.app_id.0.clone()),
+            Box::new(self.uid.clone()),
+            Box::new(self.name.clone()),
+            Box::new(json(&self.verification)),
+            Box::new(json(&self.secrets)),
+            Box::new(json(&self.options)),
+        ];
+        stamped(p, insert, self.created_at, self.updated_at)
+    }
 }

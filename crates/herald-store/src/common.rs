@@ -1,0 +1,81 @@
+//! What both backends decide the same way, kept out of their SQL: the verdicts an ingestion
+//! writes into its request-log row, the ID bounds of a retention pass, and the SQL fragment
+//! both spell alike. No I/O here, and nothing that depends on a backend's dialect.
+
+use herald_core::ids::{AttemptId, MessageId};
+use herald_core::model::{InboundRequest, InboundStatus};
+use herald_core::ordering::{decide, Decision};
+use herald_core::Millis;
+
+use crate::status::{PENDING, SENDING};
+use crate::{IngestOutcome, OrderCheck};
+
+/// The ordering decision for `o` after `last`; `None` when that sequence is already held.
+pub(crate) fn order_decision(held: bool, last: Option<i64>, o: &OrderCheck) -> Option<Decision> {
+    (!held).then(|| decide(last, o.seq, o.gap_timeout_ms))
+}
+
+/// Marks `req` as a repeat of the message `first` (its dedup key was seen in the window).
+pub(crate) fn duplicate(req: &mut InboundRequest, first: String) -> IngestOutcome {
+    req.status = InboundStatus::Duplicate;
+    req.msg_id = Some(MessageId(first.clone()));
+    IngestOutcome::Duplicate(MessageId(first))
+}
+
+/// Marks `req` stale: its sequence is already waiting (`decision` `None`) or not above `last`.
+pub(crate) fn stale(
+    req: &mut InboundRequest,
+    o: &OrderCheck,
+    decision: Option<Decision>,
+    last: Option<i64>,
+) -> IngestOutcome {
+    req.status = InboundStatus::Stale;
+    req.reason = Some(match decision {
+        None => format!("sequence {} is already waiting", o.seq),
+        _ => format!(
+            "sequence {} is not above the last accepted ({})",
+            o.seq,
+            last.unwrap_or_default()
+        ),
+    });
+    req.msg_id = None;
+    IngestOutcome::Stale
+}
+
+/// Marks `req` held behind a gap after `last`; it becomes `msg` once the gap closes.
+pub(crate) fn held(req: &mut InboundRequest, msg: &MessageId, last: Option<i64>) -> IngestOutcome {
+    req.status = InboundStatus::Held;
+    req.reason = Some(format!(
+        "waiting for sequence {} (last accepted: {})",
+        last.unwrap_or_default().saturating_add(1),
+        last.unwrap_or_default()
+    ));
+    req.msg_id = Some(msg.clone());
+    IngestOutcome::Held(msg.clone())
+}
+
+/// Marks `req` accepted as the message `id`.
+pub(crate) fn accepted(req: &mut InboundRequest, id: &MessageId) -> IngestOutcome {
+    req.status = InboundStatus::Accepted;
+    req.msg_id = Some(id.clone());
+    IngestOutcome::Accepted(id.clone())
+}
+
+/// The smallest message and attempt IDs created at the retention cutoff: IDs sort by creation
+/// time, so "created before the cutoff" is a primary-key range.
+pub(crate) fn retention_bounds(now: Millis, default_retention_ms: i64) -> (String, String) {
+    let cutoff = now - default_retention_ms;
+    let bound = |prefix: &str| {
+        let ms = u64::try_from(cutoff.max(0)).unwrap_or(0);
+        format!("{prefix}{}", ulid::Ulid::from_parts(ms, 0))
+    };
+    (bound(MessageId::PREFIX), bound(AttemptId::PREFIX))
+}
+
+/// The condition of a message whose payload a waiting or in-flight delivery still needs.
+pub(crate) fn unfinished_deliveries() -> String {
+    format!(
+        "NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.msg_id = messages.id \
+         AND d.status IN ({PENDING}, {SENDING}))"
+    )
+}
