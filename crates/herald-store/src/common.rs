@@ -79,3 +79,11 @@ pub(crate) fn unfinished_deliveries() -> String {
          AND d.status IN ({PENDING}, {SENDING}))"
     )
 }
+
+/// `INSERT` of every one of `cols` into `table`, the parameters numbered after `mark`
+/// (`?1`… on SQLite, `$1`… on PostgreSQL).
+pub(crate) fn insert_sql(table: &str, cols: &str, mark: char) -> String {
+    let n = cols.split(',').count();
+    let marks: Vec<String> = (1..=n).map(|i| format!("{mark}{i}")).collect();
+    format!("INSERT INTO {table} ({cols}) VALUES ({})", marks.join(","))
+}

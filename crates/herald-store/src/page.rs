@@ -36,6 +36,11 @@ impl Listing {
         }
     }
 
+    /// The rows `select` reads of the application `app`.
+    pub(crate) fn of_app(select: String, app: &AppId) -> Self {
+        Self::new(select).filter("app_id = ?", [Arg::Text(app.0.clone())])
+    }
+
     /// Pages on other key columns (qualified names in a join).
     pub(crate) fn keys(self, id_col: &'static str, ts_col: &'static str) -> Self {
         Self {

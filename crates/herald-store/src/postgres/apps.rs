@@ -7,13 +7,9 @@ pub(super) async fn endpoint_by(
     app: &str,
     id_or_uid: &str,
 ) -> Result<Option<Endpoint>> {
-    sqlx::query(&format!(
-        "SELECT {EP_COLS} FROM endpoints WHERE app_id = $1 AND (id = $2 OR uid = $2)"
-    ))
-    .bind(app)
-    .bind(id_or_uid)
-    .row(c, ep_row)
-    .await
+    let sql =
+        format!("SELECT {EP_COLS} FROM endpoints WHERE app_id = $1 AND (id = $2 OR uid = $2)");
+    row_by(c, &sql, [app, id_or_uid], ep_row).await
 }
 
 #[async_trait]
@@ -88,15 +84,10 @@ impl AppStore for PostgresStore {
     }
 
     async fn list_endpoints(&self, app: &AppId, q: &ListQuery) -> Result<Page<Endpoint>> {
-        let page = query_page(
-            &self.pool,
-            Listing::new(format!("SELECT {EP_COLS} FROM endpoints"))
-                .filter("app_id = ?", [Arg::Text(app.0.clone())]),
-            q,
-            ep_row,
-        )
-        .await?;
-        page.try_map(|e| self.unseal(e))
+        let l = Listing::of_app(format!("SELECT {EP_COLS} FROM endpoints"), app);
+        query_page(&self.pool, l, q, ep_row)
+            .await?
+            .try_map(|e| self.unseal(e))
     }
 
     async fn update_endpoint(&self, ep: Endpoint) -> Result<Endpoint> {
@@ -146,11 +137,7 @@ impl AppStore for PostgresStore {
 
     async fn delete_endpoint(&self, app: &AppId, id: &EndpointId) -> Result<()> {
         let mut tx = self.begin().await?;
-        sqlx::query("DELETE FROM endpoints WHERE app_id = $1 AND id = $2")
-            .bind(&app.0)
-            .bind(&id.0)
-            .must_change(&mut *tx)
-            .await?;
+        delete_of_app(&mut tx, "endpoints", app, &id.0).await?;
         exec(
             &mut tx,
             &format!("DELETE FROM deliveries WHERE endpoint_id = $1 AND status IN ({PENDING}, {SENDING})"),
@@ -217,10 +204,8 @@ impl AppStore for PostgresStore {
     }
 
     async fn delete_event_type(&self, name: &str) -> Result<()> {
-        sqlx::query("UPDATE event_types SET archived = TRUE WHERE name = $1")
-            .bind(name)
-            .must_change(&self.pool)
-            .await?;
+        let sql = "UPDATE event_types SET archived = TRUE WHERE name = $1";
+        sqlx::query(sql).bind(name).must_change(&self.pool).await?;
         Ok(())
     }
 }

@@ -42,10 +42,8 @@ impl AuthStore for PostgresStore {
 
     async fn delete_token(&self, id: &TokenId) -> Result<()> {
         self.seen.tokens.lock().retain(|_, t| t.id != *id);
-        sqlx::query("DELETE FROM tokens WHERE id = $1")
-            .bind(&id.0)
-            .must_change(&self.pool)
-            .await?;
+        let sql = "DELETE FROM tokens WHERE id = $1";
+        sqlx::query(sql).bind(&id.0).must_change(&self.pool).await?;
         Ok(())
     }
 
@@ -54,13 +52,13 @@ impl AuthStore for PostgresStore {
         key: [u8; 32],
         since: Millis,
     ) -> Result<Option<IdempotentResponse>> {
-        let r =
-            sqlx::query("SELECT status, body FROM idempotency WHERE key = $1 AND created_at >= $2")
-                .bind(key.as_slice())
-                .bind(since)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(map_pg)?;
+        let sql = "SELECT status, body FROM idempotency WHERE key = $1 AND created_at >= $2";
+        let r = sqlx::query(sql)
+            .bind(key.as_slice())
+            .bind(since)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_pg)?;
         r.map(|r| {
             Ok(IdempotentResponse {
                 status: get::<i64>(&r, "status")? as u16,

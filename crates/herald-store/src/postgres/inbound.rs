@@ -3,35 +3,38 @@
 use super::*;
 
 pub(super) async fn insert_inbound(c: &mut PgConnection, q: &InboundRequest) -> Result<()> {
-    sqlx::query(&format!(
+    let sql = format!(
         "INSERT INTO inbound_requests ({INREQ_COLS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)"
-    ))
-    .bind(&q.id.0)
-    .bind(&q.source_id.0)
-    .bind(&q.app_id.0)
-    .bind(q.status.as_str())
-    .bind(&q.reason)
-    .bind(q.msg_id.as_ref().map(|m| m.0.clone()))
-    .bind(json(&q.headers))
-    .bind(&q.body)
-    .bind(&q.event_type)
-    .bind(q.created_at)
-    .run(c)
-    .await?;
+    );
+    sqlx::query(&sql)
+        .bind(&q.id.0)
+        .bind(&q.source_id.0)
+        .bind(&q.app_id.0)
+        .bind(q.status.as_str())
+        .bind(&q.reason)
+        .bind(q.msg_id.as_ref().map(|m| m.0.clone()))
+        .bind(json(&q.headers))
+        .bind(&q.body)
+        .bind(&q.event_type)
+        .bind(q.created_at)
+        .run(c)
+        .await?;
     Ok(())
 }
+
+/// What one ingestion commits: the request, its dedup and ordering checks, and its message.
+pub(super) type Ingestion = (
+    InboundRequest,
+    Option<DedupCheck>,
+    Message,
+    Option<OrderCheck>,
+);
 
 impl PostgresStore {
     /// The ingestion transaction itself: dedup key, ordering state, message and request log
     /// row, committed together (also the replay of a spooled ingestion).
-    pub(super) async fn ingest_db(
-        &self,
-        req: InboundRequest,
-        dedup: Option<DedupCheck>,
-        msg: Message,
-        order: Option<OrderCheck>,
-    ) -> Result<IngestOutcome> {
-        let mut req = req;
+    pub(super) async fn ingest_db(&self, work: Ingestion) -> Result<IngestOutcome> {
+        let (mut req, dedup, msg, order) = work;
         let r: Result<IngestOutcome> = async {
             let mut tx = self.begin().await?;
             if let Some(d) = dedup {
@@ -71,7 +74,8 @@ impl PostgresStore {
                     None | Some(herald_core::ordering::Decision::Stale) => {
                         if let Some(d) = dedup {
                             // Give the key back: a retry of a stale event is stale again.
-                            sqlx::query("DELETE FROM inbound_dedup WHERE key = $1")
+                            let sql = "DELETE FROM inbound_dedup WHERE key = $1";
+                            sqlx::query(sql)
                                 .bind(d.key.as_slice())
                                 .execute(&mut *tx)
                                 .await
@@ -116,15 +120,15 @@ impl InboundStore for PostgresStore {
     }
 
     async fn get_source(&self, app: &AppId, id_or_uid: &str) -> Result<Option<Source>> {
-        sqlx::query(&format!(
-            "SELECT {SRC_COLS} FROM sources WHERE app_id = $1 AND (id = $2 OR uid = $2)"
-        ))
-        .bind(&app.0)
-        .bind(id_or_uid)
-        .row(&self.pool, |r| {
-            src_row(r).and_then(|s| self.unseal_source(s))
-        })
-        .await
+        let sql =
+            format!("SELECT {SRC_COLS} FROM sources WHERE app_id = $1 AND (id = $2 OR uid = $2)");
+        sqlx::query(&sql)
+            .bind(&app.0)
+            .bind(id_or_uid)
+            .row(&self.pool, |r| {
+                src_row(r).and_then(|s| self.unseal_source(s))
+            })
+            .await
     }
 
     async fn find_source(&self, id: &SourceId) -> Result<Option<Source>> {
@@ -144,14 +148,8 @@ impl InboundStore for PostgresStore {
     }
 
     async fn list_sources(&self, app: &AppId, q: &ListQuery) -> Result<Page<Source>> {
-        let page = query_page(
-            &self.pool,
-            Listing::new(format!("SELECT {SRC_COLS} FROM sources"))
-                .filter("app_id = ?", [Arg::Text(app.0.clone())]),
-            q,
-            src_row,
-        )
-        .await?;
+        let l = Listing::of_app(format!("SELECT {SRC_COLS} FROM sources"), app);
+        let page = query_page(&self.pool, l, q, src_row).await?;
         page.try_map(|s| self.unseal_source(s))
     }
 
@@ -162,11 +160,7 @@ impl InboundStore for PostgresStore {
 
     async fn delete_source(&self, app: &AppId, id: &SourceId) -> Result<()> {
         let mut tx = self.begin().await?;
-        sqlx::query("DELETE FROM sources WHERE app_id = $1 AND id = $2")
-            .bind(&app.0)
-            .bind(&id.0)
-            .must_change(&mut *tx)
-            .await?;
+        delete_of_app(&mut tx, "sources", app, &id.0).await?;
         for sql in [
             "DELETE FROM inbound_requests WHERE source_id = $1",
             "DELETE FROM inbound_order WHERE source_id = $1",
@@ -187,7 +181,7 @@ impl InboundStore for PostgresStore {
         order: Option<OrderCheck>,
     ) -> Result<IngestOutcome> {
         let Some(spool) = &self.spool else {
-            return self.ingest_db(req, dedup, msg, order).await;
+            return self.ingest_db((req, dedup, msg, order)).await;
         };
         // Behind anything already spooled (publishes included): one file, one order. Known
         // down (the drainer clears that within 250 ms of the database answering): no need to
@@ -196,7 +190,7 @@ impl InboundStore for PostgresStore {
             return self.spool_ingest(spool, req, dedup, msg, order).await;
         }
         match self
-            .ingest_db(req.clone(), dedup, msg.clone(), order.clone())
+            .ingest_db((req.clone(), dedup, msg.clone(), order.clone()))
             .await
         {
             Err(StoreError::Unavailable(why)) => {
@@ -247,13 +241,9 @@ impl InboundStore for PostgresStore {
         source: &SourceId,
         id: &InboundRequestId,
     ) -> Result<Option<InboundRequest>> {
-        sqlx::query(&format!(
-            "SELECT {INREQ_COLS} FROM inbound_requests WHERE source_id = $1 AND id = $2"
-        ))
-        .bind(&source.0)
-        .bind(&id.0)
-        .row(&self.pool, inreq_row)
-        .await
+        let sql =
+            format!("SELECT {INREQ_COLS} FROM inbound_requests WHERE source_id = $1 AND id = $2");
+        row_by(&self.pool, &sql, [&source.0, &id.0], inreq_row).await
     }
 
     async fn release_inbound(

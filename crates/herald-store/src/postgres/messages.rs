@@ -104,10 +104,8 @@ pub(super) async fn insert_delivery(
     sched::touch_due(c, ep, now).await
 }
 pub(super) async fn notify(c: &mut PgConnection) -> Result<()> {
-    sqlx::query("SELECT pg_notify($1, '')")
-        .bind(WAKE_CHANNEL)
-        .run(c)
-        .await?;
+    let sql = "SELECT pg_notify($1, '')";
+    sqlx::query(sql).bind(WAKE_CHANNEL).run(c).await?;
     Ok(())
 }
 pub(super) async fn exec(c: &mut PgConnection, sql: &str, id: &str) -> Result<u64> {
@@ -134,12 +132,8 @@ impl MessageStore for PostgresStore {
     }
 
     async fn get_message(&self, app: &AppId, id_or_event_id: &str) -> Result<Option<Message>> {
-        sqlx::query(&format!(
-            "SELECT {MSG_COLS} FROM messages m WHERE m.app_id = $1 AND (m.id = $2 OR m.event_id = $2)"
-        ))
-        .bind(&app.0)
-        .bind(id_or_event_id)
-        .row(&self.pool, msg_row).await
+        let sql = format!("SELECT {MSG_COLS} FROM messages m WHERE m.app_id = $1 AND (m.id = $2 OR m.event_id = $2)");
+        row_by(&self.pool, &sql, [&app.0, id_or_event_id], msg_row).await
     }
 
     async fn list_messages(
@@ -159,7 +153,8 @@ impl MessageStore for PostgresStore {
     }
 
     async fn expunge_payload(&self, app: &AppId, msg: &MessageId) -> Result<()> {
-        sqlx::query("UPDATE messages SET payload = NULL WHERE app_id = $1 AND id = $2")
+        let sql = "UPDATE messages SET payload = NULL WHERE app_id = $1 AND id = $2";
+        sqlx::query(sql)
             .bind(&app.0)
             .bind(&msg.0)
             .must_change(&self.pool)
@@ -168,12 +163,11 @@ impl MessageStore for PostgresStore {
     }
 
     async fn deliveries_of_message(&self, msg: &MessageId) -> Result<Vec<Delivery>> {
-        sqlx::query(&format!(
+        let sql = format!(
             "SELECT {DLV_COLS} FROM deliveries d WHERE d.msg_id = $1 ORDER BY d.endpoint_id"
-        ))
-        .bind(&msg.0)
-        .rows(&self.pool, dlv_row)
-        .await
+        );
+        let found = sqlx::query(&sql).bind(&msg.0).rows(&self.pool, dlv_row);
+        found.await
     }
 
     async fn deliveries_of_endpoint(
@@ -271,13 +265,14 @@ impl MessageStore for PostgresStore {
     }
 
     async fn get_attempt(&self, app: &AppId, msg: &MessageId, id: &str) -> Result<Option<Attempt>> {
-        sqlx::query(&format!(
+        let sql = format!(
             "SELECT {ATT_COLS} FROM attempts WHERE app_id = $1 AND msg_id = $2 AND id = $3"
-        ))
-        .bind(&app.0)
-        .bind(&msg.0)
-        .bind(id)
-        .row(&self.pool, att_row)
-        .await
+        );
+        sqlx::query(&sql)
+            .bind(&app.0)
+            .bind(&msg.0)
+            .bind(id)
+            .row(&self.pool, att_row)
+            .await
     }
 }

@@ -584,7 +584,7 @@ impl PostgresStore {
             }
             Ok(spool::Work::Ingest(req, dedup, msg, order)) => {
                 let (req_id, source) = (req.id.clone(), req.source_id.clone());
-                match self.ingest_db(req, dedup, msg, order).await {
+                match self.ingest_db((req, dedup, msg, order)).await {
                     // Decided now, as a live ingestion would have been: a duplicate collapses
                     // into the first message, a stale event is only logged.
                     Ok(o) => tracing::debug!(
@@ -757,4 +757,20 @@ impl PostgresStore {
             .await?;
         Ok(e)
     }
+}
+
+/// Deletes the row `id` of `app` from `table`; `NotFound` when there is none.
+async fn delete_of_app(c: &mut PgConnection, table: &str, app: &AppId, id: &str) -> Result<()> {
+    let sql = format!("DELETE FROM {table} WHERE app_id = $1 AND id = $2");
+    sqlx::query(&sql).bind(&app.0).bind(id).must_change(c).await
+}
+
+/// The row (if any) `sql` finds by its two text keys, mapped with `f`.
+async fn row_by<'c, T: Send>(
+    on: impl sqlx::PgExecutor<'c> + 'c,
+    sql: &str,
+    [a, b]: [&str; 2],
+    f: impl for<'r> FnOnce(&'r PgRow) -> Result<T> + Send,
+) -> Result<Option<T>> {
+    sqlx::query(sql).bind(a).bind(b).row(on, f).await
 }

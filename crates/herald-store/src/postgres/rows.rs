@@ -269,14 +269,7 @@ pub(super) trait Entity: Send + Sync + 'static {
 
 /// `INSERT` of every column of `E`.
 pub(super) fn insert_sql<E: Entity>() -> String {
-    let n = E::COLS.split(',').count();
-    let marks: Vec<String> = (1..=n).map(|i| format!("${i}")).collect();
-    format!(
-        "INSERT INTO {} ({}) VALUES ({})",
-        E::TABLE,
-        E::COLS,
-        marks.join(",")
-    )
+    common::insert_sql(E::TABLE, E::COLS, '$')
 }
 
 /// The stamps closing every entity's parameters: `created_at` on insert only, then `updated_at`.

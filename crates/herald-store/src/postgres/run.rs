@@ -56,8 +56,10 @@ impl<'q> Run for sqlx::query::Query<'q, Postgres, PgArguments> {
         on: impl PgExecutor<'c> + 'c,
         f: impl for<'r> FnOnce(&'r PgRow) -> Result<T> + Send,
     ) -> Result<Option<T>> {
-        let row = self.fetch_optional(on).await.map_err(map_pg)?;
-        row.as_ref().map(f).transpose()
+        match self.fetch_optional(on).await.map_err(map_pg)? {
+            Some(row) => f(&row).map(Some),
+            None => Ok(None),
+        }
     }
 
     async fn rows<'c, T: Send>(

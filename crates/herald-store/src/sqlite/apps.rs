@@ -22,15 +22,8 @@ impl AppStore for SqliteStore {
     }
 
     async fn get_app(&self, id_or_uid: &str) -> Result<Option<Application>> {
-        let key = id_or_uid.to_string();
-        self.read_point(|c| {
-            row_opt(
-                c,
-                &format!("SELECT {APP_COLS} FROM apps WHERE id = ?1 OR uid = ?1"),
-                [key],
-                app_row,
-            )
-        })
+        let sql = format!("SELECT {APP_COLS} FROM apps WHERE id = ?1 OR uid = ?1");
+        self.read_point(|c| row_opt(c, &sql, [id_or_uid], app_row))
     }
 
     async fn list_apps(&self, q: &ListQuery) -> Result<Page<Application>> {
@@ -93,19 +86,8 @@ impl AppStore for SqliteStore {
     }
 
     async fn list_endpoints(&self, app: &AppId, q: &ListQuery) -> Result<Page<Endpoint>> {
-        let (app, q) = (app.0.clone(), q.clone());
-        let page = self
-            .read(move |c| {
-                query_page(
-                    c,
-                    Listing::new(format!("SELECT {EP_READ} FROM endpoints"))
-                        .filter("app_id = ?", [Arg::Text(app)]),
-                    &q,
-                    ep_row,
-                )
-            })
-            .await?;
-        page.try_map(|e| self.unseal(e))
+        let page = self.app_page(format!("SELECT {EP_READ} FROM endpoints"), app, q, ep_row);
+        page.await?.try_map(|e| self.unseal(e))
     }
 
     async fn update_endpoint(&self, ep: Endpoint) -> Result<Endpoint> {
@@ -195,15 +177,8 @@ impl AppStore for SqliteStore {
     }
 
     async fn get_event_type(&self, name: &str) -> Result<Option<EventType>> {
-        let name = name.to_string();
-        self.read_point(|c| {
-            row_opt(
-                c,
-                &format!("SELECT {ET_COLS} FROM event_types WHERE name = ?1"),
-                [name],
-                et_row,
-            )
-        })
+        let sql = format!("SELECT {ET_COLS} FROM event_types WHERE name = ?1");
+        self.read_point(|c| row_opt(c, &sql, [name], et_row))
     }
 
     async fn list_event_types(

@@ -63,33 +63,14 @@ impl InboundStore for SqliteStore {
     }
 
     async fn find_source(&self, id: &SourceId) -> Result<Option<Source>> {
-        let id = id.0.clone();
-        self.read_point(|c| {
-            row_opt(
-                c,
-                &format!("SELECT {SRC_COLS} FROM sources WHERE id = ?1"),
-                [id],
-                src_row,
-            )
-        })?
-        .map(|s| self.unseal_source(s))
-        .transpose()
+        let sql = format!("SELECT {SRC_COLS} FROM sources WHERE id = ?1");
+        let found = self.read_point(|c| row_opt(c, &sql, [&id.0], src_row))?;
+        found.map(|s| self.unseal_source(s)).transpose()
     }
 
     async fn list_sources(&self, app: &AppId, q: &ListQuery) -> Result<Page<Source>> {
-        let (app, q) = (app.0.clone(), q.clone());
-        let page = self
-            .read(move |c| {
-                query_page(
-                    c,
-                    Listing::new(format!("SELECT {SRC_COLS} FROM sources"))
-                        .filter("app_id = ?", [Arg::Text(app)]),
-                    &q,
-                    src_row,
-                )
-            })
-            .await?;
-        page.try_map(|s| self.unseal_source(s))
+        let page = self.app_page(format!("SELECT {SRC_COLS} FROM sources"), app, q, src_row);
+        page.await?.try_map(|s| self.unseal_source(s))
     }
 
     async fn update_source(&self, s: Source) -> Result<Source> {

@@ -28,3 +28,17 @@ pub(super) fn query_page<T>(
         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
     Ok(finish_page(q, rows))
 }
+
+impl SqliteStore {
+    /// One page of the rows `select` reads of the application `app`.
+    pub(super) async fn app_page<T: Send + 'static>(
+        &self,
+        select: String,
+        app: &AppId,
+        q: &ListQuery,
+        row: fn(&Row) -> rusqlite::Result<T>,
+    ) -> Result<Page<T>> {
+        let (l, q) = (Listing::of_app(select, app), q.clone());
+        self.read(move |c| query_page(c, l, &q, row)).await
+    }
+}

@@ -239,6 +239,20 @@ pub(super) fn token_row(r: &Row) -> rusqlite::Result<TokenRecord> {
     })
 }
 
+/// A delivery as its lease returns it (`RETURNING id, msg_id, endpoint_id, app_id, attempts,
+/// failures, manual`).
+pub(super) fn claimed_row(r: &Row) -> rusqlite::Result<crate::Claimed> {
+    Ok(crate::Claimed {
+        delivery_id: r.get(0)?,
+        msg_id: MessageId(r.get(1)?),
+        endpoint_id: EndpointId(r.get(2)?),
+        app_id: AppId(r.get(3)?),
+        attempts: r.get(4)?,
+        failures: r.get(5)?,
+        manual: r.get(6)?,
+    })
+}
+
 /// Parameters bound as boxed values (one list type for every entity).
 pub(super) type Params = Vec<Box<dyn rusqlite::ToSql>>;
 
@@ -255,14 +269,7 @@ pub(super) trait Entity: Send + 'static {
 
 /// `INSERT` of every column of `E`.
 pub(super) fn insert_sql<E: Entity>() -> String {
-    let n = E::COLS.split(',').count();
-    let marks: Vec<String> = (1..=n).map(|i| format!("?{i}")).collect();
-    format!(
-        "INSERT INTO {} ({}) VALUES ({})",
-        E::TABLE,
-        E::COLS,
-        marks.join(",")
-    )
+    common::insert_sql(E::TABLE, E::COLS, '?')
 }
 
 /// The stamps closing every entity's parameters: `created_at` on insert only, then `updated_at`.

@@ -15,13 +15,13 @@
 //! module only loads and stores their state.
 
 use herald_core::breaker::{Allowance, Breaker, BreakerState};
-use herald_core::ids::{AppId, EndpointId, MessageId};
+use herald_core::ids::{AppId, EndpointId};
 use herald_core::model::DEFAULT_MAX_CONCURRENCY;
 use herald_core::throttle::Bucket;
 use herald_core::Millis;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{exec, map_sql};
+use super::{claimed_row, exec, map_sql, row_opt};
 use crate::status::*;
 use crate::{BreakerChange, ClaimBatch, Claimed, Result};
 
@@ -282,25 +282,11 @@ fn lease(
     now: Millis,
     until: Millis,
 ) -> Result<Option<Claimed>> {
-    c.prepare_cached(
-        &format!("UPDATE deliveries SET status = {SENDING}, next_at = ?2, lease_owner = ?3, updated_at = ?4 \
-         WHERE id = ?1 RETURNING id, msg_id, endpoint_id, app_id, attempts, failures, manual"),
-    )
-    .and_then(|mut s| {
-        s.query_row(params![id, until, owner, now], |r| {
-            Ok(Claimed {
-                delivery_id: r.get(0)?,
-                msg_id: MessageId(r.get(1)?),
-                endpoint_id: EndpointId(r.get(2)?),
-                app_id: AppId(r.get(3)?),
-                attempts: r.get(4)?,
-                failures: r.get(5)?,
-                manual: r.get(6)?,
-            })
-        })
-        .optional()
-    })
-    .map_err(map_sql)
+    let sql = format!(
+        "UPDATE deliveries SET status = {SENDING}, next_at = ?2, lease_owner = ?3, updated_at = ?4 \
+         WHERE id = ?1 RETURNING id, msg_id, endpoint_id, app_id, attempts, failures, manual"
+    );
+    row_opt(c, &sql, params![id, until, owner, now], claimed_row)
 }
 
 /// Ends the waiting deliveries of a disabled endpoint `failed` (recoverable), never dropping
