@@ -1,4 +1,6 @@
-//! The PostgreSQL backend's applications, endpoints (with their stats) and event types ([`crate::AppStore`]).
+//! [`crate::AppStore`] on PostgreSQL: applications, endpoints (with their stats) and event types.
+//! Row mapping stays in `rows.rs` and decisions both backends share in `crate::common`; this file
+//! only holds the PostgreSQL statements of its role.
 
 use super::*;
 

@@ -1,4 +1,6 @@
-//! The PostgreSQL backend's API tokens and idempotent answers ([`crate::AuthStore`]).
+//! [`crate::AuthStore`] on PostgreSQL: API tokens and idempotent answers. Row mapping stays in
+//! `rows.rs` and decisions both backends share in `crate::common`; this file only holds the
+//! PostgreSQL statements of its role.
 
 use super::*;
 

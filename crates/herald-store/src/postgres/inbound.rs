@@ -1,4 +1,6 @@
-//! The PostgreSQL backend's inbound sources, ingestion (dedup, ordering holds), the request log and quarantine ([`crate::InboundStore`]).
+//! [`crate::InboundStore`] on PostgreSQL: inbound sources, ingestion (dedup, ordering holds), the
+//! request log and quarantine. Row mapping stays in `rows.rs` and decisions both backends share in
+//! `crate::common`; this file only holds the PostgreSQL statements of its role.
 
 use super::*;
 

@@ -1,4 +1,6 @@
-//! The PostgreSQL backend's publishing, messages, their deliveries and attempt history ([`crate::MessageStore`]).
+//! [`crate::MessageStore`] on PostgreSQL: publishing, messages, their deliveries and the attempt
+//! history. Row mapping stays in `rows.rs` and decisions both backends share in `crate::common`;
+//! this file only holds the PostgreSQL statements of its role.
 
 use super::*;
 
@@ -109,7 +111,7 @@ pub(super) async fn notify(c: &mut PgConnection) -> Result<()> {
     Ok(())
 }
 pub(super) async fn exec(c: &mut PgConnection, sql: &str, id: &str) -> Result<u64> {
-    Ok(sqlx::query(sql).bind(id).affected(c).await?)
+    sqlx::query(sql).bind(id).affected(c).await
 }
 
 #[async_trait]

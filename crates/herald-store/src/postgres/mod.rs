@@ -21,6 +21,11 @@
 //! endpoint rows in ID order (or with `SKIP LOCKED`, which never waits); an inbound dedup key,
 //! then the key's ordering row (`order.rs`). This
 //! module must not keep a transaction open across anything but its own queries.
+//!
+//! Layout: one file per storage role (`apps.rs`, `messages.rs`, `queue.rs`, `inbound.rs`,
+//! `auth.rs`, `ops.rs`), row mapping and the generic writes' entities in `rows.rs`, list queries
+//! run in `list.rs`; what both backends decide alike lives in `crate::common` and
+//! `crate::page`.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -1,4 +1,6 @@
-//! The PostgreSQL backend's the delivery queue: claims, attempt outcomes, releases and the queue summary ([`crate::QueueStore`]).
+//! [`crate::QueueStore`] on PostgreSQL: the delivery queue: claims, attempt outcomes, releases and
+//! the queue summary. Row mapping stays in `rows.rs` and decisions both backends share in
+//! `crate::common`; this file only holds the PostgreSQL statements of its role.
 
 use super::*;
 

@@ -1,4 +1,5 @@
-//! Row mapping: the column lists and the functions that turn a row into a domain value (and back into parameters). Queries live in the role files; this module must not run any.
+//! Row mapping: the column lists and the functions that turn a row into a domain value (and back
+//! into parameters). Queries live in the role files; this module must not run any.
 
 use super::*;
 
@@ -250,8 +251,6 @@ pub(super) fn token_row(r: &PgRow) -> Result<TokenRecord> {
         created_at: get(r, "created_at")?,
     })
 }
-
-// ---- pagination ----------------------------------------------------------------------------
 
 /// A statement with parameters, as the bind helpers take and return it.
 pub(super) type PgQuery<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>;

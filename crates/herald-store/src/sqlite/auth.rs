@@ -1,4 +1,6 @@
-//! The SQLite backend's API tokens and idempotent answers ([`crate::AuthStore`]).
+//! [`crate::AuthStore`] on SQLite: API tokens and idempotent answers. Row mapping stays in
+//! `rows.rs` and decisions both backends share in `crate::common`; this file only holds the SQLite
+//! statements of its role.
 
 use super::*;
 

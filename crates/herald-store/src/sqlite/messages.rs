@@ -1,4 +1,6 @@
-//! The SQLite backend's publishing, messages, their deliveries and attempt history ([`crate::MessageStore`]).
+//! [`crate::MessageStore`] on SQLite: publishing, messages, their deliveries and the attempt
+//! history. Row mapping stays in `rows.rs` and decisions both backends share in `crate::common`;
+//! this file only holds the SQLite statements of its role.
 
 use super::*;
 

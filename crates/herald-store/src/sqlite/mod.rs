@@ -11,6 +11,11 @@
 //!
 //! This module must not hold a write transaction open across an `.await` and must not be
 //! reachable from two processes at once (the binary takes a lock on the data directory).
+//!
+//! Layout: one file per storage role (`apps.rs`, `messages.rs`, `queue.rs`, `inbound.rs`,
+//! `auth.rs`, `ops.rs`), row mapping and the generic writes' entities in `rows.rs`, list queries
+//! run in `list.rs`; what both backends decide alike lives in `crate::common` and
+//! `crate::page`.
 
 use parking_lot::Mutex;
 use std::collections::HashMap;

@@ -1,4 +1,6 @@
-//! The SQLite backend's liveness, health and the maintenance sweeps (auto-disable, retention, key rotation) ([`crate::OpsStore`]).
+//! [`crate::OpsStore`] on SQLite: liveness, health and the maintenance sweeps (auto-disable,
+//! retention, key rotation). Row mapping stays in `rows.rs` and decisions both backends share in
+//! `crate::common`; this file only holds the SQLite statements of its role.
 
 use super::*;
 

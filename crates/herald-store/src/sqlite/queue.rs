@@ -1,4 +1,6 @@
-//! The SQLite backend's the delivery queue: claims, attempt outcomes, releases and the queue summary ([`crate::QueueStore`]).
+//! [`crate::QueueStore`] on SQLite: the delivery queue: claims, attempt outcomes, releases and the
+//! queue summary. Row mapping stays in `rows.rs` and decisions both backends share in
+//! `crate::common`; this file only holds the SQLite statements of its role.
 
 use super::*;
 

@@ -1,4 +1,5 @@
-//! Row mapping: the column lists and the functions that turn a row into a domain value (and back into parameters). Queries live in the role files; this module must not run any.
+//! Row mapping: the column lists and the functions that turn a row into a domain value (and back
+//! into parameters). Queries live in the role files; this module must not run any.
 
 use super::*;
 
@@ -191,8 +192,6 @@ pub(super) fn att_row(r: &Row) -> rusqlite::Result<Attempt> {
         created_at: r.get(12)?,
     })
 }
-
-// ---- pagination ----------------------------------------------------------------------------
 
 pub(super) const SRC_COLS: &str =
     "id, app_id, uid, name, verification, secrets, options, created_at, updated_at";
