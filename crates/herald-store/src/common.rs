@@ -1,14 +1,18 @@
 //! What both backends decide the same way, kept out of their SQL: the verdicts an ingestion
 //! writes into its request-log row, the ID bounds of a retention pass, and the SQL fragment
-//! both spell alike. No I/O here, and nothing that depends on a backend's dialect.
+//! both spell alike, and the typed JSON columns of a source. No I/O here, and nothing that depends on a backend's dialect.
 
 use herald_core::ids::{AttemptId, MessageId};
 use herald_core::model::{InboundRequest, InboundStatus};
 use herald_core::ordering::{decide, Decision};
 use herald_core::Millis;
 
+use herald_core::inbound::Verification;
+use herald_core::source::SourceOptions;
+use serde::de::DeserializeOwned;
+
 use crate::status::{PENDING, SENDING};
-use crate::{IngestOutcome, OrderCheck};
+use crate::{IngestOutcome, OrderCheck, Result, StoreError};
 
 /// The ordering decision for `o` after `last`; `None` when that sequence is already held.
 pub(crate) fn order_decision(held: bool, last: Option<i64>, o: &OrderCheck) -> Option<Decision> {
@@ -86,4 +90,30 @@ pub(crate) fn insert_sql(table: &str, cols: &str, mark: char) -> String {
     let n = cols.split(',').count();
     let marks: Vec<String> = (1..=n).map(|i| format!("{mark}{i}")).collect();
     format!("INSERT INTO {table} ({cols}) VALUES ({})", marks.join(","))
+}
+
+/// Decodes the stored JSON column `what` of the record `id`. A value that does not decode is
+/// [`StoreError::CorruptRecord`], never a default: a corrupt configuration must not quietly
+/// become a permissive one.
+pub(crate) fn decode<T: DeserializeOwned>(what: &'static str, id: &str, json: &str) -> Result<T> {
+    serde_json::from_str(json).map_err(|e| StoreError::CorruptRecord {
+        what,
+        id: id.to_string(),
+        detail: e.to_string(),
+    })
+}
+
+/// A source's stored verification and options, decoded (see [`decode`]).
+pub(crate) fn source_config(
+    id: &str,
+    verification: &str,
+    options: &str,
+) -> Result<(Verification, SourceOptions)> {
+    let v = decode("source verification", id, verification)?;
+    Ok((v, decode("source options", id, options)?))
+}
+
+/// A source's verification as stored: without its secrets, which are kept apart (sealed).
+pub(crate) fn verification_json(v: &Verification) -> String {
+    herald_core::source::verification_without_secrets(v).to_string()
 }

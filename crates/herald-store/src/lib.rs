@@ -50,6 +50,18 @@ pub enum StoreError {
     /// Stored data could not be decoded (a bug or manual tampering).
     #[error("corrupt record: {0}")]
     Corrupt(String),
+    /// A stored record's JSON column no longer decodes into its type (written by another
+    /// version, or changed by hand): reading the record fails visibly instead of reading
+    /// defaults. Callers answer 500.
+    #[error("corrupt {what} of {id}: {detail}")]
+    CorruptRecord {
+        /// Which column of which kind of record, e.g. `source options`.
+        what: &'static str,
+        /// The record's ID.
+        id: String,
+        /// Why it does not decode.
+        detail: String,
+    },
     /// The database answered and refused the statement for a reason that retrying will not
     /// change (e.g. a value it cannot store). Not an outage: never spooled, callers answer 500.
     #[error("the database refused the write: {0}")]

@@ -49,6 +49,13 @@ async fn fresh_database(admin_url: &str) -> String {
     format!("{base}/{name}")
 }
 
+/// Runs `sql` on the database directly, around the store (to store what it never would).
+async fn raw_sql(url: &str, sql: &str) {
+    use sqlx::Connection;
+    let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+    sqlx::query(sql).execute(&mut c).await.unwrap();
+}
+
 macro_rules! setup {
     () => {
         match setup().await {

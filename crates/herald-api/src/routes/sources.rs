@@ -16,12 +16,13 @@ use herald_core::model::{InboundStatus, Source, StoredSecret};
 use herald_core::now_millis;
 use herald_core::ordering::OrderingRule;
 use herald_core::signing::EndpointSecret;
+use herald_core::source::{Dedup, OnInvalid, SourceOptions};
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::dto::{
-    Checks, Dedup, InboundRequestOut, ListOut, OnInvalid, ReleasedOut, SourceIn, SourceOptions,
-    SourceOut, SourcePatch, SourceRotateIn, SourceRotateOut,
+    Checks, InboundRequestOut, ListOut, ReleasedOut, SourceIn, SourceOut, SourcePatch,
+    SourceRotateIn, SourceRotateOut,
 };
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Auth, JsonBody, ListParams, Path, Q};
@@ -34,7 +35,7 @@ use crate::state::AppState;
 const MAX_WINDOW_S: i64 = 30 * 86_400;
 
 /// Splits a verification object into its stored form (no secrets) and its secrets.
-fn parse_verification(c: &mut Checks, v: &Value) -> Option<(Value, Option<Vec<String>>)> {
+fn parse_verification(c: &mut Checks, v: &Value) -> Option<(Verification, Option<Vec<String>>)> {
     let parsed: Verification = match serde_json::from_value(v.clone()) {
         Ok(p) => p,
         Err(e) => {
@@ -45,12 +46,9 @@ fn parse_verification(c: &mut Checks, v: &Value) -> Option<(Value, Option<Vec<St
     for problem in herald_core::inbound::validate(&parsed) {
         c.fail("verification", problem);
     }
-    let secrets = v.get("secrets").map(|_| parsed.secrets.clone());
-    let mut stored = v.clone();
-    if let Some(o) = stored.as_object_mut() {
-        o.remove("secrets");
-    }
-    Some((stored, secrets))
+    let mut stored = parsed;
+    let secrets = std::mem::take(&mut stored.secrets);
+    Some((stored, v.get("secrets").map(|_| secrets)))
 }
 
 fn parse_rule(c: &mut Checks, field: &str, v: &Value) -> Option<Extract> {
@@ -235,7 +233,7 @@ pub async fn create(
                 expires_at: None,
             })
             .collect(),
-        options: sources::encode_options(&opts)?,
+        options: opts,
         created_at: now,
         updated_at: now,
     };
@@ -295,7 +293,7 @@ pub async fn patch(
     JsonBody(p): JsonBody<SourcePatch>,
 ) -> ApiResult<Json<SourceOut>> {
     let mut s = sources::load(&st, &auth, &path.app_id, &path.source_id).await?;
-    let mut opts = sources::options_of(&s);
+    let mut opts = s.options.clone();
     let mut c = Checks::default();
     if let Some(n) = &p.name {
         c.name("name", n);
@@ -351,7 +349,7 @@ pub async fn patch(
                 .collect();
         }
     }
-    s.options = sources::encode_options(&opts)?;
+    s.options = opts;
     s.updated_at = now_millis();
     let s = st
         .store()
@@ -386,7 +384,7 @@ pub async fn rotate(
     JsonBody(body): JsonBody<SourceRotateIn>,
 ) -> ApiResult<Json<SourceRotateOut>> {
     let mut s = sources::load(&st, &auth, &path.app_id, &path.source_id).await?;
-    let scheme = sources::verification_of(&s, 0).map(|v| v.scheme);
+    let scheme = Some(s.verification.scheme);
     let mut c = Checks::default();
     let grace = secrets::grace_period(&mut c, body.grace_period_seconds);
     let (key, generated) = match (body.key, scheme) {

@@ -211,14 +211,20 @@ pub(super) const SRC_COLS: &str =
     "id, app_id, uid, name, verification, secrets, options, created_at, updated_at";
 
 pub(super) fn src_row(r: &PgRow) -> Result<Source> {
+    let id: String = get(r, "id")?;
+    let (verification, options) = common::source_config(
+        &id,
+        &get::<String>(r, "verification")?,
+        &get::<String>(r, "options")?,
+    )?;
     Ok(Source {
-        id: SourceId(get(r, "id")?),
+        id: SourceId(id),
         app_id: AppId(get(r, "app_id")?),
         uid: get(r, "uid")?,
         name: get(r, "name")?,
-        verification: parse(&get::<String>(r, "verification")?)?,
+        verification,
         secrets: parse(&get::<String>(r, "secrets")?)?,
-        options: parse(&get::<String>(r, "options")?)?,
+        options,
         created_at: get(r, "created_at")?,
         updated_at: get(r, "updated_at")?,
     })
@@ -319,7 +325,7 @@ impl Entity for Source {
             .bind(&self.app_id.0)
             .bind(&self.uid)
             .bind(&self.name)
-            .bind(json(&self.verification))
+            .bind(common::verification_json(&self.verification))
             .bind(json(&self.secrets))
             .bind(json(&self.options));
         stamped(q, insert, self.created_at, self.updated_at)

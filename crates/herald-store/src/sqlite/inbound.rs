@@ -60,19 +60,22 @@ impl InboundStore for SqliteStore {
             )
         })
         .await?
-        .map(|s| self.unseal_source(s))
+        .map(|s| s.and_then(|s| self.unseal_source(s)))
         .transpose()
     }
 
     async fn find_source(&self, id: &SourceId) -> Result<Option<Source>> {
         let sql = format!("SELECT {SRC_COLS} FROM sources WHERE id = ?1");
         let found = self.read_point(|c| row_opt(c, &sql, [&id.0], src_row))?;
-        found.map(|s| self.unseal_source(s)).transpose()
+        found
+            .map(|s| s.and_then(|s| self.unseal_source(s)))
+            .transpose()
     }
 
     async fn list_sources(&self, app: &AppId, q: &ListQuery) -> Result<Page<Source>> {
         let page = self.app_page(format!("SELECT {SRC_COLS} FROM sources"), app, q, src_row);
-        page.await?.try_map(|s| self.unseal_source(s))
+        page.await?
+            .try_map(|s| s.and_then(|s| self.unseal_source(s)))
     }
 
     async fn update_source(&self, s: Source) -> Result<Source> {

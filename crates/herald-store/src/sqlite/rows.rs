@@ -196,18 +196,27 @@ pub(super) fn att_row(r: &Row) -> rusqlite::Result<Attempt> {
 pub(super) const SRC_COLS: &str =
     "id, app_id, uid, name, verification, secrets, options, created_at, updated_at";
 
-pub(super) fn src_row(r: &Row) -> rusqlite::Result<Source> {
-    Ok(Source {
-        id: SourceId(r.get(0)?),
-        app_id: AppId(r.get(1)?),
-        uid: r.get(2)?,
-        name: r.get(3)?,
-        verification: parse(&r.get::<_, String>(4)?)?,
-        secrets: parse(&r.get::<_, String>(5)?)?,
-        options: parse(&r.get::<_, String>(6)?)?,
-        created_at: r.get(7)?,
-        updated_at: r.get(8)?,
-    })
+/// A source row; its JSON columns decode afterwards, so that a corrupt one is a
+/// [`StoreError::CorruptRecord`] rather than a driver error.
+pub(super) fn src_row(r: &Row) -> rusqlite::Result<Result<Source>> {
+    let id: String = r.get(0)?;
+    let (verification, options): (String, String) = (r.get(4)?, r.get(6)?);
+    let secrets = parse(&r.get::<_, String>(5)?)?;
+    let (app_id, uid, name, created_at, updated_at) =
+        (AppId(r.get(1)?), r.get(2)?, r.get(3)?, r.get(7)?, r.get(8)?);
+    Ok(
+        common::source_config(&id, &verification, &options).map(|(verification, options)| Source {
+            id: SourceId(id),
+            app_id,
+            uid,
+            name,
+            verification,
+            secrets,
+            options,
+            created_at,
+            updated_at,
+        }),
+    )
 }
 
 pub(super) const INREQ_COLS: &str =
@@ -324,7 +333,7 @@ impl Entity for Source {
             Box::new(self.app_id.0.clone()),
             Box::new(self.uid.clone()),
             Box::new(self.name.clone()),
-            Box::new(json(&self.verification)),
+            Box::new(common::verification_json(&self.verification)),
             Box::new(json(&self.secrets)),
             Box::new(json(&self.options)),
         ];
