@@ -225,6 +225,9 @@ mod tests {
         let body = axum::body::to_bytes(resp.into_body(), 4096).await.unwrap();
         let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(body["code"], "corrupt_record");
-        assert_eq!(body["detail"], "the stored source options of src_1 does not decode");
+        assert_eq!(
+            body["detail"],
+            "the stored source options of src_1 does not decode"
+        );
     }
 }
