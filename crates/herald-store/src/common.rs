@@ -117,3 +117,15 @@ pub(crate) fn source_config(
 pub(crate) fn verification_json(v: &Verification) -> String {
     herald_core::source::verification_without_secrets(v).to_string()
 }
+
+/// The deliveries a FIFO endpoint may lease now: of each ordering key's head `(delivery id,
+/// status, due at)`, those due by `now`, oldest delivery first, at most `want`.
+pub(crate) fn fifo_candidates(
+    mut heads: Vec<(i64, i64, Millis)>,
+    now: Millis,
+    want: u32,
+) -> Vec<i64> {
+    heads.retain(|h| h.2 <= now);
+    heads.sort_by_key(|h| h.0);
+    heads.into_iter().take(want as usize).map(|h| h.0).collect()
+}

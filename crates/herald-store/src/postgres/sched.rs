@@ -17,6 +17,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
 use super::{map_pg, Run};
+use crate::common;
 use crate::status::*;
 use crate::{BreakerChange, ClaimBatch, Claimed, Result};
 
@@ -253,36 +254,30 @@ pub(super) async fn fix_fifo_keys_if_fifo(c: &mut PgConnection, ep: &str) -> Res
 
 async fn candidates(c: &mut PgConnection, s: &Sched, now: Millis, want: u32) -> Result<Vec<i64>> {
     if s.fifo {
-        let mut heads: Vec<_> = fifo_heads(c, &s.id)
-            .await?
-            .into_iter()
-            .filter(|h| h.2 <= now)
-            .collect();
-        heads.sort_by_key(|h| h.0);
-        return Ok(heads.into_iter().take(want as usize).map(|h| h.0).collect());
+        return Ok(common::fifo_candidates(
+            fifo_heads(c, &s.id).await?,
+            now,
+            want,
+        ));
     }
-    let mut ids: Vec<i64> = sqlx::query_scalar(
-        &format!("SELECT id FROM deliveries WHERE endpoint_id = $1 AND status IN ({PENDING}, {SENDING}) AND status = {SENDING} AND next_at <= $2 \
-         ORDER BY next_at LIMIT $3"),
-    )
-    .bind(&s.id)
-    .bind(now)
-    .bind(want as i64)
-    .fetch_all(&mut *c)
-    .await
-    .map_err(map_pg)?;
-    let left = want as usize - ids.len();
-    if left > 0 {
-        let more: Vec<i64> = sqlx::query_scalar(
-            &format!("SELECT id FROM deliveries WHERE endpoint_id = $1 AND status IN ({PENDING}, {SENDING}) AND status = {PENDING} AND next_at <= $2 \
-             ORDER BY next_at LIMIT $3"),
-        )
-        .bind(&s.id)
-        .bind(now)
-        .bind(left as i64)
-        .fetch_all(&mut *c)
-        .await
-        .map_err(map_pg)?;
+    let mut ids: Vec<i64> = Vec::new();
+    // Expired leases first, then pending work.
+    for status in [SENDING, PENDING] {
+        let left = want as usize - ids.len();
+        if left == 0 {
+            break;
+        }
+        let sql = format!(
+            "SELECT id FROM deliveries WHERE endpoint_id = $1 AND status IN ({PENDING}, {SENDING}) AND status = {status} AND next_at <= $2 \
+             ORDER BY next_at LIMIT $3"
+        );
+        let more: Vec<i64> = sqlx::query_scalar(&sql)
+            .bind(&s.id)
+            .bind(now)
+            .bind(left as i64)
+            .fetch_all(&mut *c)
+            .await
+            .map_err(map_pg)?;
         ids.extend(more);
     }
     Ok(ids)

@@ -22,6 +22,7 @@ use herald_core::Millis;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{claimed_row, exec, map_sql, row_opt};
+use crate::common;
 use crate::status::*;
 use crate::{BreakerChange, ClaimBatch, Claimed, Result};
 
@@ -241,36 +242,25 @@ pub(super) fn fix_fifo_keys_if_fifo(c: &Connection, ep: &str) -> Result<()> {
 /// Delivery IDs of the endpoint that may be sent now, at most `want`.
 fn candidates(c: &Connection, s: &Sched, now: Millis, want: u32) -> Result<Vec<i64>> {
     if s.fifo {
-        let mut heads: Vec<_> = fifo_heads(c, &s.id)?
-            .into_iter()
-            .filter(|h| h.2 <= now)
-            .collect();
-        heads.sort_by_key(|h| h.0);
-        return Ok(heads.into_iter().take(want as usize).map(|h| h.0).collect());
+        return Ok(common::fifo_candidates(fifo_heads(c, &s.id)?, now, want));
     }
-    let mut ids: Vec<i64> = c
-        .prepare_cached(
-            &format!("SELECT id FROM deliveries WHERE endpoint_id = ?1 AND status = {SENDING} AND status IN ({PENDING}, {SENDING}) AND next_at <= ?2 \
-             ORDER BY next_at LIMIT ?3"),
-        )
-        .and_then(|mut st| {
-            st.query_map(params![s.id, now, want], |r| r.get(0))?
-                .collect::<rusqlite::Result<Vec<_>>>()
-        })
-        .map_err(map_sql)?;
-    let left = want as usize - ids.len();
-    if left > 0 {
-        let more: Vec<i64> = c
-            .prepare_cached(
-                &format!("SELECT id FROM deliveries WHERE endpoint_id = ?1 AND status = {PENDING} AND status IN ({PENDING}, {SENDING}) AND next_at <= ?2 \
-                 ORDER BY next_at LIMIT ?3"),
-            )
-            .and_then(|mut st| {
-                st.query_map(params![s.id, now, left as i64], |r| r.get(0))?
-                    .collect::<rusqlite::Result<Vec<_>>>()
-            })
+    let mut ids: Vec<i64> = Vec::new();
+    // Expired leases first, then pending work.
+    for status in [SENDING, PENDING] {
+        let left = want as usize - ids.len();
+        if left == 0 {
+            break;
+        }
+        let sql = format!(
+            "SELECT id FROM deliveries WHERE endpoint_id = ?1 AND status = {status} AND status IN ({PENDING}, {SENDING}) AND next_at <= ?2 \
+             ORDER BY next_at LIMIT ?3"
+        );
+        let mut st = c.prepare_cached(&sql).map_err(map_sql)?;
+        let rows = st
+            .query_map(params![s.id, now, left as i64], |r| r.get(0))
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<i64>>>())
             .map_err(map_sql)?;
-        ids.extend(more);
+        ids.extend(rows);
     }
     Ok(ids)
 }
