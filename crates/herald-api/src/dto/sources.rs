@@ -15,20 +15,25 @@ use utoipa::ToSchema;
 
 use crate::dto::common::{double, ts};
 
-/// Where a source's dedup key comes from and for how long it holds.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Dedup {
-    pub key: Option<Extract>,
-    pub window_seconds: Option<i64>,
-}
+pub use herald_core::source::Dedup;
 
+// How `herald_core::source::OnInvalid` is shown and documented (no `///`: the OpenAPI
+// document would change).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum OnInvalid {
     #[default]
     Quarantine,
     Reject,
+}
+
+impl From<herald_core::source::OnInvalid> for OnInvalid {
+    fn from(o: herald_core::source::OnInvalid) -> Self {
+        match o {
+            herald_core::source::OnInvalid::Quarantine => Self::Quarantine,
+            herald_core::source::OnInvalid::Reject => Self::Reject,
+        }
+    }
 }
 
 /// The `ordering` option as documented (the stored form is `herald_core::ordering::OrderingRule`).
@@ -49,6 +54,8 @@ pub struct SourceOrdering {
     pub gap_timeout_seconds: Option<i64>,
 }
 
+// How `Source::options` (`herald_core::source::SourceOptions`, the stored form) is shown
+// and documented.
 /// Everything of SourceIn but name, uid and verification: stored as `Source::options`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -77,6 +84,21 @@ pub struct SourceOptions {
     pub ordering: Option<OrderingRule>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_url: Option<String>,
+}
+
+impl From<herald_core::source::SourceOptions> for SourceOptions {
+    fn from(o: herald_core::source::SourceOptions) -> Self {
+        Self {
+            event_type: o.event_type,
+            dedup: o.dedup,
+            schema: o.schema,
+            on_invalid: o.on_invalid.into(),
+            forward_headers: o.forward_headers,
+            rate_limit: o.rate_limit,
+            ordering: o.ordering,
+            public_url: o.public_url,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

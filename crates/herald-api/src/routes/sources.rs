@@ -15,12 +15,13 @@ use herald_core::model::{InboundStatus, Source, StoredSecret};
 use herald_core::now_millis;
 use herald_core::ordering::OrderingRule;
 use herald_core::signing::EndpointSecret;
+use herald_core::source::{Dedup, OnInvalid, SourceOptions};
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::dto::{
-    apply, Checks, Dedup, InboundRequestOut, ListOut, OnInvalid, ReleasedOut, SourceIn,
-    SourceOptions, SourceOut, SourcePatch, SourceRotateIn, SourceRotateOut,
+    apply, Checks, InboundRequestOut, ListOut, ReleasedOut, SourceIn, SourceOut, SourcePatch,
+    SourceRotateIn, SourceRotateOut,
 };
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ListParams, Q};
@@ -34,7 +35,7 @@ use crate::service::sources::{self, Received};
 const MAX_WINDOW_S: i64 = 30 * 86_400;
 
 /// Splits a verification object into its stored form (no secrets) and its secrets.
-fn parse_verification(c: &mut Checks, v: &Value) -> Option<(Value, Option<Vec<String>>)> {
+fn parse_verification(c: &mut Checks, v: &Value) -> Option<(Verification, Option<Vec<String>>)> {
     let parsed: Verification = match serde_json::from_value(v.clone()) {
         Ok(p) => p,
         Err(e) => {
@@ -45,12 +46,9 @@ fn parse_verification(c: &mut Checks, v: &Value) -> Option<(Value, Option<Vec<St
     for problem in herald_core::inbound::validate(&parsed) {
         c.fail("verification", problem);
     }
-    let secrets = v.get("secrets").map(|_| parsed.secrets.clone());
-    let mut stored = v.clone();
-    if let Some(o) = stored.as_object_mut() {
-        o.remove("secrets");
-    }
-    Some((stored, secrets))
+    let mut stored = parsed;
+    let secrets = std::mem::take(&mut stored.secrets);
+    Some((stored, v.get("secrets").map(|_| secrets)))
 }
 
 fn parse_rule(c: &mut Checks, field: &str, v: &Value) -> Option<Extract> {
@@ -230,7 +228,7 @@ pub async fn create(at: InApp<SourceIn>) -> ApiResult<Response> {
                 expires_at: None,
             })
             .collect(),
-        options: sources::encode_options(&opts)?,
+        options: opts,
         created_at: now,
         updated_at: now,
     };
@@ -271,7 +269,7 @@ pub async fn get(AtSource { st, src, .. }: AtSource) -> ApiResult<Json<SourceOut
         (status = 409, description = "The uid is taken", body = ErrorBody)))]
 pub async fn patch(at: AtSource<SourcePatch>) -> ApiResult<Json<SourceOut>> {
     let (st, mut s, p) = (at.st, at.src, at.input);
-    let mut opts = sources::options_of(&s);
+    let mut opts = s.options.clone();
     let mut c = Checks::default();
     if let Some(n) = &p.name {
         c.name("name", n);
@@ -323,7 +321,7 @@ pub async fn patch(at: AtSource<SourcePatch>) -> ApiResult<Json<SourceOut>> {
                 .collect();
         }
     }
-    s.options = sources::encode_options(&opts)?;
+    s.options = opts;
     s.updated_at = now_millis();
     let s = st
         .store()
@@ -348,7 +346,7 @@ pub async fn remove(AtSource { st, src, .. }: AtSource) -> ApiResult<StatusCode>
     responses((status = 200, description = "Rotated; `key` only when Herald generated it", body = SourceRotateOut)))]
 pub async fn rotate(at: AtSource<SourceRotateIn>) -> ApiResult<Json<SourceRotateOut>> {
     let (st, mut s, body) = (at.st, at.src, at.input);
-    let scheme = sources::verification_of(&s, 0).map(|v| v.scheme);
+    let scheme = Some(s.verification.scheme);
     let mut c = Checks::default();
     let grace = secrets::grace_period(&mut c, body.grace_period_seconds);
     let (key, generated) = match (body.key, scheme) {
