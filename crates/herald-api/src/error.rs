@@ -27,7 +27,7 @@ pub struct FieldError {
 pub struct ErrorBody {
     /// Stable machine-readable code: `bad_request`, `authentication_failed`, `forbidden`,
     /// `not_found`, `conflict`, `payload_too_large`, `storage_unavailable`, `internal_error`,
-    /// `method_not_allowed`.
+    /// `corrupt_record` (a stored record that no longer decodes), `method_not_allowed`.
     pub code: String,
     pub detail: String,
 }
