@@ -39,6 +39,9 @@ echo "    $TEST_DATABASE_URL"
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 
+echo "==> structure (no import circles, layering, file and function sizes)"
+python3 scripts/check-structure.py
+
 echo "==> cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 

@@ -27,7 +27,7 @@ pub struct FieldError {
 pub struct ErrorBody {
     /// Stable machine-readable code: `bad_request`, `authentication_failed`, `forbidden`,
     /// `not_found`, `conflict`, `payload_too_large`, `storage_unavailable`, `internal_error`,
-    /// `method_not_allowed`.
+    /// `corrupt_record` (a stored record that no longer decodes), `method_not_allowed`.
     pub code: String,
     pub detail: String,
 }
@@ -98,6 +98,11 @@ pub enum ApiError {
     Unavailable(String),
     #[error("internal error")]
     Internal(String),
+    /// A stored record no longer decodes (see `StoreError::CorruptRecord`): 500
+    /// `corrupt_record`, never a silently defaulted value. `record` names it (shown); `cause`
+    /// is why it does not decode (logged only: it may quote stored configuration).
+    #[error("the stored {record} does not decode")]
+    CorruptRecord { record: String, cause: String },
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -127,6 +132,10 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound => ApiError::NotFound("not found".into()),
             StoreError::Unavailable(d) => ApiError::Unavailable(d),
             StoreError::Corrupt(d) | StoreError::Rejected(d) => ApiError::Internal(d),
+            StoreError::CorruptRecord { what, id, detail } => ApiError::CorruptRecord {
+                record: format!("{what} of {id}"),
+                cause: detail,
+            },
             StoreError::KeyMismatch => ApiError::Internal(StoreError::KeyMismatch.to_string()),
         }
     }
@@ -156,6 +165,7 @@ impl IntoResponse for ApiError {
             ApiError::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_error"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
+            ApiError::CorruptRecord { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "corrupt_record"),
         };
         let retry_after = match &self {
             ApiError::Unavailable(_) => Some("5"),
@@ -178,6 +188,10 @@ impl IntoResponse for ApiError {
                 tracing::error!(cause = %cause, "internal error");
                 "internal error".to_string()
             }
+            ApiError::CorruptRecord { record, cause } => {
+                tracing::error!(record = %record, cause = %cause, "corrupt record");
+                format!("the stored {record} does not decode")
+            }
             other => other.to_string(),
         };
         let body = ErrorBody {
@@ -190,5 +204,30 @@ impl IntoResponse for ApiError {
                 .insert("retry-after", HeaderValue::from_static(seconds));
         }
         resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A record the store cannot decode answers 500 `corrupt_record`, naming the record but not
+    /// quoting what is stored.
+    #[tokio::test]
+    async fn a_corrupt_record_answers_500_corrupt_record() {
+        let e = StoreError::CorruptRecord {
+            what: "source options",
+            id: "src_1".into(),
+            detail: "unknown variant `sometimes`".into(),
+        };
+        let resp = ApiError::from(e).into_response();
+        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(resp.into_body(), 4096).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["code"], "corrupt_record");
+        assert_eq!(
+            body["detail"],
+            "the stored source options of src_1 does not decode"
+        );
     }
 }

@@ -124,15 +124,24 @@ pub struct ListParams {
     pub after: Option<String>,
 }
 
-pub fn parse_time(field: &str, s: &str) -> Result<Millis, ApiError> {
+const EXPECTED_TIME: &str = "expected an RFC 3339 date-time";
+
+/// The query parameter `field`, an RFC 3339 date-time, when it is given (422 otherwise).
+pub fn query_time(field: &str, s: Option<&str>) -> Result<Option<Millis>, ApiError> {
+    s.map(|s| parse_time(s).ok_or_else(|| FieldError::query(field, EXPECTED_TIME)))
+        .transpose()
+        .map_err(|e| ApiError::Validation(vec![e]))
+}
+
+/// The body field `field`, an RFC 3339 date-time (422 otherwise).
+pub fn body_time(field: &str, s: &str) -> Result<Millis, ApiError> {
+    parse_time(s).ok_or_else(|| ApiError::field(field, EXPECTED_TIME))
+}
+
+fn parse_time(s: &str) -> Option<Millis> {
     DateTime::parse_from_rfc3339(s)
+        .ok()
         .map(|d| d.timestamp_millis())
-        .map_err(|_| {
-            ApiError::Validation(vec![FieldError::query(
-                field,
-                "expected an RFC 3339 date-time",
-            )])
-        })
 }
 
 impl ListParams {
@@ -168,16 +177,8 @@ impl ListParams {
             iterator,
             backwards,
             descending,
-            before: self
-                .before
-                .as_deref()
-                .map(|s| parse_time("before", s))
-                .transpose()?,
-            after: self
-                .after
-                .as_deref()
-                .map(|s| parse_time("after", s))
-                .transpose()?,
+            before: query_time("before", self.before.as_deref())?,
+            after: query_time("after", self.after.as_deref())?,
         })
     }
 }

@@ -25,6 +25,7 @@ pub mod paths;
 mod router;
 mod routes;
 mod schema;
+mod scope;
 pub mod server;
 mod service;
 mod state;

@@ -238,9 +238,9 @@ mod tests {
             app_id: herald_core::ids::AppId("app_test".into()),
             uid: None,
             name: "s".into(),
-            verification: serde_json::json!({"scheme": "none"}),
+            verification: serde_json::from_value(serde_json::json!({"scheme": "none"})).unwrap(),
             secrets: vec![],
-            options: serde_json::json!({}),
+            options: Default::default(),
             created_at: 1,
             updated_at,
         }

@@ -161,11 +161,16 @@ struct Tracked {
 }
 
 impl Tracked {
-    fn io(&mut self) -> io::Result<Pin<&mut TcpStream>> {
-        self.io
-            .as_mut()
-            .map(Pin::new)
-            .ok_or_else(|| io::ErrorKind::NotConnected.into())
+    /// Runs `f` on the stream; after [`Drop`] took it there is none, which reads as
+    /// "not connected".
+    fn on_io<T>(
+        &mut self,
+        f: impl FnOnce(Pin<&mut TcpStream>) -> Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        match self.io.as_mut() {
+            Some(io) => f(Pin::new(io)),
+            None => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
+        }
     }
 }
 
@@ -213,10 +218,7 @@ impl AsyncRead for Tracked {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
-        let res = match self.io() {
-            Ok(io) => io.poll_read(cx, buf),
-            Err(e) => return Poll::Ready(Err(e)),
-        };
+        let res = self.on_io(|io| io.poll_read(cx, buf));
         if let Poll::Ready(Ok(())) = res {
             self.activity.read(buf.filled().len() - before);
         }
@@ -230,10 +232,7 @@ impl AsyncWrite for Tracked {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let res = match self.io() {
-            Ok(io) => io.poll_write(cx, buf),
-            Err(e) => return Poll::Ready(Err(e)),
-        };
+        let res = self.on_io(|io| io.poll_write(cx, buf));
         if let Poll::Ready(Ok(n)) = res {
             self.activity.wrote(n);
         }
@@ -245,10 +244,7 @@ impl AsyncWrite for Tracked {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let res = match self.io() {
-            Ok(io) => io.poll_write_vectored(cx, bufs),
-            Err(e) => return Poll::Ready(Err(e)),
-        };
+        let res = self.on_io(|io| io.poll_write_vectored(cx, bufs));
         if let Poll::Ready(Ok(n)) = res {
             self.activity.wrote(n);
         }
@@ -260,17 +256,11 @@ impl AsyncWrite for Tracked {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.io() {
-            Ok(io) => io.poll_flush(cx),
-            Err(e) => Poll::Ready(Err(e)),
-        }
+        self.on_io(|io| io.poll_flush(cx))
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.io() {
-            Ok(io) => io.poll_shutdown(cx),
-            Err(e) => Poll::Ready(Err(e)),
-        }
+        self.on_io(|io| io.poll_shutdown(cx))
     }
 }
 

@@ -19,6 +19,7 @@ pub mod outcome;
 pub mod retry;
 pub mod schema_guard;
 pub mod signing;
+pub mod source;
 pub mod ssrf;
 pub mod throttle;
 

@@ -281,14 +281,14 @@ pub struct Source {
     pub app_id: AppId,
     pub uid: Option<String>,
     pub name: String,
-    /// The `verification` object without its secrets.
-    pub verification: serde_json::Value,
+    /// The `verification` object without its secrets (those are [`Self::secrets`]).
+    pub verification: crate::inbound::Verification,
     /// Verification secrets, newest first; older ones valid until `expires_at` (rotation).
     /// Encrypted at rest like endpoint secrets.
     pub secrets: Vec<StoredSecret>,
-    /// The rest of SourceIn (`eventType`, `dedup`, `schema`, `onInvalid`, `forwardHeaders`,
-    /// `rateLimit`, `publicUrl`) as one JSON object.
-    pub options: serde_json::Value,
+    /// The rest of the configuration (`eventType`, `dedup`, `schema`, `onInvalid`,
+    /// `forwardHeaders`, `rateLimit`, `ordering`, `publicUrl`).
+    pub options: crate::source::SourceOptions,
     pub created_at: Millis,
     pub updated_at: Millis,
 }

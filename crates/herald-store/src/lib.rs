@@ -8,22 +8,28 @@
 //! process — or this one after a crash — takes over. The store does not decide retry timing or
 //! outcomes (that is `herald-core`), and does not speak HTTP.
 
-use std::collections::HashMap;
-
-use async_trait::async_trait;
 use herald_core::breaker::BreakerState;
-use herald_core::ids::{AppId, EndpointId, InboundRequestId, MessageId, SourceId, TokenId};
-use herald_core::model::{
-    Application, Attempt, Delivery, Endpoint, EndpointStats, EventType, InboundRequest,
-    InboundStatus, Message, Source,
-};
+use herald_core::ids::{AppId, EndpointId, MessageId, TokenId};
+use herald_core::model::{Attempt, Message};
 use herald_core::Millis;
 
+mod common;
 pub mod ops;
+pub(crate) mod page;
 pub mod postgres;
+pub mod roles;
 pub mod sqlite;
+pub(crate) mod status;
 
 pub use ops::OpsLog;
+pub use roles::{AppStore, AuthStore, InboundStore, MessageStore, OpsStore, QueueStore, Store};
+
+/// The role traits, for `use herald_store::prelude::*;` where methods are called on a store.
+pub mod prelude {
+    pub use crate::roles::{
+        AppStore, AuthStore, InboundStore, MessageStore, OpsStore, QueueStore, Store,
+    };
+}
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -44,6 +50,18 @@ pub enum StoreError {
     /// Stored data could not be decoded (a bug or manual tampering).
     #[error("corrupt record: {0}")]
     Corrupt(String),
+    /// A stored record's JSON column no longer decodes into its type (written by another
+    /// version, or changed by hand): reading the record fails visibly instead of reading
+    /// defaults. Callers answer 500.
+    #[error("corrupt {what} of {id}: {detail}")]
+    CorruptRecord {
+        /// Which column of which kind of record, e.g. `source options`.
+        what: &'static str,
+        /// The record's ID.
+        id: String,
+        /// Why it does not decode.
+        detail: String,
+    },
     /// The database answered and refused the statement for a reason that retrying will not
     /// change (e.g. a value it cannot store). Not an outage: never spooled, callers answer 500.
     #[error("the database refused the write: {0}")]
@@ -292,7 +310,7 @@ pub struct OrderCheck {
     pub gap_timeout_ms: i64,
 }
 
-/// What [`Store::ingest`] committed.
+/// What [`InboundStore::ingest`] committed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum IngestOutcome {
     /// A new message (with `ordering`: and every held successor it let go on, in order).
@@ -307,235 +325,10 @@ pub enum IngestOutcome {
     Held(MessageId),
 }
 
-/// Durable storage. Every method is atomic on its own.
-#[async_trait]
-pub trait Store: Send + Sync + 'static {
-    /// Cheap round trip proving the backend answers.
-    async fn ping(&self) -> Result<()>;
-
-    /// The most recent write that failed for a storage reason, unless a write that changed
-    /// data has succeeded since. A ping cannot see a full disk (it writes nothing); this can.
-    fn last_write_failure(&self) -> Option<WriteFailure> {
-        None
+/// A change that had to touch a row: [`StoreError::NotFound`] when it touched none.
+pub(crate) fn found(n: usize) -> Result<()> {
+    match n {
+        0 => Err(StoreError::NotFound),
+        _ => Ok(()),
     }
-
-    /// The outage spool of a PostgreSQL node (`None` where there is none): what health
-    /// reports while the database is unreachable.
-    fn spool_health(&self) -> Option<SpoolHealth> {
-        None
-    }
-
-    async fn create_app(&self, app: Application) -> Result<Application>;
-    /// By ID or `uid`.
-    async fn get_app(&self, id_or_uid: &str) -> Result<Option<Application>>;
-    async fn list_apps(&self, q: &ListQuery) -> Result<Page<Application>>;
-    async fn update_app(&self, app: Application) -> Result<Application>;
-    /// Deletes the app with its endpoints, messages, deliveries and attempts.
-    async fn delete_app(&self, id: &AppId) -> Result<()>;
-
-    async fn create_endpoint(&self, ep: Endpoint) -> Result<Endpoint>;
-    async fn get_endpoint(&self, app: &AppId, id_or_uid: &str) -> Result<Option<Endpoint>>;
-    async fn list_endpoints(&self, app: &AppId, q: &ListQuery) -> Result<Page<Endpoint>>;
-    /// Replaces the stored endpoint. Re-enabling (`disabled` true → false) also clears a pause.
-    async fn update_endpoint(&self, ep: Endpoint) -> Result<Endpoint>;
-    /// Deletes the endpoint and its unfinished deliveries (attempt history stays).
-    async fn delete_endpoint(&self, app: &AppId, id: &EndpointId) -> Result<()>;
-    async fn endpoint_stats(
-        &self,
-        ep: &EndpointId,
-        since: Option<Millis>,
-        until: Option<Millis>,
-    ) -> Result<EndpointStats>;
-
-    async fn create_event_type(&self, et: EventType) -> Result<EventType>;
-    async fn get_event_type(&self, name: &str) -> Result<Option<EventType>>;
-    async fn list_event_types(
-        &self,
-        q: &ListQuery,
-        include_archived: bool,
-    ) -> Result<Page<EventType>>;
-    async fn update_event_type(&self, et: EventType) -> Result<EventType>;
-    async fn delete_event_type(&self, name: &str) -> Result<()>;
-
-    /// Commits the message and one pending delivery per matching endpoint, in one durable
-    /// transaction. `Conflict` on a repeated `eventId` within the app. With `only`, the message
-    /// goes to that one endpoint (send-example) whatever its filters.
-    async fn publish(&self, msg: Message, only: Option<EndpointId>) -> Result<Published>;
-    /// By message ID or `eventId`.
-    async fn get_message(&self, app: &AppId, id_or_event_id: &str) -> Result<Option<Message>>;
-    async fn list_messages(
-        &self,
-        app: &AppId,
-        filter: &MessageFilter,
-        q: &ListQuery,
-    ) -> Result<Page<Message>>;
-    /// Removes a payload, keeping the message record.
-    async fn expunge_payload(&self, app: &AppId, msg: &MessageId) -> Result<()>;
-
-    async fn deliveries_of_message(&self, msg: &MessageId) -> Result<Vec<Delivery>>;
-    async fn deliveries_of_endpoint(
-        &self,
-        ep: &EndpointId,
-        status: Option<i64>,
-        q: &ListQuery,
-    ) -> Result<Page<(Delivery, Message)>>;
-    /// Queues one manual attempt of (message, endpoint) now, creating the delivery if the
-    /// endpoint did not receive the message originally.
-    async fn resend(
-        &self,
-        app: &AppId,
-        msg: &MessageId,
-        ep: &EndpointId,
-        now: Millis,
-    ) -> Result<()>;
-    /// Re-queues the endpoint's `failed` deliveries of messages created in [since, until).
-    /// Returns how many were re-queued.
-    async fn recover(
-        &self,
-        ep: &EndpointId,
-        since: Millis,
-        until: Option<Millis>,
-        now: Millis,
-    ) -> Result<u64>;
-
-    async fn list_attempts(
-        &self,
-        app: &AppId,
-        scope: &AttemptScope,
-        filter: &AttemptFilter,
-        q: &ListQuery,
-    ) -> Result<Page<Attempt>>;
-    async fn get_attempt(&self, app: &AppId, msg: &MessageId, id: &str) -> Result<Option<Attempt>>;
-
-    /// Leases up to `limit` due deliveries (pending and due, or sending with an expired lease)
-    /// to `owner` until `now + lease_ms`, fairly across endpoints: round-robin between
-    /// endpoints with due work, never more in flight per endpoint than its `maxConcurrency`
-    /// (counting every node's leases), within its `throttleRate` token bucket, nothing while
-    /// its breaker is open and one probe while half-open, one delivery per ordering key at a
-    /// time for `fifo` endpoints.
-    async fn claim_due(
-        &self,
-        owner: &str,
-        now: Millis,
-        lease_ms: i64,
-        limit: usize,
-    ) -> Result<ClaimBatch>;
-    /// The messages and endpoints claimed deliveries refer to.
-    async fn load_for_delivery(
-        &self,
-        msgs: &[MessageId],
-        eps: &[EndpointId],
-    ) -> Result<(HashMap<MessageId, Message>, HashMap<EndpointId, Endpoint>)>;
-    /// Stores an attempt and applies its consequence to the delivery and to the endpoint
-    /// (breaker, pause, disable). Returns the breaker's new state if the attempt moved it.
-    async fn record_attempt(&self, rec: AttemptRecord) -> Result<Option<BreakerState>>;
-    /// Hands a claimed delivery back without an attempt, due at `at`.
-    async fn release(&self, delivery_id: i64, at: Millis) -> Result<()>;
-    /// Ends a claimed delivery without an attempt (its endpoint is gone or disabled).
-    async fn abandon(&self, delivery_id: i64, now: Millis) -> Result<()>;
-    /// Makes every leased delivery due now. Only safe when no other process can hold a
-    /// lease (single-node SQLite behind the data-dir lock, at start-up or shutdown).
-    async fn release_leases(&self, owner: Option<&str>, now: Millis) -> Result<u64>;
-    /// When the earliest endpoint may have claimable work, if any.
-    async fn next_due_at(&self) -> Result<Option<Millis>>;
-    /// (due now, scheduled later, oldest due time) for health and metrics.
-    async fn queue_summary(&self, now: Millis) -> Result<(u64, u64, Option<Millis>)>;
-
-    /// Auto-disable: disables every enabled endpoint whose attempts have all failed since
-    /// `now - window_ms` or earlier (no success in the window) and ends its waiting deliveries
-    /// `failed`. Returns the endpoints disabled.
-    async fn disable_failing_endpoints(
-        &self,
-        now: Millis,
-        window_ms: i64,
-    ) -> Result<Vec<DisabledEndpoint>>;
-
-    /// Retention: clears payloads of messages past their retention (the message's own, else
-    /// `default_retention_ms`) whose deliveries are all finished, and response bodies of
-    /// attempts older than `default_retention_ms`. Touches at most `batch` rows of each kind, so
-    /// callers loop while it returns a full count; returns how many rows changed.
-    async fn purge_expired(
-        &self,
-        now: Millis,
-        default_retention_ms: i64,
-        batch: usize,
-    ) -> Result<u64>;
-
-    async fn create_source(&self, s: Source) -> Result<Source>;
-    /// By ID or `uid` within the application.
-    async fn get_source(&self, app: &AppId, id_or_uid: &str) -> Result<Option<Source>>;
-    /// By ID alone: the ingestion URL names no application.
-    async fn find_source(&self, id: &SourceId) -> Result<Option<Source>>;
-    async fn list_sources(&self, app: &AppId, q: &ListQuery) -> Result<Page<Source>>;
-    async fn update_source(&self, s: Source) -> Result<Source>;
-    /// Deletes the source; its request log goes with it.
-    async fn delete_source(&self, app: &AppId, id: &SourceId) -> Result<()>;
-    /// Commits an accepted inbound request in one transaction: when `dedup`'s key was seen
-    /// within its window, only the request (as a duplicate of the first message); otherwise the
-    /// key, `msg` with its deliveries, and the request. Concurrent duplicates collapse to one
-    /// message because the key is claimed in the same transaction as the message.
-    ///
-    /// With `order`, the same transaction reads and updates the key's ordering state (locked on
-    /// PostgreSQL, so nodes decide consistently), after the dedup check: a stale sequence is
-    /// only logged; a sequence after a gap is held (with everything needed to publish `msg`
-    /// later); an accepted one publishes `msg` (its `ordering_key` as the caller set it) and
-    /// then every held successor that is now consecutive, in sequence order.
-    async fn ingest(
-        &self,
-        req: InboundRequest,
-        dedup: Option<DedupCheck>,
-        msg: Message,
-        order: Option<OrderCheck>,
-    ) -> Result<IngestOutcome>;
-    /// The gap-timeout sweep: for up to `max_keys` keys holding an event whose wait ended by
-    /// `now`, publishes their held events in sequence order (every one up to the highest
-    /// expired sequence, then consecutive ones) and moves the key's `last`. Atomic per key and
-    /// safe when several nodes sweep at once: each held event becomes one message. Returns how
-    /// many messages it published.
-    async fn release_held(&self, now: Millis, max_keys: usize) -> Result<u64>;
-    /// Logs a request that did not become a message (rejected, quarantined, handshake).
-    async fn log_inbound(&self, req: InboundRequest) -> Result<()>;
-    /// The source's request log, newest first unless `q` says otherwise.
-    /// The source's request log; `status` keeps only requests in that state.
-    async fn list_inbound(
-        &self,
-        source: &SourceId,
-        status: Option<InboundStatus>,
-        q: &ListQuery,
-    ) -> Result<Page<InboundRequest>>;
-    async fn get_inbound(
-        &self,
-        source: &SourceId,
-        id: &InboundRequestId,
-    ) -> Result<Option<InboundRequest>>;
-    /// Publishes `msg` for a quarantined request and marks it released, atomically; `NotFound`
-    /// unless the request exists and is quarantined.
-    async fn release_inbound(
-        &self,
-        source: &SourceId,
-        id: &InboundRequestId,
-        msg: Message,
-    ) -> Result<Published>;
-
-    /// Encryption-key rotation: re-encrypts every stored secret (endpoint and source secrets)
-    /// under `new` and records `new`'s key check, in one transaction. The store must have been
-    /// opened with the current key. Returns how many records were re-encrypted.
-    async fn rekey(&self, new: herald_core::crypto::SecretBox) -> Result<u64>;
-
-    async fn create_token(&self, rec: TokenRecord, hash: [u8; 32]) -> Result<TokenRecord>;
-    async fn find_token(&self, hash: [u8; 32]) -> Result<Option<TokenRecord>>;
-    async fn list_tokens(&self) -> Result<Vec<TokenRecord>>;
-    async fn delete_token(&self, id: &TokenId) -> Result<()>;
-
-    async fn get_idempotent(
-        &self,
-        key: [u8; 32],
-        since: Millis,
-    ) -> Result<Option<IdempotentResponse>>;
-    async fn put_idempotent(
-        &self,
-        key: [u8; 32],
-        resp: IdempotentResponse,
-        now: Millis,
-    ) -> Result<()>;
 }

@@ -10,8 +10,9 @@ use herald_core::model::{
     Application, Attempt, DeliveryStatus, Endpoint, Message, Ordering, TriggerType,
 };
 use herald_core::signing::SignatureScheme;
+use herald_store::prelude::*;
 use herald_store::PostgresStore;
-use herald_store::{AttemptRecord, ListQuery, NextState, Store, StoreError};
+use herald_store::{AttemptRecord, ListQuery, NextState, StoreError};
 
 async fn setup() -> Option<(String, Arc<dyn Store>, Application)> {
     let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
@@ -46,6 +47,13 @@ async fn fresh_database(admin_url: &str) -> String {
         .rsplit_once('/')
         .expect("URL with a database name");
     format!("{base}/{name}")
+}
+
+/// Runs `sql` on the database directly, around the store (to store what it never would).
+async fn raw_sql(url: &str, sql: &str) {
+    use sqlx::Connection;
+    let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+    sqlx::query(sql).execute(&mut c).await.unwrap();
 }
 
 macro_rules! setup {

@@ -23,6 +23,12 @@ async fn reopen(dir: &tempfile::TempDir) -> Arc<dyn Store> {
     Arc::new(SqliteStore::open(dir.path().join("h.db")).unwrap())
 }
 
+/// Runs `sql` on the database file directly, around the store (to store what it never would).
+async fn raw_sql(dir: &tempfile::TempDir, sql: &str) {
+    let c = rusqlite::Connection::open(dir.path().join("h.db")).unwrap();
+    c.execute_batch(sql).unwrap();
+}
+
 macro_rules! setup {
     () => {
         setup().await

@@ -16,7 +16,7 @@ use super::page::{ok, page_query, Chrome, ConsoleResult, Pager, When};
 use super::session::Operator;
 use crate::extract::Path;
 use crate::paths::AppPath;
-use crate::service::{apps, sources};
+use crate::service::apps;
 use crate::state::AppState;
 
 /// Applications per page of the list.
@@ -165,7 +165,7 @@ impl SourceRow {
         Self {
             id: s.id.0.clone(),
             name: s.name.clone(),
-            scheme: sources::scheme_of(s).map_or("unknown", |x| x.as_str()),
+            scheme: s.verification.scheme.as_str(),
             ingest_url: format!("{public_url}/in/{}", s.id),
         }
     }

@@ -4,6 +4,9 @@
 //! Plain functions and types only: this module must not look anything up or know any route.
 
 use chrono::{DateTime, SecondsFormat};
+use herald_core::model::{
+    Application, Attempt, Delivery, Endpoint, EventType, InboundRequest, Message, Source,
+};
 use herald_core::Millis;
 use herald_store::Page;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -24,6 +27,23 @@ where
     T: Deserialize<'de>,
 {
     Option::<T>::deserialize(d).map(Some)
+}
+
+/// A PATCH field: absent (`None`) keeps `slot`, a value replaces it.
+pub fn apply<T>(slot: &mut T, v: Option<T>) {
+    if let Some(v) = v {
+        *slot = v;
+    }
+}
+
+/// A PATCH field that `null` resets: absent keeps `slot`, `null` sets the default.
+pub fn apply_or_default<T: Default>(slot: &mut T, v: Option<Option<T>>) {
+    apply(slot, v.map(Option::unwrap_or_default));
+}
+
+/// A rate or count as stored; the body's value was checked to be in range first.
+pub fn to_u32(v: Option<i64>) -> Option<u32> {
+    v.map(|n| n as u32)
 }
 
 /// `^[a-zA-Z0-9\-_.]+$`, 1–256 characters, and not `.` or `..` alone: those match the pattern
@@ -118,8 +138,45 @@ impl<T: Serialize + ToSchema> ListOut<T> {
     }
 
     /// One page of a store listing, each item mapped with `map`.
-    pub fn page<S>(page: &Page<S>, key: impl Fn(&S) -> String, map: impl Fn(&S) -> T) -> Self {
-        Self::new(&page.items, page.has_more, key, map)
+    pub fn page<S: PageKey>(page: &Page<S>, map: impl Fn(&S) -> T) -> Self {
+        Self::new(&page.items, page.has_more, S::page_key, map)
+    }
+}
+
+/// What the next page of a store listing continues from: the item's ID (an event type's
+/// name; a delivery listed with its message, the message's ID).
+pub trait PageKey {
+    fn page_key(&self) -> String;
+}
+
+macro_rules! page_key_is_id {
+    ($($t:ty),+) => {
+        $(impl PageKey for $t {
+            fn page_key(&self) -> String {
+                self.id.0.clone()
+            }
+        })+
+    };
+}
+
+page_key_is_id!(
+    Application,
+    Endpoint,
+    Message,
+    Attempt,
+    Source,
+    InboundRequest
+);
+
+impl PageKey for EventType {
+    fn page_key(&self) -> String {
+        self.name.clone()
+    }
+}
+
+impl PageKey for (Delivery, Message) {
+    fn page_key(&self) -> String {
+        self.1.page_key()
     }
 }
 

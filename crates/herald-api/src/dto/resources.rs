@@ -26,11 +26,9 @@ use crate::dto::schemas;
 #[serde(rename_all = "camelCase")]
 pub struct ApplicationIn {
     pub name: String,
-    #[serde(default)]
     pub uid: Option<String>,
     #[serde(default, alias = "rateLimit")]
     pub throttle_rate: Option<i64>,
-    #[serde(default)]
     #[schema(value_type = Option<BTreeMap<String, String>>)]
     pub metadata: Option<Metadata>,
 }
@@ -46,7 +44,6 @@ impl ApplicationIn {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplicationPatch {
-    #[serde(default)]
     pub name: Option<String>,
     #[serde(default, deserialize_with = "double")]
     pub uid: Option<Option<String>>,
@@ -96,35 +93,23 @@ impl From<&Application> for ApplicationOut {
 #[serde(rename_all = "camelCase")]
 pub struct EndpointIn {
     pub url: String,
-    #[serde(default)]
     pub description: Option<String>,
-    #[serde(default)]
     pub uid: Option<String>,
-    #[serde(default)]
     pub disabled: Option<bool>,
     #[serde(default, alias = "filterTypes")]
     pub event_types: Option<Vec<String>>,
-    #[serde(default)]
     pub channels: Option<Vec<String>>,
-    #[serde(default)]
     pub secret: Option<String>,
     #[serde(default, alias = "rateLimit")]
     pub throttle_rate: Option<i64>,
-    #[serde(default)]
     #[schema(value_type = Option<BTreeMap<String, String>>)]
     pub metadata: Option<Metadata>,
-    #[serde(default)]
     pub headers: Option<BTreeMap<String, String>>,
-    #[serde(default)]
     pub retry_schedule: Option<Vec<u64>>,
-    #[serde(default)]
     pub permanent_statuses: Option<Vec<u16>>,
-    #[serde(default)]
     #[schema(schema_with = schemas::ordering_nullable)]
     pub ordering: Option<Ordering>,
-    #[serde(default)]
     pub max_concurrency: Option<i64>,
-    #[serde(default)]
     #[schema(schema_with = schemas::signature_scheme_nullable)]
     pub signature_scheme: Option<SignatureScheme>,
 }
@@ -133,19 +118,16 @@ pub struct EndpointIn {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointPatch {
-    #[serde(default)]
     pub url: Option<String>,
     #[serde(default, deserialize_with = "double")]
     pub description: Option<Option<String>>,
     #[serde(default, deserialize_with = "double")]
     pub uid: Option<Option<String>>,
-    #[serde(default)]
     pub disabled: Option<bool>,
     #[serde(default, alias = "filterTypes", deserialize_with = "double")]
     pub event_types: Option<Option<Vec<String>>>,
     #[serde(default, deserialize_with = "double")]
     pub channels: Option<Option<Vec<String>>>,
-    #[serde(default)]
     pub secret: Option<String>,
     #[serde(default, alias = "rateLimit", deserialize_with = "double")]
     pub throttle_rate: Option<Option<i64>>,
@@ -311,9 +293,7 @@ impl EndpointOut {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SecretRotateIn {
-    #[serde(default)]
     pub key: Option<String>,
-    #[serde(default)]
     pub grace_period_seconds: Option<i64>,
 }
 
@@ -335,7 +315,6 @@ pub struct HeadersPatchIn {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RecoverIn {
     pub since: String,
-    #[serde(default)]
     pub until: Option<String>,
 }
 
@@ -343,7 +322,6 @@ pub struct RecoverIn {
 #[serde(rename_all = "camelCase")]
 pub struct SendExampleIn {
     pub event_type: String,
-    #[serde(default)]
     pub example_index: Option<usize>,
 }
 
@@ -363,22 +341,16 @@ pub struct EventTypeIn {
 pub struct EventTypeUpdate {
     #[serde(default)]
     pub description: String,
-    #[serde(default)]
     pub archived: Option<bool>,
-    #[serde(default)]
     pub deprecated: Option<bool>,
-    #[serde(default)]
     pub schemas: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventTypePatch {
-    #[serde(default)]
     pub description: Option<String>,
-    #[serde(default)]
     pub archived: Option<bool>,
-    #[serde(default)]
     pub deprecated: Option<bool>,
     #[serde(default, deserialize_with = "double")]
     pub schemas: Option<Option<serde_json::Value>>,
@@ -421,20 +393,14 @@ pub struct MessageIn {
     /// Kept as the exact JSON text the client sent.
     #[schema(value_type = Object)]
     pub payload: Box<RawValue>,
-    #[serde(default)]
     pub event_id: Option<String>,
-    #[serde(default)]
     pub channels: Option<Vec<String>>,
     /// Days to keep the payload (Svix field).
-    #[serde(default)]
     pub payload_retention_period: Option<i64>,
     /// Hours to keep the payload (Svix field; wins over the period when both are given).
-    #[serde(default)]
     pub payload_retention_hours: Option<i64>,
-    #[serde(default)]
     pub application: Option<ApplicationIn>,
     /// **(herald)** messages with the same key reach a `fifo` endpoint in publish order.
-    #[serde(default)]
     pub ordering_key: Option<String>,
 }
 
@@ -610,22 +576,16 @@ pub struct AppPortalAccessOut {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AppPortalAccessIn {
     /// Creates the application (with the path segment as its `uid`) when it does not exist.
-    #[serde(default)]
     pub application: Option<ApplicationIn>,
     /// Only `false` (or absent) is supported: read-only portal tokens are refused with 422.
-    #[serde(default)]
     pub read_only: Option<bool>,
     /// Only absent is supported: narrower tokens are refused with 422.
-    #[serde(default)]
     pub capabilities: Option<Vec<String>>,
     /// Accepted and ignored (no feature flags yet).
-    #[serde(default)]
     pub feature_flags: Option<Vec<String>>,
     /// Only absent is supported: portal tokens last until deleted (`DELETE /api/v1/token/{id}`).
-    #[serde(default)]
     pub expiry: Option<i64>,
     /// Accepted and ignored.
-    #[serde(default)]
     pub session_id: Option<String>,
 }
 
@@ -637,7 +597,6 @@ pub struct TokenIn {
     /// 1–256 characters.
     pub name: String,
     /// Scope the token to this application (ID or uid); unscoped tokens have admin rights.
-    #[serde(default)]
     pub app_id: Option<String>,
 }
 

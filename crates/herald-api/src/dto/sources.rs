@@ -15,22 +15,25 @@ use utoipa::ToSchema;
 
 use crate::dto::common::{double, ts};
 
-/// Where a source's dedup key comes from and for how long it holds.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Dedup {
-    #[serde(default)]
-    pub key: Option<Extract>,
-    #[serde(default)]
-    pub window_seconds: Option<i64>,
-}
+pub use herald_core::source::Dedup;
 
+// How `herald_core::source::OnInvalid` is shown and documented (no `///`: the OpenAPI
+// document would change).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum OnInvalid {
     #[default]
     Quarantine,
     Reject,
+}
+
+impl From<herald_core::source::OnInvalid> for OnInvalid {
+    fn from(o: herald_core::source::OnInvalid) -> Self {
+        match o {
+            herald_core::source::OnInvalid::Quarantine => Self::Quarantine,
+            herald_core::source::OnInvalid::Reject => Self::Reject,
+        }
+    }
 }
 
 /// The `ordering` option as documented (the stored form is `herald_core::ordering::OrderingRule`).
@@ -51,6 +54,8 @@ pub struct SourceOrdering {
     pub gap_timeout_seconds: Option<i64>,
 }
 
+// How `Source::options` (`herald_core::source::SourceOptions`, the stored form) is shown
+// and documented.
 /// Everything of SourceIn but name, uid and verification: stored as `Source::options`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -81,37 +86,43 @@ pub struct SourceOptions {
     pub public_url: Option<String>,
 }
 
+impl From<herald_core::source::SourceOptions> for SourceOptions {
+    fn from(o: herald_core::source::SourceOptions) -> Self {
+        Self {
+            event_type: o.event_type,
+            dedup: o.dedup,
+            schema: o.schema,
+            on_invalid: o.on_invalid.into(),
+            forward_headers: o.forward_headers,
+            rate_limit: o.rate_limit,
+            ordering: o.ordering,
+            public_url: o.public_url,
+        }
+    }
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SourceIn {
     pub name: String,
-    #[serde(default)]
     pub uid: Option<String>,
     /// `{scheme, secrets: [...], toleranceSeconds?, …}` (inbound.md).
     #[schema(value_type = Object)]
     pub verification: Value,
-    #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub event_type: Option<Value>,
-    #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub dedup: Option<Value>,
-    #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub schema: Option<Value>,
     /// `quarantine` (default) or `reject`.
-    #[serde(default)]
     #[schema(value_type = Option<String>)]
     pub on_invalid: Option<Value>,
     /// Per-resource ordering: stale events dropped, gaps waited for.
-    #[serde(default)]
     #[schema(value_type = Option<SourceOrdering>)]
     pub ordering: Option<Value>,
-    #[serde(default)]
     pub forward_headers: Option<Vec<String>>,
-    #[serde(default)]
     pub rate_limit: Option<i64>,
-    #[serde(default)]
     pub public_url: Option<String>,
 }
 
@@ -119,12 +130,10 @@ pub struct SourceIn {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SourcePatch {
-    #[serde(default)]
     pub name: Option<String>,
     #[serde(default, deserialize_with = "double")]
     pub uid: Option<Option<String>>,
     /// Replaces the verification; when it carries no `secrets`, the current ones stay.
-    #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub verification: Option<Value>,
     #[serde(default, deserialize_with = "double")]
@@ -251,9 +260,7 @@ impl From<&InboundRequest> for InboundRequestOut {
 pub struct SourceRotateIn {
     /// The provider's new secret. May be omitted for `standard-webhooks`: Herald generates one
     /// and returns it once.
-    #[serde(default)]
     pub key: Option<String>,
-    #[serde(default)]
     pub grace_period_seconds: Option<i64>,
 }
 

@@ -1,7 +1,6 @@
 //! Applications: `/api/v1/app`. Creating and resolving applications is
 //! `crate::service::apps`' job (publish and portal access create them too).
 
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -9,12 +8,16 @@ use herald_core::ids::AppId;
 use herald_core::now_millis;
 use serde::Deserialize;
 
-use crate::dto::{ApplicationIn, ApplicationOut, ApplicationPatch, Checks, ListOut};
+use crate::dto::{
+    apply, apply_or_default, to_u32, ApplicationIn, ApplicationOut, ApplicationPatch, Checks,
+    ListOut,
+};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{de_opt, Auth, JsonBody, ListParams, Path, Q};
+use crate::extract::{de_opt, JsonBody, ListParams, Q};
 use crate::paths::AppPath;
+use crate::routes::ApiList;
+use crate::scope::{At, Ctx, InApp};
 use crate::service::apps;
-use crate::state::AppState;
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -28,18 +31,10 @@ pub struct CreateParams {
 #[utoipa::path(get, path = "/api/v1/app", tag = "Application", operation_id = "list_applications",
     params(ListParams),
     responses((status = 200, description = "A page of applications", body = ListOut<ApplicationOut>)))]
-pub async fn list(
-    State(st): State<AppState>,
-    auth: Auth,
-    Q(p): Q<ListParams>,
-) -> ApiResult<Json<ListOut<ApplicationOut>>> {
+pub async fn list(Ctx { st, auth, .. }: Ctx, Q(p): Q<ListParams>) -> ApiList<ApplicationOut> {
     auth.caller.require_admin()?;
     let page = st.store().list_apps(&p.to_query(false)?).await?;
-    Ok(Json(ListOut::page(
-        &page,
-        |a| a.id.0.clone(),
-        |a| ApplicationOut::from(a),
-    )))
+    Ok(Json(ListOut::page(&page, |a| ApplicationOut::from(a))))
 }
 
 /// Create an application (admin only).
@@ -50,8 +45,7 @@ pub async fn list(
         (status = 200, description = "`get_if_exists=true` and the uid exists: that application", body = ApplicationOut),
         (status = 409, description = "The uid is taken", body = ErrorBody)))]
 pub async fn create(
-    State(st): State<AppState>,
-    auth: Auth,
+    Ctx { st, auth, .. }: Ctx,
     Q(q): Q<CreateParams>,
     JsonBody(body): JsonBody<ApplicationIn>,
 ) -> ApiResult<Response> {
@@ -84,12 +78,7 @@ pub async fn create(
 #[utoipa::path(get, path = "/api/v1/app/{app_id}", tag = "Application", operation_id = "get_application",
     params(AppPath),
     responses((status = 200, description = "The application", body = ApplicationOut)))]
-pub async fn get(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<AppPath>,
-) -> ApiResult<Json<ApplicationOut>> {
-    let app = apps::load(&st, &auth, &path.app_id).await?;
+pub async fn get(InApp { app, .. }: InApp) -> ApiResult<Json<ApplicationOut>> {
     Ok(Json(ApplicationOut::from(&app)))
 }
 
@@ -100,12 +89,8 @@ pub async fn get(
         (status = 200, description = "Updated", body = ApplicationOut),
         (status = 201, description = "Created", body = ApplicationOut),
         (status = 409, description = "The uid is taken", body = ErrorBody)))]
-pub async fn update(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<AppPath>,
-    JsonBody(body): JsonBody<ApplicationIn>,
-) -> ApiResult<Response> {
+pub async fn update(at: At<AppPath, ApplicationIn>) -> ApiResult<Response> {
+    let (st, auth, path, body) = (at.st, at.auth, at.path, at.input);
     let mut c = Checks::default();
     body.check(&mut c);
     c.finish()?;
@@ -121,7 +106,7 @@ pub async fn update(
         Some(mut app) => {
             app.name = body.name;
             app.uid = body.uid;
-            app.throttle_rate = body.throttle_rate.map(|r| r as u32);
+            app.throttle_rate = to_u32(body.throttle_rate);
             app.metadata = body.metadata.unwrap_or_default();
             app.updated_at = now_millis();
             let app = st.store().update_app(app).await?;
@@ -143,13 +128,8 @@ pub async fn update(
     responses(
         (status = 200, description = "Updated", body = ApplicationOut),
         (status = 409, description = "The uid is taken", body = ErrorBody)))]
-pub async fn patch(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<AppPath>,
-    JsonBody(body): JsonBody<ApplicationPatch>,
-) -> ApiResult<Json<ApplicationOut>> {
-    let mut app = apps::load(&st, &auth, &path.app_id).await?;
+pub async fn patch(at: InApp<ApplicationPatch>) -> ApiResult<Json<ApplicationOut>> {
+    let (st, mut app, body) = (at.st, at.app, at.input);
     let mut c = Checks::default();
     if let Some(n) = &body.name {
         c.name("name", n);
@@ -161,18 +141,10 @@ pub async fn patch(
         c.rate("throttleRate", r);
     }
     c.finish()?;
-    if let Some(n) = body.name {
-        app.name = n;
-    }
-    if let Some(u) = body.uid {
-        app.uid = u;
-    }
-    if let Some(r) = body.throttle_rate {
-        app.throttle_rate = r.map(|r| r as u32);
-    }
-    if let Some(m) = body.metadata {
-        app.metadata = m.unwrap_or_default();
-    }
+    apply(&mut app.name, body.name);
+    apply(&mut app.uid, body.uid);
+    apply(&mut app.throttle_rate, body.throttle_rate.map(to_u32));
+    apply_or_default(&mut app.metadata, body.metadata);
     app.updated_at = now_millis();
     Ok(Json(ApplicationOut::from(
         &st.store().update_app(app).await?,
@@ -183,12 +155,7 @@ pub async fn patch(
 #[utoipa::path(delete, path = "/api/v1/app/{app_id}", tag = "Application", operation_id = "delete_application",
     params(AppPath),
     responses((status = 204, description = "Deleted")))]
-pub async fn remove(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<AppPath>,
-) -> ApiResult<StatusCode> {
-    let app = apps::load(&st, &auth, &path.app_id).await?;
+pub async fn remove(InApp { st, app, .. }: InApp) -> ApiResult<StatusCode> {
     st.store().delete_app(&app.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -15,14 +14,17 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::dto::{
-    check_endpoint_extras, check_headers, check_list, ts, Checks, EndpointIn, EndpointOut,
-    EndpointPatch, EndpointStatsOut, HeadersIn, HeadersOut, HeadersPatchIn, ListOut, MessageOut,
-    RecoverData, RecoverIn, RecoverOut, SecretOut, SecretRotateIn, SendExampleIn,
+    apply, apply_or_default, check_endpoint_extras, check_headers, check_list, to_u32, ts, Checks,
+    EndpointIn, EndpointOut, EndpointPatch, EndpointStatsOut, HeadersIn, HeadersOut,
+    HeadersPatchIn, ListOut, MessageOut, RecoverData, RecoverIn, RecoverOut, SecretOut,
+    SecretRotateIn, SendExampleIn,
 };
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{parse_time, Auth, JsonBody, ListParams, Path, Q};
+use crate::extract::{body_time, query_time, ListParams, Q};
 use crate::paths::{AppPath, EndpointPath};
-use crate::service::{apps, endpoints, secrets};
+use crate::routes::ApiList;
+use crate::scope::{At, AtEndpoint, InApp};
+use crate::service::{apps, secrets};
 use crate::state::AppState;
 
 fn check_url(st: &AppState, c: &mut Checks, url: &str) {
@@ -108,13 +110,13 @@ fn from_in(
         disabled: body.disabled.unwrap_or(false),
         event_types: body.event_types,
         channels: body.channels,
-        throttle_rate: body.throttle_rate.map(|r| r as u32),
+        throttle_rate: to_u32(body.throttle_rate),
         metadata: body.metadata.unwrap_or_default(),
         headers: body.headers.unwrap_or(headers),
         retry_schedule: body.retry_schedule,
         permanent_statuses: body.permanent_statuses.unwrap_or_default(),
         ordering: body.ordering.unwrap_or_default(),
-        max_concurrency: body.max_concurrency.map(|m| m as u32),
+        max_concurrency: to_u32(body.max_concurrency),
         signature_scheme: body.signature_scheme.unwrap_or_default(),
         secrets,
         paused_until,
@@ -139,6 +141,19 @@ async fn insert(st: &AppState, app: &Application, body: EndpointIn) -> ApiResult
         .into_response())
 }
 
+/// Stores a changed endpoint (PUT, PATCH), tells the workers when it was enabled or disabled,
+/// and answers it.
+async fn save(st: &AppState, was_disabled: bool, ep: Endpoint) -> ApiResult<Json<EndpointOut>> {
+    let ep = st
+        .store()
+        .update_endpoint(ep)
+        .await
+        .map_err(ApiError::conflict_as(UID_TAKEN))?;
+    st.endpoint_toggled(was_disabled, &ep).await;
+    st.wake();
+    Ok(Json(EndpointOut::new(&ep, now_millis())))
+}
+
 /// 409 wording of a taken uid.
 const UID_TAKEN: &str = "an endpoint with this uid already exists";
 
@@ -146,23 +161,14 @@ const UID_TAKEN: &str = "an endpoint with this uid already exists";
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint", tag = "Endpoint", operation_id = "list_endpoints",
     params(AppPath, ListParams),
     responses((status = 200, description = "A page of endpoints", body = ListOut<EndpointOut>)))]
-pub async fn list(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<AppPath>,
-    Q(p): Q<ListParams>,
-) -> ApiResult<Json<ListOut<EndpointOut>>> {
-    let app = apps::load(&st, &auth, &path.app_id).await?;
+pub async fn list(at: InApp<Q<ListParams>>) -> ApiList<EndpointOut> {
+    let (st, app, Q(p)) = (at.st, at.app, at.input);
     let page = st
         .store()
         .list_endpoints(&app.id, &p.to_query(false)?)
         .await?;
     let now = now_millis();
-    Ok(Json(ListOut::page(
-        &page,
-        |e| e.id.0.clone(),
-        |e| EndpointOut::new(e, now),
-    )))
+    Ok(Json(ListOut::page(&page, |e| EndpointOut::new(e, now))))
 }
 
 /// Create an endpoint.
@@ -171,13 +177,8 @@ pub async fn list(
     responses(
         (status = 201, description = "Created", body = EndpointOut),
         (status = 409, description = "The uid is taken", body = ErrorBody)))]
-pub async fn create(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<AppPath>,
-    JsonBody(body): JsonBody<EndpointIn>,
-) -> ApiResult<Response> {
-    let app = apps::load(&st, &auth, &path.app_id).await?;
+pub async fn create(at: InApp<EndpointIn>) -> ApiResult<Response> {
+    let (st, app, body) = (at.st, at.app, at.input);
     insert(&st, &app, body).await
 }
 
@@ -185,12 +186,7 @@ pub async fn create(
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}", tag = "Endpoint", operation_id = "get_endpoint",
     params(EndpointPath),
     responses((status = 200, description = "The endpoint", body = EndpointOut)))]
-pub async fn get(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<EndpointPath>,
-) -> ApiResult<Json<EndpointOut>> {
-    let (_, ep) = endpoints::load(&st, &auth, &path).await?;
+pub async fn get(AtEndpoint { ep, .. }: AtEndpoint) -> ApiResult<Json<EndpointOut>> {
     Ok(Json(EndpointOut::new(&ep, now_millis())))
 }
 
@@ -202,25 +198,14 @@ pub async fn get(
         (status = 200, description = "Updated", body = EndpointOut),
         (status = 201, description = "Created", body = EndpointOut),
         (status = 409, description = "The uid is taken", body = ErrorBody)))]
-pub async fn update(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<EndpointPath>,
-    JsonBody(body): JsonBody<EndpointIn>,
-) -> ApiResult<Response> {
+pub async fn update(at: At<EndpointPath, EndpointIn>) -> ApiResult<Response> {
+    let (st, auth, path, body) = (at.st, at.auth, at.path, at.input);
     let app = apps::load(&st, &auth, &path.app_id).await?;
     match st.store().get_endpoint(&app.id, &path.endpoint_id).await? {
         Some(existing) => {
             let was_disabled = existing.disabled;
             let ep = from_in(&st, &app, body, Some(existing))?;
-            let ep = st
-                .store()
-                .update_endpoint(ep)
-                .await
-                .map_err(ApiError::conflict_as(UID_TAKEN))?;
-            st.endpoint_toggled(was_disabled, &ep).await;
-            st.wake();
-            Ok(Json(EndpointOut::new(&ep, now_millis())).into_response())
+            Ok(save(&st, was_disabled, ep).await?.into_response())
         }
         None => {
             let mut body = body;
@@ -238,13 +223,8 @@ pub async fn update(
     responses(
         (status = 200, description = "Updated", body = EndpointOut),
         (status = 409, description = "The uid is taken", body = ErrorBody)))]
-pub async fn patch(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<EndpointPath>,
-    JsonBody(p): JsonBody<EndpointPatch>,
-) -> ApiResult<Json<EndpointOut>> {
-    let (_, mut ep) = endpoints::load(&st, &auth, &path).await?;
+pub async fn patch(at: AtEndpoint<EndpointPatch>) -> ApiResult<Json<EndpointOut>> {
+    let (st, mut ep, p) = (at.st, at.ep, at.input);
     let was_disabled = ep.disabled;
     let mut c = Checks::default();
     if let Some(u) = &p.url {
@@ -273,45 +253,19 @@ pub async fn patch(
         .as_deref()
         .and_then(|s| parse_secret(&mut c, Some(s)));
     c.finish()?;
-    if let Some(u) = p.url {
-        ep.url = u;
-    }
-    if let Some(d) = p.description {
-        ep.description = d.unwrap_or_default();
-    }
-    if let Some(u) = p.uid {
-        ep.uid = u;
-    }
-    if let Some(d) = p.disabled {
-        ep.disabled = d;
-    }
-    if let Some(t) = p.event_types {
-        ep.event_types = t;
-    }
-    if let Some(ch) = p.channels {
-        ep.channels = ch;
-    }
-    if let Some(r) = p.throttle_rate {
-        ep.throttle_rate = r.map(|r| r as u32);
-    }
-    if let Some(m) = p.metadata {
-        ep.metadata = m.unwrap_or_default();
-    }
-    if let Some(r) = p.retry_schedule {
-        ep.retry_schedule = r;
-    }
-    if let Some(s) = p.permanent_statuses {
-        ep.permanent_statuses = s.unwrap_or_default();
-    }
-    if let Some(o) = p.ordering {
-        ep.ordering = o.unwrap_or_default();
-    }
-    if let Some(m) = p.max_concurrency {
-        ep.max_concurrency = m.map(|m| m as u32);
-    }
-    if let Some(s) = p.signature_scheme {
-        ep.signature_scheme = s.unwrap_or_default();
-    }
+    apply(&mut ep.url, p.url);
+    apply_or_default(&mut ep.description, p.description);
+    apply(&mut ep.uid, p.uid);
+    apply(&mut ep.disabled, p.disabled);
+    apply(&mut ep.event_types, p.event_types);
+    apply(&mut ep.channels, p.channels);
+    apply(&mut ep.throttle_rate, p.throttle_rate.map(to_u32));
+    apply_or_default(&mut ep.metadata, p.metadata);
+    apply(&mut ep.retry_schedule, p.retry_schedule);
+    apply_or_default(&mut ep.permanent_statuses, p.permanent_statuses);
+    apply_or_default(&mut ep.ordering, p.ordering);
+    apply(&mut ep.max_concurrency, p.max_concurrency.map(to_u32));
+    apply_or_default(&mut ep.signature_scheme, p.signature_scheme);
     if let Some(s) = secret {
         ep.secrets = vec![StoredSecret {
             key: s.expose().to_string(),
@@ -319,26 +273,14 @@ pub async fn patch(
         }];
     }
     ep.updated_at = now_millis();
-    let ep = st
-        .store()
-        .update_endpoint(ep)
-        .await
-        .map_err(ApiError::conflict_as(UID_TAKEN))?;
-    st.endpoint_toggled(was_disabled, &ep).await;
-    st.wake();
-    Ok(Json(EndpointOut::new(&ep, now_millis())))
+    save(&st, was_disabled, ep).await
 }
 
 /// Delete an endpoint.
 #[utoipa::path(delete, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}", tag = "Endpoint", operation_id = "delete_endpoint",
     params(EndpointPath),
     responses((status = 204, description = "Deleted")))]
-pub async fn remove(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<EndpointPath>,
-) -> ApiResult<StatusCode> {
-    let (app, ep) = endpoints::load(&st, &auth, &path).await?;
+pub async fn remove(AtEndpoint { st, app, ep, .. }: AtEndpoint) -> ApiResult<StatusCode> {
     st.store().delete_endpoint(&app.id, &ep.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -347,12 +289,7 @@ pub async fn remove(
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret", tag = "Endpoint", operation_id = "get_endpoint_secret",
     params(EndpointPath),
     responses((status = 200, description = "The newest secret", body = SecretOut)))]
-pub async fn secret(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<EndpointPath>,
-) -> ApiResult<Json<SecretOut>> {
-    let (_, ep) = endpoints::load(&st, &auth, &path).await?;
+pub async fn secret(AtEndpoint { ep, .. }: AtEndpoint) -> ApiResult<Json<SecretOut>> {
     let key = ep
         .secrets
         .first()
@@ -365,13 +302,8 @@ pub async fn secret(
 #[utoipa::path(post, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret/rotate", tag = "Endpoint", operation_id = "rotate_endpoint_secret",
     params(EndpointPath), request_body = SecretRotateIn,
     responses((status = 200, description = "The new secret", body = SecretOut)))]
-pub async fn rotate(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<EndpointPath>,
-    JsonBody(body): JsonBody<SecretRotateIn>,
-) -> ApiResult<Json<SecretOut>> {
-    let (_, mut ep) = endpoints::load(&st, &auth, &path).await?;
+pub async fn rotate(at: AtEndpoint<SecretRotateIn>) -> ApiResult<Json<SecretOut>> {
+    let (st, mut ep, body) = (at.st, at.ep, at.input);
     let mut c = Checks::default();
     let new = parse_secret(&mut c, body.key.as_deref());
     let grace = secrets::grace_period(&mut c, body.grace_period_seconds);
@@ -400,12 +332,7 @@ fn headers_out(h: &BTreeMap<String, String>) -> HeadersOut {
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers", tag = "Endpoint", operation_id = "get_endpoint_headers",
     params(EndpointPath),
     responses((status = 200, description = "Custom headers", body = HeadersOut)))]
-pub async fn headers(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<EndpointPath>,
-) -> ApiResult<Json<HeadersOut>> {
-    let (_, ep) = endpoints::load(&st, &auth, &path).await?;
+pub async fn headers(AtEndpoint { ep, .. }: AtEndpoint) -> ApiResult<Json<HeadersOut>> {
     Ok(Json(headers_out(&ep.headers)))
 }
 
@@ -413,39 +340,27 @@ pub async fn headers(
 #[utoipa::path(put, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers", tag = "Endpoint", operation_id = "update_endpoint_headers",
     params(EndpointPath), request_body = HeadersIn,
     responses((status = 204, description = "Replaced")))]
-pub async fn put_headers(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<EndpointPath>,
-    JsonBody(body): JsonBody<HeadersIn>,
-) -> ApiResult<StatusCode> {
-    change_headers(&st, &auth, &path, body.headers, None).await
+pub async fn put_headers(at: AtEndpoint<HeadersIn>) -> ApiResult<StatusCode> {
+    change_headers(&at.st, at.ep, at.input.headers, None).await
 }
 
 /// Add, change or delete some custom headers.
 #[utoipa::path(patch, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers", tag = "Endpoint", operation_id = "patch_endpoint_headers",
     params(EndpointPath), request_body = HeadersPatchIn,
     responses((status = 204, description = "Changed")))]
-pub async fn patch_headers(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<EndpointPath>,
-    JsonBody(body): JsonBody<HeadersPatchIn>,
-) -> ApiResult<StatusCode> {
-    let delete = Some(body.delete_headers.as_slice());
-    change_headers(&st, &auth, &path, body.headers, delete).await
+pub async fn patch_headers(at: AtEndpoint<HeadersPatchIn>) -> ApiResult<StatusCode> {
+    let delete = Some(at.input.delete_headers.as_slice());
+    change_headers(&at.st, at.ep, at.input.headers, delete).await
 }
 
 /// Sets the custom headers `set` after deleting those named in `delete`, or all of them when
 /// `delete` is `None` (PUT replaces, PATCH amends): 204.
 async fn change_headers(
     st: &AppState,
-    auth: &Auth,
-    path: &EndpointPath,
+    mut ep: Endpoint,
     set: BTreeMap<String, String>,
     delete: Option<&[String]>,
 ) -> ApiResult<StatusCode> {
-    let (_, mut ep) = endpoints::load(st, auth, path).await?;
     let mut c = Checks::default();
     check_headers(&mut c, "headers", &set);
     c.finish()?;
@@ -478,23 +393,10 @@ pub struct StatsParams {
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/stats", tag = "Endpoint", operation_id = "get_endpoint_stats",
     params(EndpointPath, StatsParams),
     responses((status = 200, description = "Counts", body = EndpointStatsOut)))]
-pub async fn stats(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<EndpointPath>,
-    Q(q): Q<StatsParams>,
-) -> ApiResult<Json<EndpointStatsOut>> {
-    let (_, ep) = endpoints::load(&st, &auth, &path).await?;
-    let since = q
-        .since
-        .as_deref()
-        .map(|s| parse_time("since", s))
-        .transpose()?;
-    let until = q
-        .until
-        .as_deref()
-        .map(|s| parse_time("until", s))
-        .transpose()?;
+pub async fn stats(at: AtEndpoint<Q<StatsParams>>) -> ApiResult<Json<EndpointStatsOut>> {
+    let (st, ep, Q(q)) = (at.st, at.ep, at.input);
+    let since = query_time("since", q.since.as_deref())?;
+    let until = query_time("until", q.until.as_deref())?;
     let s = st.store().endpoint_stats(&ep.id, since, until).await?;
     Ok(Json(EndpointStatsOut {
         success: s.success,
@@ -509,22 +411,13 @@ pub async fn stats(
 #[utoipa::path(post, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/recover", tag = "Endpoint", operation_id = "recover_endpoint",
     params(EndpointPath), request_body = RecoverIn,
     responses((status = 202, description = "Re-queued (the task is already finished)", body = RecoverOut)))]
-pub async fn recover(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<EndpointPath>,
-    JsonBody(body): JsonBody<RecoverIn>,
-) -> ApiResult<Response> {
-    let (_, ep) = endpoints::load(&st, &auth, &path).await?;
-    let since = parse_time("since", &body.since)
-        .map_err(|_| ApiError::field("since", "expected an RFC 3339 date-time"))?;
+pub async fn recover(at: AtEndpoint<RecoverIn>) -> ApiResult<Response> {
+    let (st, ep, body) = (at.st, at.ep, at.input);
+    let since = body_time("since", &body.since)?;
     let until = body
         .until
         .as_deref()
-        .map(|u| {
-            parse_time("until", u)
-                .map_err(|_| ApiError::field("until", "expected an RFC 3339 date-time"))
-        })
+        .map(|u| body_time("until", u))
         .transpose()?;
     let now = now_millis();
     let n = st.store().recover(&ep.id, since, until, now).await?;
@@ -543,13 +436,8 @@ pub async fn recover(
 #[utoipa::path(post, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/send-example", tag = "Endpoint", operation_id = "send_endpoint_example",
     params(EndpointPath), request_body = SendExampleIn,
     responses((status = 202, description = "Published", body = MessageOut)))]
-pub async fn send_example(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<EndpointPath>,
-    JsonBody(body): JsonBody<SendExampleIn>,
-) -> ApiResult<Response> {
-    let (app, ep) = endpoints::load(&st, &auth, &path).await?;
+pub async fn send_example(at: AtEndpoint<SendExampleIn>) -> ApiResult<Response> {
+    let (st, app, ep, body) = (at.st, at.app, at.ep, at.input);
     if !crate::dto::valid_uid(&body.event_type) {
         return Err(ApiError::field(
             "eventType",

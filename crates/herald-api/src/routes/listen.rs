@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
-use axum::extract::State;
 use axum::response::Response;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
@@ -35,6 +34,7 @@ use tokio::sync::oneshot;
 use crate::dto::{check_list, Checks};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Auth, Q};
+use crate::scope::Ctx;
 use crate::service::apps;
 use crate::state::AppState;
 
@@ -81,8 +81,7 @@ struct Filter {
         (status = 404, description = "No such application or source", body = ErrorBody),
         (status = 422, description = "Neither app nor source, or invalid types", body = crate::error::ValidationErrorBody)))]
 pub async fn listen(
-    State(st): State<AppState>,
-    auth: Auth,
+    Ctx { st, auth, .. }: Ctx,
     Q(p): Q<ListenParams>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {

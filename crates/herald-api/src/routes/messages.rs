@@ -1,7 +1,6 @@
 //! Messages, delivery status and the attempt log: `/api/v1/app/{app_id}/msg…` and
 //! `/api/v1/app/{app_id}/attempt…`.
 
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -16,9 +15,11 @@ use crate::dto::{
     ListOut, MessageEndpointOut, MessageIn, MessageOut,
 };
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{de_opt, Auth, JsonBody, ListParams, Path, Q};
+use crate::extract::{de_opt, JsonBody, ListParams, Q};
 use crate::paths::{AppPath, AttemptPath, EndpointPath, MsgEndpointPath, MsgPath};
-use crate::service::{apps, endpoints, messages};
+use crate::routes::ApiList;
+use crate::scope::{At, AtEndpoint, AtMessage, InApp};
+use crate::service::{apps, endpoints};
 use crate::state::AppState;
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -36,9 +37,7 @@ pub struct ContentParam {
         (status = 202, description = "Accepted and stored", body = MessageOut),
         (status = 409, description = "A message with this eventId exists", body = ErrorBody)))]
 pub async fn create(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<AppPath>,
+    At { st, auth, path, .. }: At<AppPath>,
     Q(cp): Q<ContentParam>,
     JsonBody(body): JsonBody<MessageIn>,
 ) -> ApiResult<Response> {
@@ -158,13 +157,8 @@ fn split_csv(s: Option<&str>) -> Option<Vec<String>> {
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/msg", tag = "Message", operation_id = "list_messages",
     params(AppPath, ListParams, MsgListParams),
     responses((status = 200, description = "A page of messages", body = ListOut<MessageOut>)))]
-pub async fn list(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<AppPath>,
-    Q(p): Q<MsgListParams>,
-) -> ApiResult<Json<ListOut<MessageOut>>> {
-    let app = apps::load(&st, &auth, &path.app_id).await?;
+pub async fn list(at: InApp<Q<MsgListParams>>) -> ApiList<MessageOut> {
+    let (st, app, Q(p)) = (at.st, at.app, at.input);
     let filter = MessageFilter {
         channel: p.channel,
         event_types: split_csv(p.event_types.as_deref()),
@@ -173,24 +167,17 @@ pub async fn list(
         .store()
         .list_messages(&app.id, &filter, &p.list.to_query(true)?)
         .await?;
-    Ok(Json(ListOut::page(
-        &page,
-        |m| m.id.0.clone(),
-        |m| MessageOut::new(m, p.with_content.unwrap_or(true)),
-    )))
+    Ok(Json(ListOut::page(&page, |m| {
+        MessageOut::new(m, p.with_content.unwrap_or(true))
+    })))
 }
 
 /// Get a message by ID or `eventId`.
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/msg/{msg_id}", tag = "Message", operation_id = "get_message",
     params(MsgPath, ContentParam),
     responses((status = 200, description = "The message", body = MessageOut)))]
-pub async fn get(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<MsgPath>,
-    Q(cp): Q<ContentParam>,
-) -> ApiResult<Json<MessageOut>> {
-    let (_, msg) = messages::load(&st, &auth, &path.app_id, &path.msg_id).await?;
+pub async fn get(at: At<MsgPath>, Q(cp): Q<ContentParam>) -> ApiResult<Json<MessageOut>> {
+    let AtMessage { msg, .. } = at.message().await?;
     Ok(Json(MessageOut::new(&msg, cp.with_content.unwrap_or(true))))
 }
 
@@ -198,12 +185,7 @@ pub async fn get(
 #[utoipa::path(delete, path = "/api/v1/app/{app_id}/msg/{msg_id}/content", tag = "Message", operation_id = "expunge_message_content",
     params(MsgPath),
     responses((status = 204, description = "Expunged")))]
-pub async fn expunge(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<MsgPath>,
-) -> ApiResult<StatusCode> {
-    let (app, msg) = messages::load(&st, &auth, &path.app_id, &path.msg_id).await?;
+pub async fn expunge(AtMessage { st, app, msg, .. }: AtMessage<MsgPath>) -> ApiResult<StatusCode> {
     st.store().expunge_payload(&app.id, &msg.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -212,14 +194,9 @@ pub async fn expunge(
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/msg/{msg_id}/endpoint", tag = "Message Attempt", operation_id = "list_message_endpoints",
     params(MsgPath, ListParams),
     responses((status = 200, description = "A page of endpoints with delivery status", body = ListOut<MessageEndpointOut>)))]
-pub async fn endpoints_of(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<MsgPath>,
-    Q(p): Q<ListParams>,
-) -> ApiResult<Json<ListOut<MessageEndpointOut>>> {
+pub async fn endpoints_of(at: At<MsgPath>, Q(p): Q<ListParams>) -> ApiList<MessageEndpointOut> {
     let q = p.to_query(false)?;
-    let (app, msg) = messages::load(&st, &auth, &path.app_id, &path.msg_id).await?;
+    let AtMessage { st, app, msg, .. } = at.message().await?;
     let deliveries = st.store().deliveries_of_message(&msg.id).await?;
     let now = now_millis();
     let mut out = Vec::new();
@@ -273,42 +250,29 @@ pub struct EpMsgParams {
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/msg", tag = "Message Attempt", operation_id = "list_endpoint_messages",
     params(EndpointPath, ListParams, EpMsgParams),
     responses((status = 200, description = "A page of messages with delivery status", body = ListOut<EndpointMessageOut>)))]
-pub async fn by_endpoint(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<EndpointPath>,
-    Q(p): Q<EpMsgParams>,
-) -> ApiResult<Json<ListOut<EndpointMessageOut>>> {
-    let (_, ep) = endpoints::load(&st, &auth, &path).await?;
+pub async fn by_endpoint(at: AtEndpoint<Q<EpMsgParams>>) -> ApiList<EndpointMessageOut> {
+    let (st, ep, Q(p)) = (at.st, at.ep, at.input);
     let page = st
         .store()
         .deliveries_of_endpoint(&ep.id, p.status, &p.list.to_query(true)?)
         .await?;
-    Ok(Json(ListOut::page(
-        &page,
-        |(_, m)| m.id.0.clone(),
-        |(d, m)| {
-            let (status, status_text, next_attempt) = delivery_fields(d);
-            EndpointMessageOut {
-                message: MessageOut::new(m, p.with_content.unwrap_or(true)),
-                status,
-                status_text,
-                next_attempt,
-            }
-        },
-    )))
+    Ok(Json(ListOut::page(&page, |(d, m)| {
+        let (status, status_text, next_attempt) = delivery_fields(d);
+        EndpointMessageOut {
+            message: MessageOut::new(m, p.with_content.unwrap_or(true)),
+            status,
+            status_text,
+            next_attempt,
+        }
+    })))
 }
 
 /// Queue one manual attempt of a message to an endpoint now.
 #[utoipa::path(post, path = "/api/v1/app/{app_id}/msg/{msg_id}/endpoint/{endpoint_id}/resend", tag = "Message Attempt", operation_id = "resend_message",
     params(MsgEndpointPath),
     responses((status = 202, description = "Queued", body = EmptyOut)))]
-pub async fn resend(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<MsgEndpointPath>,
-) -> ApiResult<Response> {
-    let (app, msg) = messages::load(&st, &auth, &path.app_id, &path.msg_id).await?;
+pub async fn resend(at: AtMessage<MsgEndpointPath>) -> ApiResult<Response> {
+    let (st, path, app, msg) = (at.st, at.path, at.app, at.msg);
     let ep = endpoints::of_app(&st, &app.id, &path.endpoint_id).await?;
     st.store()
         .resend(&app.id, &msg.id, &ep.id, now_millis())
@@ -337,7 +301,7 @@ async fn attempt_page(
     scope: AttemptScope,
     p: &AttemptParams,
     endpoint_id: Option<EndpointId>,
-) -> ApiResult<Json<ListOut<AttemptOut>>> {
+) -> ApiList<AttemptOut> {
     let filter = AttemptFilter {
         status: p.status,
         endpoint_id,
@@ -347,24 +311,15 @@ async fn attempt_page(
         .store()
         .list_attempts(app, &scope, &filter, &query)
         .await?;
-    Ok(Json(ListOut::page(
-        &page,
-        |a| a.id.0.clone(),
-        |a| AttemptOut::from(a),
-    )))
+    Ok(Json(ListOut::page(&page, |a| AttemptOut::from(a))))
 }
 
 /// Attempts made to an endpoint, newest first.
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/attempt/endpoint/{endpoint_id}", tag = "Message Attempt", operation_id = "list_attempts_by_endpoint",
     params(EndpointPath, ListParams, AttemptParams),
     responses((status = 200, description = "A page of attempts", body = ListOut<AttemptOut>)))]
-pub async fn attempts_by_endpoint(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<EndpointPath>,
-    Q(p): Q<AttemptParams>,
-) -> ApiResult<Json<ListOut<AttemptOut>>> {
-    let (app, ep) = endpoints::load(&st, &auth, &path).await?;
+pub async fn attempts_by_endpoint(at: AtEndpoint<Q<AttemptParams>>) -> ApiList<AttemptOut> {
+    let (st, app, ep, Q(p)) = (at.st, at.app, at.ep, at.input);
     attempt_page(&st, &app.id, AttemptScope::Endpoint(ep.id), &p, None).await
 }
 
@@ -372,13 +327,8 @@ pub async fn attempts_by_endpoint(
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/attempt/msg/{msg_id}", tag = "Message Attempt", operation_id = "list_attempts_by_message",
     params(MsgPath, ListParams, AttemptParams),
     responses((status = 200, description = "A page of attempts", body = ListOut<AttemptOut>)))]
-pub async fn attempts_by_msg(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<MsgPath>,
-    Q(p): Q<AttemptParams>,
-) -> ApiResult<Json<ListOut<AttemptOut>>> {
-    let (app, msg) = messages::load(&st, &auth, &path.app_id, &path.msg_id).await?;
+pub async fn attempts_by_msg(at: At<MsgPath>, Q(p): Q<AttemptParams>) -> ApiList<AttemptOut> {
+    let AtMessage { st, app, msg, .. } = at.message().await?;
     let endpoint_id = match &p.endpoint_id {
         Some(key) => Some(
             st.store()
@@ -396,12 +346,8 @@ pub async fn attempts_by_msg(
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}", tag = "Message Attempt", operation_id = "get_attempt",
     params(AttemptPath),
     responses((status = 200, description = "The attempt", body = AttemptOut)))]
-pub async fn attempt(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<AttemptPath>,
-) -> ApiResult<Json<AttemptOut>> {
-    let (app, msg) = messages::load(&st, &auth, &path.app_id, &path.msg_id).await?;
+pub async fn attempt(at: AtMessage<AttemptPath>) -> ApiResult<Json<AttemptOut>> {
+    let (st, path, app, msg) = (at.st, at.path, at.app, at.msg);
     let a = st
         .store()
         .get_attempt(&app.id, &msg.id, &path.attempt_id)

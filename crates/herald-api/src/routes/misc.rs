@@ -11,15 +11,15 @@ use herald_store::TokenRecord;
 use serde::Deserialize;
 
 use crate::dto::{
-    ts, valid_uid, AppPortalAccessIn, AppPortalAccessOut, Checks, EventTypeIn, EventTypeOut,
+    apply, ts, valid_uid, AppPortalAccessIn, AppPortalAccessOut, Checks, EventTypeIn, EventTypeOut,
     EventTypePatch, EventTypeUpdate, HealthOut, ListOut, LivenessOut, QueueOut, TokenCreatedOut,
     TokenIn, TokenOut,
 };
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{
-    de_opt, sha256, Auth, Caller, JsonBody, ListParams, OptionalJsonBody, Path, Q,
-};
+use crate::extract::{de_opt, sha256, Auth, Caller, ListParams, OptionalJsonBody, Q};
 use crate::paths::{AppPath, EventTypePath, TokenPath};
+use crate::routes::ApiList;
+use crate::scope::{At, Ctx};
 use crate::service::apps;
 use crate::state::AppState;
 
@@ -219,11 +219,7 @@ pub struct EtListParams {
 #[utoipa::path(get, path = "/api/v1/event-type", tag = "Event Type", operation_id = "list_event_types",
     params(ListParams, EtListParams),
     responses((status = 200, description = "A page of event types", body = ListOut<EventTypeOut>)))]
-pub async fn list_event_types(
-    State(st): State<AppState>,
-    _auth: Auth,
-    Q(p): Q<EtListParams>,
-) -> ApiResult<Json<ListOut<EventTypeOut>>> {
+pub async fn list_event_types(Ctx { st, .. }: Ctx, Q(p): Q<EtListParams>) -> ApiList<EventTypeOut> {
     let page = st
         .store()
         .list_event_types(
@@ -231,11 +227,7 @@ pub async fn list_event_types(
             p.include_archived.unwrap_or(false),
         )
         .await?;
-    Ok(Json(ListOut::page(
-        &page,
-        |e| e.name.clone(),
-        |e| EventTypeOut::from(e),
-    )))
+    Ok(Json(ListOut::page(&page, |e| EventTypeOut::from(e))))
 }
 
 /// Create an event type (admin only).
@@ -244,11 +236,8 @@ pub async fn list_event_types(
     responses(
         (status = 201, description = "Created", body = EventTypeOut),
         (status = 409, description = "The name is taken", body = ErrorBody)))]
-pub async fn create_event_type(
-    State(st): State<AppState>,
-    auth: Auth,
-    JsonBody(b): JsonBody<EventTypeIn>,
-) -> ApiResult<Response> {
+pub async fn create_event_type(cx: Ctx<EventTypeIn>) -> ApiResult<Response> {
+    let (st, auth, b) = (cx.st, cx.auth, cx.input);
     auth.caller.require_admin()?;
     check_schemas(&b.fields.schemas)?;
     insert_event_type(&st, b.name, b.fields).await
@@ -294,11 +283,8 @@ async fn load_et(st: &AppState, name: &str) -> ApiResult<EventType> {
 #[utoipa::path(get, path = "/api/v1/event-type/{name}", tag = "Event Type", operation_id = "get_event_type",
     params(EventTypePath),
     responses((status = 200, description = "The event type", body = EventTypeOut)))]
-pub async fn get_event_type(
-    State(st): State<AppState>,
-    _auth: Auth,
-    Path(path): Path<EventTypePath>,
-) -> ApiResult<Json<EventTypeOut>> {
+pub async fn get_event_type(at: At<EventTypePath>) -> ApiResult<Json<EventTypeOut>> {
+    let At { st, path, .. } = at;
     Ok(Json(EventTypeOut::from(&load_et(&st, &path.name).await?)))
 }
 
@@ -309,12 +295,8 @@ pub async fn get_event_type(
         (status = 200, description = "Updated", body = EventTypeOut),
         (status = 201, description = "Created", body = EventTypeOut),
         (status = 409, description = "Created concurrently by another request", body = ErrorBody)))]
-pub async fn update_event_type(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<EventTypePath>,
-    JsonBody(b): JsonBody<EventTypeUpdate>,
-) -> ApiResult<Response> {
+pub async fn update_event_type(at: At<EventTypePath, EventTypeUpdate>) -> ApiResult<Response> {
+    let (st, auth, path, b) = (at.st, at.auth, at.path, at.input);
     auth.caller.require_admin()?;
     check_schemas(&b.schemas)?;
     let now = now_millis();
@@ -338,28 +320,18 @@ pub async fn update_event_type(
     params(EventTypePath), request_body = EventTypePatch,
     responses((status = 200, description = "Updated", body = EventTypeOut)))]
 pub async fn patch_event_type(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<EventTypePath>,
-    JsonBody(b): JsonBody<EventTypePatch>,
+    at: At<EventTypePath, EventTypePatch>,
 ) -> ApiResult<Json<EventTypeOut>> {
+    let (st, auth, path, b) = (at.st, at.auth, at.path, at.input);
     auth.caller.require_admin()?;
     let mut et = load_et(&st, &path.name).await?;
     if let Some(s) = &b.schemas {
         check_schemas(s)?;
     }
-    if let Some(d) = b.description {
-        et.description = d;
-    }
-    if let Some(a) = b.archived {
-        et.archived = a;
-    }
-    if let Some(d) = b.deprecated {
-        et.deprecated = d;
-    }
-    if let Some(s) = b.schemas {
-        et.schemas = s;
-    }
+    apply(&mut et.description, b.description);
+    apply(&mut et.archived, b.archived);
+    apply(&mut et.deprecated, b.deprecated);
+    apply(&mut et.schemas, b.schemas);
     et.updated_at = now_millis();
     let et = st.store().update_event_type(et).await?;
     st.inner.schemas.invalidate(&et.name);
@@ -370,11 +342,8 @@ pub async fn patch_event_type(
 #[utoipa::path(delete, path = "/api/v1/event-type/{name}", tag = "Event Type", operation_id = "delete_event_type",
     params(EventTypePath),
     responses((status = 204, description = "Archived")))]
-pub async fn delete_event_type(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<EventTypePath>,
-) -> ApiResult<StatusCode> {
+pub async fn delete_event_type(at: At<EventTypePath>) -> ApiResult<StatusCode> {
+    let At { st, auth, path, .. } = at;
     auth.caller.require_admin()?;
     load_et(&st, &path.name).await?;
     st.store().delete_event_type(&path.name).await?;
@@ -390,9 +359,7 @@ pub async fn delete_event_type(
         (status = 200, description = "A new scoped token", body = AppPortalAccessOut),
         (status = 422, description = "An unknown field, or a restriction this version cannot enforce (`readOnly`, `capabilities`, `expiry`)", body = crate::error::ValidationErrorBody)))]
 pub async fn app_portal_access(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<AppPath>,
+    At { st, auth, path, .. }: At<AppPath>,
     OptionalJsonBody(body): OptionalJsonBody<AppPortalAccessIn>,
 ) -> ApiResult<Response> {
     auth.caller.require_admin()?;
@@ -459,11 +426,7 @@ fn require_root(auth: &Auth) -> ApiResult<()> {
     responses(
         (status = 201, description = "Created", body = TokenCreatedOut),
         (status = 404, description = "`appId` names no application", body = ErrorBody)))]
-pub async fn create_token(
-    State(st): State<AppState>,
-    auth: Auth,
-    JsonBody(b): JsonBody<TokenIn>,
-) -> ApiResult<Response> {
+pub async fn create_token(Ctx { st, auth, input: b }: Ctx<TokenIn>) -> ApiResult<Response> {
     require_root(&auth)?;
     if b.name.trim().is_empty() || b.name.len() > 256 {
         return Err(ApiError::field("name", "must be 1-256 characters"));
@@ -493,10 +456,7 @@ pub async fn create_token(
 /// List API tokens (admin token only); one page holds them all.
 #[utoipa::path(get, path = "/api/v1/token", tag = "Authentication", operation_id = "list_tokens",
     responses((status = 200, description = "Every token", body = ListOut<TokenOut>)))]
-pub async fn list_tokens(
-    State(st): State<AppState>,
-    auth: Auth,
-) -> ApiResult<Json<ListOut<TokenOut>>> {
+pub async fn list_tokens(Ctx { st, auth, .. }: Ctx) -> ApiList<TokenOut> {
     require_root(&auth)?;
     let tokens = st.store().list_tokens().await?;
     Ok(Json(ListOut {
@@ -511,11 +471,7 @@ pub async fn list_tokens(
 #[utoipa::path(delete, path = "/api/v1/token/{token_id}", tag = "Authentication", operation_id = "delete_token",
     params(TokenPath),
     responses((status = 204, description = "Revoked")))]
-pub async fn delete_token(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<TokenPath>,
-) -> ApiResult<StatusCode> {
+pub async fn delete_token(At { st, auth, path, .. }: At<TokenPath>) -> ApiResult<StatusCode> {
     require_root(&auth)?;
     st.store()
         .delete_token(&TokenId(path.token_id))

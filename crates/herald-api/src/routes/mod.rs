@@ -12,3 +12,11 @@ pub(crate) mod listen;
 pub(crate) mod messages;
 pub(crate) mod misc;
 pub(crate) mod sources;
+
+use axum::Json;
+
+use crate::dto::ListOut;
+use crate::error::ApiResult;
+
+/// What a list route answers: one page of `T` in the list envelope.
+pub(crate) type ApiList<T> = ApiResult<Json<ListOut<T>>>;

@@ -6,7 +6,6 @@
 //! Verification secrets are write-only: no answer ever contains one, except a secret Herald
 //! generated itself in a rotation, returned once.
 
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -16,25 +15,27 @@ use herald_core::model::{InboundStatus, Source, StoredSecret};
 use herald_core::now_millis;
 use herald_core::ordering::OrderingRule;
 use herald_core::signing::EndpointSecret;
+use herald_core::source::{Dedup, OnInvalid, SourceOptions};
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::dto::{
-    Checks, Dedup, InboundRequestOut, ListOut, OnInvalid, ReleasedOut, SourceIn, SourceOptions,
-    SourceOut, SourcePatch, SourceRotateIn, SourceRotateOut,
+    apply, Checks, InboundRequestOut, ListOut, ReleasedOut, SourceIn, SourceOut, SourcePatch,
+    SourceRotateIn, SourceRotateOut,
 };
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{Auth, JsonBody, ListParams, Path, Q};
+use crate::extract::{ListParams, Q};
 use crate::paths::{AppPath, SourcePath, SourceRequestPath};
+use crate::routes::ApiList;
+use crate::scope::{At, AtSource, InApp};
+use crate::service::secrets;
 use crate::service::sources::{self, Received};
-use crate::service::{apps, secrets};
-use crate::state::AppState;
 
 /// Longest dedup window (30 days).
 const MAX_WINDOW_S: i64 = 30 * 86_400;
 
 /// Splits a verification object into its stored form (no secrets) and its secrets.
-fn parse_verification(c: &mut Checks, v: &Value) -> Option<(Value, Option<Vec<String>>)> {
+fn parse_verification(c: &mut Checks, v: &Value) -> Option<(Verification, Option<Vec<String>>)> {
     let parsed: Verification = match serde_json::from_value(v.clone()) {
         Ok(p) => p,
         Err(e) => {
@@ -45,12 +46,9 @@ fn parse_verification(c: &mut Checks, v: &Value) -> Option<(Value, Option<Vec<St
     for problem in herald_core::inbound::validate(&parsed) {
         c.fail("verification", problem);
     }
-    let secrets = v.get("secrets").map(|_| parsed.secrets.clone());
-    let mut stored = v.clone();
-    if let Some(o) = stored.as_object_mut() {
-        o.remove("secrets");
-    }
-    Some((stored, secrets))
+    let mut stored = parsed;
+    let secrets = std::mem::take(&mut stored.secrets);
+    Some((stored, v.get("secrets").map(|_| secrets)))
 }
 
 fn parse_rule(c: &mut Checks, field: &str, v: &Value) -> Option<Extract> {
@@ -175,13 +173,8 @@ fn patch_opt<T>(
     responses(
         (status = 201, description = "Created", body = SourceOut),
         (status = 409, description = "The uid is taken", body = ErrorBody)))]
-pub async fn create(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<AppPath>,
-    JsonBody(body): JsonBody<SourceIn>,
-) -> ApiResult<Response> {
-    let app = apps::load(&st, &auth, &path.app_id).await?;
+pub async fn create(at: InApp<SourceIn>) -> ApiResult<Response> {
+    let (st, app, body) = (at.st, at.app, at.input);
     let mut c = Checks::default();
     c.name("name", &body.name);
     c.uid("uid", body.uid.as_deref());
@@ -235,7 +228,7 @@ pub async fn create(
                 expires_at: None,
             })
             .collect(),
-        options: sources::encode_options(&opts)?,
+        options: opts,
         created_at: now,
         updated_at: now,
     };
@@ -251,35 +244,21 @@ pub async fn create(
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/source", tag = "Source", operation_id = "list_sources",
     params(AppPath, ListParams),
     responses((status = 200, description = "A page of sources", body = ListOut<SourceOut>)))]
-pub async fn list(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<AppPath>,
-    Q(p): Q<ListParams>,
-) -> ApiResult<Json<ListOut<SourceOut>>> {
-    let app = apps::load(&st, &auth, &path.app_id).await?;
+pub async fn list(at: InApp<Q<ListParams>>) -> ApiList<SourceOut> {
+    let (st, app, Q(p)) = (at.st, at.app, at.input);
     let page = st
         .store()
         .list_sources(&app.id, &p.to_query(false)?)
         .await?;
-    Ok(Json(ListOut::page(
-        &page,
-        |s| s.id.0.clone(),
-        |s| sources::out(&st, s),
-    )))
+    Ok(Json(ListOut::page(&page, |s| sources::out(&st, s))))
 }
 
 /// Get a source by ID or uid.
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/source/{source_id}", tag = "Source", operation_id = "get_source",
     params(SourcePath),
     responses((status = 200, description = "The source", body = SourceOut)))]
-pub async fn get(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<SourcePath>,
-) -> ApiResult<Json<SourceOut>> {
-    let s = sources::load(&st, &auth, &path.app_id, &path.source_id).await?;
-    Ok(Json(sources::out(&st, &s)))
+pub async fn get(AtSource { st, src, .. }: AtSource) -> ApiResult<Json<SourceOut>> {
+    Ok(Json(sources::out(&st, &src)))
 }
 
 /// Change some fields of a source.
@@ -288,14 +267,9 @@ pub async fn get(
     responses(
         (status = 200, description = "Updated", body = SourceOut),
         (status = 409, description = "The uid is taken", body = ErrorBody)))]
-pub async fn patch(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<SourcePath>,
-    JsonBody(p): JsonBody<SourcePatch>,
-) -> ApiResult<Json<SourceOut>> {
-    let mut s = sources::load(&st, &auth, &path.app_id, &path.source_id).await?;
-    let mut opts = sources::options_of(&s);
+pub async fn patch(at: AtSource<SourcePatch>) -> ApiResult<Json<SourceOut>> {
+    let (st, mut s, p) = (at.st, at.src, at.input);
+    let mut opts = s.options.clone();
     let mut c = Checks::default();
     if let Some(n) = &p.name {
         c.name("name", n);
@@ -333,12 +307,8 @@ pub async fn patch(
         check_public_url(c, u)
     });
     c.finish()?;
-    if let Some(n) = p.name {
-        s.name = n;
-    }
-    if let Some(u) = p.uid {
-        s.uid = u;
-    }
+    apply(&mut s.name, p.name);
+    apply(&mut s.uid, p.uid);
     if let Some((v, secrets)) = verification {
         s.verification = v;
         if let Some(secrets) = secrets {
@@ -351,7 +321,7 @@ pub async fn patch(
                 .collect();
         }
     }
-    s.options = sources::encode_options(&opts)?;
+    s.options = opts;
     s.updated_at = now_millis();
     let s = st
         .store()
@@ -365,13 +335,8 @@ pub async fn patch(
 #[utoipa::path(delete, path = "/api/v1/app/{app_id}/source/{source_id}", tag = "Source", operation_id = "delete_source",
     params(SourcePath),
     responses((status = 204, description = "Deleted")))]
-pub async fn remove(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<SourcePath>,
-) -> ApiResult<StatusCode> {
-    let s = sources::load(&st, &auth, &path.app_id, &path.source_id).await?;
-    st.store().delete_source(&s.app_id, &s.id).await?;
+pub async fn remove(AtSource { st, src, .. }: AtSource) -> ApiResult<StatusCode> {
+    st.store().delete_source(&src.app_id, &src.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -379,14 +344,9 @@ pub async fn remove(
 #[utoipa::path(post, path = "/api/v1/app/{app_id}/source/{source_id}/secret/rotate", tag = "Source", operation_id = "rotate_source_secret",
     params(SourcePath), request_body = SourceRotateIn,
     responses((status = 200, description = "Rotated; `key` only when Herald generated it", body = SourceRotateOut)))]
-pub async fn rotate(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<SourcePath>,
-    JsonBody(body): JsonBody<SourceRotateIn>,
-) -> ApiResult<Json<SourceRotateOut>> {
-    let mut s = sources::load(&st, &auth, &path.app_id, &path.source_id).await?;
-    let scheme = sources::verification_of(&s, 0).map(|v| v.scheme);
+pub async fn rotate(at: AtSource<SourceRotateIn>) -> ApiResult<Json<SourceRotateOut>> {
+    let (st, mut s, body) = (at.st, at.src, at.input);
+    let scheme = Some(s.verification.scheme);
     let mut c = Checks::default();
     let grace = secrets::grace_period(&mut c, body.grace_period_seconds);
     let (key, generated) = match (body.key, scheme) {
@@ -431,13 +391,9 @@ pub struct RequestListParams {
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/source/{source_id}/request", tag = "Source", operation_id = "list_source_requests",
     params(SourcePath, ListParams, RequestListParams),
     responses((status = 200, description = "A page of requests", body = ListOut<InboundRequestOut>)))]
-pub async fn requests(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<SourcePath>,
-    Q(p): Q<RequestListParams>,
-) -> ApiResult<Json<ListOut<InboundRequestOut>>> {
-    let status = match p.status.as_deref() {
+pub async fn requests(at: At<SourcePath, Q<RequestListParams>>) -> ApiList<InboundRequestOut> {
+    // The status is checked before the source is looked up (422 before 404).
+    let status = match at.input.0.status.as_deref() {
         None => None,
         Some(v) => Some(InboundStatus::parse(v).ok_or_else(|| {
             ApiError::field(
@@ -446,27 +402,20 @@ pub async fn requests(
             )
         })?),
     };
-    let s = sources::load(&st, &auth, &path.app_id, &path.source_id).await?;
+    let at = at.source().await?;
+    let (st, s, Q(p)) = (at.st, at.src, at.input);
     let page = st
         .store()
         .list_inbound(&s.id, status, &p.list.to_query(true)?)
         .await?;
-    Ok(Json(ListOut::page(
-        &page,
-        |r| r.id.0.clone(),
-        |r| InboundRequestOut::from(r),
-    )))
+    Ok(Json(ListOut::page(&page, |r| InboundRequestOut::from(r))))
 }
 
 /// Accepts a quarantined request as it is (after the schema or the sender was fixed).
 #[utoipa::path(post, path = "/api/v1/app/{app_id}/source/{source_id}/quarantine/{request_id}/release", tag = "Source", operation_id = "release_quarantined",
     params(SourceRequestPath),
     responses((status = 202, description = "Released: the message it became", body = ReleasedOut)))]
-pub async fn release(
-    State(st): State<AppState>,
-    auth: Auth,
-    Path(path): Path<SourceRequestPath>,
-) -> ApiResult<Response> {
+pub async fn release(At { st, auth, path, .. }: At<SourceRequestPath>) -> ApiResult<Response> {
     let s = sources::load(&st, &auth, &path.app_id, &path.source_id).await?;
     let found = if InboundRequestId::looks_like(&path.request_id) {
         st.store()

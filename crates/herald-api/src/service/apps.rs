@@ -11,7 +11,7 @@ use herald_core::model::Application;
 use herald_core::now_millis;
 use herald_store::StoreError;
 
-use crate::dto::{ApplicationIn, Checks};
+use crate::dto::{to_u32, ApplicationIn, Checks};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Auth, Caller};
 use crate::state::AppState;
@@ -89,7 +89,7 @@ pub async fn create(st: &AppState, body: ApplicationIn) -> ApiResult<Application
         id: AppId::generate(),
         uid: body.uid,
         name: body.name,
-        throttle_rate: body.throttle_rate.map(|r| r as u32),
+        throttle_rate: to_u32(body.throttle_rate),
         metadata: body.metadata.unwrap_or_default(),
         created_at: now,
         updated_at: now,

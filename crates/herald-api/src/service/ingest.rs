@@ -21,10 +21,10 @@ use herald_core::ordering::{parse_sequence, OrderingRule};
 use herald_store::{DedupCheck, IngestOutcome, OrderCheck};
 use sha2::{Digest, Sha256};
 
-use crate::dto::{OnInvalid, SourceOptions};
 use crate::error::{ApiError, FieldError};
 use crate::service::sources::{self, Received};
 use crate::state::AppState;
+use herald_core::source::{OnInvalid, SourceOptions};
 
 /// Default dedup window.
 const DEFAULT_WINDOW_S: i64 = 86_400;
@@ -148,7 +148,7 @@ impl<'a> Intake<'a> {
     ) -> Self {
         Self {
             st,
-            opts: sources::options_of(&source),
+            opts: source.options.clone(),
             secret_headers: sources::verification_headers(&source),
             source,
             headers,
@@ -194,10 +194,9 @@ impl<'a> Intake<'a> {
         }
     }
 
-    /// The source's verification; one that no longer decodes is Herald's fault (503).
+    /// The source's verification with the secrets valid now.
     pub fn verification(&self) -> Result<Verification, IngestRejection> {
-        sources::verification_of(&self.source, self.now)
-            .ok_or_else(|| storage("source verification is unreadable"))
+        Ok(sources::verification_of(&self.source, self.now))
     }
 
     /// The URL the provider signed: the source's `publicUrl` (with this request's query), else

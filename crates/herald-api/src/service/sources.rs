@@ -1,6 +1,7 @@
-//! Sources: resolving `{app_id}/source/{source_id}` under the caller's tenancy, and the one
-//! place that decodes and encodes a stored source's JSON (`Source.options`,
-//! `Source.verification`), so a typed form can replace the JSON without touching the routes.
+//! Sources: resolving `{app_id}/source/{source_id}` under the caller's tenancy, and how a
+//! source is shown. Its configuration arrives typed (`Source.options`, `Source.verification`):
+//! the store decodes it and fails with `CorruptRecord` rather than default a value that no
+//! longer decodes.
 //!
 //! Also what ingestion and quarantine release share: the payload a request becomes and the
 //! headers a source forwards. Never logs or returns a secret.
@@ -8,12 +9,12 @@
 use std::collections::BTreeMap;
 
 use herald_core::ids::{AppId, MessageId};
-use herald_core::inbound::{self, Scheme, Verification};
+use herald_core::inbound::{self, Verification};
 use herald_core::model::{is_sensitive_header, Message, Source, RAW_BODY_CONTENT_TYPE};
 use serde_json::{json, Value};
 
-use crate::dto::{SourceOptions, SourceOut};
-use crate::error::{ApiError, ApiResult};
+use crate::dto::SourceOut;
+use crate::error::ApiResult;
 use crate::extract::Auth;
 use crate::service::apps;
 use crate::state::AppState;
@@ -26,48 +27,20 @@ pub async fn load(st: &AppState, auth: &Auth, app_id: &str, src: &str) -> ApiRes
     Ok(source)
 }
 
-// ---- the stored JSON: decoded and encoded only here ----------------------------------------
-
-/// The source's options; a stored value that no longer decodes reads as the defaults.
-pub fn options_of(s: &Source) -> SourceOptions {
-    serde_json::from_value(s.options.clone()).unwrap_or_default()
-}
-
-/// The stored form of `opts`.
-pub fn encode_options(opts: &SourceOptions) -> ApiResult<Value> {
-    serde_json::to_value(opts).map_err(|e| ApiError::Internal(e.to_string()))
-}
-
-/// The source's verification with the secrets valid at `now`; `None` when the stored value
-/// does not decode.
-pub fn verification_of(s: &Source, now: i64) -> Option<Verification> {
-    let mut v: Verification = serde_json::from_value(s.verification.clone()).ok()?;
+/// The source's verification with the secrets valid at `now`.
+pub fn verification_of(s: &Source, now: i64) -> Verification {
+    let mut v = s.verification.clone();
     v.secrets = s.valid_secrets(now);
-    Some(v)
-}
-
-/// The source's signature scheme, read on its own so that a verification that no longer
-/// decodes as a whole still names its scheme.
-pub fn scheme_of(s: &Source) -> Option<Scheme> {
-    s.verification
-        .get("scheme")
-        .and_then(|v| serde_json::from_value(v.clone()).ok())
+    v
 }
 
 /// The source as the API shows it.
 pub fn out(st: &AppState, s: &Source) -> SourceOut {
-    let warnings = scheme_of(s)
-        .map(inbound::scheme_warnings)
-        .unwrap_or_default();
+    let warnings = inbound::scheme_warnings(s.verification.scheme);
     // Stored without secrets, so shown as stored.
-    let verification = s.verification.clone();
-    SourceOut::new(
-        s,
-        verification,
-        options_of(s),
-        warnings,
-        &st.inner.public_url,
-    )
+    let verification = herald_core::source::verification_without_secrets(&s.verification);
+    let options = s.options.clone().into();
+    SourceOut::new(s, verification, options, warnings, &st.inner.public_url)
 }
 
 // ---- what ingestion and release share ------------------------------------------------------
@@ -162,10 +135,10 @@ pub fn forwarded(
     s: &Source,
     headers: &BTreeMap<String, String>,
 ) -> Option<BTreeMap<String, String>> {
-    let scheme = scheme_of(s)?;
+    let scheme = s.verification.scheme;
     let never = verification_headers(s);
-    let names: Vec<String> = match options_of(s).forward_headers {
-        Some(h) => h,
+    let names: Vec<String> = match &s.options.forward_headers {
+        Some(h) => h.clone(),
         None => inbound::default_forward_headers(scheme)
             .iter()
             .map(|h| h.to_string())
@@ -192,13 +165,5 @@ pub fn forwarded(
 /// Every header the source reads to verify a request (lower case): its scheme's signature
 /// headers plus, for `hmac` and `api-key`, the configured ones. Never logged, never forwarded.
 pub fn verification_headers(s: &Source) -> Vec<String> {
-    match verification_of(s, 0) {
-        Some(v) => inbound::never_forward(&v),
-        None => scheme_of(s)
-            .map(inbound::signature_headers)
-            .unwrap_or(&[])
-            .iter()
-            .map(|h| h.to_ascii_lowercase())
-            .collect(),
-    }
+    inbound::never_forward(&verification_of(s, 0))
 }

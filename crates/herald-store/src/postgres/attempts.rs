@@ -20,10 +20,11 @@ use std::sync::Arc;
 use herald_core::breaker::{BreakerPolicy, BreakerState};
 use herald_core::throttle::Bucket;
 use herald_core::Millis;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use tokio::sync::{mpsc, oneshot, Mutex};
 
-use super::{map_pg, sched};
+use super::{map_pg, sched, Run};
+use crate::status::*;
 use crate::{AttemptRecord, NextState, Result, StoreError};
 
 /// Most records written in one transaction.
@@ -119,10 +120,20 @@ async fn write(pool: &PgPool, recs: &[&AttemptRecord]) -> Result<Vec<Option<Brea
     // Endpoint rows first, in ID order (the lock order of every multi-endpoint writer).
     sqlx::query("SELECT id FROM endpoints WHERE id = ANY($1) ORDER BY id FOR UPDATE")
         .bind(&eps)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_pg)?;
+        .run(&mut *tx)
+        .await?;
+    insert_attempts(&mut tx, recs).await?;
+    update_deliveries(&mut tx, recs).await?;
+    let mut changes = vec![None; recs.len()];
+    for ep in eps {
+        update_endpoint(&mut tx, recs, ep, &mut changes).await?;
+    }
+    tx.commit().await.map_err(map_pg)?;
+    Ok(changes)
+}
 
+/// The attempts of the batch, in one statement.
+async fn insert_attempts(c: &mut PgConnection, recs: &[&AttemptRecord]) -> Result<()> {
     let col = |f: fn(&AttemptRecord) -> String| recs.iter().map(|r| f(r)).collect::<Vec<_>>();
     let int = |f: fn(&AttemptRecord) -> i64| recs.iter().map(|r| f(r)).collect::<Vec<_>>();
     sqlx::query(
@@ -144,10 +155,12 @@ async fn write(pool: &PgPool, recs: &[&AttemptRecord]) -> Result<Vec<Option<Brea
     .bind(int(|r| r.attempt.trigger_type as i64))
     .bind(recs.iter().map(|r| r.attempt.error.clone()).collect::<Vec<_>>())
     .bind(int(|r| r.attempt.created_at))
-    .execute(&mut *tx)
+    .run(c)
     .await
-    .map_err(map_pg)?;
+}
 
+/// Each record's delivery: the common outcomes in one statement, the others one by one.
+async fn update_deliveries(c: &mut PgConnection, recs: &[&AttemptRecord]) -> Result<()> {
     // The common outcomes in one statement; a delivery that appears twice in the batch, and
     // the outcomes that change the whole endpoint, one by one in order after it.
     let mut seen = std::collections::HashMap::new();
@@ -162,7 +175,7 @@ async fn write(pool: &PgPool, recs: &[&AttemptRecord]) -> Result<Vec<Option<Brea
         match &r.next {
             NextState::Succeeded if seen[&a.delivery_id] == 1 => {
                 ids.push(a.delivery_id);
-                status.push(0i64);
+                status.push(SUCCESS);
                 failures.push(None::<i64>);
                 next_at.push(None::<i64>);
                 at.push(a.created_at);
@@ -172,7 +185,7 @@ async fn write(pool: &PgPool, recs: &[&AttemptRecord]) -> Result<Vec<Option<Brea
                 failures: f,
             } if seen[&a.delivery_id] == 1 => {
                 ids.push(a.delivery_id);
-                status.push(1);
+                status.push(PENDING);
                 failures.push(Some(*f as i64));
                 next_at.push(Some(*when));
                 at.push(a.created_at);
@@ -193,65 +206,72 @@ async fn write(pool: &PgPool, recs: &[&AttemptRecord]) -> Result<Vec<Option<Brea
         .bind(&failures)
         .bind(&next_at)
         .bind(&at)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_pg)?;
+        .run(&mut *c)
+        .await?;
     }
     for r in one_by_one {
-        apply_one(&mut tx, r).await?;
+        apply_one(c, r).await?;
     }
+    Ok(())
+}
 
-    let mut changes = vec![None; recs.len()];
-    for ep in eps {
-        let mut failing = Failing::Unchanged;
-        let mut results = Vec::new();
-        for (i, r) in recs.iter().enumerate() {
-            if r.attempt.endpoint_id.0 != ep {
-                continue;
-            }
-            let now = r.attempt.created_at;
-            let success = match &r.next {
-                NextState::Succeeded => true,
-                NextState::RetryAt { .. } | NextState::Failed { .. } => false,
-                NextState::EndpointPaused { .. } => continue,
-            };
-            failing = match (success, failing) {
-                (true, _) => Failing::Clear,
-                (false, Failing::Clear) => Failing::Set(now),
-                (false, Failing::Unchanged) => Failing::SetIfNull(now),
-                (false, f) => f,
-            };
-            results.push((i, now, success, r.breaker));
+/// `ep`'s failing-since mark, breaker and queue position after the batch's attempts to it;
+/// its breaker transitions land in `changes` (by record index).
+async fn update_endpoint(
+    c: &mut PgConnection,
+    recs: &[&AttemptRecord],
+    ep: &str,
+    changes: &mut [Option<BreakerState>],
+) -> Result<()> {
+    let mut failing = Failing::Unchanged;
+    let mut results = Vec::new();
+    for (i, r) in recs.iter().enumerate() {
+        if r.attempt.endpoint_id.0 != ep {
+            continue;
         }
-        let (sql, at) = match failing {
-            Failing::Unchanged => ("", None),
-            Failing::Clear => (
-                "UPDATE endpoints SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL",
-                None,
-            ),
-            Failing::SetIfNull(t) => (
-                "UPDATE endpoints SET failing_since = $2 WHERE id = $1 AND failing_since IS NULL",
-                Some(t),
-            ),
-            Failing::Set(t) => ("UPDATE endpoints SET failing_since = $2 WHERE id = $1", Some(t)),
+        let now = r.attempt.created_at;
+        let success = match &r.next {
+            NextState::Succeeded => true,
+            NextState::RetryAt { .. } | NextState::Failed { .. } => false,
+            NextState::EndpointPaused { .. } => continue,
         };
-        if !sql.is_empty() {
-            let q = sqlx::query(sql).bind(ep);
-            let q = match at {
-                Some(t) => q.bind(t),
-                None => q,
-            };
-            q.execute(&mut *tx).await.map_err(map_pg)?;
-        }
-        if !results.is_empty() {
-            for (i, to) in breaker_results(&mut tx, ep, &results).await? {
-                changes[i] = Some(to);
-            }
-        }
-        sched::refresh_due(&mut tx, ep, now_of(recs, ep)).await?;
+        failing = match (success, failing) {
+            (true, _) => Failing::Clear,
+            (false, Failing::Clear) => Failing::Set(now),
+            (false, Failing::Unchanged) => Failing::SetIfNull(now),
+            (false, f) => f,
+        };
+        results.push((i, now, success, r.breaker));
     }
-    tx.commit().await.map_err(map_pg)?;
-    Ok(changes)
+    let (sql, at) = match failing {
+        Failing::Unchanged => ("", None),
+        Failing::Clear => (
+            "UPDATE endpoints SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL",
+            None,
+        ),
+        Failing::SetIfNull(t) => (
+            "UPDATE endpoints SET failing_since = $2 WHERE id = $1 AND failing_since IS NULL",
+            Some(t),
+        ),
+        Failing::Set(t) => (
+            "UPDATE endpoints SET failing_since = $2 WHERE id = $1",
+            Some(t),
+        ),
+    };
+    if !sql.is_empty() {
+        let q = sqlx::query(sql).bind(ep);
+        let q = match at {
+            Some(t) => q.bind(t),
+            None => q,
+        };
+        q.run(&mut *c).await?;
+    }
+    if !results.is_empty() {
+        for (i, to) in breaker_results(c, ep, &results).await? {
+            changes[i] = Some(to);
+        }
+    }
+    sched::refresh_due(c, ep, now_of(recs, ep)).await
 }
 
 /// The newest attempt time of `ep` in the batch: the "now" its queue position is computed at.
@@ -294,41 +314,38 @@ async fn breaker_results(
 async fn apply_one(c: &mut sqlx::PgConnection, rec: &AttemptRecord) -> Result<()> {
     let a = &rec.attempt;
     let (id, now, ep) = (a.delivery_id, a.created_at, a.endpoint_id.0.as_str());
-    let q = |sql: &'static str| sqlx::query(sql);
     match &rec.next {
         NextState::Succeeded => {
-            q("UPDATE deliveries SET status = 0, attempts = attempts + 1, manual = FALSE, next_at = NULL, lease_owner = NULL, updated_at = $2 WHERE id = $1")
-                .bind(id).bind(now).execute(&mut *c).await.map_err(map_pg)?;
+            sqlx::query(&format!("UPDATE deliveries SET status = {SUCCESS}, attempts = attempts + 1, manual = FALSE, next_at = NULL, lease_owner = NULL, updated_at = $2 WHERE id = $1"))
+                .bind(id).bind(now).run(&mut *c).await?;
         }
         NextState::RetryAt { at, failures } => {
-            q("UPDATE deliveries SET status = 1, attempts = attempts + 1, failures = $3, manual = FALSE, next_at = $4, lease_owner = NULL, updated_at = $2 WHERE id = $1")
-                .bind(id).bind(now).bind(*failures as i64).bind(*at).execute(&mut *c).await.map_err(map_pg)?;
+            sqlx::query(&format!("UPDATE deliveries SET status = {PENDING}, attempts = attempts + 1, failures = $3, manual = FALSE, next_at = $4, lease_owner = NULL, updated_at = $2 WHERE id = $1"))
+                .bind(id).bind(now).bind(*failures as i64).bind(*at).run(&mut *c).await?;
         }
         NextState::Failed { disable_endpoint } => {
-            q("UPDATE deliveries SET status = 2, attempts = attempts + 1, manual = FALSE, next_at = NULL, lease_owner = NULL, updated_at = $2 WHERE id = $1")
-                .bind(id).bind(now).execute(&mut *c).await.map_err(map_pg)?;
+            sqlx::query(&format!("UPDATE deliveries SET status = {FAIL}, attempts = attempts + 1, manual = FALSE, next_at = NULL, lease_owner = NULL, updated_at = $2 WHERE id = $1"))
+                .bind(id).bind(now).run(&mut *c).await?;
             if *disable_endpoint {
-                q("UPDATE endpoints SET disabled = TRUE, updated_at = $2 WHERE id = $1")
+                sqlx::query("UPDATE endpoints SET disabled = TRUE, updated_at = $2 WHERE id = $1")
                     .bind(ep)
                     .bind(now)
-                    .execute(&mut *c)
-                    .await
-                    .map_err(map_pg)?;
-                q("UPDATE deliveries SET status = 2, next_at = NULL, lease_owner = NULL, updated_at = $2 WHERE endpoint_id = $1 AND status IN (1, 3) AND status = 1")
-                    .bind(ep).bind(now).execute(&mut *c).await.map_err(map_pg)?;
+                    .run(&mut *c)
+                    .await?;
+                sqlx::query(&format!("UPDATE deliveries SET status = {FAIL}, next_at = NULL, lease_owner = NULL, updated_at = $2 WHERE endpoint_id = $1 AND status IN ({PENDING}, {SENDING}) AND status = {PENDING}"))
+                    .bind(ep).bind(now).run(&mut *c).await?;
             }
         }
         NextState::EndpointPaused { until } => {
-            q("UPDATE deliveries SET status = 1, attempts = attempts + 1, manual = FALSE, next_at = $3, lease_owner = NULL, updated_at = $2 WHERE id = $1")
-                .bind(id).bind(now).bind(*until).execute(&mut *c).await.map_err(map_pg)?;
-            q("UPDATE endpoints SET paused_until = $2 WHERE id = $1")
+            sqlx::query(&format!("UPDATE deliveries SET status = {PENDING}, attempts = attempts + 1, manual = FALSE, next_at = $3, lease_owner = NULL, updated_at = $2 WHERE id = $1"))
+                .bind(id).bind(now).bind(*until).run(&mut *c).await?;
+            sqlx::query("UPDATE endpoints SET paused_until = $2 WHERE id = $1")
                 .bind(ep)
                 .bind(*until)
-                .execute(&mut *c)
-                .await
-                .map_err(map_pg)?;
-            q("UPDATE deliveries SET next_at = $2 WHERE endpoint_id = $1 AND status IN (1, 3) AND status = 1 AND next_at < $2")
-                .bind(ep).bind(*until).execute(&mut *c).await.map_err(map_pg)?;
+                .run(&mut *c)
+                .await?;
+            sqlx::query(&format!("UPDATE deliveries SET next_at = $2 WHERE endpoint_id = $1 AND status IN ({PENDING}, {SENDING}) AND status = {PENDING} AND next_at < $2"))
+                .bind(ep).bind(*until).run(&mut *c).await?;
         }
     }
     Ok(())

@@ -13,7 +13,7 @@ use herald_core::ordering::plan_release;
 use herald_core::Millis;
 use sqlx::{PgConnection, PgPool, Row};
 
-use super::{get, json_opt, map_pg, parse_opt, publish_tx};
+use super::{get, json_opt, map_pg, parse_opt, publish_tx, Run};
 use crate::{OrderCheck, Result};
 
 /// The log reason of a held request once it went on.
@@ -34,9 +34,8 @@ pub(super) async fn lock_last(
     )
     .bind(source)
     .bind(key)
-    .execute(&mut *c)
-    .await
-    .map_err(map_pg)?;
+    .run(&mut *c)
+    .await?;
     sqlx::query_scalar(
         "SELECT last FROM inbound_order WHERE source_id = $1 AND okey = $2 FOR UPDATE",
     )
@@ -74,9 +73,8 @@ pub(super) async fn set_last(
     .bind(source)
     .bind(key)
     .bind(last)
-    .execute(&mut *c)
-    .await
-    .map_err(map_pg)?;
+    .run(&mut *c)
+    .await?;
     Ok(())
 }
 
@@ -106,9 +104,8 @@ pub(super) async fn hold(
     .bind(&msg.ordering_key)
     .bind(now + o.gap_timeout_ms)
     .bind(now)
-    .execute(&mut *c)
-    .await
-    .map_err(map_pg)?;
+    .run(&mut *c)
+    .await?;
     Ok(())
 }
 
@@ -151,9 +148,7 @@ pub(super) async fn release_key(
             "sequence {seq} was overtaken while it waited (last accepted: {})",
             plan.last
         ))
-        .execute(&mut *c)
-        .await
-        .map_err(map_pg)?;
+        .run(&mut *c).await?;
         delete_held(c, &req).await?;
     }
     let mut published = 0;
@@ -186,9 +181,8 @@ pub(super) async fn release_key(
         sqlx::query("UPDATE inbound_requests SET status = 'accepted', reason = $2 WHERE id = $1")
             .bind(&req)
             .bind(HELD_REASON)
-            .execute(&mut *c)
-            .await
-            .map_err(map_pg)?;
+            .run(&mut *c)
+            .await?;
         delete_held(c, &req).await?;
         published += 1;
     }
@@ -201,9 +195,8 @@ pub(super) async fn release_key(
 async fn delete_held(c: &mut PgConnection, request_id: &str) -> Result<()> {
     sqlx::query("DELETE FROM inbound_held WHERE request_id = $1")
         .bind(request_id)
-        .execute(&mut *c)
-        .await
-        .map_err(map_pg)?;
+        .run(&mut *c)
+        .await?;
     Ok(())
 }
 

@@ -16,7 +16,9 @@ use herald_core::Millis;
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
-use super::map_pg;
+use super::{map_pg, Run};
+use crate::common;
+use crate::status::*;
 use crate::{BreakerChange, ClaimBatch, Claimed, Result};
 
 /// Most endpoints looked at by one claim.
@@ -82,21 +84,16 @@ fn sched_row(r: &PgRow) -> Result<Sched> {
 pub(super) async fn lock(c: &mut PgConnection, ep: &str) -> Result<()> {
     sqlx::query("SELECT 1 FROM endpoints WHERE id = $1 FOR UPDATE")
         .bind(ep)
-        .execute(c)
-        .await
-        .map_err(map_pg)?;
+        .run(c)
+        .await?;
     Ok(())
 }
 
 async fn load(c: &mut PgConnection, ep: &str) -> Result<Option<Sched>> {
     sqlx::query(&format!("SELECT {SCHED_COLS} FROM endpoints WHERE id = $1"))
         .bind(ep)
-        .fetch_optional(c)
+        .row(c, sched_row)
         .await
-        .map_err(map_pg)?
-        .as_ref()
-        .map(sched_row)
-        .transpose()
 }
 
 pub(super) async fn save_breaker(c: &mut PgConnection, ep: &str, b: &Breaker) -> Result<()> {
@@ -115,9 +112,8 @@ pub(super) async fn save_breaker(c: &mut PgConnection, ep: &str, b: &Breaker) ->
     .bind(b.window_failed as i64)
     .bind(b.prev_total as i64)
     .bind(b.prev_failed as i64)
-    .execute(c)
-    .await
-    .map_err(map_pg)?;
+    .run(c)
+    .await?;
     Ok(())
 }
 
@@ -126,9 +122,8 @@ pub(super) async fn save_bucket(c: &mut PgConnection, ep: &str, b: &Bucket) -> R
         .bind(ep)
         .bind(b.tokens)
         .bind(b.at)
-        .execute(c)
-        .await
-        .map_err(map_pg)?;
+        .run(c)
+        .await?;
     Ok(())
 }
 
@@ -136,9 +131,8 @@ async fn set_due(c: &mut PgConnection, ep: &str, due: Option<Millis>) -> Result<
     sqlx::query("UPDATE endpoints SET due_at = $2 WHERE id = $1")
         .bind(ep)
         .bind(due)
-        .execute(c)
-        .await
-        .map_err(map_pg)?;
+        .run(c)
+        .await?;
     Ok(())
 }
 
@@ -149,14 +143,13 @@ pub(super) async fn touch_due(c: &mut PgConnection, ep: &str, at: Millis) -> Res
     )
     .bind(ep)
     .bind(at)
-    .execute(c)
-    .await
-    .map_err(map_pg)?;
+    .run(c)
+    .await?;
     Ok(())
 }
 
 async fn min_next(c: &mut PgConnection, ep: &str, status: i64) -> Result<Option<Millis>> {
-    sqlx::query_scalar("SELECT MIN(next_at) FROM deliveries WHERE endpoint_id = $1 AND status IN (1, 3) AND status = $2")
+    sqlx::query_scalar(&format!("SELECT MIN(next_at) FROM deliveries WHERE endpoint_id = $1 AND status IN ({PENDING}, {SENDING}) AND status = $2"))
         .bind(ep)
         .bind(status)
         .fetch_one(c)
@@ -166,7 +159,7 @@ async fn min_next(c: &mut PgConnection, ep: &str, status: i64) -> Result<Option<
 
 async fn leased_now(c: &mut PgConnection, ep: &str, now: Millis) -> Result<u32> {
     let n: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM deliveries WHERE endpoint_id = $1 AND status IN (1, 3) AND status = 3 AND next_at > $2",
+        &format!("SELECT COUNT(*) FROM deliveries WHERE endpoint_id = $1 AND status IN ({PENDING}, {SENDING}) AND status = {SENDING} AND next_at > $2"),
     )
     .bind(ep)
     .bind(now)
@@ -178,12 +171,12 @@ async fn leased_now(c: &mut PgConnection, ep: &str, now: Millis) -> Result<u32> 
 
 /// (id, status, next_at) of the first waiting delivery of each ordering key.
 async fn fifo_heads(c: &mut PgConnection, ep: &str) -> Result<Vec<(i64, i64, Millis)>> {
-    let rows = sqlx::query(
+    let rows = sqlx::query(&format!(
         "SELECT d.id, d.status, d.next_at FROM deliveries d JOIN \
          (SELECT MIN(id) AS id FROM deliveries \
-          WHERE endpoint_id = $1 AND ordering_key IS NOT NULL AND status IN (1, 3) \
-          GROUP BY ordering_key) h ON d.id = h.id",
-    )
+          WHERE endpoint_id = $1 AND ordering_key IS NOT NULL AND status IN ({PENDING}, {SENDING}) \
+          GROUP BY ordering_key) h ON d.id = h.id"
+    ))
     .bind(ep)
     .fetch_all(c)
     .await
@@ -207,7 +200,10 @@ async fn next_due(c: &mut PgConnection, s: &Sched, now: Millis) -> Result<Option
             heads.iter().filter(|h| h.1 == 3).map(|h| h.2).min(),
         )
     } else {
-        (min_next(c, &s.id, 1).await?, min_next(c, &s.id, 3).await?)
+        (
+            min_next(c, &s.id, PENDING).await?,
+            min_next(c, &s.id, SENDING).await?,
+        )
     };
     let cap = match s.breaker.state {
         BreakerState::Closed => s.cap,
@@ -238,15 +234,14 @@ pub(super) async fn refresh_due(c: &mut PgConnection, ep: &str, now: Millis) -> 
 }
 
 pub(super) async fn fix_fifo_keys(c: &mut PgConnection, ep: &str) -> Result<()> {
-    sqlx::query(
+    sqlx::query(&format!(
         "UPDATE deliveries SET ordering_key = COALESCE( \
            (SELECT m.ordering_key FROM messages m WHERE m.id = deliveries.msg_id), '') \
-         WHERE endpoint_id = $1 AND status IN (1, 3) AND ordering_key IS NULL",
-    )
+         WHERE endpoint_id = $1 AND status IN ({PENDING}, {SENDING}) AND ordering_key IS NULL"
+    ))
     .bind(ep)
-    .execute(c)
-    .await
-    .map_err(map_pg)?;
+    .run(c)
+    .await?;
     Ok(())
 }
 
@@ -259,36 +254,30 @@ pub(super) async fn fix_fifo_keys_if_fifo(c: &mut PgConnection, ep: &str) -> Res
 
 async fn candidates(c: &mut PgConnection, s: &Sched, now: Millis, want: u32) -> Result<Vec<i64>> {
     if s.fifo {
-        let mut heads: Vec<_> = fifo_heads(c, &s.id)
-            .await?
-            .into_iter()
-            .filter(|h| h.2 <= now)
-            .collect();
-        heads.sort_by_key(|h| h.0);
-        return Ok(heads.into_iter().take(want as usize).map(|h| h.0).collect());
+        return Ok(common::fifo_candidates(
+            fifo_heads(c, &s.id).await?,
+            now,
+            want,
+        ));
     }
-    let mut ids: Vec<i64> = sqlx::query_scalar(
-        "SELECT id FROM deliveries WHERE endpoint_id = $1 AND status IN (1, 3) AND status = 3 AND next_at <= $2 \
-         ORDER BY next_at LIMIT $3",
-    )
-    .bind(&s.id)
-    .bind(now)
-    .bind(want as i64)
-    .fetch_all(&mut *c)
-    .await
-    .map_err(map_pg)?;
-    let left = want as usize - ids.len();
-    if left > 0 {
-        let more: Vec<i64> = sqlx::query_scalar(
-            "SELECT id FROM deliveries WHERE endpoint_id = $1 AND status IN (1, 3) AND status = 1 AND next_at <= $2 \
-             ORDER BY next_at LIMIT $3",
-        )
-        .bind(&s.id)
-        .bind(now)
-        .bind(left as i64)
-        .fetch_all(&mut *c)
-        .await
-        .map_err(map_pg)?;
+    let mut ids: Vec<i64> = Vec::new();
+    // Expired leases first, then pending work.
+    for status in [SENDING, PENDING] {
+        let left = want as usize - ids.len();
+        if left == 0 {
+            break;
+        }
+        let sql = format!(
+            "SELECT id FROM deliveries WHERE endpoint_id = $1 AND status IN ({PENDING}, {SENDING}) AND status = {status} AND next_at <= $2 \
+             ORDER BY next_at LIMIT $3"
+        );
+        let more: Vec<i64> = sqlx::query_scalar(&sql)
+            .bind(&s.id)
+            .bind(now)
+            .bind(left as i64)
+            .fetch_all(&mut *c)
+            .await
+            .map_err(map_pg)?;
         ids.extend(more);
     }
     Ok(ids)
@@ -302,8 +291,8 @@ async fn lease(
     until: Millis,
 ) -> Result<Vec<Claimed>> {
     let rows = sqlx::query(
-        "UPDATE deliveries SET status = 3, next_at = $2, lease_owner = $3, updated_at = $4 \
-         WHERE id = ANY($1) RETURNING id, msg_id, endpoint_id, app_id, attempts, failures, manual",
+        &format!("UPDATE deliveries SET status = {SENDING}, next_at = $2, lease_owner = $3, updated_at = $4 \
+         WHERE id = ANY($1) RETURNING id, msg_id, endpoint_id, app_id, attempts, failures, manual"),
     )
     .bind(ids)
     .bind(until)
@@ -334,14 +323,13 @@ async fn lease(
 /// Ends the waiting deliveries of a disabled endpoint `failed` (recoverable).
 pub(super) async fn fail_waiting(c: &mut PgConnection, ep: &str, now: Millis) -> Result<()> {
     sqlx::query(
-        "UPDATE deliveries SET status = 2, next_at = NULL, lease_owner = NULL, updated_at = $2 \
-         WHERE endpoint_id = $1 AND status IN (1, 3) AND (status = 1 OR next_at <= $2)",
+        &format!("UPDATE deliveries SET status = {FAIL}, next_at = NULL, lease_owner = NULL, updated_at = $2 \
+         WHERE endpoint_id = $1 AND status IN ({PENDING}, {SENDING}) AND (status = {PENDING} OR next_at <= $2)"),
     )
     .bind(ep)
     .bind(now)
-    .execute(c)
-    .await
-    .map_err(map_pg)?;
+    .run(c)
+    .await?;
     Ok(())
 }
 
@@ -368,9 +356,7 @@ async fn fold_wakes(c: &mut PgConnection) -> Result<()> {
          WHERE e.id = g.endpoint_id",
     )
     .bind(FOLD)
-    .execute(c)
-    .await
-    .map_err(map_pg)?;
+    .run(c).await?;
     Ok(())
 }
 
@@ -389,12 +375,8 @@ pub(super) async fn claim(
     ))
     .bind(now)
     .bind(SCAN)
-    .fetch_all(&mut *c)
-    .await
-    .map_err(map_pg)?
-    .iter()
-    .map(sched_row)
-    .collect::<Result<Vec<_>>>()?;
+    .rows(&mut *c, sched_row)
+    .await?;
     let mut batch = ClaimBatch::default();
     if ready.is_empty() || limit == 0 {
         return Ok(batch);

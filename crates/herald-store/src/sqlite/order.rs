@@ -11,7 +11,7 @@ use herald_core::ordering::plan_release;
 use herald_core::Millis;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{json_opt, map_sql, parse_opt, publish_in};
+use super::{exec, json_opt, map_sql, parse_opt, publish_in};
 use crate::{OrderCheck, Result};
 
 /// The log reason of a held request once it went on.
@@ -38,12 +38,12 @@ pub(super) fn is_held(c: &Connection, source: &str, o: &OrderCheck) -> Result<bo
 }
 
 pub(super) fn set_last(c: &Connection, source: &str, key: &str, last: i64) -> Result<()> {
-    c.prepare_cached(
+    exec(
+        c,
         "INSERT INTO inbound_order (source_id, okey, last) VALUES (?1, ?2, ?3) \
          ON CONFLICT (source_id, okey) DO UPDATE SET last = excluded.last",
-    )
-    .and_then(|mut s| s.execute(params![source, key, last]))
-    .map_err(map_sql)?;
+        params![source, key, last],
+    )?;
     Ok(())
 }
 
@@ -56,13 +56,12 @@ pub(super) fn hold(
     msg: &Message,
     now: Millis,
 ) -> Result<()> {
-    c.prepare_cached(
+    exec(
+        c,
         "INSERT INTO inbound_held (request_id, source_id, okey, seq, app_id, msg_id, event_type, \
          payload, headers, ordering_key, deadline, created_at) \
          VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)",
-    )
-    .and_then(|mut s| {
-        s.execute(params![
+        params![
             request_id,
             source,
             o.key,
@@ -75,9 +74,8 @@ pub(super) fn hold(
             msg.ordering_key,
             now + o.gap_timeout_ms,
             now
-        ])
-    })
-    .map_err(map_sql)?;
+        ],
+    )?;
     Ok(())
 }
 
@@ -111,16 +109,10 @@ pub(super) fn release_key(
         let Some(req) = request_of(*seq) else {
             continue;
         };
-        c.prepare_cached(
-            "UPDATE inbound_requests SET status = 'stale', msg_id = NULL, reason = ?2 WHERE id = ?1",
-        )
-        .and_then(|mut s| {
-            s.execute(params![
+        exec(c, "UPDATE inbound_requests SET status = 'stale', msg_id = NULL, reason = ?2 WHERE id = ?1", params![
                 req,
                 format!("sequence {seq} was overtaken while it waited (last accepted: {})", plan.last)
-            ])
-        })
-        .map_err(map_sql)?;
+            ])?;
         delete_held(c, &req)?;
     }
     let mut published = 0;
@@ -152,11 +144,11 @@ pub(super) fn release_key(
             })
             .map_err(map_sql)?;
         publish_in(c, msg, None)?;
-        c.prepare_cached(
+        exec(
+            c,
             "UPDATE inbound_requests SET status = 'accepted', reason = ?2 WHERE id = ?1",
-        )
-        .and_then(|mut s| s.execute(params![req, HELD_REASON]))
-        .map_err(map_sql)?;
+            params![req, HELD_REASON],
+        )?;
         delete_held(c, &req)?;
         published += 1;
     }
@@ -167,9 +159,11 @@ pub(super) fn release_key(
 }
 
 fn delete_held(c: &Connection, request_id: &str) -> Result<()> {
-    c.prepare_cached("DELETE FROM inbound_held WHERE request_id = ?1")
-        .and_then(|mut s| s.execute([request_id]))
-        .map_err(map_sql)?;
+    exec(
+        c,
+        "DELETE FROM inbound_held WHERE request_id = ?1",
+        [request_id],
+    )?;
     Ok(())
 }
 

@@ -15,13 +15,15 @@
 //! module only loads and stores their state.
 
 use herald_core::breaker::{Allowance, Breaker, BreakerState};
-use herald_core::ids::{AppId, EndpointId, MessageId};
+use herald_core::ids::{AppId, EndpointId};
 use herald_core::model::DEFAULT_MAX_CONCURRENCY;
 use herald_core::throttle::Bucket;
 use herald_core::Millis;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::map_sql;
+use super::{claimed_row, exec, map_sql, row_opt};
+use crate::common;
+use crate::status::*;
 use crate::{BreakerChange, ClaimBatch, Claimed, Result};
 
 /// Most endpoints looked at by one claim.
@@ -83,13 +85,12 @@ pub(super) fn load(c: &Connection, ep: &str) -> Result<Option<Sched>> {
 }
 
 pub(super) fn save_breaker(c: &Connection, ep: &str, b: &Breaker) -> Result<()> {
-    c.prepare_cached(
+    exec(
+        c,
         "UPDATE endpoints SET breaker = ?2, breaker_until = ?3, breaker_cooldown = ?4, \
          consec_failures = ?5, win_start = ?6, win_total = ?7, win_failed = ?8, prev_total = ?9, \
          prev_failed = ?10 WHERE id = ?1",
-    )
-    .and_then(|mut s| {
-        s.execute(params![
+        params![
             ep,
             b.state as i64,
             b.open_until,
@@ -100,33 +101,36 @@ pub(super) fn save_breaker(c: &Connection, ep: &str, b: &Breaker) -> Result<()> 
             b.window_failed,
             b.prev_total,
             b.prev_failed
-        ])
-    })
-    .map_err(map_sql)?;
+        ],
+    )?;
     Ok(())
 }
 
 pub(super) fn save_bucket(c: &Connection, ep: &str, b: &Bucket) -> Result<()> {
-    c.prepare_cached("UPDATE endpoints SET tb_tokens = ?2, tb_at = ?3 WHERE id = ?1")
-        .and_then(|mut s| s.execute(params![ep, b.tokens, b.at]))
-        .map_err(map_sql)?;
+    exec(
+        c,
+        "UPDATE endpoints SET tb_tokens = ?2, tb_at = ?3 WHERE id = ?1",
+        params![ep, b.tokens, b.at],
+    )?;
     Ok(())
 }
 
 fn set_due(c: &Connection, ep: &str, due: Option<Millis>) -> Result<()> {
-    c.prepare_cached("UPDATE endpoints SET due_at = ?2 WHERE id = ?1")
-        .and_then(|mut s| s.execute(params![ep, due]))
-        .map_err(map_sql)?;
+    exec(
+        c,
+        "UPDATE endpoints SET due_at = ?2 WHERE id = ?1",
+        params![ep, due],
+    )?;
     Ok(())
 }
 
 /// Makes the endpoint due no later than `at` (new or re-queued work).
 pub(super) fn touch_due(c: &Connection, ep: &str, at: Millis) -> Result<()> {
-    c.prepare_cached(
+    exec(
+        c,
         "UPDATE endpoints SET due_at = ?2 WHERE id = ?1 AND (due_at IS NULL OR due_at > ?2)",
-    )
-    .and_then(|mut s| s.execute(params![ep, at]))
-    .map_err(map_sql)?;
+        params![ep, at],
+    )?;
     Ok(())
 }
 
@@ -138,7 +142,7 @@ fn scalar_opt(c: &Connection, sql: &str, p: impl rusqlite::Params) -> Result<Opt
 
 fn leased_now(c: &Connection, ep: &str, now: Millis) -> Result<u32> {
     c.prepare_cached(
-        "SELECT COUNT(*) FROM deliveries WHERE endpoint_id = ?1 AND status = 3 AND status IN (1, 3) AND next_at > ?2",
+        &format!("SELECT COUNT(*) FROM deliveries WHERE endpoint_id = ?1 AND status = {SENDING} AND status IN ({PENDING}, {SENDING}) AND next_at > ?2"),
     )
     .and_then(|mut s| s.query_row(params![ep, now], |r| r.get(0)))
     .map_err(map_sql)
@@ -147,12 +151,12 @@ fn leased_now(c: &Connection, ep: &str, now: Millis) -> Result<u32> {
 /// The first delivery of each ordering key of a FIFO endpoint: (id, status, next_at). Only
 /// these may be sent; the rest wait for them.
 fn fifo_heads(c: &Connection, ep: &str) -> Result<Vec<(i64, i64, Millis)>> {
-    c.prepare_cached(
+    c.prepare_cached(&format!(
         "SELECT d.id, d.status, d.next_at FROM deliveries d JOIN \
          (SELECT MIN(id) AS id FROM deliveries \
-          WHERE endpoint_id = ?1 AND ordering_key IS NOT NULL AND status IN (1, 3) \
-          GROUP BY ordering_key) h ON d.id = h.id",
-    )
+          WHERE endpoint_id = ?1 AND ordering_key IS NOT NULL AND status IN ({PENDING}, {SENDING}) \
+          GROUP BY ordering_key) h ON d.id = h.id"
+    ))
     .and_then(|mut s| {
         s.query_map([ep], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
             .collect::<rusqlite::Result<Vec<_>>>()
@@ -173,12 +177,12 @@ fn next_due(c: &Connection, s: &Sched, now: Millis) -> Result<Option<Millis>> {
         (
             scalar_opt(
                 c,
-                "SELECT MIN(next_at) FROM deliveries WHERE endpoint_id = ?1 AND status = 1 AND status IN (1, 3)",
+                &format!("SELECT MIN(next_at) FROM deliveries WHERE endpoint_id = ?1 AND status = {PENDING} AND status IN ({PENDING}, {SENDING})"),
                 [&s.id],
             )?,
             scalar_opt(
                 c,
-                "SELECT MIN(next_at) FROM deliveries WHERE endpoint_id = ?1 AND status = 3 AND status IN (1, 3)",
+                &format!("SELECT MIN(next_at) FROM deliveries WHERE endpoint_id = ?1 AND status = {SENDING} AND status IN ({PENDING}, {SENDING})"),
                 [&s.id],
             )?,
         )
@@ -215,13 +219,15 @@ pub(super) fn refresh_due(c: &Connection, ep: &str, now: Millis) -> Result<()> {
 /// Gives FIFO keys to an endpoint's waiting deliveries that have none (they were created
 /// while the endpoint was not FIFO, or re-queued by resend/recover).
 pub(super) fn fix_fifo_keys(c: &Connection, ep: &str) -> Result<()> {
-    c.prepare_cached(
-        "UPDATE deliveries SET ordering_key = COALESCE( \
+    exec(
+        c,
+        &format!(
+            "UPDATE deliveries SET ordering_key = COALESCE( \
            (SELECT m.ordering_key FROM messages m WHERE m.id = deliveries.msg_id), '') \
-         WHERE endpoint_id = ?1 AND status IN (1, 3) AND ordering_key IS NULL",
-    )
-    .and_then(|mut s| s.execute([ep]))
-    .map_err(map_sql)?;
+         WHERE endpoint_id = ?1 AND status IN ({PENDING}, {SENDING}) AND ordering_key IS NULL"
+        ),
+        [ep],
+    )?;
     Ok(())
 }
 
@@ -236,36 +242,25 @@ pub(super) fn fix_fifo_keys_if_fifo(c: &Connection, ep: &str) -> Result<()> {
 /// Delivery IDs of the endpoint that may be sent now, at most `want`.
 fn candidates(c: &Connection, s: &Sched, now: Millis, want: u32) -> Result<Vec<i64>> {
     if s.fifo {
-        let mut heads: Vec<_> = fifo_heads(c, &s.id)?
-            .into_iter()
-            .filter(|h| h.2 <= now)
-            .collect();
-        heads.sort_by_key(|h| h.0);
-        return Ok(heads.into_iter().take(want as usize).map(|h| h.0).collect());
+        return Ok(common::fifo_candidates(fifo_heads(c, &s.id)?, now, want));
     }
-    let mut ids: Vec<i64> = c
-        .prepare_cached(
-            "SELECT id FROM deliveries WHERE endpoint_id = ?1 AND status = 3 AND status IN (1, 3) AND next_at <= ?2 \
-             ORDER BY next_at LIMIT ?3",
-        )
-        .and_then(|mut st| {
-            st.query_map(params![s.id, now, want], |r| r.get(0))?
-                .collect::<rusqlite::Result<Vec<_>>>()
-        })
-        .map_err(map_sql)?;
-    let left = want as usize - ids.len();
-    if left > 0 {
-        let more: Vec<i64> = c
-            .prepare_cached(
-                "SELECT id FROM deliveries WHERE endpoint_id = ?1 AND status = 1 AND status IN (1, 3) AND next_at <= ?2 \
-                 ORDER BY next_at LIMIT ?3",
-            )
-            .and_then(|mut st| {
-                st.query_map(params![s.id, now, left as i64], |r| r.get(0))?
-                    .collect::<rusqlite::Result<Vec<_>>>()
-            })
+    let mut ids: Vec<i64> = Vec::new();
+    // Expired leases first, then pending work.
+    for status in [SENDING, PENDING] {
+        let left = want as usize - ids.len();
+        if left == 0 {
+            break;
+        }
+        let sql = format!(
+            "SELECT id FROM deliveries WHERE endpoint_id = ?1 AND status = {status} AND status IN ({PENDING}, {SENDING}) AND next_at <= ?2 \
+             ORDER BY next_at LIMIT ?3"
+        );
+        let mut st = c.prepare_cached(&sql).map_err(map_sql)?;
+        let rows = st
+            .query_map(params![s.id, now, left as i64], |r| r.get(0))
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<i64>>>())
             .map_err(map_sql)?;
-        ids.extend(more);
+        ids.extend(rows);
     }
     Ok(ids)
 }
@@ -277,36 +272,22 @@ fn lease(
     now: Millis,
     until: Millis,
 ) -> Result<Option<Claimed>> {
-    c.prepare_cached(
-        "UPDATE deliveries SET status = 3, next_at = ?2, lease_owner = ?3, updated_at = ?4 \
-         WHERE id = ?1 RETURNING id, msg_id, endpoint_id, app_id, attempts, failures, manual",
-    )
-    .and_then(|mut s| {
-        s.query_row(params![id, until, owner, now], |r| {
-            Ok(Claimed {
-                delivery_id: r.get(0)?,
-                msg_id: MessageId(r.get(1)?),
-                endpoint_id: EndpointId(r.get(2)?),
-                app_id: AppId(r.get(3)?),
-                attempts: r.get(4)?,
-                failures: r.get(5)?,
-                manual: r.get(6)?,
-            })
-        })
-        .optional()
-    })
-    .map_err(map_sql)
+    let sql = format!(
+        "UPDATE deliveries SET status = {SENDING}, next_at = ?2, lease_owner = ?3, updated_at = ?4 \
+         WHERE id = ?1 RETURNING id, msg_id, endpoint_id, app_id, attempts, failures, manual"
+    );
+    row_opt(c, &sql, params![id, until, owner, now], claimed_row)
 }
 
 /// Ends the waiting deliveries of a disabled endpoint `failed` (recoverable), never dropping
 /// them. Deliveries in flight finish on their own.
 pub(super) fn fail_waiting(c: &Connection, ep: &str, now: Millis) -> Result<()> {
-    c.prepare_cached(
-        "UPDATE deliveries SET status = 2, next_at = NULL, lease_owner = NULL, updated_at = ?2 \
-         WHERE endpoint_id = ?1 AND status IN (1, 3) AND (status = 1 OR next_at <= ?2)",
-    )
-    .and_then(|mut s| s.execute(params![ep, now]))
-    .map_err(map_sql)?;
+    exec(
+        c,
+        &format!("UPDATE deliveries SET status = {FAIL}, next_at = NULL, lease_owner = NULL, updated_at = ?2 \
+         WHERE endpoint_id = ?1 AND status IN ({PENDING}, {SENDING}) AND (status = {PENDING} OR next_at <= ?2)"),
+        params![ep, now],
+    )?;
     Ok(())
 }
 

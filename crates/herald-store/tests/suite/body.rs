@@ -928,12 +928,13 @@ fn source(app: &AppId, now: i64) -> herald_core::model::Source {
         app_id: app.clone(),
         uid: Some("gh".into()),
         name: "GitHub".into(),
-        verification: serde_json::json!({"scheme": "github"}),
+        verification: serde_json::from_value(serde_json::json!({"scheme": "github"})).unwrap(),
         secrets: vec![herald_core::model::StoredSecret {
             key: "s3cret".into(),
             expires_at: None,
         }],
-        options: serde_json::json!({"forwardHeaders": ["X-GitHub-Event"]}),
+        options: serde_json::from_value(serde_json::json!({"forwardHeaders": ["X-GitHub-Event"]}))
+            .unwrap(),
         created_at: now,
         updated_at: now,
     }
@@ -974,6 +975,34 @@ async fn sources_round_trip_by_id_and_uid() {
     assert_eq!(page.items, vec![changed]);
     store.delete_source(&a.id, &s.id).await.unwrap();
     assert!(store.find_source(&s.id).await.unwrap().is_none());
+}
+
+/// A source whose stored options or verification no longer decode (written by hand here)
+/// reads as `CorruptRecord` naming the source, through every read, never as defaults.
+#[tokio::test]
+async fn a_source_whose_stored_json_does_not_decode_is_a_corrupt_record() {
+    let (ctx, store, a) = setup!();
+    let cases = [
+        ("options", r#"{"onInvalid": "sometimes"}"#, "source options"),
+        ("verification", r#"{"scheme": "no-such-scheme"}"#, "source verification"),
+        ("options", "not json", "source options"),
+    ];
+    for (i, (column, stored, what)) in cases.into_iter().enumerate() {
+        let mut s = source(&a.id, 10);
+        s.uid = Some(format!("corrupt-{i}"));
+        let s = store.create_source(s).await.unwrap();
+        let sql = format!("UPDATE sources SET {column} = '{stored}' WHERE id = '{}'", s.id);
+        raw_sql(&ctx, &sql).await;
+        let is_corrupt = |r: Result<_, StoreError>| match r {
+            Err(StoreError::CorruptRecord { what: w, id, .. }) => w == what && id == s.id.0,
+            _ => false,
+        };
+        assert!(is_corrupt(store.get_source(&a.id, s.id.as_str()).await.map(|_| ())));
+        assert!(is_corrupt(store.find_source(&s.id).await.map(|_| ())));
+        let q = ListQuery { limit: 10, ..Default::default() };
+        assert!(is_corrupt(store.list_sources(&a.id, &q).await.map(|_| ())));
+        store.delete_source(&a.id, &s.id).await.unwrap();
+    }
 }
 
 #[tokio::test]

@@ -1,0 +1,131 @@
+//! What both backends decide the same way, kept out of their SQL: the verdicts an ingestion
+//! writes into its request-log row, the ID bounds of a retention pass, and the SQL fragment
+//! both spell alike, and the typed JSON columns of a source. No I/O here, and nothing that depends on a backend's dialect.
+
+use herald_core::ids::{AttemptId, MessageId};
+use herald_core::model::{InboundRequest, InboundStatus};
+use herald_core::ordering::{decide, Decision};
+use herald_core::Millis;
+
+use herald_core::inbound::Verification;
+use herald_core::source::SourceOptions;
+use serde::de::DeserializeOwned;
+
+use crate::status::{PENDING, SENDING};
+use crate::{IngestOutcome, OrderCheck, Result, StoreError};
+
+/// The ordering decision for `o` after `last`; `None` when that sequence is already held.
+pub(crate) fn order_decision(held: bool, last: Option<i64>, o: &OrderCheck) -> Option<Decision> {
+    (!held).then(|| decide(last, o.seq, o.gap_timeout_ms))
+}
+
+/// Marks `req` as a repeat of the message `first` (its dedup key was seen in the window).
+pub(crate) fn duplicate(req: &mut InboundRequest, first: String) -> IngestOutcome {
+    req.status = InboundStatus::Duplicate;
+    req.msg_id = Some(MessageId(first.clone()));
+    IngestOutcome::Duplicate(MessageId(first))
+}
+
+/// Marks `req` stale: its sequence is already waiting (`decision` `None`) or not above `last`.
+pub(crate) fn stale(
+    req: &mut InboundRequest,
+    o: &OrderCheck,
+    decision: Option<Decision>,
+    last: Option<i64>,
+) -> IngestOutcome {
+    req.status = InboundStatus::Stale;
+    req.reason = Some(match decision {
+        None => format!("sequence {} is already waiting", o.seq),
+        _ => format!(
+            "sequence {} is not above the last accepted ({})",
+            o.seq,
+            last.unwrap_or_default()
+        ),
+    });
+    req.msg_id = None;
+    IngestOutcome::Stale
+}
+
+/// Marks `req` held behind a gap after `last`; it becomes `msg` once the gap closes.
+pub(crate) fn held(req: &mut InboundRequest, msg: &MessageId, last: Option<i64>) -> IngestOutcome {
+    req.status = InboundStatus::Held;
+    req.reason = Some(format!(
+        "waiting for sequence {} (last accepted: {})",
+        last.unwrap_or_default().saturating_add(1),
+        last.unwrap_or_default()
+    ));
+    req.msg_id = Some(msg.clone());
+    IngestOutcome::Held(msg.clone())
+}
+
+/// Marks `req` accepted as the message `id`.
+pub(crate) fn accepted(req: &mut InboundRequest, id: &MessageId) -> IngestOutcome {
+    req.status = InboundStatus::Accepted;
+    req.msg_id = Some(id.clone());
+    IngestOutcome::Accepted(id.clone())
+}
+
+/// The smallest message and attempt IDs created at the retention cutoff: IDs sort by creation
+/// time, so "created before the cutoff" is a primary-key range.
+pub(crate) fn retention_bounds(now: Millis, default_retention_ms: i64) -> (String, String) {
+    let cutoff = now - default_retention_ms;
+    let bound = |prefix: &str| {
+        let ms = u64::try_from(cutoff.max(0)).unwrap_or(0);
+        format!("{prefix}{}", ulid::Ulid::from_parts(ms, 0))
+    };
+    (bound(MessageId::PREFIX), bound(AttemptId::PREFIX))
+}
+
+/// The condition of a message whose payload a waiting or in-flight delivery still needs.
+pub(crate) fn unfinished_deliveries() -> String {
+    format!(
+        "NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.msg_id = messages.id \
+         AND d.status IN ({PENDING}, {SENDING}))"
+    )
+}
+
+/// `INSERT` of every one of `cols` into `table`, the parameters numbered after `mark`
+/// (`?1`… on SQLite, `$1`… on PostgreSQL).
+pub(crate) fn insert_sql(table: &str, cols: &str, mark: char) -> String {
+    let n = cols.split(',').count();
+    let marks: Vec<String> = (1..=n).map(|i| format!("{mark}{i}")).collect();
+    format!("INSERT INTO {table} ({cols}) VALUES ({})", marks.join(","))
+}
+
+/// Decodes the stored JSON column `what` of the record `id`. A value that does not decode is
+/// [`StoreError::CorruptRecord`], never a default: a corrupt configuration must not quietly
+/// become a permissive one.
+pub(crate) fn decode<T: DeserializeOwned>(what: &'static str, id: &str, json: &str) -> Result<T> {
+    serde_json::from_str(json).map_err(|e| StoreError::CorruptRecord {
+        what,
+        id: id.to_string(),
+        detail: e.to_string(),
+    })
+}
+
+/// A source's stored verification and options, decoded (see [`decode`]).
+pub(crate) fn source_config(
+    id: &str,
+    verification: &str,
+    options: &str,
+) -> Result<(Verification, SourceOptions)> {
+    let v = decode("source verification", id, verification)?;
+    Ok((v, decode("source options", id, options)?))
+}
+
+/// A source's verification as stored: without its secrets, which are kept apart (sealed).
+pub(crate) fn verification_json(v: &Verification) -> String {
+    herald_core::source::verification_without_secrets(v).to_string()
+}
+
+/// The deliveries a FIFO endpoint may lease now: of each ordering key's head `(delivery id,
+/// status, due at)`, those due by `now`, oldest delivery first, at most `want`.
+pub(crate) fn fifo_candidates(
+    mut heads: Vec<(i64, i64, Millis)>,
+    now: Millis,
+    want: u32,
+) -> Vec<i64> {
+    heads.retain(|h| h.2 <= now);
+    heads.sort_by_key(|h| h.0);
+    heads.into_iter().take(want as usize).map(|h| h.0).collect()
+}

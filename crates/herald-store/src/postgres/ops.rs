@@ -1,0 +1,128 @@
+//! [`crate::OpsStore`] on PostgreSQL: liveness, health and the maintenance sweeps (auto-disable,
+//! retention, key rotation). Row mapping stays in `rows.rs` and decisions both backends share in
+//! `crate::common`; this file only holds the PostgreSQL statements of its role.
+
+use super::*;
+
+#[async_trait]
+impl OpsStore for PostgresStore {
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").run(&self.pool).await?;
+        Ok(())
+    }
+
+    fn last_write_failure(&self) -> Option<crate::WriteFailure> {
+        self.write_health.last()
+    }
+
+    fn spool_health(&self) -> Option<crate::SpoolHealth> {
+        self.spool.as_ref().map(Spool::health)
+    }
+
+    async fn disable_failing_endpoints(
+        &self,
+        now: Millis,
+        window_ms: i64,
+    ) -> Result<Vec<DisabledEndpoint>> {
+        let mut tx = self.begin().await?;
+        let rows = sqlx::query(
+            "UPDATE endpoints SET disabled = TRUE, updated_at = $1 \
+             WHERE NOT disabled AND failing_since IS NOT NULL AND failing_since <= $2 \
+             RETURNING id, app_id, uid, failing_since",
+        )
+        .bind(now)
+        .bind(now - window_ms)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_pg)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let d = DisabledEndpoint {
+                endpoint_id: EndpointId(get(r, "id")?),
+                app_id: AppId(get(r, "app_id")?),
+                uid: get(r, "uid")?,
+                failing_since: get(r, "failing_since")?,
+            };
+            // Waiting deliveries end `failed` (recoverable), never vanish.
+            sched::fail_waiting(&mut tx, &d.endpoint_id.0, now).await?;
+            sched::refresh_due(&mut tx, &d.endpoint_id.0, now).await?;
+            out.push(d);
+        }
+        tx.commit().await.map_err(map_pg)?;
+        Ok(out)
+    }
+
+    async fn purge_expired(
+        &self,
+        now: Millis,
+        default_retention_ms: i64,
+        batch: usize,
+    ) -> Result<u64> {
+        let (msg_bound, att_bound) = common::retention_bounds(now, default_retention_ms);
+        let unfinished = common::unfinished_deliveries();
+        let mut tx = self.begin().await?;
+        let mut n = sqlx::query(&format!(
+            "UPDATE messages SET payload = NULL WHERE id IN (SELECT id FROM messages \
+             WHERE id < $1 AND retention_ms IS NULL AND payload IS NOT NULL AND {unfinished} LIMIT $2)"
+        ))
+        .bind(&msg_bound)
+        .bind(batch as i64)
+        .affected(&mut *tx).await?;
+        n += sqlx::query(&format!(
+            "UPDATE messages SET payload = NULL WHERE id IN (SELECT id FROM messages \
+             WHERE retention_ms IS NOT NULL AND payload IS NOT NULL AND created_at + retention_ms < $1 \
+             AND {unfinished} LIMIT $2)"
+        ))
+        .bind(now)
+        .bind(batch as i64)
+        .affected(&mut *tx).await?;
+        n += sqlx::query(
+            "UPDATE attempts SET response = '' WHERE id IN \
+             (SELECT id FROM attempts WHERE id < $1 AND response != '' LIMIT $2)",
+        )
+        .bind(&att_bound)
+        .bind(batch as i64)
+        .affected(&mut *tx)
+        .await?;
+        tx.commit().await.map_err(map_pg)?;
+        Ok(n)
+    }
+
+    async fn rekey(&self, new: SecretBox) -> Result<u64> {
+        let old = self
+            .secrets
+            .clone()
+            .ok_or_else(|| StoreError::Unavailable("the store was opened without a key".into()))?;
+        let mut tx = self.begin().await?;
+        let mut n = 0;
+        for table in ["endpoints", "sources"] {
+            let rows = sqlx::query(&format!("SELECT id, secrets FROM {table} FOR UPDATE"))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_pg)?;
+            for r in &rows {
+                let id: String = get(r, "id")?;
+                let mut secrets: Vec<StoredSecret> = parse(&get::<String>(r, "secrets")?)?;
+                for s in &mut secrets {
+                    let plain = old.decrypt(&s.key).map_err(|_| StoreError::KeyMismatch)?;
+                    s.key = new.encrypt(&plain);
+                }
+                sqlx::query(&format!("UPDATE {table} SET secrets = $2 WHERE id = $1"))
+                    .bind(&id)
+                    .bind(json(&secrets))
+                    .run(&mut *tx)
+                    .await?;
+                n += 1;
+            }
+        }
+        sqlx::query(
+            "INSERT INTO meta (key, value) VALUES ('key_check', $1) \
+             ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+        )
+        .bind(new.encrypt(KEY_CHECK))
+        .run(&mut *tx)
+        .await?;
+        tx.commit().await.map_err(map_pg)?;
+        Ok(n)
+    }
+}

@@ -1,0 +1,121 @@
+//! [`crate::OpsStore`] on SQLite: liveness, health and the maintenance sweeps (auto-disable,
+//! retention, key rotation). Row mapping stays in `rows.rs` and decisions both backends share in
+//! `crate::common`; this file only holds the SQLite statements of its role.
+
+use super::*;
+
+#[async_trait]
+impl OpsStore for SqliteStore {
+    async fn ping(&self) -> Result<()> {
+        self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(map_sql))
+            .await?;
+        // A read proves the file answers; a no-op write proves the writer thread is alive.
+        self.write(|_| Ok(())).await
+    }
+
+    fn last_write_failure(&self) -> Option<crate::WriteFailure> {
+        self.inner.write_health.last()
+    }
+
+    async fn disable_failing_endpoints(
+        &self,
+        now: Millis,
+        window_ms: i64,
+    ) -> Result<Vec<DisabledEndpoint>> {
+        self.write(move |c| {
+            let ids = c
+                .prepare_cached(
+                    "UPDATE endpoints SET disabled = 1, updated_at = ?1 \
+                     WHERE disabled = 0 AND failing_since IS NOT NULL AND failing_since <= ?2 \
+                     RETURNING id, app_id, uid, failing_since",
+                )
+                .and_then(|mut s| {
+                    s.query_map(params![now, now - window_ms], |r| {
+                        Ok(DisabledEndpoint {
+                            endpoint_id: EndpointId(r.get(0)?),
+                            app_id: AppId(r.get(1)?),
+                            uid: r.get(2)?,
+                            failing_since: r.get(3)?,
+                        })
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .map_err(map_sql)?;
+            for d in &ids {
+                // Waiting deliveries end `failed` (recoverable), never vanish.
+                sched::fail_waiting(c, &d.endpoint_id.0, now)?;
+                sched::refresh_due(c, &d.endpoint_id.0, now)?;
+            }
+            Ok(ids)
+        })
+        .await
+    }
+
+    async fn purge_expired(
+        &self,
+        now: Millis,
+        default_retention_ms: i64,
+        batch: usize,
+    ) -> Result<u64> {
+        let (msg_bound, att_bound) = common::retention_bounds(now, default_retention_ms);
+        self.write(move |c| {
+            // A payload still needed by a pending or in-flight delivery is never purged.
+            let unfinished = common::unfinished_deliveries();
+            let mut n = exec(c, &format!(
+                        "UPDATE messages SET payload = NULL WHERE id IN (SELECT id FROM messages \
+                         WHERE id < ?1 AND retention_ms IS NULL AND payload IS NOT NULL AND {unfinished} LIMIT ?2)"
+                    ),
+                    params![msg_bound, batch as i64])?;
+            n += exec(c, &format!(
+                        "UPDATE messages SET payload = NULL WHERE id IN (SELECT id FROM messages \
+                         WHERE retention_ms IS NOT NULL AND payload IS NOT NULL AND created_at + retention_ms < ?1 \
+                         AND {unfinished} LIMIT ?2)"
+                    ),
+                    params![now, batch as i64])?;
+            n += exec(c, "UPDATE attempts SET response = '' WHERE id IN \
+                     (SELECT id FROM attempts WHERE id < ?1 AND response != '' LIMIT ?2)",
+                    params![att_bound, batch as i64])?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn rekey(&self, new: SecretBox) -> Result<u64> {
+        let old =
+            self.inner.secrets.clone().ok_or_else(|| {
+                StoreError::Unavailable("the store was opened without a key".into())
+            })?;
+        self.write(move |c| {
+            let mut n = 0;
+            for table in ["endpoints", "sources"] {
+                let rows: Vec<(String, String)> = c
+                    .prepare(&format!("SELECT id, secrets FROM {table}"))
+                    .and_then(|mut s| {
+                        s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                            .collect::<rusqlite::Result<Vec<_>>>()
+                    })
+                    .map_err(map_sql)?;
+                for (id, text) in rows {
+                    let mut secrets: Vec<StoredSecret> = parse(&text).map_err(map_sql)?;
+                    for s in &mut secrets {
+                        let plain = old.decrypt(&s.key).map_err(|_| StoreError::KeyMismatch)?;
+                        s.key = new.encrypt(&plain);
+                    }
+                    exec(
+                        c,
+                        &format!("UPDATE {table} SET secrets = ?2 WHERE id = ?1"),
+                        params![id, json(&secrets)],
+                    )?;
+                    n += 1;
+                }
+            }
+            exec(
+                c,
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('key_check', ?1)",
+                [new.encrypt(KEY_CHECK)],
+            )?;
+            Ok(n)
+        })
+        .await
+    }
+}

@@ -1,0 +1,342 @@
+//! Row mapping: the column lists and the functions that turn a row into a domain value (and back
+//! into parameters). Queries live in the role files; this module must not run any.
+
+use super::*;
+
+pub(super) fn json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).expect("serializable")
+}
+
+pub(super) fn json_opt<T: serde::Serialize>(v: &Option<T>) -> Option<String> {
+    v.as_ref().map(json)
+}
+
+pub(super) fn parse<T: serde::de::DeserializeOwned>(s: &str) -> rusqlite::Result<T> {
+    serde_json::from_str(s).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+pub(super) fn parse_opt<T: serde::de::DeserializeOwned>(
+    s: Option<String>,
+) -> rusqlite::Result<Option<T>> {
+    s.map(|s| parse(&s)).transpose()
+}
+
+pub(super) const APP_COLS: &str = "id, uid, name, throttle_rate, metadata, created_at, updated_at";
+
+pub(super) fn app_row(r: &Row) -> rusqlite::Result<Application> {
+    Ok(Application {
+        id: AppId(r.get(0)?),
+        uid: r.get(1)?,
+        name: r.get(2)?,
+        throttle_rate: r.get(3)?,
+        metadata: parse(&r.get::<_, String>(4)?)?,
+        created_at: r.get(5)?,
+        updated_at: r.get(6)?,
+    })
+}
+
+pub(super) const EP_COLS: &str =
+    "id, app_id, uid, url, description, disabled, event_types, channels, \
+    throttle_rate, metadata, headers, retry_schedule, permanent_statuses, ordering, \
+    max_concurrency, signature_scheme, secrets, paused_until, created_at, updated_at";
+
+/// Columns read back: the written ones plus state only the store maintains.
+pub(super) const EP_READ: &str =
+    "id, app_id, uid, url, description, disabled, event_types, channels, \
+    throttle_rate, metadata, headers, retry_schedule, permanent_statuses, ordering, \
+    max_concurrency, signature_scheme, secrets, paused_until, created_at, updated_at, breaker";
+
+pub(super) fn ep_row(r: &Row) -> rusqlite::Result<Endpoint> {
+    let ordering: String = r.get(13)?;
+    let scheme: String = r.get(15)?;
+    Ok(Endpoint {
+        id: EndpointId(r.get(0)?),
+        app_id: AppId(r.get(1)?),
+        uid: r.get(2)?,
+        url: r.get(3)?,
+        description: r.get(4)?,
+        disabled: r.get(5)?,
+        event_types: parse_opt(r.get(6)?)?,
+        channels: parse_opt(r.get(7)?)?,
+        throttle_rate: r.get(8)?,
+        metadata: parse(&r.get::<_, String>(9)?)?,
+        headers: parse(&r.get::<_, String>(10)?)?,
+        retry_schedule: parse_opt(r.get(11)?)?,
+        permanent_statuses: parse(&r.get::<_, String>(12)?)?,
+        ordering: if ordering == "fifo" {
+            Ordering::Fifo
+        } else {
+            Ordering::None
+        },
+        max_concurrency: r.get(14)?,
+        signature_scheme: SignatureScheme::parse(&scheme).unwrap_or_default(),
+        secrets: parse::<Vec<StoredSecret>>(&r.get::<_, String>(16)?)?,
+        paused_until: r.get(17)?,
+        created_at: r.get(18)?,
+        updated_at: r.get(19)?,
+        breaker: BreakerState::from_i64(r.get(20)?),
+    })
+}
+
+pub(super) fn ep_params(ep: &Endpoint) -> [Box<dyn rusqlite::ToSql>; 20] {
+    [
+        Box::new(ep.id.0.clone()),
+        Box::new(ep.app_id.0.clone()),
+        Box::new(ep.uid.clone()),
+        Box::new(ep.url.clone()),
+        Box::new(ep.description.clone()),
+        Box::new(ep.disabled),
+        Box::new(json_opt(&ep.event_types)),
+        Box::new(json_opt(&ep.channels)),
+        Box::new(ep.throttle_rate),
+        Box::new(json(&ep.metadata)),
+        Box::new(json(&ep.headers)),
+        Box::new(json_opt(&ep.retry_schedule)),
+        Box::new(json(&ep.permanent_statuses)),
+        Box::new(match ep.ordering {
+            Ordering::Fifo => "fifo",
+            Ordering::None => "none",
+        }),
+        Box::new(ep.max_concurrency),
+        Box::new(ep.signature_scheme.as_str()),
+        Box::new(json(&ep.secrets)),
+        Box::new(ep.paused_until),
+        Box::new(ep.created_at),
+        Box::new(ep.updated_at),
+    ]
+}
+
+pub(super) const ET_COLS: &str =
+    "name, description, archived, deprecated, schemas, created_at, updated_at";
+
+pub(super) fn et_row(r: &Row) -> rusqlite::Result<EventType> {
+    Ok(EventType {
+        name: r.get(0)?,
+        description: r.get(1)?,
+        archived: r.get(2)?,
+        deprecated: r.get(3)?,
+        schemas: parse_opt(r.get(4)?)?,
+        created_at: r.get(5)?,
+        updated_at: r.get(6)?,
+    })
+}
+
+pub(super) const MSG_COLS: &str =
+    "m.id, m.app_id, m.event_id, m.event_type, m.payload, m.channels, m.created_at, m.retention_ms, \
+     m.ordering_key, m.headers";
+
+pub(super) fn msg_row_at(r: &Row, o: usize) -> rusqlite::Result<Message> {
+    Ok(Message {
+        id: MessageId(r.get(o)?),
+        app_id: AppId(r.get(o + 1)?),
+        event_id: r.get(o + 2)?,
+        event_type: r.get(o + 3)?,
+        payload: r.get(o + 4)?,
+        channels: parse_opt(r.get(o + 5)?)?,
+        created_at: r.get(o + 6)?,
+        retention_ms: r.get(o + 7)?,
+        ordering_key: r.get(o + 8)?,
+        headers: parse_opt(r.get(o + 9)?)?,
+    })
+}
+
+/// The deliveries with their messages, as the delivery lists read them.
+pub(super) const DLV_JOIN: &str = "deliveries d JOIN messages m ON m.id = d.msg_id";
+
+pub(super) const DLV_COLS: &str =
+    "d.id, d.msg_id, d.endpoint_id, d.app_id, d.status, d.attempts, d.failures, d.next_at, d.updated_at";
+
+pub(super) fn dlv_row(r: &Row) -> rusqlite::Result<Delivery> {
+    let status = DeliveryStatus::from_i64(r.get(4)?);
+    let next: Option<i64> = r.get(7)?;
+    Ok(Delivery {
+        id: r.get(0)?,
+        msg_id: MessageId(r.get(1)?),
+        endpoint_id: EndpointId(r.get(2)?),
+        app_id: AppId(r.get(3)?),
+        status,
+        attempts: r.get(5)?,
+        failures: r.get(6)?,
+        next_attempt_at: match status {
+            DeliveryStatus::Pending | DeliveryStatus::Sending => next,
+            _ => None,
+        },
+        updated_at: r.get(8)?,
+    })
+}
+
+pub(super) const ATT_COLS: &str =
+    "id, msg_id, endpoint_id, app_id, delivery_id, url, response, status_code, \
+    duration_ms, status, trigger_type, error, created_at";
+
+pub(super) fn att_row(r: &Row) -> rusqlite::Result<Attempt> {
+    Ok(Attempt {
+        id: AttemptId(r.get(0)?),
+        msg_id: MessageId(r.get(1)?),
+        endpoint_id: EndpointId(r.get(2)?),
+        app_id: AppId(r.get(3)?),
+        delivery_id: r.get(4)?,
+        url: r.get(5)?,
+        response: r.get(6)?,
+        response_status_code: r.get(7)?,
+        response_duration_ms: r.get(8)?,
+        status: DeliveryStatus::from_i64(r.get(9)?),
+        trigger_type: if r.get::<_, i64>(10)? == 1 {
+            TriggerType::Manual
+        } else {
+            TriggerType::Scheduled
+        },
+        error: r.get(11)?,
+        created_at: r.get(12)?,
+    })
+}
+
+pub(super) const SRC_COLS: &str =
+    "id, app_id, uid, name, verification, secrets, options, created_at, updated_at";
+
+/// A source row; its JSON columns decode afterwards, so that a corrupt one is a
+/// [`StoreError::CorruptRecord`] rather than a driver error.
+pub(super) fn src_row(r: &Row) -> rusqlite::Result<Result<Source>> {
+    let id: String = r.get(0)?;
+    let (verification, options): (String, String) = (r.get(4)?, r.get(6)?);
+    let secrets = parse(&r.get::<_, String>(5)?)?;
+    let (app_id, uid, name, created_at, updated_at) =
+        (AppId(r.get(1)?), r.get(2)?, r.get(3)?, r.get(7)?, r.get(8)?);
+    Ok(
+        common::source_config(&id, &verification, &options).map(|(verification, options)| Source {
+            id: SourceId(id),
+            app_id,
+            uid,
+            name,
+            verification,
+            secrets,
+            options,
+            created_at,
+            updated_at,
+        }),
+    )
+}
+
+pub(super) const INREQ_COLS: &str =
+    "id, source_id, app_id, status, reason, msg_id, headers, body, event_type, created_at";
+
+pub(super) fn inreq_row(r: &Row) -> rusqlite::Result<InboundRequest> {
+    let status: String = r.get(3)?;
+    Ok(InboundRequest {
+        id: InboundRequestId(r.get(0)?),
+        source_id: SourceId(r.get(1)?),
+        app_id: AppId(r.get(2)?),
+        status: InboundStatus::parse(&status).unwrap_or(InboundStatus::Rejected),
+        reason: r.get(4)?,
+        msg_id: r.get::<_, Option<String>>(5)?.map(MessageId),
+        headers: parse(&r.get::<_, String>(6)?)?,
+        body: r.get(7)?,
+        event_type: r.get(8)?,
+        created_at: r.get(9)?,
+    })
+}
+
+pub(super) fn token_row(r: &Row) -> rusqlite::Result<TokenRecord> {
+    Ok(TokenRecord {
+        id: TokenId(r.get(0)?),
+        name: r.get(1)?,
+        app_id: r.get::<_, Option<String>>(2)?.map(AppId),
+        created_at: r.get(3)?,
+    })
+}
+
+/// A delivery as its lease returns it (`RETURNING id, msg_id, endpoint_id, app_id, attempts,
+/// failures, manual`).
+pub(super) fn claimed_row(r: &Row) -> rusqlite::Result<crate::Claimed> {
+    Ok(crate::Claimed {
+        delivery_id: r.get(0)?,
+        msg_id: MessageId(r.get(1)?),
+        endpoint_id: EndpointId(r.get(2)?),
+        app_id: AppId(r.get(3)?),
+        attempts: r.get(4)?,
+        failures: r.get(5)?,
+        manual: r.get(6)?,
+    })
+}
+
+/// Parameters bound as boxed values (one list type for every entity).
+pub(super) type Params = Vec<Box<dyn rusqlite::ToSql>>;
+
+/// An entity the generic writes ([`SqliteStore::insert`], [`SqliteStore::update`]) store:
+/// its table, columns (in parameter order) and values.
+pub(super) trait Entity: Send + 'static {
+    const TABLE: &'static str;
+    const COLS: &'static str;
+    /// The update of every column but the key and `created_at` (`?1` the key).
+    const UPDATE: &'static str;
+    /// The values in [`Self::COLS`] order; an update leaves `created_at` out.
+    fn params(&self, insert: bool) -> Params;
+}
+
+/// `INSERT` of every column of `E`.
+pub(super) fn insert_sql<E: Entity>() -> String {
+    common::insert_sql(E::TABLE, E::COLS, '?')
+}
+
+/// The stamps closing every entity's parameters: `created_at` on insert only, then `updated_at`.
+fn stamped(mut p: Params, insert: bool, created_at: Millis, updated_at: Millis) -> Params {
+    if insert {
+        p.push(Box::new(created_at));
+    }
+    p.push(Box::new(updated_at));
+    p
+}
+
+impl Entity for Application {
+    const TABLE: &'static str = "apps";
+    const COLS: &'static str = APP_COLS;
+    const UPDATE: &'static str = "UPDATE apps SET uid = ?2, name = ?3, throttle_rate = ?4, metadata = ?5, updated_at = ?6 WHERE id = ?1";
+    fn params(&self, insert: bool) -> Params {
+        let p: Params = vec![
+            Box::new(self.id.0.clone()),
+            Box::new(self.uid.clone()),
+            Box::new(self.name.clone()),
+            Box::new(self.throttle_rate),
+            Box::new(json(&self.metadata)),
+        ];
+        stamped(p, insert, self.created_at, self.updated_at)
+    }
+}
+
+impl Entity for EventType {
+    const TABLE: &'static str = "event_types";
+    const COLS: &'static str = ET_COLS;
+    const UPDATE: &'static str = "UPDATE event_types SET description=?2, archived=?3, deprecated=?4, schemas=?5, updated_at=?6 WHERE name=?1";
+    fn params(&self, insert: bool) -> Params {
+        let p: Params = vec![
+            Box::new(self.name.clone()),
+            Box::new(self.description.clone()),
+            Box::new(self.archived),
+            Box::new(self.deprecated),
+            Box::new(json_opt(&self.schemas)),
+        ];
+        stamped(p, insert, self.created_at, self.updated_at)
+    }
+}
+
+impl Entity for Source {
+    const TABLE: &'static str = "sources";
+    const COLS: &'static str = SRC_COLS;
+    const UPDATE: &'static str =
+        "UPDATE sources SET uid = ?3, name = ?4, verification = ?5, secrets = ?6, \
+                     options = ?7, updated_at = ?8 WHERE id = ?1 AND app_id = ?2";
+    fn params(&self, insert: bool) -> Params {
+        let p: Params = vec![
+            Box::new(self.id.0.clone()),
+            Box::new(self.app_id.0.clone()),
+            Box::new(self.uid.clone()),
+            Box::new(self.name.clone()),
+            Box::new(common::verification_json(&self.verification)),
+            Box::new(json(&self.secrets)),
+            Box::new(json(&self.options)),
+        ];
+        stamped(p, insert, self.created_at, self.updated_at)
+    }
+}
