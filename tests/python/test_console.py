@@ -10,6 +10,7 @@ by scripts/test.sh); Playwright never downloads a browser.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import typing as t
 
@@ -66,6 +67,21 @@ def test_console_sign_in_navigate_live_refresh_and_sign_out(
         json={"eventType": "order.created", "payload": {"note": XSS}},
     ).json()
     receiver.wait_for_requests(path, 1)
+    # An inbound source whose schema quarantines a body without "id".
+    src = raw_http.post(
+        f"/api/v1/app/{app['id']}/source",
+        json={
+            "name": "partner",
+            "verification": {"scheme": "api-key", "header": "X-Partner-Key", "secrets": ["partner-key-123"]},
+            "schema": {"type": "object", "required": ["id"]},
+        },
+    ).json()
+    quarantined = httpx.post(
+        f"{herald.base_url}/in/{src['id']}",
+        headers={"X-Partner-Key": "partner-key-123"},
+        json={"note": XSS},
+    )
+    assert quarantined.status_code == 202, quarantined.text
 
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     page = context.new_page()
@@ -123,6 +139,19 @@ def test_console_sign_in_navigate_live_refresh_and_sign_out(
         receiver.wait_for_requests(path, 3)
         expect(page.get_by_text("(manual)").first).to_be_visible(timeout=5_000)
 
+        # Source: the quarantined request with its body as text, released from the page.
+        page.get_by_role("navigation", name="Breadcrumb").get_by_role("link", name=XSS).click()
+        page.get_by_role("link", name="partner").click()
+        expect(page.get_by_role("heading", level=1)).to_have_text("Source partner")
+        log = page.locator("#requests")
+        expect(log.get_by_text("quarantined", exact=True)).to_be_visible()
+        assert page.locator("img").count() == 0
+        page.get_by_label("Status").select_option("quarantined")
+        page.get_by_role("button", name="Filter").click()
+        page.get_by_role("button", name=re.compile("^Release request")).click()
+        expect(page.locator("#requests").get_by_text("released", exact=True)).to_be_visible()
+        receiver.wait_for_requests(path, 4)
+
         # Readable on a phone: no screen is wider than the viewport.
         page.set_viewport_size({"width": 390, "height": 844})
         base = f"{herald.base_url}/console"
@@ -131,6 +160,7 @@ def test_console_sign_in_navigate_live_refresh_and_sign_out(
             f"{base}/app/{app['id']}",
             f"{base}/app/{app['id']}/endpoint/{ep['id']}",
             f"{base}/app/{app['id']}/msg/{first['id']}",
+            f"{base}/app/{app['id']}/source/{src['id']}",
             f"{base}/health",
         ]:
             page.goto(url)

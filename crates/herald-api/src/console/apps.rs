@@ -94,15 +94,9 @@ pub async fn list(st: &AppState, op: &Operator, q: ListQ) -> ConsoleResult<Respo
             failing: format!("{failing}{more}"),
         });
     }
-    let pager = Pager::new(
-        "/console?page=".into(),
-        q.page.as_deref(),
-        page.has_more,
-        (
-            rows.first().map(|r| r.id.clone()),
-            rows.last().map(|r| r.id.clone()),
-        ),
-    );
+    let pager = Pager::new("/console?page=".into(), q.page.as_deref(), &page, |a| {
+        a.id.0.clone()
+    });
     Ok(ok(&AppsPage {
         chrome: Chrome::signed_in(&op.csrf),
         apps: rows,
@@ -215,16 +209,9 @@ pub async fn show(
         .store()
         .list_sources(&app.id, &page_query(SOURCES_SHOWN, None, false)?)
         .await?;
-    let pager = Pager::new(
-        format!("/console/app/{}?msgs=", app.id),
-        q.msgs.as_deref(),
-        msgs.has_more,
-        (
-            msgs.items.first().map(|m| m.id.0.clone()),
-            msgs.items.last().map(|m| m.id.0.clone()),
-        ),
-    )
-    .labelled("Newer", "Older");
+    let base = format!("/console/app/{}?msgs=", app.id);
+    let pager =
+        Pager::new(base, q.msgs.as_deref(), &msgs, |m| m.id.0.clone()).labelled("Newer", "Older");
     Ok(ok(&AppPage {
         chrome: Chrome {
             crumbs: vec![("/console".into(), "Applications".into())],

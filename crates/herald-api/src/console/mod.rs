@@ -27,6 +27,7 @@ mod message;
 mod page;
 mod session;
 mod signin;
+mod source;
 
 /// The console's Content-Security-Policy: scripts and styles from this server only, nothing
 /// inline, no framing.
@@ -35,25 +36,21 @@ pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; 
 /// Every console route, behind the session and header layer.
 pub fn router(state: AppState) -> Router<AppState> {
     let app = "/console/app/{app_id}";
-    let table: [(String, MethodRouter<AppState>); 9] = [
+    let ep = format!("{app}/endpoint/{{endpoint_id}}");
+    let msg = format!("{app}/msg/{{msg_id}}");
+    let src = format!("{app}/source/{{source_id}}");
+    let table: Vec<(String, MethodRouter<AppState>)> = vec![
         ("/console".into(), get(signin::home).post(signin::sign_in)),
         ("/console/sign-out".into(), post(signin::sign_out)),
         ("/console/assets/{file}".into(), get(assets::serve)),
         ("/console/health".into(), get(health::show)),
         (app.into(), get(apps::show)),
-        (
-            format!("{app}/endpoint/{{endpoint_id}}"),
-            get(endpoint::show),
-        ),
-        (
-            format!("{app}/endpoint/{{endpoint_id}}/reveal"),
-            post(endpoint::reveal),
-        ),
-        (format!("{app}/msg/{{msg_id}}"), get(message::show)),
-        (
-            format!("{app}/msg/{{msg_id}}/resend"),
-            post(message::resend),
-        ),
+        (format!("{ep}/reveal"), post(endpoint::reveal)),
+        (ep, get(endpoint::show)),
+        (format!("{msg}/resend"), post(message::resend)),
+        (msg, get(message::show)),
+        (format!("{src}/release"), post(source::release)),
+        (src, get(source::show)),
     ];
     table
         .into_iter()

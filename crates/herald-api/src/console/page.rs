@@ -164,21 +164,25 @@ pub struct Pager {
 }
 
 impl Pager {
-    /// `asked` is the iterator this page was asked with; `first` and `last` its items' IDs.
-    pub fn new(
+    /// Links around `page`, which was asked for with the iterator `asked`; `id` gives an
+    /// item's ID (the store's iterator).
+    pub fn new<T>(
         base: String,
         asked: Option<&str>,
-        has_more: bool,
-        ids: (Option<String>, Option<String>),
+        page: &herald_store::Page<T>,
+        id: impl Fn(&T) -> String,
     ) -> Self {
         let backwards = asked.is_some_and(|a| a.starts_with('-'));
         let started = asked.is_some_and(|a| !a.is_empty());
-        let (first, last) = ids;
+        let has_more = page.has_more;
         Self {
             base,
             // Going back, the page we came from is always further on.
-            next: last.filter(|_| has_more || backwards),
-            prev: first
+            next: page.items.last().map(&id).filter(|_| has_more || backwards),
+            prev: page
+                .items
+                .first()
+                .map(&id)
                 .filter(|_| started && (has_more || !backwards))
                 .map(|f| format!("-{f}")),
             next_label: "Next",

@@ -9,7 +9,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use herald_core::ids::{InboundRequestId, SourceId};
+use herald_core::ids::SourceId;
 use herald_core::inbound::{Extract, Scheme, Verification};
 use herald_core::model::{InboundStatus, Source, StoredSecret};
 use herald_core::now_millis;
@@ -29,7 +29,7 @@ use crate::paths::{AppPath, SourcePath, SourceRequestPath};
 use crate::routes::ApiList;
 use crate::scope::{At, AtSource, InApp};
 use crate::service::secrets;
-use crate::service::sources::{self, Received};
+use crate::service::sources;
 
 /// Longest dedup window (30 days).
 const MAX_WINDOW_S: i64 = 30 * 86_400;
@@ -417,38 +417,6 @@ pub async fn requests(at: At<SourcePath, Q<RequestListParams>>) -> ApiList<Inbou
     responses((status = 202, description = "Released: the message it became", body = ReleasedOut)))]
 pub async fn release(At { st, auth, path, .. }: At<SourceRequestPath>) -> ApiResult<Response> {
     let s = sources::load(&st, &auth, &path.app_id, &path.source_id).await?;
-    let found = if InboundRequestId::looks_like(&path.request_id) {
-        st.store()
-            .get_inbound(&s.id, &InboundRequestId(path.request_id))
-            .await?
-    } else {
-        None
-    };
-    let Some(q) = found.filter(|q| q.status == InboundStatus::Quarantined) else {
-        return Err(ApiError::not_found("quarantined request"));
-    };
-    let body = q.body.clone().unwrap_or_default();
-    let received = Received {
-        body: body.as_bytes(),
-        content_type: q.headers.get("content-type").map(String::as_str),
-        headers: &q.headers,
-        event_type: q.event_type.clone().unwrap_or_else(|| "inbound".into()),
-        created_at: now_millis(),
-    };
-    let msg = sources::message_of(&s, received, None);
-    let published = match st.store().release_inbound(&s.id, &q.id, msg).await {
-        Err(herald_store::StoreError::NotFound) => {
-            return Err(ApiError::not_found("quarantined request"))
-        }
-        other => other?,
-    };
-    herald_delivery::telemetry::messages_published("inbound", 1);
-    st.wake();
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(ReleasedOut {
-            id: published.message.id.0,
-        }),
-    )
-        .into_response())
+    let msg = sources::release(&st, &s, &path.request_id).await?;
+    Ok((StatusCode::ACCEPTED, Json(ReleasedOut { id: msg.0 })).into_response())
 }

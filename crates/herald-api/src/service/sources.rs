@@ -8,13 +8,16 @@
 
 use std::collections::BTreeMap;
 
-use herald_core::ids::{AppId, MessageId};
+use herald_core::ids::{AppId, InboundRequestId, MessageId};
 use herald_core::inbound::{self, Verification};
-use herald_core::model::{is_sensitive_header, Message, Source, RAW_BODY_CONTENT_TYPE};
+use herald_core::model::{
+    is_sensitive_header, InboundStatus, Message, Source, RAW_BODY_CONTENT_TYPE,
+};
+use herald_core::now_millis;
 use serde_json::{json, Value};
 
 use crate::dto::SourceOut;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::extract::Auth;
 use crate::service::apps;
 use crate::state::AppState;
@@ -25,6 +28,40 @@ pub async fn load(st: &AppState, auth: &Auth, app_id: &str, src: &str) -> ApiRes
     let get = |app: AppId| async move { st.store().get_source(&app, src).await };
     let (_, source) = apps::load_in(st, auth, app_id, "source", get).await?;
     Ok(source)
+}
+
+/// Accepts the quarantined request `request_id` of `s` as it is (after the schema or the
+/// sender was fixed): it becomes a message now. 404 when there is no such request waiting
+/// (also when it was released already).
+pub async fn release(st: &AppState, s: &Source, request_id: &str) -> ApiResult<MessageId> {
+    let found = if InboundRequestId::looks_like(request_id) {
+        st.store()
+            .get_inbound(&s.id, &InboundRequestId(request_id.to_string()))
+            .await?
+    } else {
+        None
+    };
+    let Some(q) = found.filter(|q| q.status == InboundStatus::Quarantined) else {
+        return Err(ApiError::not_found("quarantined request"));
+    };
+    let body = q.body.clone().unwrap_or_default();
+    let received = Received {
+        body: body.as_bytes(),
+        content_type: q.headers.get("content-type").map(String::as_str),
+        headers: &q.headers,
+        event_type: q.event_type.clone().unwrap_or_else(|| "inbound".into()),
+        created_at: now_millis(),
+    };
+    let msg = message_of(s, received, None);
+    let published = match st.store().release_inbound(&s.id, &q.id, msg).await {
+        Err(herald_store::StoreError::NotFound) => {
+            return Err(ApiError::not_found("quarantined request"))
+        }
+        other => other?,
+    };
+    herald_delivery::telemetry::messages_published("inbound", 1);
+    st.wake();
+    Ok(published.message.id)
 }
 
 /// The source's verification with the secrets valid at `now`.

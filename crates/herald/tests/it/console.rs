@@ -507,3 +507,89 @@ async fn unknown_resources_answer_html_pages_with_empty_states() {
     assert_eq!(c.get("/console/assets/../Cargo.toml").await.status, 404);
     srv.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quarantined_request_is_shown_as_text_and_released_from_the_source_page() {
+    let recv = Receiver::start().await;
+    let srv = TestServer::start(|_| {}).await;
+    let admin = &srv.client;
+    let app = admin.create_app("inbound").await;
+    admin.endpoint_for(&app, &recv.url()).await;
+    let src = admin
+        .post(
+            &format!("/app/{app}/source"),
+            json!({
+                "name": XSS,
+                "verification": {"scheme": "api-key", "header": "X-Partner-Key", "secrets": ["partner-key-123"]},
+                "schema": {"type": "object", "required": ["id"]},
+            }),
+            201,
+        )
+        .await;
+    let src = id_of(&src);
+    let body = format!(r#"{{"html": "{}"}}"#, XSS.replace('"', "\\\""));
+    let mut c = Console::new(&srv);
+    let ingested = c
+        .http
+        .post(format!("{}/in/{src}", c.base))
+        .header("x-partner-key", "partner-key-123")
+        .header("content-type", "application/json")
+        .header("x-hostile", XSS)
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ingested.status(), 202);
+    let request_id = ingested.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    assert_eq!(c.sign_in(ADMIN_TOKEN).await.status, 303);
+    let app_page = c.get(&format!("/console/app/{app}")).await;
+    assert!(app_page
+        .text
+        .contains(&format!("/console/app/{app}/source/{src}")));
+    let page_path = format!("/console/app/{app}/source/{src}");
+    let p = c.get(&page_path).await;
+    assert_eq!(p.status, 200);
+    assert!(
+        !p.text.contains("<img"),
+        "markup from a sender:\n{}",
+        p.text
+    );
+    assert!(
+        p.text.matches(XSS_ESCAPED).count() >= 3,
+        "name, header and body as text"
+    );
+    assert!(p.text.contains("quarantined"));
+    assert!(
+        !p.text.contains("partner-key-123"),
+        "the verification key is shown"
+    );
+    let filtered = c.get(&format!("{page_path}?status=accepted")).await;
+    assert!(filtered.text.contains("No requests in status"));
+    assert_eq!(
+        c.get(&format!("{page_path}?status=bogus")).await.status,
+        422
+    );
+
+    let release = format!("{page_path}/release");
+    let csrf = c.csrf().await;
+    let fields = [("csrf", csrf.as_str()), ("request", request_id.as_str())];
+    let p = c
+        .post(&release, Some("https://evil.example"), &fields)
+        .await;
+    assert_eq!(p.status, 403);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(recv.count(), 0, "a refused release was forwarded");
+    let origin = c.origin();
+    let p = c.post(&release, Some(&origin), &fields).await;
+    assert_eq!(p.status, 303, "{}", p.text);
+    let got = recv.wait_for(1).await;
+    assert_eq!(got[0].body.as_ref(), body.as_bytes());
+    // Released once only.
+    let again = c.post(&release, Some(&origin), &fields).await;
+    assert_eq!(again.status, 404);
+    srv.stop().await;
+}
