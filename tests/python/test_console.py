@@ -138,6 +138,11 @@ def test_console_sign_in_navigate_live_refresh_and_sign_out(
         resend.click()
         receiver.wait_for_requests(path, 3)
         expect(page.get_by_text("(manual)").first).to_be_visible(timeout=5_000)
+        # The refresh does not take the keyboard focus away.
+        resend = page.get_by_role("button", name=f"Resend to {receiver.url(path)}")
+        resend.focus()
+        page.wait_for_timeout(4_500)
+        assert resend.evaluate("b => b === document.activeElement"), "the refresh stole the focus"
 
         # Source: the quarantined request with its body as text, released from the page.
         page.get_by_role("navigation", name="Breadcrumb").get_by_role("link", name=XSS).click()

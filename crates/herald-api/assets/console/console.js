@@ -21,6 +21,9 @@
 
   var POLL_MS = 2000;
   var busy = false;
+  // The server's HTML of each live region as last fetched: a region is replaced only when
+  // it changed, so an unchanged page keeps its focus, selection and open <details>.
+  var seen = {};
 
   function refresh() {
     var live = document.querySelectorAll("[data-live][id]");
@@ -46,11 +49,18 @@
         if (!res.ok) return;
         live.forEach(function (el) {
           var fresh = doc.getElementById(el.id);
-          if (fresh) {
-            var node = document.importNode(fresh, true);
-            el.replaceWith(node);
-            localTimes(node);
+          if (!fresh) return;
+          var html = fresh.outerHTML;
+          if (seen[el.id] === html) return;
+          // Keyboard users keep their place: a region holding the focus waits for the next
+          // poll after the focus has moved on.
+          if (el.contains(document.activeElement) && document.activeElement !== document.body) {
+            return;
           }
+          seen[el.id] = html;
+          var node = document.importNode(fresh, true);
+          el.replaceWith(node);
+          localTimes(node);
         });
       })
       .catch(function () {})
@@ -72,6 +82,10 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () {
+    // The regions as the server sent them, before their dates are made local.
+    document.querySelectorAll("[data-live][id]").forEach(function (el) {
+      seen[el.id] = el.outerHTML;
+    });
     localTimes(document);
     copyButtons();
     window.setInterval(refresh, POLL_MS);
