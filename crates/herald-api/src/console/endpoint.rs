@@ -5,14 +5,16 @@
 //! secret is shown only in the answer to the CSRF-checked POST, never in a GET page.
 
 use askama::Template;
-use axum::extract::State;
-use axum::response::Response;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
 use herald_core::model::{is_sensitive_header, Attempt, DeliveryStatus, Endpoint, TriggerType};
 use herald_core::now_millis;
 use herald_store::{AttemptFilter, AttemptScope};
+use serde::Deserialize;
 
 use super::csrf::Posted;
-use super::page::{ok, page_query, Chrome, ConsoleResult, When};
+use super::page::{ok, page_query, Chrome, ConsoleError, ConsoleResult, When};
 use super::session::Operator;
 use crate::extract::Path;
 use crate::paths::EndpointPath;
@@ -80,6 +82,37 @@ struct EndpointPage {
     ep: EndpointView,
     secret: Option<String>,
     attempts: Vec<AttemptRow>,
+    day: DayStats,
+    /// What the last "Recover" did.
+    notice: Option<String>,
+    recover_choices: &'static [(u32, &'static str)],
+}
+
+/// Deliveries of the messages of the last 24 hours to this endpoint, by status.
+pub struct DayStats {
+    success: u64,
+    fail: u64,
+    waiting: u64,
+    /// Successes among finished deliveries, in percent ("—" when none finished).
+    rate: String,
+}
+
+/// How far back "Recover failed deliveries" reaches (hours, words).
+const RECOVER_CHOICES: &[(u32, &str)] = &[
+    (1, "the last hour"),
+    (6, "the last 6 hours"),
+    (24, "the last 24 hours"),
+    (72, "the last 3 days"),
+    (168, "the last 7 days"),
+];
+
+const DAY_MS: i64 = 86_400_000;
+
+/// The query of the endpoint page: only what a "Recover" just did.
+#[derive(Debug, Default, Deserialize)]
+pub struct AfterRecover {
+    /// Deliveries the last "Recover" re-queued.
+    recovered: Option<u64>,
 }
 
 fn list_or_all(v: &Option<Vec<String>>) -> String {
@@ -122,6 +155,7 @@ async fn render(
     op: &Operator,
     path: &EndpointPath,
     reveal: bool,
+    notice: Option<String>,
 ) -> ConsoleResult<Response> {
     let (app, ep) = endpoints::load(st, &op.auth(), path).await?;
     let attempts = st
@@ -133,6 +167,11 @@ async fn render(
             &page_query(ATTEMPTS_SHOWN, None, true)?,
         )
         .await?;
+    let stats = st
+        .store()
+        .endpoint_stats(&ep.id, Some(now_millis() - DAY_MS), None)
+        .await?;
+    let finished = stats.success + stats.fail;
     let secret = reveal.then(|| {
         ep.secrets
             .first()
@@ -146,16 +185,31 @@ async fn render(
         ep: view(&ep),
         secret,
         attempts: attempts.items.iter().map(AttemptRow::of).collect(),
+        day: DayStats {
+            success: stats.success,
+            fail: stats.fail,
+            waiting: stats.pending + stats.sending,
+            rate: match finished {
+                0 => "—".into(),
+                n => format!("{:.1} %", stats.success as f64 * 100.0 / n as f64),
+            },
+        },
+        notice,
+        recover_choices: RECOVER_CHOICES,
     }))
 }
 
 /// `GET /console/app/{app_id}/endpoint/{endpoint_id}`.
 pub async fn show(
-    State(st): State<AppState>,
     op: Operator,
+    State(st): State<AppState>,
     Path(path): Path<EndpointPath>,
+    Query(AfterRecover { recovered }): Query<AfterRecover>,
 ) -> ConsoleResult<Response> {
-    render(&st, &op, &path, false).await
+    let notice = recovered.map(|n| {
+        format!("{n} failed deliveries re-queued; the counts below follow them as they are sent.")
+    });
+    render(&st, &op, &path, false, notice).await
 }
 
 /// `POST …/reveal`: the same page with the newest signing secret shown.
@@ -164,5 +218,32 @@ pub async fn reveal(
     Path(path): Path<EndpointPath>,
     posted: Posted,
 ) -> ConsoleResult<Response> {
-    render(&st, &posted.op, &path, true).await
+    render(&st, &posted.op, &path, true, None).await
+}
+
+/// `POST …/recover` (form field `since_hours`): re-queues every failed delivery of messages
+/// since then, as `POST /api/v1/…/endpoint/{ep}/recover` does, and shows the count.
+pub async fn recover(
+    State(st): State<AppState>,
+    Path(path): Path<EndpointPath>,
+    posted: Posted,
+) -> ConsoleResult<Response> {
+    let (app, ep) = endpoints::load(&st, &posted.op.auth(), &path).await?;
+    let hours = posted
+        .fields
+        .get("since_hours")
+        .and_then(|h| h.parse::<u32>().ok())
+        .filter(|h| RECOVER_CHOICES.iter().any(|(c, _)| c == h))
+        .ok_or_else(|| {
+            ConsoleError::Api(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "choose how far back to recover".into(),
+            )
+        })?;
+    let now = now_millis();
+    let since = now - i64::from(hours) * 3_600_000;
+    let n = st.store().recover(&ep.id, since, None, now).await?;
+    st.wake();
+    let back = format!("/console/app/{}/endpoint/{}?recovered={n}", app.id, ep.id);
+    Ok(Redirect::to(&back).into_response())
 }

@@ -46,6 +46,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         ("/console/health".into(), get(health::show)),
         (app.into(), get(apps::show)),
         (format!("{ep}/reveal"), post(endpoint::reveal)),
+        (format!("{ep}/recover"), post(endpoint::recover)),
         (ep, get(endpoint::show)),
         (format!("{msg}/resend"), post(message::resend)),
         (msg, get(message::show)),

@@ -593,3 +593,50 @@ async fn a_quarantined_request_is_shown_as_text_and_released_from_the_source_pag
     assert_eq!(again.status, 404);
     srv.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_endpoint_page_counts_the_last_day_and_recovers_failed_deliveries() {
+    let recv = Receiver::start().await;
+    recv.set_default(Reply::Status(500));
+    let srv = TestServer::start(|_| {}).await;
+    let admin = &srv.client;
+    let app = admin.create_app("a").await;
+    let ep = admin.endpoint_for(&app, &recv.url()).await;
+    let msg = admin
+        .publish(&app, json!({"eventType": "t", "payload": {}}))
+        .await;
+    admin.wait_delivery(&app, &msg, &ep, 2).await;
+
+    let mut c = Console::new(&srv);
+    assert_eq!(c.sign_in(ADMIN_TOKEN).await.status, 303);
+    let page_path = format!("/console/app/{app}/endpoint/{ep}");
+    let p = c.get(&page_path).await;
+    assert!(p.text.contains("failed <strong>1</strong>"), "{}", p.text);
+    assert!(p.text.contains("success rate <strong>0.0 %</strong>"));
+
+    let recover = format!("{page_path}/recover");
+    let csrf = c.csrf().await;
+    let fields = [("csrf", csrf.as_str()), ("since_hours", "24")];
+    let p = c
+        .post(&recover, Some("https://evil.example"), &fields)
+        .await;
+    assert_eq!(p.status, 403);
+    let origin = c.origin();
+    let bad = [("csrf", csrf.as_str()), ("since_hours", "5")];
+    assert_eq!(c.post(&recover, Some(&origin), &bad).await.status, 422);
+    let before = recv.count();
+    recv.set_default(Reply::Status(204));
+    let p = c.post(&recover, Some(&origin), &fields).await;
+    assert_eq!(p.status, 303, "{}", p.text);
+    assert_eq!(p.header("location"), format!("{page_path}?recovered=1"));
+    recv.wait_for(before + 1).await;
+    admin.wait_delivery(&app, &msg, &ep, 0).await;
+    let p = c.get(&format!("{page_path}?recovered=1")).await;
+    assert!(p.text.contains("1 failed deliveries re-queued"));
+    assert!(
+        p.text.contains("Delivered <strong>1</strong>"),
+        "{}",
+        p.text
+    );
+    srv.stop().await;
+}
