@@ -12,7 +12,7 @@ use herald_core::{now_millis, Millis};
 use herald_store::MessageFilter;
 use serde::Deserialize;
 
-use super::page::{ok, page_query, Chrome, ConsoleResult, Pager, When};
+use super::page::{ok, page_query, Choice, Chrome, ConsoleResult, Pager, When};
 use super::session::Operator;
 use crate::extract::Path;
 use crate::paths::AppPath;
@@ -175,6 +175,10 @@ struct AppPage {
     messages: Vec<MessageRow>,
     /// Pages of messages.
     pager: Pager,
+    /// The message filter as asked (shown back in its controls).
+    event_type: String,
+    /// "Created within".
+    choice: Choice,
     sources: Vec<SourceRow>,
 }
 
@@ -182,6 +186,45 @@ struct AppPage {
 pub struct ShowQ {
     /// Iterator of the message page.
     msgs: Option<String>,
+    /// Only messages of these event types (comma-separated).
+    event_type: Option<String>,
+    /// Only messages of the last this many hours.
+    within: Option<String>,
+}
+
+/// The "Created within" choices of the message filter (hours, words).
+const WITHIN: &[(&str, &str)] = &[
+    ("1", "the last hour"),
+    ("24", "the last 24 hours"),
+    ("168", "the last 7 days"),
+];
+
+/// The message filter as asked: the store's filter, the earliest creation time, and the
+/// query string that keeps it across pages.
+fn message_filter(q: &ShowQ) -> (MessageFilter, Option<Millis>, String) {
+    let event_type = q.event_type.as_deref().unwrap_or("").trim();
+    let types: Vec<String> = event_type
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(String::from)
+        .collect();
+    let within = q
+        .within
+        .as_deref()
+        .filter(|w| WITHIN.iter().any(|(h, _)| h == w));
+    let after = within
+        .and_then(|w| w.parse::<i64>().ok())
+        .map(|h| now_millis() - h * 3_600_000);
+    let keep = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("event_type", event_type)
+        .append_pair("within", within.unwrap_or(""))
+        .finish();
+    let filter = MessageFilter {
+        channel: None,
+        event_types: (!types.is_empty()).then_some(types),
+    };
+    (filter, after, keep)
 }
 
 /// `GET /console/app/{app_id}`.
@@ -197,19 +240,15 @@ pub async fn show(
         .store()
         .list_endpoints(&app.id, &page_query(ENDPOINTS_SHOWN, None, false)?)
         .await?;
-    let msgs = st
-        .store()
-        .list_messages(
-            &app.id,
-            &MessageFilter::default(),
-            &page_query(MESSAGES_SHOWN, q.msgs.as_deref(), true)?,
-        )
-        .await?;
+    let (filter, after, keep) = message_filter(&q);
+    let mut query = page_query(MESSAGES_SHOWN, q.msgs.as_deref(), true)?;
+    query.after = after;
+    let msgs = st.store().list_messages(&app.id, &filter, &query).await?;
     let srcs = st
         .store()
         .list_sources(&app.id, &page_query(SOURCES_SHOWN, None, false)?)
         .await?;
-    let base = format!("/console/app/{}?msgs=", app.id);
+    let base = format!("/console/app/{}?{keep}&msgs=", app.id);
     let pager =
         Pager::new(base, q.msgs.as_deref(), &msgs, |m| m.id.0.clone()).labelled("Newer", "Older");
     Ok(ok(&AppPage {
@@ -226,6 +265,16 @@ pub async fn show(
         endpoints: eps.items.iter().map(|e| EndpointRow::of(e, now)).collect(),
         endpoints_more: eps.has_more,
         messages: msgs.items.iter().map(MessageRow::of).collect(),
+        event_type: q.event_type.clone().unwrap_or_default(),
+        choice: Choice {
+            id: "within",
+            label: "Created within",
+            options: std::iter::once(("", "any time"))
+                .chain(WITHIN.iter().copied())
+                .map(|(v, w)| (v.to_string(), w.to_string()))
+                .collect(),
+            selected: q.within.clone().unwrap_or_default(),
+        },
         pager,
         sources: srcs
             .items

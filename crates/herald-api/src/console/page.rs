@@ -200,6 +200,17 @@ impl Pager {
     }
 }
 
+/// A labelled `<select>` of a filter form, rendered by `templates/console/choice.html`.
+#[derive(Debug)]
+pub struct Choice {
+    /// The control's `id` and `name`.
+    pub id: &'static str,
+    pub label: &'static str,
+    /// (value, words), the first usually "all" with an empty value.
+    pub options: Vec<(String, String)>,
+    pub selected: String,
+}
+
 /// The store query of one page: `size` items from `iterator`, in the list's natural order.
 pub fn page_query(
     size: i64,

@@ -13,7 +13,7 @@ use herald_core::model::{InboundRequest, InboundStatus};
 use serde::Deserialize;
 
 use super::csrf::Posted;
-use super::page::{ok, page_query, Chrome, ConsoleError, ConsoleResult, Pager, When};
+use super::page::{ok, page_query, Choice, Chrome, ConsoleError, ConsoleResult, Pager, When};
 use super::session::Operator;
 use crate::extract::Path;
 use crate::paths::SourcePath;
@@ -65,8 +65,8 @@ struct SourcePage {
     name: String,
     scheme: &'static str,
     ingest_url: String,
-    statuses: [&'static str; 8],
-    status: String,
+    /// The status filter.
+    choice: Choice,
     requests: Vec<RequestRow>,
     pager: Pager,
 }
@@ -115,8 +115,20 @@ pub async fn show(
         name: s.name.clone(),
         scheme: s.verification.scheme.as_str(),
         ingest_url: format!("{}/in/{}", st.inner.public_url, s.id),
-        statuses: STATUSES,
-        status,
+        choice: Choice {
+            id: "status",
+            label: "Status",
+            options: std::iter::once("")
+                .chain(STATUSES)
+                .map(|v| {
+                    (
+                        v.to_string(),
+                        if v.is_empty() { "all" } else { v }.to_string(),
+                    )
+                })
+                .collect(),
+            selected: status,
+        },
         requests: page
             .items
             .into_iter()

@@ -640,3 +640,43 @@ async fn the_endpoint_page_counts_the_last_day_and_recovers_failed_deliveries() 
     );
     srv.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_application_page_filters_messages_by_event_type_and_age() {
+    let srv = TestServer::start(|_| {}).await;
+    let admin = &srv.client;
+    let app = admin.create_app("a").await;
+    for t in ["order.created", "invoice.paid", "order.created"] {
+        admin
+            .publish(&app, json!({"eventType": t, "payload": {}}))
+            .await;
+    }
+    let mut c = Console::new(&srv);
+    assert_eq!(c.sign_in(ADMIN_TOKEN).await.status, 303);
+    let all = c.get(&format!("/console/app/{app}")).await;
+    assert_eq!(all.text.matches(">order.created</a>").count(), 2);
+    assert_eq!(all.text.matches(">invoice.paid</a>").count(), 1);
+    let only = c
+        .get(&format!(
+            "/console/app/{app}?event_type=invoice.paid&within=1"
+        ))
+        .await;
+    assert_eq!(only.text.matches(">order.created</a>").count(), 0);
+    assert_eq!(only.text.matches(">invoice.paid</a>").count(), 1);
+    assert!(
+        only.text.contains("value=\"invoice.paid\""),
+        "the filter is shown back"
+    );
+    let none = c
+        .get(&format!(
+            "/console/app/{app}?event_type=%3Cimg%20src%3Dx%3E"
+        ))
+        .await;
+    assert_eq!(none.status, 200);
+    assert!(none.text.contains("No messages match this filter"));
+    assert!(
+        !none.text.contains("<img"),
+        "the filter is echoed as markup"
+    );
+    srv.stop().await;
+}
