@@ -12,7 +12,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, MethodRouter};
+use axum::routing::{any, get, post, MethodRouter};
 use axum::Router;
 use herald_core::now_millis;
 
@@ -52,6 +52,9 @@ pub fn router(state: AppState) -> Router<AppState> {
         (msg, get(message::show)),
         (format!("{src}/release"), post(source::release)),
         (src, get(source::show)),
+        // Any other path under /console is a page that does not exist, answered as one (with
+        // the console's headers) rather than as the API's JSON 404.
+        ("/console/{*rest}".into(), any(no_such_page)),
     ];
     table
         .into_iter()
@@ -98,6 +101,13 @@ async fn guard(State(st): State<AppState>, mut req: Request, next: Next) -> Resp
     }
     security_headers(resp.headers_mut());
     resp
+}
+
+async fn no_such_page() -> page::ConsoleError {
+    page::ConsoleError::Api(
+        axum::http::StatusCode::NOT_FOUND,
+        "there is no such page in the console".into(),
+    )
 }
 
 fn security_headers(h: &mut HeaderMap) {

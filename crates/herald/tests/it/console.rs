@@ -490,6 +490,10 @@ async fn unknown_resources_answer_html_pages_with_empty_states() {
     assert_eq!(p.status, 404);
     assert!(p.header("content-type").starts_with("text/html"));
     assert_security_headers(&p);
+    let p = c.get("/console/no/such/page").await;
+    assert_eq!(p.status, 404);
+    assert!(p.header("content-type").starts_with("text/html"));
+    assert_security_headers(&p);
     let p = c.get(&format!("/console/app/{app}")).await;
     assert!(p.text.contains("No endpoints yet"), "{}", p.text);
     assert!(p.text.contains("No messages yet"));
