@@ -74,7 +74,7 @@ async fn guard(State(st): State<AppState>, mut req: Request, next: Next) -> Resp
     if !is_asset {
         match session::open(&st, req.headers(), now).await {
             Ok(session::Opened::Valid(op)) => {
-                if !polling && session::needs_refresh(&op, now) {
+                if !polling && session::needs_refresh(&st, &op, now) {
                     refresh = Some(op.clone());
                 }
                 req.extensions_mut().insert(op);

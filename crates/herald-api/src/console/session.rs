@@ -27,8 +27,19 @@ pub const COOKIE: &str = "herald_console";
 /// A cookie longer than this is not ours (ours is about 200 bytes); it is ignored unread.
 const MAX_COOKIE: usize = 1024;
 /// A session used again after this long gets a fresh cookie (sliding idle expiry) — not on
-/// every request, so an open page does not rewrite its cookie every second.
+/// every request, so an open page does not rewrite its cookie every second. A quarter of the
+/// idle time when that is shorter, so a short idle time still slides.
 const REFRESH_AFTER_MS: Millis = 60_000;
+
+fn refresh_after(st: &AppState) -> Millis {
+    REFRESH_AFTER_MS.min(idle_ms(st) / 4)
+}
+
+fn idle_ms(st: &AppState) -> Millis {
+    i64::try_from(st.inner.console.idle_secs)
+        .unwrap_or(i64::MAX)
+        .saturating_mul(1000)
+}
 
 /// What the sealed cookie holds.
 #[derive(Serialize, Deserialize)]
@@ -105,8 +116,8 @@ pub async fn open(st: &AppState, headers: &HeaderMap, now: Millis) -> Result<Ope
     let Some(sealed) = unseal(st, value) else {
         return Ok(Opened::Invalid);
     };
-    let idle_ms = (st.inner.console.idle_secs as i64).saturating_mul(1000);
-    if now.saturating_sub(sealed.t) > idle_ms || sealed.t > now + REFRESH_AFTER_MS {
+    // A last use in the future (beyond clock skew between nodes) was not written by us.
+    if now.saturating_sub(sealed.t) > idle_ms(st) || sealed.t > now + REFRESH_AFTER_MS {
         return Ok(Opened::Invalid);
     }
     let Some(hash) = B64
@@ -149,8 +160,8 @@ fn cookie_value(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// Whether the session should get a fresh cookie now.
-pub fn needs_refresh(op: &Operator, now: Millis) -> bool {
-    now - op.last_used > REFRESH_AFTER_MS
+pub fn needs_refresh(st: &AppState, op: &Operator, now: Millis) -> bool {
+    now - op.last_used > refresh_after(st)
 }
 
 /// `Set-Cookie` carrying `op` as last used at `now`.

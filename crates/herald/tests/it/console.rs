@@ -268,6 +268,41 @@ async fn a_session_ends_after_the_idle_time() {
     srv.stop().await;
 }
 
+/// The idle expiry slides with use (pages opened), but the pages' own polling does not keep a
+/// session alive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn use_slides_the_idle_expiry_and_polling_does_not() {
+    let srv = TestServer::start(|c| c.console_session_idle_secs = 2).await;
+    let mut c = Console::new(&srv);
+    assert_eq!(c.sign_in(ADMIN_TOKEN).await.status, 303);
+    // Opened every 0.8 s for 4 s (twice the idle time): still signed in.
+    for _ in 0..5 {
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let p = c.get("/console/health").await;
+        assert_eq!(p.status, 200, "the session ended while in use");
+    }
+    // Polling only, for longer than the idle time: the session ends.
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let rb = c
+            .http
+            .get(format!("{}/console/health", c.base))
+            .header("x-console-poll", "1");
+        let p = c.send(rb).await;
+        if p.status != 200 {
+            assert_eq!(p.status, 303);
+            assert!(c.get("/console/").await.is_sign_in());
+            srv.stop().await;
+            return;
+        }
+        assert!(
+            p.headers.get("set-cookie").is_none(),
+            "a poll re-issued the cookie"
+        );
+    }
+    panic!("polling kept the session alive past its idle time");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cross_site_posts_are_refused_and_change_nothing() {
     let recv = Receiver::start().await;
