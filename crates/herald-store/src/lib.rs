@@ -18,6 +18,7 @@ pub mod ops;
 pub(crate) mod page;
 pub mod postgres;
 pub mod roles;
+mod sched;
 pub mod sqlite;
 pub(crate) mod status;
 

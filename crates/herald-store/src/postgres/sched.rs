@@ -8,7 +8,7 @@
 //! Every other writer of those columns (attempt records, resend, recover, release) locks the
 //! endpoint row first with [`lock`].
 
-use herald_core::breaker::{Allowance, Breaker, BreakerState};
+use herald_core::breaker::{Breaker, BreakerState};
 use herald_core::ids::{AppId, EndpointId, MessageId};
 use herald_core::model::DEFAULT_MAX_CONCURRENCY;
 use herald_core::throttle::Bucket;
@@ -18,27 +18,9 @@ use sqlx::{PgConnection, Row};
 
 use super::{map_pg, Run};
 use crate::common;
+use crate::sched::{fifo_waits, Gate, Sched, SCAN, SCHED_COLS};
 use crate::status::*;
-use crate::{BreakerChange, ClaimBatch, Claimed, Result};
-
-/// Most endpoints looked at by one claim.
-const SCAN: i64 = 64;
-
-struct Sched {
-    id: String,
-    app_id: String,
-    disabled: bool,
-    paused_until: Option<Millis>,
-    cap: u32,
-    rate: Option<u32>,
-    fifo: bool,
-    breaker: Breaker,
-    bucket: Bucket,
-}
-
-const SCHED_COLS: &str = "id, app_id, disabled, paused_until, max_concurrency, throttle_rate, \
-    ordering, breaker, breaker_until, breaker_cooldown, consec_failures, win_start, win_total, \
-    win_failed, prev_total, prev_failed, tb_tokens, tb_at";
+use crate::{ClaimBatch, Claimed, Result};
 
 fn u32_of(v: i64) -> u32 {
     v.clamp(0, u32::MAX as i64) as u32
@@ -194,34 +176,18 @@ async fn fifo_heads(c: &mut PgConnection, ep: &str) -> Result<Vec<(i64, i64, Mil
 
 async fn next_due(c: &mut PgConnection, s: &Sched, now: Millis) -> Result<Option<Millis>> {
     let (pending, lease) = if s.fifo {
-        let heads = fifo_heads(c, &s.id).await?;
-        (
-            heads.iter().filter(|h| h.1 == 1).map(|h| h.2).min(),
-            heads.iter().filter(|h| h.1 == 3).map(|h| h.2).min(),
-        )
+        fifo_waits(&fifo_heads(c, &s.id).await?)
     } else {
         (
             min_next(c, &s.id, PENDING).await?,
             min_next(c, &s.id, SENDING).await?,
         )
     };
-    let cap = match s.breaker.state {
-        BreakerState::Closed => s.cap,
-        _ => 1,
+    let leased = match pending {
+        Some(_) => Some(leased_now(c, &s.id, now).await?),
+        None => None,
     };
-    let due = if pending.is_some() && leased_now(c, &s.id, now).await? >= cap {
-        lease
-    } else {
-        [pending, lease].into_iter().flatten().min()
-    };
-    if s.disabled {
-        return Ok(due);
-    }
-    let mut hold = s.paused_until.unwrap_or(0);
-    if s.breaker.state == BreakerState::Open {
-        hold = hold.max(s.breaker.open_until);
-    }
-    Ok(due.map(|d| d.max(hold)))
+    Ok(s.due(pending, lease, leased))
 }
 
 /// Recomputes the endpoint's queue position. The caller holds the endpoint row lock.
@@ -374,7 +340,7 @@ pub(super) async fn claim(
          FOR UPDATE SKIP LOCKED"
     ))
     .bind(now)
-    .bind(SCAN)
+    .bind(SCAN as i64)
     .rows(&mut *c, sched_row)
     .await?;
     let mut batch = ClaimBatch::default();
@@ -412,32 +378,23 @@ async fn serve(
     take: u32,
     batch: &mut ClaimBatch,
 ) -> Result<u32> {
-    if s.disabled {
-        fail_waiting(c, &s.id, now).await?;
-        let due = next_due(c, s, now).await?;
-        set_due(c, &s.id, due).await?;
-        return Ok(0);
-    }
-    if let Some(p) = s.paused_until.filter(|p| *p > now) {
-        set_due(c, &s.id, Some(p)).await?;
-        return Ok(0);
-    }
-    let (allow, transition) = s.breaker.allowance(now);
-    if let Some(t) = transition {
+    let (gate, change) = s.admit(now);
+    if let Some(change) = change {
         save_breaker(c, &s.id, &s.breaker).await?;
-        batch.breaker_changes.push(BreakerChange {
-            endpoint_id: EndpointId(s.id.clone()),
-            app_id: AppId(s.app_id.clone()),
-            to: t.to,
-        });
+        batch.breaker_changes.push(change);
     }
-    let cap = match allow {
-        Allowance::Normal => s.cap,
-        Allowance::Probe => 1,
-        Allowance::Blocked { until } => {
+    let cap = match gate {
+        Gate::Disabled => {
+            fail_waiting(c, &s.id, now).await?;
+            let due = next_due(c, s, now).await?;
+            set_due(c, &s.id, due).await?;
+            return Ok(0);
+        }
+        Gate::Wait(until) => {
             set_due(c, &s.id, Some(until)).await?;
             return Ok(0);
         }
+        Gate::Serve(cap) => cap,
     };
     let free = cap.saturating_sub(leased_now(c, &s.id, now).await?);
     if free == 0 {
@@ -445,31 +402,20 @@ async fn serve(
         set_due(c, &s.id, due).await?;
         return Ok(0);
     }
-    let mut want = free.min(take);
-    let mut throttled_until = None;
-    if let Some(rate) = s.rate {
-        let (granted, next) = s.bucket.take(rate, now, want);
-        want = granted;
-        throttled_until = next;
-    }
+    let mut grant = s.grant(now, free.min(take));
     let mut got = 0;
-    if want > 0 {
-        let ids = candidates(c, s, now, want).await?;
+    if grant.want > 0 {
+        let ids = candidates(c, s, now, grant.want).await?;
         if !ids.is_empty() {
             let leased = lease(c, &ids, owner, now, now + lease_ms).await?;
             got = leased.len() as u32;
             batch.claimed.extend(leased);
         }
     }
-    if s.rate.is_some() {
-        s.bucket.tokens += (want - got) as f64;
-        if got < want {
-            throttled_until = None;
-        }
+    if s.settle(&mut grant, got) {
         save_bucket(c, &s.id, &s.bucket).await?;
     }
-    let due = next_due(c, s, now).await?;
-    let due = due.map(|d| d.max(now).max(throttled_until.unwrap_or(now)));
+    let due = grant.requeue(next_due(c, s, now).await?, now);
     set_due(c, &s.id, due).await?;
     Ok(got)
 }

@@ -14,8 +14,7 @@
 //! The policies themselves (breaker rules, bucket arithmetic) live in `herald_core`; this
 //! module only loads and stores their state.
 
-use herald_core::breaker::{Allowance, Breaker, BreakerState};
-use herald_core::ids::{AppId, EndpointId};
+use herald_core::breaker::{Breaker, BreakerState};
 use herald_core::model::DEFAULT_MAX_CONCURRENCY;
 use herald_core::throttle::Bucket;
 use herald_core::Millis;
@@ -23,28 +22,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{claimed_row, exec, map_sql, row_opt};
 use crate::common;
+use crate::sched::{fifo_waits, Gate, Sched, SCAN, SCHED_COLS};
 use crate::status::*;
-use crate::{BreakerChange, ClaimBatch, Claimed, Result};
-
-/// Most endpoints looked at by one claim.
-const SCAN: usize = 64;
-
-/// The scheduling columns of an endpoint.
-pub(super) struct Sched {
-    pub id: String,
-    pub app_id: String,
-    pub disabled: bool,
-    pub paused_until: Option<Millis>,
-    pub cap: u32,
-    pub rate: Option<u32>,
-    pub fifo: bool,
-    pub breaker: Breaker,
-    pub bucket: Bucket,
-}
-
-const SCHED_COLS: &str = "id, app_id, disabled, paused_until, max_concurrency, throttle_rate, \
-    ordering, breaker, breaker_until, breaker_cooldown, consec_failures, win_start, win_total, \
-    win_failed, prev_total, prev_failed, tb_tokens, tb_at";
+use crate::{ClaimBatch, Claimed, Result};
 
 fn sched_row(r: &rusqlite::Row) -> rusqlite::Result<Sched> {
     Ok(Sched {
@@ -168,11 +148,7 @@ fn fifo_heads(c: &Connection, ep: &str) -> Result<Vec<(i64, i64, Millis)>> {
 /// finds that out and parks the endpoint until its next token).
 fn next_due(c: &Connection, s: &Sched, now: Millis) -> Result<Option<Millis>> {
     let (pending, lease) = if s.fifo {
-        let heads = fifo_heads(c, &s.id)?;
-        (
-            heads.iter().filter(|h| h.1 == 1).map(|h| h.2).min(),
-            heads.iter().filter(|h| h.1 == 3).map(|h| h.2).min(),
-        )
+        fifo_waits(&fifo_heads(c, &s.id)?)
     } else {
         (
             scalar_opt(
@@ -187,24 +163,11 @@ fn next_due(c: &Connection, s: &Sched, now: Millis) -> Result<Option<Millis>> {
             )?,
         )
     };
-    let cap = match s.breaker.state {
-        BreakerState::Closed => s.cap,
-        _ => 1,
+    let leased = match pending {
+        Some(_) => Some(leased_now(c, &s.id, now)?),
+        None => None,
     };
-    let due = if pending.is_some() && leased_now(c, &s.id, now)? >= cap {
-        // Full: the next chance is a lease expiring (an attempt finishing refreshes sooner).
-        lease
-    } else {
-        [pending, lease].into_iter().flatten().min()
-    };
-    if s.disabled {
-        return Ok(due);
-    }
-    let mut hold = s.paused_until.unwrap_or(0);
-    if s.breaker.state == BreakerState::Open {
-        hold = hold.max(s.breaker.open_until);
-    }
-    Ok(due.map(|d| d.max(hold)))
+    Ok(s.due(pending, lease, leased))
 }
 
 /// Recomputes the endpoint's queue position after its deliveries changed.
@@ -349,32 +312,23 @@ fn serve(
     take: u32,
     batch: &mut ClaimBatch,
 ) -> Result<u32> {
-    if s.disabled {
-        fail_waiting(c, &s.id, now)?;
-        let due = next_due(c, s, now)?;
-        set_due(c, &s.id, due)?;
-        return Ok(0);
-    }
-    if let Some(p) = s.paused_until.filter(|p| *p > now) {
-        set_due(c, &s.id, Some(p))?;
-        return Ok(0);
-    }
-    let (allow, transition) = s.breaker.allowance(now);
-    if let Some(t) = transition {
+    let (gate, change) = s.admit(now);
+    if let Some(change) = change {
         save_breaker(c, &s.id, &s.breaker)?;
-        batch.breaker_changes.push(BreakerChange {
-            endpoint_id: EndpointId(s.id.clone()),
-            app_id: AppId(s.app_id.clone()),
-            to: t.to,
-        });
+        batch.breaker_changes.push(change);
     }
-    let cap = match allow {
-        Allowance::Normal => s.cap,
-        Allowance::Probe => 1,
-        Allowance::Blocked { until } => {
+    let cap = match gate {
+        Gate::Disabled => {
+            fail_waiting(c, &s.id, now)?;
+            let due = next_due(c, s, now)?;
+            set_due(c, &s.id, due)?;
+            return Ok(0);
+        }
+        Gate::Wait(until) => {
             set_due(c, &s.id, Some(until))?;
             return Ok(0);
         }
+        Gate::Serve(cap) => cap,
     };
     let free = cap.saturating_sub(leased_now(c, &s.id, now)?);
     if free == 0 {
@@ -382,34 +336,20 @@ fn serve(
         set_due(c, &s.id, due)?;
         return Ok(0);
     }
-    let mut want = free.min(take);
-    let mut throttled_until = None;
-    if let Some(rate) = s.rate {
-        let (granted, next) = s.bucket.take(rate, now, want);
-        want = granted;
-        throttled_until = next;
-    }
+    let mut grant = s.grant(now, free.min(take));
     let mut got = 0;
-    if want > 0 {
-        for id in candidates(c, s, now, want)? {
+    if grant.want > 0 {
+        for id in candidates(c, s, now, grant.want)? {
             if let Some(cl) = lease(c, id, owner, now, now + lease_ms)? {
                 batch.claimed.push(cl);
                 got += 1;
             }
         }
     }
-    if s.rate.is_some() {
-        // Tokens not used by a delivery go back: a throttle never loses capacity to an
-        // empty queue.
-        s.bucket.tokens += (want - got) as f64;
-        if got < want {
-            throttled_until = None;
-        }
+    if s.settle(&mut grant, got) {
         save_bucket(c, &s.id, &s.bucket)?;
     }
-    let due = next_due(c, s, now)?;
-    // Round-robin: a served endpoint queues behind those waiting since before now.
-    let due = due.map(|d| d.max(now).max(throttled_until.unwrap_or(now)));
+    let due = grant.requeue(next_due(c, s, now)?, now);
     set_due(c, &s.id, due)?;
     Ok(got)
 }
