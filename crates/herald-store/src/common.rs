@@ -1,9 +1,9 @@
 //! What both backends decide the same way, kept out of their SQL: the verdicts an ingestion
 //! writes into its request-log row, the ID bounds of a retention pass, and the SQL fragment
-//! both spell alike, and the typed JSON columns of a source. No I/O here, and nothing that depends on a backend's dialect.
+//! both spell alike, the typed JSON columns of a source, and a publish's fan-out. No I/O here, and nothing that depends on a backend's dialect.
 
-use herald_core::ids::{AttemptId, MessageId};
-use herald_core::model::{InboundRequest, InboundStatus};
+use herald_core::ids::{AttemptId, EndpointId, MessageId};
+use herald_core::model::{InboundRequest, InboundStatus, Message};
 use herald_core::ordering::{decide, Decision};
 use herald_core::Millis;
 
@@ -128,4 +128,49 @@ pub(crate) fn fifo_candidates(
     heads.retain(|h| h.2 <= now);
     heads.sort_by_key(|h| h.0);
     heads.into_iter().take(want as usize).map(|h| h.0).collect()
+}
+
+/// What a publish's fan-out needs of an endpoint (the columns `id, event_types, channels,
+/// ordering, paused_until` of an enabled one), and no more: fan-out runs for every publish,
+/// so decoding whole endpoint rows (secrets, headers, metadata) would be paid per message.
+pub(crate) struct Target {
+    pub id: String,
+    pub event_types: Option<Vec<String>>,
+    pub channels: Option<Vec<String>>,
+    pub fifo: bool,
+    pub paused_until: Option<Millis>,
+}
+
+/// One delivery a publish queues.
+pub(crate) struct FanOut {
+    pub endpoint_id: String,
+    /// The message's creation time, or the end of the endpoint's pause.
+    pub due: Millis,
+    /// For FIFO endpoints only: the message's key, or `""` for messages without one.
+    pub ordering_key: Option<String>,
+}
+
+/// The deliveries publishing `msg` queues: one per target subscribed to it, or only to the
+/// target `only` when the publish names one.
+pub(crate) fn fan_out(msg: &Message, only: Option<&EndpointId>, targets: &[Target]) -> Vec<FanOut> {
+    let wanted = |t: &Target| match only {
+        Some(id) => t.id == id.0,
+        None => herald_core::model::subscribed(
+            t.event_types.as_deref(),
+            t.channels.as_deref(),
+            &msg.event_type,
+            msg.channels.as_deref(),
+        ),
+    };
+    targets
+        .iter()
+        .filter(|t| wanted(t))
+        .map(|t| FanOut {
+            endpoint_id: t.id.clone(),
+            due: t
+                .paused_until
+                .map_or(msg.created_at, |p| p.max(msg.created_at)),
+            ordering_key: t.fifo.then(|| msg.ordering_key.clone().unwrap_or_default()),
+        })
+        .collect()
 }
