@@ -19,7 +19,7 @@ use herald_core::outcome::{classify_status, Outcome};
 use herald_core::retry::RetryPolicy;
 use herald_core::signing::signature_headers;
 use herald_core::{now_millis, Millis};
-use herald_store::{AttemptRecord, Claimed, NextState, OpsLog, Store};
+use herald_store::{AttemptRecord, Claim, Claimed, NextState, OpsLog, Store};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use tokio::sync::{watch, Notify, Semaphore};
@@ -142,12 +142,12 @@ impl Engine {
             let now = now_millis();
             let batch = match self
                 .store
-                .claim_due(
-                    &self.cfg.owner,
+                .claim_due(Claim {
+                    owner: self.cfg.owner.clone(),
                     now,
-                    self.cfg.lease.as_millis() as i64,
-                    free,
-                )
+                    lease_ms: self.cfg.lease.as_millis() as i64,
+                    limit: free,
+                })
                 .await
             {
                 Ok(c) => {

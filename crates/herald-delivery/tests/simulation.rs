@@ -38,7 +38,7 @@ use herald_core::signing::SignatureScheme;
 use herald_core::throttle::capacity;
 use herald_core::Millis;
 use herald_delivery::{decide, EngineConfig, SendResult};
-use herald_store::{Claimed, SqliteStore, Store};
+use herald_store::{Claim, Claimed, SqliteStore, Store};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -141,7 +141,12 @@ impl Run {
         }
         let batch = self
             .store
-            .claim_due(&self.owner(), self.now, LEASE_MS, free)
+            .claim_due(Claim {
+                owner: self.owner(),
+                now: self.now,
+                lease_ms: LEASE_MS,
+                limit: free,
+            })
             .await
             .expect("claim");
         if batch.claimed.is_empty() {

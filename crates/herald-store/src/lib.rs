@@ -234,6 +234,18 @@ pub struct BreakerChange {
     pub to: BreakerState,
 }
 
+/// One claim of due deliveries ([`QueueStore::claim_due`]).
+#[derive(Clone, Debug)]
+pub struct Claim {
+    /// Who holds the leases (this node).
+    pub owner: String,
+    pub now: Millis,
+    /// How long each lease lasts: a delivery leased now is claimable again at `now + lease_ms`.
+    pub lease_ms: i64,
+    /// Most deliveries to lease.
+    pub limit: usize,
+}
+
 /// What one claim leased, and the breakers it turned half-open to send their probe.
 #[derive(Clone, Debug, Default)]
 pub struct ClaimBatch {

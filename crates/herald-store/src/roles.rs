@@ -18,7 +18,7 @@ use herald_core::model::{
 use herald_core::Millis;
 
 use crate::{
-    AttemptFilter, AttemptRecord, AttemptScope, ClaimBatch, DedupCheck, DisabledEndpoint,
+    AttemptFilter, AttemptRecord, AttemptScope, Claim, ClaimBatch, DedupCheck, DisabledEndpoint,
     IdempotentResponse, IngestOutcome, ListQuery, MessageFilter, OrderCheck, Page, Published,
     Result, SpoolHealth, TokenRecord, WriteFailure,
 };
@@ -138,13 +138,13 @@ pub trait MessageStore: Send + Sync + 'static {
 #[rustfmt::skip]
 #[async_trait]
 pub trait QueueStore: Send + Sync + 'static {
-    /// Leases up to `limit` due deliveries (pending and due, or sending with an expired lease)
-    /// to `owner` until `now + lease_ms`, fairly across endpoints: round-robin between
+    /// Leases up to `claim.limit` due deliveries (pending and due, or sending with an expired
+    /// lease) to `claim.owner` until `now + lease_ms`, fairly across endpoints: round-robin between
     /// endpoints with due work, never more in flight per endpoint than its `maxConcurrency`
     /// (counting every node's leases), within its `throttleRate` token bucket, nothing while
     /// its breaker is open and one probe while half-open, one delivery per ordering key at a
     /// time for `fifo` endpoints.
-    async fn claim_due(&self, owner: &str, now: Millis, lease_ms: i64, limit: usize) -> Result<ClaimBatch>;
+    async fn claim_due(&self, claim: Claim) -> Result<ClaimBatch>;
 
     /// The messages and endpoints claimed deliveries refer to.
     async fn load_for_delivery(&self, msgs: &[MessageId], eps: &[EndpointId]) -> Result<(HashMap<MessageId, Message>, HashMap<EndpointId, Endpoint>)>;

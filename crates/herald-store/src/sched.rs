@@ -147,6 +147,36 @@ impl Grant {
     }
 }
 
+/// The two passes of a fair claim over the endpoints that are due: first everyone gets at most
+/// an equal share; then what is left goes to the endpoints that had more than their share
+/// waiting, in the same order.
+pub(crate) struct FairShare {
+    limit: usize,
+    share: u32,
+}
+
+impl FairShare {
+    /// The passes of a claim of `limit` over `ready` due endpoints; `None` when there is
+    /// nothing to do.
+    pub fn new(limit: usize, ready: usize) -> Option<Self> {
+        (ready > 0 && limit > 0).then(|| FairShare {
+            limit,
+            share: (limit / ready).max(1) as u32,
+        })
+    }
+
+    /// How many the next endpoint of the first pass may take once `claimed` are leased;
+    /// `None` when the claim is full (the endpoints not served keep their place at the front).
+    pub fn first(&self, claimed: usize) -> Option<u32> {
+        self.left(claimed).map(|left| self.share.min(left))
+    }
+
+    /// How many the next endpoint of the second pass may take once `claimed` are leased.
+    pub fn left(&self, claimed: usize) -> Option<u32> {
+        Some(self.limit.saturating_sub(claimed) as u32).filter(|left| *left > 0)
+    }
+}
+
 /// The earliest waiting and the earliest leased delivery of a FIFO endpoint, from its heads
 /// `(delivery id, status, next_at)`: only heads may be sent.
 pub(crate) fn fifo_waits(heads: &[(i64, i64, Millis)]) -> (Option<Millis>, Option<Millis>) {

@@ -51,7 +51,7 @@ use crate::page::{self, finish_page, Arg, Listing};
 use crate::prelude::*;
 use crate::status::*;
 use crate::{
-    AttemptFilter, AttemptRecord, AttemptScope, ClaimBatch, DedupCheck, DisabledEndpoint,
+    AttemptFilter, AttemptRecord, AttemptScope, Claim, ClaimBatch, DedupCheck, DisabledEndpoint,
     IdempotentResponse, IngestOutcome, ListQuery, MessageFilter, OrderCheck, Page, Published,
     Result, StoreError, TokenRecord,
 };

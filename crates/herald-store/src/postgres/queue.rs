@@ -30,15 +30,9 @@ impl PostgresStore {
 
 #[async_trait]
 impl QueueStore for PostgresStore {
-    async fn claim_due(
-        &self,
-        owner: &str,
-        now: Millis,
-        lease_ms: i64,
-        limit: usize,
-    ) -> Result<ClaimBatch> {
+    async fn claim_due(&self, claim: Claim) -> Result<ClaimBatch> {
         let mut tx = self.begin().await?;
-        let batch = sched::claim(&mut tx, owner, now, lease_ms, limit).await?;
+        let batch = sched::claim(&mut tx, &claim).await?;
         tx.commit().await.map_err(map_pg)?;
         Ok(batch)
     }

@@ -18,9 +18,9 @@ use sqlx::{PgConnection, Row};
 
 use super::{map_pg, Run};
 use crate::common;
-use crate::sched::{fifo_waits, Gate, Sched, SCAN, SCHED_COLS};
+use crate::sched::{fifo_waits, FairShare, Gate, Sched, SCAN, SCHED_COLS};
 use crate::status::*;
-use crate::{ClaimBatch, Claimed, Result};
+use crate::{Claim, ClaimBatch, Claimed, Result};
 
 fn u32_of(v: i64) -> u32 {
     v.clamp(0, u32::MAX as i64) as u32
@@ -249,21 +249,15 @@ async fn candidates(c: &mut PgConnection, s: &Sched, now: Millis, want: u32) -> 
     Ok(ids)
 }
 
-async fn lease(
-    c: &mut PgConnection,
-    ids: &[i64],
-    owner: &str,
-    now: Millis,
-    until: Millis,
-) -> Result<Vec<Claimed>> {
+async fn lease(c: &mut PgConnection, ids: &[i64], claim: &Claim) -> Result<Vec<Claimed>> {
     let rows = sqlx::query(
         &format!("UPDATE deliveries SET status = {SENDING}, next_at = $2, lease_owner = $3, updated_at = $4 \
          WHERE id = ANY($1) RETURNING id, msg_id, endpoint_id, app_id, attempts, failures, manual"),
     )
     .bind(ids)
-    .bind(until)
-    .bind(owner)
-    .bind(now)
+    .bind(claim.now + claim.lease_ms)
+    .bind(&claim.owner)
+    .bind(claim.now)
     .fetch_all(c)
     .await
     .map_err(map_pg)?;
@@ -327,44 +321,34 @@ async fn fold_wakes(c: &mut PgConnection) -> Result<()> {
 }
 
 /// Leases up to `limit` due deliveries fairly across the endpoints no other node is serving.
-pub(super) async fn claim(
-    c: &mut PgConnection,
-    owner: &str,
-    now: Millis,
-    lease_ms: i64,
-    limit: usize,
-) -> Result<ClaimBatch> {
+pub(super) async fn claim(c: &mut PgConnection, claim: &Claim) -> Result<ClaimBatch> {
     fold_wakes(c).await?;
     let ready = sqlx::query(&format!(
         "SELECT {SCHED_COLS} FROM endpoints WHERE due_at <= $1 ORDER BY due_at LIMIT $2 \
          FOR UPDATE SKIP LOCKED"
     ))
-    .bind(now)
+    .bind(claim.now)
     .bind(SCAN as i64)
     .rows(&mut *c, sched_row)
     .await?;
     let mut batch = ClaimBatch::default();
-    if ready.is_empty() || limit == 0 {
+    let Some(fair) = FairShare::new(claim.limit, ready.len()) else {
         return Ok(batch);
-    }
-    let share = (limit / ready.len()).max(1) as u32;
+    };
     let mut hungry = Vec::new();
     for mut s in ready {
-        let left = limit.saturating_sub(batch.claimed.len()) as u32;
-        if left == 0 {
+        let Some(take) = fair.first(batch.claimed.len()) else {
             break;
-        }
-        let take = share.min(left);
-        if serve(c, &mut s, owner, now, lease_ms, take, &mut batch).await? == take {
+        };
+        if serve(c, &mut s, claim, take, &mut batch).await? == take {
             hungry.push(s);
         }
     }
     for mut s in hungry {
-        let left = limit.saturating_sub(batch.claimed.len()) as u32;
-        if left == 0 {
+        let Some(take) = fair.left(batch.claimed.len()) else {
             break;
-        }
-        serve(c, &mut s, owner, now, lease_ms, left, &mut batch).await?;
+        };
+        serve(c, &mut s, claim, take, &mut batch).await?;
     }
     Ok(batch)
 }
@@ -372,12 +356,11 @@ pub(super) async fn claim(
 async fn serve(
     c: &mut PgConnection,
     s: &mut Sched,
-    owner: &str,
-    now: Millis,
-    lease_ms: i64,
+    claim: &Claim,
     take: u32,
     batch: &mut ClaimBatch,
 ) -> Result<u32> {
+    let now = claim.now;
     let (gate, change) = s.admit(now);
     if let Some(change) = change {
         save_breaker(c, &s.id, &s.breaker).await?;
@@ -407,7 +390,7 @@ async fn serve(
     if grant.want > 0 {
         let ids = candidates(c, s, now, grant.want).await?;
         if !ids.is_empty() {
-            let leased = lease(c, &ids, owner, now, now + lease_ms).await?;
+            let leased = lease(c, &ids, claim).await?;
             got = leased.len() as u32;
             batch.claimed.extend(leased);
         }

@@ -58,7 +58,7 @@ use crate::page::{self, finish_page, Arg, Listing};
 use crate::prelude::*;
 use crate::status::*;
 use crate::{
-    AttemptFilter, AttemptRecord, AttemptScope, ClaimBatch, DedupCheck, DisabledEndpoint,
+    AttemptFilter, AttemptRecord, AttemptScope, Claim, ClaimBatch, DedupCheck, DisabledEndpoint,
     IdempotentResponse, IngestOutcome, ListQuery, MessageFilter, NextState, OrderCheck, Page,
     Published, Result, StoreError, TokenRecord,
 };

@@ -49,16 +49,8 @@ fn rows_in<T>(
 
 #[async_trait]
 impl QueueStore for SqliteStore {
-    async fn claim_due(
-        &self,
-        owner: &str,
-        now: Millis,
-        lease_ms: i64,
-        limit: usize,
-    ) -> Result<ClaimBatch> {
-        let owner = owner.to_string();
-        self.write_relaxed(move |c| sched::claim(c, &owner, now, lease_ms, limit))
-            .await
+    async fn claim_due(&self, claim: Claim) -> Result<ClaimBatch> {
+        self.write_relaxed(move |c| sched::claim(c, &claim)).await
     }
 
     async fn load_for_delivery(

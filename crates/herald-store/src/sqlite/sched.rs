@@ -22,9 +22,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{claimed_row, exec, map_sql, row_opt};
 use crate::common;
-use crate::sched::{fifo_waits, Gate, Sched, SCAN, SCHED_COLS};
+use crate::sched::{fifo_waits, FairShare, Gate, Sched, SCAN, SCHED_COLS};
 use crate::status::*;
-use crate::{ClaimBatch, Claimed, Result};
+use crate::{Claim, ClaimBatch, Claimed, Result};
 
 fn sched_row(r: &rusqlite::Row) -> rusqlite::Result<Sched> {
     Ok(Sched {
@@ -228,18 +228,18 @@ fn candidates(c: &Connection, s: &Sched, now: Millis, want: u32) -> Result<Vec<i
     Ok(ids)
 }
 
-fn lease(
-    c: &Connection,
-    id: i64,
-    owner: &str,
-    now: Millis,
-    until: Millis,
-) -> Result<Option<Claimed>> {
+fn lease(c: &Connection, id: i64, claim: &Claim) -> Result<Option<Claimed>> {
     let sql = format!(
         "UPDATE deliveries SET status = {SENDING}, next_at = ?2, lease_owner = ?3, updated_at = ?4 \
          WHERE id = ?1 RETURNING id, msg_id, endpoint_id, app_id, attempts, failures, manual"
     );
-    row_opt(c, &sql, params![id, until, owner, now], claimed_row)
+    let until = claim.now + claim.lease_ms;
+    row_opt(
+        c,
+        &sql,
+        params![id, until, claim.owner, claim.now],
+        claimed_row,
+    )
 }
 
 /// Ends the waiting deliveries of a disabled endpoint `failed` (recoverable), never dropping
@@ -256,47 +256,34 @@ pub(super) fn fail_waiting(c: &Connection, ep: &str, now: Millis) -> Result<()> 
 
 /// Leases up to `limit` due deliveries, fairly across endpoints, within every endpoint's
 /// concurrency cap, throttle and breaker.
-pub(super) fn claim(
-    c: &Connection,
-    owner: &str,
-    now: Millis,
-    lease_ms: i64,
-    limit: usize,
-) -> Result<ClaimBatch> {
+pub(super) fn claim(c: &Connection, claim: &Claim) -> Result<ClaimBatch> {
     let ready: Vec<Sched> = c
         .prepare_cached(&format!(
             "SELECT {SCHED_COLS} FROM endpoints WHERE due_at <= ?1 ORDER BY due_at LIMIT ?2"
         ))
         .and_then(|mut s| {
-            s.query_map(params![now, SCAN as i64], sched_row)?
+            s.query_map(params![claim.now, SCAN as i64], sched_row)?
                 .collect::<rusqlite::Result<Vec<_>>>()
         })
         .map_err(map_sql)?;
     let mut batch = ClaimBatch::default();
-    if ready.is_empty() || limit == 0 {
+    let Some(fair) = FairShare::new(claim.limit, ready.len()) else {
         return Ok(batch);
-    }
-    let share = (limit / ready.len()).max(1) as u32;
-    // First pass: everyone gets at most an equal share. Second pass: what is left goes to the
-    // endpoints that had more than their share waiting, in the same order.
+    };
     let mut hungry = Vec::new();
     for mut s in ready {
-        let left = limit.saturating_sub(batch.claimed.len()) as u32;
-        if left == 0 {
-            // Not served this round: keeps its place at the front.
+        let Some(take) = fair.first(batch.claimed.len()) else {
             break;
-        }
-        let take = share.min(left);
-        if serve(c, &mut s, owner, now, lease_ms, take, &mut batch)? == take {
+        };
+        if serve(c, &mut s, claim, take, &mut batch)? == take {
             hungry.push(s);
         }
     }
     for mut s in hungry {
-        let left = limit.saturating_sub(batch.claimed.len()) as u32;
-        if left == 0 {
+        let Some(take) = fair.left(batch.claimed.len()) else {
             break;
-        }
-        serve(c, &mut s, owner, now, lease_ms, left, &mut batch)?;
+        };
+        serve(c, &mut s, claim, take, &mut batch)?;
     }
     Ok(batch)
 }
@@ -306,12 +293,11 @@ pub(super) fn claim(
 fn serve(
     c: &Connection,
     s: &mut Sched,
-    owner: &str,
-    now: Millis,
-    lease_ms: i64,
+    claim: &Claim,
     take: u32,
     batch: &mut ClaimBatch,
 ) -> Result<u32> {
+    let now = claim.now;
     let (gate, change) = s.admit(now);
     if let Some(change) = change {
         save_breaker(c, &s.id, &s.breaker)?;
@@ -340,7 +326,7 @@ fn serve(
     let mut got = 0;
     if grant.want > 0 {
         for id in candidates(c, s, now, grant.want)? {
-            if let Some(cl) = lease(c, id, owner, now, now + lease_ms)? {
+            if let Some(cl) = lease(c, id, claim)? {
                 batch.claimed.push(cl);
                 got += 1;
             }
