@@ -1,10 +1,13 @@
 //! What both backends decide the same way, kept out of their SQL: the verdicts an ingestion
 //! writes into its request-log row, the ID bounds of a retention pass, and the SQL fragment
-//! both spell alike, the typed JSON columns of a source, and a publish's fan-out. No I/O here, and nothing that depends on a backend's dialect.
+//! both spell alike, the typed JSON columns of a source, a publish's fan-out and what a release
+//! of held inbound events does request by request. No I/O here, and nothing that depends on a backend's dialect.
 
-use herald_core::ids::{AttemptId, EndpointId, MessageId};
+use std::collections::BTreeMap;
+
+use herald_core::ids::{AppId, AttemptId, EndpointId, MessageId};
 use herald_core::model::{InboundRequest, InboundStatus, Message};
-use herald_core::ordering::{decide, Decision};
+use herald_core::ordering::{decide, plan_release, Decision};
 use herald_core::Millis;
 
 use herald_core::inbound::Verification;
@@ -173,4 +176,74 @@ pub(crate) fn fan_out(msg: &Message, only: Option<&EndpointId>, targets: &[Targe
             ordering_key: t.fifo.then(|| msg.ordering_key.clone().unwrap_or_default()),
         })
         .collect()
+}
+
+/// The log reason of a held request once it went on.
+pub(crate) const HELD_REASON: &str = "ordering: was held for an earlier sequence, then went on";
+
+/// What releasing a key's held events does, request by request (see [`plan_release`]).
+pub(crate) struct Release {
+    /// Held requests overtaken while they waited (now stale), each with the reason to log.
+    pub stale: Vec<(String, String)>,
+    /// Held requests whose events become messages now, in sequence order.
+    pub go: Vec<String>,
+    /// The key's new last accepted sequence.
+    pub last: i64,
+}
+
+/// Plans the release of a key's `held` requests `(request id, sequence)` after `last`;
+/// `None` when nothing is held.
+pub(crate) fn release(
+    held: &[(String, i64)],
+    last: i64,
+    force_through: Option<i64>,
+) -> Option<Release> {
+    if held.is_empty() {
+        return None;
+    }
+    let seqs: Vec<i64> = held.iter().map(|(_, s)| *s).collect();
+    let plan = plan_release(last, &seqs, force_through);
+    let request_of = |seq: &i64| held.iter().find(|(_, s)| s == seq).map(|(r, _)| r.clone());
+    let stale = plan.stale.iter().filter_map(|seq| {
+        let reason = format!(
+            "sequence {seq} was overtaken while it waited (last accepted: {})",
+            plan.last
+        );
+        request_of(seq).map(|r| (r, reason))
+    });
+    Some(Release {
+        stale: stale.collect(),
+        go: plan.go.iter().filter_map(request_of).collect(),
+        last: plan.last,
+    })
+}
+
+/// A held event as `inbound_held` stores it (the columns `app_id, msg_id, event_type, payload,
+/// headers, ordering_key`).
+pub(crate) struct HeldEvent {
+    pub app_id: String,
+    pub msg_id: String,
+    pub event_type: String,
+    pub payload: Option<String>,
+    pub headers: Option<BTreeMap<String, String>>,
+    pub ordering_key: Option<String>,
+}
+
+impl HeldEvent {
+    /// The message the event of `source` becomes when it goes on at `now`. Held events carry
+    /// their source's channel like every inbound message.
+    pub fn into_message(self, source: &str, now: Millis) -> Message {
+        Message {
+            app_id: AppId(self.app_id),
+            id: MessageId(self.msg_id),
+            event_type: self.event_type,
+            payload: self.payload,
+            headers: self.headers,
+            ordering_key: self.ordering_key,
+            event_id: None,
+            channels: Some(vec![herald_core::model::source_channel(source)]),
+            created_at: now,
+            retention_ms: None,
+        }
+    }
 }

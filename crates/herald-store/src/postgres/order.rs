@@ -7,17 +7,13 @@
 //! turns and each sees the other's committed `last` and held rows. Lock order: dedup key, then
 //! the ordering row, then endpoint rows (publish). The rules are `herald_core::ordering`.
 
-use herald_core::ids::{AppId, MessageId};
 use herald_core::model::Message;
-use herald_core::ordering::plan_release;
 use herald_core::Millis;
 use sqlx::{PgConnection, PgPool, Row};
 
 use super::{get, json_opt, map_pg, parse_opt, publish_tx, Run};
+use crate::common;
 use crate::{OrderCheck, Result};
-
-/// The log reason of a held request once it went on.
-const HELD_REASON: &str = "ordering: was held for an earlier sequence, then went on";
 
 /// Locks the key's state row (creating it if needed) and returns its last accepted sequence
 /// (`None`: no event of this key was accepted yet).
@@ -109,7 +105,7 @@ pub(super) async fn hold(
     Ok(())
 }
 
-/// Lets a key's held events go on from `last` (see [`plan_release`]): publishes each one in
+/// Lets a key's held events go on from `last` (see [`common::release`]): publishes each one in
 /// sequence order, marks its request `accepted`, turns overtaken ones `stale`, and stores the
 /// new `last`. The caller holds the key's row lock. Returns how many messages it published.
 pub(super) async fn release_key(
@@ -130,60 +126,44 @@ pub(super) async fn release_key(
             .iter()
             .map(|r| Ok((get(r, "request_id")?, get(r, "seq")?)))
             .collect::<Result<_>>()?;
-    if held.is_empty() {
+    let Some(plan) = common::release(&held, last, force_through) else {
         return Ok(0);
-    }
-    let seqs: Vec<i64> = held.iter().map(|(_, s)| *s).collect();
-    let plan = plan_release(last, &seqs, force_through);
-    let request_of = |seq: i64| held.iter().find(|(_, s)| *s == seq).map(|(r, _)| r.clone());
-    for seq in &plan.stale {
-        let Some(req) = request_of(*seq) else {
-            continue;
-        };
+    };
+    for (req, reason) in &plan.stale {
         sqlx::query(
             "UPDATE inbound_requests SET status = 'stale', msg_id = NULL, reason = $2 WHERE id = $1",
         )
-        .bind(&req)
-        .bind(format!(
-            "sequence {seq} was overtaken while it waited (last accepted: {})",
-            plan.last
-        ))
-        .run(&mut *c).await?;
-        delete_held(c, &req).await?;
+        .bind(req)
+        .bind(reason)
+        .run(&mut *c)
+        .await?;
+        delete_held(c, req).await?;
     }
     let mut published = 0;
-    for seq in &plan.go {
-        let Some(req) = request_of(*seq) else {
-            continue;
-        };
+    for req in &plan.go {
         let r = sqlx::query(
             "SELECT app_id, msg_id, event_type, payload, headers, ordering_key \
              FROM inbound_held WHERE request_id = $1",
         )
-        .bind(&req)
+        .bind(req)
         .fetch_one(&mut *c)
         .await
         .map_err(map_pg)?;
-        let msg = Message {
-            app_id: AppId(get(&r, "app_id")?),
-            id: MessageId(get(&r, "msg_id")?),
+        let held = common::HeldEvent {
+            app_id: get(&r, "app_id")?,
+            msg_id: get(&r, "msg_id")?,
             event_type: get(&r, "event_type")?,
             payload: get(&r, "payload")?,
             headers: parse_opt(get(&r, "headers")?)?,
             ordering_key: get(&r, "ordering_key")?,
-            event_id: None,
-            // Held events carry their source's channel like every inbound message.
-            channels: Some(vec![herald_core::model::source_channel(source)]),
-            created_at: now,
-            retention_ms: None,
         };
-        publish_tx(&mut *c, msg, None).await?;
+        publish_tx(&mut *c, held.into_message(source, now), None).await?;
         sqlx::query("UPDATE inbound_requests SET status = 'accepted', reason = $2 WHERE id = $1")
-            .bind(&req)
-            .bind(HELD_REASON)
+            .bind(req)
+            .bind(common::HELD_REASON)
             .run(&mut *c)
             .await?;
-        delete_held(c, &req).await?;
+        delete_held(c, req).await?;
         published += 1;
     }
     if plan.last != last {

@@ -5,17 +5,13 @@
 //! a decision and its effects — message, request log row, `last` — commit together. The rules
 //! themselves are `herald_core::ordering`; this module only loads and stores their state.
 
-use herald_core::ids::{AppId, MessageId};
 use herald_core::model::Message;
-use herald_core::ordering::plan_release;
 use herald_core::Millis;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{exec, json_opt, map_sql, parse_opt, publish_in};
+use crate::common;
 use crate::{OrderCheck, Result};
-
-/// The log reason of a held request once it went on.
-const HELD_REASON: &str = "ordering: was held for an earlier sequence, then went on";
 
 /// The key's last accepted sequence (`None`: no event of this key was accepted yet).
 pub(super) fn last_of(c: &Connection, source: &str, key: &str) -> Result<Option<i64>> {
@@ -79,7 +75,7 @@ pub(super) fn hold(
     Ok(())
 }
 
-/// Lets a key's held events go on from `last` (see [`plan_release`]): publishes each one in
+/// Lets a key's held events go on from `last` (see [`common::release`]): publishes each one in
 /// sequence order, marks its request `accepted`, turns overtaken ones `stale`, and stores the
 /// new `last`. Returns how many messages it published.
 pub(super) fn release_key(
@@ -99,57 +95,44 @@ pub(super) fn release_key(
                 .collect::<rusqlite::Result<Vec<_>>>()
         })
         .map_err(map_sql)?;
-    if held.is_empty() {
+    let Some(plan) = common::release(&held, last, force_through) else {
         return Ok(0);
-    }
-    let seqs: Vec<i64> = held.iter().map(|(_, s)| *s).collect();
-    let plan = plan_release(last, &seqs, force_through);
-    let request_of = |seq: i64| held.iter().find(|(_, s)| *s == seq).map(|(r, _)| r.clone());
-    for seq in &plan.stale {
-        let Some(req) = request_of(*seq) else {
-            continue;
-        };
-        exec(c, "UPDATE inbound_requests SET status = 'stale', msg_id = NULL, reason = ?2 WHERE id = ?1", params![
-                req,
-                format!("sequence {seq} was overtaken while it waited (last accepted: {})", plan.last)
-            ])?;
-        delete_held(c, &req)?;
+    };
+    for (req, reason) in &plan.stale {
+        exec(
+            c,
+            "UPDATE inbound_requests SET status = 'stale', msg_id = NULL, reason = ?2 WHERE id = ?1",
+            params![req, reason],
+        )?;
+        delete_held(c, req)?;
     }
     let mut published = 0;
-    for seq in &plan.go {
-        let Some(req) = request_of(*seq) else {
-            continue;
-        };
-        let msg = c
+    for req in &plan.go {
+        let held = c
             .prepare_cached(
                 "SELECT app_id, msg_id, event_type, payload, headers, ordering_key \
                  FROM inbound_held WHERE request_id = ?1",
             )
             .and_then(|mut s| {
-                s.query_row([&req], |r| {
-                    Ok(Message {
-                        app_id: AppId(r.get(0)?),
-                        id: MessageId(r.get(1)?),
+                s.query_row([req], |r| {
+                    Ok(common::HeldEvent {
+                        app_id: r.get(0)?,
+                        msg_id: r.get(1)?,
                         event_type: r.get(2)?,
                         payload: r.get(3)?,
                         headers: parse_opt(r.get(4)?)?,
                         ordering_key: r.get(5)?,
-                        event_id: None,
-                        // Held events carry their source's channel like every inbound message.
-                        channels: Some(vec![herald_core::model::source_channel(source)]),
-                        created_at: now,
-                        retention_ms: None,
                     })
                 })
             })
             .map_err(map_sql)?;
-        publish_in(c, msg, None)?;
+        publish_in(c, held.into_message(source, now), None)?;
         exec(
             c,
             "UPDATE inbound_requests SET status = 'accepted', reason = ?2 WHERE id = ?1",
-            params![req, HELD_REASON],
+            params![req, common::HELD_REASON],
         )?;
-        delete_held(c, &req)?;
+        delete_held(c, req)?;
         published += 1;
     }
     if plan.last != last {
