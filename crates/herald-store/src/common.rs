@@ -218,8 +218,10 @@ pub(crate) fn release(
     })
 }
 
-/// A held event as `inbound_held` stores it (the columns `app_id, msg_id, event_type, payload,
-/// headers, ordering_key`).
+/// The columns of a held event in `inbound_held`, in [`HeldEvent`]'s order.
+pub(crate) const HELD_COLS: &str = "app_id, msg_id, event_type, payload, headers, ordering_key";
+
+/// A held event as `inbound_held` stores it ([`HELD_COLS`]).
 pub(crate) struct HeldEvent {
     pub app_id: String,
     pub msg_id: String,

@@ -89,7 +89,7 @@ impl PostgresStore {
                         return Ok(out);
                     }
                     Some(herald_core::ordering::Decision::Hold) => {
-                        order::hold(&mut tx, &req.id.0, &source, o, &msg, req.created_at).await?;
+                        order::hold(&mut tx, &req, o, &msg).await?;
                         let out = common::held(&mut req, &msg.id, last);
                         insert_inbound(&mut tx, &req).await?;
                         tx.commit().await.map_err(map_pg)?;

@@ -7,12 +7,12 @@
 //! turns and each sees the other's committed `last` and held rows. Lock order: dedup key, then
 //! the ordering row, then endpoint rows (publish). The rules are `herald_core::ordering`.
 
-use herald_core::model::Message;
+use herald_core::model::{InboundRequest, Message};
 use herald_core::Millis;
 use sqlx::{PgConnection, PgPool, Row};
 
-use super::{get, json_opt, map_pg, parse_opt, publish_tx, Run};
-use crate::common;
+use super::{get, held_row, json_opt, map_pg, publish_tx, Run};
+use crate::common::{self, HELD_COLS};
 use crate::{OrderCheck, Result};
 
 /// Locks the key's state row (creating it if needed) and returns its last accepted sequence
@@ -74,22 +74,21 @@ pub(super) async fn set_last(
     Ok(())
 }
 
-/// Keeps `msg` (not yet a message) as the held event of request `request_id`.
+/// Keeps `msg` (not yet a message) as the held event of the request `req`.
 pub(super) async fn hold(
     c: &mut PgConnection,
-    request_id: &str,
-    source: &str,
+    req: &InboundRequest,
     o: &OrderCheck,
     msg: &Message,
-    now: Millis,
 ) -> Result<()> {
+    let now = req.created_at;
     sqlx::query(
         "INSERT INTO inbound_held (request_id, source_id, okey, seq, app_id, msg_id, event_type, \
          payload, headers, ordering_key, deadline, created_at) \
          VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)",
     )
-    .bind(request_id)
-    .bind(source)
+    .bind(&req.id.0)
+    .bind(&req.source_id.0)
     .bind(&o.key)
     .bind(o.seq)
     .bind(&msg.app_id.0)
@@ -141,22 +140,13 @@ pub(super) async fn release_key(
     }
     let mut published = 0;
     for req in &plan.go {
-        let r = sqlx::query(
-            "SELECT app_id, msg_id, event_type, payload, headers, ordering_key \
-             FROM inbound_held WHERE request_id = $1",
-        )
-        .bind(req)
-        .fetch_one(&mut *c)
-        .await
-        .map_err(map_pg)?;
-        let held = common::HeldEvent {
-            app_id: get(&r, "app_id")?,
-            msg_id: get(&r, "msg_id")?,
-            event_type: get(&r, "event_type")?,
-            payload: get(&r, "payload")?,
-            headers: parse_opt(get(&r, "headers")?)?,
-            ordering_key: get(&r, "ordering_key")?,
-        };
+        let sql = format!("SELECT {HELD_COLS} FROM inbound_held WHERE request_id = $1");
+        let r = sqlx::query(&sql)
+            .bind(req)
+            .fetch_one(&mut *c)
+            .await
+            .map_err(map_pg)?;
+        let held = held_row(&r)?;
         publish_tx(&mut *c, held.into_message(source, now), None).await?;
         sqlx::query("UPDATE inbound_requests SET status = 'accepted', reason = $2 WHERE id = $1")
             .bind(req)

@@ -64,6 +64,17 @@ pub(super) fn target_row(r: &PgRow) -> Result<common::Target> {
     })
 }
 
+pub(super) fn held_row(r: &PgRow) -> Result<common::HeldEvent> {
+    Ok(common::HeldEvent {
+        app_id: get(r, "app_id")?,
+        msg_id: get(r, "msg_id")?,
+        event_type: get(r, "event_type")?,
+        payload: get(r, "payload")?,
+        headers: parse_opt(get(r, "headers")?)?,
+        ordering_key: get(r, "ordering_key")?,
+    })
+}
+
 pub(super) fn ep_row(r: &PgRow) -> Result<Endpoint> {
     let ordering: String = get(r, "ordering")?;
     let scheme: String = get(r, "signature_scheme")?;

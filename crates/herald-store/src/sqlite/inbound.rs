@@ -146,7 +146,7 @@ impl InboundStore for SqliteStore {
                         if let Some(d) = dedup {
                             claim_dedup(c, d, &msg.id, req.created_at)?;
                         }
-                        order::hold(c, &req.id.0, &source, o, &msg, req.created_at)?;
+                        order::hold(c, &req, o, &msg)?;
                         let out = common::held(&mut req, &msg.id, last);
                         insert_inbound(c, &req)?;
                         return Ok(out);

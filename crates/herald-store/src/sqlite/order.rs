@@ -5,12 +5,12 @@
 //! a decision and its effects — message, request log row, `last` — commit together. The rules
 //! themselves are `herald_core::ordering`; this module only loads and stores their state.
 
-use herald_core::model::Message;
+use herald_core::model::{InboundRequest, Message};
 use herald_core::Millis;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{exec, json_opt, map_sql, parse_opt, publish_in};
-use crate::common;
+use super::{exec, held_row, json_opt, map_sql, publish_in};
+use crate::common::{self, HELD_COLS};
 use crate::{OrderCheck, Result};
 
 /// The key's last accepted sequence (`None`: no event of this key was accepted yet).
@@ -43,23 +43,22 @@ pub(super) fn set_last(c: &Connection, source: &str, key: &str, last: i64) -> Re
     Ok(())
 }
 
-/// Keeps `msg` (not yet a message) as the held event of request `request_id`.
+/// Keeps `msg` (not yet a message) as the held event of the request `req`.
 pub(super) fn hold(
     c: &Connection,
-    request_id: &str,
-    source: &str,
+    req: &InboundRequest,
     o: &OrderCheck,
     msg: &Message,
-    now: Millis,
 ) -> Result<()> {
+    let now = req.created_at;
     exec(
         c,
         "INSERT INTO inbound_held (request_id, source_id, okey, seq, app_id, msg_id, event_type, \
          payload, headers, ordering_key, deadline, created_at) \
          VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)",
         params![
-            request_id,
-            source,
+            req.id.0,
+            req.source_id.0,
             o.key,
             o.seq,
             msg.app_id.0,
@@ -108,23 +107,10 @@ pub(super) fn release_key(
     }
     let mut published = 0;
     for req in &plan.go {
+        let sql = format!("SELECT {HELD_COLS} FROM inbound_held WHERE request_id = ?1");
         let held = c
-            .prepare_cached(
-                "SELECT app_id, msg_id, event_type, payload, headers, ordering_key \
-                 FROM inbound_held WHERE request_id = ?1",
-            )
-            .and_then(|mut s| {
-                s.query_row([req], |r| {
-                    Ok(common::HeldEvent {
-                        app_id: r.get(0)?,
-                        msg_id: r.get(1)?,
-                        event_type: r.get(2)?,
-                        payload: r.get(3)?,
-                        headers: parse_opt(r.get(4)?)?,
-                        ordering_key: r.get(5)?,
-                    })
-                })
-            })
+            .prepare_cached(&sql)
+            .and_then(|mut s| s.query_row([req], held_row))
             .map_err(map_sql)?;
         publish_in(c, held.into_message(source, now), None)?;
         exec(
