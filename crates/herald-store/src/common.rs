@@ -68,6 +68,21 @@ pub(crate) fn accepted(req: &mut InboundRequest, id: &MessageId) -> IngestOutcom
     IngestOutcome::Accepted(id.clone())
 }
 
+/// The tables whose rows (by `app_id`) belong to an application and go with it. Endpoints
+/// first: PostgreSQL then takes their row locks before any delivery's, the order claims and
+/// attempt records take them in.
+pub(crate) const APP_OWNED: [&str; 6] = [
+    "endpoints",
+    "attempts",
+    "deliveries",
+    "messages",
+    "tokens",
+    "inbound_held",
+];
+
+/// The tables whose rows (by `source_id`) belong to an inbound source and go with it.
+pub(crate) const SOURCE_OWNED: [&str; 3] = ["inbound_requests", "inbound_order", "inbound_held"];
+
 /// The smallest message and attempt IDs created at the retention cutoff: IDs sort by creation
 /// time, so "created before the cutoff" is a primary-key range.
 pub(crate) fn retention_bounds(now: Millis, default_retention_ms: i64) -> (String, String) {

@@ -8,9 +8,11 @@
 //! process — or this one after a crash — takes over. The store does not decide retry timing or
 //! outcomes (that is `herald-core`), and does not speak HTTP.
 
+use std::collections::HashMap;
+
 use herald_core::breaker::BreakerState;
 use herald_core::ids::{AppId, EndpointId, MessageId, TokenId};
-use herald_core::model::{Attempt, Message};
+use herald_core::model::{Attempt, Endpoint, Message};
 use herald_core::Millis;
 
 mod common;
@@ -245,6 +247,10 @@ pub struct Claim {
     /// Most deliveries to lease.
     pub limit: usize,
 }
+
+/// The messages and endpoints claimed deliveries refer to, by ID
+/// ([`QueueStore::load_for_delivery`]).
+pub type ForDelivery = (HashMap<MessageId, Message>, HashMap<EndpointId, Endpoint>);
 
 /// What one claim leased, and the breakers it turned half-open to send their probe.
 #[derive(Clone, Debug, Default)]

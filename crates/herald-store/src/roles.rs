@@ -6,8 +6,6 @@
 //! hold backend code. The traits are written one line a method (`rustfmt::skip`): the contract
 //! reads as a table, and each backend's impl already spells every signature out in full.
 
-use std::collections::HashMap;
-
 use async_trait::async_trait;
 use herald_core::breaker::BreakerState;
 use herald_core::ids::{AppId, EndpointId, InboundRequestId, MessageId, SourceId, TokenId};
@@ -19,8 +17,8 @@ use herald_core::Millis;
 
 use crate::{
     AttemptFilter, AttemptRecord, AttemptScope, Claim, ClaimBatch, DedupCheck, DisabledEndpoint,
-    IdempotentResponse, IngestOutcome, ListQuery, MessageFilter, OrderCheck, Page, Published,
-    Result, SpoolHealth, TokenRecord, WriteFailure,
+    ForDelivery, IdempotentResponse, IngestOutcome, ListQuery, MessageFilter, OrderCheck, Page,
+    Published, Result, SpoolHealth, TokenRecord, WriteFailure,
 };
 
 /// Liveness, health and the maintenance sweeps (auto-disable, retention, key rotation). Every method is atomic on its own.
@@ -147,7 +145,7 @@ pub trait QueueStore: Send + Sync + 'static {
     async fn claim_due(&self, claim: Claim) -> Result<ClaimBatch>;
 
     /// The messages and endpoints claimed deliveries refer to.
-    async fn load_for_delivery(&self, msgs: &[MessageId], eps: &[EndpointId]) -> Result<(HashMap<MessageId, Message>, HashMap<EndpointId, Endpoint>)>;
+    async fn load_for_delivery(&self, msgs: &[MessageId], eps: &[EndpointId]) -> Result<ForDelivery>;
 
     /// Stores an attempt and applies its consequence to the delivery and to the endpoint
     /// (breaker, pause, disable). Returns the breaker's new state if the attempt moved it.

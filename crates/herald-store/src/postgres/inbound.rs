@@ -163,12 +163,9 @@ impl InboundStore for PostgresStore {
     async fn delete_source(&self, app: &AppId, id: &SourceId) -> Result<()> {
         let mut tx = self.begin().await?;
         delete_of_app(&mut tx, "sources", app, &id.0).await?;
-        for sql in [
-            "DELETE FROM inbound_requests WHERE source_id = $1",
-            "DELETE FROM inbound_order WHERE source_id = $1",
-            "DELETE FROM inbound_held WHERE source_id = $1",
-        ] {
-            exec(&mut tx, sql, &id.0).await?;
+        for table in common::SOURCE_OWNED {
+            let sql = format!("DELETE FROM {table} WHERE source_id = $1");
+            exec(&mut tx, &sql, &id.0).await?;
         }
         tx.commit().await.map_err(map_pg)?;
         self.seen.sources.lock().remove(&id.0);

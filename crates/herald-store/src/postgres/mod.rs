@@ -52,8 +52,8 @@ use crate::prelude::*;
 use crate::status::*;
 use crate::{
     AttemptFilter, AttemptRecord, AttemptScope, Claim, ClaimBatch, DedupCheck, DisabledEndpoint,
-    IdempotentResponse, IngestOutcome, ListQuery, MessageFilter, OrderCheck, Page, Published,
-    Result, StoreError, TokenRecord,
+    ForDelivery, IdempotentResponse, IngestOutcome, ListQuery, MessageFilter, OrderCheck, Page,
+    Published, Result, StoreError, TokenRecord,
 };
 
 mod apps;

@@ -41,7 +41,7 @@ impl QueueStore for PostgresStore {
         &self,
         msgs: &[MessageId],
         eps: &[EndpointId],
-    ) -> Result<(HashMap<MessageId, Message>, HashMap<EndpointId, Endpoint>)> {
+    ) -> Result<ForDelivery> {
         let msg_ids: Vec<String> = msgs.iter().map(|m| m.0.clone()).collect();
         let ep_ids: Vec<String> = eps.iter().map(|e| e.0.clone()).collect();
         let sql = format!("SELECT {MSG_COLS} FROM messages m WHERE m.id = ANY($1)");

@@ -92,12 +92,12 @@ impl InboundStore for SqliteStore {
                 [&app, &id],
             )?;
             found(n)?;
-            for sql in [
-                "DELETE FROM inbound_requests WHERE source_id = ?1",
-                "DELETE FROM inbound_order WHERE source_id = ?1",
-                "DELETE FROM inbound_held WHERE source_id = ?1",
-            ] {
-                exec(c, sql, [&id])?;
+            for table in common::SOURCE_OWNED {
+                exec(
+                    c,
+                    &format!("DELETE FROM {table} WHERE source_id = ?1"),
+                    [&id],
+                )?;
             }
             Ok(())
         })

@@ -18,7 +18,6 @@
 //! `crate::page`.
 
 use parking_lot::Mutex;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -59,8 +58,8 @@ use crate::prelude::*;
 use crate::status::*;
 use crate::{
     AttemptFilter, AttemptRecord, AttemptScope, Claim, ClaimBatch, DedupCheck, DisabledEndpoint,
-    IdempotentResponse, IngestOutcome, ListQuery, MessageFilter, NextState, OrderCheck, Page,
-    Published, Result, StoreError, TokenRecord,
+    ForDelivery, IdempotentResponse, IngestOutcome, ListQuery, MessageFilter, NextState,
+    OrderCheck, Page, Published, Result, StoreError, TokenRecord,
 };
 use herald_core::breaker::BreakerState;
 

@@ -57,7 +57,7 @@ impl QueueStore for SqliteStore {
         &self,
         msgs: &[MessageId],
         eps: &[EndpointId],
-    ) -> Result<(HashMap<MessageId, Message>, HashMap<EndpointId, Endpoint>)> {
+    ) -> Result<ForDelivery> {
         let msgs: Vec<String> = msgs.iter().map(|m| m.0.clone()).collect();
         let eps: Vec<String> = eps.iter().map(|e| e.0.clone()).collect();
         let (msgs, eps) = self
