@@ -189,13 +189,7 @@ impl Engine {
     }
 
     async fn dispatch(self: &Arc<Self>, claimed: Vec<Claimed>) {
-        let mut msg_ids: Vec<_> = claimed.iter().map(|c| c.msg_id.clone()).collect();
-        msg_ids.sort();
-        msg_ids.dedup();
-        let mut ep_ids: Vec<_> = claimed.iter().map(|c| c.endpoint_id.clone()).collect();
-        ep_ids.sort();
-        ep_ids.dedup();
-        let (msgs, eps) = match self.store.load_for_delivery(&msg_ids, &ep_ids).await {
+        let (msgs, eps) = match self.store.load_for_delivery(&claimed).await {
             Ok(x) => x,
             Err(e) => {
                 // The leases expire and the work is claimed again; nothing is lost.

@@ -152,15 +152,9 @@ impl Run {
         if batch.claimed.is_empty() {
             return;
         }
-        let msg_ids: Vec<_> = batch.claimed.iter().map(|c| c.msg_id.clone()).collect();
-        let ep_ids: Vec<_> = batch
-            .claimed
-            .iter()
-            .map(|c| c.endpoint_id.clone())
-            .collect();
         let (msgs, eps) = self
             .store
-            .load_for_delivery(&msg_ids, &ep_ids)
+            .load_for_delivery(&batch.claimed)
             .await
             .expect("load");
         for c in batch.claimed {
@@ -307,10 +301,7 @@ impl Run {
         }
         let (msgs, eps) = self
             .store
-            .load_for_delivery(
-                std::slice::from_ref(&f.c.msg_id),
-                std::slice::from_ref(&f.c.endpoint_id),
-            )
+            .load_for_delivery(std::slice::from_ref(&f.c))
             .await
             .expect("load");
         let msg = &msgs[&f.c.msg_id];

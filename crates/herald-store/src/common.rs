@@ -15,7 +15,7 @@ use herald_core::source::SourceOptions;
 use serde::de::DeserializeOwned;
 
 use crate::status::{PENDING, SENDING};
-use crate::{IngestOutcome, OrderCheck, Result, StoreError};
+use crate::{Claimed, IngestOutcome, OrderCheck, Result, StoreError};
 
 /// The ordering decision for `o` after `last`; `None` when that sequence is already held.
 pub(crate) fn order_decision(held: bool, last: Option<i64>, o: &OrderCheck) -> Option<Decision> {
@@ -82,6 +82,17 @@ pub(crate) const APP_OWNED: [&str; 6] = [
 
 /// The tables whose rows (by `source_id`) belong to an inbound source and go with it.
 pub(crate) const SOURCE_OWNED: [&str; 3] = ["inbound_requests", "inbound_order", "inbound_held"];
+
+/// The IDs of the messages and of the endpoints `claimed` refer to, each once, sorted.
+pub(crate) fn referenced_ids(claimed: &[Claimed]) -> (Vec<String>, Vec<String>) {
+    let ids = |of: fn(&Claimed) -> &String| {
+        let mut v: Vec<String> = claimed.iter().map(|c| of(c).clone()).collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    (ids(|c| &c.msg_id.0), ids(|c| &c.endpoint_id.0))
+}
 
 /// The smallest message and attempt IDs created at the retention cutoff: IDs sort by creation
 /// time, so "created before the cutoff" is a primary-key range.

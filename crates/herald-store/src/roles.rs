@@ -16,9 +16,9 @@ use herald_core::model::{
 use herald_core::Millis;
 
 use crate::{
-    AttemptFilter, AttemptRecord, AttemptScope, Claim, ClaimBatch, DedupCheck, DisabledEndpoint,
-    ForDelivery, IdempotentResponse, IngestOutcome, ListQuery, MessageFilter, OrderCheck, Page,
-    Published, Result, SpoolHealth, TokenRecord, WriteFailure,
+    AttemptFilter, AttemptRecord, AttemptScope, Claim, ClaimBatch, Claimed, DedupCheck,
+    DisabledEndpoint, ForDelivery, IdempotentResponse, IngestOutcome, ListQuery, MessageFilter,
+    OrderCheck, Page, Published, Result, SpoolHealth, TokenRecord, WriteFailure,
 };
 
 /// Liveness, health and the maintenance sweeps (auto-disable, retention, key rotation). Every method is atomic on its own.
@@ -144,8 +144,8 @@ pub trait QueueStore: Send + Sync + 'static {
     /// time for `fifo` endpoints.
     async fn claim_due(&self, claim: Claim) -> Result<ClaimBatch>;
 
-    /// The messages and endpoints claimed deliveries refer to.
-    async fn load_for_delivery(&self, msgs: &[MessageId], eps: &[EndpointId]) -> Result<ForDelivery>;
+    /// The messages and endpoints the `claimed` deliveries refer to, by ID.
+    async fn load_for_delivery(&self, claimed: &[Claimed]) -> Result<ForDelivery>;
 
     /// Stores an attempt and applies its consequence to the delivery and to the endpoint
     /// (breaker, pause, disable). Returns the breaker's new state if the attempt moved it.

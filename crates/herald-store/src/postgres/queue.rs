@@ -37,13 +37,8 @@ impl QueueStore for PostgresStore {
         Ok(batch)
     }
 
-    async fn load_for_delivery(
-        &self,
-        msgs: &[MessageId],
-        eps: &[EndpointId],
-    ) -> Result<ForDelivery> {
-        let msg_ids: Vec<String> = msgs.iter().map(|m| m.0.clone()).collect();
-        let ep_ids: Vec<String> = eps.iter().map(|e| e.0.clone()).collect();
+    async fn load_for_delivery(&self, claimed: &[Claimed]) -> Result<ForDelivery> {
+        let (msg_ids, ep_ids) = common::referenced_ids(claimed);
         let sql = format!("SELECT {MSG_COLS} FROM messages m WHERE m.id = ANY($1)");
         let found = sqlx::query(&sql).bind(&msg_ids).rows(&self.pool, msg_row);
         let mout = found.await?.into_iter().map(|m| (m.id.clone(), m));

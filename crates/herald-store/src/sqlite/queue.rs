@@ -53,13 +53,8 @@ impl QueueStore for SqliteStore {
         self.write_relaxed(move |c| sched::claim(c, &claim)).await
     }
 
-    async fn load_for_delivery(
-        &self,
-        msgs: &[MessageId],
-        eps: &[EndpointId],
-    ) -> Result<ForDelivery> {
-        let msgs: Vec<String> = msgs.iter().map(|m| m.0.clone()).collect();
-        let eps: Vec<String> = eps.iter().map(|e| e.0.clone()).collect();
+    async fn load_for_delivery(&self, claimed: &[Claimed]) -> Result<ForDelivery> {
+        let (msgs, eps) = common::referenced_ids(claimed);
         let (msgs, eps) = self
             .read(move |c| {
                 let sql = format!("SELECT {MSG_COLS} FROM messages m WHERE m.id IN");
