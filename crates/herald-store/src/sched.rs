@@ -147,33 +147,52 @@ impl Grant {
     }
 }
 
-/// The two passes of a fair claim over the endpoints that are due: first everyone gets at most
-/// an equal share; then what is left goes to the endpoints that had more than their share
-/// waiting, in the same order.
-pub(crate) struct FairShare {
+/// A fair claim's walk over the endpoints that are due, in queue order: first everyone gets
+/// at most an equal share; then what is left goes to the endpoints that took their whole share
+/// (they may have more waiting), in the same order. An endpoint the walk does not reach keeps
+/// its place at the front of the queue.
+pub(crate) struct FairRound {
     limit: usize,
     share: u32,
+    first: std::vec::IntoIter<Sched>,
+    hungry: Vec<Sched>,
+    second: Option<std::vec::IntoIter<Sched>>,
 }
 
-impl FairShare {
-    /// The passes of a claim of `limit` over `ready` due endpoints; `None` when there is
-    /// nothing to do.
-    pub fn new(limit: usize, ready: usize) -> Option<Self> {
-        (ready > 0 && limit > 0).then(|| FairShare {
+impl FairRound {
+    /// The walk of a claim of `limit` over the `ready` endpoints.
+    pub fn new(limit: usize, ready: Vec<Sched>) -> Self {
+        FairRound {
             limit,
-            share: (limit / ready).max(1) as u32,
-        })
+            share: (limit / ready.len().max(1)).max(1) as u32,
+            first: ready.into_iter(),
+            hungry: Vec::new(),
+            second: None,
+        }
     }
 
-    /// How many the next endpoint of the first pass may take once `claimed` are leased;
-    /// `None` when the claim is full (the endpoints not served keep their place at the front).
-    pub fn first(&self, claimed: usize) -> Option<u32> {
-        self.left(claimed).map(|left| self.share.min(left))
+    /// The next endpoint to serve and how many it may take once `claimed` are leased; `None`
+    /// when the claim is full or every endpoint was served.
+    pub fn next(&mut self, claimed: usize) -> Option<(Sched, u32)> {
+        let left = self.limit.saturating_sub(claimed) as u32;
+        if left == 0 {
+            return None;
+        }
+        if let Some(second) = &mut self.second {
+            return second.next().map(|s| (s, left));
+        }
+        if let Some(s) = self.first.next() {
+            return Some((s, self.share.min(left)));
+        }
+        self.second = Some(std::mem::take(&mut self.hungry).into_iter());
+        self.next(claimed)
     }
 
-    /// How many the next endpoint of the second pass may take once `claimed` are leased.
-    pub fn left(&self, claimed: usize) -> Option<u32> {
-        Some(self.limit.saturating_sub(claimed) as u32).filter(|left| *left > 0)
+    /// Reports that `s`, from [`Self::next`], leased `got` of the `take` it was offered.
+    pub fn served(&mut self, s: Sched, take: u32, got: u32) {
+        if self.second.is_none() && got == take {
+            self.hungry.push(s);
+        }
     }
 }
 

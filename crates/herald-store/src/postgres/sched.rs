@@ -18,7 +18,7 @@ use sqlx::{PgConnection, Row};
 
 use super::{map_pg, Run};
 use crate::common;
-use crate::sched::{fifo_waits, FairShare, Gate, Sched, SCAN, SCHED_COLS};
+use crate::sched::{fifo_waits, FairRound, Gate, Sched, SCAN, SCHED_COLS};
 use crate::status::*;
 use crate::{Claim, ClaimBatch, Claimed, Result};
 
@@ -331,24 +331,11 @@ pub(super) async fn claim(c: &mut PgConnection, claim: &Claim) -> Result<ClaimBa
     .bind(SCAN as i64)
     .rows(&mut *c, sched_row)
     .await?;
+    let mut round = FairRound::new(claim.limit, ready);
     let mut batch = ClaimBatch::default();
-    let Some(fair) = FairShare::new(claim.limit, ready.len()) else {
-        return Ok(batch);
-    };
-    let mut hungry = Vec::new();
-    for mut s in ready {
-        let Some(take) = fair.first(batch.claimed.len()) else {
-            break;
-        };
-        if serve(c, &mut s, claim, take, &mut batch).await? == take {
-            hungry.push(s);
-        }
-    }
-    for mut s in hungry {
-        let Some(take) = fair.left(batch.claimed.len()) else {
-            break;
-        };
-        serve(c, &mut s, claim, take, &mut batch).await?;
+    while let Some((mut s, take)) = round.next(batch.claimed.len()) {
+        let got = serve(c, &mut s, claim, take, &mut batch).await?;
+        round.served(s, take, got);
     }
     Ok(batch)
 }

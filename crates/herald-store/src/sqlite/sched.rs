@@ -22,7 +22,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{claimed_row, exec, map_sql, row_opt};
 use crate::common;
-use crate::sched::{fifo_waits, FairShare, Gate, Sched, SCAN, SCHED_COLS};
+use crate::sched::{fifo_waits, FairRound, Gate, Sched, SCAN, SCHED_COLS};
 use crate::status::*;
 use crate::{Claim, ClaimBatch, Claimed, Result};
 
@@ -266,24 +266,11 @@ pub(super) fn claim(c: &Connection, claim: &Claim) -> Result<ClaimBatch> {
                 .collect::<rusqlite::Result<Vec<_>>>()
         })
         .map_err(map_sql)?;
+    let mut round = FairRound::new(claim.limit, ready);
     let mut batch = ClaimBatch::default();
-    let Some(fair) = FairShare::new(claim.limit, ready.len()) else {
-        return Ok(batch);
-    };
-    let mut hungry = Vec::new();
-    for mut s in ready {
-        let Some(take) = fair.first(batch.claimed.len()) else {
-            break;
-        };
-        if serve(c, &mut s, claim, take, &mut batch)? == take {
-            hungry.push(s);
-        }
-    }
-    for mut s in hungry {
-        let Some(take) = fair.left(batch.claimed.len()) else {
-            break;
-        };
-        serve(c, &mut s, claim, take, &mut batch)?;
+    while let Some((mut s, take)) = round.next(batch.claimed.len()) {
+        let got = serve(c, &mut s, claim, take, &mut batch)?;
+        round.served(s, take, got);
     }
     Ok(batch)
 }
