@@ -226,27 +226,27 @@ async fn candidates(c: &mut PgConnection, s: &Sched, now: Millis, want: u32) -> 
             want,
         ));
     }
-    let mut ids: Vec<i64> = Vec::new();
-    // Expired leases first, then pending work.
-    for status in [SENDING, PENDING] {
-        let left = want as usize - ids.len();
-        if left == 0 {
-            break;
-        }
-        let sql = format!(
-            "SELECT id FROM deliveries WHERE endpoint_id = $1 AND status IN ({PENDING}, {SENDING}) AND status = {status} AND next_at <= $2 \
-             ORDER BY next_at LIMIT $3"
-        );
-        let more: Vec<i64> = sqlx::query_scalar(&sql)
-            .bind(&s.id)
-            .bind(now)
-            .bind(left as i64)
-            .fetch_all(&mut *c)
-            .await
-            .map_err(map_pg)?;
-        ids.extend(more);
-    }
-    Ok(ids)
+    // Expired leases first, then pending work: each status is its own index range, and one
+    // round trip asks for both (at most `want` of each, the expired ones first).
+    let due = |rank: u8, status: i64| {
+        format!(
+            "(SELECT id, {rank} AS rank, next_at FROM deliveries WHERE endpoint_id = $1 \
+             AND status IN ({PENDING}, {SENDING}) AND status = {status} AND next_at <= $2 \
+             ORDER BY next_at LIMIT $3)"
+        )
+    };
+    let sql = format!(
+        "SELECT id FROM ({} UNION ALL {}) d ORDER BY rank, next_at LIMIT $3",
+        due(0, SENDING),
+        due(1, PENDING)
+    );
+    sqlx::query_scalar(&sql)
+        .bind(&s.id)
+        .bind(now)
+        .bind(want as i64)
+        .fetch_all(&mut *c)
+        .await
+        .map_err(map_pg)
 }
 
 async fn lease(c: &mut PgConnection, ids: &[i64], claim: &Claim) -> Result<Vec<Claimed>> {
