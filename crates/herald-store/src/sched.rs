@@ -159,6 +159,12 @@ pub(crate) struct FairRound {
     second: Option<std::vec::IntoIter<Sched>>,
 }
 
+/// One endpoint's turn in a [`FairRound`]: its state, and how many deliveries it may take.
+pub(crate) struct Turn {
+    pub s: Sched,
+    pub take: u32,
+}
+
 impl FairRound {
     /// The walk of a claim of `limit` over the `ready` endpoints.
     pub fn new(limit: usize, ready: Vec<Sched>) -> Self {
@@ -173,25 +179,26 @@ impl FairRound {
 
     /// The next endpoint to serve and how many it may take once `claimed` are leased; `None`
     /// when the claim is full or every endpoint was served.
-    pub fn next(&mut self, claimed: usize) -> Option<(Sched, u32)> {
+    pub fn next(&mut self, claimed: usize) -> Option<Turn> {
         let left = self.limit.saturating_sub(claimed) as u32;
         if left == 0 {
             return None;
         }
         if let Some(second) = &mut self.second {
-            return second.next().map(|s| (s, left));
+            return second.next().map(|s| Turn { s, take: left });
         }
         if let Some(s) = self.first.next() {
-            return Some((s, self.share.min(left)));
+            let take = self.share.min(left);
+            return Some(Turn { s, take });
         }
         self.second = Some(std::mem::take(&mut self.hungry).into_iter());
         self.next(claimed)
     }
 
-    /// Reports that `s`, from [`Self::next`], leased `got` of the `take` it was offered.
-    pub fn served(&mut self, s: Sched, take: u32, got: u32) {
-        if self.second.is_none() && got == take {
-            self.hungry.push(s);
+    /// Reports that the endpoint of `turn`, from [`Self::next`], leased `got` deliveries.
+    pub fn served(&mut self, turn: Turn, got: u32) {
+        if self.second.is_none() && got == turn.take {
+            self.hungry.push(turn.s);
         }
     }
 }

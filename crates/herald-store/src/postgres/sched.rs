@@ -18,7 +18,7 @@ use sqlx::{PgConnection, Row};
 
 use super::{map_pg, Run};
 use crate::common;
-use crate::sched::{fifo_waits, FairRound, Gate, Sched, SCAN, SCHED_COLS};
+use crate::sched::{fifo_waits, FairRound, Gate, Sched, Turn, SCAN, SCHED_COLS};
 use crate::status::*;
 use crate::{Claim, ClaimBatch, Claimed, Result};
 
@@ -333,21 +333,20 @@ pub(super) async fn claim(c: &mut PgConnection, claim: &Claim) -> Result<ClaimBa
     .await?;
     let mut round = FairRound::new(claim.limit, ready);
     let mut batch = ClaimBatch::default();
-    while let Some((mut s, take)) = round.next(batch.claimed.len()) {
-        let got = serve(c, &mut s, claim, take, &mut batch).await?;
-        round.served(s, take, got);
+    while let Some(mut turn) = round.next(batch.claimed.len()) {
+        let got = serve(c, &mut turn, claim, &mut batch).await?;
+        round.served(turn, got);
     }
     Ok(batch)
 }
 
 async fn serve(
     c: &mut PgConnection,
-    s: &mut Sched,
+    turn: &mut Turn,
     claim: &Claim,
-    take: u32,
     batch: &mut ClaimBatch,
 ) -> Result<u32> {
-    let now = claim.now;
+    let (s, now) = (&mut turn.s, claim.now);
     let (gate, change) = s.admit(now);
     if let Some(change) = change {
         save_breaker(c, &s.id, &s.breaker).await?;
@@ -372,7 +371,7 @@ async fn serve(
         set_due(c, &s.id, due).await?;
         return Ok(0);
     }
-    let mut grant = s.grant(now, free.min(take));
+    let mut grant = s.grant(now, free.min(turn.take));
     let mut got = 0;
     if grant.want > 0 {
         let ids = candidates(c, s, now, grant.want).await?;

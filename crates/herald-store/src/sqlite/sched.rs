@@ -22,7 +22,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{claimed_row, exec, map_sql, row_opt};
 use crate::common;
-use crate::sched::{fifo_waits, FairRound, Gate, Sched, SCAN, SCHED_COLS};
+use crate::sched::{fifo_waits, FairRound, Gate, Sched, Turn, SCAN, SCHED_COLS};
 use crate::status::*;
 use crate::{Claim, ClaimBatch, Claimed, Result};
 
@@ -268,23 +268,17 @@ pub(super) fn claim(c: &Connection, claim: &Claim) -> Result<ClaimBatch> {
         .map_err(map_sql)?;
     let mut round = FairRound::new(claim.limit, ready);
     let mut batch = ClaimBatch::default();
-    while let Some((mut s, take)) = round.next(batch.claimed.len()) {
-        let got = serve(c, &mut s, claim, take, &mut batch)?;
-        round.served(s, take, got);
+    while let Some(mut turn) = round.next(batch.claimed.len()) {
+        let got = serve(c, &mut turn, claim, &mut batch)?;
+        round.served(turn, got);
     }
     Ok(batch)
 }
 
 /// Leases up to `take` deliveries of one endpoint within its caps, then moves the endpoint to
 /// its next queue position. Returns how many were leased.
-fn serve(
-    c: &Connection,
-    s: &mut Sched,
-    claim: &Claim,
-    take: u32,
-    batch: &mut ClaimBatch,
-) -> Result<u32> {
-    let now = claim.now;
+fn serve(c: &Connection, turn: &mut Turn, claim: &Claim, batch: &mut ClaimBatch) -> Result<u32> {
+    let (s, now) = (&mut turn.s, claim.now);
     let (gate, change) = s.admit(now);
     if let Some(change) = change {
         save_breaker(c, &s.id, &s.breaker)?;
@@ -309,7 +303,7 @@ fn serve(
         set_due(c, &s.id, due)?;
         return Ok(0);
     }
-    let mut grant = s.grant(now, free.min(take));
+    let mut grant = s.grant(now, free.min(turn.take));
     let mut got = 0;
     if grant.want > 0 {
         for id in candidates(c, s, now, grant.want)? {
