@@ -204,6 +204,24 @@ pub(crate) fn fan_out(msg: &Message, only: Option<&EndpointId>, targets: &[Targe
         .collect()
 }
 
+/// One ordering key of an inbound source: what `inbound_order` keeps a last accepted sequence
+/// for and `inbound_held` holds events under.
+#[derive(Clone, Copy)]
+pub(crate) struct OrderKey<'a> {
+    pub source: &'a str,
+    pub key: &'a str,
+}
+
+impl OrderCheck {
+    /// The ordering key this check is about, of the inbound source `source`.
+    pub(crate) fn key_of<'a>(&'a self, source: &'a str) -> OrderKey<'a> {
+        OrderKey {
+            source,
+            key: &self.key,
+        }
+    }
+}
+
 /// The log reason of a held request once it went on.
 pub(crate) const HELD_REASON: &str = "ordering: was held for an earlier sequence, then went on";
 

@@ -69,7 +69,7 @@ impl PostgresStore {
             }
             let source = req.source_id.0.clone();
             if let Some(o) = &order {
-                let last = order::lock_last(&mut tx, &source, &o.key).await?;
+                let last = order::lock_last(&mut tx, o.key_of(&source)).await?;
                 let held = order::is_held(&mut tx, &source, o).await?;
                 let decision = common::order_decision(held, last, o);
                 match decision {
@@ -102,8 +102,9 @@ impl PostgresStore {
             publish_tx(&mut tx, msg, None).await?;
             insert_inbound(&mut tx, &req).await?;
             if let Some(o) = &order {
-                order::set_last(&mut tx, &source, &o.key, o.seq).await?;
-                order::release_key(&mut tx, &source, &o.key, o.seq, None, req.created_at).await?;
+                let k = o.key_of(&source);
+                order::set_last(&mut tx, k, o.seq).await?;
+                order::release_key(&mut tx, k, o.seq, None, req.created_at).await?;
             }
             tx.commit().await.map_err(map_pg)?;
             Ok(out)

@@ -12,31 +12,27 @@ use herald_core::Millis;
 use sqlx::{PgConnection, PgPool, Row};
 
 use super::{get, held_row, json_opt, map_pg, publish_tx, Run};
-use crate::common::{self, HELD_COLS};
+use crate::common::{self, OrderKey, HELD_COLS};
 use crate::{OrderCheck, Result};
 
 /// Locks the key's state row (creating it if needed) and returns its last accepted sequence
 /// (`None`: no event of this key was accepted yet).
-pub(super) async fn lock_last(
-    c: &mut PgConnection,
-    source: &str,
-    key: &str,
-) -> Result<Option<i64>> {
+pub(super) async fn lock_last(c: &mut PgConnection, k: OrderKey<'_>) -> Result<Option<i64>> {
     // Insert-then-lock: a concurrent first event of the key waits on the inserted row
     // instead of both seeing "no row" and both deciding alone.
     sqlx::query(
         "INSERT INTO inbound_order (source_id, okey, last) VALUES ($1, $2, NULL) \
          ON CONFLICT (source_id, okey) DO NOTHING",
     )
-    .bind(source)
-    .bind(key)
+    .bind(k.source)
+    .bind(k.key)
     .run(&mut *c)
     .await?;
     sqlx::query_scalar(
         "SELECT last FROM inbound_order WHERE source_id = $1 AND okey = $2 FOR UPDATE",
     )
-    .bind(source)
-    .bind(key)
+    .bind(k.source)
+    .bind(k.key)
     .fetch_one(&mut *c)
     .await
     .map_err(map_pg)
@@ -56,18 +52,13 @@ pub(super) async fn is_held(c: &mut PgConnection, source: &str, o: &OrderCheck) 
     Ok(n.is_some())
 }
 
-pub(super) async fn set_last(
-    c: &mut PgConnection,
-    source: &str,
-    key: &str,
-    last: i64,
-) -> Result<()> {
+pub(super) async fn set_last(c: &mut PgConnection, k: OrderKey<'_>, last: i64) -> Result<()> {
     sqlx::query(
         "INSERT INTO inbound_order (source_id, okey, last) VALUES ($1, $2, $3) \
          ON CONFLICT (source_id, okey) DO UPDATE SET last = EXCLUDED.last",
     )
-    .bind(source)
-    .bind(key)
+    .bind(k.source)
+    .bind(k.key)
     .bind(last)
     .run(&mut *c)
     .await?;
@@ -109,16 +100,15 @@ pub(super) async fn hold(
 /// new `last`. The caller holds the key's row lock. Returns how many messages it published.
 pub(super) async fn release_key(
     c: &mut PgConnection,
-    source: &str,
-    key: &str,
+    k: OrderKey<'_>,
     last: i64,
     force_through: Option<i64>,
     now: Millis,
 ) -> Result<u64> {
     let held: Vec<(String, i64)> =
         sqlx::query("SELECT request_id, seq FROM inbound_held WHERE source_id = $1 AND okey = $2")
-            .bind(source)
-            .bind(key)
+            .bind(k.source)
+            .bind(k.key)
             .fetch_all(&mut *c)
             .await
             .map_err(map_pg)?
@@ -147,7 +137,7 @@ pub(super) async fn release_key(
             .await
             .map_err(map_pg)?;
         let held = held_row(&r)?;
-        publish_tx(&mut *c, held.into_message(source, now), None).await?;
+        publish_tx(&mut *c, held.into_message(k.source, now), None).await?;
         sqlx::query("UPDATE inbound_requests SET status = 'accepted', reason = $2 WHERE id = $1")
             .bind(req)
             .bind(common::HELD_REASON)
@@ -157,7 +147,7 @@ pub(super) async fn release_key(
         published += 1;
     }
     if plan.last != last {
-        set_last(c, source, key, plan.last).await?;
+        set_last(c, k, plan.last).await?;
     }
     Ok(published)
 }
@@ -215,15 +205,12 @@ pub(super) async fn sweep(pool: &PgPool, now: Millis, max_keys: usize) -> Result
         .await
         .map_err(map_pg)?;
         let Some(through) = through else { continue };
-        published += release_key(
-            &mut tx,
-            &source,
-            &key,
-            last.unwrap_or(i64::MIN),
-            Some(through),
-            now,
-        )
-        .await?;
+        let k = OrderKey {
+            source: &source,
+            key: &key,
+        };
+        let last = last.unwrap_or(i64::MIN);
+        published += release_key(&mut tx, k, last, Some(through), now).await?;
         tx.commit().await.map_err(map_pg)?;
     }
     Ok(published)

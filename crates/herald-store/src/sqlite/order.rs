@@ -10,15 +10,15 @@ use herald_core::Millis;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{exec, held_row, json_opt, map_sql, publish_in};
-use crate::common::{self, HELD_COLS};
+use crate::common::{self, OrderKey, HELD_COLS};
 use crate::{OrderCheck, Result};
 
 /// The key's last accepted sequence (`None`: no event of this key was accepted yet).
-pub(super) fn last_of(c: &Connection, source: &str, key: &str) -> Result<Option<i64>> {
+pub(super) fn last_of(c: &Connection, k: OrderKey) -> Result<Option<i64>> {
     Ok(
         c.prepare_cached("SELECT last FROM inbound_order WHERE source_id = ?1 AND okey = ?2")
             .and_then(|mut s| {
-                s.query_row(params![source, key], |r| r.get::<_, Option<i64>>(0))
+                s.query_row(params![k.source, k.key], |r| r.get::<_, Option<i64>>(0))
                     .optional()
             })
             .map_err(map_sql)?
@@ -33,12 +33,12 @@ pub(super) fn is_held(c: &Connection, source: &str, o: &OrderCheck) -> Result<bo
         .map_err(map_sql)
 }
 
-pub(super) fn set_last(c: &Connection, source: &str, key: &str, last: i64) -> Result<()> {
+pub(super) fn set_last(c: &Connection, k: OrderKey, last: i64) -> Result<()> {
     exec(
         c,
         "INSERT INTO inbound_order (source_id, okey, last) VALUES (?1, ?2, ?3) \
          ON CONFLICT (source_id, okey) DO UPDATE SET last = excluded.last",
-        params![source, key, last],
+        params![k.source, k.key, last],
     )?;
     Ok(())
 }
@@ -79,8 +79,7 @@ pub(super) fn hold(
 /// new `last`. Returns how many messages it published.
 pub(super) fn release_key(
     c: &Connection,
-    source: &str,
-    key: &str,
+    k: OrderKey,
     last: i64,
     force_through: Option<i64>,
     now: Millis,
@@ -90,7 +89,7 @@ pub(super) fn release_key(
             "SELECT request_id, seq FROM inbound_held WHERE source_id = ?1 AND okey = ?2",
         )
         .and_then(|mut s| {
-            s.query_map(params![source, key], |r| Ok((r.get(0)?, r.get(1)?)))?
+            s.query_map(params![k.source, k.key], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<rusqlite::Result<Vec<_>>>()
         })
         .map_err(map_sql)?;
@@ -112,7 +111,7 @@ pub(super) fn release_key(
             .prepare_cached(&sql)
             .and_then(|mut s| s.query_row([req], held_row))
             .map_err(map_sql)?;
-        publish_in(c, held.into_message(source, now), None)?;
+        publish_in(c, held.into_message(k.source, now), None)?;
         exec(
             c,
             "UPDATE inbound_requests SET status = 'accepted', reason = ?2 WHERE id = ?1",
@@ -122,7 +121,7 @@ pub(super) fn release_key(
         published += 1;
     }
     if plan.last != last {
-        set_last(c, source, key, plan.last)?;
+        set_last(c, k, plan.last)?;
     }
     Ok(published)
 }
@@ -153,8 +152,12 @@ pub(super) fn sweep(c: &Connection, now: Millis, max_keys: usize) -> Result<u64>
         .map_err(map_sql)?;
     let mut published = 0;
     for (source, key, through) in keys {
-        let last = last_of(c, &source, &key)?.unwrap_or(i64::MIN);
-        published += release_key(c, &source, &key, last, Some(through), now)?;
+        let k = OrderKey {
+            source: &source,
+            key: &key,
+        };
+        let last = last_of(c, k)?.unwrap_or(i64::MIN);
+        published += release_key(c, k, last, Some(through), now)?;
     }
     Ok(published)
 }
