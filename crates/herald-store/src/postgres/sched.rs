@@ -6,7 +6,8 @@
 //! serves an endpoint, other nodes skip it and serve others, so the lease count, the token
 //! bucket and the breaker of an endpoint are only ever changed by one transaction at a time.
 //! Every other writer of those columns (attempt records, resend, recover, release) locks the
-//! endpoint row first with [`lock`].
+//! endpoint row first with [`lock`]. The decisions both backends make alike live in
+//! `crate::sched`.
 
 use herald_core::breaker::{Breaker, BreakerState};
 use herald_core::ids::{AppId, EndpointId, MessageId};

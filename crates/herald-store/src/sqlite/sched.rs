@@ -11,8 +11,9 @@
 //! walk. Every caller that changes an endpoint's deliveries must keep `due_at` no later than
 //! the truth ([`touch_due`] or [`refresh_due`]); earlier is harmless (one wasted visit).
 //!
-//! The policies themselves (breaker rules, bucket arithmetic) live in `herald_core`; this
-//! module only loads and stores their state.
+//! The policies themselves (breaker rules, bucket arithmetic) live in `herald_core`, and the
+//! decisions both backends make alike (gate, throttle grant, queue position, fair shares) in
+//! `crate::sched`; this module only loads and stores their state.
 
 use herald_core::breaker::{Breaker, BreakerState};
 use herald_core::model::DEFAULT_MAX_CONCURRENCY;
