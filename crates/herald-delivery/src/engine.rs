@@ -19,7 +19,7 @@ use herald_core::outcome::{classify_status, Outcome};
 use herald_core::retry::RetryPolicy;
 use herald_core::signing::signature_headers;
 use herald_core::{now_millis, Millis};
-use herald_store::{AttemptRecord, Claimed, NextState, OpsLog, Store};
+use herald_store::{AttemptRecord, Claim, Claimed, NextState, OpsLog, Store};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use tokio::sync::{watch, Notify, Semaphore};
@@ -142,12 +142,12 @@ impl Engine {
             let now = now_millis();
             let batch = match self
                 .store
-                .claim_due(
-                    &self.cfg.owner,
+                .claim_due(Claim {
+                    owner: self.cfg.owner.clone(),
                     now,
-                    self.cfg.lease.as_millis() as i64,
-                    free,
-                )
+                    lease_ms: self.cfg.lease.as_millis() as i64,
+                    limit: free,
+                })
                 .await
             {
                 Ok(c) => {
@@ -189,13 +189,7 @@ impl Engine {
     }
 
     async fn dispatch(self: &Arc<Self>, claimed: Vec<Claimed>) {
-        let mut msg_ids: Vec<_> = claimed.iter().map(|c| c.msg_id.clone()).collect();
-        msg_ids.sort();
-        msg_ids.dedup();
-        let mut ep_ids: Vec<_> = claimed.iter().map(|c| c.endpoint_id.clone()).collect();
-        ep_ids.sort();
-        ep_ids.dedup();
-        let (msgs, eps) = match self.store.load_for_delivery(&msg_ids, &ep_ids).await {
+        let (msgs, eps) = match self.store.load_for_delivery(&claimed).await {
             Ok(x) => x,
             Err(e) => {
                 // The leases expire and the work is claimed again; nothing is lost.

@@ -38,7 +38,7 @@ use herald_core::signing::SignatureScheme;
 use herald_core::throttle::capacity;
 use herald_core::Millis;
 use herald_delivery::{decide, EngineConfig, SendResult};
-use herald_store::{Claimed, SqliteStore, Store};
+use herald_store::{Claim, Claimed, SqliteStore, Store};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -141,21 +141,20 @@ impl Run {
         }
         let batch = self
             .store
-            .claim_due(&self.owner(), self.now, LEASE_MS, free)
+            .claim_due(Claim {
+                owner: self.owner(),
+                now: self.now,
+                lease_ms: LEASE_MS,
+                limit: free,
+            })
             .await
             .expect("claim");
         if batch.claimed.is_empty() {
             return;
         }
-        let msg_ids: Vec<_> = batch.claimed.iter().map(|c| c.msg_id.clone()).collect();
-        let ep_ids: Vec<_> = batch
-            .claimed
-            .iter()
-            .map(|c| c.endpoint_id.clone())
-            .collect();
         let (msgs, eps) = self
             .store
-            .load_for_delivery(&msg_ids, &ep_ids)
+            .load_for_delivery(&batch.claimed)
             .await
             .expect("load");
         for c in batch.claimed {
@@ -302,10 +301,7 @@ impl Run {
         }
         let (msgs, eps) = self
             .store
-            .load_for_delivery(
-                std::slice::from_ref(&f.c.msg_id),
-                std::slice::from_ref(&f.c.endpoint_id),
-            )
+            .load_for_delivery(std::slice::from_ref(&f.c))
             .await
             .expect("load");
         let msg = &msgs[&f.c.msg_id];

@@ -1,10 +1,13 @@
 //! What both backends decide the same way, kept out of their SQL: the verdicts an ingestion
 //! writes into its request-log row, the ID bounds of a retention pass, and the SQL fragment
-//! both spell alike, and the typed JSON columns of a source. No I/O here, and nothing that depends on a backend's dialect.
+//! both spell alike, the typed JSON columns of a source, a publish's fan-out and what a release
+//! of held inbound events does request by request. No I/O here, and nothing that depends on a backend's dialect.
 
-use herald_core::ids::{AttemptId, MessageId};
-use herald_core::model::{InboundRequest, InboundStatus};
-use herald_core::ordering::{decide, Decision};
+use std::collections::BTreeMap;
+
+use herald_core::ids::{AppId, AttemptId, EndpointId, MessageId};
+use herald_core::model::{InboundRequest, InboundStatus, Message};
+use herald_core::ordering::{decide, plan_release, Decision};
 use herald_core::Millis;
 
 use herald_core::inbound::Verification;
@@ -12,7 +15,7 @@ use herald_core::source::SourceOptions;
 use serde::de::DeserializeOwned;
 
 use crate::status::{PENDING, SENDING};
-use crate::{IngestOutcome, OrderCheck, Result, StoreError};
+use crate::{Claimed, IngestOutcome, OrderCheck, Result, StoreError};
 
 /// The ordering decision for `o` after `last`; `None` when that sequence is already held.
 pub(crate) fn order_decision(held: bool, last: Option<i64>, o: &OrderCheck) -> Option<Decision> {
@@ -63,6 +66,32 @@ pub(crate) fn accepted(req: &mut InboundRequest, id: &MessageId) -> IngestOutcom
     req.status = InboundStatus::Accepted;
     req.msg_id = Some(id.clone());
     IngestOutcome::Accepted(id.clone())
+}
+
+/// The tables whose rows (by `app_id`) belong to an application and go with it. Endpoints
+/// first: PostgreSQL then takes their row locks before any delivery's, the order claims and
+/// attempt records take them in.
+pub(crate) const APP_OWNED: [&str; 6] = [
+    "endpoints",
+    "attempts",
+    "deliveries",
+    "messages",
+    "tokens",
+    "inbound_held",
+];
+
+/// The tables whose rows (by `source_id`) belong to an inbound source and go with it.
+pub(crate) const SOURCE_OWNED: [&str; 3] = ["inbound_requests", "inbound_order", "inbound_held"];
+
+/// The IDs of the messages and of the endpoints `claimed` refer to, each once, sorted.
+pub(crate) fn referenced_ids(claimed: &[Claimed]) -> (Vec<String>, Vec<String>) {
+    let ids = |of: fn(&Claimed) -> &String| {
+        let mut v: Vec<String> = claimed.iter().map(|c| of(c).clone()).collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    (ids(|c| &c.msg_id.0), ids(|c| &c.endpoint_id.0))
 }
 
 /// The smallest message and attempt IDs created at the retention cutoff: IDs sort by creation
@@ -128,4 +157,139 @@ pub(crate) fn fifo_candidates(
     heads.retain(|h| h.2 <= now);
     heads.sort_by_key(|h| h.0);
     heads.into_iter().take(want as usize).map(|h| h.0).collect()
+}
+
+/// What a publish's fan-out needs of an endpoint (the columns `id, event_types, channels,
+/// ordering, paused_until` of an enabled one), and no more: fan-out runs for every publish,
+/// so decoding whole endpoint rows (secrets, headers, metadata) would be paid per message.
+pub(crate) struct Target {
+    pub id: String,
+    pub event_types: Option<Vec<String>>,
+    pub channels: Option<Vec<String>>,
+    pub fifo: bool,
+    pub paused_until: Option<Millis>,
+}
+
+/// One delivery a publish queues.
+pub(crate) struct FanOut {
+    pub endpoint_id: String,
+    /// The message's creation time, or the end of the endpoint's pause.
+    pub due: Millis,
+    /// For FIFO endpoints only: the message's key, or `""` for messages without one.
+    pub ordering_key: Option<String>,
+}
+
+/// The deliveries publishing `msg` queues: one per target subscribed to it, or only to the
+/// target `only` when the publish names one.
+pub(crate) fn fan_out(msg: &Message, only: Option<&EndpointId>, targets: &[Target]) -> Vec<FanOut> {
+    let wanted = |t: &Target| match only {
+        Some(id) => t.id == id.0,
+        None => herald_core::model::subscribed(
+            t.event_types.as_deref(),
+            t.channels.as_deref(),
+            &msg.event_type,
+            msg.channels.as_deref(),
+        ),
+    };
+    targets
+        .iter()
+        .filter(|t| wanted(t))
+        .map(|t| FanOut {
+            endpoint_id: t.id.clone(),
+            due: t
+                .paused_until
+                .map_or(msg.created_at, |p| p.max(msg.created_at)),
+            ordering_key: t.fifo.then(|| msg.ordering_key.clone().unwrap_or_default()),
+        })
+        .collect()
+}
+
+/// One ordering key of an inbound source: what `inbound_order` keeps a last accepted sequence
+/// for and `inbound_held` holds events under.
+#[derive(Clone, Copy)]
+pub(crate) struct OrderKey<'a> {
+    pub source: &'a str,
+    pub key: &'a str,
+}
+
+impl OrderCheck {
+    /// The ordering key this check is about, of the inbound source `source`.
+    pub(crate) fn key_of<'a>(&'a self, source: &'a str) -> OrderKey<'a> {
+        OrderKey {
+            source,
+            key: &self.key,
+        }
+    }
+}
+
+/// The log reason of a held request once it went on.
+pub(crate) const HELD_REASON: &str = "ordering: was held for an earlier sequence, then went on";
+
+/// What releasing a key's held events does, request by request (see [`plan_release`]).
+pub(crate) struct Release {
+    /// Held requests overtaken while they waited (now stale), each with the reason to log.
+    pub stale: Vec<(String, String)>,
+    /// Held requests whose events become messages now, in sequence order.
+    pub go: Vec<String>,
+    /// The key's new last accepted sequence.
+    pub last: i64,
+}
+
+/// Plans the release of a key's `held` requests `(request id, sequence)` after `last`;
+/// `None` when nothing is held.
+pub(crate) fn release(
+    held: &[(String, i64)],
+    last: i64,
+    force_through: Option<i64>,
+) -> Option<Release> {
+    if held.is_empty() {
+        return None;
+    }
+    let seqs: Vec<i64> = held.iter().map(|(_, s)| *s).collect();
+    let plan = plan_release(last, &seqs, force_through);
+    let request_of = |seq: &i64| held.iter().find(|(_, s)| s == seq).map(|(r, _)| r.clone());
+    let stale = plan.stale.iter().filter_map(|seq| {
+        let reason = format!(
+            "sequence {seq} was overtaken while it waited (last accepted: {})",
+            plan.last
+        );
+        request_of(seq).map(|r| (r, reason))
+    });
+    Some(Release {
+        stale: stale.collect(),
+        go: plan.go.iter().filter_map(request_of).collect(),
+        last: plan.last,
+    })
+}
+
+/// The columns of a held event in `inbound_held`, in [`HeldEvent`]'s order.
+pub(crate) const HELD_COLS: &str = "app_id, msg_id, event_type, payload, headers, ordering_key";
+
+/// A held event as `inbound_held` stores it ([`HELD_COLS`]).
+pub(crate) struct HeldEvent {
+    pub app_id: String,
+    pub msg_id: String,
+    pub event_type: String,
+    pub payload: Option<String>,
+    pub headers: Option<BTreeMap<String, String>>,
+    pub ordering_key: Option<String>,
+}
+
+impl HeldEvent {
+    /// The message the event of `source` becomes when it goes on at `now`. Held events carry
+    /// their source's channel like every inbound message.
+    pub fn into_message(self, source: &str, now: Millis) -> Message {
+        Message {
+            app_id: AppId(self.app_id),
+            id: MessageId(self.msg_id),
+            event_type: self.event_type,
+            payload: self.payload,
+            headers: self.headers,
+            ordering_key: self.ordering_key,
+            event_id: None,
+            channels: Some(vec![herald_core::model::source_channel(source)]),
+            created_at: now,
+            retention_ms: None,
+        }
+    }
 }

@@ -8,9 +8,11 @@
 //! process — or this one after a crash — takes over. The store does not decide retry timing or
 //! outcomes (that is `herald-core`), and does not speak HTTP.
 
+use std::collections::HashMap;
+
 use herald_core::breaker::BreakerState;
 use herald_core::ids::{AppId, EndpointId, MessageId, TokenId};
-use herald_core::model::{Attempt, Message};
+use herald_core::model::{Attempt, Endpoint, Message};
 use herald_core::Millis;
 
 mod common;
@@ -18,6 +20,7 @@ pub mod ops;
 pub(crate) mod page;
 pub mod postgres;
 pub mod roles;
+mod sched;
 pub mod sqlite;
 pub(crate) mod status;
 
@@ -232,6 +235,22 @@ pub struct BreakerChange {
     pub app_id: AppId,
     pub to: BreakerState,
 }
+
+/// One claim of due deliveries ([`QueueStore::claim_due`]).
+#[derive(Clone, Debug)]
+pub struct Claim {
+    /// Who holds the leases (this node).
+    pub owner: String,
+    pub now: Millis,
+    /// How long each lease lasts: a delivery leased now is claimable again at `now + lease_ms`.
+    pub lease_ms: i64,
+    /// Most deliveries to lease.
+    pub limit: usize,
+}
+
+/// The messages and endpoints claimed deliveries refer to, by ID
+/// ([`QueueStore::load_for_delivery`]).
+pub type ForDelivery = (HashMap<MessageId, Message>, HashMap<EndpointId, Endpoint>);
 
 /// What one claim leased, and the breakers it turned half-open to send their probe.
 #[derive(Clone, Debug, Default)]

@@ -6,8 +6,6 @@
 //! hold backend code. The traits are written one line a method (`rustfmt::skip`): the contract
 //! reads as a table, and each backend's impl already spells every signature out in full.
 
-use std::collections::HashMap;
-
 use async_trait::async_trait;
 use herald_core::breaker::BreakerState;
 use herald_core::ids::{AppId, EndpointId, InboundRequestId, MessageId, SourceId, TokenId};
@@ -18,9 +16,9 @@ use herald_core::model::{
 use herald_core::Millis;
 
 use crate::{
-    AttemptFilter, AttemptRecord, AttemptScope, ClaimBatch, DedupCheck, DisabledEndpoint,
-    IdempotentResponse, IngestOutcome, ListQuery, MessageFilter, OrderCheck, Page, Published,
-    Result, SpoolHealth, TokenRecord, WriteFailure,
+    AttemptFilter, AttemptRecord, AttemptScope, Claim, ClaimBatch, Claimed, DedupCheck,
+    DisabledEndpoint, ForDelivery, IdempotentResponse, IngestOutcome, ListQuery, MessageFilter,
+    OrderCheck, Page, Published, Result, SpoolHealth, TokenRecord, WriteFailure,
 };
 
 /// Liveness, health and the maintenance sweeps (auto-disable, retention, key rotation). Every method is atomic on its own.
@@ -138,16 +136,16 @@ pub trait MessageStore: Send + Sync + 'static {
 #[rustfmt::skip]
 #[async_trait]
 pub trait QueueStore: Send + Sync + 'static {
-    /// Leases up to `limit` due deliveries (pending and due, or sending with an expired lease)
-    /// to `owner` until `now + lease_ms`, fairly across endpoints: round-robin between
+    /// Leases up to `claim.limit` due deliveries (pending and due, or sending with an expired
+    /// lease) to `claim.owner` until `now + lease_ms`, fairly across endpoints: round-robin between
     /// endpoints with due work, never more in flight per endpoint than its `maxConcurrency`
     /// (counting every node's leases), within its `throttleRate` token bucket, nothing while
     /// its breaker is open and one probe while half-open, one delivery per ordering key at a
     /// time for `fifo` endpoints.
-    async fn claim_due(&self, owner: &str, now: Millis, lease_ms: i64, limit: usize) -> Result<ClaimBatch>;
+    async fn claim_due(&self, claim: Claim) -> Result<ClaimBatch>;
 
-    /// The messages and endpoints claimed deliveries refer to.
-    async fn load_for_delivery(&self, msgs: &[MessageId], eps: &[EndpointId]) -> Result<(HashMap<MessageId, Message>, HashMap<EndpointId, Endpoint>)>;
+    /// The messages and endpoints the `claimed` deliveries refer to, by ID.
+    async fn load_for_delivery(&self, claimed: &[Claimed]) -> Result<ForDelivery>;
 
     /// Stores an attempt and applies its consequence to the delivery and to the endpoint
     /// (breaker, pause, disable). Returns the breaker's new state if the attempt moved it.

@@ -48,15 +48,9 @@ impl AppStore for PostgresStore {
 
     async fn delete_app(&self, id: &AppId) -> Result<()> {
         let mut tx = self.begin().await?;
-        for sql in [
-            "DELETE FROM endpoints WHERE app_id = $1",
-            "DELETE FROM attempts WHERE app_id = $1",
-            "DELETE FROM deliveries WHERE app_id = $1",
-            "DELETE FROM messages WHERE app_id = $1",
-            "DELETE FROM tokens WHERE app_id = $1",
-            "DELETE FROM inbound_held WHERE app_id = $1",
-        ] {
-            exec(&mut tx, sql, &id.0).await?;
+        for table in common::APP_OWNED {
+            let sql = format!("DELETE FROM {table} WHERE app_id = $1");
+            exec(&mut tx, &sql, &id.0).await?;
         }
         if exec(&mut tx, "DELETE FROM apps WHERE id = $1", &id.0).await? == 0 {
             return Err(StoreError::NotFound);

@@ -69,7 +69,7 @@ impl PostgresStore {
             }
             let source = req.source_id.0.clone();
             if let Some(o) = &order {
-                let last = order::lock_last(&mut tx, &source, &o.key).await?;
+                let last = order::lock_last(&mut tx, o.key_of(&source)).await?;
                 let held = order::is_held(&mut tx, &source, o).await?;
                 let decision = common::order_decision(held, last, o);
                 match decision {
@@ -89,7 +89,7 @@ impl PostgresStore {
                         return Ok(out);
                     }
                     Some(herald_core::ordering::Decision::Hold) => {
-                        order::hold(&mut tx, &req.id.0, &source, o, &msg, req.created_at).await?;
+                        order::hold(&mut tx, &req, o, &msg).await?;
                         let out = common::held(&mut req, &msg.id, last);
                         insert_inbound(&mut tx, &req).await?;
                         tx.commit().await.map_err(map_pg)?;
@@ -102,8 +102,9 @@ impl PostgresStore {
             publish_tx(&mut tx, msg, None).await?;
             insert_inbound(&mut tx, &req).await?;
             if let Some(o) = &order {
-                order::set_last(&mut tx, &source, &o.key, o.seq).await?;
-                order::release_key(&mut tx, &source, &o.key, o.seq, None, req.created_at).await?;
+                let k = o.key_of(&source);
+                order::set_last(&mut tx, k, o.seq).await?;
+                order::release_key(&mut tx, k, o.seq, None, req.created_at).await?;
             }
             tx.commit().await.map_err(map_pg)?;
             Ok(out)
@@ -163,12 +164,9 @@ impl InboundStore for PostgresStore {
     async fn delete_source(&self, app: &AppId, id: &SourceId) -> Result<()> {
         let mut tx = self.begin().await?;
         delete_of_app(&mut tx, "sources", app, &id.0).await?;
-        for sql in [
-            "DELETE FROM inbound_requests WHERE source_id = $1",
-            "DELETE FROM inbound_order WHERE source_id = $1",
-            "DELETE FROM inbound_held WHERE source_id = $1",
-        ] {
-            exec(&mut tx, sql, &id.0).await?;
+        for table in common::SOURCE_OWNED {
+            let sql = format!("DELETE FROM {table} WHERE source_id = $1");
+            exec(&mut tx, &sql, &id.0).await?;
         }
         tx.commit().await.map_err(map_pg)?;
         self.seen.sources.lock().remove(&id.0);

@@ -33,28 +33,17 @@ pub(super) async fn publish_tx(
         other => other,
     })?;
     // Ordered by ID so concurrent publishes touch endpoint rows in the same order.
-    let eps = sqlx::query(&format!(
-        "SELECT {EP_COLS} FROM endpoints WHERE app_id = $1 AND NOT disabled ORDER BY id"
-    ))
+    let targets = sqlx::query(
+        "SELECT id, event_types, channels, ordering, paused_until FROM endpoints \
+         WHERE app_id = $1 AND NOT disabled ORDER BY id",
+    )
     .bind(&msg.app_id.0)
-    .rows(&mut *c, ep_row)
+    .rows(&mut *c, target_row)
     .await?;
-    let mut ep_ids = Vec::new();
-    let mut due = Vec::new();
-    let mut keys = Vec::new();
-    for ep in eps.iter().filter(|e| match &only {
-        Some(id) => e.id == *id,
-        None => e.matches(&msg.event_type, msg.channels.as_deref()),
-    }) {
-        ep_ids.push(ep.id.0.clone());
-        due.push(
-            ep.paused_until
-                .map_or(msg.created_at, |p| p.max(msg.created_at)),
-        );
-        keys.push(
-            (ep.ordering == Ordering::Fifo).then(|| msg.ordering_key.clone().unwrap_or_default()),
-        );
-    }
+    let fanned = common::fan_out(&msg, only.as_ref(), &targets);
+    let ep_ids: Vec<&str> = fanned.iter().map(|f| f.endpoint_id.as_str()).collect();
+    let due: Vec<Millis> = fanned.iter().map(|f| f.due).collect();
+    let keys: Vec<Option<&str>> = fanned.iter().map(|f| f.ordering_key.as_deref()).collect();
     let deliveries = ep_ids.len();
     if deliveries > 0 {
         // One statement each for every matching endpoint, and no endpoint row touched: the

@@ -7,40 +7,32 @@
 //! turns and each sees the other's committed `last` and held rows. Lock order: dedup key, then
 //! the ordering row, then endpoint rows (publish). The rules are `herald_core::ordering`.
 
-use herald_core::ids::{AppId, MessageId};
-use herald_core::model::Message;
-use herald_core::ordering::plan_release;
+use herald_core::model::{InboundRequest, Message};
 use herald_core::Millis;
 use sqlx::{PgConnection, PgPool, Row};
 
-use super::{get, json_opt, map_pg, parse_opt, publish_tx, Run};
+use super::{get, held_row, json_opt, map_pg, publish_tx, Run};
+use crate::common::{self, OrderKey, HELD_COLS};
 use crate::{OrderCheck, Result};
-
-/// The log reason of a held request once it went on.
-const HELD_REASON: &str = "ordering: was held for an earlier sequence, then went on";
 
 /// Locks the key's state row (creating it if needed) and returns its last accepted sequence
 /// (`None`: no event of this key was accepted yet).
-pub(super) async fn lock_last(
-    c: &mut PgConnection,
-    source: &str,
-    key: &str,
-) -> Result<Option<i64>> {
+pub(super) async fn lock_last(c: &mut PgConnection, k: OrderKey<'_>) -> Result<Option<i64>> {
     // Insert-then-lock: a concurrent first event of the key waits on the inserted row
     // instead of both seeing "no row" and both deciding alone.
     sqlx::query(
         "INSERT INTO inbound_order (source_id, okey, last) VALUES ($1, $2, NULL) \
          ON CONFLICT (source_id, okey) DO NOTHING",
     )
-    .bind(source)
-    .bind(key)
+    .bind(k.source)
+    .bind(k.key)
     .run(&mut *c)
     .await?;
     sqlx::query_scalar(
         "SELECT last FROM inbound_order WHERE source_id = $1 AND okey = $2 FOR UPDATE",
     )
-    .bind(source)
-    .bind(key)
+    .bind(k.source)
+    .bind(k.key)
     .fetch_one(&mut *c)
     .await
     .map_err(map_pg)
@@ -60,40 +52,34 @@ pub(super) async fn is_held(c: &mut PgConnection, source: &str, o: &OrderCheck) 
     Ok(n.is_some())
 }
 
-pub(super) async fn set_last(
-    c: &mut PgConnection,
-    source: &str,
-    key: &str,
-    last: i64,
-) -> Result<()> {
+pub(super) async fn set_last(c: &mut PgConnection, k: OrderKey<'_>, last: i64) -> Result<()> {
     sqlx::query(
         "INSERT INTO inbound_order (source_id, okey, last) VALUES ($1, $2, $3) \
          ON CONFLICT (source_id, okey) DO UPDATE SET last = EXCLUDED.last",
     )
-    .bind(source)
-    .bind(key)
+    .bind(k.source)
+    .bind(k.key)
     .bind(last)
     .run(&mut *c)
     .await?;
     Ok(())
 }
 
-/// Keeps `msg` (not yet a message) as the held event of request `request_id`.
+/// Keeps `msg` (not yet a message) as the held event of the request `req`.
 pub(super) async fn hold(
     c: &mut PgConnection,
-    request_id: &str,
-    source: &str,
+    req: &InboundRequest,
     o: &OrderCheck,
     msg: &Message,
-    now: Millis,
 ) -> Result<()> {
+    let now = req.created_at;
     sqlx::query(
         "INSERT INTO inbound_held (request_id, source_id, okey, seq, app_id, msg_id, event_type, \
          payload, headers, ordering_key, deadline, created_at) \
          VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)",
     )
-    .bind(request_id)
-    .bind(source)
+    .bind(&req.id.0)
+    .bind(&req.source_id.0)
     .bind(&o.key)
     .bind(o.seq)
     .bind(&msg.app_id.0)
@@ -109,85 +95,59 @@ pub(super) async fn hold(
     Ok(())
 }
 
-/// Lets a key's held events go on from `last` (see [`plan_release`]): publishes each one in
+/// Lets a key's held events go on from `last` (see [`common::release`]): publishes each one in
 /// sequence order, marks its request `accepted`, turns overtaken ones `stale`, and stores the
 /// new `last`. The caller holds the key's row lock. Returns how many messages it published.
 pub(super) async fn release_key(
     c: &mut PgConnection,
-    source: &str,
-    key: &str,
+    k: OrderKey<'_>,
     last: i64,
     force_through: Option<i64>,
     now: Millis,
 ) -> Result<u64> {
     let held: Vec<(String, i64)> =
         sqlx::query("SELECT request_id, seq FROM inbound_held WHERE source_id = $1 AND okey = $2")
-            .bind(source)
-            .bind(key)
+            .bind(k.source)
+            .bind(k.key)
             .fetch_all(&mut *c)
             .await
             .map_err(map_pg)?
             .iter()
             .map(|r| Ok((get(r, "request_id")?, get(r, "seq")?)))
             .collect::<Result<_>>()?;
-    if held.is_empty() {
+    let Some(plan) = common::release(&held, last, force_through) else {
         return Ok(0);
-    }
-    let seqs: Vec<i64> = held.iter().map(|(_, s)| *s).collect();
-    let plan = plan_release(last, &seqs, force_through);
-    let request_of = |seq: i64| held.iter().find(|(_, s)| *s == seq).map(|(r, _)| r.clone());
-    for seq in &plan.stale {
-        let Some(req) = request_of(*seq) else {
-            continue;
-        };
+    };
+    for (req, reason) in &plan.stale {
         sqlx::query(
             "UPDATE inbound_requests SET status = 'stale', msg_id = NULL, reason = $2 WHERE id = $1",
         )
-        .bind(&req)
-        .bind(format!(
-            "sequence {seq} was overtaken while it waited (last accepted: {})",
-            plan.last
-        ))
-        .run(&mut *c).await?;
-        delete_held(c, &req).await?;
+        .bind(req)
+        .bind(reason)
+        .run(&mut *c)
+        .await?;
+        delete_held(c, req).await?;
     }
     let mut published = 0;
-    for seq in &plan.go {
-        let Some(req) = request_of(*seq) else {
-            continue;
-        };
-        let r = sqlx::query(
-            "SELECT app_id, msg_id, event_type, payload, headers, ordering_key \
-             FROM inbound_held WHERE request_id = $1",
-        )
-        .bind(&req)
-        .fetch_one(&mut *c)
-        .await
-        .map_err(map_pg)?;
-        let msg = Message {
-            app_id: AppId(get(&r, "app_id")?),
-            id: MessageId(get(&r, "msg_id")?),
-            event_type: get(&r, "event_type")?,
-            payload: get(&r, "payload")?,
-            headers: parse_opt(get(&r, "headers")?)?,
-            ordering_key: get(&r, "ordering_key")?,
-            event_id: None,
-            // Held events carry their source's channel like every inbound message.
-            channels: Some(vec![herald_core::model::source_channel(source)]),
-            created_at: now,
-            retention_ms: None,
-        };
-        publish_tx(&mut *c, msg, None).await?;
+    for req in &plan.go {
+        let sql = format!("SELECT {HELD_COLS} FROM inbound_held WHERE request_id = $1");
+        let r = sqlx::query(&sql)
+            .bind(req)
+            .fetch_one(&mut *c)
+            .await
+            .map_err(map_pg)?;
+        let held = held_row(&r)?;
+        publish_tx(&mut *c, held.into_message(k.source, now), None).await?;
         sqlx::query("UPDATE inbound_requests SET status = 'accepted', reason = $2 WHERE id = $1")
-            .bind(&req)
-            .bind(HELD_REASON)
+            .bind(req)
+            .bind(common::HELD_REASON)
             .run(&mut *c)
             .await?;
-        delete_held(c, &req).await?;
+        delete_held(c, req).await?;
         published += 1;
     }
     if plan.last != last {
-        set_last(c, source, key, plan.last).await?;
+        set_last(c, k, plan.last).await?;
     }
     Ok(published)
 }
@@ -245,15 +205,12 @@ pub(super) async fn sweep(pool: &PgPool, now: Millis, max_keys: usize) -> Result
         .await
         .map_err(map_pg)?;
         let Some(through) = through else { continue };
-        published += release_key(
-            &mut tx,
-            &source,
-            &key,
-            last.unwrap_or(i64::MIN),
-            Some(through),
-            now,
-        )
-        .await?;
+        let k = OrderKey {
+            source: &source,
+            key: &key,
+        };
+        let last = last.unwrap_or(i64::MIN);
+        published += release_key(&mut tx, k, last, Some(through), now).await?;
         tx.commit().await.map_err(map_pg)?;
     }
     Ok(published)

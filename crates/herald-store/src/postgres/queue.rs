@@ -30,26 +30,15 @@ impl PostgresStore {
 
 #[async_trait]
 impl QueueStore for PostgresStore {
-    async fn claim_due(
-        &self,
-        owner: &str,
-        now: Millis,
-        lease_ms: i64,
-        limit: usize,
-    ) -> Result<ClaimBatch> {
+    async fn claim_due(&self, claim: Claim) -> Result<ClaimBatch> {
         let mut tx = self.begin().await?;
-        let batch = sched::claim(&mut tx, owner, now, lease_ms, limit).await?;
+        let batch = sched::claim(&mut tx, &claim).await?;
         tx.commit().await.map_err(map_pg)?;
         Ok(batch)
     }
 
-    async fn load_for_delivery(
-        &self,
-        msgs: &[MessageId],
-        eps: &[EndpointId],
-    ) -> Result<(HashMap<MessageId, Message>, HashMap<EndpointId, Endpoint>)> {
-        let msg_ids: Vec<String> = msgs.iter().map(|m| m.0.clone()).collect();
-        let ep_ids: Vec<String> = eps.iter().map(|e| e.0.clone()).collect();
+    async fn load_for_delivery(&self, claimed: &[Claimed]) -> Result<ForDelivery> {
+        let (msg_ids, ep_ids) = common::referenced_ids(claimed);
         let sql = format!("SELECT {MSG_COLS} FROM messages m WHERE m.id = ANY($1)");
         let found = sqlx::query(&sql).bind(&msg_ids).rows(&self.pool, msg_row);
         let mout = found.await?.into_iter().map(|m| (m.id.clone(), m));

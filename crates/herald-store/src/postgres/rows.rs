@@ -53,6 +53,28 @@ pub(super) const EP_COLS: &str =
     throttle_rate, metadata, headers, retry_schedule, permanent_statuses, ordering, \
     max_concurrency, signature_scheme, secrets, paused_until, created_at, updated_at, breaker";
 
+/// A publish's fan-out target (see [`common::Target`] for the columns).
+pub(super) fn target_row(r: &PgRow) -> Result<common::Target> {
+    Ok(common::Target {
+        id: get(r, "id")?,
+        event_types: parse_opt(get(r, "event_types")?)?,
+        channels: parse_opt(get(r, "channels")?)?,
+        fifo: get::<String>(r, "ordering")? == "fifo",
+        paused_until: get(r, "paused_until")?,
+    })
+}
+
+pub(super) fn held_row(r: &PgRow) -> Result<common::HeldEvent> {
+    Ok(common::HeldEvent {
+        app_id: get(r, "app_id")?,
+        msg_id: get(r, "msg_id")?,
+        event_type: get(r, "event_type")?,
+        payload: get(r, "payload")?,
+        headers: parse_opt(get(r, "headers")?)?,
+        ordering_key: get(r, "ordering_key")?,
+    })
+}
+
 pub(super) fn ep_row(r: &PgRow) -> Result<Endpoint> {
     let ordering: String = get(r, "ordering")?;
     let scheme: String = get(r, "signature_scheme")?;

@@ -6,9 +6,10 @@
 //! serves an endpoint, other nodes skip it and serve others, so the lease count, the token
 //! bucket and the breaker of an endpoint are only ever changed by one transaction at a time.
 //! Every other writer of those columns (attempt records, resend, recover, release) locks the
-//! endpoint row first with [`lock`].
+//! endpoint row first with [`lock`]. The decisions both backends make alike live in
+//! `crate::sched`.
 
-use herald_core::breaker::{Allowance, Breaker, BreakerState};
+use herald_core::breaker::{Breaker, BreakerState};
 use herald_core::ids::{AppId, EndpointId, MessageId};
 use herald_core::model::DEFAULT_MAX_CONCURRENCY;
 use herald_core::throttle::Bucket;
@@ -18,27 +19,9 @@ use sqlx::{PgConnection, Row};
 
 use super::{map_pg, Run};
 use crate::common;
+use crate::sched::{fifo_waits, FairRound, Gate, Sched, Turn, SCAN, SCHED_COLS};
 use crate::status::*;
-use crate::{BreakerChange, ClaimBatch, Claimed, Result};
-
-/// Most endpoints looked at by one claim.
-const SCAN: i64 = 64;
-
-struct Sched {
-    id: String,
-    app_id: String,
-    disabled: bool,
-    paused_until: Option<Millis>,
-    cap: u32,
-    rate: Option<u32>,
-    fifo: bool,
-    breaker: Breaker,
-    bucket: Bucket,
-}
-
-const SCHED_COLS: &str = "id, app_id, disabled, paused_until, max_concurrency, throttle_rate, \
-    ordering, breaker, breaker_until, breaker_cooldown, consec_failures, win_start, win_total, \
-    win_failed, prev_total, prev_failed, tb_tokens, tb_at";
+use crate::{Claim, ClaimBatch, Claimed, Result};
 
 fn u32_of(v: i64) -> u32 {
     v.clamp(0, u32::MAX as i64) as u32
@@ -194,34 +177,18 @@ async fn fifo_heads(c: &mut PgConnection, ep: &str) -> Result<Vec<(i64, i64, Mil
 
 async fn next_due(c: &mut PgConnection, s: &Sched, now: Millis) -> Result<Option<Millis>> {
     let (pending, lease) = if s.fifo {
-        let heads = fifo_heads(c, &s.id).await?;
-        (
-            heads.iter().filter(|h| h.1 == 1).map(|h| h.2).min(),
-            heads.iter().filter(|h| h.1 == 3).map(|h| h.2).min(),
-        )
+        fifo_waits(&fifo_heads(c, &s.id).await?)
     } else {
         (
             min_next(c, &s.id, PENDING).await?,
             min_next(c, &s.id, SENDING).await?,
         )
     };
-    let cap = match s.breaker.state {
-        BreakerState::Closed => s.cap,
-        _ => 1,
+    let leased = match pending {
+        Some(_) => Some(leased_now(c, &s.id, now).await?),
+        None => None,
     };
-    let due = if pending.is_some() && leased_now(c, &s.id, now).await? >= cap {
-        lease
-    } else {
-        [pending, lease].into_iter().flatten().min()
-    };
-    if s.disabled {
-        return Ok(due);
-    }
-    let mut hold = s.paused_until.unwrap_or(0);
-    if s.breaker.state == BreakerState::Open {
-        hold = hold.max(s.breaker.open_until);
-    }
-    Ok(due.map(|d| d.max(hold)))
+    Ok(s.due(pending, lease, leased))
 }
 
 /// Recomputes the endpoint's queue position. The caller holds the endpoint row lock.
@@ -260,44 +227,38 @@ async fn candidates(c: &mut PgConnection, s: &Sched, now: Millis, want: u32) -> 
             want,
         ));
     }
-    let mut ids: Vec<i64> = Vec::new();
-    // Expired leases first, then pending work.
-    for status in [SENDING, PENDING] {
-        let left = want as usize - ids.len();
-        if left == 0 {
-            break;
-        }
-        let sql = format!(
-            "SELECT id FROM deliveries WHERE endpoint_id = $1 AND status IN ({PENDING}, {SENDING}) AND status = {status} AND next_at <= $2 \
-             ORDER BY next_at LIMIT $3"
-        );
-        let more: Vec<i64> = sqlx::query_scalar(&sql)
-            .bind(&s.id)
-            .bind(now)
-            .bind(left as i64)
-            .fetch_all(&mut *c)
-            .await
-            .map_err(map_pg)?;
-        ids.extend(more);
-    }
-    Ok(ids)
+    // Expired leases first, then pending work: each status is its own index range, and one
+    // round trip asks for both (at most `want` of each, the expired ones first).
+    let due = |rank: u8, status: i64| {
+        format!(
+            "(SELECT id, {rank} AS rank, next_at FROM deliveries WHERE endpoint_id = $1 \
+             AND status IN ({PENDING}, {SENDING}) AND status = {status} AND next_at <= $2 \
+             ORDER BY next_at LIMIT $3)"
+        )
+    };
+    let sql = format!(
+        "SELECT id FROM ({} UNION ALL {}) d ORDER BY rank, next_at LIMIT $3",
+        due(0, SENDING),
+        due(1, PENDING)
+    );
+    sqlx::query_scalar(&sql)
+        .bind(&s.id)
+        .bind(now)
+        .bind(want as i64)
+        .fetch_all(&mut *c)
+        .await
+        .map_err(map_pg)
 }
 
-async fn lease(
-    c: &mut PgConnection,
-    ids: &[i64],
-    owner: &str,
-    now: Millis,
-    until: Millis,
-) -> Result<Vec<Claimed>> {
+async fn lease(c: &mut PgConnection, ids: &[i64], claim: &Claim) -> Result<Vec<Claimed>> {
     let rows = sqlx::query(
         &format!("UPDATE deliveries SET status = {SENDING}, next_at = $2, lease_owner = $3, updated_at = $4 \
          WHERE id = ANY($1) RETURNING id, msg_id, endpoint_id, app_id, attempts, failures, manual"),
     )
     .bind(ids)
-    .bind(until)
-    .bind(owner)
-    .bind(now)
+    .bind(claim.now + claim.lease_ms)
+    .bind(&claim.owner)
+    .bind(claim.now)
     .fetch_all(c)
     .await
     .map_err(map_pg)?;
@@ -361,83 +322,49 @@ async fn fold_wakes(c: &mut PgConnection) -> Result<()> {
 }
 
 /// Leases up to `limit` due deliveries fairly across the endpoints no other node is serving.
-pub(super) async fn claim(
-    c: &mut PgConnection,
-    owner: &str,
-    now: Millis,
-    lease_ms: i64,
-    limit: usize,
-) -> Result<ClaimBatch> {
+pub(super) async fn claim(c: &mut PgConnection, claim: &Claim) -> Result<ClaimBatch> {
     fold_wakes(c).await?;
     let ready = sqlx::query(&format!(
         "SELECT {SCHED_COLS} FROM endpoints WHERE due_at <= $1 ORDER BY due_at LIMIT $2 \
          FOR UPDATE SKIP LOCKED"
     ))
-    .bind(now)
-    .bind(SCAN)
+    .bind(claim.now)
+    .bind(SCAN as i64)
     .rows(&mut *c, sched_row)
     .await?;
+    let mut round = FairRound::new(claim.limit, ready);
     let mut batch = ClaimBatch::default();
-    if ready.is_empty() || limit == 0 {
-        return Ok(batch);
-    }
-    let share = (limit / ready.len()).max(1) as u32;
-    let mut hungry = Vec::new();
-    for mut s in ready {
-        let left = limit.saturating_sub(batch.claimed.len()) as u32;
-        if left == 0 {
-            break;
-        }
-        let take = share.min(left);
-        if serve(c, &mut s, owner, now, lease_ms, take, &mut batch).await? == take {
-            hungry.push(s);
-        }
-    }
-    for mut s in hungry {
-        let left = limit.saturating_sub(batch.claimed.len()) as u32;
-        if left == 0 {
-            break;
-        }
-        serve(c, &mut s, owner, now, lease_ms, left, &mut batch).await?;
+    while let Some(mut turn) = round.next(batch.claimed.len()) {
+        let got = serve(c, &mut turn, claim, &mut batch).await?;
+        round.served(turn, got);
     }
     Ok(batch)
 }
 
 async fn serve(
     c: &mut PgConnection,
-    s: &mut Sched,
-    owner: &str,
-    now: Millis,
-    lease_ms: i64,
-    take: u32,
+    turn: &mut Turn,
+    claim: &Claim,
     batch: &mut ClaimBatch,
 ) -> Result<u32> {
-    if s.disabled {
-        fail_waiting(c, &s.id, now).await?;
-        let due = next_due(c, s, now).await?;
-        set_due(c, &s.id, due).await?;
-        return Ok(0);
-    }
-    if let Some(p) = s.paused_until.filter(|p| *p > now) {
-        set_due(c, &s.id, Some(p)).await?;
-        return Ok(0);
-    }
-    let (allow, transition) = s.breaker.allowance(now);
-    if let Some(t) = transition {
+    let (s, now) = (&mut turn.s, claim.now);
+    let (gate, change) = s.admit(now);
+    if let Some(change) = change {
         save_breaker(c, &s.id, &s.breaker).await?;
-        batch.breaker_changes.push(BreakerChange {
-            endpoint_id: EndpointId(s.id.clone()),
-            app_id: AppId(s.app_id.clone()),
-            to: t.to,
-        });
+        batch.breaker_changes.push(change);
     }
-    let cap = match allow {
-        Allowance::Normal => s.cap,
-        Allowance::Probe => 1,
-        Allowance::Blocked { until } => {
+    let cap = match gate {
+        Gate::Disabled => {
+            fail_waiting(c, &s.id, now).await?;
+            let due = next_due(c, s, now).await?;
+            set_due(c, &s.id, due).await?;
+            return Ok(0);
+        }
+        Gate::Wait(until) => {
             set_due(c, &s.id, Some(until)).await?;
             return Ok(0);
         }
+        Gate::Serve(cap) => cap,
     };
     let free = cap.saturating_sub(leased_now(c, &s.id, now).await?);
     if free == 0 {
@@ -445,31 +372,20 @@ async fn serve(
         set_due(c, &s.id, due).await?;
         return Ok(0);
     }
-    let mut want = free.min(take);
-    let mut throttled_until = None;
-    if let Some(rate) = s.rate {
-        let (granted, next) = s.bucket.take(rate, now, want);
-        want = granted;
-        throttled_until = next;
-    }
+    let mut grant = s.grant(now, free.min(turn.take));
     let mut got = 0;
-    if want > 0 {
-        let ids = candidates(c, s, now, want).await?;
+    if grant.want > 0 {
+        let ids = candidates(c, s, now, grant.want).await?;
         if !ids.is_empty() {
-            let leased = lease(c, &ids, owner, now, now + lease_ms).await?;
+            let leased = lease(c, &ids, claim).await?;
             got = leased.len() as u32;
             batch.claimed.extend(leased);
         }
     }
-    if s.rate.is_some() {
-        s.bucket.tokens += (want - got) as f64;
-        if got < want {
-            throttled_until = None;
-        }
+    if s.settle(&mut grant, got) {
         save_bucket(c, &s.id, &s.bucket).await?;
     }
-    let due = next_due(c, s, now).await?;
-    let due = due.map(|d| d.max(now).max(throttled_until.unwrap_or(now)));
+    let due = grant.requeue(next_due(c, s, now).await?, now);
     set_due(c, &s.id, due).await?;
     Ok(got)
 }

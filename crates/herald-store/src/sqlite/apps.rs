@@ -48,15 +48,8 @@ impl AppStore for SqliteStore {
     async fn delete_app(&self, id: &AppId) -> Result<()> {
         let id = id.0.clone();
         self.write(move |c| {
-            for sql in [
-                "DELETE FROM attempts WHERE app_id = ?1",
-                "DELETE FROM deliveries WHERE app_id = ?1",
-                "DELETE FROM messages WHERE app_id = ?1",
-                "DELETE FROM endpoints WHERE app_id = ?1",
-                "DELETE FROM tokens WHERE app_id = ?1",
-                "DELETE FROM inbound_held WHERE app_id = ?1",
-            ] {
-                exec(c, sql, [&id])?;
+            for table in common::APP_OWNED {
+                exec(c, &format!("DELETE FROM {table} WHERE app_id = ?1"), [&id])?;
             }
             if exec(c, "DELETE FROM apps WHERE id = ?1", [&id])? == 0 {
                 return Err(StoreError::NotFound);

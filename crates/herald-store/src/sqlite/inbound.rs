@@ -92,12 +92,12 @@ impl InboundStore for SqliteStore {
                 [&app, &id],
             )?;
             found(n)?;
-            for sql in [
-                "DELETE FROM inbound_requests WHERE source_id = ?1",
-                "DELETE FROM inbound_order WHERE source_id = ?1",
-                "DELETE FROM inbound_held WHERE source_id = ?1",
-            ] {
-                exec(c, sql, [&id])?;
+            for table in common::SOURCE_OWNED {
+                exec(
+                    c,
+                    &format!("DELETE FROM {table} WHERE source_id = ?1"),
+                    [&id],
+                )?;
             }
             Ok(())
         })
@@ -133,7 +133,7 @@ impl InboundStore for SqliteStore {
             // below cannot interleave with another request of the same key.
             let source = req.source_id.0.clone();
             if let Some(o) = &order {
-                let last = order::last_of(c, &source, &o.key)?;
+                let last = order::last_of(c, o.key_of(&source))?;
                 let decision = common::order_decision(order::is_held(c, &source, o)?, last, o);
                 match decision {
                     None | Some(herald_core::ordering::Decision::Stale) => {
@@ -146,7 +146,7 @@ impl InboundStore for SqliteStore {
                         if let Some(d) = dedup {
                             claim_dedup(c, d, &msg.id, req.created_at)?;
                         }
-                        order::hold(c, &req.id.0, &source, o, &msg, req.created_at)?;
+                        order::hold(c, &req, o, &msg)?;
                         let out = common::held(&mut req, &msg.id, last);
                         insert_inbound(c, &req)?;
                         return Ok(out);
@@ -161,8 +161,9 @@ impl InboundStore for SqliteStore {
             publish_in(c, msg, None)?;
             insert_inbound(c, &req)?;
             if let Some(o) = &order {
-                order::set_last(c, &source, &o.key, o.seq)?;
-                order::release_key(c, &source, &o.key, o.seq, None, req.created_at)?;
+                let k = o.key_of(&source);
+                order::set_last(c, k, o.seq)?;
+                order::release_key(c, k, o.seq, None, req.created_at)?;
             }
             Ok(out)
         })

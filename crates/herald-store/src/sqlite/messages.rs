@@ -41,24 +41,15 @@ pub(super) fn publish_in(
         StoreError::Conflict(_) => StoreError::Conflict("eventId already used in this application".into()),
         other => other,
     })?;
-    // Only what fan-out needs: this runs in the writer thread for every publish, so decoding
-    // whole endpoint rows (secrets, headers, metadata) here would be paid per message.
-    struct Target {
-        id: String,
-        event_types: Option<Vec<String>>,
-        channels: Option<Vec<String>>,
-        fifo: bool,
-        paused_until: Option<Millis>,
-    }
     let mut stmt = c
         .prepare_cached(
             "SELECT id, event_types, channels, ordering, paused_until FROM endpoints \
              WHERE app_id = ?1 AND disabled = 0",
         )
         .map_err(map_sql)?;
-    let eps = stmt
+    let targets = stmt
         .query_map([&msg.app_id.0], |r| {
-            Ok(Target {
+            Ok(common::Target {
                 id: r.get(0)?,
                 event_types: parse_opt(r.get(1)?)?,
                 channels: parse_opt(r.get(2)?)?,
@@ -69,24 +60,12 @@ pub(super) fn publish_in(
         .map_err(map_sql)?
         .collect::<rusqlite::Result<Vec<_>>>()
         .map_err(map_sql)?;
-    let mut deliveries = 0;
-    let wanted = |e: &Target| match &only {
-        Some(id) => e.id == id.0,
-        None => herald_core::model::subscribed(
-            e.event_types.as_deref(),
-            e.channels.as_deref(),
-            &msg.event_type,
-            msg.channels.as_deref(),
-        ),
-    };
-    for ep in eps.iter().filter(|e| wanted(e)) {
-        let at = ep
-            .paused_until
-            .map_or(msg.created_at, |p| p.max(msg.created_at));
-        let key = ep.fifo.then(|| msg.ordering_key.as_deref().unwrap_or(""));
-        insert_delivery(c, &msg.id.0, &ep.id, &msg.app_id.0, at, false, key)?;
-        deliveries += 1;
+    let fanned = common::fan_out(&msg, only.as_ref(), &targets);
+    for f in &fanned {
+        let (ep, key) = (&f.endpoint_id, f.ordering_key.as_deref());
+        insert_delivery(c, &msg.id.0, ep, &msg.app_id.0, f.due, false, key)?;
     }
+    let deliveries = fanned.len();
     Ok(Published {
         message: msg,
         deliveries,

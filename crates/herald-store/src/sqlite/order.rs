@@ -5,24 +5,20 @@
 //! a decision and its effects — message, request log row, `last` — commit together. The rules
 //! themselves are `herald_core::ordering`; this module only loads and stores their state.
 
-use herald_core::ids::{AppId, MessageId};
-use herald_core::model::Message;
-use herald_core::ordering::plan_release;
+use herald_core::model::{InboundRequest, Message};
 use herald_core::Millis;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{exec, json_opt, map_sql, parse_opt, publish_in};
+use super::{exec, held_row, json_opt, map_sql, publish_in};
+use crate::common::{self, OrderKey, HELD_COLS};
 use crate::{OrderCheck, Result};
 
-/// The log reason of a held request once it went on.
-const HELD_REASON: &str = "ordering: was held for an earlier sequence, then went on";
-
 /// The key's last accepted sequence (`None`: no event of this key was accepted yet).
-pub(super) fn last_of(c: &Connection, source: &str, key: &str) -> Result<Option<i64>> {
+pub(super) fn last_of(c: &Connection, k: OrderKey) -> Result<Option<i64>> {
     Ok(
         c.prepare_cached("SELECT last FROM inbound_order WHERE source_id = ?1 AND okey = ?2")
             .and_then(|mut s| {
-                s.query_row(params![source, key], |r| r.get::<_, Option<i64>>(0))
+                s.query_row(params![k.source, k.key], |r| r.get::<_, Option<i64>>(0))
                     .optional()
             })
             .map_err(map_sql)?
@@ -37,33 +33,32 @@ pub(super) fn is_held(c: &Connection, source: &str, o: &OrderCheck) -> Result<bo
         .map_err(map_sql)
 }
 
-pub(super) fn set_last(c: &Connection, source: &str, key: &str, last: i64) -> Result<()> {
+pub(super) fn set_last(c: &Connection, k: OrderKey, last: i64) -> Result<()> {
     exec(
         c,
         "INSERT INTO inbound_order (source_id, okey, last) VALUES (?1, ?2, ?3) \
          ON CONFLICT (source_id, okey) DO UPDATE SET last = excluded.last",
-        params![source, key, last],
+        params![k.source, k.key, last],
     )?;
     Ok(())
 }
 
-/// Keeps `msg` (not yet a message) as the held event of request `request_id`.
+/// Keeps `msg` (not yet a message) as the held event of the request `req`.
 pub(super) fn hold(
     c: &Connection,
-    request_id: &str,
-    source: &str,
+    req: &InboundRequest,
     o: &OrderCheck,
     msg: &Message,
-    now: Millis,
 ) -> Result<()> {
+    let now = req.created_at;
     exec(
         c,
         "INSERT INTO inbound_held (request_id, source_id, okey, seq, app_id, msg_id, event_type, \
          payload, headers, ordering_key, deadline, created_at) \
          VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)",
         params![
-            request_id,
-            source,
+            req.id.0,
+            req.source_id.0,
             o.key,
             o.seq,
             msg.app_id.0,
@@ -79,13 +74,12 @@ pub(super) fn hold(
     Ok(())
 }
 
-/// Lets a key's held events go on from `last` (see [`plan_release`]): publishes each one in
+/// Lets a key's held events go on from `last` (see [`common::release`]): publishes each one in
 /// sequence order, marks its request `accepted`, turns overtaken ones `stale`, and stores the
 /// new `last`. Returns how many messages it published.
 pub(super) fn release_key(
     c: &Connection,
-    source: &str,
-    key: &str,
+    k: OrderKey,
     last: i64,
     force_through: Option<i64>,
     now: Millis,
@@ -95,65 +89,39 @@ pub(super) fn release_key(
             "SELECT request_id, seq FROM inbound_held WHERE source_id = ?1 AND okey = ?2",
         )
         .and_then(|mut s| {
-            s.query_map(params![source, key], |r| Ok((r.get(0)?, r.get(1)?)))?
+            s.query_map(params![k.source, k.key], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<rusqlite::Result<Vec<_>>>()
         })
         .map_err(map_sql)?;
-    if held.is_empty() {
+    let Some(plan) = common::release(&held, last, force_through) else {
         return Ok(0);
-    }
-    let seqs: Vec<i64> = held.iter().map(|(_, s)| *s).collect();
-    let plan = plan_release(last, &seqs, force_through);
-    let request_of = |seq: i64| held.iter().find(|(_, s)| *s == seq).map(|(r, _)| r.clone());
-    for seq in &plan.stale {
-        let Some(req) = request_of(*seq) else {
-            continue;
-        };
-        exec(c, "UPDATE inbound_requests SET status = 'stale', msg_id = NULL, reason = ?2 WHERE id = ?1", params![
-                req,
-                format!("sequence {seq} was overtaken while it waited (last accepted: {})", plan.last)
-            ])?;
-        delete_held(c, &req)?;
+    };
+    for (req, reason) in &plan.stale {
+        exec(
+            c,
+            "UPDATE inbound_requests SET status = 'stale', msg_id = NULL, reason = ?2 WHERE id = ?1",
+            params![req, reason],
+        )?;
+        delete_held(c, req)?;
     }
     let mut published = 0;
-    for seq in &plan.go {
-        let Some(req) = request_of(*seq) else {
-            continue;
-        };
-        let msg = c
-            .prepare_cached(
-                "SELECT app_id, msg_id, event_type, payload, headers, ordering_key \
-                 FROM inbound_held WHERE request_id = ?1",
-            )
-            .and_then(|mut s| {
-                s.query_row([&req], |r| {
-                    Ok(Message {
-                        app_id: AppId(r.get(0)?),
-                        id: MessageId(r.get(1)?),
-                        event_type: r.get(2)?,
-                        payload: r.get(3)?,
-                        headers: parse_opt(r.get(4)?)?,
-                        ordering_key: r.get(5)?,
-                        event_id: None,
-                        // Held events carry their source's channel like every inbound message.
-                        channels: Some(vec![herald_core::model::source_channel(source)]),
-                        created_at: now,
-                        retention_ms: None,
-                    })
-                })
-            })
+    for req in &plan.go {
+        let sql = format!("SELECT {HELD_COLS} FROM inbound_held WHERE request_id = ?1");
+        let held = c
+            .prepare_cached(&sql)
+            .and_then(|mut s| s.query_row([req], held_row))
             .map_err(map_sql)?;
-        publish_in(c, msg, None)?;
+        publish_in(c, held.into_message(k.source, now), None)?;
         exec(
             c,
             "UPDATE inbound_requests SET status = 'accepted', reason = ?2 WHERE id = ?1",
-            params![req, HELD_REASON],
+            params![req, common::HELD_REASON],
         )?;
-        delete_held(c, &req)?;
+        delete_held(c, req)?;
         published += 1;
     }
     if plan.last != last {
-        set_last(c, source, key, plan.last)?;
+        set_last(c, k, plan.last)?;
     }
     Ok(published)
 }
@@ -184,8 +152,12 @@ pub(super) fn sweep(c: &Connection, now: Millis, max_keys: usize) -> Result<u64>
         .map_err(map_sql)?;
     let mut published = 0;
     for (source, key, through) in keys {
-        let last = last_of(c, &source, &key)?.unwrap_or(i64::MIN);
-        published += release_key(c, &source, &key, last, Some(through), now)?;
+        let k = OrderKey {
+            source: &source,
+            key: &key,
+        };
+        let last = last_of(c, k)?.unwrap_or(i64::MIN);
+        published += release_key(c, k, last, Some(through), now)?;
     }
     Ok(published)
 }

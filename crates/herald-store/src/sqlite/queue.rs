@@ -49,25 +49,12 @@ fn rows_in<T>(
 
 #[async_trait]
 impl QueueStore for SqliteStore {
-    async fn claim_due(
-        &self,
-        owner: &str,
-        now: Millis,
-        lease_ms: i64,
-        limit: usize,
-    ) -> Result<ClaimBatch> {
-        let owner = owner.to_string();
-        self.write_relaxed(move |c| sched::claim(c, &owner, now, lease_ms, limit))
-            .await
+    async fn claim_due(&self, claim: Claim) -> Result<ClaimBatch> {
+        self.write_relaxed(move |c| sched::claim(c, &claim)).await
     }
 
-    async fn load_for_delivery(
-        &self,
-        msgs: &[MessageId],
-        eps: &[EndpointId],
-    ) -> Result<(HashMap<MessageId, Message>, HashMap<EndpointId, Endpoint>)> {
-        let msgs: Vec<String> = msgs.iter().map(|m| m.0.clone()).collect();
-        let eps: Vec<String> = eps.iter().map(|e| e.0.clone()).collect();
+    async fn load_for_delivery(&self, claimed: &[Claimed]) -> Result<ForDelivery> {
+        let (msgs, eps) = common::referenced_ids(claimed);
         let (msgs, eps) = self
             .read(move |c| {
                 let sql = format!("SELECT {MSG_COLS} FROM messages m WHERE m.id IN");

@@ -108,6 +108,17 @@ pub(super) fn ep_params(ep: &Endpoint) -> [Box<dyn rusqlite::ToSql>; 20] {
     ]
 }
 
+pub(super) fn held_row(r: &Row) -> rusqlite::Result<common::HeldEvent> {
+    Ok(common::HeldEvent {
+        app_id: r.get(0)?,
+        msg_id: r.get(1)?,
+        event_type: r.get(2)?,
+        payload: r.get(3)?,
+        headers: parse_opt(r.get(4)?)?,
+        ordering_key: r.get(5)?,
+    })
+}
+
 pub(super) const ET_COLS: &str =
     "name, description, archived, deprecated, schemas, created_at, updated_at";
 

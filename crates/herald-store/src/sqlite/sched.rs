@@ -11,11 +11,11 @@
 //! walk. Every caller that changes an endpoint's deliveries must keep `due_at` no later than
 //! the truth ([`touch_due`] or [`refresh_due`]); earlier is harmless (one wasted visit).
 //!
-//! The policies themselves (breaker rules, bucket arithmetic) live in `herald_core`; this
-//! module only loads and stores their state.
+//! The policies themselves (breaker rules, bucket arithmetic) live in `herald_core`, and the
+//! decisions both backends make alike (gate, throttle grant, queue position, fair shares) in
+//! `crate::sched`; this module only loads and stores their state.
 
-use herald_core::breaker::{Allowance, Breaker, BreakerState};
-use herald_core::ids::{AppId, EndpointId};
+use herald_core::breaker::{Breaker, BreakerState};
 use herald_core::model::DEFAULT_MAX_CONCURRENCY;
 use herald_core::throttle::Bucket;
 use herald_core::Millis;
@@ -23,28 +23,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{claimed_row, exec, map_sql, row_opt};
 use crate::common;
+use crate::sched::{fifo_waits, FairRound, Gate, Sched, Turn, SCAN, SCHED_COLS};
 use crate::status::*;
-use crate::{BreakerChange, ClaimBatch, Claimed, Result};
-
-/// Most endpoints looked at by one claim.
-const SCAN: usize = 64;
-
-/// The scheduling columns of an endpoint.
-pub(super) struct Sched {
-    pub id: String,
-    pub app_id: String,
-    pub disabled: bool,
-    pub paused_until: Option<Millis>,
-    pub cap: u32,
-    pub rate: Option<u32>,
-    pub fifo: bool,
-    pub breaker: Breaker,
-    pub bucket: Bucket,
-}
-
-const SCHED_COLS: &str = "id, app_id, disabled, paused_until, max_concurrency, throttle_rate, \
-    ordering, breaker, breaker_until, breaker_cooldown, consec_failures, win_start, win_total, \
-    win_failed, prev_total, prev_failed, tb_tokens, tb_at";
+use crate::{Claim, ClaimBatch, Claimed, Result};
 
 fn sched_row(r: &rusqlite::Row) -> rusqlite::Result<Sched> {
     Ok(Sched {
@@ -168,11 +149,7 @@ fn fifo_heads(c: &Connection, ep: &str) -> Result<Vec<(i64, i64, Millis)>> {
 /// finds that out and parks the endpoint until its next token).
 fn next_due(c: &Connection, s: &Sched, now: Millis) -> Result<Option<Millis>> {
     let (pending, lease) = if s.fifo {
-        let heads = fifo_heads(c, &s.id)?;
-        (
-            heads.iter().filter(|h| h.1 == 1).map(|h| h.2).min(),
-            heads.iter().filter(|h| h.1 == 3).map(|h| h.2).min(),
-        )
+        fifo_waits(&fifo_heads(c, &s.id)?)
     } else {
         (
             scalar_opt(
@@ -187,24 +164,11 @@ fn next_due(c: &Connection, s: &Sched, now: Millis) -> Result<Option<Millis>> {
             )?,
         )
     };
-    let cap = match s.breaker.state {
-        BreakerState::Closed => s.cap,
-        _ => 1,
+    let leased = match pending {
+        Some(_) => Some(leased_now(c, &s.id, now)?),
+        None => None,
     };
-    let due = if pending.is_some() && leased_now(c, &s.id, now)? >= cap {
-        // Full: the next chance is a lease expiring (an attempt finishing refreshes sooner).
-        lease
-    } else {
-        [pending, lease].into_iter().flatten().min()
-    };
-    if s.disabled {
-        return Ok(due);
-    }
-    let mut hold = s.paused_until.unwrap_or(0);
-    if s.breaker.state == BreakerState::Open {
-        hold = hold.max(s.breaker.open_until);
-    }
-    Ok(due.map(|d| d.max(hold)))
+    Ok(s.due(pending, lease, leased))
 }
 
 /// Recomputes the endpoint's queue position after its deliveries changed.
@@ -265,18 +229,18 @@ fn candidates(c: &Connection, s: &Sched, now: Millis, want: u32) -> Result<Vec<i
     Ok(ids)
 }
 
-fn lease(
-    c: &Connection,
-    id: i64,
-    owner: &str,
-    now: Millis,
-    until: Millis,
-) -> Result<Option<Claimed>> {
+fn lease(c: &Connection, id: i64, claim: &Claim) -> Result<Option<Claimed>> {
     let sql = format!(
         "UPDATE deliveries SET status = {SENDING}, next_at = ?2, lease_owner = ?3, updated_at = ?4 \
          WHERE id = ?1 RETURNING id, msg_id, endpoint_id, app_id, attempts, failures, manual"
     );
-    row_opt(c, &sql, params![id, until, owner, now], claimed_row)
+    let until = claim.now + claim.lease_ms;
+    row_opt(
+        c,
+        &sql,
+        params![id, until, claim.owner, claim.now],
+        claimed_row,
+    )
 }
 
 /// Ends the waiting deliveries of a disabled endpoint `failed` (recoverable), never dropping
@@ -293,88 +257,46 @@ pub(super) fn fail_waiting(c: &Connection, ep: &str, now: Millis) -> Result<()> 
 
 /// Leases up to `limit` due deliveries, fairly across endpoints, within every endpoint's
 /// concurrency cap, throttle and breaker.
-pub(super) fn claim(
-    c: &Connection,
-    owner: &str,
-    now: Millis,
-    lease_ms: i64,
-    limit: usize,
-) -> Result<ClaimBatch> {
+pub(super) fn claim(c: &Connection, claim: &Claim) -> Result<ClaimBatch> {
     let ready: Vec<Sched> = c
         .prepare_cached(&format!(
             "SELECT {SCHED_COLS} FROM endpoints WHERE due_at <= ?1 ORDER BY due_at LIMIT ?2"
         ))
         .and_then(|mut s| {
-            s.query_map(params![now, SCAN as i64], sched_row)?
+            s.query_map(params![claim.now, SCAN as i64], sched_row)?
                 .collect::<rusqlite::Result<Vec<_>>>()
         })
         .map_err(map_sql)?;
+    let mut round = FairRound::new(claim.limit, ready);
     let mut batch = ClaimBatch::default();
-    if ready.is_empty() || limit == 0 {
-        return Ok(batch);
-    }
-    let share = (limit / ready.len()).max(1) as u32;
-    // First pass: everyone gets at most an equal share. Second pass: what is left goes to the
-    // endpoints that had more than their share waiting, in the same order.
-    let mut hungry = Vec::new();
-    for mut s in ready {
-        let left = limit.saturating_sub(batch.claimed.len()) as u32;
-        if left == 0 {
-            // Not served this round: keeps its place at the front.
-            break;
-        }
-        let take = share.min(left);
-        if serve(c, &mut s, owner, now, lease_ms, take, &mut batch)? == take {
-            hungry.push(s);
-        }
-    }
-    for mut s in hungry {
-        let left = limit.saturating_sub(batch.claimed.len()) as u32;
-        if left == 0 {
-            break;
-        }
-        serve(c, &mut s, owner, now, lease_ms, left, &mut batch)?;
+    while let Some(mut turn) = round.next(batch.claimed.len()) {
+        let got = serve(c, &mut turn, claim, &mut batch)?;
+        round.served(turn, got);
     }
     Ok(batch)
 }
 
 /// Leases up to `take` deliveries of one endpoint within its caps, then moves the endpoint to
 /// its next queue position. Returns how many were leased.
-fn serve(
-    c: &Connection,
-    s: &mut Sched,
-    owner: &str,
-    now: Millis,
-    lease_ms: i64,
-    take: u32,
-    batch: &mut ClaimBatch,
-) -> Result<u32> {
-    if s.disabled {
-        fail_waiting(c, &s.id, now)?;
-        let due = next_due(c, s, now)?;
-        set_due(c, &s.id, due)?;
-        return Ok(0);
-    }
-    if let Some(p) = s.paused_until.filter(|p| *p > now) {
-        set_due(c, &s.id, Some(p))?;
-        return Ok(0);
-    }
-    let (allow, transition) = s.breaker.allowance(now);
-    if let Some(t) = transition {
+fn serve(c: &Connection, turn: &mut Turn, claim: &Claim, batch: &mut ClaimBatch) -> Result<u32> {
+    let (s, now) = (&mut turn.s, claim.now);
+    let (gate, change) = s.admit(now);
+    if let Some(change) = change {
         save_breaker(c, &s.id, &s.breaker)?;
-        batch.breaker_changes.push(BreakerChange {
-            endpoint_id: EndpointId(s.id.clone()),
-            app_id: AppId(s.app_id.clone()),
-            to: t.to,
-        });
+        batch.breaker_changes.push(change);
     }
-    let cap = match allow {
-        Allowance::Normal => s.cap,
-        Allowance::Probe => 1,
-        Allowance::Blocked { until } => {
+    let cap = match gate {
+        Gate::Disabled => {
+            fail_waiting(c, &s.id, now)?;
+            let due = next_due(c, s, now)?;
+            set_due(c, &s.id, due)?;
+            return Ok(0);
+        }
+        Gate::Wait(until) => {
             set_due(c, &s.id, Some(until))?;
             return Ok(0);
         }
+        Gate::Serve(cap) => cap,
     };
     let free = cap.saturating_sub(leased_now(c, &s.id, now)?);
     if free == 0 {
@@ -382,34 +304,20 @@ fn serve(
         set_due(c, &s.id, due)?;
         return Ok(0);
     }
-    let mut want = free.min(take);
-    let mut throttled_until = None;
-    if let Some(rate) = s.rate {
-        let (granted, next) = s.bucket.take(rate, now, want);
-        want = granted;
-        throttled_until = next;
-    }
+    let mut grant = s.grant(now, free.min(turn.take));
     let mut got = 0;
-    if want > 0 {
-        for id in candidates(c, s, now, want)? {
-            if let Some(cl) = lease(c, id, owner, now, now + lease_ms)? {
+    if grant.want > 0 {
+        for id in candidates(c, s, now, grant.want)? {
+            if let Some(cl) = lease(c, id, claim)? {
                 batch.claimed.push(cl);
                 got += 1;
             }
         }
     }
-    if s.rate.is_some() {
-        // Tokens not used by a delivery go back: a throttle never loses capacity to an
-        // empty queue.
-        s.bucket.tokens += (want - got) as f64;
-        if got < want {
-            throttled_until = None;
-        }
+    if s.settle(&mut grant, got) {
         save_bucket(c, &s.id, &s.bucket)?;
     }
-    let due = next_due(c, s, now)?;
-    // Round-robin: a served endpoint queues behind those waiting since before now.
-    let due = due.map(|d| d.max(now).max(throttled_until.unwrap_or(now)));
+    let due = grant.requeue(next_due(c, s, now)?, now);
     set_due(c, &s.id, due)?;
     Ok(got)
 }

@@ -64,7 +64,12 @@ async fn claim(
     limit: usize,
 ) -> herald_store::Result<Vec<herald_store::Claimed>> {
     store
-        .claim_due(owner, now, lease_ms, limit)
+        .claim_due(herald_store::Claim {
+            owner: owner.to_string(),
+            now,
+            lease_ms,
+            limit,
+        })
         .await
         .map(|b| b.claimed)
 }
@@ -828,7 +833,12 @@ async fn an_open_breaker_blocks_claims_until_its_probe() {
         .is_empty());
     // After it, exactly one probe, and the breaker is half-open.
     let b = store
-        .claim_due("n", now + 31_000, 60_000, 10)
+        .claim_due(herald_store::Claim {
+            owner: "n".into(),
+            now: now + 31_000,
+            lease_ms: 60_000,
+            limit: 10,
+        })
         .await
         .unwrap();
     assert_eq!(b.claimed.len(), 1);
