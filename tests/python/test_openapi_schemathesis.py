@@ -91,6 +91,15 @@ def write_config(directory: pathlib.Path, ids: t.Dict[str, t.List[str]]) -> None
     lines.append("[parameters]")
     for name in ids:
         lines.append(f'"path.{name}" = {{ dictionary = "{name}", probability = 0.8 }}')
+    # This server runs role `api`, where `GET /listen` always answers its documented 503
+    # `listen_unavailable` (sessions must be held where delivery workers run), so the 5xx check
+    # cannot apply to that one operation; every other check still does.
+    lines += [
+        "",
+        "[[operations]]",
+        'include-path = "/api/v1/listen"',
+        "checks.not_a_server_error.enabled = false",
+    ]
     (directory / "schemathesis.toml").write_text("\n".join(lines) + "\n")
 
 

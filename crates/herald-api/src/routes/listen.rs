@@ -79,7 +79,8 @@ struct Filter {
         (status = 101, description = "Switching to the WebSocket protocol (frames: hello, event, result)"),
         (status = 400, description = "Not a WebSocket upgrade request", body = ErrorBody),
         (status = 404, description = "No such application or source", body = ErrorBody),
-        (status = 422, description = "Neither app nor source, or invalid types", body = crate::error::ValidationErrorBody)))]
+        (status = 422, description = "Neither app nor source, or invalid types", body = crate::error::ValidationErrorBody),
+        (status = 503, description = "This node runs no delivery workers (role `api`): `listen_unavailable`", body = ErrorBody)))]
 pub async fn listen(
     Ctx { st, auth, .. }: Ctx,
     Q(p): Q<ListenParams>,
