@@ -448,9 +448,8 @@ impl Config {
 
 /// `#rgb` or `#rrggbb`.
 fn is_hex_colour(c: &str) -> bool {
-    c.strip_prefix('#').is_some_and(|h| {
-        (h.len() == 3 || h.len() == 6) && h.bytes().all(|b| b.is_ascii_hexdigit())
-    })
+    c.strip_prefix('#')
+        .is_some_and(|h| (h.len() == 3 || h.len() == 6) && h.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// CSP `frame-ancestors` sources: `'self'`, `'none'` (alone), or scheme/host sources made of
@@ -464,8 +463,7 @@ fn is_frame_ancestors(v: &str) -> bool {
     !sources.is_empty()
         && sources.len() <= 32
         && v.len() <= 2048
-        && (sources == ["'none'"]
-            || sources.iter().all(|s| *s == "'self'" || host_like(s)))
+        && (sources == ["'none'"] || sources.iter().all(|s| *s == "'self'" || host_like(s)))
 }
 
 /// Every accepted top-level key.
@@ -665,7 +663,10 @@ mod tests {
             ("portal_accent_color", "\"#12345\""),
             ("portal_logo_url", "\"javascript:alert(1)\""),
             ("portal_frame_ancestors", "\"'self'; script-src *\""),
-            ("portal_frame_ancestors", "\"https://a.example, https://b.example\""),
+            (
+                "portal_frame_ancestors",
+                "\"https://a.example, https://b.example\"",
+            ),
             ("portal_frame_ancestors", "\"'none' 'self'\""),
             ("portal_frame_ancestors", "\" \""),
             ("portal_title", "\"\""),

@@ -37,11 +37,15 @@ pub struct EventTypeRow {
 impl EventTypeRow {
     fn of(e: &EventType) -> Self {
         // Schemas are keyed by version ("1", "2", …): the highest one is current.
-        let newest = e.schemas.as_ref().and_then(|s| s.as_object()).and_then(|m| {
-            m.iter()
-                .max_by_key(|(k, _)| k.parse::<u64>().unwrap_or(0))
-                .map(|(_, v)| v)
-        });
+        let newest = e
+            .schemas
+            .as_ref()
+            .and_then(|s| s.as_object())
+            .and_then(|m| {
+                m.iter()
+                    .max_by_key(|(k, _)| k.parse::<u64>().unwrap_or(0))
+                    .map(|(_, v)| v)
+            });
         let indent = |v: &serde_json::Value| serde_json::to_string_pretty(v).ok();
         Self {
             name: e.name.clone(),

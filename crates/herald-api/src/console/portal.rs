@@ -70,7 +70,9 @@ pub async fn sign_in(
     }
     let hash = sha256(key.as_bytes());
     let Some(caller) = session::caller_of(&st, Realm::Portal, hash).await? else {
-        let admin_like = session::caller_of(&st, Realm::Console, hash).await?.is_some();
+        let admin_like = session::caller_of(&st, Realm::Console, hash)
+            .await?
+            .is_some();
         return Ok(if admin_like {
             refused(
                 StatusCode::UNAUTHORIZED,
@@ -89,5 +91,9 @@ pub async fn sign_in(
     let op = session::start(Realm::Portal, caller, key, now);
     let next = app_page(&op).unwrap_or_else(|| Realm::Portal.base().into());
     let cookie = session::set_cookie(&st, &op, now);
-    Ok(([(header::SET_COOKIE, cookie)], Json(json!({ "next": next }))).into_response())
+    Ok((
+        [(header::SET_COOKIE, cookie)],
+        Json(json!({ "next": next })),
+    )
+        .into_response())
 }

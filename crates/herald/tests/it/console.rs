@@ -103,7 +103,12 @@ impl Console {
         self.send(rb).await
     }
 
-    pub(crate) async fn post(&mut self, path: &str, origin: Option<&str>, fields: &[(&str, &str)]) -> Page {
+    pub(crate) async fn post(
+        &mut self,
+        path: &str,
+        origin: Option<&str>,
+        fields: &[(&str, &str)],
+    ) -> Page {
         let headers: Vec<_> = origin.map(|o| ("origin", o)).into_iter().collect();
         self.post_with(path, &headers, fields).await
     }

@@ -107,7 +107,10 @@ async fn a_portal_link_signs_in_to_one_application_only() {
     ] {
         assert!(set.contains(attr), "{set} lacks {attr}");
     }
-    assert!(!set.contains("Secure"), "http public_url: no Secure ({set})");
+    assert!(
+        !set.contains("Secure"),
+        "http public_url: no Secure ({set})"
+    );
     assert!(!set.contains(&key), "the cookie carries the token: {set}");
 
     // The application's own screens.
@@ -118,7 +121,10 @@ async fn a_portal_link_signs_in_to_one_application_only() {
     assert!(home.text.contains(">Sign out</button>"));
     assert!(!home.text.contains("tenant-b"), "another app shows");
     assert!(!home.text.contains("<h2>Sources</h2>"));
-    assert!(!home.text.contains("/console/"), "console links in the portal");
+    assert!(
+        !home.text.contains("/console/"),
+        "console links in the portal"
+    );
     assert!(!home.text.contains(&key), "a page shows the token");
     assert_eq!(home.header("content-security-policy"), PORTAL_CSP);
     let ep = c
@@ -127,10 +133,16 @@ async fn a_portal_link_signs_in_to_one_application_only() {
     assert_eq!(ep.status, 200, "{}", ep.text);
     let msg = c.get(&format!("/portal/app/{}/msg/{}", t.a, t.msg_a)).await;
     assert_eq!(msg.status, 200, "{}", msg.text);
-    assert!(msg.text.contains("&#34;who&#34;: &#34;tenant-a&#34;"), "{}", msg.text);
+    assert!(
+        msg.text.contains("&#34;who&#34;: &#34;tenant-a&#34;"),
+        "{}",
+        msg.text
+    );
     // With a session, the entry page leads on to the application.
     let again = c.get("/portal").await;
-    assert!(again.text.contains(&format!("data-next=\"/portal/app/{}\"", t.a)));
+    assert!(again
+        .text
+        .contains(&format!("data-next=\"/portal/app/{}\"", t.a)));
 
     // Another application: refused, pages and the forms behind them.
     for path in [
@@ -234,7 +246,9 @@ async fn the_event_catalog_shows_descriptions_schemas_and_examples_as_text() {
     let cat = c.get("/portal/event-types").await;
     assert_eq!(cat.status, 200, "{}", cat.text);
     assert!(cat.text.contains("invoice.paid"));
-    assert!(cat.text.contains("&#60;b&#62;An invoice&#60;/b&#62; was paid"));
+    assert!(cat
+        .text
+        .contains("&#60;b&#62;An invoice&#60;/b&#62; was paid"));
     assert!(cat.text.contains("&#34;amount&#34;: 42"), "{}", cat.text);
     assert!(cat.text.contains("&#34;type&#34;: &#34;object&#34;"));
     srv.stop().await;
@@ -287,7 +301,12 @@ async fn wrong_revoked_admin_huge_and_malformed_keys_start_no_session() {
     let nul = "hk_\u{0}\u{202e}<script>";
     for key in ["", "   ", huge.as_str(), nul] {
         let p = sign_in(&mut c, key).await;
-        assert!(p.status == 400 || p.status == 401, "{} {}", p.status, p.text);
+        assert!(
+            p.status == 400 || p.status == 401,
+            "{} {}",
+            p.status,
+            p.text
+        );
         assert!(p.headers.get("set-cookie").is_none());
         assert!(!p.text.contains("<script>"));
     }
@@ -304,7 +323,12 @@ async fn wrong_revoked_admin_huge_and_malformed_keys_start_no_session() {
         .header("content-type", "application/x-www-form-urlencoded")
         .body("key=%ZZ%&key=%%&&=&key");
     let p = c.send(rb).await;
-    assert!(p.status == 400 || p.status == 401, "{} {}", p.status, p.text);
+    assert!(
+        p.status == 400 || p.status == 401,
+        "{} {}",
+        p.status,
+        p.text
+    );
     let rb = c
         .http()
         .post(format!("http://{}/portal/sign-in", srv.addr))
@@ -361,11 +385,7 @@ async fn cross_site_posts_are_refused_and_change_nothing() {
         (vec![("origin", origin.as_str())], "wrong"),
     ] {
         let p = c
-            .post_with(
-                &resend,
-                &headers,
-                &[("csrf", token), ("endpoint", &t.ep_a)],
-            )
+            .post_with(&resend, &headers, &[("csrf", token), ("endpoint", &t.ep_a)])
             .await;
         assert_eq!(p.status, 403, "{headers:?} {token}: {}", p.text);
     }
@@ -408,7 +428,11 @@ async fn branding_framing_and_https_cookies_follow_configuration() {
         entry.header("content-security-policy"),
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: https://cdn.acme.example; frame-ancestors 'self' https://app.acme.example; base-uri 'none'; form-action 'self'"
     );
-    assert!(entry.text.contains("Acme &#60;webhooks&#62;"), "{}", entry.text);
+    assert!(
+        entry.text.contains("Acme &#60;webhooks&#62;"),
+        "{}",
+        entry.text
+    );
     assert!(entry
         .text
         .contains("<img class=\"logo\" src=\"https://cdn.acme.example/logo.png\""));
