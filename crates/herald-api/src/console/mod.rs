@@ -14,7 +14,8 @@
 //! State-changing requests are POSTs checked by `csrf`. Screens live one per file and must not
 //! write to the store except through the same calls the API makes.
 
-use axum::extract::{Request, State};
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -184,5 +185,22 @@ fn security_headers(st: &AppState, realm: Realm, h: &mut HeaderMap) {
     );
     if !h.contains_key(header::CACHE_CONTROL) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+}
+
+/// The signed-in operator of a request (the guard opened the session); without one the page
+/// sends the browser to sign in.
+impl FromRequestParts<AppState> for session::Operator {
+    type Rejection = page::ConsoleError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _: &AppState,
+    ) -> Result<Self, page::ConsoleError> {
+        parts
+            .extensions
+            .get::<session::Operator>()
+            .cloned()
+            .ok_or(page::ConsoleError::SignIn)
     }
 }

@@ -12,8 +12,6 @@
 //! token or a changed admin token ends its sessions at once. This module owns the cookie's
 //! format and attributes; it must not render pages or decide what a caller may see.
 
-use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
@@ -23,7 +21,6 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
-use super::page::ConsoleError;
 use crate::extract::{sha256, Auth, Caller};
 use crate::state::AppState;
 
@@ -256,19 +253,6 @@ fn attributes(st: &AppState, realm: Realm, value: &str, max_age: u64) -> HeaderV
         "{name}={value}; Path={path}; HttpOnly; SameSite={same_site}; Max-Age={max_age}{secure}"
     ))
     .expect("base64 and fixed attributes are valid header text")
-}
-
-/// The signed-in operator of a request; without one the page sends the browser to sign in.
-impl FromRequestParts<AppState> for Operator {
-    type Rejection = ConsoleError;
-
-    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, ConsoleError> {
-        parts
-            .extensions
-            .get::<Operator>()
-            .cloned()
-            .ok_or(ConsoleError::SignIn)
-    }
 }
 
 #[cfg(test)]
