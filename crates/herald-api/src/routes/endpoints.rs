@@ -121,6 +121,7 @@ fn from_in(
         secrets,
         paused_until,
         breaker,
+        options: Default::default(),
         created_at,
         updated_at: now,
     })

@@ -115,6 +115,19 @@ impl OpsStore for PostgresStore {
                 n += 1;
             }
         }
+        let rows = sqlx::query("SELECT id, options FROM endpoints FOR UPDATE")
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(map_pg)?;
+        for r in &rows {
+            let id: String = get(r, "id")?;
+            let options = crate::rekey_options(&old, &new, &id, &get::<String>(r, "options")?)?;
+            sqlx::query("UPDATE endpoints SET options = $2 WHERE id = $1")
+                .bind(&id)
+                .bind(options)
+                .run(&mut *tx)
+                .await?;
+        }
         sqlx::query(
             "INSERT INTO meta (key, value) VALUES ('key_check', $1) \
              ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",

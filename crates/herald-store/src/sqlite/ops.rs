@@ -109,6 +109,21 @@ impl OpsStore for SqliteStore {
                     n += 1;
                 }
             }
+            let rows: Vec<(String, String)> = c
+                .prepare("SELECT id, options FROM endpoints")
+                .and_then(|mut s| {
+                    s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .map_err(map_sql)?;
+            for (id, text) in rows {
+                let options = crate::rekey_options(&old, &new, &id, &text)?;
+                exec(
+                    c,
+                    "UPDATE endpoints SET options = ?2 WHERE id = ?1",
+                    params![id, options],
+                )?;
+            }
             exec(
                 c,
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('key_check', ?1)",
