@@ -10,6 +10,7 @@ pub mod breaker;
 mod codes;
 pub mod config;
 pub mod crypto;
+pub mod destination;
 pub mod ids;
 pub mod inbound;
 pub mod model;

@@ -706,11 +706,13 @@ impl PostgresStore {
 
     fn seal(&self, mut ep: Endpoint) -> Endpoint {
         crate::seal_secrets(self.secrets.as_deref(), &mut ep.secrets);
+        crate::seal_url(self.secrets.as_deref(), &mut ep.url);
         ep
     }
 
     fn unseal(&self, mut ep: Endpoint) -> Result<Endpoint> {
         crate::unseal_secrets(self.secrets.as_deref(), &mut ep.secrets)?;
+        crate::unseal_url(self.secrets.as_deref(), &mut ep.url)?;
         Ok(ep)
     }
 

@@ -115,6 +115,18 @@ impl OpsStore for PostgresStore {
                 n += 1;
             }
         }
+        let urls = sqlx::query(&format!("{} FOR UPDATE", crate::SEALED_URLS))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(map_pg)?;
+        for r in &urls {
+            let url = crate::reseal_url(&old, &new, &get::<String>(r, "url")?)?;
+            sqlx::query("UPDATE endpoints SET url = $2 WHERE id = $1")
+                .bind(get::<String>(r, "id")?)
+                .bind(url)
+                .run(&mut *tx)
+                .await?;
+        }
         sqlx::query(
             "INSERT INTO meta (key, value) VALUES ('key_check', $1) \
              ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",

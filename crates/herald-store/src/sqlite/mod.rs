@@ -418,6 +418,7 @@ impl SqliteStore {
     /// Encrypts every secret of `ep` for storage.
     fn seal(&self, mut ep: Endpoint) -> Endpoint {
         crate::seal_secrets(self.inner.secrets.as_ref(), &mut ep.secrets);
+        crate::seal_url(self.inner.secrets.as_ref(), &mut ep.url);
         ep
     }
 
@@ -434,6 +435,7 @@ impl SqliteStore {
     /// Decrypts every secret of a stored endpoint.
     fn unseal(&self, mut ep: Endpoint) -> Result<Endpoint> {
         crate::unseal_secrets(self.inner.secrets.as_ref(), &mut ep.secrets)?;
+        crate::unseal_url(self.inner.secrets.as_ref(), &mut ep.url)?;
         Ok(ep)
     }
 

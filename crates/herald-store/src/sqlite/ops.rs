@@ -109,6 +109,21 @@ impl OpsStore for SqliteStore {
                     n += 1;
                 }
             }
+            let urls: Vec<(String, String)> = c
+                .prepare(crate::SEALED_URLS)
+                .and_then(|mut s| {
+                    s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .map_err(map_sql)?;
+            for (id, url) in urls {
+                let url = crate::reseal_url(&old, &new, &url)?;
+                exec(
+                    c,
+                    "UPDATE endpoints SET url = ?2 WHERE id = ?1",
+                    params![id, url],
+                )?;
+            }
             exec(
                 c,
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('key_check', ?1)",
