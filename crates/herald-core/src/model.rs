@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::breaker::BreakerState;
+use crate::endpoint_options::EndpointOptions;
 use crate::ids::{AppId, AttemptId, EndpointId, InboundRequestId, MessageId, SourceId};
 use crate::signing::{EndpointSecret, SignatureScheme};
 use crate::Millis;
@@ -69,6 +70,8 @@ pub struct Endpoint {
     /// The circuit breaker as last recorded. Read-only outside the store: the API shows it,
     /// only attempts (and re-enabling) change it.
     pub breaker: BreakerState,
+    /// Routing, transformation, transport and batching options (one stored document).
+    pub options: EndpointOptions,
     pub created_at: Millis,
     pub updated_at: Millis,
 }
@@ -131,6 +134,7 @@ impl Endpoint {
             }],
             paused_until: None,
             breaker: Default::default(),
+            options: Default::default(),
             created_at: now,
             updated_at: now,
         }

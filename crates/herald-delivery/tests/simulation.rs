@@ -392,6 +392,7 @@ fn endpoint(app: &AppId, rng: &mut StdRng) -> Endpoint {
         secrets: vec![],
         paused_until: None,
         breaker: Default::default(),
+        options: Default::default(),
         created_at: T0,
         updated_at: T0,
     }

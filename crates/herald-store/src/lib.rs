@@ -176,9 +176,6 @@ pub(crate) fn reseal_url(
     Ok(url)
 }
 
-/// Selects endpoints whose URL may hold a sealed credential (the rest need no rekeying).
-pub(crate) const SEALED_URLS: &str = "SELECT id, url FROM endpoints WHERE url LIKE '%sealed.%'";
-
 /// Decrypts stored secrets; a value the key cannot open means the wrong key.
 pub(crate) fn unseal_secrets(
     key: Option<&herald_core::crypto::SecretBox>,
@@ -190,6 +187,59 @@ pub(crate) fn unseal_secrets(
         }
     }
     Ok(())
+}
+
+/// Encrypts every secret of an endpoint for storage: its signing secrets and the secret
+/// strings among its options.
+pub(crate) fn seal_endpoint(
+    key: Option<&herald_core::crypto::SecretBox>,
+    mut ep: herald_core::model::Endpoint,
+) -> herald_core::model::Endpoint {
+    seal_secrets(key, &mut ep.secrets);
+    seal_url(key, &mut ep.url);
+    if let Some(b) = key {
+        for f in ep.options.sealed_fields_mut() {
+            *f = b.encrypt(f);
+        }
+    }
+    ep
+}
+
+/// Decrypts what [`seal_endpoint`] encrypted.
+pub(crate) fn unseal_endpoint(
+    key: Option<&herald_core::crypto::SecretBox>,
+    mut ep: herald_core::model::Endpoint,
+) -> Result<herald_core::model::Endpoint> {
+    unseal_secrets(key, &mut ep.secrets)?;
+    unseal_url(key, &mut ep.url)?;
+    if let Some(b) = key {
+        for f in ep.options.sealed_fields_mut() {
+            *f = b.decrypt(f).map_err(|_| StoreError::KeyMismatch)?;
+        }
+    }
+    Ok(ep)
+}
+
+/// Re-encrypts the sealed fields of a stored options document from `old` to `new` (key
+/// rotation); answers the document to store.
+pub(crate) fn rekey_options(
+    old: &herald_core::crypto::SecretBox,
+    new: &herald_core::crypto::SecretBox,
+    id: &str,
+    stored: &str,
+) -> Result<String> {
+    let corrupt = |e: serde_json::Error| StoreError::CorruptRecord {
+        what: "endpoint options",
+        id: id.to_string(),
+        detail: e.to_string(),
+    };
+    let mut o: herald_core::endpoint_options::EndpointOptions =
+        serde_json::from_str(stored).map_err(corrupt)?;
+    for f in o.sealed_fields_mut() {
+        let plain = old.decrypt(f).map_err(|_| StoreError::KeyMismatch)?;
+        *f = new.encrypt(&plain);
+    }
+    serde_json::to_string(&o).map_err(corrupt)
 }
 
 /// Keyset pagination over time-sortable IDs.

@@ -143,6 +143,7 @@ fn from_in(
         secrets,
         paused_until,
         breaker,
+        options: Default::default(),
         created_at,
         updated_at: now,
     })

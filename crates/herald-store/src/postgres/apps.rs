@@ -62,7 +62,7 @@ impl AppStore for PostgresStore {
         let ep = self.seal(ep);
         bind_ep(
             sqlx::query(&format!(
-                "INSERT INTO endpoints ({}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20)",
+                "INSERT INTO endpoints ({}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21)",
                 EP_COLS.trim_end_matches(", breaker")
             )),
             &ep,
@@ -102,7 +102,7 @@ impl AppStore for PostgresStore {
                 "UPDATE endpoints SET app_id=$2, uid=$3, url=$4, description=$5, disabled=$6, event_types=$7, \
                  channels=$8, throttle_rate=$9, metadata=$10, headers=$11, retry_schedule=$12, \
                  permanent_statuses=$13, ordering=$14, max_concurrency=$15, signature_scheme=$16, \
-                 secrets=$17, paused_until=$18, created_at=$19, updated_at=$20 WHERE id=$1",
+                 secrets=$17, paused_until=$18, created_at=$19, updated_at=$20, options=$21 WHERE id=$1",
             ),
             &ep,
         )

@@ -286,6 +286,10 @@ CREATE TABLE endpoint_wakes (
 );
 DROP INDEX IF EXISTS deliveries_due;
 "#,
+    // Per-endpoint options (routing, transformation, transport, batching): one JSON document.
+    r#"
+ALTER TABLE endpoints ADD COLUMN options TEXT NOT NULL DEFAULT '{}';
+"#,
 ];
 
 /// SQLSTATE classes that mean "not now" rather than "never": connection problems (08),
@@ -704,16 +708,12 @@ impl PostgresStore {
         Ok(s)
     }
 
-    fn seal(&self, mut ep: Endpoint) -> Endpoint {
-        crate::seal_secrets(self.secrets.as_deref(), &mut ep.secrets);
-        crate::seal_url(self.secrets.as_deref(), &mut ep.url);
-        ep
+    fn seal(&self, ep: Endpoint) -> Endpoint {
+        crate::seal_endpoint(self.secrets.as_deref(), ep)
     }
 
-    fn unseal(&self, mut ep: Endpoint) -> Result<Endpoint> {
-        crate::unseal_secrets(self.secrets.as_deref(), &mut ep.secrets)?;
-        crate::unseal_url(self.secrets.as_deref(), &mut ep.url)?;
-        Ok(ep)
+    fn unseal(&self, ep: Endpoint) -> Result<Endpoint> {
+        crate::unseal_endpoint(self.secrets.as_deref(), ep)
     }
 
     async fn begin(&self) -> Result<sqlx::Transaction<'static, Postgres>> {

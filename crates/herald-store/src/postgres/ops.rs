@@ -115,14 +115,17 @@ impl OpsStore for PostgresStore {
                 n += 1;
             }
         }
-        let urls = sqlx::query(&format!("{} FOR UPDATE", crate::SEALED_URLS))
+        let rows = sqlx::query("SELECT id, options, url FROM endpoints FOR UPDATE")
             .fetch_all(&mut *tx)
             .await
             .map_err(map_pg)?;
-        for r in &urls {
+        for r in &rows {
+            let id: String = get(r, "id")?;
+            let options = crate::rekey_options(&old, &new, &id, &get::<String>(r, "options")?)?;
             let url = crate::reseal_url(&old, &new, &get::<String>(r, "url")?)?;
-            sqlx::query("UPDATE endpoints SET url = $2 WHERE id = $1")
-                .bind(get::<String>(r, "id")?)
+            sqlx::query("UPDATE endpoints SET options = $2, url = $3 WHERE id = $1")
+                .bind(&id)
+                .bind(options)
                 .bind(url)
                 .run(&mut *tx)
                 .await?;

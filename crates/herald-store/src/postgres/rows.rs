@@ -51,7 +51,8 @@ pub(super) fn app_row(r: &PgRow) -> Result<Application> {
 pub(super) const EP_COLS: &str =
     "id, app_id, uid, url, description, disabled, event_types, channels, \
     throttle_rate, metadata, headers, retry_schedule, permanent_statuses, ordering, \
-    max_concurrency, signature_scheme, secrets, paused_until, created_at, updated_at, breaker";
+    max_concurrency, signature_scheme, secrets, paused_until, created_at, updated_at, options, \
+    breaker";
 
 /// A publish's fan-out target (see [`common::Target`] for the columns).
 pub(super) fn target_row(r: &PgRow) -> Result<common::Target> {
@@ -103,6 +104,7 @@ pub(super) fn ep_row(r: &PgRow) -> Result<Endpoint> {
         paused_until: get(r, "paused_until")?,
         created_at: get(r, "created_at")?,
         updated_at: get(r, "updated_at")?,
+        options: parse(&get::<String>(r, "options")?)?,
         breaker: BreakerState::from_i64(get(r, "breaker")?),
     })
 }
@@ -114,7 +116,7 @@ pub(super) fn ordering_str(o: Ordering) -> &'static str {
     }
 }
 
-/// Binds the 20 written endpoint columns, in `EP_COLS` order, starting at `$1`.
+/// Binds the 21 written endpoint columns, in `EP_COLS` order, starting at `$1`.
 pub(super) fn bind_ep<'q>(
     q: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
     ep: &'q Endpoint,
@@ -139,6 +141,7 @@ pub(super) fn bind_ep<'q>(
         .bind(ep.paused_until)
         .bind(ep.created_at)
         .bind(ep.updated_at)
+        .bind(json(&ep.options))
 }
 
 pub(super) const ET_COLS: &str =

@@ -64,7 +64,7 @@ impl AppStore for SqliteStore {
         self.write(move |c| {
             let p = ep_params(&ep);
             exec(c, &format!(
-                "INSERT INTO endpoints ({EP_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20)"
+                "INSERT INTO endpoints ({EP_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21)"
             ), rusqlite::params_from_iter(p.iter()))?;
             Ok(ep)
         })
@@ -97,7 +97,7 @@ impl AppStore for SqliteStore {
             exec(c, "UPDATE endpoints SET app_id=?2, uid=?3, url=?4, description=?5, disabled=?6, event_types=?7, \
                  channels=?8, throttle_rate=?9, metadata=?10, headers=?11, retry_schedule=?12, \
                  permanent_statuses=?13, ordering=?14, max_concurrency=?15, signature_scheme=?16, \
-                 secrets=?17, paused_until=?18, created_at=?19, updated_at=?20 WHERE id=?1", rusqlite::params_from_iter(p.iter()))?;
+                 secrets=?17, paused_until=?18, created_at=?19, updated_at=?20, options=?21 WHERE id=?1", rusqlite::params_from_iter(p.iter()))?;
             let now = ep.updated_at;
             if was.disabled && !ep.disabled {
                 // Re-enabled: the auto-disable window and the breaker start afresh, and the

@@ -326,6 +326,10 @@ CREATE INDEX inbound_held_deadline ON inbound_held (deadline);
     r#"
 DROP INDEX IF EXISTS deliveries_due;
 "#,
+    // Per-endpoint options (routing, transformation, transport, batching): one JSON document.
+    r#"
+ALTER TABLE endpoints ADD COLUMN options TEXT NOT NULL DEFAULT '{}';
+"#,
 ];
 
 fn open_conn(path: &Path, read_only: bool) -> rusqlite::Result<Connection> {
@@ -416,10 +420,8 @@ impl SqliteStore {
     }
 
     /// Encrypts every secret of `ep` for storage.
-    fn seal(&self, mut ep: Endpoint) -> Endpoint {
-        crate::seal_secrets(self.inner.secrets.as_ref(), &mut ep.secrets);
-        crate::seal_url(self.inner.secrets.as_ref(), &mut ep.url);
-        ep
+    fn seal(&self, ep: Endpoint) -> Endpoint {
+        crate::seal_endpoint(self.inner.secrets.as_ref(), ep)
     }
 
     fn seal_source(&self, mut s: Source) -> Source {
@@ -433,10 +435,8 @@ impl SqliteStore {
     }
 
     /// Decrypts every secret of a stored endpoint.
-    fn unseal(&self, mut ep: Endpoint) -> Result<Endpoint> {
-        crate::unseal_secrets(self.inner.secrets.as_ref(), &mut ep.secrets)?;
-        crate::unseal_url(self.inner.secrets.as_ref(), &mut ep.url)?;
-        Ok(ep)
+    fn unseal(&self, ep: Endpoint) -> Result<Endpoint> {
+        crate::unseal_endpoint(self.inner.secrets.as_ref(), ep)
     }
 
     /// Caps the database file at `pages` pages (`None`: lifts the cap) on the writer's

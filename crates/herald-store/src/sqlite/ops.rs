@@ -109,19 +109,20 @@ impl OpsStore for SqliteStore {
                     n += 1;
                 }
             }
-            let urls: Vec<(String, String)> = c
-                .prepare(crate::SEALED_URLS)
+            let rows: Vec<(String, String, String)> = c
+                .prepare("SELECT id, options, url FROM endpoints")
                 .and_then(|mut s| {
-                    s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
                         .collect::<rusqlite::Result<Vec<_>>>()
                 })
                 .map_err(map_sql)?;
-            for (id, url) in urls {
+            for (id, text, url) in rows {
+                let options = crate::rekey_options(&old, &new, &id, &text)?;
                 let url = crate::reseal_url(&old, &new, &url)?;
                 exec(
                     c,
-                    "UPDATE endpoints SET url = ?2 WHERE id = ?1",
-                    params![id, url],
+                    "UPDATE endpoints SET options = ?2, url = ?3 WHERE id = ?1",
+                    params![id, options, url],
                 )?;
             }
             exec(

@@ -40,13 +40,14 @@ pub(super) fn app_row(r: &Row) -> rusqlite::Result<Application> {
 pub(super) const EP_COLS: &str =
     "id, app_id, uid, url, description, disabled, event_types, channels, \
     throttle_rate, metadata, headers, retry_schedule, permanent_statuses, ordering, \
-    max_concurrency, signature_scheme, secrets, paused_until, created_at, updated_at";
+    max_concurrency, signature_scheme, secrets, paused_until, created_at, updated_at, options";
 
 /// Columns read back: the written ones plus state only the store maintains.
 pub(super) const EP_READ: &str =
     "id, app_id, uid, url, description, disabled, event_types, channels, \
     throttle_rate, metadata, headers, retry_schedule, permanent_statuses, ordering, \
-    max_concurrency, signature_scheme, secrets, paused_until, created_at, updated_at, breaker";
+    max_concurrency, signature_scheme, secrets, paused_until, created_at, updated_at, options, \
+    breaker";
 
 pub(super) fn ep_row(r: &Row) -> rusqlite::Result<Endpoint> {
     let ordering: String = r.get(13)?;
@@ -76,11 +77,12 @@ pub(super) fn ep_row(r: &Row) -> rusqlite::Result<Endpoint> {
         paused_until: r.get(17)?,
         created_at: r.get(18)?,
         updated_at: r.get(19)?,
-        breaker: BreakerState::from_i64(r.get(20)?),
+        options: parse(&r.get::<_, String>(20)?)?,
+        breaker: BreakerState::from_i64(r.get(21)?),
     })
 }
 
-pub(super) fn ep_params(ep: &Endpoint) -> [Box<dyn rusqlite::ToSql>; 20] {
+pub(super) fn ep_params(ep: &Endpoint) -> [Box<dyn rusqlite::ToSql>; 21] {
     [
         Box::new(ep.id.0.clone()),
         Box::new(ep.app_id.0.clone()),
@@ -105,6 +107,7 @@ pub(super) fn ep_params(ep: &Endpoint) -> [Box<dyn rusqlite::ToSql>; 20] {
         Box::new(ep.paused_until),
         Box::new(ep.created_at),
         Box::new(ep.updated_at),
+        Box::new(json(&ep.options)),
     ]
 }
 

@@ -35,6 +35,7 @@ fn endpoint(app: &AppId, types: Option<Vec<&str>>) -> Endpoint {
         secrets: vec![],
         paused_until: None,
         breaker: Default::default(),
+        options: Default::default(),
         created_at: 0,
         updated_at: 0,
     }
