@@ -69,7 +69,7 @@ pub struct Config {
     pub allow_networks: Vec<IpNet>,
     pub https_only: bool,
     /// Broker schemes endpoints may use (destinations.md); empty: HTTP endpoints only.
-    pub destination_schemes: Vec<crate::destination::BrokerKind>,
+    pub destination_schemes: Vec<crate::broker::BrokerKind>,
     pub proxy_url: Option<String>,
     pub max_in_flight: usize,
     pub endpoint_disable_after_hours: u64,
@@ -252,7 +252,7 @@ impl Config {
         if let Some(list) = r.value::<Vec<String>>("destination_schemes") {
             c.destination_schemes.clear();
             for s in list {
-                match crate::destination::BrokerKind::from_name(&s) {
+                match crate::broker::BrokerKind::from_name(&s) {
                     Some(k) if !c.destination_schemes.contains(&k) => c.destination_schemes.push(k),
                     Some(_) => {}
                     None => r.errors.push(format!(
@@ -531,7 +531,7 @@ mod tests {
 
     #[test]
     fn destination_schemes_are_checked() {
-        use crate::destination::BrokerKind;
+        use crate::broker::BrokerKind;
         let fig = figment_from_toml(r#"destination_schemes = ["redis", "nats", "redis"]"#);
         let c = Config::from_figment(&fig).unwrap();
         assert_eq!(

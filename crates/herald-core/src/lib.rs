@@ -7,6 +7,7 @@
 //! what lets the retry, outcome and SSRF rules be unit- and property-tested exhaustively.
 
 pub mod breaker;
+pub mod broker;
 mod codes;
 pub mod config;
 pub mod crypto;

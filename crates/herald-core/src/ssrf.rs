@@ -91,7 +91,7 @@ pub struct EgressPolicy {
     pub https_only: bool,
     /// Broker schemes the operator enabled (`destination_schemes`); see
     /// [`crate::destination`].
-    pub destination_schemes: Vec<crate::destination::BrokerKind>,
+    pub destination_schemes: Vec<crate::broker::BrokerKind>,
 }
 
 impl EgressPolicy {

@@ -16,13 +16,13 @@ use lapin::publisher_confirm::Confirmation;
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 
-use super::pool::Pool;
-use super::{checked_addr, message_headers, timed, Acked, Failure, Limits, Outgoing};
+use super::pool::Pooled;
+use super::{checked_addr, message_headers, timed, Acked, Failure, Outgoing};
 
 /// The connection is kept beside its channel: dropping a lapin `Connection` does not close it,
 /// but holding it keeps its status readable.
 #[derive(Clone)]
-struct Conn {
+pub(crate) struct Conn {
     conn: std::sync::Arc<Connection>,
     channel: Channel,
 }
@@ -33,22 +33,12 @@ impl Conn {
     }
 }
 
-pub(crate) struct AmqpTransport {
-    limits: Limits,
-    pool: Pool<Conn>,
-}
+pub(crate) type AmqpTransport = Pooled<Conn>;
 
 /// AMQP delivery mode of a message the broker writes to disk (on a durable queue).
 const PERSISTENT: u8 = 2;
 
-impl AmqpTransport {
-    pub fn new(limits: Limits) -> Self {
-        Self {
-            limits,
-            pool: Pool::new(),
-        }
-    }
-
+impl Pooled<Conn> {
     pub async fn publish(&self, url: &str, target: &BrokerTarget, out: &Outgoing<'_>) -> Acked {
         let conn = self
             .pool

@@ -12,30 +12,18 @@ use async_nats::jetstream;
 use herald_core::destination::BrokerTarget;
 use herald_core::outcome::TransportError;
 
-use super::pool::Pool;
-use super::{
-    checked_addr, message_headers, percent_decode, timed, Acked, Failure, Limits, Outgoing,
-};
+use super::pool::Pooled;
+use super::{checked_addr, message_headers, percent_decode, timed, Acked, Failure, Outgoing};
 
 #[derive(Clone)]
-struct Conn {
+pub(crate) struct Conn {
     client: async_nats::Client,
     js: jetstream::Context,
 }
 
-pub(crate) struct NatsTransport {
-    limits: Limits,
-    pool: Pool<Conn>,
-}
+pub(crate) type NatsTransport = Pooled<Conn>;
 
-impl NatsTransport {
-    pub fn new(limits: Limits) -> Self {
-        Self {
-            limits,
-            pool: Pool::new(),
-        }
-    }
-
+impl Pooled<Conn> {
     pub async fn publish(&self, url: &str, target: &BrokerTarget, out: &Outgoing<'_>) -> Acked {
         let conn = self
             .pool

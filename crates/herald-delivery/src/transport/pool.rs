@@ -66,3 +66,19 @@ impl<C: Clone + Send> Pool<C> {
         *slot.lock().await = None;
     }
 }
+
+/// A broker transport: the shared limits and the pool of its connections `C`. Each broker
+/// module adds `publish` and `connect` for its own `C`.
+pub(crate) struct Pooled<C> {
+    pub limits: super::Limits,
+    pub pool: Pool<C>,
+}
+
+impl<C: Clone + Send> Pooled<C> {
+    pub fn new(limits: super::Limits) -> Self {
+        Self {
+            limits,
+            pool: Pool::new(),
+        }
+    }
+}

@@ -12,22 +12,12 @@ use herald_core::outcome::TransportError;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{ConnectionAddr, IntoConnectionInfo, RedisError};
 
-use super::pool::Pool;
-use super::{checked_addr, signature_of, timed, Acked, Failure, Limits, Outgoing};
+use super::pool::Pooled;
+use super::{checked_addr, signature_of, timed, Acked, Failure, Outgoing};
 
-pub(crate) struct RedisTransport {
-    limits: Limits,
-    pool: Pool<ConnectionManager>,
-}
+pub(crate) type RedisTransport = Pooled<ConnectionManager>;
 
-impl RedisTransport {
-    pub fn new(limits: Limits) -> Self {
-        Self {
-            limits,
-            pool: Pool::new(),
-        }
-    }
-
+impl Pooled<ConnectionManager> {
     pub async fn publish(&self, url: &str, target: &BrokerTarget, out: &Outgoing<'_>) -> Acked {
         let mut conn = self
             .pool
