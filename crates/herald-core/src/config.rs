@@ -68,6 +68,8 @@ pub struct Config {
     pub max_payload_bytes: usize,
     pub allow_networks: Vec<IpNet>,
     pub https_only: bool,
+    /// Broker schemes endpoints may use (destinations.md); empty: HTTP endpoints only.
+    pub destination_schemes: Vec<crate::broker::BrokerKind>,
     pub proxy_url: Option<String>,
     pub max_in_flight: usize,
     pub endpoint_disable_after_hours: u64,
@@ -132,6 +134,7 @@ impl Default for Config {
             max_payload_bytes: 2_097_152,
             allow_networks: vec![],
             https_only: false,
+            destination_schemes: vec![],
             proxy_url: None,
             max_in_flight: 512,
             endpoint_disable_after_hours: 120,
@@ -255,6 +258,18 @@ impl Config {
                     Err(_) => r
                         .errors
                         .push(format!("`allow_networks`: `{s}` is not a CIDR")),
+                }
+            }
+        }
+        if let Some(list) = r.value::<Vec<String>>("destination_schemes") {
+            c.destination_schemes.clear();
+            for s in list {
+                match crate::broker::BrokerKind::from_name(&s) {
+                    Some(k) if !c.destination_schemes.contains(&k) => c.destination_schemes.push(k),
+                    Some(_) => {}
+                    None => r.errors.push(format!(
+                        "`destination_schemes`: `{s}` is not one of amqp, redis, nats"
+                    )),
                 }
             }
         }
@@ -482,6 +497,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "max_payload_bytes",
     "allow_networks",
     "https_only",
+    "destination_schemes",
     "proxy_url",
     "max_in_flight",
     "endpoint_disable_after_hours",
@@ -575,6 +591,20 @@ mod tests {
             assert!(text.contains(needle), "missing {needle} in {text}");
         }
         assert_eq!(err.0.len(), 5, "{text}");
+    }
+
+    #[test]
+    fn destination_schemes_are_checked() {
+        use crate::broker::BrokerKind;
+        let fig = figment_from_toml(r#"destination_schemes = ["redis", "nats", "redis"]"#);
+        let c = Config::from_figment(&fig).unwrap();
+        assert_eq!(
+            c.destination_schemes,
+            vec![BrokerKind::Redis, BrokerKind::Nats]
+        );
+        let fig = figment_from_toml(r#"destination_schemes = ["kafka"]"#);
+        let err = Config::from_figment(&fig).unwrap_err().to_string();
+        assert!(err.contains("`kafka`"), "{err}");
     }
 
     #[test]

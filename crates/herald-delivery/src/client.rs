@@ -98,6 +98,9 @@ pub enum ClientBuildError {
 pub struct DeliveryClient {
     http: reqwest::Client,
     policy: Arc<EgressPolicy>,
+    /// The operator's timeouts, which broker transports apply too.
+    connect_timeout: Duration,
+    request_timeout: Duration,
 }
 
 impl DeliveryClient {
@@ -133,7 +136,22 @@ impl DeliveryClient {
         let http = b
             .build()
             .map_err(|e| ClientBuildError::Build(e.to_string()))?;
-        Ok(Self { http, policy })
+        Ok(Self {
+            http,
+            policy,
+            connect_timeout: cfg.connect_timeout,
+            request_timeout: cfg.request_timeout,
+        })
+    }
+
+    /// The egress rules every destination's addresses are checked against.
+    pub fn policy(&self) -> &Arc<EgressPolicy> {
+        &self.policy
+    }
+
+    /// `(connect_timeout, request_timeout)`.
+    pub fn timeouts(&self) -> (Duration, Duration) {
+        (self.connect_timeout, self.request_timeout)
     }
 
     /// POSTs `body` to `url` with `headers`. Never follows redirects; never connects to a

@@ -27,6 +27,7 @@ use tokio::sync::{watch, Notify, Semaphore};
 use crate::client::{DeliveryClient, SendResult};
 use crate::listen::{self, ListenHub};
 use crate::telemetry;
+use crate::transport::Transports;
 
 /// Most deliveries claimed in one round trip.
 const CLAIM_BATCH: usize = 256;
@@ -53,7 +54,8 @@ pub struct EngineConfig {
 /// The delivery engine of one process.
 pub struct Engine {
     store: Arc<dyn Store>,
-    client: DeliveryClient,
+    /// HTTP and broker destinations (`transport`).
+    transports: Transports,
     cfg: EngineConfig,
     wake: Arc<Notify>,
     slots: Arc<Semaphore>,
@@ -101,7 +103,7 @@ impl Engine {
         let slots = Arc::new(Semaphore::new(cfg.max_in_flight));
         Arc::new(Self {
             store,
-            client,
+            transports: Transports::new(client),
             cfg,
             wake,
             slots,
@@ -262,7 +264,7 @@ impl Engine {
                     }
                 }
             }
-            None => self.client.send(&ep.url, headers, body).await,
+            None => self.transports.send(ep, msg, now, headers, body).await,
         };
         let record = decide(
             &self.cfg,
@@ -457,7 +459,8 @@ pub fn decide(
             endpoint_id: ep.id.clone(),
             app_id: ep.app_id.clone(),
             delivery_id: c.delivery_id,
-            url: ep.url.clone(),
+            // Broker URLs carry credentials; the attempt log never does.
+            url: herald_core::destination::redact(&ep.url).into_owned(),
             response,
             response_status_code: status_code,
             response_duration_ms: duration.as_millis() as i64,

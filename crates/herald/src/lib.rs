@@ -320,6 +320,7 @@ pub async fn run(
     let egress = EgressPolicy {
         allow_networks: cfg.allow_networks.clone(),
         https_only: cfg.https_only,
+        destination_schemes: cfg.destination_schemes.clone(),
     };
     let wake = Arc::new(Notify::new());
     let ops = OpsLog::new(store.clone(), {
