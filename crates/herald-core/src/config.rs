@@ -95,6 +95,12 @@ pub struct Config {
     pub max_connections: usize,
     /// A console session ends after this many seconds without a page being opened.
     pub console_session_idle_secs: u64,
+    /// CPU time one call of an endpoint's transformation may use before it is interrupted.
+    pub transform_cpu_ms: u64,
+    /// Memory one call of an endpoint's transformation may allocate (MiB).
+    pub transform_memory_mib: u64,
+    /// Transformation calls running at once (one dedicated thread each).
+    pub transform_workers: usize,
 }
 
 impl Config {
@@ -140,6 +146,9 @@ impl Default for Config {
             idle_timeout_ms: 60_000,
             max_connections: 10_000,
             console_session_idle_secs: 43_200,
+            transform_cpu_ms: 50,
+            transform_memory_mib: 16,
+            transform_workers: 2,
         }
     }
 }
@@ -275,6 +284,9 @@ impl Config {
             idle_timeout_ms,
             max_connections,
             console_session_idle_secs,
+            transform_cpu_ms,
+            transform_memory_mib,
+            transform_workers,
         );
         read_opt!(
             public_url,
@@ -321,6 +333,9 @@ impl Config {
             ("idle_timeout_ms", self.idle_timeout_ms),
             ("max_connections", self.max_connections as u64),
             ("console_session_idle_secs", self.console_session_idle_secs),
+            ("transform_cpu_ms", self.transform_cpu_ms),
+            ("transform_memory_mib", self.transform_memory_mib),
+            ("transform_workers", self.transform_workers as u64),
         ] {
             if v == 0 {
                 errors.push(format!("`{key}`: must be above 0"));
@@ -438,6 +453,9 @@ pub const KNOWN_KEYS: &[&str] = &[
     "idle_timeout_ms",
     "max_connections",
     "console_session_idle_secs",
+    "transform_cpu_ms",
+    "transform_memory_mib",
+    "transform_workers",
 ];
 
 /// Used by tests that build configs without files or environment.

@@ -81,6 +81,9 @@ pub enum SendResult {
         detail: String,
         duration: Duration,
     },
+    /// Nothing was sent, on purpose (the endpoint's transformation cancelled the delivery):
+    /// the delivery is done.
+    Cancelled { detail: String },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -136,10 +139,27 @@ impl DeliveryClient {
         Ok(Self { http, policy })
     }
 
+    /// The egress rules this client enforces.
+    pub fn policy(&self) -> &EgressPolicy {
+        &self.policy
+    }
+
     /// POSTs `body` to `url` with `headers`. Never follows redirects; never connects to a
     /// refused address.
     pub async fn send(
         &self,
+        url: &str,
+        headers: http::HeaderMap,
+        body: bytes::Bytes,
+    ) -> SendResult {
+        self.send_as(reqwest::Method::POST, url, headers, body)
+            .await
+    }
+
+    /// Like [`DeliveryClient::send`] with another method (a transformation may choose PUT).
+    pub async fn send_as(
+        &self,
+        method: reqwest::Method,
         url: &str,
         headers: http::HeaderMap,
         body: bytes::Bytes,
@@ -169,7 +189,7 @@ impl DeliveryClient {
         }
         let resp = self
             .http
-            .post(parsed)
+            .request(method, parsed)
             .headers(headers)
             .body(body)
             .send()

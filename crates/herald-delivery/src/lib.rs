@@ -12,8 +12,10 @@ pub mod client;
 pub mod engine;
 pub mod listen;
 pub mod telemetry;
+pub mod transform;
 pub mod upkeep;
 
 pub use client::{ClientConfig, DeliveryClient, SendResult};
 pub use engine::{decide, Engine, EngineConfig};
 pub use listen::ListenHub;
+pub use transform::{TransformLimits, TransformPool};

@@ -77,6 +77,11 @@ fn from_in(
     };
     c.finish()?;
     let now = now_millis();
+    // Options a body does not mention (the transformation has its own route) survive a PUT.
+    let options = existing
+        .as_ref()
+        .map(|e| e.options.clone())
+        .unwrap_or_default();
     let (id, created_at, mut secrets, headers, paused_until, breaker) = match existing {
         Some(e) => (
             e.id,
@@ -121,7 +126,7 @@ fn from_in(
         secrets,
         paused_until,
         breaker,
-        options: Default::default(),
+        options,
         created_at,
         updated_at: now,
     })
