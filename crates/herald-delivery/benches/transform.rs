@@ -78,7 +78,16 @@ async fn main() {
         enabled: true,
     });
     let pool = TransformPool::default();
-    println!("payload {} bytes, {CALLS} sequential calls", payload.to_string().len());
-    println!("no transformation:      {}", stats(measure(&pool, &plain, &msg).await));
-    println!("trivial transformation: {}", stats(measure(&pool, &transformed, &msg).await));
+    println!(
+        "payload {} bytes, {CALLS} sequential calls",
+        payload.to_string().len()
+    );
+    println!(
+        "no transformation:      {}",
+        stats(measure(&pool, &plain, &msg).await)
+    );
+    println!(
+        "trivial transformation: {}",
+        stats(measure(&pool, &transformed, &msg).await)
+    );
 }
