@@ -273,7 +273,7 @@ impl Engine {
                     }
                 }
             }
-            (None, None) => self.client.send_as(method, &ep.url, headers, body).await,
+            (None, None) => self.client.send_for(ep, method, headers, body).await,
         };
         let record = decide(
             &self.cfg,

@@ -12,10 +12,11 @@ pub mod client;
 pub mod engine;
 pub mod listen;
 pub mod telemetry;
+pub mod tls;
 pub mod transform;
 pub mod upkeep;
 
-pub use client::{ClientConfig, DeliveryClient, SendResult};
+pub use client::{validate_tls, ClientConfig, DeliveryClient, SendResult};
 pub use engine::{decide, Engine, EngineConfig};
 pub use listen::ListenHub;
 pub use transform::{TransformLimits, TransformPool};

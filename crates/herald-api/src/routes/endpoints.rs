@@ -14,8 +14,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::dto::{
-    apply, apply_or_default, check_endpoint_extras, check_headers, check_list, to_u32, ts, Checks,
-    EndpointIn, EndpointOut, EndpointPatch, EndpointStatsOut, HeadersIn, HeadersOut,
+    apply, apply_or_default, apply_tls, check_endpoint_extras, check_headers, check_list, to_u32,
+    ts, Checks, EndpointIn, EndpointOut, EndpointPatch, EndpointStatsOut, HeadersIn, HeadersOut,
     HeadersPatchIn, ListOut, MessageOut, RecoverData, RecoverIn, RecoverOut, SecretOut,
     SecretRotateIn, SendExampleIn,
 };
@@ -75,13 +75,14 @@ fn from_in(
         (Some(_), None) => None,
         _ => parse_secret(&mut c, body.secret.as_deref()),
     };
-    c.finish()?;
-    let now = now_millis();
     // Options a body does not mention (the transformation has its own route) survive a PUT.
-    let options = existing
+    let mut options = existing
         .as_ref()
         .map(|e| e.options.clone())
         .unwrap_or_default();
+    apply_tls(&mut c, &mut options, body.tls.map(Some));
+    c.finish()?;
+    let now = now_millis();
     let (id, created_at, mut secrets, headers, paused_until, breaker) = match existing {
         Some(e) => (
             e.id,
@@ -258,6 +259,7 @@ pub async fn patch(at: AtEndpoint<EndpointPatch>) -> ApiResult<Json<EndpointOut>
         .secret
         .as_deref()
         .and_then(|s| parse_secret(&mut c, Some(s)));
+    apply_tls(&mut c, &mut ep.options, p.tls);
     c.finish()?;
     apply(&mut ep.url, p.url);
     apply_or_default(&mut ep.description, p.description);

@@ -22,6 +22,7 @@ mod hardening;
 mod inbound;
 mod listen;
 mod metrics;
+mod mtls;
 mod openapi;
 mod ops;
 mod transformation;
