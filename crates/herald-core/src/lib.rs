@@ -13,6 +13,7 @@ pub mod crypto;
 pub mod endpoint_options;
 pub mod ids;
 pub mod inbound;
+pub mod jwe;
 pub mod model;
 pub mod ops;
 pub mod ordering;

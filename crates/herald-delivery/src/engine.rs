@@ -249,6 +249,8 @@ impl Engine {
             settled,
         } = crate::transform::step(&self.cfg.transform, self.client.policy(), ep, msg, wire).await;
         let ep: &Endpoint = &endpoint;
+        // Then the body may be encrypted to the receiver's key (the signature covers the JWE).
+        let (wire, settled) = crate::encrypt::seal(ep, wire, settled);
         let headers = build_headers(ep, msg, now, &wire.bytes, wire.content_type.as_deref());
         let body = Bytes::from(wire.bytes);
         let result = match (settled, listen::session_of(&ep.url)) {

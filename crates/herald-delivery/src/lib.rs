@@ -9,6 +9,7 @@
 //! workspace).
 
 pub mod client;
+pub mod encrypt;
 pub mod engine;
 pub mod listen;
 pub mod telemetry;

@@ -1,12 +1,14 @@
 //! Bodies of the endpoint options Herald adds to Svix's endpoint for how a delivery travels:
-//! `tls` (client certificate, private CAs) and, with it, the checks that turn them into
+//! `tls` (client certificate, private CAs) and `encryption` (JWE to the receiver's public
+//! key), with the checks that turn them into
 //! `EndpointOptions`.
 //!
 //! Secrets are write-only: `tls.clientKey` is accepted here and never answered (the answer says
 //! only whether one is set). Nothing is looked up; the PEMs are checked the way the delivery
 //! client would use them.
 
-use herald_core::endpoint_options::{EndpointOptions, TlsOptions};
+use herald_core::endpoint_options::{EncryptionOptions, EndpointOptions, TlsOptions};
+use herald_core::jwe::RecipientKey;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -98,4 +100,47 @@ pub fn apply_tls(c: &mut Checks, opts: &mut EndpointOptions, body: Option<Option
         c.fail(&format!("tls.{}", e.field), e.detail);
     }
     opts.tls = Some(merged);
+}
+
+/// **(herald)** Encrypt every body to the receiver's public key: a compact JWE
+/// (`ECDH-ES+A256KW` for EC P-256 / OKP X25519, `RSA-OAEP-256` for RSA ≥ 2048 bits, content
+/// `A256GCM`) sent as `application/jose`; the signature covers the JWE text.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EncryptionIn {
+    /// A public JWK; a `kid` in it is copied into the JWE header.
+    #[schema(value_type = Object)]
+    pub public_key: serde_json::Value,
+}
+
+/// The endpoint's encryption key as stored (public, so answered).
+pub type EncryptionOut = EncryptionIn;
+
+impl EncryptionIn {
+    pub fn of(o: &EndpointOptions) -> Option<Self> {
+        o.encryption.as_ref().map(|e| Self {
+            public_key: e.public_key.clone(),
+        })
+    }
+}
+
+/// Applies an `encryption` body to `opts`: `None` keeps, `Some(None)` removes, `Some(Some(e))`
+/// replaces after checking the JWK (422 on `encryption.publicKey`).
+pub fn apply_encryption(
+    c: &mut Checks,
+    opts: &mut EndpointOptions,
+    body: Option<Option<EncryptionIn>>,
+) {
+    match body {
+        None => {}
+        Some(None) => opts.encryption = None,
+        Some(Some(e)) => match RecipientKey::from_jwk(&e.public_key) {
+            Ok(_) => {
+                opts.encryption = Some(EncryptionOptions {
+                    public_key: e.public_key,
+                })
+            }
+            Err(err) => c.fail("encryption.publicKey", err.to_string()),
+        },
+    }
 }

@@ -113,6 +113,7 @@ pub struct EndpointIn {
     #[schema(schema_with = schemas::signature_scheme_nullable)]
     pub signature_scheme: Option<SignatureScheme>,
     pub tls: Option<crate::dto::TlsIn>,
+    pub encryption: Option<crate::dto::EncryptionIn>,
 }
 
 /// Endpoint PATCH: absent = unchanged, `null` = cleared.
@@ -149,6 +150,8 @@ pub struct EndpointPatch {
     pub signature_scheme: Option<Option<SignatureScheme>>,
     #[serde(default, deserialize_with = "double")]
     pub tls: Option<Option<crate::dto::TlsIn>>,
+    #[serde(default, deserialize_with = "double")]
+    pub encryption: Option<Option<crate::dto::EncryptionIn>>,
 }
 
 pub fn check_list(c: &mut Checks, field: &str, v: Option<&Vec<String>>) {
@@ -265,6 +268,8 @@ pub struct EndpointOut {
     pub paused_until: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<crate::dto::TlsOut>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<crate::dto::EncryptionOut>,
 }
 
 impl EndpointOut {
@@ -292,6 +297,7 @@ impl EndpointOut {
             state: e.state(now),
             paused_until: e.paused_until.filter(|p| *p > now).map(ts),
             tls: crate::dto::TlsOut::of(&e.options),
+            encryption: crate::dto::EncryptionIn::of(&e.options),
         }
     }
 }

@@ -279,7 +279,10 @@ async fn client_certificate_and_private_ca_reach_a_receiver_that_requires_them()
     let attempts = c.wait_attempts(&app, &msg, 1).await;
     assert_eq!(attempts[0]["error"], "tls_error", "{:#?}", attempts[0]);
     assert_eq!(recv.bodies.lock().len(), 1);
-    assert!(*recv.handshake_failures.lock() >= 1, "the receiver refused the handshake");
+    assert!(
+        *recv.handshake_failures.lock() >= 1,
+        "the receiver refused the handshake"
+    );
 
     // Without the private CA the receiver's certificate is not trusted (the default roots
     // do not know it): the CA adds to them.
