@@ -20,6 +20,8 @@ command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 # The console's browser test drives the system's chromium (Playwright never downloads one).
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+# The mutual-TLS tests make their CA and certificates with the openssl command line.
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "==> installing Debian packages: ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
