@@ -19,18 +19,22 @@ mod common;
 pub mod ops;
 pub(crate) mod page;
 pub mod postgres;
+pub mod pull;
 pub mod roles;
 mod sched;
 pub mod sqlite;
 pub(crate) mod status;
 
 pub use ops::OpsLog;
-pub use roles::{AppStore, AuthStore, InboundStore, MessageStore, OpsStore, QueueStore, Store};
+pub use pull::{PollPage, PollRequest, PollToken, PolledEvent};
+pub use roles::{
+    AppStore, AuthStore, InboundStore, MessageStore, OpsStore, PullStore, QueueStore, Store,
+};
 
 /// The role traits, for `use herald_store::prelude::*;` where methods are called on a store.
 pub mod prelude {
     pub use crate::roles::{
-        AppStore, AuthStore, InboundStore, MessageStore, OpsStore, QueueStore, Store,
+        AppStore, AuthStore, InboundStore, MessageStore, OpsStore, PullStore, QueueStore, Store,
     };
 }
 pub use postgres::PostgresStore;
