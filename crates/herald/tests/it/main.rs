@@ -8,6 +8,7 @@
 //! - `inbound`: sources and the ingestion endpoint, vectors through real sources
 //! - `listen`: `herald listen` as a real process between a real server and a real receiver
 //! - `openapi`: the OpenAPI document covers every route; the docs page is served
+//! - `pull`: polling endpoints (`url` `poll:`): pages, acknowledgement, poll-only tokens
 //! - `ops`: operational hardening (connection timeouts, start-up environment, health after a
 //!   failed write, attempt errors of reset connections), one test per defect
 
@@ -24,3 +25,4 @@ mod listen;
 mod metrics;
 mod openapi;
 mod ops;
+mod pull;
