@@ -5,12 +5,12 @@
 //! `crate::dto::X`. Nothing in this folder looks anything up or knows a route.
 
 pub mod common;
-pub mod pull;
+pub mod destinations;
 pub mod resources;
 pub mod schemas;
 pub mod sources;
 
 pub use common::*;
-pub use pull::*;
+pub use destinations::*;
 pub use resources::*;
 pub use sources::*;

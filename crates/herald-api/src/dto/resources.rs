@@ -112,6 +112,7 @@ pub struct EndpointIn {
     pub max_concurrency: Option<i64>,
     #[schema(schema_with = schemas::signature_scheme_nullable)]
     pub signature_scheme: Option<SignatureScheme>,
+    pub batch: Option<super::BatchIn>,
 }
 
 /// Endpoint PATCH: absent = unchanged, `null` = cleared.
@@ -146,6 +147,8 @@ pub struct EndpointPatch {
     #[serde(default, deserialize_with = "double")]
     #[schema(schema_with = schemas::signature_scheme_nullable)]
     pub signature_scheme: Option<Option<SignatureScheme>>,
+    #[serde(default, deserialize_with = "double")]
+    pub batch: Option<Option<super::BatchIn>>,
 }
 
 pub fn check_list(c: &mut Checks, field: &str, v: Option<&Vec<String>>) {
@@ -260,6 +263,8 @@ pub struct EndpointOut {
     pub state: &'static str,
     #[schema(format = DateTime)]
     pub paused_until: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch: Option<super::BatchIn>,
 }
 
 impl EndpointOut {
@@ -286,6 +291,7 @@ impl EndpointOut {
             signature_scheme: e.signature_scheme,
             state: e.state(now),
             paused_until: e.paused_until.filter(|p| *p > now).map(ts),
+            batch: e.options.batch.as_ref().map(super::BatchIn::from_options),
         }
     }
 }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use herald_core::endpoint_options::EndpointOptions;
 use herald_core::ids::{EndpointId, MessageId};
 use herald_core::model::{is_sensitive_header, Application, Endpoint, Message, StoredSecret};
 use herald_core::now_millis;
@@ -75,6 +76,10 @@ fn from_in(
         body.permanent_statuses.as_ref(),
         body.max_concurrency,
     );
+    let batch = body.batch.map(|b| b.to_options(&body.url));
+    if let Some(Err(e)) = &batch {
+        c.fail("batch", e);
+    }
     let secret = match (&existing, &body.secret) {
         (Some(_), None) => None,
         _ => parse_secret(&mut c, body.secret.as_deref()),
@@ -125,7 +130,12 @@ fn from_in(
         secrets,
         paused_until,
         breaker,
-        options: Default::default(),
+        // Other options join this document as they are built; each is set from the body.
+        #[allow(clippy::needless_update)]
+        options: EndpointOptions {
+            batch: batch.and_then(Result::ok),
+            ..Default::default()
+        },
         created_at,
         updated_at: now,
     })
@@ -276,6 +286,20 @@ pub async fn patch(at: AtEndpoint<EndpointPatch>) -> ApiResult<Json<EndpointOut>
             key: s.expose().to_string(),
             expires_at: None,
         }];
+    }
+    if let Some(b) = p.batch {
+        ep.options.batch = None;
+        if let Some(b) = b {
+            ep.options.batch = Some(
+                b.to_options(&ep.url)
+                    .map_err(|e| ApiError::field("batch", e))?,
+            );
+        }
+    } else if ep.options.batch.is_some() && herald_core::pull::is_poll_url(&ep.url) {
+        return Err(ApiError::field(
+            "batch",
+            "batch applies to HTTP endpoints only",
+        ));
     }
     ep.updated_at = now_millis();
     save(&st, was_disabled, ep).await

@@ -1,4 +1,4 @@
-// The polling-endpoint part of the storage suite (`url` `poll:`), included after `body.rs` by
+// The destinations part of the storage suite (polling endpoints, batching), included after `body.rs` by
 // both backends' suites; it uses that file's helpers.
 
 fn poll_endpoint(app: &AppId) -> Endpoint {
@@ -129,4 +129,22 @@ async fn poll_tokens_are_found_by_their_hash_only() {
     assert_eq!(store.find_poll_token([8; 32]).await.unwrap(), None);
     // A poll token is not an API token.
     assert_eq!(store.find_token([7; 32]).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_batching_endpoints_concurrency_cap_counts_requests() {
+    let (_d, store, a) = setup!();
+    let mut e = endpoint(&a.id, None);
+    e.max_concurrency = Some(2);
+    e.options.batch = Some(herald_core::endpoint_options::BatchOptions {
+        max_events: 10,
+        max_wait_ms: 0,
+    });
+    store.create_endpoint(e).await.unwrap();
+    for i in 0..30 {
+        store.publish(message(&a.id, "t", None, 1_000 + i), None).await.unwrap();
+    }
+    // Two requests of ten: twenty leases at once, not two.
+    assert_eq!(claim(&store, "w", 10_000, 30_000, 100).await.unwrap().len(), 20);
+    assert!(claim(&store, "w", 10_000, 30_000, 100).await.unwrap().is_empty());
 }

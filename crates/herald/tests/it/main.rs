@@ -1,6 +1,7 @@
 //! Herald's integration tests: one binary, real servers on `127.0.0.1:0`.
 //!
 //! - `common`: the harness (server, asserting client, scriptable receiver, polling, verifier)
+//! - `batch`: batching endpoints: signed JSON-array requests, per-delivery attempts, FIFO
 //! - `api`: the management API of outbound-api.md, route by route
 //! - `console`: the operator console's sign-in, sessions, headers, CSRF and escaping
 //! - `delivery`: what a receiver observes, per delivery.md
@@ -13,6 +14,7 @@
 //!   failed write, attempt errors of reset connections), one test per defect
 
 mod api;
+mod batch;
 mod cli;
 mod common;
 mod console;
