@@ -2,7 +2,7 @@
 //! per endpoint, until `maxEvents` are together or the first has waited `maxWaitMs`, then go
 //! out as one request — a JSON array of `{id, eventType, timestamp, payload}` signed once with
 //! a batch ID of its own — and the one outcome is recorded for every delivery, each with its
-//! own attempt record.
+//! own attempt record. The endpoint's circuit breaker counts the request once.
 //!
 //! It owns only that grouping and the batch request. The claim (how many of an endpoint's
 //! deliveries may be leased at once: `maxConcurrency × maxEvents`) is the store's; what an
@@ -199,9 +199,11 @@ async fn send(engine: Arc<Engine>, ep: Endpoint, mut items: Vec<(Claimed, Messag
     // One draw of retry jitter for the whole batch, so deliveries that failed together are
     // due together and leave again as one batch.
     let seed: u64 = rand::random();
-    let records = items.iter().map(|(c, msg)| {
+    let records = items.iter().enumerate().map(|(i, (c, msg))| {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-        let rec = decide(&engine.cfg, c, msg, &ep, result.clone(), done, &mut rng);
+        let mut rec = decide(&engine.cfg, c, msg, &ep, result.clone(), done, &mut rng);
+        // One request, one result for the breaker.
+        rec.breaker.counts = i == 0;
         let engine = &engine;
         let ep = &ep;
         async move { engine.record(c, msg, ep, rec, now).await }

@@ -468,7 +468,7 @@ pub fn decide(
         DeliveryStatus::Fail
     };
     AttemptRecord {
-        breaker: cfg.breaker,
+        breaker: cfg.breaker.into(),
         attempt: Attempt {
             id: AttemptId::generate(),
             msg_id: msg.id.clone(),

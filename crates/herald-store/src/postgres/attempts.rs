@@ -248,7 +248,9 @@ async fn update_endpoint(
             (false, Failing::Unchanged) => Failing::SetIfNull(now),
             (false, f) => f,
         };
-        results.push((i, now, success, r.breaker));
+        if r.breaker.counts {
+            results.push((i, now, success, r.breaker.policy));
+        }
     }
     let (sql, at) = match failing {
         Failing::Unchanged => ("", None),

@@ -148,3 +148,27 @@ async fn a_batching_endpoints_concurrency_cap_counts_requests() {
     assert_eq!(claim(&store, "w", 10_000, 30_000, 100).await.unwrap().len(), 20);
     assert!(claim(&store, "w", 10_000, 30_000, 100).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_result_that_does_not_count_leaves_the_breaker_alone() {
+    let (_d, store, a) = setup!();
+    store.create_endpoint(endpoint(&a.id, None)).await.unwrap();
+    for i in 0..6 {
+        store.publish(message(&a.id, "t", None, 1_000 + i), None).await.unwrap();
+    }
+    let got = claim(&store, "w", 2_000, 30_000, 100).await.unwrap();
+    assert_eq!(got.len(), 6);
+    // Six failures of one batch: only the first counts, so the breaker stays closed.
+    for (i, c) in got.iter().enumerate() {
+        let rec = AttemptRecord {
+            attempt: attempt(c, 2_100, false),
+            next: NextState::RetryAt { at: 3_000, failures: 1 },
+            breaker: herald_store::BreakerUse {
+                counts: i == 0,
+                ..Default::default()
+            },
+        };
+        assert_eq!(store.record_attempt(rec).await.unwrap(), None);
+    }
+    assert_eq!(claim(&store, "w", 3_000, 30_000, 100).await.unwrap().len(), 6);
+}
