@@ -124,26 +124,23 @@ impl PullStore for SqliteStore {
     }
 
     async fn create_poll_token(&self, rec: PollToken, hash: [u8; 32]) -> Result<PollToken> {
+        let sql = "INSERT INTO poll_tokens (hash, id, app_id, endpoint_id, created_at) VALUES (?1,?2,?3,?4,?5)";
         self.write(move |c| {
-            exec(
-                c,
-                "INSERT INTO poll_tokens (hash, id, app_id, endpoint_id, created_at) VALUES (?1,?2,?3,?4,?5)",
-                params![hash.as_slice(), rec.id.0, rec.app_id.0, rec.endpoint_id.0, rec.created_at],
-            )?;
-            Ok(rec)
+            let p = params![
+                hash.as_slice(),
+                rec.id.0,
+                rec.app_id.0,
+                rec.endpoint_id.0,
+                rec.created_at
+            ];
+            exec(c, sql, p).map(|_| rec)
         })
         .await
     }
 
     async fn find_poll_token(&self, hash: [u8; 32]) -> Result<Option<PollToken>> {
-        self.read_point(|c| {
-            row_opt(
-                c,
-                "SELECT id, app_id, endpoint_id, created_at FROM poll_tokens WHERE hash = ?1",
-                [hash.as_slice()],
-                poll_token_row,
-            )
-        })
+        let sql = "SELECT id, app_id, endpoint_id, created_at FROM poll_tokens WHERE hash = ?1";
+        self.read_point(|c| row_opt(c, sql, [hash.as_slice()], poll_token_row))
     }
 }
 
