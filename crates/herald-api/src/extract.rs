@@ -216,10 +216,16 @@ pub struct Auth {
 
 pub use crate::state::sha256;
 
-impl FromRequestParts<AppState> for Auth {
-    type Rejection = ApiError;
+/// Who a bearer token is: an API caller, or a token that may only poll one endpoint.
+pub enum Bearer {
+    Api(Auth),
+    /// A token from `POST …/endpoint/{ep}/poll/token`: only `GET …/endpoint/{ep}/poll`.
+    PollOnly(herald_store::PollToken),
+}
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+impl Bearer {
+    /// Resolves the request's bearer token (401 when it is missing or unknown).
+    pub async fn resolve(parts: &Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
@@ -234,17 +240,34 @@ impl FromRequestParts<AppState> for Auth {
         let hash = sha256(token.as_bytes());
         // Compare hashes in constant time so timing reveals nothing about the admin token.
         if bool::from(hash.ct_eq(&state.inner.admin_token_hash)) {
-            return Ok(Auth {
+            return Ok(Bearer::Api(Auth {
                 caller: Caller::Admin,
                 token_hash: hash,
-            });
+            }));
         }
-        match state.inner.store.find_token(hash).await? {
-            Some(rec) => Ok(Auth {
+        if let Some(rec) = state.inner.store.find_token(hash).await? {
+            return Ok(Bearer::Api(Auth {
                 caller: rec.app_id.map(Caller::App).unwrap_or(Caller::Token),
                 token_hash: hash,
-            }),
+            }));
+        }
+        match state.inner.store.find_poll_token(hash).await? {
+            Some(t) => Ok(Bearer::PollOnly(t)),
             None => Err(ApiError::Unauthorized),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        match Bearer::resolve(parts, state).await? {
+            Bearer::Api(auth) => Ok(auth),
+            // A known token, used outside the one route it is for.
+            Bearer::PollOnly(_) => Err(ApiError::Forbidden(
+                "this token may only poll its endpoint".into(),
+            )),
         }
     }
 }

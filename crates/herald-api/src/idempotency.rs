@@ -29,7 +29,10 @@ const MAX_STORED: usize = 4 * 1024 * 1024;
 /// acts again instead.
 fn returns_secret(path: &str) -> bool {
     let p = path.trim_end_matches('/');
-    p.ends_with("/secret/rotate") || p.contains("/auth/app-portal-access/") || p == "/api/v1/token"
+    p.ends_with("/secret/rotate")
+        || p.ends_with("/poll/token")
+        || p.contains("/auth/app-portal-access/")
+        || p == "/api/v1/token"
 }
 
 pub async fn layer(State(st): State<AppState>, req: Request, next: Next) -> Response {

@@ -26,7 +26,9 @@ use utoipa::{Modify, OpenApi};
 
 use crate::dto;
 use crate::error::{ApiError, ErrorBody, FieldError, ValidationErrorBody};
-use crate::routes::{apps, endpoints, inbound, listen, messages, misc, sources, transformation};
+use crate::routes::{
+    apps, endpoints, inbound, listen, messages, misc, pull, sources, transformation,
+};
 
 /// Where the document is served.
 pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
@@ -43,6 +45,7 @@ const INGEST_PATH: &str = "/in/{source_id}";
 const NOT_IDEMPOTENT: &[&str] = &[
     "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret/rotate",
     "/api/v1/auth/app-portal-access/{app_id}",
+    "/api/v1/app/{app_id}/endpoint/{endpoint_id}/poll/token",
     "/api/v1/token",
     INGEST_PATH,
 ];
@@ -61,7 +64,7 @@ const NOT_IDEMPOTENT: &[&str] = &[
         endpoints::list, endpoints::create, endpoints::get, endpoints::update, endpoints::patch,
         endpoints::remove, endpoints::secret, endpoints::rotate, endpoints::headers,
         endpoints::put_headers, endpoints::patch_headers, endpoints::stats, endpoints::recover,
-        endpoints::send_example, listen::listen,
+        endpoints::send_example, listen::listen, pull::poll, pull::create_token,
         transformation::get, transformation::patch, transformation::test,
         messages::by_endpoint, messages::list, messages::create, messages::get, messages::expunge,
         messages::endpoints_of, messages::resend, messages::attempt,

@@ -14,7 +14,9 @@ use crate::console;
 use crate::error::ApiError;
 use crate::idempotency;
 use crate::openapi;
-use crate::routes::{apps, endpoints, inbound, listen, messages, misc, sources, transformation};
+use crate::routes::{
+    apps, endpoints, inbound, listen, messages, misc, pull, sources, transformation,
+};
 use crate::state::AppState;
 
 /// The full router (`/api/v1/...`, `/healthz`).
@@ -121,6 +123,11 @@ fn application_routes() -> Router<AppState> {
         .route(
             "/app/{app_id}/endpoint/{endpoint_id}/send-example",
             post(endpoints::send_example),
+        )
+        .route("/app/{app_id}/endpoint/{endpoint_id}/poll", get(pull::poll))
+        .route(
+            "/app/{app_id}/endpoint/{endpoint_id}/poll/token",
+            post(pull::create_token),
         )
         .route(
             "/app/{app_id}/endpoint/{endpoint_id}/msg",

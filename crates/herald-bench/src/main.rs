@@ -43,6 +43,7 @@ const ALL: &[&str] = &[
     "publish",
     "e2e",
     "fanout",
+    "batch",
     "latency",
     "backlog",
     "isolation",
@@ -67,7 +68,7 @@ struct Args {
     /// Where to write the JSON results.
     #[arg(long, default_value = "bench-results.json")]
     out: PathBuf,
-    /// Comma-separated scenarios: publish, e2e, fanout, latency, backlog, isolation, throttle,
+    /// Comma-separated scenarios: publish, e2e, fanout, batch, latency, backlog, isolation, throttle,
     /// inbound, or all. Run only when named, and need --database-url: `cluster` (fan-out over
     /// --nodes nodes), `spool` (publishing while PostgreSQL is unreachable, then the drain) and
     /// `cluster-throttle` (throttleRate held across --nodes nodes). The receiver ceiling is
@@ -113,6 +114,12 @@ struct Args {
     /// Herald nodes of the `cluster` and `cluster-throttle` scenarios (need --database-url).
     #[arg(long, default_value_t = 2)]
     nodes: usize,
+    /// `batch.maxEvents` of the endpoint in the `batch` scenario (compare with `e2e`).
+    #[arg(long, default_value_t = 100)]
+    batch_events: u32,
+    /// `batch.maxWaitMs` of the endpoint in the `batch` scenario.
+    #[arg(long, default_value_t = 50)]
+    batch_wait_ms: u32,
 }
 
 #[tokio::main]
@@ -237,6 +244,8 @@ fn params(args: &Args) -> Params {
         scrape_metrics_secs: args.scrape_metrics_secs,
         database_url: args.database_url.clone(),
         nodes: args.nodes,
+        batch_events: args.batch_events,
+        batch_wait_ms: args.batch_wait_ms,
     }
 }
 
@@ -255,10 +264,16 @@ fn params_json(selected: &[&str], params: &Params) -> Value {
         "latency_rate": params.latency_rate,
         "scrape_metrics_secs": params.scrape_metrics_secs,
         "nodes": params.nodes,
+        "batch_events": params.batch_events,
+        "batch_wait_ms": params.batch_wait_ms,
     })
 }
 
 async fn run_scenario(ctx: &Ctx, name: &str) -> anyhow::Result<Outcome> {
+    if name == "batch" {
+        // The batched twin of `e2e`.
+        return scenarios::batch(ctx).await;
+    }
     match name {
         "publish" => scenarios::publish(ctx).await,
         "e2e" => scenarios::e2e(ctx).await,

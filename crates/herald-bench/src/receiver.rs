@@ -101,9 +101,19 @@ impl PathStats {
     }
 
     fn record(&self, id: Option<u64>, body: &[u8], at: u64) {
+        self.count_request();
+        self.record_event(id, body, at);
+    }
+
+    /// One answered request (`total`).
+    fn count_request(&self) {
+        self.inner.lock().total += 1;
+    }
+
+    /// One delivered message (a request, or one event of a batch request).
+    fn record_event(&self, id: Option<u64>, body: &[u8], at: u64) {
         let lat = if self.timed { sent_us(body) } else { None };
         let mut g = self.inner.lock();
-        g.total += 1;
         let first = match id {
             Some(h) => g.seen.insert(h),
             None => true,
@@ -272,6 +282,10 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Response<Empty<Bytes>
         .expect("receiver paths")
         .get(req.uri().path())
         .cloned();
+    let batch = req
+        .headers()
+        .get("webhook-id")
+        .is_some_and(|v| v.as_bytes().starts_with(b"batch_"));
     let id = req.headers().get("webhook-id").map(|v| {
         let mut h = DefaultHasher::new();
         v.as_bytes().hash(&mut h);
@@ -303,7 +317,23 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Response<Empty<Bytes>
             }
         }
     }
-    ps.record(id, &body, now_us());
+    let at = now_us();
+    if batch {
+        // A batch request (`webhook-id` `batch_…`): each event of the JSON array counts as one
+        // delivery, de-duplicated by its own message ID. The request itself counts once.
+        let events: Vec<serde_json::Value> = serde_json::from_slice(&body).unwrap_or_default();
+        ps.count_request();
+        for e in &events {
+            let id = e["id"].as_str().map(|s| {
+                let mut h = DefaultHasher::new();
+                s.as_bytes().hash(&mut h);
+                h.finish()
+            });
+            ps.record_event(id, e["payload"].to_string().as_bytes(), at);
+        }
+    } else {
+        ps.record(id, &body, at);
+    }
     reply(StatusCode::NO_CONTENT)
 }
 

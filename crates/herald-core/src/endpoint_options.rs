@@ -25,6 +25,39 @@ pub struct EndpointOptions {
     /// Encrypts each body to the receiver's public key (JWE).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub encryption: Option<EncryptionOptions>,
+    /// Send several deliveries in one request (HTTP endpoints only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch: Option<BatchOptions>,
+}
+
+/// `batch`: up to `max_events` deliveries of the endpoint in one request (a JSON array),
+/// waiting at most `max_wait_ms` for a batch to fill.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchOptions {
+    /// 1–1000.
+    pub max_events: u32,
+    /// 0–60,000.
+    #[serde(default)]
+    pub max_wait_ms: u32,
+}
+
+impl BatchOptions {
+    /// Largest `maxEvents`.
+    pub const MAX_EVENTS: u32 = 1000;
+    /// Largest `maxWaitMs`.
+    pub const MAX_WAIT_MS: u32 = 60_000;
+
+    /// What is wrong with these values, if anything (the API answers 422 with it).
+    pub fn problem(&self) -> Option<&'static str> {
+        if !(1..=Self::MAX_EVENTS).contains(&self.max_events) {
+            return Some("batch.maxEvents must be between 1 and 1000");
+        }
+        if self.max_wait_ms > Self::MAX_WAIT_MS {
+            return Some("batch.maxWaitMs must be between 0 and 60000");
+        }
+        None
+    }
 }
 
 /// An endpoint's transformation (Svix's shape).
@@ -85,5 +118,21 @@ mod tests {
         let o: EndpointOptions = serde_json::from_str(r#"{"fromANewerNode": 1}"#).unwrap();
         assert!(o.is_default());
         assert_eq!(serde_json::to_string(&o).unwrap(), "{}");
+    }
+
+    #[test]
+    fn batch_options_read_and_check() {
+        let o: EndpointOptions =
+            serde_json::from_str(r#"{"batch": {"maxEvents": 100, "maxWaitMs": 250}}"#).unwrap();
+        let b = o.batch.unwrap();
+        assert_eq!((b.max_events, b.max_wait_ms), (100, 250));
+        assert_eq!(b.problem(), None);
+        for (n, w) in [(0, 0), (1001, 0), (1, 60_001)] {
+            let b = BatchOptions {
+                max_events: n,
+                max_wait_ms: w,
+            };
+            assert!(b.problem().is_some(), "{n} {w}");
+        }
     }
 }

@@ -82,6 +82,10 @@ prefixed_id!(
     /// An API token record (not the bearer secret itself).
     TokenId, "tok_");
 prefixed_id!(
+    /// A request that carries several deliveries at once (a batch, or a page of a polling
+    /// endpoint): its `webhook-id`, never one of its messages' IDs.
+    BatchId, "batch_");
+prefixed_id!(
     /// An inbound source: an ingestion URL of an application.
     SourceId, "src_");
 prefixed_id!(

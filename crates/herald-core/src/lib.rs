@@ -20,6 +20,7 @@ pub mod model;
 pub mod ops;
 pub mod ordering;
 pub mod outcome;
+pub mod pull;
 pub mod retry;
 pub mod schema_guard;
 pub mod signing;

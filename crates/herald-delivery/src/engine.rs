@@ -24,6 +24,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 
 use tokio::sync::{watch, Notify, Semaphore};
 
+use crate::batch::{self, Batches};
 use crate::client::{DeliveryClient, SendResult};
 use crate::listen::{self, ListenHub};
 use crate::telemetry;
@@ -55,17 +56,19 @@ pub struct EngineConfig {
 
 /// The delivery engine of one process.
 pub struct Engine {
-    store: Arc<dyn Store>,
+    pub(crate) store: Arc<dyn Store>,
     /// HTTP and broker destinations (`transport`).
-    transports: Transports,
-    cfg: EngineConfig,
-    wake: Arc<Notify>,
-    slots: Arc<Semaphore>,
+    pub(crate) transports: Transports,
+    pub(crate) cfg: EngineConfig,
+    pub(crate) wake: Arc<Notify>,
+    pub(crate) slots: Arc<Semaphore>,
     /// Wall-clock millis of the loop's last turn, read by the health check.
     heartbeat: Arc<AtomicI64>,
     ops: Option<OpsLog>,
     /// Sessions of `herald listen` held by this node.
     listen: Option<ListenHub>,
+    /// Deliveries of batching endpoints waiting for their batch to fill.
+    pub(crate) batches: Batches,
 }
 
 impl Engine {
@@ -112,6 +115,7 @@ impl Engine {
             heartbeat: Arc::new(AtomicI64::new(now_millis())),
             ops,
             listen,
+            batches: Batches::default(),
         })
     }
 
@@ -201,6 +205,8 @@ impl Engine {
                 return;
             }
         };
+        // Deliveries of batching endpoints go out in batches (`crate::batch`); the rest here.
+        let claimed = batch::take(self, claimed, &msgs, &eps);
         let msgs = Arc::new(msgs);
         let eps: Arc<HashMap<_, _>> = Arc::new(eps);
         for c in claimed {
@@ -249,7 +255,14 @@ impl Engine {
             method,
             wire,
             settled,
-        } = crate::transform::step(&self.cfg.transform, self.transports.http().policy(), ep, msg, wire).await;
+        } = crate::transform::step(
+            &self.cfg.transform,
+            self.transports.http().policy(),
+            ep,
+            msg,
+            wire,
+        )
+        .await;
         let ep: &Endpoint = &endpoint;
         // Then the body may be encrypted to the receiver's key (the signature covers the JWE).
         let (wire, settled) = crate::encrypt::seal(ep, wire, settled);
@@ -292,6 +305,20 @@ impl Engine {
             now_millis(),
             &mut rand::thread_rng(),
         );
+        self.record(&c, msg, ep, record, now).await;
+    }
+
+    /// Stores an attempt and what follows from it (retried a few times: a record that cannot
+    /// be stored leaves the lease to expire, so the delivery is made again — a duplicate, never
+    /// a loss), then logs it and emits its operational events. `now` is when it was sent.
+    pub(crate) async fn record(
+        &self,
+        c: &Claimed,
+        msg: &Message,
+        ep: &Endpoint,
+        record: AttemptRecord,
+        now: Millis,
+    ) {
         let next = record.next.clone();
         let mut tries = 0;
         loop {
@@ -309,8 +336,6 @@ impl Engine {
                     tokio::time::sleep(Duration::from_millis(200 * tries)).await;
                 }
                 Err(e) => {
-                    // The lease will expire and the delivery is attempted again (a duplicate,
-                    // never a loss).
                     tracing::error!(error = %e, delivery_id = c.delivery_id, "could not record attempt");
                     return;
                 }
@@ -319,8 +344,8 @@ impl Engine {
         let permanent = ep
             .permanent_statuses
             .contains(&record.attempt.response_status_code);
-        report_attempt(&c, &record.attempt, &next, now, msg.created_at, permanent);
-        self.operational(&c, msg, ep, &record).await;
+        report_attempt(c, &record.attempt, &next, now, msg.created_at, permanent);
+        self.operational(c, msg, ep, &record).await;
     }
 
     /// Operational events that follow from a recorded attempt.
@@ -470,7 +495,7 @@ pub fn decide(
         DeliveryStatus::Fail
     };
     AttemptRecord {
-        breaker: cfg.breaker,
+        breaker: cfg.breaker.into(),
         attempt: Attempt {
             id: AttemptId::generate(),
             msg_id: msg.id.clone(),

@@ -9,18 +9,19 @@
 //! client anywhere else (clippy's `disallowed-methods` enforces that for the rest of the
 //! workspace).
 
+mod batch;
 pub mod client;
 pub mod encrypt;
 pub mod engine;
 pub mod listen;
 pub mod telemetry;
-pub mod transport;
 pub mod tls;
 pub mod transform;
+pub mod transport;
 pub mod upkeep;
 
 pub use client::{validate_tls, ClientConfig, DeliveryClient, SendResult};
 pub use engine::{decide, Engine, EngineConfig};
 pub use listen::ListenHub;
-pub use transport::Transports;
 pub use transform::{TransformLimits, TransformPool};
+pub use transport::Transports;

@@ -19,18 +19,22 @@ mod common;
 pub mod ops;
 pub(crate) mod page;
 pub mod postgres;
+pub mod pull;
 pub mod roles;
 mod sched;
 pub mod sqlite;
 pub(crate) mod status;
 
 pub use ops::OpsLog;
-pub use roles::{AppStore, AuthStore, InboundStore, MessageStore, OpsStore, QueueStore, Store};
+pub use pull::{PollPage, PollRequest, PollToken, PolledEvent};
+pub use roles::{
+    AppStore, AuthStore, InboundStore, MessageStore, OpsStore, PullStore, QueueStore, Store,
+};
 
 /// The role traits, for `use herald_store::prelude::*;` where methods are called on a store.
 pub mod prelude {
     pub use crate::roles::{
-        AppStore, AuthStore, InboundStore, MessageStore, OpsStore, QueueStore, Store,
+        AppStore, AuthStore, InboundStore, MessageStore, OpsStore, PullStore, QueueStore, Store,
     };
 }
 pub use postgres::PostgresStore;
@@ -372,8 +376,33 @@ pub enum NextState {
 pub struct AttemptRecord {
     pub attempt: Attempt,
     pub next: NextState,
-    /// The cool-downs the endpoint's breaker uses if this result opens it.
-    pub breaker: herald_core::breaker::BreakerPolicy,
+    /// How this result counts for the endpoint's breaker.
+    pub breaker: BreakerUse,
+}
+
+/// How an attempt counts for its endpoint's circuit breaker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BreakerUse {
+    /// The cool-downs the breaker uses if this result opens it.
+    pub policy: herald_core::breaker::BreakerPolicy,
+    /// Whether the result counts at all: every attempt's does, except that a batch (one
+    /// request carrying several deliveries) counts once, through its first delivery.
+    pub counts: bool,
+}
+
+impl Default for BreakerUse {
+    fn default() -> Self {
+        herald_core::breaker::BreakerPolicy::default().into()
+    }
+}
+
+impl From<herald_core::breaker::BreakerPolicy> for BreakerUse {
+    fn from(policy: herald_core::breaker::BreakerPolicy) -> Self {
+        Self {
+            policy,
+            counts: true,
+        }
+    }
 }
 
 /// An API token as stored: only the SHA-256 of the secret is kept.

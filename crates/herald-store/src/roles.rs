@@ -18,7 +18,8 @@ use herald_core::Millis;
 use crate::{
     AttemptFilter, AttemptRecord, AttemptScope, Claim, ClaimBatch, Claimed, DedupCheck,
     DisabledEndpoint, ForDelivery, IdempotentResponse, IngestOutcome, ListQuery, MessageFilter,
-    OrderCheck, Page, Published, Result, SpoolHealth, TokenRecord, WriteFailure,
+    OrderCheck, Page, PollPage, PollRequest, PollToken, Published, Result, SpoolHealth,
+    TokenRecord, WriteFailure,
 };
 
 /// Liveness, health and the maintenance sweeps (auto-disable, retention, key rotation). Every method is atomic on its own.
@@ -237,14 +238,28 @@ pub trait AuthStore: Send + Sync + 'static {
     async fn put_idempotent(&self, key: [u8; 32], resp: IdempotentResponse, now: Millis) -> Result<()>;
 }
 
+/// Polling endpoints (`url` `poll:`): pages of held deliveries and the tokens that may only poll.
+#[rustfmt::skip]
+#[async_trait]
+pub trait PullStore: Send + Sync + 'static {
+    /// In one transaction: acknowledges the handed-out deliveries up to `ack_upto` (each becomes
+    /// `success` with an attempt record), then answers the next held events in publish order and
+    /// marks them handed out. The page is one indexed read of the endpoint's pending deliveries.
+    async fn poll_page(&self, req: PollRequest) -> Result<PollPage>;
+
+    async fn create_poll_token(&self, rec: PollToken, hash: [u8; 32]) -> Result<PollToken>;
+
+    async fn find_poll_token(&self, hash: [u8; 32]) -> Result<Option<PollToken>>;
+}
+
 /// Durable storage: every role. Implemented for anything that implements them all, so a
 /// backend implements the roles and callers keep holding `Arc<dyn Store>`.
 pub trait Store:
-    OpsStore + AppStore + MessageStore + QueueStore + InboundStore + AuthStore
+    OpsStore + AppStore + MessageStore + QueueStore + InboundStore + AuthStore + PullStore
 {
 }
 
 impl<T> Store for T where
-    T: OpsStore + AppStore + MessageStore + QueueStore + InboundStore + AuthStore
+    T: OpsStore + AppStore + MessageStore + QueueStore + InboundStore + AuthStore + PullStore
 {
 }

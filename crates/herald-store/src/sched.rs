@@ -19,7 +19,22 @@ pub(crate) const SCAN: usize = 64;
 /// The scheduling columns of an endpoint, in this order.
 pub(crate) const SCHED_COLS: &str = "id, app_id, disabled, paused_until, max_concurrency, \
     throttle_rate, ordering, breaker, breaker_until, breaker_cooldown, consec_failures, \
-    win_start, win_total, win_failed, prev_total, prev_failed, tb_tokens, tb_at";
+    win_start, win_total, win_failed, prev_total, prev_failed, tb_tokens, tb_at, options";
+
+/// How many deliveries one request of the endpoint carries, from its `options` document: its
+/// `batch.maxEvents`, else 1. A batching endpoint's concurrency cap counts requests, so the
+/// claim may lease `maxConcurrency × maxEvents` of its deliveries at once. A document that
+/// does not decode counts as no batching (reading the endpoint reports it).
+pub(crate) fn per_request(options: &str) -> u32 {
+    // Most endpoints have no batch: skip decoding their document on every claim.
+    if !options.contains("\"batch\"") {
+        return 1;
+    }
+    serde_json::from_str::<herald_core::endpoint_options::EndpointOptions>(options)
+        .ok()
+        .and_then(|o| o.batch)
+        .map_or(1, |b| b.max_events.max(1))
+}
 
 /// The scheduling state of an endpoint ([`SCHED_COLS`]), decoded.
 pub(crate) struct Sched {
@@ -27,7 +42,8 @@ pub(crate) struct Sched {
     pub app_id: String,
     pub disabled: bool,
     pub paused_until: Option<Millis>,
-    /// Concurrency cap, at least 1.
+    /// Concurrency cap in deliveries, at least 1 (`maxConcurrency`, times
+    /// [`per_request`] for a batching endpoint).
     pub cap: u32,
     /// Throttle rate per second; `None` when unthrottled.
     pub rate: Option<u32>,

@@ -6,11 +6,13 @@
 
 pub mod common;
 pub mod delivery_options;
+pub mod destinations;
 pub mod resources;
 pub mod schemas;
 pub mod sources;
 
 pub use common::*;
 pub use delivery_options::*;
+pub use destinations::*;
 pub use resources::*;
 pub use sources::*;

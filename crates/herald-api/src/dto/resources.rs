@@ -120,6 +120,7 @@ pub struct EndpointIn {
     pub signature_scheme: Option<SignatureScheme>,
     pub tls: Option<crate::dto::TlsIn>,
     pub encryption: Option<crate::dto::EncryptionIn>,
+    pub batch: Option<super::BatchIn>,
 }
 
 /// Endpoint PATCH: absent = unchanged, `null` = cleared.
@@ -160,6 +161,7 @@ pub struct EndpointPatch {
     pub tls: Option<Option<crate::dto::TlsIn>>,
     #[serde(default, deserialize_with = "double")]
     pub encryption: Option<Option<crate::dto::EncryptionIn>>,
+    pub batch: Option<Option<super::BatchIn>>,
 }
 
 pub fn check_list(c: &mut Checks, field: &str, v: Option<&Vec<String>>) {
@@ -280,6 +282,7 @@ pub struct EndpointOut {
     pub tls: Option<crate::dto::TlsOut>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub encryption: Option<crate::dto::EncryptionOut>,
+    pub batch: Option<super::BatchIn>,
 }
 
 impl EndpointOut {
@@ -308,6 +311,7 @@ impl EndpointOut {
             paused_until: e.paused_until.filter(|p| *p > now).map(ts),
             tls: crate::dto::TlsOut::of(&e.options),
             encryption: crate::dto::EncryptionIn::of(&e.options),
+            batch: e.options.batch.as_ref().map(super::BatchIn::from_options),
         }
     }
 }

@@ -34,6 +34,10 @@ use crate::state::AppState;
 /// reads, edits and writes an endpoint must not replace its password with `***`.
 fn check_url(st: &AppState, c: &mut Checks, url: &str, stored: Option<&str>) -> String {
     let egress = &st.inner.egress;
+    // A polling endpoint's `poll:` names no host: nothing leaves Herald.
+    if herald_core::pull::is_poll_url(url) {
+        return url.to_string();
+    }
     if BrokerKind::of_url(url).is_none() {
         if let Err(e) = egress.validate_url(url) {
             c.fail("url", e.to_string());
@@ -93,6 +97,10 @@ fn from_in(
         body.permanent_statuses.as_ref(),
         body.max_concurrency,
     );
+    let batch = body.batch.map(|b| b.to_options(&body.url));
+    if let Some(Err(e)) = &batch {
+        c.fail("batch", e);
+    }
     let secret = match (&existing, &body.secret) {
         (Some(_), None) => None,
         _ => parse_secret(&mut c, body.secret.as_deref()),
@@ -104,6 +112,9 @@ fn from_in(
         .unwrap_or_default();
     apply_tls(&mut c, &mut options, body.tls.map(Some));
     apply_encryption(&mut c, &mut options, body.encryption.map(Some));
+    if let Some(Ok(b)) = batch {
+        options.batch = Some(b);
+    }
     c.finish()?;
     let now = now_millis();
     let (id, created_at, mut secrets, headers, paused_until, breaker) = match existing {
@@ -304,6 +315,20 @@ pub async fn patch(at: AtEndpoint<EndpointPatch>) -> ApiResult<Json<EndpointOut>
             key: s.expose().to_string(),
             expires_at: None,
         }];
+    }
+    if let Some(b) = p.batch {
+        ep.options.batch = None;
+        if let Some(b) = b {
+            ep.options.batch = Some(
+                b.to_options(&ep.url)
+                    .map_err(|e| ApiError::field("batch", e))?,
+            );
+        }
+    } else if ep.options.batch.is_some() && herald_core::pull::is_poll_url(&ep.url) {
+        return Err(ApiError::field(
+            "batch",
+            "batch applies to HTTP endpoints only",
+        ));
     }
     ep.updated_at = now_millis();
     save(&st, was_disabled, ep).await

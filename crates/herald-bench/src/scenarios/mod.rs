@@ -19,7 +19,7 @@ pub use cluster::{cluster, spool};
 pub use isolation::isolation;
 pub use latency::{inbound, latency};
 pub use throttle::{cluster_throttle, throttle};
-pub use throughput::{ceiling, e2e, fanout, publish};
+pub use throughput::{batch, ceiling, e2e, fanout, publish};
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -66,6 +66,9 @@ pub struct Params {
     /// Herald nodes of the `cluster` and `cluster-throttle` scenarios (all on one database of
     /// the `database_url` cluster).
     pub nodes: usize,
+    /// `batch.maxEvents` / `batch.maxWaitMs` of the `batch` scenario's endpoint.
+    pub batch_events: u32,
+    pub batch_wait_ms: u32,
 }
 
 impl Params {

@@ -106,7 +106,7 @@ async fn publish_inner(ctx: &Ctx, h: &Herald) -> anyhow::Result<Outcome> {
 /// 100,000 messages to one endpoint.
 pub async fn e2e(ctx: &Ctx) -> anyhow::Result<Outcome> {
     ctx.on_herald(&[], |ctx, h| {
-        Box::pin(deliver_all(ctx, h, "e2e", 1, ctx.p.count(100_000)))
+        Box::pin(deliver_all(ctx, h, "e2e", 1, ctx.p.count(100_000), None))
     })
     .await
 }
@@ -114,22 +114,50 @@ pub async fn e2e(ctx: &Ctx) -> anyhow::Result<Outcome> {
 /// 10,000 messages × 10 endpoints.
 pub async fn fanout(ctx: &Ctx) -> anyhow::Result<Outcome> {
     ctx.on_herald(&[], |ctx, h| {
-        Box::pin(deliver_all(ctx, h, "fanout", 10, ctx.p.count(10_000)))
+        Box::pin(deliver_all(ctx, h, "fanout", 10, ctx.p.count(10_000), None))
+    })
+    .await
+}
+
+/// 100,000 messages to one endpoint with `batch` (`--batch-events`, `--batch-wait-ms`): the
+/// same measurement as `e2e`, so the two compare directly.
+pub async fn batch(ctx: &Ctx) -> anyhow::Result<Outcome> {
+    let batch = json!({"maxEvents": ctx.p.batch_events, "maxWaitMs": ctx.p.batch_wait_ms});
+    ctx.on_herald(&[], |ctx, h| {
+        Box::pin(deliver_all(
+            ctx,
+            h,
+            "batch",
+            1,
+            ctx.p.count(100_000),
+            Some(batch),
+        ))
     })
     .await
 }
 
 /// Publishes `messages` as fast as `clients` publishers can to an app with `endpoints`
-/// endpoints on the receiver, and times first publish → last delivery.
+/// endpoints on the receiver (with `batch` as their batch option when given), and times first
+/// publish → last delivery.
 async fn deliver_all(
     ctx: &Ctx,
     h: &Herald,
     name: &str,
     endpoints: usize,
     messages: u64,
+    batch: Option<serde_json::Value>,
 ) -> anyhow::Result<Outcome> {
     let app = h.api.create_app(&format!("bench-{name}")).await?;
-    let paths = bench_endpoints(ctx, &h.api, &app, name, endpoints).await?;
+    let paths = match &batch {
+        None => bench_endpoints(ctx, &h.api, &app, name, endpoints).await?,
+        Some(b) => {
+            let path = format!("/{name}/0");
+            let ps = ctx.rx.path(&path, Mode::Ok, false);
+            let body = json!({"url": ctx.rx.url(&path), "maxConcurrency": ctx.p.max_concurrency, "batch": b});
+            h.api.create_endpoint(&app, body).await?;
+            vec![ps]
+        }
+    };
     let p = Publisher::new(&h.api, &app)?;
     let cpu = CpuMeter::start(h);
     let bound = Duration::from_secs(600);
@@ -140,6 +168,8 @@ async fn deliver_all(
     let lag = (got.last_us.saturating_sub(r.ended_us)) as f64 / 1e6;
     let json = json!({
         "endpoints": endpoints,
+        "batch": batch,
+        "requests_received": paths.iter().map(|p| p.snapshot().total).sum::<u64>(),
         "messages": messages,
         "max_concurrency": ctx.p.max_concurrency,
         "clients": ctx.p.clients,
@@ -154,7 +184,13 @@ async fn deliver_all(
         "ratio_to_ceiling": ctx.ratio(got.rate),
         "cpu": cpu.json(),
     });
-    let label = if endpoints == 1 {
+    let label = if batch.is_some() {
+        format!(
+            "end-to-end batched ({} per request), {} msgs → 1 endpoint",
+            ctx.p.batch_events,
+            thousands(messages as f64)
+        )
+    } else if endpoints == 1 {
         format!(
             "end-to-end, {} msgs → 1 endpoint",
             thousands(messages as f64)

@@ -18,6 +18,7 @@
 use std::sync::Arc;
 
 use herald_core::breaker::{BreakerPolicy, BreakerState};
+use herald_core::model::Attempt;
 use herald_core::throttle::Bucket;
 use herald_core::Millis;
 use sqlx::{PgConnection, PgPool};
@@ -134,27 +135,33 @@ async fn write(pool: &PgPool, recs: &[&AttemptRecord]) -> Result<Vec<Option<Brea
 
 /// The attempts of the batch, in one statement.
 async fn insert_attempts(c: &mut PgConnection, recs: &[&AttemptRecord]) -> Result<()> {
-    let col = |f: fn(&AttemptRecord) -> String| recs.iter().map(|r| f(r)).collect::<Vec<_>>();
-    let int = |f: fn(&AttemptRecord) -> i64| recs.iter().map(|r| f(r)).collect::<Vec<_>>();
+    let attempts: Vec<&Attempt> = recs.iter().map(|r| &r.attempt).collect();
+    insert_attempt_rows(c, &attempts).await
+}
+
+/// Stores `attempts` in one statement (also the acknowledgements of a polling endpoint).
+pub(super) async fn insert_attempt_rows(c: &mut PgConnection, attempts: &[&Attempt]) -> Result<()> {
+    let col = |f: fn(&Attempt) -> String| attempts.iter().map(|a| f(a)).collect::<Vec<_>>();
+    let int = |f: fn(&Attempt) -> i64| attempts.iter().map(|a| f(a)).collect::<Vec<_>>();
     sqlx::query(
         "INSERT INTO attempts (id, msg_id, endpoint_id, app_id, delivery_id, url, response, status_code, \
          duration_ms, status, trigger_type, error, created_at) \
          SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], \
          $7::text[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::text[], $13::bigint[])",
     )
-    .bind(col(|r| r.attempt.id.0.clone()))
-    .bind(col(|r| r.attempt.msg_id.0.clone()))
-    .bind(col(|r| r.attempt.endpoint_id.0.clone()))
-    .bind(col(|r| r.attempt.app_id.0.clone()))
-    .bind(int(|r| r.attempt.delivery_id))
-    .bind(col(|r| r.attempt.url.clone()))
-    .bind(col(|r| r.attempt.response.clone()))
-    .bind(int(|r| r.attempt.response_status_code as i64))
-    .bind(int(|r| r.attempt.response_duration_ms))
-    .bind(int(|r| r.attempt.status as i64))
-    .bind(int(|r| r.attempt.trigger_type as i64))
-    .bind(recs.iter().map(|r| r.attempt.error.clone()).collect::<Vec<_>>())
-    .bind(int(|r| r.attempt.created_at))
+    .bind(col(|a| a.id.0.clone()))
+    .bind(col(|a| a.msg_id.0.clone()))
+    .bind(col(|a| a.endpoint_id.0.clone()))
+    .bind(col(|a| a.app_id.0.clone()))
+    .bind(int(|a| a.delivery_id))
+    .bind(col(|a| a.url.clone()))
+    .bind(col(|a| a.response.clone()))
+    .bind(int(|a| a.response_status_code as i64))
+    .bind(int(|a| a.response_duration_ms))
+    .bind(int(|a| a.status as i64))
+    .bind(int(|a| a.trigger_type as i64))
+    .bind(attempts.iter().map(|a| a.error.clone()).collect::<Vec<_>>())
+    .bind(int(|a| a.created_at))
     .run(c)
     .await
 }
@@ -241,7 +248,9 @@ async fn update_endpoint(
             (false, Failing::Unchanged) => Failing::SetIfNull(now),
             (false, f) => f,
         };
-        results.push((i, now, success, r.breaker));
+        if r.breaker.counts {
+            results.push((i, now, success, r.breaker.policy));
+        }
     }
     let (sql, at) = match failing {
         Failing::Unchanged => ("", None),

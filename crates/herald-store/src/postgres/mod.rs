@@ -53,7 +53,7 @@ use crate::status::*;
 use crate::{
     AttemptFilter, AttemptRecord, AttemptScope, Claim, ClaimBatch, Claimed, DedupCheck,
     DisabledEndpoint, ForDelivery, IdempotentResponse, IngestOutcome, ListQuery, MessageFilter,
-    OrderCheck, Page, Published, Result, StoreError, TokenRecord,
+    OrderCheck, Page, PollPage, PollRequest, PollToken, Published, Result, StoreError, TokenRecord,
 };
 
 mod apps;
@@ -64,6 +64,7 @@ mod list;
 mod messages;
 mod ops;
 mod order;
+mod pull;
 mod queue;
 mod rows;
 mod run;
@@ -289,6 +290,30 @@ DROP INDEX IF EXISTS deliveries_due;
     // Per-endpoint options (routing, transformation, transport, batching): one JSON document.
     r#"
 ALTER TABLE endpoints ADD COLUMN options TEXT NOT NULL DEFAULT '{}';
+"#,
+    // Polling endpoints (`url` `poll:`): never due, so no claim ever visits them (every write
+    // of `due_at` goes through this trigger, whichever path makes it); their held deliveries
+    // read in publish order by `deliveries_pull`; the tokens that may only poll one endpoint.
+    r#"
+CREATE FUNCTION herald_poll_never_due() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.url = 'poll:' THEN
+        NEW.due_at := NULL;
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER endpoints_poll_never_due BEFORE INSERT OR UPDATE OF due_at ON endpoints
+    FOR EACH ROW EXECUTE FUNCTION herald_poll_never_due();
+UPDATE endpoints SET due_at = NULL WHERE url = 'poll:';
+CREATE INDEX deliveries_pull ON deliveries (endpoint_id, id) WHERE status = 1;
+CREATE TABLE poll_tokens (
+    hash BYTEA PRIMARY KEY,
+    id TEXT NOT NULL,
+    app_id TEXT NOT NULL,
+    endpoint_id TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
 "#,
 ];
 

@@ -19,7 +19,7 @@ use sqlx::{PgConnection, Row};
 
 use super::{map_pg, Run};
 use crate::common;
-use crate::sched::{fifo_waits, FairRound, Gate, Sched, Turn, SCAN, SCHED_COLS};
+use crate::sched::{fifo_waits, per_request, FairRound, Gate, Sched, Turn, SCAN, SCHED_COLS};
 use crate::status::*;
 use crate::{Claim, ClaimBatch, Claimed, Result};
 
@@ -38,7 +38,10 @@ fn sched_row(r: &PgRow) -> Result<Sched> {
             .try_get::<Option<i64>, _>("max_concurrency")
             .map_err(map_pg)?
             .map_or(DEFAULT_MAX_CONCURRENCY, u32_of)
-            .max(1),
+            .max(1)
+            .saturating_mul(per_request(
+                &r.try_get::<String, _>("options").map_err(map_pg)?,
+            )),
         rate: r
             .try_get::<Option<i64>, _>("throttle_rate")
             .map_err(map_pg)?

@@ -42,6 +42,7 @@ mod list;
 mod messages;
 mod ops;
 mod order;
+mod pull;
 mod queue;
 mod rows;
 mod sched;
@@ -59,7 +60,8 @@ use crate::status::*;
 use crate::{
     AttemptFilter, AttemptRecord, AttemptScope, Claim, ClaimBatch, Claimed, DedupCheck,
     DisabledEndpoint, ForDelivery, IdempotentResponse, IngestOutcome, ListQuery, MessageFilter,
-    NextState, OrderCheck, Page, Published, Result, StoreError, TokenRecord,
+    NextState, OrderCheck, Page, PollPage, PollRequest, PollToken, Published, Result, StoreError,
+    TokenRecord,
 };
 use herald_core::breaker::BreakerState;
 
@@ -329,6 +331,25 @@ DROP INDEX IF EXISTS deliveries_due;
     // Per-endpoint options (routing, transformation, transport, batching): one JSON document.
     r#"
 ALTER TABLE endpoints ADD COLUMN options TEXT NOT NULL DEFAULT '{}';
+"#,
+    // Polling endpoints (`url` `poll:`): never due, so no claim ever visits them (every write
+    // of `due_at` goes through this trigger, whichever path makes it); their held deliveries
+    // read in publish order by `deliveries_pull`; the tokens that may only poll one endpoint.
+    r#"
+CREATE TRIGGER endpoints_poll_never_due AFTER UPDATE OF due_at ON endpoints
+    WHEN NEW.url = 'poll:' AND NEW.due_at IS NOT NULL
+BEGIN
+    UPDATE endpoints SET due_at = NULL WHERE id = NEW.id;
+END;
+UPDATE endpoints SET due_at = NULL WHERE url = 'poll:';
+CREATE INDEX deliveries_pull ON deliveries (endpoint_id, id) WHERE status = 1;
+CREATE TABLE poll_tokens (
+    hash BLOB PRIMARY KEY,
+    id TEXT NOT NULL,
+    app_id TEXT NOT NULL,
+    endpoint_id TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
 "#,
 ];
 

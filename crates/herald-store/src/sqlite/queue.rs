@@ -122,7 +122,8 @@ impl QueueStore for SqliteStore {
             // A pause is the receiver asking to wait, not a failure: the breaker ignores it.
             let change = match &rec.next {
                 NextState::EndpointPaused { .. } => None,
-                next => sched::record_result(c, &a.endpoint_id.0, now, *next == NextState::Succeeded, &rec.breaker)?,
+                next if rec.breaker.counts => sched::record_result(c, &a.endpoint_id.0, now, *next == NextState::Succeeded, &rec.breaker.policy)?,
+                _ => None,
             };
             sched::refresh_due(c, &a.endpoint_id.0, now)?;
             Ok(change)

@@ -23,7 +23,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{claimed_row, exec, map_sql, row_opt};
 use crate::common;
-use crate::sched::{fifo_waits, FairRound, Gate, Sched, Turn, SCAN, SCHED_COLS};
+use crate::sched::{fifo_waits, per_request, FairRound, Gate, Sched, Turn, SCAN, SCHED_COLS};
 use crate::status::*;
 use crate::{Claim, ClaimBatch, Claimed, Result};
 
@@ -36,7 +36,8 @@ fn sched_row(r: &rusqlite::Row) -> rusqlite::Result<Sched> {
         cap: r
             .get::<_, Option<u32>>(4)?
             .unwrap_or(DEFAULT_MAX_CONCURRENCY)
-            .max(1),
+            .max(1)
+            .saturating_mul(per_request(r.get_ref(18)?.as_str()?)),
         rate: r.get::<_, Option<u32>>(5)?.filter(|r| *r > 0),
         fifo: r.get::<_, String>(6)? == "fifo",
         breaker: Breaker {

@@ -3,6 +3,7 @@
 //! - `brokers`: broker destinations (Redis Streams, NATS JetStream, RabbitMQ) against real
 //!   brokers started by `broker_procs`, through a broker restart
 //! - `common`: the harness (server, asserting client, scriptable receiver, polling, verifier)
+//! - `batch`: batching endpoints: signed JSON-array requests, per-delivery attempts, FIFO
 //! - `api`: the management API of outbound-api.md, route by route
 //! - `console`: the operator console's sign-in, sessions, headers, CSRF and escaping
 //! - `delivery`: what a receiver observes, per delivery.md
@@ -10,10 +11,12 @@
 //! - `inbound`: sources and the ingestion endpoint, vectors through real sources
 //! - `listen`: `herald listen` as a real process between a real server and a real receiver
 //! - `openapi`: the OpenAPI document covers every route; the docs page is served
+//! - `pull`: polling endpoints (`url` `poll:`): pages, acknowledgement, poll-only tokens
 //! - `ops`: operational hardening (connection timeouts, start-up environment, health after a
 //!   failed write, attempt errors of reset connections), one test per defect
 
 mod api;
+mod batch;
 mod broker_procs;
 mod brokers;
 mod cli;
@@ -30,4 +33,5 @@ mod mtls;
 mod openapi;
 mod ops;
 mod portal;
+mod pull;
 mod transformation;

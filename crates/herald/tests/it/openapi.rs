@@ -58,6 +58,11 @@ const ROUTES: &[(&str, &str)] = &[
         "post",
         "/api/v1/app/{app_id}/endpoint/{endpoint_id}/send-example",
     ),
+    ("get", "/api/v1/app/{app_id}/endpoint/{endpoint_id}/poll"),
+    (
+        "post",
+        "/api/v1/app/{app_id}/endpoint/{endpoint_id}/poll/token",
+    ),
     ("get", "/api/v1/app/{app_id}/endpoint/{endpoint_id}/msg"),
     ("get", "/api/v1/app/{app_id}/msg"),
     ("post", "/api/v1/app/{app_id}/msg"),
