@@ -12,6 +12,7 @@ use herald_core::{now_millis, Millis};
 use herald_store::MessageFilter;
 use serde::Deserialize;
 
+use super::event_types::{endpoint_form, EndpointForm};
 use super::page::{ok, page_query, Choice, Chrome, ConsoleResult, Pager, When};
 use super::session::Operator;
 use crate::extract::Path;
@@ -180,6 +181,9 @@ struct AppPage {
     /// "Created within".
     choice: Choice,
     sources: Vec<SourceRow>,
+    /// "Add endpoint".
+    form: EndpointForm,
+    csrf: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -280,6 +284,8 @@ pub async fn show(
             selected: q.within.clone().unwrap_or_default(),
         },
         pager,
+        form: endpoint_form(&st, None).await?,
+        csrf: op.csrf.clone(),
         sources: srcs
             .items
             .iter()
