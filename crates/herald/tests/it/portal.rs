@@ -624,3 +624,43 @@ async fn endpoints_are_added_edited_rotated_and_deleted_within_the_own_applicati
     admin.get(&format!("/app/{}/endpoint/{ep}", t.a), 404).await;
     srv.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_filter_by_an_exact_time_range() {
+    let srv = TestServer::start(|_| {}).await;
+    let t = tenants(&srv).await;
+    let (_, key) = link(&srv, &t.a).await;
+    let mut c = portal(&srv);
+    assert_eq!(sign_in(&mut c, &key).await.status, 200);
+    let at = |secs: i64| {
+        chrono::DateTime::from_timestamp(unix_now() + secs, 0)
+            .unwrap()
+            .format("%Y-%m-%dT%H:%M")
+            .to_string()
+    };
+    let home = format!("/portal/app/{}", t.a);
+    let (past, future) = (at(-3600), at(3600));
+    for (from, to, shown) in [
+        (past.as_str(), future.as_str(), true),
+        (past.as_str(), "", true),
+        (future.as_str(), "", false),
+        ("", past.as_str(), false),
+    ] {
+        let p = c.get(&format!("{home}?from={from}&to={to}")).await;
+        assert_eq!(p.status, 200, "{}", p.text);
+        assert_eq!(
+            p.text.contains("tenant-a.happened"),
+            shown,
+            "from {from} to {to}"
+        );
+        if !shown {
+            assert!(p.text.contains("No messages match this filter"));
+        }
+        // The filter is kept across pages and shown back in its controls.
+        assert!(p.text.contains(&format!("value=\"{from}\"")));
+    }
+    let bad = c.get(&format!("{home}?from=yesterday")).await;
+    assert_eq!(bad.status, 422);
+    assert!(bad.text.contains("From: expected a UTC date and time"));
+    srv.stop().await;
+}
