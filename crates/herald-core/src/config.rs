@@ -68,6 +68,8 @@ pub struct Config {
     pub max_payload_bytes: usize,
     pub allow_networks: Vec<IpNet>,
     pub https_only: bool,
+    /// Broker schemes endpoints may use (destinations.md); empty: HTTP endpoints only.
+    pub destination_schemes: Vec<crate::broker::BrokerKind>,
     pub proxy_url: Option<String>,
     pub max_in_flight: usize,
     pub endpoint_disable_after_hours: u64,
@@ -103,6 +105,12 @@ pub struct Config {
     pub portal_logo_url: Option<String>,
     /// Who may frame the portal: the `frame-ancestors` sources of its CSP.
     pub portal_frame_ancestors: String,
+    /// CPU time one call of an endpoint's transformation may use before it is interrupted.
+    pub transform_cpu_ms: u64,
+    /// Memory one call of an endpoint's transformation may allocate (MiB).
+    pub transform_memory_mib: u64,
+    /// Transformation calls running at once (one dedicated thread each).
+    pub transform_workers: usize,
 }
 
 impl Config {
@@ -132,6 +140,7 @@ impl Default for Config {
             max_payload_bytes: 2_097_152,
             allow_networks: vec![],
             https_only: false,
+            destination_schemes: vec![],
             proxy_url: None,
             max_in_flight: 512,
             endpoint_disable_after_hours: 120,
@@ -152,6 +161,9 @@ impl Default for Config {
             portal_accent_color: None,
             portal_logo_url: None,
             portal_frame_ancestors: "'self'".into(),
+            transform_cpu_ms: 50,
+            transform_memory_mib: 16,
+            transform_workers: 2,
         }
     }
 }
@@ -258,6 +270,18 @@ impl Config {
                 }
             }
         }
+        if let Some(list) = r.value::<Vec<String>>("destination_schemes") {
+            c.destination_schemes.clear();
+            for s in list {
+                match crate::broker::BrokerKind::from_name(&s) {
+                    Some(k) if !c.destination_schemes.contains(&k) => c.destination_schemes.push(k),
+                    Some(_) => {}
+                    None => r.errors.push(format!(
+                        "`destination_schemes`: `{s}` is not one of amqp, redis, nats"
+                    )),
+                }
+            }
+        }
         // Each key is read into the field of the same name.
         macro_rules! read {
             ($($field:ident),* $(,)?) => { $( r.take(stringify!($field), &mut c.$field); )* };
@@ -289,6 +313,9 @@ impl Config {
             console_session_idle_secs,
             portal_title,
             portal_frame_ancestors,
+            transform_cpu_ms,
+            transform_memory_mib,
+            transform_workers,
         );
         read_opt!(
             public_url,
@@ -337,6 +364,9 @@ impl Config {
             ("idle_timeout_ms", self.idle_timeout_ms),
             ("max_connections", self.max_connections as u64),
             ("console_session_idle_secs", self.console_session_idle_secs),
+            ("transform_cpu_ms", self.transform_cpu_ms),
+            ("transform_memory_mib", self.transform_memory_mib),
+            ("transform_workers", self.transform_workers as u64),
         ] {
             if v == 0 {
                 errors.push(format!("`{key}`: must be above 0"));
@@ -482,6 +512,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "max_payload_bytes",
     "allow_networks",
     "https_only",
+    "destination_schemes",
     "proxy_url",
     "max_in_flight",
     "endpoint_disable_after_hours",
@@ -502,6 +533,9 @@ pub const KNOWN_KEYS: &[&str] = &[
     "portal_accent_color",
     "portal_logo_url",
     "portal_frame_ancestors",
+    "transform_cpu_ms",
+    "transform_memory_mib",
+    "transform_workers",
 ];
 
 /// Used by tests that build configs without files or environment.
@@ -575,6 +609,20 @@ mod tests {
             assert!(text.contains(needle), "missing {needle} in {text}");
         }
         assert_eq!(err.0.len(), 5, "{text}");
+    }
+
+    #[test]
+    fn destination_schemes_are_checked() {
+        use crate::broker::BrokerKind;
+        let fig = figment_from_toml(r#"destination_schemes = ["redis", "nats", "redis"]"#);
+        let c = Config::from_figment(&fig).unwrap();
+        assert_eq!(
+            c.destination_schemes,
+            vec![BrokerKind::Redis, BrokerKind::Nats]
+        );
+        let fig = figment_from_toml(r#"destination_schemes = ["kafka"]"#);
+        let err = Config::from_figment(&fig).unwrap_err().to_string();
+        assert!(err.contains("`kafka`"), "{err}");
     }
 
     #[test]

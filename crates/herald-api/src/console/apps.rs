@@ -125,7 +125,7 @@ impl EndpointRow {
     fn of(e: &Endpoint, now: Millis) -> Self {
         Self {
             id: e.id.0.clone(),
-            url: e.url.clone(),
+            url: herald_core::destination::redact(&e.url).into_owned(),
             description: e.description.clone(),
             state: e.state(now),
         }

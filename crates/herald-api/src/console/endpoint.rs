@@ -130,7 +130,7 @@ fn view(e: &Endpoint) -> EndpointView {
     EndpointView {
         id: e.id.0.clone(),
         uid: e.uid.clone(),
-        url: e.url.clone(),
+        url: herald_core::destination::redact(&e.url).into_owned(),
         description: e.description.clone(),
         state: e.state(now_millis()),
         event_types: list_or_all(&e.event_types),

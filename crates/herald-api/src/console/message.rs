@@ -105,7 +105,7 @@ pub async fn show(
             .await?;
         views.push(DeliveryView {
             endpoint_id: ep.id.0.clone(),
-            endpoint_url: ep.url.clone(),
+            endpoint_url: herald_core::destination::redact(&ep.url).into_owned(),
             status: status_of(d),
             attempts_made: d.attempts,
             next_attempt: d.next_attempt_at.map(When::at),

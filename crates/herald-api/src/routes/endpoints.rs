@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use herald_core::destination::{self, BrokerKind};
 use herald_core::ids::{EndpointId, MessageId};
 use herald_core::model::{is_sensitive_header, Application, Endpoint, Message, StoredSecret};
 use herald_core::now_millis;
@@ -14,10 +15,10 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::dto::{
-    apply, apply_or_default, check_endpoint_extras, check_headers, check_list, to_u32, ts, Checks,
-    EndpointIn, EndpointOut, EndpointPatch, EndpointStatsOut, HeadersIn, HeadersOut,
-    HeadersPatchIn, ListOut, MessageOut, RecoverData, RecoverIn, RecoverOut, SecretOut,
-    SecretRotateIn, SendExampleIn,
+    apply, apply_encryption, apply_or_default, apply_tls, check_endpoint_extras, check_headers,
+    check_list, to_u32, ts, Checks, EndpointIn, EndpointOut, EndpointPatch, EndpointStatsOut,
+    HeadersIn, HeadersOut, HeadersPatchIn, ListOut, MessageOut, RecoverData, RecoverIn, RecoverOut,
+    SecretOut, SecretRotateIn, SendExampleIn,
 };
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{body_time, query_time, ListParams, Q};
@@ -27,10 +28,26 @@ use crate::scope::{At, AtEndpoint, InApp};
 use crate::service::{apps, secrets};
 use crate::state::AppState;
 
-fn check_url(st: &AppState, c: &mut Checks, url: &str) {
-    if let Err(e) = st.inner.egress.validate_url(url) {
+/// Checks an endpoint URL and returns the one to store: HTTP(S) under the egress rules, or a
+/// broker URL whose scheme the operator enabled (destinations.md). A broker URL sent back as
+/// answered, credentials redacted (`user:***@`), keeps the stored credentials: a client that
+/// reads, edits and writes an endpoint must not replace its password with `***`.
+fn check_url(st: &AppState, c: &mut Checks, url: &str, stored: Option<&str>) -> String {
+    let egress = &st.inner.egress;
+    if BrokerKind::of_url(url).is_none() {
+        if let Err(e) = egress.validate_url(url) {
+            c.fail("url", e.to_string());
+        }
+        return url.to_string();
+    }
+    let url = match stored.and_then(destination::secret_of) {
+        Some(secret) if destination::is_redacted(url) => destination::with_secret(url, secret),
+        _ => url.to_string(),
+    };
+    if let Err(e) = destination::validate(egress, &egress.destination_schemes, &url) {
         c.fail("url", e.to_string());
     }
+    url
 }
 
 fn parse_secret(c: &mut Checks, s: Option<&str>) -> Option<EndpointSecret> {
@@ -54,7 +71,12 @@ fn from_in(
     existing: Option<Endpoint>,
 ) -> ApiResult<Endpoint> {
     let mut c = Checks::default();
-    check_url(st, &mut c, &body.url);
+    let url = check_url(
+        st,
+        &mut c,
+        &body.url,
+        existing.as_ref().map(|e| e.url.as_str()),
+    );
     c.uid("uid", body.uid.as_deref());
     if body.description.as_ref().is_some_and(|d| d.len() > 4096) {
         c.fail("description", "at most 4096 characters");
@@ -75,6 +97,13 @@ fn from_in(
         (Some(_), None) => None,
         _ => parse_secret(&mut c, body.secret.as_deref()),
     };
+    // Options a body does not mention (the transformation has its own route) survive a PUT.
+    let mut options = existing
+        .as_ref()
+        .map(|e| e.options.clone())
+        .unwrap_or_default();
+    apply_tls(&mut c, &mut options, body.tls.map(Some));
+    apply_encryption(&mut c, &mut options, body.encryption.map(Some));
     c.finish()?;
     let now = now_millis();
     let (id, created_at, mut secrets, headers, paused_until, breaker) = match existing {
@@ -105,7 +134,7 @@ fn from_in(
         id,
         app_id: app.id.clone(),
         uid: body.uid,
-        url: body.url,
+        url,
         description: body.description.unwrap_or_default(),
         disabled: body.disabled.unwrap_or(false),
         event_types: body.event_types,
@@ -121,7 +150,7 @@ fn from_in(
         secrets,
         paused_until,
         breaker,
-        options: Default::default(),
+        options,
         created_at,
         updated_at: now,
     })
@@ -228,9 +257,10 @@ pub async fn patch(at: AtEndpoint<EndpointPatch>) -> ApiResult<Json<EndpointOut>
     let (st, mut ep, p) = (at.st, at.ep, at.input);
     let was_disabled = ep.disabled;
     let mut c = Checks::default();
-    if let Some(u) = &p.url {
-        check_url(&st, &mut c, u);
-    }
+    let url = p
+        .url
+        .as_deref()
+        .map(|u| check_url(&st, &mut c, u, Some(&ep.url)));
     if let Some(Some(u)) = &p.uid {
         c.uid("uid", Some(u));
     }
@@ -253,8 +283,10 @@ pub async fn patch(at: AtEndpoint<EndpointPatch>) -> ApiResult<Json<EndpointOut>
         .secret
         .as_deref()
         .and_then(|s| parse_secret(&mut c, Some(s)));
+    apply_tls(&mut c, &mut ep.options, p.tls);
+    apply_encryption(&mut c, &mut ep.options, p.encryption);
     c.finish()?;
-    apply(&mut ep.url, p.url);
+    apply(&mut ep.url, url);
     apply_or_default(&mut ep.description, p.description);
     apply(&mut ep.uid, p.uid);
     apply(&mut ep.disabled, p.disabled);
