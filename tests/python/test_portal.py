@@ -3,7 +3,7 @@
 A page served on loopback (another origin than Herald's) frames the link that
 `POST /api/v1/auth/app-portal-access/{app}` returned. Inside the iframe the portal must sign
 in with the link's key, drop the key from the address, show that application's endpoints,
-messages and event catalog, and refuse another application's page. The same link opened after
+messages and event catalog, add an endpoint, and refuse another application's page. The same link opened after
 its token was revoked says "expired". Chromium is Debian's (see test_console.py).
 """
 
@@ -103,6 +103,21 @@ def test_portal_link_in_an_iframe_shows_one_application(
                 portal.get_by_role("link", name="https://tenant-a.example.com/hook").click()
                 portal.get_by_role("button", name="Reveal").click()
                 expect(portal.locator("#secret")).to_contain_text("whsec_")
+
+                # Add an endpoint, choosing its event type from the catalog.
+                portal.get_by_role("link", name="Endpoints and messages").click()
+                portal.locator("summary", has_text="Add endpoint").click()
+                portal.get_by_label("URL", exact=True).fill("https://added.example.com/hook")
+                portal.get_by_label("tenant-a.happened").check()
+                portal.get_by_role("button", name="Add endpoint").click()
+                expect(portal.get_by_role("heading", level=1)).to_have_text(
+                    "Endpoint https://added.example.com/hook"
+                )
+                added = api.get(f"/api/v1/app/{ids['tenant-a'][0]}/endpoint").json()["data"]
+                assert any(
+                    e["url"] == "https://added.example.com/hook" and e["filterTypes"] == ["tenant-a.happened"]
+                    for e in added
+                ), added
 
                 # Another application's page, inside the same session: refused.
                 frame = page.frames[1]

@@ -12,7 +12,8 @@ use herald_core::{now_millis, Millis};
 use herald_store::MessageFilter;
 use serde::Deserialize;
 
-use super::page::{ok, page_query, Choice, Chrome, ConsoleResult, Pager, When};
+use super::event_types::{endpoint_form, EndpointForm};
+use super::page::{ok, page_query, Choice, Chrome, ConsoleError, ConsoleResult, Pager, When};
 use super::session::Operator;
 use crate::extract::Path;
 use crate::paths::AppPath;
@@ -177,9 +178,14 @@ struct AppPage {
     pager: Pager,
     /// The message filter as asked (shown back in its controls).
     event_type: String,
+    from: String,
+    to: String,
     /// "Created within".
     choice: Choice,
     sources: Vec<SourceRow>,
+    /// "Add endpoint".
+    form: EndpointForm,
+    csrf: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -190,6 +196,32 @@ pub struct ShowQ {
     event_type: Option<String>,
     /// Only messages of the last this many hours.
     within: Option<String>,
+    /// Only messages created at or after / before this UTC instant (`YYYY-MM-DDTHH:MM`, as an
+    /// `<input type="datetime-local">` sends it).
+    from: Option<String>,
+    to: Option<String>,
+}
+
+/// A time-range bound of the filter: empty is none; anything else must be a date and time.
+fn instant(field: &str, v: Option<&str>) -> ConsoleResult<Option<Millis>> {
+    let v = v.map(str::trim).unwrap_or("");
+    if v.is_empty() {
+        return Ok(None);
+    }
+    [
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%dT%H:%M:%S%.f",
+    ]
+    .iter()
+    .find_map(|f| chrono::NaiveDateTime::parse_from_str(v, f).ok())
+    .map(|t| Some(t.and_utc().timestamp_millis()))
+    .ok_or_else(|| {
+        ConsoleError::Api(
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            format!("{field}: expected a UTC date and time such as 2026-12-03T09:30"),
+        )
+    })
 }
 
 /// The "Created within" choices of the message filter (hours, words).
@@ -199,9 +231,11 @@ const WITHIN: &[(&str, &str)] = &[
     ("168", "the last 7 days"),
 ];
 
-/// The message filter as asked: the store's filter, the earliest creation time, and the
-/// query string that keeps it across pages.
-fn message_filter(q: &ShowQ) -> (MessageFilter, Option<Millis>, String) {
+/// The message filter as asked: the store's filter, the creation-time range (earliest,
+/// latest), and the query string that keeps it across pages.
+type Filter = (MessageFilter, Option<Millis>, Option<Millis>, String);
+
+fn message_filter(q: &ShowQ) -> ConsoleResult<Filter> {
     let event_type = q.event_type.as_deref().unwrap_or("").trim();
     let types: Vec<String> = event_type
         .split(',')
@@ -213,18 +247,24 @@ fn message_filter(q: &ShowQ) -> (MessageFilter, Option<Millis>, String) {
         .within
         .as_deref()
         .filter(|w| WITHIN.iter().any(|(h, _)| h == w));
-    let after = within
+    let recent = within
         .and_then(|w| w.parse::<i64>().ok())
         .map(|h| now_millis() - h * 3_600_000);
+    let from = instant("From", q.from.as_deref())?;
+    // `after` is exclusive in the store: one millisecond earlier keeps "at or after".
+    let after = recent.max(from.map(|f| f - 1));
+    let before = instant("To", q.to.as_deref())?;
     let keep = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("event_type", event_type)
         .append_pair("within", within.unwrap_or(""))
+        .append_pair("from", q.from.as_deref().unwrap_or("").trim())
+        .append_pair("to", q.to.as_deref().unwrap_or("").trim())
         .finish();
     let filter = MessageFilter {
         channel: None,
         event_types: (!types.is_empty()).then_some(types),
     };
-    (filter, after, keep)
+    Ok((filter, after, before, keep))
 }
 
 /// `GET /console/app/{app_id}` and `GET /portal/app/{app_id}`.
@@ -240,9 +280,10 @@ pub async fn show(
         .store()
         .list_endpoints(&app.id, &page_query(ENDPOINTS_SHOWN, None, false)?)
         .await?;
-    let (filter, after, keep) = message_filter(&q);
+    let (filter, after, before, keep) = message_filter(&q)?;
     let mut query = page_query(MESSAGES_SHOWN, q.msgs.as_deref(), true)?;
     query.after = after;
+    query.before = before;
     let msgs = st.store().list_messages(&app.id, &filter, &query).await?;
     let srcs = st
         .store()
@@ -270,6 +311,8 @@ pub async fn show(
         endpoints_more: eps.has_more,
         messages: msgs.items.iter().map(MessageRow::of).collect(),
         event_type: q.event_type.clone().unwrap_or_default(),
+        from: q.from.clone().unwrap_or_default(),
+        to: q.to.clone().unwrap_or_default(),
         choice: Choice {
             id: "within",
             label: "Created within",
@@ -280,6 +323,8 @@ pub async fn show(
             selected: q.within.clone().unwrap_or_default(),
         },
         pager,
+        form: endpoint_form(&st, None).await?,
+        csrf: op.csrf.clone(),
         sources: srcs
             .items
             .iter()

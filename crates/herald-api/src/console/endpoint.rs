@@ -14,6 +14,7 @@ use herald_store::{AttemptFilter, AttemptScope};
 use serde::Deserialize;
 
 use super::csrf::Posted;
+use super::event_types::{endpoint_form, EndpointForm};
 use super::page::{ok, page_query, Chrome, ConsoleError, ConsoleResult, When};
 use super::session::Operator;
 use crate::extract::Path;
@@ -83,8 +84,9 @@ struct EndpointPage {
     secret: Option<String>,
     attempts: Vec<AttemptRow>,
     day: DayStats,
-    /// What the last "Recover" did.
+    /// What the last "Recover", "Save" or "Rotate secret" did.
     notice: Option<String>,
+    form: EndpointForm,
     recover_choices: &'static [(u32, &'static str)],
 }
 
@@ -108,11 +110,13 @@ const RECOVER_CHOICES: &[(u32, &str)] = &[
 
 const DAY_MS: i64 = 86_400_000;
 
-/// The query of the endpoint page: only what a "Recover" just did.
+/// The query of the endpoint page: only what a "Recover" or "Save" just did.
 #[derive(Debug, Default, Deserialize)]
 pub struct AfterRecover {
     /// Deliveries the last "Recover" re-queued.
     recovered: Option<u64>,
+    /// Set after "Save".
+    saved: Option<u8>,
 }
 
 fn list_or_all(v: &Option<Vec<String>>) -> String {
@@ -150,7 +154,7 @@ fn view(e: &Endpoint) -> EndpointView {
     }
 }
 
-async fn render(
+pub(super) async fn render(
     st: &AppState,
     op: &Operator,
     path: &EndpointPath,
@@ -196,6 +200,7 @@ async fn render(
         },
         notice,
         recover_choices: RECOVER_CHOICES,
+        form: endpoint_form(st, Some(&ep)).await?,
     }))
 }
 
@@ -204,11 +209,15 @@ pub async fn show(
     op: Operator,
     State(st): State<AppState>,
     Path(path): Path<EndpointPath>,
-    Query(AfterRecover { recovered }): Query<AfterRecover>,
+    Query(AfterRecover { recovered, saved }): Query<AfterRecover>,
 ) -> ConsoleResult<Response> {
-    let notice = recovered.map(|n| {
-        format!("{n} failed deliveries re-queued; the counts below follow them as they are sent.")
-    });
+    let notice = match (recovered, saved) {
+        (Some(n), _) => Some(format!(
+            "{n} failed deliveries re-queued; the counts below follow them as they are sent."
+        )),
+        (None, Some(_)) => Some("Settings saved.".to_string()),
+        (None, None) => None,
+    };
     render(&st, &op, &path, false, notice).await
 }
 

@@ -28,6 +28,7 @@ use crate::state::AppState;
 mod apps;
 mod assets;
 mod csrf;
+mod edit;
 mod endpoint;
 mod event_types;
 mod health;
@@ -72,8 +73,12 @@ fn screens(realm: Realm) -> Vec<(String, MethodRouter<AppState>)> {
         (format!("{base}/sign-out"), post(signin::sign_out)),
         (format!("{base}/assets/{{file}}"), get(assets::serve)),
         (format!("{base}/event-types"), get(event_types::list)),
+        (format!("{app}/endpoints"), post(edit::create)),
         (app, get(apps::show)),
         (format!("{ep}/reveal"), post(endpoint::reveal)),
+        (format!("{ep}/edit"), post(edit::save)),
+        (format!("{ep}/rotate"), post(edit::rotate)),
+        (format!("{ep}/delete"), post(edit::delete)),
         (format!("{ep}/recover"), post(endpoint::recover)),
         (ep, get(endpoint::show)),
         (format!("{msg}/resend"), post(message::resend)),

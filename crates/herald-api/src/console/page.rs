@@ -166,7 +166,15 @@ pub type ConsoleResult<T> = Result<T, ConsoleError>;
 
 impl From<ApiError> for ConsoleError {
     fn from(e: ApiError) -> Self {
-        let text = e.to_string();
+        // A refused form says which field and why, in the API's words.
+        let text = match &e {
+            ApiError::Validation(fields) => fields
+                .iter()
+                .map(|f| format!("{}: {}", f.loc.last().map_or("body", String::as_str), f.msg))
+                .collect::<Vec<_>>()
+                .join("; "),
+            _ => e.to_string(),
+        };
         // The API's own rendering decides the status (and logs internal causes).
         let status = e.into_response().status();
         Self::Api(status, text)

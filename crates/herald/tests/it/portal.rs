@@ -463,3 +463,204 @@ async fn branding_framing_and_https_cookies_follow_configuration() {
     assert_eq!(console.header("x-frame-options"), "DENY");
     srv.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoints_are_added_edited_rotated_and_deleted_within_the_own_application_only() {
+    let srv = TestServer::start(|_| {}).await;
+    let t = tenants(&srv).await;
+    let admin = &srv.client;
+    admin
+        .post("/event-type", json!({"name": "invoice.paid"}), 201)
+        .await;
+    let (_, key) = link(&srv, &t.a).await;
+    let mut c = portal(&srv);
+    assert_eq!(sign_in(&mut c, &key).await.status, 200);
+    let home = format!("/portal/app/{}", t.a);
+    let page = c.get(&home).await;
+    assert!(
+        page.text.contains("value=\"invoice.paid\""),
+        "the catalog is offered"
+    );
+    let csrf = c.csrf_of(&home).await;
+    let origin = c.origin();
+
+    // Add.
+    let added = c
+        .post(
+            &format!("{home}/endpoints"),
+            Some(&origin),
+            &[
+                ("csrf", &csrf),
+                ("url", "https://new.example.com/hook"),
+                ("description", "<i>new</i>"),
+                ("event_type", "invoice.paid"),
+                ("more_event_types", "order.created, ,"),
+            ],
+        )
+        .await;
+    assert_eq!(added.status, 303, "{}", added.text);
+    let at = added.header("location").to_string();
+    assert!(at.starts_with(&format!("{home}/endpoint/ep_")), "{at}");
+    let ep = at.rsplit('/').next().unwrap().to_string();
+    let api_ep = admin.get(&format!("/app/{}/endpoint/{ep}", t.a), 200).await;
+    assert_eq!(api_ep["description"], "<i>new</i>");
+    assert_eq!(
+        api_ep["filterTypes"],
+        json!(["invoice.paid", "order.created"])
+    );
+    let shown = c.get(&at).await;
+    assert!(shown.text.contains("&#60;i&#62;new&#60;/i&#62;"));
+
+    // The API's validation applies: a URL it refuses creates nothing.
+    let before = admin.get(&format!("/app/{}/endpoint", t.a), 200).await["data"]
+        .as_array()
+        .unwrap()
+        .len();
+    let bad = c
+        .post(
+            &format!("{home}/endpoints"),
+            Some(&origin),
+            &[("csrf", &csrf), ("url", "ftp://nope")],
+        )
+        .await;
+    assert_eq!(bad.status, 422, "{}", bad.text);
+    assert!(bad.text.contains("url"), "{}", bad.text);
+    let after = admin.get(&format!("/app/{}/endpoint", t.a), 200).await["data"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(before, after);
+
+    // Edit: disabled, throttled, every event type.
+    let saved = c
+        .post(
+            &format!("{at}/edit"),
+            Some(&origin),
+            &[
+                ("csrf", &csrf),
+                ("url", "https://new.example.com/hook2"),
+                ("description", "changed"),
+                ("throttle_rate", "5"),
+                ("disabled", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, 303, "{}", saved.text);
+    let api_ep = admin.get(&format!("/app/{}/endpoint/{ep}", t.a), 200).await;
+    assert_eq!(api_ep["url"], "https://new.example.com/hook2");
+    assert_eq!(api_ep["disabled"], true);
+    assert_eq!(api_ep["throttleRate"], 5);
+    assert!(api_ep["filterTypes"].is_null(), "{api_ep}");
+    let bad = c
+        .post(
+            &format!("{at}/edit"),
+            Some(&origin),
+            &[
+                ("csrf", &csrf),
+                ("url", "https://x.example"),
+                ("throttle_rate", "lots"),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, 422);
+
+    // Rotate: the page shows the new secret, which the API now answers.
+    let old = admin.secret(&t.a, &ep).await;
+    let rotated = c
+        .post(&format!("{at}/rotate"), Some(&origin), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(rotated.status, 200, "{}", rotated.text);
+    let new = admin.secret(&t.a, &ep).await;
+    assert_ne!(old, new);
+    assert!(rotated.text.contains(&new));
+    assert!(rotated.text.contains("Secret rotated"));
+
+    // Another application's endpoints: nothing changes.
+    let b_ep = format!("/app/{}/endpoint/{}", t.b, t.ep_b);
+    let b_before = admin.get(&b_ep, 200).await;
+    let b_secret = admin.secret(&t.b, &t.ep_b).await;
+    for (path, status) in [
+        (format!("/portal/app/{}/endpoints", t.b), 403),
+        (format!("/portal/app/{}/endpoint/{}/edit", t.b, t.ep_b), 403),
+        (
+            format!("/portal/app/{}/endpoint/{}/rotate", t.b, t.ep_b),
+            403,
+        ),
+        (
+            format!("/portal/app/{}/endpoint/{}/delete", t.b, t.ep_b),
+            403,
+        ),
+        (format!("{home}/endpoint/{}/delete", t.ep_b), 404),
+        (format!("{home}/endpoint/{}/rotate", t.ep_b), 404),
+    ] {
+        let p = c
+            .post(
+                &path,
+                Some(&origin),
+                &[("csrf", &csrf), ("url", "https://evil.example/x")],
+            )
+            .await;
+        assert_eq!(p.status, status, "{path}: {}", p.text);
+    }
+    assert_eq!(admin.get(&b_ep, 200).await, b_before);
+    assert_eq!(admin.secret(&t.b, &t.ep_b).await, b_secret);
+    assert_eq!(
+        admin.get(&format!("/app/{}/endpoint", t.b), 200).await["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // Delete: refused without the CSRF token, then done.
+    let p = c.post(&format!("{at}/delete"), Some(&origin), &[]).await;
+    assert_eq!(p.status, 403);
+    admin.get(&format!("/app/{}/endpoint/{ep}", t.a), 200).await;
+    let gone = c
+        .post(&format!("{at}/delete"), Some(&origin), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(gone.status, 303);
+    assert_eq!(gone.header("location"), home);
+    admin.get(&format!("/app/{}/endpoint/{ep}", t.a), 404).await;
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_filter_by_an_exact_time_range() {
+    let srv = TestServer::start(|_| {}).await;
+    let t = tenants(&srv).await;
+    let (_, key) = link(&srv, &t.a).await;
+    let mut c = portal(&srv);
+    assert_eq!(sign_in(&mut c, &key).await.status, 200);
+    let at = |secs: i64| {
+        chrono::DateTime::from_timestamp(unix_now() + secs, 0)
+            .unwrap()
+            .format("%Y-%m-%dT%H:%M")
+            .to_string()
+    };
+    let home = format!("/portal/app/{}", t.a);
+    let (past, future) = (at(-3600), at(3600));
+    for (from, to, shown) in [
+        (past.as_str(), future.as_str(), true),
+        (past.as_str(), "", true),
+        (future.as_str(), "", false),
+        ("", past.as_str(), false),
+    ] {
+        let p = c.get(&format!("{home}?from={from}&to={to}")).await;
+        assert_eq!(p.status, 200, "{}", p.text);
+        assert_eq!(
+            p.text.contains("tenant-a.happened"),
+            shown,
+            "from {from} to {to}"
+        );
+        if !shown {
+            assert!(p.text.contains("No messages match this filter"));
+        }
+        // The filter is kept across pages and shown back in its controls.
+        assert!(p.text.contains(&format!("value=\"{from}\"")));
+    }
+    let bad = c.get(&format!("{home}?from=yesterday")).await;
+    assert_eq!(bad.status, 422);
+    assert!(bad.text.contains("From: expected a UTC date and time"));
+    srv.stop().await;
+}
