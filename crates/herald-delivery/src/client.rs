@@ -241,9 +241,14 @@ impl DeliveryClient {
         }
     }
 
-    /// The egress rules this client enforces.
-    pub fn policy(&self) -> &EgressPolicy {
+    /// The egress rules every destination's addresses are checked against.
+    pub fn policy(&self) -> &Arc<EgressPolicy> {
         &self.policy
+    }
+
+    /// `(connect_timeout, request_timeout)`, which broker transports apply too.
+    pub fn timeouts(&self) -> (Duration, Duration) {
+        (self.cfg.connect_timeout, self.cfg.request_timeout)
     }
 
     /// POSTs `body` to `url` with `headers`. Never follows redirects; never connects to a

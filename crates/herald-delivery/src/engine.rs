@@ -27,6 +27,7 @@ use tokio::sync::{watch, Notify, Semaphore};
 use crate::client::{DeliveryClient, SendResult};
 use crate::listen::{self, ListenHub};
 use crate::telemetry;
+use crate::transport::Transports;
 
 /// Most deliveries claimed in one round trip.
 const CLAIM_BATCH: usize = 256;
@@ -55,7 +56,8 @@ pub struct EngineConfig {
 /// The delivery engine of one process.
 pub struct Engine {
     store: Arc<dyn Store>,
-    client: DeliveryClient,
+    /// HTTP and broker destinations (`transport`).
+    transports: Transports,
     cfg: EngineConfig,
     wake: Arc<Notify>,
     slots: Arc<Semaphore>,
@@ -103,7 +105,7 @@ impl Engine {
         let slots = Arc::new(Semaphore::new(cfg.max_in_flight));
         Arc::new(Self {
             store,
-            client,
+            transports: Transports::new(client),
             cfg,
             wake,
             slots,
@@ -247,7 +249,7 @@ impl Engine {
             method,
             wire,
             settled,
-        } = crate::transform::step(&self.cfg.transform, self.client.policy(), ep, msg, wire).await;
+        } = crate::transform::step(&self.cfg.transform, self.transports.http().policy(), ep, msg, wire).await;
         let ep: &Endpoint = &endpoint;
         // Then the body may be encrypted to the receiver's key (the signature covers the JWE).
         let (wire, settled) = crate::encrypt::seal(ep, wire, settled);
@@ -275,7 +277,11 @@ impl Engine {
                     }
                 }
             }
-            (None, None) => self.client.send_for(ep, method, headers, body).await,
+            (None, None) => {
+                self.transports
+                    .send(ep, msg, now, method, headers, body)
+                    .await
+            }
         };
         let record = decide(
             &self.cfg,
@@ -471,7 +477,8 @@ pub fn decide(
             endpoint_id: ep.id.clone(),
             app_id: ep.app_id.clone(),
             delivery_id: c.delivery_id,
-            url: ep.url.clone(),
+            // Broker URLs carry credentials; the attempt log never does.
+            url: herald_core::destination::redact(&ep.url).into_owned(),
             response,
             response_status_code: status_code,
             response_duration_ms: duration.as_millis() as i64,

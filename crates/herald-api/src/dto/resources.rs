@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 
+use herald_core::destination::redact;
 use herald_core::model::{
     Application, Attempt, Delivery, Endpoint, EventType, Message, Metadata, Ordering,
 };
@@ -92,6 +93,11 @@ impl From<&Application> for ApplicationOut {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointIn {
+    /// Where deliveries go: an `http`/`https` URL, or a message broker when the operator
+    /// enabled its scheme in `destination_schemes`: `amqp`/`amqps` (RabbitMQ,
+    /// `?exchange=…&routingKey=…`), `redis`/`rediss` (a stream, `?stream=…&maxLen=…`) or `nats`
+    /// (JetStream, `?subject=…`). Credentials in a broker URL are stored encrypted and answered
+    /// as `***`; sending `***` back keeps the stored ones.
     pub url: String,
     pub description: Option<String>,
     pub uid: Option<String>,
@@ -120,6 +126,8 @@ pub struct EndpointIn {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointPatch {
+    /// As in the endpoint body: `http`/`https`, or an enabled broker scheme (`amqp`,
+    /// `amqps`, `redis`, `rediss`, `nats`).
     pub url: Option<String>,
     #[serde(default, deserialize_with = "double")]
     pub description: Option<Option<String>>,
@@ -240,6 +248,8 @@ const RESERVED_HEADERS: &[&str] = &[
 pub struct EndpointOut {
     pub id: String,
     pub uid: Option<String>,
+    /// `http`/`https`, or a broker (`amqp`, `amqps`, `redis`, `rediss`, `nats`); a broker URL's
+    /// credentials are shown as `***`.
     pub url: String,
     pub description: String,
     pub disabled: bool,
@@ -277,7 +287,7 @@ impl EndpointOut {
         Self {
             id: e.id.0.clone(),
             uid: e.uid.clone(),
-            url: e.url.clone(),
+            url: redact(&e.url).into_owned(),
             description: e.description.clone(),
             disabled: e.disabled,
             event_types: e.event_types.clone(),
@@ -481,7 +491,7 @@ impl From<&Attempt> for AttemptOut {
             id: a.id.0.clone(),
             msg_id: a.msg_id.0.clone(),
             endpoint_id: a.endpoint_id.0.clone(),
-            url: a.url.clone(),
+            url: redact(&a.url).into_owned(),
             response: a.response.clone(),
             response_status_code: a.response_status_code,
             response_duration_ms: a.response_duration_ms,

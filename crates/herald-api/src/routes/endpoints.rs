@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use herald_core::destination::{self, BrokerKind};
 use herald_core::ids::{EndpointId, MessageId};
 use herald_core::model::{is_sensitive_header, Application, Endpoint, Message, StoredSecret};
 use herald_core::now_millis;
@@ -27,10 +28,26 @@ use crate::scope::{At, AtEndpoint, InApp};
 use crate::service::{apps, secrets};
 use crate::state::AppState;
 
-fn check_url(st: &AppState, c: &mut Checks, url: &str) {
-    if let Err(e) = st.inner.egress.validate_url(url) {
+/// Checks an endpoint URL and returns the one to store: HTTP(S) under the egress rules, or a
+/// broker URL whose scheme the operator enabled (destinations.md). A broker URL sent back as
+/// answered, credentials redacted (`user:***@`), keeps the stored credentials: a client that
+/// reads, edits and writes an endpoint must not replace its password with `***`.
+fn check_url(st: &AppState, c: &mut Checks, url: &str, stored: Option<&str>) -> String {
+    let egress = &st.inner.egress;
+    if BrokerKind::of_url(url).is_none() {
+        if let Err(e) = egress.validate_url(url) {
+            c.fail("url", e.to_string());
+        }
+        return url.to_string();
+    }
+    let url = match stored.and_then(destination::secret_of) {
+        Some(secret) if destination::is_redacted(url) => destination::with_secret(url, secret),
+        _ => url.to_string(),
+    };
+    if let Err(e) = destination::validate(egress, &egress.destination_schemes, &url) {
         c.fail("url", e.to_string());
     }
+    url
 }
 
 fn parse_secret(c: &mut Checks, s: Option<&str>) -> Option<EndpointSecret> {
@@ -54,7 +71,12 @@ fn from_in(
     existing: Option<Endpoint>,
 ) -> ApiResult<Endpoint> {
     let mut c = Checks::default();
-    check_url(st, &mut c, &body.url);
+    let url = check_url(
+        st,
+        &mut c,
+        &body.url,
+        existing.as_ref().map(|e| e.url.as_str()),
+    );
     c.uid("uid", body.uid.as_deref());
     if body.description.as_ref().is_some_and(|d| d.len() > 4096) {
         c.fail("description", "at most 4096 characters");
@@ -112,7 +134,7 @@ fn from_in(
         id,
         app_id: app.id.clone(),
         uid: body.uid,
-        url: body.url,
+        url,
         description: body.description.unwrap_or_default(),
         disabled: body.disabled.unwrap_or(false),
         event_types: body.event_types,
@@ -235,9 +257,10 @@ pub async fn patch(at: AtEndpoint<EndpointPatch>) -> ApiResult<Json<EndpointOut>
     let (st, mut ep, p) = (at.st, at.ep, at.input);
     let was_disabled = ep.disabled;
     let mut c = Checks::default();
-    if let Some(u) = &p.url {
-        check_url(&st, &mut c, u);
-    }
+    let url = p
+        .url
+        .as_deref()
+        .map(|u| check_url(&st, &mut c, u, Some(&ep.url)));
     if let Some(Some(u)) = &p.uid {
         c.uid("uid", Some(u));
     }
@@ -263,7 +286,7 @@ pub async fn patch(at: AtEndpoint<EndpointPatch>) -> ApiResult<Json<EndpointOut>
     apply_tls(&mut c, &mut ep.options, p.tls);
     apply_encryption(&mut c, &mut ep.options, p.encryption);
     c.finish()?;
-    apply(&mut ep.url, p.url);
+    apply(&mut ep.url, url);
     apply_or_default(&mut ep.description, p.description);
     apply(&mut ep.uid, p.uid);
     apply(&mut ep.disabled, p.disabled);

@@ -1,5 +1,7 @@
 //! Herald's integration tests: one binary, real servers on `127.0.0.1:0`.
 //!
+//! - `brokers`: broker destinations (Redis Streams, NATS JetStream, RabbitMQ) against real
+//!   brokers started by `broker_procs`, through a broker restart
 //! - `common`: the harness (server, asserting client, scriptable receiver, polling, verifier)
 //! - `api`: the management API of outbound-api.md, route by route
 //! - `console`: the operator console's sign-in, sessions, headers, CSRF and escaping
@@ -12,6 +14,8 @@
 //!   failed write, attempt errors of reset connections), one test per defect
 
 mod api;
+mod broker_procs;
+mod brokers;
 mod cli;
 mod common;
 mod console;
@@ -25,4 +29,5 @@ mod metrics;
 mod mtls;
 mod openapi;
 mod ops;
+mod portal;
 mod transformation;
