@@ -73,11 +73,8 @@ pub struct Transformation {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct TlsOptions {
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub client_certificate: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub client_key: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub ca_certificates: Option<String>,
 }
 

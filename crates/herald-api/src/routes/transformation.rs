@@ -51,23 +51,19 @@ pub struct TransformationTestIn {
 }
 
 /// What a delivery would carry after the transformation, or why it would fail.
-#[derive(Debug, Default, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct TransformationTestOut {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub method: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub payload: Option<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub headers: Option<BTreeMap<String, String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cancel: Option<bool>,
-    /// The script's error (a throw, a limit, an unusable result); nothing else is set then.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum TransformationTestOut {
+    Ran {
+        method: String,
+        url: String,
+        #[schema(value_type = Object)]
+        payload: Value,
+        headers: BTreeMap<String, String>,
+        cancel: bool,
+    },
+    /// The script's error (a throw, a limit, an unusable result).
+    Failed { error: String },
 }
 
 fn check_code(c: &mut Checks, code: &str) {
@@ -139,18 +135,16 @@ pub async fn test(at: AtEndpoint<TransformationTestIn>) -> ApiResult<Json<Transf
         cancel: false,
     };
     let out = match st.inner.transforms.run(&body.code, &input).await {
-        Ok(t) => TransformationTestOut {
-            method: Some(t.method),
-            url: Some(t.url),
-            payload: Some(t.payload),
-            headers: Some(t.headers),
-            cancel: Some(t.cancel),
-            error: None,
+        Ok(t) => TransformationTestOut::Ran {
+            method: t.method,
+            url: t.url,
+            payload: t.payload,
+            headers: t.headers,
+            cancel: t.cancel,
         },
         Err(e @ (TransformError::Script(_) | TransformError::Internal(_))) => {
-            TransformationTestOut {
-                error: Some(e.to_string()),
-                ..Default::default()
+            TransformationTestOut::Failed {
+                error: e.to_string(),
             }
         }
     };
