@@ -562,3 +562,57 @@ async fn malformed_broker_urls_are_refused() {
     .await;
     server.stop().await;
 }
+
+/// Writing back a redacted URL keeps the stored password only for the same account: pointed at
+/// another port (here a listener standing in for someone else's Redis), `***` is taken
+/// literally and the real password never leaves Herald.
+#[tokio::test]
+async fn a_redacted_url_moved_elsewhere_does_not_carry_the_password() {
+    use tokio::io::AsyncReadExt;
+    let server = TestServer::start(config(&[BrokerKind::Redis])).await;
+    let c = &server.client;
+    let app = c.create_app("moved").await;
+    let nobody = crate::broker_procs::free_port();
+    let ep = c
+        .create_endpoint(
+            &app,
+            json!({"url": format!("redis://:{BROKER_PASSWORD}@127.0.0.1:{nobody}/0?stream=s")}),
+        )
+        .await;
+    let ep = ep["id"].as_str().expect("id").to_string();
+    let thief = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = thief.local_addr().expect("addr").port();
+    c.patch(
+        &format!("/app/{app}/endpoint/{ep}"),
+        json!({"url": format!("redis://:***@127.0.0.1:{port}/0?stream=s")}),
+        200,
+    )
+    .await;
+    c.publish(&app, json!({"eventType": "invoice.paid", "payload": {}}))
+        .await;
+    let (mut sock, _) = tokio::time::timeout(Duration::from_secs(30), thief.accept())
+        .await
+        .expect("Herald connected")
+        .expect("accept");
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&seen).contains("***") {
+        match tokio::time::timeout(Duration::from_secs(10), sock.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => seen.extend_from_slice(&buf[..n]),
+            _ => break,
+        }
+    }
+    let text = String::from_utf8_lossy(&seen);
+    assert!(
+        text.contains("***"),
+        "the client authenticated with `***`: {text:?}"
+    );
+    assert!(
+        !text.contains(BROKER_PASSWORD),
+        "the password went elsewhere"
+    );
+    drop(sock);
+    server.stop().await;
+}
