@@ -616,3 +616,70 @@ async fn a_redacted_url_moved_elsewhere_does_not_carry_the_password() {
     drop(sock);
     server.stop().await;
 }
+
+/// A broker endpoint whose deliveries ran out of retries while the broker was down is
+/// recovered like an HTTP one, and `resend` publishes another copy (same message ID).
+#[tokio::test]
+async fn recover_and_resend_work_for_a_broker_endpoint() {
+    if !available(Kind::Redis) {
+        return;
+    }
+    let mut broker = Broker::start(Kind::Redis).await;
+    broker.down().await;
+    let server = TestServer::start(|c| c.destination_schemes = vec![BrokerKind::Redis]).await;
+    let c = &server.client;
+    let app = c.create_app("recover").await;
+    let url = format!(
+        "redis://:{BROKER_PASSWORD}@127.0.0.1:{}/0?stream=recovered",
+        broker.port
+    );
+    let ep = c.create_endpoint(&app, json!({"url": url})).await;
+    let ep = ep["id"].as_str().expect("id").to_string();
+    let msg = c
+        .publish(
+            &app,
+            json!({"eventType": "invoice.paid", "payload": {"text": "ünïcode ✓"}}),
+        )
+        .await;
+    c.wait_delivery(&app, &msg, &ep, 2).await;
+    let attempts = c.attempts_of_msg(&app, &msg).await;
+    assert_eq!(attempts.len(), 4, "first attempt + 3 retries of [1,1,1]");
+    assert!(
+        attempts.iter().all(|a| a["error"] == "connect_error"),
+        "{attempts:?}"
+    );
+
+    broker.up().await;
+    c.post(
+        &format!("/app/{app}/endpoint/{ep}/recover"),
+        json!({"since": crate::common::rfc3339_ago(3600)}),
+        202,
+    )
+    .await;
+    c.wait_delivery(&app, &msg, &ep, 0).await;
+    let last = &c.attempts_of_msg(&app, &msg).await[4];
+    assert_eq!(last["responseStatusCode"], 200);
+    assert!(last["response"]
+        .as_str()
+        .is_some_and(|r| r.starts_with("XADD recovered: ")));
+    assert!(last["url"].as_str().is_some_and(|u| u.contains(":***@")));
+
+    c.post(
+        &format!("/app/{app}/msg/{msg}/endpoint/{ep}/resend"),
+        json!({}),
+        202,
+    )
+    .await;
+    let got = eventually(Duration::from_secs(30), "the resent copy", || async {
+        let got = redis_entries(broker.port, "recovered").await;
+        (got.len() == 2).then_some(got)
+    })
+    .await;
+    assert!(
+        got.iter().all(|r| r.id == msg),
+        "both copies carry the message ID"
+    );
+    let stats = c.get(&format!("/app/{app}/endpoint/{ep}/stats"), 200).await;
+    assert_eq!(stats["success"], 1, "{stats}");
+    server.stop().await;
+}
