@@ -71,6 +71,32 @@ pub struct ConsoleSettings {
     pub key: herald_core::crypto::SecretBox,
     /// A session ends after this long without a page being opened.
     pub idle_secs: u64,
+    /// The consumer portal's branding and framing.
+    pub portal: PortalSettings,
+}
+
+/// The consumer portal's branding (`portal_title`, `portal_accent_color`, `portal_logo_url`)
+/// and who may frame it (`portal_frame_ancestors`), all checked when the configuration loads.
+#[derive(Clone, Debug)]
+pub struct PortalSettings {
+    pub title: String,
+    /// `#rgb` or `#rrggbb`.
+    pub accent_color: Option<String>,
+    /// An http(s) image URL.
+    pub logo_url: Option<String>,
+    /// The `frame-ancestors` sources.
+    pub frame_ancestors: String,
+}
+
+impl Default for PortalSettings {
+    fn default() -> Self {
+        Self {
+            title: "Webhooks".into(),
+            accent_color: None,
+            logo_url: None,
+            frame_ancestors: "'self'".into(),
+        }
+    }
 }
 
 impl Default for ConsoleSettings {
@@ -81,6 +107,7 @@ impl Default for ConsoleSettings {
             key: herald_core::crypto::SecretBox::from_base64(&text)
                 .expect("a generated key is valid"),
             idle_secs: 43_200,
+            portal: PortalSettings::default(),
         }
     }
 }

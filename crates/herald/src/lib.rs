@@ -109,7 +109,7 @@ pub fn encryption_key(cfg: &Config) -> anyhow::Result<SecretBox> {
     SecretBox::from_base64(&text).map_err(|e| anyhow::anyhow!("encryption_key: {e}"))
 }
 
-/// The console's session settings: a key derived from the key at rest (so every node of a
+/// The console's and portal's session settings and the portal's branding: a key derived from the key at rest (so every node of a
 /// cluster, and the same node after a restart, opens the same sessions) and the idle expiry.
 pub fn console_settings(cfg: &Config) -> anyhow::Result<herald_api::ConsoleSettings> {
     let text = encryption_key_text(cfg)?;
@@ -117,6 +117,12 @@ pub fn console_settings(cfg: &Config) -> anyhow::Result<herald_api::ConsoleSetti
         key: SecretBox::derive(&text, "herald console session v1")
             .map_err(|e| anyhow::anyhow!("encryption_key: {e}"))?,
         idle_secs: cfg.console_session_idle_secs,
+        portal: herald_api::PortalSettings {
+            title: cfg.portal_title.trim().to_string(),
+            accent_color: cfg.portal_accent_color.clone(),
+            logo_url: cfg.portal_logo_url.clone(),
+            frame_ancestors: cfg.portal_frame_ancestors.clone(),
+        },
     })
 }
 

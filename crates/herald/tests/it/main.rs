@@ -28,3 +28,4 @@ mod listen;
 mod metrics;
 mod openapi;
 mod ops;
+mod portal;
