@@ -250,25 +250,52 @@ fn assert_logs_clean(logs: &Captured) {
     );
 }
 
-// ---- Redis -----------------------------------------------------------------------------------
-
-#[tokio::test(flavor = "current_thread")]
-async fn redis_stream_receives_every_message_through_a_restart() {
-    if !available(Kind::Redis) {
+/// The whole scenario for one broker: start it, let the consumer `prepare` it (stream,
+/// exchange and queue), deliver through a restart (`through_restart`), `consume` what
+/// arrived and check it, and check the logs this thread captured.
+async fn round_trip<P, PF, C, CF>(
+    kind: Kind,
+    scheme: BrokerKind,
+    prepare: P,
+    url: impl Fn(u16) -> String,
+    consume: C,
+) where
+    P: FnOnce(u16) -> PF,
+    PF: std::future::Future<Output = ()>,
+    C: FnOnce(u16) -> CF,
+    CF: std::future::Future<Output = Vec<Received>>,
+{
+    if !available(kind) {
         return;
     }
     let logs = Captured::default();
     let _guard = logs.install();
-    let mut broker = Broker::start(Kind::Redis).await;
-    let url = format!(
-        "redis://:{BROKER_PASSWORD}@127.0.0.1:{}/0?stream=herald-events&maxLen=100000",
-        broker.port
-    );
-    let s = through_restart(&mut broker, BrokerKind::Redis, &url).await;
-    let got = redis_entries(broker.port, "herald-events").await;
+    let mut broker = Broker::start(kind).await;
+    prepare(broker.port).await;
+    let url = url(broker.port);
+    let s = through_restart(&mut broker, scheme, &url).await;
+    let got = consume(broker.port).await;
     assert_all_received(&s, &got);
     assert_logs_clean(&logs);
     s.server.stop().await;
+    broker.down().await;
+}
+
+// ---- Redis -----------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "current_thread")]
+async fn redis_stream_receives_every_message_through_a_restart() {
+    let url = |port| {
+        format!("redis://:{BROKER_PASSWORD}@127.0.0.1:{port}/0?stream=herald-events&maxLen=100000")
+    };
+    round_trip(
+        Kind::Redis,
+        BrokerKind::Redis,
+        |_| async {},
+        url,
+        |port| redis_entries(port, "herald-events"),
+    )
+    .await;
 }
 
 async fn redis_entries(port: u16, stream: &str) -> Vec<Received> {
@@ -310,22 +337,17 @@ async fn redis_entries(port: u16, stream: &str) -> Vec<Received> {
 
 #[tokio::test(flavor = "current_thread")]
 async fn nats_jetstream_receives_every_message_through_a_restart() {
-    if !available(Kind::Nats) {
-        return;
-    }
-    let logs = Captured::default();
-    let _guard = logs.install();
-    let mut broker = Broker::start(Kind::Nats).await;
-    nats_stream(broker.port).await;
-    let url = format!(
-        "nats://{BROKER_USER}:{BROKER_PASSWORD}@127.0.0.1:{}?subject=events.invoice",
-        broker.port
-    );
-    let s = through_restart(&mut broker, BrokerKind::Nats, &url).await;
-    let got = nats_messages(broker.port).await;
-    assert_all_received(&s, &got);
-    assert_logs_clean(&logs);
-    s.server.stop().await;
+    let url = |port| {
+        format!("nats://{BROKER_USER}:{BROKER_PASSWORD}@127.0.0.1:{port}?subject=events.invoice")
+    };
+    round_trip(
+        Kind::Nats,
+        BrokerKind::Nats,
+        nats_stream,
+        url,
+        nats_messages,
+    )
+    .await;
 }
 
 async fn nats_js(port: u16) -> async_nats::jetstream::Context {
@@ -392,23 +414,19 @@ async fn nats_messages(port: u16) -> Vec<Received> {
 
 #[tokio::test(flavor = "current_thread")]
 async fn rabbitmq_queue_receives_every_message_through_a_restart() {
-    if !available(Kind::Rabbit) {
-        return;
-    }
-    let logs = Captured::default();
-    let _guard = logs.install();
-    let mut broker = Broker::start(Kind::Rabbit).await;
-    rabbit_topology(broker.port).await;
-    let url = format!(
-        "amqp://{BROKER_USER}:{BROKER_PASSWORD}@127.0.0.1:{}/%2f?exchange=herald&routingKey=invoice",
-        broker.port
-    );
-    let s = through_restart(&mut broker, BrokerKind::Amqp, &url).await;
-    let got = rabbit_messages(broker.port).await;
-    assert_all_received(&s, &got);
-    assert_logs_clean(&logs);
-    s.server.stop().await;
-    broker.down().await;
+    let url = |port| {
+        format!(
+            "amqp://{BROKER_USER}:{BROKER_PASSWORD}@127.0.0.1:{port}/%2f?exchange=herald&routingKey=invoice"
+        )
+    };
+    round_trip(
+        Kind::Rabbit,
+        BrokerKind::Amqp,
+        rabbit_topology,
+        url,
+        rabbit_messages,
+    )
+    .await;
 }
 
 async fn rabbit_channel(port: u16) -> (lapin::Connection, lapin::Channel) {
