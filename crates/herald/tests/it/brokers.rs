@@ -697,6 +697,13 @@ async fn recover_and_resend_work_for_a_broker_endpoint() {
         got.iter().all(|r| r.id == msg),
         "both copies carry the message ID"
     );
+    // The copy is in the stream before its attempt is recorded: wait for the record.
+    c.wait_delivery(&app, &msg, &ep, 0).await;
+    eventually(Duration::from_secs(30), "the resend's attempt", || async {
+        let n = c.attempts_of_msg(&app, &msg).await.len();
+        (n == 6).then_some(())
+    })
+    .await;
     let stats = c.get(&format!("/app/{app}/endpoint/{ep}/stats"), 200).await;
     assert_eq!(stats["success"], 1, "{stats}");
     server.stop().await;
