@@ -14,7 +14,7 @@ use crate::console;
 use crate::error::ApiError;
 use crate::idempotency;
 use crate::openapi;
-use crate::routes::{apps, endpoints, inbound, listen, messages, misc, sources};
+use crate::routes::{apps, endpoints, inbound, listen, messages, misc, sources, transformation};
 use crate::state::AppState;
 
 /// The full router (`/api/v1/...`, `/healthz`).
@@ -101,6 +101,14 @@ fn application_routes() -> Router<AppState> {
             get(endpoints::headers)
                 .put(endpoints::put_headers)
                 .patch(endpoints::patch_headers),
+        )
+        .route(
+            "/app/{app_id}/endpoint/{endpoint_id}/transformation",
+            get(transformation::get).patch(transformation::patch),
+        )
+        .route(
+            "/app/{app_id}/endpoint/{endpoint_id}/transformation/test",
+            post(transformation::test),
         )
         .route(
             "/app/{app_id}/endpoint/{endpoint_id}/stats",

@@ -62,6 +62,9 @@ pub(crate) struct StateInner {
     pub listen: Option<herald_delivery::ListenHub>,
     /// The console's session key and idle expiry.
     pub console: ConsoleSettings,
+    /// Runs `…/transformation/test` (the same sandbox as the delivery workers when they run
+    /// in this process).
+    pub transforms: herald_delivery::TransformPool,
 }
 
 /// How console sessions are sealed and when they end (`console_session_idle_secs`).
@@ -164,6 +167,7 @@ impl AppState {
                 inbound: Default::default(),
                 listen: None,
                 console: Default::default(),
+                transforms: Default::default(),
             }),
         }
     }
@@ -187,6 +191,17 @@ impl AppState {
             Some(inner) => inner.console = settings,
             None => tracing::error!(
                 "AppState::with_console called on a shared state; console sessions use a per-process key"
+            ),
+        }
+        self
+    }
+
+    /// Runs transformation tests in `pool`. Call before the state is cloned.
+    pub fn with_transforms(mut self, pool: herald_delivery::TransformPool) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.transforms = pool,
+            None => tracing::error!(
+                "AppState::with_transforms called on a shared state; tests use the default limits"
             ),
         }
         self

@@ -105,6 +105,12 @@ pub struct Config {
     pub portal_logo_url: Option<String>,
     /// Who may frame the portal: the `frame-ancestors` sources of its CSP.
     pub portal_frame_ancestors: String,
+    /// CPU time one call of an endpoint's transformation may use before it is interrupted.
+    pub transform_cpu_ms: u64,
+    /// Memory one call of an endpoint's transformation may allocate (MiB).
+    pub transform_memory_mib: u64,
+    /// Transformation calls running at once (one dedicated thread each).
+    pub transform_workers: usize,
 }
 
 impl Config {
@@ -155,6 +161,9 @@ impl Default for Config {
             portal_accent_color: None,
             portal_logo_url: None,
             portal_frame_ancestors: "'self'".into(),
+            transform_cpu_ms: 50,
+            transform_memory_mib: 16,
+            transform_workers: 2,
         }
     }
 }
@@ -304,6 +313,9 @@ impl Config {
             console_session_idle_secs,
             portal_title,
             portal_frame_ancestors,
+            transform_cpu_ms,
+            transform_memory_mib,
+            transform_workers,
         );
         read_opt!(
             public_url,
@@ -352,6 +364,9 @@ impl Config {
             ("idle_timeout_ms", self.idle_timeout_ms),
             ("max_connections", self.max_connections as u64),
             ("console_session_idle_secs", self.console_session_idle_secs),
+            ("transform_cpu_ms", self.transform_cpu_ms),
+            ("transform_memory_mib", self.transform_memory_mib),
+            ("transform_workers", self.transform_workers as u64),
         ] {
             if v == 0 {
                 errors.push(format!("`{key}`: must be above 0"));
@@ -518,6 +533,9 @@ pub const KNOWN_KEYS: &[&str] = &[
     "portal_accent_color",
     "portal_logo_url",
     "portal_frame_ancestors",
+    "transform_cpu_ms",
+    "transform_memory_mib",
+    "transform_workers",
 ];
 
 /// Used by tests that build configs without files or environment.

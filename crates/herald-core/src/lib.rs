@@ -15,6 +15,7 @@ pub mod destination;
 pub mod endpoint_options;
 pub mod ids;
 pub mod inbound;
+pub mod jwe;
 pub mod model;
 pub mod ops;
 pub mod ordering;

@@ -49,6 +49,8 @@ pub struct EngineConfig {
     pub max_in_flight: usize,
     /// Identifies this process's leases.
     pub owner: String,
+    /// Runs endpoints' transformations.
+    pub transform: crate::transform::TransformPool,
 }
 
 /// The delivery engine of one process.
@@ -241,13 +243,24 @@ impl Engine {
             self.settle(self.store.abandon(c.delivery_id, now).await, &c);
             return;
         };
+        // The endpoint's transformation may rewrite the request, or settle the attempt unsent.
+        let crate::transform::Step {
+            endpoint,
+            method,
+            wire,
+            settled,
+        } = crate::transform::step(&self.cfg.transform, self.transports.http().policy(), ep, msg, wire).await;
+        let ep: &Endpoint = &endpoint;
+        // Then the body may be encrypted to the receiver's key (the signature covers the JWE).
+        let (wire, settled) = crate::encrypt::seal(ep, wire, settled);
         let headers = build_headers(ep, msg, now, &wire.bytes, wire.content_type.as_deref());
         let body = Bytes::from(wire.bytes);
-        let result = match listen::session_of(&ep.url) {
+        let result = match (settled, listen::session_of(&ep.url)) {
+            (Some(settled), _) => settled,
             // A temporary `herald listen` endpoint: the same signed request goes over the
             // session's WebSocket instead of HTTP, and the CLI's report of the local answer is
             // classified and recorded below like any HTTP answer. Never an outbound request.
-            Some(session) => {
+            (None, Some(session)) => {
                 let forwarded = match &self.listen {
                     Some(hub) => {
                         hub.forward(session, msg.id.as_str(), &msg.event_type, &headers, body)
@@ -264,7 +277,11 @@ impl Engine {
                     }
                 }
             }
-            None => self.transports.send(ep, msg, now, headers, body).await,
+            (None, None) => {
+                self.transports
+                    .send(ep, msg, now, method, headers, body)
+                    .await
+            }
         };
         let record = decide(
             &self.cfg,
@@ -431,6 +448,7 @@ pub fn decide(
             };
             (status, response, None, duration, next)
         }
+        SendResult::Cancelled { detail } => (0, detail, None, Duration::ZERO, NextState::Succeeded),
         SendResult::Failed {
             error,
             detail,
@@ -528,6 +546,8 @@ fn report_attempt(
     let outcome = match (&a.error, a.status) {
         (Some(code), _) if code == "blocked_address" => "blocked",
         (Some(code), _) if code == "timeout" => "timeout",
+        (Some(code), _) if code == "transformation_error" => "transformation_error",
+        (None, DeliveryStatus::Success) if a.response_status_code == 0 => "cancelled",
         (Some(_), _) => "connect_error",
         (None, DeliveryStatus::Success) => "success",
         (None, _) => "http_error",

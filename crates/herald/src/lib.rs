@@ -352,6 +352,10 @@ pub async fn run(
     let addr = listener.local_addr()?;
     on_bound(addr);
     let listen_hub = workers.as_ref().map(|w| w.listen_hub.clone());
+    let transforms = match &workers {
+        Some(w) => w.transforms.clone(),
+        None => transform_pool(&cfg),
+    };
     if cfg.role.runs_api() {
         let api = ApiConfig {
             admin_token,
@@ -363,7 +367,8 @@ pub async fn run(
             worker_heartbeat: workers.as_ref().map(|w| w.heartbeat.clone()),
         };
         let mut state = AppState::new(store, api, workers.map(|w| w.waker), Some(ops))
-            .with_console(console_settings(&cfg)?);
+            .with_console(console_settings(&cfg)?)
+            .with_transforms(transforms);
         if let Some(hub) = &listen_hub {
             state = state.with_listen(hub.clone());
         }
@@ -414,6 +419,18 @@ struct Workers {
     waker: Arc<Notify>,
     heartbeat: Arc<std::sync::atomic::AtomicI64>,
     listen_hub: ListenHub,
+    /// Endpoint transformations' sandbox threads, shared with the API's `…/transformation/test`.
+    transforms: herald_delivery::TransformPool,
+}
+
+/// The transformation sandbox as configured (`transform_*`).
+fn transform_pool(cfg: &Config) -> herald_delivery::TransformPool {
+    herald_delivery::TransformPool::new(herald_delivery::TransformLimits {
+        cpu: std::time::Duration::from_millis(cfg.transform_cpu_ms),
+        memory_bytes: usize::try_from(cfg.transform_memory_mib.saturating_mul(1024 * 1024))
+            .unwrap_or(usize::MAX),
+        workers: cfg.transform_workers,
+    })
 }
 
 /// Starts the delivery engine and its upkeep loops on `tasks`.
@@ -444,6 +461,7 @@ fn start_workers(
         std::time::Duration::from_millis(cfg.request_timeout_ms),
         shutdown.clone(),
     );
+    let transforms = transform_pool(cfg);
     let engine = Engine::with_listen(
         opened.store.clone(),
         client,
@@ -453,6 +471,7 @@ fn start_workers(
             lease: std::time::Duration::from_secs(cfg.lease_seconds),
             max_in_flight: cfg.max_in_flight,
             owner: format!("node-{}", ulid::Ulid::new()),
+            transform: transforms.clone(),
         },
         wake.clone(),
         Some(ops.clone()),
@@ -467,6 +486,7 @@ fn start_workers(
         waker: engine.waker(),
         heartbeat: engine.heartbeat(),
         listen_hub: hub,
+        transforms,
     };
     let retention = upkeep::Retention {
         keep_ms: cfg.retention_days as i64 * 86_400_000,

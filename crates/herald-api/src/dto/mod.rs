@@ -5,10 +5,12 @@
 //! `crate::dto::X`. Nothing in this folder looks anything up or knows a route.
 
 pub mod common;
+pub mod delivery_options;
 pub mod resources;
 pub mod schemas;
 pub mod sources;
 
 pub use common::*;
+pub use delivery_options::*;
 pub use resources::*;
 pub use sources::*;

@@ -118,6 +118,8 @@ pub struct EndpointIn {
     pub max_concurrency: Option<i64>,
     #[schema(schema_with = schemas::signature_scheme_nullable)]
     pub signature_scheme: Option<SignatureScheme>,
+    pub tls: Option<crate::dto::TlsIn>,
+    pub encryption: Option<crate::dto::EncryptionIn>,
 }
 
 /// Endpoint PATCH: absent = unchanged, `null` = cleared.
@@ -154,6 +156,10 @@ pub struct EndpointPatch {
     #[serde(default, deserialize_with = "double")]
     #[schema(schema_with = schemas::signature_scheme_nullable)]
     pub signature_scheme: Option<Option<SignatureScheme>>,
+    #[serde(default, deserialize_with = "double")]
+    pub tls: Option<Option<crate::dto::TlsIn>>,
+    #[serde(default, deserialize_with = "double")]
+    pub encryption: Option<Option<crate::dto::EncryptionIn>>,
 }
 
 pub fn check_list(c: &mut Checks, field: &str, v: Option<&Vec<String>>) {
@@ -270,6 +276,10 @@ pub struct EndpointOut {
     pub state: &'static str,
     #[schema(format = DateTime)]
     pub paused_until: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<crate::dto::TlsOut>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<crate::dto::EncryptionOut>,
 }
 
 impl EndpointOut {
@@ -296,6 +306,8 @@ impl EndpointOut {
             signature_scheme: e.signature_scheme,
             state: e.state(now),
             paused_until: e.paused_until.filter(|p| *p > now).map(ts),
+            tls: crate::dto::TlsOut::of(&e.options),
+            encryption: crate::dto::EncryptionIn::of(&e.options),
         }
     }
 }

@@ -15,10 +15,10 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::dto::{
-    apply, apply_or_default, check_endpoint_extras, check_headers, check_list, to_u32, ts, Checks,
-    EndpointIn, EndpointOut, EndpointPatch, EndpointStatsOut, HeadersIn, HeadersOut,
-    HeadersPatchIn, ListOut, MessageOut, RecoverData, RecoverIn, RecoverOut, SecretOut,
-    SecretRotateIn, SendExampleIn,
+    apply, apply_encryption, apply_or_default, apply_tls, check_endpoint_extras, check_headers,
+    check_list, to_u32, ts, Checks, EndpointIn, EndpointOut, EndpointPatch, EndpointStatsOut,
+    HeadersIn, HeadersOut, HeadersPatchIn, ListOut, MessageOut, RecoverData, RecoverIn, RecoverOut,
+    SecretOut, SecretRotateIn, SendExampleIn,
 };
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{body_time, query_time, ListParams, Q};
@@ -102,6 +102,13 @@ fn from_in(
         (Some(_), None) => None,
         _ => parse_secret(&mut c, body.secret.as_deref()),
     };
+    // Options a body does not mention (the transformation has its own route) survive a PUT.
+    let mut options = existing
+        .as_ref()
+        .map(|e| e.options.clone())
+        .unwrap_or_default();
+    apply_tls(&mut c, &mut options, body.tls.map(Some));
+    apply_encryption(&mut c, &mut options, body.encryption.map(Some));
     c.finish()?;
     let now = now_millis();
     let (id, created_at, mut secrets, headers, paused_until, breaker) = match existing {
@@ -148,7 +155,7 @@ fn from_in(
         secrets,
         paused_until,
         breaker,
-        options: Default::default(),
+        options,
         created_at,
         updated_at: now,
     })
@@ -281,6 +288,8 @@ pub async fn patch(at: AtEndpoint<EndpointPatch>) -> ApiResult<Json<EndpointOut>
         .secret
         .as_deref()
         .and_then(|s| parse_secret(&mut c, Some(s)));
+    apply_tls(&mut c, &mut ep.options, p.tls);
+    apply_encryption(&mut c, &mut ep.options, p.encryption);
     c.finish()?;
     apply(&mut ep.url, url);
     apply_or_default(&mut ep.description, p.description);

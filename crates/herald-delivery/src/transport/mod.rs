@@ -77,6 +77,11 @@ pub struct Transports {
 }
 
 impl Transports {
+    /// The HTTP client (also the holder of the egress rules).
+    pub fn http(&self) -> &DeliveryClient {
+        &self.http
+    }
+
     pub fn new(http: DeliveryClient) -> Self {
         let (connect_timeout, request_timeout) = http.timeouts();
         let limits = Limits {
@@ -99,11 +104,12 @@ impl Transports {
         ep: &Endpoint,
         msg: &Message,
         now: Millis,
+        method: reqwest::Method,
         headers: HeaderMap,
         body: Bytes,
     ) -> SendResult {
         if BrokerKind::of_url(&ep.url).is_none() {
-            return self.http.send(&ep.url, headers, body).await;
+            return self.http.send_for(ep, method, headers, body).await;
         }
         let start = Instant::now();
         let out = Outgoing {

@@ -26,6 +26,8 @@ mod hardening;
 mod inbound;
 mod listen;
 mod metrics;
+mod mtls;
 mod openapi;
 mod ops;
 mod portal;
+mod transformation;
