@@ -232,6 +232,22 @@ pub fn with_secret(raw: &str, secret: &str) -> String {
     }
 }
 
+/// Whether `a` and `b` name the same broker account: scheme, user, host and port. Only then
+/// may a redacted URL inherit the stored credentials — otherwise a caller who cannot read the
+/// password could send it to a broker of their own by changing the host and writing `***`.
+pub fn same_account(a: &str, b: &str) -> bool {
+    match (Url::parse(a), Url::parse(b)) {
+        (Ok(a), Ok(b)) => {
+            a.scheme().eq_ignore_ascii_case(b.scheme())
+                && a.username() == b.username()
+                && a.host_str().map(str::to_ascii_lowercase)
+                    == b.host_str().map(str::to_ascii_lowercase)
+                && a.port() == b.port()
+        }
+        _ => false,
+    }
+}
+
 /// Prefix of a sealed credential inside a stored URL.
 const SEALED_PREFIX: &str = "sealed.";
 

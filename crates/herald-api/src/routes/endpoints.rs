@@ -30,8 +30,9 @@ use crate::state::AppState;
 
 /// Checks an endpoint URL and returns the one to store: HTTP(S) under the egress rules, or a
 /// broker URL whose scheme the operator enabled (destinations.md). A broker URL sent back as
-/// answered, credentials redacted (`user:***@`), keeps the stored credentials: a client that
-/// reads, edits and writes an endpoint must not replace its password with `***`.
+/// answered, credentials redacted (`user:***@`), keeps the stored credentials when it names
+/// the same account (scheme, user, host, port): a client that reads, edits and writes an
+/// endpoint must not replace its password with `***`, nor send it to another host.
 fn check_url(st: &AppState, c: &mut Checks, url: &str, stored: Option<&str>) -> String {
     let egress = &st.inner.egress;
     // A polling endpoint's `poll:` names no host: nothing leaves Herald.
@@ -44,8 +45,12 @@ fn check_url(st: &AppState, c: &mut Checks, url: &str, stored: Option<&str>) -> 
         }
         return url.to_string();
     }
-    let url = match stored.and_then(destination::secret_of) {
-        Some(secret) if destination::is_redacted(url) => destination::with_secret(url, secret),
+    let url = match stored.and_then(|s| Some((s, destination::secret_of(s)?))) {
+        Some((stored, secret))
+            if destination::is_redacted(url) && destination::same_account(stored, url) =>
+        {
+            destination::with_secret(url, secret)
+        }
         _ => url.to_string(),
     };
     if let Err(e) = destination::validate(egress, &egress.destination_schemes, &url) {

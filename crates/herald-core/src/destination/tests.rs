@@ -130,3 +130,28 @@ fn sealing_round_trips_and_hides_the_secret() {
     );
     assert_eq!(redact(&sealed), "amqp://user:***@h/v?routingKey=q");
 }
+
+#[test]
+fn only_the_same_account_inherits_credentials() {
+    let stored = "amqp://u:pw@broker:5672/v?routingKey=q";
+    assert!(same_account(
+        stored,
+        "amqp://u:***@BROKER:5672/other?exchange=e"
+    ));
+    assert!(!same_account(
+        stored,
+        "amqp://u:***@evil:5672/v?routingKey=q"
+    ));
+    assert!(!same_account(
+        stored,
+        "amqp://u:***@broker:5673/v?routingKey=q"
+    ));
+    assert!(!same_account(
+        stored,
+        "amqp://v:***@broker:5672/v?routingKey=q"
+    ));
+    assert!(!same_account(
+        stored,
+        "amqps://u:***@broker:5672/v?routingKey=q"
+    ));
+}

@@ -250,25 +250,52 @@ fn assert_logs_clean(logs: &Captured) {
     );
 }
 
-// ---- Redis -----------------------------------------------------------------------------------
-
-#[tokio::test(flavor = "current_thread")]
-async fn redis_stream_receives_every_message_through_a_restart() {
-    if !available(Kind::Redis) {
+/// The whole scenario for one broker: start it, let the consumer `prepare` it (stream,
+/// exchange and queue), deliver through a restart (`through_restart`), `consume` what
+/// arrived and check it, and check the logs this thread captured.
+async fn round_trip<P, PF, C, CF>(
+    kind: Kind,
+    scheme: BrokerKind,
+    prepare: P,
+    url: impl Fn(u16) -> String,
+    consume: C,
+) where
+    P: FnOnce(u16) -> PF,
+    PF: std::future::Future<Output = ()>,
+    C: FnOnce(u16) -> CF,
+    CF: std::future::Future<Output = Vec<Received>>,
+{
+    if !available(kind) {
         return;
     }
     let logs = Captured::default();
     let _guard = logs.install();
-    let mut broker = Broker::start(Kind::Redis).await;
-    let url = format!(
-        "redis://:{BROKER_PASSWORD}@127.0.0.1:{}/0?stream=herald-events&maxLen=100000",
-        broker.port
-    );
-    let s = through_restart(&mut broker, BrokerKind::Redis, &url).await;
-    let got = redis_entries(broker.port, "herald-events").await;
+    let mut broker = Broker::start(kind).await;
+    prepare(broker.port).await;
+    let url = url(broker.port);
+    let s = through_restart(&mut broker, scheme, &url).await;
+    let got = consume(broker.port).await;
     assert_all_received(&s, &got);
     assert_logs_clean(&logs);
     s.server.stop().await;
+    broker.down().await;
+}
+
+// ---- Redis -----------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "current_thread")]
+async fn redis_stream_receives_every_message_through_a_restart() {
+    let url = |port| {
+        format!("redis://:{BROKER_PASSWORD}@127.0.0.1:{port}/0?stream=herald-events&maxLen=100000")
+    };
+    round_trip(
+        Kind::Redis,
+        BrokerKind::Redis,
+        |_| async {},
+        url,
+        |port| redis_entries(port, "herald-events"),
+    )
+    .await;
 }
 
 async fn redis_entries(port: u16, stream: &str) -> Vec<Received> {
@@ -310,22 +337,17 @@ async fn redis_entries(port: u16, stream: &str) -> Vec<Received> {
 
 #[tokio::test(flavor = "current_thread")]
 async fn nats_jetstream_receives_every_message_through_a_restart() {
-    if !available(Kind::Nats) {
-        return;
-    }
-    let logs = Captured::default();
-    let _guard = logs.install();
-    let mut broker = Broker::start(Kind::Nats).await;
-    nats_stream(broker.port).await;
-    let url = format!(
-        "nats://{BROKER_USER}:{BROKER_PASSWORD}@127.0.0.1:{}?subject=events.invoice",
-        broker.port
-    );
-    let s = through_restart(&mut broker, BrokerKind::Nats, &url).await;
-    let got = nats_messages(broker.port).await;
-    assert_all_received(&s, &got);
-    assert_logs_clean(&logs);
-    s.server.stop().await;
+    let url = |port| {
+        format!("nats://{BROKER_USER}:{BROKER_PASSWORD}@127.0.0.1:{port}?subject=events.invoice")
+    };
+    round_trip(
+        Kind::Nats,
+        BrokerKind::Nats,
+        nats_stream,
+        url,
+        nats_messages,
+    )
+    .await;
 }
 
 async fn nats_js(port: u16) -> async_nats::jetstream::Context {
@@ -392,23 +414,19 @@ async fn nats_messages(port: u16) -> Vec<Received> {
 
 #[tokio::test(flavor = "current_thread")]
 async fn rabbitmq_queue_receives_every_message_through_a_restart() {
-    if !available(Kind::Rabbit) {
-        return;
-    }
-    let logs = Captured::default();
-    let _guard = logs.install();
-    let mut broker = Broker::start(Kind::Rabbit).await;
-    rabbit_topology(broker.port).await;
-    let url = format!(
-        "amqp://{BROKER_USER}:{BROKER_PASSWORD}@127.0.0.1:{}/%2f?exchange=herald&routingKey=invoice",
-        broker.port
-    );
-    let s = through_restart(&mut broker, BrokerKind::Amqp, &url).await;
-    let got = rabbit_messages(broker.port).await;
-    assert_all_received(&s, &got);
-    assert_logs_clean(&logs);
-    s.server.stop().await;
-    broker.down().await;
+    let url = |port| {
+        format!(
+            "amqp://{BROKER_USER}:{BROKER_PASSWORD}@127.0.0.1:{port}/%2f?exchange=herald&routingKey=invoice"
+        )
+    };
+    round_trip(
+        Kind::Rabbit,
+        BrokerKind::Amqp,
+        rabbit_topology,
+        url,
+        rabbit_messages,
+    )
+    .await;
 }
 
 async fn rabbit_channel(port: u16) -> (lapin::Connection, lapin::Channel) {
@@ -560,5 +578,133 @@ async fn malformed_broker_urls_are_refused() {
         422,
     )
     .await;
+    server.stop().await;
+}
+
+/// Writing back a redacted URL keeps the stored password only for the same account: pointed at
+/// another port (here a listener standing in for someone else's Redis), `***` is taken
+/// literally and the real password never leaves Herald.
+#[tokio::test]
+async fn a_redacted_url_moved_elsewhere_does_not_carry_the_password() {
+    use tokio::io::AsyncReadExt;
+    let server = TestServer::start(config(&[BrokerKind::Redis])).await;
+    let c = &server.client;
+    let app = c.create_app("moved").await;
+    let nobody = crate::broker_procs::free_port();
+    let ep = c
+        .create_endpoint(
+            &app,
+            json!({"url": format!("redis://:{BROKER_PASSWORD}@127.0.0.1:{nobody}/0?stream=s")}),
+        )
+        .await;
+    let ep = ep["id"].as_str().expect("id").to_string();
+    let thief = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = thief.local_addr().expect("addr").port();
+    c.patch(
+        &format!("/app/{app}/endpoint/{ep}"),
+        json!({"url": format!("redis://:***@127.0.0.1:{port}/0?stream=s")}),
+        200,
+    )
+    .await;
+    c.publish(&app, json!({"eventType": "invoice.paid", "payload": {}}))
+        .await;
+    let (mut sock, _) = tokio::time::timeout(Duration::from_secs(30), thief.accept())
+        .await
+        .expect("Herald connected")
+        .expect("accept");
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&seen).contains("***") {
+        match tokio::time::timeout(Duration::from_secs(10), sock.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => seen.extend_from_slice(&buf[..n]),
+            _ => break,
+        }
+    }
+    let text = String::from_utf8_lossy(&seen);
+    assert!(
+        text.contains("***"),
+        "the client authenticated with `***`: {text:?}"
+    );
+    assert!(
+        !text.contains(BROKER_PASSWORD),
+        "the password went elsewhere"
+    );
+    drop(sock);
+    server.stop().await;
+}
+
+/// A broker endpoint whose deliveries ran out of retries while the broker was down is
+/// recovered like an HTTP one, and `resend` publishes another copy (same message ID).
+#[tokio::test]
+async fn recover_and_resend_work_for_a_broker_endpoint() {
+    if !available(Kind::Redis) {
+        return;
+    }
+    let mut broker = Broker::start(Kind::Redis).await;
+    broker.down().await;
+    let server = TestServer::start(|c| c.destination_schemes = vec![BrokerKind::Redis]).await;
+    let c = &server.client;
+    let app = c.create_app("recover").await;
+    let url = format!(
+        "redis://:{BROKER_PASSWORD}@127.0.0.1:{}/0?stream=recovered",
+        broker.port
+    );
+    let ep = c.create_endpoint(&app, json!({"url": url})).await;
+    let ep = ep["id"].as_str().expect("id").to_string();
+    let msg = c
+        .publish(
+            &app,
+            json!({"eventType": "invoice.paid", "payload": {"text": "ünïcode ✓"}}),
+        )
+        .await;
+    c.wait_delivery(&app, &msg, &ep, 2).await;
+    let attempts = c.attempts_of_msg(&app, &msg).await;
+    assert_eq!(attempts.len(), 4, "first attempt + 3 retries of [1,1,1]");
+    assert!(
+        attempts.iter().all(|a| a["error"] == "connect_error"),
+        "{attempts:?}"
+    );
+
+    broker.up().await;
+    c.post(
+        &format!("/app/{app}/endpoint/{ep}/recover"),
+        json!({"since": crate::common::rfc3339_ago(3600)}),
+        202,
+    )
+    .await;
+    c.wait_delivery(&app, &msg, &ep, 0).await;
+    let last = &c.attempts_of_msg(&app, &msg).await[4];
+    assert_eq!(last["responseStatusCode"], 200);
+    assert!(last["response"]
+        .as_str()
+        .is_some_and(|r| r.starts_with("XADD recovered: ")));
+    assert!(last["url"].as_str().is_some_and(|u| u.contains(":***@")));
+
+    c.post(
+        &format!("/app/{app}/msg/{msg}/endpoint/{ep}/resend"),
+        json!({}),
+        202,
+    )
+    .await;
+    let got = eventually(Duration::from_secs(30), "the resent copy", || async {
+        let got = redis_entries(broker.port, "recovered").await;
+        (got.len() == 2).then_some(got)
+    })
+    .await;
+    assert!(
+        got.iter().all(|r| r.id == msg),
+        "both copies carry the message ID"
+    );
+    // The copy is in the stream before its attempt is recorded: wait for the record.
+    c.wait_delivery(&app, &msg, &ep, 0).await;
+    eventually(Duration::from_secs(30), "the resend's attempt", || async {
+        let n = c.attempts_of_msg(&app, &msg).await.len();
+        (n == 6).then_some(())
+    })
+    .await;
+    let stats = c.get(&format!("/app/{app}/endpoint/{ep}/stats"), 200).await;
+    assert_eq!(stats["success"], 1, "{stats}");
     server.stop().await;
 }
