@@ -24,10 +24,12 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 
 use tokio::sync::{watch, Notify, Semaphore};
 
-use crate::batch::{self, Batches};
 use crate::client::{DeliveryClient, SendResult};
 use crate::listen::{self, ListenHub};
 use crate::telemetry;
+
+mod batch;
+use batch::Batches;
 
 /// Most deliveries claimed in one round trip.
 const CLAIM_BATCH: usize = 256;
@@ -53,18 +55,18 @@ pub struct EngineConfig {
 
 /// The delivery engine of one process.
 pub struct Engine {
-    pub(crate) store: Arc<dyn Store>,
-    pub(crate) client: DeliveryClient,
-    pub(crate) cfg: EngineConfig,
-    pub(crate) wake: Arc<Notify>,
-    pub(crate) slots: Arc<Semaphore>,
+    store: Arc<dyn Store>,
+    client: DeliveryClient,
+    cfg: EngineConfig,
+    wake: Arc<Notify>,
+    slots: Arc<Semaphore>,
     /// Wall-clock millis of the loop's last turn, read by the health check.
     heartbeat: Arc<AtomicI64>,
     ops: Option<OpsLog>,
     /// Sessions of `herald listen` held by this node.
     listen: Option<ListenHub>,
     /// Deliveries of batching endpoints waiting for their batch to fill.
-    pub(crate) batches: Batches,
+    batches: Batches,
 }
 
 impl Engine {
@@ -201,7 +203,7 @@ impl Engine {
                 return;
             }
         };
-        // Deliveries of batching endpoints go out in batches (`crate::batch`); the rest here.
+        // Deliveries of batching endpoints go out in batches (`batch`); the rest here.
         let claimed = batch::take(self, claimed, &msgs, &eps);
         let msgs = Arc::new(msgs);
         let eps: Arc<HashMap<_, _>> = Arc::new(eps);
@@ -285,7 +287,7 @@ impl Engine {
     /// Stores an attempt and what follows from it (retried a few times: a record that cannot
     /// be stored leaves the lease to expire, so the delivery is made again — a duplicate, never
     /// a loss), then logs it and emits its operational events. `now` is when it was sent.
-    pub(crate) async fn record(
+    async fn record(
         &self,
         c: &Claimed,
         msg: &Message,

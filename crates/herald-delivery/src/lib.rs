@@ -8,7 +8,6 @@
 //! client anywhere else (clippy's `disallowed-methods` enforces that for the rest of the
 //! workspace).
 
-mod batch;
 pub mod client;
 pub mod engine;
 pub mod listen;
