@@ -24,11 +24,13 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 
 use tokio::sync::{watch, Notify, Semaphore};
 
-use crate::batch::{self, Batches};
 use crate::client::{DeliveryClient, SendResult};
 use crate::listen::{self, ListenHub};
 use crate::telemetry;
 use crate::transport::Transports;
+
+mod batch;
+use batch::Batches;
 
 /// Most deliveries claimed in one round trip.
 const CLAIM_BATCH: usize = 256;
@@ -56,19 +58,19 @@ pub struct EngineConfig {
 
 /// The delivery engine of one process.
 pub struct Engine {
-    pub(crate) store: Arc<dyn Store>,
+    store: Arc<dyn Store>,
     /// HTTP and broker destinations (`transport`).
-    pub(crate) transports: Transports,
-    pub(crate) cfg: EngineConfig,
-    pub(crate) wake: Arc<Notify>,
-    pub(crate) slots: Arc<Semaphore>,
+    transports: Transports,
+    cfg: EngineConfig,
+    wake: Arc<Notify>,
+    slots: Arc<Semaphore>,
     /// Wall-clock millis of the loop's last turn, read by the health check.
     heartbeat: Arc<AtomicI64>,
     ops: Option<OpsLog>,
     /// Sessions of `herald listen` held by this node.
     listen: Option<ListenHub>,
     /// Deliveries of batching endpoints waiting for their batch to fill.
-    pub(crate) batches: Batches,
+    batches: Batches,
 }
 
 impl Engine {
@@ -205,7 +207,7 @@ impl Engine {
                 return;
             }
         };
-        // Deliveries of batching endpoints go out in batches (`crate::batch`); the rest here.
+        // Deliveries of batching endpoints go out in batches (`batch`); the rest here.
         let claimed = batch::take(self, claimed, &msgs, &eps);
         let msgs = Arc::new(msgs);
         let eps: Arc<HashMap<_, _>> = Arc::new(eps);
@@ -311,7 +313,7 @@ impl Engine {
     /// Stores an attempt and what follows from it (retried a few times: a record that cannot
     /// be stored leaves the lease to expire, so the delivery is made again — a duplicate, never
     /// a loss), then logs it and emits its operational events. `now` is when it was sent.
-    pub(crate) async fn record(
+    async fn record(
         &self,
         c: &Claimed,
         msg: &Message,

@@ -9,7 +9,6 @@
 //! client anywhere else (clippy's `disallowed-methods` enforces that for the rest of the
 //! workspace).
 
-mod batch;
 pub mod client;
 pub mod encrypt;
 pub mod engine;

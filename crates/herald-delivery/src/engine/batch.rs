@@ -26,7 +26,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use rand::SeedableRng;
 use serde_json::value::RawValue;
 
-use crate::engine::{decide, Engine};
+use super::{decide, Engine};
 use crate::listen;
 
 /// The deliveries of each batching endpoint that wait for their batch to fill.
