@@ -26,7 +26,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::dto;
 use crate::error::{ApiError, ErrorBody, FieldError, ValidationErrorBody};
-use crate::routes::{apps, endpoints, inbound, listen, messages, misc, sources};
+use crate::routes::{apps, endpoints, inbound, listen, messages, misc, routing, sources};
 
 /// Where the document is served.
 pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
@@ -61,7 +61,7 @@ const NOT_IDEMPOTENT: &[&str] = &[
         endpoints::list, endpoints::create, endpoints::get, endpoints::update, endpoints::patch,
         endpoints::remove, endpoints::secret, endpoints::rotate, endpoints::headers,
         endpoints::put_headers, endpoints::patch_headers, endpoints::stats, endpoints::recover,
-        endpoints::send_example, listen::listen,
+        endpoints::send_example, routing::test_filter, listen::listen,
         messages::by_endpoint, messages::list, messages::create, messages::get, messages::expunge,
         messages::endpoints_of, messages::resend, messages::attempt,
         messages::attempts_by_endpoint, messages::attempts_by_msg,

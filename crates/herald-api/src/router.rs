@@ -14,7 +14,7 @@ use crate::console;
 use crate::error::ApiError;
 use crate::idempotency;
 use crate::openapi;
-use crate::routes::{apps, endpoints, inbound, listen, messages, misc, sources};
+use crate::routes::{apps, endpoints, inbound, listen, messages, misc, routing, sources};
 use crate::state::AppState;
 
 /// The full router (`/api/v1/...`, `/healthz`).
@@ -113,6 +113,10 @@ fn application_routes() -> Router<AppState> {
         .route(
             "/app/{app_id}/endpoint/{endpoint_id}/send-example",
             post(endpoints::send_example),
+        )
+        .route(
+            "/app/{app_id}/endpoint/{endpoint_id}/filter/test",
+            post(routing::test_filter),
         )
         .route(
             "/app/{app_id}/endpoint/{endpoint_id}/msg",

@@ -13,7 +13,15 @@ use serde::{Deserialize, Serialize};
 /// documents read as defaults and unknown fields written by a newer node are ignored.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
-pub struct EndpointOptions {}
+pub struct EndpointOptions {
+    /// Content filter matched against the payload at fan-out (see [`crate::filter`]); stored
+    /// as the document the API validated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filter: Option<serde_json::Value>,
+    /// Total request timeout of this endpoint's attempts, replacing the server's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u32>,
+}
 
 impl EndpointOptions {
     /// Whether every option is at its default (the stored document is then `{}`).

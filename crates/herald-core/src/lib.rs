@@ -11,6 +11,7 @@ mod codes;
 pub mod config;
 pub mod crypto;
 pub mod endpoint_options;
+pub mod filter;
 pub mod ids;
 pub mod inbound;
 pub mod model;

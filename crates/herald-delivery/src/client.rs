@@ -144,10 +144,28 @@ impl DeliveryClient {
         headers: http::HeaderMap,
         body: bytes::Bytes,
     ) -> SendResult {
+        self.send_within(url, headers, body, None).await
+    }
+
+    /// [`Self::send`] with the total request timeout `timeout` instead of the configured one
+    /// (an endpoint's `timeoutMs`). A timeout names the endpoint's limit in its detail, so the
+    /// attempt log shows which limit applied.
+    pub async fn send_within(
+        &self,
+        url: &str,
+        headers: http::HeaderMap,
+        body: bytes::Bytes,
+        timeout: Option<Duration>,
+    ) -> SendResult {
         let start = Instant::now();
         let failed = |error, detail: String| SendResult::Failed {
+            detail: match (error, timeout) {
+                (TransportError::Timeout, Some(t)) => {
+                    format!("{detail} (endpoint timeoutMs {})", t.as_millis())
+                }
+                _ => detail,
+            },
             error,
-            detail,
             duration: start.elapsed(),
         };
         let parsed = match Url::parse(url) {
@@ -167,13 +185,11 @@ impl DeliveryClient {
                 );
             }
         }
-        let resp = self
-            .http
-            .post(parsed)
-            .headers(headers)
-            .body(body)
-            .send()
-            .await;
+        let mut req = self.http.post(parsed).headers(headers).body(body);
+        if let Some(t) = timeout {
+            req = req.timeout(t);
+        }
+        let resp = req.send().await;
         let resp = match resp {
             Ok(r) => r,
             Err(e) => {

@@ -262,7 +262,15 @@ impl Engine {
                     }
                 }
             }
-            None => self.client.send(&ep.url, headers, body).await,
+            None => {
+                let timeout = ep
+                    .options
+                    .timeout_ms
+                    .map(|t| Duration::from_millis(t.into()));
+                self.client
+                    .send_within(&ep.url, headers, body, timeout)
+                    .await
+            }
         };
         let record = decide(
             &self.cfg,

@@ -36,3 +36,4 @@ macro_rules! setup {
 }
 
 include!("suite/body.rs");
+include!("suite/routing.rs");

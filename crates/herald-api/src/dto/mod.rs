@@ -6,9 +6,11 @@
 
 pub mod common;
 pub mod resources;
+pub mod routing;
 pub mod schemas;
 pub mod sources;
 
 pub use common::*;
 pub use resources::*;
+pub use routing::*;
 pub use sources::*;

@@ -112,6 +112,14 @@ pub struct EndpointIn {
     pub max_concurrency: Option<i64>,
     #[schema(schema_with = schemas::signature_scheme_nullable)]
     pub signature_scheme: Option<SignatureScheme>,
+    /// **(herald)** Content filter on the payload; non-matching messages are not delivered.
+    #[schema(value_type = Option<Object>)]
+    pub filter: Option<serde_json::Value>,
+    /// **(herald)** Request timeout in milliseconds (100–30000) replacing the server's.
+    pub timeout_ms: Option<i64>,
+    /// **(herald)** `ed25519` generates an Ed25519 signing key (`v1a` signatures) when no
+    /// `secret` is given; a given `secret` must be of this kind.
+    pub signature_algorithm: Option<super::routing::SignatureAlgorithm>,
 }
 
 /// Endpoint PATCH: absent = unchanged, `null` = cleared.
@@ -146,6 +154,14 @@ pub struct EndpointPatch {
     #[serde(default, deserialize_with = "double")]
     #[schema(schema_with = schemas::signature_scheme_nullable)]
     pub signature_scheme: Option<Option<SignatureScheme>>,
+    #[serde(default, deserialize_with = "double")]
+    #[schema(value_type = Option<Object>)]
+    pub filter: Option<Option<serde_json::Value>>,
+    #[serde(default, deserialize_with = "double")]
+    pub timeout_ms: Option<Option<i64>>,
+    /// **(herald)** Switching the algorithm replaces the signing key at once (no grace; use
+    /// `…/secret/rotate` with a `whsk_`/`whsec_` key for a grace period).
+    pub signature_algorithm: Option<super::routing::SignatureAlgorithm>,
 }
 
 pub fn check_list(c: &mut Checks, field: &str, v: Option<&Vec<String>>) {
@@ -169,8 +185,8 @@ pub fn check_endpoint_extras(
     max_conc: Option<i64>,
 ) {
     if let Some(r) = retry {
-        if r.len() > 50 {
-            c.fail("retrySchedule", "at most 50 entries");
+        if r.len() > 20 {
+            c.fail("retrySchedule", "at most 20 entries");
         }
         if r.iter().any(|s| *s > 7 * 86_400) {
             c.fail(
@@ -260,6 +276,13 @@ pub struct EndpointOut {
     pub state: &'static str,
     #[schema(format = DateTime)]
     pub paused_until: Option<String>,
+    /// **(herald)** The content filter, when set.
+    #[schema(value_type = Option<Object>)]
+    pub filter: Option<serde_json::Value>,
+    /// **(herald)** The request timeout in milliseconds, when set.
+    pub timeout_ms: Option<u32>,
+    /// **(herald)** The algorithm of the newest signing key.
+    pub signature_algorithm: super::routing::SignatureAlgorithm,
 }
 
 impl EndpointOut {
@@ -286,6 +309,9 @@ impl EndpointOut {
             signature_scheme: e.signature_scheme,
             state: e.state(now),
             paused_until: e.paused_until.filter(|p| *p > now).map(ts),
+            filter: e.options.filter.clone(),
+            timeout_ms: e.options.timeout_ms,
+            signature_algorithm: super::routing::SignatureAlgorithm::of_endpoint(e),
         }
     }
 }

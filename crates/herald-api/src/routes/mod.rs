@@ -11,6 +11,7 @@ pub(crate) mod inbound;
 pub(crate) mod listen;
 pub(crate) mod messages;
 pub(crate) mod misc;
+pub(crate) mod routing;
 pub(crate) mod sources;
 
 use axum::Json;

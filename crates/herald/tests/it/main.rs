@@ -24,3 +24,4 @@ mod listen;
 mod metrics;
 mod openapi;
 mod ops;
+mod routing;
