@@ -27,7 +27,7 @@ use utoipa::{Modify, OpenApi};
 use crate::dto;
 use crate::error::{ApiError, ErrorBody, FieldError, ValidationErrorBody};
 use crate::routes::{
-    apps, endpoints, inbound, listen, messages, misc, pull, sources, transformation,
+    apps, endpoints, inbound, listen, messages, misc, pull, routing, sources, transformation,
 };
 
 /// Where the document is served.
@@ -64,8 +64,8 @@ const NOT_IDEMPOTENT: &[&str] = &[
         endpoints::list, endpoints::create, endpoints::get, endpoints::update, endpoints::patch,
         endpoints::remove, endpoints::secret, endpoints::rotate, endpoints::headers,
         endpoints::put_headers, endpoints::patch_headers, endpoints::stats, endpoints::recover,
-        endpoints::send_example, listen::listen, pull::poll, pull::create_token,
-        transformation::get, transformation::patch, transformation::test,
+        endpoints::send_example, routing::test_filter, listen::listen, pull::poll,
+        pull::create_token, transformation::get, transformation::patch, transformation::test,
         messages::by_endpoint, messages::list, messages::create, messages::get, messages::expunge,
         messages::endpoints_of, messages::resend, messages::attempt,
         messages::attempts_by_endpoint, messages::attempts_by_msg,

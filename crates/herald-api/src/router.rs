@@ -15,7 +15,7 @@ use crate::error::ApiError;
 use crate::idempotency;
 use crate::openapi;
 use crate::routes::{
-    apps, endpoints, inbound, listen, messages, misc, pull, sources, transformation,
+    apps, endpoints, inbound, listen, messages, misc, pull, routing, sources, transformation,
 };
 use crate::state::AppState;
 
@@ -128,6 +128,10 @@ fn application_routes() -> Router<AppState> {
         .route(
             "/app/{app_id}/endpoint/{endpoint_id}/poll/token",
             post(pull::create_token),
+        )
+        .route(
+            "/app/{app_id}/endpoint/{endpoint_id}/filter/test",
+            post(routing::test_filter),
         )
         .route(
             "/app/{app_id}/endpoint/{endpoint_id}/msg",

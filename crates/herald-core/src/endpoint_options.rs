@@ -28,6 +28,13 @@ pub struct EndpointOptions {
     /// Send several deliveries in one request (HTTP endpoints only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub batch: Option<BatchOptions>,
+    /// Content filter matched against the payload at fan-out (see [`crate::filter`]); stored
+    /// as the document the API validated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filter: Option<serde_json::Value>,
+    /// Total request timeout of this endpoint's attempts, replacing the server's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u32>,
 }
 
 /// `batch`: up to `max_events` deliveries of the endpoint in one request (a JSON array),

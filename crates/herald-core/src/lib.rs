@@ -13,6 +13,7 @@ pub mod config;
 pub mod crypto;
 pub mod destination;
 pub mod endpoint_options;
+pub mod filter;
 pub mod ids;
 pub mod inbound;
 pub mod jwe;

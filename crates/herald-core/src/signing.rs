@@ -1,8 +1,10 @@
 //! Outbound request signing: endpoint secrets and the `standard`, `svix` and `github` schemes.
 //!
 //! Owns the byte-exact construction of signature headers (Standard Webhooks: HMAC-SHA256 over
-//! `{id}.{timestamp}.{body}`, `v1,<base64>`), secret parsing and generation, and a verifier used
-//! by tests and the CLI. It must not decide *which* secrets are valid (rotation grace is the
+//! `{id}.{timestamp}.{body}`, `v1,<base64>`, or Ed25519 over the same content, `v1a,<base64>`,
+//! for `whsk_` secrets), secret parsing and generation, and a verifier used by tests and the
+//! CLI. An Ed25519 secret's private seed is only ever used to sign here; what may be shown of
+//! it is its public key ([`answer_text`]). It must not decide *which* secrets are valid (rotation grace is the
 //! store's and the caller's job) and must never log or format a secret.
 
 use base64::engine::general_purpose::STANDARD as B64;
@@ -17,6 +19,10 @@ type HmacSha256 = Hmac<Sha256>;
 
 /// Prefix of Standard Webhooks secrets.
 pub const SECRET_PREFIX: &str = "whsec_";
+/// Prefix of Ed25519 signing secrets (base64 of the 32-byte seed), Standard Webhooks' `v1a`.
+pub const ED25519_SECRET_PREFIX: &str = "whsk_";
+/// Prefix of Ed25519 public keys, the only form of an Ed25519 secret Herald shows.
+pub const ED25519_PUBLIC_PREFIX: &str = "whpk_";
 /// Random bytes in a generated secret (Svix uses 24; the spec asks for 24 or more).
 pub const GENERATED_SECRET_BYTES: usize = 24;
 /// Accepted decoded key length for user-provided secrets (Svix's bounds).
@@ -60,6 +66,8 @@ pub enum SecretError {
     NotBase64,
     #[error("secret key must decode to between 24 and 64 bytes")]
     BadLength,
+    #[error("an Ed25519 secret must be `whsk_` followed by the base64 of a 32-byte seed")]
+    BadEd25519,
 }
 
 /// An endpoint signing secret in its canonical text form `whsec_<base64>`.
@@ -101,10 +109,43 @@ impl EndpointSecret {
         })
     }
 
+    /// A fresh random Ed25519 secret (`whsk_…`).
+    pub fn generate_ed25519() -> Self {
+        let mut seed = [0u8; 32];
+        rand::thread_rng().fill_bytes(&mut seed);
+        Self {
+            text: format!("{ED25519_SECRET_PREFIX}{}", B64.encode(seed)),
+            key: seed.to_vec(),
+        }
+    }
+
+    /// Parses an endpoint's signing secret: an Ed25519 `whsk_` seed, or what [`Self::parse`]
+    /// accepts. Sources' verification secrets use [`Self::parse`], never this.
+    pub fn parse_signing(s: &str) -> Result<Self, SecretError> {
+        let Some(b64) = s.strip_prefix(ED25519_SECRET_PREFIX) else {
+            return Self::parse(s);
+        };
+        match B64.decode(b64) {
+            Ok(seed) if seed.len() == 32 => Ok(Self {
+                text: s.to_string(),
+                key: seed,
+            }),
+            _ => Err(SecretError::BadEd25519),
+        }
+    }
+
+    /// Whether this secret signs with Ed25519 (`v1a`) rather than HMAC (`v1`).
+    pub fn is_ed25519(&self) -> bool {
+        self.text.starts_with(ED25519_SECRET_PREFIX)
+    }
+
     /// Parses a secret that was stored by Herald itself. Stored secrets were validated on the
     /// way in, but the base64 part is decoded leniently so that a legacy length never blocks
     /// delivery.
     pub fn from_stored(s: &str) -> Result<Self, SecretError> {
+        if s.starts_with(ED25519_SECRET_PREFIX) {
+            return Self::parse_signing(s);
+        }
         let b64 = s.strip_prefix(SECRET_PREFIX).unwrap_or(s);
         let key = B64.decode(b64).map_err(|_| SecretError::NotBase64)?;
         Ok(Self {
@@ -135,6 +176,40 @@ pub fn sign_standard(key: &[u8], msg_id: &str, timestamp: i64, body: &[u8]) -> S
     format!("v1,{}", B64.encode(mac.finalize().into_bytes()))
 }
 
+fn ed25519_key(seed: &[u8]) -> Option<ed25519_dalek::SigningKey> {
+    let seed: &[u8; 32] = seed.try_into().ok()?;
+    Some(ed25519_dalek::SigningKey::from_bytes(seed))
+}
+
+/// `v1a,<base64 Ed25519(seed, "{id}.{timestamp}.{body}")>`; `None` for a seed that is not 32
+/// bytes (never stored: [`EndpointSecret::parse_signing`] checks it).
+pub fn sign_v1a(seed: &[u8], msg_id: &str, timestamp: i64, body: &[u8]) -> Option<String> {
+    use ed25519_dalek::Signer;
+    let key = ed25519_key(seed)?;
+    let mut content = Vec::with_capacity(msg_id.len() + body.len() + 24);
+    content.extend_from_slice(msg_id.as_bytes());
+    content.push(b'.');
+    content.extend_from_slice(timestamp.to_string().as_bytes());
+    content.push(b'.');
+    content.extend_from_slice(body);
+    Some(format!("v1a,{}", B64.encode(key.sign(&content).to_bytes())))
+}
+
+/// What `GET …/secret` (and anything else that shows a secret) may show of a stored secret:
+/// an HMAC secret as it is, an Ed25519 secret as its public key `whpk_<base64>`.
+pub fn answer_text(stored: &str) -> String {
+    match EndpointSecret::from_stored(stored) {
+        Ok(s) if s.is_ed25519() => match ed25519_key(s.key()) {
+            Some(k) => format!(
+                "{ED25519_PUBLIC_PREFIX}{}",
+                B64.encode(k.verifying_key().to_bytes())
+            ),
+            None => String::new(),
+        },
+        _ => stored.to_string(),
+    }
+}
+
 /// `sha256=<hex HMAC-SHA256(secret text, body)>` as GitHub sends it.
 pub fn sign_github(secret_text: &str, body: &[u8]) -> String {
     let mut mac =
@@ -156,7 +231,10 @@ pub fn signature_headers(
     let joined = || {
         secrets
             .iter()
-            .map(|s| sign_standard(s.key(), msg_id, timestamp, body))
+            .filter_map(|s| match s.is_ed25519() {
+                true => sign_v1a(s.key(), msg_id, timestamp, body),
+                false => Some(sign_standard(s.key(), msg_id, timestamp, body)),
+            })
             .collect::<Vec<_>>()
             .join(" ")
     };
@@ -171,13 +249,13 @@ pub fn signature_headers(
             ("svix-timestamp", ts),
             ("svix-signature", joined()),
         ],
-        // GitHub's header has room for one signature only: the newest secret signs.
+        // GitHub's header has room for one HMAC signature only: the newest HMAC secret signs.
         SignatureScheme::Github => {
             let mut h = vec![
                 ("x-webhook-id", msg_id.to_string()),
                 ("x-webhook-timestamp", ts),
             ];
-            if let Some(newest) = secrets.first() {
+            if let Some(newest) = secrets.iter().find(|s| !s.is_ed25519()) {
                 h.push(("x-hub-signature-256", sign_github(newest.expose(), body)));
             }
             h
@@ -303,6 +381,57 @@ mod tests {
             )
             .unwrap();
         }
+    }
+
+    #[test]
+    fn ed25519_secrets_sign_v1a_and_show_only_their_public_key() {
+        use ed25519_dalek::Verifier;
+        // RFC 8032 test 1: this seed has public key d75a9801…
+        let seed = hex::decode("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60")
+            .unwrap();
+        let text = format!("whsk_{}", B64.encode(&seed));
+        let s = EndpointSecret::parse_signing(&text).unwrap();
+        assert!(s.is_ed25519());
+        assert_eq!(EndpointSecret::from_stored(&text).unwrap(), s);
+        let public = answer_text(&text);
+        let pk = B64.decode(public.strip_prefix("whpk_").unwrap()).unwrap();
+        assert_eq!(
+            hex::encode(&pk),
+            "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"
+        );
+        assert!(!public.contains(&text[5..]));
+        let sig = sign_v1a(s.key(), "msg_1", 10, b"{}").unwrap();
+        let raw = B64.decode(sig.strip_prefix("v1a,").unwrap()).unwrap();
+        let vk = ed25519_dalek::VerifyingKey::from_bytes(&pk.try_into().unwrap()).unwrap();
+        let sig = ed25519_dalek::Signature::from_slice(&raw).unwrap();
+        vk.verify(b"msg_1.10.{}", &sig).unwrap();
+        assert!(vk.verify(b"msg_1.11.{}", &sig).is_err());
+        // During a rotation from HMAC to Ed25519 both sign, newest first.
+        let old = EndpointSecret::generate();
+        let h = signature_headers(
+            SignatureScheme::Standard,
+            &[s.clone(), old.clone()],
+            "m",
+            1,
+            b"x",
+        );
+        let v = &h.iter().find(|(k, _)| *k == "webhook-signature").unwrap().1;
+        let parts: Vec<_> = v.split(' ').collect();
+        assert!(
+            parts[0].starts_with("v1a,") && parts[1].starts_with("v1,"),
+            "{v}"
+        );
+        assert_eq!(answer_text(old.expose()), old.expose());
+        for bad in ["whsk_", "whsk_c2hvcnQ=", "whsk_***"] {
+            assert_eq!(
+                EndpointSecret::parse_signing(bad),
+                Err(SecretError::BadEd25519)
+            );
+        }
+        // Sources' parser does not take Ed25519 secrets.
+        assert!(EndpointSecret::parse(&text).is_err());
+        let g = EndpointSecret::generate_ed25519();
+        assert!(g.is_ed25519() && !format!("{g:?}").contains(&g.expose()[5..]));
     }
 
     #[test]

@@ -232,7 +232,14 @@ impl DeliveryClient {
         body: bytes::Bytes,
     ) -> SendResult {
         match self.client_for(ep) {
-            Ok(http) => self.send_with(&http, method, &ep.url, headers, body).await,
+            Ok(http) => {
+                let timeout = ep
+                    .options
+                    .timeout_ms
+                    .map(|t| Duration::from_millis(t.into()));
+                self.send_with(&http, method, &ep.url, headers, body, timeout)
+                    .await
+            }
             Err(detail) => SendResult::Failed {
                 error: TransportError::Tls,
                 detail,
@@ -259,10 +266,33 @@ impl DeliveryClient {
         headers: http::HeaderMap,
         body: bytes::Bytes,
     ) -> SendResult {
-        self.send_with(&self.http, reqwest::Method::POST, url, headers, body)
+        self.send_with(&self.http, reqwest::Method::POST, url, headers, body, None)
             .await
     }
 
+    /// [`Self::send`] with the total request timeout `timeout` instead of the configured one
+    /// (an endpoint's `timeoutMs`).
+    pub async fn send_within(
+        &self,
+        url: &str,
+        headers: http::HeaderMap,
+        body: bytes::Bytes,
+        timeout: Option<Duration>,
+    ) -> SendResult {
+        self.send_with(
+            &self.http,
+            reqwest::Method::POST,
+            url,
+            headers,
+            body,
+            timeout,
+        )
+        .await
+    }
+
+    /// One request with `http`. A timeout given here (an endpoint's `timeoutMs`) replaces the
+    /// configured one and is named in a timeout's detail, so the attempt log shows which limit
+    /// applied.
     async fn send_with(
         &self,
         http: &reqwest::Client,
@@ -270,11 +300,17 @@ impl DeliveryClient {
         url: &str,
         headers: http::HeaderMap,
         body: bytes::Bytes,
+        timeout: Option<Duration>,
     ) -> SendResult {
         let start = Instant::now();
         let failed = |error, detail: String| SendResult::Failed {
+            detail: match (error, timeout) {
+                (TransportError::Timeout, Some(t)) => {
+                    format!("{detail} (endpoint timeoutMs {})", t.as_millis())
+                }
+                _ => detail,
+            },
             error,
-            detail,
             duration: start.elapsed(),
         };
         let parsed = match Url::parse(url) {
@@ -294,12 +330,11 @@ impl DeliveryClient {
                 );
             }
         }
-        let resp = http
-            .request(method, parsed)
-            .headers(headers)
-            .body(body)
-            .send()
-            .await;
+        let mut req = http.request(method, parsed).headers(headers).body(body);
+        if let Some(t) = timeout {
+            req = req.timeout(t);
+        }
+        let resp = req.send().await;
         let resp = match resp {
             Ok(r) => r,
             Err(e) => {

@@ -160,7 +160,7 @@ pub(crate) fn fifo_candidates(
 }
 
 /// What a publish's fan-out needs of an endpoint (the columns `id, event_types, channels,
-/// ordering, paused_until` of an enabled one), and no more: fan-out runs for every publish,
+/// ordering, paused_until` of an enabled one, and its options' `filter`), and no more: fan-out runs for every publish,
 /// so decoding whole endpoint rows (secrets, headers, metadata) would be paid per message.
 pub(crate) struct Target {
     pub id: String,
@@ -168,7 +168,15 @@ pub(crate) struct Target {
     pub channels: Option<Vec<String>>,
     pub fifo: bool,
     pub paused_until: Option<Millis>,
+    /// The endpoint's content filter document as stored (JSON text), if it has one.
+    pub filter: Option<String>,
 }
+
+/// Compiled content filters, shared by every store of the process: a filter is compiled when
+/// first met and again only when its stored document changes (see
+/// [`herald_core::filter::FilterCache`]), not on every publish.
+static FILTERS: std::sync::LazyLock<herald_core::filter::FilterCache> =
+    std::sync::LazyLock::new(Default::default);
 
 /// One delivery a publish queues.
 pub(crate) struct FanOut {
@@ -179,17 +187,32 @@ pub(crate) struct FanOut {
     pub ordering_key: Option<String>,
 }
 
-/// The deliveries publishing `msg` queues: one per target subscribed to it, or only to the
-/// target `only` when the publish names one.
+/// The deliveries publishing `msg` queues: one per target subscribed to it whose content
+/// filter (if any) matches the payload, or only to the target `only` when the publish names one
+/// (an explicit target, e.g. a resend or send-example, is not filtered). The payload is parsed
+/// once per publish, and only when some target has a filter.
 pub(crate) fn fan_out(msg: &Message, only: Option<&EndpointId>, targets: &[Target]) -> Vec<FanOut> {
-    let wanted = |t: &Target| match only {
+    let mut payload: Option<serde_json::Value> = None;
+    let mut wanted = |t: &Target| match only {
         Some(id) => t.id == id.0,
-        None => herald_core::model::subscribed(
-            t.event_types.as_deref(),
-            t.channels.as_deref(),
-            &msg.event_type,
-            msg.channels.as_deref(),
-        ),
+        None => {
+            herald_core::model::subscribed(
+                t.event_types.as_deref(),
+                t.channels.as_deref(),
+                &msg.event_type,
+                msg.channels.as_deref(),
+            ) && t.filter.as_deref().is_none_or(|text| {
+                FILTERS.get(&t.id, text).is_none_or(|f| {
+                    let p = payload.get_or_insert_with(|| {
+                        msg.payload
+                            .as_deref()
+                            .and_then(|p| serde_json::from_str(p).ok())
+                            .unwrap_or(serde_json::Value::Null)
+                    });
+                    f.matches(p)
+                })
+            })
+        }
     };
     targets
         .iter()

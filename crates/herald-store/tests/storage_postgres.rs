@@ -72,6 +72,7 @@ macro_rules! setup {
 
 include!("suite/body.rs");
 include!("suite/broker_urls.rs");
+include!("suite/routing.rs");
 
 #[tokio::test]
 async fn rekey_re_encrypts_secrets_under_the_new_key() {

@@ -46,3 +46,4 @@ macro_rules! setup {
 include!("suite/body.rs");
 include!("suite/broker_urls.rs");
 include!("suite/pull.rs");
+include!("suite/routing.rs");

@@ -179,7 +179,7 @@ pub(super) async fn render(
     let secret = reveal.then(|| {
         ep.secrets
             .first()
-            .map(|s| s.key.clone())
+            .map(|s| herald_core::signing::answer_text(&s.key))
             .unwrap_or_default()
     });
     Ok(ok(&EndpointPage {

@@ -8,6 +8,7 @@ pub mod common;
 pub mod delivery_options;
 pub mod destinations;
 pub mod resources;
+pub mod routing;
 pub mod schemas;
 pub mod sources;
 
@@ -15,4 +16,5 @@ pub use common::*;
 pub use delivery_options::*;
 pub use destinations::*;
 pub use resources::*;
+pub use routing::*;
 pub use sources::*;

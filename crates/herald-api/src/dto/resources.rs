@@ -121,6 +121,14 @@ pub struct EndpointIn {
     pub tls: Option<crate::dto::TlsIn>,
     pub encryption: Option<crate::dto::EncryptionIn>,
     pub batch: Option<super::BatchIn>,
+    /// **(herald)** Content filter on the payload; non-matching messages are not delivered.
+    #[schema(value_type = Option<Object>)]
+    pub filter: Option<serde_json::Value>,
+    /// **(herald)** Request timeout in milliseconds (100–30000) replacing the server's.
+    pub timeout_ms: Option<i64>,
+    /// **(herald)** `ed25519` generates an Ed25519 signing key (`v1a` signatures) when no
+    /// `secret` is given; a given `secret` must be of this kind.
+    pub signature_algorithm: Option<super::routing::SignatureAlgorithm>,
 }
 
 /// Endpoint PATCH: absent = unchanged, `null` = cleared.
@@ -162,6 +170,13 @@ pub struct EndpointPatch {
     #[serde(default, deserialize_with = "double")]
     pub encryption: Option<Option<crate::dto::EncryptionIn>>,
     pub batch: Option<Option<super::BatchIn>>,
+    #[schema(value_type = Option<Object>)]
+    pub filter: Option<Option<serde_json::Value>>,
+    #[serde(default, deserialize_with = "double")]
+    pub timeout_ms: Option<Option<i64>>,
+    /// **(herald)** Switching the algorithm replaces the signing key at once (no grace; use
+    /// `…/secret/rotate` with a `whsk_`/`whsec_` key for a grace period).
+    pub signature_algorithm: Option<super::routing::SignatureAlgorithm>,
 }
 
 pub fn check_list(c: &mut Checks, field: &str, v: Option<&Vec<String>>) {
@@ -185,8 +200,8 @@ pub fn check_endpoint_extras(
     max_conc: Option<i64>,
 ) {
     if let Some(r) = retry {
-        if r.len() > 50 {
-            c.fail("retrySchedule", "at most 50 entries");
+        if r.len() > 20 {
+            c.fail("retrySchedule", "at most 20 entries");
         }
         if r.iter().any(|s| *s > 7 * 86_400) {
             c.fail(
@@ -283,6 +298,13 @@ pub struct EndpointOut {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub encryption: Option<crate::dto::EncryptionOut>,
     pub batch: Option<super::BatchIn>,
+    /// **(herald)** The content filter, when set.
+    #[schema(value_type = Option<Object>)]
+    pub filter: Option<serde_json::Value>,
+    /// **(herald)** The request timeout in milliseconds, when set.
+    pub timeout_ms: Option<u32>,
+    /// **(herald)** The algorithm of the newest signing key.
+    pub signature_algorithm: super::routing::SignatureAlgorithm,
 }
 
 impl EndpointOut {
@@ -312,6 +334,9 @@ impl EndpointOut {
             tls: crate::dto::TlsOut::of(&e.options),
             encryption: crate::dto::EncryptionIn::of(&e.options),
             batch: e.options.batch.as_ref().map(super::BatchIn::from_options),
+            filter: e.options.filter.clone(),
+            timeout_ms: e.options.timeout_ms,
+            signature_algorithm: super::routing::SignatureAlgorithm::of_endpoint(e),
         }
     }
 }

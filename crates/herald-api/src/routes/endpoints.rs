@@ -10,15 +10,16 @@ use herald_core::destination::{self, BrokerKind};
 use herald_core::ids::{EndpointId, MessageId};
 use herald_core::model::{is_sensitive_header, Application, Endpoint, Message, StoredSecret};
 use herald_core::now_millis;
-use herald_core::signing::EndpointSecret;
+use herald_core::signing::{answer_text, EndpointSecret, SignatureScheme};
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::dto::{
-    apply, apply_encryption, apply_or_default, apply_tls, check_endpoint_extras, check_headers,
-    check_list, to_u32, ts, Checks, EndpointIn, EndpointOut, EndpointPatch, EndpointStatsOut,
-    HeadersIn, HeadersOut, HeadersPatchIn, ListOut, MessageOut, RecoverData, RecoverIn, RecoverOut,
-    SecretOut, SecretRotateIn, SendExampleIn,
+    apply, apply_encryption, apply_or_default, apply_tls, check_endpoint_extras, check_filter,
+    check_headers, check_list, check_timeout, patch_routing, set_routing, signing_secret, to_u32,
+    ts, Checks, EndpointIn, EndpointOut, EndpointPatch, EndpointStatsOut, HeadersIn, HeadersOut,
+    HeadersPatchIn, ListOut, MessageOut, RecoverData, RecoverIn, RecoverOut, SecretOut,
+    SecretRotateIn, SendExampleIn, SignatureAlgorithm,
 };
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{body_time, query_time, ListParams, Q};
@@ -59,16 +60,24 @@ fn check_url(st: &AppState, c: &mut Checks, url: &str, stored: Option<&str>) -> 
     url
 }
 
-fn parse_secret(c: &mut Checks, s: Option<&str>) -> Option<EndpointSecret> {
-    match s {
-        None => Some(EndpointSecret::generate()),
-        Some(s) => match EndpointSecret::parse(s) {
-            Ok(sec) => Some(sec),
-            Err(e) => {
-                c.fail("secret", e.to_string());
-                None
-            }
-        },
+/// The `github` scheme sends one HMAC signature: it cannot carry an Ed25519 one.
+fn check_scheme(
+    c: &mut Checks,
+    scheme: Option<SignatureScheme>,
+    new: Option<&EndpointSecret>,
+    existing: Option<&Endpoint>,
+) {
+    let scheme = scheme.or(existing.map(|e| e.signature_scheme));
+    let ed25519 = match new {
+        Some(s) => s.is_ed25519(),
+        None => existing
+            .is_some_and(|e| SignatureAlgorithm::of_endpoint(e) == SignatureAlgorithm::Ed25519),
+    };
+    if ed25519 && scheme == Some(SignatureScheme::Github) {
+        c.fail(
+            "signatureScheme",
+            "`github` signs with HMAC only; not with an Ed25519 key",
+        );
     }
 }
 
@@ -106,10 +115,25 @@ fn from_in(
     if let Some(Err(e)) = &batch {
         c.fail("batch", e);
     }
-    let secret = match (&existing, &body.secret) {
-        (Some(_), None) => None,
-        _ => parse_secret(&mut c, body.secret.as_deref()),
+    check_filter(&mut c, body.filter.as_ref());
+    check_timeout(&mut c, body.timeout_ms);
+    let secret = match (&existing, &body.secret, body.signature_algorithm) {
+        // PUT without a secret keeps the current one, unless it names another algorithm.
+        (Some(e), None, Some(a)) if a == SignatureAlgorithm::of_endpoint(e) => None,
+        (Some(_), None, None) => None,
+        _ => signing_secret(
+            &mut c,
+            body.secret.as_deref(),
+            body.signature_algorithm,
+            true,
+        ),
     };
+    check_scheme(
+        &mut c,
+        body.signature_scheme,
+        secret.as_ref(),
+        existing.as_ref(),
+    );
     // Options a body does not mention (the transformation has its own route) survive a PUT.
     let mut options = existing
         .as_ref()
@@ -140,6 +164,7 @@ fn from_in(
             Default::default(),
         ),
     };
+    set_routing(&mut options, body.filter, body.timeout_ms);
     if let Some(s) = secret {
         secrets = vec![StoredSecret {
             key: s.expose().to_string(),
@@ -295,10 +320,18 @@ pub async fn patch(at: AtEndpoint<EndpointPatch>) -> ApiResult<Json<EndpointOut>
         p.permanent_statuses.as_ref().and_then(|o| o.as_ref()),
         p.max_concurrency.flatten(),
     );
-    let secret = p
-        .secret
-        .as_deref()
-        .and_then(|s| parse_secret(&mut c, Some(s)));
+    check_filter(&mut c, p.filter.as_ref().and_then(|o| o.as_ref()));
+    check_timeout(&mut c, p.timeout_ms.flatten());
+    let algorithm = p
+        .signature_algorithm
+        .filter(|a| p.secret.is_some() || *a != SignatureAlgorithm::of_endpoint(&ep));
+    let secret = signing_secret(&mut c, p.secret.as_deref(), algorithm, false);
+    check_scheme(
+        &mut c,
+        p.signature_scheme.flatten(),
+        secret.as_ref(),
+        Some(&ep),
+    );
     apply_tls(&mut c, &mut ep.options, p.tls);
     apply_encryption(&mut c, &mut ep.options, p.encryption);
     c.finish()?;
@@ -315,6 +348,7 @@ pub async fn patch(at: AtEndpoint<EndpointPatch>) -> ApiResult<Json<EndpointOut>
     apply_or_default(&mut ep.ordering, p.ordering);
     apply(&mut ep.max_concurrency, p.max_concurrency.map(to_u32));
     apply_or_default(&mut ep.signature_scheme, p.signature_scheme);
+    patch_routing(&mut ep.options, p.filter, p.timeout_ms);
     if let Some(s) = secret {
         ep.secrets = vec![StoredSecret {
             key: s.expose().to_string(),
@@ -356,7 +390,7 @@ pub async fn secret(AtEndpoint { ep, .. }: AtEndpoint) -> ApiResult<Json<SecretO
     let key = ep
         .secrets
         .first()
-        .map(|s| s.key.clone())
+        .map(|s| answer_text(&s.key))
         .unwrap_or_default();
     Ok(Json(SecretOut { key }))
 }
@@ -368,7 +402,10 @@ pub async fn secret(AtEndpoint { ep, .. }: AtEndpoint) -> ApiResult<Json<SecretO
 pub async fn rotate(at: AtEndpoint<SecretRotateIn>) -> ApiResult<Json<SecretOut>> {
     let (st, mut ep, body) = (at.st, at.ep, at.input);
     let mut c = Checks::default();
-    let new = parse_secret(&mut c, body.key.as_deref());
+    // Without a key, the new secret is of the same algorithm as the current one.
+    let kind = SignatureAlgorithm::of_endpoint(&ep);
+    let new = signing_secret(&mut c, body.key.as_deref(), None, false)
+        .or_else(|| body.key.is_none().then(|| kind.generate()));
     let grace = secrets::grace_period(&mut c, body.grace_period_seconds);
     let new = c.finish_with(new)?;
     let now = now_millis();
@@ -376,7 +413,7 @@ pub async fn rotate(at: AtEndpoint<SecretRotateIn>) -> ApiResult<Json<SecretOut>
     ep.updated_at = now;
     st.store().update_endpoint(ep).await?;
     Ok(Json(SecretOut {
-        key: new.expose().to_string(),
+        key: answer_text(new.expose()),
     }))
 }
 

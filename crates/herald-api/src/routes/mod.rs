@@ -12,6 +12,7 @@ pub(crate) mod listen;
 pub(crate) mod messages;
 pub(crate) mod misc;
 pub(crate) mod pull;
+pub(crate) mod routing;
 pub(crate) mod sources;
 pub(crate) mod transformation;
 

@@ -8,6 +8,7 @@
 
 mod backlog;
 mod cluster;
+mod filters;
 mod isolation;
 mod latency;
 mod meter;
@@ -16,6 +17,7 @@ mod throughput;
 
 pub use backlog::backlog;
 pub use cluster::{cluster, spool};
+pub use filters::filters;
 pub use isolation::isolation;
 pub use latency::{inbound, latency};
 pub use throttle::{cluster_throttle, throttle};

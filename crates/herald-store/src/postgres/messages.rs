@@ -34,7 +34,8 @@ pub(super) async fn publish_tx(
     })?;
     // Ordered by ID so concurrent publishes touch endpoint rows in the same order.
     let targets = sqlx::query(
-        "SELECT id, event_types, channels, ordering, paused_until FROM endpoints \
+        "SELECT id, event_types, channels, ordering, paused_until, \
+         (options::json -> 'filter')::text AS filter FROM endpoints \
          WHERE app_id = $1 AND NOT disabled ORDER BY id",
     )
     .bind(&msg.app_id.0)

@@ -62,6 +62,7 @@ pub(super) fn target_row(r: &PgRow) -> Result<common::Target> {
         channels: parse_opt(get(r, "channels")?)?,
         fifo: get::<String>(r, "ordering")? == "fifo",
         paused_until: get(r, "paused_until")?,
+        filter: get(r, "filter")?,
     })
 }
 

@@ -43,7 +43,8 @@ pub(super) fn publish_in(
     })?;
     let mut stmt = c
         .prepare_cached(
-            "SELECT id, event_types, channels, ordering, paused_until FROM endpoints \
+            "SELECT id, event_types, channels, ordering, paused_until, \
+             json_extract(options, '$.filter') FROM endpoints \
              WHERE app_id = ?1 AND disabled = 0",
         )
         .map_err(map_sql)?;
@@ -55,6 +56,7 @@ pub(super) fn publish_in(
                 channels: parse_opt(r.get(2)?)?,
                 fifo: r.get_ref(3)?.as_str().is_ok_and(|o| o == "fifo"),
                 paused_until: r.get(4)?,
+                filter: r.get(5)?,
             })
         })
         .map_err(map_sql)?

@@ -34,4 +34,5 @@ mod openapi;
 mod ops;
 mod portal;
 mod pull;
+mod routing;
 mod transformation;
