@@ -169,7 +169,9 @@ pub struct EndpointPatch {
     pub tls: Option<Option<crate::dto::TlsIn>>,
     #[serde(default, deserialize_with = "double")]
     pub encryption: Option<Option<crate::dto::EncryptionIn>>,
+    #[serde(default, deserialize_with = "double")]
     pub batch: Option<Option<super::BatchIn>>,
+    #[serde(default, deserialize_with = "double")]
     #[schema(value_type = Option<Object>)]
     pub filter: Option<Option<serde_json::Value>>,
     #[serde(default, deserialize_with = "double")]

@@ -43,6 +43,10 @@ const ROUTES: &[(&str, &str)] = &[
         "post",
         "/api/v1/app/{app_id}/endpoint/{endpoint_id}/transformation/test",
     ),
+    (
+        "post",
+        "/api/v1/app/{app_id}/endpoint/{endpoint_id}/filter/test",
+    ),
     ("get", "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers"),
     ("put", "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers"),
     (
