@@ -249,7 +249,14 @@ impl Engine {
             method,
             wire,
             settled,
-        } = crate::transform::step(&self.cfg.transform, self.transports.http().policy(), ep, msg, wire).await;
+        } = crate::transform::step(
+            &self.cfg.transform,
+            self.transports.http().policy(),
+            ep,
+            msg,
+            wire,
+        )
+        .await;
         let ep: &Endpoint = &endpoint;
         // Then the body may be encrypted to the receiver's key (the signature covers the JWE).
         let (wire, settled) = crate::encrypt::seal(ep, wire, settled);

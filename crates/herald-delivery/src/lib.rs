@@ -14,13 +14,13 @@ pub mod encrypt;
 pub mod engine;
 pub mod listen;
 pub mod telemetry;
-pub mod transport;
 pub mod tls;
 pub mod transform;
+pub mod transport;
 pub mod upkeep;
 
 pub use client::{validate_tls, ClientConfig, DeliveryClient, SendResult};
 pub use engine::{decide, Engine, EngineConfig};
 pub use listen::ListenHub;
-pub use transport::Transports;
 pub use transform::{TransformLimits, TransformPool};
+pub use transport::Transports;
