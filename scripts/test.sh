@@ -2,7 +2,7 @@
 # Runs every Herald test on a fresh machine: installs what the tests need (Debian packages
 # including PostgreSQL), starts a throwaway PostgreSQL cluster on loopback, builds, runs the Rust
 # unit/property/integration tests (the storage suite on SQLite and PostgreSQL, the multi-node
-# cluster tests), then the real-client Python suite (official `svix` SDK and `standardwebhooks`
+# cluster tests, broker destinations against real Redis, NATS and RabbitMQ), then the real-client Python suite (official `svix` SDK and `standardwebhooks`
 # from PyPI, schemathesis on the OpenAPI document, the console in Debian's chromium via
 # Playwright) against the real binary.
 set -euo pipefail
@@ -20,6 +20,15 @@ command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 # The console's browser test drives the system's chromium (Playwright never downloads one).
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+# Broker destinations are tested against real brokers, each started by the tests themselves as
+# a child process on loopback (crates/herald/tests/it/broker_procs.rs). In a container without
+# an init system invoke-rc.d does not start the packages' services (checked on bookworm: the
+# install succeeds and no broker is left running).
+[ -x /usr/bin/redis-server ] || need_apt+=(redis-server)
+[ -x /usr/sbin/nats-server ] || need_apt+=(nats-server)
+[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || need_apt+=(rabbitmq-server)
+# The mutual-TLS tests make their CA and certificates with the openssl command line.
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "==> installing Debian packages: ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -33,7 +33,7 @@ pub mod telemetry;
 
 pub use router::router;
 pub use server::ConnectionLimits;
-pub use state::{ApiConfig, AppState, ConsoleSettings};
+pub use state::{ApiConfig, AppState, ConsoleSettings, PortalSettings};
 
 /// Serves `router` on `listener` until `shutdown` resolves, accepting paths with a trailing
 /// slash as the Svix API does. `limits` bound how long a client may take to send a request and

@@ -26,7 +26,9 @@ use utoipa::{Modify, OpenApi};
 
 use crate::dto;
 use crate::error::{ApiError, ErrorBody, FieldError, ValidationErrorBody};
-use crate::routes::{apps, endpoints, inbound, listen, messages, misc, pull, sources};
+use crate::routes::{
+    apps, endpoints, inbound, listen, messages, misc, pull, sources, transformation,
+};
 
 /// Where the document is served.
 pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
@@ -63,6 +65,7 @@ const NOT_IDEMPOTENT: &[&str] = &[
         endpoints::remove, endpoints::secret, endpoints::rotate, endpoints::headers,
         endpoints::put_headers, endpoints::patch_headers, endpoints::stats, endpoints::recover,
         endpoints::send_example, listen::listen, pull::poll, pull::create_token,
+        transformation::get, transformation::patch, transformation::test,
         messages::by_endpoint, messages::list, messages::create, messages::get, messages::expunge,
         messages::endpoints_of, messages::resend, messages::attempt,
         messages::attempts_by_endpoint, messages::attempts_by_msg,

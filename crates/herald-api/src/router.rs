@@ -14,7 +14,9 @@ use crate::console;
 use crate::error::ApiError;
 use crate::idempotency;
 use crate::openapi;
-use crate::routes::{apps, endpoints, inbound, listen, messages, misc, pull, sources};
+use crate::routes::{
+    apps, endpoints, inbound, listen, messages, misc, pull, sources, transformation,
+};
 use crate::state::AppState;
 
 /// The full router (`/api/v1/...`, `/healthz`).
@@ -101,6 +103,14 @@ fn application_routes() -> Router<AppState> {
             get(endpoints::headers)
                 .put(endpoints::put_headers)
                 .patch(endpoints::patch_headers),
+        )
+        .route(
+            "/app/{app_id}/endpoint/{endpoint_id}/transformation",
+            get(transformation::get).patch(transformation::patch),
+        )
+        .route(
+            "/app/{app_id}/endpoint/{endpoint_id}/transformation/test",
+            post(transformation::test),
         )
         .route(
             "/app/{app_id}/endpoint/{endpoint_id}/stats",

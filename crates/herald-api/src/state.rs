@@ -62,6 +62,9 @@ pub(crate) struct StateInner {
     pub listen: Option<herald_delivery::ListenHub>,
     /// The console's session key and idle expiry.
     pub console: ConsoleSettings,
+    /// Runs `…/transformation/test` (the same sandbox as the delivery workers when they run
+    /// in this process).
+    pub transforms: herald_delivery::TransformPool,
 }
 
 /// How console sessions are sealed and when they end (`console_session_idle_secs`).
@@ -71,6 +74,32 @@ pub struct ConsoleSettings {
     pub key: herald_core::crypto::SecretBox,
     /// A session ends after this long without a page being opened.
     pub idle_secs: u64,
+    /// The consumer portal's branding and framing.
+    pub portal: PortalSettings,
+}
+
+/// The consumer portal's branding (`portal_title`, `portal_accent_color`, `portal_logo_url`)
+/// and who may frame it (`portal_frame_ancestors`), all checked when the configuration loads.
+#[derive(Clone, Debug)]
+pub struct PortalSettings {
+    pub title: String,
+    /// `#rgb` or `#rrggbb`.
+    pub accent_color: Option<String>,
+    /// An http(s) image URL.
+    pub logo_url: Option<String>,
+    /// The `frame-ancestors` sources.
+    pub frame_ancestors: String,
+}
+
+impl Default for PortalSettings {
+    fn default() -> Self {
+        Self {
+            title: "Webhooks".into(),
+            accent_color: None,
+            logo_url: None,
+            frame_ancestors: "'self'".into(),
+        }
+    }
 }
 
 impl Default for ConsoleSettings {
@@ -81,6 +110,7 @@ impl Default for ConsoleSettings {
             key: herald_core::crypto::SecretBox::from_base64(&text)
                 .expect("a generated key is valid"),
             idle_secs: 43_200,
+            portal: PortalSettings::default(),
         }
     }
 }
@@ -137,6 +167,7 @@ impl AppState {
                 inbound: Default::default(),
                 listen: None,
                 console: Default::default(),
+                transforms: Default::default(),
             }),
         }
     }
@@ -160,6 +191,17 @@ impl AppState {
             Some(inner) => inner.console = settings,
             None => tracing::error!(
                 "AppState::with_console called on a shared state; console sessions use a per-process key"
+            ),
+        }
+        self
+    }
+
+    /// Runs transformation tests in `pool`. Call before the state is cloned.
+    pub fn with_transforms(mut self, pool: herald_delivery::TransformPool) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.transforms = pool,
+            None => tracing::error!(
+                "AppState::with_transforms called on a shared state; tests use the default limits"
             ),
         }
         self

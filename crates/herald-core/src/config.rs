@@ -68,6 +68,8 @@ pub struct Config {
     pub max_payload_bytes: usize,
     pub allow_networks: Vec<IpNet>,
     pub https_only: bool,
+    /// Broker schemes endpoints may use (destinations.md); empty: HTTP endpoints only.
+    pub destination_schemes: Vec<crate::broker::BrokerKind>,
     pub proxy_url: Option<String>,
     pub max_in_flight: usize,
     pub endpoint_disable_after_hours: u64,
@@ -95,6 +97,20 @@ pub struct Config {
     pub max_connections: usize,
     /// A console session ends after this many seconds without a page being opened.
     pub console_session_idle_secs: u64,
+    /// The consumer portal's title (its header and the browser tab).
+    pub portal_title: String,
+    /// The portal's accent colour, `#rgb` or `#rrggbb`.
+    pub portal_accent_color: Option<String>,
+    /// An http(s) URL of a logo image the operator hosts, shown in the portal's header.
+    pub portal_logo_url: Option<String>,
+    /// Who may frame the portal: the `frame-ancestors` sources of its CSP.
+    pub portal_frame_ancestors: String,
+    /// CPU time one call of an endpoint's transformation may use before it is interrupted.
+    pub transform_cpu_ms: u64,
+    /// Memory one call of an endpoint's transformation may allocate (MiB).
+    pub transform_memory_mib: u64,
+    /// Transformation calls running at once (one dedicated thread each).
+    pub transform_workers: usize,
 }
 
 impl Config {
@@ -124,6 +140,7 @@ impl Default for Config {
             max_payload_bytes: 2_097_152,
             allow_networks: vec![],
             https_only: false,
+            destination_schemes: vec![],
             proxy_url: None,
             max_in_flight: 512,
             endpoint_disable_after_hours: 120,
@@ -140,6 +157,13 @@ impl Default for Config {
             idle_timeout_ms: 60_000,
             max_connections: 10_000,
             console_session_idle_secs: 43_200,
+            portal_title: "Webhooks".into(),
+            portal_accent_color: None,
+            portal_logo_url: None,
+            portal_frame_ancestors: "'self'".into(),
+            transform_cpu_ms: 50,
+            transform_memory_mib: 16,
+            transform_workers: 2,
         }
     }
 }
@@ -246,6 +270,18 @@ impl Config {
                 }
             }
         }
+        if let Some(list) = r.value::<Vec<String>>("destination_schemes") {
+            c.destination_schemes.clear();
+            for s in list {
+                match crate::broker::BrokerKind::from_name(&s) {
+                    Some(k) if !c.destination_schemes.contains(&k) => c.destination_schemes.push(k),
+                    Some(_) => {}
+                    None => r.errors.push(format!(
+                        "`destination_schemes`: `{s}` is not one of amqp, redis, nats"
+                    )),
+                }
+            }
+        }
         // Each key is read into the field of the same name.
         macro_rules! read {
             ($($field:ident),* $(,)?) => { $( r.take(stringify!($field), &mut c.$field); )* };
@@ -275,6 +311,11 @@ impl Config {
             idle_timeout_ms,
             max_connections,
             console_session_idle_secs,
+            portal_title,
+            portal_frame_ancestors,
+            transform_cpu_ms,
+            transform_memory_mib,
+            transform_workers,
         );
         read_opt!(
             public_url,
@@ -286,6 +327,8 @@ impl Config {
             log_format,
             operational_webhook_url,
             ca_bundle,
+            portal_accent_color,
+            portal_logo_url,
         );
         let mut errors = r.errors;
 
@@ -321,6 +364,9 @@ impl Config {
             ("idle_timeout_ms", self.idle_timeout_ms),
             ("max_connections", self.max_connections as u64),
             ("console_session_idle_secs", self.console_session_idle_secs),
+            ("transform_cpu_ms", self.transform_cpu_ms),
+            ("transform_memory_mib", self.transform_memory_mib),
+            ("transform_workers", self.transform_workers as u64),
         ] {
             if v == 0 {
                 errors.push(format!("`{key}`: must be above 0"));
@@ -350,6 +396,7 @@ impl Config {
             ("public_url", &self.public_url),
             ("proxy_url", &self.proxy_url),
             ("operational_webhook_url", &self.operational_webhook_url),
+            ("portal_logo_url", &self.portal_logo_url),
         ] {
             if let Some(u) = v {
                 match url::Url::parse(u) {
@@ -374,10 +421,33 @@ impl Config {
                 errors.push(format!("`encryption_key`: {e}"));
             }
         }
+        self.check_portal(errors);
         if let Some(t) = &self.admin_token {
             if t.len() < 16 {
                 errors.push("`admin_token`: must be at least 16 characters".into());
             }
+        }
+    }
+
+    /// The portal's branding and framing end up in pages and in a header: only values that
+    /// cannot break out of either are accepted.
+    fn check_portal(&self, errors: &mut Vec<String>) {
+        let title = self.portal_title.trim();
+        if title.is_empty() || title.chars().count() > 100 || title.chars().any(char::is_control) {
+            errors.push("`portal_title`: 1 to 100 characters, no control characters".into());
+        }
+        if let Some(c) = &self.portal_accent_color {
+            if !is_hex_colour(c) {
+                errors.push(format!(
+                    "`portal_accent_color`: `{c}` is not a colour such as #2450c8 or #25c"
+                ));
+            }
+        }
+        if !is_frame_ancestors(&self.portal_frame_ancestors) {
+            errors.push(format!(
+                "`portal_frame_ancestors`: `{}` is not a list of CSP sources such as 'self' https://app.example.com",
+                self.portal_frame_ancestors
+            ));
         }
     }
 
@@ -406,6 +476,26 @@ impl Config {
     }
 }
 
+/// `#rgb` or `#rrggbb`.
+fn is_hex_colour(c: &str) -> bool {
+    c.strip_prefix('#')
+        .is_some_and(|h| (h.len() == 3 || h.len() == 6) && h.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// CSP `frame-ancestors` sources: `'self'`, `'none'` (alone), or scheme/host sources made of
+/// URL characters only — never `;` or `,`, which would start another directive or policy.
+fn is_frame_ancestors(v: &str) -> bool {
+    let sources: Vec<&str> = v.split_ascii_whitespace().collect();
+    let host_like = |s: &str| {
+        s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._:/*[]".contains(&b))
+    };
+    !sources.is_empty()
+        && sources.len() <= 32
+        && v.len() <= 2048
+        && (sources == ["'none'"] || sources.iter().all(|s| *s == "'self'" || host_like(s)))
+}
+
 /// Every accepted top-level key.
 pub const KNOWN_KEYS: &[&str] = &[
     "listen",
@@ -422,6 +512,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "max_payload_bytes",
     "allow_networks",
     "https_only",
+    "destination_schemes",
     "proxy_url",
     "max_in_flight",
     "endpoint_disable_after_hours",
@@ -438,6 +529,13 @@ pub const KNOWN_KEYS: &[&str] = &[
     "idle_timeout_ms",
     "max_connections",
     "console_session_idle_secs",
+    "portal_title",
+    "portal_accent_color",
+    "portal_logo_url",
+    "portal_frame_ancestors",
+    "transform_cpu_ms",
+    "transform_memory_mib",
+    "transform_workers",
 ];
 
 /// Used by tests that build configs without files or environment.
@@ -514,6 +612,20 @@ mod tests {
     }
 
     #[test]
+    fn destination_schemes_are_checked() {
+        use crate::broker::BrokerKind;
+        let fig = figment_from_toml(r#"destination_schemes = ["redis", "nats", "redis"]"#);
+        let c = Config::from_figment(&fig).unwrap();
+        assert_eq!(
+            c.destination_schemes,
+            vec![BrokerKind::Redis, BrokerKind::Nats]
+        );
+        let fig = figment_from_toml(r#"destination_schemes = ["kafka"]"#);
+        let err = Config::from_figment(&fig).unwrap_err().to_string();
+        assert!(err.contains("`kafka`"), "{err}");
+    }
+
+    #[test]
     #[allow(clippy::result_large_err)] // figment's Jail API fixes the error type
     fn environment_overrides_file() {
         figment::Jail::expect_with(|jail| {
@@ -583,5 +695,33 @@ mod tests {
             assert!(err.0[0].starts_with("`retry_schedule`"), "{err}");
             Ok(())
         });
+    }
+
+    #[test]
+    fn portal_branding_and_framing_are_checked() {
+        let c = Config::from_figment(&Figment::new()).unwrap();
+        assert_eq!(c.portal_frame_ancestors, "'self'");
+        let ok = figment_from_toml(
+            "portal_title = \"Acme webhooks\"\nportal_accent_color = \"#0a7\"\nportal_logo_url = \"https://cdn.acme.example/logo.png\"\nportal_frame_ancestors = \"'self' https://app.acme.example https://*.acme.example:8443\"\n",
+        );
+        let c = Config::from_figment(&ok).unwrap();
+        assert_eq!(c.portal_accent_color.as_deref(), Some("#0a7"));
+        for (key, bad) in [
+            ("portal_accent_color", "\"red; background: url(x)\""),
+            ("portal_accent_color", "\"#12345\""),
+            ("portal_logo_url", "\"javascript:alert(1)\""),
+            ("portal_frame_ancestors", "\"'self'; script-src *\""),
+            (
+                "portal_frame_ancestors",
+                "\"https://a.example, https://b.example\"",
+            ),
+            ("portal_frame_ancestors", "\"'none' 'self'\""),
+            ("portal_frame_ancestors", "\" \""),
+            ("portal_title", "\"\""),
+        ] {
+            let err = Config::from_figment(&figment_from_toml(&format!("{key} = {bad}\n")))
+                .expect_err(bad);
+            assert!(err.to_string().contains(key), "{key}={bad}: {err}");
+        }
     }
 }

@@ -14,6 +14,17 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct EndpointOptions {
+    /// JavaScript run on each delivery before it is signed and sent (routing.md
+    /// "Transformation"); managed through `…/endpoint/{ep}/transformation`, not answered
+    /// with the endpoint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transformation: Option<Transformation>,
+    /// Client certificate and private CAs for HTTPS deliveries.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsOptions>,
+    /// Encrypts each body to the receiver's public key (JWE).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<EncryptionOptions>,
     /// Send several deliveries in one request (HTTP endpoints only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub batch: Option<BatchOptions>,
@@ -49,6 +60,35 @@ impl BatchOptions {
     }
 }
 
+/// An endpoint's transformation (Svix's shape).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Transformation {
+    pub code: String,
+    pub enabled: bool,
+}
+
+/// Mutual TLS and private CAs. PEM text throughout; `client_key` is sealed at rest and never
+/// answered.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct TlsOptions {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_certificate: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_certificates: Option<String>,
+}
+
+/// Payload encryption to the receiver's public key.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct EncryptionOptions {
+    /// A public JWK (EC P-256, OKP X25519 or RSA).
+    pub public_key: serde_json::Value,
+}
+
 impl EndpointOptions {
     /// Whether every option is at its default (the stored document is then `{}`).
     pub fn is_default(&self) -> bool {
@@ -59,7 +99,11 @@ impl EndpointOptions {
     /// rest (and re-encrypt on key rotation). Every option holding key material adds its field
     /// here; none of them may be logged or answered.
     pub fn sealed_fields_mut(&mut self) -> Vec<&mut String> {
-        Vec::new()
+        let mut out = Vec::new();
+        if let Some(key) = self.tls.as_mut().and_then(|t| t.client_key.as_mut()) {
+            out.push(key);
+        }
+        out
     }
 }
 

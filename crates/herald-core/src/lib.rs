@@ -7,12 +7,15 @@
 //! what lets the retry, outcome and SSRF rules be unit- and property-tested exhaustively.
 
 pub mod breaker;
+pub mod broker;
 mod codes;
 pub mod config;
 pub mod crypto;
+pub mod destination;
 pub mod endpoint_options;
 pub mod ids;
 pub mod inbound;
+pub mod jwe;
 pub mod model;
 pub mod ops;
 pub mod ordering;

@@ -27,6 +27,9 @@ pub enum TransportError {
     Tls,
     Dns,
     Other,
+    /// The endpoint's transformation threw, timed out, ran out of memory or returned something
+    /// unusable: nothing was sent.
+    Transformation,
 }
 
 impl TransportError {
@@ -38,6 +41,7 @@ impl TransportError {
             Self::Tls => "tls_error",
             Self::Dns => "dns_error",
             Self::Other => "request_error",
+            Self::Transformation => "transformation_error",
         }
     }
     /// Label for the `outcome` metric and log field.
@@ -45,6 +49,7 @@ impl TransportError {
         match self {
             Self::BlockedAddress => "blocked",
             Self::Timeout => "timeout",
+            Self::Transformation => "transformation_error",
             _ => "connect_error",
         }
     }

@@ -89,6 +89,9 @@ pub struct EgressPolicy {
     pub allow_networks: Vec<IpNet>,
     /// Refuse `http://` endpoints.
     pub https_only: bool,
+    /// Broker schemes the operator enabled (`destination_schemes`); see
+    /// [`crate::destination`].
+    pub destination_schemes: Vec<crate::broker::BrokerKind>,
 }
 
 impl EgressPolicy {
@@ -213,6 +216,7 @@ mod tests {
         let pol = EgressPolicy {
             allow_networks: vec!["127.0.0.0/8".parse().unwrap()],
             https_only: false,
+            ..Default::default()
         };
         assert!(pol.is_allowed("127.0.0.1".parse().unwrap()));
         assert!(pol.is_allowed("::ffff:127.0.0.1".parse().unwrap()));

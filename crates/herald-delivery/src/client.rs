@@ -5,13 +5,17 @@
 //! addresses — so the connection goes to an address that was checked, and DNS rebinding
 //! between check and connect is impossible. Literal IP hosts never reach a resolver, so they
 //! are checked before the request is built. Redirects are never followed and proxy environment
-//! variables are ignored; TLS is rustls with verification always on.
+//! variables are ignored; TLS is rustls with verification always on. Endpoints with their own
+//! TLS settings (client certificate, private CAs) get a client of their own built on the same
+//! configuration (see `crate::tls`).
 
 use std::error::Error as StdError;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use herald_core::endpoint_options::TlsOptions;
+use herald_core::model::Endpoint;
 use herald_core::outcome::TransportError;
 use herald_core::ssrf::EgressPolicy;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
@@ -81,6 +85,9 @@ pub enum SendResult {
         detail: String,
         duration: Duration,
     },
+    /// Nothing was sent, on purpose (the endpoint's transformation cancelled the delivery):
+    /// the delivery is done.
+    Cancelled { detail: String },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -93,53 +100,173 @@ pub enum ClientBuildError {
     Build(String),
 }
 
-/// Sends webhook requests. Cheap to clone; connections are pooled per host.
+/// Sends webhook requests. Cheap to clone; connections are pooled per host (and per endpoint
+/// for endpoints with their own TLS settings).
 #[derive(Clone)]
 pub struct DeliveryClient {
     http: reqwest::Client,
     policy: Arc<EgressPolicy>,
+    cfg: Arc<ClientConfig>,
+    /// Clients of endpoints with a `tls` option.
+    endpoints: crate::tls::SharedClients,
+}
+
+/// The one way a delivery client is configured; per-endpoint clients only add to it.
+#[allow(clippy::disallowed_methods)] // this is the one place allowed to build a client
+fn base_builder(
+    cfg: &ClientConfig,
+    policy: &Arc<EgressPolicy>,
+) -> Result<reqwest::ClientBuilder, ClientBuildError> {
+    let mut b = reqwest::Client::builder()
+        .user_agent(format!("Herald/{}", herald_core::VERSION))
+        .dns_resolver(Arc::new(GuardedResolver {
+            policy: policy.clone(),
+        }))
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .connect_timeout(cfg.connect_timeout)
+        .timeout(cfg.request_timeout)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(64)
+        .tcp_nodelay(true)
+        .use_rustls_tls()
+        .min_tls_version(reqwest::tls::Version::TLS_1_2)
+        .https_only(policy.https_only);
+    if let Some(p) = &cfg.proxy_url {
+        b = b.proxy(reqwest::Proxy::all(p).map_err(|e| ClientBuildError::Proxy(e.to_string()))?);
+    }
+    if let Some(pem) = &cfg.ca_bundle_pem {
+        for cert in reqwest::Certificate::from_pem_bundle(pem)
+            .map_err(|e| ClientBuildError::CaBundle(e.to_string()))?
+        {
+            b = b.add_root_certificate(cert);
+        }
+    }
+    Ok(b)
+}
+
+/// Checks an endpoint's `tls` option the way a delivery would use it (PEMs parse, the key
+/// suits the certificate, the CAs are usable), field by field.
+pub fn validate_tls(t: &TlsOptions) -> Result<(), crate::tls::TlsOptionError> {
+    let base = ClientConfig {
+        policy: EgressPolicy::default(),
+        connect_timeout: Duration::from_secs(1),
+        request_timeout: Duration::from_secs(1),
+        proxy_url: None,
+        ca_bundle_pem: None,
+    };
+    let policy = Arc::new(EgressPolicy::default());
+    let identity = TlsOptions {
+        ca_certificates: None,
+        ..t.clone()
+    };
+    let roots = TlsOptions {
+        ca_certificates: t.ca_certificates.clone(),
+        ..TlsOptions::default()
+    };
+    for (part, field) in [(identity, "clientKey"), (roots, "caCertificates")] {
+        let b = base_builder(&base, &policy).map_err(|e| crate::tls::TlsOptionError {
+            field,
+            detail: e.to_string(),
+        })?;
+        crate::tls::configure(b, &part)?
+            .build()
+            .map_err(|e| crate::tls::TlsOptionError {
+                field,
+                detail: format!("not usable: {}", error_chain(&e)),
+            })?;
+    }
+    Ok(())
+}
+
+/// An error and its sources, for details that must name the real cause.
+fn error_chain(e: &(dyn StdError + 'static)) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut src = e.source();
+    while let Some(s) = src {
+        parts.push(s.to_string());
+        src = s.source();
+    }
+    parts.join(": ")
 }
 
 impl DeliveryClient {
-    #[allow(clippy::disallowed_methods)] // this is the one place allowed to build a client
     pub fn new(cfg: ClientConfig) -> Result<Self, ClientBuildError> {
-        let policy = Arc::new(cfg.policy);
-        let mut b = reqwest::Client::builder()
-            .user_agent(format!("Herald/{}", herald_core::VERSION))
-            .dns_resolver(Arc::new(GuardedResolver {
-                policy: policy.clone(),
-            }))
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .connect_timeout(cfg.connect_timeout)
-            .timeout(cfg.request_timeout)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(64)
-            .tcp_nodelay(true)
-            .use_rustls_tls()
-            .min_tls_version(reqwest::tls::Version::TLS_1_2)
-            .https_only(policy.https_only);
-        if let Some(p) = &cfg.proxy_url {
-            b = b
-                .proxy(reqwest::Proxy::all(p).map_err(|e| ClientBuildError::Proxy(e.to_string()))?);
-        }
-        if let Some(pem) = &cfg.ca_bundle_pem {
-            for cert in reqwest::Certificate::from_pem_bundle(pem)
-                .map_err(|e| ClientBuildError::CaBundle(e.to_string()))?
-            {
-                b = b.add_root_certificate(cert);
-            }
-        }
-        let http = b
+        let policy = Arc::new(cfg.policy.clone());
+        let http = base_builder(&cfg, &policy)?
             .build()
             .map_err(|e| ClientBuildError::Build(e.to_string()))?;
-        Ok(Self { http, policy })
+        Ok(Self {
+            http,
+            policy,
+            cfg: Arc::new(cfg),
+            endpoints: Default::default(),
+        })
+    }
+
+    /// The client for `ep`: the shared one, or the endpoint's own when it has TLS settings.
+    fn client_for(&self, ep: &Endpoint) -> Result<reqwest::Client, String> {
+        let Some(t) = ep.options.tls.as_ref().filter(|t| crate::tls::is_set(t)) else {
+            return Ok(self.http.clone());
+        };
+        self.endpoints.get_or_build(ep, || {
+            let b = base_builder(&self.cfg, &self.policy).map_err(|e| e.to_string())?;
+            crate::tls::configure(b, t)
+                .map_err(|e| e.to_string())?
+                .build()
+                .map_err(|e| {
+                    format!(
+                        "the endpoint's tls settings are not usable: {}",
+                        error_chain(&e)
+                    )
+                })
+        })
+    }
+
+    /// Sends one delivery to `ep` (its URL, its TLS settings) with `method`.
+    pub async fn send_for(
+        &self,
+        ep: &Endpoint,
+        method: reqwest::Method,
+        headers: http::HeaderMap,
+        body: bytes::Bytes,
+    ) -> SendResult {
+        match self.client_for(ep) {
+            Ok(http) => self.send_with(&http, method, &ep.url, headers, body).await,
+            Err(detail) => SendResult::Failed {
+                error: TransportError::Tls,
+                detail,
+                duration: Duration::ZERO,
+            },
+        }
+    }
+
+    /// The egress rules every destination's addresses are checked against.
+    pub fn policy(&self) -> &Arc<EgressPolicy> {
+        &self.policy
+    }
+
+    /// `(connect_timeout, request_timeout)`, which broker transports apply too.
+    pub fn timeouts(&self) -> (Duration, Duration) {
+        (self.cfg.connect_timeout, self.cfg.request_timeout)
     }
 
     /// POSTs `body` to `url` with `headers`. Never follows redirects; never connects to a
     /// refused address.
     pub async fn send(
         &self,
+        url: &str,
+        headers: http::HeaderMap,
+        body: bytes::Bytes,
+    ) -> SendResult {
+        self.send_with(&self.http, reqwest::Method::POST, url, headers, body)
+            .await
+    }
+
+    async fn send_with(
+        &self,
+        http: &reqwest::Client,
+        method: reqwest::Method,
         url: &str,
         headers: http::HeaderMap,
         body: bytes::Bytes,
@@ -167,9 +294,8 @@ impl DeliveryClient {
                 );
             }
         }
-        let resp = self
-            .http
-            .post(parsed)
+        let resp = http
+            .request(method, parsed)
             .headers(headers)
             .body(body)
             .send()

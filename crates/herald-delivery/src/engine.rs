@@ -27,6 +27,7 @@ use tokio::sync::{watch, Notify, Semaphore};
 use crate::client::{DeliveryClient, SendResult};
 use crate::listen::{self, ListenHub};
 use crate::telemetry;
+use crate::transport::Transports;
 
 mod batch;
 use batch::Batches;
@@ -51,15 +52,18 @@ pub struct EngineConfig {
     pub max_in_flight: usize,
     /// Identifies this process's leases.
     pub owner: String,
+    /// Runs endpoints' transformations.
+    pub transform: crate::transform::TransformPool,
 }
 
 /// The delivery engine of one process.
 pub struct Engine {
-    store: Arc<dyn Store>,
-    client: DeliveryClient,
-    cfg: EngineConfig,
-    wake: Arc<Notify>,
-    slots: Arc<Semaphore>,
+    pub(crate) store: Arc<dyn Store>,
+    /// HTTP and broker destinations (`transport`).
+    pub(crate) transports: Transports,
+    pub(crate) cfg: EngineConfig,
+    pub(crate) wake: Arc<Notify>,
+    pub(crate) slots: Arc<Semaphore>,
     /// Wall-clock millis of the loop's last turn, read by the health check.
     heartbeat: Arc<AtomicI64>,
     ops: Option<OpsLog>,
@@ -106,7 +110,7 @@ impl Engine {
         let slots = Arc::new(Semaphore::new(cfg.max_in_flight));
         Arc::new(Self {
             store,
-            client,
+            transports: Transports::new(client),
             cfg,
             wake,
             slots,
@@ -247,13 +251,31 @@ impl Engine {
             self.settle(self.store.abandon(c.delivery_id, now).await, &c);
             return;
         };
+        // The endpoint's transformation may rewrite the request, or settle the attempt unsent.
+        let crate::transform::Step {
+            endpoint,
+            method,
+            wire,
+            settled,
+        } = crate::transform::step(
+            &self.cfg.transform,
+            self.transports.http().policy(),
+            ep,
+            msg,
+            wire,
+        )
+        .await;
+        let ep: &Endpoint = &endpoint;
+        // Then the body may be encrypted to the receiver's key (the signature covers the JWE).
+        let (wire, settled) = crate::encrypt::seal(ep, wire, settled);
         let headers = build_headers(ep, msg, now, &wire.bytes, wire.content_type.as_deref());
         let body = Bytes::from(wire.bytes);
-        let result = match listen::session_of(&ep.url) {
+        let result = match (settled, listen::session_of(&ep.url)) {
+            (Some(settled), _) => settled,
             // A temporary `herald listen` endpoint: the same signed request goes over the
             // session's WebSocket instead of HTTP, and the CLI's report of the local answer is
             // classified and recorded below like any HTTP answer. Never an outbound request.
-            Some(session) => {
+            (None, Some(session)) => {
                 let forwarded = match &self.listen {
                     Some(hub) => {
                         hub.forward(session, msg.id.as_str(), &msg.event_type, &headers, body)
@@ -270,7 +292,11 @@ impl Engine {
                     }
                 }
             }
-            None => self.client.send(&ep.url, headers, body).await,
+            (None, None) => {
+                self.transports
+                    .send(ep, msg, now, method, headers, body)
+                    .await
+            }
         };
         let record = decide(
             &self.cfg,
@@ -449,6 +475,7 @@ pub fn decide(
             };
             (status, response, None, duration, next)
         }
+        SendResult::Cancelled { detail } => (0, detail, None, Duration::ZERO, NextState::Succeeded),
         SendResult::Failed {
             error,
             detail,
@@ -477,7 +504,8 @@ pub fn decide(
             endpoint_id: ep.id.clone(),
             app_id: ep.app_id.clone(),
             delivery_id: c.delivery_id,
-            url: ep.url.clone(),
+            // Broker URLs carry credentials; the attempt log never does.
+            url: herald_core::destination::redact(&ep.url).into_owned(),
             response,
             response_status_code: status_code,
             response_duration_ms: duration.as_millis() as i64,
@@ -545,6 +573,8 @@ fn report_attempt(
     let outcome = match (&a.error, a.status) {
         (Some(code), _) if code == "blocked_address" => "blocked",
         (Some(code), _) if code == "timeout" => "timeout",
+        (Some(code), _) if code == "transformation_error" => "transformation_error",
+        (None, DeliveryStatus::Success) if a.response_status_code == 0 => "cancelled",
         (Some(_), _) => "connect_error",
         (None, DeliveryStatus::Success) => "success",
         (None, _) => "http_error",

@@ -1,5 +1,6 @@
-//! Herald's delivery engine: the one outbound HTTP client and the workers that claim due
-//! deliveries, sign and send them, and record every attempt.
+//! Herald's delivery engine: the one outbound HTTP client, the broker transports (AMQP, Redis
+//! Streams, NATS JetStream), and the workers that claim due deliveries, sign and send them,
+//! and record every attempt.
 //!
 //! Decisions (what an answer means, when to retry, which addresses are allowed) come from
 //! `herald-core`; durability and leases come from `herald-store`. This crate owns the
@@ -9,11 +10,17 @@
 //! workspace).
 
 pub mod client;
+pub mod encrypt;
 pub mod engine;
 pub mod listen;
 pub mod telemetry;
+pub mod tls;
+pub mod transform;
+pub mod transport;
 pub mod upkeep;
 
-pub use client::{ClientConfig, DeliveryClient, SendResult};
+pub use client::{validate_tls, ClientConfig, DeliveryClient, SendResult};
 pub use engine::{decide, Engine, EngineConfig};
 pub use listen::ListenHub;
+pub use transform::{TransformLimits, TransformPool};
+pub use transport::Transports;

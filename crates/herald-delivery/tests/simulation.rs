@@ -460,6 +460,7 @@ async fn run_seed_in(seed: u64, dir: &std::path::Path) -> (Vec<String>, Faults) 
             lease: Duration::from_millis(LEASE_MS as u64),
             max_in_flight: 0,
             owner: String::new(),
+            transform: Default::default(),
         },
         max_in_flight: 0,
         eps,

@@ -144,6 +144,42 @@ pub(crate) fn seal_secrets(
     }
 }
 
+/// Encrypts the credentials of a broker endpoint's URL in place (destinations.md): the
+/// stored URL keeps scheme, user, host and parameters readable, and only the secret part
+/// becomes `sealed.<hex>`. HTTP URLs never carry credentials and pass unchanged.
+pub(crate) fn seal_url(key: Option<&herald_core::crypto::SecretBox>, url: &mut String) {
+    if let Some(b) = key {
+        *url = herald_core::destination::seal_secret(url, |s| b.encrypt(s));
+    }
+}
+
+/// Reverses [`seal_url`].
+pub(crate) fn unseal_url(
+    key: Option<&herald_core::crypto::SecretBox>,
+    url: &mut String,
+) -> Result<()> {
+    if let Some(b) = key {
+        *url = herald_core::destination::unseal_secret(
+            url,
+            |s| b.decrypt(s).map_err(|_| StoreError::KeyMismatch),
+            StoreError::KeyMismatch,
+        )?;
+    }
+    Ok(())
+}
+
+/// A stored broker URL sealed under `old`, sealed under `new` instead (`rekey`).
+pub(crate) fn reseal_url(
+    old: &herald_core::crypto::SecretBox,
+    new: &herald_core::crypto::SecretBox,
+    url: &str,
+) -> Result<String> {
+    let mut url = url.to_string();
+    unseal_url(Some(old), &mut url)?;
+    seal_url(Some(new), &mut url);
+    Ok(url)
+}
+
 /// Decrypts stored secrets; a value the key cannot open means the wrong key.
 pub(crate) fn unseal_secrets(
     key: Option<&herald_core::crypto::SecretBox>,
@@ -164,6 +200,7 @@ pub(crate) fn seal_endpoint(
     mut ep: herald_core::model::Endpoint,
 ) -> herald_core::model::Endpoint {
     seal_secrets(key, &mut ep.secrets);
+    seal_url(key, &mut ep.url);
     if let Some(b) = key {
         for f in ep.options.sealed_fields_mut() {
             *f = b.encrypt(f);
@@ -178,6 +215,7 @@ pub(crate) fn unseal_endpoint(
     mut ep: herald_core::model::Endpoint,
 ) -> Result<herald_core::model::Endpoint> {
     unseal_secrets(key, &mut ep.secrets)?;
+    unseal_url(key, &mut ep.url)?;
     if let Some(b) = key {
         for f in ep.options.sealed_fields_mut() {
             *f = b.decrypt(f).map_err(|_| StoreError::KeyMismatch)?;

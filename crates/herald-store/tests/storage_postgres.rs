@@ -34,6 +34,11 @@ async fn reopen(url: &str) -> Arc<dyn Store> {
     Arc::new(PostgresStore::connect(url, None).await.unwrap())
 }
 
+/// The same database, connected with secrets encrypted at rest under `key`.
+async fn reopen_keyed(url: &str, key: herald_core::crypto::SecretBox) -> Arc<dyn Store> {
+    Arc::new(PostgresStore::connect(url, Some(key)).await.unwrap())
+}
+
 /// Creates an empty database and returns its URL.
 async fn fresh_database(admin_url: &str) -> String {
     use sqlx::Connection;
@@ -66,6 +71,7 @@ macro_rules! setup {
 }
 
 include!("suite/body.rs");
+include!("suite/broker_urls.rs");
 
 #[tokio::test]
 async fn rekey_re_encrypts_secrets_under_the_new_key() {

@@ -23,6 +23,14 @@ async fn reopen(dir: &tempfile::TempDir) -> Arc<dyn Store> {
     Arc::new(SqliteStore::open(dir.path().join("h.db")).unwrap())
 }
 
+/// The same database, opened with secrets encrypted at rest under `key`.
+async fn reopen_keyed(
+    dir: &tempfile::TempDir,
+    key: herald_core::crypto::SecretBox,
+) -> Arc<dyn Store> {
+    Arc::new(SqliteStore::open_encrypted(dir.path().join("h.db"), key).unwrap())
+}
+
 /// Runs `sql` on the database file directly, around the store (to store what it never would).
 async fn raw_sql(dir: &tempfile::TempDir, sql: &str) {
     let c = rusqlite::Connection::open(dir.path().join("h.db")).unwrap();
@@ -36,4 +44,5 @@ macro_rules! setup {
 }
 
 include!("suite/body.rs");
+include!("suite/broker_urls.rs");
 include!("suite/pull.rs");

@@ -109,7 +109,7 @@ pub fn encryption_key(cfg: &Config) -> anyhow::Result<SecretBox> {
     SecretBox::from_base64(&text).map_err(|e| anyhow::anyhow!("encryption_key: {e}"))
 }
 
-/// The console's session settings: a key derived from the key at rest (so every node of a
+/// The console's and portal's session settings and the portal's branding: a key derived from the key at rest (so every node of a
 /// cluster, and the same node after a restart, opens the same sessions) and the idle expiry.
 pub fn console_settings(cfg: &Config) -> anyhow::Result<herald_api::ConsoleSettings> {
     let text = encryption_key_text(cfg)?;
@@ -117,6 +117,12 @@ pub fn console_settings(cfg: &Config) -> anyhow::Result<herald_api::ConsoleSetti
         key: SecretBox::derive(&text, "herald console session v1")
             .map_err(|e| anyhow::anyhow!("encryption_key: {e}"))?,
         idle_secs: cfg.console_session_idle_secs,
+        portal: herald_api::PortalSettings {
+            title: cfg.portal_title.trim().to_string(),
+            accent_color: cfg.portal_accent_color.clone(),
+            logo_url: cfg.portal_logo_url.clone(),
+            frame_ancestors: cfg.portal_frame_ancestors.clone(),
+        },
     })
 }
 
@@ -314,6 +320,7 @@ pub async fn run(
     let egress = EgressPolicy {
         allow_networks: cfg.allow_networks.clone(),
         https_only: cfg.https_only,
+        destination_schemes: cfg.destination_schemes.clone(),
     };
     let wake = Arc::new(Notify::new());
     let ops = OpsLog::new(store.clone(), {
@@ -345,6 +352,10 @@ pub async fn run(
     let addr = listener.local_addr()?;
     on_bound(addr);
     let listen_hub = workers.as_ref().map(|w| w.listen_hub.clone());
+    let transforms = match &workers {
+        Some(w) => w.transforms.clone(),
+        None => transform_pool(&cfg),
+    };
     if cfg.role.runs_api() {
         let api = ApiConfig {
             admin_token,
@@ -356,7 +367,8 @@ pub async fn run(
             worker_heartbeat: workers.as_ref().map(|w| w.heartbeat.clone()),
         };
         let mut state = AppState::new(store, api, workers.map(|w| w.waker), Some(ops))
-            .with_console(console_settings(&cfg)?);
+            .with_console(console_settings(&cfg)?)
+            .with_transforms(transforms);
         if let Some(hub) = &listen_hub {
             state = state.with_listen(hub.clone());
         }
@@ -407,6 +419,18 @@ struct Workers {
     waker: Arc<Notify>,
     heartbeat: Arc<std::sync::atomic::AtomicI64>,
     listen_hub: ListenHub,
+    /// Endpoint transformations' sandbox threads, shared with the API's `…/transformation/test`.
+    transforms: herald_delivery::TransformPool,
+}
+
+/// The transformation sandbox as configured (`transform_*`).
+fn transform_pool(cfg: &Config) -> herald_delivery::TransformPool {
+    herald_delivery::TransformPool::new(herald_delivery::TransformLimits {
+        cpu: std::time::Duration::from_millis(cfg.transform_cpu_ms),
+        memory_bytes: usize::try_from(cfg.transform_memory_mib.saturating_mul(1024 * 1024))
+            .unwrap_or(usize::MAX),
+        workers: cfg.transform_workers,
+    })
 }
 
 /// Starts the delivery engine and its upkeep loops on `tasks`.
@@ -437,6 +461,7 @@ fn start_workers(
         std::time::Duration::from_millis(cfg.request_timeout_ms),
         shutdown.clone(),
     );
+    let transforms = transform_pool(cfg);
     let engine = Engine::with_listen(
         opened.store.clone(),
         client,
@@ -446,6 +471,7 @@ fn start_workers(
             lease: std::time::Duration::from_secs(cfg.lease_seconds),
             max_in_flight: cfg.max_in_flight,
             owner: format!("node-{}", ulid::Ulid::new()),
+            transform: transforms.clone(),
         },
         wake.clone(),
         Some(ops.clone()),
@@ -460,6 +486,7 @@ fn start_workers(
         waker: engine.waker(),
         heartbeat: engine.heartbeat(),
         listen_hub: hub,
+        transforms,
     };
     let retention = upkeep::Retention {
         keep_ms: cfg.retention_days as i64 * 86_400_000,

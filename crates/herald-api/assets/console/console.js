@@ -5,8 +5,15 @@
 //     is replaced by its new version (by id). The server escaped everything in it; parsed
 //     with DOMParser, no script in it runs.
 //  3. "Copy" buttons copy the text of the element their data-copy names.
+//  4. Portal entry: the link's #key=… is read, removed from the address bar and history, and
+//     exchanged for a session by a POST (the key never reaches the server in a URL).
+// The same file serves the console (/console) and the portal (/portal): <body data-base>.
 (function () {
   "use strict";
+
+  function base() {
+    return document.body.dataset.base || "/console";
+  }
 
   function localTimes(root) {
     root.querySelectorAll("time[datetime]").forEach(function (el) {
@@ -43,7 +50,7 @@
         var doc = new DOMParser().parseFromString(res.text, "text/html");
         if (doc.querySelector("form[data-sign-in]")) {
           // The session ended (signed out elsewhere, token revoked, idle): show sign-in.
-          window.location.assign("/console");
+          window.location.assign(base());
           return;
         }
         if (!res.ok) return;
@@ -81,7 +88,60 @@
     });
   }
 
+  function portalEntry() {
+    var box = document.querySelector("[data-portal-entry]");
+    if (!box) return;
+    var status = document.getElementById("portal-status");
+    var m = /(?:^#|&)key=([^&]*)/.exec(window.location.hash);
+    if (window.location.hash) {
+      // Off the address bar and out of the history before anything else happens.
+      window.history.replaceState(null, "", window.location.pathname + window.location.search);
+    }
+    function say(text) {
+      status.textContent = text;
+      status.className = "error";
+      status.setAttribute("role", "alert");
+    }
+    if (!m || !m[1]) {
+      if (box.dataset.next) {
+        window.location.replace(box.dataset.next);
+      } else {
+        say("Your session has ended. Open the portal again with the link you were given.");
+      }
+      return;
+    }
+    var key;
+    try {
+      key = decodeURIComponent(m[1]);
+    } catch (e) {
+      say("This portal link is damaged. Open the whole link you were given.");
+      return;
+    }
+    fetch(base() + "/sign-in", {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ key: key }).toString(),
+    })
+      .then(function (r) {
+        return r.json().then(function (j) {
+          return { ok: r.ok, body: j };
+        });
+      })
+      .then(function (res) {
+        if (res.ok && res.body.next) {
+          window.location.replace(res.body.next);
+        } else {
+          say(res.body.message || "The portal could not sign you in.");
+        }
+      })
+      .catch(function () {
+        say("The portal could not be reached. Reload the page to try again.");
+      });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    portalEntry();
     // The regions as the server sent them, before their dates are made local.
     document.querySelectorAll("[data-live][id]").forEach(function (el) {
       seen[el.id] = el.outerHTML;

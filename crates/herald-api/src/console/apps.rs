@@ -98,7 +98,7 @@ pub async fn list(st: &AppState, op: &Operator, q: ListQ) -> ConsoleResult<Respo
         a.id.0.clone()
     });
     Ok(ok(&AppsPage {
-        chrome: Chrome::signed_in(&op.csrf),
+        chrome: Chrome::signed_in(st, op),
         apps: rows,
         query,
         notice,
@@ -124,7 +124,7 @@ impl EndpointRow {
     fn of(e: &Endpoint, now: Millis) -> Self {
         Self {
             id: e.id.0.clone(),
-            url: e.url.clone(),
+            url: herald_core::destination::redact(&e.url).into_owned(),
             description: e.description.clone(),
             state: e.state(now),
         }
@@ -227,7 +227,7 @@ fn message_filter(q: &ShowQ) -> (MessageFilter, Option<Millis>, String) {
     (filter, after, keep)
 }
 
-/// `GET /console/app/{app_id}`.
+/// `GET /console/app/{app_id}` and `GET /portal/app/{app_id}`.
 pub async fn show(
     State(st): State<AppState>,
     op: Operator,
@@ -248,13 +248,17 @@ pub async fn show(
         .store()
         .list_sources(&app.id, &page_query(SOURCES_SHOWN, None, false)?)
         .await?;
-    let base = format!("/console/app/{}?{keep}&msgs=", app.id);
+    let chrome = Chrome::signed_in(&st, &op);
+    let base = format!("{}/app/{}?{keep}&msgs=", chrome.base, app.id);
     let pager =
         Pager::new(base, q.msgs.as_deref(), &msgs, |m| m.id.0.clone()).labelled("Newer", "Older");
     Ok(ok(&AppPage {
         chrome: Chrome {
-            crumbs: vec![("/console".into(), "Applications".into())],
-            ..Chrome::signed_in(&op.csrf)
+            crumbs: (!chrome.portal)
+                .then(|| ("/console".into(), "Applications".into()))
+                .into_iter()
+                .collect(),
+            ..chrome
         },
         app: AppView {
             id: app.id.0.clone(),

@@ -126,7 +126,7 @@ fn view(e: &Endpoint) -> EndpointView {
     EndpointView {
         id: e.id.0.clone(),
         uid: e.uid.clone(),
-        url: e.url.clone(),
+        url: herald_core::destination::redact(&e.url).into_owned(),
         description: e.description.clone(),
         state: e.state(now_millis()),
         event_types: list_or_all(&e.event_types),
@@ -179,7 +179,7 @@ async fn render(
             .unwrap_or_default()
     });
     Ok(ok(&EndpointPage {
-        chrome: Chrome::in_app(&op.csrf, &app.id.0, &app.name),
+        chrome: Chrome::in_app(st, op, &app.id.0, &app.name),
         csrf: op.csrf.clone(),
         app_id: app.id.0.clone(),
         ep: view(&ep),
@@ -199,7 +199,7 @@ async fn render(
     }))
 }
 
-/// `GET /console/app/{app_id}/endpoint/{endpoint_id}`.
+/// `GET {base}/app/{app_id}/endpoint/{endpoint_id}` (`/console` or `/portal`).
 pub async fn show(
     op: Operator,
     State(st): State<AppState>,
@@ -244,6 +244,7 @@ pub async fn recover(
     let since = now - i64::from(hours) * 3_600_000;
     let n = st.store().recover(&ep.id, since, None, now).await?;
     st.wake();
-    let back = format!("/console/app/{}/endpoint/{}?recovered={n}", app.id, ep.id);
+    let base = posted.op.realm.base();
+    let back = format!("{base}/app/{}/endpoint/{}?recovered={n}", app.id, ep.id);
     Ok(Redirect::to(&back).into_response())
 }

@@ -41,7 +41,7 @@ pub async fn show(State(st): State<AppState>, op: Operator) -> ConsoleResult<Res
         Some(_) => "ok",
     };
     let mut page = HealthPage {
-        chrome: Chrome::signed_in(&op.csrf),
+        chrome: Chrome::signed_in(&st, &op),
         storage: "ok".into(),
         workers,
         due: "—".into(),

@@ -72,7 +72,7 @@ fn status_of(d: &Delivery) -> &'static str {
     }
 }
 
-/// `GET /console/app/{app_id}/msg/{msg_id}`.
+/// `GET {base}/app/{app_id}/msg/{msg_id}` (`/console` or `/portal`).
 pub async fn show(
     State(st): State<AppState>,
     op: Operator,
@@ -105,7 +105,7 @@ pub async fn show(
             .await?;
         views.push(DeliveryView {
             endpoint_id: ep.id.0.clone(),
-            endpoint_url: ep.url.clone(),
+            endpoint_url: herald_core::destination::redact(&ep.url).into_owned(),
             status: status_of(d),
             attempts_made: d.attempts,
             next_attempt: d.next_attempt_at.map(When::at),
@@ -113,7 +113,7 @@ pub async fn show(
         });
     }
     Ok(ok(&MessagePage {
-        chrome: Chrome::in_app(&op.csrf, &app.id.0, &app.name),
+        chrome: Chrome::in_app(&st, &op, &app.id.0, &app.name),
         csrf: op.csrf.clone(),
         app_id: app.id.0.clone(),
         msg: MessageView {
@@ -149,5 +149,6 @@ pub async fn resend(
         .resend(&app.id, &msg.id, &ep.id, now_millis())
         .await?;
     st.wake();
-    Ok(Redirect::to(&format!("/console/app/{}/msg/{}", app.id, msg.id)).into_response())
+    let base = posted.op.realm.base();
+    Ok(Redirect::to(&format!("{base}/app/{}/msg/{}", app.id, msg.id)).into_response())
 }

@@ -1,8 +1,9 @@
-//! What every console screen shares: the layout's data ([`Chrome`]), dates as `<time>`
-//! ([`When`]), rendering a template into an HTML answer, and the one error type of the
-//! console's handlers ([`ConsoleError`]), which renders as a page rather than as JSON.
+//! What every console and portal screen shares: the layout's data ([`Chrome`]: the realm's
+//! links and branding), dates as `<time>` ([`When`]), rendering a template into an HTML
+//! answer, and the one error type of the handlers ([`ConsoleError`]), which renders as a page
+//! of the realm it happened in rather than as JSON.
 //!
-//! It must not look anything up in the store and must not read sessions: handlers pass what
+//! It must not look anything up in the store and must not open sessions: handlers pass what
 //! a page shows. Templates escape every value (askama's HTML escaping); nothing here marks
 //! text as safe.
 
@@ -11,34 +12,80 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use herald_core::Millis;
 
+use super::session::{Operator, Realm};
 use crate::error::ApiError;
+use crate::extract::Caller;
+use crate::state::AppState;
 
-/// What the layout needs on every page: whether someone is signed in (navigation and the
-/// "Sign out" form, which carries the session's CSRF token).
-#[derive(Clone, Debug, Default)]
+/// What the layout needs on every page: the realm's paths and branding, and whether someone
+/// is signed in (navigation and the "Sign out" form, which carries the session's CSRF token).
+#[derive(Clone, Debug)]
 pub struct Chrome {
     pub csrf: Option<String>,
     /// The way back up (link, words), shown above the page's heading.
     pub crumbs: Vec<(String, String)>,
+    /// `/console` or `/portal`: every link of the page starts with it.
+    pub base: &'static str,
+    /// Whether this is the consumer portal (its navigation, branding and no operator screens).
+    pub portal: bool,
+    /// The header's name, and the browser tab's suffix.
+    pub brand: String,
+    pub tab: String,
+    /// The operator's logo (portal only).
+    pub logo_url: Option<String>,
+    /// Where "home" is: the application list, or the portal's application.
+    pub home: String,
 }
 
 impl Chrome {
-    pub fn signed_in(csrf: &str) -> Self {
-        Self {
-            csrf: Some(csrf.to_string()),
-            crumbs: Vec::new(),
+    /// The layout of `realm` for someone not signed in.
+    pub fn new(st: &AppState, realm: Realm) -> Self {
+        let base = realm.base();
+        match realm {
+            Realm::Console => Self {
+                csrf: None,
+                crumbs: Vec::new(),
+                base,
+                portal: false,
+                brand: "Herald console".into(),
+                tab: "Herald".into(),
+                logo_url: None,
+                home: base.into(),
+            },
+            Realm::Portal => {
+                let p = &st.inner.console.portal;
+                Self {
+                    csrf: None,
+                    crumbs: Vec::new(),
+                    base,
+                    portal: true,
+                    brand: p.title.clone(),
+                    tab: p.title.clone(),
+                    logo_url: p.logo_url.clone(),
+                    home: base.into(),
+                }
+            }
         }
     }
 
-    /// Under the application list and the application `id` called `name`.
-    pub fn in_app(csrf: &str, id: &str, name: &str) -> Self {
-        Self {
-            crumbs: vec![
-                ("/console".into(), "Applications".into()),
-                (format!("/console/app/{id}"), name.to_string()),
-            ],
-            ..Self::signed_in(csrf)
+    pub fn signed_in(st: &AppState, op: &Operator) -> Self {
+        let mut c = Self::new(st, op.realm);
+        c.csrf = Some(op.csrf.clone());
+        if let Caller::App(app) = &op.caller {
+            c.home = format!("{}/app/{app}", c.base);
         }
+        c
+    }
+
+    /// Under the application list (console only) and the application `id` called `name`.
+    pub fn in_app(st: &AppState, op: &Operator, id: &str, name: &str) -> Self {
+        let mut c = Self::signed_in(st, op);
+        if !c.portal {
+            c.crumbs.push((c.base.into(), "Applications".into()));
+        }
+        c.crumbs
+            .push((format!("{}/app/{id}", c.base), name.to_string()));
+        c
     }
 }
 
@@ -101,7 +148,7 @@ struct ErrorPage<'a> {
     message: &'a str,
 }
 
-/// Why a console request stopped.
+/// Why a console or portal request stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum ConsoleError {
     /// No (valid) session: go to the sign-in page.
@@ -132,21 +179,40 @@ impl From<herald_store::StoreError> for ConsoleError {
     }
 }
 
+/// An error answer not yet rendered: only the layer around the routes knows the realm whose
+/// page it must become (see [`finish`]). `None`: go and sign in.
+#[derive(Clone, Debug)]
+struct Unrendered(Option<String>);
+
 impl IntoResponse for ConsoleError {
     fn into_response(self) -> Response {
-        let (status, message) = match &self {
-            Self::SignIn => return Redirect::to("/console").into_response(),
-            Self::Refused(m) => (StatusCode::FORBIDDEN, m.as_str()),
-            Self::Api(s, m) => (*s, m.as_str()),
+        let (status, message) = match self {
+            Self::SignIn => (StatusCode::SEE_OTHER, None),
+            Self::Refused(m) => (StatusCode::FORBIDDEN, Some(m)),
+            Self::Api(s, m) => (s, Some(m)),
         };
-        html(
-            status,
+        let mut resp = status.into_response();
+        resp.extensions_mut().insert(Unrendered(message));
+        resp
+    }
+}
+
+/// Renders an error answer as a page of `realm` (a sign-in redirect, or the error page);
+/// any other answer is returned as it is.
+pub fn finish(st: &AppState, realm: Realm, resp: Response) -> Response {
+    let Some(Unrendered(message)) = resp.extensions().get::<Unrendered>().cloned() else {
+        return resp;
+    };
+    match message {
+        None => Redirect::to(realm.base()).into_response(),
+        Some(message) => html(
+            resp.status(),
             &ErrorPage {
-                chrome: Chrome::default(),
-                status: status.as_u16(),
-                message,
+                chrome: Chrome::new(st, realm),
+                status: resp.status().as_u16(),
+                message: &message,
             },
-        )
+        ),
     }
 }
 

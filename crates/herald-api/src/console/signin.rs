@@ -14,7 +14,7 @@ use herald_core::now_millis;
 use super::apps::{self, ListQ};
 use super::csrf::{Posted, SameOriginForm};
 use super::page::{html, Chrome, ConsoleError, ConsoleResult};
-use super::session::{self, Operator};
+use super::session::{self, Operator, Realm};
 use crate::extract::sha256;
 use crate::state::AppState;
 
@@ -28,11 +28,11 @@ struct SignInPage<'a> {
     error: Option<&'a str>,
 }
 
-fn sign_in_page(status: StatusCode, error: Option<&str>) -> Response {
+fn sign_in_page(st: &AppState, status: StatusCode, error: Option<&str>) -> Response {
     html(
         status,
         &SignInPage {
-            chrome: Chrome::default(),
+            chrome: Chrome::new(st, Realm::Console),
             error,
         },
     )
@@ -46,7 +46,7 @@ pub async fn home(
 ) -> ConsoleResult<Response> {
     match op {
         Ok(op) => apps::list(&st, &op, q).await,
-        Err(_) => Ok(sign_in_page(StatusCode::OK, None)),
+        Err(_) => Ok(sign_in_page(&st, StatusCode::OK, None)),
     }
 }
 
@@ -59,30 +59,34 @@ pub async fn sign_in(
     let token = fields.get("token").map(str::trim).unwrap_or("");
     if token.is_empty() || token.len() > MAX_TOKEN {
         return Ok(sign_in_page(
+            &st,
             StatusCode::UNAUTHORIZED,
             Some("Enter the admin token or an API token."),
         ));
     }
-    let caller = match session::console_caller(&st, sha256(token.as_bytes())).await? {
+    let hash = sha256(token.as_bytes());
+    let caller = match session::caller_of(&st, Realm::Console, hash).await? {
         Some(c) => c,
         None => {
             return Ok(sign_in_page(
+                &st,
                 StatusCode::UNAUTHORIZED,
                 Some("This token is not valid for the console. Use the admin token or an API token without an application scope."),
             ))
         }
     };
     let now = now_millis();
-    let op = session::start(caller, token, now);
+    let op = session::start(Realm::Console, caller, token, now);
     let cookie = session::set_cookie(&st, &op, now);
     Ok(([(header::SET_COOKIE, cookie)], Redirect::to("/console")).into_response())
 }
 
-/// `POST /console/sign-out`: removes the cookie.
-pub async fn sign_out(State(st): State<AppState>, _posted: Posted) -> Response {
+/// `POST /console/sign-out` and `POST /portal/sign-out`: removes the realm's cookie.
+pub async fn sign_out(State(st): State<AppState>, posted: Posted) -> Response {
+    let realm = posted.op.realm;
     (
-        [(header::SET_COOKIE, session::clear_cookie(&st))],
-        Redirect::to("/console"),
+        [(header::SET_COOKIE, session::clear_cookie(&st, realm))],
+        Redirect::to(realm.base()),
     )
         .into_response()
 }

@@ -108,7 +108,7 @@ pub async fn show(
     let pager =
         Pager::new(base, asked.as_deref(), &page, |r| r.id.0.clone()).labelled("Newer", "Older");
     Ok(ok(&SourcePage {
-        chrome: Chrome::in_app(&op.csrf, &app.id.0, &app.name),
+        chrome: Chrome::in_app(&st, &op, &app.id.0, &app.name),
         csrf: op.csrf.clone(),
         app_id: app.id.0.clone(),
         id: s.id.0.clone(),

@@ -5,12 +5,14 @@
 //! `crate::dto::X`. Nothing in this folder looks anything up or knows a route.
 
 pub mod common;
+pub mod delivery_options;
 pub mod destinations;
 pub mod resources;
 pub mod schemas;
 pub mod sources;
 
 pub use common::*;
+pub use delivery_options::*;
 pub use destinations::*;
 pub use resources::*;
 pub use sources::*;

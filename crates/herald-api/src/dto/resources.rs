@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 
+use herald_core::destination::redact;
 use herald_core::model::{
     Application, Attempt, Delivery, Endpoint, EventType, Message, Metadata, Ordering,
 };
@@ -92,6 +93,11 @@ impl From<&Application> for ApplicationOut {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointIn {
+    /// Where deliveries go: an `http`/`https` URL, or a message broker when the operator
+    /// enabled its scheme in `destination_schemes`: `amqp`/`amqps` (RabbitMQ,
+    /// `?exchange=…&routingKey=…`), `redis`/`rediss` (a stream, `?stream=…&maxLen=…`) or `nats`
+    /// (JetStream, `?subject=…`). Credentials in a broker URL are stored encrypted and answered
+    /// as `***`; sending `***` back keeps the stored ones.
     pub url: String,
     pub description: Option<String>,
     pub uid: Option<String>,
@@ -112,6 +118,8 @@ pub struct EndpointIn {
     pub max_concurrency: Option<i64>,
     #[schema(schema_with = schemas::signature_scheme_nullable)]
     pub signature_scheme: Option<SignatureScheme>,
+    pub tls: Option<crate::dto::TlsIn>,
+    pub encryption: Option<crate::dto::EncryptionIn>,
     pub batch: Option<super::BatchIn>,
 }
 
@@ -119,6 +127,8 @@ pub struct EndpointIn {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointPatch {
+    /// As in the endpoint body: `http`/`https`, or an enabled broker scheme (`amqp`,
+    /// `amqps`, `redis`, `rediss`, `nats`).
     pub url: Option<String>,
     #[serde(default, deserialize_with = "double")]
     pub description: Option<Option<String>>,
@@ -148,6 +158,9 @@ pub struct EndpointPatch {
     #[schema(schema_with = schemas::signature_scheme_nullable)]
     pub signature_scheme: Option<Option<SignatureScheme>>,
     #[serde(default, deserialize_with = "double")]
+    pub tls: Option<Option<crate::dto::TlsIn>>,
+    #[serde(default, deserialize_with = "double")]
+    pub encryption: Option<Option<crate::dto::EncryptionIn>>,
     pub batch: Option<Option<super::BatchIn>>,
 }
 
@@ -237,6 +250,8 @@ const RESERVED_HEADERS: &[&str] = &[
 pub struct EndpointOut {
     pub id: String,
     pub uid: Option<String>,
+    /// `http`/`https`, or a broker (`amqp`, `amqps`, `redis`, `rediss`, `nats`); a broker URL's
+    /// credentials are shown as `***`.
     pub url: String,
     pub description: String,
     pub disabled: bool,
@@ -264,6 +279,9 @@ pub struct EndpointOut {
     #[schema(format = DateTime)]
     pub paused_until: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<crate::dto::TlsOut>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<crate::dto::EncryptionOut>,
     pub batch: Option<super::BatchIn>,
 }
 
@@ -272,7 +290,7 @@ impl EndpointOut {
         Self {
             id: e.id.0.clone(),
             uid: e.uid.clone(),
-            url: e.url.clone(),
+            url: redact(&e.url).into_owned(),
             description: e.description.clone(),
             disabled: e.disabled,
             event_types: e.event_types.clone(),
@@ -291,6 +309,8 @@ impl EndpointOut {
             signature_scheme: e.signature_scheme,
             state: e.state(now),
             paused_until: e.paused_until.filter(|p| *p > now).map(ts),
+            tls: crate::dto::TlsOut::of(&e.options),
+            encryption: crate::dto::EncryptionIn::of(&e.options),
             batch: e.options.batch.as_ref().map(super::BatchIn::from_options),
         }
     }
@@ -475,7 +495,7 @@ impl From<&Attempt> for AttemptOut {
             id: a.id.0.clone(),
             msg_id: a.msg_id.0.clone(),
             endpoint_id: a.endpoint_id.0.clone(),
-            url: a.url.clone(),
+            url: redact(&a.url).into_owned(),
             response: a.response.clone(),
             response_status_code: a.response_status_code,
             response_duration_ms: a.response_duration_ms,

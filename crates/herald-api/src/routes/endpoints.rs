@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use herald_core::endpoint_options::EndpointOptions;
+use herald_core::destination::{self, BrokerKind};
 use herald_core::ids::{EndpointId, MessageId};
 use herald_core::model::{is_sensitive_header, Application, Endpoint, Message, StoredSecret};
 use herald_core::now_millis;
@@ -15,10 +15,10 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::dto::{
-    apply, apply_or_default, check_endpoint_extras, check_headers, check_list, to_u32, ts, Checks,
-    EndpointIn, EndpointOut, EndpointPatch, EndpointStatsOut, HeadersIn, HeadersOut,
-    HeadersPatchIn, ListOut, MessageOut, RecoverData, RecoverIn, RecoverOut, SecretOut,
-    SecretRotateIn, SendExampleIn,
+    apply, apply_encryption, apply_or_default, apply_tls, check_endpoint_extras, check_headers,
+    check_list, to_u32, ts, Checks, EndpointIn, EndpointOut, EndpointPatch, EndpointStatsOut,
+    HeadersIn, HeadersOut, HeadersPatchIn, ListOut, MessageOut, RecoverData, RecoverIn, RecoverOut,
+    SecretOut, SecretRotateIn, SendExampleIn,
 };
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{body_time, query_time, ListParams, Q};
@@ -28,14 +28,30 @@ use crate::scope::{At, AtEndpoint, InApp};
 use crate::service::{apps, secrets};
 use crate::state::AppState;
 
-fn check_url(st: &AppState, c: &mut Checks, url: &str) {
+/// Checks an endpoint URL and returns the one to store: HTTP(S) under the egress rules, or a
+/// broker URL whose scheme the operator enabled (destinations.md). A broker URL sent back as
+/// answered, credentials redacted (`user:***@`), keeps the stored credentials: a client that
+/// reads, edits and writes an endpoint must not replace its password with `***`.
+fn check_url(st: &AppState, c: &mut Checks, url: &str, stored: Option<&str>) -> String {
+    let egress = &st.inner.egress;
     // A polling endpoint's `poll:` names no host: nothing leaves Herald.
     if herald_core::pull::is_poll_url(url) {
-        return;
+        return url.to_string();
     }
-    if let Err(e) = st.inner.egress.validate_url(url) {
+    if BrokerKind::of_url(url).is_none() {
+        if let Err(e) = egress.validate_url(url) {
+            c.fail("url", e.to_string());
+        }
+        return url.to_string();
+    }
+    let url = match stored.and_then(destination::secret_of) {
+        Some(secret) if destination::is_redacted(url) => destination::with_secret(url, secret),
+        _ => url.to_string(),
+    };
+    if let Err(e) = destination::validate(egress, &egress.destination_schemes, &url) {
         c.fail("url", e.to_string());
     }
+    url
 }
 
 fn parse_secret(c: &mut Checks, s: Option<&str>) -> Option<EndpointSecret> {
@@ -59,7 +75,12 @@ fn from_in(
     existing: Option<Endpoint>,
 ) -> ApiResult<Endpoint> {
     let mut c = Checks::default();
-    check_url(st, &mut c, &body.url);
+    let url = check_url(
+        st,
+        &mut c,
+        &body.url,
+        existing.as_ref().map(|e| e.url.as_str()),
+    );
     c.uid("uid", body.uid.as_deref());
     if body.description.as_ref().is_some_and(|d| d.len() > 4096) {
         c.fail("description", "at most 4096 characters");
@@ -84,6 +105,16 @@ fn from_in(
         (Some(_), None) => None,
         _ => parse_secret(&mut c, body.secret.as_deref()),
     };
+    // Options a body does not mention (the transformation has its own route) survive a PUT.
+    let mut options = existing
+        .as_ref()
+        .map(|e| e.options.clone())
+        .unwrap_or_default();
+    apply_tls(&mut c, &mut options, body.tls.map(Some));
+    apply_encryption(&mut c, &mut options, body.encryption.map(Some));
+    if let Some(Ok(b)) = batch {
+        options.batch = Some(b);
+    }
     c.finish()?;
     let now = now_millis();
     let (id, created_at, mut secrets, headers, paused_until, breaker) = match existing {
@@ -114,7 +145,7 @@ fn from_in(
         id,
         app_id: app.id.clone(),
         uid: body.uid,
-        url: body.url,
+        url,
         description: body.description.unwrap_or_default(),
         disabled: body.disabled.unwrap_or(false),
         event_types: body.event_types,
@@ -130,12 +161,7 @@ fn from_in(
         secrets,
         paused_until,
         breaker,
-        // Other options join this document as they are built; each is set from the body.
-        #[allow(clippy::needless_update)]
-        options: EndpointOptions {
-            batch: batch.and_then(Result::ok),
-            ..Default::default()
-        },
+        options,
         created_at,
         updated_at: now,
     })
@@ -242,9 +268,10 @@ pub async fn patch(at: AtEndpoint<EndpointPatch>) -> ApiResult<Json<EndpointOut>
     let (st, mut ep, p) = (at.st, at.ep, at.input);
     let was_disabled = ep.disabled;
     let mut c = Checks::default();
-    if let Some(u) = &p.url {
-        check_url(&st, &mut c, u);
-    }
+    let url = p
+        .url
+        .as_deref()
+        .map(|u| check_url(&st, &mut c, u, Some(&ep.url)));
     if let Some(Some(u)) = &p.uid {
         c.uid("uid", Some(u));
     }
@@ -267,8 +294,10 @@ pub async fn patch(at: AtEndpoint<EndpointPatch>) -> ApiResult<Json<EndpointOut>
         .secret
         .as_deref()
         .and_then(|s| parse_secret(&mut c, Some(s)));
+    apply_tls(&mut c, &mut ep.options, p.tls);
+    apply_encryption(&mut c, &mut ep.options, p.encryption);
     c.finish()?;
-    apply(&mut ep.url, p.url);
+    apply(&mut ep.url, url);
     apply_or_default(&mut ep.description, p.description);
     apply(&mut ep.uid, p.uid);
     apply(&mut ep.disabled, p.disabled);

@@ -396,7 +396,8 @@ pub async fn app_portal_access(
     st.store()
         .create_token(rec, sha256(secret.as_bytes()))
         .await?;
-    let url = format!("{}/dashboard/#token={}", st.inner.public_url, secret);
+    // The portal's entry page reads the key from the fragment, which browsers never send.
+    let url = format!("{}/portal/#key={}", st.inner.public_url, secret);
     Ok(Json(AppPortalAccessOut { url, token: secret }).into_response())
 }
 

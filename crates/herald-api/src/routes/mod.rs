@@ -13,6 +13,7 @@ pub(crate) mod messages;
 pub(crate) mod misc;
 pub(crate) mod pull;
 pub(crate) mod sources;
+pub(crate) mod transformation;
 
 use axum::Json;
 

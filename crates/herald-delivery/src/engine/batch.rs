@@ -191,9 +191,11 @@ async fn send(engine: Arc<Engine>, ep: Endpoint, mut items: Vec<(Claimed, Messag
     let payload = body(&items);
     let id = BatchId::generate();
     let hdrs = headers(&ep, &id, now, &payload);
+    // The endpoint's own client, so its `tls` settings apply to batches too.
     let result = engine
-        .client
-        .send(&ep.url, hdrs, Bytes::from(payload))
+        .transports
+        .http()
+        .send_for(&ep, reqwest::Method::POST, hdrs, Bytes::from(payload))
         .await;
     let done = now_millis();
     // One draw of retry jitter for the whole batch, so deliveries that failed together are

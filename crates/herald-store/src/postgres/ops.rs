@@ -115,16 +115,18 @@ impl OpsStore for PostgresStore {
                 n += 1;
             }
         }
-        let rows = sqlx::query("SELECT id, options FROM endpoints FOR UPDATE")
+        let rows = sqlx::query("SELECT id, options, url FROM endpoints FOR UPDATE")
             .fetch_all(&mut *tx)
             .await
             .map_err(map_pg)?;
         for r in &rows {
             let id: String = get(r, "id")?;
             let options = crate::rekey_options(&old, &new, &id, &get::<String>(r, "options")?)?;
-            sqlx::query("UPDATE endpoints SET options = $2 WHERE id = $1")
+            let url = crate::reseal_url(&old, &new, &get::<String>(r, "url")?)?;
+            sqlx::query("UPDATE endpoints SET options = $2, url = $3 WHERE id = $1")
                 .bind(&id)
                 .bind(options)
+                .bind(url)
                 .run(&mut *tx)
                 .await?;
         }

@@ -109,19 +109,20 @@ impl OpsStore for SqliteStore {
                     n += 1;
                 }
             }
-            let rows: Vec<(String, String)> = c
-                .prepare("SELECT id, options FROM endpoints")
+            let rows: Vec<(String, String, String)> = c
+                .prepare("SELECT id, options, url FROM endpoints")
                 .and_then(|mut s| {
-                    s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
                         .collect::<rusqlite::Result<Vec<_>>>()
                 })
                 .map_err(map_sql)?;
-            for (id, text) in rows {
+            for (id, text, url) in rows {
                 let options = crate::rekey_options(&old, &new, &id, &text)?;
+                let url = crate::reseal_url(&old, &new, &url)?;
                 exec(
                     c,
-                    "UPDATE endpoints SET options = ?2 WHERE id = ?1",
-                    params![id, options],
+                    "UPDATE endpoints SET options = ?2, url = ?3 WHERE id = ?1",
+                    params![id, options, url],
                 )?;
             }
             exec(

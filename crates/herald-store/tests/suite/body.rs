@@ -1417,3 +1417,27 @@ async fn concurrent_sweeps_publish_each_held_event_once() {
     assert_eq!(all.items.len(), KEYS + held.len());
     assert_eq!(drain_in_order(&store, 6_000).await.len(), held.len());
 }
+
+/// The per-endpoint delivery options (transformation, TLS with its write-only key, payload
+/// encryption) come back exactly as stored, through create, update and the delivery load.
+#[tokio::test]
+async fn endpoint_delivery_options_round_trip() {
+    let (_ctx, store, a) = setup!();
+    let mut e = endpoint(&a.id, None);
+    e.options = serde_json::from_value(serde_json::json!({
+        "transformation": {"code": "function handler(w) { return w; }", "enabled": true},
+        "tls": {"clientCertificate": "CERT", "clientKey": "KEY", "caCertificates": "CA"},
+        "encryption": {"publicKey": {"kty": "OKP", "crv": "X25519", "x": "abc"}},
+    }))
+    .unwrap();
+    let created = store.create_endpoint(e.clone()).await.unwrap();
+    assert_eq!(created.options, e.options);
+    let got = store.get_endpoint(&a.id, created.id.as_str()).await.unwrap().unwrap();
+    assert_eq!(got.options, e.options);
+    let mut changed = got.clone();
+    changed.options.tls = None;
+    changed.options.transformation.as_mut().unwrap().enabled = false;
+    store.update_endpoint(changed.clone()).await.unwrap();
+    let got = store.get_endpoint(&a.id, created.id.as_str()).await.unwrap().unwrap();
+    assert_eq!(got.options, changed.options);
+}

@@ -17,20 +17,22 @@ const XSS_ESCAPED: &str = "&#60;img src=x onerror=alert(1)&#62;";
 
 /// A browser-like client of the console: no redirects followed, the session cookie kept by
 /// hand so each test can see and tamper with it.
-struct Console {
+pub(crate) struct Console {
     http: reqwest::Client,
     base: String,
-    cookie: Option<String>,
+    /// The session cookie's name (`herald_console`, or `herald_portal` for the portal).
+    name: &'static str,
+    pub(crate) cookie: Option<String>,
 }
 
-struct Page {
-    status: u16,
-    headers: HeaderMap,
-    text: String,
+pub(crate) struct Page {
+    pub(crate) status: u16,
+    pub(crate) headers: HeaderMap,
+    pub(crate) text: String,
 }
 
 impl Page {
-    fn header(&self, name: &str) -> &str {
+    pub(crate) fn header(&self, name: &str) -> &str {
         self.headers
             .get(name)
             .and_then(|v| v.to_str().ok())
@@ -42,8 +44,18 @@ impl Page {
 }
 
 impl Console {
+    pub(crate) fn new(srv: &TestServer) -> Self {
+        Self::named(srv, "herald_console")
+    }
+
+    /// The underlying HTTP client (for requests the helpers do not build).
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// A client keeping the cookie called `name`.
     #[allow(clippy::disallowed_methods)] // talks to Herald itself on loopback
-    fn new(srv: &TestServer) -> Self {
+    pub(crate) fn named(srv: &TestServer, name: &'static str) -> Self {
         Self {
             http: reqwest::Client::builder()
                 .no_proxy()
@@ -52,17 +64,18 @@ impl Console {
                 .build()
                 .expect("client"),
             base: format!("http://{}", srv.addr),
+            name,
             cookie: None,
         }
     }
 
-    fn origin(&self) -> String {
+    pub(crate) fn origin(&self) -> String {
         self.base.clone()
     }
 
-    async fn send(&mut self, rb: reqwest::RequestBuilder) -> Page {
+    pub(crate) async fn send(&mut self, rb: reqwest::RequestBuilder) -> Page {
         let rb = match &self.cookie {
-            Some(c) => rb.header("cookie", format!("herald_console={c}")),
+            Some(c) => rb.header("cookie", format!("{}={c}", self.name)),
             None => rb,
         };
         let resp = rb.send().await.expect("request");
@@ -72,7 +85,8 @@ impl Console {
         assert_ne!(status, 500, "console answered 500: {text}");
         if let Some(set) = headers.get("set-cookie").and_then(|v| v.to_str().ok()) {
             let value = set
-                .strip_prefix("herald_console=")
+                .strip_prefix(self.name)
+                .and_then(|r| r.strip_prefix('='))
                 .and_then(|r| r.split(';').next())
                 .expect("the console's cookie");
             self.cookie = (!value.is_empty()).then(|| value.to_string());
@@ -84,17 +98,22 @@ impl Console {
         }
     }
 
-    async fn get(&mut self, path: &str) -> Page {
+    pub(crate) async fn get(&mut self, path: &str) -> Page {
         let rb = self.http.get(format!("{}{path}", self.base));
         self.send(rb).await
     }
 
-    async fn post(&mut self, path: &str, origin: Option<&str>, fields: &[(&str, &str)]) -> Page {
+    pub(crate) async fn post(
+        &mut self,
+        path: &str,
+        origin: Option<&str>,
+        fields: &[(&str, &str)],
+    ) -> Page {
         let headers: Vec<_> = origin.map(|o| ("origin", o)).into_iter().collect();
         self.post_with(path, &headers, fields).await
     }
 
-    async fn post_with(
+    pub(crate) async fn post_with(
         &mut self,
         path: &str,
         headers: &[(&str, &str)],
@@ -114,8 +133,13 @@ impl Console {
     }
 
     /// The session's CSRF token, read from a page's sign-out form.
-    async fn csrf(&mut self) -> String {
-        let page = self.get("/console/").await;
+    pub(crate) async fn csrf(&mut self) -> String {
+        self.csrf_of("/console/").await
+    }
+
+    /// The session's CSRF token, read from the sign-out form of the page at `path`.
+    pub(crate) async fn csrf_of(&mut self, path: &str) -> String {
+        let page = self.get(path).await;
         let at = page
             .text
             .find("name=\"csrf\" value=\"")

@@ -1,5 +1,7 @@
 //! Herald's integration tests: one binary, real servers on `127.0.0.1:0`.
 //!
+//! - `brokers`: broker destinations (Redis Streams, NATS JetStream, RabbitMQ) against real
+//!   brokers started by `broker_procs`, through a broker restart
 //! - `common`: the harness (server, asserting client, scriptable receiver, polling, verifier)
 //! - `batch`: batching endpoints: signed JSON-array requests, per-delivery attempts, FIFO
 //! - `api`: the management API of outbound-api.md, route by route
@@ -15,6 +17,8 @@
 
 mod api;
 mod batch;
+mod broker_procs;
+mod brokers;
 mod cli;
 mod common;
 mod console;
@@ -25,6 +29,9 @@ mod hardening;
 mod inbound;
 mod listen;
 mod metrics;
+mod mtls;
 mod openapi;
 mod ops;
+mod portal;
 mod pull;
+mod transformation;

@@ -31,6 +31,18 @@ const ROUTES: &[(&str, &str)] = &[
         "post",
         "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret/rotate",
     ),
+    (
+        "get",
+        "/api/v1/app/{app_id}/endpoint/{endpoint_id}/transformation",
+    ),
+    (
+        "patch",
+        "/api/v1/app/{app_id}/endpoint/{endpoint_id}/transformation",
+    ),
+    (
+        "post",
+        "/api/v1/app/{app_id}/endpoint/{endpoint_id}/transformation/test",
+    ),
     ("get", "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers"),
     ("put", "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers"),
     (

@@ -1,0 +1,164 @@
+//! RabbitMQ destinations (`amqp`, `amqps`): one persistent, mandatory publish per delivery
+//! on a channel in confirm mode; the broker's publisher confirm is the acknowledgement. The
+//! body is the payload; the signed headers and `event-type` are message headers, and the
+//! message ID is also the AMQP `message_id` property.
+//!
+//! One connection and one confirm channel per destination. lapin does not reconnect by
+//! itself, so a connection or channel found closed is replaced on the next delivery (after a
+//! broker restart the first attempts fail as `connect_error` until the broker accepts
+//! connections again). A message the broker could not route (no queue bound) comes back with
+//! the confirm and counts as a failure: it was not stored anywhere.
+
+use herald_core::destination::BrokerTarget;
+use herald_core::outcome::TransportError;
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::publisher_confirm::Confirmation;
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+
+use super::pool::Pooled;
+use super::{checked_addr, message_headers, timed, Acked, Failure, Outgoing};
+
+/// The connection is kept beside its channel: dropping a lapin `Connection` does not close it,
+/// but holding it keeps its status readable.
+#[derive(Clone)]
+pub(crate) struct Conn {
+    conn: std::sync::Arc<Connection>,
+    channel: Channel,
+}
+
+impl Conn {
+    fn alive(&self) -> bool {
+        self.conn.status().connected() && self.channel.status().connected()
+    }
+}
+
+pub(crate) type AmqpTransport = Pooled<Conn>;
+
+/// AMQP delivery mode of a message the broker writes to disk (on a durable queue).
+const PERSISTENT: u8 = 2;
+
+impl Pooled<Conn> {
+    pub async fn publish(&self, url: &str, target: &BrokerTarget, out: &Outgoing<'_>) -> Acked {
+        let conn = self
+            .pool
+            .get(url, Conn::alive, || self.connect(target))
+            .await?;
+        let mut headers = FieldTable::default();
+        for (k, v) in message_headers(out) {
+            headers.insert(
+                ShortString::from(k),
+                AMQPValue::LongString(LongString::from(v)),
+            );
+        }
+        let content_type = out
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("application/json");
+        let props = BasicProperties::default()
+            .with_delivery_mode(PERSISTENT)
+            .with_message_id(ShortString::from(out.msg_id))
+            .with_type(ShortString::from(out.event_type))
+            .with_timestamp(out.timestamp.max(0) as u64)
+            .with_content_type(ShortString::from(content_type))
+            .with_headers(headers);
+        let options = BasicPublishOptions {
+            mandatory: true,
+            ..Default::default()
+        };
+        let confirmed = timed(&self.limits, "AMQP publish", async {
+            let pending = conn
+                .channel
+                .basic_publish(
+                    &target.exchange,
+                    &target.routing_key,
+                    options,
+                    &out.body,
+                    props,
+                )
+                .await
+                .map_err(classify)?;
+            pending.await.map_err(classify)
+        })
+        .await;
+        match confirmed {
+            Ok(Confirmation::Ack(None)) => Ok(format!(
+                "publisher confirm: ack (exchange `{}`, routing key `{}`)",
+                target.exchange, target.routing_key
+            )),
+            Ok(Confirmation::Ack(Some(ret))) | Ok(Confirmation::Nack(Some(ret))) => {
+                Err(Failure::new(
+                    TransportError::Other,
+                    format!(
+                        "amqp: returned unroutable ({} {}): no queue is bound for routing key `{}`",
+                        ret.reply_code, ret.reply_text, target.routing_key
+                    ),
+                ))
+            }
+            Ok(Confirmation::Nack(None)) => Err(Failure::new(
+                TransportError::Other,
+                "amqp: the broker refused the message (publisher nack)",
+            )),
+            Ok(Confirmation::NotRequested) => Err(Failure::new(
+                TransportError::Other,
+                "amqp: the channel is not in confirm mode",
+            )),
+            Err(f) => {
+                // The channel may be closed (a refused exchange closes it): start afresh.
+                self.pool.forget(url).await;
+                Err(f)
+            }
+        }
+    }
+
+    async fn connect(&self, target: &BrokerTarget) -> Result<Conn, Failure> {
+        let addr = checked_addr(&self.limits, target).await?;
+        let mut uri = url::Url::parse(&target.connect_url)
+            .map_err(|e| Failure::new(TransportError::Other, e))?;
+        // Plain AMQP goes to the checked address; TLS needs the name for the certificate.
+        if uri.scheme() == "amqp" {
+            let ip = match addr.ip() {
+                std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+                v4 => v4.to_string(),
+            };
+            uri.set_host(Some(&ip))
+                .map_err(|e| Failure::new(TransportError::Other, e))?;
+            let _ = uri.set_port(Some(addr.port()));
+        }
+        let props = ConnectionProperties::default()
+            .with_executor(tokio_executor_trait::Tokio::current())
+            .with_reactor(tokio_reactor_trait::Tokio);
+        let connecting = async {
+            let conn = Connection::connect(uri.as_str(), props)
+                .await
+                .map_err(|e| Failure::new(TransportError::Connect, format!("amqp: {e}")))?;
+            let channel = conn.create_channel().await.map_err(classify)?;
+            channel
+                .confirm_select(ConfirmSelectOptions::default())
+                .await
+                .map_err(classify)?;
+            Ok(Conn {
+                conn: std::sync::Arc::new(conn),
+                channel,
+            })
+        };
+        match tokio::time::timeout(self.limits.connect_timeout, connecting).await {
+            Ok(r) => r,
+            Err(_) => Err(Failure::new(
+                TransportError::Timeout,
+                "connecting to amqp timed out",
+            )),
+        }
+    }
+}
+
+fn classify(e: lapin::Error) -> Failure {
+    let kind = match &e {
+        lapin::Error::IOError(_) | lapin::Error::InvalidConnectionState(_) => {
+            TransportError::Connect
+        }
+        _ => TransportError::Other,
+    };
+    Failure::new(kind, format!("amqp: {e}"))
+}

@@ -1,0 +1,389 @@
+//! Mutual TLS and private CAs (routing.md "Mutual TLS and private CAs") against a real HTTPS
+//! receiver on 127.0.0.1 that requires a client certificate. Certificates are made per test
+//! with the `openssl` command line: a private CA, a server certificate for IP 127.0.0.1 and a
+//! client certificate, all from that CA.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use parking_lot::Mutex;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio_rustls::rustls;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::common::*;
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("run openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// PEM texts of a CA, a server certificate for 127.0.0.1 and a client certificate.
+struct Pki {
+    _dir: tempfile::TempDir,
+    ca: String,
+    server_cert: String,
+    server_key: String,
+    client_cert: String,
+    client_key: String,
+}
+
+fn issue(dir: &Path, name: &str, subj: &str, ext: &str) {
+    std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
+    let (key, csr, pem, extf) = (
+        format!("{name}.key"),
+        format!("{name}.csr"),
+        format!("{name}.pem"),
+        format!("{name}.ext"),
+    );
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+            "-subj",
+            subj,
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            &pem,
+            "-days",
+            "2",
+            "-extfile",
+            &extf,
+        ],
+    );
+}
+
+fn make_pki() -> Pki {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    openssl(
+        d,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=Herald Test CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ],
+    );
+    issue(
+        d,
+        "server",
+        "/CN=127.0.0.1",
+        "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n",
+    );
+    issue(
+        d,
+        "client",
+        "/CN=herald-client",
+        "extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n",
+    );
+    let read = |f: &str| std::fs::read_to_string(d.join(f)).unwrap();
+    Pki {
+        ca: read("ca.pem"),
+        server_cert: read("server.pem"),
+        server_key: read("server.key"),
+        client_cert: read("client.pem"),
+        client_key: read("client.key"),
+        _dir: dir,
+    }
+}
+
+/// An HTTPS server on 127.0.0.1 that requires a client certificate from `pki`'s CA; records
+/// the body of each request it answers (200).
+struct TlsReceiver {
+    port: u16,
+    bodies: Arc<Mutex<Vec<Vec<u8>>>>,
+    handshake_failures: Arc<Mutex<usize>>,
+}
+
+impl TlsReceiver {
+    async fn start(pki: &Pki) -> Self {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_slice(pki.ca.as_bytes()).unwrap())
+            .unwrap();
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider.clone(),
+        )
+        .build()
+        .unwrap();
+        let certs: Vec<_> = CertificateDer::pem_slice_iter(pki.server_cert.as_bytes())
+            .map(|c| c.unwrap())
+            .collect();
+        let key = PrivateKeyDer::from_pem_slice(pki.server_key.as_bytes()).unwrap();
+        let cfg = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(certs, key)
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let bodies = Arc::new(Mutex::new(Vec::new()));
+        let failures = Arc::new(Mutex::new(0));
+        let (b, f) = (bodies.clone(), failures.clone());
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (acceptor, b, f) = (acceptor.clone(), b.clone(), f.clone());
+                tokio::spawn(async move {
+                    let tls = match acceptor.accept(tcp).await {
+                        Ok(t) => t,
+                        Err(_) => {
+                            *f.lock() += 1;
+                            return;
+                        }
+                    };
+                    let svc = service_fn(move |req: hyper::Request<Incoming>| {
+                        let b = b.clone();
+                        async move {
+                            use http_body_util::BodyExt;
+                            let body = req.into_body().collect().await?.to_bytes();
+                            b.lock().push(body.to_vec());
+                            Ok::<_, hyper::Error>(hyper::Response::new(Full::new(
+                                bytes::Bytes::from_static(b"ok"),
+                            )))
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(tls), svc)
+                        .await;
+                });
+            }
+        });
+        Self {
+            port,
+            bodies,
+            handshake_failures: failures,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("https://127.0.0.1:{}/hook", self.port)
+    }
+}
+
+#[tokio::test]
+async fn client_certificate_and_private_ca_reach_a_receiver_that_requires_them() {
+    let pki = make_pki();
+    let recv = TlsReceiver::start(&pki).await;
+    let server = TestServer::start(|_| {}).await;
+    let c = &server.client;
+    let app = c.create_app("mtls").await;
+    let ep = c
+        .create_endpoint(
+            &app,
+            json!({"url": recv.url(), "tls": {
+                "clientCertificate": pki.client_cert,
+                "clientKey": pki.client_key,
+                "caCertificates": pki.ca,
+            }}),
+        )
+        .await;
+    // The key is never answered.
+    assert!(!ep.to_string().contains("PRIVATE KEY"), "{ep}");
+    assert_eq!(ep["tls"]["hasClientKey"], true);
+    assert_eq!(ep["tls"]["caCertificates"], pki.ca.as_str());
+    let ep_id = id_of(&ep);
+    let got = c.get(&format!("/app/{app}/endpoint/{ep_id}"), 200).await;
+    assert!(!got.to_string().contains("PRIVATE KEY"), "{got}");
+    let msg = c
+        .publish(&app, json!({"eventType": "t", "payload": {"secure": true}}))
+        .await;
+    c.wait_delivery(&app, &msg, &ep_id, 0).await;
+    assert_eq!(
+        recv.bodies.lock().as_slice(),
+        [br#"{"secure":true}"#.to_vec()]
+    );
+
+    // The key is encrypted at rest: not in the database file in clear.
+    let key_line = pki
+        .client_key
+        .lines()
+        .find(|l| !l.starts_with("-----"))
+        .unwrap()
+        .to_string();
+    let mut found = false;
+    for entry in std::fs::read_dir(server.data_dir()).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap_or_default();
+        found |= bytes
+            .windows(key_line.len())
+            .any(|w| w == key_line.as_bytes());
+    }
+    assert!(!found, "the client key is stored in clear");
+
+    // Without the client certificate the handshake fails: an attempt with tls_error.
+    c.patch(
+        &format!("/app/{app}/endpoint/{ep_id}"),
+        json!({"tls": {"clientCertificate": "", "clientKey": ""}}),
+        200,
+    )
+    .await;
+    let msg = c
+        .publish(&app, json!({"eventType": "t", "payload": {}}))
+        .await;
+    let attempts = c.wait_attempts(&app, &msg, 1).await;
+    assert_eq!(attempts[0]["error"], "tls_error", "{:#?}", attempts[0]);
+    assert_eq!(recv.bodies.lock().len(), 1);
+    assert!(
+        *recv.handshake_failures.lock() >= 1,
+        "the receiver refused the handshake"
+    );
+
+    // Without the private CA the receiver's certificate is not trusted (the default roots
+    // do not know it): the CA adds to them.
+    c.patch(
+        &format!("/app/{app}/endpoint/{ep_id}"),
+        json!({"tls": null}),
+        200,
+    )
+    .await;
+    let msg = c
+        .publish(&app, json!({"eventType": "t", "payload": {}}))
+        .await;
+    let attempts = c.wait_attempts(&app, &msg, 1).await;
+    assert_eq!(attempts[0]["error"], "tls_error", "{:#?}", attempts[0]);
+    assert!(
+        attempts[0]["response"]
+            .as_str()
+            .unwrap()
+            .to_ascii_lowercase()
+            .contains("certificate"),
+        "{:#?}",
+        attempts[0]
+    );
+}
+
+#[tokio::test]
+async fn a_certificate_for_another_host_is_refused_despite_the_private_ca() {
+    let pki = make_pki();
+    let recv = TlsReceiver::start(&pki).await;
+    let server = TestServer::start(|_| {}).await;
+    let c = &server.client;
+    let app = c.create_app("mtls").await;
+    // `localhost` resolves to 127.0.0.1, but the certificate names only the IP.
+    let url = format!("https://localhost:{}/hook", recv.port);
+    let ep = c
+        .create_endpoint(
+            &app,
+            json!({"url": url, "tls": {
+                "clientCertificate": pki.client_cert,
+                "clientKey": pki.client_key,
+                "caCertificates": pki.ca,
+            }}),
+        )
+        .await;
+    let msg = c
+        .publish(&app, json!({"eventType": "t", "payload": {}}))
+        .await;
+    let attempts = c.wait_attempts(&app, &msg, 1).await;
+    assert_eq!(attempts[0]["error"], "tls_error", "{:#?}", attempts[0]);
+    assert!(recv.bodies.lock().is_empty());
+    let _ = ep;
+}
+
+#[tokio::test]
+async fn bad_pems_are_refused_with_the_field_named() {
+    let pki = make_pki();
+    let other = make_pki();
+    let server = TestServer::start(|_| {}).await;
+    let c = &server.client;
+    let app = c.create_app("mtls").await;
+    let path = format!("/app/{app}/endpoint");
+    let cases = [
+        (
+            json!({"clientCertificate": "not a pem", "clientKey": pki.client_key}),
+            "tls.clientCertificate",
+        ),
+        (
+            json!({"clientCertificate": pki.client_cert, "clientKey": "garbage"}),
+            "tls.clientKey",
+        ),
+        (
+            json!({"clientCertificate": pki.client_cert}),
+            "tls.clientKey",
+        ),
+        (
+            json!({"clientKey": pki.client_key}),
+            "tls.clientCertificate",
+        ),
+        (
+            json!({"clientCertificate": pki.client_cert, "clientKey": other.client_key}),
+            "tls.clientKey",
+        ),
+        (
+            json!({"caCertificates": "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"}),
+            "tls.caCertificates",
+        ),
+        (
+            json!({"caCertificates": "x".repeat(70 * 1024)}),
+            "tls.caCertificates",
+        ),
+    ];
+    for (tls, field) in cases {
+        let v = c
+            .post(
+                &path,
+                json!({"url": "https://example.com/", "tls": tls}),
+                422,
+            )
+            .await;
+        let text = v.to_string();
+        assert!(text.contains(field), "{tls} → {text}");
+        assert!(!text.contains("PRIVATE KEY"), "{text}");
+    }
+}
