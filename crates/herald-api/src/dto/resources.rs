@@ -161,6 +161,7 @@ pub struct EndpointPatch {
     pub tls: Option<Option<crate::dto::TlsIn>>,
     #[serde(default, deserialize_with = "double")]
     pub encryption: Option<Option<crate::dto::EncryptionIn>>,
+    #[serde(default, deserialize_with = "double")]
     pub batch: Option<Option<super::BatchIn>>,
 }
 
