@@ -62,6 +62,8 @@ pub(crate) struct StateInner {
     pub listen: Option<herald_delivery::ListenHub>,
     /// The console's session key and idle expiry.
     pub console: ConsoleSettings,
+    /// `default_signature_scheme`: the scheme of endpoints written without one.
+    pub default_scheme: herald_core::signing::SignatureScheme,
 }
 
 /// How console sessions are sealed and when they end (`console_session_idle_secs`).
@@ -137,6 +139,7 @@ impl AppState {
                 inbound: Default::default(),
                 listen: None,
                 console: Default::default(),
+                default_scheme: Default::default(),
             }),
         }
     }
@@ -161,6 +164,15 @@ impl AppState {
             None => tracing::error!(
                 "AppState::with_console called on a shared state; console sessions use a per-process key"
             ),
+        }
+        self
+    }
+
+    /// Sets `default_signature_scheme`. Call before the state is cloned.
+    pub fn with_default_scheme(mut self, scheme: herald_core::signing::SignatureScheme) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.default_scheme = scheme,
+            None => tracing::error!("AppState::with_default_scheme called on a shared state"),
         }
         self
     }

@@ -356,7 +356,8 @@ pub async fn run(
             worker_heartbeat: workers.as_ref().map(|w| w.heartbeat.clone()),
         };
         let mut state = AppState::new(store, api, workers.map(|w| w.waker), Some(ops))
-            .with_console(console_settings(&cfg)?);
+            .with_console(console_settings(&cfg)?)
+            .with_default_scheme(cfg.default_signature_scheme);
         if let Some(hub) = &listen_hub {
             state = state.with_listen(hub.clone());
         }
