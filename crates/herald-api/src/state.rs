@@ -65,6 +65,8 @@ pub(crate) struct StateInner {
     /// Runs `…/transformation/test` (the same sandbox as the delivery workers when they run
     /// in this process).
     pub transforms: herald_delivery::TransformPool,
+    /// `default_signature_scheme`: the scheme of endpoints written without one.
+    pub default_scheme: herald_core::signing::SignatureScheme,
 }
 
 /// How console sessions are sealed and when they end (`console_session_idle_secs`).
@@ -168,6 +170,7 @@ impl AppState {
                 listen: None,
                 console: Default::default(),
                 transforms: Default::default(),
+                default_scheme: Default::default(),
             }),
         }
     }
@@ -203,6 +206,15 @@ impl AppState {
             None => tracing::error!(
                 "AppState::with_transforms called on a shared state; tests use the default limits"
             ),
+        }
+        self
+    }
+
+    /// Sets `default_signature_scheme`. Call before the state is cloned.
+    pub fn with_default_scheme(mut self, scheme: herald_core::signing::SignatureScheme) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.default_scheme = scheme,
+            None => tracing::error!("AppState::with_default_scheme called on a shared state"),
         }
         self
     }

@@ -74,6 +74,8 @@ pub struct Config {
     pub max_in_flight: usize,
     pub endpoint_disable_after_hours: u64,
     pub retention_days: u64,
+    /// Signature scheme of endpoints written without a `signatureScheme` (`standard` or `svix`).
+    pub default_signature_scheme: crate::signing::SignatureScheme,
     pub log_format: Option<LogFormat>,
     pub operational_webhook_url: Option<String>,
     /// How long a worker owns a claimed delivery before another may take it over (≤ 60 s).
@@ -145,6 +147,7 @@ impl Default for Config {
             max_in_flight: 512,
             endpoint_disable_after_hours: 120,
             retention_days: 30,
+            default_signature_scheme: Default::default(),
             log_format: None,
             operational_webhook_url: None,
             lease_seconds: 60,
@@ -303,6 +306,7 @@ impl Config {
             max_in_flight,
             endpoint_disable_after_hours,
             retention_days,
+            default_signature_scheme,
             lease_seconds,
             breaker_cooldown_ms,
             breaker_max_cooldown_ms,
@@ -346,6 +350,9 @@ impl Config {
     }
 
     fn check(&self, errors: &mut Vec<String>) {
+        if self.default_signature_scheme == crate::signing::SignatureScheme::Github {
+            errors.push("`default_signature_scheme`: must be `standard` or `svix`".into());
+        }
         if self.connect_timeout_ms == 0 {
             errors.push("`connect_timeout_ms`: must be above 0".into());
         }
@@ -517,6 +524,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "max_in_flight",
     "endpoint_disable_after_hours",
     "retention_days",
+    "default_signature_scheme",
     "log_format",
     "operational_webhook_url",
     "lease_seconds",

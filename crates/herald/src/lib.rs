@@ -368,7 +368,8 @@ pub async fn run(
         };
         let mut state = AppState::new(store, api, workers.map(|w| w.waker), Some(ops))
             .with_console(console_settings(&cfg)?)
-            .with_transforms(transforms);
+            .with_transforms(transforms)
+            .with_default_scheme(cfg.default_signature_scheme);
         if let Some(hub) = &listen_hub {
             state = state.with_listen(hub.clone());
         }

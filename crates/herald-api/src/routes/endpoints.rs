@@ -187,7 +187,7 @@ fn from_in(
         permanent_statuses: body.permanent_statuses.unwrap_or_default(),
         ordering: body.ordering.unwrap_or_default(),
         max_concurrency: to_u32(body.max_concurrency),
-        signature_scheme: body.signature_scheme.unwrap_or_default(),
+        signature_scheme: body.signature_scheme.unwrap_or(st.inner.default_scheme),
         secrets,
         paused_until,
         breaker,
@@ -347,7 +347,9 @@ pub async fn patch(at: AtEndpoint<EndpointPatch>) -> ApiResult<Json<EndpointOut>
     apply_or_default(&mut ep.permanent_statuses, p.permanent_statuses);
     apply_or_default(&mut ep.ordering, p.ordering);
     apply(&mut ep.max_concurrency, p.max_concurrency.map(to_u32));
-    apply_or_default(&mut ep.signature_scheme, p.signature_scheme);
+    if let Some(scheme) = p.signature_scheme {
+        ep.signature_scheme = scheme.unwrap_or(st.inner.default_scheme);
+    }
     patch_routing(&mut ep.options, p.filter, p.timeout_ms);
     if let Some(s) = secret {
         ep.secrets = vec![StoredSecret {
