@@ -413,3 +413,80 @@ async fn hostile_ed25519_inputs_are_refused() {
     assert_eq!(c.secret(&app, &ep).await, before);
     srv.stop().await;
 }
+
+/// `default_signature_scheme = "svix"`: endpoints written without a scheme sign with `svix-*`
+/// headers, so receivers written for Svix verify unchanged; an explicit scheme still wins, and
+/// PATCH `null` falls back to the default.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_signature_scheme_applies_to_endpoints_without_one() {
+    use base64::engine::general_purpose::STANDARD as B64;
+    use base64::Engine as _;
+    let srv = TestServer::start(|cfg| {
+        cfg.default_signature_scheme = herald_core::signing::SignatureScheme::Svix;
+    })
+    .await;
+    let c = &srv.client;
+    let rx = Receiver::start().await;
+    let app = c.create_app("a").await;
+    let svix = c
+        .create_endpoint(&app, json!({"url": rx.url_path("/svix")}))
+        .await;
+    assert_eq!(svix["signatureScheme"], "svix", "{svix}");
+    let svix = id_of(&svix);
+    let std_ep = c
+        .create_endpoint(
+            &app,
+            json!({"url": rx.url_path("/std"), "signatureScheme": "standard"}),
+        )
+        .await;
+    assert_eq!(std_ep["signatureScheme"], "standard");
+    let std_ep = id_of(&std_ep);
+
+    let msg = c
+        .publish(&app, json!({"eventType": "t", "payload": {"n": 1}}))
+        .await;
+    c.wait_delivery(&app, &msg, &svix, 0).await;
+    c.wait_delivery(&app, &msg, &std_ep, 0).await;
+
+    let got = &rx.requests_to("/svix")[0];
+    assert!(
+        got.header("webhook-signature").is_none(),
+        "only svix-* headers"
+    );
+    let (id, ts, sig) = (
+        got.header("svix-id").expect("svix-id"),
+        got.header("svix-timestamp").expect("svix-timestamp"),
+        got.header("svix-signature").expect("svix-signature"),
+    );
+    assert_eq!(id, msg);
+    let secret = c.secret(&app, &svix).await;
+    let key = B64
+        .decode(secret.trim_start_matches("whsec_"))
+        .expect("base64 secret");
+    let signed = format!("{id}.{ts}.{}", got.body_text());
+    let want = format!(
+        "v1,{}",
+        B64.encode(crate::common::hmac_sha256(&key, signed.as_bytes()))
+    );
+    assert!(sig.split(' ').any(|s| s == want), "{sig} lacks {want}");
+    let std_got = &rx.requests_to("/std")[0];
+    assert!(std_got.header("webhook-signature").is_some());
+    assert!(std_got.header("svix-signature").is_none());
+
+    // PATCH null: back to the server's default.
+    let back = c
+        .patch(
+            &format!("/app/{app}/endpoint/{std_ep}"),
+            json!({"signatureScheme": null}),
+            200,
+        )
+        .await;
+    assert_eq!(back["signatureScheme"], "svix", "{back}");
+    // An unknown scheme is refused, not defaulted.
+    c.patch(
+        &format!("/app/{app}/endpoint/{std_ep}"),
+        json!({"signatureScheme": "nope"}),
+        422,
+    )
+    .await;
+}
