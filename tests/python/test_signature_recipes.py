@@ -15,6 +15,8 @@ import tempfile
 
 import httpx
 import pytest
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from conftest import Receiver, uniq
 
@@ -98,6 +100,14 @@ def test_ed25519_recipe_reproduces_the_v1a_header(raw_http: httpx.Client, receiv
             },
         )
     assert line == f"webhook-signature: {req.headers['webhook-signature']}"
+
+    # And with a second independent implementation, from the public key Herald answers.
+    pub = Ed25519PublicKey.from_public_bytes(base64.b64decode(public.removeprefix("whpk_")))
+    signed = f"{req.headers['webhook-id']}.{req.headers['webhook-timestamp']}.".encode() + req.body
+    sig = base64.b64decode(req.headers["webhook-signature"].split(",", 1)[1])
+    pub.verify(sig, signed)  # raises InvalidSignature on failure
+    with pytest.raises(InvalidSignature):
+        pub.verify(sig, signed + b" ")
 
 
 def test_a_wrong_secret_does_not_reproduce_the_header(raw_http: httpx.Client, receiver: Receiver) -> None:
