@@ -47,7 +47,9 @@ impl<T: DeserializeOwned + Default> FromRequest<AppState> for OptionalJsonBody<T
         let bytes = axum::body::to_bytes(req.into_body(), limit)
             .await
             .map_err(|_| ApiError::PayloadTooLarge(limit))?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
+        // Only a body that is absent means "no options"; whitespace alone is not JSON (400),
+        // as for every other body.
+        if bytes.is_empty() {
             return Ok(OptionalJsonBody(T::default()));
         }
         parse_json(&bytes).map(OptionalJsonBody)
