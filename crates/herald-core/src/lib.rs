@@ -22,6 +22,7 @@ pub mod ops;
 pub mod ordering;
 pub mod outcome;
 pub mod pull;
+pub mod reconcile;
 pub mod retry;
 pub mod schema_guard;
 pub mod signing;

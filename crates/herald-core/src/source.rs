@@ -55,6 +55,18 @@ pub struct SourceOptions {
     pub ordering: Option<OrderingRule>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_url: Option<String>,
+    /// Reconciliation: the provider's list API polled on an interval (its `headers` are
+    /// sealed at rest, see [`SourceOptions::sealed_fields_mut`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub poll: Option<crate::reconcile::PollConfig>,
+}
+
+impl SourceOptions {
+    /// The secret strings among the options (the poll's header values), which the store
+    /// encrypts at rest.
+    pub fn sealed_fields_mut(&mut self) -> impl Iterator<Item = &mut String> {
+        self.poll.iter_mut().flat_map(|p| p.sealed_fields_mut())
+    }
 }
 
 /// A verification as it is stored and shown: every field but the secrets, which are kept
