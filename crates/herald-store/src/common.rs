@@ -71,17 +71,23 @@ pub(crate) fn accepted(req: &mut InboundRequest, id: &MessageId) -> IngestOutcom
 /// The tables whose rows (by `app_id`) belong to an application and go with it. Endpoints
 /// first: PostgreSQL then takes their row locks before any delivery's, the order claims and
 /// attempt records take them in.
-pub(crate) const APP_OWNED: [&str; 6] = [
+pub(crate) const APP_OWNED: [&str; 7] = [
     "endpoints",
     "attempts",
     "deliveries",
     "messages",
     "tokens",
     "inbound_held",
+    "source_poll",
 ];
 
 /// The tables whose rows (by `source_id`) belong to an inbound source and go with it.
-pub(crate) const SOURCE_OWNED: [&str; 3] = ["inbound_requests", "inbound_order", "inbound_held"];
+pub(crate) const SOURCE_OWNED: [&str; 4] = [
+    "inbound_requests",
+    "inbound_order",
+    "inbound_held",
+    "source_poll",
+];
 
 /// The IDs of the messages and of the endpoints `claimed` refer to, each once, sorted.
 pub(crate) fn referenced_ids(claimed: &[Claimed]) -> (Vec<String>, Vec<String>) {

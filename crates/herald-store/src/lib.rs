@@ -20,6 +20,7 @@ pub mod ops;
 pub(crate) mod page;
 pub mod postgres;
 pub mod pull;
+pub mod reconcile;
 pub mod roles;
 mod sched;
 pub mod sqlite;
@@ -27,12 +28,14 @@ pub(crate) mod status;
 
 pub use ops::OpsLog;
 pub use pull::{PollPage, PollRequest, PollToken, PolledEvent};
+pub use reconcile::{PollClaim, PollFinish, PollState, ReconcileStore};
 pub use roles::{
     AppStore, AuthStore, InboundStore, MessageStore, OpsStore, PullStore, QueueStore, Store,
 };
 
 /// The role traits, for `use herald_store::prelude::*;` where methods are called on a store.
 pub mod prelude {
+    pub use crate::reconcile::ReconcileStore;
     pub use crate::roles::{
         AppStore, AuthStore, InboundStore, MessageStore, OpsStore, PullStore, QueueStore, Store,
     };

@@ -397,3 +397,4 @@ async fn a_spooled_entry_the_database_refuses_is_set_aside_and_the_drain_goes_on
     assert_eq!(live.deliveries, 1);
 }
 include!("suite/pull.rs");
+include!("suite/reconcile.rs");

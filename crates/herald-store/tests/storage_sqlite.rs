@@ -46,4 +46,5 @@ macro_rules! setup {
 include!("suite/body.rs");
 include!("suite/broker_urls.rs");
 include!("suite/pull.rs");
+include!("suite/reconcile.rs");
 include!("suite/routing.rs");

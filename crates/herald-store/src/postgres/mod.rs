@@ -65,6 +65,7 @@ mod messages;
 mod ops;
 mod order;
 mod pull;
+mod reconcile;
 mod queue;
 mod rows;
 mod run;
@@ -314,6 +315,23 @@ CREATE TABLE poll_tokens (
     endpoint_id TEXT NOT NULL,
     created_at BIGINT NOT NULL
 );
+"#,
+    // Reconciliation sources: per polling source, its schedule, resume cursor, last outcome
+    // and the lease of the node running it.
+    r#"
+CREATE TABLE source_poll (
+    source_id TEXT COLLATE "C" PRIMARY KEY,
+    app_id TEXT NOT NULL,
+    cursor TEXT,
+    next_at BIGINT NOT NULL,
+    last_success_at BIGINT,
+    last_error TEXT,
+    last_error_at BIGINT,
+    failures BIGINT NOT NULL DEFAULT 0,
+    lease_owner TEXT,
+    lease_until BIGINT
+);
+CREATE INDEX source_poll_due ON source_poll (next_at);
 "#,
 ];
 
@@ -725,11 +743,13 @@ impl PostgresStore {
 
     fn seal_source(&self, mut s: Source) -> Source {
         crate::seal_secrets(self.secrets.as_deref(), &mut s.secrets);
+        crate::reconcile::seal_options(self.secrets.as_deref(), &mut s.options);
         s
     }
 
     fn unseal_source(&self, mut s: Source) -> Result<Source> {
         crate::unseal_secrets(self.secrets.as_deref(), &mut s.secrets)?;
+        crate::reconcile::unseal_options(self.secrets.as_deref(), &mut s.options)?;
         Ok(s)
     }
 

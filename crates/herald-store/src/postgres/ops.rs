@@ -130,6 +130,20 @@ impl OpsStore for PostgresStore {
                 .run(&mut *tx)
                 .await?;
         }
+        let rows = sqlx::query("SELECT id, options FROM sources FOR UPDATE")
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(map_pg)?;
+        for r in &rows {
+            let id: String = get(r, "id")?;
+            let text: String = get(r, "options")?;
+            let options = crate::reconcile::rekey_source_options(&old, &new, &id, &text)?;
+            sqlx::query("UPDATE sources SET options = $2 WHERE id = $1")
+                .bind(&id)
+                .bind(options)
+                .run(&mut *tx)
+                .await?;
+        }
         sqlx::query(
             "INSERT INTO meta (key, value) VALUES ('key_check', $1) \
              ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",

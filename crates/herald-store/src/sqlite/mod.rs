@@ -43,6 +43,7 @@ mod messages;
 mod ops;
 mod order;
 mod pull;
+mod reconcile;
 mod queue;
 mod rows;
 mod sched;
@@ -351,6 +352,23 @@ CREATE TABLE poll_tokens (
     created_at INTEGER NOT NULL
 );
 "#,
+    // Reconciliation sources: per polling source, its schedule, resume cursor, last outcome
+    // and the lease of the node running it.
+    r#"
+CREATE TABLE source_poll (
+    source_id TEXT PRIMARY KEY,
+    app_id TEXT NOT NULL,
+    cursor TEXT,
+    next_at INTEGER NOT NULL,
+    last_success_at INTEGER,
+    last_error TEXT,
+    last_error_at INTEGER,
+    failures INTEGER NOT NULL DEFAULT 0,
+    lease_owner TEXT,
+    lease_until INTEGER
+);
+CREATE INDEX source_poll_due ON source_poll (next_at);
+"#,
 ];
 
 fn open_conn(path: &Path, read_only: bool) -> rusqlite::Result<Connection> {
@@ -447,11 +465,13 @@ impl SqliteStore {
 
     fn seal_source(&self, mut s: Source) -> Source {
         crate::seal_secrets(self.inner.secrets.as_ref(), &mut s.secrets);
+        crate::reconcile::seal_options(self.inner.secrets.as_ref(), &mut s.options);
         s
     }
 
     fn unseal_source(&self, mut s: Source) -> Result<Source> {
         crate::unseal_secrets(self.inner.secrets.as_ref(), &mut s.secrets)?;
+        crate::reconcile::unseal_options(self.inner.secrets.as_ref(), &mut s.options)?;
         Ok(s)
     }
 

@@ -125,6 +125,21 @@ impl OpsStore for SqliteStore {
                     params![id, options, url],
                 )?;
             }
+            let rows: Vec<(String, String)> = c
+                .prepare("SELECT id, options FROM sources")
+                .and_then(|mut s| {
+                    s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .map_err(map_sql)?;
+            for (id, text) in rows {
+                let options = crate::reconcile::rekey_source_options(&old, &new, &id, &text)?;
+                exec(
+                    c,
+                    "UPDATE sources SET options = ?2 WHERE id = ?1",
+                    params![id, options],
+                )?;
+            }
             exec(
                 c,
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('key_check', ?1)",
