@@ -20,6 +20,7 @@ pub mod dto;
 pub mod error;
 pub mod extract;
 mod idempotency;
+pub mod reconcile;
 pub mod openapi;
 pub mod paths;
 mod router;

@@ -205,6 +205,10 @@ fn other_routes() -> Router<AppState> {
             post(sources::rotate),
         )
         .route(
+            "/app/{app_id}/source/{source_id}/poll",
+            post(sources::poll_now),
+        )
+        .route(
             "/app/{app_id}/source/{source_id}/request",
             get(sources::requests),
         )

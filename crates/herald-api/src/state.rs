@@ -67,6 +67,8 @@ pub(crate) struct StateInner {
     pub transforms: herald_delivery::TransformPool,
     /// `default_signature_scheme`: the scheme of endpoints written without one.
     pub default_scheme: herald_core::signing::SignatureScheme,
+    /// Wakes this node's reconciliation poller (a poll was created, changed or asked for).
+    pub poll_wake: Arc<Notify>,
 }
 
 /// How console sessions are sealed and when they end (`console_session_idle_secs`).
@@ -171,6 +173,7 @@ impl AppState {
                 console: Default::default(),
                 transforms: Default::default(),
                 default_scheme: Default::default(),
+                poll_wake: Arc::new(Notify::new()),
             }),
         }
     }
@@ -249,6 +252,11 @@ impl AppState {
             }
         };
         ops.emit(ev).await;
+    }
+
+    /// Wakes this node's reconciliation poller, if it runs.
+    pub(crate) fn wake_poller(&self) {
+        self.inner.poll_wake.notify_one();
     }
 
     pub(crate) fn wake(&self) {

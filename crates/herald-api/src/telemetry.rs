@@ -41,3 +41,19 @@ pub fn register() {
     }
     queue(0, 0, 0.0);
 }
+
+/// A reconciliation poll run ended (`ok` or `error`).
+pub fn source_poll_run(outcome: &'static str) {
+    metrics::counter!("herald_source_poll_runs_total", "outcome" => outcome).increment(1);
+}
+
+/// A reconciliation poll read one page of its provider's list.
+pub fn source_poll_page() {
+    metrics::counter!("herald_source_poll_pages_total").increment(1);
+}
+
+/// One item of a provider's list was `accepted`, a `duplicate`, `quarantined`, `old` (past the
+/// dedup window) or had `no_id`.
+pub fn source_poll_item(outcome: &'static str) {
+    metrics::counter!("herald_source_poll_items_total", "outcome" => outcome).increment(1);
+}

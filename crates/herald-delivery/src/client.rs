@@ -290,6 +290,46 @@ impl DeliveryClient {
         .await
     }
 
+    /// GETs `url` for a reconciliation poll, under the same egress rules as deliveries (the
+    /// guarded resolver, literal addresses checked, no redirects) and the configured
+    /// timeouts. The body is read up to `cap` bytes; a longer one is an error, never a
+    /// truncated page. Answers `(status, Link header, body)`.
+    pub async fn get(&self, url: &str, headers: http::HeaderMap, cap: usize) -> Result<Fetched, String> {
+        let parsed = Url::parse(url).map_err(|e| format!("invalid URL: {e}"))?;
+        let literal = match parsed.host() {
+            Some(Host::Ipv4(v4)) => Some(IpAddr::V4(v4)),
+            Some(Host::Ipv6(v6)) => Some(IpAddr::V6(v6)),
+            _ => None,
+        };
+        if let Some(ip) = literal.filter(|ip| !self.policy.is_allowed(*ip)) {
+            return Err(format!("{ip} is a private, loopback, link-local or reserved address"));
+        }
+        let resp = self
+            .http
+            .get(parsed)
+            .headers(headers)
+            .send()
+            .await
+            .map_err(|e| classify_error(&e).1)?;
+        let link = resp
+            .headers()
+            .get(http::header::LINK)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let (reply, timeout) = Reply::read(resp, cap + 1).await;
+        if let Some(e) = timeout {
+            return Err(classify_error(&e).1);
+        }
+        if reply.body.len() > cap {
+            return Err(format!("the answer is larger than {cap} bytes"));
+        }
+        Ok(Fetched {
+            status: reply.status,
+            link,
+            body: reply.body,
+        })
+    }
+
     /// One request with `http`. A timeout given here (an endpoint's `timeoutMs`) replaces the
     /// configured one and is named in a timeout's detail, so the attempt log shows which limit
     /// applied.
@@ -361,6 +401,15 @@ impl DeliveryClient {
             duration: start.elapsed(),
         }
     }
+}
+
+/// A provider's answer to a reconciliation poll ([`DeliveryClient::get`]).
+#[derive(Debug)]
+pub struct Fetched {
+    pub status: u16,
+    /// The `Link` header (next-page URLs).
+    pub link: Option<String>,
+    pub body: Vec<u8>,
 }
 
 /// What Herald keeps of a receiver's answer: the status, the two headers the retry policy

@@ -19,7 +19,7 @@ pub mod transform;
 pub mod transport;
 pub mod upkeep;
 
-pub use client::{validate_tls, ClientConfig, DeliveryClient, SendResult};
+pub use client::{validate_tls, ClientConfig, DeliveryClient, Fetched, SendResult};
 pub use engine::{decide, Engine, EngineConfig};
 pub use listen::ListenHub;
 pub use transform::{TransformLimits, TransformPool};

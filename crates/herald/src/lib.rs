@@ -373,6 +373,7 @@ pub async fn run(
         if let Some(hub) = &listen_hub {
             state = state.with_listen(hub.clone());
         }
+        start_poller(&cfg, &state, &shutdown, &mut tasks)?;
         start_api(&cfg, state, listener, &shutdown, &mut tasks);
         tracing::info!(%addr, "Herald listening");
     } else {
@@ -507,6 +508,34 @@ fn start_workers(
     let rx = shutdown.clone();
     tasks.spawn(async move { engine.run(rx).await });
     Ok(workers)
+}
+
+/// Starts the reconciliation poller (sources with `poll`) of an API node: it ingests through
+/// the API's pipeline and fetches under the egress rules of deliveries.
+fn start_poller(
+    cfg: &Config,
+    state: &AppState,
+    shutdown: &watch::Receiver<bool>,
+    tasks: &mut tokio::task::JoinSet<()>,
+) -> anyhow::Result<()> {
+    let client = DeliveryClient::new(ClientConfig {
+        policy: EgressPolicy {
+            allow_networks: cfg.allow_networks.clone(),
+            https_only: cfg.https_only,
+            destination_schemes: cfg.destination_schemes.clone(),
+        },
+        connect_timeout: std::time::Duration::from_millis(cfg.connect_timeout_ms),
+        request_timeout: std::time::Duration::from_millis(cfg.request_timeout_ms),
+        proxy_url: cfg.proxy_url.clone(),
+        ca_bundle_pem: cfg.ca_bundle.as_ref().map(std::fs::read).transpose()?,
+    })?;
+    tasks.spawn(herald_api::reconcile::poll_loop(
+        state.clone(),
+        client,
+        format!("poller-{}", ulid::Ulid::new()),
+        shutdown.clone(),
+    ));
+    Ok(())
 }
 
 /// Serves the HTTP API on `listener` until shutdown.

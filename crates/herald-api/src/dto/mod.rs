@@ -7,6 +7,7 @@
 pub mod common;
 pub mod delivery_options;
 pub mod destinations;
+pub mod reconcile;
 pub mod resources;
 pub mod routing;
 pub mod schemas;
@@ -15,6 +16,7 @@ pub mod sources;
 pub use common::*;
 pub use delivery_options::*;
 pub use destinations::*;
+pub use reconcile::*;
 pub use resources::*;
 pub use routing::*;
 pub use sources::*;

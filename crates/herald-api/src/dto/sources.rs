@@ -84,6 +84,10 @@ pub struct SourceOptions {
     pub ordering: Option<OrderingRule>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_url: Option<String>,
+    /// Reconciliation: the provider's list API polled on an interval (headers redacted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<crate::dto::SourcePoll>)]
+    pub poll: Option<herald_core::reconcile::PollConfig>,
 }
 
 impl From<herald_core::source::SourceOptions> for SourceOptions {
@@ -97,6 +101,7 @@ impl From<herald_core::source::SourceOptions> for SourceOptions {
             rate_limit: o.rate_limit,
             ordering: o.ordering,
             public_url: o.public_url,
+            poll: o.poll.map(|p| p.redacted()),
         }
     }
 }
@@ -124,6 +129,9 @@ pub struct SourceIn {
     pub forward_headers: Option<Vec<String>>,
     pub rate_limit: Option<i64>,
     pub public_url: Option<String>,
+    /// Reconciliation: poll the provider's list API (destinations.md).
+    #[schema(value_type = Option<crate::dto::SourcePoll>)]
+    pub poll: Option<Value>,
 }
 
 /// PATCH: an absent field is unchanged, `null` clears it.
@@ -158,6 +166,10 @@ pub struct SourcePatch {
     pub rate_limit: Option<Option<i64>>,
     #[serde(default, deserialize_with = "double")]
     pub public_url: Option<Option<String>>,
+    /// Replaces the poll (`null` stops polling); without `headers`, the current ones stay.
+    #[serde(default, deserialize_with = "double")]
+    #[schema(value_type = Option<crate::dto::SourcePoll>)]
+    pub poll: Option<Option<Value>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -177,6 +189,9 @@ pub struct SourceOut {
     /// Advice about the configuration, e.g. that scheme `none` accepts anything.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// With `poll`: how its runs have gone (in the answers about one source).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub poll_status: Option<crate::dto::PollStatusOut>,
     #[schema(format = DateTime)]
     pub created_at: String,
     #[schema(format = DateTime)]
@@ -202,6 +217,7 @@ impl SourceOut {
             options,
             ingest_url: format!("{public_url}/in/{}", s.id),
             warnings,
+            poll_status: None,
             created_at: ts(s.created_at),
             updated_at: ts(s.updated_at),
         }

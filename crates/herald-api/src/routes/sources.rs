@@ -28,6 +28,7 @@ use crate::extract::{ListParams, Q};
 use crate::paths::{AppPath, SourcePath, SourceRequestPath};
 use crate::routes::ApiList;
 use crate::scope::{At, AtSource, InApp};
+use crate::service::reconcile;
 use crate::service::secrets;
 use crate::service::sources;
 
@@ -201,6 +202,10 @@ pub async fn create(at: InApp<SourceIn>) -> ApiResult<Response> {
             .ordering
             .as_ref()
             .and_then(|v| parse_ordering(&mut c, v)),
+        poll: body
+            .poll
+            .as_ref()
+            .and_then(|v| reconcile::parse_poll(&st, &mut c, v, None)),
     };
     if let Some(s) = &opts.schema {
         check_schema(&mut c, s);
@@ -237,7 +242,9 @@ pub async fn create(at: InApp<SourceIn>) -> ApiResult<Response> {
         .create_source(src)
         .await
         .map_err(ApiError::conflict_as(UID_TAKEN))?;
-    Ok((StatusCode::CREATED, Json(sources::out(&st, &src))).into_response())
+    reconcile::reschedule(&st, &src, None).await?;
+    let out = reconcile::with_status(&st, &src, sources::out(&st, &src)).await?;
+    Ok((StatusCode::CREATED, Json(out)).into_response())
 }
 
 /// List the application's sources.
@@ -258,7 +265,8 @@ pub async fn list(at: InApp<Q<ListParams>>) -> ApiList<SourceOut> {
     params(SourcePath),
     responses((status = 200, description = "The source", body = SourceOut)))]
 pub async fn get(AtSource { st, src, .. }: AtSource) -> ApiResult<Json<SourceOut>> {
-    Ok(Json(sources::out(&st, &src)))
+    let out = sources::out(&st, &src);
+    Ok(Json(reconcile::with_status(&st, &src, out).await?))
 }
 
 /// Change some fields of a source.
@@ -306,6 +314,10 @@ pub async fn patch(at: AtSource<SourcePatch>) -> ApiResult<Json<SourceOut>> {
     patch_opt(&mut c, &mut opts.public_url, p.public_url, |c, u| {
         check_public_url(c, u)
     });
+    let poll_before = s.options.poll.clone();
+    if let Some(v) = p.poll {
+        opts.poll = v.and_then(|v| reconcile::parse_poll(&st, &mut c, &v, poll_before.as_ref()));
+    }
     c.finish()?;
     apply(&mut s.name, p.name);
     apply(&mut s.uid, p.uid);
@@ -328,7 +340,8 @@ pub async fn patch(at: AtSource<SourcePatch>) -> ApiResult<Json<SourceOut>> {
         .update_source(s)
         .await
         .map_err(ApiError::conflict_as(UID_TAKEN))?;
-    Ok(Json(sources::out(&st, &s)))
+    reconcile::reschedule(&st, &s, poll_before.as_ref()).await?;
+    Ok(Json(reconcile::with_status(&st, &s, sources::out(&st, &s)).await?))
 }
 
 /// Delete a source and its request log.
@@ -374,6 +387,21 @@ pub async fn rotate(at: AtSource<SourceRotateIn>) -> ApiResult<Json<SourceRotate
     Ok(Json(SourceRotateOut {
         key: generated.then_some(key),
     }))
+}
+
+/// Poll the provider now (reconciliation sources): the next run starts at once, or right after
+/// the one in progress.
+#[utoipa::path(post, path = "/api/v1/app/{app_id}/source/{source_id}/poll", tag = "Source", operation_id = "poll_source_now",
+    params(SourcePath),
+    responses(
+        (status = 202, description = "A run is due now"),
+        (status = 409, description = "The source has no `poll`", body = ErrorBody)))]
+pub async fn poll_now(AtSource { st, src, .. }: AtSource) -> ApiResult<StatusCode> {
+    if reconcile::poll_now(&st, &src).await? {
+        Ok(StatusCode::ACCEPTED)
+    } else {
+        Err(ApiError::Conflict("this source has no poll".into()))
+    }
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

@@ -417,7 +417,7 @@ fn all_headers(headers: &HeaderMap) -> BTreeMap<String, String> {
 }
 
 /// An event type usable as a message's (`^[a-zA-Z0-9\-_.]+$`): other characters become `_`.
-fn clean_event_type(s: &str) -> String {
+pub(crate) fn clean_event_type(s: &str) -> String {
     let t: String = s
         .chars()
         .take(256)

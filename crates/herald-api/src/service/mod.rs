@@ -10,5 +10,6 @@ pub mod apps;
 pub mod endpoints;
 pub mod ingest;
 pub mod messages;
+pub mod reconcile;
 pub mod secrets;
 pub mod sources;
