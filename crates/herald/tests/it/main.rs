@@ -12,6 +12,7 @@
 //! - `listen`: `herald listen` as a real process between a real server and a real receiver
 //! - `openapi`: the OpenAPI document covers every route; the docs page is served
 //! - `pull`: polling endpoints (`url` `poll:`): pages, acknowledgement, poll-only tokens
+//! - `reconcile`: reconciliation sources (`poll` on a source) against a fake provider
 //! - `ops`: operational hardening (connection timeouts, start-up environment, health after a
 //!   failed write, attempt errors of reset connections), one test per defect
 
@@ -34,5 +35,6 @@ mod openapi;
 mod ops;
 mod portal;
 mod pull;
+mod reconcile;
 mod routing;
 mod transformation;
