@@ -96,7 +96,10 @@ impl std::fmt::Debug for PollConfig {
         f.debug_struct("PollConfig")
             .field("preset", &self.preset)
             .field("url", &self.url)
-            .field("headers", &format_args!("<{} redacted>", self.headers.len()))
+            .field(
+                "headers",
+                &format_args!("<{} redacted>", self.headers.len()),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -123,7 +126,10 @@ impl PollConfig {
         let mut fail = |f: &str, m: String| problems.push((f.to_string(), m));
         let url = self.url.clone().or(d.url.map(str::to_string));
         let Some(url) = url else {
-            fail("url", "required (only the stripe preset has a default)".into());
+            fail(
+                "url",
+                "required (only the stripe preset has a default)".into(),
+            );
             return Err(problems);
         };
         let interval = self.interval_seconds.unwrap_or(300);
@@ -145,7 +151,10 @@ impl PollConfig {
                 fail("headers", format!("`{k}` is not a header name"));
             }
             if v.len() > MAX_HEADER_VALUE || http::HeaderValue::try_from(v.as_str()).is_err() {
-                fail("headers", format!("the value of `{k}` is not a valid header value"));
+                fail(
+                    "headers",
+                    format!("the value of `{k}` is not a valid header value"),
+                );
             }
         }
         let mut path = |field: &str, given: &Option<String>, default: Option<&str>| {
@@ -168,13 +177,19 @@ impl PollConfig {
         let cursor_param = self.cursor_param.clone().or(d.cursor_param.map(Into::into));
         let pagination = self.pagination.unwrap_or(d.pagination);
         if self.items_path.is_none() && d.items_path.is_none() {
-            fail("itemsPath", "required for the generic form (\"\" = the top-level array)".into());
+            fail(
+                "itemsPath",
+                "required for the generic form (\"\" = the top-level array)".into(),
+            );
         }
         if self.id_path.is_none() && d.id_path.is_none() {
             fail("idPath", "required for the generic form".into());
         }
         if pagination == Pagination::Cursor && cursor_param.is_some() != cursor_path.is_some() {
-            fail("cursorParam", "cursorParam and cursorPath go together".into());
+            fail(
+                "cursorParam",
+                "cursorParam and cursorPath go together".into(),
+            );
         }
         if let Some(p) = &cursor_param {
             if p.is_empty() || p.len() > 128 {
@@ -196,7 +211,11 @@ impl PollConfig {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .chain(self.headers.clone())
                 .collect(),
-            query: d.query.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            query: d
+                .query
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             items,
             id,
             cursor: match pagination {
@@ -381,7 +400,11 @@ pub fn item_millis(v: &Value) -> Option<i64> {
     match v {
         Value::Number(n) => {
             let n = n.as_f64()?;
-            Some(if n > 1e11 { n as i64 } else { (n * 1000.0) as i64 })
+            Some(if n > 1e11 {
+                n as i64
+            } else {
+                (n * 1000.0) as i64
+            })
         }
         Value::String(s) => chrono::DateTime::parse_from_rfc3339(s)
             .ok()
@@ -421,8 +444,14 @@ mod tests {
     #[test]
     fn paths_read_members_and_indexes() {
         let doc = json!({"data": [{"id": "a"}, {"id": "b"}], "n": 3});
-        assert_eq!(JsonPath::parse("data.-1.id").unwrap().text(&doc), Some("b".into()));
-        assert_eq!(JsonPath::parse("data.0.id").unwrap().text(&doc), Some("a".into()));
+        assert_eq!(
+            JsonPath::parse("data.-1.id").unwrap().text(&doc),
+            Some("b".into())
+        );
+        assert_eq!(
+            JsonPath::parse("data.0.id").unwrap().text(&doc),
+            Some("a".into())
+        );
         assert_eq!(JsonPath::parse("n").unwrap().text(&doc), Some("3".into()));
         assert_eq!(JsonPath::parse("").unwrap().get(&doc), Some(&doc));
         assert!(JsonPath::parse("data.-9.id").unwrap().get(&doc).is_none());
@@ -438,7 +467,9 @@ mod tests {
         };
         let p = c.plan().unwrap();
         assert_eq!(p.url, "https://api.stripe.com/v1/events");
-        assert!(matches!(p.cursor, Some(Cursor::Param { ref param, .. }) if param == "starting_after"));
+        assert!(
+            matches!(p.cursor, Some(Cursor::Param { ref param, .. }) if param == "starting_after")
+        );
         let g = PollConfig {
             preset: PollPreset::Github,
             ..Default::default()
@@ -465,7 +496,10 @@ mod tests {
     #[test]
     fn link_header_and_backoff() {
         let h = r#"<https://api.github.com/x?cursor=b>; rel="next", <https://api.github.com/x>; rel="first""#;
-        assert_eq!(link_next(h), Some("https://api.github.com/x?cursor=b".into()));
+        assert_eq!(
+            link_next(h),
+            Some("https://api.github.com/x?cursor=b".into())
+        );
         assert_eq!(link_next(r#"<https://x>; rel="prev""#), None);
         assert_eq!(backoff_ms(60, 1), 10_000);
         assert_eq!(backoff_ms(60, 2), 20_000);
@@ -476,8 +510,11 @@ mod tests {
     #[test]
     fn debug_redacts_headers() {
         let mut c = PollConfig::default();
-        c.headers.insert("Authorization".into(), "Bearer sk_live_x".into());
+        c.headers
+            .insert("Authorization".into(), "Bearer sk_live_x".into());
         assert!(!format!("{c:?}").contains("sk_live"));
-        assert!(!serde_json::to_string(&c.redacted()).unwrap().contains("sk_live"));
+        assert!(!serde_json::to_string(&c.redacted())
+            .unwrap()
+            .contains("sk_live"));
     }
 }

@@ -294,7 +294,12 @@ impl DeliveryClient {
     /// guarded resolver, literal addresses checked, no redirects) and the configured
     /// timeouts. The body is read up to `cap` bytes; a longer one is an error, never a
     /// truncated page. Answers `(status, Link header, body)`.
-    pub async fn get(&self, url: &str, headers: http::HeaderMap, cap: usize) -> Result<Fetched, String> {
+    pub async fn get(
+        &self,
+        url: &str,
+        headers: http::HeaderMap,
+        cap: usize,
+    ) -> Result<Fetched, String> {
         let parsed = Url::parse(url).map_err(|e| format!("invalid URL: {e}"))?;
         let literal = match parsed.host() {
             Some(Host::Ipv4(v4)) => Some(IpAddr::V4(v4)),
@@ -302,7 +307,9 @@ impl DeliveryClient {
             _ => None,
         };
         if let Some(ip) = literal.filter(|ip| !self.policy.is_allowed(*ip)) {
-            return Err(format!("{ip} is a private, loopback, link-local or reserved address"));
+            return Err(format!(
+                "{ip} is a private, loopback, link-local or reserved address"
+            ));
         }
         let resp = self
             .http

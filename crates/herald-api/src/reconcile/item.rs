@@ -7,8 +7,6 @@
 //! It must not verify a signature (Herald fetched the item itself, with the poll's
 //! credentials) nor log the poll's headers.
 
-
-
 use axum::body::Bytes;
 use herald_core::inbound::Request;
 use herald_core::model::Source;
@@ -72,13 +70,21 @@ pub(super) async fn take(run: &Run<'_>, it: &Value, since: i64) -> Result<Seen, 
     let Some(id) = plan.id.text(it) else {
         return Ok(Seen::NoId);
     };
-    let at = plan.timestamp.as_ref().and_then(|p| p.get(it)).and_then(item_millis);
+    let at = plan
+        .timestamp
+        .as_ref()
+        .and_then(|p| p.get(it))
+        .and_then(item_millis);
     if at.is_some_and(|t| t < since) {
         return Ok(Seen::Old);
     }
     let key = dedup_key(run.source, &id);
     let store = run.st.store();
-    if store.dedup_seen(key, since).await.map_err(|e| format!("storage: {e}"))? {
+    if store
+        .dedup_seen(key, since)
+        .await
+        .map_err(|e| format!("storage: {e}"))?
+    {
         return Ok(Seen::Duplicate);
     }
     let (payload, headers) = payload_of(run, it).await?;
@@ -93,7 +99,9 @@ async fn payload_of(run: &Run<'_>, it: &Value) -> Result<(Value, HeaderMap), Str
         Some(d) => {
             let did = d.id.text(it).ok_or("a delivery without an id")?;
             let base = run.plan.url.split('?').next().unwrap_or(&run.plan.url);
-            let page = run.fetch(&format!("{}/{did}", base.trim_end_matches('/'))).await?;
+            let page = run
+                .fetch(&format!("{}/{did}", base.trim_end_matches('/')))
+                .await?;
             if let Some(Value::Object(h)) = d.headers.get(&page.doc) {
                 for (k, v) in h {
                     let v = v.as_str().and_then(|v| HeaderValue::try_from(v).ok());
@@ -108,7 +116,10 @@ async fn payload_of(run: &Run<'_>, it: &Value) -> Result<(Value, HeaderMap), Str
                 .ok_or("the delivery's detail has no payload")?
         }
         None => match &run.plan.payload {
-            Some(p) => p.get(it).cloned().ok_or("payloadPath finds nothing in an item")?,
+            Some(p) => p
+                .get(it)
+                .cloned()
+                .ok_or("payloadPath finds nothing in an item")?,
             None => it.clone(),
         },
     };
@@ -137,12 +148,21 @@ async fn ingest(
         Some(t) => clean_event_type(&t),
         None => intake.event_type(&v, &req),
     };
-    if intake.check_schema(&event_type).await.map_err(|e| e.to_string())?.is_some() {
+    if intake
+        .check_schema(&event_type)
+        .await
+        .map_err(|e| e.to_string())?
+        .is_some()
+    {
         return Ok(Seen::Quarantined);
     }
     let mut dedup = intake.dedup(&v, &req);
     dedup.key = key;
-    match intake.commit(event_type, dedup, &req).await.map_err(|e| e.to_string())? {
+    match intake
+        .commit(event_type, dedup, &req)
+        .await
+        .map_err(|e| e.to_string())?
+    {
         Ingested::Duplicate(_) => Ok(Seen::Duplicate),
         Ingested::Quarantined(_) => Ok(Seen::Quarantined),
         _ => {
@@ -151,4 +171,3 @@ async fn ingest(
         }
     }
 }
-

@@ -77,7 +77,10 @@ async fn run_one(st: AppState, client: DeliveryClient, owner: String, state: Pol
     let source = match st.store().find_source(&state.source_id).await {
         Ok(Some(s)) => s,
         Ok(None) => {
-            let _ = st.store().schedule_poll(&state.source_id, &state.app_id, None).await;
+            let _ = st
+                .store()
+                .schedule_poll(&state.source_id, &state.app_id, None)
+                .await;
             return;
         }
         Err(e) => {
@@ -88,12 +91,18 @@ async fn run_one(st: AppState, client: DeliveryClient, owner: String, state: Pol
     let plan = match source.options.poll.as_ref().map(|p| p.plan()) {
         Some(Ok(plan)) => plan,
         Some(Err(problems)) => {
-            let why = problems.iter().map(|(f, m)| format!("{f}: {m}")).collect::<Vec<_>>();
+            let why = problems
+                .iter()
+                .map(|(f, m)| format!("{f}: {m}"))
+                .collect::<Vec<_>>();
             finish(&st, &state, &owner, now, 0, Err(why.join("; "))).await;
             return;
         }
         None => {
-            let _ = st.store().schedule_poll(&source.id, &source.app_id, None).await;
+            let _ = st
+                .store()
+                .schedule_poll(&source.id, &source.app_id, None)
+                .await;
             return;
         }
     };
@@ -106,7 +115,10 @@ async fn run_one(st: AppState, client: DeliveryClient, owner: String, state: Pol
     };
     let result = match tokio::time::timeout(RUN_LIMIT, run.go(state.cursor.clone())).await {
         Ok(r) => r,
-        Err(_) => Err(format!("the run took longer than {} s", RUN_LIMIT.as_secs())),
+        Err(_) => Err(format!(
+            "the run took longer than {} s",
+            RUN_LIMIT.as_secs()
+        )),
     };
     match &result {
         Ok(done) => {
@@ -118,7 +130,15 @@ async fn run_one(st: AppState, client: DeliveryClient, owner: String, state: Pol
             tracing::warn!(source_id = %source.id, error = %e, "reconciliation poll failed");
         }
     }
-    finish(&st, &state, &owner, now, plan_interval(&plan), result.map(|d| d.resume)).await;
+    finish(
+        &st,
+        &state,
+        &owner,
+        now,
+        plan_interval(&plan),
+        result.map(|d| d.resume),
+    )
+    .await;
 }
 
 fn plan_interval(plan: &PollPlan) -> i64 {

@@ -6,9 +6,7 @@
 //! follow a next-page URL to another origin than the poll's `url`.
 
 use herald_core::model::Source;
-use herald_core::reconcile::{
-    link_next, Cursor, PollPlan, MAX_ITEMS_PER_PAGE, MAX_PAGE_BYTES,
-};
+use herald_core::reconcile::{link_next, Cursor, PollPlan, MAX_ITEMS_PER_PAGE, MAX_PAGE_BYTES};
 use herald_delivery::DeliveryClient;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;

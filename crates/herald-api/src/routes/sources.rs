@@ -341,7 +341,9 @@ pub async fn patch(at: AtSource<SourcePatch>) -> ApiResult<Json<SourceOut>> {
         .await
         .map_err(ApiError::conflict_as(UID_TAKEN))?;
     reconcile::reschedule(&st, &s, poll_before.as_ref()).await?;
-    Ok(Json(reconcile::with_status(&st, &s, sources::out(&st, &s)).await?))
+    Ok(Json(
+        reconcile::with_status(&st, &s, sources::out(&st, &s)).await?,
+    ))
 }
 
 /// Delete a source and its request log.
@@ -394,14 +396,14 @@ pub async fn rotate(at: AtSource<SourceRotateIn>) -> ApiResult<Json<SourceRotate
 #[utoipa::path(post, path = "/api/v1/app/{app_id}/source/{source_id}/poll", tag = "Source", operation_id = "poll_source_now",
     params(SourcePath),
     responses(
-        (status = 202, description = "A run is due now"),
+        (status = 202, description = "A run is due now: the source with its `pollStatus`", body = SourceOut),
         (status = 409, description = "The source has no `poll`", body = ErrorBody)))]
-pub async fn poll_now(AtSource { st, src, .. }: AtSource) -> ApiResult<StatusCode> {
-    if reconcile::poll_now(&st, &src).await? {
-        Ok(StatusCode::ACCEPTED)
-    } else {
-        Err(ApiError::Conflict("this source has no poll".into()))
+pub async fn poll_now(AtSource { st, src, .. }: AtSource) -> ApiResult<Response> {
+    if !reconcile::poll_now(&st, &src).await? {
+        return Err(ApiError::Conflict("this source has no poll".into()));
     }
+    let out = reconcile::with_status(&st, &src, sources::out(&st, &src)).await?;
+    Ok((StatusCode::ACCEPTED, Json(out)).into_response())
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

@@ -29,19 +29,23 @@ impl ReconcileStore for PostgresStore {
         next_at: Option<Millis>,
     ) -> Result<()> {
         match next_at {
-            None => sqlx::query("DELETE FROM source_poll WHERE source_id = $1")
-                .bind(&source.0)
-                .run(&self.pool)
-                .await,
-            Some(at) => sqlx::query(
-                "INSERT INTO source_poll (source_id, app_id, next_at) VALUES ($1, $2, $3) \
+            None => {
+                sqlx::query("DELETE FROM source_poll WHERE source_id = $1")
+                    .bind(&source.0)
+                    .run(&self.pool)
+                    .await
+            }
+            Some(at) => {
+                sqlx::query(
+                    "INSERT INTO source_poll (source_id, app_id, next_at) VALUES ($1, $2, $3) \
                  ON CONFLICT (source_id) DO UPDATE SET next_at = EXCLUDED.next_at, cursor = NULL",
-            )
-            .bind(&source.0)
-            .bind(&app.0)
-            .bind(at)
-            .run(&self.pool)
-            .await,
+                )
+                .bind(&source.0)
+                .bind(&app.0)
+                .bind(at)
+                .run(&self.pool)
+                .await
+            }
         }
     }
 
@@ -97,11 +101,12 @@ impl ReconcileStore for PostgresStore {
     }
 
     async fn dedup_seen(&self, key: [u8; 32], since: Millis) -> Result<bool> {
-        let found = sqlx::query("SELECT 1 AS one FROM inbound_dedup WHERE key = $1 AND created_at >= $2")
-            .bind(key.as_slice())
-            .bind(since)
-            .row(&self.pool, |r| get::<i32>(r, "one"))
-            .await?;
+        let found =
+            sqlx::query("SELECT 1 AS one FROM inbound_dedup WHERE key = $1 AND created_at >= $2")
+                .bind(key.as_slice())
+                .bind(since)
+                .row(&self.pool, |r| get::<i32>(r, "one"))
+                .await?;
         Ok(found.is_some())
     }
 }

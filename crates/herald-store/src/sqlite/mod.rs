@@ -43,8 +43,8 @@ mod messages;
 mod ops;
 mod order;
 mod pull;
-mod reconcile;
 mod queue;
+mod reconcile;
 mod rows;
 mod sched;
 

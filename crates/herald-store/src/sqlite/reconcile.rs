@@ -95,7 +95,9 @@ impl ReconcileStore for SqliteStore {
     async fn dedup_seen(&self, key: [u8; 32], since: Millis) -> Result<bool> {
         let sql = "SELECT 1 FROM inbound_dedup WHERE key = ?1 AND created_at >= ?2";
         let found = self.read_point(|c| {
-            row_opt(c, sql, params![key.as_slice(), since], |r| r.get::<_, i64>(0))
+            row_opt(c, sql, params![key.as_slice(), since], |r| {
+                r.get::<_, i64>(0)
+            })
         })?;
         Ok(found.is_some())
     }

@@ -106,6 +106,7 @@ const ROUTES: &[(&str, &str)] = &[
         "/api/v1/app/{app_id}/source/{source_id}/secret/rotate",
     ),
     ("get", "/api/v1/app/{app_id}/source/{source_id}/request"),
+    ("post", "/api/v1/app/{app_id}/source/{source_id}/poll"),
     (
         "post",
         "/api/v1/app/{app_id}/source/{source_id}/quarantine/{request_id}/release",

@@ -93,7 +93,10 @@ impl Provider {
         let payload = json!({"action": "opened", "number": id, "guid_echo": guid});
         let summary = json!({"id": id, "guid": guid, "event": "pull_request", "action": "opened",
             "delivered_at": chrono::Utc::now().to_rfc3339(), "status_code": 502, "redelivery": false});
-        self.state.github.lock().insert(0, (summary, payload.clone()));
+        self.state
+            .github
+            .lock()
+            .insert(0, (summary, payload.clone()));
         payload
     }
 
@@ -128,7 +131,10 @@ async fn stripe_page(
     }
     let all = st.stripe.lock().clone();
     let start = match q.get("starting_after") {
-        Some(after) => all.iter().position(|e| e["id"] == after.as_str()).map_or(all.len(), |i| i + 1),
+        Some(after) => all
+            .iter()
+            .position(|e| e["id"] == after.as_str())
+            .map_or(all.len(), |i| i + 1),
         None => 0,
     };
     let page: Vec<Value> = all.iter().skip(start).take(st.page_size).cloned().collect();
@@ -167,7 +173,12 @@ async fn github_detail(
     if let Some(r) = failure(&st, &headers) {
         return r;
     }
-    let found = st.github.lock().iter().find(|(s, _)| s["id"] == id).cloned();
+    let found = st
+        .github
+        .lock()
+        .iter()
+        .find(|(s, _)| s["id"] == id)
+        .cloned();
     match found {
         Some((s, payload)) => axum::Json(json!({
             "id": id, "guid": s["guid"], "event": s["event"],
@@ -255,9 +266,16 @@ fn github_signed(body: &[u8], guid: &str) -> Vec<(String, String)> {
 }
 
 /// POSTs a webhook to the source and answers the status and body.
-async fn webhook(s: &TestServer, src: &str, headers: &[(String, String)], body: &[u8]) -> (u16, Value) {
+async fn webhook(
+    s: &TestServer,
+    src: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> (u16, Value) {
     let anon = s.client.anonymous();
-    let mut rb = anon.req(Method::POST, &format!("//in/{src}")).body(body.to_vec());
+    let mut rb = anon
+        .req(Method::POST, &format!("//in/{src}"))
+        .body(body.to_vec());
     for (k, v) in headers {
         rb = rb.header(k.as_str(), v.as_str());
     }
@@ -286,7 +304,10 @@ async fn poll_once(s: &TestServer, app: &str, src: &str) -> Value {
 }
 
 async fn message_count(s: &TestServer, app: &str) -> usize {
-    let page = s.client.get(&format!("/app/{app}/msg?limit=250"), 200).await;
+    let page = s
+        .client
+        .get(&format!("/app/{app}/msg?limit=250"), 200)
+        .await;
     page["data"].as_array().unwrap().len()
 }
 
@@ -310,7 +331,9 @@ async fn stripe_source(s: &TestServer, app: &str, p: &Provider) -> String {
 /// Events only in the provider's list are forwarded once each, across pages; polling again
 /// forwards nothing new; a late webhook of a polled event is a duplicate.
 async fn stripe_poll_forwards_missed_events_once(backend: Backend) {
-    let Some(s) = server(backend).await else { return };
+    let Some(s) = server(backend).await else {
+        return;
+    };
     let p = Provider::start(2).await;
     for i in 1..=5 {
         p.stripe_event(&format!("evt_{i}"));
@@ -323,26 +346,48 @@ async fn stripe_poll_forwards_missed_events_once(backend: Backend) {
     let got = rx.wait_for(5).await;
     let ids: HashSet<String> = got
         .iter()
-        .map(|r| serde_json::from_slice::<Value>(&r.body).unwrap()["id"].as_str().unwrap().to_string())
+        .map(|r| {
+            serde_json::from_slice::<Value>(&r.body).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .collect();
     assert_eq!(ids.len(), 5, "each event once: {ids:?}");
     let status = poll_once(&s, &app, &src).await;
     assert_eq!(status["consecutiveFailures"], 0, "{status}");
-    assert_eq!(message_count(&s, &app).await, 5, "a second poll forwards nothing again");
-    assert!(p.auth_seen().iter().all(|a| a == &format!("Bearer {API_KEY}")));
+    assert_eq!(
+        message_count(&s, &app).await,
+        5,
+        "a second poll forwards nothing again"
+    );
+    assert!(p
+        .auth_seen()
+        .iter()
+        .all(|a| a == &format!("Bearer {API_KEY}")));
 
     // A late webhook of a polled event collapses onto the polled message.
     let body = serde_json::to_vec(&p.state.stripe.lock()[0]).unwrap();
     let (code, out) = webhook(&s, &src, &stripe_signed(&body), &body).await;
-    assert_eq!((code, out["duplicate"].clone()), (200, json!(true)), "{out}");
+    assert_eq!(
+        (code, out["duplicate"].clone()),
+        (200, json!(true)),
+        "{out}"
+    );
     assert_eq!(message_count(&s, &app).await, 5);
 
     // The request log tells polled events apart; nothing shows the key.
-    let log = s.client.get(&format!("/app/{app}/source/{src}/request"), 200).await;
+    let log = s
+        .client
+        .get(&format!("/app/{app}/source/{src}/request"), 200)
+        .await;
     assert!(log.to_string().contains("x-herald-reconciled"), "{log}");
     assert!(!log.to_string().contains(API_KEY));
     let shown = s.client.get(&format!("/app/{app}/source/{src}"), 200).await;
-    assert_eq!(shown["poll"]["headers"]["Authorization"], "********", "{shown}");
+    assert_eq!(
+        shown["poll"]["headers"]["Authorization"], "********",
+        "{shown}"
+    );
     s.stop().await;
 }
 both_backends!(
@@ -353,14 +398,18 @@ both_backends!(
 
 /// A webhook that came first is not forwarded again when the list shows it later.
 async fn webhook_first_then_poll_forwards_once(backend: Backend) {
-    let Some(s) = server(backend).await else { return };
+    let Some(s) = server(backend).await else {
+        return;
+    };
     let p = Provider::start(10).await;
     let rx = Receiver::start().await;
     let app = s.client.create_app("recon").await;
     s.client.endpoint_for(&app, &rx.url()).await;
     let src = stripe_source(&s, &app, &p).await;
     eventually(WAIT, "the first (empty) poll", || async {
-        status_of(&s, &app, &src).await["lastSuccessAt"].as_str().map(|_| ())
+        status_of(&s, &app, &src).await["lastSuccessAt"]
+            .as_str()
+            .map(|_| ())
     })
     .await;
 
@@ -372,7 +421,11 @@ async fn webhook_first_then_poll_forwards_once(backend: Backend) {
     poll_once(&s, &app, &src).await;
     rx.wait_for(2).await;
     poll_once(&s, &app, &src).await;
-    assert_eq!(message_count(&s, &app).await, 2, "evt_a by webhook, evt_b by poll, once each");
+    assert_eq!(
+        message_count(&s, &app).await,
+        2,
+        "evt_a by webhook, evt_b by poll, once each"
+    );
     s.stop().await;
 }
 both_backends!(
@@ -384,7 +437,9 @@ both_backends!(
 /// GitHub hook deliveries: paged by `Link`, the payload fetched per delivery, deduplicated on
 /// `guid` = `X-GitHub-Delivery` against webhooks.
 async fn github_deliveries_reconcile(backend: Backend) {
-    let Some(s) = server(backend).await else { return };
+    let Some(s) = server(backend).await else {
+        return;
+    };
     let p = Provider::start(2).await;
     let rx = Receiver::start().await;
     let app = s.client.create_app("recon").await;
@@ -415,11 +470,19 @@ async fn github_deliveries_reconcile(backend: Backend) {
     assert_eq!(message_count(&s, &app).await, 5);
     let numbers: HashSet<i64> = got
         .iter()
-        .map(|r| serde_json::from_slice::<Value>(&r.body).unwrap()["number"].as_i64().unwrap())
+        .map(|r| {
+            serde_json::from_slice::<Value>(&r.body).unwrap()["number"]
+                .as_i64()
+                .unwrap()
+        })
         .collect();
     assert_eq!(numbers, (1..=5).collect());
-    assert!(got.iter().all(|r| r.header("X-GitHub-Event") == Some("pull_request")));
-    assert!(got.iter().all(|r| r.header("X-Hub-Signature-256").is_none()));
+    assert!(got
+        .iter()
+        .all(|r| r.header("X-GitHub-Event") == Some("pull_request")));
+    assert!(got
+        .iter()
+        .all(|r| r.header("X-Hub-Signature-256").is_none()));
     // Polled first, webhook later: a duplicate.
     let late = p.state.github.lock()[0].1.clone();
     let body = serde_json::to_vec(&late).unwrap();
@@ -436,7 +499,9 @@ both_backends!(
 /// A failing provider is recorded on the source (error, failures) while webhooks go on; a
 /// later success clears the failure count.
 async fn provider_failures_are_recorded_not_blocking(backend: Backend) {
-    let Some(s) = server(backend).await else { return };
+    let Some(s) = server(backend).await else {
+        return;
+    };
     let p = Provider::start(10).await;
     p.set_mode(Mode::Status500);
     let rx = Receiver::start().await;
@@ -456,11 +521,17 @@ async fn provider_failures_are_recorded_not_blocking(backend: Backend) {
 
     p.set_mode(Mode::Garbage);
     let st = poll_once(&s, &app, &src).await;
-    assert!(st["lastError"].as_str().unwrap().contains("not JSON"), "{st}");
+    assert!(
+        st["lastError"].as_str().unwrap().contains("not JSON"),
+        "{st}"
+    );
     assert!(st["consecutiveFailures"].as_u64() >= Some(2));
     p.set_mode(Mode::Huge);
     let st = poll_once(&s, &app, &src).await;
-    assert!(st["lastError"].as_str().unwrap().contains("larger than"), "{st}");
+    assert!(
+        st["lastError"].as_str().unwrap().contains("larger than"),
+        "{st}"
+    );
 
     p.set_mode(Mode::Ok);
     p.stripe_event("evt_after");
@@ -478,7 +549,9 @@ both_backends!(
 
 /// PATCH: a poll without `headers` keeps them; `null` stops polling (no `pollStatus`).
 async fn patch_keeps_headers_and_null_stops(backend: Backend) {
-    let Some(s) = server(backend).await else { return };
+    let Some(s) = server(backend).await else {
+        return;
+    };
     let p = Provider::start(10).await;
     let app = s.client.create_app("recon").await;
     let src = stripe_source(&s, &app, &p).await;
@@ -489,7 +562,10 @@ async fn patch_keeps_headers_and_null_stops(backend: Backend) {
     poll_once(&s, &app, &src).await;
     assert_eq!(p.auth_seen().last().unwrap(), &format!("Bearer {API_KEY}"));
     let out = s.client.patch(&path, json!({"poll": null}), 200).await;
-    assert!(out.get("poll").is_none() && out.get("pollStatus").is_none(), "{out}");
+    assert!(
+        out.get("poll").is_none() && out.get("pollStatus").is_none(),
+        "{out}"
+    );
     s.client.post(&format!("{path}/poll"), json!({}), 409).await;
     s.stop().await;
 }
@@ -505,9 +581,7 @@ both_backends!(
 async fn hostile_poll_objects_are_422() {
     let s = TestServer::start(|_| {}).await;
     let app = s.client.create_app("recon").await;
-    let base = |poll: Value| {
-        json!({"name": "x", "verification": {"scheme": "stripe", "secrets": ["whsec_x"]}, "poll": poll})
-    };
+    let base = |poll: Value| json!({"name": "x", "verification": {"scheme": "stripe", "secrets": ["whsec_x"]}, "poll": poll});
     let generic = |extra: Value| {
         let mut p = json!({"url": "http://127.0.0.1:9/list", "itemsPath": "data", "idPath": "id"});
         for (k, v) in extra.as_object().unwrap() {
@@ -516,20 +590,68 @@ async fn hostile_poll_objects_are_422() {
         p
     };
     let cases = vec![
-        ("interval 0", generic(json!({"intervalSeconds": 0})), "intervalSeconds"),
-        ("interval huge", generic(json!({"intervalSeconds": 10_000_000})), "intervalSeconds"),
-        ("file url", generic(json!({"url": "file:///etc/passwd"})), "url"),
-        ("ftp url", generic(json!({"url": "ftp://127.0.0.1/x"})), "url"),
-        ("private address", generic(json!({"url": "http://10.1.2.3/list"})), "url"),
-        ("metadata address", generic(json!({"url": "http://169.254.169.254/latest"})), "url"),
+        (
+            "interval 0",
+            generic(json!({"intervalSeconds": 0})),
+            "intervalSeconds",
+        ),
+        (
+            "interval huge",
+            generic(json!({"intervalSeconds": 10_000_000})),
+            "intervalSeconds",
+        ),
+        (
+            "file url",
+            generic(json!({"url": "file:///etc/passwd"})),
+            "url",
+        ),
+        (
+            "ftp url",
+            generic(json!({"url": "ftp://127.0.0.1/x"})),
+            "url",
+        ),
+        (
+            "private address",
+            generic(json!({"url": "http://10.1.2.3/list"})),
+            "url",
+        ),
+        (
+            "metadata address",
+            generic(json!({"url": "http://169.254.169.254/latest"})),
+            "url",
+        ),
         ("bad path", generic(json!({"idPath": "a..b"})), "idPath"),
-        ("long path", generic(json!({"itemsPath": "a.".repeat(300)})), "itemsPath"),
-        ("cursor half", generic(json!({"cursorParam": "after"})), "cursorParam"),
-        ("no items", json!({"url": "http://127.0.0.1:9/x", "idPath": "id"}), "itemsPath"),
+        (
+            "long path",
+            generic(json!({"itemsPath": "a.".repeat(300)})),
+            "itemsPath",
+        ),
+        (
+            "cursor half",
+            generic(json!({"cursorParam": "after"})),
+            "cursorParam",
+        ),
+        (
+            "no items",
+            json!({"url": "http://127.0.0.1:9/x", "idPath": "id"}),
+            "itemsPath",
+        ),
         ("pages", generic(json!({"maxPages": 1000})), "maxPages"),
-        ("header name", generic(json!({"headers": {"bad header": "x"}})), "headers"),
-        ("header value", generic(json!({"headers": {"X-Key": "a\nb"}})), "headers"),
-        ("huge", generic(json!({"headers": {"X-Big": "a".repeat(70_000)}})), "poll"),
+        (
+            "header name",
+            generic(json!({"headers": {"bad header": "x"}})),
+            "headers",
+        ),
+        (
+            "header value",
+            generic(json!({"headers": {"X-Key": "a\nb"}})),
+            "headers",
+        ),
+        (
+            "huge",
+            generic(json!({"headers": {"X-Big": "a".repeat(70_000)}})),
+            "poll",
+        ),
         ("unknown field", generic(json!({"surprise": true})), "poll"),
         ("preset", json!({"preset": "paypal"}), "poll"),
         ("not an object", json!([1, 2, 3]), "poll"),
@@ -538,10 +660,18 @@ async fn hostile_poll_objects_are_422() {
     for (what, poll, field) in cases {
         let r = s
             .client
-            .send(s.client.req(Method::POST, &format!("/app/{app}/source")).json(&base(poll)), 422)
+            .send(
+                s.client
+                    .req(Method::POST, &format!("/app/{app}/source"))
+                    .json(&base(poll)),
+                422,
+            )
             .await;
         assert!(r.text.contains(field), "{what}: {}", r.text);
-        assert!(!r.text.contains("aaaaaaaaaa"), "{what}: the value is not echoed");
+        assert!(
+            !r.text.contains("aaaaaaaaaa"),
+            "{what}: the value is not echoed"
+        );
     }
     // Deeply nested JSON never reaches the checks.
     let mut deep = String::new();
@@ -575,7 +705,12 @@ async fn loopback_poll_needs_the_allow_list() {
         "poll": {"preset": "stripe", "url": "http://127.0.0.1:9/v1/events"}});
     let r = s
         .client
-        .send(s.client.req(Method::POST, &format!("/app/{app}/source")).json(&body), 422)
+        .send(
+            s.client
+                .req(Method::POST, &format!("/app/{app}/source"))
+                .json(&body),
+            422,
+        )
         .await;
     assert!(r.text.contains("url"), "{}", r.text);
     s.stop().await;
