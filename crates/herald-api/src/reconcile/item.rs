@@ -15,7 +15,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::pages::Run;
+use super::fetch::Run;
 use crate::service::ingest::{clean_event_type, Ingested, Intake};
 
 /// Default dedup window (as ingestion's).

@@ -6,6 +6,7 @@
 //! A poll's failure is only recorded on its source: it never touches webhook ingestion, and
 //! it never logs a header value (the poll's headers are credentials).
 
+mod fetch;
 mod item;
 mod pages;
 
@@ -106,7 +107,7 @@ async fn run_one(st: AppState, client: DeliveryClient, owner: String, state: Pol
             return;
         }
     };
-    let run = pages::Run {
+    let run = fetch::Run {
         st: &st,
         client: &client,
         source: &source,

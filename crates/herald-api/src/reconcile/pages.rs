@@ -5,15 +5,12 @@
 //! It must not ingest by itself (that is `item`'s job, through the webhook pipeline) nor
 //! follow a next-page URL to another origin than the poll's `url`.
 
-use herald_core::model::Source;
-use herald_core::reconcile::{link_next, Cursor, PollPlan, MAX_ITEMS_PER_PAGE, MAX_PAGE_BYTES};
-use herald_delivery::DeliveryClient;
-use http::{HeaderMap, HeaderName, HeaderValue};
+use herald_core::reconcile::{link_next, Cursor, MAX_ITEMS_PER_PAGE};
 use serde_json::Value;
 use url::Url;
 
+use super::fetch::{Page, Run};
 use super::item::{self, Seen};
-use crate::state::AppState;
 
 /// What a successful run did.
 pub(super) struct Done {
@@ -21,21 +18,6 @@ pub(super) struct Done {
     pub resume: Option<String>,
     pub accepted: u64,
     pub pages: u32,
-}
-
-/// A run of one source's poll.
-pub(super) struct Run<'a> {
-    pub st: &'a AppState,
-    pub client: &'a DeliveryClient,
-    pub source: &'a Source,
-    pub plan: &'a PollPlan,
-    pub now: i64,
-}
-
-/// A fetched page: its JSON and its `Link` header.
-pub(super) struct Page {
-    pub doc: Value,
-    pub link: Option<String>,
 }
 
 impl Run<'_> {
@@ -128,27 +110,6 @@ impl Run<'_> {
             Ok(u) if u.origin() == base.origin() => Ok(u),
             _ => Err("the next-page link leaves the poll URL's origin".into()),
         }
-    }
-
-    /// GETs a JSON document with the poll's headers: a non-2xx answer, a body over the limit
-    /// or one that is not JSON is an error.
-    pub async fn fetch(&self, url: &str) -> Result<Page, String> {
-        let mut headers = HeaderMap::new();
-        for (k, v) in &self.plan.headers {
-            if let (Ok(k), Ok(v)) = (HeaderName::try_from(k), HeaderValue::try_from(v)) {
-                headers.insert(k, v);
-            }
-        }
-        let got = self.client.get(url, headers, MAX_PAGE_BYTES).await?;
-        if !(200..300).contains(&got.status) {
-            return Err(format!("the provider answered HTTP {}", got.status));
-        }
-        let doc = serde_json::from_slice(&got.body)
-            .map_err(|e| format!("the provider's answer is not JSON: {e}"))?;
-        Ok(Page {
-            doc,
-            link: got.link,
-        })
     }
 }
 
