@@ -235,18 +235,7 @@ pub(crate) fn rekey_options(
     id: &str,
     stored: &str,
 ) -> Result<String> {
-    let corrupt = |e: serde_json::Error| StoreError::CorruptRecord {
-        what: "endpoint options",
-        id: id.to_string(),
-        detail: e.to_string(),
-    };
-    let mut o: herald_core::endpoint_options::EndpointOptions =
-        serde_json::from_str(stored).map_err(corrupt)?;
-    for f in o.sealed_fields_mut() {
-        let plain = old.decrypt(f).map_err(|_| StoreError::KeyMismatch)?;
-        *f = new.encrypt(&plain);
-    }
-    serde_json::to_string(&o).map_err(corrupt)
+    reconcile::reseal::<herald_core::endpoint_options::EndpointOptions>(old, new, id, stored)
 }
 
 /// Keyset pagination over time-sortable IDs.

@@ -57,22 +57,42 @@ pub(crate) fn clip(reason: &str) -> String {
     reason.chars().take(1_000).collect()
 }
 
-/// Re-encrypts the sealed strings of a source's stored options (the poll's headers) under
-/// `new` (key rotation).
-pub(crate) fn rekey_source_options(
+/// A stored options document with encrypted strings (endpoint and source options).
+pub(crate) trait Sealed: serde::Serialize + serde::de::DeserializeOwned {
+    /// What a corrupt record is reported as.
+    const WHAT: &'static str;
+    fn sealed(&mut self) -> Vec<&mut String>;
+}
+
+impl Sealed for herald_core::source::SourceOptions {
+    const WHAT: &'static str = "source options";
+    fn sealed(&mut self) -> Vec<&mut String> {
+        self.sealed_fields_mut().collect()
+    }
+}
+
+impl Sealed for herald_core::endpoint_options::EndpointOptions {
+    const WHAT: &'static str = "endpoint options";
+    fn sealed(&mut self) -> Vec<&mut String> {
+        self.sealed_fields_mut()
+    }
+}
+
+/// Re-encrypts the sealed strings of a stored options document from `old` to `new` (key
+/// rotation); answers the document to store.
+pub(crate) fn reseal<T: Sealed>(
     old: &herald_core::crypto::SecretBox,
     new: &herald_core::crypto::SecretBox,
     id: &str,
     stored: &str,
 ) -> Result<String> {
     let corrupt = |e: serde_json::Error| StoreError::CorruptRecord {
-        what: "source options",
+        what: T::WHAT,
         id: id.to_string(),
         detail: e.to_string(),
     };
-    let mut o: herald_core::source::SourceOptions =
-        serde_json::from_str(stored).map_err(corrupt)?;
-    for f in o.sealed_fields_mut() {
+    let mut o: T = serde_json::from_str(stored).map_err(corrupt)?;
+    for f in o.sealed() {
         let plain = old.decrypt(f).map_err(|_| StoreError::KeyMismatch)?;
         *f = new.encrypt(&plain);
     }

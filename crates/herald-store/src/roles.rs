@@ -22,6 +22,18 @@ use crate::{
     TokenRecord, WriteFailure,
 };
 
+/// Declares [`Store`] from the list of roles, and implements it for anything that implements
+/// them all: the list is written once.
+macro_rules! roles {
+    ($($role:path),* $(,)?) => {
+        /// Durable storage: every role. Implemented for anything that implements them all, so a
+        /// backend implements the roles and callers keep holding `Arc<dyn Store>`.
+        pub trait Store: $($role +)* {}
+
+        impl<T> Store for T where T: $($role +)* {}
+    };
+}
+
 /// Liveness, health and the maintenance sweeps (auto-disable, retention, key rotation). Every method is atomic on its own.
 #[rustfmt::skip]
 #[async_trait]
@@ -266,28 +278,7 @@ pub trait PullStore: Send + Sync + 'static {
     async fn find_poll_token(&self, hash: [u8; 32]) -> Result<Option<PollToken>>;
 }
 
-/// Durable storage: every role. Implemented for anything that implements them all, so a
-/// backend implements the roles and callers keep holding `Arc<dyn Store>`.
-pub trait Store:
-    OpsStore
-    + AppStore
-    + MessageStore
-    + QueueStore
-    + InboundStore
-    + AuthStore
-    + PullStore
-    + crate::reconcile::ReconcileStore
-{
-}
-
-impl<T> Store for T where
-    T: OpsStore
-        + AppStore
-        + MessageStore
-        + QueueStore
-        + InboundStore
-        + AuthStore
-        + PullStore
-        + crate::reconcile::ReconcileStore
-{
+roles! {
+    OpsStore, AppStore, MessageStore, QueueStore, InboundStore, AuthStore, PullStore,
+    crate::reconcile::ReconcileStore,
 }

@@ -137,7 +137,9 @@ impl OpsStore for PostgresStore {
         for r in &rows {
             let id: String = get(r, "id")?;
             let text: String = get(r, "options")?;
-            let options = crate::reconcile::rekey_source_options(&old, &new, &id, &text)?;
+            let options = crate::reconcile::reseal::<herald_core::source::SourceOptions>(
+                &old, &new, &id, &text,
+            )?;
             sqlx::query("UPDATE sources SET options = $2 WHERE id = $1")
                 .bind(&id)
                 .bind(options)

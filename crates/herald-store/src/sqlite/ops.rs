@@ -133,7 +133,9 @@ impl OpsStore for SqliteStore {
                 })
                 .map_err(map_sql)?;
             for (id, text) in rows {
-                let options = crate::reconcile::rekey_source_options(&old, &new, &id, &text)?;
+                let options = crate::reconcile::reseal::<herald_core::source::SourceOptions>(
+                    &old, &new, &id, &text,
+                )?;
                 exec(
                     c,
                     "UPDATE sources SET options = ?2 WHERE id = ?1",
