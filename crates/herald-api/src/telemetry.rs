@@ -40,6 +40,13 @@ pub fn register() {
         metrics::counter!("herald_inbound_requests_total", "outcome" => outcome).absolute(0);
     }
     queue(0, 0, 0.0);
+    for outcome in ["ok", "error"] {
+        metrics::counter!("herald_source_poll_runs_total", "outcome" => outcome).absolute(0);
+    }
+    metrics::counter!("herald_source_poll_pages_total").absolute(0);
+    for outcome in ["accepted", "duplicate", "quarantined", "old", "no_id"] {
+        metrics::counter!("herald_source_poll_items_total", "outcome" => outcome).absolute(0);
+    }
 }
 
 /// A reconciliation poll run ended (`ok` or `error`).

@@ -3,6 +3,7 @@
 //! `crate::common`; this file only holds the PostgreSQL statements of its role.
 
 use super::*;
+use herald_core::source::SourceOptions;
 
 #[async_trait]
 impl OpsStore for PostgresStore {
@@ -130,22 +131,28 @@ impl OpsStore for PostgresStore {
                 .run(&mut *tx)
                 .await?;
         }
-        let rows = sqlx::query("SELECT id, options FROM sources FOR UPDATE")
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(map_pg)?;
-        for r in &rows {
-            let id: String = get(r, "id")?;
-            let text: String = get(r, "options")?;
-            let options = crate::reconcile::reseal::<herald_core::source::SourceOptions>(
+        // Sources' options (poll headers), re-sealed and written back in one statement.
+        let stored: Vec<(String, String)> =
+            sqlx::query_as("SELECT id, options FROM sources FOR UPDATE")
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_pg)?;
+        let mut ids = Vec::with_capacity(stored.len());
+        let mut docs = Vec::with_capacity(stored.len());
+        for (id, text) in stored {
+            docs.push(crate::reconcile::reseal::<SourceOptions>(
                 &old, &new, &id, &text,
-            )?;
-            sqlx::query("UPDATE sources SET options = $2 WHERE id = $1")
-                .bind(&id)
-                .bind(options)
-                .run(&mut *tx)
-                .await?;
+            )?);
+            ids.push(id);
         }
+        sqlx::query(
+            "UPDATE sources s SET options = u.options \
+             FROM UNNEST($1::text[], $2::text[]) AS u(id, options) WHERE s.id = u.id",
+        )
+        .bind(&ids)
+        .bind(&docs)
+        .run(&mut *tx)
+        .await?;
         sqlx::query(
             "INSERT INTO meta (key, value) VALUES ('key_check', $1) \
              ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",

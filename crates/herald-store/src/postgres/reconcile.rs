@@ -22,31 +22,18 @@ fn poll_row(r: &PgRow) -> Result<PollState> {
 
 #[async_trait]
 impl ReconcileStore for PostgresStore {
-    async fn schedule_poll(
-        &self,
-        source: &SourceId,
-        app: &AppId,
-        next_at: Option<Millis>,
-    ) -> Result<()> {
-        match next_at {
-            None => {
-                sqlx::query("DELETE FROM source_poll WHERE source_id = $1")
-                    .bind(&source.0)
-                    .run(&self.pool)
-                    .await
-            }
-            Some(at) => {
-                sqlx::query(
-                    "INSERT INTO source_poll (source_id, app_id, next_at) VALUES ($1, $2, $3) \
+    async fn schedule_poll(&self, s: &SourceId, a: &AppId, at: Option<Millis>) -> Result<()> {
+        let q = match at {
+            None => sqlx::query("DELETE FROM source_poll WHERE source_id = $1").bind(&s.0),
+            Some(at) => sqlx::query(
+                "INSERT INTO source_poll (source_id, app_id, next_at) VALUES ($1, $2, $3) \
                  ON CONFLICT (source_id) DO UPDATE SET next_at = EXCLUDED.next_at, cursor = NULL",
-                )
-                .bind(&source.0)
-                .bind(&app.0)
-                .bind(at)
-                .run(&self.pool)
-                .await
-            }
-        }
+            )
+            .bind(&s.0)
+            .bind(&a.0)
+            .bind(at),
+        };
+        q.run(&self.pool).await
     }
 
     async fn claim_polls(&self, claim: PollClaim) -> Result<Vec<PollState>> {

@@ -21,13 +21,8 @@ fn poll_row(r: &Row) -> rusqlite::Result<PollState> {
 
 #[async_trait]
 impl ReconcileStore for SqliteStore {
-    async fn schedule_poll(
-        &self,
-        source: &SourceId,
-        app: &AppId,
-        next_at: Option<Millis>,
-    ) -> Result<()> {
-        let (source, app) = (source.0.clone(), app.0.clone());
+    async fn schedule_poll(&self, s: &SourceId, a: &AppId, at: Option<Millis>) -> Result<()> {
+        let (source, app, next_at) = (s.0.clone(), a.0.clone(), at);
         self.write(move |c| {
             match next_at {
                 None => exec(c, "DELETE FROM source_poll WHERE source_id = ?1", [&source])?,
