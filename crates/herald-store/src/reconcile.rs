@@ -44,6 +44,9 @@ pub struct PollFinish {
     pub owner: String,
     pub now: Millis,
     pub next_at: Millis,
+    /// `next_at` as the claim found it: when it changed during the run (a "poll now" or a new
+    /// configuration), the earlier of the two times wins, so that request is not lost.
+    pub claimed_next_at: Millis,
     /// `Ok(cursor)`: succeeded, resume there next time; `Err(reason)`: failed, keep the cursor.
     pub result: std::result::Result<Option<String>, String>,
 }

@@ -167,6 +167,7 @@ async fn finish(
         owner: owner.to_string(),
         now: now_millis(),
         next_at,
+        claimed_next_at: state.next_at,
         result,
     };
     if let Err(e) = st.store().finish_poll(f).await {

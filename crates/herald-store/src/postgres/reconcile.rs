@@ -55,7 +55,8 @@ impl ReconcileStore for PostgresStore {
     async fn finish_poll(&self, f: PollFinish) -> Result<()> {
         let q = match &f.result {
             Ok(cursor) => sqlx::query(
-                "UPDATE source_poll SET cursor = $3, next_at = $4, last_success_at = $5, \
+                "UPDATE source_poll SET cursor = $3, last_success_at = $5, \
+                 next_at = CASE WHEN next_at = $6 THEN $4 ELSE LEAST(next_at, $4) END, \
                  failures = 0, lease_owner = NULL, lease_until = NULL \
                  WHERE source_id = $1 AND lease_owner = $2",
             )
@@ -63,9 +64,11 @@ impl ReconcileStore for PostgresStore {
             .bind(&f.owner)
             .bind(cursor.clone())
             .bind(f.next_at)
-            .bind(f.now),
+            .bind(f.now)
+            .bind(f.claimed_next_at),
             Err(reason) => sqlx::query(
-                "UPDATE source_poll SET next_at = $3, last_error = $4, last_error_at = $5, \
+                "UPDATE source_poll SET last_error = $4, last_error_at = $5, \
+                 next_at = CASE WHEN next_at = $6 THEN $3 ELSE LEAST(next_at, $3) END, \
                  failures = failures + 1, lease_owner = NULL, lease_until = NULL \
                  WHERE source_id = $1 AND lease_owner = $2",
             )
@@ -73,7 +76,8 @@ impl ReconcileStore for PostgresStore {
             .bind(&f.owner)
             .bind(f.next_at)
             .bind(clip(reason))
-            .bind(f.now),
+            .bind(f.now)
+            .bind(f.claimed_next_at),
         };
         q.run(&self.pool).await
     }

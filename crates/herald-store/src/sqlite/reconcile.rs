@@ -64,17 +64,26 @@ impl ReconcileStore for SqliteStore {
             match &f.result {
                 Ok(cursor) => exec(
                     c,
-                    "UPDATE source_poll SET cursor = ?3, next_at = ?4, last_success_at = ?5, \
+                    "UPDATE source_poll SET cursor = ?3, last_success_at = ?5, \
+                     next_at = CASE WHEN next_at = ?6 THEN ?4 ELSE MIN(next_at, ?4) END, \
                      failures = 0, lease_owner = NULL, lease_until = NULL \
                      WHERE source_id = ?1 AND lease_owner = ?2",
-                    params![id, f.owner, cursor, f.next_at, f.now],
+                    params![id, f.owner, cursor, f.next_at, f.now, f.claimed_next_at],
                 )?,
                 Err(reason) => exec(
                     c,
-                    "UPDATE source_poll SET next_at = ?3, last_error = ?4, last_error_at = ?5, \
+                    "UPDATE source_poll SET last_error = ?4, last_error_at = ?5, \
+                     next_at = CASE WHEN next_at = ?6 THEN ?3 ELSE MIN(next_at, ?3) END, \
                      failures = failures + 1, lease_owner = NULL, lease_until = NULL \
                      WHERE source_id = ?1 AND lease_owner = ?2",
-                    params![id, f.owner, f.next_at, clip(reason), f.now],
+                    params![
+                        id,
+                        f.owner,
+                        f.next_at,
+                        clip(reason),
+                        f.now,
+                        f.claimed_next_at
+                    ],
                 )?,
             };
             Ok(())

@@ -31,6 +31,7 @@ async fn poll_schedule_lease_and_cursor_persist() {
             owner: "n1".into(),
             now: 3_000,
             next_at: 4_000,
+            claimed_next_at: 2_000,
             result: Ok(Some("evt_9".into())),
         })
         .await
@@ -48,6 +49,7 @@ async fn poll_schedule_lease_and_cursor_persist() {
         owner: owner.into(),
         now: 5_000,
         next_at: 15_000,
+        claimed_next_at: 4_000,
         result: Err("provider answered 500".into()),
     };
     store.finish_poll(fail("n1")).await.unwrap();
@@ -62,6 +64,23 @@ async fn poll_schedule_lease_and_cursor_persist() {
     assert_eq!(store.claim_polls(poll_claim("n4", 80_000)).await.unwrap().len(), 1);
     store.schedule_poll(&s.id, &a.id, Some(1)).await.unwrap();
     assert_eq!(store.poll_state(&s.id).await.unwrap().unwrap().cursor, None);
+
+    // "Poll now" during a run is not lost when the run finishes.
+    let got = store.claim_polls(poll_claim("n5", 200_000)).await.unwrap();
+    assert_eq!(got.len(), 1);
+    store.schedule_poll(&s.id, &a.id, Some(200_500)).await.unwrap();
+    store
+        .finish_poll(herald_store::PollFinish {
+            source_id: s.id.clone(),
+            owner: "n5".into(),
+            now: 201_000,
+            next_at: 900_000,
+            claimed_next_at: got[0].next_at,
+            result: Ok(None),
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.poll_state(&s.id).await.unwrap().unwrap().next_at, 200_500);
 
     // Deleting the source (or unscheduling it) removes its row.
     store.delete_source(&a.id, &s.id).await.unwrap();

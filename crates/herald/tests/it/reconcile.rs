@@ -461,6 +461,12 @@ async fn github_deliveries_reconcile(backend: Backend) {
     let body = serde_json::to_vec(&payload1).unwrap();
     let (code, _) = webhook(&s, &src, &github_signed(&body, "guid-1"), &body).await;
     assert!(code == 202 || code == 200, "{code}");
+    eventually(WAIT, "the first poll", || async {
+        status_of(&s, &app, &src).await["lastSuccessAt"]
+            .as_str()
+            .map(|_| ())
+    })
+    .await;
     for i in 2..=5 {
         p.github_delivery(i, &format!("guid-{i}"));
     }
