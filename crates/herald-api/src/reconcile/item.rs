@@ -18,9 +18,6 @@ use sha2::{Digest, Sha256};
 use super::fetch::Run;
 use crate::service::ingest::{clean_event_type, Ingested, Intake};
 
-/// Default dedup window (as ingestion's).
-const DEFAULT_WINDOW_S: i64 = 86_400;
-
 /// Header marking a request-log row that came from a poll rather than a webhook.
 const POLL_MARK: &str = "x-herald-reconciled";
 
@@ -50,13 +47,7 @@ impl Seen {
 
 /// The oldest time an item may have to be taken: the source's dedup window back from `now`.
 pub(super) fn window_start(s: &Source, now: i64) -> i64 {
-    let window = s
-        .options
-        .dedup
-        .as_ref()
-        .and_then(|d| d.window_seconds)
-        .unwrap_or(DEFAULT_WINDOW_S);
-    now - window * 1000
+    crate::service::ingest::window_start(&s.options, now)
 }
 
 /// The dedup key of an event ID, as ingestion computes it from a webhook.

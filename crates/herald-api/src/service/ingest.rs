@@ -312,15 +312,9 @@ impl<'a> Intake<'a> {
             .or_else(|| inbound::extract(&Extract::BodyHash(true), req))
             .unwrap_or_default();
         let key: [u8; 32] = Sha256::digest(format!("{}:{value}", self.source.id).as_bytes()).into();
-        let window = self
-            .opts
-            .dedup
-            .as_ref()
-            .and_then(|d| d.window_seconds)
-            .unwrap_or(DEFAULT_WINDOW_S);
         DedupCheck {
             key,
-            since: self.now - window * 1000,
+            since: window_start(&self.opts, self.now),
         }
     }
 
@@ -375,6 +369,17 @@ impl<'a> Intake<'a> {
             IngestOutcome::Held(id) => Ingested::Held(id),
         })
     }
+}
+
+/// The oldest time a dedup key still holds at `now`: the source's window (default a day) back.
+/// Reconciliation polls skip items older than this too.
+pub(crate) fn window_start(opts: &SourceOptions, now: i64) -> i64 {
+    let window = opts
+        .dedup
+        .as_ref()
+        .and_then(|d| d.window_seconds)
+        .unwrap_or(DEFAULT_WINDOW_S);
+    now - window * 1000
 }
 
 /// The ordering check of a request, when the source orders events and the request carries
