@@ -33,6 +33,7 @@ pub mod telemetry;
 
 pub use router::router;
 pub use server::ConnectionLimits;
+pub use console::throttle::SignInLimiter;
 pub use state::{ApiConfig, AppState, ConsoleSettings, PortalSettings};
 
 /// Serves `router` on `listener` until `shutdown` resolves, accepting paths with a trailing

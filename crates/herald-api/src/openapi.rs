@@ -74,7 +74,7 @@ const NOT_IDEMPOTENT: &[&str] = &[
         misc::app_portal_access, misc::list_tokens, misc::create_token, misc::delete_token,
         misc::metrics, misc::healthz,
         sources::list, sources::create, sources::get, sources::patch, sources::remove,
-        sources::rotate, sources::requests, sources::release,
+        sources::rotate, sources::requests, sources::release, sources::reject,
         inbound::ingest,
     ),
     components(schemas(ErrorBody, ValidationErrorBody, FieldError, dto::LivenessOut)),

@@ -16,6 +16,7 @@ use herald_core::model::{Attempt, Endpoint, Message};
 use herald_core::Millis;
 
 mod common;
+pub mod console;
 pub mod ops;
 pub(crate) mod page;
 pub mod postgres;
@@ -27,12 +28,14 @@ pub(crate) mod status;
 
 pub use ops::OpsLog;
 pub use pull::{PollPage, PollRequest, PollToken, PolledEvent};
+pub use console::{AttemptRate, ConsoleStore, OpenBreaker};
 pub use roles::{
     AppStore, AuthStore, InboundStore, MessageStore, OpsStore, PullStore, QueueStore, Store,
 };
 
 /// The role traits, for `use herald_store::prelude::*;` where methods are called on a store.
 pub mod prelude {
+    pub use crate::console::ConsoleStore;
     pub use crate::roles::{
         AppStore, AuthStore, InboundStore, MessageStore, OpsStore, PullStore, QueueStore, Store,
     };

@@ -255,11 +255,25 @@ pub trait PullStore: Send + Sync + 'static {
 /// Durable storage: every role. Implemented for anything that implements them all, so a
 /// backend implements the roles and callers keep holding `Arc<dyn Store>`.
 pub trait Store:
-    OpsStore + AppStore + MessageStore + QueueStore + InboundStore + AuthStore + PullStore
+    OpsStore
+    + AppStore
+    + MessageStore
+    + QueueStore
+    + InboundStore
+    + AuthStore
+    + PullStore
+    + crate::ConsoleStore
 {
 }
 
 impl<T> Store for T where
-    T: OpsStore + AppStore + MessageStore + QueueStore + InboundStore + AuthStore + PullStore
+    T: OpsStore
+        + AppStore
+        + MessageStore
+        + QueueStore
+        + InboundStore
+        + AuthStore
+        + PullStore
+        + crate::ConsoleStore
 {
 }

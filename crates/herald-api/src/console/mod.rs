@@ -30,6 +30,7 @@ mod assets;
 mod csrf;
 mod edit;
 mod endpoint;
+mod event_type_edit;
 mod event_types;
 mod health;
 mod message;
@@ -38,6 +39,7 @@ mod portal;
 mod session;
 mod signin;
 mod source;
+pub(crate) mod throttle;
 
 use session::Realm;
 
@@ -89,9 +91,23 @@ fn screens(realm: Realm) -> Vec<(String, MethodRouter<AppState>)> {
     ];
     if realm == Realm::Console {
         table.push((format!("{src}/release"), post(source::release)));
+        table.push((format!("{src}/reject"), post(source::reject)));
+        table.extend(event_type_routes(base));
         table.push((src, get(source::show)));
     }
     table
+}
+
+/// The console's event catalog editor (admin only, as the API's event-type writes).
+fn event_type_routes(base: &str) -> Vec<(String, MethodRouter<AppState>)> {
+    let one = format!("{base}/event-types/{{name}}");
+    vec![
+        (format!("{base}/event-types/new"), get(event_type_edit::new)),
+        // `get` of the same path is the catalog, routed for both realms in `screens`.
+        (format!("{base}/event-types"), post(event_type_edit::create)),
+        (format!("{one}/edit"), get(event_type_edit::edit).post(event_type_edit::save)),
+        (format!("{one}/archive"), post(event_type_edit::archive)),
+    ]
 }
 
 /// Opens the session for the handlers, slides its idle expiry (not for the pages' own

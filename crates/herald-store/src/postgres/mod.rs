@@ -59,6 +59,7 @@ use crate::{
 mod apps;
 mod attempts;
 mod auth;
+mod console;
 mod inbound;
 mod list;
 mod messages;
@@ -314,6 +315,11 @@ CREATE TABLE poll_tokens (
     endpoint_id TEXT NOT NULL,
     created_at BIGINT NOT NULL
 );
+"#,
+    // The console's message filter by delivery status: an application's deliveries in one
+    // status, in message order (`ConsoleStore::list_messages_by_status`).
+    r#"
+CREATE INDEX deliveries_app_status ON deliveries (app_id, status, msg_id);
 "#,
 ];
 

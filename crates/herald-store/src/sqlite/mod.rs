@@ -37,6 +37,7 @@ use tokio::sync::{mpsc, oneshot};
 
 mod apps;
 mod auth;
+mod console;
 mod inbound;
 mod list;
 mod messages;
@@ -350,6 +351,11 @@ CREATE TABLE poll_tokens (
     endpoint_id TEXT NOT NULL,
     created_at INTEGER NOT NULL
 );
+"#,
+    // The console's message filter by delivery status: an application's deliveries in one
+    // status, in message order (`ConsoleStore::list_messages_by_status`).
+    r#"
+CREATE INDEX deliveries_app_status ON deliveries (app_id, status, msg_id);
 "#,
 ];
 

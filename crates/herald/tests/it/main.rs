@@ -22,6 +22,7 @@ mod brokers;
 mod cli;
 mod common;
 mod console;
+mod console_ops;
 mod delivery;
 mod encryption;
 mod guardrails;
