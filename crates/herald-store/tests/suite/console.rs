@@ -68,7 +68,7 @@ async fn apps_are_searched_by_name_with_wildcards_as_text() {
         let (store, q) = (store.clone(), q.clone());
         async move { names(store.search_apps(t, &q).await.unwrap()) }
     };
-    assert_eq!(search("SHOP").await, ["Alpha Shop", "beta_shop", "betaXshop"]);
+    assert_eq!(search("SHOP").await, ["Alpha Shop", "betaXshop", "beta_shop"]);
     assert_eq!(search("a_s").await, ["beta_shop"]);
     assert_eq!(search("%").await, ["50% off"]);
     assert_eq!(search("'b").await, ["O'Brien"]);
