@@ -31,9 +31,9 @@ mod service;
 mod state;
 pub mod telemetry;
 
+pub use console::throttle::SignInLimiter;
 pub use router::router;
 pub use server::ConnectionLimits;
-pub use console::throttle::SignInLimiter;
 pub use state::{ApiConfig, AppState, ConsoleSettings, PortalSettings};
 
 /// Serves `router` on `listener` until `shutdown` resolves, accepting paths with a trailing

@@ -375,7 +375,10 @@ impl Config {
             ("idle_timeout_ms", self.idle_timeout_ms),
             ("max_connections", self.max_connections as u64),
             ("console_session_idle_secs", self.console_session_idle_secs),
-            ("console_sign_in_per_minute", self.console_sign_in_per_minute),
+            (
+                "console_sign_in_per_minute",
+                self.console_sign_in_per_minute,
+            ),
             ("transform_cpu_ms", self.transform_cpu_ms),
             ("transform_memory_mib", self.transform_memory_mib),
             ("transform_workers", self.transform_workers as u64),

@@ -72,7 +72,11 @@ pub trait ConsoleStore: Send + Sync + 'static {
 /// character escaped (by `\`), so that `%` and `_` typed by a person match only themselves.
 pub(crate) fn contains_pattern(text: &str) -> String {
     let mut p = String::from("%");
-    for ch in text.chars().take(MAX_SEARCH_CHARS).flat_map(char::to_lowercase) {
+    for ch in text
+        .chars()
+        .take(MAX_SEARCH_CHARS)
+        .flat_map(char::to_lowercase)
+    {
         if matches!(ch, '%' | '_' | '\\') {
             p.push('\\');
         }
@@ -154,7 +158,10 @@ mod tests {
     fn patterns_escape_wildcards_and_lower_case() {
         assert_eq!(contains_pattern("Ab"), "%ab%");
         assert_eq!(contains_pattern("50%_a\\"), "%50\\%\\_a\\\\%");
-        assert_eq!(contains_pattern(&"x".repeat(500)).len(), MAX_SEARCH_CHARS + 2);
+        assert_eq!(
+            contains_pattern(&"x".repeat(500)).len(),
+            MAX_SEARCH_CHARS + 2
+        );
     }
 
     #[test]

@@ -26,9 +26,9 @@ mod sched;
 pub mod sqlite;
 pub(crate) mod status;
 
+pub use console::{AttemptRate, ConsoleStore, OpenBreaker};
 pub use ops::OpsLog;
 pub use pull::{PollPage, PollRequest, PollToken, PolledEvent};
-pub use console::{AttemptRate, ConsoleStore, OpenBreaker};
 pub use roles::{
     AppStore, AuthStore, InboundStore, MessageStore, OpsStore, PullStore, QueueStore, Store,
 };

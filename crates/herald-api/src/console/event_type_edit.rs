@@ -95,7 +95,12 @@ struct FormPage {
     form: EventTypeForm,
 }
 
-fn form_page(st: &AppState, op: &Operator, editing: Option<String>, form: EventTypeForm) -> FormPage {
+fn form_page(
+    st: &AppState,
+    op: &Operator,
+    editing: Option<String>,
+    form: EventTypeForm,
+) -> FormPage {
     let mut chrome = Chrome::signed_in(st, op);
     chrome.crumbs = vec![("/console/event-types".into(), "Event types".into())];
     FormPage {
@@ -220,7 +225,12 @@ pub async fn edit(
 ) -> ConsoleResult<Response> {
     op.caller.require_admin()?;
     let et = load(&st, &path.name).await?;
-    Ok(ok(&form_page(&st, &op, Some(et.name.clone()), EventTypeForm::of(&et))))
+    Ok(ok(&form_page(
+        &st,
+        &op,
+        Some(et.name.clone()),
+        EventTypeForm::of(&et),
+    )))
 }
 
 /// `POST /console/event-types/{name}/edit`: saves the description and the newest schema
@@ -239,7 +249,11 @@ pub async fn save(
     if !form.errors.is_empty() {
         return Ok(refused(&st, &posted.op, Some(et.name), form));
     }
-    let mut all = et.schemas.clone().and_then(|s| s.as_object().cloned()).unwrap_or_default();
+    let mut all = et
+        .schemas
+        .clone()
+        .and_then(|s| s.as_object().cloned())
+        .unwrap_or_default();
     all.remove(&version);
     if let Some(Value::Object(m)) = edited {
         all.extend(m);
@@ -279,7 +293,9 @@ async fn patch_with(
     let at = At {
         st: st.clone(),
         auth: posted.op.auth(),
-        path: EventTypePath { name: name.to_string() },
+        path: EventTypePath {
+            name: name.to_string(),
+        },
         input: patch,
     };
     match api::patch_event_type(at).await {
@@ -296,5 +312,9 @@ fn newest_version(e: &EventType) -> Option<String> {
     e.schemas
         .as_ref()
         .and_then(|s| s.as_object())
-        .and_then(|m| m.keys().max_by_key(|k| k.parse::<u64>().unwrap_or(0)).cloned())
+        .and_then(|m| {
+            m.keys()
+                .max_by_key(|k| k.parse::<u64>().unwrap_or(0))
+                .cloned()
+        })
 }

@@ -98,7 +98,10 @@ mod tests {
             capped: true,
             oldest: Some(HOUR_MS - 60_000),
         };
-        assert_eq!(rates(&capped, HOUR_MS).0, "600.0 (over the newest 600 attempts)");
+        assert_eq!(
+            rates(&capped, HOUR_MS).0,
+            "600.0 (over the newest 600 attempts)"
+        );
     }
 }
 

@@ -105,7 +105,10 @@ fn event_type_routes(base: &str) -> Vec<(String, MethodRouter<AppState>)> {
         (format!("{base}/event-types/new"), get(event_type_edit::new)),
         // `get` of the same path is the catalog, routed for both realms in `screens`.
         (format!("{base}/event-types"), post(event_type_edit::create)),
-        (format!("{one}/edit"), get(event_type_edit::edit).post(event_type_edit::save)),
+        (
+            format!("{one}/edit"),
+            get(event_type_edit::edit).post(event_type_edit::save),
+        ),
         (format!("{one}/archive"), post(event_type_edit::archive)),
     ]
 }

@@ -83,7 +83,7 @@ pub async fn sign_in(
                 &st,
                 StatusCode::UNAUTHORIZED,
                 Some("This token is not valid for the console. Use the admin token or an API token without an application scope."),
-            ))
+            ));
         }
     };
     let now = now_millis();

@@ -41,7 +41,10 @@ pub async fn release(st: &AppState, s: &Source, request_id: &str) -> ApiResult<M
     } else {
         None
     };
-    if found.as_ref().is_some_and(|q| q.status == InboundStatus::Rejected) {
+    if found
+        .as_ref()
+        .is_some_and(|q| q.status == InboundStatus::Rejected)
+    {
         return Err(ApiError::Conflict(
             "this request was rejected; a rejected request is never forwarded".into(),
         ));

@@ -51,7 +51,11 @@ impl crate::ConsoleStore for PostgresStore {
             .await
             .map_err(map_pg)?;
         let get = || -> std::result::Result<AttemptRate, sqlx::Error> {
-            Ok(AttemptRate::of(row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))
+            Ok(AttemptRate::of(
+                row.try_get(0)?,
+                row.try_get(1)?,
+                row.try_get(2)?,
+            ))
         };
         get().map_err(map_pg)
     }
