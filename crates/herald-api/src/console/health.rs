@@ -74,36 +74,6 @@ fn rates(r: &herald_store::AttemptRate, now: i64) -> (String, String) {
     (format!("{per_minute:.1}{capped}"), failure)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rates_read_as_words() {
-        let r = herald_store::AttemptRate {
-            attempts: 120,
-            failed: 30,
-            capped: false,
-            oldest: Some(0),
-        };
-        assert_eq!(
-            rates(&r, HOUR_MS),
-            ("2.0".into(), "25.0 % (30 of 120 attempts failed)".into())
-        );
-        let none = herald_store::AttemptRate::default();
-        assert_eq!(rates(&none, HOUR_MS).1, "no attempts in the last hour");
-        let capped = herald_store::AttemptRate {
-            attempts: 600,
-            failed: 0,
-            capped: true,
-            oldest: Some(HOUR_MS - 60_000),
-        };
-        assert_eq!(
-            rates(&capped, HOUR_MS).0,
-            "600.0 (over the newest 600 attempts)"
-        );
-    }
-}
 
 /// `GET /console/health`.
 pub async fn show(State(st): State<AppState>, op: Operator) -> ConsoleResult<Response> {
@@ -175,4 +145,35 @@ pub async fn show(State(st): State<AppState>, op: Operator) -> ConsoleResult<Res
         Err(e) => page.storage = format!("error: {e}"),
     }
     Ok(ok(&page))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_read_as_words() {
+        let r = herald_store::AttemptRate {
+            attempts: 120,
+            failed: 30,
+            capped: false,
+            oldest: Some(0),
+        };
+        assert_eq!(
+            rates(&r, HOUR_MS),
+            ("2.0".into(), "25.0 % (30 of 120 attempts failed)".into())
+        );
+        let none = herald_store::AttemptRate::default();
+        assert_eq!(rates(&none, HOUR_MS).1, "no attempts in the last hour");
+        let capped = herald_store::AttemptRate {
+            attempts: 600,
+            failed: 0,
+            capped: true,
+            oldest: Some(HOUR_MS - 60_000),
+        };
+        assert_eq!(
+            rates(&capped, HOUR_MS).0,
+            "600.0 (over the newest 600 attempts)"
+        );
+    }
 }

@@ -101,38 +101,6 @@ impl SignInLimiter {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn a_client_is_refused_after_its_attempts_and_refills() {
-        let l = SignInLimiter::new(3);
-        let (ip, other) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
-        let t0 = Instant::now();
-        for _ in 0..3 {
-            assert!(l.check(ip, t0).is_ok());
-            l.failed(ip, t0);
-        }
-        assert_eq!(l.check(ip, t0), Err(20));
-        assert!(l.check(other, t0).is_ok(), "per client");
-        assert!(l.check(ip, t0 + Duration::from_secs(20)).is_ok());
-    }
-
-    #[test]
-    fn ipv6_counts_per_64_and_the_table_stays_bounded() {
-        let l = SignInLimiter::new(1);
-        let t0 = Instant::now();
-        l.failed("2001:db8::1".parse().unwrap(), t0);
-        assert!(l.check("2001:db8::ffff".parse().unwrap(), t0).is_err());
-        assert!(l.check("2001:db8:0:1::1".parse().unwrap(), t0).is_ok());
-        for i in 0..(MAX_CLIENTS as u32 + 50) {
-            l.failed(IpAddr::V4(i.into()), t0);
-        }
-        assert!(l.buckets.lock().len() <= MAX_CLIENTS);
-    }
-}
 
 /// The client address of a request: the TCP peer the server recorded (unspecified when the
 /// router is driven without the server, as some tests do).
@@ -168,4 +136,37 @@ pub fn admit(
 pub fn refused(st: &crate::state::AppState, ip: IpAddr, realm: &'static str, why: &'static str) {
     tracing::info!(client = %ip, realm, reason = why, "sign-in refused");
     st.inner.console.sign_ins.failed(ip, Instant::now());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_client_is_refused_after_its_attempts_and_refills() {
+        let l = SignInLimiter::new(3);
+        let (ip, other) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        let t0 = Instant::now();
+        for _ in 0..3 {
+            assert!(l.check(ip, t0).is_ok());
+            l.failed(ip, t0);
+        }
+        assert_eq!(l.check(ip, t0), Err(20));
+        assert!(l.check(other, t0).is_ok(), "per client");
+        assert!(l.check(ip, t0 + Duration::from_secs(20)).is_ok());
+    }
+
+    #[test]
+    fn ipv6_counts_per_64_and_the_table_stays_bounded() {
+        let l = SignInLimiter::new(1);
+        let t0 = Instant::now();
+        l.failed("2001:db8::1".parse().unwrap(), t0);
+        assert!(l.check("2001:db8::ffff".parse().unwrap(), t0).is_err());
+        assert!(l.check("2001:db8:0:1::1".parse().unwrap(), t0).is_ok());
+        for i in 0..(MAX_CLIENTS as u32 + 50) {
+            l.failed(IpAddr::V4(i.into()), t0);
+        }
+        assert!(l.buckets.lock().len() <= MAX_CLIENTS);
+    }
 }
