@@ -16,10 +16,10 @@ use herald_core::model::{
 use herald_core::Millis;
 
 use crate::{
-    AttemptFilter, AttemptRecord, AttemptScope, Claim, ClaimBatch, Claimed, DedupCheck,
-    DisabledEndpoint, ForDelivery, IdempotentResponse, IngestOutcome, ListQuery, MessageFilter,
-    OrderCheck, Page, PollPage, PollRequest, PollToken, Published, Result, SpoolHealth,
-    TokenRecord, WriteFailure,
+    AttemptFilter, AttemptRecord, AttemptScope, Claim, ClaimBatch, Claimed, ConsoleStore,
+    DedupCheck, DisabledEndpoint, ForDelivery, IdempotentResponse, IngestOutcome, ListQuery,
+    MessageFilter, OrderCheck, Page, PollPage, PollRequest, PollToken, Published, Result,
+    SpoolHealth, TokenRecord, WriteFailure,
 };
 
 /// Liveness, health and the maintenance sweeps (auto-disable, retention, key rotation). Every method is atomic on its own.
@@ -275,26 +275,8 @@ pub trait PullStore: Send + Sync + 'static {
 
 /// Durable storage: every role. Implemented for anything that implements them all, so a
 /// backend implements the roles and callers keep holding `Arc<dyn Store>`.
-pub trait Store:
-    OpsStore
-    + AppStore
-    + MessageStore
-    + QueueStore
-    + InboundStore
-    + AuthStore
-    + PullStore
-    + crate::ConsoleStore
-{
-}
+#[rustfmt::skip]
+pub trait Store: OpsStore + AppStore + MessageStore + QueueStore + InboundStore + AuthStore + PullStore + ConsoleStore {}
 
-impl<T> Store for T where
-    T: OpsStore
-        + AppStore
-        + MessageStore
-        + QueueStore
-        + InboundStore
-        + AuthStore
-        + PullStore
-        + crate::ConsoleStore
-{
-}
+#[rustfmt::skip]
+impl<T> Store for T where T: OpsStore + AppStore + MessageStore + QueueStore + InboundStore + AuthStore + PullStore + ConsoleStore {}

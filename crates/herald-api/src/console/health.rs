@@ -74,7 +74,6 @@ fn rates(r: &herald_store::AttemptRate, now: i64) -> (String, String) {
     (format!("{per_minute:.1}{capped}"), failure)
 }
 
-
 /// `GET /console/health`.
 pub async fn show(State(st): State<AppState>, op: Operator) -> ConsoleResult<Response> {
     op.caller.require_admin()?;

@@ -101,7 +101,6 @@ impl SignInLimiter {
     }
 }
 
-
 /// The client address of a request: the TCP peer the server recorded (unspecified when the
 /// router is driven without the server, as some tests do).
 pub fn client_ip(

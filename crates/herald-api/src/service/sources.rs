@@ -30,17 +30,24 @@ pub async fn load(st: &AppState, auth: &Auth, app_id: &str, src: &str) -> ApiRes
     Ok(source)
 }
 
+/// The logged request `request_id` of `s`, if the ID is well-formed and exists.
+async fn logged(
+    st: &AppState,
+    s: &Source,
+    request_id: &str,
+) -> ApiResult<Option<herald_core::model::InboundRequest>> {
+    if !InboundRequestId::looks_like(request_id) {
+        return Ok(None);
+    }
+    let id = InboundRequestId(request_id.to_string());
+    Ok(st.store().get_inbound(&s.id, &id).await?)
+}
+
 /// Accepts the quarantined request `request_id` of `s` as it is (after the schema or the
 /// sender was fixed): it becomes a message now. 404 when there is no such request waiting
 /// (also when it was released already).
 pub async fn release(st: &AppState, s: &Source, request_id: &str) -> ApiResult<MessageId> {
-    let found = if InboundRequestId::looks_like(request_id) {
-        st.store()
-            .get_inbound(&s.id, &InboundRequestId(request_id.to_string()))
-            .await?
-    } else {
-        None
-    };
+    let found = logged(st, s, request_id).await?;
     if found
         .as_ref()
         .is_some_and(|q| q.status == InboundStatus::Rejected)
@@ -76,14 +83,10 @@ pub async fn release(st: &AppState, s: &Source, request_id: &str) -> ApiResult<M
 /// log as `rejected` with who rejected it and when (its reason), and its body is dropped. 404
 /// when there is no such request waiting (also when it was released or rejected already).
 pub async fn reject(st: &AppState, auth: &Auth, s: &Source, request_id: &str) -> ApiResult<()> {
-    let found = if InboundRequestId::looks_like(request_id) {
-        st.store()
-            .get_inbound(&s.id, &InboundRequestId(request_id.to_string()))
-            .await?
-    } else {
-        None
-    };
-    let Some(q) = found.filter(|q| q.status == InboundStatus::Quarantined) else {
+    let Some(q) = logged(st, s, request_id)
+        .await?
+        .filter(|q| q.status == InboundStatus::Quarantined)
+    else {
         return Err(ApiError::not_found("quarantined request"));
     };
     let mut reason = format!(
