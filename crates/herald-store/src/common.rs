@@ -1,10 +1,12 @@
 //! What both backends decide the same way, kept out of their SQL: the verdicts an ingestion
 //! writes into its request-log row, the ID bounds of a retention pass, and the SQL fragment
 //! both spell alike, the typed JSON columns of a source, a publish's fan-out and what a release
-//! of held inbound events does request by request. No I/O here, and nothing that depends on a backend's dialect.
+//! of held inbound events does request by request, and the check value that proves the configured
+//! encryption key is the database's. No I/O here, and nothing that depends on a backend's dialect.
 
 use std::collections::BTreeMap;
 
+use herald_core::crypto::SecretBox;
 use herald_core::ids::{AppId, AttemptId, EndpointId, MessageId};
 use herald_core::model::{InboundRequest, InboundStatus, Message};
 use herald_core::ordering::{decide, plan_release, Decision};
@@ -16,6 +18,24 @@ use serde::de::DeserializeOwned;
 
 use crate::status::{PENDING, SENDING};
 use crate::{Claimed, IngestOutcome, OrderCheck, Result, StoreError};
+
+/// Plaintext of the check value (`meta.key_check`) that proves the configured key matches the
+/// database: stored encrypted under the key the secrets are sealed with.
+const KEY_CHECK: &str = "herald-encryption-key-check";
+
+/// The check value to store for `key`.
+pub(crate) fn key_check(key: &SecretBox) -> String {
+    key.encrypt(KEY_CHECK)
+}
+
+/// Whether the stored check value `stored` was written with `key`; any other key (or a value
+/// it cannot open) is [`StoreError::KeyMismatch`].
+pub(crate) fn verify_key(key: &SecretBox, stored: &str) -> Result<()> {
+    match key.decrypt(stored) {
+        Ok(v) if v == KEY_CHECK => Ok(()),
+        _ => Err(StoreError::KeyMismatch),
+    }
+}
 
 /// The ordering decision for `o` after `last`; `None` when that sequence is already held.
 pub(crate) fn order_decision(held: bool, last: Option<i64>, o: &OrderCheck) -> Option<Decision> {
@@ -185,6 +205,34 @@ pub(crate) struct FanOut {
     pub due: Millis,
     /// For FIFO endpoints only: the message's key, or `""` for messages without one.
     pub ordering_key: Option<String>,
+}
+
+/// One delivery row to insert: a publish's fan-out, or a manual resend.
+pub(crate) struct NewDelivery<'a> {
+    pub msg: &'a str,
+    pub ep: &'a str,
+    pub app: &'a str,
+    /// When it is first due (also its `updated_at`).
+    pub due: Millis,
+    /// Asked for by hand (a resend), not by a publish.
+    pub manual: bool,
+    /// For FIFO endpoints only (see [`FanOut::ordering_key`]).
+    pub ordering_key: Option<&'a str>,
+}
+
+impl<'a> NewDelivery<'a> {
+    /// The delivery a resend of `msg` to `ep` adds when there is none: due `now`, without an
+    /// ordering key (the resend fixes the keys of a FIFO endpoint afterwards).
+    pub(crate) fn resend(msg: &'a str, ep: &'a str, app: &'a str, now: Millis) -> Self {
+        Self {
+            msg,
+            ep,
+            app,
+            due: now,
+            manual: true,
+            ordering_key: None,
+        }
+    }
 }
 
 /// The deliveries publishing `msg` queues: one per target subscribed to it whose content

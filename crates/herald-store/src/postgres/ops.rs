@@ -103,10 +103,7 @@ impl OpsStore for PostgresStore {
             for r in &rows {
                 let id: String = get(r, "id")?;
                 let mut secrets: Vec<StoredSecret> = parse(&get::<String>(r, "secrets")?)?;
-                for s in &mut secrets {
-                    let plain = old.decrypt(&s.key).map_err(|_| StoreError::KeyMismatch)?;
-                    s.key = new.encrypt(&plain);
-                }
+                crate::reseal_secrets(&old, &new, &mut secrets)?;
                 sqlx::query(&format!("UPDATE {table} SET secrets = $2 WHERE id = $1"))
                     .bind(&id)
                     .bind(json(&secrets))
@@ -134,7 +131,7 @@ impl OpsStore for PostgresStore {
             "INSERT INTO meta (key, value) VALUES ('key_check', $1) \
              ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
         )
-        .bind(new.encrypt(KEY_CHECK))
+        .bind(common::key_check(&new))
         .run(&mut *tx)
         .await?;
         tx.commit().await.map_err(map_pg)?;

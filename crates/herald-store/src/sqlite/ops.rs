@@ -97,10 +97,7 @@ impl OpsStore for SqliteStore {
                     .map_err(map_sql)?;
                 for (id, text) in rows {
                     let mut secrets: Vec<StoredSecret> = parse(&text).map_err(map_sql)?;
-                    for s in &mut secrets {
-                        let plain = old.decrypt(&s.key).map_err(|_| StoreError::KeyMismatch)?;
-                        s.key = new.encrypt(&plain);
-                    }
+                    crate::reseal_secrets(&old, &new, &mut secrets)?;
                     exec(
                         c,
                         &format!("UPDATE {table} SET secrets = ?2 WHERE id = ?1"),
@@ -128,7 +125,7 @@ impl OpsStore for SqliteStore {
             exec(
                 c,
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('key_check', ?1)",
-                [new.encrypt(KEY_CHECK)],
+                [common::key_check(&new)],
             )?;
             Ok(n)
         })
