@@ -1,8 +1,9 @@
 //! What both backends decide the same way, kept out of their SQL: the verdicts an ingestion
-//! writes into its request-log row, the ID bounds of a retention pass, and the SQL fragment
-//! both spell alike, the typed JSON columns of a source, a publish's fan-out and what a release
-//! of held inbound events does request by request, and the check value that proves the configured
-//! encryption key is the database's. No I/O here, and nothing that depends on a backend's dialect.
+//! writes into its request-log row, the statements of a retention pass and the SQL fragments
+//! both spell alike (parameter marks given by the caller), the typed JSON columns of a source, a
+//! publish's fan-out, what a release of held inbound events does request by request, and the
+//! check value that proves the configured encryption key is the database's. No I/O here, and
+//! nothing that depends on a backend's dialect.
 
 use std::collections::BTreeMap;
 
@@ -16,6 +17,7 @@ use herald_core::inbound::Verification;
 use herald_core::source::SourceOptions;
 use serde::de::DeserializeOwned;
 
+use crate::page::Arg;
 use crate::status::{PENDING, SENDING};
 use crate::{Claimed, IngestOutcome, OrderCheck, Result, StoreError};
 
@@ -131,6 +133,44 @@ pub(crate) fn unfinished_deliveries() -> String {
         "NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.msg_id = messages.id \
          AND d.status IN ({PENDING}, {SENDING}))"
     )
+}
+
+/// The statements of one retention pass, each with its first parameter; the second is the
+/// batch size. The parameters are numbered after `mark` (`?1`… on SQLite, `$1`… on PostgreSQL).
+/// Payloads past their message's retention are dropped (the default retention as an ID range,
+/// a message's own `retention_ms` by its creation time), never one a waiting or in-flight
+/// delivery still needs; attempts keep their row but lose the response body.
+pub(crate) fn purge_steps(
+    now: Millis,
+    default_retention_ms: i64,
+    mark: char,
+) -> [(String, Arg); 3] {
+    let (msg_bound, att_bound) = retention_bounds(now, default_retention_ms);
+    let unfinished = unfinished_deliveries();
+    [
+        (
+            format!(
+                "UPDATE messages SET payload = NULL WHERE id IN (SELECT id FROM messages \
+                 WHERE id < {mark}1 AND retention_ms IS NULL AND payload IS NOT NULL AND {unfinished} LIMIT {mark}2)"
+            ),
+            Arg::Text(msg_bound),
+        ),
+        (
+            format!(
+                "UPDATE messages SET payload = NULL WHERE id IN (SELECT id FROM messages \
+                 WHERE retention_ms IS NOT NULL AND payload IS NOT NULL AND created_at + retention_ms < {mark}1 \
+                 AND {unfinished} LIMIT {mark}2)"
+            ),
+            Arg::Int(now),
+        ),
+        (
+            format!(
+                "UPDATE attempts SET response = '' WHERE id IN \
+                 (SELECT id FROM attempts WHERE id < {mark}1 AND response != '' LIMIT {mark}2)"
+            ),
+            Arg::Text(att_bound),
+        ),
+    ]
 }
 
 /// `INSERT` of every one of `cols` into `table`, the parameters numbered after `mark`
