@@ -173,14 +173,6 @@ pub(crate) fn purge_steps(
     ]
 }
 
-/// `INSERT` of every one of `cols` into `table`, the parameters numbered after `mark`
-/// (`?1`… on SQLite, `$1`… on PostgreSQL).
-pub(crate) fn insert_sql(table: &str, cols: &str, mark: char) -> String {
-    let n = cols.split(',').count();
-    let marks: Vec<String> = (1..=n).map(|i| format!("{mark}{i}")).collect();
-    format!("INSERT INTO {table} ({cols}) VALUES ({})", marks.join(","))
-}
-
 /// Decodes the stored JSON column `what` of the record `id`. A value that does not decode is
 /// [`StoreError::CorruptRecord`], never a default: a corrupt configuration must not quietly
 /// become a permissive one.

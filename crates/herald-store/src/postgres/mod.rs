@@ -772,14 +772,15 @@ impl PostgresStore {
 impl PostgresStore {
     /// Stores a new `e` (a taken unique column is `Conflict`).
     async fn insert<E: Entity>(&self, e: E) -> Result<E> {
-        let sql = insert_sql::<E>();
+        let sql = insert_sql::<E>('$');
         e.bind(sqlx::query(&sql), true).run(&self.pool).await?;
         Ok(e)
     }
 
     /// Rewrites the stored `e`; `NotFound` when there is none.
     async fn update<E: Entity>(&self, e: E) -> Result<E> {
-        e.bind(sqlx::query(E::UPDATE), false)
+        let sql = update_sql::<E>('$');
+        e.bind(sqlx::query(&sql), false)
             .must_change(&self.pool)
             .await?;
         Ok(e)

@@ -270,20 +270,11 @@ pub(super) fn token_row(r: &PgRow) -> Result<TokenRecord> {
 /// A statement with parameters, as the bind helpers take and return it.
 pub(super) type PgQuery<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>;
 
-/// An entity the generic writes ([`PostgresStore::insert`], [`PostgresStore::update`]) store:
-/// its table, columns (in parameter order) and values.
-pub(super) trait Entity: Send + Sync + 'static {
-    const TABLE: &'static str;
-    const COLS: &'static str;
-    /// The update of every column but the key and `created_at` (`$1` the key).
-    const UPDATE: &'static str;
-    /// Binds the values in [`Self::COLS`] order; an update leaves `created_at` out.
+/// A record the generic writes ([`PostgresStore::insert`], [`PostgresStore::update`]) store:
+/// its table and columns (the statements, [`crate::cols`]) and its values.
+pub(super) trait Entity: Table + Send + Sync + 'static {
+    /// Binds the values in `COLS` order; an update leaves `created_at` out.
     fn bind<'q>(&'q self, q: PgQuery<'q>, insert: bool) -> PgQuery<'q>;
-}
-
-/// `INSERT` of every column of `E`.
-pub(super) fn insert_sql<E: Entity>() -> String {
-    common::insert_sql(E::TABLE, E::COLS, '$')
 }
 
 /// The stamps closing every entity's parameters: `created_at` on insert only, then `updated_at`.
@@ -293,9 +284,6 @@ fn stamped(q: PgQuery<'_>, insert: bool, created_at: Millis, updated_at: Millis)
 }
 
 impl Entity for Application {
-    const TABLE: &'static str = "apps";
-    const COLS: &'static str = APP_COLS;
-    const UPDATE: &'static str = "UPDATE apps SET uid = $2, name = $3, throttle_rate = $4, metadata = $5, updated_at = $6 WHERE id = $1";
     fn bind<'q>(&'q self, q: PgQuery<'q>, insert: bool) -> PgQuery<'q> {
         let q = q
             .bind(&self.id.0)
@@ -308,9 +296,6 @@ impl Entity for Application {
 }
 
 impl Entity for EventType {
-    const TABLE: &'static str = "event_types";
-    const COLS: &'static str = ET_COLS;
-    const UPDATE: &'static str = "UPDATE event_types SET description=$2, archived=$3, deprecated=$4, schemas=$5, updated_at=$6 WHERE name=$1";
     fn bind<'q>(&'q self, q: PgQuery<'q>, insert: bool) -> PgQuery<'q> {
         let q = q
             .bind(&self.name)
@@ -323,11 +308,6 @@ impl Entity for EventType {
 }
 
 impl Entity for Source {
-    const TABLE: &'static str = "sources";
-    const COLS: &'static str = SRC_COLS;
-    const UPDATE: &'static str =
-        "UPDATE sources SET uid = $3, name = $4, verification = $5, secrets = $6, \
-             options = $7, updated_at = $8 WHERE id = $1 AND app_id = $2";
     fn bind<'q>(&'q self, q: PgQuery<'q>, insert: bool) -> PgQuery<'q> {
         let q = q
             .bind(&self.id.0)

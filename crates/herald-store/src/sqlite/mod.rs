@@ -689,7 +689,7 @@ impl SqliteStore {
         self.write(move |c| {
             exec(
                 c,
-                &insert_sql::<E>(),
+                &insert_sql::<E>('?'),
                 rusqlite::params_from_iter(e.params(true)),
             )?;
             Ok(e)
@@ -702,7 +702,7 @@ impl SqliteStore {
         self.write(move |c| {
             found(exec(
                 c,
-                E::UPDATE,
+                &update_sql::<E>('?'),
                 rusqlite::params_from_iter(e.params(false)),
             )?)?;
             Ok(e)

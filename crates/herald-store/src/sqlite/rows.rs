@@ -261,20 +261,11 @@ pub(super) fn claimed_row(r: &Row) -> rusqlite::Result<crate::Claimed> {
 /// Parameters bound as boxed values (one list type for every entity).
 pub(super) type Params = Vec<Box<dyn rusqlite::ToSql>>;
 
-/// An entity the generic writes ([`SqliteStore::insert`], [`SqliteStore::update`]) store:
-/// its table, columns (in parameter order) and values.
-pub(super) trait Entity: Send + 'static {
-    const TABLE: &'static str;
-    const COLS: &'static str;
-    /// The update of every column but the key and `created_at` (`?1` the key).
-    const UPDATE: &'static str;
-    /// The values in [`Self::COLS`] order; an update leaves `created_at` out.
+/// A record the generic writes ([`SqliteStore::insert`], [`SqliteStore::update`]) store:
+/// its table and columns (the statements, [`crate::cols`]) and its values.
+pub(super) trait Entity: Table + Send + 'static {
+    /// The values in `COLS` order; an update leaves `created_at` out.
     fn params(&self, insert: bool) -> Params;
-}
-
-/// `INSERT` of every column of `E`.
-pub(super) fn insert_sql<E: Entity>() -> String {
-    common::insert_sql(E::TABLE, E::COLS, '?')
 }
 
 /// The stamps closing every entity's parameters: `created_at` on insert only, then `updated_at`.
@@ -287,9 +278,6 @@ fn stamped(mut p: Params, insert: bool, created_at: Millis, updated_at: Millis) 
 }
 
 impl Entity for Application {
-    const TABLE: &'static str = "apps";
-    const COLS: &'static str = APP_COLS;
-    const UPDATE: &'static str = "UPDATE apps SET uid = ?2, name = ?3, throttle_rate = ?4, metadata = ?5, updated_at = ?6 WHERE id = ?1";
     fn params(&self, insert: bool) -> Params {
         let p: Params = vec![
             Box::new(self.id.0.clone()),
@@ -303,9 +291,6 @@ impl Entity for Application {
 }
 
 impl Entity for EventType {
-    const TABLE: &'static str = "event_types";
-    const COLS: &'static str = ET_COLS;
-    const UPDATE: &'static str = "UPDATE event_types SET description=?2, archived=?3, deprecated=?4, schemas=?5, updated_at=?6 WHERE name=?1";
     fn params(&self, insert: bool) -> Params {
         let p: Params = vec![
             Box::new(self.name.clone()),
@@ -319,11 +304,6 @@ impl Entity for EventType {
 }
 
 impl Entity for Source {
-    const TABLE: &'static str = "sources";
-    const COLS: &'static str = SRC_COLS;
-    const UPDATE: &'static str =
-        "UPDATE sources SET uid = ?3, name = ?4, verification = ?5, secrets = ?6, \
-                     options = ?7, updated_at = ?8 WHERE id = ?1 AND app_id = ?2";
     fn params(&self, insert: bool) -> Params {
         let p: Params = vec![
             Box::new(self.id.0.clone()),
