@@ -71,6 +71,7 @@ const SCENARIOS: &[Scenario] = &[
         Box::pin(scenarios::cluster_throttle(c))
     }),
     scenario("filters", false, |c| Box::pin(scenarios::filters(c))),
+    scenario("drain", false, |c| Box::pin(scenarios::drain(c))),
 ];
 
 const fn scenario(name: &'static str, in_all: bool, run: Runner) -> Scenario {
@@ -105,8 +106,9 @@ struct Args {
     /// inbound, or all. Run only when named, and need --database-url: `cluster` (fan-out over
     /// --nodes nodes), `spool` (publishing while PostgreSQL is unreachable, then the drain) and
     /// `cluster-throttle` (throttleRate held across --nodes nodes). Run only when named:
-    /// `filters` (publish rate to 10 endpoints without, then with content filters). The
-    /// receiver ceiling is always measured.
+    /// `filters` (publish rate to 10 endpoints without, then with content filters) and `drain`
+    /// (a backlog to one endpoint drained unbatched, then with `batch`). The receiver ceiling
+    /// is always measured.
     #[arg(long, default_value = "all", value_delimiter = ',')]
     scenario: Vec<String>,
     /// Quick run: message counts ÷ 10, measuring windows ÷ 4 (same as --scale 0.1

@@ -152,6 +152,20 @@ pub trait QueueStore: Send + Sync + 'static {
     /// (breaker, pause, disable). Returns the breaker's new state if the attempt moved it.
     async fn record_attempt(&self, rec: AttemptRecord) -> Result<Option<BreakerState>>;
 
+    /// [`Self::record_attempt`] for several attempts at once (the deliveries of one batch
+    /// request); one answer per record, in their order. A backend may write them together (SQLite:
+    /// one transaction, each endpoint's queue position recomputed once).
+    async fn record_attempts(
+        &self,
+        recs: Vec<AttemptRecord>,
+    ) -> Result<Vec<Option<BreakerState>>> {
+        let mut out = Vec::with_capacity(recs.len());
+        for r in recs {
+            out.push(self.record_attempt(r).await?);
+        }
+        Ok(out)
+    }
+
     /// Hands a claimed delivery back without an attempt, due at `at`.
     async fn release(&self, delivery_id: i64, at: Millis) -> Result<()>;
 
