@@ -264,6 +264,13 @@ pub trait PullStore: Send + Sync + 'static {
     async fn create_poll_token(&self, rec: PollToken, hash: [u8; 32]) -> Result<PollToken>;
 
     async fn find_poll_token(&self, hash: [u8; 32]) -> Result<Option<PollToken>>;
+
+    /// The endpoint's poll-only tokens, oldest first, at most `limit` (never their secrets:
+    /// only a hash is stored).
+    async fn list_poll_tokens(&self, endpoint: &EndpointId, limit: usize) -> Result<Vec<PollToken>>;
+
+    /// Revokes one of the endpoint's poll-only tokens; `false` when it has no such token.
+    async fn delete_poll_token(&self, endpoint: &EndpointId, id: &str) -> Result<bool>;
 }
 
 /// Durable storage: every role. Implemented for anything that implements them all, so a
