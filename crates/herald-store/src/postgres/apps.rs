@@ -3,6 +3,7 @@
 //! only holds the PostgreSQL statements of its role.
 
 use super::*;
+use crate::HourCount;
 
 pub(super) async fn endpoint_by(
     c: &mut PgConnection,
@@ -170,6 +171,26 @@ impl AppStore for PostgresStore {
             }
         }
         Ok(stats)
+    }
+
+    async fn endpoint_hours(&self, ep: &EndpointId, since: Millis) -> Result<Vec<HourCount>> {
+        let rows = sqlx::query(
+            "SELECT (created_at - $3) / 3600000 AS h, status, COUNT(*) AS n FROM attempts \
+             WHERE endpoint_id = $1 AND id >= $2 AND created_at >= $3 \
+             GROUP BY h, status ORDER BY h",
+        )
+        .bind(&ep.0)
+        .bind(common::attempt_bound(since))
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_pg)?;
+        let mut counts = Vec::with_capacity(rows.len());
+        for r in rows {
+            let n = get::<i64>(&r, "n")? as u64;
+            counts.push((get::<i64>(&r, "h")?, get::<i64>(&r, "status")?, n));
+        }
+        Ok(common::hour_counts(since, counts))
     }
 
     async fn create_event_type(&self, et: EventType) -> Result<EventType> {

@@ -3,6 +3,7 @@
 //! holds the SQLite statements of its role.
 
 use super::*;
+use crate::HourCount;
 
 pub(super) fn endpoint_by(
     conn: &Connection,
@@ -163,6 +164,28 @@ impl AppStore for SqliteStore {
                 }
             }
             Ok(stats)
+        })
+        .await
+    }
+
+    async fn endpoint_hours(&self, ep: &EndpointId, since: Millis) -> Result<Vec<HourCount>> {
+        let (ep, bound) = (ep.0.clone(), common::attempt_bound(since));
+        self.read(move |c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT (created_at - ?3) / 3600000 AS h, status, COUNT(*) FROM attempts \
+                     WHERE endpoint_id = ?1 AND id >= ?2 AND created_at >= ?3 \
+                     GROUP BY h, status ORDER BY h",
+                )
+                .map_err(map_sql)?;
+            let rows = stmt
+                .query_map(params![ep, bound, since], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, u64>(2)?))
+                })
+                .map_err(map_sql)?
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(map_sql)?;
+            Ok(common::hour_counts(since, rows))
         })
         .await
     }
