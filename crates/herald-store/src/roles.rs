@@ -17,9 +17,9 @@ use herald_core::Millis;
 
 use crate::{
     AttemptFilter, AttemptRecord, AttemptScope, Claim, ClaimBatch, Claimed, DedupCheck,
-    DisabledEndpoint, ForDelivery, HourCount, IdempotentResponse, IngestOutcome, ListQuery, MessageFilter,
-    OrderCheck, Page, PollPage, PollRequest, PollToken, Published, Result, SpoolHealth,
-    TokenRecord, WriteFailure,
+    DisabledEndpoint, ForDelivery, HourCount, IdempotentResponse, IngestOutcome, ListQuery,
+    MessageFilter, OrderCheck, Page, PollPage, PollRequest, PollToken, Published, Result,
+    SpoolHealth, TokenRecord, WriteFailure,
 };
 
 /// Liveness, health and the maintenance sweeps (auto-disable, retention, key rotation). Every method is atomic on its own.

@@ -180,7 +180,11 @@ impl AppStore for SqliteStore {
                 .map_err(map_sql)?;
             let rows = stmt
                 .query_map(params![ep, bound, since], |r| {
-                    Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, u64>(2)?))
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, u64>(2)?,
+                    ))
                 })
                 .map_err(map_sql)?
                 .collect::<std::result::Result<Vec<_>, _>>()
