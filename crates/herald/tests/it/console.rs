@@ -126,7 +126,7 @@ impl Console {
         self.send(rb).await
     }
 
-    async fn sign_in(&mut self, token: &str) -> Page {
+    pub(crate) async fn sign_in(&mut self, token: &str) -> Page {
         let origin = self.origin();
         self.post("/console/", Some(&origin), &[("token", token)])
             .await

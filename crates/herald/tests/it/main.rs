@@ -22,6 +22,7 @@ mod brokers;
 mod cli;
 mod common;
 mod console;
+mod console_endpoints;
 mod delivery;
 mod encryption;
 mod guardrails;
