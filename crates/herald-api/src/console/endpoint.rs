@@ -17,7 +17,7 @@ use super::chart::{self, DayChart};
 use super::csrf::Posted;
 use super::ep_form::{endpoint_form, EndpointForm, KEPT};
 use super::page::{html, page_query, Chrome, ConsoleResult, When};
-use super::recover::Progress;
+use super::recover::{Progress, RECOVER_CHOICES};
 use super::session::Operator;
 use crate::extract::Path;
 use crate::paths::EndpointPath;
@@ -105,15 +105,6 @@ pub struct DayStats {
     /// Successes among finished deliveries, in percent ("—" when none finished).
     rate: String,
 }
-
-/// How far back "Recover failed deliveries" reaches (hours, words).
-pub const RECOVER_CHOICES: &[(u32, &str)] = &[
-    (1, "the last hour"),
-    (6, "the last 6 hours"),
-    (24, "the last 24 hours"),
-    (72, "the last 3 days"),
-    (168, "the last 7 days"),
-];
 
 const DAY_MS: i64 = 86_400_000;
 

@@ -1,8 +1,9 @@
 //! "Recover failed deliveries" of an endpoint from the console and the portal: since a fixed
 //! range (`since_hours`) or an exact instant (`since`, RFC 3339 — the page's script converts
 //! the viewer's `datetime-local` to it; without the script `since_local` is read with the
-//! `tz_offset` minutes the script would send, UTC when absent), then its progress, which the
-//! page polls every second (`…/recover-status`) until no delivery since then is waiting.
+//! `tz_offset` minutes the script would send, UTC when absent), then — for an exact instant —
+//! its progress, which the page polls every second (`…/recover-status`) until no delivery
+//! since then is waiting.
 //!
 //! Re-queueing is the store's `recover`, as `POST /api/v1/…/endpoint/{ep}/recover`; progress is
 //! `endpoint_stats` of the same window. This module must not write anything else.
@@ -15,13 +16,21 @@ use herald_core::{now_millis, Millis};
 use serde::Deserialize;
 
 use super::csrf::{Fields, Posted};
-use super::endpoint::RECOVER_CHOICES;
 use super::page::{ok, ConsoleError, ConsoleResult, When};
 use super::session::Operator;
 use crate::extract::Path;
 use crate::paths::EndpointPath;
 use crate::service::endpoints;
 use crate::state::AppState;
+
+/// How far back "Recover failed deliveries" reaches (hours, words).
+pub const RECOVER_CHOICES: &[(u32, &str)] = &[
+    (1, "the last hour"),
+    (6, "the last 6 hours"),
+    (24, "the last 24 hours"),
+    (72, "the last 3 days"),
+    (168, "the last 7 days"),
+];
 
 /// How far a "Recover" has come: deliveries of messages since the instant, finished or not.
 pub struct Progress {
@@ -68,11 +77,12 @@ fn refuse(words: &str) -> ConsoleError {
     ConsoleError::Api(StatusCode::UNPROCESSABLE_ENTITY, words.into())
 }
 
-/// The instant the form names, in ms.
-fn since_of(f: &Fields, now: Millis) -> ConsoleResult<Millis> {
+/// The instant the form names, in ms, and whether it was an exact one (the page then follows
+/// its progress; the fixed ranges keep their plain count).
+fn since_of(f: &Fields, now: Millis) -> ConsoleResult<(Millis, bool)> {
     if let Some(s) = f.get("since").map(str::trim).filter(|s| !s.is_empty()) {
         return chrono::DateTime::parse_from_rfc3339(s)
-            .map(|t| t.timestamp_millis())
+            .map(|t| (t.timestamp_millis(), true))
             .map_err(|_| refuse("Recover since: expected a date and time"));
     }
     if let Some(local) = f
@@ -91,14 +101,14 @@ fn since_of(f: &Fields, now: Millis) -> ConsoleResult<Millis> {
             .ok()
             .filter(|o| o.abs() <= 24 * 60)
             .ok_or_else(|| refuse("Recover since: the time zone offset is not valid"))?;
-        return Ok(t.and_utc().timestamp_millis() + offset * 60_000);
+        return Ok((t.and_utc().timestamp_millis() + offset * 60_000, true));
     }
     let hours = f
         .get("since_hours")
         .and_then(|h| h.parse::<u32>().ok())
         .filter(|h| RECOVER_CHOICES.iter().any(|(c, _)| c == h))
         .ok_or_else(|| refuse("choose how far back to recover"))?;
-    Ok(now - i64::from(hours) * 3_600_000)
+    Ok((now - i64::from(hours) * 3_600_000, false))
 }
 
 /// `POST …/recover` (`since_hours`, or `since` / `since_local` + `tz_offset`): re-queues every
@@ -111,17 +121,17 @@ pub async fn recover(
 ) -> ConsoleResult<Response> {
     let (app, ep) = endpoints::load(&st, &posted.op.auth(), &path).await?;
     let now = now_millis();
-    let since = since_of(&posted.fields, now)?;
+    let (since, exact) = since_of(&posted.fields, now)?;
     if since > now {
         return Err(refuse("Recover since: the instant is in the future"));
     }
     let n = st.store().recover(&ep.id, since, None, now).await?;
     st.wake();
     let base = posted.op.realm.base();
-    let back = format!(
-        "{base}/app/{}/endpoint/{}?recovered={n}&since={since}",
-        app.id, ep.id
-    );
+    let mut back = format!("{base}/app/{}/endpoint/{}?recovered={n}", app.id, ep.id);
+    if exact {
+        back.push_str(&format!("&since={since}"));
+    }
     Ok(Redirect::to(&back).into_response())
 }
 

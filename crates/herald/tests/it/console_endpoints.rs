@@ -77,7 +77,10 @@ async fn send_test_event_goes_to_that_endpoint_only_and_refuses_bad_payloads() {
     // The target takes no event type of the catalog: the test event goes there anyway.
     let ep = id_of(
         &admin
-            .create_endpoint(&app, json!({"url": recv.url(), "filterTypes": ["other.thing"]}))
+            .create_endpoint(
+                &app,
+                json!({"url": recv.url(), "filterTypes": ["other.thing"]}),
+            )
             .await,
     );
     let other = id_of(
@@ -106,12 +109,17 @@ async fn send_test_event_goes_to_that_endpoint_only_and_refuses_bad_payloads() {
         .await;
     assert_eq!(sent.status, 303, "{}", sent.text);
     let to = sent.header("location").to_string();
-    assert!(to.starts_with(&format!("/console/app/{app}/msg/msg_")), "{to}");
+    assert!(
+        to.starts_with(&format!("/console/app/{app}/msg/msg_")),
+        "{to}"
+    );
     let msg = to.rsplit('/').next().unwrap().to_string();
     let got = recv.wait_for(1).await;
     assert!(got[0].body_text().contains("in_test"));
     admin.wait_delivery(&app, &msg, &ep, 0).await;
-    let stats = admin.get(&format!("/app/{app}/endpoint/{other}/stats"), 200).await;
+    let stats = admin
+        .get(&format!("/app/{app}/endpoint/{other}/stats"), 200)
+        .await;
     assert_eq!(total(&stats), 0, "the other endpoint got nothing: {stats}");
     let page = c.get(&to).await;
     assert!(page.text.contains("invoice.paid") && page.text.contains("in_test"));
@@ -143,24 +151,38 @@ async fn send_test_event_goes_to_that_endpoint_only_and_refuses_bad_payloads() {
         .post(
             &at,
             Some(&origin),
-            &[("csrf", &csrf), ("event_type", "invoice.paid"), ("payload", &huge)],
+            &[
+                ("csrf", &csrf),
+                ("event_type", "invoice.paid"),
+                ("payload", &huge),
+            ],
         )
         .await;
     assert_eq!(p.status, 413);
     // CSRF: no token, or a foreign origin.
-    let fields = [("event_type", "invoice.paid"), ("payload", "{\"id\":\"a\"}")];
+    let fields = [
+        ("event_type", "invoice.paid"),
+        ("payload", "{\"id\":\"a\"}"),
+    ];
     assert_eq!(c.post(&at, Some(&origin), &fields).await.status, 403);
     let mut with = vec![("csrf", csrf.as_str())];
     with.extend(fields);
-    assert_eq!(c.post(&at, Some("https://evil.example"), &with).await.status, 403);
-    let stats = admin.get(&format!("/app/{app}/endpoint/{ep}/stats"), 200).await;
+    assert_eq!(
+        c.post(&at, Some("https://evil.example"), &with)
+            .await
+            .status,
+        403
+    );
+    let stats = admin
+        .get(&format!("/app/{app}/endpoint/{ep}/stats"), 200)
+        .await;
     assert_eq!(total(&stats), 1, "only the one test event: {stats}");
     srv.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_endpoint_form_edits_channels_headers_metadata_and_delivery_options() {
-    let srv = TestServer::start(|_| {}).await;
+    let srv = TestServer::start(|cfg| cfg.max_payload_bytes = 4096).await;
     let admin = &srv.client;
     let app = admin.create_app("shop").await;
     let ep = id_of(
@@ -174,8 +196,15 @@ async fn the_endpoint_form_edits_channels_headers_metadata_and_delivery_options(
     let (mut c, csrf, origin) = console(&srv).await;
     let at = format!("/console/app/{app}/endpoint/{ep}");
     let page = c.get(&at).await;
-    assert!(!page.text.contains("s3cret-value"), "a sensitive header on the page");
-    assert!(page.text.contains("Authorization: ••• (set)"), "{}", page.text);
+    assert!(
+        !page.text.contains("s3cret-value"),
+        "a sensitive header on the page"
+    );
+    assert!(
+        page.text.contains("Authorization: ••• (set)"),
+        "{}",
+        page.text
+    );
     assert!(page.text.contains("X-Plain: seen"));
     assert!(page.text.contains("Send test event"));
 
@@ -190,7 +219,7 @@ async fn the_endpoint_form_edits_channels_headers_metadata_and_delivery_options(
         ("timeout_ms", "2500"),
         ("batch_max_events", "10"),
         ("batch_max_wait_ms", "200"),
-        ("filter", r#"{"amount": {"$gt": 10}}"#),
+        ("filter", r#"{"data.amount": {"$gte": 100}}"#),
         ("options", ""),
     ];
     let saved = c.post(&format!("{at}/edit"), Some(&origin), &ok).await;
@@ -201,11 +230,20 @@ async fn the_endpoint_form_edits_channels_headers_metadata_and_delivery_options(
     assert_eq!(v["timeoutMs"], 2500, "{v}");
     assert_eq!(v["batch"]["maxEvents"], 10, "{v}");
     assert!(v["filter"].is_object(), "{v}");
-    let h = admin.get(&format!("/app/{app}/endpoint/{ep}/headers"), 200).await;
+    let h = admin
+        .get(&format!("/app/{app}/endpoint/{ep}/headers"), 200)
+        .await;
     assert_eq!(h["headers"]["X-Plain"], "changed", "{h}");
     assert_eq!(h["headers"]["X-Name"], XSS);
     // The sensitive header kept its value (the API redacts it; the store still has it).
-    assert!(h["sensitive"].as_array().unwrap().iter().any(|n| n == "Authorization"), "{h}");
+    assert!(
+        h["sensitive"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n == "Authorization"),
+        "{h}"
+    );
     let page = c.get(&at).await;
     assert!(page.text.contains("&#60;img src=x"), "header shown as text");
     assert!(!page.text.contains(XSS));
@@ -226,21 +264,36 @@ async fn the_endpoint_form_edits_channels_headers_metadata_and_delivery_options(
         ("options", r#"{"transformation": 1}"#, "ep-options-error"),
         ("options", "{bad", "ep-options-error"),
     ] {
-        let mut fields: Vec<(&str, &str)> = ok.iter().filter(|(k, _)| *k != name).copied().collect();
+        let mut fields: Vec<(&str, &str)> =
+            ok.iter().filter(|(k, _)| *k != name).copied().collect();
         fields.push((name, value));
         let p = c.post(&format!("{at}/edit"), Some(&origin), &fields).await;
         assert_eq!(p.status, 422, "{name}={value}: {}", p.text);
-        assert!(field_error(&p, control), "{name}={value} → {control}: {}", p.text);
+        assert!(
+            field_error(&p, control),
+            "{name}={value} → {control}: {}",
+            p.text
+        );
         // The page shows the form as typed.
         assert!(p.text.contains("aria-invalid=\"true\""));
     }
+    // A form over twice the payload limit: 413 before anything is read.
     let huge = "m".repeat(300_000);
     let p = c
-        .post(&format!("{at}/edit"), Some(&origin), &[("csrf", &csrf), ("metadata", &huge)])
+        .post(
+            &format!("{at}/edit"),
+            Some(&origin),
+            &[("csrf", &csrf), ("metadata", &huge)],
+        )
         .await;
     assert_eq!(p.status, 413);
-    assert_eq!(admin.get(&format!("/app/{app}/endpoint/{ep}"), 200).await, before);
-    let h2 = admin.get(&format!("/app/{app}/endpoint/{ep}/headers"), 200).await;
+    assert_eq!(
+        admin.get(&format!("/app/{app}/endpoint/{ep}"), 200).await,
+        before
+    );
+    let h2 = admin
+        .get(&format!("/app/{app}/endpoint/{ep}/headers"), 200)
+        .await;
     assert_eq!(h2, h);
 
     // Emptied fields clear their setting.
@@ -260,7 +313,9 @@ async fn the_endpoint_form_edits_channels_headers_metadata_and_delivery_options(
     let v = admin.get(&format!("/app/{app}/endpoint/{ep}"), 200).await;
     assert!(v["channels"].is_null() && v["timeoutMs"].is_null(), "{v}");
     assert!(v["batch"].is_null() && v["filter"].is_null(), "{v}");
-    let h = admin.get(&format!("/app/{app}/endpoint/{ep}/headers"), 200).await;
+    let h = admin
+        .get(&format!("/app/{app}/endpoint/{ep}/headers"), 200)
+        .await;
     assert_eq!(h["headers"], json!({}), "{h}");
     srv.stop().await;
 }
@@ -283,27 +338,52 @@ async fn broker_passwords_never_show_and_poll_endpoints_say_how_to_pull() {
     let at = format!("/console/app/{app}/endpoint/{broker}");
     let page = c.get(&at).await;
     assert_eq!(page.status, 200, "{}", page.text);
-    assert!(!page.text.contains("pa55word"), "a broker password on the page");
+    assert!(
+        !page.text.contains("pa55word"),
+        "a broker password on the page"
+    );
     assert!(page.text.contains("amqps://"), "the scheme hint");
     // Saving the form as shown keeps the stored password.
-    let shown = admin.get(&format!("/app/{app}/endpoint/{broker}"), 200).await["url"]
+    let shown = admin
+        .get(&format!("/app/{app}/endpoint/{broker}"), 200)
+        .await["url"]
         .as_str()
         .unwrap()
         .to_string();
     let p = c
-        .post(&format!("{at}/edit"), Some(&origin), &[("csrf", &csrf), ("url", &shown), ("description", "kept"), ("disabled", "on")])
+        .post(
+            &format!("{at}/edit"),
+            Some(&origin),
+            &[
+                ("csrf", &csrf),
+                ("url", &shown),
+                ("description", "kept"),
+                ("disabled", "on"),
+            ],
+        )
         .await;
     assert_eq!(p.status, 303, "{}", p.text);
-    let after = admin.get(&format!("/app/{app}/endpoint/{broker}"), 200).await;
+    let after = admin
+        .get(&format!("/app/{app}/endpoint/{broker}"), 200)
+        .await;
     assert_eq!(after["url"], shown.as_str());
     assert_eq!(after["description"], "kept");
 
     let page = c.get(&format!("/console/app/{app}/endpoint/{poll}")).await;
-    assert!(page.text.contains(&format!("/api/v1/app/{app}/endpoint/{poll}/poll")), "{}", page.text);
+    assert!(
+        page.text
+            .contains(&format!("/api/v1/app/{app}/endpoint/{poll}/poll")),
+        "{}",
+        page.text
+    );
     assert!(page.text.contains("poll-only token"));
     // A new `poll:` endpoint from the form.
     let p = c
-        .post(&format!("/console/app/{app}/endpoints"), Some(&origin), &[("csrf", &csrf), ("url", "poll:")])
+        .post(
+            &format!("/console/app/{app}/endpoints"),
+            Some(&origin),
+            &[("csrf", &csrf), ("url", "poll:")],
+        )
         .await;
     assert_eq!(p.status, 303, "{}", p.text);
     srv.stop().await;
@@ -317,7 +397,9 @@ async fn delete_asks_first_and_the_chart_and_rates_have_text() {
     let admin = &srv.client;
     let app = admin.create_app("shop").await;
     let ep = admin.endpoint_for(&app, &recv.url()).await;
-    let m1 = admin.publish(&app, json!({"eventType": "a.b", "payload": {}})).await;
+    let m1 = admin
+        .publish(&app, json!({"eventType": "a.b", "payload": {}}))
+        .await;
     admin.wait_delivery(&app, &m1, &ep, 0).await;
     let (mut c, csrf, origin) = console(&srv).await;
     let at = format!("/console/app/{app}/endpoint/{ep}");
@@ -325,7 +407,8 @@ async fn delete_asks_first_and_the_chart_and_rates_have_text() {
     let page = c.get(&at).await;
     assert!(page.text.contains("role=\"img\""));
     assert!(
-        page.text.contains("Attempts per hour over the last 24 hours: 1 succeeded, 1 failed"),
+        page.text
+            .contains("Attempts per hour over the last 24 hours: 1 succeeded, 1 failed"),
         "{}",
         page.text
     );
@@ -341,7 +424,9 @@ async fn delete_asks_first_and_the_chart_and_rates_have_text() {
     assert!(confirm.text.contains("Delete endpoint?"));
     assert!(confirm.text.contains(">Cancel</a>"));
     admin.get(&format!("/app/{app}/endpoint/{ep}"), 200).await;
-    let gone = c.post(&format!("{at}/delete"), Some(&origin), &[("csrf", &csrf)]).await;
+    let gone = c
+        .post(&format!("{at}/delete"), Some(&origin), &[("csrf", &csrf)])
+        .await;
     assert_eq!(gone.status, 303);
     admin.get(&format!("/app/{app}/endpoint/{ep}"), 404).await;
     srv.stop().await;
@@ -355,14 +440,20 @@ async fn recover_since_an_exact_instant_shows_progress_until_done() {
     let admin = &srv.client;
     let app = admin.create_app("shop").await;
     let ep = admin.endpoint_for(&app, &recv.url()).await;
-    let msg = admin.publish(&app, json!({"eventType": "a.b", "payload": {}})).await;
+    let msg = admin
+        .publish(&app, json!({"eventType": "a.b", "payload": {}}))
+        .await;
     admin.wait_delivery(&app, &msg, &ep, 2).await;
     let (mut c, csrf, origin) = console(&srv).await;
     let at = format!("/console/app/{app}/endpoint/{ep}");
 
     let since = rfc3339_ago(600);
     let p = c
-        .post(&format!("{at}/recover"), Some(&origin), &[("csrf", &csrf), ("since", &since)])
+        .post(
+            &format!("{at}/recover"),
+            Some(&origin),
+            &[("csrf", &csrf), ("since", &since)],
+        )
         .await;
     assert_eq!(p.status, 303, "{}", p.text);
     let to = p.header("location").to_string();
@@ -371,7 +462,9 @@ async fn recover_since_an_exact_instant_shows_progress_until_done() {
     let page = c.get(&to).await;
     assert!(page.text.contains("data-poll=\""), "{}", page.text);
     let ms = to.rsplit("since=").next().unwrap();
-    let status = c.get(&format!("{at}/recover-status?since={ms}&recovered=1")).await;
+    let status = c
+        .get(&format!("{at}/recover-status?since={ms}&recovered=1"))
+        .await;
     assert_eq!(status.status, 200);
     assert!(status.text.contains("data-done"), "{}", status.text);
     assert!(status.text.contains("1 of 1"), "{}", status.text);
@@ -383,7 +476,12 @@ async fn recover_since_an_exact_instant_shows_progress_until_done() {
         .post(
             &format!("{at}/recover"),
             Some(&origin),
-            &[("csrf", &csrf), ("since", ""), ("since_local", &local), ("tz_offset", "-120")],
+            &[
+                ("csrf", &csrf),
+                ("since", ""),
+                ("since_local", &local),
+                ("tz_offset", "-120"),
+            ],
         )
         .await;
     assert_eq!(p.status, 303, "{}", p.text);
@@ -400,11 +498,17 @@ async fn recover_since_an_exact_instant_shows_progress_until_done() {
     ] {
         let mut fields = vec![("csrf", csrf.as_str())];
         fields.extend(bad.iter().copied());
-        let p = c.post(&format!("{at}/recover"), Some(&origin), &fields).await;
+        let p = c
+            .post(&format!("{at}/recover"), Some(&origin), &fields)
+            .await;
         assert_eq!(p.status, 422, "{bad:?}: {}", p.text);
     }
     let p = c
-        .post(&format!("{at}/recover"), Some(&origin), &[("since", since.as_str())])
+        .post(
+            &format!("{at}/recover"),
+            Some(&origin),
+            &[("since", since.as_str())],
+        )
         .await;
     assert_eq!(p.status, 403);
     srv.stop().await;
@@ -436,11 +540,17 @@ async fn a_portal_session_gets_403_for_another_applications_endpoint_on_every_ne
         .post(
             &format!("{mine}/test"),
             Some(&origin),
-            &[("csrf", &csrf), ("event_type", "invoice.paid"), ("payload", r#"{"id":"x"}"#)],
+            &[
+                ("csrf", &csrf),
+                ("event_type", "invoice.paid"),
+                ("payload", r#"{"id":"x"}"#),
+            ],
         )
         .await;
     assert_eq!(p.status, 303, "{}", p.text);
-    assert!(p.header("location").starts_with(&format!("/portal/app/{a}/msg/")));
+    assert!(p
+        .header("location")
+        .starts_with(&format!("/portal/app/{a}/msg/")));
 
     let theirs = format!("/portal/app/{b}/endpoint/{ep_b}");
     let before = admin.get(&format!("/app/{b}/endpoint/{ep_b}"), 200).await;
@@ -452,9 +562,22 @@ async fn a_portal_session_gets_403_for_another_applications_endpoint_on_every_ne
         assert_eq!(c.get(&path).await.status, 403, "{path}");
     }
     for (path, fields) in [
-        (format!("{theirs}/test"), vec![("event_type", "invoice.paid"), ("payload", r#"{"id":"x"}"#)]),
-        (format!("{theirs}/edit"), vec![("url", "https://evil.example/x"), ("channels", "x"), ("headers", "X-A: 1")]),
-        (format!("{theirs}/recover"), vec![("since", "2020-01-01T00:00:00Z")]),
+        (
+            format!("{theirs}/test"),
+            vec![("event_type", "invoice.paid"), ("payload", r#"{"id":"x"}"#)],
+        ),
+        (
+            format!("{theirs}/edit"),
+            vec![
+                ("url", "https://evil.example/x"),
+                ("channels", "x"),
+                ("headers", "X-A: 1"),
+            ],
+        ),
+        (
+            format!("{theirs}/recover"),
+            vec![("since", "2020-01-01T00:00:00Z")],
+        ),
         (format!("{theirs}/delete"), vec![]),
     ] {
         let mut all = vec![("csrf", csrf.as_str())];
@@ -463,9 +586,19 @@ async fn a_portal_session_gets_403_for_another_applications_endpoint_on_every_ne
         assert_eq!(p.status, 403, "{path}: {}", p.text);
     }
     // B's endpoint under A's path: not found.
-    assert_eq!(c.get(&format!("/portal/app/{a}/endpoint/{ep_b}/test")).await.status, 404);
-    assert_eq!(admin.get(&format!("/app/{b}/endpoint/{ep_b}"), 200).await, before);
-    let stats = admin.get(&format!("/app/{b}/endpoint/{ep_b}/stats"), 200).await;
+    assert_eq!(
+        c.get(&format!("/portal/app/{a}/endpoint/{ep_b}/test"))
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        admin.get(&format!("/app/{b}/endpoint/{ep_b}"), 200).await,
+        before
+    );
+    let stats = admin
+        .get(&format!("/app/{b}/endpoint/{ep_b}/stats"), 200)
+        .await;
     assert_eq!(total(&stats), 0);
     srv.stop().await;
 }
