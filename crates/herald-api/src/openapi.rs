@@ -65,7 +65,7 @@ const NOT_IDEMPOTENT: &[&str] = &[
         endpoints::remove, endpoints::secret, endpoints::rotate, endpoints::headers,
         endpoints::put_headers, endpoints::patch_headers, endpoints::stats, endpoints::recover,
         endpoints::send_example, routing::test_filter, listen::listen, pull::poll,
-        pull::create_token, transformation::get, transformation::patch, transformation::test,
+        pull::create_token, pull::list_tokens, pull::delete_token, transformation::get, transformation::patch, transformation::test,
         messages::by_endpoint, messages::list, messages::create, messages::get, messages::expunge,
         messages::endpoints_of, messages::resend, messages::attempt,
         messages::attempts_by_endpoint, messages::attempts_by_msg,

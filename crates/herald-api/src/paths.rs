@@ -65,6 +65,18 @@ pub struct MsgPath {
     pub msg_id: String,
 }
 
+/// `{app_id}/endpoint/{endpoint_id}/poll/token/{token_id}`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct PollTokenPath {
+    /// Application ID (`app_…`) or uid.
+    pub app_id: String,
+    /// Endpoint ID (`ep_…`) or uid.
+    pub endpoint_id: String,
+    /// Poll token ID (`tok_…`), as `create_poll_token` and `list_poll_tokens` answer it.
+    pub token_id: String,
+}
+
 /// `{app_id}/msg/{msg_id}/endpoint/{endpoint_id}`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]

@@ -127,7 +127,11 @@ fn application_routes() -> Router<AppState> {
         .route("/app/{app_id}/endpoint/{endpoint_id}/poll", get(pull::poll))
         .route(
             "/app/{app_id}/endpoint/{endpoint_id}/poll/token",
-            post(pull::create_token),
+            post(pull::create_token).get(pull::list_tokens),
+        )
+        .route(
+            "/app/{app_id}/endpoint/{endpoint_id}/poll/token/{token_id}",
+            delete(pull::delete_token),
         )
         .route(
             "/app/{app_id}/endpoint/{endpoint_id}/filter/test",

@@ -52,7 +52,7 @@ const ALL: &[&str] = &[
 ];
 
 /// Scenarios that `all` does not include (they need extra setup, e.g. PostgreSQL).
-const EXTRA_SCENARIOS: &[&str] = &["cluster", "spool", "cluster-throttle", "filters"];
+const EXTRA_SCENARIOS: &[&str] = &["cluster", "spool", "cluster-throttle", "filters", "drain"];
 
 /// Benchmarks a release `herald` binary over loopback. See docs/benchmarks.md.
 #[derive(Parser, Debug)]
@@ -72,8 +72,9 @@ struct Args {
     /// inbound, or all. Run only when named, and need --database-url: `cluster` (fan-out over
     /// --nodes nodes), `spool` (publishing while PostgreSQL is unreachable, then the drain) and
     /// `cluster-throttle` (throttleRate held across --nodes nodes). Run only when named:
-    /// `filters` (publish rate to 10 endpoints without, then with content filters). The
-    /// receiver ceiling is always measured.
+    /// `filters` (publish rate to 10 endpoints without, then with content filters) and `drain`
+    /// (a backlog to one endpoint drained unbatched, then with `batch`). The receiver ceiling
+    /// is always measured.
     #[arg(long, default_value = "all", value_delimiter = ',')]
     scenario: Vec<String>,
     /// Quick run: message counts ÷ 10, measuring windows ÷ 4 (same as --scale 0.1
@@ -288,6 +289,7 @@ async fn run_scenario(ctx: &Ctx, name: &str) -> anyhow::Result<Outcome> {
         "spool" => scenarios::spool(ctx).await,
         "cluster-throttle" => scenarios::cluster_throttle(ctx).await,
         "filters" => scenarios::filters(ctx).await,
+        "drain" => scenarios::drain(ctx).await,
         _ => unreachable!("checked above"),
     }
 }

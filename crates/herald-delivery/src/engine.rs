@@ -321,33 +321,58 @@ impl Engine {
         record: AttemptRecord,
         now: Millis,
     ) {
-        let next = record.next.clone();
+        self.record_all(&[(c, msg)], ep, vec![record], now).await;
+    }
+
+    /// [`Self::record`] for the deliveries of one request to `ep` (a batch), stored together.
+    async fn record_all(
+        &self,
+        items: &[(&Claimed, &Message)],
+        ep: &Endpoint,
+        records: Vec<AttemptRecord>,
+        now: Millis,
+    ) {
         let mut tries = 0;
-        loop {
-            match self.store.record_attempt(record.clone()).await {
-                Ok(change) => {
-                    if let Some(to) = change {
-                        telemetry::circuit_transition(to.as_str());
-                        tracing::warn!(endpoint_id = %ep.id, to = to.as_str(), "circuit breaker transition");
-                    }
-                    break;
-                }
+        let changes = loop {
+            let result = match records.as_slice() {
+                [one] => self
+                    .store
+                    .record_attempt(one.clone())
+                    .await
+                    .map(|c| vec![c]),
+                _ => self.store.record_attempts(records.clone()).await,
+            };
+            match result {
+                Ok(changes) => break changes,
                 Err(e) if tries < 5 => {
                     tries += 1;
-                    tracing::warn!(error = %e, delivery_id = c.delivery_id, "recording attempt failed; retrying");
+                    tracing::warn!(error = %e, delivery_id = items[0].0.delivery_id, deliveries = items.len(), "recording attempt failed; retrying");
                     tokio::time::sleep(Duration::from_millis(200 * tries)).await;
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, delivery_id = c.delivery_id, "could not record attempt");
+                    tracing::error!(error = %e, delivery_id = items[0].0.delivery_id, deliveries = items.len(), "could not record attempt");
                     return;
                 }
             }
+        };
+        for to in changes.into_iter().flatten() {
+            telemetry::circuit_transition(to.as_str());
+            tracing::warn!(endpoint_id = %ep.id, to = to.as_str(), "circuit breaker transition");
         }
-        let permanent = ep
-            .permanent_statuses
-            .contains(&record.attempt.response_status_code);
-        report_attempt(c, &record.attempt, &next, now, msg.created_at, permanent);
-        self.operational(c, msg, ep, &record).await;
+        for ((c, msg), record) in items.iter().zip(&records) {
+            let permanent = ep
+                .permanent_statuses
+                .contains(&record.attempt.response_status_code);
+            report_attempt(
+                c,
+                &record.attempt,
+                &record.next,
+                now,
+                msg.created_at,
+                permanent,
+            );
+            self.operational(c, msg, ep, record).await;
+        }
     }
 
     /// Operational events that follow from a recorded attempt.

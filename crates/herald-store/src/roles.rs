@@ -157,6 +157,20 @@ pub trait QueueStore: Send + Sync + 'static {
     /// (breaker, pause, disable). Returns the breaker's new state if the attempt moved it.
     async fn record_attempt(&self, rec: AttemptRecord) -> Result<Option<BreakerState>>;
 
+    /// [`Self::record_attempt`] for several attempts at once (the deliveries of one batch
+    /// request); one answer per record, in their order. A backend may write them together (SQLite:
+    /// one transaction, each endpoint's queue position recomputed once).
+    async fn record_attempts(
+        &self,
+        recs: Vec<AttemptRecord>,
+    ) -> Result<Vec<Option<BreakerState>>> {
+        let mut out = Vec::with_capacity(recs.len());
+        for r in recs {
+            out.push(self.record_attempt(r).await?);
+        }
+        Ok(out)
+    }
+
     /// Hands a claimed delivery back without an attempt, due at `at`.
     async fn release(&self, delivery_id: i64, at: Millis) -> Result<()>;
 
@@ -255,6 +269,13 @@ pub trait PullStore: Send + Sync + 'static {
     async fn create_poll_token(&self, rec: PollToken, hash: [u8; 32]) -> Result<PollToken>;
 
     async fn find_poll_token(&self, hash: [u8; 32]) -> Result<Option<PollToken>>;
+
+    /// The endpoint's poll-only tokens, oldest first, at most `limit` (never their secrets:
+    /// only a hash is stored).
+    async fn list_poll_tokens(&self, endpoint: &EndpointId, limit: usize) -> Result<Vec<PollToken>>;
+
+    /// Revokes one of the endpoint's poll-only tokens; `false` when it has no such token.
+    async fn delete_poll_token(&self, endpoint: &EndpointId, id: &str) -> Result<bool>;
 }
 
 /// Durable storage: every role. Implemented for anything that implements them all, so a

@@ -35,11 +35,32 @@ pub struct PollOut {
     pub done: bool,
 }
 
-/// **(herald)** A token that may only poll this endpoint; shown this once.
+/// **(herald)** A token that may only poll this endpoint; `token` is shown this once.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PollTokenOut {
+    /// Names the token for `list_poll_tokens` and `delete_poll_token`; not a secret.
+    pub id: String,
     pub token: String,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+}
+
+/// **(herald)** A poll-only token of an endpoint, without its secret (only a hash is kept).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PollTokenInfoOut {
+    pub id: String,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+}
+
+/// **(herald)** The poll-only tokens of an endpoint, oldest first (at most
+/// [`crate::routes::pull::MAX_POLL_TOKENS`] exist).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PollTokenListOut {
+    pub data: Vec<PollTokenInfoOut>,
 }
 
 /// **(herald)** `batch` of an HTTP endpoint: up to `maxEvents` deliveries in one request (a

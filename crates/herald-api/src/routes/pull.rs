@@ -1,6 +1,7 @@
 //! Polling endpoints (`url` `poll:`): `GET …/endpoint/{endpoint_id}/poll` hands out held
 //! events and acknowledges what the consumer's iterator says it has, and
-//! `POST …/endpoint/{endpoint_id}/poll/token` mints a token that may only poll.
+//! `POST …/endpoint/{endpoint_id}/poll/token` mints a token that may only poll (listed and
+//! revoked through `GET …/poll/token` and `DELETE …/poll/token/{token_id}`).
 //!
 //! The poll route authenticates by hand ([`Bearer`]) because it is the one route a poll-only
 //! token may call; every other route's `Auth` refuses such a token with 403. The checks keep
@@ -19,13 +20,17 @@ use herald_store::{PollPage, PollRequest, PollToken};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::dto::{ts, PollOut, PollTokenOut, PolledEventOut};
+use crate::dto::{ts, PollOut, PollTokenInfoOut, PollTokenListOut, PollTokenOut, PolledEventOut};
 use crate::error::{ApiError, ApiResult, ErrorBody, FieldError};
 use crate::extract::{de_opt, query_time, sha256, Auth, Bearer, Caller, Path, Q};
-use crate::paths::EndpointPath;
+use crate::paths::{EndpointPath, PollTokenPath};
 use crate::scope::AtEndpoint;
 use crate::service::endpoints;
 use crate::state::AppState;
+
+/// Most poll-only tokens one endpoint may have: each is a credential to audit, and a client
+/// minting them in a loop must not grow the table without bound.
+pub const MAX_POLL_TOKENS: usize = 100;
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -181,11 +186,17 @@ pub async fn poll(
     params(EndpointPath),
     responses(
         (status = 201, description = "Created", body = PollTokenOut),
-        (status = 409, description = "Not a polling endpoint", body = ErrorBody)))]
+        (status = 409, description = "Not a polling endpoint, or it has 100 tokens already", body = ErrorBody)))]
 pub async fn create_token(at: AtEndpoint) -> ApiResult<Response> {
     let (st, ep) = (at.st, at.ep);
     if !is_poll_url(&ep.url) {
         return Err(not_polling());
+    }
+    let held = st.store().list_poll_tokens(&ep.id, MAX_POLL_TOKENS).await?;
+    if held.len() >= MAX_POLL_TOKENS {
+        return Err(ApiError::Conflict(format!(
+            "the endpoint has {MAX_POLL_TOKENS} poll tokens, the most it may have: delete one first"
+        )));
     }
     let secret = herald_core::ids::new_token_secret();
     let rec = PollToken {
@@ -194,8 +205,53 @@ pub async fn create_token(at: AtEndpoint) -> ApiResult<Response> {
         endpoint_id: ep.id.clone(),
         created_at: now_millis(),
     };
-    st.store()
+    let rec = st
+        .store()
         .create_poll_token(rec, sha256(secret.as_bytes()))
         .await?;
-    Ok((StatusCode::CREATED, Json(PollTokenOut { token: secret })).into_response())
+    let out = PollTokenOut {
+        id: rec.id.0,
+        token: secret,
+        created_at: ts(rec.created_at),
+    };
+    Ok((StatusCode::CREATED, Json(out)).into_response())
+}
+
+#[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/poll/token", tag = "Endpoint", operation_id = "list_poll_tokens",
+    params(EndpointPath),
+    responses(
+        (status = 200, description = "The endpoint's poll-only tokens, without their secrets", body = PollTokenListOut),
+        (status = 404, description = "No such endpoint", body = ErrorBody)))]
+pub async fn list_tokens(at: AtEndpoint) -> ApiResult<Json<PollTokenListOut>> {
+    let tokens = at
+        .st
+        .store()
+        .list_poll_tokens(&at.ep.id, MAX_POLL_TOKENS)
+        .await?;
+    let data = tokens
+        .into_iter()
+        .map(|t| PollTokenInfoOut {
+            id: t.id.0,
+            created_at: ts(t.created_at),
+        })
+        .collect();
+    Ok(Json(PollTokenListOut { data }))
+}
+
+#[utoipa::path(delete, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/poll/token/{token_id}", tag = "Endpoint", operation_id = "delete_poll_token",
+    params(PollTokenPath),
+    responses(
+        (status = 204, description = "Revoked: the token no longer polls"),
+        (status = 404, description = "No such endpoint, or no such token of it", body = ErrorBody)))]
+pub async fn delete_token(at: AtEndpoint, Path(p): Path<PollTokenPath>) -> ApiResult<StatusCode> {
+    if at
+        .st
+        .store()
+        .delete_poll_token(&at.ep.id, &p.token_id)
+        .await?
+    {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("poll token"))
+    }
 }

@@ -8,6 +8,7 @@
 
 mod backlog;
 mod cluster;
+mod drain;
 mod filters;
 mod isolation;
 mod latency;
@@ -17,6 +18,7 @@ mod throughput;
 
 pub use backlog::backlog;
 pub use cluster::{cluster, spool};
+pub use drain::drain;
 pub use filters::filters;
 pub use isolation::isolation;
 pub use latency::{inbound, latency};

@@ -201,17 +201,20 @@ async fn send(engine: Arc<Engine>, ep: Endpoint, mut items: Vec<(Claimed, Messag
     // One draw of retry jitter for the whole batch, so deliveries that failed together are
     // due together and leave again as one batch.
     let seed: u64 = rand::random();
-    let records = items.iter().enumerate().map(|(i, (c, msg))| {
-        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-        let mut rec = decide(&engine.cfg, c, msg, &ep, result.clone(), done, &mut rng);
-        // One request, one result for the breaker.
-        rec.breaker.counts = i == 0;
-        let engine = &engine;
-        let ep = &ep;
-        async move { engine.record(c, msg, ep, rec, now).await }
-    });
-    // Concurrently, so the store folds them into few commits.
-    futures::future::join_all(records).await;
+    let records = items
+        .iter()
+        .enumerate()
+        .map(|(i, (c, msg))| {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            let mut rec = decide(&engine.cfg, c, msg, &ep, result.clone(), done, &mut rng);
+            // One request, one result for the breaker.
+            rec.breaker.counts = i == 0;
+            rec
+        })
+        .collect();
+    // Stored together: one write for the batch, not one per delivery.
+    let refs: Vec<(&Claimed, &Message)> = items.iter().map(|(c, m)| (c, m)).collect();
+    engine.record_all(&refs, &ep, records, now).await;
     tracing::debug!(batch_id = %id, endpoint_id = %ep.id, deliveries = items.len(), "batch sent");
     drop(permit);
     engine.wake.notify_one();

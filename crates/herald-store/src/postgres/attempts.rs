@@ -58,6 +58,26 @@ impl Recorder {
         self.queue.send((rec, reply)).map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
+
+    /// Records several attempts, queued together so that they share the writers' batches;
+    /// answers in their order.
+    pub(super) async fn record_many(
+        &self,
+        recs: Vec<AttemptRecord>,
+    ) -> Result<Vec<Option<BreakerState>>> {
+        let stopped = || StoreError::Unavailable("the attempt writer stopped".into());
+        let mut answers = Vec::with_capacity(recs.len());
+        for rec in recs {
+            let (reply, answer) = oneshot::channel();
+            self.queue.send((rec, reply)).map_err(|_| stopped())?;
+            answers.push(answer);
+        }
+        let mut out = Vec::with_capacity(answers.len());
+        for a in answers {
+            out.push(a.await.map_err(|_| stopped())??);
+        }
+        Ok(out)
+    }
 }
 
 async fn writer(pool: PgPool, rx: Arc<Mutex<mpsc::UnboundedReceiver<(AttemptRecord, Reply)>>>) {

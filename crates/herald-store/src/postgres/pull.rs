@@ -113,6 +113,34 @@ impl PullStore for PostgresStore {
             .row(&self.pool, poll_token_row)
             .await
     }
+
+    async fn list_poll_tokens(
+        &self,
+        endpoint: &EndpointId,
+        limit: usize,
+    ) -> Result<Vec<PollToken>> {
+        sqlx::query(
+            "SELECT id, app_id, endpoint_id, created_at FROM poll_tokens \
+             WHERE endpoint_id = $1 ORDER BY created_at, id LIMIT $2",
+        )
+        .bind(&endpoint.0)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_pg)?
+        .iter()
+        .map(poll_token_row)
+        .collect()
+    }
+
+    async fn delete_poll_token(&self, endpoint: &EndpointId, id: &str) -> Result<bool> {
+        sqlx::query("DELETE FROM poll_tokens WHERE endpoint_id = $1 AND id = $2")
+            .bind(&endpoint.0)
+            .bind(id)
+            .affected(&self.pool)
+            .await
+            .map(|n| n > 0)
+    }
 }
 
 #[cfg(test)]

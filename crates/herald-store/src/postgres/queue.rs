@@ -55,6 +55,10 @@ impl QueueStore for PostgresStore {
         self.attempts.record(rec).await
     }
 
+    async fn record_attempts(&self, recs: Vec<AttemptRecord>) -> Result<Vec<Option<BreakerState>>> {
+        self.attempts.record_many(recs).await
+    }
+
     async fn release(&self, delivery_id: i64, at: Millis) -> Result<()> {
         let sql = format!("UPDATE deliveries SET status = {PENDING}, next_at = $2, lease_owner = NULL WHERE id = $1 AND status = {SENDING}");
         self.settle(delivery_id, &sql, at, at.min(now_millis()))

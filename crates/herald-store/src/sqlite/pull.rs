@@ -142,6 +142,34 @@ impl PullStore for SqliteStore {
         let sql = "SELECT id, app_id, endpoint_id, created_at FROM poll_tokens WHERE hash = ?1";
         self.read_point(|c| row_opt(c, sql, [hash.as_slice()], poll_token_row))
     }
+
+    async fn list_poll_tokens(
+        &self,
+        endpoint: &EndpointId,
+        limit: usize,
+    ) -> Result<Vec<PollToken>> {
+        let ep = endpoint.0.clone();
+        self.read(move |c| {
+            let sql = "SELECT id, app_id, endpoint_id, created_at FROM poll_tokens \
+                       WHERE endpoint_id = ?1 ORDER BY created_at, id LIMIT ?2";
+            c.prepare_cached(sql)
+                .and_then(|mut s| {
+                    s.query_map(params![ep, limit as i64], poll_token_row)?
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .map_err(map_sql)
+        })
+        .await
+    }
+
+    async fn delete_poll_token(&self, endpoint: &EndpointId, id: &str) -> Result<bool> {
+        let (ep, id) = (endpoint.0.clone(), id.to_string());
+        self.write(move |c| {
+            let sql = "DELETE FROM poll_tokens WHERE endpoint_id = ?1 AND id = ?2";
+            exec(c, sql, params![ep, id]).map(|n| n > 0)
+        })
+        .await
+    }
 }
 
 #[cfg(test)]

@@ -72,61 +72,33 @@ impl QueueStore for SqliteStore {
 
     async fn record_attempt(&self, rec: AttemptRecord) -> Result<Option<BreakerState>> {
         self.write_relaxed(move |c| {
+            let change = apply_attempt(c, &rec)?;
             let a = &rec.attempt;
-            exec(c, &format!(
-                "INSERT INTO attempts ({ATT_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)"
-            ), params![
-                    a.id.0, a.msg_id.0, a.endpoint_id.0, a.app_id.0, a.delivery_id, a.url, a.response,
-                    a.response_status_code, a.response_duration_ms, a.status as i64, a.trigger_type as i64,
-                    a.error, a.created_at
-                ])?;
-            let now = a.created_at;
-            let id = a.delivery_id;
-            let upd = |sql: &str, p: &[&dyn rusqlite::ToSql]| {
-                exec(c, sql, p)
-            };
-            match &rec.next {
-                NextState::Succeeded => {
-                    upd("UPDATE endpoints SET failing_since = NULL WHERE id = ?1 AND failing_since IS NOT NULL",
-                        &[&a.endpoint_id.0])?;
-                    upd(&format!("UPDATE deliveries SET status = {SUCCESS}, attempts = attempts + 1, manual = 0, next_at = NULL, lease_owner = NULL, updated_at = ?2 WHERE id = ?1"),
-                        &[&id, &now])?;
-                }
-                NextState::RetryAt { at, failures } => {
-                    upd("UPDATE endpoints SET failing_since = ?2 WHERE id = ?1 AND failing_since IS NULL",
-                        &[&a.endpoint_id.0, &now])?;
-                    upd(&format!("UPDATE deliveries SET status = {PENDING}, attempts = attempts + 1, failures = ?3, manual = 0, next_at = ?4, lease_owner = NULL, updated_at = ?2 WHERE id = ?1"),
-                        &[&id, &now, failures, at])?;
-                }
-                NextState::Failed { disable_endpoint } => {
-                    upd("UPDATE endpoints SET failing_since = ?2 WHERE id = ?1 AND failing_since IS NULL",
-                        &[&a.endpoint_id.0, &now])?;
-                    upd(&format!("UPDATE deliveries SET status = {FAIL}, attempts = attempts + 1, manual = 0, next_at = NULL, lease_owner = NULL, updated_at = ?2 WHERE id = ?1"),
-                        &[&id, &now])?;
-                    if *disable_endpoint {
-                        upd("UPDATE endpoints SET disabled = 1, updated_at = ?2 WHERE id = ?1", &[&a.endpoint_id.0, &now])?;
-                        // Nothing is dropped: the endpoint's waiting deliveries end `failed`,
-                        // where `recover` can bring them back once the endpoint is re-enabled.
-                        upd(&format!("UPDATE deliveries SET status = {FAIL}, next_at = NULL, lease_owner = NULL, updated_at = ?2 WHERE endpoint_id = ?1 AND status = {PENDING} AND status IN ({PENDING}, {SENDING})"),
-                            &[&a.endpoint_id.0, &now])?;
-                    }
-                }
-                NextState::EndpointPaused { until } => {
-                    upd(&format!("UPDATE deliveries SET status = {PENDING}, attempts = attempts + 1, manual = 0, next_at = ?3, lease_owner = NULL, updated_at = ?2 WHERE id = ?1"),
-                        &[&id, &now, until])?;
-                    upd("UPDATE endpoints SET paused_until = ?2 WHERE id = ?1", &[&a.endpoint_id.0, until])?;
-                    upd(&format!("UPDATE deliveries SET next_at = ?2 WHERE endpoint_id = ?1 AND status = {PENDING} AND status IN ({PENDING}, {SENDING}) AND next_at < ?2"),
-                        &[&a.endpoint_id.0, until])?;
+            sched::refresh_due_after_attempt(c, &a.endpoint_id.0, a.created_at)?;
+            Ok(change)
+        })
+        .await
+    }
+
+    async fn record_attempts(&self, recs: Vec<AttemptRecord>) -> Result<Vec<Option<BreakerState>>> {
+        // One job: one transaction, and each endpoint's queue position recomputed once.
+        self.write_relaxed(move |c| {
+            let changes = recs
+                .iter()
+                .map(|r| apply_attempt(c, r))
+                .collect::<Result<Vec<_>>>()?;
+            let mut last: Vec<(&str, Millis)> = Vec::new();
+            for r in &recs {
+                let (ep, at) = (r.attempt.endpoint_id.0.as_str(), r.attempt.created_at);
+                match last.iter_mut().find(|(e, _)| *e == ep) {
+                    Some(l) => l.1 = l.1.max(at),
+                    None => last.push((ep, at)),
                 }
             }
-            // A pause is the receiver asking to wait, not a failure: the breaker ignores it.
-            let change = match &rec.next {
-                NextState::EndpointPaused { .. } => None,
-                next if rec.breaker.counts => sched::record_result(c, &a.endpoint_id.0, now, *next == NextState::Succeeded, &rec.breaker.policy)?,
-                _ => None,
-            };
-            sched::refresh_due(c, &a.endpoint_id.0, now)?;
-            Ok(change)
+            for (ep, at) in last {
+                sched::refresh_due_after_attempt(c, ep, at)?;
+            }
+            Ok(changes)
         })
         .await
     }
@@ -192,4 +164,91 @@ impl QueueStore for SqliteStore {
         })
         .await
     }
+}
+
+/// Stores one attempt and applies its consequence to its delivery and endpoint (breaker, pause,
+/// disable), leaving the endpoint's queue position to the caller.
+fn apply_attempt(c: &Connection, rec: &AttemptRecord) -> Result<Option<BreakerState>> {
+    let a = &rec.attempt;
+    exec(
+        c,
+        &format!(
+            "INSERT INTO attempts ({ATT_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)"
+        ),
+        params![
+            a.id.0,
+            a.msg_id.0,
+            a.endpoint_id.0,
+            a.app_id.0,
+            a.delivery_id,
+            a.url,
+            a.response,
+            a.response_status_code,
+            a.response_duration_ms,
+            a.status as i64,
+            a.trigger_type as i64,
+            a.error,
+            a.created_at
+        ],
+    )?;
+    let now = a.created_at;
+    let id = a.delivery_id;
+    let upd = |sql: &str, p: &[&dyn rusqlite::ToSql]| exec(c, sql, p);
+    match &rec.next {
+        NextState::Succeeded => {
+            upd("UPDATE endpoints SET failing_since = NULL WHERE id = ?1 AND failing_since IS NOT NULL",
+                &[&a.endpoint_id.0])?;
+            upd(&format!("UPDATE deliveries SET status = {SUCCESS}, attempts = attempts + 1, manual = 0, next_at = NULL, lease_owner = NULL, updated_at = ?2 WHERE id = ?1"),
+                &[&id, &now])?;
+        }
+        NextState::RetryAt { at, failures } => {
+            upd(
+                "UPDATE endpoints SET failing_since = ?2 WHERE id = ?1 AND failing_since IS NULL",
+                &[&a.endpoint_id.0, &now],
+            )?;
+            upd(&format!("UPDATE deliveries SET status = {PENDING}, attempts = attempts + 1, failures = ?3, manual = 0, next_at = ?4, lease_owner = NULL, updated_at = ?2 WHERE id = ?1"),
+                &[&id, &now, failures, at])?;
+        }
+        NextState::Failed { disable_endpoint } => {
+            upd(
+                "UPDATE endpoints SET failing_since = ?2 WHERE id = ?1 AND failing_since IS NULL",
+                &[&a.endpoint_id.0, &now],
+            )?;
+            upd(&format!("UPDATE deliveries SET status = {FAIL}, attempts = attempts + 1, manual = 0, next_at = NULL, lease_owner = NULL, updated_at = ?2 WHERE id = ?1"),
+                &[&id, &now])?;
+            if *disable_endpoint {
+                upd(
+                    "UPDATE endpoints SET disabled = 1, updated_at = ?2 WHERE id = ?1",
+                    &[&a.endpoint_id.0, &now],
+                )?;
+                // Nothing is dropped: the endpoint's waiting deliveries end `failed`,
+                // where `recover` can bring them back once the endpoint is re-enabled.
+                upd(&format!("UPDATE deliveries SET status = {FAIL}, next_at = NULL, lease_owner = NULL, updated_at = ?2 WHERE endpoint_id = ?1 AND status = {PENDING} AND status IN ({PENDING}, {SENDING})"),
+                    &[&a.endpoint_id.0, &now])?;
+            }
+        }
+        NextState::EndpointPaused { until } => {
+            upd(&format!("UPDATE deliveries SET status = {PENDING}, attempts = attempts + 1, manual = 0, next_at = ?3, lease_owner = NULL, updated_at = ?2 WHERE id = ?1"),
+                &[&id, &now, until])?;
+            upd(
+                "UPDATE endpoints SET paused_until = ?2 WHERE id = ?1",
+                &[&a.endpoint_id.0, until],
+            )?;
+            upd(&format!("UPDATE deliveries SET next_at = ?2 WHERE endpoint_id = ?1 AND status = {PENDING} AND status IN ({PENDING}, {SENDING}) AND next_at < ?2"),
+                &[&a.endpoint_id.0, until])?;
+        }
+    }
+    // A pause is the receiver asking to wait, not a failure: the breaker ignores it.
+    let change = match &rec.next {
+        NextState::EndpointPaused { .. } => None,
+        next if rec.breaker.counts => sched::record_result(
+            c,
+            &a.endpoint_id.0,
+            now,
+            *next == NextState::Succeeded,
+            &rec.breaker.policy,
+        )?,
+        _ => None,
+    };
+    Ok(change)
 }

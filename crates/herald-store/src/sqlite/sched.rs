@@ -149,6 +149,17 @@ fn fifo_heads(c: &Connection, ep: &str) -> Result<Vec<(i64, i64, Millis)>> {
 /// Earliest time the endpoint may have something to claim, ignoring the throttle (a claim
 /// finds that out and parks the endpoint until its next token).
 fn next_due(c: &Connection, s: &Sched, now: Millis) -> Result<Option<Millis>> {
+    next_due_counting(c, s, now, true)
+}
+
+/// [`next_due`]; without `count_leases` the endpoint is taken to be below its cap, which gives
+/// a time no later than the truth.
+fn next_due_counting(
+    c: &Connection,
+    s: &Sched,
+    now: Millis,
+    count_leases: bool,
+) -> Result<Option<Millis>> {
     let (pending, lease) = if s.fifo {
         fifo_waits(&fifo_heads(c, &s.id)?)
     } else {
@@ -166,7 +177,8 @@ fn next_due(c: &Connection, s: &Sched, now: Millis) -> Result<Option<Millis>> {
         )
     };
     let leased = match pending {
-        Some(_) => Some(leased_now(c, &s.id, now)?),
+        Some(_) if count_leases => Some(leased_now(c, &s.id, now)?),
+        Some(_) => Some(0),
         None => None,
     };
     Ok(s.due(pending, lease, leased))
@@ -176,6 +188,20 @@ fn next_due(c: &Connection, s: &Sched, now: Millis) -> Result<Option<Millis>> {
 pub(super) fn refresh_due(c: &Connection, ep: &str, now: Millis) -> Result<()> {
     if let Some(s) = load(c, ep)? {
         let due = next_due(c, &s, now)?;
+        set_due(c, ep, due)?;
+    }
+    Ok(())
+}
+
+/// [`refresh_due`] for an endpoint one of whose attempts just ended, without counting its
+/// leases: the attempt gave one back, so the endpoint is taken to be below its cap. That may
+/// put `due_at` earlier than the truth, which is harmless (a claim finds the endpoint full and
+/// parks it), while a count per attempt made recording a batching endpoint's attempts
+/// quadratic: it may hold `maxConcurrency × maxEvents` leases, and each of its attempts counted
+/// them all.
+pub(super) fn refresh_due_after_attempt(c: &Connection, ep: &str, now: Millis) -> Result<()> {
+    if let Some(s) = load(c, ep)? {
+        let due = next_due_counting(c, &s, now, false)?;
         set_due(c, ep, due)?;
     }
     Ok(())

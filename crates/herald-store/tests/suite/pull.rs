@@ -172,3 +172,56 @@ async fn a_result_that_does_not_count_leaves_the_breaker_alone() {
     }
     assert_eq!(claim(&store, "w", 3_000, 30_000, 100).await.unwrap().len(), 6);
 }
+
+#[tokio::test]
+async fn a_batchs_attempts_recorded_together_move_every_delivery_and_free_the_cap() {
+    let (_d, store, a) = setup!();
+    let mut e = endpoint(&a.id, None);
+    e.max_concurrency = Some(1);
+    e.options.batch = Some(herald_core::endpoint_options::BatchOptions {
+        max_events: 10,
+        max_wait_ms: 0,
+    });
+    store.create_endpoint(e).await.unwrap();
+    for i in 0..25 {
+        store.publish(message(&a.id, "t", None, 1_000 + i), None).await.unwrap();
+    }
+    let first = claim(&store, "w", 2_000, 30_000, 100).await.unwrap();
+    assert_eq!(first.len(), 10);
+    assert!(claim(&store, "w", 2_000, 30_000, 100).await.unwrap().is_empty());
+    let record = |c: &herald_store::Claimed, i: usize, ok: bool| AttemptRecord {
+        attempt: attempt(c, 2_100, ok),
+        next: if ok {
+            NextState::Succeeded
+        } else {
+            NextState::RetryAt { at: 5_000, failures: 1 }
+        },
+        breaker: herald_store::BreakerUse {
+            counts: i == 0,
+            ..Default::default()
+        },
+    };
+    let recs: Vec<_> = first.iter().enumerate().map(|(i, c)| record(c, i, true)).collect();
+    assert_eq!(store.record_attempts(recs).await.unwrap(), vec![None; 10]);
+    // The cap is free again at once (no lease expiry needed), and no succeeded one comes back.
+    let second = claim(&store, "w", 2_200, 30_000, 100).await.unwrap();
+    assert_eq!(second.len(), 10);
+    assert!(second.iter().all(|c| first.iter().all(|f| f.delivery_id != c.delivery_id)));
+    let recs: Vec<_> = second.iter().enumerate().map(|(i, c)| record(c, i, false)).collect();
+    assert_eq!(store.record_attempts(recs).await.unwrap().len(), 10);
+    // The failed batch waits for its retry time; the last five go first.
+    let rest = claim(&store, "w", 3_000, 30_000, 100).await.unwrap();
+    assert_eq!(rest.len(), 5);
+    let recs: Vec<_> = rest.iter().enumerate().map(|(i, c)| record(c, i, true)).collect();
+    store.record_attempts(recs).await.unwrap();
+    assert!(claim(&store, "w", 4_999, 30_000, 100).await.unwrap().is_empty());
+    let retried = claim(&store, "w", 5_000, 30_000, 100).await.unwrap();
+    let mut got: Vec<i64> = retried.iter().map(|c| c.delivery_id).collect();
+    let mut want: Vec<i64> = second.iter().map(|c| c.delivery_id).collect();
+    got.sort_unstable();
+    want.sort_unstable();
+    assert_eq!(got, want, "every delivery of the failed batch is due again, attempts 1");
+    assert!(retried.iter().all(|c| c.attempts == 1 && c.failures == 1));
+    // An empty list is no work.
+    assert!(store.record_attempts(Vec::new()).await.unwrap().is_empty());
+}

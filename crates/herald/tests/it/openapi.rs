@@ -67,6 +67,14 @@ const ROUTES: &[(&str, &str)] = &[
         "post",
         "/api/v1/app/{app_id}/endpoint/{endpoint_id}/poll/token",
     ),
+    (
+        "get",
+        "/api/v1/app/{app_id}/endpoint/{endpoint_id}/poll/token",
+    ),
+    (
+        "delete",
+        "/api/v1/app/{app_id}/endpoint/{endpoint_id}/poll/token/{token_id}",
+    ),
     ("get", "/api/v1/app/{app_id}/endpoint/{endpoint_id}/msg"),
     ("get", "/api/v1/app/{app_id}/msg"),
     ("post", "/api/v1/app/{app_id}/msg"),

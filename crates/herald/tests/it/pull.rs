@@ -179,6 +179,72 @@ async fn poll_only_tokens_poll_their_endpoint_and_nothing_else() {
 }
 
 #[tokio::test]
+async fn poll_tokens_are_listed_without_secrets_revoked_and_capped() {
+    let s = TestServer::start(|_| {}).await;
+    let c = &s.client;
+    let (app, ep) = poll_app(c).await;
+    let path = format!("/app/{app}/endpoint/{ep}/poll/token");
+    let a = c.post(&path, json!({}), 201).await;
+    let b = c.post(&path, json!({}), 201).await;
+    let (a_id, a_tok) = (a["id"].as_str().unwrap(), a["token"].as_str().unwrap());
+    let b_tok = b["token"].as_str().unwrap();
+    assert!(a_id.starts_with("tok_"), "{a}");
+    assert!(a["createdAt"].as_str().unwrap().ends_with('Z'), "{a}");
+    let listed = c.get(&path, 200).await;
+    let ids: Vec<&str> = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec![a_id, b["id"].as_str().unwrap()]);
+    let text = listed.to_string();
+    assert!(!text.contains(a_tok) && !text.contains(b_tok), "{text}");
+    // Revoked: that token no longer polls; the other still does.
+    c.delete(&format!("{path}/{a_id}"), 204).await;
+    poll(&c.with_token(a_tok), &app, &ep, "", 401).await;
+    poll(&c.with_token(b_tok), &app, &ep, "", 200).await;
+    c.delete(&format!("{path}/{a_id}"), 404).await;
+    c.delete(&format!("{path}/tok_nope"), 404).await;
+    c.delete(&format!("{path}/{}", "x".repeat(5000)), 404).await;
+    assert_eq!(c.get(&path, 200).await["data"].as_array().unwrap().len(), 1);
+    // Another endpoint (and another tenant's) cannot see or revoke them.
+    let (app2, ep2) = poll_app(c).await;
+    let b_id = b["id"].as_str().unwrap();
+    c.delete(
+        &format!("/app/{app2}/endpoint/{ep2}/poll/token/{b_id}"),
+        404,
+    )
+    .await;
+    let t = c
+        .post("/token", json!({"name": "other", "appId": app2}), 201)
+        .await["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let other = c.with_token(&t);
+    other.get(&path, 403).await;
+    other.delete(&format!("{path}/{b_id}"), 403).await;
+    // The poll token itself may not manage tokens.
+    c.with_token(b_tok).get(&path, 403).await;
+    c.with_token(b_tok)
+        .delete(&format!("{path}/{b_id}"), 403)
+        .await;
+    poll(&c.with_token(b_tok), &app, &ep, "", 200).await;
+    // At most 100 per endpoint.
+    for _ in 1..100 {
+        c.post(&path, json!({}), 201).await;
+    }
+    let refused = c.post(&path, json!({}), 409).await;
+    assert_eq!(refused["code"], "conflict", "{refused}");
+    assert_eq!(
+        c.get(&path, 200).await["data"].as_array().unwrap().len(),
+        100
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
 async fn app_tokens_poll_only_their_own_application() {
     let s = TestServer::start(|_| {}).await;
     let c = &s.client;
