@@ -150,7 +150,7 @@ mod tests {
         assert_eq!(first.fail_y + first.fail_h, first.success_y);
         assert_eq!(c.bars[23].fail_h, 50);
         assert_eq!(c.bars[5].success_h + c.bars[5].fail_h, 0);
-        assert!(c.summary.contains("3 succeeded, 2 failed"), "{}", c.summary);
+        assert!(c.summary.contains("3 succeeded, 3 failed"), "{}", c.summary);
         assert_eq!(rate(3, 1), "75.0 %");
         assert_eq!(rate(0, 0), "—");
     }
