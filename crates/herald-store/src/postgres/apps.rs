@@ -15,6 +15,13 @@ pub(super) async fn endpoint_by(
     row_by(c, &sql, [app, id_or_uid], ep_row).await
 }
 
+/// Finished attempts of an endpoint per hour since `$3`: a range of `attempts_endpoint
+/// (endpoint_id, id)` from the first attempt ID of `$3` (`$2`) — see the
+/// `endpoint_hours_read_one_index_range` test.
+const HOURS_SQL: &str = "SELECT (created_at - $3) / 3600000 AS h, status, COUNT(*) AS n \
+     FROM attempts WHERE endpoint_id = $1 AND id >= $2 AND created_at >= $3 \
+     GROUP BY h, status ORDER BY h";
+
 #[async_trait]
 impl AppStore for PostgresStore {
     async fn create_app(&self, app: Application) -> Result<Application> {
@@ -174,17 +181,13 @@ impl AppStore for PostgresStore {
     }
 
     async fn endpoint_hours(&self, ep: &EndpointId, since: Millis) -> Result<Vec<HourCount>> {
-        let rows = sqlx::query(
-            "SELECT (created_at - $3) / 3600000 AS h, status, COUNT(*) AS n FROM attempts \
-             WHERE endpoint_id = $1 AND id >= $2 AND created_at >= $3 \
-             GROUP BY h, status ORDER BY h",
-        )
-        .bind(&ep.0)
-        .bind(common::attempt_bound(since))
-        .bind(since)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_pg)?;
+        let rows = sqlx::query(HOURS_SQL)
+            .bind(&ep.0)
+            .bind(common::attempt_bound(since))
+            .bind(since)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_pg)?;
         let mut counts = Vec::with_capacity(rows.len());
         for r in rows {
             let n = get::<i64>(&r, "n")? as u64;
@@ -224,5 +227,44 @@ impl AppStore for PostgresStore {
         let sql = "UPDATE event_types SET archived = TRUE WHERE name = $1";
         sqlx::query(sql).bind(name).must_change(&self.pool).await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The 24 h chart reads one range of `attempts_endpoint`, never the whole table.
+    #[tokio::test]
+    async fn endpoint_hours_read_one_index_range() {
+        let Ok(admin) = std::env::var("TEST_DATABASE_URL") else {
+            return;
+        };
+        use sqlx::Connection;
+        let name = format!("plan_{}", ulid::Ulid::new().to_string().to_lowercase());
+        let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut c)
+            .await
+            .unwrap();
+        let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
+        let store = PostgresStore::connect(&url, None).await.unwrap();
+        let mut c = store.pool.acquire().await.unwrap();
+        // The tables are empty: tell the planner to plan as for a large one.
+        sqlx::query("SET enable_seqscan = off")
+            .execute(&mut *c)
+            .await
+            .unwrap();
+        let plan: Vec<String> = sqlx::query_scalar(&format!("EXPLAIN {HOURS_SQL}"))
+            .bind("ep_x")
+            .bind("atmpt_0")
+            .bind(0_i64)
+            .fetch_all(&mut *c)
+            .await
+            .unwrap();
+        let text = plan.join("\n");
+        assert!(text.contains("attempts_endpoint"), "{text}");
+        assert!(text.contains("id >="), "the ID bounds the range: {text}");
+        assert!(!text.contains("Seq Scan"), "{text}");
     }
 }

@@ -18,6 +18,12 @@ pub(super) fn endpoint_by(
     )
 }
 
+/// Finished attempts of an endpoint per hour since `?3`: a range of `attempts_endpoint
+/// (endpoint_id, id)` from the first attempt ID of `?3` (`?2`) — see the
+/// `endpoint_hours_read_one_index_range` test.
+const HOURS_SQL: &str = "SELECT (created_at - ?3) / 3600000 AS h, status, COUNT(*) FROM attempts \
+     WHERE endpoint_id = ?1 AND id >= ?2 AND created_at >= ?3 GROUP BY h, status ORDER BY h";
+
 #[async_trait]
 impl AppStore for SqliteStore {
     async fn create_app(&self, app: Application) -> Result<Application> {
@@ -171,13 +177,7 @@ impl AppStore for SqliteStore {
     async fn endpoint_hours(&self, ep: &EndpointId, since: Millis) -> Result<Vec<HourCount>> {
         let (ep, bound) = (ep.0.clone(), common::attempt_bound(since));
         self.read(move |c| {
-            let mut stmt = c
-                .prepare_cached(
-                    "SELECT (created_at - ?3) / 3600000 AS h, status, COUNT(*) FROM attempts \
-                     WHERE endpoint_id = ?1 AND id >= ?2 AND created_at >= ?3 \
-                     GROUP BY h, status ORDER BY h",
-                )
-                .map_err(map_sql)?;
+            let mut stmt = c.prepare_cached(HOURS_SQL).map_err(map_sql)?;
             let rows = stmt
                 .query_map(params![ep, bound, since], |r| {
                     Ok((
@@ -231,5 +231,32 @@ impl AppStore for SqliteStore {
             Ok(())
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The 24 h chart reads one range of `attempts_endpoint`, never the whole table.
+    #[test]
+    fn endpoint_hours_read_one_index_range() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.db");
+        SqliteStore::open(&path).unwrap();
+        let c = open_conn(&path, true).unwrap();
+        let plan: Vec<String> = c
+            .prepare(&format!("EXPLAIN QUERY PLAN {HOURS_SQL}"))
+            .unwrap()
+            .query_map(params!["ep_x", "atmpt_0", 0], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        let text = plan.join("\n");
+        assert!(
+            text.contains("INDEX attempts_endpoint (endpoint_id=? AND id>?)"),
+            "{text}"
+        );
+        assert!(!text.contains("SCAN attempts"), "{text}");
     }
 }
