@@ -1,6 +1,6 @@
 //! "Send test event" to one endpoint (console and portal): a page to choose an event type from
 //! the catalog, its example payload filled in and editable as JSON, and the POST that publishes
-//! a message delivered to that endpoint only (`service::endpoints::send_test`, the operation
+//! a message delivered to that endpoint only (`service::endpoints::send_to`, the operation
 //! behind the API's `send-example`, with the payload checked against the type's schema), then
 //! the message's page, where its attempt appears live.
 //!
@@ -164,7 +164,14 @@ pub async fn send(
         Ok(_) => return again("payload", "Payload: must be a JSON object {…}".into()).await,
         Err(e) => return again("payload", format!("Payload: not valid JSON ({e})")).await,
     };
-    let sent = endpoints::send_test(&st, &app, &ep, event_type.to_string(), value.to_string());
+    let check = endpoints::SchemaCheck::Check;
+    let sent = endpoints::send_to(
+        &st,
+        (&app, &ep),
+        event_type.into(),
+        value.to_string(),
+        check,
+    );
     match sent.await {
         Ok(msg) => {
             let to = format!("{}/app/{}/msg/{}", op.realm.base(), app.id, msg.id);

@@ -553,8 +553,9 @@ pub async fn send_example(at: AtEndpoint<SendExampleIn>) -> ApiResult<Response> 
         .await?
         .and_then(|et| endpoints::example_of(et.schemas.as_ref()?, body.example_index.unwrap_or(0)))
         .unwrap_or_else(|| json!({ "type": body.event_type, "example": true }));
-    let published =
-        endpoints::publish_only(&st, &app, &ep, body.event_type, example.to_string()).await?;
+    let (event_type, payload) = (body.event_type, example.to_string());
+    let skip = endpoints::SchemaCheck::Skip;
+    let published = endpoints::send_to(&st, (&app, &ep), event_type, payload, skip).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(MessageOut::new(&published, true)),

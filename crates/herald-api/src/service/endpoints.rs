@@ -35,32 +35,31 @@ pub async fn of_app(st: &AppState, app: &AppId, ep: &str) -> ApiResult<Endpoint>
         .ok_or_else(|| ApiError::not_found("endpoint"))
 }
 
-/// Publishes a message of `event_type` with `payload` whose only delivery goes to `ep`,
-/// whatever its event type and channel filters (the store's `publish` with `only`), and wakes
-/// the workers. The payload is checked against the event type's schema when it has one.
-pub async fn send_test(
-    st: &AppState,
-    app: &Application,
-    ep: &Endpoint,
-    event_type: String,
-    payload: String,
-) -> ApiResult<Message> {
-    st.inner
-        .schemas
-        .check_payload(st.store(), &event_type, &payload)
-        .await?;
-    publish_only(st, app, ep, event_type, payload).await
+/// Whether [`send_to`] checks the payload against the event type's schema.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SchemaCheck {
+    /// As a published message ("Send test event": the consumer's own payload).
+    Check,
+    /// The API's `send-example`, which sends the schema's own example (or a stand-in).
+    Skip,
 }
 
-/// [`send_test`] without the schema check (the API's `send-example` sends the schema's own
-/// example, or a stand-in when it has none).
-pub async fn publish_only(
+/// Publishes a message of `event_type` with `payload` whose only delivery goes to `ep`,
+/// whatever its event type and channel filters (the store's `publish` with `only`), and wakes
+/// the workers.
+pub async fn send_to(
     st: &AppState,
-    app: &Application,
-    ep: &Endpoint,
+    (app, ep): (&Application, &Endpoint),
     event_type: String,
     payload: String,
+    check: SchemaCheck,
 ) -> ApiResult<Message> {
+    if check == SchemaCheck::Check {
+        st.inner
+            .schemas
+            .check_payload(st.store(), &event_type, &payload)
+            .await?;
+    }
     let msg = Message {
         id: MessageId::generate(),
         app_id: app.id.clone(),

@@ -806,3 +806,26 @@ async fn row_by<'c, T: Send>(
 ) -> Result<Option<T>> {
     sqlx::query(sql).bind(a).bind(b).row(on, f).await
 }
+
+/// A connection to a fresh database with Herald's schema that plans as for large tables
+/// (the tables are empty, so sequential scans are switched off), for tests of query plans;
+/// `None` without `TEST_DATABASE_URL`.
+#[cfg(test)]
+pub(crate) async fn plan_connection() -> Option<sqlx::pool::PoolConnection<sqlx::Postgres>> {
+    use sqlx::Connection;
+    let admin = std::env::var("TEST_DATABASE_URL").ok()?;
+    let name = format!("plan_{}", ulid::Ulid::new().to_string().to_lowercase());
+    let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut c)
+        .await
+        .unwrap();
+    let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
+    let store = PostgresStore::connect(&url, None).await.unwrap();
+    let mut c = store.pool.acquire().await.unwrap();
+    sqlx::query("SET enable_seqscan = off")
+        .execute(&mut *c)
+        .await
+        .unwrap();
+    Some(c)
+}

@@ -151,24 +151,9 @@ mod tests {
     /// primary-key lookup of each message. Needs `TEST_DATABASE_URL`; skipped without it.
     #[tokio::test]
     async fn poll_reads_one_index_range() {
-        let Ok(admin) = std::env::var("TEST_DATABASE_URL") else {
+        let Some(mut c) = super::plan_connection().await else {
             return;
         };
-        use sqlx::Connection;
-        let name = format!("plan_{}", ulid::Ulid::new().to_string().to_lowercase());
-        let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut c)
-            .await
-            .unwrap();
-        let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
-        let store = PostgresStore::connect(&url, None).await.unwrap();
-        let mut c = store.pool.acquire().await.unwrap();
-        // The tables are empty: tell the planner to plan as for a large one.
-        sqlx::query("SET enable_seqscan = off")
-            .execute(&mut *c)
-            .await
-            .unwrap();
         let plan: Vec<String> = sqlx::query_scalar(&format!("EXPLAIN {}", page_sql()))
             .bind("ep_x")
             .bind(0_i64)
