@@ -128,6 +128,15 @@ def test_console_endpoint_send_edit_delete_chart_and_recover(
         expect(progress).to_contain_text("Done", timeout=15_000)
         wait_for(lambda: len(receiver.requests(path)) >= 6, timeout=10, desc="the recovered delivery")
 
+        # Readable on a phone: the new screens are no wider than the viewport.
+        page.set_viewport_size({"width": 390, "height": 844})
+        for url in [ep_page, f"{ep_page}/test", f"{ep_page}/delete"]:
+            page.goto(url)
+            width = page.evaluate("document.documentElement.scrollWidth")
+            assert width <= 390, f"{url} is {width}px wide at 390px"
+        page.set_viewport_size({"width": 1280, "height": 800})
+        page.goto(ep_page)
+
         # Delete asks first; Cancel keeps the endpoint.
         page.get_by_role("link", name="Delete endpoint").click()
         expect(page.get_by_role("heading", level=1)).to_have_text("Delete endpoint?")
