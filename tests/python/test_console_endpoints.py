@@ -152,3 +152,47 @@ def test_console_endpoint_send_edit_delete_chart_and_recover(
         assert csp_errors == [], f"CSP violations: {csp_errors}"
     finally:
         context.close()
+
+
+def test_portal_sends_a_test_event_to_its_endpoint(
+    browser: t.Any, herald: HeraldServer, raw_http: httpx.Client, receiver: Receiver  # noqa: F811
+) -> None:
+    from playwright.sync_api import expect
+
+    event_type = uniq("order.shipped")
+    raw_http.post(
+        "/api/v1/event-type",
+        json={"name": event_type, "description": "shipped", "schemas": {"1": {"type": "object", "examples": [{"order": "o_1"}]}}},
+    ).raise_for_status()
+    app = raw_http.post("/api/v1/app", json={"name": "portal shop", "uid": uniq("portal-eps")}).json()
+    path = receiver.new_path("portal-eps")
+    raw_http.post(f"/api/v1/app/{app['id']}/endpoint", json={"url": receiver.url(path)}).raise_for_status()
+    access = raw_http.post(f"/api/v1/auth/app-portal-access/{app['id']}", json={}).json()
+
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    csp_errors: t.List[str] = []
+    page.on(
+        "console",
+        lambda m: csp_errors.append(m.text) if "Content Security Policy" in m.text else None,
+    )
+    try:
+        page.goto(access["url"])
+        expect(page.get_by_role("heading", level=1)).to_have_text("portal shop")
+        page.get_by_role("link", name=receiver.url(path)).click()
+        page.get_by_role("link", name="Send test event").click()
+        page.get_by_label("Example of event type").select_option(event_type)
+        page.get_by_role("button", name="Load example").click()
+        expect(page.get_by_label("Payload (JSON)")).to_have_value(re.compile("o_1"))
+        page.get_by_label("Payload (JSON)").fill("{not json")
+        page.get_by_role("button", name="Send test event").click()
+        expect(page.locator("#test-payload-error")).to_contain_text("not valid JSON")
+        page.get_by_label("Payload (JSON)").fill('{"order": "o_portal"}')
+        page.get_by_role("button", name="Send test event").click()
+        expect(page.get_by_role("heading", level=1)).to_have_text(f"Message {event_type}")
+        got = receiver.wait_for_requests(path, 1)
+        assert b"o_portal" in got[0].body
+        expect(page.locator("td").get_by_text("success", exact=True).first).to_be_visible(timeout=6_000)
+        assert csp_errors == [], f"CSP violations: {csp_errors}"
+    finally:
+        context.close()
