@@ -118,7 +118,11 @@ pub async fn save(
             let (_, ep) = endpoints::load(&st, &posted.op.auth(), &path).await?;
             let mut form = ep_form::echo(&posted.fields, endpoint_form(&st, Some(&ep)).await?);
             form.errors = errors;
-            let mut resp = endpoint::render_with(&st, &posted.op, &path, form).await?;
+            let x = endpoint::Extras {
+                form: Some(form),
+                ..Default::default()
+            };
+            let mut resp = endpoint::render_page(&st, &posted.op, &path, x).await?;
             *resp.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
             Ok(resp)
         }

@@ -186,20 +186,8 @@ pub(super) async fn render(
     render_page(st, op, path, extras).await
 }
 
-/// The page again with the posted form and its errors next to their controls (422).
-pub(super) async fn render_with(
-    st: &AppState,
-    op: &Operator,
-    path: &EndpointPath,
-    form: EndpointForm,
-) -> ConsoleResult<Response> {
-    let extras = Extras {
-        form: Some(form),
-        ..Default::default()
-    };
-    render_page(st, op, path, extras).await
-}
-
+/// The page with `x`: the posted form with its errors (422), a notice, the revealed secret,
+/// a "Recover"'s progress.
 pub(super) async fn render_page(
     st: &AppState,
     op: &Operator,

@@ -151,10 +151,10 @@ pub struct StatusQ {
 
 /// `GET …/recover-status?since=&recovered=`: the progress region alone, polled by the page.
 pub async fn status(
-    op: Operator,
-    State(st): State<AppState>,
     Path(path): Path<EndpointPath>,
     Query(q): Query<StatusQ>,
+    op: Operator,
+    State(st): State<AppState>,
 ) -> ConsoleResult<Response> {
     let p = Progress::of(&st, &op, &path, q.since, q.recovered).await?;
     Ok(ok(&StatusPartial { p }))

@@ -237,17 +237,9 @@ mod tests {
     /// The 24 h chart reads one range of `attempts_endpoint`, never the whole table.
     #[tokio::test]
     async fn endpoint_hours_read_one_index_range() {
-        let Some(mut c) = super::plan_connection().await else {
+        let Some(text) = super::plan_of(HOURS_SQL, "'ep_x', 'atmpt_0', 0").await else {
             return;
         };
-        let plan: Vec<String> = sqlx::query_scalar(&format!("EXPLAIN {HOURS_SQL}"))
-            .bind("ep_x")
-            .bind("atmpt_0")
-            .bind(0_i64)
-            .fetch_all(&mut *c)
-            .await
-            .unwrap();
-        let text = plan.join("\n");
         assert!(text.contains("attempts_endpoint"), "{text}");
         assert!(text.contains("id >="), "the ID bounds the range: {text}");
         assert!(!text.contains("Seq Scan"), "{text}");

@@ -151,17 +151,9 @@ mod tests {
     /// primary-key lookup of each message. Needs `TEST_DATABASE_URL`; skipped without it.
     #[tokio::test]
     async fn poll_reads_one_index_range() {
-        let Some(mut c) = super::plan_connection().await else {
+        let Some(text) = super::plan_of(&page_sql(), "'ep_x', 0, 101").await else {
             return;
         };
-        let plan: Vec<String> = sqlx::query_scalar(&format!("EXPLAIN {}", page_sql()))
-            .bind("ep_x")
-            .bind(0_i64)
-            .bind(101_i64)
-            .fetch_all(&mut *c)
-            .await
-            .unwrap();
-        let text = plan.join("\n");
         assert!(text.contains("Index Scan using deliveries_pull"), "{text}");
         assert!(text.contains("messages_pkey"), "{text}");
         assert!(!text.contains("Sort"), "no sort: {text}");
