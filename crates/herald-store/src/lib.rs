@@ -15,6 +15,7 @@ use herald_core::ids::{AppId, EndpointId, MessageId, TokenId};
 use herald_core::model::{Attempt, Endpoint, Message};
 use herald_core::Millis;
 
+mod cols;
 mod common;
 pub mod ops;
 pub(crate) mod page;
@@ -199,6 +200,17 @@ pub(crate) fn unseal_secrets(
             s.key = b.decrypt(&s.key).map_err(|_| StoreError::KeyMismatch)?;
         }
     }
+    Ok(())
+}
+
+/// Re-encrypts stored signing secrets sealed under `old` under `new` instead (`rekey`).
+pub(crate) fn reseal_secrets(
+    old: &herald_core::crypto::SecretBox,
+    new: &herald_core::crypto::SecretBox,
+    secrets: &mut [herald_core::model::StoredSecret],
+) -> Result<()> {
+    unseal_secrets(Some(old), secrets)?;
+    seal_secrets(Some(new), secrets);
     Ok(())
 }
 

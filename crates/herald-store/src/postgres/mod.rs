@@ -46,7 +46,8 @@ use herald_core::{now_millis, Millis};
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions, PgRow};
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
 
-use crate::common;
+use crate::cols::*;
+use crate::common::{self, NewDelivery};
 use crate::page::{self, finish_page, Arg, Listing};
 use crate::prelude::*;
 use crate::status::*;
@@ -84,7 +85,6 @@ const POOL_SIZE: u32 = 16;
 const WAKE_CHANNEL: &str = "herald_due";
 /// Advisory lock key serialising migrations across nodes ("herald" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6865_7261_6c64;
-const KEY_CHECK: &str = "herald-encryption-key-check";
 
 const MIGRATIONS: &[&str] = &[
     r#"
@@ -444,15 +444,12 @@ impl PostgresStore {
                     .await
                     .map_err(map_pg)?;
             match check {
-                Some(c) => match k.decrypt(&c) {
-                    Ok(v) if v == KEY_CHECK => {}
-                    _ => return Err(StoreError::KeyMismatch),
-                },
+                Some(c) => common::verify_key(k, &c)?,
                 None => {
                     sqlx::query(
                         "INSERT INTO meta (key, value) VALUES ('key_check', $1) ON CONFLICT (key) DO NOTHING",
                     )
-                    .bind(k.encrypt(KEY_CHECK))
+                    .bind(common::key_check(k))
                     .execute(&pool)
                     .await
                     .map_err(map_pg)?;
@@ -462,9 +459,7 @@ impl PostgresStore {
                             .fetch_one(&pool)
                             .await
                             .map_err(map_pg)?;
-                    if k.decrypt(&c).ok().as_deref() != Some(KEY_CHECK) {
-                        return Err(StoreError::KeyMismatch);
-                    }
+                    common::verify_key(k, &c)?;
                 }
             }
         }
@@ -777,14 +772,15 @@ impl PostgresStore {
 impl PostgresStore {
     /// Stores a new `e` (a taken unique column is `Conflict`).
     async fn insert<E: Entity>(&self, e: E) -> Result<E> {
-        let sql = insert_sql::<E>();
+        let sql = insert_sql::<E>('$');
         e.bind(sqlx::query(&sql), true).run(&self.pool).await?;
         Ok(e)
     }
 
     /// Rewrites the stored `e`; `NotFound` when there is none.
     async fn update<E: Entity>(&self, e: E) -> Result<E> {
-        e.bind(sqlx::query(E::UPDATE), false)
+        let sql = update_sql::<E>('$');
+        e.bind(sqlx::query(&sql), false)
             .must_change(&self.pool)
             .await?;
         Ok(e)

@@ -52,7 +52,8 @@ use messages::*;
 use rows::*;
 use rusqlite::types::Value as SqlValue;
 
-use crate::common;
+use crate::cols::*;
+use crate::common::{self, NewDelivery};
 use crate::found;
 use crate::page::{self, finish_page, Arg, Listing};
 use crate::prelude::*;
@@ -117,9 +118,6 @@ fn map_sql(e: rusqlite::Error) -> StoreError {
     }
     StoreError::Unavailable(e.to_string())
 }
-
-/// Plaintext of the check value that proves the configured key matches the database.
-const KEY_CHECK: &str = "herald-encryption-key-check";
 
 const MIGRATIONS: &[&str] = &[
     r#"
@@ -422,14 +420,11 @@ impl SqliteStore {
             .optional()
             .map_err(map_sql)?;
         match check {
-            Some(c) => match key.decrypt(&c) {
-                Ok(v) if v == KEY_CHECK => {}
-                _ => return Err(StoreError::KeyMismatch),
-            },
+            Some(c) => common::verify_key(&key, &c)?,
             None => {
                 conn.execute(
                     "INSERT INTO meta (key, value) VALUES ('key_check', ?1)",
-                    [key.encrypt(KEY_CHECK)],
+                    [common::key_check(&key)],
                 )
                 .map_err(map_sql)?;
             }
@@ -694,7 +689,7 @@ impl SqliteStore {
         self.write(move |c| {
             exec(
                 c,
-                &insert_sql::<E>(),
+                &insert_sql::<E>('?'),
                 rusqlite::params_from_iter(e.params(true)),
             )?;
             Ok(e)
@@ -707,7 +702,7 @@ impl SqliteStore {
         self.write(move |c| {
             found(exec(
                 c,
-                E::UPDATE,
+                &update_sql::<E>('?'),
                 rusqlite::params_from_iter(e.params(false)),
             )?)?;
             Ok(e)
