@@ -127,6 +127,34 @@ pub(crate) fn retention_bounds(now: Millis, default_retention_ms: i64) -> (Strin
     (bound(MessageId::PREFIX), bound(AttemptId::PREFIX))
 }
 
+/// The smallest attempt ID created at `ms`: attempts since then are an ID range.
+pub(crate) fn attempt_bound(ms: Millis) -> String {
+    let ms = u64::try_from(ms.max(0)).unwrap_or(0);
+    format!("{}{}", AttemptId::PREFIX, ulid::Ulid::from_parts(ms, 0))
+}
+
+/// The hourly counts from `(hour, status, count)` rows of attempts since `since`.
+pub(crate) fn hour_counts(since: Millis, rows: Vec<(i64, i64, u64)>) -> Vec<crate::HourCount> {
+    let mut out: Vec<crate::HourCount> = Vec::new();
+    for (hour, status, n) in rows {
+        let start = since + hour * 3_600_000;
+        if out.last().is_none_or(|h| h.start != start) {
+            out.push(crate::HourCount {
+                start,
+                ..Default::default()
+            });
+        }
+        if let Some(h) = out.last_mut() {
+            match herald_core::model::DeliveryStatus::from_i64(status) {
+                herald_core::model::DeliveryStatus::Success => h.success += n,
+                herald_core::model::DeliveryStatus::Fail => h.fail += n,
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
 /// The condition of a message whose payload a waiting or in-flight delivery still needs.
 pub(crate) fn unfinished_deliveries() -> String {
     format!(

@@ -91,6 +91,15 @@ pub struct WriteFailure {
     pub error: String,
 }
 
+/// Attempts to one endpoint within one hour, by outcome (the console's 24 h chart).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HourCount {
+    /// The first millisecond of the hour, counted from the `since` the query was given.
+    pub start: Millis,
+    pub success: u64,
+    pub fail: u64,
+}
+
 /// The state of a node's outage spool.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SpoolHealth {

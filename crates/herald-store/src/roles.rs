@@ -17,7 +17,8 @@ use herald_core::Millis;
 
 use crate::{
     AttemptFilter, AttemptRecord, AttemptScope, Claim, ClaimBatch, Claimed, ConsoleStore,
-    DedupCheck, DisabledEndpoint, ForDelivery, IdempotentResponse, IngestOutcome, ListQuery,
+    DedupCheck, DisabledEndpoint, ForDelivery, HourCount, IdempotentResponse, IngestOutcome,
+    ListQuery,
     MessageFilter, OrderCheck, Page, PollPage, PollRequest, PollToken, Published, Result,
     SpoolHealth, TokenRecord, WriteFailure,
 };
@@ -87,6 +88,11 @@ pub trait AppStore: Send + Sync + 'static {
     async fn delete_endpoint(&self, app: &AppId, id: &EndpointId) -> Result<()>;
 
     async fn endpoint_stats(&self, ep: &EndpointId, since: Option<Millis>, until: Option<Millis>) -> Result<EndpointStats>;
+
+    /// Finished attempts to the endpoint since `since`, per hour from `since` (hours without
+    /// attempts left out), oldest first. Bounded by the attempt ID (which sorts by time) on the
+    /// `(endpoint_id, id)` index, so it reads only that window's attempts.
+    async fn endpoint_hours(&self, ep: &EndpointId, since: Millis) -> Result<Vec<HourCount>>;
 
     async fn create_event_type(&self, et: EventType) -> Result<EventType>;
 

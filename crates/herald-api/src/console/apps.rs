@@ -12,7 +12,7 @@ use herald_core::{now_millis, Millis};
 use herald_store::MessageFilter;
 use serde::Deserialize;
 
-use super::event_types::{endpoint_form, EndpointForm};
+use super::ep_form::{endpoint_form, EndpointForm};
 use super::page::{ok, page_query, Choice, Chrome, ConsoleError, ConsoleResult, Pager, When};
 use super::session::Operator;
 use crate::extract::Path;
@@ -131,17 +131,37 @@ pub struct EndpointRow {
     url: String,
     description: String,
     state: &'static str,
+    /// Successful attempts among the finished ones of the last 24 hours.
+    rate: String,
 }
 
 impl EndpointRow {
-    fn of(e: &Endpoint, now: Millis) -> Self {
+    fn of(e: &Endpoint, now: Millis, rate: String) -> Self {
         Self {
             id: e.id.0.clone(),
             url: herald_core::destination::redact(&e.url).into_owned(),
             description: e.description.clone(),
             state: e.state(now),
+            rate,
         }
     }
+}
+
+/// The endpoint list's rows, each with its 24 h success rate (one bounded read each).
+async fn endpoint_rows(
+    st: &AppState,
+    eps: &[Endpoint],
+    now: Millis,
+) -> ConsoleResult<Vec<EndpointRow>> {
+    let mut rows = Vec::with_capacity(eps.len());
+    for e in eps {
+        rows.push(EndpointRow::of(
+            e,
+            now,
+            super::chart::day_rate(st, &e.id).await?,
+        ));
+    }
+    Ok(rows)
 }
 
 pub struct MessageRow {
@@ -358,7 +378,7 @@ pub async fn show(
             name: app.name.clone(),
             created: When::at(app.created_at),
         },
-        endpoints: eps.items.iter().map(|e| EndpointRow::of(e, now)).collect(),
+        endpoints: endpoint_rows(&st, &eps.items, now).await?,
         endpoints_more: eps.has_more,
         messages: msgs.items.iter().map(MessageRow::of).collect(),
         event_type: q.event_type.clone().unwrap_or_default(),

@@ -9,7 +9,7 @@
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::response::Response;
-use herald_core::model::{Endpoint, EventType};
+use herald_core::model::EventType;
 use serde::Deserialize;
 
 use super::page::{ok, page_query, Chrome, ConsoleResult, Pager};
@@ -78,49 +78,6 @@ struct CatalogPage {
     with_archived: bool,
     types: Vec<EventTypeRow>,
     pager: Pager,
-}
-
-/// Event types offered as checkboxes on the endpoint forms.
-const CHOICES: i64 = 100;
-
-/// The endpoint form's fields, filled from `ep` (empty for a new endpoint): the catalog's
-/// first event types to tick, plus the endpoint's own ones not in it.
-pub async fn endpoint_form(st: &AppState, ep: Option<&Endpoint>) -> ConsoleResult<EndpointForm> {
-    let page = st
-        .store()
-        .list_event_types(&page_query(CHOICES, None, false)?, false)
-        .await?;
-    let chosen: Vec<String> = ep.and_then(|e| e.event_types.clone()).unwrap_or_default();
-    let mut choices: Vec<(String, bool)> = page
-        .items
-        .iter()
-        .map(|t| (t.name.clone(), chosen.contains(&t.name)))
-        .collect();
-    for c in &chosen {
-        if !choices.iter().any(|(n, _)| n == c) {
-            choices.push((c.clone(), true));
-        }
-    }
-    Ok(EndpointForm {
-        url: ep.map(|e| e.url.clone()).unwrap_or_default(),
-        description: ep.map(|e| e.description.clone()).unwrap_or_default(),
-        throttle: ep
-            .and_then(|e| e.throttle_rate)
-            .map(|r| r.to_string())
-            .unwrap_or_default(),
-        disabled: ep.is_some_and(|e| e.disabled),
-        choices,
-    })
-}
-
-/// What `templates/console/endpoint_form.html` shows.
-pub struct EndpointForm {
-    pub url: String,
-    pub description: String,
-    pub throttle: String,
-    pub disabled: bool,
-    /// (event type, ticked).
-    pub choices: Vec<(String, bool)>,
 }
 
 /// `GET {base}/event-types?page=`.

@@ -27,15 +27,19 @@ use crate::state::AppState;
 
 mod apps;
 mod assets;
+mod chart;
 mod csrf;
 mod edit;
 mod endpoint;
 mod event_type_edit;
+mod ep_form;
 mod event_types;
 mod health;
 mod message;
 mod page;
 mod portal;
+mod recover;
+mod send;
 mod session;
 mod signin;
 mod source;
@@ -80,8 +84,13 @@ fn screens(realm: Realm) -> Vec<(String, MethodRouter<AppState>)> {
         (format!("{ep}/reveal"), post(endpoint::reveal)),
         (format!("{ep}/edit"), post(edit::save)),
         (format!("{ep}/rotate"), post(edit::rotate)),
-        (format!("{ep}/delete"), post(edit::delete)),
-        (format!("{ep}/recover"), post(endpoint::recover)),
+        (
+            format!("{ep}/delete"),
+            get(edit::confirm_delete).post(edit::delete),
+        ),
+        (format!("{ep}/recover"), post(recover::recover)),
+        (format!("{ep}/recover-status"), get(recover::status)),
+        (format!("{ep}/test"), get(send::show).post(send::send)),
         (ep, get(endpoint::show)),
         (format!("{msg}/resend"), post(message::resend)),
         (msg, get(message::show)),

@@ -808,3 +808,29 @@ async fn row_by<'c, T: Send>(
 ) -> Result<Option<T>> {
     sqlx::query(sql).bind(a).bind(b).row(on, f).await
 }
+
+/// The plan of `sql` with the arguments `args` (SQL literals, e.g. `'ep_x', 0`) on a fresh
+/// database with Herald's schema, planned as for large tables (the tables are empty, so
+/// sequential scans are switched off), for tests of query plans; `None` without
+/// `TEST_DATABASE_URL`.
+#[cfg(test)]
+pub(crate) async fn plan_of(sql: &str, args: &str) -> Option<String> {
+    use sqlx::Connection;
+    let admin = std::env::var("TEST_DATABASE_URL").ok()?;
+    let name = format!("plan_{}", ulid::Ulid::new().to_string().to_lowercase());
+    let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut c)
+        .await
+        .unwrap();
+    let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
+    let store = PostgresStore::connect(&url, None).await.unwrap();
+    let mut c = store.pool.acquire().await.unwrap();
+    let setup = format!("SET enable_seqscan = off; PREPARE planned AS {sql}");
+    sqlx::raw_sql(&setup).execute(&mut *c).await.unwrap();
+    let plan: Vec<String> = sqlx::query_scalar(&format!("EXPLAIN EXECUTE planned({args})"))
+        .fetch_all(&mut *c)
+        .await
+        .unwrap();
+    Some(plan.join("\n"))
+}

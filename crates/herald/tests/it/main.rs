@@ -23,6 +23,7 @@ mod cli;
 mod common;
 mod console;
 mod console_ops;
+mod console_endpoints;
 mod delivery;
 mod encryption;
 mod guardrails;
