@@ -32,6 +32,7 @@ mod service;
 mod state;
 pub mod telemetry;
 
+pub use console::throttle::SignInLimiter;
 pub use router::router;
 pub use server::ConnectionLimits;
 pub use state::{ApiConfig, AppState, ConsoleSettings, PortalSettings};

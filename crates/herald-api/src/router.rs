@@ -220,4 +220,8 @@ fn other_routes() -> Router<AppState> {
             "/app/{app_id}/source/{source_id}/quarantine/{request_id}/release",
             post(sources::release),
         )
+        .route(
+            "/app/{app_id}/source/{source_id}/quarantine/{request_id}/reject",
+            post(sources::reject),
+        )
 }

@@ -352,7 +352,7 @@ where
             p = permits.clone().acquire_owned() => p.expect("the semaphore is never closed"),
             () = &mut shutdown => break,
         };
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(c) => c,
                 Err(e) => {
@@ -368,7 +368,7 @@ where
         };
         let (app, mut stop_rx, done_rx) = (app.clone(), stop_rx.clone(), done_rx.clone());
         tokio::spawn(async move {
-            serve_connection(stream, app, limits, &mut stop_rx).await;
+            serve_connection(stream, peer, app, limits, &mut stop_rx).await;
             drop((permit, done_rx));
         });
     }
@@ -382,6 +382,7 @@ where
 
 async fn serve_connection<S>(
     stream: TcpStream,
+    peer: std::net::SocketAddr,
     app: S,
     limits: ConnectionLimits,
     stop: &mut watch::Receiver<()>,
@@ -402,7 +403,7 @@ async fn serve_connection<S>(
                 let _in_flight = activity.begin_request();
                 let fired = Arc::new(AtomicBool::new(false));
                 let deadline = tokio::time::Instant::now() + limits.body_read_timeout;
-                let req = req.map(|inner| {
+                let mut req = req.map(|inner| {
                     Body::new(DeadlineBody {
                         inner,
                         deadline,
@@ -410,6 +411,9 @@ async fn serve_connection<S>(
                         fired: fired.clone(),
                     })
                 });
+                // The client's address, for what limits per client (console sign-in).
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
                 let resp = app.oneshot(req).await.unwrap_or_else(|e| match e {});
                 if fired.load(Ordering::Acquire) {
                     tracing::debug!("request body missed its deadline; answering 408");

@@ -80,6 +80,9 @@ pub struct ConsoleSettings {
     pub idle_secs: u64,
     /// The consumer portal's branding and framing.
     pub portal: PortalSettings,
+    /// Sign-in attempts per client address (`console_sign_in_per_minute`), shared by the
+    /// console and the portal.
+    pub sign_ins: std::sync::Arc<crate::SignInLimiter>,
 }
 
 /// The consumer portal's branding (`portal_title`, `portal_accent_color`, `portal_logo_url`)
@@ -115,6 +118,7 @@ impl Default for ConsoleSettings {
                 .expect("a generated key is valid"),
             idle_secs: 43_200,
             portal: PortalSettings::default(),
+            sign_ins: std::sync::Arc::new(crate::SignInLimiter::new(10)),
         }
     }
 }

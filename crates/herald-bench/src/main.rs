@@ -29,7 +29,9 @@ mod scenarios;
 mod serve_cmd;
 mod stats;
 
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
@@ -39,20 +41,52 @@ use serde_json::{json, Value};
 use crate::receiver::Receiver;
 use crate::scenarios::{Ctx, Outcome, Params, Row};
 
-const ALL: &[&str] = &[
-    "publish",
-    "e2e",
-    "fanout",
-    "batch",
-    "latency",
-    "backlog",
-    "isolation",
-    "throttle",
-    "inbound",
+/// What runs one scenario.
+type Runner = for<'a> fn(&'a Ctx) -> Pin<Box<dyn Future<Output = anyhow::Result<Outcome>> + 'a>>;
+
+/// One scenario: its name, whether `all` includes it (the others need extra setup, e.g.
+/// PostgreSQL), and what runs it.
+struct Scenario {
+    name: &'static str,
+    in_all: bool,
+    run: Runner,
+}
+
+/// Every scenario, in the documented order: the one list that names, selection and dispatch
+/// share.
+const SCENARIOS: &[Scenario] = &[
+    scenario("publish", true, |c| Box::pin(scenarios::publish(c))),
+    scenario("e2e", true, |c| Box::pin(scenarios::e2e(c))),
+    scenario("fanout", true, |c| Box::pin(scenarios::fanout(c))),
+    // The batched twin of `e2e`.
+    scenario("batch", true, |c| Box::pin(scenarios::batch(c))),
+    scenario("latency", true, |c| Box::pin(scenarios::latency(c))),
+    scenario("backlog", true, |c| Box::pin(scenarios::backlog(c))),
+    scenario("isolation", true, |c| Box::pin(scenarios::isolation(c))),
+    scenario("throttle", true, |c| Box::pin(scenarios::throttle(c))),
+    scenario("inbound", true, |c| Box::pin(scenarios::inbound(c))),
+    scenario("cluster", false, |c| Box::pin(scenarios::cluster(c))),
+    scenario("spool", false, |c| Box::pin(scenarios::spool(c))),
+    scenario("cluster-throttle", false, |c| {
+        Box::pin(scenarios::cluster_throttle(c))
+    }),
+    scenario("filters", false, |c| Box::pin(scenarios::filters(c))),
+    scenario("drain", false, |c| Box::pin(scenarios::drain(c))),
 ];
 
-/// Scenarios that `all` does not include (they need extra setup, e.g. PostgreSQL).
-const EXTRA_SCENARIOS: &[&str] = &["cluster", "spool", "cluster-throttle", "filters", "drain"];
+const fn scenario(name: &'static str, in_all: bool, run: Runner) -> Scenario {
+    Scenario { name, in_all, run }
+}
+
+/// The names of the scenarios `all` includes (`true`) or leaves out (`false`), joined.
+fn names(in_all: bool) -> String {
+    let names: Vec<&str> = SCENARIOS
+        .iter()
+        .filter(|s| s.in_all == in_all)
+        .map(|s| s.name)
+        .collect();
+    names.join(", ")
+}
 
 /// Benchmarks a release `herald` binary over loopback. See docs/benchmarks.md.
 #[derive(Parser, Debug)]
@@ -162,11 +196,11 @@ async fn main() -> anyhow::Result<()> {
         ctx.ceiling = o.json["rate_per_s"].as_f64();
     }
     results.record("receiver_ceiling", c, t);
-    for name in &selected {
-        eprintln!("herald-bench: {name} …");
+    for s in &selected {
+        eprintln!("herald-bench: {} …", s.name);
         let t = Instant::now();
-        let r = run_scenario(&ctx, name).await;
-        results.record(name, r, t);
+        let r = (s.run)(&ctx).await;
+        results.record(s.name, r, t);
     }
 
     let report = json!({
@@ -190,26 +224,24 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The scenarios to run, in the documented order: `all` is [`ALL`]; otherwise every named one
-/// must be known.
-fn selected_scenarios(named: &[String]) -> anyhow::Result<Vec<&'static str>> {
+/// The scenarios to run, in the documented order: `all` is every scenario marked `in_all`;
+/// otherwise every named one must be known.
+fn selected_scenarios(named: &[String]) -> anyhow::Result<Vec<&'static Scenario>> {
     if named.iter().any(|s| s == "all") {
-        return Ok(ALL.to_vec());
+        return Ok(SCENARIOS.iter().filter(|s| s.in_all).collect());
     }
     for s in named {
-        if !ALL.contains(&s.as_str()) && !EXTRA_SCENARIOS.contains(&s.as_str()) {
+        if !SCENARIOS.iter().any(|k| k.name == s) {
             bail!(
                 "unknown scenario `{s}`; expected one of {}, {} or all",
-                ALL.join(", "),
-                EXTRA_SCENARIOS.join(", ")
+                names(true),
+                names(false)
             );
         }
     }
-    Ok(ALL
+    Ok(SCENARIOS
         .iter()
-        .chain(EXTRA_SCENARIOS)
-        .copied()
-        .filter(|a| named.iter().any(|s| s == a))
+        .filter(|k| named.iter().any(|s| s == k.name))
         .collect())
 }
 
@@ -252,9 +284,10 @@ fn params(args: &Args) -> Params {
 }
 
 /// The run's parameters as written to the JSON file (the database URL is left out).
-fn params_json(selected: &[&str], params: &Params) -> Value {
+fn params_json(selected: &[&Scenario], params: &Params) -> Value {
+    let names: Vec<&str> = selected.iter().map(|s| s.name).collect();
     json!({
-        "scenarios": selected,
+        "scenarios": names,
         "clients": params.clients,
         "scale": params.scale,
         "time_scale": params.time_scale,
@@ -269,29 +302,6 @@ fn params_json(selected: &[&str], params: &Params) -> Value {
         "batch_events": params.batch_events,
         "batch_wait_ms": params.batch_wait_ms,
     })
-}
-
-async fn run_scenario(ctx: &Ctx, name: &str) -> anyhow::Result<Outcome> {
-    if name == "batch" {
-        // The batched twin of `e2e`.
-        return scenarios::batch(ctx).await;
-    }
-    match name {
-        "publish" => scenarios::publish(ctx).await,
-        "e2e" => scenarios::e2e(ctx).await,
-        "fanout" => scenarios::fanout(ctx).await,
-        "latency" => scenarios::latency(ctx).await,
-        "backlog" => scenarios::backlog(ctx).await,
-        "isolation" => scenarios::isolation(ctx).await,
-        "throttle" => scenarios::throttle(ctx).await,
-        "inbound" => scenarios::inbound(ctx).await,
-        "cluster" => scenarios::cluster(ctx).await,
-        "spool" => scenarios::spool(ctx).await,
-        "cluster-throttle" => scenarios::cluster_throttle(ctx).await,
-        "filters" => scenarios::filters(ctx).await,
-        "drain" => scenarios::drain(ctx).await,
-        _ => unreachable!("checked above"),
-    }
 }
 
 /// Every scenario's JSON and table rows, in the order they ran.

@@ -228,6 +228,15 @@ mod tests {
 
     const T0: Millis = 1_700_000_000_000;
 
+    /// A breaker opened by five failures in a row, one a millisecond from `T0`.
+    fn opened() -> Breaker {
+        let mut b = Breaker::default();
+        for i in 0..5 {
+            b.record(T0 + i, false);
+        }
+        b
+    }
+
     #[test]
     fn five_consecutive_failures_open() {
         let mut b = Breaker::default();
@@ -307,10 +316,7 @@ mod tests {
 
     #[test]
     fn probe_success_closes_and_resets() {
-        let mut b = Breaker::default();
-        for i in 0..5 {
-            b.record(T0 + i, false);
-        }
+        let mut b = opened();
         let after = b.open_until;
         assert_eq!(
             b.allowance(after),
@@ -364,10 +370,7 @@ mod tests {
 
     #[test]
     fn results_while_open_do_not_extend_it() {
-        let mut b = Breaker::default();
-        for i in 0..5 {
-            b.record(T0 + i, false);
-        }
+        let mut b = opened();
         let until = b.open_until;
         assert_eq!(b.record(T0 + 100, false), None);
         assert_eq!(b.record(T0 + 101, true), None);

@@ -99,6 +99,8 @@ pub struct Config {
     pub max_connections: usize,
     /// A console session ends after this many seconds without a page being opened.
     pub console_session_idle_secs: u64,
+    /// Sign-in attempts (console and portal) one client address may make per minute.
+    pub console_sign_in_per_minute: u64,
     /// The consumer portal's title (its header and the browser tab).
     pub portal_title: String,
     /// The portal's accent colour, `#rgb` or `#rrggbb`.
@@ -160,6 +162,7 @@ impl Default for Config {
             idle_timeout_ms: 60_000,
             max_connections: 10_000,
             console_session_idle_secs: 43_200,
+            console_sign_in_per_minute: 10,
             portal_title: "Webhooks".into(),
             portal_accent_color: None,
             portal_logo_url: None,
@@ -315,6 +318,7 @@ impl Config {
             idle_timeout_ms,
             max_connections,
             console_session_idle_secs,
+            console_sign_in_per_minute,
             portal_title,
             portal_frame_ancestors,
             transform_cpu_ms,
@@ -371,6 +375,10 @@ impl Config {
             ("idle_timeout_ms", self.idle_timeout_ms),
             ("max_connections", self.max_connections as u64),
             ("console_session_idle_secs", self.console_session_idle_secs),
+            (
+                "console_sign_in_per_minute",
+                self.console_sign_in_per_minute,
+            ),
             ("transform_cpu_ms", self.transform_cpu_ms),
             ("transform_memory_mib", self.transform_memory_mib),
             ("transform_workers", self.transform_workers as u64),
@@ -537,6 +545,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "idle_timeout_ms",
     "max_connections",
     "console_session_idle_secs",
+    "console_sign_in_per_minute",
     "portal_title",
     "portal_accent_color",
     "portal_logo_url",

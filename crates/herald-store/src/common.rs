@@ -1,10 +1,13 @@
 //! What both backends decide the same way, kept out of their SQL: the verdicts an ingestion
-//! writes into its request-log row, the ID bounds of a retention pass, and the SQL fragment
-//! both spell alike, the typed JSON columns of a source, a publish's fan-out and what a release
-//! of held inbound events does request by request. No I/O here, and nothing that depends on a backend's dialect.
+//! writes into its request-log row, the statements of a retention pass and the SQL fragments
+//! both spell alike (parameter marks given by the caller), the typed JSON columns of a source, a
+//! publish's fan-out, what a release of held inbound events does request by request, and the
+//! check value that proves the configured encryption key is the database's. No I/O here, and
+//! nothing that depends on a backend's dialect.
 
 use std::collections::BTreeMap;
 
+use herald_core::crypto::SecretBox;
 use herald_core::ids::{AppId, AttemptId, EndpointId, MessageId};
 use herald_core::model::{InboundRequest, InboundStatus, Message};
 use herald_core::ordering::{decide, plan_release, Decision};
@@ -14,8 +17,27 @@ use herald_core::inbound::Verification;
 use herald_core::source::SourceOptions;
 use serde::de::DeserializeOwned;
 
+use crate::page::Arg;
 use crate::status::{PENDING, SENDING};
 use crate::{Claimed, IngestOutcome, OrderCheck, Result, StoreError};
+
+/// Plaintext of the check value (`meta.key_check`) that proves the configured key matches the
+/// database: stored encrypted under the key the secrets are sealed with.
+const KEY_CHECK: &str = "herald-encryption-key-check";
+
+/// The check value to store for `key`.
+pub(crate) fn key_check(key: &SecretBox) -> String {
+    key.encrypt(KEY_CHECK)
+}
+
+/// Whether the stored check value `stored` was written with `key`; any other key (or a value
+/// it cannot open) is [`StoreError::KeyMismatch`].
+pub(crate) fn verify_key(key: &SecretBox, stored: &str) -> Result<()> {
+    match key.decrypt(stored) {
+        Ok(v) if v == KEY_CHECK => Ok(()),
+        _ => Err(StoreError::KeyMismatch),
+    }
+}
 
 /// The ordering decision for `o` after `last`; `None` when that sequence is already held.
 pub(crate) fn order_decision(held: bool, last: Option<i64>, o: &OrderCheck) -> Option<Decision> {
@@ -111,6 +133,34 @@ pub(crate) fn retention_bounds(now: Millis, default_retention_ms: i64) -> (Strin
     (bound(MessageId::PREFIX), bound(AttemptId::PREFIX))
 }
 
+/// The smallest attempt ID created at `ms`: attempts since then are an ID range.
+pub(crate) fn attempt_bound(ms: Millis) -> String {
+    let ms = u64::try_from(ms.max(0)).unwrap_or(0);
+    format!("{}{}", AttemptId::PREFIX, ulid::Ulid::from_parts(ms, 0))
+}
+
+/// The hourly counts from `(hour, status, count)` rows of attempts since `since`.
+pub(crate) fn hour_counts(since: Millis, rows: Vec<(i64, i64, u64)>) -> Vec<crate::HourCount> {
+    let mut out: Vec<crate::HourCount> = Vec::new();
+    for (hour, status, n) in rows {
+        let start = since + hour * 3_600_000;
+        if out.last().is_none_or(|h| h.start != start) {
+            out.push(crate::HourCount {
+                start,
+                ..Default::default()
+            });
+        }
+        if let Some(h) = out.last_mut() {
+            match herald_core::model::DeliveryStatus::from_i64(status) {
+                herald_core::model::DeliveryStatus::Success => h.success += n,
+                herald_core::model::DeliveryStatus::Fail => h.fail += n,
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
 /// The condition of a message whose payload a waiting or in-flight delivery still needs.
 pub(crate) fn unfinished_deliveries() -> String {
     format!(
@@ -119,12 +169,42 @@ pub(crate) fn unfinished_deliveries() -> String {
     )
 }
 
-/// `INSERT` of every one of `cols` into `table`, the parameters numbered after `mark`
-/// (`?1`… on SQLite, `$1`… on PostgreSQL).
-pub(crate) fn insert_sql(table: &str, cols: &str, mark: char) -> String {
-    let n = cols.split(',').count();
-    let marks: Vec<String> = (1..=n).map(|i| format!("{mark}{i}")).collect();
-    format!("INSERT INTO {table} ({cols}) VALUES ({})", marks.join(","))
+/// The statements of one retention pass, each with its first parameter; the second is the
+/// batch size. The parameters are numbered after `mark` (`?1`… on SQLite, `$1`… on PostgreSQL).
+/// Payloads past their message's retention are dropped (the default retention as an ID range,
+/// a message's own `retention_ms` by its creation time), never one a waiting or in-flight
+/// delivery still needs; attempts keep their row but lose the response body.
+pub(crate) fn purge_steps(
+    now: Millis,
+    default_retention_ms: i64,
+    mark: char,
+) -> [(String, Arg); 3] {
+    let (msg_bound, att_bound) = retention_bounds(now, default_retention_ms);
+    let unfinished = unfinished_deliveries();
+    [
+        (
+            format!(
+                "UPDATE messages SET payload = NULL WHERE id IN (SELECT id FROM messages \
+                 WHERE id < {mark}1 AND retention_ms IS NULL AND payload IS NOT NULL AND {unfinished} LIMIT {mark}2)"
+            ),
+            Arg::Text(msg_bound),
+        ),
+        (
+            format!(
+                "UPDATE messages SET payload = NULL WHERE id IN (SELECT id FROM messages \
+                 WHERE retention_ms IS NOT NULL AND payload IS NOT NULL AND created_at + retention_ms < {mark}1 \
+                 AND {unfinished} LIMIT {mark}2)"
+            ),
+            Arg::Int(now),
+        ),
+        (
+            format!(
+                "UPDATE attempts SET response = '' WHERE id IN \
+                 (SELECT id FROM attempts WHERE id < {mark}1 AND response != '' LIMIT {mark}2)"
+            ),
+            Arg::Text(att_bound),
+        ),
+    ]
 }
 
 /// Decodes the stored JSON column `what` of the record `id`. A value that does not decode is
@@ -191,6 +271,34 @@ pub(crate) struct FanOut {
     pub due: Millis,
     /// For FIFO endpoints only: the message's key, or `""` for messages without one.
     pub ordering_key: Option<String>,
+}
+
+/// One delivery row to insert: a publish's fan-out, or a manual resend.
+pub(crate) struct NewDelivery<'a> {
+    pub msg: &'a str,
+    pub ep: &'a str,
+    pub app: &'a str,
+    /// When it is first due (also its `updated_at`).
+    pub due: Millis,
+    /// Asked for by hand (a resend), not by a publish.
+    pub manual: bool,
+    /// For FIFO endpoints only (see [`FanOut::ordering_key`]).
+    pub ordering_key: Option<&'a str>,
+}
+
+impl<'a> NewDelivery<'a> {
+    /// The delivery a resend of `msg` to `ep` adds when there is none: due `now`, without an
+    /// ordering key (the resend fixes the keys of a FIFO endpoint afterwards).
+    pub(crate) fn resend(msg: &'a str, ep: &'a str, app: &'a str, now: Millis) -> Self {
+        Self {
+            msg,
+            ep,
+            app,
+            due: now,
+            manual: true,
+            ordering_key: None,
+        }
+    }
 }
 
 /// The deliveries publishing `msg` queues: one per target subscribed to it whose content

@@ -15,7 +15,9 @@ use herald_core::ids::{AppId, EndpointId, MessageId, TokenId};
 use herald_core::model::{Attempt, Endpoint, Message};
 use herald_core::Millis;
 
+mod cols;
 mod common;
+pub mod console;
 pub mod ops;
 pub(crate) mod page;
 pub mod postgres;
@@ -26,6 +28,7 @@ mod sched;
 pub mod sqlite;
 pub(crate) mod status;
 
+pub use console::{AttemptRate, ConsoleStore, OpenBreaker};
 pub use ops::OpsLog;
 pub use pull::{PollPage, PollRequest, PollToken, PolledEvent};
 pub use reconcile::{PollClaim, PollFinish, PollState, ReconcileStore};
@@ -35,6 +38,7 @@ pub use roles::{
 
 /// The role traits, for `use herald_store::prelude::*;` where methods are called on a store.
 pub mod prelude {
+    pub use crate::console::ConsoleStore;
     pub use crate::reconcile::ReconcileStore;
     pub use crate::roles::{
         AppStore, AuthStore, InboundStore, MessageStore, OpsStore, PullStore, QueueStore, Store,
@@ -88,6 +92,15 @@ pub struct WriteFailure {
     pub at: Millis,
     /// The backend's error text.
     pub error: String,
+}
+
+/// Attempts to one endpoint within one hour, by outcome (the console's 24 h chart).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HourCount {
+    /// The first millisecond of the hour, counted from the `since` the query was given.
+    pub start: Millis,
+    pub success: u64,
+    pub fail: u64,
 }
 
 /// The state of a node's outage spool.
@@ -193,6 +206,17 @@ pub(crate) fn unseal_secrets(
             s.key = b.decrypt(&s.key).map_err(|_| StoreError::KeyMismatch)?;
         }
     }
+    Ok(())
+}
+
+/// Re-encrypts stored signing secrets sealed under `old` under `new` instead (`rekey`).
+pub(crate) fn reseal_secrets(
+    old: &herald_core::crypto::SecretBox,
+    new: &herald_core::crypto::SecretBox,
+    secrets: &mut [herald_core::model::StoredSecret],
+) -> Result<()> {
+    unseal_secrets(Some(old), secrets)?;
+    seal_secrets(Some(new), secrets);
     Ok(())
 }
 

@@ -16,10 +16,10 @@ use herald_core::model::{
 use herald_core::Millis;
 
 use crate::{
-    AttemptFilter, AttemptRecord, AttemptScope, Claim, ClaimBatch, Claimed, DedupCheck,
-    DisabledEndpoint, ForDelivery, IdempotentResponse, IngestOutcome, ListQuery, MessageFilter,
-    OrderCheck, Page, PollPage, PollRequest, PollToken, Published, Result, SpoolHealth,
-    TokenRecord, WriteFailure,
+    AttemptFilter, AttemptRecord, AttemptScope, Claim, ClaimBatch, Claimed, ConsoleStore,
+    DedupCheck, DisabledEndpoint, ForDelivery, HourCount, IdempotentResponse, IngestOutcome,
+    ListQuery, MessageFilter, OrderCheck, Page, PollPage, PollRequest, PollToken, Published,
+    Result, SpoolHealth, TokenRecord, WriteFailure,
 };
 
 /// Declares [`Store`] from the list of roles, and implements it for anything that implements
@@ -99,6 +99,11 @@ pub trait AppStore: Send + Sync + 'static {
     async fn delete_endpoint(&self, app: &AppId, id: &EndpointId) -> Result<()>;
 
     async fn endpoint_stats(&self, ep: &EndpointId, since: Option<Millis>, until: Option<Millis>) -> Result<EndpointStats>;
+
+    /// Finished attempts to the endpoint since `since`, per hour from `since` (hours without
+    /// attempts left out), oldest first. Bounded by the attempt ID (which sorts by time) on the
+    /// `(endpoint_id, id)` index, so it reads only that window's attempts.
+    async fn endpoint_hours(&self, ep: &EndpointId, since: Millis) -> Result<Vec<HourCount>>;
 
     async fn create_event_type(&self, et: EventType) -> Result<EventType>;
 
@@ -287,5 +292,5 @@ pub trait PullStore: Send + Sync + 'static {
 
 roles! {
     OpsStore, AppStore, MessageStore, QueueStore, InboundStore, AuthStore, PullStore,
-    crate::reconcile::ReconcileStore,
+    ConsoleStore, crate::reconcile::ReconcileStore,
 }

@@ -71,6 +71,7 @@ macro_rules! setup {
 }
 
 include!("suite/body.rs");
+include!("suite/console.rs");
 include!("suite/broker_urls.rs");
 include!("suite/routing.rs");
 

@@ -44,6 +44,7 @@ macro_rules! setup {
 }
 
 include!("suite/body.rs");
+include!("suite/console.rs");
 include!("suite/broker_urls.rs");
 include!("suite/pull.rs");
 include!("suite/reconcile.rs");

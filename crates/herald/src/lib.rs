@@ -123,6 +123,9 @@ pub fn console_settings(cfg: &Config) -> anyhow::Result<herald_api::ConsoleSetti
             logo_url: cfg.portal_logo_url.clone(),
             frame_ancestors: cfg.portal_frame_ancestors.clone(),
         },
+        sign_ins: std::sync::Arc::new(herald_api::SignInLimiter::new(
+            cfg.console_sign_in_per_minute,
+        )),
     })
 }
 

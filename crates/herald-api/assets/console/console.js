@@ -7,6 +7,10 @@
 //  3. "Copy" buttons copy the text of the element their data-copy names.
 //  4. Portal entry: the link's #key=… is read, removed from the address bar and history, and
 //     exchanged for a session by a POST (the key never reaches the server in a URL).
+//  5. Forms marked data-local-instant send their datetime-local field as a UTC instant
+//     (`since`) and the viewer's offset (`tz_offset`), so the server reads the viewer's zone.
+//  6. A region with data-poll (the "Recover" progress) is fetched every second from its URL
+//     and replaced until its content carries data-done.
 // The same file serves the console (/console) and the portal (/portal): <body data-base>.
 (function () {
   "use strict";
@@ -88,6 +92,40 @@
     });
   }
 
+  function localInstants() {
+    document.addEventListener("submit", function (ev) {
+      var form = ev.target.closest("form[data-local-instant]");
+      if (!form) return;
+      var local = form.querySelector("input[type=datetime-local]");
+      if (!local || !local.value) return;
+      var d = new Date(local.value);
+      if (isNaN(d.getTime())) return;
+      form.elements.since.value = d.toISOString();
+      form.elements.tz_offset.value = String(d.getTimezoneOffset());
+    });
+  }
+
+  function pollProgress() {
+    var box = document.querySelector("[data-poll]");
+    if (!box || box.querySelector("[data-done]")) return;
+    var timer = window.setInterval(function () {
+      fetch(box.dataset.poll, { credentials: "same-origin", headers: { "X-Console-Poll": "1" } })
+        .then(function (r) {
+          return r.ok ? r.text() : null;
+        })
+        .then(function (text) {
+          if (text === null) return;
+          var doc = new DOMParser().parseFromString(text, "text/html");
+          var fresh = doc.querySelector("[data-recover-progress]");
+          if (!fresh) return;
+          box.replaceChildren(document.importNode(fresh, true));
+          localTimes(box);
+          if (fresh.hasAttribute("data-done")) window.clearInterval(timer);
+        })
+        .catch(function () {});
+    }, 1000);
+  }
+
   function portalEntry() {
     var box = document.querySelector("[data-portal-entry]");
     if (!box) return;
@@ -148,6 +186,8 @@
     });
     localTimes(document);
     copyButtons();
+    localInstants();
+    pollProgress();
     window.setInterval(refresh, POLL_MS);
   });
 })();

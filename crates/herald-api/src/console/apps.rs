@@ -7,12 +7,12 @@
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
-use herald_core::model::{Endpoint, Message, Source};
+use herald_core::model::{DeliveryStatus, Endpoint, Message, Source};
 use herald_core::{now_millis, Millis};
 use herald_store::MessageFilter;
 use serde::Deserialize;
 
-use super::event_types::{endpoint_form, EndpointForm};
+use super::ep_form::{endpoint_form, EndpointForm};
 use super::page::{ok, page_query, Choice, Chrome, ConsoleError, ConsoleResult, Pager, When};
 use super::session::Operator;
 use crate::extract::Path;
@@ -31,7 +31,7 @@ const SOURCES_SHOWN: i64 = 50;
 
 #[derive(Debug, Default, Deserialize)]
 pub struct ListQ {
-    /// ID or uid to find.
+    /// ID or uid to go to, or text the names to list contain.
     q: Option<String>,
     /// Iterator of the page.
     page: Option<String>,
@@ -55,25 +55,31 @@ struct AppsPage {
     pager: Pager,
 }
 
-/// The application list; `?q=` finds one by ID or uid (the store has no name search).
+/// The application list; `?q=` goes to the application of that ID or uid, else lists the
+/// applications whose name contains it (case-insensitive, paged).
 pub async fn list(st: &AppState, op: &Operator, q: ListQ) -> ConsoleResult<Response> {
     op.caller.require_admin()?;
     let query = q.q.as_deref().map(str::trim).unwrap_or("").to_string();
     let mut notice = None;
-    if !query.is_empty() {
-        match apps::load(st, &op.auth(), &query).await {
-            Ok(app) => return Ok(Redirect::to(&format!("/console/app/{}", app.id)).into_response()),
-            Err(_) => {
-                notice = Some(format!(
-                    "No application has the ID or uid “{query}”. Search matches whole IDs and uids only."
-                ))
+    let asked = page_query(APPS_PER_PAGE, q.page.as_deref(), false)?;
+    let page = if query.is_empty() {
+        st.store().list_apps(&asked).await?
+    } else {
+        // A whole ID or uid goes straight to the application (on the first page only: a
+        // later page is a page of name matches).
+        if q.page.is_none() {
+            if let Ok(app) = apps::load(st, &op.auth(), &query).await {
+                return Ok(Redirect::to(&format!("/console/app/{}", app.id)).into_response());
             }
         }
-    }
-    let page = st
-        .store()
-        .list_apps(&page_query(APPS_PER_PAGE, q.page.as_deref(), false)?)
-        .await?;
+        let found = st.store().search_apps(&query, &asked).await?;
+        if found.items.is_empty() && q.page.is_none() {
+            notice = Some(format!(
+                "No application has the ID or uid “{query}”, nor a name containing it."
+            ));
+        }
+        found
+    };
     let now = now_millis();
     let mut rows = Vec::with_capacity(page.items.len());
     for a in &page.items {
@@ -95,9 +101,15 @@ pub async fn list(st: &AppState, op: &Operator, q: ListQ) -> ConsoleResult<Respo
             failing: format!("{failing}{more}"),
         });
     }
-    let pager = Pager::new("/console?page=".into(), q.page.as_deref(), &page, |a| {
-        a.id.0.clone()
-    });
+    let keep = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("q", &query)
+        .finish();
+    let pager = Pager::new(
+        format!("/console?{keep}&page="),
+        q.page.as_deref(),
+        &page,
+        |a| a.id.0.clone(),
+    );
     Ok(ok(&AppsPage {
         chrome: Chrome::signed_in(st, op),
         apps: rows,
@@ -119,17 +131,37 @@ pub struct EndpointRow {
     url: String,
     description: String,
     state: &'static str,
+    /// Successful attempts among the finished ones of the last 24 hours.
+    rate: String,
 }
 
 impl EndpointRow {
-    fn of(e: &Endpoint, now: Millis) -> Self {
+    fn of(e: &Endpoint, now: Millis, rate: String) -> Self {
         Self {
             id: e.id.0.clone(),
             url: herald_core::destination::redact(&e.url).into_owned(),
             description: e.description.clone(),
             state: e.state(now),
+            rate,
         }
     }
+}
+
+/// The endpoint list's rows, each with its 24 h success rate (one bounded read each).
+async fn endpoint_rows(
+    st: &AppState,
+    eps: &[Endpoint],
+    now: Millis,
+) -> ConsoleResult<Vec<EndpointRow>> {
+    let mut rows = Vec::with_capacity(eps.len());
+    for e in eps {
+        rows.push(EndpointRow::of(
+            e,
+            now,
+            super::chart::day_rate(st, &e.id).await?,
+        ));
+    }
+    Ok(rows)
 }
 
 pub struct MessageRow {
@@ -180,6 +212,9 @@ struct AppPage {
     event_type: String,
     from: String,
     to: String,
+    /// "Delivery status": as asked, and the choices (value, words).
+    status: String,
+    statuses: Vec<(String, String)>,
     /// "Created within".
     choice: Choice,
     sources: Vec<SourceRow>,
@@ -200,6 +235,34 @@ pub struct ShowQ {
     /// `<input type="datetime-local">` sends it).
     from: Option<String>,
     to: Option<String>,
+    /// Only messages with a delivery in this status (`success`, `pending`, `fail`, `sending`).
+    status: Option<String>,
+}
+
+/// The "Delivery status" choices of the message filter (the API's labels, words).
+const STATUSES: &[(&str, &str, DeliveryStatus)] = &[
+    ("success", "succeeded", DeliveryStatus::Success),
+    ("fail", "failed", DeliveryStatus::Fail),
+    ("pending", "waiting", DeliveryStatus::Pending),
+    ("sending", "sending", DeliveryStatus::Sending),
+];
+
+/// The delivery status asked for: empty is any; anything else must be one of [`STATUSES`].
+fn delivery_status(v: Option<&str>) -> ConsoleResult<Option<DeliveryStatus>> {
+    match v.map(str::trim).unwrap_or("") {
+        "" => Ok(None),
+        v => STATUSES
+            .iter()
+            .find(|(label, _, _)| *label == v)
+            .map(|(_, _, s)| Some(*s))
+            .ok_or_else(|| {
+                ConsoleError::Api(
+                    axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                    "Delivery status: one of success, fail, pending, sending (or empty for any)"
+                        .into(),
+                )
+            }),
+    }
 }
 
 /// A time-range bound of the filter: empty is none; anything else must be a date and time.
@@ -259,6 +322,7 @@ fn message_filter(q: &ShowQ) -> ConsoleResult<Filter> {
         .append_pair("within", within.unwrap_or(""))
         .append_pair("from", q.from.as_deref().unwrap_or("").trim())
         .append_pair("to", q.to.as_deref().unwrap_or("").trim())
+        .append_pair("status", q.status.as_deref().unwrap_or("").trim())
         .finish();
     let filter = MessageFilter {
         channel: None,
@@ -284,7 +348,14 @@ pub async fn show(
     let mut query = page_query(MESSAGES_SHOWN, q.msgs.as_deref(), true)?;
     query.after = after;
     query.before = before;
-    let msgs = st.store().list_messages(&app.id, &filter, &query).await?;
+    let msgs = match delivery_status(q.status.as_deref())? {
+        None => st.store().list_messages(&app.id, &filter, &query).await?,
+        Some(status) => {
+            st.store()
+                .list_messages_by_status(&app.id, status, &filter, &query)
+                .await?
+        }
+    };
     let srcs = st
         .store()
         .list_sources(&app.id, &page_query(SOURCES_SHOWN, None, false)?)
@@ -307,12 +378,17 @@ pub async fn show(
             name: app.name.clone(),
             created: When::at(app.created_at),
         },
-        endpoints: eps.items.iter().map(|e| EndpointRow::of(e, now)).collect(),
+        endpoints: endpoint_rows(&st, &eps.items, now).await?,
         endpoints_more: eps.has_more,
         messages: msgs.items.iter().map(MessageRow::of).collect(),
         event_type: q.event_type.clone().unwrap_or_default(),
         from: q.from.clone().unwrap_or_default(),
         to: q.to.clone().unwrap_or_default(),
+        status: q.status.clone().unwrap_or_default().trim().to_string(),
+        statuses: STATUSES
+            .iter()
+            .map(|(v, w, _)| (v.to_string(), w.to_string()))
+            .collect(),
         choice: Choice {
             id: "within",
             label: "Created within",

@@ -65,6 +65,17 @@ impl Fields {
 }
 
 async fn read_form(req: Request) -> Result<Fields, ConsoleError> {
+    read_form_up_to(req, MAX_FORM, || {
+        ConsoleError::Refused("form too large".into())
+    })
+    .await
+}
+
+async fn read_form_up_to(
+    req: Request,
+    limit: usize,
+    too_large: impl FnOnce() -> ConsoleError,
+) -> Result<Fields, ConsoleError> {
     let is_form = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -73,9 +84,9 @@ async fn read_form(req: Request) -> Result<Fields, ConsoleError> {
     if !is_form {
         return Err(ConsoleError::Refused("expected a form submission".into()));
     }
-    let bytes = axum::body::to_bytes(req.into_body(), MAX_FORM)
+    let bytes = axum::body::to_bytes(req.into_body(), limit)
         .await
-        .map_err(|_| ConsoleError::Refused("form too large".into()))?;
+        .map_err(|_| too_large())?;
     Ok(Fields(
         url::form_urlencoded::parse(&bytes).into_owned().collect(),
     ))
@@ -107,6 +118,26 @@ impl FromRequest<AppState> for Posted {
     type Rejection = ConsoleError;
 
     async fn from_request(req: Request, st: &AppState) -> Result<Self, ConsoleError> {
+        Posted::read(req, st, None).await
+    }
+}
+
+/// A [`Posted`] form that carries a payload or settings (a test event, the endpoint form): up
+/// to twice the largest message payload, and over that 413 rather than 403.
+pub struct PostedPayload(pub Posted);
+
+impl FromRequest<AppState> for PostedPayload {
+    type Rejection = ConsoleError;
+
+    async fn from_request(req: Request, st: &AppState) -> Result<Self, ConsoleError> {
+        let limit = (st.inner.max_payload_bytes * 2).max(MAX_FORM);
+        Posted::read(req, st, Some(limit)).await.map(PostedPayload)
+    }
+}
+
+impl Posted {
+    /// Checks and reads the form, up to [`MAX_FORM`] bytes or `limit`.
+    async fn read(req: Request, st: &AppState, limit: Option<usize>) -> Result<Self, ConsoleError> {
         if !origin_ok(req.headers(), &st.inner.public_url) {
             return Err(cross_site());
         }
@@ -115,7 +146,18 @@ impl FromRequest<AppState> for Posted {
                 "no console session: sign in again".into(),
             ));
         };
-        let fields = read_form(req).await?;
+        let fields = match limit {
+            None => read_form(req).await?,
+            Some(limit) => {
+                let too_large = || {
+                    ConsoleError::Api(
+                        axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                        format!("the form is larger than {limit} bytes"),
+                    )
+                };
+                read_form_up_to(req, limit, too_large).await?
+            }
+        };
         let sent = fields.get("csrf").unwrap_or("");
         if sent.is_empty() || !bool::from(sent.as_bytes().ct_eq(op.csrf.as_bytes())) {
             return Err(ConsoleError::Refused(

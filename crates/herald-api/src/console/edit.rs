@@ -1,6 +1,7 @@
-//! Changing endpoints from the console and the portal: "Add endpoint", "Save" (URL,
-//! description, event types chosen from the catalog, throttle, disabled), "Rotate secret"
-//! and "Delete endpoint".
+//! Changing endpoints from the console and the portal: "Add endpoint", "Save" (every field
+//! of `ep_form`: URL, description, event types, channels, throttle, disabled, custom headers,
+//! metadata, delivery options), "Rotate secret" and "Delete endpoint" (after its confirmation
+//! page).
 //!
 //! Every change is made by the JSON API's own handler (`routes::endpoints::{create, patch,
 //! rotate, remove}`) with the session's `Auth`, given the same body the API would get: the
@@ -9,85 +10,82 @@
 //! This module only turns form fields into those bodies; it must not write to the store.
 
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
-use super::csrf::{Fields, Posted};
+use super::csrf::{Fields, Posted, PostedPayload};
 use super::endpoint;
+use super::ep_form::{self, endpoint_form};
 use super::page::{ConsoleError, ConsoleResult};
+use crate::dto::{check_headers, Checks, EndpointPatch, HeadersIn};
+use crate::error::ApiError;
 use crate::extract::Path;
 use crate::paths::{AppPath, EndpointPath};
 use crate::routes::endpoints as api;
-use crate::scope::At;
+use crate::scope::{At, AtEndpoint};
+use crate::service::endpoints;
 use crate::state::AppState;
 
 /// A JSON API body from the form's fields (a shape error is the form's, answered 422).
 fn body<T: DeserializeOwned>(v: Value) -> ConsoleResult<T> {
-    serde_json::from_value(v).map_err(|e| {
-        ConsoleError::Api(
-            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-            format!("the form could not be read: {e}"),
-        )
-    })
+    serde_json::from_value(v).map_err(|e| unreadable(&e.to_string()))
 }
 
-/// The event types the form chose: the checked catalog entries plus any typed into "Other
-/// event types" (comma-separated). None chosen: every event type (`null`).
-fn event_types(f: &Fields) -> Value {
-    let mut types: Vec<String> = f.all("event_type").map(str::to_string).collect();
-    types.extend(
-        f.get("more_event_types")
-            .unwrap_or("")
-            .split(',')
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .map(String::from),
-    );
-    types.sort();
-    types.dedup();
-    if types.is_empty() {
-        Value::Null
-    } else {
-        json!(types)
-    }
+fn unreadable(e: &str) -> ConsoleError {
+    ConsoleError::Api(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        format!("the form could not be read: {e}"),
+    )
 }
 
-/// The throttle field: empty is none; anything else must be a number (the API checks range).
-fn throttle(f: &Fields) -> ConsoleResult<Value> {
-    match f.get("throttle_rate").map(str::trim).unwrap_or("") {
-        "" => Ok(Value::Null),
-        t => t.parse::<i64>().map(|n| json!(n)).map_err(|_| {
-            ConsoleError::Api(
-                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-                "Throttle: a whole number of messages per second, or empty for none".into(),
-            )
-        }),
-    }
-}
-
-/// The endpoint fields every form sends, as the API's camelCase body.
-fn settings(f: &Fields) -> ConsoleResult<Value> {
-    Ok(json!({
-        "url": f.get("url").map(str::trim).unwrap_or(""),
-        "description": f.get("description").unwrap_or(""),
-        "eventTypes": event_types(f),
-        "throttleRate": throttle(f)?,
-        "disabled": f.get("disabled").is_some(),
-    }))
+/// The API's view of the endpoint of `path` for the session of `posted`, with `input` as the
+/// request body (tenancy checked as for the JSON route).
+async fn at_endpoint<B>(
+    st: &AppState,
+    posted: &Posted,
+    path: &EndpointPath,
+    input: B,
+) -> ConsoleResult<AtEndpoint<B>> {
+    let at = At {
+        st: st.clone(),
+        auth: posted.op.auth(),
+        path: EndpointPath {
+            app_id: path.app_id.clone(),
+            endpoint_id: path.endpoint_id.clone(),
+        },
+        input,
+    };
+    Ok(at.endpoint().await?)
 }
 
 fn endpoint_page(posted: &Posted, app: &str, ep: &str) -> String {
     format!("{}/app/{app}/endpoint/{ep}", posted.op.realm.base())
 }
 
+/// The settings of a new endpoint, with its custom headers (a form error is the page's 422).
+fn new_settings(f: &Fields) -> ConsoleResult<Value> {
+    let join = |errors: Vec<(&str, String)>| {
+        let words: Vec<String> = errors.into_iter().map(|(_, m)| m).collect();
+        unreadable(&words.join("; "))
+    };
+    let mut v = ep_form::settings(f, false).map_err(join)?;
+    if let Some(h) = f.get("headers").filter(|h| !h.trim().is_empty()) {
+        let headers = ep_form::parse_headers(h, &Default::default())
+            .map_err(|e| join(vec![("headers", e)]))?;
+        v["headers"] = json!(headers);
+    }
+    Ok(v)
+}
+
 /// `POST {base}/app/{app_id}/endpoints`: a new endpoint (with a generated secret), then its page.
 pub async fn create(
     State(st): State<AppState>,
     Path(path): Path<AppPath>,
-    posted: Posted,
+    PostedPayload(posted): PostedPayload,
 ) -> ConsoleResult<Response> {
-    let input = body(settings(&posted.fields)?)?;
+    let input = body(new_settings(&posted.fields)?)?;
     let at = At {
         st,
         auth: posted.op.auth(),
@@ -100,33 +98,86 @@ pub async fn create(
     let resp = api::create(at).await?;
     let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
         .await
-        .map_err(|e| {
-            ConsoleError::Api(axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
-        })?;
+        .map_err(|e| ConsoleError::Api(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     let created: Value = serde_json::from_slice(&bytes).unwrap_or_default();
     let id = created["id"].as_str().unwrap_or_default();
     Ok(Redirect::to(&endpoint_page(&posted, &app_id, id)).into_response())
 }
 
-/// `POST {ep}/edit`: saves the settings, as `PATCH …/endpoint/{ep}`.
+/// `POST {ep}/edit`: saves the settings, as `PATCH …/endpoint/{ep}` and, when the form has
+/// custom headers, `PUT …/headers`. A refused form is the endpoint page again (422) with each
+/// error next to its control and the values as typed.
 pub async fn save(
     State(st): State<AppState>,
     Path(path): Path<EndpointPath>,
-    posted: Posted,
+    PostedPayload(posted): PostedPayload,
 ) -> ConsoleResult<Response> {
-    let input = body(settings(&posted.fields)?)?;
-    let at = At {
-        st,
-        auth: posted.op.auth(),
-        path,
-        input,
+    match try_save(&st, &path, &posted).await {
+        Ok(to) => Ok(Redirect::to(&to).into_response()),
+        Err(Refused::Fields(errors)) => {
+            let (_, ep) = endpoints::load(&st, &posted.op.auth(), &path).await?;
+            let mut form = ep_form::echo(&posted.fields, endpoint_form(&st, Some(&ep)).await?);
+            form.errors = errors;
+            let x = endpoint::Extras {
+                form: Some(form),
+                ..Default::default()
+            };
+            let mut resp = endpoint::render_page(&st, &posted.op, &path, x).await?;
+            *resp.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+            Ok(resp)
+        }
+        Err(Refused::Page(e)) => Err(e),
     }
-    .endpoint()
-    .await?;
+}
+
+/// Why a save stopped: fields to show next to their controls, or an error page.
+enum Refused {
+    Fields(Vec<(&'static str, String)>),
+    Page(ConsoleError),
+}
+
+impl<E: Into<ConsoleError>> From<E> for Refused {
+    fn from(e: E) -> Self {
+        Self::Page(e.into())
+    }
+}
+
+fn refused(e: ApiError) -> Refused {
+    match ep_form::api_errors(&e) {
+        Some(fields) => Refused::Fields(fields),
+        None => Refused::Page(e.into()),
+    }
+}
+
+/// Checks the whole form first (the headers against the API's rules too), so that a refused
+/// form changes nothing; then the settings, then the headers. The page to go to.
+async fn try_save(st: &AppState, path: &EndpointPath, posted: &Posted) -> Result<String, Refused> {
+    let f = &posted.fields;
+    let mut settings = ep_form::settings(f, true).map_err(Refused::Fields)?;
+    let at = at_endpoint(st, posted, path, crate::scope::NoInput).await?;
+    let headers = match f.get("headers") {
+        None => None,
+        Some(h) => {
+            let h = ep_form::parse_headers(h, &at.ep.headers)
+                .map_err(|e| Refused::Fields(vec![("headers", e)]))?;
+            let mut c = Checks::default();
+            check_headers(&mut c, "headers", &h);
+            c.finish().map_err(refused)?;
+            Some(h)
+        }
+    };
+    // The settings body the API's PATCH takes (an unreadable shape is the form's).
+    let input: EndpointPatch = serde_json::from_value(settings.take())
+        .map_err(|e| Refused::Fields(vec![("form", format!("the form could not be read: {e}"))]))?;
+    let at = at_endpoint(st, posted, path, input).await?;
     let (app, ep) = (at.app.id.0.clone(), at.ep.id.0.clone());
     // The saved endpoint is shown by its page, read again after the redirect.
-    let _saved = api::patch(at).await?;
-    Ok(Redirect::to(&format!("{}?saved=1", endpoint_page(&posted, &app, &ep))).into_response())
+    let _saved = api::patch(at).await.map_err(refused)?;
+    if let Some(h) = headers {
+        let at = at_endpoint(st, posted, path, HeadersIn { headers: h }).await?;
+        api::put_headers(at).await.map_err(refused)?;
+    }
+    Ok(format!("{}?saved=1", endpoint_page(posted, &app, &ep)))
 }
 
 /// `POST {ep}/rotate`: a new signing secret, as `POST …/secret/rotate` (the previous one keeps
@@ -136,17 +187,7 @@ pub async fn rotate(
     Path(path): Path<EndpointPath>,
     posted: Posted,
 ) -> ConsoleResult<Response> {
-    let at = At {
-        st: st.clone(),
-        auth: posted.op.auth(),
-        path: EndpointPath {
-            app_id: path.app_id.clone(),
-            endpoint_id: path.endpoint_id.clone(),
-        },
-        input: body(json!({}))?,
-    }
-    .endpoint()
-    .await?;
+    let at = at_endpoint(&st, &posted, &path, body(json!({}))?).await?;
     // The new secret is shown by the page below (revealed), read from the store.
     let _new = api::rotate(at).await?;
     let notice = "Secret rotated. The previous secret keeps signing alongside it for 24 hours, so receivers can switch over.";
@@ -159,16 +200,35 @@ pub async fn delete(
     Path(path): Path<EndpointPath>,
     posted: Posted,
 ) -> ConsoleResult<Response> {
-    let at = At {
-        st,
-        auth: posted.op.auth(),
-        path,
-        input: crate::scope::NoInput,
-    }
-    .endpoint()
-    .await?;
+    let at = at_endpoint(&st, &posted, &path, crate::scope::NoInput).await?;
     let app = at.app.id.0.clone();
     api::remove(at).await?;
     let back = format!("{}/app/{app}", posted.op.realm.base());
     Ok(Redirect::to(&back).into_response())
+}
+
+#[derive(askama::Template)]
+#[template(path = "console/endpoint_delete.html")]
+struct ConfirmDelete {
+    chrome: super::page::Chrome,
+    csrf: String,
+    app_id: String,
+    ep_id: String,
+    ep_url: String,
+}
+
+/// `GET {ep}/delete`: asks to confirm; "Delete endpoint" posts to the same path.
+pub async fn confirm_delete(
+    op: super::session::Operator,
+    State(st): State<AppState>,
+    Path(path): Path<EndpointPath>,
+) -> ConsoleResult<Response> {
+    let (app, ep) = endpoints::load(&st, &op.auth(), &path).await?;
+    Ok(super::page::ok(&ConfirmDelete {
+        chrome: super::page::Chrome::in_app(&st, &op, &app.id.0, &app.name),
+        csrf: op.csrf.clone(),
+        app_id: app.id.0.clone(),
+        ep_id: ep.id.0.clone(),
+        ep_url: herald_core::destination::redact(&ep.url).into_owned(),
+    }))
 }

@@ -7,15 +7,17 @@
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use herald_core::model::{is_sensitive_header, Attempt, DeliveryStatus, Endpoint, TriggerType};
 use herald_core::now_millis;
 use herald_store::{AttemptFilter, AttemptScope};
 use serde::Deserialize;
 
+use super::chart::{self, DayChart};
 use super::csrf::Posted;
-use super::event_types::{endpoint_form, EndpointForm};
-use super::page::{ok, page_query, Chrome, ConsoleError, ConsoleResult, When};
+use super::ep_form::{endpoint_form, EndpointForm, KEPT};
+use super::page::{html, page_query, Chrome, ConsoleResult, When};
+use super::recover::{Progress, RECOVER_CHOICES};
 use super::session::Operator;
 use crate::extract::Path;
 use crate::paths::EndpointPath;
@@ -36,6 +38,8 @@ pub struct EndpointView {
     throttle: String,
     headers: Vec<(String, String)>,
     created: When,
+    /// A `poll:` endpoint: its pull URL (consumers pull instead of receiving).
+    poll_url: Option<String>,
 }
 
 /// One attempt as the endpoint and message screens show it.
@@ -88,6 +92,9 @@ struct EndpointPage {
     notice: Option<String>,
     form: EndpointForm,
     recover_choices: &'static [(u32, &'static str)],
+    chart: DayChart,
+    /// The last "Recover"'s progress, polled until done.
+    progress: Option<Progress>,
 }
 
 /// Deliveries of the messages of the last 24 hours to this endpoint, by status.
@@ -99,15 +106,6 @@ pub struct DayStats {
     rate: String,
 }
 
-/// How far back "Recover failed deliveries" reaches (hours, words).
-const RECOVER_CHOICES: &[(u32, &str)] = &[
-    (1, "the last hour"),
-    (6, "the last 6 hours"),
-    (24, "the last 24 hours"),
-    (72, "the last 3 days"),
-    (168, "the last 7 days"),
-];
-
 const DAY_MS: i64 = 86_400_000;
 
 /// The query of the endpoint page: only what a "Recover" or "Save" just did.
@@ -117,6 +115,8 @@ pub struct AfterRecover {
     recovered: Option<u64>,
     /// Set after "Save".
     saved: Option<u8>,
+    /// The instant the last "Recover" started from (ms): its progress is shown.
+    since: Option<i64>,
 }
 
 fn list_or_all(v: &Option<Vec<String>>) -> String {
@@ -126,7 +126,7 @@ fn list_or_all(v: &Option<Vec<String>>) -> String {
     }
 }
 
-fn view(e: &Endpoint) -> EndpointView {
+fn view(st: &AppState, app: &str, e: &Endpoint) -> EndpointView {
     EndpointView {
         id: e.id.0.clone(),
         uid: e.uid.clone(),
@@ -143,7 +143,7 @@ fn view(e: &Endpoint) -> EndpointView {
             .iter()
             .map(|(k, v)| {
                 let shown = if is_sensitive_header(k) {
-                    "(redacted)".to_string()
+                    KEPT.to_string()
                 } else {
                     v.clone()
                 };
@@ -151,7 +151,24 @@ fn view(e: &Endpoint) -> EndpointView {
             })
             .collect(),
         created: When::at(e.created_at),
+        poll_url: herald_core::pull::is_poll_url(&e.url).then(|| {
+            format!(
+                "{}/api/v1/app/{app}/endpoint/{}/poll",
+                st.inner.public_url.trim_end_matches('/'),
+                e.id
+            )
+        }),
     }
+}
+
+/// What the page shows besides the endpoint itself.
+#[derive(Default)]
+pub(super) struct Extras {
+    pub reveal: bool,
+    pub notice: Option<String>,
+    /// The form as posted with its errors (422), instead of the stored settings.
+    pub form: Option<EndpointForm>,
+    pub progress: Option<Progress>,
 }
 
 pub(super) async fn render(
@@ -160,6 +177,22 @@ pub(super) async fn render(
     path: &EndpointPath,
     reveal: bool,
     notice: Option<String>,
+) -> ConsoleResult<Response> {
+    let extras = Extras {
+        reveal,
+        notice,
+        ..Default::default()
+    };
+    render_page(st, op, path, extras).await
+}
+
+/// The page with `x`: the posted form with its errors (422), a notice, the revealed secret,
+/// a "Recover"'s progress.
+pub(super) async fn render_page(
+    st: &AppState,
+    op: &Operator,
+    path: &EndpointPath,
+    x: Extras,
 ) -> ConsoleResult<Response> {
     let (app, ep) = endpoints::load(st, &op.auth(), path).await?;
     let attempts = st
@@ -175,33 +208,40 @@ pub(super) async fn render(
         .store()
         .endpoint_stats(&ep.id, Some(now_millis() - DAY_MS), None)
         .await?;
-    let finished = stats.success + stats.fail;
-    let secret = reveal.then(|| {
+    let secret = x.reveal.then(|| {
         ep.secrets
             .first()
             .map(|s| herald_core::signing::answer_text(&s.key))
             .unwrap_or_default()
     });
-    Ok(ok(&EndpointPage {
+    let status = match x.form {
+        Some(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        None => StatusCode::OK,
+    };
+    let form = match x.form {
+        Some(f) => f,
+        None => endpoint_form(st, Some(&ep)).await?,
+    };
+    let page = EndpointPage {
         chrome: Chrome::in_app(st, op, &app.id.0, &app.name),
         csrf: op.csrf.clone(),
         app_id: app.id.0.clone(),
-        ep: view(&ep),
+        ep: view(st, &app.id.0, &ep),
         secret,
         attempts: attempts.items.iter().map(AttemptRow::of).collect(),
         day: DayStats {
             success: stats.success,
             fail: stats.fail,
             waiting: stats.pending + stats.sending,
-            rate: match finished {
-                0 => "—".into(),
-                n => format!("{:.1} %", stats.success as f64 * 100.0 / n as f64),
-            },
+            rate: chart::rate(stats.success, stats.fail),
         },
-        notice,
+        notice: x.notice,
         recover_choices: RECOVER_CHOICES,
-        form: endpoint_form(st, Some(&ep)).await?,
-    }))
+        form,
+        chart: chart::day_chart(st, &ep.id).await?,
+        progress: x.progress,
+    };
+    Ok(html(status, &page))
 }
 
 /// `GET {base}/app/{app_id}/endpoint/{endpoint_id}` (`/console` or `/portal`).
@@ -209,7 +249,11 @@ pub async fn show(
     op: Operator,
     State(st): State<AppState>,
     Path(path): Path<EndpointPath>,
-    Query(AfterRecover { recovered, saved }): Query<AfterRecover>,
+    Query(AfterRecover {
+        recovered,
+        saved,
+        since,
+    }): Query<AfterRecover>,
 ) -> ConsoleResult<Response> {
     let notice = match (recovered, saved) {
         (Some(n), _) => Some(format!(
@@ -218,7 +262,16 @@ pub async fn show(
         (None, Some(_)) => Some("Settings saved.".to_string()),
         (None, None) => None,
     };
-    render(&st, &op, &path, false, notice).await
+    let progress = match (recovered, since) {
+        (Some(n), Some(since)) => Some(Progress::of(&st, &op, &path, since, n).await?),
+        _ => None,
+    };
+    let extras = Extras {
+        notice,
+        progress,
+        ..Default::default()
+    };
+    render_page(&st, &op, &path, extras).await
 }
 
 /// `POST …/reveal`: the same page with the newest signing secret shown.
@@ -228,32 +281,4 @@ pub async fn reveal(
     posted: Posted,
 ) -> ConsoleResult<Response> {
     render(&st, &posted.op, &path, true, None).await
-}
-
-/// `POST …/recover` (form field `since_hours`): re-queues every failed delivery of messages
-/// since then, as `POST /api/v1/…/endpoint/{ep}/recover` does, and shows the count.
-pub async fn recover(
-    State(st): State<AppState>,
-    Path(path): Path<EndpointPath>,
-    posted: Posted,
-) -> ConsoleResult<Response> {
-    let (app, ep) = endpoints::load(&st, &posted.op.auth(), &path).await?;
-    let hours = posted
-        .fields
-        .get("since_hours")
-        .and_then(|h| h.parse::<u32>().ok())
-        .filter(|h| RECOVER_CHOICES.iter().any(|(c, _)| c == h))
-        .ok_or_else(|| {
-            ConsoleError::Api(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "choose how far back to recover".into(),
-            )
-        })?;
-    let now = now_millis();
-    let since = now - i64::from(hours) * 3_600_000;
-    let n = st.store().recover(&ep.id, since, None, now).await?;
-    st.wake();
-    let base = posted.op.realm.base();
-    let back = format!("{base}/app/{}/endpoint/{}?recovered={n}", app.id, ep.id);
-    Ok(Redirect::to(&back).into_response())
 }

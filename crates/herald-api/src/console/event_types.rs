@@ -3,12 +3,13 @@
 //! text.
 //!
 //! Reads what `GET /api/v1/event-type` reads (any token may list the catalog); it must not
-//! change anything.
+//! change anything (`event_type_edit` does, through the API's handlers). The console can list
+//! archived types too (`?archived=1`); the portal never does.
 
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::response::Response;
-use herald_core::model::{Endpoint, EventType};
+use herald_core::model::EventType;
 use serde::Deserialize;
 
 use super::page::{ok, page_query, Chrome, ConsoleResult, Pager};
@@ -22,35 +23,43 @@ const PER_PAGE: i64 = 25;
 pub struct ListQ {
     /// Iterator of the page.
     page: Option<String>,
+    /// `1`: archived types too (console only).
+    archived: Option<String>,
 }
 
 pub struct EventTypeRow {
     name: String,
     description: String,
     deprecated: bool,
+    archived: bool,
     /// The newest schema version, indented (`None` without a schema).
     schema: Option<String>,
     /// The schema's first `examples` entry, indented.
     example: Option<String>,
 }
 
+/// The newest schema version of `e`: schemas are keyed by version ("1", "2", …), the
+/// highest one is current.
+pub fn newest_schema(e: &EventType) -> Option<&serde_json::Value> {
+    e.schemas
+        .as_ref()
+        .and_then(|s| s.as_object())
+        .and_then(|m| {
+            m.iter()
+                .max_by_key(|(k, _)| k.parse::<u64>().unwrap_or(0))
+                .map(|(_, v)| v)
+        })
+}
+
 impl EventTypeRow {
     fn of(e: &EventType) -> Self {
-        // Schemas are keyed by version ("1", "2", …): the highest one is current.
-        let newest = e
-            .schemas
-            .as_ref()
-            .and_then(|s| s.as_object())
-            .and_then(|m| {
-                m.iter()
-                    .max_by_key(|(k, _)| k.parse::<u64>().unwrap_or(0))
-                    .map(|(_, v)| v)
-            });
+        let newest = newest_schema(e);
         let indent = |v: &serde_json::Value| serde_json::to_string_pretty(v).ok();
         Self {
             name: e.name.clone(),
             description: e.description.clone(),
             deprecated: e.deprecated,
+            archived: e.archived,
             schema: newest.and_then(indent),
             example: newest
                 .and_then(|s| s.get("examples"))
@@ -64,51 +73,11 @@ impl EventTypeRow {
 #[template(path = "console/event_types.html")]
 struct CatalogPage {
     chrome: Chrome,
+    csrf: String,
+    /// Archived types are listed too.
+    with_archived: bool,
     types: Vec<EventTypeRow>,
     pager: Pager,
-}
-
-/// Event types offered as checkboxes on the endpoint forms.
-const CHOICES: i64 = 100;
-
-/// The endpoint form's fields, filled from `ep` (empty for a new endpoint): the catalog's
-/// first event types to tick, plus the endpoint's own ones not in it.
-pub async fn endpoint_form(st: &AppState, ep: Option<&Endpoint>) -> ConsoleResult<EndpointForm> {
-    let page = st
-        .store()
-        .list_event_types(&page_query(CHOICES, None, false)?, false)
-        .await?;
-    let chosen: Vec<String> = ep.and_then(|e| e.event_types.clone()).unwrap_or_default();
-    let mut choices: Vec<(String, bool)> = page
-        .items
-        .iter()
-        .map(|t| (t.name.clone(), chosen.contains(&t.name)))
-        .collect();
-    for c in &chosen {
-        if !choices.iter().any(|(n, _)| n == c) {
-            choices.push((c.clone(), true));
-        }
-    }
-    Ok(EndpointForm {
-        url: ep.map(|e| e.url.clone()).unwrap_or_default(),
-        description: ep.map(|e| e.description.clone()).unwrap_or_default(),
-        throttle: ep
-            .and_then(|e| e.throttle_rate)
-            .map(|r| r.to_string())
-            .unwrap_or_default(),
-        disabled: ep.is_some_and(|e| e.disabled),
-        choices,
-    })
-}
-
-/// What `templates/console/endpoint_form.html` shows.
-pub struct EndpointForm {
-    pub url: String,
-    pub description: String,
-    pub throttle: String,
-    pub disabled: bool,
-    /// (event type, ticked).
-    pub choices: Vec<(String, bool)>,
 }
 
 /// `GET {base}/event-types?page=`.
@@ -117,15 +86,26 @@ pub async fn list(
     op: Operator,
     Query(q): Query<ListQ>,
 ) -> ConsoleResult<Response> {
+    let chrome = Chrome::signed_in(&st, &op);
+    // Archived types are the operator's business: the portal's catalog never shows them.
+    let with_archived = !chrome.portal && q.archived.as_deref() == Some("1");
     let page = st
         .store()
-        .list_event_types(&page_query(PER_PAGE, q.page.as_deref(), false)?, false)
+        .list_event_types(
+            &page_query(PER_PAGE, q.page.as_deref(), false)?,
+            with_archived,
+        )
         .await?;
-    let chrome = Chrome::signed_in(&st, &op);
-    let base = format!("{}/event-types?page=", chrome.base);
+    let base = format!(
+        "{}/event-types?archived={}&page=",
+        chrome.base,
+        u8::from(with_archived)
+    );
     let pager = Pager::new(base, q.page.as_deref(), &page, |e| e.name.clone());
     Ok(ok(&CatalogPage {
         chrome,
+        csrf: op.csrf.clone(),
+        with_archived,
         types: page.items.iter().map(EventTypeRow::of).collect(),
         pager,
     }))

@@ -27,17 +27,23 @@ use crate::state::AppState;
 
 mod apps;
 mod assets;
+mod chart;
 mod csrf;
 mod edit;
 mod endpoint;
+mod ep_form;
+mod event_type_edit;
 mod event_types;
 mod health;
 mod message;
 mod page;
 mod portal;
+mod recover;
+mod send;
 mod session;
 mod signin;
 mod source;
+pub(crate) mod throttle;
 
 use session::Realm;
 
@@ -78,8 +84,13 @@ fn screens(realm: Realm) -> Vec<(String, MethodRouter<AppState>)> {
         (format!("{ep}/reveal"), post(endpoint::reveal)),
         (format!("{ep}/edit"), post(edit::save)),
         (format!("{ep}/rotate"), post(edit::rotate)),
-        (format!("{ep}/delete"), post(edit::delete)),
-        (format!("{ep}/recover"), post(endpoint::recover)),
+        (
+            format!("{ep}/delete"),
+            get(edit::confirm_delete).post(edit::delete),
+        ),
+        (format!("{ep}/recover"), post(recover::recover)),
+        (format!("{ep}/recover-status"), get(recover::status)),
+        (format!("{ep}/test"), get(send::show).post(send::send)),
         (ep, get(endpoint::show)),
         (format!("{msg}/resend"), post(message::resend)),
         (msg, get(message::show)),
@@ -89,9 +100,26 @@ fn screens(realm: Realm) -> Vec<(String, MethodRouter<AppState>)> {
     ];
     if realm == Realm::Console {
         table.push((format!("{src}/release"), post(source::release)));
+        table.push((format!("{src}/reject"), post(source::reject)));
+        table.extend(event_type_routes(base));
         table.push((src, get(source::show)));
     }
     table
+}
+
+/// The console's event catalog editor (admin only, as the API's event-type writes).
+fn event_type_routes(base: &str) -> Vec<(String, MethodRouter<AppState>)> {
+    let one = format!("{base}/event-types/{{name}}");
+    vec![
+        (format!("{base}/event-types/new"), get(event_type_edit::new)),
+        // `get` of the same path is the catalog, routed for both realms in `screens`.
+        (format!("{base}/event-types"), post(event_type_edit::create)),
+        (
+            format!("{one}/edit"),
+            get(event_type_edit::edit).post(event_type_edit::save),
+        ),
+        (format!("{one}/archive"), post(event_type_edit::archive)),
+    ]
 }
 
 /// Opens the session for the handlers, slides its idle expiry (not for the pages' own

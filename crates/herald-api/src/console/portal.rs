@@ -18,6 +18,7 @@ use serde_json::json;
 use super::csrf::SameOriginForm;
 use super::page::{ok, Chrome, ConsoleError};
 use super::session::{self, Operator, Realm};
+use super::throttle;
 use crate::extract::{sha256, Caller};
 use crate::state::AppState;
 
@@ -58,8 +59,18 @@ fn refused(status: StatusCode, code: &str, message: &str) -> Response {
 /// issued) answers 401 `expired`; the admin token and unscoped API tokens 401 `not_portal`.
 pub async fn sign_in(
     State(st): State<AppState>,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     SameOriginForm(fields): SameOriginForm,
 ) -> Result<Response, ConsoleError> {
+    let ip = throttle::client_ip(peer);
+    if let Err((words, secs)) = throttle::admit(&st, ip, "portal") {
+        let mut resp = refused(StatusCode::TOO_MANY_REQUESTS, "rate_limited", &words);
+        resp.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from(secs),
+        );
+        return Ok(resp);
+    }
     let key = fields.get("key").map(str::trim).unwrap_or("");
     if key.is_empty() || key.len() > MAX_KEY {
         return Ok(refused(
@@ -73,6 +84,7 @@ pub async fn sign_in(
         let admin_like = session::caller_of(&st, Realm::Console, hash)
             .await?
             .is_some();
+        throttle::refused(&st, ip, "portal", "not a portal key");
         return Ok(if admin_like {
             refused(
                 StatusCode::UNAUTHORIZED,

@@ -3,7 +3,8 @@
 //!
 //! The token arrives only in a POST body, is checked as the API checks a bearer token, and is
 //! then kept only as its hash inside the sealed cookie: it never appears in a URL, a page or
-//! a log.
+//! a log. Refused attempts are counted per client address (`throttle`): past the limit,
+//! sign-in answers 429 for a while.
 
 use askama::Template;
 use axum::extract::{Query, State};
@@ -15,6 +16,7 @@ use super::apps::{self, ListQ};
 use super::csrf::{Posted, SameOriginForm};
 use super::page::{html, Chrome, ConsoleError, ConsoleResult};
 use super::session::{self, Operator, Realm};
+use super::throttle;
 use crate::extract::sha256;
 use crate::state::AppState;
 
@@ -54,8 +56,16 @@ pub async fn home(
 /// token; anything else shows the form again with the reason.
 pub async fn sign_in(
     State(st): State<AppState>,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     SameOriginForm(fields): SameOriginForm,
 ) -> ConsoleResult<Response> {
+    let ip = throttle::client_ip(peer);
+    if let Err((words, secs)) = throttle::admit(&st, ip, "console") {
+        let mut resp = sign_in_page(&st, StatusCode::TOO_MANY_REQUESTS, Some(&words));
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+        return Ok(resp);
+    }
     let token = fields.get("token").map(str::trim).unwrap_or("");
     if token.is_empty() || token.len() > MAX_TOKEN {
         return Ok(sign_in_page(
@@ -68,11 +78,12 @@ pub async fn sign_in(
     let caller = match session::caller_of(&st, Realm::Console, hash).await? {
         Some(c) => c,
         None => {
+            throttle::refused(&st, ip, "console", "not a console token");
             return Ok(sign_in_page(
                 &st,
                 StatusCode::UNAUTHORIZED,
                 Some("This token is not valid for the console. Use the admin token or an API token without an application scope."),
-            ))
+            ));
         }
     };
     let now = now_millis();

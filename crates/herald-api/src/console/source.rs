@@ -1,5 +1,6 @@
 //! The console's source screen (inbound): provider scheme, ingestion URL, the request log with
-//! its status filter, quarantined requests with their body and reason, and "Release".
+//! its status filter, quarantined requests with their body and reason, "Release" and
+//! "Reject".
 //!
 //! Lookups and tenancy are `service::sources`' (as `/api/v1/app/{app}/source/{src}`);
 //! releasing is the same `service::sources::release` the API's release route calls. Bodies,
@@ -151,5 +152,20 @@ pub async fn release(
     let s = sources::load(&st, &posted.op.auth(), &path.app_id, &path.source_id).await?;
     let request = posted.fields.get("request").unwrap_or("");
     sources::release(&st, &s, request).await?;
+    Ok(Redirect::to(&format!("/console/app/{}/source/{}", s.app_id, s.id)).into_response())
+}
+
+/// `POST …/reject` (form field `request`): the quarantined request is marked rejected (never
+/// forwarded, kept in the log with who and when) by `service::sources::reject`, as the API's
+/// `POST …/quarantine/{req}/reject`; back to the source's log.
+pub async fn reject(
+    State(st): State<AppState>,
+    Path(path): Path<SourcePath>,
+    posted: Posted,
+) -> ConsoleResult<Response> {
+    let auth = posted.op.auth();
+    let s = sources::load(&st, &auth, &path.app_id, &path.source_id).await?;
+    let request = posted.fields.get("request").unwrap_or("");
+    sources::reject(&st, &auth, &s, request).await?;
     Ok(Redirect::to(&format!("/console/app/{}/source/{}", s.app_id, s.id)).into_response())
 }

@@ -7,8 +7,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use herald_core::destination::{self, BrokerKind};
-use herald_core::ids::{EndpointId, MessageId};
-use herald_core::model::{is_sensitive_header, Application, Endpoint, Message, StoredSecret};
+use herald_core::ids::EndpointId;
+use herald_core::model::{is_sensitive_header, Application, Endpoint, StoredSecret};
 use herald_core::now_millis;
 use herald_core::signing::{answer_text, EndpointSecret, SignatureScheme};
 use serde::Deserialize;
@@ -26,7 +26,7 @@ use crate::extract::{body_time, query_time, ListParams, Q};
 use crate::paths::{AppPath, EndpointPath};
 use crate::routes::ApiList;
 use crate::scope::{At, AtEndpoint, InApp};
-use crate::service::{apps, secrets};
+use crate::service::{apps, endpoints, secrets};
 use crate::state::AppState;
 
 /// Checks an endpoint URL and returns the one to store: HTTP(S) under the egress rules, or a
@@ -551,37 +551,14 @@ pub async fn send_example(at: AtEndpoint<SendExampleIn>) -> ApiResult<Response> 
         .store()
         .get_event_type(&body.event_type)
         .await?
-        .and_then(|et| et.schemas)
-        .and_then(|s| {
-            let v = s
-                .as_object()?
-                .values()
-                .next_back()?
-                .get("examples")?
-                .as_array()?
-                .clone();
-            v.get(body.example_index.unwrap_or(0)).cloned()
-        })
-        .filter(|v| v.is_object())
+        .and_then(|et| endpoints::example_of(et.schemas.as_ref()?, body.example_index.unwrap_or(0)))
         .unwrap_or_else(|| json!({ "type": body.event_type, "example": true }));
-    let now = now_millis();
-    let msg = Message {
-        id: MessageId::generate(),
-        app_id: app.id.clone(),
-        event_id: None,
-        event_type: body.event_type,
-        payload: Some(example.to_string()),
-        channels: None,
-        created_at: now,
-        retention_ms: None,
-        ordering_key: None,
-        headers: None,
-    };
-    let published = st.store().publish(msg, Some(ep.id.clone())).await?;
-    st.wake();
+    let (event_type, payload) = (body.event_type, example.to_string());
+    let skip = endpoints::SchemaCheck::Skip;
+    let published = endpoints::send_to(&st, (&app, &ep), event_type, payload, skip).await?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(MessageOut::new(&published.message, true)),
+        Json(MessageOut::new(&published, true)),
     )
         .into_response())
 }

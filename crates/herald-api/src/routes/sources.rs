@@ -444,9 +444,22 @@ pub async fn requests(at: At<SourcePath, Q<RequestListParams>>) -> ApiList<Inbou
 /// Accepts a quarantined request as it is (after the schema or the sender was fixed).
 #[utoipa::path(post, path = "/api/v1/app/{app_id}/source/{source_id}/quarantine/{request_id}/release", tag = "Source", operation_id = "release_quarantined",
     params(SourceRequestPath),
-    responses((status = 202, description = "Released: the message it became", body = ReleasedOut)))]
+    responses(
+        (status = 202, description = "Released: the message it became", body = ReleasedOut),
+        (status = 409, description = "The request was rejected: it is never forwarded", body = ErrorBody)))]
 pub async fn release(At { st, auth, path, .. }: At<SourceRequestPath>) -> ApiResult<Response> {
     let s = sources::load(&st, &auth, &path.app_id, &path.source_id).await?;
     let msg = sources::release(&st, &s, &path.request_id).await?;
     Ok((StatusCode::ACCEPTED, Json(ReleasedOut { id: msg.0 })).into_response())
+}
+
+/// Rejects a quarantined request: it is never forwarded and stays in the log as `rejected`,
+/// its reason naming who rejected it and when. Releasing it afterwards answers 409.
+#[utoipa::path(post, path = "/api/v1/app/{app_id}/source/{source_id}/quarantine/{request_id}/reject", tag = "Source", operation_id = "reject_quarantined",
+    params(SourceRequestPath),
+    responses((status = 204, description = "Rejected")))]
+pub async fn reject(At { st, auth, path, .. }: At<SourceRequestPath>) -> ApiResult<StatusCode> {
+    let s = sources::load(&st, &auth, &path.app_id, &path.source_id).await?;
+    sources::reject(&st, &auth, &s, &path.request_id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

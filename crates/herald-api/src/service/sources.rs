@@ -30,17 +30,32 @@ pub async fn load(st: &AppState, auth: &Auth, app_id: &str, src: &str) -> ApiRes
     Ok(source)
 }
 
+/// The logged request `request_id` of `s`, if the ID is well-formed and exists.
+async fn logged(
+    st: &AppState,
+    s: &Source,
+    request_id: &str,
+) -> ApiResult<Option<herald_core::model::InboundRequest>> {
+    if !InboundRequestId::looks_like(request_id) {
+        return Ok(None);
+    }
+    let id = InboundRequestId(request_id.to_string());
+    Ok(st.store().get_inbound(&s.id, &id).await?)
+}
+
 /// Accepts the quarantined request `request_id` of `s` as it is (after the schema or the
 /// sender was fixed): it becomes a message now. 404 when there is no such request waiting
 /// (also when it was released already).
 pub async fn release(st: &AppState, s: &Source, request_id: &str) -> ApiResult<MessageId> {
-    let found = if InboundRequestId::looks_like(request_id) {
-        st.store()
-            .get_inbound(&s.id, &InboundRequestId(request_id.to_string()))
-            .await?
-    } else {
-        None
-    };
+    let found = logged(st, s, request_id).await?;
+    if found
+        .as_ref()
+        .is_some_and(|q| q.status == InboundStatus::Rejected)
+    {
+        return Err(ApiError::Conflict(
+            "this request was rejected; a rejected request is never forwarded".into(),
+        ));
+    }
     let Some(q) = found.filter(|q| q.status == InboundStatus::Quarantined) else {
         return Err(ApiError::not_found("quarantined request"));
     };
@@ -62,6 +77,42 @@ pub async fn release(st: &AppState, s: &Source, request_id: &str) -> ApiResult<M
     herald_delivery::telemetry::messages_published("inbound", 1);
     st.wake();
     Ok(published.message.id)
+}
+
+/// Rejects the quarantined request `request_id` of `s`: it is never forwarded, stays in the
+/// log as `rejected` with who rejected it and when (its reason), and its body is dropped. 404
+/// when there is no such request waiting (also when it was released or rejected already).
+pub async fn reject(st: &AppState, auth: &Auth, s: &Source, request_id: &str) -> ApiResult<()> {
+    let Some(q) = logged(st, s, request_id)
+        .await?
+        .filter(|q| q.status == InboundStatus::Quarantined)
+    else {
+        return Err(ApiError::not_found("quarantined request"));
+    };
+    let mut reason = format!(
+        "rejected by {} at {}",
+        who(st, auth).await?,
+        crate::dto::ts(now_millis())
+    );
+    if let Some(was) = &q.reason {
+        reason.push_str(&format!(" (quarantined: {was})"));
+    }
+    match st.store().reject_inbound(&s.id, &q.id, reason).await {
+        Err(herald_store::StoreError::NotFound) => Err(ApiError::not_found("quarantined request")),
+        other => Ok(other?),
+    }
+}
+
+/// Who a caller is, as a log names them: the admin token, or an API token by ID and name
+/// (never the token itself).
+async fn who(st: &AppState, auth: &Auth) -> ApiResult<String> {
+    if auth.caller == crate::extract::Caller::Admin {
+        return Ok("the admin token".into());
+    }
+    Ok(match st.store().find_token(auth.token_hash).await? {
+        Some(t) => format!("token {} ({})", t.id, t.name),
+        None => "a deleted token".into(),
+    })
 }
 
 /// The source's verification with the secrets valid at `now`.

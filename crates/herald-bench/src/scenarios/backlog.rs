@@ -4,16 +4,16 @@
 
 use parking_lot::Mutex;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
 use super::meter::{rss_mib_of, status_mib, CpuMeter};
 use super::{
-    bench_app, loop_json, mark_incomplete, per_sec, row, thousands, wait_until, Ctx, Outcome,
+    bench_app, loop_json, mark_incomplete, open_and_drain, row, thousands, Ctx, Drained, Outcome,
 };
 use crate::herald_proc::Herald;
-use crate::receiver::{Mode, PathStats, Receiver};
+use crate::receiver::{Mode, PathStats};
 use crate::stats::{now_us, round1, round3};
 
 // ---- 5. backlog memory -----------------------------------------------------------------------
@@ -48,14 +48,13 @@ async fn backlog_inner(ctx: &Ctx, h: &Herald) -> anyhow::Result<Outcome> {
     let held = ps.held.load(std::sync::atomic::Ordering::Relaxed);
 
     let cpu_drain = CpuMeter::start(h);
-    let opened_us = now_us();
     let opened_idx = samples.lock().len();
-    Receiver::open_gate(&ps);
-    let bound = Instant::now() + Duration::from_secs(1800);
-    let complete = wait_until(bound, || ps.unique() >= r.ok).await;
-    let snap = ps.snapshot();
-    let drain_secs = snap.last_us.unwrap_or(opened_us).saturating_sub(opened_us) as f64 / 1e6;
-    let drain_rate = per_sec(snap.unique as f64, drain_secs);
+    let Drained {
+        complete,
+        snap,
+        secs: drain_secs,
+        rate: drain_rate,
+    } = open_and_drain(&ps, r.ok).await;
     let cpu_drain = cpu_drain.json();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_after = rss_mib_of(h.pid);

@@ -3,15 +3,17 @@
 //! (the `batch` scenario is bound by how fast events are published). It reports; it does not
 //! judge.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::{mark_incomplete, per_sec, row, thousands, wait_until, Ctx, Outcome, Publisher, Row};
+use super::{
+    mark_incomplete, open_and_drain, row, thousands, Ctx, Drained, Outcome, Publisher, Row,
+};
 use crate::herald_proc::Herald;
 use crate::load::LoopResult;
-use crate::receiver::{Mode, Receiver};
-use crate::stats::{now_us, round1, round3};
+use crate::receiver::Mode;
+use crate::stats::{round1, round3};
 
 /// For each mode (unbatched, then `batch` with `--batch-events`/`--batch-wait-ms`): a fresh
 /// Herald, one endpoint whose receiver path is gated, a backlog of messages published, the
@@ -81,13 +83,12 @@ async fn drain_one(
     // Let the engine claim what it will and build its batches before the gate opens.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let held = ps.held.load(std::sync::atomic::Ordering::Relaxed);
-    let opened_us = now_us();
-    Receiver::open_gate(&ps);
-    let bound = Instant::now() + Duration::from_secs(1800);
-    let complete = wait_until(bound, || ps.unique() >= r.ok).await;
-    let snap = ps.snapshot();
-    let secs = snap.last_us.unwrap_or(opened_us).saturating_sub(opened_us) as f64 / 1e6;
-    let rate = per_sec(snap.unique as f64, secs);
+    let Drained {
+        complete,
+        snap,
+        secs,
+        rate,
+    } = open_and_drain(&ps, r.ok).await;
     let mut value = format!(
         "{} deliveries/s in {} requests",
         thousands(rate),

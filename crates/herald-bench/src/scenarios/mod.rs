@@ -38,7 +38,7 @@ use serde_json::{json, Value};
 use crate::herald_proc::Herald;
 use crate::http::{post, Api, HttpClient};
 use crate::load::{closed_loop, message, LoopResult};
-use crate::receiver::{Mode, PathStats, Receiver};
+use crate::receiver::{Mode, PathStats, Receiver, Snapshot};
 use crate::stats::{now_us, percentiles, round1, round3};
 
 /// Sizes and rates of a run.
@@ -223,6 +223,32 @@ async fn wait_until(deadline: Instant, mut done: impl FnMut() -> bool) -> bool {
             return false;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A gated backlog after its gate opened: whether every expected delivery arrived, what the
+/// receiver counted, and the time from the opening to the last arrival with its rate.
+struct Drained {
+    complete: bool,
+    snap: Snapshot,
+    secs: f64,
+    rate: f64,
+}
+
+/// Opens the gate of `ps` and waits (30 minutes at most) until `expected` distinct deliveries
+/// arrived.
+async fn open_and_drain(ps: &PathStats, expected: u64) -> Drained {
+    let opened_us = now_us();
+    Receiver::open_gate(ps);
+    let bound = Instant::now() + Duration::from_secs(1800);
+    let complete = wait_until(bound, || ps.unique() >= expected).await;
+    let snap = ps.snapshot();
+    let secs = snap.last_us.unwrap_or(opened_us).saturating_sub(opened_us) as f64 / 1e6;
+    Drained {
+        complete,
+        rate: per_sec(snap.unique as f64, secs),
+        snap,
+        secs,
     }
 }
 

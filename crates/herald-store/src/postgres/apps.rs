@@ -3,6 +3,7 @@
 //! only holds the PostgreSQL statements of its role.
 
 use super::*;
+use crate::HourCount;
 
 pub(super) async fn endpoint_by(
     c: &mut PgConnection,
@@ -13,6 +14,13 @@ pub(super) async fn endpoint_by(
         format!("SELECT {EP_COLS} FROM endpoints WHERE app_id = $1 AND (id = $2 OR uid = $2)");
     row_by(c, &sql, [app, id_or_uid], ep_row).await
 }
+
+/// Finished attempts of an endpoint per hour since `$3`: a range of `attempts_endpoint
+/// (endpoint_id, id)` from the first attempt ID of `$3` (`$2`) — see the
+/// `endpoint_hours_read_one_index_range` test.
+const HOURS_SQL: &str = "SELECT (created_at - $3) / 3600000 AS h, status, COUNT(*) AS n \
+     FROM attempts WHERE endpoint_id = $1 AND id >= $2 AND created_at >= $3 \
+     GROUP BY h, status ORDER BY h";
 
 #[async_trait]
 impl AppStore for PostgresStore {
@@ -172,6 +180,22 @@ impl AppStore for PostgresStore {
         Ok(stats)
     }
 
+    async fn endpoint_hours(&self, ep: &EndpointId, since: Millis) -> Result<Vec<HourCount>> {
+        let rows = sqlx::query(HOURS_SQL)
+            .bind(&ep.0)
+            .bind(common::attempt_bound(since))
+            .bind(since)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_pg)?;
+        let mut counts = Vec::with_capacity(rows.len());
+        for r in rows {
+            let n = get::<i64>(&r, "n")? as u64;
+            counts.push((get::<i64>(&r, "h")?, get::<i64>(&r, "status")?, n));
+        }
+        Ok(common::hour_counts(since, counts))
+    }
+
     async fn create_event_type(&self, et: EventType) -> Result<EventType> {
         self.insert(et).await
     }
@@ -203,5 +227,21 @@ impl AppStore for PostgresStore {
         let sql = "UPDATE event_types SET archived = TRUE WHERE name = $1";
         sqlx::query(sql).bind(name).must_change(&self.pool).await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The 24 h chart reads one range of `attempts_endpoint`, never the whole table.
+    #[tokio::test]
+    async fn endpoint_hours_read_one_index_range() {
+        let Some(text) = super::plan_of(HOURS_SQL, "'ep_x', 'atmpt_0', 0").await else {
+            return;
+        };
+        assert!(text.contains("attempts_endpoint"), "{text}");
+        assert!(text.contains("id >="), "the ID bounds the range: {text}");
+        assert!(!text.contains("Seq Scan"), "{text}");
     }
 }

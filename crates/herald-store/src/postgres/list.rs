@@ -3,6 +3,14 @@
 
 use super::*;
 
+/// `q` with `a` bound as its next parameter.
+pub(super) fn bind_arg(q: PgQuery<'_>, a: Arg) -> PgQuery<'_> {
+    match a {
+        Arg::Text(s) => q.bind(s),
+        Arg::Int(v) => q.bind(v),
+    }
+}
+
 /// One page of `l` for `q`, each row mapped with `map`.
 pub(super) async fn query_page<T>(
     pool: &PgPool,

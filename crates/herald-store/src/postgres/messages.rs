@@ -72,28 +72,20 @@ pub(super) async fn publish_tx(
         deliveries,
     })
 }
-/// Queues a delivery due at `now` and makes its endpoint due.
-pub(super) async fn insert_delivery(
-    c: &mut PgConnection,
-    msg: &str,
-    ep: &str,
-    app: &str,
-    now: Millis,
-    manual: bool,
-    ordering_key: Option<&str>,
-) -> Result<()> {
+/// Queues the delivery `d` and makes its endpoint due.
+pub(super) async fn insert_delivery(c: &mut PgConnection, d: NewDelivery<'_>) -> Result<()> {
     sqlx::query(
         "INSERT INTO deliveries (msg_id, endpoint_id, app_id, status, next_at, manual, updated_at, ordering_key) \
          VALUES ($1, $2, $3, 1, $4, $5, $4, $6)",
     )
-    .bind(msg)
-    .bind(ep)
-    .bind(app)
-    .bind(now)
-    .bind(manual)
-    .bind(ordering_key)
+    .bind(d.msg)
+    .bind(d.ep)
+    .bind(d.app)
+    .bind(d.due)
+    .bind(d.manual)
+    .bind(d.ordering_key)
     .run(&mut *c).await?;
-    sched::touch_due(c, ep, now).await
+    sched::touch_due(c, d.ep, d.due).await
 }
 pub(super) async fn notify(c: &mut PgConnection) -> Result<()> {
     let sql = "SELECT pg_notify($1, '')";
@@ -201,7 +193,8 @@ impl MessageStore for PostgresStore {
             .map_err(map_pg)?;
             // An attempt is in flight already: the resend is satisfied by it.
             if !exists {
-                insert_delivery(&mut tx, &msg.0, &ep.0, &app.0, now, true, None).await?;
+                let d = NewDelivery::resend(&msg.0, &ep.0, &app.0, now);
+                insert_delivery(&mut tx, d).await?;
             }
         }
         sched::fix_fifo_keys_if_fifo(&mut tx, &ep.0).await?;

@@ -46,7 +46,8 @@ use herald_core::{now_millis, Millis};
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions, PgRow};
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
 
-use crate::common;
+use crate::cols::*;
+use crate::common::{self, NewDelivery};
 use crate::page::{self, finish_page, Arg, Listing};
 use crate::prelude::*;
 use crate::status::*;
@@ -59,6 +60,7 @@ use crate::{
 mod apps;
 mod attempts;
 mod auth;
+mod console;
 mod inbound;
 mod list;
 mod messages;
@@ -85,7 +87,6 @@ const POOL_SIZE: u32 = 16;
 const WAKE_CHANNEL: &str = "herald_due";
 /// Advisory lock key serialising migrations across nodes ("herald" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6865_7261_6c64;
-const KEY_CHECK: &str = "herald-encryption-key-check";
 
 const MIGRATIONS: &[&str] = &[
     r#"
@@ -316,6 +317,11 @@ CREATE TABLE poll_tokens (
     created_at BIGINT NOT NULL
 );
 "#,
+    // The console's message filter by delivery status: an application's deliveries in one
+    // status, in message order (`ConsoleStore::list_messages_by_status`).
+    r#"
+CREATE INDEX deliveries_app_status ON deliveries (app_id, status, msg_id);
+"#,
     // Reconciliation sources: per polling source, its schedule, resume cursor, last outcome
     // and the lease of the node running it.
     r#"
@@ -462,15 +468,12 @@ impl PostgresStore {
                     .await
                     .map_err(map_pg)?;
             match check {
-                Some(c) => match k.decrypt(&c) {
-                    Ok(v) if v == KEY_CHECK => {}
-                    _ => return Err(StoreError::KeyMismatch),
-                },
+                Some(c) => common::verify_key(k, &c)?,
                 None => {
                     sqlx::query(
                         "INSERT INTO meta (key, value) VALUES ('key_check', $1) ON CONFLICT (key) DO NOTHING",
                     )
-                    .bind(k.encrypt(KEY_CHECK))
+                    .bind(common::key_check(k))
                     .execute(&pool)
                     .await
                     .map_err(map_pg)?;
@@ -480,9 +483,7 @@ impl PostgresStore {
                             .fetch_one(&pool)
                             .await
                             .map_err(map_pg)?;
-                    if k.decrypt(&c).ok().as_deref() != Some(KEY_CHECK) {
-                        return Err(StoreError::KeyMismatch);
-                    }
+                    common::verify_key(k, &c)?;
                 }
             }
         }
@@ -797,14 +798,15 @@ impl PostgresStore {
 impl PostgresStore {
     /// Stores a new `e` (a taken unique column is `Conflict`).
     async fn insert<E: Entity>(&self, e: E) -> Result<E> {
-        let sql = insert_sql::<E>();
+        let sql = insert_sql::<E>('$');
         e.bind(sqlx::query(&sql), true).run(&self.pool).await?;
         Ok(e)
     }
 
     /// Rewrites the stored `e`; `NotFound` when there is none.
     async fn update<E: Entity>(&self, e: E) -> Result<E> {
-        e.bind(sqlx::query(E::UPDATE), false)
+        let sql = update_sql::<E>('$');
+        e.bind(sqlx::query(&sql), false)
             .must_change(&self.pool)
             .await?;
         Ok(e)
@@ -825,4 +827,30 @@ async fn row_by<'c, T: Send>(
     f: impl for<'r> FnOnce(&'r PgRow) -> Result<T> + Send,
 ) -> Result<Option<T>> {
     sqlx::query(sql).bind(a).bind(b).row(on, f).await
+}
+
+/// The plan of `sql` with the arguments `args` (SQL literals, e.g. `'ep_x', 0`) on a fresh
+/// database with Herald's schema, planned as for large tables (the tables are empty, so
+/// sequential scans are switched off), for tests of query plans; `None` without
+/// `TEST_DATABASE_URL`.
+#[cfg(test)]
+pub(crate) async fn plan_of(sql: &str, args: &str) -> Option<String> {
+    use sqlx::Connection;
+    let admin = std::env::var("TEST_DATABASE_URL").ok()?;
+    let name = format!("plan_{}", ulid::Ulid::new().to_string().to_lowercase());
+    let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut c)
+        .await
+        .unwrap();
+    let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
+    let store = PostgresStore::connect(&url, None).await.unwrap();
+    let mut c = store.pool.acquire().await.unwrap();
+    let setup = format!("SET enable_seqscan = off; PREPARE planned AS {sql}");
+    sqlx::raw_sql(&setup).execute(&mut *c).await.unwrap();
+    let plan: Vec<String> = sqlx::query_scalar(&format!("EXPLAIN EXECUTE planned({args})"))
+        .fetch_all(&mut *c)
+        .await
+        .unwrap();
+    Some(plan.join("\n"))
 }

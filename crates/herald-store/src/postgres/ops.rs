@@ -59,32 +59,12 @@ impl OpsStore for PostgresStore {
         default_retention_ms: i64,
         batch: usize,
     ) -> Result<u64> {
-        let (msg_bound, att_bound) = common::retention_bounds(now, default_retention_ms);
-        let unfinished = common::unfinished_deliveries();
         let mut tx = self.begin().await?;
-        let mut n = sqlx::query(&format!(
-            "UPDATE messages SET payload = NULL WHERE id IN (SELECT id FROM messages \
-             WHERE id < $1 AND retention_ms IS NULL AND payload IS NOT NULL AND {unfinished} LIMIT $2)"
-        ))
-        .bind(&msg_bound)
-        .bind(batch as i64)
-        .affected(&mut *tx).await?;
-        n += sqlx::query(&format!(
-            "UPDATE messages SET payload = NULL WHERE id IN (SELECT id FROM messages \
-             WHERE retention_ms IS NOT NULL AND payload IS NOT NULL AND created_at + retention_ms < $1 \
-             AND {unfinished} LIMIT $2)"
-        ))
-        .bind(now)
-        .bind(batch as i64)
-        .affected(&mut *tx).await?;
-        n += sqlx::query(
-            "UPDATE attempts SET response = '' WHERE id IN \
-             (SELECT id FROM attempts WHERE id < $1 AND response != '' LIMIT $2)",
-        )
-        .bind(&att_bound)
-        .bind(batch as i64)
-        .affected(&mut *tx)
-        .await?;
+        let mut n = 0;
+        for (sql, first) in common::purge_steps(now, default_retention_ms, '$') {
+            let q = bind_arg(sqlx::query(&sql), first).bind(batch as i64);
+            n += q.affected(&mut *tx).await?;
+        }
         tx.commit().await.map_err(map_pg)?;
         Ok(n)
     }
@@ -104,10 +84,7 @@ impl OpsStore for PostgresStore {
             for r in &rows {
                 let id: String = get(r, "id")?;
                 let mut secrets: Vec<StoredSecret> = parse(&get::<String>(r, "secrets")?)?;
-                for s in &mut secrets {
-                    let plain = old.decrypt(&s.key).map_err(|_| StoreError::KeyMismatch)?;
-                    s.key = new.encrypt(&plain);
-                }
+                crate::reseal_secrets(&old, &new, &mut secrets)?;
                 sqlx::query(&format!("UPDATE {table} SET secrets = $2 WHERE id = $1"))
                     .bind(&id)
                     .bind(json(&secrets))
@@ -157,7 +134,7 @@ impl OpsStore for PostgresStore {
             "INSERT INTO meta (key, value) VALUES ('key_check', $1) \
              ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
         )
-        .bind(new.encrypt(KEY_CHECK))
+        .bind(common::key_check(&new))
         .run(&mut *tx)
         .await?;
         tx.commit().await.map_err(map_pg)?;

@@ -151,32 +151,9 @@ mod tests {
     /// primary-key lookup of each message. Needs `TEST_DATABASE_URL`; skipped without it.
     #[tokio::test]
     async fn poll_reads_one_index_range() {
-        let Ok(admin) = std::env::var("TEST_DATABASE_URL") else {
+        let Some(text) = super::plan_of(&page_sql(), "'ep_x', 0, 101").await else {
             return;
         };
-        use sqlx::Connection;
-        let name = format!("plan_{}", ulid::Ulid::new().to_string().to_lowercase());
-        let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut c)
-            .await
-            .unwrap();
-        let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
-        let store = PostgresStore::connect(&url, None).await.unwrap();
-        let mut c = store.pool.acquire().await.unwrap();
-        // The tables are empty: tell the planner to plan as for a large one.
-        sqlx::query("SET enable_seqscan = off")
-            .execute(&mut *c)
-            .await
-            .unwrap();
-        let plan: Vec<String> = sqlx::query_scalar(&format!("EXPLAIN {}", page_sql()))
-            .bind("ep_x")
-            .bind(0_i64)
-            .bind(101_i64)
-            .fetch_all(&mut *c)
-            .await
-            .unwrap();
-        let text = plan.join("\n");
         assert!(text.contains("Index Scan using deliveries_pull"), "{text}");
         assert!(text.contains("messages_pkey"), "{text}");
         assert!(!text.contains("Sort"), "no sort: {text}");

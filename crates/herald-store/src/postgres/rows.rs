@@ -1,5 +1,6 @@
-//! Row mapping: the column lists and the functions that turn a row into a domain value (and back
-//! into parameters). Queries live in the role files; this module must not run any.
+//! Row mapping: the column lists of this dialect (those both backends spell alike are in
+//! `crate::cols`) and the functions that turn a row into a domain value (and back into
+//! parameters). Queries live in the role files; this module must not run any.
 
 use super::*;
 
@@ -33,8 +34,6 @@ pub(super) fn get_u32(r: &PgRow, col: &str) -> Result<u32> {
 pub(super) fn get_u32_opt(r: &PgRow, col: &str) -> Result<Option<u32>> {
     Ok(get::<Option<i64>>(r, col)?.map(|v| v.clamp(0, u32::MAX as i64) as u32))
 }
-
-pub(super) const APP_COLS: &str = "id, uid, name, throttle_rate, metadata, created_at, updated_at";
 
 pub(super) fn app_row(r: &PgRow) -> Result<Application> {
     Ok(Application {
@@ -145,9 +144,6 @@ pub(super) fn bind_ep<'q>(
         .bind(json(&ep.options))
 }
 
-pub(super) const ET_COLS: &str =
-    "name, description, archived, deprecated, schemas, created_at, updated_at";
-
 pub(super) fn et_row(r: &PgRow) -> Result<EventType> {
     Ok(EventType {
         name: get(r, "name")?,
@@ -180,9 +176,6 @@ pub(super) fn msg_row(r: &PgRow) -> Result<Message> {
     })
 }
 
-/// The deliveries with their messages, as the delivery lists read them.
-pub(super) const DLV_JOIN: &str = "deliveries d JOIN messages m ON m.id = d.msg_id";
-
 pub(super) const DLV_COLS: &str =
     "d.id AS d_id, d.msg_id AS d_msg_id, d.endpoint_id AS d_endpoint_id, \
     d.app_id AS d_app_id, d.status AS d_status, d.attempts, d.failures, d.next_at, \
@@ -207,10 +200,6 @@ pub(super) fn dlv_row(r: &PgRow) -> Result<Delivery> {
     })
 }
 
-pub(super) const ATT_COLS: &str =
-    "id, msg_id, endpoint_id, app_id, delivery_id, url, response, status_code, \
-    duration_ms, status, trigger_type, error, created_at";
-
 pub(super) fn att_row(r: &PgRow) -> Result<Attempt> {
     Ok(Attempt {
         id: AttemptId(get(r, "id")?),
@@ -233,9 +222,6 @@ pub(super) fn att_row(r: &PgRow) -> Result<Attempt> {
     })
 }
 
-pub(super) const SRC_COLS: &str =
-    "id, app_id, uid, name, verification, secrets, options, created_at, updated_at";
-
 pub(super) fn src_row(r: &PgRow) -> Result<Source> {
     let id: String = get(r, "id")?;
     let (verification, options) = common::source_config(
@@ -255,9 +241,6 @@ pub(super) fn src_row(r: &PgRow) -> Result<Source> {
         updated_at: get(r, "updated_at")?,
     })
 }
-
-pub(super) const INREQ_COLS: &str =
-    "id, source_id, app_id, status, reason, msg_id, headers, body, event_type, created_at";
 
 pub(super) fn inreq_row(r: &PgRow) -> Result<InboundRequest> {
     let status: String = get(r, "status")?;
@@ -287,20 +270,11 @@ pub(super) fn token_row(r: &PgRow) -> Result<TokenRecord> {
 /// A statement with parameters, as the bind helpers take and return it.
 pub(super) type PgQuery<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>;
 
-/// An entity the generic writes ([`PostgresStore::insert`], [`PostgresStore::update`]) store:
-/// its table, columns (in parameter order) and values.
-pub(super) trait Entity: Send + Sync + 'static {
-    const TABLE: &'static str;
-    const COLS: &'static str;
-    /// The update of every column but the key and `created_at` (`$1` the key).
-    const UPDATE: &'static str;
-    /// Binds the values in [`Self::COLS`] order; an update leaves `created_at` out.
+/// A record the generic writes ([`PostgresStore::insert`], [`PostgresStore::update`]) store:
+/// its table and columns (the statements, [`crate::cols`]) and its values.
+pub(super) trait Entity: Table + Send + Sync + 'static {
+    /// Binds the values in `COLS` order; an update leaves `created_at` out.
     fn bind<'q>(&'q self, q: PgQuery<'q>, insert: bool) -> PgQuery<'q>;
-}
-
-/// `INSERT` of every column of `E`.
-pub(super) fn insert_sql<E: Entity>() -> String {
-    common::insert_sql(E::TABLE, E::COLS, '$')
 }
 
 /// The stamps closing every entity's parameters: `created_at` on insert only, then `updated_at`.
@@ -310,9 +284,6 @@ fn stamped(q: PgQuery<'_>, insert: bool, created_at: Millis, updated_at: Millis)
 }
 
 impl Entity for Application {
-    const TABLE: &'static str = "apps";
-    const COLS: &'static str = APP_COLS;
-    const UPDATE: &'static str = "UPDATE apps SET uid = $2, name = $3, throttle_rate = $4, metadata = $5, updated_at = $6 WHERE id = $1";
     fn bind<'q>(&'q self, q: PgQuery<'q>, insert: bool) -> PgQuery<'q> {
         let q = q
             .bind(&self.id.0)
@@ -325,9 +296,6 @@ impl Entity for Application {
 }
 
 impl Entity for EventType {
-    const TABLE: &'static str = "event_types";
-    const COLS: &'static str = ET_COLS;
-    const UPDATE: &'static str = "UPDATE event_types SET description=$2, archived=$3, deprecated=$4, schemas=$5, updated_at=$6 WHERE name=$1";
     fn bind<'q>(&'q self, q: PgQuery<'q>, insert: bool) -> PgQuery<'q> {
         let q = q
             .bind(&self.name)
@@ -340,11 +308,6 @@ impl Entity for EventType {
 }
 
 impl Entity for Source {
-    const TABLE: &'static str = "sources";
-    const COLS: &'static str = SRC_COLS;
-    const UPDATE: &'static str =
-        "UPDATE sources SET uid = $3, name = $4, verification = $5, secrets = $6, \
-             options = $7, updated_at = $8 WHERE id = $1 AND app_id = $2";
     fn bind<'q>(&'q self, q: PgQuery<'q>, insert: bool) -> PgQuery<'q> {
         let q = q
             .bind(&self.id.0)

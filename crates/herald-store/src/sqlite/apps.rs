@@ -3,6 +3,7 @@
 //! holds the SQLite statements of its role.
 
 use super::*;
+use crate::HourCount;
 
 pub(super) fn endpoint_by(
     conn: &Connection,
@@ -16,6 +17,12 @@ pub(super) fn endpoint_by(
         ep_row,
     )
 }
+
+/// Finished attempts of an endpoint per hour since `?3`: a range of `attempts_endpoint
+/// (endpoint_id, id)` from the first attempt ID of `?3` (`?2`) — see the
+/// `endpoint_hours_read_one_index_range` test.
+const HOURS_SQL: &str = "SELECT (created_at - ?3) / 3600000 AS h, status, COUNT(*) FROM attempts \
+     WHERE endpoint_id = ?1 AND id >= ?2 AND created_at >= ?3 GROUP BY h, status ORDER BY h";
 
 #[async_trait]
 impl AppStore for SqliteStore {
@@ -167,6 +174,26 @@ impl AppStore for SqliteStore {
         .await
     }
 
+    async fn endpoint_hours(&self, ep: &EndpointId, since: Millis) -> Result<Vec<HourCount>> {
+        let (ep, bound) = (ep.0.clone(), common::attempt_bound(since));
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(HOURS_SQL).map_err(map_sql)?;
+            let rows = stmt
+                .query_map(params![ep, bound, since], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, u64>(2)?,
+                    ))
+                })
+                .map_err(map_sql)?
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(map_sql)?;
+            Ok(common::hour_counts(since, rows))
+        })
+        .await
+    }
+
     async fn create_event_type(&self, et: EventType) -> Result<EventType> {
         self.insert(et).await
     }
@@ -204,5 +231,32 @@ impl AppStore for SqliteStore {
             Ok(())
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The 24 h chart reads one range of `attempts_endpoint`, never the whole table.
+    #[test]
+    fn endpoint_hours_read_one_index_range() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.db");
+        SqliteStore::open(&path).unwrap();
+        let c = open_conn(&path, true).unwrap();
+        let plan: Vec<String> = c
+            .prepare(&format!("EXPLAIN QUERY PLAN {HOURS_SQL}"))
+            .unwrap()
+            .query_map(params!["ep_x", "atmpt_0", 0], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        let text = plan.join("\n");
+        assert!(
+            text.contains("INDEX attempts_endpoint (endpoint_id=? AND id>?)"),
+            "{text}"
+        );
+        assert!(!text.contains("SCAN attempts"), "{text}");
     }
 }

@@ -3,6 +3,15 @@
 
 use super::*;
 
+impl From<Arg> for SqlValue {
+    fn from(a: Arg) -> Self {
+        match a {
+            Arg::Text(s) => SqlValue::Text(s),
+            Arg::Int(v) => SqlValue::Integer(v),
+        }
+    }
+}
+
 /// One page of `l` for `q`, each row mapped with `map`.
 pub(super) fn query_page<T>(
     conn: &Connection,
@@ -16,10 +25,7 @@ pub(super) fn query_page<T>(
         false => format!(" WHERE {}", l.conds.join(" AND ")),
     };
     let sql = format!("{}{filter}{tail}", l.select);
-    let args = l.args.into_iter().map(|a| match a {
-        Arg::Text(s) => SqlValue::Text(s),
-        Arg::Int(v) => SqlValue::Integer(v),
-    });
+    let args = l.args.into_iter().map(SqlValue::from);
     let mut stmt = conn.prepare_cached(&sql).map_err(map_sql)?;
     let rows = stmt
         .query_map(rusqlite::params_from_iter(args), map)

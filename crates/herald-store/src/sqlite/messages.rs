@@ -4,21 +4,11 @@
 
 use super::*;
 
-/// Queues a delivery, due at `now`, and makes its endpoint due. `ordering_key` is set for
-/// FIFO endpoints only (the message's key, or `""` for messages without one).
-#[allow(clippy::too_many_arguments)]
-pub(super) fn insert_delivery(
-    conn: &Connection,
-    msg: &str,
-    ep: &str,
-    app: &str,
-    now: Millis,
-    manual: bool,
-    ordering_key: Option<&str>,
-) -> Result<()> {
+/// Queues the delivery `d` and makes its endpoint due.
+pub(super) fn insert_delivery(conn: &Connection, d: NewDelivery<'_>) -> Result<()> {
     exec(conn, "INSERT INTO deliveries (msg_id, endpoint_id, app_id, status, next_at, manual, updated_at, ordering_key) \
-         VALUES (?1, ?2, ?3, 1, ?4, ?5, ?4, ?6)", params![msg, ep, app, now, manual, ordering_key])?;
-    sched::touch_due(conn, ep, now)
+         VALUES (?1, ?2, ?3, 1, ?4, ?5, ?4, ?6)", params![d.msg, d.ep, d.app, d.due, d.manual, d.ordering_key])?;
+    sched::touch_due(conn, d.ep, d.due)
 }
 /// The publish transaction's work: the message and one delivery per matching endpoint.
 pub(super) fn publish_in(
@@ -64,8 +54,15 @@ pub(super) fn publish_in(
         .map_err(map_sql)?;
     let fanned = common::fan_out(&msg, only.as_ref(), &targets);
     for f in &fanned {
-        let (ep, key) = (&f.endpoint_id, f.ordering_key.as_deref());
-        insert_delivery(c, &msg.id.0, ep, &msg.app_id.0, f.due, false, key)?;
+        let d = NewDelivery {
+            msg: &msg.id.0,
+            ep: &f.endpoint_id,
+            app: &msg.app_id.0,
+            due: f.due,
+            manual: false,
+            ordering_key: f.ordering_key.as_deref(),
+        };
+        insert_delivery(c, d)?;
     }
     let deliveries = fanned.len();
     Ok(Published {
@@ -171,7 +168,7 @@ impl MessageStore for SqliteStore {
                     .map_err(map_sql)?;
                 // An attempt is in flight already: the resend is satisfied by it.
                 if !exists {
-                    insert_delivery(c, &msg, &ep, &app, now, true, None)?;
+                    insert_delivery(c, NewDelivery::resend(&msg, &ep, &app, now))?;
                 }
             }
             sched::fix_fifo_keys_if_fifo(c, &ep)?;

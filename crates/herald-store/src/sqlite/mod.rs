@@ -37,6 +37,7 @@ use tokio::sync::{mpsc, oneshot};
 
 mod apps;
 mod auth;
+mod console;
 mod inbound;
 mod list;
 mod messages;
@@ -53,7 +54,8 @@ use messages::*;
 use rows::*;
 use rusqlite::types::Value as SqlValue;
 
-use crate::common;
+use crate::cols::*;
+use crate::common::{self, NewDelivery};
 use crate::found;
 use crate::page::{self, finish_page, Arg, Listing};
 use crate::prelude::*;
@@ -118,9 +120,6 @@ fn map_sql(e: rusqlite::Error) -> StoreError {
     }
     StoreError::Unavailable(e.to_string())
 }
-
-/// Plaintext of the check value that proves the configured key matches the database.
-const KEY_CHECK: &str = "herald-encryption-key-check";
 
 const MIGRATIONS: &[&str] = &[
     r#"
@@ -352,6 +351,11 @@ CREATE TABLE poll_tokens (
     created_at INTEGER NOT NULL
 );
 "#,
+    // The console's message filter by delivery status: an application's deliveries in one
+    // status, in message order (`ConsoleStore::list_messages_by_status`).
+    r#"
+CREATE INDEX deliveries_app_status ON deliveries (app_id, status, msg_id);
+"#,
     // Reconciliation sources: per polling source, its schedule, resume cursor, last outcome
     // and the lease of the node running it.
     r#"
@@ -440,14 +444,11 @@ impl SqliteStore {
             .optional()
             .map_err(map_sql)?;
         match check {
-            Some(c) => match key.decrypt(&c) {
-                Ok(v) if v == KEY_CHECK => {}
-                _ => return Err(StoreError::KeyMismatch),
-            },
+            Some(c) => common::verify_key(&key, &c)?,
             None => {
                 conn.execute(
                     "INSERT INTO meta (key, value) VALUES ('key_check', ?1)",
-                    [key.encrypt(KEY_CHECK)],
+                    [common::key_check(&key)],
                 )
                 .map_err(map_sql)?;
             }
@@ -714,7 +715,7 @@ impl SqliteStore {
         self.write(move |c| {
             exec(
                 c,
-                &insert_sql::<E>(),
+                &insert_sql::<E>('?'),
                 rusqlite::params_from_iter(e.params(true)),
             )?;
             Ok(e)
@@ -727,7 +728,7 @@ impl SqliteStore {
         self.write(move |c| {
             found(exec(
                 c,
-                E::UPDATE,
+                &update_sql::<E>('?'),
                 rusqlite::params_from_iter(e.params(false)),
             )?)?;
             Ok(e)

@@ -57,24 +57,12 @@ impl OpsStore for SqliteStore {
         default_retention_ms: i64,
         batch: usize,
     ) -> Result<u64> {
-        let (msg_bound, att_bound) = common::retention_bounds(now, default_retention_ms);
+        let steps = common::purge_steps(now, default_retention_ms, '?');
         self.write(move |c| {
-            // A payload still needed by a pending or in-flight delivery is never purged.
-            let unfinished = common::unfinished_deliveries();
-            let mut n = exec(c, &format!(
-                        "UPDATE messages SET payload = NULL WHERE id IN (SELECT id FROM messages \
-                         WHERE id < ?1 AND retention_ms IS NULL AND payload IS NOT NULL AND {unfinished} LIMIT ?2)"
-                    ),
-                    params![msg_bound, batch as i64])?;
-            n += exec(c, &format!(
-                        "UPDATE messages SET payload = NULL WHERE id IN (SELECT id FROM messages \
-                         WHERE retention_ms IS NOT NULL AND payload IS NOT NULL AND created_at + retention_ms < ?1 \
-                         AND {unfinished} LIMIT ?2)"
-                    ),
-                    params![now, batch as i64])?;
-            n += exec(c, "UPDATE attempts SET response = '' WHERE id IN \
-                     (SELECT id FROM attempts WHERE id < ?1 AND response != '' LIMIT ?2)",
-                    params![att_bound, batch as i64])?;
+            let mut n = 0;
+            for (sql, first) in steps {
+                n += exec(c, &sql, params![SqlValue::from(first), batch as i64])?;
+            }
             Ok(n as u64)
         })
         .await
@@ -97,10 +85,7 @@ impl OpsStore for SqliteStore {
                     .map_err(map_sql)?;
                 for (id, text) in rows {
                     let mut secrets: Vec<StoredSecret> = parse(&text).map_err(map_sql)?;
-                    for s in &mut secrets {
-                        let plain = old.decrypt(&s.key).map_err(|_| StoreError::KeyMismatch)?;
-                        s.key = new.encrypt(&plain);
-                    }
+                    crate::reseal_secrets(&old, &new, &mut secrets)?;
                     exec(
                         c,
                         &format!("UPDATE {table} SET secrets = ?2 WHERE id = ?1"),
@@ -145,7 +130,7 @@ impl OpsStore for SqliteStore {
             exec(
                 c,
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('key_check', ?1)",
-                [new.encrypt(KEY_CHECK)],
+                [common::key_check(&new)],
             )?;
             Ok(n)
         })

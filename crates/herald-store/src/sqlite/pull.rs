@@ -36,30 +36,8 @@ fn acknowledge(c: &Connection, req: &PollRequest) -> Result<u64> {
             .collect::<rusqlite::Result<Vec<_>>>()
         })
         .map_err(map_sql)?;
-    let sql = format!(
-        "INSERT INTO attempts ({ATT_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)"
-    );
     for d in &acked {
-        let a = ack_attempt(req, d);
-        exec(
-            c,
-            &sql,
-            params![
-                a.id.0,
-                a.msg_id.0,
-                a.endpoint_id.0,
-                a.app_id.0,
-                a.delivery_id,
-                a.url,
-                a.response,
-                a.response_status_code,
-                a.response_duration_ms,
-                a.status as i64,
-                a.trigger_type as i64,
-                a.error,
-                a.created_at
-            ],
-        )?;
+        super::queue::insert_attempt(c, &ack_attempt(req, d))?;
     }
     Ok(acked.len() as u64)
 }

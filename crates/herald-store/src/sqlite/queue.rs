@@ -166,10 +166,8 @@ impl QueueStore for SqliteStore {
     }
 }
 
-/// Stores one attempt and applies its consequence to its delivery and endpoint (breaker, pause,
-/// disable), leaving the endpoint's queue position to the caller.
-fn apply_attempt(c: &Connection, rec: &AttemptRecord) -> Result<Option<BreakerState>> {
-    let a = &rec.attempt;
+/// Stores the attempt row `a` (nothing else: its consequences are the caller's).
+pub(super) fn insert_attempt(c: &Connection, a: &Attempt) -> Result<()> {
     exec(
         c,
         &format!(
@@ -191,6 +189,14 @@ fn apply_attempt(c: &Connection, rec: &AttemptRecord) -> Result<Option<BreakerSt
             a.created_at
         ],
     )?;
+    Ok(())
+}
+
+/// Stores one attempt and applies its consequence to its delivery and endpoint (breaker, pause,
+/// disable), leaving the endpoint's queue position to the caller.
+fn apply_attempt(c: &Connection, rec: &AttemptRecord) -> Result<Option<BreakerState>> {
+    let a = &rec.attempt;
+    insert_attempt(c, a)?;
     let now = a.created_at;
     let id = a.delivery_id;
     let upd = |sql: &str, p: &[&dyn rusqlite::ToSql]| exec(c, sql, p);

@@ -1,5 +1,6 @@
-//! Row mapping: the column lists and the functions that turn a row into a domain value (and back
-//! into parameters). Queries live in the role files; this module must not run any.
+//! Row mapping: the column lists of this dialect (those both backends spell alike are in
+//! `crate::cols`) and the functions that turn a row into a domain value (and back into
+//! parameters). Queries live in the role files; this module must not run any.
 
 use super::*;
 
@@ -22,8 +23,6 @@ pub(super) fn parse_opt<T: serde::de::DeserializeOwned>(
 ) -> rusqlite::Result<Option<T>> {
     s.map(|s| parse(&s)).transpose()
 }
-
-pub(super) const APP_COLS: &str = "id, uid, name, throttle_rate, metadata, created_at, updated_at";
 
 pub(super) fn app_row(r: &Row) -> rusqlite::Result<Application> {
     Ok(Application {
@@ -122,9 +121,6 @@ pub(super) fn held_row(r: &Row) -> rusqlite::Result<common::HeldEvent> {
     })
 }
 
-pub(super) const ET_COLS: &str =
-    "name, description, archived, deprecated, schemas, created_at, updated_at";
-
 pub(super) fn et_row(r: &Row) -> rusqlite::Result<EventType> {
     Ok(EventType {
         name: r.get(0)?,
@@ -156,9 +152,6 @@ pub(super) fn msg_row_at(r: &Row, o: usize) -> rusqlite::Result<Message> {
     })
 }
 
-/// The deliveries with their messages, as the delivery lists read them.
-pub(super) const DLV_JOIN: &str = "deliveries d JOIN messages m ON m.id = d.msg_id";
-
 pub(super) const DLV_COLS: &str =
     "d.id, d.msg_id, d.endpoint_id, d.app_id, d.status, d.attempts, d.failures, d.next_at, d.updated_at";
 
@@ -180,10 +173,6 @@ pub(super) fn dlv_row(r: &Row) -> rusqlite::Result<Delivery> {
         updated_at: r.get(8)?,
     })
 }
-
-pub(super) const ATT_COLS: &str =
-    "id, msg_id, endpoint_id, app_id, delivery_id, url, response, status_code, \
-    duration_ms, status, trigger_type, error, created_at";
 
 pub(super) fn att_row(r: &Row) -> rusqlite::Result<Attempt> {
     Ok(Attempt {
@@ -207,9 +196,6 @@ pub(super) fn att_row(r: &Row) -> rusqlite::Result<Attempt> {
     })
 }
 
-pub(super) const SRC_COLS: &str =
-    "id, app_id, uid, name, verification, secrets, options, created_at, updated_at";
-
 /// A source row; its JSON columns decode afterwards, so that a corrupt one is a
 /// [`StoreError::CorruptRecord`] rather than a driver error.
 pub(super) fn src_row(r: &Row) -> rusqlite::Result<Result<Source>> {
@@ -232,9 +218,6 @@ pub(super) fn src_row(r: &Row) -> rusqlite::Result<Result<Source>> {
         }),
     )
 }
-
-pub(super) const INREQ_COLS: &str =
-    "id, source_id, app_id, status, reason, msg_id, headers, body, event_type, created_at";
 
 pub(super) fn inreq_row(r: &Row) -> rusqlite::Result<InboundRequest> {
     let status: String = r.get(3)?;
@@ -278,20 +261,11 @@ pub(super) fn claimed_row(r: &Row) -> rusqlite::Result<crate::Claimed> {
 /// Parameters bound as boxed values (one list type for every entity).
 pub(super) type Params = Vec<Box<dyn rusqlite::ToSql>>;
 
-/// An entity the generic writes ([`SqliteStore::insert`], [`SqliteStore::update`]) store:
-/// its table, columns (in parameter order) and values.
-pub(super) trait Entity: Send + 'static {
-    const TABLE: &'static str;
-    const COLS: &'static str;
-    /// The update of every column but the key and `created_at` (`?1` the key).
-    const UPDATE: &'static str;
-    /// The values in [`Self::COLS`] order; an update leaves `created_at` out.
+/// A record the generic writes ([`SqliteStore::insert`], [`SqliteStore::update`]) store:
+/// its table and columns (the statements, [`crate::cols`]) and its values.
+pub(super) trait Entity: Table + Send + 'static {
+    /// The values in `COLS` order; an update leaves `created_at` out.
     fn params(&self, insert: bool) -> Params;
-}
-
-/// `INSERT` of every column of `E`.
-pub(super) fn insert_sql<E: Entity>() -> String {
-    common::insert_sql(E::TABLE, E::COLS, '?')
 }
 
 /// The stamps closing every entity's parameters: `created_at` on insert only, then `updated_at`.
@@ -304,9 +278,6 @@ fn stamped(mut p: Params, insert: bool, created_at: Millis, updated_at: Millis) 
 }
 
 impl Entity for Application {
-    const TABLE: &'static str = "apps";
-    const COLS: &'static str = APP_COLS;
-    const UPDATE: &'static str = "UPDATE apps SET uid = ?2, name = ?3, throttle_rate = ?4, metadata = ?5, updated_at = ?6 WHERE id = ?1";
     fn params(&self, insert: bool) -> Params {
         let p: Params = vec![
             Box::new(self.id.0.clone()),
@@ -320,9 +291,6 @@ impl Entity for Application {
 }
 
 impl Entity for EventType {
-    const TABLE: &'static str = "event_types";
-    const COLS: &'static str = ET_COLS;
-    const UPDATE: &'static str = "UPDATE event_types SET description=?2, archived=?3, deprecated=?4, schemas=?5, updated_at=?6 WHERE name=?1";
     fn params(&self, insert: bool) -> Params {
         let p: Params = vec![
             Box::new(self.name.clone()),
@@ -336,11 +304,6 @@ impl Entity for EventType {
 }
 
 impl Entity for Source {
-    const TABLE: &'static str = "sources";
-    const COLS: &'static str = SRC_COLS;
-    const UPDATE: &'static str =
-        "UPDATE sources SET uid = ?3, name = ?4, verification = ?5, secrets = ?6, \
-                     options = ?7, updated_at = ?8 WHERE id = ?1 AND app_id = ?2";
     fn params(&self, insert: bool) -> Params {
         let p: Params = vec![
             Box::new(self.id.0.clone()),

@@ -1441,3 +1441,37 @@ async fn endpoint_delivery_options_round_trip() {
     let got = store.get_endpoint(&a.id, created.id.as_str()).await.unwrap().unwrap();
     assert_eq!(got.options, changed.options);
 }
+
+#[tokio::test]
+async fn endpoint_hours_count_finished_attempts_per_hour_since_an_instant() {
+    let (_d, store, a) = setup!();
+    let ep = store.create_endpoint(endpoint(&a.id, None)).await.unwrap();
+    let other = store.create_endpoint(endpoint(&a.id, Some(vec!["x"]))).await.unwrap();
+    // Attempt IDs carry the real time: the window is bounded by them and by `created_at`.
+    let now = herald_core::now_millis();
+    let since = now - 1_800_000;
+    store
+        .publish(message(&a.id, "a", None, now), None)
+        .await
+        .unwrap();
+    let c = claim(&store, "n", now, 60_000, 10).await.unwrap().remove(0);
+    assert_eq!(c.endpoint_id, ep.id);
+    finish(&store, &c, now, false).await;
+    let c = claim(&store, "n", now + 3_600_001, 60_000, 10)
+        .await
+        .unwrap()
+        .remove(0);
+    finish(&store, &c, now + 1, true).await;
+    let hours = store.endpoint_hours(&ep.id, since).await.unwrap();
+    assert_eq!(
+        hours,
+        vec![herald_store::HourCount {
+            start: since,
+            success: 1,
+            fail: 1
+        }]
+    );
+    // A later window, and another endpoint, see nothing.
+    assert!(store.endpoint_hours(&ep.id, now + 2).await.unwrap().is_empty());
+    assert!(store.endpoint_hours(&other.id, since).await.unwrap().is_empty());
+}

@@ -38,7 +38,7 @@ impl Page {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
     }
-    fn is_sign_in(&self) -> bool {
+    pub(crate) fn is_sign_in(&self) -> bool {
         self.status == 200 && self.text.contains("data-sign-in")
     }
 }
@@ -126,7 +126,7 @@ impl Console {
         self.send(rb).await
     }
 
-    async fn sign_in(&mut self, token: &str) -> Page {
+    pub(crate) async fn sign_in(&mut self, token: &str) -> Page {
         let origin = self.origin();
         self.post("/console/", Some(&origin), &[("token", token)])
             .await

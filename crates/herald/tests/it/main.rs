@@ -23,6 +23,8 @@ mod brokers;
 mod cli;
 mod common;
 mod console;
+mod console_endpoints;
+mod console_ops;
 mod delivery;
 mod encryption;
 mod guardrails;

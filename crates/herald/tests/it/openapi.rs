@@ -119,6 +119,10 @@ const ROUTES: &[(&str, &str)] = &[
         "post",
         "/api/v1/app/{app_id}/source/{source_id}/quarantine/{request_id}/release",
     ),
+    (
+        "post",
+        "/api/v1/app/{app_id}/source/{source_id}/quarantine/{request_id}/reject",
+    ),
     ("post", "/in/{source_id}"),
 ];
 

@@ -1,0 +1,119 @@
+//! The column lists (and the delivery–message join) both backends read in the same order, and
+//! the tables the generic writes store records in with the `INSERT`/`UPDATE` statements made
+//! from them: one place, so a row mapper of either backend and the statements that feed it
+//! cannot drift apart. Lists whose spelling differs by dialect (aliases PostgreSQL needs,
+//! columns only one backend has) stay in each backend's `rows.rs`. Only text here: no I/O, no
+//! row decoding, no binding of values (each backend's `Entity` binds them in `COLS` order).
+
+use herald_core::model::{Application, EventType, Source};
+
+/// An application (`apps`).
+pub(crate) const APP_COLS: &str = "id, uid, name, throttle_rate, metadata, created_at, updated_at";
+
+/// An event type (`event_types`).
+pub(crate) const ET_COLS: &str =
+    "name, description, archived, deprecated, schemas, created_at, updated_at";
+
+/// A delivery attempt (`attempts`).
+pub(crate) const ATT_COLS: &str =
+    "id, msg_id, endpoint_id, app_id, delivery_id, url, response, status_code, \
+    duration_ms, status, trigger_type, error, created_at";
+
+/// An inbound source (`sources`).
+pub(crate) const SRC_COLS: &str =
+    "id, app_id, uid, name, verification, secrets, options, created_at, updated_at";
+
+/// A request of a source's request log (`inbound_requests`).
+pub(crate) const INREQ_COLS: &str =
+    "id, source_id, app_id, status, reason, msg_id, headers, body, event_type, created_at";
+
+/// The deliveries with their messages, as the delivery lists read them.
+pub(crate) const DLV_JOIN: &str = "deliveries d JOIN messages m ON m.id = d.msg_id";
+
+/// A record the generic writes of both backends store: its table and its columns in parameter
+/// order, the key first (`KEY` columns), `created_at` and `updated_at` last.
+pub(crate) trait Table {
+    const TABLE: &'static str;
+    const COLS: &'static str;
+    /// How many leading columns of `COLS` make the key an update finds its row by.
+    const KEY: usize;
+}
+
+impl Table for Application {
+    const TABLE: &'static str = "apps";
+    const COLS: &'static str = APP_COLS;
+    const KEY: usize = 1;
+}
+
+impl Table for EventType {
+    const TABLE: &'static str = "event_types";
+    const COLS: &'static str = ET_COLS;
+    const KEY: usize = 1;
+}
+
+/// Found by ID within its application.
+impl Table for Source {
+    const TABLE: &'static str = "sources";
+    const COLS: &'static str = SRC_COLS;
+    const KEY: usize = 2;
+}
+
+/// The columns of `cols`, trimmed.
+fn names(cols: &str) -> impl Iterator<Item = &str> {
+    cols.split(',').map(str::trim)
+}
+
+/// `INSERT` of every column of `T`, the parameters numbered after `mark` (`?1`… on SQLite,
+/// `$1`… on PostgreSQL).
+pub(crate) fn insert_sql<T: Table>(mark: char) -> String {
+    let marks: Vec<String> = (1..=names(T::COLS).count())
+        .map(|i| format!("{mark}{i}"))
+        .collect();
+    format!(
+        "INSERT INTO {} ({}) VALUES ({})",
+        T::TABLE,
+        T::COLS,
+        marks.join(",")
+    )
+}
+
+/// `UPDATE` of every column of `T` but its key and `created_at`, finding the row by its key.
+/// The parameters are the columns in order without `created_at`, numbered after `mark`.
+pub(crate) fn update_sql<T: Table>(mark: char) -> String {
+    let assign: Vec<String> = names(T::COLS)
+        .filter(|c| *c != "created_at")
+        .enumerate()
+        .map(|(i, c)| format!("{c} = {mark}{}", i + 1))
+        .collect();
+    let (key, set) = assign.split_at(T::KEY);
+    format!(
+        "UPDATE {} SET {} WHERE {}",
+        T::TABLE,
+        set.join(", "),
+        key.join(" AND ")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_number_the_parameters_in_column_order() {
+        assert_eq!(
+            insert_sql::<EventType>('?'),
+            "INSERT INTO event_types (name, description, archived, deprecated, schemas, \
+             created_at, updated_at) VALUES (?1,?2,?3,?4,?5,?6,?7)"
+        );
+        assert_eq!(
+            update_sql::<Application>('$'),
+            "UPDATE apps SET uid = $2, name = $3, throttle_rate = $4, metadata = $5, \
+             updated_at = $6 WHERE id = $1"
+        );
+        assert_eq!(
+            update_sql::<Source>('?'),
+            "UPDATE sources SET uid = ?3, name = ?4, verification = ?5, secrets = ?6, \
+             options = ?7, updated_at = ?8 WHERE id = ?1 AND app_id = ?2"
+        );
+    }
+}
