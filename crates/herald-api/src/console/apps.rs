@@ -220,6 +220,8 @@ struct AppPage {
     sources: Vec<SourceRow>,
     /// "Add endpoint".
     form: EndpointForm,
+    /// The "Add endpoint" form is shown open (it was refused and carries its errors).
+    add_open: bool,
     csrf: String,
 }
 
@@ -338,13 +340,25 @@ pub async fn show(
     Path(path): Path<AppPath>,
     Query(q): Query<ShowQ>,
 ) -> ConsoleResult<Response> {
-    let app = apps::load(&st, &op.auth(), &path.app_id).await?;
+    render(&st, &op, &path, &q, None).await
+}
+
+/// The application page. `add` is the "Add endpoint" form as it was posted, with the errors to
+/// show next to its controls; the form is then open.
+pub(crate) async fn render(
+    st: &AppState,
+    op: &Operator,
+    path: &AppPath,
+    q: &ShowQ,
+    add: Option<EndpointForm>,
+) -> ConsoleResult<Response> {
+    let app = apps::load(st, &op.auth(), &path.app_id).await?;
     let now = now_millis();
     let eps = st
         .store()
         .list_endpoints(&app.id, &page_query(ENDPOINTS_SHOWN, None, false)?)
         .await?;
-    let (filter, after, before, keep) = message_filter(&q)?;
+    let (filter, after, before, keep) = message_filter(q)?;
     let mut query = page_query(MESSAGES_SHOWN, q.msgs.as_deref(), true)?;
     query.after = after;
     query.before = before;
@@ -360,7 +374,7 @@ pub async fn show(
         .store()
         .list_sources(&app.id, &page_query(SOURCES_SHOWN, None, false)?)
         .await?;
-    let chrome = Chrome::signed_in(&st, &op);
+    let chrome = Chrome::signed_in(st, op);
     let base = format!("{}/app/{}?{keep}&msgs=", chrome.base, app.id);
     let pager =
         Pager::new(base, q.msgs.as_deref(), &msgs, |m| m.id.0.clone()).labelled("Newer", "Older");
@@ -378,7 +392,7 @@ pub async fn show(
             name: app.name.clone(),
             created: When::at(app.created_at),
         },
-        endpoints: endpoint_rows(&st, &eps.items, now).await?,
+        endpoints: endpoint_rows(st, &eps.items, now).await?,
         endpoints_more: eps.has_more,
         messages: msgs.items.iter().map(MessageRow::of).collect(),
         event_type: q.event_type.clone().unwrap_or_default(),
@@ -399,7 +413,11 @@ pub async fn show(
             selected: q.within.clone().unwrap_or_default(),
         },
         pager,
-        form: endpoint_form(&st, None).await?,
+        add_open: add.is_some(),
+        form: match add {
+            Some(form) => form,
+            None => endpoint_form(st, None).await?,
+        },
         csrf: op.csrf.clone(),
         sources: srcs
             .items

@@ -15,10 +15,10 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
-use super::csrf::{Fields, Posted, PostedPayload};
-use super::endpoint;
+use super::csrf::{Posted, PostedPayload};
 use super::ep_form::{self, endpoint_form};
 use super::page::{ConsoleError, ConsoleResult};
+use super::{apps, endpoint};
 use crate::dto::{check_headers, Checks, EndpointPatch, HeadersIn};
 use crate::error::ApiError;
 use crate::extract::Path;
@@ -64,44 +64,58 @@ fn endpoint_page(posted: &Posted, app: &str, ep: &str) -> String {
     format!("{}/app/{app}/endpoint/{ep}", posted.op.realm.base())
 }
 
-/// The settings of a new endpoint, with its custom headers (a form error is the page's 422).
-fn new_settings(f: &Fields) -> ConsoleResult<Value> {
-    let join = |errors: Vec<(&str, String)>| {
-        let words: Vec<String> = errors.into_iter().map(|(_, m)| m).collect();
-        unreadable(&words.join("; "))
-    };
-    let mut v = ep_form::settings(f, false).map_err(join)?;
-    if let Some(h) = f.get("headers").filter(|h| !h.trim().is_empty()) {
-        let headers = ep_form::parse_headers(h, &Default::default())
-            .map_err(|e| join(vec![("headers", e)]))?;
-        v["headers"] = json!(headers);
-    }
-    Ok(v)
-}
-
 /// `POST {base}/app/{app_id}/endpoints`: a new endpoint (with a generated secret), then its page.
+/// A refused form is the application page again (422) with the form open, the values as typed
+/// and each error next to its control.
 pub async fn create(
     State(st): State<AppState>,
     Path(path): Path<AppPath>,
     PostedPayload(posted): PostedPayload,
 ) -> ConsoleResult<Response> {
-    let input = body(new_settings(&posted.fields)?)?;
+    match try_create(&st, &path, &posted).await {
+        Ok(to) => Ok(Redirect::to(&to).into_response()),
+        Err(Refused::Fields(errors)) => {
+            let mut form = ep_form::echo(&posted.fields, endpoint_form(&st, None).await?);
+            form.errors = errors;
+            let q = Default::default();
+            let mut resp = apps::render(&st, &posted.op, &path, &q, Some(form)).await?;
+            *resp.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+            Ok(resp)
+        }
+        Err(Refused::Page(e)) => Err(e),
+    }
+}
+
+/// Creates the endpoint the form describes, with its custom headers, through the API's own
+/// handler; the page to go to.
+async fn try_create(st: &AppState, path: &AppPath, posted: &Posted) -> Result<String, Refused> {
+    let f = &posted.fields;
+    let mut v = ep_form::settings(f, false).map_err(Refused::Fields)?;
+    if let Some(h) = f.get("headers").filter(|h| !h.trim().is_empty()) {
+        let headers = ep_form::parse_headers(h, &Default::default())
+            .map_err(|e| Refused::Fields(vec![("headers", e)]))?;
+        v["headers"] = json!(headers);
+    }
+    let input = serde_json::from_value(v)
+        .map_err(|e| Refused::Fields(vec![("form", format!("the form could not be read: {e}"))]))?;
     let at = At {
-        st,
+        st: st.clone(),
         auth: posted.op.auth(),
-        path,
+        path: AppPath {
+            app_id: path.app_id.clone(),
+        },
         input,
     }
     .app()
     .await?;
     let app_id = at.app.id.0.clone();
-    let resp = api::create(at).await?;
+    let resp = api::create(at).await.map_err(refused)?;
     let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
         .await
         .map_err(|e| ConsoleError::Api(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     let created: Value = serde_json::from_slice(&bytes).unwrap_or_default();
     let id = created["id"].as_str().unwrap_or_default();
-    Ok(Redirect::to(&endpoint_page(&posted, &app_id, id)).into_response())
+    Ok(endpoint_page(posted, &app_id, id))
 }
 
 /// `POST {ep}/edit`: saves the settings, as `PATCH …/endpoint/{ep}` and, when the form has

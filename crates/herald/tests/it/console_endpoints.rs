@@ -602,3 +602,69 @@ async fn a_portal_session_gets_403_for_another_applications_endpoint_on_every_ne
     assert_eq!(total(&stats), 0);
     srv.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_add_endpoint_form_shows_its_errors_next_to_the_controls() {
+    let srv = TestServer::start(|_| {}).await;
+    let admin = &srv.client;
+    let app = admin.create_app("shop").await;
+    let (mut c, csrf, origin) = console(&srv).await;
+    let add = format!("/console/app/{app}/endpoints");
+    for (name, value, control) in [
+        ("url", "ftp://nope.example", "ep-url-error"),
+        ("url", "http://169.254.169.254/latest", "ep-url-error"),
+        ("metadata", "{oops", "ep-metadata-error"),
+        ("timeout_ms", "soon", "ep-timeout-error"),
+        ("channels", "bad channel!", "ep-channels-error"),
+        ("headers", "no colon", "ep-headers-error"),
+    ] {
+        let mut fields = vec![
+            ("csrf", csrf.as_str()),
+            ("url", "https://new.example.com/hook"),
+            ("description", "<b>typed</b>"),
+        ];
+        fields.retain(|(k, _)| *k != name);
+        fields.push((name, value));
+        let p = c.post(&add, Some(&origin), &fields).await;
+        assert_eq!(p.status, 422, "{name}={value}: {}", p.text);
+        assert!(
+            field_error(&p, control),
+            "{name}={value} → {control}: {}",
+            p.text
+        );
+        assert!(p.text.contains("aria-invalid=\"true\""), "{}", p.text);
+        // The application page again, the form open and as typed (as text, not markup).
+        assert!(
+            p.text.contains("<details class=\"card\" open>"),
+            "{}",
+            p.text
+        );
+        assert!(
+            p.text.contains("&#60;b&#62;typed&#60;/b&#62;"),
+            "{}",
+            p.text
+        );
+        assert!(!p.text.contains("<b>typed</b>"));
+    }
+    // Nothing was created.
+    let list = admin.get(&format!("/app/{app}/endpoint"), 200).await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 0, "{list}");
+    // The form as a whole, and another tenant's application, stay refused as before.
+    let p = c
+        .post(
+            &add,
+            Some(&origin),
+            &[("csrf", &csrf), ("url", "https://ok.example.com/")],
+        )
+        .await;
+    assert_eq!(p.status, 303, "{}", p.text);
+    let p = c
+        .post(
+            "/console/app/app_nope/endpoints",
+            Some(&origin),
+            &[("csrf", &csrf), ("url", "https://ok.example.com/")],
+        )
+        .await;
+    assert_eq!(p.status, 404, "{}", p.text);
+    srv.stop().await;
+}
