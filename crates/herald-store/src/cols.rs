@@ -2,10 +2,15 @@
 //! the tables the generic writes store records in with the `INSERT`/`UPDATE` statements made
 //! from them: one place, so a row mapper of either backend and the statements that feed it
 //! cannot drift apart. Lists whose spelling differs by dialect (aliases PostgreSQL needs,
-//! columns only one backend has) stay in each backend's `rows.rs`. Only text here: no I/O, no
-//! row decoding, no binding of values (each backend's `Entity` binds them in `COLS` order).
+//! columns only one backend has) stay in each backend's `rows.rs`. No I/O and no row decoding
+//! here; a record's values are given as neutral [`Arg`]s in `COLS` order, which each backend
+//! binds as its own types.
 
 use herald_core::model::{Application, EventType, Source};
+use herald_core::Millis;
+
+use crate::common::{json, json_opt, verification_json};
+use crate::page::Arg;
 
 /// An application (`apps`).
 pub(crate) const APP_COLS: &str = "id, uid, name, throttle_rate, metadata, created_at, updated_at";
@@ -27,28 +32,70 @@ pub(crate) const SRC_COLS: &str =
 pub(crate) const INREQ_COLS: &str =
     "id, source_id, app_id, status, reason, msg_id, headers, body, event_type, created_at";
 
+/// An endpoint as read back (`endpoints`): the written columns, then state only the store
+/// maintains (`breaker`).
+pub(crate) const EP_READ: &str =
+    "id, app_id, uid, url, description, disabled, event_types, channels, \
+    throttle_rate, metadata, headers, retry_schedule, permanent_statuses, ordering, \
+    max_concurrency, signature_scheme, secrets, paused_until, created_at, updated_at, options, \
+    breaker";
+
 /// The deliveries with their messages, as the delivery lists read them.
 pub(crate) const DLV_JOIN: &str = "deliveries d JOIN messages m ON m.id = d.msg_id";
 
 /// A record the generic writes of both backends store: its table and its columns in parameter
 /// order, the key first (`KEY` columns), `created_at` and `updated_at` last.
-pub(crate) trait Table {
+pub trait Table: Send + 'static {
     const TABLE: &'static str;
     const COLS: &'static str;
     /// How many leading columns of `COLS` make the key an update finds its row by.
     const KEY: usize;
+
+    /// The values in `COLS` order; an update leaves `created_at` out.
+    fn args(&self, insert: bool) -> Vec<Arg>;
+}
+
+/// The stamps closing every record's values: `created_at` on insert only, then `updated_at`.
+fn stamped(mut a: Vec<Arg>, insert: bool, created_at: Millis, updated_at: Millis) -> Vec<Arg> {
+    if insert {
+        a.push(Arg::Int(created_at));
+    }
+    a.push(Arg::Int(updated_at));
+    a
 }
 
 impl Table for Application {
     const TABLE: &'static str = "apps";
     const COLS: &'static str = APP_COLS;
     const KEY: usize = 1;
+
+    fn args(&self, insert: bool) -> Vec<Arg> {
+        let a = vec![
+            Arg::text(&self.id.0),
+            Arg::OptText(self.uid.clone()),
+            Arg::text(&self.name),
+            Arg::OptInt(self.throttle_rate.map(i64::from)),
+            Arg::Text(json(&self.metadata)),
+        ];
+        stamped(a, insert, self.created_at, self.updated_at)
+    }
 }
 
 impl Table for EventType {
     const TABLE: &'static str = "event_types";
     const COLS: &'static str = ET_COLS;
     const KEY: usize = 1;
+
+    fn args(&self, insert: bool) -> Vec<Arg> {
+        let a = vec![
+            Arg::text(&self.name),
+            Arg::text(&self.description),
+            Arg::Bool(self.archived),
+            Arg::Bool(self.deprecated),
+            Arg::OptText(json_opt(&self.schemas)),
+        ];
+        stamped(a, insert, self.created_at, self.updated_at)
+    }
 }
 
 /// Found by ID within its application.
@@ -56,6 +103,19 @@ impl Table for Source {
     const TABLE: &'static str = "sources";
     const COLS: &'static str = SRC_COLS;
     const KEY: usize = 2;
+
+    fn args(&self, insert: bool) -> Vec<Arg> {
+        let a = vec![
+            Arg::text(&self.id.0),
+            Arg::text(&self.app_id.0),
+            Arg::OptText(self.uid.clone()),
+            Arg::text(&self.name),
+            Arg::Text(verification_json(&self.verification)),
+            Arg::Text(json(&self.secrets)),
+            Arg::Text(json(&self.options)),
+        ];
+        stamped(a, insert, self.created_at, self.updated_at)
+    }
 }
 
 /// The columns of `cols`, trimmed.

@@ -207,6 +207,16 @@ pub(crate) fn purge_steps(
     ]
 }
 
+/// The JSON text a value is stored as.
+pub(crate) fn json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).expect("serializable")
+}
+
+/// The JSON text of an optional value (`NULL` when absent).
+pub(crate) fn json_opt<T: serde::Serialize>(v: &Option<T>) -> Option<String> {
+    v.as_ref().map(json)
+}
+
 /// Decodes the stored JSON column `what` of the record `id`. A value that does not decode is
 /// [`StoreError::CorruptRecord`], never a default: a corrupt configuration must not quietly
 /// become a permissive one.

@@ -15,9 +15,11 @@ use herald_core::ids::{AppId, EndpointId, MessageId, TokenId};
 use herald_core::model::{Attempt, Endpoint, Message};
 use herald_core::Millis;
 
+mod backend;
 mod cols;
 mod common;
 pub mod console;
+mod internal;
 pub mod ops;
 pub(crate) mod page;
 pub mod postgres;

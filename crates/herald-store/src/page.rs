@@ -8,15 +8,28 @@ use herald_core::model::InboundStatus;
 
 use crate::{AttemptFilter, AttemptScope, ListQuery, MessageFilter, Page};
 
-/// A value bound into a list query.
-pub(crate) enum Arg {
+/// A value bound into a statement, the same on both backends (each binds it as its own type).
+pub enum Arg {
     Text(String),
     Int(i64),
+    Bool(bool),
+    Bytes(Vec<u8>),
+    /// Text or `NULL`.
+    OptText(Option<String>),
+    /// An integer or `NULL`.
+    OptInt(Option<i64>),
+}
+
+impl Arg {
+    /// A text argument from anything string-like.
+    pub(crate) fn text(s: impl Into<String>) -> Self {
+        Arg::Text(s.into())
+    }
 }
 
 /// A list query before paging: `select`, then `WHERE` every condition (each `?` in one takes
 /// the next argument), paged by keyset on an ID column and a creation-time column.
-pub(crate) struct Listing {
+pub struct Listing {
     pub(crate) select: String,
     pub(crate) conds: Vec<String>,
     pub(crate) args: Vec<Arg>,

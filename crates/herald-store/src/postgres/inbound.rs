@@ -1,6 +1,8 @@
-//! [`crate::InboundStore`] on PostgreSQL: inbound sources, ingestion (dedup, ordering holds), the
-//! request log and quarantine. Row mapping stays in `rows.rs` and decisions both backends share in
-//! `crate::common`; this file only holds the PostgreSQL statements of its role.
+//! The [`crate::InboundStore`] methods PostgreSQL writes its own way ([`InboundHooks`]):
+//! ingestion (dedup, ordering locks, the outage spool), the release of held events, the request
+//! log's writes and the release of a quarantined request. Sources and the log's reads are
+//! `crate::backend`'s, once for both backends; decisions both share are in `crate::common`. This
+//! file only holds the PostgreSQL statements of its role.
 
 use super::*;
 
@@ -23,14 +25,6 @@ pub(super) async fn insert_inbound(c: &mut PgConnection, q: &InboundRequest) -> 
         .await?;
     Ok(())
 }
-
-/// What one ingestion commits: the request, its dedup and ordering checks, and its message.
-pub(super) type Ingestion = (
-    InboundRequest,
-    Option<DedupCheck>,
-    Message,
-    Option<OrderCheck>,
-);
 
 impl PostgresStore {
     /// The ingestion transaction itself: dedup key, ordering state, message and request log
@@ -116,70 +110,9 @@ impl PostgresStore {
 }
 
 #[async_trait]
-impl InboundStore for PostgresStore {
-    async fn create_source(&self, s: Source) -> Result<Source> {
-        self.insert(self.seal_source(s.clone())).await?;
-        Ok(s)
-    }
-
-    async fn get_source(&self, app: &AppId, id_or_uid: &str) -> Result<Option<Source>> {
-        let sql =
-            format!("SELECT {SRC_COLS} FROM sources WHERE app_id = $1 AND (id = $2 OR uid = $2)");
-        sqlx::query(&sql)
-            .bind(&app.0)
-            .bind(id_or_uid)
-            .row(&self.pool, |r| {
-                src_row(r).and_then(|s| self.unseal_source(s))
-            })
-            .await
-    }
-
-    async fn find_source(&self, id: &SourceId) -> Result<Option<Source>> {
-        // Remembered as stored (sealed), unsealed for the caller only.
-        let sql = format!("SELECT {SRC_COLS} FROM sources WHERE id = $1");
-        let read = sqlx::query(&sql).bind(&id.0).row(&self.pool, src_row);
-        let note = |s: &Option<Source>| match s {
-            Some(s) => remember(&self.seen.sources, id.0.clone(), s.clone()),
-            // Deleted (or never existed): forget it at once.
-            None => {
-                self.seen.sources.lock().remove(&id.0);
-            }
-        };
-        let seen = || self.seen.sources.lock().get(&id.0).cloned().map(Some);
-        let s = self.read_or_seen(read, note, seen).await?;
-        s.map(|s| self.unseal_source(s)).transpose()
-    }
-
-    async fn list_sources(&self, app: &AppId, q: &ListQuery) -> Result<Page<Source>> {
-        let l = Listing::of_app(format!("SELECT {SRC_COLS} FROM sources"), app);
-        let page = query_page(&self.pool, l, q, src_row).await?;
-        page.try_map(|s| self.unseal_source(s))
-    }
-
-    async fn update_source(&self, s: Source) -> Result<Source> {
-        self.update(self.seal_source(s.clone())).await?;
-        Ok(s)
-    }
-
-    async fn delete_source(&self, app: &AppId, id: &SourceId) -> Result<()> {
-        let mut tx = self.begin().await?;
-        delete_of_app(&mut tx, "sources", app, &id.0).await?;
-        for table in common::SOURCE_OWNED {
-            let sql = format!("DELETE FROM {table} WHERE source_id = $1");
-            exec(&mut tx, &sql, &id.0).await?;
-        }
-        tx.commit().await.map_err(map_pg)?;
-        self.seen.sources.lock().remove(&id.0);
-        Ok(())
-    }
-
-    async fn ingest(
-        &self,
-        req: InboundRequest,
-        dedup: Option<DedupCheck>,
-        msg: Message,
-        order: Option<OrderCheck>,
-    ) -> Result<IngestOutcome> {
+impl InboundHooks for PostgresStore {
+    async fn ingest_work(&self, work: Ingestion) -> Result<IngestOutcome> {
+        let (req, dedup, msg, order) = work;
         let Some(spool) = &self.spool else {
             return self.ingest_db((req, dedup, msg, order)).await;
         };
@@ -202,11 +135,11 @@ impl InboundStore for PostgresStore {
         }
     }
 
-    async fn release_held(&self, now: Millis, max_keys: usize) -> Result<u64> {
+    async fn sweep_held(&self, now: Millis, max_keys: usize) -> Result<u64> {
         order::sweep(&self.pool, now, max_keys).await
     }
 
-    async fn log_inbound(&self, req: InboundRequest) -> Result<()> {
+    async fn log_request(&self, req: InboundRequest) -> Result<()> {
         // During an outage the row is not spooled (rejected requests and handshakes are
         // answered without it; a quarantine answers 503 and the provider retries): fail at
         // once rather than wait for a connection on every such request. (`down` is only
@@ -220,48 +153,9 @@ impl InboundStore for PostgresStore {
         insert_inbound(&mut c, &req).await
     }
 
-    async fn list_inbound(
-        &self,
-        source: &SourceId,
-        status: Option<InboundStatus>,
-        q: &ListQuery,
-    ) -> Result<Page<InboundRequest>> {
-        let select = format!("SELECT {INREQ_COLS} FROM inbound_requests");
-        query_page(
-            &self.pool,
-            page::inbound(select, source, status),
-            q,
-            inreq_row,
-        )
-        .await
-    }
-
-    async fn get_inbound(
-        &self,
-        source: &SourceId,
-        id: &InboundRequestId,
-    ) -> Result<Option<InboundRequest>> {
-        let sql =
-            format!("SELECT {INREQ_COLS} FROM inbound_requests WHERE source_id = $1 AND id = $2");
-        row_by(&self.pool, &sql, [&source.0, &id.0], inreq_row).await
-    }
-
-    async fn release_inbound(
-        &self,
-        source: &SourceId,
-        id: &InboundRequestId,
-        msg: Message,
-    ) -> Result<Published> {
+    async fn publish_guarded(&self, guard: Step, msg: Message) -> Result<Published> {
         let mut tx = self.begin().await?;
-        sqlx::query(
-            "UPDATE inbound_requests SET status = 'released', msg_id = $3 \
-             WHERE source_id = $1 AND id = $2 AND status = 'quarantined'",
-        )
-        .bind(&source.0)
-        .bind(&id.0)
-        .bind(&msg.id.0)
-        .must_change(&mut *tx)
-        .await?;
+        bound(&guard.sql, guard.args).must_change(&mut *tx).await?;
         let p = publish_tx(&mut tx, msg, None).await?;
         tx.commit().await.map_err(map_pg)?;
         Ok(p)

@@ -1,6 +1,8 @@
-//! [`crate::MessageStore`] on PostgreSQL: publishing, messages, their deliveries and the attempt
-//! history. Row mapping stays in `rows.rs` and decisions both backends share in `crate::common`;
-//! this file only holds the PostgreSQL statements of its role.
+//! The [`crate::MessageStore`] methods PostgreSQL writes its own way ([`MessageHooks`]):
+//! publishing (wake rows, `NOTIFY`, the outage spool), resends and recoveries (endpoint row
+//! lock, queue positions, FIFO keys). The reads of the role are `crate::backend`'s, once for both
+//! backends; row mapping stays in `rows.rs`. This file only holds the PostgreSQL statements of
+//! its role.
 
 use super::*;
 
@@ -92,13 +94,10 @@ pub(super) async fn notify(c: &mut PgConnection) -> Result<()> {
     sqlx::query(sql).bind(WAKE_CHANNEL).run(c).await?;
     Ok(())
 }
-pub(super) async fn exec(c: &mut PgConnection, sql: &str, id: &str) -> Result<u64> {
-    sqlx::query(sql).bind(id).affected(c).await
-}
 
 #[async_trait]
-impl MessageStore for PostgresStore {
-    async fn publish(&self, msg: Message, only: Option<EndpointId>) -> Result<Published> {
+impl MessageHooks for PostgresStore {
+    async fn publish_one(&self, msg: Message, only: Option<EndpointId>) -> Result<Published> {
         let Some(spool) = &self.spool else {
             return self.publish_db(msg, only).await;
         };
@@ -115,63 +114,8 @@ impl MessageStore for PostgresStore {
         }
     }
 
-    async fn get_message(&self, app: &AppId, id_or_event_id: &str) -> Result<Option<Message>> {
-        let sql = format!("SELECT {MSG_COLS} FROM messages m WHERE m.app_id = $1 AND (m.id = $2 OR m.event_id = $2)");
-        row_by(&self.pool, &sql, [&app.0, id_or_event_id], msg_row).await
-    }
-
-    async fn list_messages(
-        &self,
-        app: &AppId,
-        filter: &MessageFilter,
-        q: &ListQuery,
-    ) -> Result<Page<Message>> {
-        let channel = "m.channels::jsonb @> jsonb_build_array(?::text)";
-        let l = page::messages(
-            format!("SELECT {MSG_COLS} FROM messages m"),
-            app,
-            filter,
-            channel,
-        );
-        query_page(&self.pool, l, q, msg_row).await
-    }
-
-    async fn expunge_payload(&self, app: &AppId, msg: &MessageId) -> Result<()> {
-        let sql = "UPDATE messages SET payload = NULL WHERE app_id = $1 AND id = $2";
-        sqlx::query(sql)
-            .bind(&app.0)
-            .bind(&msg.0)
-            .must_change(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    async fn deliveries_of_message(&self, msg: &MessageId) -> Result<Vec<Delivery>> {
-        let sql = format!(
-            "SELECT {DLV_COLS} FROM deliveries d WHERE d.msg_id = $1 ORDER BY d.endpoint_id"
-        );
-        let found = sqlx::query(&sql).bind(&msg.0).rows(&self.pool, dlv_row);
-        found.await
-    }
-
-    async fn deliveries_of_endpoint(
-        &self,
-        ep: &EndpointId,
-        status: Option<i64>,
-        q: &ListQuery,
-    ) -> Result<Page<(Delivery, Message)>> {
-        let select = format!("SELECT {DLV_COLS}, {MSG_COLS} FROM {DLV_JOIN}");
-        let l = page::deliveries(select, ep, status);
-        query_page(&self.pool, l, q, |r| Ok((dlv_row(r)?, msg_row(r)?))).await
-    }
-
-    async fn resend(
-        &self,
-        app: &AppId,
-        msg: &MessageId,
-        ep: &EndpointId,
-        now: Millis,
-    ) -> Result<()> {
+    async fn resend_one(&self, r: Resend<'_>) -> Result<()> {
+        let Resend { app, msg, ep, now } = r;
         let mut tx = self.begin().await?;
         sched::lock(&mut tx, &ep.0).await?;
         let n = sqlx::query(
@@ -203,13 +147,13 @@ impl MessageStore for PostgresStore {
         tx.commit().await.map_err(map_pg)
     }
 
-    async fn recover(
-        &self,
-        ep: &EndpointId,
-        since: Millis,
-        until: Option<Millis>,
-        now: Millis,
-    ) -> Result<u64> {
+    async fn recover_failed(&self, r: Recover<'_>) -> Result<u64> {
+        let Recover {
+            ep,
+            since,
+            until,
+            now,
+        } = r;
         let mut tx = self.begin().await?;
         sched::lock(&mut tx, &ep.0).await?;
         let n = sqlx::query(
@@ -230,34 +174,5 @@ impl MessageStore for PostgresStore {
         }
         tx.commit().await.map_err(map_pg)?;
         Ok(n)
-    }
-
-    async fn list_attempts(
-        &self,
-        app: &AppId,
-        scope: &AttemptScope,
-        filter: &AttemptFilter,
-        q: &ListQuery,
-    ) -> Result<Page<Attempt>> {
-        let select = format!("SELECT {ATT_COLS} FROM attempts");
-        query_page(
-            &self.pool,
-            page::attempts(select, app, scope, filter),
-            q,
-            att_row,
-        )
-        .await
-    }
-
-    async fn get_attempt(&self, app: &AppId, msg: &MessageId, id: &str) -> Result<Option<Attempt>> {
-        let sql = format!(
-            "SELECT {ATT_COLS} FROM attempts WHERE app_id = $1 AND msg_id = $2 AND id = $3"
-        );
-        sqlx::query(&sql)
-            .bind(&app.0)
-            .bind(&msg.0)
-            .bind(id)
-            .row(&self.pool, att_row)
-            .await
     }
 }

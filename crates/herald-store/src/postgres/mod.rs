@@ -31,36 +31,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use herald_core::breaker::BreakerState;
-use herald_core::crypto::SecretBox;
-use herald_core::ids::{
-    AppId, AttemptId, EndpointId, InboundRequestId, MessageId, SourceId, TokenId,
-};
-use herald_core::model::{
-    Application, Attempt, Delivery, DeliveryStatus, Endpoint, EndpointStats, EventType,
-    InboundRequest, InboundStatus, Message, Ordering, Source, StoredSecret, TriggerType,
-};
-use herald_core::signing::SignatureScheme;
-use herald_core::{now_millis, Millis};
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions, PgRow};
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
 
-use crate::cols::*;
-use crate::common::{self, NewDelivery};
-use crate::page::{self, finish_page, Arg, Listing};
-use crate::prelude::*;
-use crate::status::*;
-use crate::{
-    AttemptFilter, AttemptRecord, AttemptScope, Claim, ClaimBatch, Claimed, DedupCheck,
-    DisabledEndpoint, ForDelivery, IdempotentResponse, IngestOutcome, ListQuery, MessageFilter,
-    OrderCheck, Page, PollPage, PollRequest, PollToken, Published, Result, StoreError, TokenRecord,
-};
+use crate::internal::*;
 
 mod apps;
 mod attempts;
-mod auth;
-mod console;
 mod inbound;
 mod list;
 mod messages;
@@ -69,7 +46,7 @@ mod order;
 mod pull;
 mod queue;
 mod reconcile;
-mod rows;
+pub(crate) mod rows;
 mod run;
 mod sched;
 mod spool;
@@ -742,18 +719,6 @@ impl PostgresStore {
         r
     }
 
-    fn seal_source(&self, mut s: Source) -> Source {
-        crate::seal_secrets(self.secrets.as_deref(), &mut s.secrets);
-        crate::reconcile::seal_options(self.secrets.as_deref(), &mut s.options);
-        s
-    }
-
-    fn unseal_source(&self, mut s: Source) -> Result<Source> {
-        crate::unseal_secrets(self.secrets.as_deref(), &mut s.secrets)?;
-        crate::reconcile::unseal_options(self.secrets.as_deref(), &mut s.options)?;
-        Ok(s)
-    }
-
     fn seal(&self, ep: Endpoint) -> Endpoint {
         crate::seal_endpoint(self.secrets.as_deref(), ep)
     }
@@ -793,30 +758,6 @@ impl PostgresStore {
             Err(e) => Err(e),
         }
     }
-}
-
-impl PostgresStore {
-    /// Stores a new `e` (a taken unique column is `Conflict`).
-    async fn insert<E: Entity>(&self, e: E) -> Result<E> {
-        let sql = insert_sql::<E>('$');
-        e.bind(sqlx::query(&sql), true).run(&self.pool).await?;
-        Ok(e)
-    }
-
-    /// Rewrites the stored `e`; `NotFound` when there is none.
-    async fn update<E: Entity>(&self, e: E) -> Result<E> {
-        let sql = update_sql::<E>('$');
-        e.bind(sqlx::query(&sql), false)
-            .must_change(&self.pool)
-            .await?;
-        Ok(e)
-    }
-}
-
-/// Deletes the row `id` of `app` from `table`; `NotFound` when there is none.
-async fn delete_of_app(c: &mut PgConnection, table: &str, app: &AppId, id: &str) -> Result<()> {
-    let sql = format!("DELETE FROM {table} WHERE app_id = $1 AND id = $2");
-    sqlx::query(&sql).bind(&app.0).bind(id).must_change(c).await
 }
 
 /// The row (if any) `sql` finds by its two text keys, mapped with `f`.

@@ -1,30 +1,27 @@
-//! [`crate::OpsStore`] on PostgreSQL: liveness, health and the maintenance sweeps (auto-disable,
-//! retention, key rotation). Row mapping stays in `rows.rs` and decisions both backends share in
-//! `crate::common`; this file only holds the PostgreSQL statements of its role.
+//! The [`crate::OpsStore`] methods PostgreSQL answers its own way ([`OpsHooks`]): liveness, the
+//! last write failure, the outage spool's state, auto-disable and key rotation. Retention is
+//! `crate::backend`'s, once for both backends. This file only holds the PostgreSQL statements of
+//! its role.
 
 use super::*;
 use herald_core::source::SourceOptions;
 
 #[async_trait]
-impl OpsStore for PostgresStore {
-    async fn ping(&self) -> Result<()> {
+impl OpsHooks for PostgresStore {
+    async fn alive(&self) -> Result<()> {
         sqlx::query("SELECT 1").run(&self.pool).await?;
         Ok(())
     }
 
-    fn last_write_failure(&self) -> Option<crate::WriteFailure> {
+    fn write_failure(&self) -> Option<crate::WriteFailure> {
         self.write_health.last()
     }
 
-    fn spool_health(&self) -> Option<crate::SpoolHealth> {
+    fn spool_state(&self) -> Option<crate::SpoolHealth> {
         self.spool.as_ref().map(Spool::health)
     }
 
-    async fn disable_failing_endpoints(
-        &self,
-        now: Millis,
-        window_ms: i64,
-    ) -> Result<Vec<DisabledEndpoint>> {
+    async fn disable_failing(&self, now: Millis, window_ms: i64) -> Result<Vec<DisabledEndpoint>> {
         let mut tx = self.begin().await?;
         let rows = sqlx::query(
             "UPDATE endpoints SET disabled = TRUE, updated_at = $1 \
@@ -53,23 +50,7 @@ impl OpsStore for PostgresStore {
         Ok(out)
     }
 
-    async fn purge_expired(
-        &self,
-        now: Millis,
-        default_retention_ms: i64,
-        batch: usize,
-    ) -> Result<u64> {
-        let mut tx = self.begin().await?;
-        let mut n = 0;
-        for (sql, first) in common::purge_steps(now, default_retention_ms, '$') {
-            let q = bind_arg(sqlx::query(&sql), first).bind(batch as i64);
-            n += q.affected(&mut *tx).await?;
-        }
-        tx.commit().await.map_err(map_pg)?;
-        Ok(n)
-    }
-
-    async fn rekey(&self, new: SecretBox) -> Result<u64> {
+    async fn rekey_all(&self, new: SecretBox) -> Result<u64> {
         let old = self
             .secrets
             .clone()

@@ -4,38 +4,32 @@
 
 use super::*;
 
-pub(super) fn json<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_string(v).expect("serializable")
-}
+pub(super) use crate::common::{json, json_opt};
 
-pub(super) fn json_opt<T: serde::Serialize>(v: &Option<T>) -> Option<String> {
-    v.as_ref().map(json)
-}
-
-pub(super) fn parse<T: serde::de::DeserializeOwned>(s: &str) -> Result<T> {
+pub(crate) fn parse<T: serde::de::DeserializeOwned>(s: &str) -> Result<T> {
     serde_json::from_str(s).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-pub(super) fn parse_opt<T: serde::de::DeserializeOwned>(s: Option<String>) -> Result<Option<T>> {
+pub(crate) fn parse_opt<T: serde::de::DeserializeOwned>(s: Option<String>) -> Result<Option<T>> {
     s.map(|s| parse(&s)).transpose()
 }
 
-pub(super) fn get<'r, T: sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>>(
+pub(crate) fn get<'r, T: sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>>(
     r: &'r PgRow,
     col: &str,
 ) -> Result<T> {
     r.try_get(col).map_err(map_pg)
 }
 
-pub(super) fn get_u32(r: &PgRow, col: &str) -> Result<u32> {
+pub(crate) fn get_u32(r: &PgRow, col: &str) -> Result<u32> {
     Ok(get::<i64>(r, col)?.clamp(0, u32::MAX as i64) as u32)
 }
 
-pub(super) fn get_u32_opt(r: &PgRow, col: &str) -> Result<Option<u32>> {
+pub(crate) fn get_u32_opt(r: &PgRow, col: &str) -> Result<Option<u32>> {
     Ok(get::<Option<i64>>(r, col)?.map(|v| v.clamp(0, u32::MAX as i64) as u32))
 }
 
-pub(super) fn app_row(r: &PgRow) -> Result<Application> {
+pub(crate) fn app_row(r: &PgRow) -> Result<Application> {
     Ok(Application {
         id: AppId(get(r, "id")?),
         uid: get(r, "uid")?,
@@ -47,14 +41,11 @@ pub(super) fn app_row(r: &PgRow) -> Result<Application> {
     })
 }
 
-pub(super) const EP_COLS: &str =
-    "id, app_id, uid, url, description, disabled, event_types, channels, \
-    throttle_rate, metadata, headers, retry_schedule, permanent_statuses, ordering, \
-    max_concurrency, signature_scheme, secrets, paused_until, created_at, updated_at, options, \
-    breaker";
+/// An endpoint's columns as read back (see [`EP_READ`]).
+pub(super) const EP_COLS: &str = EP_READ;
 
 /// A publish's fan-out target (see [`common::Target`] for the columns).
-pub(super) fn target_row(r: &PgRow) -> Result<common::Target> {
+pub(crate) fn target_row(r: &PgRow) -> Result<common::Target> {
     Ok(common::Target {
         id: get(r, "id")?,
         event_types: parse_opt(get(r, "event_types")?)?,
@@ -65,7 +56,7 @@ pub(super) fn target_row(r: &PgRow) -> Result<common::Target> {
     })
 }
 
-pub(super) fn held_row(r: &PgRow) -> Result<common::HeldEvent> {
+pub(crate) fn held_row(r: &PgRow) -> Result<common::HeldEvent> {
     Ok(common::HeldEvent {
         app_id: get(r, "app_id")?,
         msg_id: get(r, "msg_id")?,
@@ -76,7 +67,7 @@ pub(super) fn held_row(r: &PgRow) -> Result<common::HeldEvent> {
     })
 }
 
-pub(super) fn ep_row(r: &PgRow) -> Result<Endpoint> {
+pub(crate) fn ep_row(r: &PgRow) -> Result<Endpoint> {
     let ordering: String = get(r, "ordering")?;
     let scheme: String = get(r, "signature_scheme")?;
     Ok(Endpoint {
@@ -109,7 +100,7 @@ pub(super) fn ep_row(r: &PgRow) -> Result<Endpoint> {
     })
 }
 
-pub(super) fn ordering_str(o: Ordering) -> &'static str {
+pub(crate) fn ordering_str(o: Ordering) -> &'static str {
     match o {
         Ordering::Fifo => "fifo",
         Ordering::None => "none",
@@ -117,7 +108,7 @@ pub(super) fn ordering_str(o: Ordering) -> &'static str {
 }
 
 /// Binds the 21 written endpoint columns, in `EP_COLS` order, starting at `$1`.
-pub(super) fn bind_ep<'q>(
+pub(crate) fn bind_ep<'q>(
     q: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
     ep: &'q Endpoint,
 ) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
@@ -144,7 +135,7 @@ pub(super) fn bind_ep<'q>(
         .bind(json(&ep.options))
 }
 
-pub(super) fn et_row(r: &PgRow) -> Result<EventType> {
+pub(crate) fn et_row(r: &PgRow) -> Result<EventType> {
     Ok(EventType {
         name: get(r, "name")?,
         description: get(r, "description")?,
@@ -161,7 +152,7 @@ pub(super) const MSG_COLS: &str =
     m.channels, m.created_at AS m_created_at, m.retention_ms, m.ordering_key AS m_ordering_key, \
     m.headers AS m_headers";
 
-pub(super) fn msg_row(r: &PgRow) -> Result<Message> {
+pub(crate) fn msg_row(r: &PgRow) -> Result<Message> {
     Ok(Message {
         id: MessageId(get(r, "m_id")?),
         app_id: AppId(get(r, "m_app_id")?),
@@ -181,7 +172,7 @@ pub(super) const DLV_COLS: &str =
     d.app_id AS d_app_id, d.status AS d_status, d.attempts, d.failures, d.next_at, \
     d.updated_at AS d_updated_at";
 
-pub(super) fn dlv_row(r: &PgRow) -> Result<Delivery> {
+pub(crate) fn dlv_row(r: &PgRow) -> Result<Delivery> {
     let status = DeliveryStatus::from_i64(get(r, "d_status")?);
     let next: Option<i64> = get(r, "next_at")?;
     Ok(Delivery {
@@ -200,7 +191,7 @@ pub(super) fn dlv_row(r: &PgRow) -> Result<Delivery> {
     })
 }
 
-pub(super) fn att_row(r: &PgRow) -> Result<Attempt> {
+pub(crate) fn att_row(r: &PgRow) -> Result<Attempt> {
     Ok(Attempt {
         id: AttemptId(get(r, "id")?),
         msg_id: MessageId(get(r, "msg_id")?),
@@ -222,7 +213,7 @@ pub(super) fn att_row(r: &PgRow) -> Result<Attempt> {
     })
 }
 
-pub(super) fn src_row(r: &PgRow) -> Result<Source> {
+pub(crate) fn src_row(r: &PgRow) -> Result<Source> {
     let id: String = get(r, "id")?;
     let (verification, options) = common::source_config(
         &id,
@@ -242,7 +233,7 @@ pub(super) fn src_row(r: &PgRow) -> Result<Source> {
     })
 }
 
-pub(super) fn inreq_row(r: &PgRow) -> Result<InboundRequest> {
+pub(crate) fn inreq_row(r: &PgRow) -> Result<InboundRequest> {
     let status: String = get(r, "status")?;
     Ok(InboundRequest {
         id: InboundRequestId(get(r, "id")?),
@@ -258,7 +249,7 @@ pub(super) fn inreq_row(r: &PgRow) -> Result<InboundRequest> {
     })
 }
 
-pub(super) fn token_row(r: &PgRow) -> Result<TokenRecord> {
+pub(crate) fn token_row(r: &PgRow) -> Result<TokenRecord> {
     Ok(TokenRecord {
         id: TokenId(get(r, "id")?),
         name: get(r, "name")?,
@@ -270,53 +261,28 @@ pub(super) fn token_row(r: &PgRow) -> Result<TokenRecord> {
 /// A statement with parameters, as the bind helpers take and return it.
 pub(super) type PgQuery<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>;
 
-/// A record the generic writes ([`PostgresStore::insert`], [`PostgresStore::update`]) store:
-/// its table and columns (the statements, [`crate::cols`]) and its values.
-pub(super) trait Entity: Table + Send + Sync + 'static {
-    /// Binds the values in `COLS` order; an update leaves `created_at` out.
-    fn bind<'q>(&'q self, q: PgQuery<'q>, insert: bool) -> PgQuery<'q>;
+/// The `i`th column of `r` (for statements whose columns have no names worth giving).
+pub(crate) fn at<'r, T: sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>>(
+    r: &'r PgRow,
+    i: usize,
+) -> Result<T> {
+    r.try_get(i).map_err(map_pg)
 }
 
-/// The stamps closing every entity's parameters: `created_at` on insert only, then `updated_at`.
-fn stamped(q: PgQuery<'_>, insert: bool, created_at: Millis, updated_at: Millis) -> PgQuery<'_> {
-    let q = if insert { q.bind(created_at) } else { q };
-    q.bind(updated_at)
+pub(crate) fn idempotent_row(r: &PgRow) -> Result<crate::IdempotentResponse> {
+    Ok(crate::IdempotentResponse {
+        status: get::<i64>(r, "status")? as u16,
+        body: get(r, "body")?,
+    })
 }
 
-impl Entity for Application {
-    fn bind<'q>(&'q self, q: PgQuery<'q>, insert: bool) -> PgQuery<'q> {
-        let q = q
-            .bind(&self.id.0)
-            .bind(&self.uid)
-            .bind(&self.name)
-            .bind(self.throttle_rate.map(i64::from))
-            .bind(json(&self.metadata));
-        stamped(q, insert, self.created_at, self.updated_at)
-    }
-}
-
-impl Entity for EventType {
-    fn bind<'q>(&'q self, q: PgQuery<'q>, insert: bool) -> PgQuery<'q> {
-        let q = q
-            .bind(&self.name)
-            .bind(&self.description)
-            .bind(self.archived)
-            .bind(self.deprecated)
-            .bind(json_opt(&self.schemas));
-        stamped(q, insert, self.created_at, self.updated_at)
-    }
-}
-
-impl Entity for Source {
-    fn bind<'q>(&'q self, q: PgQuery<'q>, insert: bool) -> PgQuery<'q> {
-        let q = q
-            .bind(&self.id.0)
-            .bind(&self.app_id.0)
-            .bind(&self.uid)
-            .bind(&self.name)
-            .bind(common::verification_json(&self.verification))
-            .bind(json(&self.secrets))
-            .bind(json(&self.options));
-        stamped(q, insert, self.created_at, self.updated_at)
-    }
+/// An endpoint whose breaker is not closed (`app_id, id, url, breaker, breaker_until`).
+pub(crate) fn breaker_row(r: &PgRow) -> Result<crate::OpenBreaker> {
+    Ok(crate::OpenBreaker {
+        app_id: AppId(at(r, 0)?),
+        endpoint_id: EndpointId(at(r, 1)?),
+        url: at(r, 2)?,
+        state: BreakerState::from_i64(at(r, 3)?),
+        until: at(r, 4)?,
+    })
 }

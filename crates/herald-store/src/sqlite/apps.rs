@@ -1,5 +1,6 @@
-//! [`crate::AppStore`] on SQLite: applications, endpoints (with their stats) and event types. Row
-//! mapping stays in `rows.rs` and decisions both backends share in `crate::common`; this file only
+//! The [`crate::AppStore`] methods SQLite writes its own way ([`AppHooks`]): creating and
+//! replacing endpoints (queue position, FIFO keys) and the 24 h chart. The rest of the role is
+//! `crate::backend`'s, once for both backends; row mapping stays in `rows.rs`. This file only
 //! holds the SQLite statements of its role.
 
 use super::*;
@@ -25,48 +26,8 @@ const HOURS_SQL: &str = "SELECT (created_at - ?3) / 3600000 AS h, status, COUNT(
      WHERE endpoint_id = ?1 AND id >= ?2 AND created_at >= ?3 GROUP BY h, status ORDER BY h";
 
 #[async_trait]
-impl AppStore for SqliteStore {
-    async fn create_app(&self, app: Application) -> Result<Application> {
-        self.insert(app).await
-    }
-
-    async fn get_app(&self, id_or_uid: &str) -> Result<Option<Application>> {
-        let sql = format!("SELECT {APP_COLS} FROM apps WHERE id = ?1 OR uid = ?1");
-        self.read_point(|c| row_opt(c, &sql, [id_or_uid], app_row))
-    }
-
-    async fn list_apps(&self, q: &ListQuery) -> Result<Page<Application>> {
-        let q = q.clone();
-        self.read(move |c| {
-            query_page(
-                c,
-                Listing::new(format!("SELECT {APP_COLS} FROM apps")),
-                &q,
-                app_row,
-            )
-        })
-        .await
-    }
-
-    async fn update_app(&self, app: Application) -> Result<Application> {
-        self.update(app).await
-    }
-
-    async fn delete_app(&self, id: &AppId) -> Result<()> {
-        let id = id.0.clone();
-        self.write(move |c| {
-            for table in common::APP_OWNED {
-                exec(c, &format!("DELETE FROM {table} WHERE app_id = ?1"), [&id])?;
-            }
-            if exec(c, "DELETE FROM apps WHERE id = ?1", [&id])? == 0 {
-                return Err(StoreError::NotFound);
-            }
-            Ok(())
-        })
-        .await
-    }
-
-    async fn create_endpoint(&self, ep: Endpoint) -> Result<Endpoint> {
+impl AppHooks for SqliteStore {
+    async fn insert_endpoint(&self, ep: Endpoint) -> Result<Endpoint> {
         let ep = self.seal(ep);
         self.write(move |c| {
             let p = ep_params(&ep);
@@ -79,20 +40,7 @@ impl AppStore for SqliteStore {
         .and_then(|e| self.unseal(e))
     }
 
-    async fn get_endpoint(&self, app: &AppId, id_or_uid: &str) -> Result<Option<Endpoint>> {
-        let (app, key) = (app.0.clone(), id_or_uid.to_string());
-        self.read(move |c| endpoint_by(c, &app, &key))
-            .await?
-            .map(|e| self.unseal(e))
-            .transpose()
-    }
-
-    async fn list_endpoints(&self, app: &AppId, q: &ListQuery) -> Result<Page<Endpoint>> {
-        let page = self.app_page(format!("SELECT {EP_READ} FROM endpoints"), app, q, ep_row);
-        page.await?.try_map(|e| self.unseal(e))
-    }
-
-    async fn update_endpoint(&self, ep: Endpoint) -> Result<Endpoint> {
+    async fn replace_endpoint(&self, ep: Endpoint) -> Result<Endpoint> {
         let ep = self.seal(ep);
         self.write(move |c| {
             let was = endpoint_by(c, &ep.app_id.0, &ep.id.0)?.ok_or(StoreError::NotFound)?;
@@ -126,55 +74,7 @@ impl AppStore for SqliteStore {
         .and_then(|e| self.unseal(e))
     }
 
-    async fn delete_endpoint(&self, app: &AppId, id: &EndpointId) -> Result<()> {
-        let (app, id) = (app.0.clone(), id.0.clone());
-        self.write(move |c| {
-            let n = exec(c, "DELETE FROM endpoints WHERE app_id = ?1 AND id = ?2",
-                    [&app, &id])?;
-            found(n)?;
-            exec(c, &format!("DELETE FROM deliveries WHERE endpoint_id = ?1 AND status IN ({PENDING}, {SENDING})"),
-                [&id])?;
-            Ok(())
-        })
-        .await
-    }
-
-    async fn endpoint_stats(
-        &self,
-        ep: &EndpointId,
-        since: Option<Millis>,
-        until: Option<Millis>,
-    ) -> Result<EndpointStats> {
-        let ep = ep.0.clone();
-        self.read(move |c| {
-            let mut stmt = c
-                .prepare_cached(
-                    "SELECT d.status, COUNT(*) FROM deliveries d JOIN messages m ON m.id = d.msg_id \
-                     WHERE d.endpoint_id = ?1 AND m.created_at >= ?2 AND m.created_at < ?3 GROUP BY d.status",
-                )
-                .map_err(map_sql)?;
-            let mut stats = EndpointStats::default();
-            let rows = stmt
-                .query_map(
-                    params![ep, since.unwrap_or(i64::MIN), until.unwrap_or(i64::MAX)],
-                    |r| Ok((r.get::<_, i64>(0)?, r.get::<_, u64>(1)?)),
-                )
-                .map_err(map_sql)?;
-            for row in rows {
-                let (status, n) = row.map_err(map_sql)?;
-                match DeliveryStatus::from_i64(status) {
-                    DeliveryStatus::Success => stats.success += n,
-                    DeliveryStatus::Pending => stats.pending += n,
-                    DeliveryStatus::Fail => stats.fail += n,
-                    DeliveryStatus::Sending => stats.sending += n,
-                }
-            }
-            Ok(stats)
-        })
-        .await
-    }
-
-    async fn endpoint_hours(&self, ep: &EndpointId, since: Millis) -> Result<Vec<HourCount>> {
+    async fn hour_counts(&self, ep: &EndpointId, since: Millis) -> Result<Vec<HourCount>> {
         let (ep, bound) = (ep.0.clone(), common::attempt_bound(since));
         self.read(move |c| {
             let mut stmt = c.prepare_cached(HOURS_SQL).map_err(map_sql)?;
@@ -190,45 +90,6 @@ impl AppStore for SqliteStore {
                 .collect::<std::result::Result<Vec<_>, _>>()
                 .map_err(map_sql)?;
             Ok(common::hour_counts(since, rows))
-        })
-        .await
-    }
-
-    async fn create_event_type(&self, et: EventType) -> Result<EventType> {
-        self.insert(et).await
-    }
-
-    async fn get_event_type(&self, name: &str) -> Result<Option<EventType>> {
-        let sql = format!("SELECT {ET_COLS} FROM event_types WHERE name = ?1");
-        self.read_point(|c| row_opt(c, &sql, [name], et_row))
-    }
-
-    async fn list_event_types(
-        &self,
-        q: &ListQuery,
-        include_archived: bool,
-    ) -> Result<Page<EventType>> {
-        let select = format!("SELECT {ET_COLS} FROM event_types");
-        let l = page::event_types(select, include_archived, "archived = 0");
-        let q = q.clone();
-        self.read(move |c| query_page(c, l, &q, et_row)).await
-    }
-
-    async fn update_event_type(&self, et: EventType) -> Result<EventType> {
-        self.update(et).await
-    }
-
-    async fn delete_event_type(&self, name: &str) -> Result<()> {
-        let name = name.to_string();
-        self.write(move |c| {
-            // Svix archives rather than deletes, so existing endpoint filters keep their meaning.
-            let n = exec(
-                c,
-                "UPDATE event_types SET archived = 1 WHERE name = ?1",
-                [name],
-            )?;
-            found(n)?;
-            Ok(())
         })
         .await
     }

@@ -1,6 +1,8 @@
-//! [`crate::InboundStore`] on SQLite: inbound sources, ingestion (dedup, ordering holds), the
-//! request log and quarantine. Row mapping stays in `rows.rs` and decisions both backends share in
-//! `crate::common`; this file only holds the SQLite statements of its role.
+//! The [`crate::InboundStore`] methods SQLite writes its own way ([`InboundHooks`]): ingestion
+//! (dedup, ordering holds), the release of held events, the request log's writes and the release
+//! of a quarantined request. Sources and the log's reads are `crate::backend`'s, once for both
+//! backends; decisions both share are in `crate::common`. This file only holds the SQLite
+//! statements of its role.
 
 use super::*;
 
@@ -41,76 +43,9 @@ pub(super) fn claim_dedup(
 }
 
 #[async_trait]
-impl InboundStore for SqliteStore {
-    async fn create_source(&self, s: Source) -> Result<Source> {
-        self.insert(self.seal_source(s.clone())).await?;
-        Ok(s)
-    }
-
-    async fn get_source(&self, app: &AppId, id_or_uid: &str) -> Result<Option<Source>> {
-        let (app, key) = (app.0.clone(), id_or_uid.to_string());
-        self.read(move |c| {
-            row_opt(
-                c,
-                &format!(
-                    "SELECT {SRC_COLS} FROM sources WHERE app_id = ?1 AND (id = ?2 OR uid = ?2)"
-                ),
-                [app, key],
-                src_row,
-            )
-        })
-        .await?
-        .map(|s| s.and_then(|s| self.unseal_source(s)))
-        .transpose()
-    }
-
-    async fn find_source(&self, id: &SourceId) -> Result<Option<Source>> {
-        let sql = format!("SELECT {SRC_COLS} FROM sources WHERE id = ?1");
-        let found = self.read_point(|c| row_opt(c, &sql, [&id.0], src_row))?;
-        found
-            .map(|s| s.and_then(|s| self.unseal_source(s)))
-            .transpose()
-    }
-
-    async fn list_sources(&self, app: &AppId, q: &ListQuery) -> Result<Page<Source>> {
-        let page = self.app_page(format!("SELECT {SRC_COLS} FROM sources"), app, q, src_row);
-        page.await?
-            .try_map(|s| s.and_then(|s| self.unseal_source(s)))
-    }
-
-    async fn update_source(&self, s: Source) -> Result<Source> {
-        self.update(self.seal_source(s.clone())).await?;
-        Ok(s)
-    }
-
-    async fn delete_source(&self, app: &AppId, id: &SourceId) -> Result<()> {
-        let (app, id) = (app.0.clone(), id.0.clone());
-        self.write(move |c| {
-            let n = exec(
-                c,
-                "DELETE FROM sources WHERE app_id = ?1 AND id = ?2",
-                [&app, &id],
-            )?;
-            found(n)?;
-            for table in common::SOURCE_OWNED {
-                exec(
-                    c,
-                    &format!("DELETE FROM {table} WHERE source_id = ?1"),
-                    [&id],
-                )?;
-            }
-            Ok(())
-        })
-        .await
-    }
-
-    async fn ingest(
-        &self,
-        req: InboundRequest,
-        dedup: Option<DedupCheck>,
-        msg: Message,
-        order: Option<OrderCheck>,
-    ) -> Result<IngestOutcome> {
+impl InboundHooks for SqliteStore {
+    async fn ingest_work(&self, work: Ingestion) -> Result<IngestOutcome> {
+        let (req, dedup, msg, order) = work;
         self.write(move |c| {
             let mut req = req;
             if let Some(d) = dedup {
@@ -170,59 +105,17 @@ impl InboundStore for SqliteStore {
         .await
     }
 
-    async fn release_held(&self, now: Millis, max_keys: usize) -> Result<u64> {
+    async fn sweep_held(&self, now: Millis, max_keys: usize) -> Result<u64> {
         self.write(move |c| order::sweep(c, now, max_keys)).await
     }
 
-    async fn log_inbound(&self, req: InboundRequest) -> Result<()> {
+    async fn log_request(&self, req: InboundRequest) -> Result<()> {
         self.write(move |c| insert_inbound(c, &req)).await
     }
 
-    async fn list_inbound(
-        &self,
-        source: &SourceId,
-        status: Option<InboundStatus>,
-        q: &ListQuery,
-    ) -> Result<Page<InboundRequest>> {
-        let select = format!("SELECT {INREQ_COLS} FROM inbound_requests");
-        let (l, q) = (page::inbound(select, source, status), q.clone());
-        self.read(move |c| query_page(c, l, &q, inreq_row)).await
-    }
-
-    async fn get_inbound(
-        &self,
-        source: &SourceId,
-        id: &InboundRequestId,
-    ) -> Result<Option<InboundRequest>> {
-        let (source, id) = (source.0.clone(), id.0.clone());
-        self.read(move |c| {
-            row_opt(
-                c,
-                &format!(
-                    "SELECT {INREQ_COLS} FROM inbound_requests WHERE source_id = ?1 AND id = ?2"
-                ),
-                [source, id],
-                inreq_row,
-            )
-        })
-        .await
-    }
-
-    async fn release_inbound(
-        &self,
-        source: &SourceId,
-        id: &InboundRequestId,
-        msg: Message,
-    ) -> Result<Published> {
-        let (source, id) = (source.0.clone(), id.0.clone());
+    async fn publish_guarded(&self, guard: Step, msg: Message) -> Result<Published> {
         self.write(move |c| {
-            let n = exec(
-                c,
-                "UPDATE inbound_requests SET status = 'released', msg_id = ?3 \
-                     WHERE source_id = ?1 AND id = ?2 AND status = 'quarantined'",
-                params![source, id, msg.id.0],
-            )?;
-            found(n)?;
+            found(exec(c, &marks(&guard.sql), values(guard.args))?)?;
             publish_in(c, msg, None)
         })
         .await

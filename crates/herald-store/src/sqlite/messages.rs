@@ -1,6 +1,7 @@
-//! [`crate::MessageStore`] on SQLite: publishing, messages, their deliveries and the attempt
-//! history. Row mapping stays in `rows.rs` and decisions both backends share in `crate::common`;
-//! this file only holds the SQLite statements of its role.
+//! The [`crate::MessageStore`] methods SQLite writes its own way ([`MessageHooks`]): publishing
+//! (message and fan-out), resends and recoveries (queue positions, FIFO keys). The reads of the
+//! role are `crate::backend`'s, once for both backends; row mapping stays in `rows.rs`. This file
+//! only holds the SQLite statements of its role.
 
 use super::*;
 
@@ -72,89 +73,13 @@ pub(super) fn publish_in(
 }
 
 #[async_trait]
-impl MessageStore for SqliteStore {
-    async fn publish(&self, msg: Message, only: Option<EndpointId>) -> Result<Published> {
+impl MessageHooks for SqliteStore {
+    async fn publish_one(&self, msg: Message, only: Option<EndpointId>) -> Result<Published> {
         self.write(move |c| publish_in(c, msg, only)).await
     }
 
-    async fn get_message(&self, app: &AppId, id_or_event_id: &str) -> Result<Option<Message>> {
-        let (app, key) = (app.0.clone(), id_or_event_id.to_string());
-        self.read(move |c| {
-            row_opt(c, &format!(
-                    "SELECT {MSG_COLS} FROM messages m WHERE m.app_id = ?1 AND (m.id = ?2 OR m.event_id = ?2)"
-                ), [app, key], |r| msg_row_at(r, 0))
-        })
-        .await
-    }
-
-    async fn list_messages(
-        &self,
-        app: &AppId,
-        filter: &MessageFilter,
-        q: &ListQuery,
-    ) -> Result<Page<Message>> {
-        let channel = "EXISTS (SELECT 1 FROM json_each(m.channels) WHERE value = ?)";
-        let l = page::messages(
-            format!("SELECT {MSG_COLS} FROM messages m"),
-            app,
-            filter,
-            channel,
-        );
-        let q = q.clone();
-        self.read(move |c| query_page(c, l, &q, |r| msg_row_at(r, 0)))
-            .await
-    }
-
-    async fn expunge_payload(&self, app: &AppId, msg: &MessageId) -> Result<()> {
-        let (app, msg) = (app.0.clone(), msg.0.clone());
-        self.write(move |c| {
-            let n = exec(
-                c,
-                "UPDATE messages SET payload = NULL WHERE app_id = ?1 AND id = ?2",
-                [app, msg],
-            )?;
-            found(n)?;
-            Ok(())
-        })
-        .await
-    }
-
-    async fn deliveries_of_message(&self, msg: &MessageId) -> Result<Vec<Delivery>> {
-        let msg = msg.0.clone();
-        self.read(move |c| {
-            let mut stmt = c
-                .prepare_cached(&format!("SELECT {DLV_COLS} FROM deliveries d WHERE d.msg_id = ?1 ORDER BY d.endpoint_id"))
-                .map_err(map_sql)?;
-            let rows = stmt
-                .query_map([msg], dlv_row)
-                .map_err(map_sql)?
-                .collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(map_sql)?;
-            Ok(rows)
-        })
-        .await
-    }
-
-    async fn deliveries_of_endpoint(
-        &self,
-        ep: &EndpointId,
-        status: Option<i64>,
-        q: &ListQuery,
-    ) -> Result<Page<(Delivery, Message)>> {
-        let select = format!("SELECT {DLV_COLS}, {MSG_COLS} FROM {DLV_JOIN}");
-        let (l, q) = (page::deliveries(select, ep, status), q.clone());
-        self.read(move |c| query_page(c, l, &q, |r| Ok((dlv_row(r)?, msg_row_at(r, 9)?))))
-            .await
-    }
-
-    async fn resend(
-        &self,
-        app: &AppId,
-        msg: &MessageId,
-        ep: &EndpointId,
-        now: Millis,
-    ) -> Result<()> {
-        let (app, msg, ep) = (app.0.clone(), msg.0.clone(), ep.0.clone());
+    async fn resend_one(&self, r: Resend<'_>) -> Result<()> {
+        let (app, msg, ep, now) = (r.app.0.clone(), r.msg.0.clone(), r.ep.0.clone(), r.now);
         self.write(move |c| {
             let n = exec(c, &format!("UPDATE deliveries SET status = {PENDING}, failures = 0, manual = 1, next_at = ?3, lease_owner = NULL, updated_at = ?3 \
                      WHERE msg_id = ?1 AND endpoint_id = ?2 AND status != {SENDING}"), params![msg, ep, now])?;
@@ -178,14 +103,11 @@ impl MessageStore for SqliteStore {
         .await
     }
 
-    async fn recover(
-        &self,
-        ep: &EndpointId,
-        since: Millis,
-        until: Option<Millis>,
-        now: Millis,
-    ) -> Result<u64> {
-        let ep = ep.0.clone();
+    async fn recover_failed(&self, r: Recover<'_>) -> Result<u64> {
+        let Recover {
+            since, until, now, ..
+        } = r;
+        let ep = r.ep.0.clone();
         self.write(move |c| {
             let n = exec(
                 c,
@@ -199,33 +121,6 @@ impl MessageStore for SqliteStore {
                 sched::touch_due(c, &ep, now)?;
             }
             Ok(n as u64)
-        })
-        .await
-    }
-
-    async fn list_attempts(
-        &self,
-        app: &AppId,
-        scope: &AttemptScope,
-        filter: &AttemptFilter,
-        q: &ListQuery,
-    ) -> Result<Page<Attempt>> {
-        let select = format!("SELECT {ATT_COLS} FROM attempts");
-        let (l, q) = (page::attempts(select, app, scope, filter), q.clone());
-        self.read(move |c| query_page(c, l, &q, att_row)).await
-    }
-
-    async fn get_attempt(&self, app: &AppId, msg: &MessageId, id: &str) -> Result<Option<Attempt>> {
-        let (app, msg, id) = (app.0.clone(), msg.0.clone(), id.to_string());
-        self.read(move |c| {
-            row_opt(
-                c,
-                &format!(
-                    "SELECT {ATT_COLS} FROM attempts WHERE app_id = ?1 AND msg_id = ?2 AND id = ?3"
-                ),
-                [app, msg, id],
-                att_row,
-            )
         })
         .await
     }

@@ -21,23 +21,10 @@ use parking_lot::Mutex;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use herald_core::crypto::SecretBox;
-use herald_core::ids::{
-    AppId, AttemptId, EndpointId, InboundRequestId, MessageId, SourceId, TokenId,
-};
-use herald_core::model::{
-    Application, Attempt, Delivery, DeliveryStatus, Endpoint, EndpointStats, EventType,
-    InboundRequest, InboundStatus, Message, Ordering, Source, StoredSecret, TriggerType,
-};
-use herald_core::signing::SignatureScheme;
-use herald_core::{now_millis, Millis};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 use tokio::sync::{mpsc, oneshot};
 
 mod apps;
-mod auth;
-mod console;
 mod inbound;
 mod list;
 mod messages;
@@ -46,7 +33,7 @@ mod order;
 mod pull;
 mod queue;
 mod reconcile;
-mod rows;
+pub(crate) mod rows;
 mod sched;
 
 use list::*;
@@ -54,19 +41,9 @@ use messages::*;
 use rows::*;
 use rusqlite::types::Value as SqlValue;
 
-use crate::cols::*;
-use crate::common::{self, NewDelivery};
 use crate::found;
-use crate::page::{self, finish_page, Arg, Listing};
-use crate::prelude::*;
-use crate::status::*;
-use crate::{
-    AttemptFilter, AttemptRecord, AttemptScope, Claim, ClaimBatch, Claimed, DedupCheck,
-    DisabledEndpoint, ForDelivery, IdempotentResponse, IngestOutcome, ListQuery, MessageFilter,
-    NextState, OrderCheck, Page, PollPage, PollRequest, PollToken, Published, Result, StoreError,
-    TokenRecord,
-};
-use herald_core::breaker::BreakerState;
+use crate::internal::*;
+use crate::NextState;
 
 /// Most jobs folded into one transaction.
 const MAX_BATCH: usize = 1024;
@@ -464,18 +441,6 @@ impl SqliteStore {
         crate::seal_endpoint(self.inner.secrets.as_ref(), ep)
     }
 
-    fn seal_source(&self, mut s: Source) -> Source {
-        crate::seal_secrets(self.inner.secrets.as_ref(), &mut s.secrets);
-        crate::reconcile::seal_options(self.inner.secrets.as_ref(), &mut s.options);
-        s
-    }
-
-    fn unseal_source(&self, mut s: Source) -> Result<Source> {
-        crate::unseal_secrets(self.inner.secrets.as_ref(), &mut s.secrets)?;
-        crate::reconcile::unseal_options(self.inner.secrets.as_ref(), &mut s.options)?;
-        Ok(s)
-    }
-
     /// Decrypts every secret of a stored endpoint.
     fn unseal(&self, ep: Endpoint) -> Result<Endpoint> {
         crate::unseal_endpoint(self.inner.secrets.as_ref(), ep)
@@ -707,32 +672,4 @@ pub(crate) fn row_opt<T>(
     c.prepare_cached(sql)
         .and_then(|mut s| s.query_row(p, f).optional())
         .map_err(map_sql)
-}
-
-impl SqliteStore {
-    /// Stores a new `e` (a taken unique column is `Conflict`).
-    async fn insert<E: Entity>(&self, e: E) -> Result<E> {
-        self.write(move |c| {
-            exec(
-                c,
-                &insert_sql::<E>('?'),
-                rusqlite::params_from_iter(e.params(true)),
-            )?;
-            Ok(e)
-        })
-        .await
-    }
-
-    /// Rewrites the stored `e`; `NotFound` when there is none.
-    async fn update<E: Entity>(&self, e: E) -> Result<E> {
-        self.write(move |c| {
-            found(exec(
-                c,
-                &update_sql::<E>('?'),
-                rusqlite::params_from_iter(e.params(false)),
-            )?)?;
-            Ok(e)
-        })
-        .await
-    }
 }

@@ -1,27 +1,23 @@
-//! [`crate::OpsStore`] on SQLite: liveness, health and the maintenance sweeps (auto-disable,
-//! retention, key rotation). Row mapping stays in `rows.rs` and decisions both backends share in
-//! `crate::common`; this file only holds the SQLite statements of its role.
+//! The [`crate::OpsStore`] methods SQLite answers its own way ([`OpsHooks`]): liveness, the
+//! last write failure, auto-disable and key rotation. Retention is `crate::backend`'s, once for
+//! both backends. This file only holds the SQLite statements of its role.
 
 use super::*;
 
 #[async_trait]
-impl OpsStore for SqliteStore {
-    async fn ping(&self) -> Result<()> {
+impl OpsHooks for SqliteStore {
+    async fn alive(&self) -> Result<()> {
         self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(map_sql))
             .await?;
         // A read proves the file answers; a no-op write proves the writer thread is alive.
         self.write(|_| Ok(())).await
     }
 
-    fn last_write_failure(&self) -> Option<crate::WriteFailure> {
+    fn write_failure(&self) -> Option<crate::WriteFailure> {
         self.inner.write_health.last()
     }
 
-    async fn disable_failing_endpoints(
-        &self,
-        now: Millis,
-        window_ms: i64,
-    ) -> Result<Vec<DisabledEndpoint>> {
+    async fn disable_failing(&self, now: Millis, window_ms: i64) -> Result<Vec<DisabledEndpoint>> {
         self.write(move |c| {
             let ids = c
                 .prepare_cached(
@@ -51,24 +47,7 @@ impl OpsStore for SqliteStore {
         .await
     }
 
-    async fn purge_expired(
-        &self,
-        now: Millis,
-        default_retention_ms: i64,
-        batch: usize,
-    ) -> Result<u64> {
-        let steps = common::purge_steps(now, default_retention_ms, '?');
-        self.write(move |c| {
-            let mut n = 0;
-            for (sql, first) in steps {
-                n += exec(c, &sql, params![SqlValue::from(first), batch as i64])?;
-            }
-            Ok(n as u64)
-        })
-        .await
-    }
-
-    async fn rekey(&self, new: SecretBox) -> Result<u64> {
+    async fn rekey_all(&self, new: SecretBox) -> Result<u64> {
         let old =
             self.inner.secrets.clone().ok_or_else(|| {
                 StoreError::Unavailable("the store was opened without a key".into())

@@ -4,27 +4,21 @@
 
 use super::*;
 
-pub(super) fn json<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_string(v).expect("serializable")
-}
+pub(super) use crate::common::{json, json_opt};
 
-pub(super) fn json_opt<T: serde::Serialize>(v: &Option<T>) -> Option<String> {
-    v.as_ref().map(json)
-}
-
-pub(super) fn parse<T: serde::de::DeserializeOwned>(s: &str) -> rusqlite::Result<T> {
+pub(crate) fn parse<T: serde::de::DeserializeOwned>(s: &str) -> rusqlite::Result<T> {
     serde_json::from_str(s).map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
     })
 }
 
-pub(super) fn parse_opt<T: serde::de::DeserializeOwned>(
+pub(crate) fn parse_opt<T: serde::de::DeserializeOwned>(
     s: Option<String>,
 ) -> rusqlite::Result<Option<T>> {
     s.map(|s| parse(&s)).transpose()
 }
 
-pub(super) fn app_row(r: &Row) -> rusqlite::Result<Application> {
+pub(crate) fn app_row(r: &Row) -> rusqlite::Result<Application> {
     Ok(Application {
         id: AppId(r.get(0)?),
         uid: r.get(1)?,
@@ -41,14 +35,7 @@ pub(super) const EP_COLS: &str =
     throttle_rate, metadata, headers, retry_schedule, permanent_statuses, ordering, \
     max_concurrency, signature_scheme, secrets, paused_until, created_at, updated_at, options";
 
-/// Columns read back: the written ones plus state only the store maintains.
-pub(super) const EP_READ: &str =
-    "id, app_id, uid, url, description, disabled, event_types, channels, \
-    throttle_rate, metadata, headers, retry_schedule, permanent_statuses, ordering, \
-    max_concurrency, signature_scheme, secrets, paused_until, created_at, updated_at, options, \
-    breaker";
-
-pub(super) fn ep_row(r: &Row) -> rusqlite::Result<Endpoint> {
+pub(crate) fn ep_row(r: &Row) -> rusqlite::Result<Endpoint> {
     let ordering: String = r.get(13)?;
     let scheme: String = r.get(15)?;
     Ok(Endpoint {
@@ -81,7 +68,7 @@ pub(super) fn ep_row(r: &Row) -> rusqlite::Result<Endpoint> {
     })
 }
 
-pub(super) fn ep_params(ep: &Endpoint) -> [Box<dyn rusqlite::ToSql>; 21] {
+pub(crate) fn ep_params(ep: &Endpoint) -> [Box<dyn rusqlite::ToSql>; 21] {
     [
         Box::new(ep.id.0.clone()),
         Box::new(ep.app_id.0.clone()),
@@ -110,7 +97,7 @@ pub(super) fn ep_params(ep: &Endpoint) -> [Box<dyn rusqlite::ToSql>; 21] {
     ]
 }
 
-pub(super) fn held_row(r: &Row) -> rusqlite::Result<common::HeldEvent> {
+pub(crate) fn held_row(r: &Row) -> rusqlite::Result<common::HeldEvent> {
     Ok(common::HeldEvent {
         app_id: r.get(0)?,
         msg_id: r.get(1)?,
@@ -121,7 +108,7 @@ pub(super) fn held_row(r: &Row) -> rusqlite::Result<common::HeldEvent> {
     })
 }
 
-pub(super) fn et_row(r: &Row) -> rusqlite::Result<EventType> {
+pub(crate) fn et_row(r: &Row) -> rusqlite::Result<EventType> {
     Ok(EventType {
         name: r.get(0)?,
         description: r.get(1)?,
@@ -137,7 +124,7 @@ pub(super) const MSG_COLS: &str =
     "m.id, m.app_id, m.event_id, m.event_type, m.payload, m.channels, m.created_at, m.retention_ms, \
      m.ordering_key, m.headers";
 
-pub(super) fn msg_row_at(r: &Row, o: usize) -> rusqlite::Result<Message> {
+pub(crate) fn msg_row_at(r: &Row, o: usize) -> rusqlite::Result<Message> {
     Ok(Message {
         id: MessageId(r.get(o)?),
         app_id: AppId(r.get(o + 1)?),
@@ -155,7 +142,7 @@ pub(super) fn msg_row_at(r: &Row, o: usize) -> rusqlite::Result<Message> {
 pub(super) const DLV_COLS: &str =
     "d.id, d.msg_id, d.endpoint_id, d.app_id, d.status, d.attempts, d.failures, d.next_at, d.updated_at";
 
-pub(super) fn dlv_row(r: &Row) -> rusqlite::Result<Delivery> {
+pub(crate) fn dlv_row(r: &Row) -> rusqlite::Result<Delivery> {
     let status = DeliveryStatus::from_i64(r.get(4)?);
     let next: Option<i64> = r.get(7)?;
     Ok(Delivery {
@@ -174,7 +161,7 @@ pub(super) fn dlv_row(r: &Row) -> rusqlite::Result<Delivery> {
     })
 }
 
-pub(super) fn att_row(r: &Row) -> rusqlite::Result<Attempt> {
+pub(crate) fn att_row(r: &Row) -> rusqlite::Result<Attempt> {
     Ok(Attempt {
         id: AttemptId(r.get(0)?),
         msg_id: MessageId(r.get(1)?),
@@ -198,7 +185,7 @@ pub(super) fn att_row(r: &Row) -> rusqlite::Result<Attempt> {
 
 /// A source row; its JSON columns decode afterwards, so that a corrupt one is a
 /// [`StoreError::CorruptRecord`] rather than a driver error.
-pub(super) fn src_row(r: &Row) -> rusqlite::Result<Result<Source>> {
+pub(crate) fn src_row(r: &Row) -> rusqlite::Result<Result<Source>> {
     let id: String = r.get(0)?;
     let (verification, options): (String, String) = (r.get(4)?, r.get(6)?);
     let secrets = parse(&r.get::<_, String>(5)?)?;
@@ -219,7 +206,7 @@ pub(super) fn src_row(r: &Row) -> rusqlite::Result<Result<Source>> {
     )
 }
 
-pub(super) fn inreq_row(r: &Row) -> rusqlite::Result<InboundRequest> {
+pub(crate) fn inreq_row(r: &Row) -> rusqlite::Result<InboundRequest> {
     let status: String = r.get(3)?;
     Ok(InboundRequest {
         id: InboundRequestId(r.get(0)?),
@@ -235,7 +222,7 @@ pub(super) fn inreq_row(r: &Row) -> rusqlite::Result<InboundRequest> {
     })
 }
 
-pub(super) fn token_row(r: &Row) -> rusqlite::Result<TokenRecord> {
+pub(crate) fn token_row(r: &Row) -> rusqlite::Result<TokenRecord> {
     Ok(TokenRecord {
         id: TokenId(r.get(0)?),
         name: r.get(1)?,
@@ -246,7 +233,7 @@ pub(super) fn token_row(r: &Row) -> rusqlite::Result<TokenRecord> {
 
 /// A delivery as its lease returns it (`RETURNING id, msg_id, endpoint_id, app_id, attempts,
 /// failures, manual`).
-pub(super) fn claimed_row(r: &Row) -> rusqlite::Result<crate::Claimed> {
+pub(crate) fn claimed_row(r: &Row) -> rusqlite::Result<crate::Claimed> {
     Ok(crate::Claimed {
         delivery_id: r.get(0)?,
         msg_id: MessageId(r.get(1)?),
@@ -258,62 +245,20 @@ pub(super) fn claimed_row(r: &Row) -> rusqlite::Result<crate::Claimed> {
     })
 }
 
-/// Parameters bound as boxed values (one list type for every entity).
-pub(super) type Params = Vec<Box<dyn rusqlite::ToSql>>;
-
-/// A record the generic writes ([`SqliteStore::insert`], [`SqliteStore::update`]) store:
-/// its table and columns (the statements, [`crate::cols`]) and its values.
-pub(super) trait Entity: Table + Send + 'static {
-    /// The values in `COLS` order; an update leaves `created_at` out.
-    fn params(&self, insert: bool) -> Params;
+pub(crate) fn idempotent_row(r: &Row) -> rusqlite::Result<crate::IdempotentResponse> {
+    Ok(crate::IdempotentResponse {
+        status: r.get(0)?,
+        body: r.get(1)?,
+    })
 }
 
-/// The stamps closing every entity's parameters: `created_at` on insert only, then `updated_at`.
-fn stamped(mut p: Params, insert: bool, created_at: Millis, updated_at: Millis) -> Params {
-    if insert {
-        p.push(Box::new(created_at));
-    }
-    p.push(Box::new(updated_at));
-    p
-}
-
-impl Entity for Application {
-    fn params(&self, insert: bool) -> Params {
-        let p: Params = vec![
-            Box::new(self.id.0.clone()),
-            Box::new(self.uid.clone()),
-            Box::new(self.name.clone()),
-            Box::new(self.throttle_rate),
-            Box::new(json(&self.metadata)),
-        ];
-        stamped(p, insert, self.created_at, self.updated_at)
-    }
-}
-
-impl Entity for EventType {
-    fn params(&self, insert: bool) -> Params {
-        let p: Params = vec![
-            Box::new(self.name.clone()),
-            Box::new(self.description.clone()),
-            Box::new(self.archived),
-            Box::new(self.deprecated),
-            Box::new(json_opt(&self.schemas)),
-        ];
-        stamped(p, insert, self.created_at, self.updated_at)
-    }
-}
-
-impl Entity for Source {
-    fn params(&self, insert: bool) -> Params {
-        let p: Params = vec![
-            Box::new(self.id.0.clone()),
-            Box::new(self.app_id.0.clone()),
-            Box::new(self.uid.clone()),
-            Box::new(self.name.clone()),
-            Box::new(common::verification_json(&self.verification)),
-            Box::new(json(&self.secrets)),
-            Box::new(json(&self.options)),
-        ];
-        stamped(p, insert, self.created_at, self.updated_at)
-    }
+/// An endpoint whose breaker is not closed (`app_id, id, url, breaker, breaker_until`).
+pub(crate) fn breaker_row(r: &Row) -> rusqlite::Result<crate::OpenBreaker> {
+    Ok(crate::OpenBreaker {
+        app_id: AppId(r.get(0)?),
+        endpoint_id: EndpointId(r.get(1)?),
+        url: r.get(2)?,
+        state: BreakerState::from_i64(r.get(3)?),
+        until: r.get(4)?,
+    })
 }
