@@ -3,7 +3,7 @@
 //! from them: one place, so a row mapper of either backend and the statements that feed it
 //! cannot drift apart. Lists whose spelling differs by dialect (aliases PostgreSQL needs,
 //! columns only one backend has) stay in each backend's `rows.rs`. No I/O and no row decoding
-//! here; a record's values are given as neutral [`Arg`]s in `COLS` order, which each backend
+//! here; a record's values are given as neutral [`Arg`]s in column order, which each backend
 //! binds as its own types.
 
 use herald_core::model::{Application, EventType, Source};
@@ -44,18 +44,30 @@ pub(crate) const EP_READ: &str =
 pub(crate) const DLV_JOIN: &str = "deliveries d JOIN messages m ON m.id = d.msg_id";
 
 /// A record the generic writes of both backends store: its table and its columns in parameter
-/// order, the key first (`KEY` columns), `created_at` and `updated_at` last.
+/// order, the key first, `created_at` and `updated_at` last ([`Stored`]).
 pub trait Table: Send + 'static {
-    const TABLE: &'static str;
-    const COLS: &'static str;
-    /// How many leading columns of `COLS` make the key an update finds its row by.
-    const KEY: usize;
+    const STORED: Stored;
 
-    /// The values in `COLS` order; an update leaves `created_at` out.
+    /// The values in column order; an update leaves `created_at` out.
     fn args(&self, insert: bool) -> Vec<Arg>;
 }
 
-/// The stamps closing every record's values: `created_at` on insert only, then `updated_at`.
+/// Where a [`Table`] record is stored.
+pub struct Stored {
+    table: &'static str,
+    cols: &'static str,
+    /// How many leading columns of `cols` make the key an update finds its row by.
+    key: usize,
+}
+
+impl Stored {
+    const fn new(table: &'static str, cols: &'static str, key: usize) -> Self {
+        Self { table, cols, key }
+    }
+}
+
+/// `a` with the stamps closing every record's values: `created_at` on insert only, then
+/// `updated_at`.
 fn stamped(mut a: Vec<Arg>, insert: bool, created_at: Millis, updated_at: Millis) -> Vec<Arg> {
     if insert {
         a.push(Arg::Int(created_at));
@@ -64,58 +76,46 @@ fn stamped(mut a: Vec<Arg>, insert: bool, created_at: Millis, updated_at: Millis
     a
 }
 
-impl Table for Application {
-    const TABLE: &'static str = "apps";
-    const COLS: &'static str = APP_COLS;
-    const KEY: usize = 1;
+/// Implements [`Table`] for each record given: where it is stored (table, columns, key length),
+/// then its values in column order before the two stamps, read through the name given.
+macro_rules! tables {
+    ($($t:ty: $table:literal, $cols:expr, $key:literal, |$r:ident| [$($v:expr),* $(,)?];)*) => {$(
+        impl Table for $t {
+            const STORED: Stored = Stored::new($table, $cols, $key);
 
-    fn args(&self, insert: bool) -> Vec<Arg> {
-        let a = vec![
-            Arg::text(&self.id.0),
-            Arg::OptText(self.uid.clone()),
-            Arg::text(&self.name),
-            Arg::OptInt(self.throttle_rate.map(i64::from)),
-            Arg::Text(json(&self.metadata)),
-        ];
-        stamped(a, insert, self.created_at, self.updated_at)
-    }
+            fn args(&self, insert: bool) -> Vec<Arg> {
+                let $r = self;
+                stamped(vec![$($v),*], insert, $r.created_at, $r.updated_at)
+            }
+        }
+    )*};
 }
 
-impl Table for EventType {
-    const TABLE: &'static str = "event_types";
-    const COLS: &'static str = ET_COLS;
-    const KEY: usize = 1;
-
-    fn args(&self, insert: bool) -> Vec<Arg> {
-        let a = vec![
-            Arg::text(&self.name),
-            Arg::text(&self.description),
-            Arg::Bool(self.archived),
-            Arg::Bool(self.deprecated),
-            Arg::OptText(json_opt(&self.schemas)),
-        ];
-        stamped(a, insert, self.created_at, self.updated_at)
-    }
-}
-
-/// Found by ID within its application.
-impl Table for Source {
-    const TABLE: &'static str = "sources";
-    const COLS: &'static str = SRC_COLS;
-    const KEY: usize = 2;
-
-    fn args(&self, insert: bool) -> Vec<Arg> {
-        let a = vec![
-            Arg::text(&self.id.0),
-            Arg::text(&self.app_id.0),
-            Arg::OptText(self.uid.clone()),
-            Arg::text(&self.name),
-            Arg::Text(verification_json(&self.verification)),
-            Arg::Text(json(&self.secrets)),
-            Arg::Text(json(&self.options)),
-        ];
-        stamped(a, insert, self.created_at, self.updated_at)
-    }
+tables! {
+    Application: "apps", APP_COLS, 1, |a| [
+        Arg::text(&a.id.0),
+        Arg::OptText(a.uid.clone()),
+        Arg::text(&a.name),
+        Arg::OptInt(a.throttle_rate.map(i64::from)),
+        Arg::Text(json(&a.metadata)),
+    ];
+    EventType: "event_types", ET_COLS, 1, |t| [
+        Arg::text(&t.name),
+        Arg::text(&t.description),
+        Arg::Bool(t.archived),
+        Arg::Bool(t.deprecated),
+        Arg::OptText(json_opt(&t.schemas)),
+    ];
+    // Found by ID within its application.
+    Source: "sources", SRC_COLS, 2, |s| [
+        Arg::text(&s.id.0),
+        Arg::text(&s.app_id.0),
+        Arg::OptText(s.uid.clone()),
+        Arg::text(&s.name),
+        Arg::Text(verification_json(&s.verification)),
+        Arg::Text(json(&s.secrets)),
+        Arg::Text(json(&s.options)),
+    ];
 }
 
 /// The columns of `cols`, trimmed.
@@ -126,29 +126,25 @@ fn names(cols: &str) -> impl Iterator<Item = &str> {
 /// `INSERT` of every column of `T`, the parameters numbered after `mark` (`?1`… on SQLite,
 /// `$1`… on PostgreSQL).
 pub(crate) fn insert_sql<T: Table>(mark: char) -> String {
-    let marks: Vec<String> = (1..=names(T::COLS).count())
+    let Stored { table, cols, .. } = T::STORED;
+    let marks: Vec<String> = (1..=names(cols).count())
         .map(|i| format!("{mark}{i}"))
         .collect();
-    format!(
-        "INSERT INTO {} ({}) VALUES ({})",
-        T::TABLE,
-        T::COLS,
-        marks.join(",")
-    )
+    format!("INSERT INTO {table} ({cols}) VALUES ({})", marks.join(","))
 }
 
 /// `UPDATE` of every column of `T` but its key and `created_at`, finding the row by its key.
 /// The parameters are the columns in order without `created_at`, numbered after `mark`.
 pub(crate) fn update_sql<T: Table>(mark: char) -> String {
-    let assign: Vec<String> = names(T::COLS)
+    let Stored { table, cols, key } = T::STORED;
+    let assign: Vec<String> = names(cols)
         .filter(|c| *c != "created_at")
         .enumerate()
         .map(|(i, c)| format!("{c} = {mark}{}", i + 1))
         .collect();
-    let (key, set) = assign.split_at(T::KEY);
+    let (key, set) = assign.split_at(key);
     format!(
-        "UPDATE {} SET {} WHERE {}",
-        T::TABLE,
+        "UPDATE {table} SET {} WHERE {}",
         set.join(", "),
         key.join(" AND ")
     )

@@ -16,7 +16,7 @@ pub(crate) use herald_core::signing::SignatureScheme;
 pub(crate) use herald_core::{now_millis, Millis};
 
 pub(crate) use crate::backend::{
-    AppHooks, Backend, InboundHooks, Ingestion, MessageHooks, OpsHooks, Read, Reading, Record,
+    AppHooks, Backend, InboundHooks, Ingestion, MessageHooks, OpsHooks, Reading, Recall, Record,
     Recover, Resend, Step,
 };
 pub(crate) use crate::cols::*;

@@ -11,7 +11,7 @@ use herald_core::model::{
 };
 use herald_core::Millis;
 
-use super::{AppHooks, Backend, InboundHooks, MessageHooks, OpsHooks, Read, Recover, Resend, Step};
+use super::{AppHooks, Backend, InboundHooks, MessageHooks, OpsHooks, Recover, Resend, Step};
 use crate::cols::{APP_COLS, ATT_COLS, DLV_JOIN, EP_READ, ET_COLS, INREQ_COLS, SRC_COLS};
 use crate::common::{self, purge_steps};
 use crate::console::{self as shared, AttemptRate, OpenBreaker};
@@ -55,7 +55,7 @@ impl<B: Backend + AppHooks> AppStore for B {
 
     async fn get_app(&self, id_or_uid: &str) -> Result<Option<Application>> {
         let sql = format!("SELECT {APP_COLS} FROM apps WHERE id = $1 OR uid = $1");
-        let read = self.fetch_opt(Read::Point, sql, vec![Arg::text(id_or_uid)]);
+        let read = self.fetch_point(sql, vec![Arg::text(id_or_uid)]);
         self.recall_app(id_or_uid, read).await
     }
 
@@ -92,7 +92,7 @@ impl<B: Backend + AppHooks> AppStore for B {
     async fn get_endpoint(&self, app: &AppId, id_or_uid: &str) -> Result<Option<Endpoint>> {
         let sql =
             format!("SELECT {EP_READ} FROM endpoints WHERE app_id = $1 AND (id = $2 OR uid = $2)");
-        let found = self.fetch_opt(Read::Scan, sql, texts(&app.0, id_or_uid));
+        let found = self.fetch_opt(sql, texts(&app.0, id_or_uid));
         found.await?.map(|e| self.unseal_endpoint(e)).transpose()
     }
 
@@ -149,14 +149,14 @@ impl<B: Backend + AppHooks> AppStore for B {
         self.hour_counts(ep, since).await
     }
 
-    async fn create_event_type(&self, et: EventType) -> Result<EventType> {
-        self.insert_row(et).await
-    }
-
     async fn get_event_type(&self, name: &str) -> Result<Option<EventType>> {
         let sql = format!("SELECT {ET_COLS} FROM event_types WHERE name = $1");
-        let read = self.fetch_opt(Read::Point, sql, vec![Arg::text(name)]);
+        let read = self.fetch_point(sql, vec![Arg::text(name)]);
         self.recall_event_type(name, read).await
+    }
+
+    async fn create_event_type(&self, et: EventType) -> Result<EventType> {
+        self.insert_row(et).await
     }
 
     async fn list_event_types(
@@ -193,8 +193,7 @@ impl<B: Backend + MessageHooks> MessageStore for B {
             "SELECT {} FROM messages m WHERE m.app_id = $1 AND (m.id = $2 OR m.event_id = $2)",
             B::MSG_COLS
         );
-        self.fetch_opt(Read::Scan, sql, texts(&app.0, id_or_event_id))
-            .await
+        self.fetch_opt(sql, texts(&app.0, id_or_event_id)).await
     }
 
     async fn list_messages(
@@ -276,7 +275,7 @@ impl<B: Backend + MessageHooks> MessageStore for B {
             "SELECT {ATT_COLS} FROM attempts WHERE app_id = $1 AND msg_id = $2 AND id = $3"
         );
         let args = vec![Arg::text(&app.0), Arg::text(&msg.0), Arg::text(id)];
-        self.fetch_opt(Read::Scan, sql, args).await
+        self.fetch_opt(sql, args).await
     }
 }
 
@@ -290,14 +289,14 @@ impl<B: Backend + InboundHooks> InboundStore for B {
     async fn get_source(&self, app: &AppId, id_or_uid: &str) -> Result<Option<Source>> {
         let sql =
             format!("SELECT {SRC_COLS} FROM sources WHERE app_id = $1 AND (id = $2 OR uid = $2)");
-        let found = self.fetch_opt(Read::Scan, sql, texts(&app.0, id_or_uid));
+        let found = self.fetch_opt(sql, texts(&app.0, id_or_uid));
         found.await?.map(|s| self.unseal_source(s)).transpose()
     }
 
     async fn find_source(&self, id: &SourceId) -> Result<Option<Source>> {
         // Remembered as stored (sealed), unsealed for the caller only.
         let sql = format!("SELECT {SRC_COLS} FROM sources WHERE id = $1");
-        let read = self.fetch_opt(Read::Point, sql, vec![Arg::text(&id.0)]);
+        let read = self.fetch_point(sql, vec![Arg::text(&id.0)]);
         let found = self.recall_source(&id.0, read).await?;
         found.map(|s| self.unseal_source(s)).transpose()
     }
@@ -352,8 +351,8 @@ impl<B: Backend + InboundHooks> InboundStore for B {
         q: &ListQuery,
     ) -> Result<Page<InboundRequest>> {
         let select = format!("SELECT {INREQ_COLS} FROM inbound_requests");
-        self.fetch_page(page::inbound(select, source, status), q)
-            .await
+        let log = page::inbound(select, source, status);
+        self.fetch_page(log, q).await
     }
 
     async fn get_inbound(
@@ -363,8 +362,7 @@ impl<B: Backend + InboundHooks> InboundStore for B {
     ) -> Result<Option<InboundRequest>> {
         let sql =
             format!("SELECT {INREQ_COLS} FROM inbound_requests WHERE source_id = $1 AND id = $2");
-        self.fetch_opt(Read::Scan, sql, texts(&source.0, &id.0))
-            .await
+        self.fetch_opt(sql, texts(&source.0, &id.0)).await
     }
 
     async fn release_inbound(
@@ -397,7 +395,7 @@ impl<B: Backend> AuthStore for B {
 
     async fn find_token(&self, hash: [u8; 32]) -> Result<Option<TokenRecord>> {
         let sql = "SELECT id, name, app_id, created_at FROM tokens WHERE hash = $1";
-        let read = self.fetch_opt(Read::Point, sql.into(), vec![Arg::Bytes(hash.to_vec())]);
+        let read = self.fetch_point(sql.into(), vec![Arg::Bytes(hash.to_vec())]);
         self.recall_token(hash, read).await
     }
 
@@ -421,7 +419,7 @@ impl<B: Backend> AuthStore for B {
     ) -> Result<Option<IdempotentResponse>> {
         let sql = "SELECT status, body FROM idempotency WHERE key = $1 AND created_at >= $2";
         let args = vec![Arg::Bytes(key.to_vec()), Arg::Int(since)];
-        self.fetch_opt(Read::Point, sql.into(), args).await
+        self.fetch_point(sql.into(), args).await
     }
 
     async fn put_idempotent(
@@ -475,7 +473,7 @@ impl<B: Backend> ConsoleStore for B {
 
     async fn attempt_rate(&self, since: Millis) -> Result<AttemptRate> {
         let args = vec![Arg::Text(shared::attempt_id_floor(since)), Arg::Int(since)];
-        let rate = self.fetch_opt(Read::Scan, shared::rate_sql("$1", "$2"), args);
+        let rate = self.fetch_opt(shared::rate_sql("$1", "$2"), args);
         Ok(rate.await?.unwrap_or_default())
     }
 

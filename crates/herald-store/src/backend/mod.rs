@@ -33,15 +33,6 @@ mod records;
 
 pub(crate) use records::Record;
 
-/// How a single-row read runs: a point lookup by key, or a read that scans.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Read {
-    /// One row by key (SQLite: on the calling task, from the page cache).
-    Point,
-    /// Anything else (SQLite: on a read connection in the blocking pool).
-    Scan,
-}
-
 /// One statement of a write: `$n` marks, the arguments they take, and whether it must change a
 /// row ([`crate::StoreError::NotFound`] otherwise, and the write is undone).
 pub struct Step {
@@ -97,7 +88,7 @@ pub(crate) type Ingestion = (
 
 /// The primitives of a backend (see the module documentation).
 #[async_trait]
-pub trait Backend: Send + Sync + 'static {
+pub trait Backend: Recall + Send + Sync + 'static {
     /// The test that the message `m` has one channel (one `?`).
     const CHANNEL: &'static str;
     /// What the messages-by-status listing reads: `deliveries d` joined to `messages m`.
@@ -115,56 +106,19 @@ pub trait Backend: Send + Sync + 'static {
     async fn apply(&self, steps: Vec<Step>) -> Result<u64>;
 
     /// The row (if any) `sql` finds.
-    async fn fetch_opt<T: Record>(
-        &self,
-        how: Read,
-        sql: String,
-        args: Vec<Arg>,
-    ) -> Result<Option<T>>;
+    async fn fetch_opt<T: Record>(&self, sql: String, args: Vec<Arg>) -> Result<Option<T>>;
+
+    /// The row (if any) `sql` finds by key: a point lookup, which SQLite answers on the calling
+    /// task from the page cache rather than in the blocking pool.
+    async fn fetch_point<T: Record>(&self, sql: String, args: Vec<Arg>) -> Result<Option<T>> {
+        self.fetch_opt(sql, args).await
+    }
 
     /// Every row `sql` finds, in its order.
     async fn fetch_all<T: Record>(&self, sql: String, args: Vec<Arg>) -> Result<Vec<T>>;
 
     /// One page of `l` for `q`.
     async fn fetch_page<T: Record>(&self, l: Listing, q: &ListQuery) -> Result<Page<T>>;
-
-    /// Reads the application `key` through `read`; PostgreSQL remembers the answer for outages.
-    async fn recall_app(
-        &self,
-        _key: &str,
-        read: Reading<'_, Application>,
-    ) -> Result<Option<Application>> {
-        read.await
-    }
-
-    /// Reads the event type `name` through `read` (see [`Self::recall_app`]).
-    async fn recall_event_type(
-        &self,
-        _name: &str,
-        read: Reading<'_, EventType>,
-    ) -> Result<Option<EventType>> {
-        read.await
-    }
-
-    /// Reads the API token of `hash` through `read` (see [`Self::recall_app`]).
-    async fn recall_token(
-        &self,
-        _hash: [u8; 32],
-        read: Reading<'_, TokenRecord>,
-    ) -> Result<Option<TokenRecord>> {
-        read.await
-    }
-
-    /// Reads the source `id`, as stored, through `read` (see [`Self::recall_app`]).
-    async fn recall_source(&self, _id: &str, read: Reading<'_, Source>) -> Result<Option<Source>> {
-        read.await
-    }
-
-    /// The token `id` is about to be revoked: nothing may serve it from memory any more.
-    fn forget_token(&self, _id: &TokenId) {}
-
-    /// The source `id` was deleted: nothing may serve it from memory any more.
-    fn forget_source(&self, _id: &SourceId) {}
 
     /// Stores a new `e` (a taken unique column is `Conflict`).
     async fn insert_row<E: Table>(&self, e: E) -> Result<E> {
@@ -198,6 +152,32 @@ pub trait Backend: Send + Sync + 'static {
     fn unseal_endpoint(&self, ep: Endpoint) -> Result<Endpoint> {
         crate::unseal_endpoint(self.key(), ep)
     }
+}
+
+/// The reads of what publishing needs, and the forgetting of them. PostgreSQL remembers each
+/// answer and serves it while the database is unreachable (its outage spool takes the
+/// publishes); SQLite reads through, the defaults. Written one line a method (`rustfmt::skip`),
+/// as the roles are.
+#[rustfmt::skip]
+#[async_trait]
+pub trait Recall: Send + Sync {
+    /// The application `key` (ID or uid), read by `read`.
+    async fn recall_app(&self, _key: &str, read: Reading<'_, Application>) -> Result<Option<Application>> { read.await }
+
+    /// The event type `name`, read by `read`; an absent one is remembered as absent.
+    async fn recall_event_type(&self, _name: &str, read: Reading<'_, EventType>) -> Result<Option<EventType>> { read.await }
+
+    /// The API token of `hash`, read by `read`.
+    async fn recall_token(&self, _hash: [u8; 32], read: Reading<'_, TokenRecord>) -> Result<Option<TokenRecord>> { read.await }
+
+    /// The source `id` as stored (sealed), read by `read`.
+    async fn recall_source(&self, _id: &str, read: Reading<'_, Source>) -> Result<Option<Source>> { read.await }
+
+    /// The token `id` is about to be revoked: nothing may serve it from memory any more.
+    fn forget_token(&self, _id: &TokenId) {}
+
+    /// The source `id` was deleted: nothing may serve it from memory any more.
+    fn forget_source(&self, _id: &SourceId) {}
 }
 
 /// The [`crate::AppStore`] methods each backend writes its own way (locks, queue positions).

@@ -24,39 +24,27 @@ pub trait Record: Sized + Send + 'static {
     const POSTGRES: PgMap<Self>;
 }
 
-impl Record for Application {
-    const SQLITE: SqlMap<Self> = |r| sq::app_row(r).map(Ok);
-    const POSTGRES: PgMap<Self> = pg::app_row;
+/// The records whose mapper has the same name in both backends' `rows.rs`, and on SQLite can
+/// only fail in the driver.
+macro_rules! records {
+    ($($t:ty: $f:ident),* $(,)?) => {$(
+        impl Record for $t {
+            const SQLITE: SqlMap<Self> = |r| sq::$f(r).map(Ok);
+            const POSTGRES: PgMap<Self> = pg::$f;
+        }
+    )*};
 }
 
-impl Record for EventType {
-    const SQLITE: SqlMap<Self> = |r| sq::et_row(r).map(Ok);
-    const POSTGRES: PgMap<Self> = pg::et_row;
+records! {
+    Application: app_row, EventType: et_row, Endpoint: ep_row, Message: msg_row,
+    Delivery: dlv_row, Attempt: att_row, InboundRequest: inreq_row, TokenRecord: token_row,
+    IdempotentResponse: idempotent_row, OpenBreaker: breaker_row,
 }
 
-impl Record for Endpoint {
-    const SQLITE: SqlMap<Self> = |r| sq::ep_row(r).map(Ok);
-    const POSTGRES: PgMap<Self> = pg::ep_row;
-}
-
+/// Its JSON columns decode after the row, so that a corrupt one is `CorruptRecord`.
 impl Record for Source {
     const SQLITE: SqlMap<Self> = sq::src_row;
     const POSTGRES: PgMap<Self> = pg::src_row;
-}
-
-impl Record for InboundRequest {
-    const SQLITE: SqlMap<Self> = |r| sq::inreq_row(r).map(Ok);
-    const POSTGRES: PgMap<Self> = pg::inreq_row;
-}
-
-impl Record for Message {
-    const SQLITE: SqlMap<Self> = |r| sq::msg_row_at(r, 0).map(Ok);
-    const POSTGRES: PgMap<Self> = pg::msg_row;
-}
-
-impl Record for Delivery {
-    const SQLITE: SqlMap<Self> = |r| sq::dlv_row(r).map(Ok);
-    const POSTGRES: PgMap<Self> = pg::dlv_row;
 }
 
 /// A delivery with its message (`DLV_COLS, MSG_COLS`).
@@ -65,33 +53,11 @@ impl Record for (Delivery, Message) {
     const POSTGRES: PgMap<Self> = |r| Ok((pg::dlv_row(r)?, pg::msg_row(r)?));
 }
 
-impl Record for Attempt {
-    const SQLITE: SqlMap<Self> = |r| sq::att_row(r).map(Ok);
-    const POSTGRES: PgMap<Self> = pg::att_row;
-}
-
-impl Record for TokenRecord {
-    const SQLITE: SqlMap<Self> = |r| sq::token_row(r).map(Ok);
-    const POSTGRES: PgMap<Self> = pg::token_row;
-}
-
-/// `status, body`.
-impl Record for IdempotentResponse {
-    const SQLITE: SqlMap<Self> = |r| sq::idempotent_row(r).map(Ok);
-    const POSTGRES: PgMap<Self> = pg::idempotent_row;
-}
-
 /// The row of [`crate::console::rate_sql`].
 impl Record for AttemptRate {
     const SQLITE: SqlMap<Self> = |r| Ok(Ok(AttemptRate::of(r.get(0)?, r.get(1)?, r.get(2)?)));
     const POSTGRES: PgMap<Self> =
         |r| Ok(AttemptRate::of(pg::at(r, 0)?, pg::at(r, 1)?, pg::at(r, 2)?));
-}
-
-/// `app_id, id, url, breaker, breaker_until` of an endpoint.
-impl Record for OpenBreaker {
-    const SQLITE: SqlMap<Self> = |r| sq::breaker_row(r).map(Ok);
-    const POSTGRES: PgMap<Self> = pg::breaker_row;
 }
 
 /// Two integers, e.g. a status and a count.

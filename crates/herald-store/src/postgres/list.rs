@@ -57,12 +57,7 @@ impl Backend for PostgresStore {
         Ok(n)
     }
 
-    async fn fetch_opt<T: Record>(
-        &self,
-        _: Read,
-        sql: String,
-        args: Vec<Arg>,
-    ) -> Result<Option<T>> {
+    async fn fetch_opt<T: Record>(&self, sql: String, args: Vec<Arg>) -> Result<Option<T>> {
         bound(&sql, args).row(&self.pool, T::POSTGRES).await
     }
 
@@ -73,7 +68,10 @@ impl Backend for PostgresStore {
     async fn fetch_page<T: Record>(&self, l: Listing, q: &ListQuery) -> Result<Page<T>> {
         query_page(&self.pool, l, q, T::POSTGRES).await
     }
+}
 
+#[async_trait]
+impl Recall for PostgresStore {
     async fn recall_app(
         &self,
         key: &str,

@@ -34,6 +34,9 @@ pub(super) fn values(args: Vec<Arg>) -> rusqlite::ParamsFromIter<Vec<SqlValue>> 
     rusqlite::params_from_iter(args.into_iter().map(SqlValue::from).collect())
 }
 
+/// Every read goes to the file: there is no outage to bridge.
+impl Recall for SqliteStore {}
+
 #[async_trait]
 impl Backend for SqliteStore {
     const CHANNEL: &'static str = "EXISTS (SELECT 1 FROM json_each(m.channels) WHERE value = ?)";
@@ -62,18 +65,15 @@ impl Backend for SqliteStore {
         .await
     }
 
-    async fn fetch_opt<T: Record>(
-        &self,
-        how: Read,
-        sql: String,
-        args: Vec<Arg>,
-    ) -> Result<Option<T>> {
+    async fn fetch_opt<T: Record>(&self, sql: String, args: Vec<Arg>) -> Result<Option<T>> {
         let sql = marks(&sql);
-        let one = move |c: &Connection| row_opt(c, &sql, values(args), T::SQLITE)?.transpose();
-        match how {
-            Read::Point => self.read_point(one),
-            Read::Scan => self.read(one).await,
-        }
+        self.read(move |c| row_opt(c, &sql, values(args), T::SQLITE)?.transpose())
+            .await
+    }
+
+    async fn fetch_point<T: Record>(&self, sql: String, args: Vec<Arg>) -> Result<Option<T>> {
+        let sql = marks(&sql);
+        self.read_point(|c| row_opt(c, &sql, values(args), T::SQLITE)?.transpose())
     }
 
     async fn fetch_all<T: Record>(&self, sql: String, args: Vec<Arg>) -> Result<Vec<T>> {

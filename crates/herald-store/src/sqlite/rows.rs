@@ -139,6 +139,11 @@ pub(crate) fn msg_row_at(r: &Row, o: usize) -> rusqlite::Result<Message> {
     })
 }
 
+/// A message read alone (its columns first).
+pub(crate) fn msg_row(r: &Row) -> rusqlite::Result<Message> {
+    msg_row_at(r, 0)
+}
+
 pub(super) const DLV_COLS: &str =
     "d.id, d.msg_id, d.endpoint_id, d.app_id, d.status, d.attempts, d.failures, d.next_at, d.updated_at";
 
