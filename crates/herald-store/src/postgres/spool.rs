@@ -42,8 +42,23 @@ pub const REJECTED: &str = "rejected.jsonl";
 /// One spooled publish, or (with `inbound`) one spooled ingestion.
 #[derive(Clone, Serialize, Deserialize)]
 pub(crate) struct Entry {
-    id: String,
-    app_id: String,
+    /// The message's fields, at the top level of the line.
+    #[serde(flatten, with = "MessageLine")]
+    msg: Message,
+    only: Option<String>,
+    /// Present for an ingestion; absent on publishes (and on every line written before
+    /// ingestion could be spooled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    inbound: Option<Inbound>,
+}
+
+/// A [`Message`] as a spool line spells it: its fields by name, the IDs as their text. Lines
+/// written before messages carried headers have none.
+#[derive(Serialize, Deserialize)]
+#[serde(remote = "Message")]
+struct MessageLine {
+    id: MessageId,
+    app_id: AppId,
     event_id: Option<String>,
     event_type: String,
     payload: Option<String>,
@@ -53,11 +68,6 @@ pub(crate) struct Entry {
     ordering_key: Option<String>,
     #[serde(default)]
     headers: Option<std::collections::BTreeMap<String, String>>,
-    only: Option<String>,
-    /// Present for an ingestion; absent on publishes (and on every line written before
-    /// ingestion could be spooled).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    inbound: Option<Inbound>,
 }
 
 /// What `Store::ingest` needs besides the message, kept so the drain can replay it through the
@@ -65,20 +75,37 @@ pub(crate) struct Entry {
 #[derive(Clone, Serialize, Deserialize)]
 struct Inbound {
     /// The request log row (its status and `msg_id` are decided by the replay).
-    id: String,
-    source_id: String,
-    app_id: String,
-    reason: Option<String>,
-    headers: std::collections::BTreeMap<String, String>,
-    body: Option<String>,
-    event_type: Option<String>,
-    created_at: i64,
+    #[serde(flatten, with = "RequestLine")]
+    req: InboundRequest,
     /// The dedup key (hex of its SHA-256) and the start of its window, fixed at acceptance.
     dedup_key: Option<String>,
     dedup_since: Option<i64>,
     order_key: Option<String>,
     order_seq: Option<i64>,
     order_gap_timeout_ms: Option<i64>,
+}
+
+/// An [`InboundRequest`] as a spool line spells it: without its status and message, which the
+/// replay decides (read back as accepted, with none).
+#[derive(Serialize, Deserialize)]
+#[serde(remote = "InboundRequest")]
+struct RequestLine {
+    id: InboundRequestId,
+    source_id: SourceId,
+    app_id: AppId,
+    #[serde(skip, default = "accepted")]
+    status: InboundStatus,
+    reason: Option<String>,
+    #[serde(skip)]
+    msg_id: Option<MessageId>,
+    headers: std::collections::BTreeMap<String, String>,
+    body: Option<String>,
+    event_type: Option<String>,
+    created_at: i64,
+}
+
+fn accepted() -> InboundStatus {
+    InboundStatus::Accepted
 }
 
 /// What a spooled line asks the drain to do.
@@ -112,16 +139,7 @@ fn unhex32(s: &str) -> Option<[u8; 32]> {
 impl Entry {
     pub(crate) fn new(m: &Message, only: &Option<EndpointId>) -> Self {
         Self {
-            id: m.id.0.clone(),
-            app_id: m.app_id.0.clone(),
-            event_id: m.event_id.clone(),
-            event_type: m.event_type.clone(),
-            payload: m.payload.clone(),
-            channels: m.channels.clone(),
-            created_at: m.created_at,
-            retention_ms: m.retention_ms,
-            ordering_key: m.ordering_key.clone(),
-            headers: m.headers.clone(),
+            msg: m.clone(),
             only: only.as_ref().map(|e| e.0.clone()),
             inbound: None,
         }
@@ -136,14 +154,7 @@ impl Entry {
     ) -> Self {
         let mut e = Self::new(m, &None);
         e.inbound = Some(Inbound {
-            id: req.id.0.clone(),
-            source_id: req.source_id.0.clone(),
-            app_id: req.app_id.0.clone(),
-            reason: req.reason.clone(),
-            headers: req.headers.clone(),
-            body: req.body.clone(),
-            event_type: req.event_type.clone(),
-            created_at: req.created_at,
+            req: req.clone(),
             dedup_key: dedup.as_ref().map(|d| hex(&d.key)),
             dedup_since: dedup.as_ref().map(|d| d.since),
             order_key: order.as_ref().map(|o| o.key.clone()),
@@ -153,8 +164,6 @@ impl Entry {
         e
     }
 
-    /// The work this line stands for. A dedup key that does not decode is corruption (a line
-    /// is only acknowledged whole), reported rather than replayed without its check.
     /// A publish (not an ingestion).
     pub(crate) fn is_publish(&self) -> bool {
         self.inbound.is_none()
@@ -162,31 +171,20 @@ impl Entry {
 
     /// The message ID the entry carries (for logs).
     pub(crate) fn id(&self) -> &str {
-        &self.id
+        &self.msg.id.0
     }
 
+    /// The work this line stands for. A dedup key that does not decode is corruption (a line
+    /// is only acknowledged whole), reported rather than replayed without its check.
     pub(crate) fn into_work(self) -> Result<Work> {
-        let inbound = self.inbound;
-        let only = self.only.map(EndpointId);
-        let msg = Message {
-            id: MessageId(self.id),
-            app_id: AppId(self.app_id),
-            event_id: self.event_id,
-            event_type: self.event_type,
-            payload: self.payload,
-            channels: self.channels,
-            created_at: self.created_at,
-            retention_ms: self.retention_ms,
-            ordering_key: self.ordering_key,
-            headers: self.headers,
-        };
-        let Some(i) = inbound else {
+        let (msg, only) = (self.msg, self.only.map(EndpointId));
+        let Some(i) = self.inbound else {
             return Ok(Work::Publish(msg, only));
         };
         let dedup = match (i.dedup_key, i.dedup_since) {
             (Some(k), Some(since)) => Some(DedupCheck {
                 key: unhex32(&k).ok_or_else(|| {
-                    StoreError::Corrupt(format!("spooled request {}: bad dedup key", i.id))
+                    StoreError::Corrupt(format!("spooled request {}: bad dedup key", i.req.id.0))
                 })?,
                 since,
             }),
@@ -200,18 +198,7 @@ impl Entry {
             }),
             _ => None,
         };
-        let req = InboundRequest {
-            id: InboundRequestId(i.id),
-            source_id: SourceId(i.source_id),
-            app_id: AppId(i.app_id),
-            status: InboundStatus::Accepted,
-            reason: i.reason,
-            msg_id: None,
-            headers: i.headers,
-            body: i.body,
-            event_type: i.event_type,
-            created_at: i.created_at,
-        };
+        let req = i.req;
         Ok(Work::Ingest(req, dedup, msg, order))
     }
 
