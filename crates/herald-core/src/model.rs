@@ -45,6 +45,16 @@ pub struct StoredSecret {
     pub expires_at: Option<Millis>,
 }
 
+impl StoredSecret {
+    /// The newest secret: no expiry until a rotation replaces it.
+    pub fn current(key: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            expires_at: None,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Endpoint {
     pub id: EndpointId,
@@ -128,10 +138,7 @@ impl Endpoint {
             ordering: Default::default(),
             max_concurrency: None,
             signature_scheme: Default::default(),
-            secrets: vec![StoredSecret {
-                key: secret.expose().to_string(),
-                expires_at: None,
-            }],
+            secrets: vec![StoredSecret::current(secret.expose())],
             paused_until: None,
             breaker: Default::default(),
             options: Default::default(),

@@ -9,6 +9,8 @@
 //! application) and side effects (workers woken, `endpoint.enabled`/`disabled` recorded).
 //! This module only turns form fields into those bodies; it must not write to the store.
 
+use std::future::Future;
+
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -30,14 +32,18 @@ use crate::state::AppState;
 
 /// A JSON API body from the form's fields (a shape error is the form's, answered 422).
 fn body<T: DeserializeOwned>(v: Value) -> ConsoleResult<T> {
-    serde_json::from_value(v).map_err(|e| unreadable(&e.to_string()))
+    serde_json::from_value(v)
+        .map_err(|e| ConsoleError::Api(StatusCode::UNPROCESSABLE_ENTITY, unreadable(e)))
 }
 
-fn unreadable(e: &str) -> ConsoleError {
-    ConsoleError::Api(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        format!("the form could not be read: {e}"),
-    )
+/// As [`body`], for a form that shows its errors next to its controls: a shape error is the
+/// field `form`'s.
+fn form_body<T: DeserializeOwned>(v: Value) -> Result<T, Refused> {
+    serde_json::from_value(v).map_err(|e| Refused::Fields(vec![("form", unreadable(e))]))
+}
+
+fn unreadable(e: impl std::fmt::Display) -> String {
+    format!("the form could not be read: {e}")
 }
 
 /// The API's view of the endpoint of `path` for the session of `posted`, with `input` as the
@@ -72,18 +78,14 @@ pub async fn create(
     Path(path): Path<AppPath>,
     PostedPayload(posted): PostedPayload,
 ) -> ConsoleResult<Response> {
-    match try_create(&st, &path, &posted).await {
-        Ok(to) => Ok(Redirect::to(&to).into_response()),
-        Err(Refused::Fields(errors)) => {
-            let mut form = ep_form::echo(&posted.fields, endpoint_form(&st, None).await?);
-            form.errors = errors;
-            let q = Default::default();
-            let mut resp = apps::render(&st, &posted.op, &path, &q, Some(form)).await?;
-            *resp.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
-            Ok(resp)
-        }
-        Err(Refused::Page(e)) => Err(e),
-    }
+    let outcome = try_create(&st, &path, &posted).await;
+    answer(outcome, |errors| async {
+        let mut form = ep_form::echo(&posted.fields, endpoint_form(&st, None).await?);
+        form.errors = errors;
+        let q = Default::default();
+        apps::render(&st, &posted.op, &path, &q, Some(form)).await
+    })
+    .await
 }
 
 /// Creates the endpoint the form describes, with its custom headers, through the API's own
@@ -96,8 +98,7 @@ async fn try_create(st: &AppState, path: &AppPath, posted: &Posted) -> Result<St
             .map_err(|e| Refused::Fields(vec![("headers", e)]))?;
         v["headers"] = json!(headers);
     }
-    let input = serde_json::from_value(v)
-        .map_err(|e| Refused::Fields(vec![("form", format!("the form could not be read: {e}"))]))?;
+    let input = form_body(v)?;
     let at = At {
         st: st.clone(),
         auth: posted.op.auth(),
@@ -126,17 +127,33 @@ pub async fn save(
     Path(path): Path<EndpointPath>,
     PostedPayload(posted): PostedPayload,
 ) -> ConsoleResult<Response> {
-    match try_save(&st, &path, &posted).await {
+    let outcome = try_save(&st, &path, &posted).await;
+    answer(outcome, |errors| async {
+        let (_, ep) = endpoints::load(&st, &posted.op.auth(), &path).await?;
+        let mut form = ep_form::echo(&posted.fields, endpoint_form(&st, Some(&ep)).await?);
+        form.errors = errors;
+        let x = endpoint::Extras {
+            form: Some(form),
+            ..Default::default()
+        };
+        endpoint::render_page(&st, &posted.op, &path, x).await
+    })
+    .await
+}
+
+/// How a form post ends: a redirect to the page `outcome` names, or, when fields were refused,
+/// the form's own page rendered again by `again` (given the errors) and answered 422.
+async fn answer<Fut>(
+    outcome: Result<String, Refused>,
+    again: impl FnOnce(Vec<(&'static str, String)>) -> Fut,
+) -> ConsoleResult<Response>
+where
+    Fut: Future<Output = ConsoleResult<Response>>,
+{
+    match outcome {
         Ok(to) => Ok(Redirect::to(&to).into_response()),
         Err(Refused::Fields(errors)) => {
-            let (_, ep) = endpoints::load(&st, &posted.op.auth(), &path).await?;
-            let mut form = ep_form::echo(&posted.fields, endpoint_form(&st, Some(&ep)).await?);
-            form.errors = errors;
-            let x = endpoint::Extras {
-                form: Some(form),
-                ..Default::default()
-            };
-            let mut resp = endpoint::render_page(&st, &posted.op, &path, x).await?;
+            let mut resp = again(errors).await?;
             *resp.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
             Ok(resp)
         }
@@ -181,8 +198,7 @@ async fn try_save(st: &AppState, path: &EndpointPath, posted: &Posted) -> Result
         }
     };
     // The settings body the API's PATCH takes (an unreadable shape is the form's).
-    let input: EndpointPatch = serde_json::from_value(settings.take())
-        .map_err(|e| Refused::Fields(vec![("form", format!("the form could not be read: {e}"))]))?;
+    let input: EndpointPatch = form_body(settings.take())?;
     let at = at_endpoint(st, posted, path, input).await?;
     let (app, ep) = (at.app.id.0.clone(), at.ep.id.0.clone());
     // The saved endpoint is shown by its page, read again after the redirect.

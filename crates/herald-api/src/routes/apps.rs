@@ -15,7 +15,7 @@ use crate::dto::{
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{de_opt, JsonBody, ListParams, Q};
 use crate::paths::AppPath;
-use crate::routes::ApiList;
+use crate::routes::{uid_from_path, ApiList};
 use crate::scope::{At, Ctx, InApp};
 use crate::service::apps;
 
@@ -114,9 +114,7 @@ pub async fn update(at: At<AppPath, ApplicationIn>) -> ApiResult<Response> {
         }
         None => {
             let mut body = body;
-            if body.uid.is_none() && !AppId::looks_like(&path.app_id) {
-                body.uid = Some(path.app_id);
-            }
+            uid_from_path(&mut body.uid, path.app_id, AppId::looks_like);
             Ok(answer(StatusCode::CREATED, &apps::create(&st, body).await?))
         }
     }

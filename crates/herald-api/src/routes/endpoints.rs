@@ -24,7 +24,7 @@ use crate::dto::{
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{body_time, query_time, ListParams, Q};
 use crate::paths::{AppPath, EndpointPath};
-use crate::routes::ApiList;
+use crate::routes::{uid_from_path, ApiList};
 use crate::scope::{At, AtEndpoint, InApp};
 use crate::service::{apps, endpoints, secrets};
 use crate::state::AppState;
@@ -166,10 +166,7 @@ fn from_in(
     };
     set_routing(&mut options, body.filter, body.timeout_ms);
     if let Some(s) = secret {
-        secrets = vec![StoredSecret {
-            key: s.expose().to_string(),
-            expires_at: None,
-        }];
+        secrets = vec![StoredSecret::current(s.expose())];
     }
     Ok(Endpoint {
         id,
@@ -280,9 +277,7 @@ pub async fn update(at: At<EndpointPath, EndpointIn>) -> ApiResult<Response> {
         }
         None => {
             let mut body = body;
-            if body.uid.is_none() && !EndpointId::looks_like(&path.endpoint_id) {
-                body.uid = Some(path.endpoint_id);
-            }
+            uid_from_path(&mut body.uid, path.endpoint_id, EndpointId::looks_like);
             insert(&st, &app, body).await
         }
     }
@@ -352,10 +347,7 @@ pub async fn patch(at: AtEndpoint<EndpointPatch>) -> ApiResult<Json<EndpointOut>
     }
     patch_routing(&mut ep.options, p.filter, p.timeout_ms);
     if let Some(s) = secret {
-        ep.secrets = vec![StoredSecret {
-            key: s.expose().to_string(),
-            expires_at: None,
-        }];
+        ep.secrets = vec![StoredSecret::current(s.expose())];
     }
     if let Some(b) = p.batch {
         ep.options.batch = None;

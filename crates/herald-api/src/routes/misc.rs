@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use herald_core::ids::TokenId;
+use herald_core::ids::{AppId, TokenId};
 use herald_core::model::EventType;
 use herald_core::now_millis;
 use herald_store::TokenRecord;
@@ -386,19 +386,32 @@ pub async fn app_portal_access(
     }
     c.finish()?;
     let app = apps::get_or_create(&st, &auth, &path.app_id, body.application).await?;
-    let secret = herald_core::ids::new_token_secret();
-    let rec = TokenRecord {
-        id: TokenId::generate(),
-        name: format!("app-portal:{}", app.id),
-        app_id: Some(app.id.clone()),
-        created_at: now_millis(),
-    };
-    st.store()
-        .create_token(rec, sha256(secret.as_bytes()))
-        .await?;
+    let (_, secret) =
+        mint_token(&st, format!("app-portal:{}", app.id), Some(app.id.clone())).await?;
     // The portal's entry page reads the key from the fragment, which browsers never send.
     let url = format!("{}/portal/#key={}", st.inner.public_url, secret);
     Ok(Json(AppPortalAccessOut { url, token: secret }).into_response())
+}
+
+/// Stores a new API token named `name` (scoped to `app_id` when given): the record and its
+/// secret, which only the caller's answer shows (the store keeps its digest).
+async fn mint_token(
+    st: &AppState,
+    name: String,
+    app_id: Option<AppId>,
+) -> ApiResult<(TokenRecord, String)> {
+    let secret = herald_core::ids::new_token_secret();
+    let rec = TokenRecord {
+        id: TokenId::generate(),
+        name,
+        app_id,
+        created_at: now_millis(),
+    };
+    let rec = st
+        .store()
+        .create_token(rec, sha256(secret.as_bytes()))
+        .await?;
+    Ok((rec, secret))
 }
 
 fn token_out(t: &TokenRecord) -> TokenOut {
@@ -436,17 +449,7 @@ pub async fn create_token(Ctx { st, auth, input: b }: Ctx<TokenIn>) -> ApiResult
         Some(key) => Some(apps::load(&st, &auth, key).await?.id),
         None => None,
     };
-    let secret = herald_core::ids::new_token_secret();
-    let rec = TokenRecord {
-        id: TokenId::generate(),
-        name: b.name,
-        app_id,
-        created_at: now_millis(),
-    };
-    let rec = st
-        .store()
-        .create_token(rec, sha256(secret.as_bytes()))
-        .await?;
+    let (rec, secret) = mint_token(&st, b.name, app_id).await?;
     let out = TokenCreatedOut {
         token: token_out(&rec),
         secret,

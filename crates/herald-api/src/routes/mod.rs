@@ -23,3 +23,12 @@ use crate::error::ApiResult;
 
 /// What a list route answers: one page of `T` in the list envelope.
 pub(crate) type ApiList<T> = ApiResult<Json<ListOut<T>>>;
+
+/// PUT on a resource that does not exist creates it (Svix upsert semantics): the path
+/// segment becomes its `uid` unless the body names one or the segment is shaped as an ID of
+/// the resource's kind (`is_id`), which a client cannot choose.
+pub(crate) fn uid_from_path(uid: &mut Option<String>, segment: String, is_id: fn(&str) -> bool) {
+    if uid.is_none() && !is_id(&segment) {
+        *uid = Some(segment);
+    }
+}

@@ -228,10 +228,7 @@ pub async fn create(at: InApp<SourceIn>) -> ApiResult<Response> {
         secrets: secrets
             .unwrap_or_default()
             .into_iter()
-            .map(|key| StoredSecret {
-                key,
-                expires_at: None,
-            })
+            .map(StoredSecret::current)
             .collect(),
         options: opts,
         created_at: now,
@@ -324,13 +321,7 @@ pub async fn patch(at: AtSource<SourcePatch>) -> ApiResult<Json<SourceOut>> {
     if let Some((v, secrets)) = verification {
         s.verification = v;
         if let Some(secrets) = secrets {
-            s.secrets = secrets
-                .into_iter()
-                .map(|key| StoredSecret {
-                    key,
-                    expires_at: None,
-                })
-                .collect();
+            s.secrets = secrets.into_iter().map(StoredSecret::current).collect();
         }
     }
     s.options = opts;

@@ -32,13 +32,7 @@ pub fn rotate(secrets: &mut Vec<StoredSecret>, key: String, grace_s: i64, now: i
         old.expires_at = Some(old.expires_at.map_or(until, |e| e.min(until)));
     }
     secrets.retain(|s| s.expires_at.is_some_and(|e| e > now));
-    secrets.insert(
-        0,
-        StoredSecret {
-            key,
-            expires_at: None,
-        },
-    );
+    secrets.insert(0, StoredSecret::current(key));
     secrets.truncate(MAX_SECRETS);
 }
 
