@@ -27,6 +27,7 @@ pub mod pull;
 pub mod reconcile;
 pub mod roles;
 mod sched;
+mod schema;
 pub mod sqlite;
 pub(crate) mod status;
 

@@ -65,6 +65,8 @@ const WAKE_CHANNEL: &str = "herald_due";
 /// Advisory lock key serialising migrations across nodes ("herald" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6865_7261_6c64;
 
+/// The migrations in order, the shared parts of the schema named (`<<name>>`, see
+/// [`crate::schema`]); [`SCHEMA`] is what runs.
 const MIGRATIONS: &[&str] = &[
     r#"
 CREATE TABLE apps (
@@ -160,101 +162,14 @@ CREATE INDEX deliveries_endpoint ON deliveries (endpoint_id, msg_id);
 CREATE INDEX deliveries_queue ON deliveries (endpoint_id, status, next_at) WHERE status IN (1, 3);
 CREATE INDEX deliveries_fifo ON deliveries (endpoint_id, ordering_key, id)
     WHERE ordering_key IS NOT NULL AND status IN (1, 3);
-CREATE TABLE attempts (
-    id TEXT COLLATE "C" PRIMARY KEY,
-    delivery_id BIGINT NOT NULL,
-    msg_id TEXT NOT NULL,
-    endpoint_id TEXT NOT NULL,
-    app_id TEXT NOT NULL,
-    url TEXT NOT NULL,
-    response TEXT NOT NULL,
-    status_code BIGINT NOT NULL,
-    duration_ms BIGINT NOT NULL,
-    status BIGINT NOT NULL,
-    trigger_type BIGINT NOT NULL,
-    error TEXT,
-    created_at BIGINT NOT NULL
-);
-CREATE INDEX attempts_msg ON attempts (msg_id, id);
-CREATE INDEX attempts_endpoint ON attempts (endpoint_id, id);
-CREATE TABLE tokens (
-    id TEXT COLLATE "C" PRIMARY KEY,
-    hash BYTEA NOT NULL UNIQUE,
-    name TEXT NOT NULL,
-    app_id TEXT,
-    created_at BIGINT NOT NULL
-);
-CREATE TABLE idempotency (
-    key BYTEA PRIMARY KEY,
-    status BIGINT NOT NULL,
-    body BYTEA NOT NULL,
-    created_at BIGINT NOT NULL
-);
-CREATE TABLE meta (
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
+<<attempts>>
+<<tokens>>
+<<meta>>
 "#,
     // Inbound: sources, their request log, dedup keys; headers forwarded with a message.
-    r#"
-ALTER TABLE messages ADD COLUMN headers TEXT;
-CREATE TABLE sources (
-    id TEXT COLLATE "C" PRIMARY KEY,
-    app_id TEXT NOT NULL,
-    uid TEXT,
-    name TEXT NOT NULL,
-    verification TEXT NOT NULL,
-    secrets TEXT NOT NULL,
-    options TEXT NOT NULL,
-    created_at BIGINT NOT NULL,
-    updated_at BIGINT NOT NULL,
-    UNIQUE (app_id, uid)
-);
-CREATE INDEX sources_app ON sources (app_id, id);
-CREATE TABLE inbound_requests (
-    id TEXT COLLATE "C" PRIMARY KEY,
-    source_id TEXT NOT NULL,
-    app_id TEXT NOT NULL,
-    status TEXT NOT NULL,
-    reason TEXT,
-    msg_id TEXT,
-    headers TEXT NOT NULL,
-    body TEXT,
-    event_type TEXT,
-    created_at BIGINT NOT NULL
-);
-CREATE INDEX inbound_requests_source ON inbound_requests (source_id, id);
-CREATE TABLE inbound_dedup (
-    key BYTEA PRIMARY KEY,
-    msg_id TEXT NOT NULL,
-    created_at BIGINT NOT NULL
-);
-"#,
+    "<<inbound>>",
     // Inbound ordering: the last accepted sequence per (source, key), and held events.
-    r#"
-CREATE TABLE inbound_order (
-    source_id TEXT NOT NULL,
-    okey TEXT NOT NULL,
-    last BIGINT,
-    PRIMARY KEY (source_id, okey)
-);
-CREATE TABLE inbound_held (
-    request_id TEXT COLLATE "C" PRIMARY KEY,
-    source_id TEXT NOT NULL,
-    okey TEXT NOT NULL,
-    seq BIGINT NOT NULL,
-    app_id TEXT NOT NULL,
-    msg_id TEXT NOT NULL,
-    event_type TEXT NOT NULL,
-    payload TEXT,
-    headers TEXT,
-    ordering_key TEXT,
-    deadline BIGINT NOT NULL,
-    created_at BIGINT NOT NULL,
-    UNIQUE (source_id, okey, seq)
-);
-CREATE INDEX inbound_held_deadline ON inbound_held (deadline);
-"#,
+    "<<ordering>>",
     // Wake-ups: a publish records here that an endpoint has new work instead of moving the
     // endpoint's `due_at` itself, so it never waits for an endpoint row a claim or an attempt
     // record holds; the next claim folds these rows into `due_at` (`sched::fold_wakes`).
@@ -264,12 +179,10 @@ CREATE TABLE endpoint_wakes (
     endpoint_id TEXT COLLATE "C" NOT NULL,
     at BIGINT NOT NULL
 );
-DROP INDEX IF EXISTS deliveries_due;
+<<drop_due>>
 "#,
     // Per-endpoint options (routing, transformation, transport, batching): one JSON document.
-    r#"
-ALTER TABLE endpoints ADD COLUMN options TEXT NOT NULL DEFAULT '{}';
-"#,
+    "<<options>>",
     // Polling endpoints (`url` `poll:`): never due, so no claim ever visits them (every write
     // of `due_at` goes through this trigger, whichever path makes it); their held deliveries
     // read in publish order by `deliveries_pull`; the tokens that may only poll one endpoint.
@@ -284,39 +197,19 @@ END
 $$;
 CREATE TRIGGER endpoints_poll_never_due BEFORE INSERT OR UPDATE OF due_at ON endpoints
     FOR EACH ROW EXECUTE FUNCTION herald_poll_never_due();
-UPDATE endpoints SET due_at = NULL WHERE url = 'poll:';
-CREATE INDEX deliveries_pull ON deliveries (endpoint_id, id) WHERE status = 1;
-CREATE TABLE poll_tokens (
-    hash BYTEA PRIMARY KEY,
-    id TEXT NOT NULL,
-    app_id TEXT NOT NULL,
-    endpoint_id TEXT NOT NULL,
-    created_at BIGINT NOT NULL
-);
+<<poll>>
 "#,
     // The console's message filter by delivery status: an application's deliveries in one
     // status, in message order (`ConsoleStore::list_messages_by_status`).
-    r#"
-CREATE INDEX deliveries_app_status ON deliveries (app_id, status, msg_id);
-"#,
+    "<<app_status>>",
     // Reconciliation sources: per polling source, its schedule, resume cursor, last outcome
     // and the lease of the node running it.
-    r#"
-CREATE TABLE source_poll (
-    source_id TEXT COLLATE "C" PRIMARY KEY,
-    app_id TEXT NOT NULL,
-    cursor TEXT,
-    next_at BIGINT NOT NULL,
-    last_success_at BIGINT,
-    last_error TEXT,
-    last_error_at BIGINT,
-    failures BIGINT NOT NULL DEFAULT 0,
-    lease_owner TEXT,
-    lease_until BIGINT
-);
-CREATE INDEX source_poll_due ON source_poll (next_at);
-"#,
+    "<<source_poll>>",
 ];
+
+/// [`MIGRATIONS`] as they run: the shared parts spelled in this dialect.
+static SCHEMA: std::sync::LazyLock<Vec<String>> =
+    std::sync::LazyLock::new(|| crate::schema::render(MIGRATIONS, &crate::schema::POSTGRES));
 
 /// SQLSTATE classes that mean "not now" rather than "never": connection problems (08),
 /// resources (53), shutdown or cancel (57), system errors (58), serialization failures and
@@ -403,16 +296,16 @@ async fn migrate(pool: &PgPool) -> Result<()> {
         .await
         .map_err(map_pg)?;
     let version = version.unwrap_or(0) as usize;
-    if version > MIGRATIONS.len() {
+    if version > SCHEMA.len() {
         return Err(StoreError::Unavailable(format!(
             "the database schema (version {version}) is newer than this Herald (knows {}); upgrade Herald",
-            MIGRATIONS.len()
+            SCHEMA.len()
         )));
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+    for (i, sql) in SCHEMA.iter().enumerate().skip(version) {
         // A plain string runs as a simple query, so one migration may hold many statements.
         // (Not `sqlx::raw_sql`: its future fails the higher-ranked `Send` check callers need.)
-        sqlx::Executor::execute(&mut *tx, *sql)
+        sqlx::Executor::execute(&mut *tx, sql.as_str())
             .await
             .map_err(map_pg)?;
         sqlx::query("INSERT INTO herald_schema (version) VALUES ($1)")

@@ -98,6 +98,8 @@ fn map_sql(e: rusqlite::Error) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
 
+/// The migrations in order, the shared parts of the schema named (`<<name>>`, see
+/// [`crate::schema`]); [`SCHEMA`] is what runs.
 const MIGRATIONS: &[&str] = &[
     r#"
 CREATE TABLE apps (
@@ -169,43 +171,10 @@ CREATE TABLE deliveries (
 );
 CREATE INDEX deliveries_due ON deliveries (next_at) WHERE status IN (1, 3);
 CREATE INDEX deliveries_endpoint ON deliveries (endpoint_id, msg_id);
-CREATE TABLE attempts (
-    id TEXT PRIMARY KEY,
-    delivery_id INTEGER NOT NULL,
-    msg_id TEXT NOT NULL,
-    endpoint_id TEXT NOT NULL,
-    app_id TEXT NOT NULL,
-    url TEXT NOT NULL,
-    response TEXT NOT NULL,
-    status_code INTEGER NOT NULL,
-    duration_ms INTEGER NOT NULL,
-    status INTEGER NOT NULL,
-    trigger_type INTEGER NOT NULL,
-    error TEXT,
-    created_at INTEGER NOT NULL
-);
-CREATE INDEX attempts_msg ON attempts (msg_id, id);
-CREATE INDEX attempts_endpoint ON attempts (endpoint_id, id);
-CREATE TABLE tokens (
-    id TEXT PRIMARY KEY,
-    hash BLOB NOT NULL UNIQUE,
-    name TEXT NOT NULL,
-    app_id TEXT,
-    created_at INTEGER NOT NULL
-);
-CREATE TABLE idempotency (
-    key BLOB PRIMARY KEY,
-    status INTEGER NOT NULL,
-    body BLOB NOT NULL,
-    created_at INTEGER NOT NULL
-);
+<<attempts>>
+<<tokens>>
 "#,
-    r#"
-CREATE TABLE meta (
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-"#,
+    "<<meta>>",
     r#"
 ALTER TABLE messages ADD COLUMN retention_ms INTEGER;
 CREATE INDEX messages_retention ON messages (created_at + retention_ms)
@@ -240,75 +209,15 @@ UPDATE endpoints SET due_at =
     (SELECT MIN(d.next_at) FROM deliveries d WHERE d.endpoint_id = endpoints.id AND d.status IN (1, 3));
 "#,
     // Inbound: sources, their request log, dedup keys; headers forwarded with a message.
-    r#"
-ALTER TABLE messages ADD COLUMN headers TEXT;
-CREATE TABLE sources (
-    id TEXT PRIMARY KEY,
-    app_id TEXT NOT NULL,
-    uid TEXT,
-    name TEXT NOT NULL,
-    verification TEXT NOT NULL,
-    secrets TEXT NOT NULL,
-    options TEXT NOT NULL,
-    created_at INTEGER NOT NULL,
-    updated_at INTEGER NOT NULL,
-    UNIQUE (app_id, uid)
-);
-CREATE INDEX sources_app ON sources (app_id, id);
-CREATE TABLE inbound_requests (
-    id TEXT PRIMARY KEY,
-    source_id TEXT NOT NULL,
-    app_id TEXT NOT NULL,
-    status TEXT NOT NULL,
-    reason TEXT,
-    msg_id TEXT,
-    headers TEXT NOT NULL,
-    body TEXT,
-    event_type TEXT,
-    created_at INTEGER NOT NULL
-);
-CREATE INDEX inbound_requests_source ON inbound_requests (source_id, id);
-CREATE TABLE inbound_dedup (
-    key BLOB PRIMARY KEY,
-    msg_id TEXT NOT NULL,
-    created_at INTEGER NOT NULL
-);
-"#,
+    "<<inbound>>",
     // Inbound ordering: the last accepted sequence per (source, key), and held events.
-    r#"
-CREATE TABLE inbound_order (
-    source_id TEXT NOT NULL,
-    okey TEXT NOT NULL,
-    last INTEGER,
-    PRIMARY KEY (source_id, okey)
-);
-CREATE TABLE inbound_held (
-    request_id TEXT PRIMARY KEY,
-    source_id TEXT NOT NULL,
-    okey TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    app_id TEXT NOT NULL,
-    msg_id TEXT NOT NULL,
-    event_type TEXT NOT NULL,
-    payload TEXT,
-    headers TEXT,
-    ordering_key TEXT,
-    deadline INTEGER NOT NULL,
-    created_at INTEGER NOT NULL,
-    UNIQUE (source_id, okey, seq)
-);
-CREATE INDEX inbound_held_deadline ON inbound_held (deadline);
-"#,
+    "<<ordering>>",
     // `deliveries_queue` holds every waiting or leased delivery too, with `next_at`, so a
     // second index of them by `next_at` alone only cost a write on every publish, claim and
     // attempt (the queue summary scans `deliveries_queue` instead).
-    r#"
-DROP INDEX IF EXISTS deliveries_due;
-"#,
+    "<<drop_due>>",
     // Per-endpoint options (routing, transformation, transport, batching): one JSON document.
-    r#"
-ALTER TABLE endpoints ADD COLUMN options TEXT NOT NULL DEFAULT '{}';
-"#,
+    "<<options>>",
     // Polling endpoints (`url` `poll:`): never due, so no claim ever visits them (every write
     // of `due_at` goes through this trigger, whichever path makes it); their held deliveries
     // read in publish order by `deliveries_pull`; the tokens that may only poll one endpoint.
@@ -318,39 +227,19 @@ CREATE TRIGGER endpoints_poll_never_due AFTER UPDATE OF due_at ON endpoints
 BEGIN
     UPDATE endpoints SET due_at = NULL WHERE id = NEW.id;
 END;
-UPDATE endpoints SET due_at = NULL WHERE url = 'poll:';
-CREATE INDEX deliveries_pull ON deliveries (endpoint_id, id) WHERE status = 1;
-CREATE TABLE poll_tokens (
-    hash BLOB PRIMARY KEY,
-    id TEXT NOT NULL,
-    app_id TEXT NOT NULL,
-    endpoint_id TEXT NOT NULL,
-    created_at INTEGER NOT NULL
-);
+<<poll>>
 "#,
     // The console's message filter by delivery status: an application's deliveries in one
     // status, in message order (`ConsoleStore::list_messages_by_status`).
-    r#"
-CREATE INDEX deliveries_app_status ON deliveries (app_id, status, msg_id);
-"#,
+    "<<app_status>>",
     // Reconciliation sources: per polling source, its schedule, resume cursor, last outcome
     // and the lease of the node running it.
-    r#"
-CREATE TABLE source_poll (
-    source_id TEXT PRIMARY KEY,
-    app_id TEXT NOT NULL,
-    cursor TEXT,
-    next_at INTEGER NOT NULL,
-    last_success_at INTEGER,
-    last_error TEXT,
-    last_error_at INTEGER,
-    failures INTEGER NOT NULL DEFAULT 0,
-    lease_owner TEXT,
-    lease_until INTEGER
-);
-CREATE INDEX source_poll_due ON source_poll (next_at);
-"#,
+    "<<source_poll>>",
 ];
+
+/// [`MIGRATIONS`] as they run: the shared parts spelled in this dialect.
+static SCHEMA: std::sync::LazyLock<Vec<String>> =
+    std::sync::LazyLock::new(|| crate::schema::render(MIGRATIONS, &crate::schema::SQLITE));
 
 fn open_conn(path: &Path, read_only: bool) -> rusqlite::Result<Connection> {
     let flags = if read_only {
@@ -374,7 +263,7 @@ fn open_conn(path: &Path, read_only: bool) -> rusqlite::Result<Connection> {
 
 fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+    for (i, sql) in SCHEMA.iter().enumerate().skip(version as usize) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", (i + 1) as i64)?;
