@@ -178,6 +178,29 @@ CREATE INDEX source_poll_due ON source_poll (next_at);"#,
     ),
 ];
 
+/// A backend's migration list and its dialect, rendered once when first asked for.
+pub(crate) struct Migrations {
+    list: &'static [&'static str],
+    dialect: &'static Dialect,
+    rendered: std::sync::OnceLock<Vec<String>>,
+}
+
+impl Migrations {
+    pub(crate) const fn new(list: &'static [&'static str], dialect: &'static Dialect) -> Self {
+        Self {
+            list,
+            dialect,
+            rendered: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The migrations as they run, in order.
+    pub(crate) fn get(&self) -> &[String] {
+        self.rendered
+            .get_or_init(|| render(self.list, self.dialect))
+    }
+}
+
 /// `migrations` with every shared part they name spelled in `d`.
 pub(crate) fn render(migrations: &[&str], d: &Dialect) -> Vec<String> {
     let spell = |t: &str| {

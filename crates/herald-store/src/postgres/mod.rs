@@ -36,6 +36,7 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions, PgRow};
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
 
 use crate::internal::*;
+use crate::schema::Migrations;
 
 mod apps;
 mod attempts;
@@ -65,6 +66,9 @@ const POOL_SIZE: u32 = 16;
 const WAKE_CHANNEL: &str = "herald_due";
 /// Advisory lock key serialising migrations across nodes ("herald" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6865_7261_6c64;
+
+/// [`MIGRATIONS`] as they run: the shared parts spelled in this dialect.
+static SCHEMA: Migrations = Migrations::new(MIGRATIONS, &crate::schema::POSTGRES);
 
 /// The migrations in order, the shared parts of the schema named (`<<name>>`, see
 /// [`crate::schema`]); [`SCHEMA`] is what runs.
@@ -208,10 +212,6 @@ CREATE TRIGGER endpoints_poll_never_due BEFORE INSERT OR UPDATE OF due_at ON end
     "<<source_poll>>",
 ];
 
-/// [`MIGRATIONS`] as they run: the shared parts spelled in this dialect.
-static SCHEMA: std::sync::LazyLock<Vec<String>> =
-    std::sync::LazyLock::new(|| crate::schema::render(MIGRATIONS, &crate::schema::POSTGRES));
-
 /// SQLSTATE classes that mean "not now" rather than "never": connection problems (08),
 /// resources (53), shutdown or cancel (57), system errors (58), serialization failures and
 /// deadlocks (40), lock timeouts (55P03), internal errors (XX). The outage spool takes a write
@@ -297,13 +297,13 @@ async fn migrate(pool: &PgPool) -> Result<()> {
         .await
         .map_err(map_pg)?;
     let version = version.unwrap_or(0) as usize;
-    if version > SCHEMA.len() {
+    if version > SCHEMA.get().len() {
         return Err(StoreError::Unavailable(format!(
             "the database schema (version {version}) is newer than this Herald (knows {}); upgrade Herald",
-            SCHEMA.len()
+            SCHEMA.get().len()
         )));
     }
-    for (i, sql) in SCHEMA.iter().enumerate().skip(version) {
+    for (i, sql) in SCHEMA.get().iter().enumerate().skip(version) {
         // A plain string runs as a simple query, so one migration may hold many statements.
         // (Not `sqlx::raw_sql`: its future fails the higher-ranked `Send` check callers need.)
         sqlx::Executor::execute(&mut *tx, sql.as_str())

@@ -44,6 +44,7 @@ use rusqlite::types::Value as SqlValue;
 
 use crate::found;
 use crate::internal::*;
+use crate::schema::Migrations;
 use crate::NextState;
 
 /// Most jobs folded into one transaction.
@@ -98,6 +99,9 @@ fn map_sql(e: rusqlite::Error) -> StoreError {
     }
     StoreError::Unavailable(e.to_string())
 }
+
+/// [`MIGRATIONS`] as they run: the shared parts spelled in this dialect.
+static SCHEMA: Migrations = Migrations::new(MIGRATIONS, &crate::schema::SQLITE);
 
 /// The migrations in order, the shared parts of the schema named (`<<name>>`, see
 /// [`crate::schema`]); [`SCHEMA`] is what runs.
@@ -238,10 +242,6 @@ END;
     "<<source_poll>>",
 ];
 
-/// [`MIGRATIONS`] as they run: the shared parts spelled in this dialect.
-static SCHEMA: std::sync::LazyLock<Vec<String>> =
-    std::sync::LazyLock::new(|| crate::schema::render(MIGRATIONS, &crate::schema::SQLITE));
-
 fn open_conn(path: &Path, read_only: bool) -> rusqlite::Result<Connection> {
     let flags = if read_only {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
@@ -264,7 +264,7 @@ fn open_conn(path: &Path, read_only: bool) -> rusqlite::Result<Connection> {
 
 fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    for (i, sql) in SCHEMA.iter().enumerate().skip(version as usize) {
+    for (i, sql) in SCHEMA.get().iter().enumerate().skip(version as usize) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", (i + 1) as i64)?;
