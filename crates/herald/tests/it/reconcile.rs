@@ -326,21 +326,36 @@ async fn stripe_source(s: &TestServer, app: &str, p: &Provider) -> String {
     id_of(&src)
 }
 
+/// A server on `backend`, a provider paging `page` items, a receiver, and an application with
+/// one endpoint to that receiver: what most scenarios start from. `None`: PostgreSQL is not
+/// available here.
+struct Setup {
+    s: TestServer,
+    p: Provider,
+    rx: Receiver,
+    app: String,
+}
+
+async fn setup(backend: Backend, page: usize) -> Option<Setup> {
+    let s = server(backend).await?;
+    let p = Provider::start(page).await;
+    let rx = Receiver::start().await;
+    let app = s.client.create_app("recon").await;
+    s.client.endpoint_for(&app, &rx.url()).await;
+    Some(Setup { s, p, rx, app })
+}
+
 // ---- scenarios -------------------------------------------------------------------------------
 
 /// Events only in the provider's list are forwarded once each, across pages; polling again
 /// forwards nothing new; a late webhook of a polled event is a duplicate.
 async fn stripe_poll_forwards_missed_events_once(backend: Backend) {
-    let Some(s) = server(backend).await else {
+    let Some(Setup { s, p, rx, app }) = setup(backend, 2).await else {
         return;
     };
-    let p = Provider::start(2).await;
     for i in 1..=5 {
         p.stripe_event(&format!("evt_{i}"));
     }
-    let rx = Receiver::start().await;
-    let app = s.client.create_app("recon").await;
-    s.client.endpoint_for(&app, &rx.url()).await;
     let src = stripe_source(&s, &app, &p).await;
 
     let got = rx.wait_for(5).await;
@@ -398,13 +413,9 @@ both_backends!(
 
 /// A webhook that came first is not forwarded again when the list shows it later.
 async fn webhook_first_then_poll_forwards_once(backend: Backend) {
-    let Some(s) = server(backend).await else {
+    let Some(Setup { s, p, rx, app }) = setup(backend, 10).await else {
         return;
     };
-    let p = Provider::start(10).await;
-    let rx = Receiver::start().await;
-    let app = s.client.create_app("recon").await;
-    s.client.endpoint_for(&app, &rx.url()).await;
     let src = stripe_source(&s, &app, &p).await;
     eventually(WAIT, "the first (empty) poll", || async {
         status_of(&s, &app, &src).await["lastSuccessAt"]
@@ -437,13 +448,9 @@ both_backends!(
 /// GitHub hook deliveries: paged by `Link`, the payload fetched per delivery, deduplicated on
 /// `guid` = `X-GitHub-Delivery` against webhooks.
 async fn github_deliveries_reconcile(backend: Backend) {
-    let Some(s) = server(backend).await else {
+    let Some(Setup { s, p, rx, app }) = setup(backend, 2).await else {
         return;
     };
-    let p = Provider::start(2).await;
-    let rx = Receiver::start().await;
-    let app = s.client.create_app("recon").await;
-    s.client.endpoint_for(&app, &rx.url()).await;
     // Webhook first for delivery 1.
     let payload1 = p.github_delivery(1, "guid-1");
     let src = s
@@ -505,14 +512,10 @@ both_backends!(
 /// A failing provider is recorded on the source (error, failures) while webhooks go on; a
 /// later success clears the failure count.
 async fn provider_failures_are_recorded_not_blocking(backend: Backend) {
-    let Some(s) = server(backend).await else {
+    let Some(Setup { s, p, rx, app }) = setup(backend, 10).await else {
         return;
     };
-    let p = Provider::start(10).await;
     p.set_mode(Mode::Status500);
-    let rx = Receiver::start().await;
-    let app = s.client.create_app("recon").await;
-    s.client.endpoint_for(&app, &rx.url()).await;
     let src = stripe_source(&s, &app, &p).await;
     let st = eventually(WAIT, "a failed run", || async {
         let v = status_of(&s, &app, &src).await;
