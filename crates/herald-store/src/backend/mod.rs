@@ -59,7 +59,7 @@ impl Step {
     }
 }
 
-/// A read that may be answered from memory (see [`Backend::recall_app`]).
+/// A read that may be answered from memory (see [`Recall`]).
 pub(crate) type Reading<'a, T> = Pin<Box<dyn Future<Output = Result<Option<T>>> + Send + 'a>>;
 
 /// A manual resend of one message to one endpoint (`MessageStore::resend`).
