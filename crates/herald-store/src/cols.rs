@@ -1,4 +1,4 @@
-//! The column lists (and the delivery–message join) both backends read in the same order, and
+//! The column lists (and the delivery–message join) both backends read by the same names, and
 //! the tables the generic writes store records in with the `INSERT`/`UPDATE` statements made
 //! from them: one place, so a row mapper of either backend and the statements that feed it
 //! cannot drift apart. Lists whose spelling differs by dialect (aliases PostgreSQL needs,
@@ -39,6 +39,19 @@ pub(crate) const EP_READ: &str =
     throttle_rate, metadata, headers, retry_schedule, permanent_statuses, ordering, \
     max_concurrency, signature_scheme, secrets, paused_until, created_at, updated_at, options, \
     breaker";
+
+/// A message (`messages m`). The columns a delivery has too are aliased `m_…`, so that a
+/// delivery read with its message names each column once.
+pub(crate) const MSG_COLS: &str =
+    "m.id AS m_id, m.app_id AS m_app_id, m.event_id, m.event_type, m.payload, \
+    m.channels, m.created_at AS m_created_at, m.retention_ms, m.ordering_key AS m_ordering_key, \
+    m.headers AS m_headers";
+
+/// A delivery (`deliveries d`). The columns a message has too are aliased `d_…`.
+pub(crate) const DLV_COLS: &str =
+    "d.id AS d_id, d.msg_id AS d_msg_id, d.endpoint_id AS d_endpoint_id, \
+    d.app_id AS d_app_id, d.status AS d_status, d.attempts, d.failures, d.next_at, \
+    d.updated_at AS d_updated_at";
 
 /// The deliveries with their messages, as the delivery lists read them.
 pub(crate) const DLV_JOIN: &str = "deliveries d JOIN messages m ON m.id = d.msg_id";

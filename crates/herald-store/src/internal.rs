@@ -5,14 +5,11 @@
 pub(crate) use async_trait::async_trait;
 pub(crate) use herald_core::breaker::BreakerState;
 pub(crate) use herald_core::crypto::SecretBox;
-pub(crate) use herald_core::ids::{
-    AppId, AttemptId, EndpointId, InboundRequestId, MessageId, SourceId, TokenId,
-};
+pub(crate) use herald_core::ids::{AppId, EndpointId, MessageId, SourceId, TokenId};
 pub(crate) use herald_core::model::{
-    Application, Attempt, Delivery, DeliveryStatus, Endpoint, EventType, InboundRequest,
-    InboundStatus, Message, Ordering, Source, StoredSecret, TriggerType,
+    Application, Attempt, Endpoint, EventType, InboundRequest, Message, Ordering, Source,
+    StoredSecret,
 };
-pub(crate) use herald_core::signing::SignatureScheme;
 pub(crate) use herald_core::{now_millis, Millis};
 
 pub(crate) use crate::backend::{

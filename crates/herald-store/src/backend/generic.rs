@@ -12,7 +12,9 @@ use herald_core::model::{
 use herald_core::Millis;
 
 use super::{AppHooks, Backend, InboundHooks, MessageHooks, OpsHooks, Recover, Resend, Step};
-use crate::cols::{APP_COLS, ATT_COLS, DLV_JOIN, EP_READ, ET_COLS, INREQ_COLS, SRC_COLS};
+use crate::cols::{
+    APP_COLS, ATT_COLS, DLV_COLS, DLV_JOIN, EP_READ, ET_COLS, INREQ_COLS, MSG_COLS, SRC_COLS,
+};
 use crate::common::{self, purge_steps};
 use crate::console::{self as shared, AttemptRate, OpenBreaker};
 use crate::page::{self, Arg, Listing};
@@ -32,11 +34,11 @@ fn messages_of<B: Backend>(
 ) -> Listing {
     match status {
         None => {
-            let select = format!("SELECT {} FROM messages m", B::MSG_COLS);
+            let select = format!("SELECT {} FROM messages m", MSG_COLS);
             page::messages(select, app, filter, B::CHANNEL)
         }
         Some(s) => {
-            let select = format!("SELECT {} FROM {}", B::MSG_COLS, B::BY_STATUS);
+            let select = format!("SELECT {} FROM {}", MSG_COLS, B::BY_STATUS);
             shared::messages_by_status(select, app, s, filter, B::CHANNEL)
         }
     }
@@ -191,7 +193,7 @@ impl<B: Backend + MessageHooks> MessageStore for B {
     async fn get_message(&self, app: &AppId, id_or_event_id: &str) -> Result<Option<Message>> {
         let sql = format!(
             "SELECT {} FROM messages m WHERE m.app_id = $1 AND (m.id = $2 OR m.event_id = $2)",
-            B::MSG_COLS
+            MSG_COLS
         );
         self.fetch_opt(sql, texts(&app.0, id_or_event_id)).await
     }
@@ -216,7 +218,7 @@ impl<B: Backend + MessageHooks> MessageStore for B {
     async fn deliveries_of_message(&self, msg: &MessageId) -> Result<Vec<Delivery>> {
         let sql = format!(
             "SELECT {} FROM deliveries d WHERE d.msg_id = $1 ORDER BY d.endpoint_id",
-            B::DLV_COLS
+            DLV_COLS
         );
         self.fetch_all(sql, vec![Arg::text(&msg.0)]).await
     }
@@ -227,7 +229,7 @@ impl<B: Backend + MessageHooks> MessageStore for B {
         status: Option<i64>,
         q: &ListQuery,
     ) -> Result<Page<(Delivery, Message)>> {
-        let select = format!("SELECT {}, {} FROM {DLV_JOIN}", B::DLV_COLS, B::MSG_COLS);
+        let select = format!("SELECT {}, {} FROM {DLV_JOIN}", DLV_COLS, MSG_COLS);
         self.fetch_page(page::deliveries(select, ep, status), q)
             .await
     }

@@ -28,9 +28,12 @@ use crate::{
     Result, SpoolHealth, TokenRecord, WriteFailure,
 };
 
+mod cells;
 mod generic;
 mod records;
+pub(crate) mod rows;
 
+pub use cells::Cells;
 pub(crate) use records::Record;
 
 /// One statement of a write: `$n` marks, the arguments they take, and whether it must change a
@@ -93,10 +96,6 @@ pub trait Backend: Recall + Send + Sync + 'static {
     const CHANNEL: &'static str;
     /// What the messages-by-status listing reads: `deliveries d` joined to `messages m`.
     const BY_STATUS: &'static str;
-    /// A message's columns (of `messages m`), as this backend's mapper reads them.
-    const MSG_COLS: &'static str;
-    /// A delivery's columns (of `deliveries d`), as this backend's mapper reads them.
-    const DLV_COLS: &'static str;
 
     /// The key secrets are sealed with (`None`: stored as given, for tests).
     fn key(&self) -> Option<&SecretBox>;

@@ -35,8 +35,6 @@ async fn step<'c>(s: Step, on: impl sqlx::PgExecutor<'c> + 'c) -> Result<u64> {
 impl Backend for PostgresStore {
     const CHANNEL: &'static str = "m.channels::jsonb @> jsonb_build_array(?::text)";
     const BY_STATUS: &'static str = "deliveries d JOIN messages m ON m.id = d.msg_id";
-    const MSG_COLS: &'static str = MSG_COLS;
-    const DLV_COLS: &'static str = DLV_COLS;
 
     fn key(&self) -> Option<&SecretBox> {
         self.secrets.as_deref()
@@ -58,15 +56,15 @@ impl Backend for PostgresStore {
     }
 
     async fn fetch_opt<T: Record>(&self, sql: String, args: Vec<Arg>) -> Result<Option<T>> {
-        bound(&sql, args).row(&self.pool, T::POSTGRES).await
+        bound(&sql, args).row(&self.pool, record::<T>).await
     }
 
     async fn fetch_all<T: Record>(&self, sql: String, args: Vec<Arg>) -> Result<Vec<T>> {
-        bound(&sql, args).rows(&self.pool, T::POSTGRES).await
+        bound(&sql, args).rows(&self.pool, record::<T>).await
     }
 
     async fn fetch_page<T: Record>(&self, l: Listing, q: &ListQuery) -> Result<Page<T>> {
-        query_page(&self.pool, l, q, T::POSTGRES).await
+        query_page(&self.pool, l, q, record::<T>).await
     }
 }
 

@@ -71,15 +71,6 @@ async fn read_page(c: &mut PgConnection, req: &PollRequest) -> Result<PollPage> 
     })
 }
 
-fn poll_token_row(r: &PgRow) -> Result<PollToken> {
-    Ok(PollToken {
-        id: TokenId(get(r, "id")?),
-        app_id: AppId(get(r, "app_id")?),
-        endpoint_id: EndpointId(get(r, "endpoint_id")?),
-        created_at: get(r, "created_at")?,
-    })
-}
-
 #[async_trait]
 impl PullStore for PostgresStore {
     async fn poll_page(&self, req: PollRequest) -> Result<PollPage> {

@@ -7,19 +7,6 @@
 use super::*;
 use crate::reconcile::{clip, PollClaim, PollFinish, PollState, ReconcileStore, POLL_COLS};
 
-fn poll_row(r: &PgRow) -> Result<PollState> {
-    Ok(PollState {
-        source_id: SourceId(get(r, "source_id")?),
-        app_id: AppId(get(r, "app_id")?),
-        cursor: get(r, "cursor")?,
-        next_at: get(r, "next_at")?,
-        last_success_at: get(r, "last_success_at")?,
-        last_error: get(r, "last_error")?,
-        last_error_at: get(r, "last_error_at")?,
-        failures: get::<i64>(r, "failures")?.clamp(0, u32::MAX as i64) as u32,
-    })
-}
-
 #[async_trait]
 impl ReconcileStore for PostgresStore {
     async fn schedule_poll(&self, s: &SourceId, a: &AppId, at: Option<Millis>) -> Result<()> {

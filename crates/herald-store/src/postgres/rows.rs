@@ -1,16 +1,20 @@
-//! Row mapping: the column lists of this dialect (those both backends spell alike are in
-//! `crate::cols`) and the functions that turn a row into a domain value (and back into
-//! parameters). Queries live in the role files; this module must not run any.
+//! Row mapping on PostgreSQL: the [`Cells`] the shared mappers (`crate::backend::rows`) read
+//! a `PgRow` through, and the parameters of an endpoint. Queries live in the role files; this
+//! module must not run any.
+
+use serde::de::DeserializeOwned;
 
 use super::*;
+pub(crate) use crate::backend::rows::*;
+use crate::backend::Cells;
 
 pub(super) use crate::common::{json, json_opt};
 
-pub(crate) fn parse<T: serde::de::DeserializeOwned>(s: &str) -> Result<T> {
+pub(crate) fn parse<T: DeserializeOwned>(s: &str) -> Result<T> {
     serde_json::from_str(s).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-pub(crate) fn parse_opt<T: serde::de::DeserializeOwned>(s: Option<String>) -> Result<Option<T>> {
+pub(crate) fn parse_opt<T: DeserializeOwned>(s: Option<String>) -> Result<Option<T>> {
     s.map(|s| parse(&s)).transpose()
 }
 
@@ -21,84 +25,8 @@ pub(crate) fn get<'r, T: sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>>(
     r.try_get(col).map_err(map_pg)
 }
 
-pub(crate) fn get_u32(r: &PgRow, col: &str) -> Result<u32> {
-    Ok(get::<i64>(r, col)?.clamp(0, u32::MAX as i64) as u32)
-}
-
-pub(crate) fn get_u32_opt(r: &PgRow, col: &str) -> Result<Option<u32>> {
-    Ok(get::<Option<i64>>(r, col)?.map(|v| v.clamp(0, u32::MAX as i64) as u32))
-}
-
-pub(crate) fn app_row(r: &PgRow) -> Result<Application> {
-    Ok(Application {
-        id: AppId(get(r, "id")?),
-        uid: get(r, "uid")?,
-        name: get(r, "name")?,
-        throttle_rate: get_u32_opt(r, "throttle_rate")?,
-        metadata: parse(&get::<String>(r, "metadata")?)?,
-        created_at: get(r, "created_at")?,
-        updated_at: get(r, "updated_at")?,
-    })
-}
-
 /// An endpoint's columns as read back (see [`EP_READ`]).
 pub(super) const EP_COLS: &str = EP_READ;
-
-/// A publish's fan-out target (see [`common::Target`] for the columns).
-pub(crate) fn target_row(r: &PgRow) -> Result<common::Target> {
-    Ok(common::Target {
-        id: get(r, "id")?,
-        event_types: parse_opt(get(r, "event_types")?)?,
-        channels: parse_opt(get(r, "channels")?)?,
-        fifo: get::<String>(r, "ordering")? == "fifo",
-        paused_until: get(r, "paused_until")?,
-        filter: get(r, "filter")?,
-    })
-}
-
-pub(crate) fn held_row(r: &PgRow) -> Result<common::HeldEvent> {
-    Ok(common::HeldEvent {
-        app_id: get(r, "app_id")?,
-        msg_id: get(r, "msg_id")?,
-        event_type: get(r, "event_type")?,
-        payload: get(r, "payload")?,
-        headers: parse_opt(get(r, "headers")?)?,
-        ordering_key: get(r, "ordering_key")?,
-    })
-}
-
-pub(crate) fn ep_row(r: &PgRow) -> Result<Endpoint> {
-    let ordering: String = get(r, "ordering")?;
-    let scheme: String = get(r, "signature_scheme")?;
-    Ok(Endpoint {
-        id: EndpointId(get(r, "id")?),
-        app_id: AppId(get(r, "app_id")?),
-        uid: get(r, "uid")?,
-        url: get(r, "url")?,
-        description: get(r, "description")?,
-        disabled: get(r, "disabled")?,
-        event_types: parse_opt(get(r, "event_types")?)?,
-        channels: parse_opt(get(r, "channels")?)?,
-        throttle_rate: get_u32_opt(r, "throttle_rate")?,
-        metadata: parse(&get::<String>(r, "metadata")?)?,
-        headers: parse(&get::<String>(r, "headers")?)?,
-        retry_schedule: parse_opt(get(r, "retry_schedule")?)?,
-        permanent_statuses: parse(&get::<String>(r, "permanent_statuses")?)?,
-        ordering: if ordering == "fifo" {
-            Ordering::Fifo
-        } else {
-            Ordering::None
-        },
-        max_concurrency: get_u32_opt(r, "max_concurrency")?,
-        signature_scheme: SignatureScheme::parse(&scheme).unwrap_or_default(),
-        secrets: parse::<Vec<StoredSecret>>(&get::<String>(r, "secrets")?)?,
-        paused_until: get(r, "paused_until")?,
-        created_at: get(r, "created_at")?,
-        updated_at: get(r, "updated_at")?,
-        options: parse(&get::<String>(r, "options")?)?,
-        breaker: BreakerState::from_i64(get(r, "breaker")?),
-    })
-}
 
 pub(crate) fn ordering_str(o: Ordering) -> &'static str {
     match o {
@@ -135,129 +63,6 @@ pub(crate) fn bind_ep<'q>(
         .bind(json(&ep.options))
 }
 
-pub(crate) fn et_row(r: &PgRow) -> Result<EventType> {
-    Ok(EventType {
-        name: get(r, "name")?,
-        description: get(r, "description")?,
-        archived: get(r, "archived")?,
-        deprecated: get(r, "deprecated")?,
-        schemas: parse_opt(get(r, "schemas")?)?,
-        created_at: get(r, "created_at")?,
-        updated_at: get(r, "updated_at")?,
-    })
-}
-
-pub(super) const MSG_COLS: &str =
-    "m.id AS m_id, m.app_id AS m_app_id, m.event_id, m.event_type, m.payload, \
-    m.channels, m.created_at AS m_created_at, m.retention_ms, m.ordering_key AS m_ordering_key, \
-    m.headers AS m_headers";
-
-pub(crate) fn msg_row(r: &PgRow) -> Result<Message> {
-    Ok(Message {
-        id: MessageId(get(r, "m_id")?),
-        app_id: AppId(get(r, "m_app_id")?),
-        event_id: get(r, "event_id")?,
-        event_type: get(r, "event_type")?,
-        payload: get(r, "payload")?,
-        channels: parse_opt(get(r, "channels")?)?,
-        created_at: get(r, "m_created_at")?,
-        retention_ms: get(r, "retention_ms")?,
-        ordering_key: get(r, "m_ordering_key")?,
-        headers: parse_opt(get(r, "m_headers")?)?,
-    })
-}
-
-pub(super) const DLV_COLS: &str =
-    "d.id AS d_id, d.msg_id AS d_msg_id, d.endpoint_id AS d_endpoint_id, \
-    d.app_id AS d_app_id, d.status AS d_status, d.attempts, d.failures, d.next_at, \
-    d.updated_at AS d_updated_at";
-
-pub(crate) fn dlv_row(r: &PgRow) -> Result<Delivery> {
-    let status = DeliveryStatus::from_i64(get(r, "d_status")?);
-    let next: Option<i64> = get(r, "next_at")?;
-    Ok(Delivery {
-        id: get(r, "d_id")?,
-        msg_id: MessageId(get(r, "d_msg_id")?),
-        endpoint_id: EndpointId(get(r, "d_endpoint_id")?),
-        app_id: AppId(get(r, "d_app_id")?),
-        status,
-        attempts: get_u32(r, "attempts")?,
-        failures: get_u32(r, "failures")?,
-        next_attempt_at: match status {
-            DeliveryStatus::Pending | DeliveryStatus::Sending => next,
-            _ => None,
-        },
-        updated_at: get(r, "d_updated_at")?,
-    })
-}
-
-pub(crate) fn att_row(r: &PgRow) -> Result<Attempt> {
-    Ok(Attempt {
-        id: AttemptId(get(r, "id")?),
-        msg_id: MessageId(get(r, "msg_id")?),
-        endpoint_id: EndpointId(get(r, "endpoint_id")?),
-        app_id: AppId(get(r, "app_id")?),
-        delivery_id: get(r, "delivery_id")?,
-        url: get(r, "url")?,
-        response: get(r, "response")?,
-        response_status_code: get::<i64>(r, "status_code")?.clamp(0, u16::MAX as i64) as u16,
-        response_duration_ms: get(r, "duration_ms")?,
-        status: DeliveryStatus::from_i64(get(r, "status")?),
-        trigger_type: if get::<i64>(r, "trigger_type")? == 1 {
-            TriggerType::Manual
-        } else {
-            TriggerType::Scheduled
-        },
-        error: get(r, "error")?,
-        created_at: get(r, "created_at")?,
-    })
-}
-
-pub(crate) fn src_row(r: &PgRow) -> Result<Source> {
-    let id: String = get(r, "id")?;
-    let (verification, options) = common::source_config(
-        &id,
-        &get::<String>(r, "verification")?,
-        &get::<String>(r, "options")?,
-    )?;
-    Ok(Source {
-        id: SourceId(id),
-        app_id: AppId(get(r, "app_id")?),
-        uid: get(r, "uid")?,
-        name: get(r, "name")?,
-        verification,
-        secrets: parse(&get::<String>(r, "secrets")?)?,
-        options,
-        created_at: get(r, "created_at")?,
-        updated_at: get(r, "updated_at")?,
-    })
-}
-
-pub(crate) fn inreq_row(r: &PgRow) -> Result<InboundRequest> {
-    let status: String = get(r, "status")?;
-    Ok(InboundRequest {
-        id: InboundRequestId(get(r, "id")?),
-        source_id: SourceId(get(r, "source_id")?),
-        app_id: AppId(get(r, "app_id")?),
-        status: InboundStatus::parse(&status).unwrap_or(InboundStatus::Rejected),
-        reason: get(r, "reason")?,
-        msg_id: get::<Option<String>>(r, "msg_id")?.map(MessageId),
-        headers: parse(&get::<String>(r, "headers")?)?,
-        body: get(r, "body")?,
-        event_type: get(r, "event_type")?,
-        created_at: get(r, "created_at")?,
-    })
-}
-
-pub(crate) fn token_row(r: &PgRow) -> Result<TokenRecord> {
-    Ok(TokenRecord {
-        id: TokenId(get(r, "id")?),
-        name: get(r, "name")?,
-        app_id: get::<Option<String>>(r, "app_id")?.map(AppId),
-        created_at: get(r, "created_at")?,
-    })
-}
-
 /// A statement with parameters, as the bind helpers take and return it.
 pub(super) type PgQuery<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>;
 
@@ -269,20 +74,96 @@ pub(crate) fn at<'r, T: sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>>(
     r.try_get(i).map_err(map_pg)
 }
 
-pub(crate) fn idempotent_row(r: &PgRow) -> Result<crate::IdempotentResponse> {
-    Ok(crate::IdempotentResponse {
-        status: get::<i64>(r, "status")? as u16,
-        body: get(r, "body")?,
-    })
+/// Clamps a `BIGINT` count into `u32`.
+fn u32_of(v: i64) -> u32 {
+    v.clamp(0, u32::MAX as i64) as u32
 }
 
-/// An endpoint whose breaker is not closed (`app_id, id, url, breaker, breaker_until`).
-pub(crate) fn breaker_row(r: &PgRow) -> Result<crate::OpenBreaker> {
-    Ok(crate::OpenBreaker {
-        app_id: AppId(at(r, 0)?),
-        endpoint_id: EndpointId(at(r, 1)?),
-        url: at(r, 2)?,
-        state: BreakerState::from_i64(at(r, 3)?),
-        until: at(r, 4)?,
-    })
+/// A row read by column name with sqlx's conversions; errors are [`map_pg`]'s, and a JSON cell
+/// that does not decode is [`StoreError::Corrupt`] ([`parse`]). PostgreSQL keeps unsigned
+/// numbers in `BIGINT`s, clamped into range when read.
+impl Cells for PgRow {
+    type Error = StoreError;
+
+    fn text(&self, col: &str) -> Result<String> {
+        get(self, col)
+    }
+
+    fn text_opt(&self, col: &str) -> Result<Option<String>> {
+        get(self, col)
+    }
+
+    fn with_text<R>(&self, col: &str, f: impl FnOnce(&str) -> R) -> Result<R> {
+        get::<&str>(self, col).map(f)
+    }
+
+    fn text_is(&self, col: &str, value: &str) -> Result<bool> {
+        Ok(get::<&str>(self, col)? == value)
+    }
+
+    fn int(&self, col: &str) -> Result<i64> {
+        get(self, col)
+    }
+
+    fn int_opt(&self, col: &str) -> Result<Option<i64>> {
+        get(self, col)
+    }
+
+    fn int_at(&self, i: usize) -> Result<i64> {
+        at(self, i)
+    }
+
+    fn int_opt_at(&self, i: usize) -> Result<Option<i64>> {
+        at(self, i)
+    }
+
+    fn flag(&self, col: &str) -> Result<bool> {
+        get(self, col)
+    }
+
+    fn real(&self, col: &str) -> Result<f64> {
+        get(self, col)
+    }
+
+    fn bytes(&self, col: &str) -> Result<Vec<u8>> {
+        get(self, col)
+    }
+
+    fn count(&self, col: &str) -> Result<u32> {
+        get(self, col).map(u32_of)
+    }
+
+    fn count_opt(&self, col: &str) -> Result<Option<u32>> {
+        Ok(get::<Option<i64>>(self, col)?.map(u32_of))
+    }
+
+    fn u16(&self, col: &str) -> Result<u16> {
+        Ok(get::<i64>(self, col)?.clamp(0, u16::MAX as i64) as u16)
+    }
+
+    fn u16_wrapping(&self, col: &str) -> Result<u16> {
+        Ok(get::<i64>(self, col)? as u16)
+    }
+
+    fn json<T: DeserializeOwned>(&self, col: &str) -> Result<T> {
+        parse(&get::<String>(self, col)?)
+    }
+
+    fn json_opt<T: DeserializeOwned>(&self, col: &str) -> Result<Option<T>> {
+        parse_opt(get(self, col)?)
+    }
+
+    fn join<A, B>(
+        &self,
+        record: Result<A>,
+        rest: impl FnOnce() -> Result<B>,
+    ) -> Result<Result<(A, B)>> {
+        let record = record?;
+        Ok(Ok((record, rest()?)))
+    }
+}
+
+/// The [`Record`] of row `r`.
+pub(crate) fn record<T: Record>(r: &PgRow) -> Result<T> {
+    T::read(r)?
 }

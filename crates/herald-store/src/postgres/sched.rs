@@ -9,61 +9,19 @@
 //! endpoint row first with [`lock`]. The decisions both backends make alike live in
 //! `crate::sched`.
 
-use herald_core::breaker::{Breaker, BreakerState};
-use herald_core::ids::{AppId, EndpointId, MessageId};
-use herald_core::model::DEFAULT_MAX_CONCURRENCY;
+use herald_core::breaker::Breaker;
 use herald_core::throttle::Bucket;
 use herald_core::Millis;
-use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
-use super::{map_pg, Run};
+use super::{claimed_row, map_pg, sched_row, Run};
 use crate::common;
-use crate::sched::{fifo_waits, per_request, FairRound, Gate, Sched, Turn, SCAN, SCHED_COLS};
+use crate::sched::{fifo_waits, FairRound, Gate, Sched, Turn, SCAN, SCHED_COLS};
 use crate::status::*;
 use crate::{Claim, ClaimBatch, Claimed, Result};
 
 fn u32_of(v: i64) -> u32 {
     v.clamp(0, u32::MAX as i64) as u32
-}
-
-fn sched_row(r: &PgRow) -> Result<Sched> {
-    let g = |c: &str| r.try_get::<i64, _>(c).map_err(map_pg);
-    Ok(Sched {
-        id: r.try_get("id").map_err(map_pg)?,
-        app_id: r.try_get("app_id").map_err(map_pg)?,
-        disabled: r.try_get("disabled").map_err(map_pg)?,
-        paused_until: r.try_get("paused_until").map_err(map_pg)?,
-        cap: r
-            .try_get::<Option<i64>, _>("max_concurrency")
-            .map_err(map_pg)?
-            .map_or(DEFAULT_MAX_CONCURRENCY, u32_of)
-            .max(1)
-            .saturating_mul(per_request(
-                &r.try_get::<String, _>("options").map_err(map_pg)?,
-            )),
-        rate: r
-            .try_get::<Option<i64>, _>("throttle_rate")
-            .map_err(map_pg)?
-            .map(u32_of)
-            .filter(|r| *r > 0),
-        fifo: r.try_get::<String, _>("ordering").map_err(map_pg)? == "fifo",
-        breaker: Breaker {
-            state: BreakerState::from_i64(g("breaker")?),
-            open_until: g("breaker_until")?,
-            cooldown_ms: g("breaker_cooldown")?,
-            consecutive_failures: u32_of(g("consec_failures")?),
-            window_start: g("win_start")?,
-            window_total: u32_of(g("win_total")?),
-            window_failed: u32_of(g("win_failed")?),
-            prev_total: u32_of(g("prev_total")?),
-            prev_failed: u32_of(g("prev_failed")?),
-        },
-        bucket: Bucket {
-            tokens: r.try_get("tb_tokens").map_err(map_pg)?,
-            at: g("tb_at")?,
-        },
-    })
 }
 
 /// Locks the endpoint row for the rest of the transaction (waits for a claim holding it).
@@ -265,20 +223,7 @@ async fn lease(c: &mut PgConnection, ids: &[i64], claim: &Claim) -> Result<Vec<C
     .fetch_all(c)
     .await
     .map_err(map_pg)?;
-    let mut out: Vec<Claimed> = rows
-        .iter()
-        .map(|r| {
-            Ok(Claimed {
-                delivery_id: r.try_get("id").map_err(map_pg)?,
-                msg_id: MessageId(r.try_get("msg_id").map_err(map_pg)?),
-                endpoint_id: EndpointId(r.try_get("endpoint_id").map_err(map_pg)?),
-                app_id: AppId(r.try_get("app_id").map_err(map_pg)?),
-                attempts: u32_of(r.try_get("attempts").map_err(map_pg)?),
-                failures: u32_of(r.try_get("failures").map_err(map_pg)?),
-                manual: r.try_get("manual").map_err(map_pg)?,
-            })
-        })
-        .collect::<Result<_>>()?;
+    let mut out: Vec<Claimed> = rows.iter().map(claimed_row).collect::<Result<_>>()?;
     // Keep the queue's order (RETURNING does not promise one).
     out.sort_by_key(|cl| ids.iter().position(|i| *i == cl.delivery_id));
     Ok(out)

@@ -15,7 +15,7 @@ pub(super) fn endpoint_by(
         conn,
         &format!("SELECT {EP_READ} FROM endpoints WHERE app_id = ?1 AND (id = ?2 OR uid = ?2)"),
         params![app, id_or_uid],
-        ep_row,
+        |r| cells(r, ep_row),
     )
 }
 

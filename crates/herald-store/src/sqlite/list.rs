@@ -43,8 +43,6 @@ impl Backend for SqliteStore {
     // The planner would otherwise walk every delivery of the status across applications.
     const BY_STATUS: &'static str =
         "deliveries d INDEXED BY deliveries_app_status JOIN messages m ON m.id = d.msg_id";
-    const MSG_COLS: &'static str = MSG_COLS;
-    const DLV_COLS: &'static str = DLV_COLS;
 
     fn key(&self) -> Option<&SecretBox> {
         self.inner.secrets.as_ref()
@@ -67,20 +65,20 @@ impl Backend for SqliteStore {
 
     async fn fetch_opt<T: Record>(&self, sql: String, args: Vec<Arg>) -> Result<Option<T>> {
         let sql = marks(&sql);
-        self.read(move |c| row_opt(c, &sql, values(args), T::SQLITE)?.transpose())
+        self.read(move |c| row_opt(c, &sql, values(args), record::<T>)?.transpose())
             .await
     }
 
     async fn fetch_point<T: Record>(&self, sql: String, args: Vec<Arg>) -> Result<Option<T>> {
         let sql = marks(&sql);
-        self.read_point(|c| row_opt(c, &sql, values(args), T::SQLITE)?.transpose())
+        self.read_point(|c| row_opt(c, &sql, values(args), record::<T>)?.transpose())
     }
 
     async fn fetch_all<T: Record>(&self, sql: String, args: Vec<Arg>) -> Result<Vec<T>> {
         let sql = marks(&sql);
         self.read(move |c| {
             let mut stmt = c.prepare_cached(&sql).map_err(map_sql)?;
-            let rows = stmt.query_map(values(args), T::SQLITE).map_err(map_sql)?;
+            let rows = stmt.query_map(values(args), record::<T>).map_err(map_sql)?;
             let rows = rows.collect::<rusqlite::Result<Vec<_>>>();
             rows.map_err(map_sql)?.into_iter().collect()
         })
@@ -89,7 +87,9 @@ impl Backend for SqliteStore {
 
     async fn fetch_page<T: Record>(&self, l: Listing, q: &ListQuery) -> Result<Page<T>> {
         let q = q.clone();
-        let page = self.read(move |c| query_page(c, l, &q, T::SQLITE)).await?;
+        let page = self
+            .read(move |c| query_page(c, l, &q, record::<T>))
+            .await?;
         page.try_map(|r| r)
     }
 }

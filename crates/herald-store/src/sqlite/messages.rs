@@ -35,21 +35,12 @@ pub(super) fn publish_in(
     let mut stmt = c
         .prepare_cached(
             "SELECT id, event_types, channels, ordering, paused_until, \
-             json_extract(options, '$.filter') FROM endpoints \
+             json_extract(options, '$.filter') AS filter FROM endpoints \
              WHERE app_id = ?1 AND disabled = 0",
         )
         .map_err(map_sql)?;
     let targets = stmt
-        .query_map([&msg.app_id.0], |r| {
-            Ok(common::Target {
-                id: r.get(0)?,
-                event_types: parse_opt(r.get(1)?)?,
-                channels: parse_opt(r.get(2)?)?,
-                fifo: r.get_ref(3)?.as_str().is_ok_and(|o| o == "fifo"),
-                paused_until: r.get(4)?,
-                filter: r.get(5)?,
-            })
-        })
+        .query_map([&msg.app_id.0], |r| cells(r, target_row))
         .map_err(map_sql)?
         .collect::<rusqlite::Result<Vec<_>>>()
         .map_err(map_sql)?;

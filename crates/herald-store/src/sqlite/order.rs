@@ -9,7 +9,7 @@ use herald_core::model::{InboundRequest, Message};
 use herald_core::Millis;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{exec, held_row, json_opt, map_sql, publish_in};
+use super::{cells, exec, held_row, json_opt, map_sql, publish_in};
 use crate::common::{self, OrderKey, HELD_COLS};
 use crate::{OrderCheck, Result};
 
@@ -109,7 +109,7 @@ pub(super) fn release_key(
         let sql = format!("SELECT {HELD_COLS} FROM inbound_held WHERE request_id = ?1");
         let held = c
             .prepare_cached(&sql)
-            .and_then(|mut s| s.query_row([req], held_row))
+            .and_then(|mut s| s.query_row([req], |r| cells(r, held_row)))
             .map_err(map_sql)?;
         publish_in(c, held.into_message(k.source, now), None)?;
         exec(

@@ -76,15 +76,6 @@ fn read_page(c: &Connection, req: &PollRequest) -> Result<PollPage> {
     })
 }
 
-fn poll_token_row(r: &Row) -> rusqlite::Result<PollToken> {
-    Ok(PollToken {
-        id: TokenId(r.get(0)?),
-        app_id: AppId(r.get(1)?),
-        endpoint_id: EndpointId(r.get(2)?),
-        created_at: r.get(3)?,
-    })
-}
-
 #[async_trait]
 impl PullStore for SqliteStore {
     async fn poll_page(&self, req: PollRequest) -> Result<PollPage> {
@@ -118,7 +109,7 @@ impl PullStore for SqliteStore {
 
     async fn find_poll_token(&self, hash: [u8; 32]) -> Result<Option<PollToken>> {
         let sql = "SELECT id, app_id, endpoint_id, created_at FROM poll_tokens WHERE hash = ?1";
-        self.read_point(|c| row_opt(c, sql, [hash.as_slice()], poll_token_row))
+        self.read_point(|c| row_opt(c, sql, [hash.as_slice()], |r| cells(r, poll_token_row)))
     }
 
     async fn list_poll_tokens(
@@ -132,7 +123,7 @@ impl PullStore for SqliteStore {
                        WHERE endpoint_id = ?1 ORDER BY created_at, id LIMIT ?2";
             c.prepare_cached(sql)
                 .and_then(|mut s| {
-                    s.query_map(params![ep, limit as i64], poll_token_row)?
+                    s.query_map(params![ep, limit as i64], |r| cells(r, poll_token_row))?
                         .collect::<rusqlite::Result<Vec<_>>>()
                 })
                 .map_err(map_sql)

@@ -58,9 +58,9 @@ impl QueueStore for SqliteStore {
         let (msgs, eps) = self
             .read(move |c| {
                 let sql = format!("SELECT {MSG_COLS} FROM messages m WHERE m.id IN");
-                let msgs = rows_in(c, &sql, &msgs, |r| msg_row_at(r, 0))?;
+                let msgs = rows_in(c, &sql, &msgs, |r| cells(r, msg_row))?;
                 let sql = format!("SELECT {EP_READ} FROM endpoints WHERE id IN");
-                Ok((msgs, rows_in(c, &sql, &eps, ep_row)?))
+                Ok((msgs, rows_in(c, &sql, &eps, |r| cells(r, ep_row))?))
             })
             .await?;
         let msgs = msgs.into_iter().map(|m| (m.id.clone(), m)).collect();

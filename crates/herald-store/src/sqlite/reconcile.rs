@@ -6,19 +6,6 @@
 use super::*;
 use crate::reconcile::{clip, PollClaim, PollFinish, PollState, ReconcileStore, POLL_COLS};
 
-fn poll_row(r: &Row) -> rusqlite::Result<PollState> {
-    Ok(PollState {
-        source_id: SourceId(r.get(0)?),
-        app_id: AppId(r.get(1)?),
-        cursor: r.get(2)?,
-        next_at: r.get(3)?,
-        last_success_at: r.get(4)?,
-        last_error: r.get(5)?,
-        last_error_at: r.get(6)?,
-        failures: r.get::<_, i64>(7)?.clamp(0, u32::MAX as i64) as u32,
-    })
-}
-
 #[async_trait]
 impl ReconcileStore for SqliteStore {
     async fn schedule_poll(&self, s: &SourceId, a: &AppId, at: Option<Millis>) -> Result<()> {
@@ -49,7 +36,7 @@ impl ReconcileStore for SqliteStore {
             .and_then(|mut s| {
                 s.query_map(
                     params![claim.owner, claim.now, claim.lease_ms, claim.limit as i64],
-                    poll_row,
+                    |r| cells(r, poll_row),
                 )?
                 .collect::<rusqlite::Result<Vec<_>>>()
             })
@@ -93,7 +80,7 @@ impl ReconcileStore for SqliteStore {
 
     async fn poll_state(&self, source: &SourceId) -> Result<Option<PollState>> {
         let sql = format!("SELECT {POLL_COLS} FROM source_poll WHERE source_id = ?1");
-        self.read_point(|c| row_opt(c, &sql, [&source.0], poll_row))
+        self.read_point(|c| row_opt(c, &sql, [&source.0], |r| cells(r, poll_row)))
     }
 
     async fn dedup_seen(&self, key: [u8; 32], since: Millis) -> Result<bool> {

@@ -16,52 +16,20 @@
 //! `crate::sched`; this module only loads and stores their state.
 
 use herald_core::breaker::{Breaker, BreakerState};
-use herald_core::model::DEFAULT_MAX_CONCURRENCY;
 use herald_core::throttle::Bucket;
 use herald_core::Millis;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{claimed_row, exec, map_sql, row_opt};
+use super::{cells, claimed_row, exec, map_sql, row_opt, sched_row};
 use crate::common;
-use crate::sched::{fifo_waits, per_request, FairRound, Gate, Sched, Turn, SCAN, SCHED_COLS};
+use crate::sched::{fifo_waits, FairRound, Gate, Sched, Turn, SCAN, SCHED_COLS};
 use crate::status::*;
 use crate::{Claim, ClaimBatch, Claimed, Result};
-
-fn sched_row(r: &rusqlite::Row) -> rusqlite::Result<Sched> {
-    Ok(Sched {
-        id: r.get(0)?,
-        app_id: r.get(1)?,
-        disabled: r.get(2)?,
-        paused_until: r.get(3)?,
-        cap: r
-            .get::<_, Option<u32>>(4)?
-            .unwrap_or(DEFAULT_MAX_CONCURRENCY)
-            .max(1)
-            .saturating_mul(per_request(r.get_ref(18)?.as_str()?)),
-        rate: r.get::<_, Option<u32>>(5)?.filter(|r| *r > 0),
-        fifo: r.get::<_, String>(6)? == "fifo",
-        breaker: Breaker {
-            state: BreakerState::from_i64(r.get(7)?),
-            open_until: r.get(8)?,
-            cooldown_ms: r.get(9)?,
-            consecutive_failures: r.get(10)?,
-            window_start: r.get(11)?,
-            window_total: r.get(12)?,
-            window_failed: r.get(13)?,
-            prev_total: r.get(14)?,
-            prev_failed: r.get(15)?,
-        },
-        bucket: Bucket {
-            tokens: r.get(16)?,
-            at: r.get(17)?,
-        },
-    })
-}
 
 pub(super) fn load(c: &Connection, ep: &str) -> Result<Option<Sched>> {
     c.prepare_cached(&format!("SELECT {SCHED_COLS} FROM endpoints WHERE id = ?1"))
         .map_err(map_sql)?
-        .query_row([ep], sched_row)
+        .query_row([ep], |r| cells(r, sched_row))
         .optional()
         .map_err(map_sql)
 }
@@ -262,12 +230,9 @@ fn lease(c: &Connection, id: i64, claim: &Claim) -> Result<Option<Claimed>> {
          WHERE id = ?1 RETURNING id, msg_id, endpoint_id, app_id, attempts, failures, manual"
     );
     let until = claim.now + claim.lease_ms;
-    row_opt(
-        c,
-        &sql,
-        params![id, until, claim.owner, claim.now],
-        claimed_row,
-    )
+    row_opt(c, &sql, params![id, until, claim.owner, claim.now], |r| {
+        cells(r, claimed_row)
+    })
 }
 
 /// Ends the waiting deliveries of a disabled endpoint `failed` (recoverable), never dropping
@@ -290,7 +255,7 @@ pub(super) fn claim(c: &Connection, claim: &Claim) -> Result<ClaimBatch> {
             "SELECT {SCHED_COLS} FROM endpoints WHERE due_at <= ?1 ORDER BY due_at LIMIT ?2"
         ))
         .and_then(|mut s| {
-            s.query_map(params![claim.now, SCAN as i64], sched_row)?
+            s.query_map(params![claim.now, SCAN as i64], |r| cells(r, sched_row))?
                 .collect::<rusqlite::Result<Vec<_>>>()
         })
         .map_err(map_sql)?;
