@@ -6,7 +6,7 @@
 //! here; a record's values are given as neutral [`Arg`]s in column order, which each backend
 //! binds as its own types.
 
-use herald_core::model::{Application, EventType, Source};
+use herald_core::model::{Application, Endpoint, EventType, Ordering, Source};
 use herald_core::Millis;
 
 use crate::common::{json, json_opt, verification_json};
@@ -32,13 +32,64 @@ pub(crate) const SRC_COLS: &str =
 pub(crate) const INREQ_COLS: &str =
     "id, source_id, app_id, status, reason, msg_id, headers, body, event_type, created_at";
 
+/// The written columns of an endpoint, in parameter order ([`ep_args`]).
+macro_rules! ep_cols {
+    () => {
+        "id, app_id, uid, url, description, disabled, event_types, channels, \
+        throttle_rate, metadata, headers, retry_schedule, permanent_statuses, ordering, \
+        max_concurrency, signature_scheme, secrets, paused_until, created_at, updated_at, options"
+    };
+}
+
 /// An endpoint as read back (`endpoints`): the written columns, then state only the store
 /// maintains (`breaker`).
-pub(crate) const EP_READ: &str =
-    "id, app_id, uid, url, description, disabled, event_types, channels, \
-    throttle_rate, metadata, headers, retry_schedule, permanent_statuses, ordering, \
-    max_concurrency, signature_scheme, secrets, paused_until, created_at, updated_at, options, \
-    breaker";
+pub(crate) const EP_READ: &str = concat!(ep_cols!(), ", breaker");
+
+/// A new endpoint's row, its values [`ep_args`].
+pub(crate) const EP_INSERT: &str = concat!(
+    "INSERT INTO endpoints (",
+    ep_cols!(),
+    ") VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21)"
+);
+
+/// An endpoint's row rewritten, found by its ID (`$1`), its values [`ep_args`].
+pub(crate) const EP_UPDATE: &str =
+    "UPDATE endpoints SET app_id=$2, uid=$3, url=$4, description=$5, disabled=$6, \
+     event_types=$7, channels=$8, throttle_rate=$9, metadata=$10, headers=$11, \
+     retry_schedule=$12, permanent_statuses=$13, ordering=$14, max_concurrency=$15, \
+     signature_scheme=$16, secrets=$17, paused_until=$18, created_at=$19, updated_at=$20, \
+     options=$21 WHERE id=$1";
+
+/// The values of an endpoint's written columns, in their order (the parameters of
+/// [`EP_INSERT`] and [`EP_UPDATE`]).
+pub(crate) fn ep_args(ep: &Endpoint) -> Vec<Arg> {
+    vec![
+        Arg::text(&ep.id.0),
+        Arg::text(&ep.app_id.0),
+        Arg::OptText(ep.uid.clone()),
+        Arg::text(&ep.url),
+        Arg::text(&ep.description),
+        Arg::Bool(ep.disabled),
+        Arg::OptText(json_opt(&ep.event_types)),
+        Arg::OptText(json_opt(&ep.channels)),
+        Arg::OptInt(ep.throttle_rate.map(i64::from)),
+        Arg::Text(json(&ep.metadata)),
+        Arg::Text(json(&ep.headers)),
+        Arg::OptText(json_opt(&ep.retry_schedule)),
+        Arg::Text(json(&ep.permanent_statuses)),
+        Arg::text(match ep.ordering {
+            Ordering::Fifo => "fifo",
+            Ordering::None => "none",
+        }),
+        Arg::OptInt(ep.max_concurrency.map(i64::from)),
+        Arg::text(ep.signature_scheme.as_str()),
+        Arg::Text(json(&ep.secrets)),
+        Arg::OptInt(ep.paused_until),
+        Arg::Int(ep.created_at),
+        Arg::Int(ep.updated_at),
+        Arg::Text(json(&ep.options)),
+    ]
+}
 
 /// A message (`messages m`). The columns a delivery has too are aliased `m_…`, so that a
 /// delivery read with its message names each column once.

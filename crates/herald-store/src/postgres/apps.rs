@@ -12,7 +12,7 @@ pub(super) async fn endpoint_by(
     id_or_uid: &str,
 ) -> Result<Option<Endpoint>> {
     let sql =
-        format!("SELECT {EP_COLS} FROM endpoints WHERE app_id = $1 AND (id = $2 OR uid = $2)");
+        format!("SELECT {EP_READ} FROM endpoints WHERE app_id = $1 AND (id = $2 OR uid = $2)");
     row_by(c, &sql, [app, id_or_uid], ep_row).await
 }
 
@@ -27,14 +27,7 @@ const HOURS_SQL: &str = "SELECT (created_at - $3) / 3600000 AS h, status, COUNT(
 impl AppHooks for PostgresStore {
     async fn insert_endpoint(&self, ep: Endpoint) -> Result<Endpoint> {
         let ep = self.seal(ep);
-        bind_ep(
-            sqlx::query(&format!(
-                "INSERT INTO endpoints ({}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21)",
-                EP_COLS.trim_end_matches(", breaker")
-            )),
-            &ep,
-        )
-        .run(&self.pool).await?;
+        bound(EP_INSERT, ep_args(&ep)).run(&self.pool).await?;
         self.unseal(ep)
     }
 
@@ -49,16 +42,7 @@ impl AppHooks for PostgresStore {
         if was.disabled && !ep.disabled {
             ep.paused_until = None;
         }
-        bind_ep(
-            sqlx::query(
-                "UPDATE endpoints SET app_id=$2, uid=$3, url=$4, description=$5, disabled=$6, event_types=$7, \
-                 channels=$8, throttle_rate=$9, metadata=$10, headers=$11, retry_schedule=$12, \
-                 permanent_statuses=$13, ordering=$14, max_concurrency=$15, signature_scheme=$16, \
-                 secrets=$17, paused_until=$18, created_at=$19, updated_at=$20, options=$21 WHERE id=$1",
-            ),
-            &ep,
-        )
-        .run(&mut *tx).await?;
+        bound(EP_UPDATE, ep_args(&ep)).run(&mut *tx).await?;
         let now = ep.updated_at;
         if was.disabled && !ep.disabled {
             sqlx::query(

@@ -42,7 +42,7 @@ impl QueueStore for PostgresStore {
         let sql = format!("SELECT {MSG_COLS} FROM messages m WHERE m.id = ANY($1)");
         let found = sqlx::query(&sql).bind(&msg_ids).rows(&self.pool, msg_row);
         let mout = found.await?.into_iter().map(|m| (m.id.clone(), m));
-        let sql = format!("SELECT {EP_COLS} FROM endpoints WHERE id = ANY($1)");
+        let sql = format!("SELECT {EP_READ} FROM endpoints WHERE id = ANY($1)");
         let found = sqlx::query(&sql).bind(&ep_ids).rows(&self.pool, ep_row);
         let eout = found
             .await?

@@ -1,6 +1,5 @@
 //! Row mapping on PostgreSQL: the [`Cells`] the shared mappers (`crate::backend::rows`) read
-//! a `PgRow` through, and the parameters of an endpoint. Queries live in the role files; this
-//! module must not run any.
+//! a `PgRow` through. Queries live in the role files; this module must not run any.
 
 use serde::de::DeserializeOwned;
 
@@ -23,44 +22,6 @@ pub(crate) fn get<'r, T: sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>>(
     col: &str,
 ) -> Result<T> {
     r.try_get(col).map_err(map_pg)
-}
-
-/// An endpoint's columns as read back (see [`EP_READ`]).
-pub(super) const EP_COLS: &str = EP_READ;
-
-pub(crate) fn ordering_str(o: Ordering) -> &'static str {
-    match o {
-        Ordering::Fifo => "fifo",
-        Ordering::None => "none",
-    }
-}
-
-/// Binds the 21 written endpoint columns, in `EP_COLS` order, starting at `$1`.
-pub(crate) fn bind_ep<'q>(
-    q: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
-    ep: &'q Endpoint,
-) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
-    q.bind(&ep.id.0)
-        .bind(&ep.app_id.0)
-        .bind(&ep.uid)
-        .bind(&ep.url)
-        .bind(&ep.description)
-        .bind(ep.disabled)
-        .bind(json_opt(&ep.event_types))
-        .bind(json_opt(&ep.channels))
-        .bind(ep.throttle_rate.map(i64::from))
-        .bind(json(&ep.metadata))
-        .bind(json(&ep.headers))
-        .bind(json_opt(&ep.retry_schedule))
-        .bind(json(&ep.permanent_statuses))
-        .bind(ordering_str(ep.ordering))
-        .bind(ep.max_concurrency.map(i64::from))
-        .bind(ep.signature_scheme.as_str())
-        .bind(json(&ep.secrets))
-        .bind(ep.paused_until)
-        .bind(ep.created_at)
-        .bind(ep.updated_at)
-        .bind(json(&ep.options))
 }
 
 /// A statement with parameters, as the bind helpers take and return it.

@@ -30,10 +30,7 @@ impl AppHooks for SqliteStore {
     async fn insert_endpoint(&self, ep: Endpoint) -> Result<Endpoint> {
         let ep = self.seal(ep);
         self.write(move |c| {
-            let p = ep_params(&ep);
-            exec(c, &format!(
-                "INSERT INTO endpoints ({EP_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21)"
-            ), rusqlite::params_from_iter(p.iter()))?;
+            exec(c, &marks(EP_INSERT), values(ep_args(&ep)))?;
             Ok(ep)
         })
         .await
@@ -48,11 +45,7 @@ impl AppHooks for SqliteStore {
             if was.disabled && !ep.disabled {
                 ep.paused_until = None;
             }
-            let p = ep_params(&ep);
-            exec(c, "UPDATE endpoints SET app_id=?2, uid=?3, url=?4, description=?5, disabled=?6, event_types=?7, \
-                 channels=?8, throttle_rate=?9, metadata=?10, headers=?11, retry_schedule=?12, \
-                 permanent_statuses=?13, ordering=?14, max_concurrency=?15, signature_scheme=?16, \
-                 secrets=?17, paused_until=?18, created_at=?19, updated_at=?20, options=?21 WHERE id=?1", rusqlite::params_from_iter(p.iter()))?;
+            exec(c, &marks(EP_UPDATE), values(ep_args(&ep)))?;
             let now = ep.updated_at;
             if was.disabled && !ep.disabled {
                 // Re-enabled: the auto-disable window and the breaker start afresh, and the

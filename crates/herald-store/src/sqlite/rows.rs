@@ -1,7 +1,6 @@
 //! Row mapping on SQLite: [`SqlCells`], the [`Cells`] the shared mappers
-//! (`crate::backend::rows`) read a `rusqlite::Row` through, the column list endpoints are
-//! written with, and the parameters of an endpoint. Queries live in the role files; this
-//! module must not run any.
+//! (`crate::backend::rows`) read a `rusqlite::Row` through. Queries live in the role files;
+//! this module must not run any.
 
 use std::cell::Cell;
 
@@ -157,38 +156,4 @@ pub(crate) fn cells<'a, T>(
     map: impl FnOnce(&SqlCells<'a>) -> rusqlite::Result<T>,
 ) -> rusqlite::Result<T> {
     map(&SqlCells::new(r))
-}
-
-pub(super) const EP_COLS: &str =
-    "id, app_id, uid, url, description, disabled, event_types, channels, \
-    throttle_rate, metadata, headers, retry_schedule, permanent_statuses, ordering, \
-    max_concurrency, signature_scheme, secrets, paused_until, created_at, updated_at, options";
-
-pub(crate) fn ep_params(ep: &Endpoint) -> [Box<dyn rusqlite::ToSql>; 21] {
-    [
-        Box::new(ep.id.0.clone()),
-        Box::new(ep.app_id.0.clone()),
-        Box::new(ep.uid.clone()),
-        Box::new(ep.url.clone()),
-        Box::new(ep.description.clone()),
-        Box::new(ep.disabled),
-        Box::new(json_opt(&ep.event_types)),
-        Box::new(json_opt(&ep.channels)),
-        Box::new(ep.throttle_rate),
-        Box::new(json(&ep.metadata)),
-        Box::new(json(&ep.headers)),
-        Box::new(json_opt(&ep.retry_schedule)),
-        Box::new(json(&ep.permanent_statuses)),
-        Box::new(match ep.ordering {
-            Ordering::Fifo => "fifo",
-            Ordering::None => "none",
-        }),
-        Box::new(ep.max_concurrency),
-        Box::new(ep.signature_scheme.as_str()),
-        Box::new(json(&ep.secrets)),
-        Box::new(ep.paused_until),
-        Box::new(ep.created_at),
-        Box::new(ep.updated_at),
-        Box::new(json(&ep.options)),
-    ]
 }
