@@ -20,9 +20,10 @@ use herald_core::throttle::Bucket;
 use super::Cells;
 use crate::common::{self, HeldEvent, Target};
 use crate::console::OpenBreaker;
+use crate::pull::PolledEvent;
 use crate::reconcile::PollState;
 use crate::sched::{per_request, Sched};
-use crate::{Claimed, IdempotentResponse, PollToken, Result, TokenRecord};
+use crate::{Claimed, DisabledEndpoint, IdempotentResponse, PollToken, Result, TokenRecord};
 
 /// What a mapper returns: the value, or the driver's error.
 pub(crate) type Read<T, C> = std::result::Result<T, <C as Cells>::Error>;
@@ -239,6 +240,28 @@ pub(crate) fn poll_token_row<C: Cells>(r: &C) -> Read<PollToken, C> {
         app_id: AppId(r.text("app_id")?),
         endpoint_id: EndpointId(r.text("endpoint_id")?),
         created_at: r.int("created_at")?,
+    })
+}
+
+/// A pull consumer's event (`crate::pull`'s page: `d.id, d.msg_id, m.event_type, m.created_at,
+/// m.payload`).
+pub(crate) fn polled_row<C: Cells>(r: &C) -> Read<PolledEvent, C> {
+    Ok(PolledEvent {
+        position: r.int("id")?,
+        msg_id: MessageId(r.text("msg_id")?),
+        event_type: r.text("event_type")?,
+        created_at: r.int("created_at")?,
+        payload: r.text_opt("payload")?,
+    })
+}
+
+/// An endpoint the failure window disabled (`RETURNING id, app_id, uid, failing_since`).
+pub(crate) fn disabled_row<C: Cells>(r: &C) -> Read<DisabledEndpoint, C> {
+    Ok(DisabledEndpoint {
+        endpoint_id: EndpointId(r.text("id")?),
+        app_id: AppId(r.text("app_id")?),
+        uid: r.text_opt("uid")?,
+        failing_since: r.int("failing_since")?,
     })
 }
 

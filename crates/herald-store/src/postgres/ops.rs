@@ -35,12 +35,7 @@ impl OpsHooks for PostgresStore {
         .map_err(map_pg)?;
         let mut out = Vec::with_capacity(rows.len());
         for r in &rows {
-            let d = DisabledEndpoint {
-                endpoint_id: EndpointId(get(r, "id")?),
-                app_id: AppId(get(r, "app_id")?),
-                uid: get(r, "uid")?,
-                failing_since: get(r, "failing_since")?,
-            };
+            let d = disabled_row(r)?;
             // Waiting deliveries end `failed` (recoverable), never vanish.
             sched::fail_waiting(&mut tx, &d.endpoint_id.0, now).await?;
             sched::refresh_due(&mut tx, &d.endpoint_id.0, now).await?;

@@ -4,7 +4,7 @@
 //! holds the PostgreSQL statements of its role.
 
 use super::*;
-use crate::pull::{ack_attempt, Acked, PolledEvent, SERVED};
+use crate::pull::{ack_attempt, Acked, SERVED};
 
 /// The page read: the endpoint's pending deliveries in publish (ID) order, each with its
 /// message, through the partial index `deliveries_pull (endpoint_id, id) WHERE status = 1`.
@@ -45,15 +45,7 @@ async fn read_page(c: &mut PgConnection, req: &PollRequest) -> Result<PollPage> 
         .bind(&req.endpoint_id.0)
         .bind(req.since)
         .bind((req.limit + 1) as i64)
-        .rows(&mut *c, |r| {
-            Ok(PolledEvent {
-                position: get(r, "id")?,
-                msg_id: MessageId(get(r, "msg_id")?),
-                event_type: get(r, "event_type")?,
-                created_at: get(r, "created_at")?,
-                payload: get(r, "payload")?,
-            })
-        })
+        .rows(&mut *c, polled_row)
         .await?;
     let has_more = events.len() > req.limit;
     events.truncate(req.limit);

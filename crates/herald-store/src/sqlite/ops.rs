@@ -26,15 +26,8 @@ impl OpsHooks for SqliteStore {
                      RETURNING id, app_id, uid, failing_since",
                 )
                 .and_then(|mut s| {
-                    s.query_map(params![now, now - window_ms], |r| {
-                        Ok(DisabledEndpoint {
-                            endpoint_id: EndpointId(r.get(0)?),
-                            app_id: AppId(r.get(1)?),
-                            uid: r.get(2)?,
-                            failing_since: r.get(3)?,
-                        })
-                    })?
-                    .collect::<rusqlite::Result<Vec<_>>>()
+                    s.query_map(params![now, now - window_ms], |r| cells(r, disabled_row))?
+                        .collect::<rusqlite::Result<Vec<_>>>()
                 })
                 .map_err(map_sql)?;
             for d in &ids {

@@ -4,7 +4,7 @@
 //! holds the SQLite statements of its role.
 
 use super::*;
-use crate::pull::{ack_attempt, Acked, PolledEvent, SERVED};
+use crate::pull::{ack_attempt, Acked, SERVED};
 
 /// The page read: the endpoint's pending deliveries in publish (ID) order, each with its
 /// message, through the partial index `deliveries_pull (endpoint_id, id) WHERE status = 1` —
@@ -48,15 +48,7 @@ fn read_page(c: &Connection, req: &PollRequest) -> Result<PollPage> {
         .and_then(|mut s| {
             s.query_map(
                 params![req.endpoint_id.0, req.since, (req.limit + 1) as i64],
-                |r| {
-                    Ok(PolledEvent {
-                        position: r.get(0)?,
-                        msg_id: MessageId(r.get(1)?),
-                        event_type: r.get(2)?,
-                        created_at: r.get(3)?,
-                        payload: r.get(4)?,
-                    })
-                },
+                |r| cells(r, polled_row),
             )?
             .collect::<rusqlite::Result<Vec<_>>>()
         })
