@@ -1,10 +1,9 @@
 //! The column lists (and the delivery–message join) both backends read by the same names, and
 //! the tables the generic writes store records in with the `INSERT`/`UPDATE` statements made
-//! from them: one place, so a row mapper of either backend and the statements that feed it
-//! cannot drift apart. Lists whose spelling differs by dialect (aliases PostgreSQL needs,
-//! columns only one backend has) stay in each backend's `rows.rs`. No I/O and no row decoding
-//! here; a record's values are given as neutral [`Arg`]s in column order, which each backend
-//! binds as its own types.
+//! from them (an endpoint's too): one place, so the row mappers (`crate::backend::rows`) and
+//! the statements that feed them cannot drift apart. No I/O and no row decoding here; a
+//! record's values are given as neutral [`Arg`]s in column order, which each backend binds as
+//! its own types.
 
 use herald_core::model::{Application, Endpoint, EventType, Ordering, Source};
 use herald_core::Millis;

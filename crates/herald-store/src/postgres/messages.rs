@@ -1,8 +1,7 @@
-//! The [`crate::MessageStore`] methods PostgreSQL writes its own way ([`MessageHooks`]):
-//! publishing (wake rows, `NOTIFY`, the outage spool), resends and recoveries (endpoint row
-//! lock, queue positions, FIFO keys). The reads of the role are `crate::backend`'s, once for both
-//! backends; row mapping stays in `rows.rs`. This file only holds the PostgreSQL statements of
-//! its role.
+//! The [`crate::MessageStore`] methods PostgreSQL writes its own way ([`MessageHooks`]): publishing
+//! (wake rows, `NOTIFY`, the outage spool), resends and recoveries (endpoint row lock, queue
+//! positions, FIFO keys). The reads of the role are `crate::backend`'s, once for both backends; row
+//! mapping is `crate::backend::rows`'. This file only holds the PostgreSQL statements of its role.
 
 use super::*;
 

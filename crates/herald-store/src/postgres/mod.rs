@@ -22,11 +22,11 @@
 //! then the key's ordering row (`order.rs`). This
 //! module must not keep a transaction open across anything but its own queries.
 //!
-//! Layout: the role methods both backends share are `crate::backend`'s; this backend supplies
-//! its primitives (`list.rs`) and, one file per role, the methods it writes its own way
-//! (`apps.rs`, `messages.rs`, `queue.rs`, `inbound.rs`, `ops.rs`, ...); row mapping lives in
-//! `rows.rs`. What both backends decide alike lives in `crate::common`, `crate::page` and
-//! `crate::schema`.
+//! Layout: the role methods both backends share are `crate::backend`'s; this backend supplies its
+//! primitives (`list.rs`) and, one file per role, the methods it writes its own way (`apps.rs`,
+//! `messages.rs`, `queue.rs`, `inbound.rs`, `ops.rs`, ...). Row mapping is `crate::backend::rows`',
+//! read through this backend's `Cells` (`rows.rs`). What both backends decide alike lives in
+//! `crate::common`, `crate::page` and `crate::schema`.
 
 use std::collections::HashMap;
 use std::sync::Arc;

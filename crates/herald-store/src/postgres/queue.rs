@@ -1,5 +1,5 @@
 //! [`crate::QueueStore`] on PostgreSQL: the delivery queue: claims, attempt outcomes, releases and
-//! the queue summary. Row mapping stays in `rows.rs` and decisions both backends share in
+//! the queue summary. Row mapping is `crate::backend::rows`' and decisions both backends share in
 //! `crate::common`; this file only holds the PostgreSQL statements of its role.
 
 use super::*;

@@ -1,7 +1,7 @@
-//! The [`crate::AppStore`] methods SQLite writes its own way ([`AppHooks`]): creating and
-//! replacing endpoints (queue position, FIFO keys) and the 24 h chart. The rest of the role is
-//! `crate::backend`'s, once for both backends; row mapping stays in `rows.rs`. This file only
-//! holds the SQLite statements of its role.
+//! The [`crate::AppStore`] methods SQLite writes its own way ([`AppHooks`]): creating and replacing
+//! endpoints (queue position, FIFO keys) and the 24 h chart. The rest of the role is
+//! `crate::backend`'s, once for both backends; row mapping is `crate::backend::rows`'. This file
+//! only holds the SQLite statements of its role.
 
 use super::*;
 use crate::HourCount;

@@ -1,7 +1,7 @@
 //! The [`crate::MessageStore`] methods SQLite writes its own way ([`MessageHooks`]): publishing
 //! (message and fan-out), resends and recoveries (queue positions, FIFO keys). The reads of the
-//! role are `crate::backend`'s, once for both backends; row mapping stays in `rows.rs`. This file
-//! only holds the SQLite statements of its role.
+//! role are `crate::backend`'s, once for both backends; row mapping is `crate::backend::rows`'.
+//! This file only holds the SQLite statements of its role.
 
 use super::*;
 

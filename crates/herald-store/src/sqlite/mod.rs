@@ -12,11 +12,11 @@
 //! This module must not hold a write transaction open across an `.await` and must not be
 //! reachable from two processes at once (the binary takes a lock on the data directory).
 //!
-//! Layout: the role methods both backends share are `crate::backend`'s; this backend supplies
-//! its primitives (`list.rs`) and, one file per role, the methods it writes its own way
-//! (`apps.rs`, `messages.rs`, `queue.rs`, `inbound.rs`, `ops.rs`, ...); row mapping lives in
-//! `rows.rs`. What both backends decide alike lives in `crate::common`, `crate::page` and
-//! `crate::schema`.
+//! Layout: the role methods both backends share are `crate::backend`'s; this backend supplies its
+//! primitives (`list.rs`) and, one file per role, the methods it writes its own way (`apps.rs`,
+//! `messages.rs`, `queue.rs`, `inbound.rs`, `ops.rs`, ...). Row mapping is `crate::backend::rows`',
+//! read through this backend's `Cells` (`rows.rs`). What both backends decide alike lives in
+//! `crate::common`, `crate::page` and `crate::schema`.
 
 use parking_lot::Mutex;
 use std::path::{Path, PathBuf};

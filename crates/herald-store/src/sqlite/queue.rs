@@ -1,5 +1,5 @@
 //! [`crate::QueueStore`] on SQLite: the delivery queue: claims, attempt outcomes, releases and the
-//! queue summary. Row mapping stays in `rows.rs` and decisions both backends share in
+//! queue summary. Row mapping is `crate::backend::rows`' and decisions both backends share in
 //! `crate::common`; this file only holds the SQLite statements of its role.
 
 use super::*;
