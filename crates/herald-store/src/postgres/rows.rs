@@ -36,7 +36,7 @@ pub(crate) fn at<'r, T: sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>>(
 }
 
 /// Clamps a `BIGINT` count into `u32`.
-fn u32_of(v: i64) -> u32 {
+pub(super) fn u32_of(v: i64) -> u32 {
     v.clamp(0, u32::MAX as i64) as u32
 }
 

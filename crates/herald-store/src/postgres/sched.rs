@@ -14,15 +14,11 @@ use herald_core::throttle::Bucket;
 use herald_core::Millis;
 use sqlx::{PgConnection, Row};
 
-use super::{claimed_row, map_pg, sched_row, Run};
+use super::{claimed_row, map_pg, sched_row, u32_of, Run};
 use crate::common;
 use crate::sched::{fifo_waits, FairRound, Gate, Sched, Turn, SCAN, SCHED_COLS};
 use crate::status::*;
 use crate::{Claim, ClaimBatch, Claimed, Result};
-
-fn u32_of(v: i64) -> u32 {
-    v.clamp(0, u32::MAX as i64) as u32
-}
 
 /// Locks the endpoint row for the rest of the transaction (waits for a claim holding it).
 pub(super) async fn lock(c: &mut PgConnection, ep: &str) -> Result<()> {
