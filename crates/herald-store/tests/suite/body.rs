@@ -113,11 +113,7 @@ async fn record(
 
 /// The endpoint as stored now.
 async fn stored_endpoint(store: &Arc<dyn Store>, app: &AppId, id: &EndpointId) -> Endpoint {
-    store
-        .get_endpoint(app, id.as_str())
-        .await
-        .unwrap()
-        .unwrap()
+    store.get_endpoint(app, id.as_str()).await.unwrap().unwrap()
 }
 
 async fn has_payload(store: &Arc<dyn Store>, app: &AppId, msg: &MessageId) -> bool {
@@ -265,10 +261,16 @@ async fn claims_are_leases_another_owner_takes_over_after_expiry() {
 async fn attempt_outcomes_move_the_delivery() {
     let (_d, store, a) = setup!();
     let ep = store.create_endpoint(endpoint(&a.id, None)).await.unwrap();
-    let m = publish_at(&store, &a.id, "a", 100).await
-        .message;
-    let c = claim(&store, "n", 1_000, 60_000, 10).await.unwrap().remove(0);
-    record(&store, attempt(&c, 1_001, false), NextState::RetryAt { at: 5_000, failures: 1, }).await;
+    let m = publish_at(&store, &a.id, "a", 100).await.message;
+    let c = claim(&store, "n", 1_000, 60_000, 10)
+        .await
+        .unwrap()
+        .remove(0);
+    let next = NextState::RetryAt {
+        at: 5_000,
+        failures: 1,
+    };
+    record(&store, attempt(&c, 1_001, false), next).await;
     let d = &store.deliveries_of_message(&m.id).await.unwrap()[0];
     assert_eq!(
         (d.status, d.attempts, d.failures, d.next_attempt_at),
@@ -281,10 +283,18 @@ async fn attempt_outcomes_move_the_delivery() {
             .is_empty(),
         "not due yet"
     );
-    let c = claim(&store, "n", 5_000, 60_000, 10).await.unwrap().remove(0);
+    let c = claim(&store, "n", 5_000, 60_000, 10)
+        .await
+        .unwrap()
+        .remove(0);
     assert_eq!(c.failures, 1);
     // A pause pushes the endpoint's deliveries back without consuming a retry.
-    record(&store, attempt(&c, 5_001, false), NextState::EndpointPaused { until: 9_000 }).await;
+    record(
+        &store,
+        attempt(&c, 5_001, false),
+        NextState::EndpointPaused { until: 9_000 },
+    )
+    .await;
     let e = stored_endpoint(&store, &a.id, &ep.id).await;
     assert_eq!(e.paused_until, Some(9_000));
     let d = &store.deliveries_of_message(&m.id).await.unwrap()[0];
@@ -292,14 +302,17 @@ async fn attempt_outcomes_move_the_delivery() {
         (d.attempts, d.failures, d.next_attempt_at),
         (2, 1, Some(9_000))
     );
-    let c = claim(&store, "n", 9_000, 60_000, 10).await.unwrap().remove(0);
-    record(&store, attempt(&c, 9_001, false), NextState::Failed { disable_endpoint: true, }).await;
+    let c = claim(&store, "n", 9_000, 60_000, 10)
+        .await
+        .unwrap()
+        .remove(0);
+    let next = NextState::Failed {
+        disable_endpoint: true,
+    };
+    record(&store, attempt(&c, 9_001, false), next).await;
     let d = &store.deliveries_of_message(&m.id).await.unwrap()[0];
     assert_eq!(d.status, DeliveryStatus::Fail);
-    assert!(
-        stored_endpoint(&store, &a.id, &ep.id).await
-            .disabled
-    );
+    assert!(stored_endpoint(&store, &a.id, &ep.id).await.disabled);
     // Recover re-queues the failed delivery.
     assert_eq!(store.recover(&ep.id, 0, None, 10_000).await.unwrap(), 1);
     let d = &store.deliveries_of_message(&m.id).await.unwrap()[0];
@@ -383,15 +396,13 @@ async fn retention_purges_finished_payloads_and_attempt_bodies_only() {
     const DAY: i64 = 86_400_000;
     let now = herald_core::now_millis();
     // Delivered: its payload and its attempt's response body go after the retention period.
-    let done = publish_at(&store, &a.id, "a", now).await
-        .message;
+    let done = publish_at(&store, &a.id, "a", now).await.message;
     let c = claim(&store, "n", now, 60_000, 10).await.unwrap().remove(0);
     let mut att = attempt(&c, now, true);
     att.response = "receiver said ok".into();
     record(&store, att, NextState::Succeeded).await;
     // Still pending: its payload is kept whatever its age.
-    let pending = publish_at(&store, &a.id, "a", now).await
-        .message;
+    let pending = publish_at(&store, &a.id, "a", now).await.message;
     // Delivered with a short retention of its own (1 hour), and no attempt-log body.
     let mut short = message(&a.id, "b", None, now);
     short.retention_ms = Some(3_600_000);
@@ -443,10 +454,13 @@ async fn endpoints_failing_for_the_whole_window_are_disabled_and_their_work_ends
     let bad = store.create_endpoint(endpoint(&a.id, None)).await.unwrap();
     const HOUR: i64 = 3_600_000;
     let t0 = 1_000_000;
-    let m1 = publish_at(&store, &a.id, "a", t0).await
-        .message;
+    let m1 = publish_at(&store, &a.id, "a", t0).await.message;
     let c = claim(&store, "n", t0, 60_000, 10).await.unwrap().remove(0);
-    record(&store, attempt(&c, t0, false), NextState::RetryAt { at: t0 + HOUR, failures: 1, }).await;
+    let next = NextState::RetryAt {
+        at: t0 + HOUR,
+        failures: 1,
+    };
+    record(&store, attempt(&c, t0, false), next).await;
     // Inside the window nothing happens.
     assert!(store
         .disable_failing_endpoints(t0 + 119 * HOUR, 120 * HOUR)
@@ -483,14 +497,8 @@ async fn endpoints_failing_for_the_whole_window_are_disabled_and_their_work_ends
             .collect::<Vec<_>>(),
         vec![bad.id.clone()]
     );
-    assert!(
-        stored_endpoint(&store, &a.id, &bad.id).await
-            .disabled
-    );
-    assert!(
-        !stored_endpoint(&store, &a.id, &good.id).await
-            .disabled
-    );
+    assert!(stored_endpoint(&store, &a.id, &bad.id).await.disabled);
+    assert!(!stored_endpoint(&store, &a.id, &good.id).await.disabled);
     assert_eq!(
         store.deliveries_of_message(&m1.id).await.unwrap()[0].status,
         DeliveryStatus::Fail
@@ -516,7 +524,15 @@ async fn endpoints_failing_for_the_whole_window_are_disabled_and_their_work_ends
 
 /// Records a result for a claimed delivery: success, or a failure retried at `retry_at`.
 async fn finish(store: &Arc<dyn Store>, c: &herald_store::Claimed, now: i64, ok: bool) {
-    record(&store, attempt(c, now, ok), if ok { NextState::Succeeded } else { NextState::RetryAt { at: now + 3_600_000, failures: c.failures + 1, } }).await;
+    let next = if ok {
+        NextState::Succeeded
+    } else {
+        NextState::RetryAt {
+            at: now + 3_600_000,
+            failures: c.failures + 1,
+        }
+    };
+    record(store, attempt(c, now, ok), next).await;
 }
 
 #[tokio::test]
@@ -692,7 +708,15 @@ async fn an_open_breaker_blocks_claims_until_its_probe() {
     let mut transitions = vec![];
     for _ in 0..5 {
         let c = claim(&store, "n", now, 60_000, 10).await.unwrap().remove(0);
-        let r = record(&store, attempt(&c, now, false), NextState::RetryAt { at: now + 3_600_000, failures: 1, }).await;
+        let r = record(
+            &store,
+            attempt(&c, now, false),
+            NextState::RetryAt {
+                at: now + 3_600_000,
+                failures: 1,
+            },
+        )
+        .await;
         transitions.extend(r);
         now += 10;
     }
@@ -720,7 +744,12 @@ async fn an_open_breaker_blocks_claims_until_its_probe() {
         .await
         .unwrap()
         .is_empty());
-    let r = record(&store, attempt(&b.claimed[0], now + 31_002, true), NextState::Succeeded).await;
+    let r = record(
+        &store,
+        attempt(&b.claimed[0], now + 31_002, true),
+        NextState::Succeeded,
+    )
+    .await;
     assert_eq!(r, Some(herald_core::breaker::BreakerState::Closed));
     // Closed: the two still waiting go, one at a time (cap 1); none used up a retry.
     let c = claim(&store, "n", now + 31_003, 60_000, 10).await.unwrap();
@@ -767,7 +796,10 @@ async fn auto_disabled_work_comes_back_with_recover_after_re_enabling() {
     let (_d, store, a) = setup!();
     let ep = store.create_endpoint(endpoint(&a.id, None)).await.unwrap();
     publish_many(&store, &a.id, "a", 100, 3).await;
-    let c = claim(&store, "n", 1_000, 60_000, 1).await.unwrap().remove(0);
+    let c = claim(&store, "n", 1_000, 60_000, 1)
+        .await
+        .unwrap()
+        .remove(0);
     finish(&store, &c, 1_000, false).await;
     let disabled = store
         .disable_failing_endpoints(10_000, 5_000)
@@ -1316,7 +1348,10 @@ async fn endpoint_hours_count_finished_attempts_per_hour_since_an_instant() {
     let c = claim(&store, "n", now, 60_000, 10).await.unwrap().remove(0);
     assert_eq!(c.endpoint_id, ep.id);
     finish(&store, &c, now, false).await;
-    let c = claim(&store, "n", now + 3_600_001, 60_000, 10).await.unwrap().remove(0);
+    let c = claim(&store, "n", now + 3_600_001, 60_000, 10)
+        .await
+        .unwrap()
+        .remove(0);
     finish(&store, &c, now + 1, true).await;
     let hours = store.endpoint_hours(&ep.id, since).await.unwrap();
     assert_eq!(
