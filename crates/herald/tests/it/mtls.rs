@@ -217,6 +217,20 @@ impl TlsReceiver {
     }
 }
 
+/// Sets the endpoint's `tls` (the `json!({"tls": …})` body of a PATCH), publishes an empty
+/// message and waits for its first attempt; returns the message's attempts.
+async fn set_tls_and_publish(
+    c: &Client,
+    app: &str,
+    ep: &str,
+    tls: serde_json::Value,
+) -> Vec<serde_json::Value> {
+    c.patch(&format!("/app/{app}/endpoint/{ep}"), tls, 200)
+        .await;
+    let msg = c.publish_empty(app).await;
+    c.wait_attempts(app, &msg, 1).await
+}
+
 #[tokio::test]
 async fn client_certificate_and_private_ca_reach_a_receiver_that_requires_them() {
     let pki = make_pki();
@@ -267,16 +281,13 @@ async fn client_certificate_and_private_ca_reach_a_receiver_that_requires_them()
     assert!(!found, "the client key is stored in clear");
 
     // Without the client certificate the handshake fails: an attempt with tls_error.
-    c.patch(
-        &format!("/app/{app}/endpoint/{ep_id}"),
+    let attempts = set_tls_and_publish(
+        c,
+        &app,
+        &ep_id,
         json!({"tls": {"clientCertificate": "", "clientKey": ""}}),
-        200,
     )
     .await;
-    let msg = c
-        .publish(&app, json!({"eventType": "t", "payload": {}}))
-        .await;
-    let attempts = c.wait_attempts(&app, &msg, 1).await;
     assert_eq!(attempts[0]["error"], "tls_error", "{:#?}", attempts[0]);
     assert_eq!(recv.bodies.lock().len(), 1);
     assert!(
@@ -286,16 +297,7 @@ async fn client_certificate_and_private_ca_reach_a_receiver_that_requires_them()
 
     // Without the private CA the receiver's certificate is not trusted (the default roots
     // do not know it): the CA adds to them.
-    c.patch(
-        &format!("/app/{app}/endpoint/{ep_id}"),
-        json!({"tls": null}),
-        200,
-    )
-    .await;
-    let msg = c
-        .publish(&app, json!({"eventType": "t", "payload": {}}))
-        .await;
-    let attempts = c.wait_attempts(&app, &msg, 1).await;
+    let attempts = set_tls_and_publish(c, &app, &ep_id, json!({"tls": null})).await;
     assert_eq!(attempts[0]["error"], "tls_error", "{:#?}", attempts[0]);
     assert!(
         attempts[0]["response"]
@@ -327,9 +329,7 @@ async fn a_certificate_for_another_host_is_refused_despite_the_private_ca() {
             }}),
         )
         .await;
-    let msg = c
-        .publish(&app, json!({"eventType": "t", "payload": {}}))
-        .await;
+    let msg = c.publish_empty(&app).await;
     let attempts = c.wait_attempts(&app, &msg, 1).await;
     assert_eq!(attempts[0]["error"], "tls_error", "{:#?}", attempts[0]);
     assert!(recv.bodies.lock().is_empty());

@@ -20,7 +20,9 @@ use parking_lot::Mutex;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::common::{eventually, hmac_sha256, id_of, to_hex, unix_now, Receiver, TestServer, WAIT};
+use crate::common::{
+    eventually, hmac_sha256, id_of, to_hex, unix_now, Receiver, Resp, TestServer, WAIT,
+};
 
 const STRIPE_SECRET: &str = "whsec_reconcile_test";
 const GITHUB_SECRET: &str = "gh-reconcile-secret";
@@ -326,6 +328,34 @@ async fn stripe_source(s: &TestServer, app: &str, p: &Provider) -> String {
     id_of(&src)
 }
 
+/// POSTs the Stripe event `event` to the source as a signed webhook.
+async fn stripe_webhook(s: &TestServer, src: &str, event: &Value) -> (u16, Value) {
+    let body = serde_json::to_vec(event).unwrap();
+    webhook(s, src, &stripe_signed(&body), &body).await
+}
+
+/// Waits until the source's poll has succeeded once (`what` names the run).
+async fn wait_first_success(s: &TestServer, app: &str, src: &str, what: &str) {
+    eventually(WAIT, what, || async {
+        status_of(s, app, src).await["lastSuccessAt"]
+            .as_str()
+            .map(|_| ())
+    })
+    .await;
+}
+
+/// POSTs a source `body` that must be refused with 422; answers the response.
+async fn create_source_refused(s: &TestServer, app: &str, body: &Value) -> Resp {
+    s.client
+        .send(
+            s.client
+                .req(Method::POST, &format!("/app/{app}/source"))
+                .json(body),
+            422,
+        )
+        .await
+}
+
 /// A server on `backend`, a provider paging `page` items, a receiver, and an application with
 /// one endpoint to that receiver: what most scenarios start from. `None`: PostgreSQL is not
 /// available here.
@@ -382,8 +412,8 @@ async fn stripe_poll_forwards_missed_events_once(backend: Backend) {
         .all(|a| a == &format!("Bearer {API_KEY}")));
 
     // A late webhook of a polled event collapses onto the polled message.
-    let body = serde_json::to_vec(&p.state.stripe.lock()[0]).unwrap();
-    let (code, out) = webhook(&s, &src, &stripe_signed(&body), &body).await;
+    let newest = p.state.stripe.lock()[0].clone();
+    let (code, out) = stripe_webhook(&s, &src, &newest).await;
     assert_eq!(
         (code, out["duplicate"].clone()),
         (200, json!(true)),
@@ -417,16 +447,10 @@ async fn webhook_first_then_poll_forwards_once(backend: Backend) {
         return;
     };
     let src = stripe_source(&s, &app, &p).await;
-    eventually(WAIT, "the first (empty) poll", || async {
-        status_of(&s, &app, &src).await["lastSuccessAt"]
-            .as_str()
-            .map(|_| ())
-    })
-    .await;
+    wait_first_success(&s, &app, &src, "the first (empty) poll").await;
 
     let a = p.stripe_event("evt_a");
-    let body = serde_json::to_vec(&a).unwrap();
-    let (code, _) = webhook(&s, &src, &stripe_signed(&body), &body).await;
+    let (code, _) = stripe_webhook(&s, &src, &a).await;
     assert_eq!(code, 202);
     p.stripe_event("evt_b");
     poll_once(&s, &app, &src).await;
@@ -468,12 +492,7 @@ async fn github_deliveries_reconcile(backend: Backend) {
     let body = serde_json::to_vec(&payload1).unwrap();
     let (code, _) = webhook(&s, &src, &github_signed(&body, "guid-1"), &body).await;
     assert!(code == 202 || code == 200, "{code}");
-    eventually(WAIT, "the first poll", || async {
-        status_of(&s, &app, &src).await["lastSuccessAt"]
-            .as_str()
-            .map(|_| ())
-    })
-    .await;
+    wait_first_success(&s, &app, &src, "the first poll").await;
     for i in 2..=5 {
         p.github_delivery(i, &format!("guid-{i}"));
     }
@@ -525,8 +544,7 @@ async fn provider_failures_are_recorded_not_blocking(backend: Backend) {
     assert!(st["lastError"].as_str().unwrap().contains("500"), "{st}");
 
     let ev = json!({"id": "evt_hook", "type": "charge.failed", "created": unix_now()});
-    let body = serde_json::to_vec(&ev).unwrap();
-    assert_eq!(webhook(&s, &src, &stripe_signed(&body), &body).await.0, 202);
+    assert_eq!(stripe_webhook(&s, &src, &ev).await.0, 202);
 
     p.set_mode(Mode::Garbage);
     let st = poll_once(&s, &app, &src).await;
@@ -667,15 +685,7 @@ async fn hostile_poll_objects_are_422() {
         ("github without url", json!({"preset": "github"}), "url"),
     ];
     for (what, poll, field) in cases {
-        let r = s
-            .client
-            .send(
-                s.client
-                    .req(Method::POST, &format!("/app/{app}/source"))
-                    .json(&base(poll)),
-                422,
-            )
-            .await;
+        let r = create_source_refused(&s, &app, &base(poll)).await;
         assert!(r.text.contains(field), "{what}: {}", r.text);
         assert!(
             !r.text.contains("aaaaaaaaaa"),
@@ -712,15 +722,7 @@ async fn loopback_poll_needs_the_allow_list() {
     let app = s.client.create_app("recon").await;
     let body = json!({"name": "x", "verification": {"scheme": "stripe", "secrets": ["whsec_x"]},
         "poll": {"preset": "stripe", "url": "http://127.0.0.1:9/v1/events"}});
-    let r = s
-        .client
-        .send(
-            s.client
-                .req(Method::POST, &format!("/app/{app}/source"))
-                .json(&body),
-            422,
-        )
-        .await;
+    let r = create_source_refused(&s, &app, &body).await;
     assert!(r.text.contains("url"), "{}", r.text);
     s.stop().await;
 }
