@@ -3,6 +3,8 @@
 //! throwaway cluster on loopback and sets it). Without that variable the tests are skipped
 //! with a note — except under `CI=true`, where a missing database is a failure.
 
+mod pg_support;
+
 use std::sync::Arc;
 
 use herald_core::ids::{AppId, AttemptId, EndpointId, MessageId};
@@ -15,14 +17,7 @@ use herald_store::PostgresStore;
 use herald_store::{AttemptRecord, ListQuery, NextState, StoreError};
 
 async fn setup() -> Option<(String, Arc<dyn Store>, Application)> {
-    let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
-        assert!(
-            std::env::var("CI").is_err(),
-            "TEST_DATABASE_URL is not set under CI: scripts/test.sh starts PostgreSQL and sets it"
-        );
-        eprintln!("skipped: TEST_DATABASE_URL not set (run scripts/test.sh to start PostgreSQL)");
-        return None;
-    };
+    let admin_url = pg_support::admin_url()?;
     let url = fresh_database(&admin_url).await;
     let store: Arc<dyn Store> = Arc::new(PostgresStore::connect(&url, None).await.unwrap());
     let a = store.create_app(app(1)).await.unwrap();
@@ -41,17 +36,7 @@ async fn reopen_keyed(url: &str, key: herald_core::crypto::SecretBox) -> Arc<dyn
 
 /// Creates an empty database and returns its URL.
 async fn fresh_database(admin_url: &str) -> String {
-    use sqlx::Connection;
-    let name = format!("suite_{}", ulid::Ulid::new().to_string().to_lowercase());
-    let mut c = sqlx::PgConnection::connect(admin_url).await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut c)
-        .await
-        .unwrap();
-    let (base, _) = admin_url
-        .rsplit_once('/')
-        .expect("URL with a database name");
-    format!("{base}/{name}")
+    pg_support::fresh_database(admin_url, "suite").await
 }
 
 /// Runs `sql` on the database directly, around the store (to store what it never would).

@@ -1017,6 +1017,18 @@ async fn ordered_setup(
     store.create_source(source(&a.id, 10)).await.unwrap()
 }
 
+/// The first 50 rows of the source's request log.
+async fn inbound_log(
+    store: &Arc<dyn Store>,
+    s: &herald_core::model::Source,
+) -> Vec<herald_core::model::InboundRequest> {
+    store
+        .list_inbound(&s.id, None, &ListQuery { limit: 50, ..Default::default() })
+        .await
+        .unwrap()
+        .items
+}
+
 /// Ingests event `seq` of resource `key` (its own dedup key `d<tag>`), as the API would.
 async fn ingest_seq(
     store: &Arc<dyn Store>,
@@ -1096,11 +1108,7 @@ async fn ordering_drops_events_not_above_the_last_accepted_sequence() {
         ingest_seq(&store, &s, "r2", 1, 60_000, 105, "e").await.0,
         O::Accepted(_)
     ));
-    let log = store
-        .list_inbound(&s.id, None, &ListQuery { limit: 50, ..Default::default() })
-        .await
-        .unwrap()
-        .items;
+    let log = inbound_log(&store, &s).await;
     assert_eq!(
         statuses(&log),
         vec![S::Accepted, S::Accepted, S::Stale, S::Stale, S::Stale, S::Accepted]
@@ -1153,11 +1161,7 @@ async fn a_gap_holds_later_events_until_it_is_filled_then_all_go_in_sequence_ord
         ingest_seq(&store, &s, "r", 5, 60_000, 106, "5").await.0,
         O::Accepted(_)
     ));
-    let log = store
-        .list_inbound(&s.id, None, &ListQuery { limit: 50, ..Default::default() })
-        .await
-        .unwrap()
-        .items;
+    let log = inbound_log(&store, &s).await;
     assert_eq!(
         statuses(&log),
         vec![
@@ -1204,11 +1208,7 @@ async fn the_sweep_lets_held_events_go_after_their_wait_in_sequence_order() {
         ingest_seq(&store, &s, "r", 8, 1_000, 2_500, "8").await.0,
         O::Accepted(_)
     ));
-    let log = store
-        .list_inbound(&s.id, None, &ListQuery { limit: 50, ..Default::default() })
-        .await
-        .unwrap()
-        .items;
+    let log = inbound_log(&store, &s).await;
     assert!(!log.iter().any(|r| r.status == S::Held));
 }
 
@@ -1326,13 +1326,13 @@ async fn endpoint_delivery_options_round_trip() {
     .unwrap();
     let created = store.create_endpoint(e.clone()).await.unwrap();
     assert_eq!(created.options, e.options);
-    let got = store.get_endpoint(&a.id, created.id.as_str()).await.unwrap().unwrap();
+    let got = stored_endpoint(&store, &a.id, &created.id).await;
     assert_eq!(got.options, e.options);
     let mut changed = got.clone();
     changed.options.tls = None;
     changed.options.transformation.as_mut().unwrap().enabled = false;
     store.update_endpoint(changed.clone()).await.unwrap();
-    let got = store.get_endpoint(&a.id, created.id.as_str()).await.unwrap().unwrap();
+    let got = stored_endpoint(&store, &a.id, &created.id).await;
     assert_eq!(got.options, changed.options);
 }
 
