@@ -35,6 +35,10 @@ mod metrics;
 mod mtls;
 mod openapi;
 mod ops;
+/// Fresh PostgreSQL databases, shared with the store's tests.
+#[allow(dead_code)] // `admin_url` is for the binaries that fail under CI without a database
+#[path = "../../../herald-store/tests/pg_support/mod.rs"]
+mod pg_support;
 mod portal;
 mod pull;
 mod reconcile;

@@ -217,6 +217,24 @@ impl TlsReceiver {
     }
 }
 
+/// A PKI, a receiver requiring its client certificate, a server and an application `mtls`.
+async fn start_with_receiver() -> (Pki, TlsReceiver, TestServer, String) {
+    let pki = make_pki();
+    let recv = TlsReceiver::start(&pki).await;
+    let server = TestServer::start(|_| {}).await;
+    let app = server.client.create_app("mtls").await;
+    (pki, recv, server, app)
+}
+
+/// The endpoint `tls` object with the PKI's client certificate, key and CA.
+fn full_tls(pki: &Pki) -> serde_json::Value {
+    json!({
+        "clientCertificate": pki.client_cert,
+        "clientKey": pki.client_key,
+        "caCertificates": pki.ca,
+    })
+}
+
 /// Sets the endpoint's `tls` (the `json!({"tls": …})` body of a PATCH), publishes an empty
 /// message and waits for its first attempt; returns the message's attempts.
 async fn set_tls_and_publish(
@@ -233,20 +251,10 @@ async fn set_tls_and_publish(
 
 #[tokio::test]
 async fn client_certificate_and_private_ca_reach_a_receiver_that_requires_them() {
-    let pki = make_pki();
-    let recv = TlsReceiver::start(&pki).await;
-    let server = TestServer::start(|_| {}).await;
+    let (pki, recv, server, app) = start_with_receiver().await;
     let c = &server.client;
-    let app = c.create_app("mtls").await;
     let ep = c
-        .create_endpoint(
-            &app,
-            json!({"url": recv.url(), "tls": {
-                "clientCertificate": pki.client_cert,
-                "clientKey": pki.client_key,
-                "caCertificates": pki.ca,
-            }}),
-        )
+        .create_endpoint(&app, json!({"url": recv.url(), "tls": full_tls(&pki)}))
         .await;
     // The key is never answered.
     assert!(!ep.to_string().contains("PRIVATE KEY"), "{ep}");
@@ -312,22 +320,12 @@ async fn client_certificate_and_private_ca_reach_a_receiver_that_requires_them()
 
 #[tokio::test]
 async fn a_certificate_for_another_host_is_refused_despite_the_private_ca() {
-    let pki = make_pki();
-    let recv = TlsReceiver::start(&pki).await;
-    let server = TestServer::start(|_| {}).await;
+    let (pki, recv, server, app) = start_with_receiver().await;
     let c = &server.client;
-    let app = c.create_app("mtls").await;
     // `localhost` resolves to 127.0.0.1, but the certificate names only the IP.
     let url = format!("https://localhost:{}/hook", recv.port);
     let ep = c
-        .create_endpoint(
-            &app,
-            json!({"url": url, "tls": {
-                "clientCertificate": pki.client_cert,
-                "clientKey": pki.client_key,
-                "caCertificates": pki.ca,
-            }}),
-        )
+        .create_endpoint(&app, json!({"url": url, "tls": full_tls(&pki)}))
         .await;
     let msg = c.publish_empty(&app).await;
     let attempts = c.wait_attempts(&app, &msg, 1).await;

@@ -210,26 +210,10 @@ async fn server(backend: Backend) -> Option<TestServer> {
                 eprintln!("skipped: TEST_DATABASE_URL not set");
                 return None;
             };
-            Some(fresh_database(&admin).await)
+            Some(crate::pg_support::fresh_database(&admin, "reconcile").await)
         }
     };
     Some(TestServer::start(move |c| c.database_url = db).await)
-}
-
-async fn fresh_database(admin_url: &str) -> String {
-    use sqlx::Connection;
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let name = format!("reconcile_{nanos}_{}", std::process::id());
-    let mut c = sqlx::PgConnection::connect(admin_url).await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut c)
-        .await
-        .unwrap();
-    let (base, _) = admin_url.rsplit_once('/').unwrap();
-    format!("{base}/{name}")
 }
 
 /// Runs `$body(backend)` once per backend.
@@ -332,6 +316,12 @@ async fn stripe_source(s: &TestServer, app: &str, p: &Provider) -> String {
 async fn stripe_webhook(s: &TestServer, src: &str, event: &Value) -> (u16, Value) {
     let body = serde_json::to_vec(event).unwrap();
     webhook(s, src, &stripe_signed(&body), &body).await
+}
+
+/// POSTs the GitHub delivery `payload` to the source as a signed webhook with `guid`.
+async fn github_webhook(s: &TestServer, src: &str, payload: &Value, guid: &str) -> (u16, Value) {
+    let body = serde_json::to_vec(payload).unwrap();
+    webhook(s, src, &github_signed(&body, guid), &body).await
 }
 
 /// Waits until the source's poll has succeeded once (`what` names the run).
@@ -489,8 +479,7 @@ async fn github_deliveries_reconcile(backend: Backend) {
         .await;
     let src = id_of(&src);
     // The creation's first run may race the webhook: either way, one message for guid-1.
-    let body = serde_json::to_vec(&payload1).unwrap();
-    let (code, _) = webhook(&s, &src, &github_signed(&body, "guid-1"), &body).await;
+    let (code, _) = github_webhook(&s, &src, &payload1, "guid-1").await;
     assert!(code == 202 || code == 200, "{code}");
     wait_first_success(&s, &app, &src, "the first poll").await;
     for i in 2..=5 {
@@ -517,8 +506,7 @@ async fn github_deliveries_reconcile(backend: Backend) {
         .all(|r| r.header("X-Hub-Signature-256").is_none()));
     // Polled first, webhook later: a duplicate.
     let late = p.state.github.lock()[0].1.clone();
-    let body = serde_json::to_vec(&late).unwrap();
-    let (code, out) = webhook(&s, &src, &github_signed(&body, "guid-5"), &body).await;
+    let (code, out) = github_webhook(&s, &src, &late, "guid-5").await;
     assert_eq!((code, out["duplicate"].clone()), (200, json!(true)));
     s.stop().await;
 }
