@@ -69,99 +69,24 @@ fn routes() -> Router<AppState> {
 
 /// `/api/v1/app/…`: applications with their endpoints, messages and attempts.
 fn application_routes() -> Router<AppState> {
+    let app = get(apps::get)
+        .put(apps::update)
+        .patch(apps::patch)
+        .delete(apps::remove);
     Router::new()
         .route("/health", get(misc::health))
         .route("/app", get(apps::list).post(apps::create))
-        .route(
-            "/app/{app_id}",
-            get(apps::get)
-                .put(apps::update)
-                .patch(apps::patch)
-                .delete(apps::remove),
-        )
+        .route("/app/{app_id}", app)
         .route(
             "/app/{app_id}/endpoint",
             get(endpoints::list).post(endpoints::create),
         )
-        .route(
-            "/app/{app_id}/endpoint/{endpoint_id}",
-            get(endpoints::get)
-                .put(endpoints::update)
-                .patch(endpoints::patch)
-                .delete(endpoints::remove),
-        )
-        .route(
-            "/app/{app_id}/endpoint/{endpoint_id}/secret",
-            get(endpoints::secret),
-        )
-        .route(
-            "/app/{app_id}/endpoint/{endpoint_id}/secret/rotate",
-            post(endpoints::rotate),
-        )
-        .route(
-            "/app/{app_id}/endpoint/{endpoint_id}/headers",
-            get(endpoints::headers)
-                .put(endpoints::put_headers)
-                .patch(endpoints::patch_headers),
-        )
-        .route(
-            "/app/{app_id}/endpoint/{endpoint_id}/transformation",
-            get(transformation::get).patch(transformation::patch),
-        )
-        .route(
-            "/app/{app_id}/endpoint/{endpoint_id}/transformation/test",
-            post(transformation::test),
-        )
-        .route(
-            "/app/{app_id}/endpoint/{endpoint_id}/stats",
-            get(endpoints::stats),
-        )
-        .route(
-            "/app/{app_id}/endpoint/{endpoint_id}/recover",
-            post(endpoints::recover),
-        )
-        .route(
-            "/app/{app_id}/endpoint/{endpoint_id}/send-example",
-            post(endpoints::send_example),
-        )
-        .route("/app/{app_id}/endpoint/{endpoint_id}/poll", get(pull::poll))
-        .route(
-            "/app/{app_id}/endpoint/{endpoint_id}/poll/token",
-            post(pull::create_token).get(pull::list_tokens),
-        )
-        .route(
-            "/app/{app_id}/endpoint/{endpoint_id}/poll/token/{token_id}",
-            delete(pull::delete_token),
-        )
-        .route(
-            "/app/{app_id}/endpoint/{endpoint_id}/filter/test",
-            post(routing::test_filter),
-        )
-        .route(
-            "/app/{app_id}/endpoint/{endpoint_id}/msg",
-            get(messages::by_endpoint),
-        )
+        .nest("/app/{app_id}/endpoint/{endpoint_id}", endpoint_routes())
         .route(
             "/app/{app_id}/msg",
             get(messages::list).post(messages::create),
         )
-        .route("/app/{app_id}/msg/{msg_id}", get(messages::get))
-        .route(
-            "/app/{app_id}/msg/{msg_id}/content",
-            delete(messages::expunge),
-        )
-        .route(
-            "/app/{app_id}/msg/{msg_id}/endpoint",
-            get(messages::endpoints_of),
-        )
-        .route(
-            "/app/{app_id}/msg/{msg_id}/endpoint/{endpoint_id}/resend",
-            post(messages::resend),
-        )
-        .route(
-            "/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}",
-            get(messages::attempt),
-        )
+        .nest("/app/{app_id}/msg/{msg_id}", message_routes())
         .route(
             "/app/{app_id}/attempt/endpoint/{endpoint_id}",
             get(messages::attempts_by_endpoint),
@@ -172,20 +97,61 @@ fn application_routes() -> Router<AppState> {
         )
 }
 
+/// `/api/v1/app/{app_id}/endpoint/{endpoint_id}` and what hangs below it. Nested, so the
+/// handlers still read both ids from the full path.
+fn endpoint_routes() -> Router<AppState> {
+    let endpoint = get(endpoints::get)
+        .put(endpoints::update)
+        .patch(endpoints::patch)
+        .delete(endpoints::remove);
+    let headers = get(endpoints::headers)
+        .put(endpoints::put_headers)
+        .patch(endpoints::patch_headers);
+    Router::new()
+        .route("/", endpoint)
+        .route("/secret", get(endpoints::secret))
+        .route("/secret/rotate", post(endpoints::rotate))
+        .route("/headers", headers)
+        .route(
+            "/transformation",
+            get(transformation::get).patch(transformation::patch),
+        )
+        .route("/transformation/test", post(transformation::test))
+        .route("/stats", get(endpoints::stats))
+        .route("/recover", post(endpoints::recover))
+        .route("/send-example", post(endpoints::send_example))
+        .route("/poll", get(pull::poll))
+        .route(
+            "/poll/token",
+            post(pull::create_token).get(pull::list_tokens),
+        )
+        .route("/poll/token/{token_id}", delete(pull::delete_token))
+        .route("/filter/test", post(routing::test_filter))
+        .route("/msg", get(messages::by_endpoint))
+}
+
+/// `/api/v1/app/{app_id}/msg/{msg_id}` and below.
+fn message_routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(messages::get))
+        .route("/content", delete(messages::expunge))
+        .route("/endpoint", get(messages::endpoints_of))
+        .route("/endpoint/{endpoint_id}/resend", post(messages::resend))
+        .route("/attempt/{attempt_id}", get(messages::attempt))
+}
+
 /// The rest of `/api/v1`: health, event types, tokens, the document, `listen`, sources.
 fn other_routes() -> Router<AppState> {
+    let event_type = get(misc::get_event_type)
+        .put(misc::update_event_type)
+        .patch(misc::patch_event_type)
+        .delete(misc::delete_event_type);
     Router::new()
         .route(
             "/event-type",
             get(misc::list_event_types).post(misc::create_event_type),
         )
-        .route(
-            "/event-type/{name}",
-            get(misc::get_event_type)
-                .put(misc::update_event_type)
-                .patch(misc::patch_event_type)
-                .delete(misc::delete_event_type),
-        )
+        .route("/event-type/{name}", event_type)
         .route(
             "/auth/app-portal-access/{app_id}",
             post(misc::app_portal_access),
@@ -198,30 +164,19 @@ fn other_routes() -> Router<AppState> {
             "/app/{app_id}/source",
             get(sources::list).post(sources::create),
         )
-        .route(
-            "/app/{app_id}/source/{source_id}",
-            get(sources::get)
-                .patch(sources::patch)
-                .delete(sources::remove),
-        )
-        .route(
-            "/app/{app_id}/source/{source_id}/secret/rotate",
-            post(sources::rotate),
-        )
-        .route(
-            "/app/{app_id}/source/{source_id}/poll",
-            post(sources::poll_now),
-        )
-        .route(
-            "/app/{app_id}/source/{source_id}/request",
-            get(sources::requests),
-        )
-        .route(
-            "/app/{app_id}/source/{source_id}/quarantine/{request_id}/release",
-            post(sources::release),
-        )
-        .route(
-            "/app/{app_id}/source/{source_id}/quarantine/{request_id}/reject",
-            post(sources::reject),
-        )
+        .nest("/app/{app_id}/source/{source_id}", source_routes())
+}
+
+/// `/api/v1/app/{app_id}/source/{source_id}` and below.
+fn source_routes() -> Router<AppState> {
+    let source = get(sources::get)
+        .patch(sources::patch)
+        .delete(sources::remove);
+    Router::new()
+        .route("/", source)
+        .route("/secret/rotate", post(sources::rotate))
+        .route("/poll", post(sources::poll_now))
+        .route("/request", get(sources::requests))
+        .route("/quarantine/{request_id}/release", post(sources::release))
+        .route("/quarantine/{request_id}/reject", post(sources::reject))
 }
