@@ -498,25 +498,65 @@ impl Drop for OwnPostgres {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn publishes_during_a_database_outage_are_spooled_then_delivered() {
-    if pg_support::admin_url().is_none() {
-        return;
-    }
+/// What the outage tests start from: one node on a PostgreSQL cluster of the test's own, a
+/// receiver, and an application with one endpoint to it (the status its creation answered).
+/// The tests bind the fields in this order, so that the nodes drop first and the directory
+/// last (bindings drop in reverse).
+struct OneNode {
+    tmp: tempfile::TempDir,
+    pg: OwnPostgres,
+    http: reqwest::Client,
+    receiver: Receiver,
+    nodes: Vec<Node>,
+    base: String,
+    app_id: String,
+    endpoint_status: u16,
+}
+
+/// [`OneNode`] with an application named `app_name`; `None` without `TEST_DATABASE_URL`.
+async fn one_node_on_own_postgres(app_name: &str) -> Option<OneNode> {
+    pg_support::admin_url()?;
     let tmp = tempfile::tempdir().unwrap();
     let pg = OwnPostgres::start(tmp.path());
     let http = http_client();
     let (hook, receiver) = start_receiver().await;
-    let mut nodes = start_cluster(&http, tmp.path(), &pg.url, 1).await;
+    let nodes = start_cluster(&http, tmp.path(), &pg.url, 1).await;
     let base = nodes[0].base.clone();
-    let app_id = create_app(&http, &base, "spool").await;
-    admin(
+    let app_id = create_app(&http, &base, app_name).await;
+    let (endpoint_status, _) = admin(
         &http,
         format!("{base}/api/v1/app/{app_id}/endpoint"),
         json!({"url": hook}),
         &[],
     )
     .await;
+    Some(OneNode {
+        tmp,
+        pg,
+        http,
+        receiver,
+        nodes,
+        base,
+        app_id,
+        endpoint_status,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishes_during_a_database_outage_are_spooled_then_delivered() {
+    let Some(OneNode {
+        tmp,
+        pg,
+        http,
+        receiver,
+        mut nodes,
+        base,
+        app_id,
+        endpoint_status: _,
+    }) = one_node_on_own_postgres("spool").await
+    else {
+        return;
+    };
     let publish = |seq: usize| {
         let (http, url) = (http.clone(), format!("{base}/api/v1/app/{app_id}/msg"));
         async move {
@@ -607,23 +647,19 @@ fn github_signature(secret: &[u8], body: &[u8]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ingestion_during_a_database_outage_is_spooled_then_forwarded_once() {
     const N: usize = 40;
-    if pg_support::admin_url().is_none() {
+    let Some(OneNode {
+        tmp,
+        pg,
+        http,
+        receiver,
+        mut nodes,
+        base,
+        app_id,
+        endpoint_status: s,
+    }) = one_node_on_own_postgres("spool-inbound").await
+    else {
         return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let pg = OwnPostgres::start(tmp.path());
-    let http = http_client();
-    let (hook, receiver) = start_receiver().await;
-    let mut nodes = start_cluster(&http, tmp.path(), &pg.url, 1).await;
-    let base = nodes[0].base.clone();
-    let app_id = create_app(&http, &base, "spool-inbound").await;
-    let (s, _) = admin(
-        &http,
-        format!("{base}/api/v1/app/{app_id}/endpoint"),
-        json!({"url": hook}),
-        &[],
-    )
-    .await;
+    };
     assert_eq!(s, 201);
     // One resource, a contiguous counter in the body, never waiting for gaps: an event drained
     // out of acceptance order would be logged stale and never forwarded.
