@@ -5,6 +5,8 @@
 
 mod pg_support;
 
+mod records;
+
 use std::sync::Arc;
 
 use herald_core::ids::{AppId, AttemptId, EndpointId, MessageId};
@@ -15,6 +17,7 @@ use herald_core::signing::SignatureScheme;
 use herald_store::prelude::*;
 use herald_store::PostgresStore;
 use herald_store::{AttemptRecord, ListQuery, NextState, StoreError};
+use records::app;
 
 async fn setup() -> Option<(String, Arc<dyn Store>, Application)> {
     let admin_url = pg_support::admin_url()?;

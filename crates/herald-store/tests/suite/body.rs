@@ -1,18 +1,7 @@
 // The storage suite: behaviour every backend must show. Included by `storage_sqlite.rs` and
 // `storage_postgres.rs`, each of which defines `setup!()` (a fresh store with one application)
-// and the imports below. Keep tests backend-neutral: they talk only to the `Store` trait.
-
-fn app(now: i64) -> Application {
-    Application {
-        id: AppId::generate(),
-        uid: None,
-        name: "a".into(),
-        throttle_rate: None,
-        metadata: Default::default(),
-        created_at: now,
-        updated_at: now,
-    }
-}
+// and the imports below, `app` (from `records/`) among them. Keep tests backend-neutral: they
+// talk only to the `Store` trait.
 
 fn endpoint(app: &AppId, types: Option<Vec<&str>>) -> Endpoint {
     Endpoint {
