@@ -13,11 +13,16 @@ use herald_core::destination::BrokerTarget;
 use herald_core::outcome::TransportError;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::publisher_confirm::Confirmation;
+use lapin::tcp::{HandshakeError, HandshakeResult, RustlsConnector, TcpStream};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::uri::AMQPUri;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 use super::pool::Pooled;
-use super::{checked_addr, message_headers, timed, Acked, Failure, Outgoing};
+use super::tls::is_tls_error;
+use super::{checked_addr, host_of, message_headers, timed, Acked, Failure, Outgoing};
 
 /// The connection is kept beside its channel: dropping a lapin `Connection` does not close it,
 /// but holding it keeps its status readable.
@@ -114,25 +119,27 @@ impl Pooled<Conn> {
 
     async fn connect(&self, target: &BrokerTarget) -> Result<Conn, Failure> {
         let addr = checked_addr(&self.limits, target).await?;
-        let mut uri = url::Url::parse(&target.connect_url)
+        let url = url::Url::parse(&target.connect_url)
             .map_err(|e| Failure::new(TransportError::Other, e))?;
-        // Plain AMQP goes to the checked address; TLS needs the name for the certificate.
-        if uri.scheme() == "amqp" {
-            let ip = match addr.ip() {
-                std::net::IpAddr::V6(v6) => format!("[{v6}]"),
-                v4 => v4.to_string(),
-            };
-            uri.set_host(Some(&ip))
-                .map_err(|e| Failure::new(TransportError::Other, e))?;
-            let _ = uri.set_port(Some(addr.port()));
-        }
+        let uri: AMQPUri = target
+            .connect_url
+            .parse()
+            .map_err(|e: String| Failure::new(TransportError::Other, format!("amqp: {e}")))?;
+        // TLS goes over the connection to the checked address too, with the URL's host as
+        // the name the certificate must carry (lapin would resolve the name again).
+        let tls = match url.scheme() {
+            "amqps" => Some((self.limits.trust.roots()?.amqp.clone(), host_of(&url))),
+            _ => None,
+        };
+        let timeout = self.limits.connect_timeout;
+        let open = Box::new(move |_: &AMQPUri| open_stream(addr, tls, timeout));
         let props = ConnectionProperties::default()
             .with_executor(tokio_executor_trait::Tokio::current())
             .with_reactor(tokio_reactor_trait::Tokio);
         let connecting = async {
-            let conn = Connection::connect(uri.as_str(), props)
+            let conn = Connection::connector(uri, open, props)
                 .await
-                .map_err(|e| Failure::new(TransportError::Connect, format!("amqp: {e}")))?;
+                .map_err(connect_failure)?;
             let channel = conn.create_channel().await.map_err(classify)?;
             channel
                 .confirm_select(ConfirmSelectOptions::default())
@@ -151,6 +158,55 @@ impl Pooled<Conn> {
             )),
         }
     }
+}
+
+/// Opens the TCP connection to `addr` and, for `amqps`, completes the TLS handshake with
+/// `name` as the server name. Runs on a blocking thread (lapin's connector API); every step
+/// is bounded by `timeout`, so a broker that stalls the handshake cannot hold the thread.
+fn open_stream(
+    addr: SocketAddr,
+    tls: Option<(RustlsConnector, String)>,
+    timeout: Duration,
+) -> HandshakeResult {
+    let stream = TcpStream::connect_timeout(addr, timeout)?;
+    let stream = match tls {
+        None => stream,
+        Some((connector, name)) => {
+            stream.set_read_timeout(Some(timeout))?;
+            stream.set_write_timeout(Some(timeout))?;
+            let deadline = Instant::now() + timeout;
+            let mut res = stream.into_rustls(&connector, &name);
+            loop {
+                match res {
+                    Ok(s) => break s,
+                    Err(HandshakeError::WouldBlock(mid)) if Instant::now() < deadline => {
+                        res = mid.handshake();
+                    }
+                    Err(HandshakeError::WouldBlock(_)) => {
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "TLS handshake timed out",
+                        )
+                        .into())
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    };
+    stream.set_nonblocking(true)?;
+    Ok(stream)
+}
+
+/// A failed connect: a certificate or handshake failure is `tls_error`, anything else
+/// `connect_error` (the broker never saw a message).
+fn connect_failure(e: lapin::Error) -> Failure {
+    let kind = if is_tls_error(&e) {
+        TransportError::Tls
+    } else {
+        TransportError::Connect
+    };
+    Failure::new(kind, format!("amqp: {e}"))
 }
 
 fn classify(e: lapin::Error) -> Failure {
