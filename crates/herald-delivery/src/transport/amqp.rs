@@ -218,3 +218,33 @@ fn classify(e: lapin::Error) -> Failure {
     };
     Failure::new(kind, format!("amqp: {e}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    /// `amqps` connects to the checked address, not to the name, and names the URL's host in
+    /// the TLS handshake (SNI); a stalled handshake ends within the timeout.
+    #[test]
+    fn amqps_connects_to_the_checked_address_with_the_host_as_server_name() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let roots = super::super::tls::Trust::new(None).roots().expect("roots");
+        let tls = Some((roots.amqp.clone(), "broker.invalid".to_string()));
+        let opening =
+            std::thread::spawn(move || open_stream(addr, tls, Duration::from_millis(500)));
+        let (mut sock, _) = listener.accept().expect("connected to the checked address");
+        sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut hello = vec![0u8; 4096];
+        let n = sock.read(&mut hello).unwrap_or(0);
+        assert!(
+            hello[..n].windows(14).any(|w| w == b"broker.invalid"),
+            "the ClientHello names the URL's host"
+        );
+        // The listener never answers: the handshake gives up.
+        let res = opening.join().expect("no panic");
+        assert!(res.is_err(), "a handshake without an answer fails");
+        drop(sock);
+    }
+}

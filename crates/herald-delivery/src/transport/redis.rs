@@ -131,3 +131,55 @@ fn classify(e: RedisError) -> Failure {
     };
     Failure::new(kind, format!("redis: {e}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+    use tokio::io::AsyncReadExt;
+
+    /// The client connects where the pinned resolver says, never resolving the URL's host
+    /// itself, and still names that host in the TLS handshake (SNI).
+    #[tokio::test]
+    async fn rediss_connects_to_the_pinned_address_with_the_host_as_server_name() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        // A name no resolver knows and a port nobody listens on.
+        let client = redis::Client::open("rediss://broker.invalid:1/").unwrap();
+        let cfg = AsyncConnectionConfig::new()
+            .set_connection_timeout(Duration::from_secs(10))
+            .set_dns_resolver(Pinned(addr));
+        let connecting = tokio::spawn(async move {
+            client
+                .get_multiplexed_async_connection_with_config(&cfg)
+                .await
+                .map(|_| ())
+        });
+        let (mut sock, _) = tokio::time::timeout(Duration::from_secs(10), listener.accept())
+            .await
+            .expect("the client connected to the pinned address")
+            .unwrap();
+        let hello = read_some(&mut sock).await;
+        assert!(
+            hello.windows(14).any(|w| w == b"broker.invalid"),
+            "the ClientHello names the URL's host"
+        );
+        drop(sock);
+        let _ = tokio::time::timeout(Duration::from_secs(10), connecting).await;
+    }
+
+    async fn read_some(sock: &mut tokio::net::TcpStream) -> Vec<u8> {
+        let mut buf = vec![0u8; 4096];
+        let mut seen = Vec::new();
+        for _ in 0..20 {
+            match tokio::time::timeout(Duration::from_secs(5), sock.read(&mut buf)).await {
+                Ok(Ok(n)) if n > 0 => seen.extend_from_slice(&buf[..n]),
+                _ => break,
+            }
+            if seen.len() > 64 {
+                break;
+            }
+        }
+        seen
+    }
+}
