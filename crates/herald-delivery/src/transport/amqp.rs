@@ -117,6 +117,8 @@ impl Pooled<Conn> {
         }
     }
 
+    // The stream opener's result type is lapin's (`HandshakeResult`), large error and all.
+    #[allow(clippy::result_large_err)]
     async fn connect(&self, target: &BrokerTarget) -> Result<Conn, Failure> {
         let addr = checked_addr(&self.limits, target).await?;
         let url = url::Url::parse(&target.connect_url)
@@ -163,6 +165,7 @@ impl Pooled<Conn> {
 /// Opens the TCP connection to `addr` and, for `amqps`, completes the TLS handshake with
 /// `name` as the server name. Runs on a blocking thread (lapin's connector API); every step
 /// is bounded by `timeout`, so a broker that stalls the handshake cannot hold the thread.
+#[allow(clippy::result_large_err)] // lapin's connector API fixes the result type
 fn open_stream(
     addr: SocketAddr,
     tls: Option<(RustlsConnector, String)>,
@@ -232,8 +235,9 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let roots = super::super::tls::Trust::new(None).roots().expect("roots");
         let tls = Some((roots.amqp.clone(), "broker.invalid".to_string()));
-        let opening =
-            std::thread::spawn(move || open_stream(addr, tls, Duration::from_millis(500)));
+        let opening = std::thread::spawn(move || {
+            open_stream(addr, tls, Duration::from_millis(500)).map_err(|e| e.to_string())
+        });
         let (mut sock, _) = listener.accept().expect("connected to the checked address");
         sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let mut hello = vec![0u8; 4096];
