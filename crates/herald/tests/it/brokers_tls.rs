@@ -237,3 +237,45 @@ async fn a_broker_certificate_for_another_name_is_refused() {
     )
     .await;
 }
+
+// ---- the egress rules still decide ------------------------------------------------------------
+
+/// Without loopback in `allow_networks`, a TLS broker named `localhost` is refused before any
+/// connection: its name resolves only to refused addresses (`blocked_address`), and the
+/// listener standing in for the broker is never contacted.
+#[tokio::test(flavor = "current_thread")]
+async fn a_tls_broker_name_resolving_to_a_refused_address_is_never_contacted() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let contacted = Arc::new(parking_lot::Mutex::new(0usize));
+    let seen = contacted.clone();
+    let accepting = tokio::spawn(async move {
+        while let Ok((_sock, _)) = listener.accept().await {
+            *seen.lock() += 1;
+        }
+    });
+    for (kind, url) in [
+        (
+            BrokerKind::Redis,
+            format!("rediss://:{BROKER_PASSWORD}@localhost:{port}/0?stream=s"),
+        ),
+        (
+            BrokerKind::Amqp,
+            format!("amqps://{BROKER_USER}:{BROKER_PASSWORD}@localhost:{port}/%2f?routingKey=q"),
+        ),
+    ] {
+        let server = TestServer::start(|c| {
+            c.allow_networks.clear();
+            c.destination_schemes = vec![kind];
+        })
+        .await;
+        let (app, _, ids) = publish_to(&server, &url, 1).await;
+        let attempts = server.client.wait_attempts(&app, &ids[0], 1).await;
+        assert_eq!(attempts[0]["error"], "blocked_address", "{:#}", attempts[0]);
+        server.stop().await;
+    }
+    assert_eq!(*contacted.lock(), 0, "no connection reached the listener");
+    accepting.abort();
+}
