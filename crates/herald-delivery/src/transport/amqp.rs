@@ -8,6 +8,10 @@
 //! broker restart the first attempts fail as `connect_error` until the broker accepts
 //! connections again). A message the broker could not route (no queue bound) comes back with
 //! the confirm and counts as a failure: it was not stored anywhere.
+//!
+//! The TCP connection is opened here, to the address `checked_addr` returned, and handed to
+//! lapin; for `amqps` the TLS handshake runs over it with the URL's host as server name and the
+//! roots of `tls` (platform roots plus `ca_bundle`). lapin never resolves the name itself.
 
 use herald_core::destination::BrokerTarget;
 use herald_core::outcome::TransportError;
