@@ -27,7 +27,9 @@ command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 [ -x /usr/bin/redis-server ] || need_apt+=(redis-server)
 [ -x /usr/sbin/nats-server ] || need_apt+=(nats-server)
 [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || need_apt+=(rabbitmq-server)
-# The mutual-TLS tests make their CA and certificates with the openssl command line.
+# The mutual-TLS and TLS-broker tests (mtls, brokers_tls) make their CA and certificates with
+# the openssl command line; the Debian redis-server (TLS built in) and rabbitmq-server (with
+# erlang-ssl) serve TLS as they are.
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "==> installing Debian packages: ${need_apt[*]}"

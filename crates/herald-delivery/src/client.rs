@@ -204,6 +204,11 @@ impl DeliveryClient {
         })
     }
 
+    /// The operator's extra CA bundle (PEM), which broker TLS trusts too.
+    pub(crate) fn ca_bundle_pem(&self) -> Option<&[u8]> {
+        self.cfg.ca_bundle_pem.as_deref()
+    }
+
     /// The client for `ep`: the shared one, or the endpoint's own when it has TLS settings.
     fn client_for(&self, ep: &Endpoint) -> Result<reqwest::Client, String> {
         let Some(t) = ep.options.tls.as_ref().filter(|t| crate::tls::is_set(t)) else {

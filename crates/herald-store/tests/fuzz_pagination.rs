@@ -14,28 +14,18 @@
 
 #[path = "../../herald-core/tests/fuzz_support/mod.rs"]
 mod fuzz_support;
+mod records;
 
 use std::sync::Arc;
 
 use herald_core::ids::{AppId, MessageId};
-use herald_core::model::{Application, Message};
+use herald_core::model::Message;
 use herald_store::{ListQuery, MessageFilter, Page, SqliteStore, Store};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseResult;
+use records::app;
 
 const PERSIST: &str = "proptest-regressions/fuzz_pagination.txt";
-
-fn app(now: i64) -> Application {
-    Application {
-        id: AppId::generate(),
-        uid: None,
-        name: "a".into(),
-        throttle_rate: None,
-        metadata: Default::default(),
-        created_at: now,
-        updated_at: now,
-    }
-}
 
 fn message(app: &AppId, now: i64) -> Message {
     Message {

@@ -3,6 +3,8 @@
 //! options added since read as their defaults. PostgreSQL runs when `TEST_DATABASE_URL` is set
 //! (always under `CI=true`, see `storage_postgres.rs`).
 
+mod pg_support;
+
 use std::sync::Arc;
 
 use herald_core::crypto::SecretBox;
@@ -82,24 +84,10 @@ async fn a_sqlite_database_of_the_previous_release_opens_and_reads() {
 #[tokio::test]
 async fn a_postgres_database_of_the_previous_release_opens_and_reads() {
     use sqlx::Connection;
-    let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
-        assert!(
-            std::env::var("CI").is_err(),
-            "TEST_DATABASE_URL is not set under CI: scripts/test.sh starts PostgreSQL and sets it"
-        );
-        eprintln!("skipped: TEST_DATABASE_URL not set (run scripts/test.sh to start PostgreSQL)");
+    let Some(admin_url) = pg_support::admin_url() else {
         return;
     };
-    let name = format!("prev_{}", ulid::Ulid::new().to_string().to_lowercase());
-    let mut c = sqlx::PgConnection::connect(&admin_url).await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut c)
-        .await
-        .unwrap();
-    let (base, _) = admin_url
-        .rsplit_once('/')
-        .expect("URL with a database name");
-    let url = format!("{base}/{name}");
+    let url = pg_support::fresh_database(&admin_url, "prev").await;
     let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
     let dump = include_str!("fixtures/previous-release.postgres.sql");
     sqlx::Executor::execute(&mut c, dump).await.unwrap();

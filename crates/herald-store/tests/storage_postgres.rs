@@ -3,6 +3,10 @@
 //! throwaway cluster on loopback and sets it). Without that variable the tests are skipped
 //! with a note — except under `CI=true`, where a missing database is a failure.
 
+mod pg_support;
+
+mod records;
+
 use std::sync::Arc;
 
 use herald_core::ids::{AppId, AttemptId, EndpointId, MessageId};
@@ -13,16 +17,10 @@ use herald_core::signing::SignatureScheme;
 use herald_store::prelude::*;
 use herald_store::PostgresStore;
 use herald_store::{AttemptRecord, ListQuery, NextState, StoreError};
+use records::app;
 
 async fn setup() -> Option<(String, Arc<dyn Store>, Application)> {
-    let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
-        assert!(
-            std::env::var("CI").is_err(),
-            "TEST_DATABASE_URL is not set under CI: scripts/test.sh starts PostgreSQL and sets it"
-        );
-        eprintln!("skipped: TEST_DATABASE_URL not set (run scripts/test.sh to start PostgreSQL)");
-        return None;
-    };
+    let admin_url = pg_support::admin_url()?;
     let url = fresh_database(&admin_url).await;
     let store: Arc<dyn Store> = Arc::new(PostgresStore::connect(&url, None).await.unwrap());
     let a = store.create_app(app(1)).await.unwrap();
@@ -41,17 +39,7 @@ async fn reopen_keyed(url: &str, key: herald_core::crypto::SecretBox) -> Arc<dyn
 
 /// Creates an empty database and returns its URL.
 async fn fresh_database(admin_url: &str) -> String {
-    use sqlx::Connection;
-    let name = format!("suite_{}", ulid::Ulid::new().to_string().to_lowercase());
-    let mut c = sqlx::PgConnection::connect(admin_url).await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut c)
-        .await
-        .unwrap();
-    let (base, _) = admin_url
-        .rsplit_once('/')
-        .expect("URL with a database name");
-    format!("{base}/{name}")
+    pg_support::fresh_database(admin_url, "suite").await
 }
 
 /// Runs `sql` on the database directly, around the store (to store what it never would).
@@ -109,7 +97,7 @@ async fn rekey_re_encrypts_secrets_under_the_new_key() {
 }
 
 /// Waits (60 s at most) until the message is in the database, e.g. once a spool drained.
-async fn wait_for_message(store: &PostgresStore, app: &AppId, id: &MessageId, why: &str) {
+async fn wait_for_message(store: &Arc<dyn Store>, app: &AppId, id: &MessageId, why: &str) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while store
         .get_message(app, id.as_str())
@@ -191,6 +179,42 @@ impl Drop for Relay {
     }
 }
 
+/// A store on a fresh database reached through a [`Relay`], spooling to `dir` (1 MiB), with
+/// one application `a` and one endpoint taking every event type.
+struct Spooling {
+    relay: Relay,
+    dir: tempfile::TempDir,
+    store: Arc<dyn Store>,
+    a: Application,
+}
+
+/// [`Spooling`] with secrets sealed under `key`; `None` (a note printed) without
+/// `TEST_DATABASE_URL`.
+async fn spooling(key: Option<herald_core::crypto::SecretBox>) -> Option<Spooling> {
+    let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
+        eprintln!("skipped: TEST_DATABASE_URL not set (run scripts/test.sh to start PostgreSQL)");
+        return None;
+    };
+    let url = fresh_database(&admin_url).await;
+    let (relay, relay_url) = Relay::in_front_of(&url).await;
+    let dir = tempfile::tempdir().unwrap();
+    let spool = herald_store::postgres::Spool::open(dir.path(), 1 << 20).unwrap();
+    let store: Arc<dyn Store> = Arc::new(
+        PostgresStore::connect(&relay_url, key)
+            .await
+            .unwrap()
+            .with_spool(spool),
+    );
+    let a = store.create_app(app(1)).await.unwrap();
+    store.create_endpoint(endpoint(&a.id, None)).await.unwrap();
+    Some(Spooling {
+        relay,
+        dir,
+        store,
+        a,
+    })
+}
+
 /// Ingestion while the database is unreachable goes to the spool, answered as accepted, in one
 /// order with publishes; draining replays it through the live transaction, so dedup and
 /// ordering are decided then. The source is served from memory meanwhile (secrets sealed).
@@ -199,22 +223,16 @@ async fn ingestion_is_spooled_during_an_outage_and_decided_when_it_drains() {
     use herald_core::crypto::SecretBox;
     use herald_core::model::InboundStatus;
     use herald_store::{DedupCheck, IngestOutcome, OrderCheck};
-    let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
-        eprintln!("skipped: TEST_DATABASE_URL not set (run scripts/test.sh to start PostgreSQL)");
+    let key = SecretBox::from_base64(&SecretBox::generate_key()).unwrap();
+    let Some(Spooling {
+        relay,
+        dir,
+        store,
+        a,
+    }) = spooling(Some(key)).await
+    else {
         return;
     };
-    let url = fresh_database(&admin_url).await;
-    let (relay, relay_url) = Relay::in_front_of(&url).await;
-
-    let dir = tempfile::tempdir().unwrap();
-    let key = SecretBox::from_base64(&SecretBox::generate_key()).unwrap();
-    let spool = herald_store::postgres::Spool::open(dir.path(), 1 << 20).unwrap();
-    let store = PostgresStore::connect(&relay_url, Some(key))
-        .await
-        .unwrap()
-        .with_spool(spool);
-    let a = store.create_app(app(1)).await.unwrap();
-    store.create_endpoint(endpoint(&a.id, None)).await.unwrap();
     let s = store.create_source(source(&a.id, 10)).await.unwrap();
     // Read once before the outage: remembered.
     assert!(store.find_source(&s.id).await.unwrap().is_some());
@@ -222,12 +240,7 @@ async fn ingestion_is_spooled_during_an_outage_and_decided_when_it_drains() {
     relay.cut();
     let during = store.find_source(&s.id).await.unwrap().expect("remembered");
     assert_eq!(during.secrets, s.secrets, "unsealed for the caller");
-    let p1 = store
-        .publish(message(&a.id, "push", None, 100), None)
-        .await
-        .unwrap()
-        .message
-        .id;
+    let p1 = publish_at(&store, &a.id, "push", 100).await.message.id;
     let order = |seq| {
         Some(OrderCheck {
             key: "r1".into(),
@@ -256,12 +269,7 @@ async fn ingestion_is_spooled_during_an_outage_and_decided_when_it_drains() {
         );
         spooled.push((req.id, mid));
     }
-    let p2 = store
-        .publish(message(&a.id, "push", None, 300), None)
-        .await
-        .unwrap()
-        .message
-        .id;
+    let p2 = publish_at(&store, &a.id, "push", 300).await.message.id;
     assert!(
         std::fs::metadata(dir.path().join("publish.jsonl"))
             .unwrap()
@@ -331,20 +339,15 @@ async fn ingestion_is_spooled_during_an_outage_and_decided_when_it_drains() {
 /// set aside, fsync'd, in `rejected.jsonl`, and the entries behind it go in.
 #[tokio::test]
 async fn a_spooled_entry_the_database_refuses_is_set_aside_and_the_drain_goes_on() {
-    let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
-        eprintln!("skipped: TEST_DATABASE_URL not set (run scripts/test.sh to start PostgreSQL)");
+    let Some(Spooling {
+        relay,
+        dir,
+        store,
+        a,
+    }) = spooling(None).await
+    else {
         return;
     };
-    let url = fresh_database(&admin_url).await;
-    let (relay, relay_url) = Relay::in_front_of(&url).await;
-    let dir = tempfile::tempdir().unwrap();
-    let spool = herald_store::postgres::Spool::open(dir.path(), 1 << 20).unwrap();
-    let store = PostgresStore::connect(&relay_url, None)
-        .await
-        .unwrap()
-        .with_spool(spool);
-    let a = store.create_app(app(1)).await.unwrap();
-    store.create_endpoint(endpoint(&a.id, None)).await.unwrap();
     let bad = |now| {
         let mut m = message(&a.id, "push", None, now);
         m.payload = Some("{\"k\":\"\0\"}".into());
@@ -367,12 +370,7 @@ async fn a_spooled_entry_the_database_refuses_is_set_aside_and_the_drain_goes_on
     relay.cut();
     let bad = store.publish(bad(100), None).await.unwrap().message.id;
     // Spooled behind it, in order.
-    let after = store
-        .publish(message(&a.id, "push", None, 101), None)
-        .await
-        .unwrap()
-        .message
-        .id;
+    let after = publish_at(&store, &a.id, "push", 101).await.message.id;
     relay.restore();
     wait_for_message(
         &store,
@@ -391,10 +389,7 @@ async fn a_spooled_entry_the_database_refuses_is_set_aside_and_the_drain_goes_on
     assert_eq!(rejected.lines().count(), 1);
     assert!(rejected.contains(bad.as_str()), "kept for the operator");
     // Nothing else is left to drain: new publishes go straight to the database.
-    let live = store
-        .publish(message(&a.id, "push", None, 102), None)
-        .await
-        .unwrap();
+    let live = publish_at(&store, &a.id, "push", 102).await;
     assert_eq!(live.deliveries, 1);
 }
 include!("suite/pull.rs");

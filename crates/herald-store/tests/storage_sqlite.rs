@@ -1,6 +1,8 @@
 //! The shared storage suite (`suite/body.rs`) against the embedded SQLite backend, on a real
 //! file in a temporary directory.
 
+mod records;
+
 use std::sync::Arc;
 
 use herald_core::ids::{AppId, AttemptId, EndpointId, MessageId};
@@ -10,6 +12,7 @@ use herald_core::model::{
 use herald_core::signing::SignatureScheme;
 use herald_store::SqliteStore;
 use herald_store::{AttemptRecord, ListQuery, NextState, Store, StoreError};
+use records::app;
 
 async fn setup() -> (tempfile::TempDir, Arc<dyn Store>, Application) {
     let dir = tempfile::tempdir().unwrap();

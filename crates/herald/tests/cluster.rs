@@ -8,6 +8,9 @@
 //! throwaway one on loopback). Without it the tests are skipped with a note, except under
 //! `CI=true`, where that is a failure. Each test creates its own database.
 
+#[path = "../../herald-store/tests/pg_support/mod.rs"]
+mod pg_support;
+
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::path::Path;
@@ -29,32 +32,6 @@ const ENCRYPTION_KEY: &str = "Y2x1c3Rlci10ZXN0LWtleS0zMi1ieXRlcy1sb25nISE=";
 const TOTAL: usize = 5000;
 const PUBLISHERS: usize = 12;
 const KILL_AT: usize = 2000;
-
-fn pg_admin_url() -> Option<String> {
-    match std::env::var("TEST_DATABASE_URL") {
-        Ok(u) => Some(u),
-        Err(_) => {
-            assert!(
-                std::env::var("CI").is_err(),
-                "TEST_DATABASE_URL is not set under CI: scripts/test.sh starts PostgreSQL and sets it"
-            );
-            eprintln!("skipped: TEST_DATABASE_URL not set (run scripts/test.sh)");
-            None
-        }
-    }
-}
-
-async fn fresh_database(admin_url: &str) -> String {
-    use sqlx::Connection;
-    let name = format!("cluster_{}", ulid::Ulid::new().to_string().to_lowercase());
-    let mut c = sqlx::PgConnection::connect(admin_url).await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut c)
-        .await
-        .unwrap();
-    let (base, _) = admin_url.rsplit_once('/').unwrap();
-    format!("{base}/{name}")
-}
 
 // ---- receiver --------------------------------------------------------------------------------
 
@@ -209,29 +186,73 @@ async fn admin(
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
+/// Creates an application named `name` through the node at `base` and returns its ID.
+async fn create_app(http: &reqwest::Client, base: &str, name: &str) -> String {
+    let (_, app) = admin(
+        http,
+        format!("{base}/api/v1/app"),
+        json!({ "name": name }),
+        &[],
+    )
+    .await;
+    app["id"].as_str().unwrap().to_string()
+}
+
+/// GET `url` as the administrator and return the JSON body.
+async fn admin_get(http: &reqwest::Client, url: String) -> Value {
+    http.get(url)
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Whether the node's process is still running (it has not exited).
+fn is_running(node: &mut Node) -> bool {
+    node.child.as_mut().unwrap().try_wait().unwrap().is_none()
+}
+
+/// Waits (up to 120 s) until the receiver has seen every message of `ids` (the `what` of the
+/// failure message), node 1's log tail in `dir` explaining a timeout.
+async fn wait_received(receiver: &Receiver, ids: &[String], what: &str, dir: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let missing = {
+            let seen = receiver.seen.lock();
+            ids.iter().filter(|id| !seen.contains_key(*id)).count()
+        };
+        if missing == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{missing} of {} {what} not delivered after the database returned\n{}",
+            ids.len(),
+            stderr_tail(dir, 1)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 // ---- tests -----------------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_deliver_everything_even_when_one_is_killed() {
-    let Some(admin_url) = pg_admin_url() else {
+    let Some(admin_url) = pg_support::admin_url() else {
         return;
     };
     let started = Instant::now();
-    let db = fresh_database(&admin_url).await;
+    let db = pg_support::fresh_database(&admin_url, "cluster").await;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let http = http_client();
     let (hook, receiver) = start_receiver().await;
     let mut nodes = start_cluster(&http, dir, &db, 3).await;
 
-    let (_, app) = admin(
-        &http,
-        format!("{}/api/v1/app", nodes[0].base),
-        json!({"name": "cluster"}),
-        &[],
-    )
-    .await;
-    let app_id = app["id"].as_str().unwrap().to_string();
+    let app_id = create_app(&http, &nodes[0].base, "cluster").await;
     let (s, _) = admin(
         &http,
         format!("{}/api/v1/app/{app_id}/endpoint", nodes[1].base),
@@ -341,31 +362,20 @@ async fn three_nodes_deliver_everything_even_when_one_is_killed() {
     );
     assert!(accepted.len() + in_doubt.load(Ordering::SeqCst) == TOTAL);
     for (i, n) in nodes.iter_mut().enumerate() {
-        assert!(
-            n.child.as_mut().unwrap().try_wait().unwrap().is_none(),
-            "node {} died",
-            i + 1
-        );
+        assert!(is_running(n), "node {} died", i + 1);
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idempotency_key_and_event_id_hold_across_nodes() {
-    let Some(admin_url) = pg_admin_url() else {
+    let Some(admin_url) = pg_support::admin_url() else {
         return;
     };
-    let db = fresh_database(&admin_url).await;
+    let db = pg_support::fresh_database(&admin_url, "cluster").await;
     let tmp = tempfile::tempdir().unwrap();
     let http = http_client();
     let nodes = start_cluster(&http, tmp.path(), &db, 2).await;
-    let (_, app) = admin(
-        &http,
-        format!("{}/api/v1/app", nodes[0].base),
-        json!({"name": "idem"}),
-        &[],
-    )
-    .await;
-    let app_id = app["id"].as_str().unwrap();
+    let app_id = create_app(&http, &nodes[0].base, "idem").await;
     let body = json!({"eventType": "t", "payload": {"n": 1}});
     let key = [("idempotency-key", "cluster-key-1")];
     let (s1, m1) = admin(
@@ -401,15 +411,7 @@ async fn idempotency_key_and_event_id_hold_across_nodes() {
     )
     .await;
     assert_eq!((a, b), (202, 409));
-    let list: Value = http
-        .get(format!("{}/api/v1/app/{app_id}/msg", nodes[1].base))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = admin_get(&http, format!("{}/api/v1/app/{app_id}/msg", nodes[1].base)).await;
     assert_eq!(list["data"].as_array().unwrap().len(), 2);
 
     // Inbound dedup: the same provider delivery posted to both nodes becomes one message.
@@ -423,16 +425,7 @@ async fn idempotency_key_and_event_id_hold_across_nodes() {
     assert_eq!(s, 201);
     let src = src["id"].as_str().unwrap().to_string();
     let body = br#"{"action":"opened"}"#.to_vec();
-    let sig = {
-        use hmac::{Hmac, Mac};
-        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"k").unwrap();
-        mac.update(&body);
-        let bytes = mac.finalize().into_bytes();
-        format!(
-            "sha256={}",
-            bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
-        )
-    };
+    let sig = github_signature(b"k", &body);
     let post = |base: String| {
         let (http, body, sig, src) = (http.clone(), body.clone(), sig.clone(), src.clone());
         async move {
@@ -505,32 +498,65 @@ impl Drop for OwnPostgres {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn publishes_during_a_database_outage_are_spooled_then_delivered() {
-    if pg_admin_url().is_none() {
-        return;
-    }
+/// What the outage tests start from: one node on a PostgreSQL cluster of the test's own, a
+/// receiver, and an application with one endpoint to it (the status its creation answered).
+/// The tests bind the fields in this order, so that the nodes drop first and the directory
+/// last (bindings drop in reverse).
+struct OneNode {
+    tmp: tempfile::TempDir,
+    pg: OwnPostgres,
+    http: reqwest::Client,
+    receiver: Receiver,
+    nodes: Vec<Node>,
+    base: String,
+    app_id: String,
+    endpoint_status: u16,
+}
+
+/// [`OneNode`] with an application named `app_name`; `None` without `TEST_DATABASE_URL`.
+async fn one_node_on_own_postgres(app_name: &str) -> Option<OneNode> {
+    pg_support::admin_url()?;
     let tmp = tempfile::tempdir().unwrap();
     let pg = OwnPostgres::start(tmp.path());
     let http = http_client();
     let (hook, receiver) = start_receiver().await;
-    let mut nodes = start_cluster(&http, tmp.path(), &pg.url, 1).await;
+    let nodes = start_cluster(&http, tmp.path(), &pg.url, 1).await;
     let base = nodes[0].base.clone();
-    let (_, app) = admin(
-        &http,
-        format!("{base}/api/v1/app"),
-        json!({"name": "spool"}),
-        &[],
-    )
-    .await;
-    let app_id = app["id"].as_str().unwrap().to_string();
-    admin(
+    let app_id = create_app(&http, &base, app_name).await;
+    let (endpoint_status, _) = admin(
         &http,
         format!("{base}/api/v1/app/{app_id}/endpoint"),
         json!({"url": hook}),
         &[],
     )
     .await;
+    Some(OneNode {
+        tmp,
+        pg,
+        http,
+        receiver,
+        nodes,
+        base,
+        app_id,
+        endpoint_status,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishes_during_a_database_outage_are_spooled_then_delivered() {
+    let Some(OneNode {
+        tmp,
+        pg,
+        http,
+        receiver,
+        mut nodes,
+        base,
+        app_id,
+        endpoint_status: _,
+    }) = one_node_on_own_postgres("spool").await
+    else {
+        return;
+    };
     let publish = |seq: usize| {
         let (http, url) = (http.clone(), format!("{base}/api/v1/app/{app_id}/msg"));
         async move {
@@ -577,47 +603,16 @@ async fn publishes_during_a_database_outage_are_spooled_then_delivered() {
     let health: Value = health.json().await.unwrap();
     assert_eq!(health["status"], "degraded", "{health}");
     assert_eq!(health["storage"], "spooling", "{health}");
-    assert!(
-        nodes[0]
-            .child
-            .as_mut()
-            .unwrap()
-            .try_wait()
-            .unwrap()
-            .is_none(),
-        "the node died during the outage"
-    );
+    assert!(is_running(&mut nodes[0]), "the node died during the outage");
     pg.run("resume");
 
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let missing = {
-            let seen = receiver.seen.lock();
-            accepted.iter().filter(|id| !seen.contains_key(*id)).count()
-        };
-        if missing == 0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{missing} of {} accepted messages not delivered after the database returned\n{}",
-            accepted.len(),
-            stderr_tail(tmp.path(), 1)
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_received(&receiver, &accepted, "accepted messages", tmp.path()).await;
     // Drained in acceptance order: the spooled messages are listed oldest-to-newest by ID.
-    let list: Value = http
-        .get(format!(
-            "{base}/api/v1/app/{app_id}/msg?limit=250&order=ascending"
-        ))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = admin_get(
+        &http,
+        format!("{base}/api/v1/app/{app_id}/msg?limit=250&order=ascending"),
+    )
+    .await;
     let ids: Vec<&str> = list["data"]
         .as_array()
         .unwrap()
@@ -652,30 +647,19 @@ fn github_signature(secret: &[u8], body: &[u8]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ingestion_during_a_database_outage_is_spooled_then_forwarded_once() {
     const N: usize = 40;
-    if pg_admin_url().is_none() {
+    let Some(OneNode {
+        tmp,
+        pg,
+        http,
+        receiver,
+        mut nodes,
+        base,
+        app_id,
+        endpoint_status: s,
+    }) = one_node_on_own_postgres("spool-inbound").await
+    else {
         return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let pg = OwnPostgres::start(tmp.path());
-    let http = http_client();
-    let (hook, receiver) = start_receiver().await;
-    let mut nodes = start_cluster(&http, tmp.path(), &pg.url, 1).await;
-    let base = nodes[0].base.clone();
-    let (_, app) = admin(
-        &http,
-        format!("{base}/api/v1/app"),
-        json!({"name": "spool-inbound"}),
-        &[],
-    )
-    .await;
-    let app_id = app["id"].as_str().unwrap().to_string();
-    let (s, _) = admin(
-        &http,
-        format!("{base}/api/v1/app/{app_id}/endpoint"),
-        json!({"url": hook}),
-        &[],
-    )
-    .await;
+    };
     assert_eq!(s, 201);
     // One resource, a contiguous counter in the body, never waiting for gaps: an event drained
     // out of acceptance order would be logged stale and never forwarded.
@@ -719,18 +703,11 @@ async fn ingestion_during_a_database_outage_is_spooled_then_forwarded_once() {
     // test is about.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let v: Value = http
-            .get(format!(
-                "{base}/api/v1/app/{app_id}/msg/{}/endpoint",
-                forwarded[0]
-            ))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v: Value = admin_get(
+            &http,
+            format!("{base}/api/v1/app/{app_id}/msg/{}/endpoint", forwarded[0]),
+        )
+        .await;
         if v["data"][0]["status"] == 0 {
             break;
         }
@@ -755,54 +732,20 @@ async fn ingestion_during_a_database_outage_is_spooled_then_forwarded_once() {
     let (s, stale) = ingest("delivery-stale".into(), 2).await;
     assert_eq!(s, 202, "stale event during the outage: {stale}");
     let stale_id = stale["id"].as_str().unwrap().to_string();
-    assert!(
-        nodes[0]
-            .child
-            .as_mut()
-            .unwrap()
-            .try_wait()
-            .unwrap()
-            .is_none(),
-        "the node died during the outage"
-    );
+    assert!(is_running(&mut nodes[0]), "the node died during the outage");
     pg.run("resume");
 
     // Every event accepted during the outage reaches the endpoint.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let missing = {
-            let seen = receiver.seen.lock();
-            forwarded
-                .iter()
-                .filter(|id| !seen.contains_key(*id))
-                .count()
-        };
-        if missing == 0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{missing} of {} ingested events not delivered after the database returned\n{}",
-            forwarded.len(),
-            stderr_tail(tmp.path(), 1)
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_received(&receiver, &forwarded, "ingested events", tmp.path()).await;
     // The request log: the duplicate and the stale event were decided at drain time (they
     // were the last two spooled, so once they are logged everything is drained).
     let deadline = Instant::now() + Duration::from_secs(60);
     let log = loop {
-        let page: Value = http
-            .get(format!(
-                "{base}/api/v1/app/{app_id}/source/{src}/request?limit=250"
-            ))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let page: Value = admin_get(
+            &http,
+            format!("{base}/api/v1/app/{app_id}/source/{src}/request?limit=250"),
+        )
+        .await;
         let rows = page["data"].as_array().unwrap().clone();
         if rows.len() == N + 3 {
             break rows;
@@ -857,7 +800,7 @@ async fn ingestion_during_a_database_outage_is_spooled_then_forwarded_once() {
 /// returns.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_spool_an_outage_answers_503_and_the_node_recovers() {
-    if pg_admin_url().is_none() {
+    if pg_support::admin_url().is_none() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -866,14 +809,7 @@ async fn without_a_spool_an_outage_answers_503_and_the_node_recovers() {
     let mut node = spawn_node_with(tmp.path(), 1, &pg.url, &[("HERALD_SPOOL_MAX_BYTES", "0")]);
     wait_healthy(&http, &mut node, tmp.path(), 1).await;
     let base = node.base.clone();
-    let (_, app) = admin(
-        &http,
-        format!("{base}/api/v1/app"),
-        json!({"name": "nospool"}),
-        &[],
-    )
-    .await;
-    let app_id = app["id"].as_str().unwrap().to_string();
+    let app_id = create_app(&http, &base, "nospool").await;
     let (s, src) = admin(
         &http,
         format!("{base}/api/v1/app/{app_id}/source"),

@@ -8,16 +8,25 @@
 //! broker restart the first attempts fail as `connect_error` until the broker accepts
 //! connections again). A message the broker could not route (no queue bound) comes back with
 //! the confirm and counts as a failure: it was not stored anywhere.
+//!
+//! The TCP connection is opened here, to the address `checked_addr` returned, and handed to
+//! lapin; for `amqps` the TLS handshake runs over it with the URL's host as server name and the
+//! roots of `tls` (platform roots plus `ca_bundle`). lapin never resolves the name itself.
 
 use herald_core::destination::BrokerTarget;
 use herald_core::outcome::TransportError;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::publisher_confirm::Confirmation;
+use lapin::tcp::{HandshakeError, HandshakeResult, RustlsConnector, TcpStream};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::uri::AMQPUri;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 use super::pool::Pooled;
-use super::{checked_addr, message_headers, timed, Acked, Failure, Outgoing};
+use super::tls::is_tls_error;
+use super::{checked_addr, host_of, message_headers, timed, Acked, Failure, Outgoing};
 
 /// The connection is kept beside its channel: dropping a lapin `Connection` does not close it,
 /// but holding it keeps its status readable.
@@ -112,27 +121,31 @@ impl Pooled<Conn> {
         }
     }
 
+    // The stream opener's result type is lapin's (`HandshakeResult`), large error and all.
+    #[allow(clippy::result_large_err)]
     async fn connect(&self, target: &BrokerTarget) -> Result<Conn, Failure> {
         let addr = checked_addr(&self.limits, target).await?;
-        let mut uri = url::Url::parse(&target.connect_url)
+        let url = url::Url::parse(&target.connect_url)
             .map_err(|e| Failure::new(TransportError::Other, e))?;
-        // Plain AMQP goes to the checked address; TLS needs the name for the certificate.
-        if uri.scheme() == "amqp" {
-            let ip = match addr.ip() {
-                std::net::IpAddr::V6(v6) => format!("[{v6}]"),
-                v4 => v4.to_string(),
-            };
-            uri.set_host(Some(&ip))
-                .map_err(|e| Failure::new(TransportError::Other, e))?;
-            let _ = uri.set_port(Some(addr.port()));
-        }
+        let uri: AMQPUri = target
+            .connect_url
+            .parse()
+            .map_err(|e: String| Failure::new(TransportError::Other, format!("amqp: {e}")))?;
+        // TLS goes over the connection to the checked address too, with the URL's host as
+        // the name the certificate must carry (lapin would resolve the name again).
+        let tls = match url.scheme() {
+            "amqps" => Some((self.limits.trust.roots()?.amqp.clone(), host_of(&url))),
+            _ => None,
+        };
+        let timeout = self.limits.connect_timeout;
+        let open = Box::new(move |_: &AMQPUri| open_stream(addr, tls, timeout));
         let props = ConnectionProperties::default()
             .with_executor(tokio_executor_trait::Tokio::current())
             .with_reactor(tokio_reactor_trait::Tokio);
         let connecting = async {
-            let conn = Connection::connect(uri.as_str(), props)
+            let conn = Connection::connector(uri, open, props)
                 .await
-                .map_err(|e| Failure::new(TransportError::Connect, format!("amqp: {e}")))?;
+                .map_err(connect_failure)?;
             let channel = conn.create_channel().await.map_err(classify)?;
             channel
                 .confirm_select(ConfirmSelectOptions::default())
@@ -153,6 +166,56 @@ impl Pooled<Conn> {
     }
 }
 
+/// Opens the TCP connection to `addr` and, for `amqps`, completes the TLS handshake with
+/// `name` as the server name. Runs on a blocking thread (lapin's connector API); every step
+/// is bounded by `timeout`, so a broker that stalls the handshake cannot hold the thread.
+#[allow(clippy::result_large_err)] // lapin's connector API fixes the result type
+fn open_stream(
+    addr: SocketAddr,
+    tls: Option<(RustlsConnector, String)>,
+    timeout: Duration,
+) -> HandshakeResult {
+    let stream = TcpStream::connect_timeout(addr, timeout)?;
+    let stream = match tls {
+        None => stream,
+        Some((connector, name)) => {
+            stream.set_read_timeout(Some(timeout))?;
+            stream.set_write_timeout(Some(timeout))?;
+            let deadline = Instant::now() + timeout;
+            let mut res = stream.into_rustls(&connector, &name);
+            loop {
+                match res {
+                    Ok(s) => break s,
+                    Err(HandshakeError::WouldBlock(mid)) if Instant::now() < deadline => {
+                        res = mid.handshake();
+                    }
+                    Err(HandshakeError::WouldBlock(_)) => {
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "TLS handshake timed out",
+                        )
+                        .into())
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    };
+    stream.set_nonblocking(true)?;
+    Ok(stream)
+}
+
+/// A failed connect: a certificate or handshake failure is `tls_error`, anything else
+/// `connect_error` (the broker never saw a message).
+fn connect_failure(e: lapin::Error) -> Failure {
+    let kind = if is_tls_error(&e) {
+        TransportError::Tls
+    } else {
+        TransportError::Connect
+    };
+    Failure::new(kind, format!("amqp: {e}"))
+}
+
 fn classify(e: lapin::Error) -> Failure {
     let kind = match &e {
         lapin::Error::IOError(_) | lapin::Error::InvalidConnectionState(_) => {
@@ -161,4 +224,35 @@ fn classify(e: lapin::Error) -> Failure {
         _ => TransportError::Other,
     };
     Failure::new(kind, format!("amqp: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    /// `amqps` connects to the checked address, not to the name, and names the URL's host in
+    /// the TLS handshake (SNI); a stalled handshake ends within the timeout.
+    #[test]
+    fn amqps_connects_to_the_checked_address_with_the_host_as_server_name() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let roots = super::super::tls::Trust::new(None).roots().expect("roots");
+        let tls = Some((roots.amqp.clone(), "broker.invalid".to_string()));
+        let opening = std::thread::spawn(move || {
+            open_stream(addr, tls, Duration::from_millis(500)).map_err(|e| e.to_string())
+        });
+        let (mut sock, _) = listener.accept().expect("connected to the checked address");
+        sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut hello = vec![0u8; 4096];
+        let n = sock.read(&mut hello).unwrap_or(0);
+        assert!(
+            hello[..n].windows(14).any(|w| w == b"broker.invalid"),
+            "the ClientHello names the URL's host"
+        );
+        // The listener never answers: the handshake gives up.
+        let res = opening.join().expect("no panic");
+        assert!(res.is_err(), "a handshake without an answer fails");
+        drop(sock);
+    }
 }

@@ -16,6 +16,7 @@ mod amqp;
 mod nats;
 mod pool;
 mod redis;
+mod tls;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -65,6 +66,8 @@ pub(crate) struct Limits {
     pub policy: std::sync::Arc<herald_core::ssrf::EgressPolicy>,
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
+    /// The roots broker TLS trusts (platform roots plus `ca_bundle`).
+    pub trust: std::sync::Arc<tls::Trust>,
 }
 
 /// Every way out of Herald, with a connection pool per broker destination.
@@ -88,6 +91,7 @@ impl Transports {
             policy: http.policy().clone(),
             connect_timeout,
             request_timeout,
+            trust: std::sync::Arc::new(tls::Trust::new(http.ca_bundle_pem().map(<[u8]>::to_vec))),
         };
         Self {
             http,
@@ -172,20 +176,15 @@ fn percent_decode(s: &str) -> Option<String> {
 
 /// Resolves the broker's host and keeps the addresses the egress policy allows, like the
 /// HTTP client's resolver: a name that resolves only to refused addresses is
-/// `blocked_address`. The transports connect to a returned address, never to the name again
-/// (except for TLS, which needs the name to verify the certificate).
+/// `blocked_address`. The transports connect to the returned address, never to the name
+/// again; with TLS the name is only the SNI and the name the certificate must carry.
 pub(crate) async fn checked_addr(
     limits: &Limits,
     target: &BrokerTarget,
 ) -> Result<SocketAddr, Failure> {
     let url = url::Url::parse(&target.connect_url)
         .map_err(|e| Failure::new(TransportError::Other, format!("invalid URL: {e}")))?;
-    let host = url
-        .host_str()
-        .unwrap_or_default()
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_string();
+    let host = host_of(&url);
     let port = url.port().unwrap_or(default_port(url.scheme()));
     let lookup = tokio::time::timeout(
         limits.connect_timeout,
@@ -212,6 +211,15 @@ pub(crate) async fn checked_addr(
             None => Failure::new(TransportError::Dns, format!("{host} has no address")),
         }),
     }
+}
+
+/// The URL's host without IPv6 brackets: what is resolved, and with TLS the server name.
+pub(crate) fn host_of(url: &url::Url) -> String {
+    url.host_str()
+        .unwrap_or_default()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string()
 }
 
 fn default_port(scheme: &str) -> u16 {

@@ -1,18 +1,7 @@
 // The storage suite: behaviour every backend must show. Included by `storage_sqlite.rs` and
 // `storage_postgres.rs`, each of which defines `setup!()` (a fresh store with one application)
-// and the imports below. Keep tests backend-neutral: they talk only to the `Store` trait.
-
-fn app(now: i64) -> Application {
-    Application {
-        id: AppId::generate(),
-        uid: None,
-        name: "a".into(),
-        throttle_rate: None,
-        metadata: Default::default(),
-        created_at: now,
-        updated_at: now,
-    }
-}
+// and the imports below, `app` (from `records/`) among them. Keep tests backend-neutral: they
+// talk only to the `Store` trait.
 
 fn endpoint(app: &AppId, types: Option<Vec<&str>>) -> Endpoint {
     Endpoint {
@@ -75,6 +64,47 @@ async fn claim(
         .map(|b| b.claimed)
 }
 
+/// Publishes `message(app, event_type, None, now)` to its fan-out.
+async fn publish_at(
+    store: &Arc<dyn Store>,
+    app: &AppId,
+    event_type: &str,
+    now: i64,
+) -> herald_store::Published {
+    store
+        .publish(message(app, event_type, None, now), None)
+        .await
+        .unwrap()
+}
+
+/// Publishes `n` messages of `event_type`, created at `first`, `first + 1`, ….
+async fn publish_many(store: &Arc<dyn Store>, app: &AppId, event_type: &str, first: i64, n: i64) {
+    for i in 0..n {
+        publish_at(store, app, event_type, first + i).await;
+    }
+}
+
+/// Records `attempt` and moves its delivery to `next`; returns the breaker's transition.
+async fn record(
+    store: &Arc<dyn Store>,
+    attempt: Attempt,
+    next: NextState,
+) -> Option<herald_core::breaker::BreakerState> {
+    store
+        .record_attempt(AttemptRecord {
+            breaker: Default::default(),
+            attempt,
+            next,
+        })
+        .await
+        .unwrap()
+}
+
+/// The endpoint as stored now.
+async fn stored_endpoint(store: &Arc<dyn Store>, app: &AppId, id: &EndpointId) -> Endpoint {
+    store.get_endpoint(app, id.as_str()).await.unwrap().unwrap()
+}
+
 async fn has_payload(store: &Arc<dyn Store>, app: &AppId, msg: &MessageId) -> bool {
     store
         .get_message(app, msg.as_str())
@@ -115,18 +145,12 @@ async fn publish_fans_out_by_event_type_in_one_commit() {
         .create_endpoint(endpoint(&a.id, Some(vec!["b"])))
         .await
         .unwrap();
-    let p = store
-        .publish(message(&a.id, "a", None, 10), None)
-        .await
-        .unwrap();
+    let p = publish_at(&store, &a.id, "a", 10).await;
     assert_eq!(p.deliveries, 1);
     let ds = store.deliveries_of_message(&p.message.id).await.unwrap();
     assert_eq!(ds.len(), 1);
     assert_eq!(ds[0].endpoint_id, all.id);
-    let p = store
-        .publish(message(&a.id, "b", None, 11), None)
-        .await
-        .unwrap();
+    let p = publish_at(&store, &a.id, "b", 11).await;
     assert_eq!(p.deliveries, 2);
     // send-example style: only one endpoint, whatever the filter says.
     let p = store
@@ -208,10 +232,7 @@ async fn concurrent_publishes_group_commit_and_all_persist() {
 async fn claims_are_leases_another_owner_takes_over_after_expiry() {
     let (_d, store, a) = setup!();
     store.create_endpoint(endpoint(&a.id, None)).await.unwrap();
-    store
-        .publish(message(&a.id, "a", None, 100), None)
-        .await
-        .unwrap();
+    publish_at(&store, &a.id, "a", 100).await;
     let c1 = claim(&store, "node-1", 1_000, 5_000, 10).await.unwrap();
     assert_eq!(c1.len(), 1);
     // While the lease holds, nobody else gets it.
@@ -229,26 +250,16 @@ async fn claims_are_leases_another_owner_takes_over_after_expiry() {
 async fn attempt_outcomes_move_the_delivery() {
     let (_d, store, a) = setup!();
     let ep = store.create_endpoint(endpoint(&a.id, None)).await.unwrap();
-    let m = store
-        .publish(message(&a.id, "a", None, 100), None)
-        .await
-        .unwrap()
-        .message;
+    let m = publish_at(&store, &a.id, "a", 100).await.message;
     let c = claim(&store, "n", 1_000, 60_000, 10)
         .await
         .unwrap()
         .remove(0);
-    store
-        .record_attempt(AttemptRecord {
-            breaker: Default::default(),
-            attempt: attempt(&c, 1_001, false),
-            next: NextState::RetryAt {
-                at: 5_000,
-                failures: 1,
-            },
-        })
-        .await
-        .unwrap();
+    let next = NextState::RetryAt {
+        at: 5_000,
+        failures: 1,
+    };
+    record(&store, attempt(&c, 1_001, false), next).await;
     let d = &store.deliveries_of_message(&m.id).await.unwrap()[0];
     assert_eq!(
         (d.status, d.attempts, d.failures, d.next_attempt_at),
@@ -267,19 +278,13 @@ async fn attempt_outcomes_move_the_delivery() {
         .remove(0);
     assert_eq!(c.failures, 1);
     // A pause pushes the endpoint's deliveries back without consuming a retry.
-    store
-        .record_attempt(AttemptRecord {
-            breaker: Default::default(),
-            attempt: attempt(&c, 5_001, false),
-            next: NextState::EndpointPaused { until: 9_000 },
-        })
-        .await
-        .unwrap();
-    let e = store
-        .get_endpoint(&a.id, ep.id.as_str())
-        .await
-        .unwrap()
-        .unwrap();
+    record(
+        &store,
+        attempt(&c, 5_001, false),
+        NextState::EndpointPaused { until: 9_000 },
+    )
+    .await;
+    let e = stored_endpoint(&store, &a.id, &ep.id).await;
     assert_eq!(e.paused_until, Some(9_000));
     let d = &store.deliveries_of_message(&m.id).await.unwrap()[0];
     assert_eq!(
@@ -290,26 +295,13 @@ async fn attempt_outcomes_move_the_delivery() {
         .await
         .unwrap()
         .remove(0);
-    store
-        .record_attempt(AttemptRecord {
-            breaker: Default::default(),
-            attempt: attempt(&c, 9_001, false),
-            next: NextState::Failed {
-                disable_endpoint: true,
-            },
-        })
-        .await
-        .unwrap();
+    let next = NextState::Failed {
+        disable_endpoint: true,
+    };
+    record(&store, attempt(&c, 9_001, false), next).await;
     let d = &store.deliveries_of_message(&m.id).await.unwrap()[0];
     assert_eq!(d.status, DeliveryStatus::Fail);
-    assert!(
-        store
-            .get_endpoint(&a.id, ep.id.as_str())
-            .await
-            .unwrap()
-            .unwrap()
-            .disabled
-    );
+    assert!(stored_endpoint(&store, &a.id, &ep.id).await.disabled);
     // Recover re-queues the failed delivery.
     assert_eq!(store.recover(&ep.id, 0, None, 10_000).await.unwrap(), 1);
     let d = &store.deliveries_of_message(&m.id).await.unwrap()[0];
@@ -322,12 +314,7 @@ async fn attempt_outcomes_move_the_delivery() {
 async fn release_leases_makes_in_flight_work_due_again() {
     let (_d, store, a) = setup!();
     store.create_endpoint(endpoint(&a.id, None)).await.unwrap();
-    for i in 0..3 {
-        store
-            .publish(message(&a.id, "a", None, i), None)
-            .await
-            .unwrap();
-    }
+    publish_many(&store, &a.id, "a", 0, 3).await;
     assert_eq!(
         claim(&store, "dead-node", 10, 60_000, 10)
             .await
@@ -398,28 +385,13 @@ async fn retention_purges_finished_payloads_and_attempt_bodies_only() {
     const DAY: i64 = 86_400_000;
     let now = herald_core::now_millis();
     // Delivered: its payload and its attempt's response body go after the retention period.
-    let done = store
-        .publish(message(&a.id, "a", None, now), None)
-        .await
-        .unwrap()
-        .message;
+    let done = publish_at(&store, &a.id, "a", now).await.message;
     let c = claim(&store, "n", now, 60_000, 10).await.unwrap().remove(0);
     let mut att = attempt(&c, now, true);
     att.response = "receiver said ok".into();
-    store
-        .record_attempt(AttemptRecord {
-            breaker: Default::default(),
-            attempt: att,
-            next: NextState::Succeeded,
-        })
-        .await
-        .unwrap();
+    record(&store, att, NextState::Succeeded).await;
     // Still pending: its payload is kept whatever its age.
-    let pending = store
-        .publish(message(&a.id, "a", None, now), None)
-        .await
-        .unwrap()
-        .message;
+    let pending = publish_at(&store, &a.id, "a", now).await.message;
     // Delivered with a short retention of its own (1 hour), and no attempt-log body.
     let mut short = message(&a.id, "b", None, now);
     short.retention_ms = Some(3_600_000);
@@ -471,23 +443,13 @@ async fn endpoints_failing_for_the_whole_window_are_disabled_and_their_work_ends
     let bad = store.create_endpoint(endpoint(&a.id, None)).await.unwrap();
     const HOUR: i64 = 3_600_000;
     let t0 = 1_000_000;
-    let m1 = store
-        .publish(message(&a.id, "a", None, t0), None)
-        .await
-        .unwrap()
-        .message;
+    let m1 = publish_at(&store, &a.id, "a", t0).await.message;
     let c = claim(&store, "n", t0, 60_000, 10).await.unwrap().remove(0);
-    store
-        .record_attempt(AttemptRecord {
-            breaker: Default::default(),
-            attempt: attempt(&c, t0, false),
-            next: NextState::RetryAt {
-                at: t0 + HOUR,
-                failures: 1,
-            },
-        })
-        .await
-        .unwrap();
+    let next = NextState::RetryAt {
+        at: t0 + HOUR,
+        failures: 1,
+    };
+    record(&store, attempt(&c, t0, false), next).await;
     // Inside the window nothing happens.
     assert!(store
         .disable_failing_endpoints(t0 + 119 * HOUR, 120 * HOUR)
@@ -499,10 +461,7 @@ async fn endpoints_failing_for_the_whole_window_are_disabled_and_their_work_ends
         .create_endpoint(endpoint(&a.id, Some(vec!["b"])))
         .await
         .unwrap();
-    store
-        .publish(message(&a.id, "b", None, t0), None)
-        .await
-        .unwrap();
+    publish_at(&store, &a.id, "b", t0).await;
     let cs = claim(&store, "n", t0 + 2 * HOUR, 60_000, 10).await.unwrap();
     for c in cs {
         let ok = c.endpoint_id == good.id;
@@ -514,14 +473,7 @@ async fn endpoints_failing_for_the_whole_window_are_disabled_and_their_work_ends
                 failures: 2,
             }
         };
-        store
-            .record_attempt(AttemptRecord {
-                breaker: Default::default(),
-                attempt: attempt(&c, t0 + 2 * HOUR, ok),
-                next,
-            })
-            .await
-            .unwrap();
+        record(&store, attempt(&c, t0 + 2 * HOUR, ok), next).await;
     }
     let disabled = store
         .disable_failing_endpoints(t0 + 120 * HOUR, 120 * HOUR)
@@ -534,32 +486,14 @@ async fn endpoints_failing_for_the_whole_window_are_disabled_and_their_work_ends
             .collect::<Vec<_>>(),
         vec![bad.id.clone()]
     );
-    assert!(
-        store
-            .get_endpoint(&a.id, bad.id.as_str())
-            .await
-            .unwrap()
-            .unwrap()
-            .disabled
-    );
-    assert!(
-        !store
-            .get_endpoint(&a.id, good.id.as_str())
-            .await
-            .unwrap()
-            .unwrap()
-            .disabled
-    );
+    assert!(stored_endpoint(&store, &a.id, &bad.id).await.disabled);
+    assert!(!stored_endpoint(&store, &a.id, &good.id).await.disabled);
     assert_eq!(
         store.deliveries_of_message(&m1.id).await.unwrap()[0].status,
         DeliveryStatus::Fail
     );
     // Re-enabling starts a fresh window; recover brings the work back.
-    let mut e = store
-        .get_endpoint(&a.id, bad.id.as_str())
-        .await
-        .unwrap()
-        .unwrap();
+    let mut e = stored_endpoint(&store, &a.id, &bad.id).await;
     e.disabled = false;
     store.update_endpoint(e).await.unwrap();
     assert!(store
@@ -579,21 +513,15 @@ async fn endpoints_failing_for_the_whole_window_are_disabled_and_their_work_ends
 
 /// Records a result for a claimed delivery: success, or a failure retried at `retry_at`.
 async fn finish(store: &Arc<dyn Store>, c: &herald_store::Claimed, now: i64, ok: bool) {
-    store
-        .record_attempt(AttemptRecord {
-            breaker: Default::default(),
-            attempt: attempt(c, now, ok),
-            next: if ok {
-                NextState::Succeeded
-            } else {
-                NextState::RetryAt {
-                    at: now + 3_600_000,
-                    failures: c.failures + 1,
-                }
-            },
-        })
-        .await
-        .unwrap();
+    let next = if ok {
+        NextState::Succeeded
+    } else {
+        NextState::RetryAt {
+            at: now + 3_600_000,
+            failures: c.failures + 1,
+        }
+    };
+    record(store, attempt(c, now, ok), next).await;
 }
 
 #[tokio::test]
@@ -602,12 +530,7 @@ async fn claims_respect_max_concurrency_counted_from_every_owners_leases() {
     let mut e = endpoint(&a.id, None);
     e.max_concurrency = Some(3);
     store.create_endpoint(e).await.unwrap();
-    for i in 0..10 {
-        store
-            .publish(message(&a.id, "a", None, 100 + i), None)
-            .await
-            .unwrap();
-    }
+    publish_many(&store, &a.id, "a", 100, 10).await;
     let n1 = claim(&store, "node-1", 1_000, 60_000, 100).await.unwrap();
     assert_eq!(n1.len(), 3, "cap 3");
     // Another node sees the same leases: nothing more while three are in flight.
@@ -636,17 +559,9 @@ async fn claims_are_fair_across_endpoints() {
         .create_endpoint(endpoint(&a.id, Some(vec!["quiet"])))
         .await
         .unwrap();
-    for i in 0..500 {
-        store
-            .publish(message(&a.id, "busy", None, 100 + i), None)
-            .await
-            .unwrap();
-    }
+    publish_many(&store, &a.id, "busy", 100, 500).await;
     // Published last, due last.
-    store
-        .publish(message(&a.id, "quiet", None, 10_000), None)
-        .await
-        .unwrap();
+    publish_at(&store, &a.id, "quiet", 10_000).await;
     let got = claim(&store, "n", 20_000, 60_000, 10).await.unwrap();
     assert_eq!(got.len(), 10);
     assert!(
@@ -662,12 +577,7 @@ async fn throttle_rate_limits_claims_and_keeps_state_in_the_store() {
     let mut e = endpoint(&a.id, None);
     e.throttle_rate = Some(10);
     store.create_endpoint(e).await.unwrap();
-    for i in 0..100 {
-        store
-            .publish(message(&a.id, "a", None, 100 + i), None)
-            .await
-            .unwrap();
-    }
+    publish_many(&store, &a.id, "a", 100, 100).await;
     // Claim every 10 ms for 2 s (simulated), finishing each delivery at once; two owners
     // alternate, as two nodes would.
     let mut sent = 0;
@@ -698,10 +608,7 @@ async fn attempts_recorded_at_once_are_each_applied_once() {
     }
     let mut msgs = Vec::new();
     for i in 0..20 {
-        let p = store
-            .publish(message(&a.id, "a", None, 100 + i), None)
-            .await
-            .unwrap();
+        let p = publish_at(&store, &a.id, "a", 100 + i).await;
         assert_eq!(p.deliveries, 3);
         msgs.push(p.message.id);
     }
@@ -726,14 +633,7 @@ async fn attempts_recorded_at_once_are_each_applied_once() {
                     failures: 1,
                 }
             };
-            let r = store
-                .record_attempt(AttemptRecord {
-                    breaker: Default::default(),
-                    attempt: attempt(&c, 1_001, ok),
-                    next,
-                })
-                .await
-                .unwrap();
+            let r = record(&store, attempt(&c, 1_001, ok), next).await;
             (which, ok, r)
         }));
     }
@@ -782,11 +682,7 @@ async fn attempts_recorded_at_once_are_each_applied_once() {
             .unwrap();
         assert_eq!(atts.items.len(), 3, "every attempt is kept");
     }
-    let e1 = store
-        .get_endpoint(&a.id, eps[1].as_str())
-        .await
-        .unwrap()
-        .unwrap();
+    let e1 = stored_endpoint(&store, &a.id, &eps[1]).await;
     assert_eq!(e1.state(1_002), "open");
 }
 
@@ -796,36 +692,25 @@ async fn an_open_breaker_blocks_claims_until_its_probe() {
     let mut e = endpoint(&a.id, None);
     e.max_concurrency = Some(1);
     let e = store.create_endpoint(e).await.unwrap();
-    for i in 0..8 {
-        store
-            .publish(message(&a.id, "a", None, 100 + i), None)
-            .await
-            .unwrap();
-    }
+    publish_many(&store, &a.id, "a", 100, 8).await;
     let mut now = 1_000;
     let mut transitions = vec![];
     for _ in 0..5 {
         let c = claim(&store, "n", now, 60_000, 10).await.unwrap().remove(0);
-        let r = store
-            .record_attempt(AttemptRecord {
-                breaker: Default::default(),
-                attempt: attempt(&c, now, false),
-                next: NextState::RetryAt {
-                    at: now + 3_600_000,
-                    failures: 1,
-                },
-            })
-            .await
-            .unwrap();
+        let r = record(
+            &store,
+            attempt(&c, now, false),
+            NextState::RetryAt {
+                at: now + 3_600_000,
+                failures: 1,
+            },
+        )
+        .await;
         transitions.extend(r);
         now += 10;
     }
     assert_eq!(transitions, vec![herald_core::breaker::BreakerState::Open]);
-    let got = store
-        .get_endpoint(&a.id, e.id.as_str())
-        .await
-        .unwrap()
-        .unwrap();
+    let got = stored_endpoint(&store, &a.id, &e.id).await;
     assert_eq!(got.state(now), "open");
     // Three deliveries are due, but nothing is claimed during the cool-down.
     assert!(claim(&store, "n", now + 29_000, 60_000, 10)
@@ -848,14 +733,12 @@ async fn an_open_breaker_blocks_claims_until_its_probe() {
         .await
         .unwrap()
         .is_empty());
-    let r = store
-        .record_attempt(AttemptRecord {
-            breaker: Default::default(),
-            attempt: attempt(&b.claimed[0], now + 31_002, true),
-            next: NextState::Succeeded,
-        })
-        .await
-        .unwrap();
+    let r = record(
+        &store,
+        attempt(&b.claimed[0], now + 31_002, true),
+        NextState::Succeeded,
+    )
+    .await;
     assert_eq!(r, Some(herald_core::breaker::BreakerState::Closed));
     // Closed: the two still waiting go, one at a time (cap 1); none used up a retry.
     let c = claim(&store, "n", now + 31_003, 60_000, 10).await.unwrap();
@@ -901,12 +784,7 @@ async fn fifo_sends_one_delivery_per_key_in_publish_order() {
 async fn auto_disabled_work_comes_back_with_recover_after_re_enabling() {
     let (_d, store, a) = setup!();
     let ep = store.create_endpoint(endpoint(&a.id, None)).await.unwrap();
-    for i in 0..3 {
-        store
-            .publish(message(&a.id, "a", None, 100 + i), None)
-            .await
-            .unwrap();
-    }
+    publish_many(&store, &a.id, "a", 100, 3).await;
     let c = claim(&store, "n", 1_000, 60_000, 1)
         .await
         .unwrap()
@@ -920,11 +798,7 @@ async fn auto_disabled_work_comes_back_with_recover_after_re_enabling() {
     assert_eq!(disabled[0].failing_since, 1_000);
     let stats = store.endpoint_stats(&ep.id, None, None).await.unwrap();
     assert_eq!((stats.fail, stats.pending), (3, 0));
-    let mut e = store
-        .get_endpoint(&a.id, ep.id.as_str())
-        .await
-        .unwrap()
-        .unwrap();
+    let mut e = stored_endpoint(&store, &a.id, &ep.id).await;
     e.disabled = false;
     e.updated_at = 11_000;
     store.update_endpoint(e).await.unwrap();
@@ -964,6 +838,19 @@ fn inbound(s: &herald_core::model::Source, now: i64) -> herald_core::model::Inbo
         event_type: Some("push".into()),
         created_at: now,
     }
+}
+
+/// Logs a request to `s` quarantined by its schema (at 20 ms) and returns it.
+async fn log_quarantined(
+    store: &Arc<dyn Store>,
+    s: &herald_core::model::Source,
+) -> herald_core::model::InboundRequest {
+    let mut q = inbound(s, 20);
+    q.status = herald_core::model::InboundStatus::Quarantined;
+    q.reason = Some("schema: /x is required".into());
+    q.body = Some(r#"{"y": 1}"#.into());
+    store.log_inbound(q.clone()).await.unwrap();
+    q
 }
 
 #[tokio::test]
@@ -1086,11 +973,7 @@ async fn ingest_dedups_within_the_window_and_concurrent_duplicates_collapse() {
 async fn a_quarantined_request_is_released_once() {
     let (_d, store, a) = setup!();
     let s = store.create_source(source(&a.id, 10)).await.unwrap();
-    let mut q = inbound(&s, 20);
-    q.status = herald_core::model::InboundStatus::Quarantined;
-    q.reason = Some("schema: /x is required".into());
-    q.body = Some(r#"{"y": 1}"#.into());
-    store.log_inbound(q.clone()).await.unwrap();
+    let q = log_quarantined(&store, &s).await;
     let p = store
         .release_inbound(&s.id, &q.id, message(&a.id, "push", None, 30))
         .await
@@ -1121,6 +1004,18 @@ async fn ordered_setup(
     e.ordering = Ordering::Fifo;
     store.create_endpoint(e).await.unwrap();
     store.create_source(source(&a.id, 10)).await.unwrap()
+}
+
+/// The first 50 rows of the source's request log.
+async fn inbound_log(
+    store: &Arc<dyn Store>,
+    s: &herald_core::model::Source,
+) -> Vec<herald_core::model::InboundRequest> {
+    store
+        .list_inbound(&s.id, None, &ListQuery { limit: 50, ..Default::default() })
+        .await
+        .unwrap()
+        .items
 }
 
 /// Ingests event `seq` of resource `key` (its own dedup key `d<tag>`), as the API would.
@@ -1202,11 +1097,7 @@ async fn ordering_drops_events_not_above_the_last_accepted_sequence() {
         ingest_seq(&store, &s, "r2", 1, 60_000, 105, "e").await.0,
         O::Accepted(_)
     ));
-    let log = store
-        .list_inbound(&s.id, None, &ListQuery { limit: 50, ..Default::default() })
-        .await
-        .unwrap()
-        .items;
+    let log = inbound_log(&store, &s).await;
     assert_eq!(
         statuses(&log),
         vec![S::Accepted, S::Accepted, S::Stale, S::Stale, S::Stale, S::Accepted]
@@ -1259,11 +1150,7 @@ async fn a_gap_holds_later_events_until_it_is_filled_then_all_go_in_sequence_ord
         ingest_seq(&store, &s, "r", 5, 60_000, 106, "5").await.0,
         O::Accepted(_)
     ));
-    let log = store
-        .list_inbound(&s.id, None, &ListQuery { limit: 50, ..Default::default() })
-        .await
-        .unwrap()
-        .items;
+    let log = inbound_log(&store, &s).await;
     assert_eq!(
         statuses(&log),
         vec![
@@ -1310,11 +1197,7 @@ async fn the_sweep_lets_held_events_go_after_their_wait_in_sequence_order() {
         ingest_seq(&store, &s, "r", 8, 1_000, 2_500, "8").await.0,
         O::Accepted(_)
     ));
-    let log = store
-        .list_inbound(&s.id, None, &ListQuery { limit: 50, ..Default::default() })
-        .await
-        .unwrap()
-        .items;
+    let log = inbound_log(&store, &s).await;
     assert!(!log.iter().any(|r| r.status == S::Held));
 }
 
@@ -1432,13 +1315,13 @@ async fn endpoint_delivery_options_round_trip() {
     .unwrap();
     let created = store.create_endpoint(e.clone()).await.unwrap();
     assert_eq!(created.options, e.options);
-    let got = store.get_endpoint(&a.id, created.id.as_str()).await.unwrap().unwrap();
+    let got = stored_endpoint(&store, &a.id, &created.id).await;
     assert_eq!(got.options, e.options);
     let mut changed = got.clone();
     changed.options.tls = None;
     changed.options.transformation.as_mut().unwrap().enabled = false;
     store.update_endpoint(changed.clone()).await.unwrap();
-    let got = store.get_endpoint(&a.id, created.id.as_str()).await.unwrap().unwrap();
+    let got = stored_endpoint(&store, &a.id, &created.id).await;
     assert_eq!(got.options, changed.options);
 }
 
@@ -1450,10 +1333,7 @@ async fn endpoint_hours_count_finished_attempts_per_hour_since_an_instant() {
     // Attempt IDs carry the real time: the window is bounded by them and by `created_at`.
     let now = herald_core::now_millis();
     let since = now - 1_800_000;
-    store
-        .publish(message(&a.id, "a", None, now), None)
-        .await
-        .unwrap();
+    publish_at(&store, &a.id, "a", now).await;
     let c = claim(&store, "n", now, 60_000, 10).await.unwrap().remove(0);
     assert_eq!(c.endpoint_id, ep.id);
     finish(&store, &c, now, false).await;

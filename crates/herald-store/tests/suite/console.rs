@@ -9,11 +9,7 @@ use herald_store::ConsoleStore as _;
 async fn a_quarantined_request_is_rejected_once_and_then_never_released() {
     let (_d, store, a) = setup!();
     let s = store.create_source(source(&a.id, 10)).await.unwrap();
-    let mut q = inbound(&s, 20);
-    q.status = herald_core::model::InboundStatus::Quarantined;
-    q.reason = Some("schema: /x is required".into());
-    q.body = Some(r#"{"y": 1}"#.into());
-    store.log_inbound(q.clone()).await.unwrap();
+    let q = log_quarantined(&store, &s).await;
     let mut accepted = inbound(&s, 21);
     accepted.status = herald_core::model::InboundStatus::Accepted;
     store.log_inbound(accepted.clone()).await.unwrap();

@@ -34,12 +34,37 @@ fn batch_with_defaults(b: &Value) -> Value {
     json!({"maxEvents": b["maxEvents"], "maxWaitMs": b.get("maxWaitMs").cloned().unwrap_or(json!(0))})
 }
 
+/// A server, an application `batch` and a receiver: every test's arrangement.
+async fn start() -> (TestServer, String, Receiver) {
+    let s = TestServer::start(|_| {}).await;
+    let app = s.client.create_app("batch").await;
+    let r = Receiver::start().await;
+    (s, app, r)
+}
+
+/// Publishes `n` messages `{"n": i}` of type `t`; returns their IDs in publish order.
+async fn publish_numbered(c: &Client, app: &str, n: usize) -> Vec<String> {
+    let mut sent = Vec::new();
+    for i in 0..n {
+        sent.push(
+            c.publish(app, json!({"eventType": "t", "payload": {"n": i}}))
+                .await,
+        );
+    }
+    sent
+}
+
+/// Waits until every message of `sent` is delivered to `ep`.
+async fn wait_all_delivered(c: &Client, app: &str, sent: &[String], ep: &str) {
+    for m in sent {
+        c.wait_delivery(app, m, ep, 0).await;
+    }
+}
+
 #[tokio::test]
 async fn deliveries_go_out_in_signed_batches_each_with_its_own_attempt() {
-    let s = TestServer::start(|_| {}).await;
+    let (s, app, r) = start().await;
     let c = &s.client;
-    let app = c.create_app("batch").await;
-    let r = Receiver::start().await;
     let ep = batch_endpoint(
         c,
         &app,
@@ -49,16 +74,8 @@ async fn deliveries_go_out_in_signed_batches_each_with_its_own_attempt() {
     )
     .await;
     let secret = c.secret(&app, &ep).await;
-    let mut sent = Vec::new();
-    for i in 0..25 {
-        sent.push(
-            c.publish(&app, json!({"eventType": "t", "payload": {"n": i}}))
-                .await,
-        );
-    }
-    for m in &sent {
-        c.wait_delivery(&app, m, &ep, 0).await;
-    }
+    let sent = publish_numbered(c, &app, 25).await;
+    wait_all_delivered(c, &app, &sent, &ep).await;
     let reqs = r.requests();
     let mut seen = Vec::new();
     for req in &reqs {
@@ -94,10 +111,8 @@ async fn deliveries_go_out_in_signed_batches_each_with_its_own_attempt() {
 
 #[tokio::test]
 async fn a_failed_batch_fails_every_delivery_and_they_retry_together() {
-    let s = TestServer::start(|_| {}).await;
+    let (s, app, r) = start().await;
     let c = &s.client;
-    let app = c.create_app("batch").await;
-    let r = Receiver::start().await;
     r.then(Reply::Status(500));
     let ep = batch_endpoint(
         c,
@@ -109,16 +124,8 @@ async fn a_failed_batch_fails_every_delivery_and_they_retry_together() {
         json!({}),
     )
     .await;
-    let mut sent = Vec::new();
-    for i in 0..6 {
-        sent.push(
-            c.publish(&app, json!({"eventType": "t", "payload": {"n": i}}))
-                .await,
-        );
-    }
-    for m in &sent {
-        c.wait_delivery(&app, m, &ep, 0).await;
-    }
+    let sent = publish_numbered(c, &app, 6).await;
+    wait_all_delivered(c, &app, &sent, &ep).await;
     for m in &sent {
         let atts = c.attempts_of_msg(&app, m).await;
         let codes: Vec<_> = atts
@@ -143,10 +150,8 @@ async fn a_failed_batch_fails_every_delivery_and_they_retry_together() {
 
 #[tokio::test]
 async fn fifo_endpoints_batch_in_publish_order() {
-    let s = TestServer::start(|_| {}).await;
+    let (s, app, r) = start().await;
     let c = &s.client;
-    let app = c.create_app("batch").await;
-    let r = Receiver::start().await;
     let ep = batch_endpoint(
         c,
         &app,
@@ -166,9 +171,7 @@ async fn fifo_endpoints_batch_in_publish_order() {
             .await,
         );
     }
-    for m in &sent {
-        c.wait_delivery(&app, m, &ep, 0).await;
-    }
+    wait_all_delivered(c, &app, &sent, &ep).await;
     // Per key, the events arrive in publish order across and within batches.
     let arrived: Vec<String> = r.requests().iter().flat_map(ids_of).collect();
     for k in 0..3 {
@@ -185,10 +188,8 @@ async fn fifo_endpoints_batch_in_publish_order() {
 
 #[tokio::test]
 async fn hostile_batch_options_are_refused() {
-    let s = TestServer::start(|_| {}).await;
+    let (s, app, r) = start().await;
     let c = &s.client;
-    let app = c.create_app("batch").await;
-    let r = Receiver::start().await;
     for b in [
         json!({"maxEvents": 0}),
         json!({"maxEvents": 1001}),

@@ -3,6 +3,10 @@
 //! directory, which a test can stop and start again on the same port and data (a broker
 //! restart). Everything listens on 127.0.0.1 only.
 //!
+//! Redis and RabbitMQ can also serve TLS (`start_tls`) on a second port, with certificates from
+//! a test CA ([`TestPki`], made with the `openssl` command line like the mutual-TLS tests);
+//! the plain port stays open for the test's own consumer.
+//!
 //! A broker whose binary is missing skips its test with a note, except under `CI=true`, where
 //! that is a failure (scripts/test.sh installs the Debian packages).
 
@@ -28,10 +32,139 @@ pub enum Kind {
     Rabbit,
 }
 
+/// PEM files a TLS broker serves with: the CA (trusted by the test), the server certificate
+/// and its key.
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// A test CA in a temporary directory, which issues server certificates.
+pub struct TestPki {
+    dir: tempfile::TempDir,
+}
+
+impl TestPki {
+    /// A new CA (P-256, valid two days).
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("pki dir");
+        openssl(
+            dir.path(),
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=Herald Broker Test CA",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+            ],
+        );
+        Self { dir }
+    }
+
+    /// The CA certificate's file (what Herald's `ca_bundle` names).
+    pub fn ca(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    /// A server certificate from this CA for `cn` with the subject alternative names `san`
+    /// (openssl syntax, e.g. `DNS:localhost,IP:127.0.0.1`).
+    pub fn issue(&self, name: &str, cn: &str, san: &str) -> TlsFiles {
+        let d = self.dir.path();
+        let (key, csr, pem, ext) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.pem"),
+            format!("{name}.ext"),
+        );
+        std::fs::write(
+            d.join(&ext),
+            format!(
+                "subjectAltName={san}\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n"
+            ),
+        )
+        .expect("extensions file");
+        let subj = format!("/CN={cn}");
+        openssl(
+            d,
+            &[
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                &key,
+                "-out",
+                &csr,
+                "-subj",
+                &subj,
+            ],
+        );
+        openssl(
+            d,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &pem,
+                "-days",
+                "2",
+                "-extfile",
+                &ext,
+            ],
+        );
+        TlsFiles {
+            ca: self.ca(),
+            cert: d.join(pem),
+            key: d.join(key),
+        }
+    }
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("run openssl (scripts/test.sh installs it)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A broker process (and, for RabbitMQ, its own `epmd`).
 pub struct Broker {
     pub kind: Kind,
     pub port: u16,
+    /// The TLS port of a broker started with `start_tls`.
+    pub tls_port: Option<u16>,
+    tls: Option<TlsFiles>,
     dir: tempfile::TempDir,
     child: Option<Child>,
     epmd: Option<Child>,
@@ -73,9 +206,22 @@ pub fn available(kind: Kind) -> bool {
 impl Broker {
     /// Starts a broker of `kind` and waits until it accepts connections.
     pub async fn start(kind: Kind) -> Self {
+        Self::start_with(kind, None).await
+    }
+
+    /// Starts a Redis or RabbitMQ broker that also serves TLS with `files` on `tls_port`
+    /// (no client certificate asked for), and waits until both ports accept connections.
+    pub async fn start_tls(kind: Kind, files: TlsFiles) -> Self {
+        assert!(kind != Kind::Nats, "the tests start no NATS over TLS");
+        Self::start_with(kind, Some(files)).await
+    }
+
+    async fn start_with(kind: Kind, tls: Option<TlsFiles>) -> Self {
         let mut b = Self {
             kind,
             port: free_port(),
+            tls_port: tls.as_ref().map(|_| free_port()),
+            tls,
             dir: tempfile::tempdir().expect("broker data dir"),
             child: None,
             epmd: None,
@@ -111,10 +257,11 @@ impl Broker {
         self.child = Some(cmd.spawn().expect("spawn broker"));
         let deadline = Instant::now() + BOOT;
         loop {
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-                .await
-                .is_ok()
-            {
+            let tls_up = match self.tls_port {
+                Some(p) => listening(p).await,
+                None => true,
+            };
+            if tls_up && listening(self.port).await {
                 return;
             }
             if let Some(st) = self
@@ -181,6 +328,13 @@ impl Broker {
             // could lose acknowledged entries.
             .args(["--appendonly", "yes", "--appendfsync", "always"])
             .args(["--save", "", "--daemonize", "no"]);
+        if let (Some(port), Some(t)) = (self.tls_port, &self.tls) {
+            c.args(["--tls-port", &port.to_string()])
+                .args(["--tls-cert-file", &t.cert.display().to_string()])
+                .args(["--tls-key-file", &t.key.display().to_string()])
+                .args(["--tls-ca-cert-file", &t.ca.display().to_string()])
+                .args(["--tls-auth-clients", "no"]);
+        }
         c
     }
 
@@ -214,13 +368,23 @@ impl Broker {
                 .expect("spawn epmd");
             self.epmd = Some(epmd);
             std::fs::write(d.join("enabled_plugins"), "[].\n").expect("plugins file");
-            std::fs::write(
-                d.join("rabbitmq.conf"),
-                format!(
-                    "loopback_users = none\ndefault_user = {BROKER_USER}\ndefault_pass = {BROKER_PASSWORD}\n"
-                ),
-            )
-            .expect("rabbitmq.conf");
+            let mut conf = format!(
+                "loopback_users = none\ndefault_user = {BROKER_USER}\ndefault_pass = {BROKER_PASSWORD}\n"
+            );
+            if let (Some(port), Some(t)) = (self.tls_port, &self.tls) {
+                conf.push_str(&format!(
+                    "listeners.ssl.1 = 127.0.0.1:{port}\n\
+                     ssl_options.cacertfile = {}\n\
+                     ssl_options.certfile = {}\n\
+                     ssl_options.keyfile = {}\n\
+                     ssl_options.verify = verify_none\n\
+                     ssl_options.fail_if_no_peer_cert = false\n",
+                    t.ca.display(),
+                    t.cert.display(),
+                    t.key.display()
+                ));
+            }
+            std::fs::write(d.join("rabbitmq.conf"), conf).expect("rabbitmq.conf");
         }
         let p = |s: &str| d.join(s).display().to_string();
         let mut c = Command::new(binary(Kind::Rabbit));
@@ -248,6 +412,12 @@ impl Broker {
             .env("RABBITMQ_GENERATED_CONFIG_DIR", p("generated"));
         c
     }
+}
+
+async fn listening(port: u16) -> bool {
+    tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_ok()
 }
 
 fn signal_group(pid: u32, sig: &str) {

@@ -27,12 +27,12 @@ const THROUGH_RESTART: Duration = Duration::from_secs(120);
 
 /// One message as a consumer read it from the broker.
 #[derive(Clone, Debug)]
-struct Received {
-    id: String,
-    event_type: String,
-    timestamp: String,
-    signature: String,
-    payload: Vec<u8>,
+pub(crate) struct Received {
+    pub(crate) id: String,
+    pub(crate) event_type: String,
+    pub(crate) timestamp: String,
+    pub(crate) signature: String,
+    pub(crate) payload: Vec<u8>,
 }
 
 /// Test defaults plus the broker scheme, a retry schedule long enough to outlast a broker
@@ -298,7 +298,7 @@ async fn redis_stream_receives_every_message_through_a_restart() {
     .await;
 }
 
-async fn redis_entries(port: u16, stream: &str) -> Vec<Received> {
+pub(crate) async fn redis_entries(port: u16, stream: &str) -> Vec<Received> {
     use redis::streams::StreamRangeReply;
     let client = redis::Client::open(format!("redis://:{BROKER_PASSWORD}@127.0.0.1:{port}/0"))
         .expect("redis client");
@@ -444,7 +444,7 @@ async fn rabbit_channel(port: u16) -> (lapin::Connection, lapin::Channel) {
 }
 
 /// What a consumer declares: a durable direct exchange and a durable queue bound to it.
-async fn rabbit_topology(port: u16) {
+pub(crate) async fn rabbit_topology(port: u16) {
     use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
     use lapin::types::FieldTable;
     let (_conn, ch) = rabbit_channel(port).await;
@@ -478,7 +478,7 @@ async fn rabbit_topology(port: u16) {
     .expect("bind");
 }
 
-async fn rabbit_messages(port: u16) -> Vec<Received> {
+pub(crate) async fn rabbit_messages(port: u16) -> Vec<Received> {
     use lapin::options::BasicGetOptions;
     use lapin::types::AMQPValue;
     let (_conn, ch) = rabbit_channel(port).await;

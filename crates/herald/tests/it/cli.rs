@@ -1,12 +1,11 @@
 //! The `herald` command line, run as the real binary: `verify` (success and each failure
 //! reason, for every outbound scheme) and `token create` against a live server's store.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde_json::json;
 
-use crate::common::{Client, TestServer};
+use crate::common::{output_with_stdin, Client, TestServer};
 
 const BIN: &str = env!("CARGO_BIN_EXE_herald");
 /// Standard Webhooks reference vector (tests/vectors/vectors.json).
@@ -18,22 +17,13 @@ const BODY: &str = r#"{"test": 2432232314}"#;
 
 /// Runs `herald verify` with `args` and `body` on stdin; returns (exit code, stdout).
 fn verify(args: &[&str], body: &str) -> (i32, String) {
-    let mut child = Command::new(BIN)
-        .arg("verify")
-        .args(args)
-        .env_remove("HERALD_URL")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run herald verify");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(body.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = output_with_stdin(
+        Command::new(BIN)
+            .arg("verify")
+            .args(args)
+            .env_remove("HERALD_URL"),
+        body.as_bytes(),
+    );
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -271,18 +261,16 @@ async fn send_list_get_attempts_and_recover_through_the_cli() {
 
     // recover re-queues it; with the receiver healthy again it succeeds.
     rx.set_default(crate::common::Reply::Status(204));
-    let (code, out, err) = cli(
-        &srv,
-        &[
-            "recover",
-            "--app",
-            &app,
-            "--endpoint",
-            &ep,
-            "--since",
-            "2000-01-01T00:00:00Z",
-        ],
-    );
+    let recover = [
+        "recover",
+        "--app",
+        &app,
+        "--endpoint",
+        &ep,
+        "--since",
+        "2000-01-01T00:00:00Z",
+    ];
+    let (code, out, err) = cli(&srv, &recover);
     assert_eq!(code, 0, "{err}");
     // It follows the re-queued deliveries to the end (a progress bar on a terminal).
     assert!(
@@ -291,19 +279,7 @@ async fn send_list_get_attempts_and_recover_through_the_cli() {
     );
     c.wait_delivery(&app, &msg, &ep, 0).await;
     // --no-wait answers with the task at once.
-    let (code, out, err) = cli(
-        &srv,
-        &[
-            "recover",
-            "--app",
-            &app,
-            "--endpoint",
-            &ep,
-            "--since",
-            "2000-01-01T00:00:00Z",
-            "--no-wait",
-        ],
-    );
+    let (code, out, err) = cli(&srv, &[&recover[..], &["--no-wait"]].concat());
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("endpoint.recover"), "{out}");
 

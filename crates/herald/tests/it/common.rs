@@ -327,6 +327,31 @@ impl Client {
         id_of(&self.post(&format!("/app/{app}/msg"), body, 202).await)
     }
 
+    /// Publishes `{"eventType": "t", "payload": {}}`, the message of tests whose content does
+    /// not matter, and returns its ID.
+    pub async fn publish_empty(&self, app: &str) -> String {
+        self.publish(app, json!({"eventType": "t", "payload": {}}))
+            .await
+    }
+
+    /// Creates an endpoint for `url` with an empty retry schedule (its first failure is final)
+    /// and returns its ID.
+    pub async fn endpoint_without_retries(&self, app: &str, url: &str) -> String {
+        id_of(
+            &self
+                .create_endpoint(app, json!({"url": url, "retrySchedule": []}))
+                .await,
+        )
+    }
+
+    /// Publishes an empty message, waits until its delivery to `ep` has failed for good
+    /// (status 2) and returns the message's attempts, oldest first.
+    pub async fn publish_until_failed(&self, app: &str, ep: &str) -> Vec<Value> {
+        let msg = self.publish_empty(app).await;
+        self.wait_delivery(app, &msg, ep, 2).await;
+        self.attempts_of_msg(app, &msg).await
+    }
+
     /// The endpoint's current signing secret (`whsec_…`).
     pub async fn secret(&self, app: &str, ep: &str) -> String {
         let v = self
@@ -374,6 +399,21 @@ impl Client {
         })
         .await
     }
+}
+
+/// Runs `cmd` with `stdin` written to its standard input (stdout and stderr captured) and
+/// waits for it to exit.
+pub fn output_with_stdin(cmd: &mut std::process::Command, stdin: &[u8]) -> std::process::Output {
+    use std::io::Write as _;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run herald verify");
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
 }
 
 /// The `id` field of a resource.

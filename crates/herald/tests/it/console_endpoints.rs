@@ -56,6 +56,25 @@ async fn event_type(srv: &TestServer) {
         .await;
 }
 
+/// An application `shop` with one endpoint to `recv`, whose first answer is a 500, and one
+/// message `a.b` published to it; waits until that delivery has `status` and returns
+/// (application, endpoint, message).
+async fn first_attempt_fails(
+    srv: &TestServer,
+    recv: &Receiver,
+    status: i64,
+) -> (String, String, String) {
+    recv.then(Reply::Status(500));
+    let admin = &srv.client;
+    let app = admin.create_app("shop").await;
+    let ep = admin.endpoint_for(&app, &recv.url()).await;
+    let msg = admin
+        .publish(&app, json!({"eventType": "a.b", "payload": {}}))
+        .await;
+    admin.wait_delivery(&app, &msg, &ep, status).await;
+    (app, ep, msg)
+}
+
 fn total(stats: &Value) -> i64 {
     ["success", "pending", "sending", "fail"]
         .iter()
@@ -393,14 +412,8 @@ async fn broker_passwords_never_show_and_poll_endpoints_say_how_to_pull() {
 async fn delete_asks_first_and_the_chart_and_rates_have_text() {
     let srv = TestServer::start(|_| {}).await;
     let recv = Receiver::start().await;
-    recv.then(Reply::Status(500));
     let admin = &srv.client;
-    let app = admin.create_app("shop").await;
-    let ep = admin.endpoint_for(&app, &recv.url()).await;
-    let m1 = admin
-        .publish(&app, json!({"eventType": "a.b", "payload": {}}))
-        .await;
-    admin.wait_delivery(&app, &m1, &ep, 0).await;
+    let (app, ep, _) = first_attempt_fails(&srv, &recv, 0).await;
     let (mut c, csrf, origin) = console(&srv).await;
     let at = format!("/console/app/{app}/endpoint/{ep}");
 
@@ -436,14 +449,8 @@ async fn delete_asks_first_and_the_chart_and_rates_have_text() {
 async fn recover_since_an_exact_instant_shows_progress_until_done() {
     let srv = TestServer::start(|cfg| cfg.retry_schedule = vec![]).await;
     let recv = Receiver::start().await;
-    recv.then(Reply::Status(500));
     let admin = &srv.client;
-    let app = admin.create_app("shop").await;
-    let ep = admin.endpoint_for(&app, &recv.url()).await;
-    let msg = admin
-        .publish(&app, json!({"eventType": "a.b", "payload": {}}))
-        .await;
-    admin.wait_delivery(&app, &msg, &ep, 2).await;
+    let (app, ep, msg) = first_attempt_fails(&srv, &recv, 2).await;
     let (mut c, csrf, origin) = console(&srv).await;
     let at = format!("/console/app/{app}/endpoint/{ep}");
 

@@ -3,12 +3,49 @@
 
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::common::{
     assert_standard_signed, hmac_sha256, id_of, rfc3339_ago, secret_key, signatures,
-    standard_signature, to_hex, unix_now, Receiver, Reply, TestServer, REQUEST_TIMEOUT_MS, WAIT,
+    standard_signature, to_hex, unix_now, Client, Receiver, Reply, TestServer, REQUEST_TIMEOUT_MS,
+    WAIT,
 };
+
+/// A server, a receiver and one application `a`: the arrangement of every test here.
+async fn start_with_app() -> (TestServer, Receiver, String) {
+    start_with_app_in(TestServer::start(|_| {})).await
+}
+
+/// [`start_with_app`] on the server `starting` yields.
+async fn start_with_app_in(
+    starting: impl std::future::Future<Output = TestServer>,
+) -> (TestServer, Receiver, String) {
+    let srv = starting.await;
+    let rx = Receiver::start().await;
+    let app = srv.client.create_app("a").await;
+    (srv, rx, app)
+}
+
+/// The `responseStatusCode` of each attempt, in order.
+fn response_codes(attempts: &[Value]) -> Vec<Value> {
+    attempts
+        .iter()
+        .map(|a| a["responseStatusCode"].clone())
+        .collect()
+}
+
+/// Rotates the endpoint's secret with `body` and returns the new key.
+async fn rotate_secret(c: &Client, app: &str, ep: &str, body: Value) -> String {
+    c.post(
+        &format!("/app/{app}/endpoint/{ep}/secret/rotate"),
+        body,
+        200,
+    )
+    .await["key"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
 
 /// The verifier in `common` agrees with the Standard Webhooks reference vector, so the
 /// assertions below test Herald and not the test's own arithmetic.
@@ -27,10 +64,8 @@ fn test_verifier_matches_the_standard_webhooks_vector() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delivery_is_signed_with_standard_webhooks_headers() {
-    let srv = TestServer::start(|_| {}).await;
+    let (srv, rx, app) = start_with_app().await;
     let c = &srv.client;
-    let rx = Receiver::start().await;
-    let app = c.create_app("a").await;
     let ep = c.endpoint_for(&app, &rx.url_path("/hook")).await;
     let secret = c.secret(&app, &ep).await;
     let payload = r#"{"id": "inv_1","amount":  42}"#;
@@ -60,10 +95,8 @@ async fn delivery_is_signed_with_standard_webhooks_headers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn svix_and_github_signature_schemes_verify() {
-    let srv = TestServer::start(|_| {}).await;
+    let (srv, rx, app) = start_with_app().await;
     let c = &srv.client;
-    let rx = Receiver::start().await;
-    let app = c.create_app("a").await;
     let svix = c
         .create_endpoint(
             &app,
@@ -110,10 +143,8 @@ async fn svix_and_github_signature_schemes_verify() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fan_out_follows_event_types_and_channels() {
-    let srv = TestServer::start(|_| {}).await;
+    let (srv, rx, app) = start_with_app().await;
     let c = &srv.client;
-    let rx = Receiver::start().await;
-    let app = c.create_app("a").await;
     let mk = |path: &str, extra: serde_json::Value| {
         let mut body = extra;
         body["url"] = json!(rx.url_path(path));
@@ -219,11 +250,9 @@ async fn fan_out_follows_event_types_and_channels() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_attempts_are_retried_until_success() {
-    let srv = TestServer::start(|_| {}).await;
+    let (srv, rx, app) = start_with_app().await;
     let c = &srv.client;
-    let rx = Receiver::start().await;
     rx.then(Reply::Status(500)).then(Reply::Status(500));
-    let app = c.create_app("a").await;
     let ep = c.endpoint_for(&app, &rx.url()).await;
     let secret = c.secret(&app, &ep).await;
     let msg = c
@@ -233,10 +262,7 @@ async fn failed_attempts_are_retried_until_success() {
 
     let attempts = c.attempts_of_msg(&app, &msg).await;
     assert_eq!(attempts.len(), 3, "{attempts:#?}");
-    let codes: Vec<_> = attempts
-        .iter()
-        .map(|a| a["responseStatusCode"].clone())
-        .collect();
+    let codes = response_codes(&attempts);
     assert_eq!(codes, vec![json!(500), json!(500), json!(204)]);
     let statuses: Vec<_> = attempts.iter().map(|a| a["status"].clone()).collect();
     assert_eq!(statuses, vec![json!(2), json!(2), json!(0)]);
@@ -285,15 +311,11 @@ async fn failed_attempts_are_retried_until_success() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exhausted_schedule_ends_fail_and_recover_brings_it_back() {
-    let srv = TestServer::start(|_| {}).await;
+    let (srv, rx, app) = start_with_app().await;
     let c = &srv.client;
-    let rx = Receiver::start().await;
     rx.set_default(Reply::Status(503));
-    let app = c.create_app("a").await;
     let ep = c.endpoint_for(&app, &rx.url()).await;
-    let msg = c
-        .publish(&app, json!({"eventType": "t", "payload": {}}))
-        .await;
+    let msg = c.publish_empty(&app).await;
     c.wait_delivery(&app, &msg, &ep, 2).await;
     let attempts = c.attempts_of_msg(&app, &msg).await;
     assert_eq!(attempts.len(), 4, "first attempt + 3 retries of [1,1,1]");
@@ -330,10 +352,8 @@ async fn exhausted_schedule_ends_fail_and_recover_brings_it_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resend_makes_a_manual_attempt() {
-    let srv = TestServer::start(|_| {}).await;
+    let (srv, rx, app) = start_with_app().await;
     let c = &srv.client;
-    let rx = Receiver::start().await;
-    let app = c.create_app("a").await;
     let ep = c.endpoint_for(&app, &rx.url()).await;
     let msg = c
         .publish(&app, json!({"eventType": "t", "payload": {"r": 1}}))
@@ -367,25 +387,18 @@ async fn resend_makes_a_manual_attempt() {
 /// one retry, a delivery answered 429 twice must still arrive.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limited_429_pauses_the_endpoint_without_consuming_a_retry() {
-    let srv = TestServer::start(|_| {}).await;
+    let (srv, rx, app) = start_with_app().await;
     let c = &srv.client;
-    let rx = Receiver::start().await;
     let retry_after = || Reply::WithHeaders(429, vec![("retry-after", "1".to_string())]);
     rx.then(retry_after()).then(retry_after());
-    let app = c.create_app("a").await;
     let ep = id_of(
         &c.create_endpoint(&app, json!({"url": rx.url(), "retrySchedule": [1]}))
             .await,
     );
-    let msg = c
-        .publish(&app, json!({"eventType": "t", "payload": {}}))
-        .await;
+    let msg = c.publish_empty(&app).await;
     c.wait_delivery(&app, &msg, &ep, 0).await;
     let attempts = c.attempts_of_msg(&app, &msg).await;
-    let codes: Vec<_> = attempts
-        .iter()
-        .map(|a| a["responseStatusCode"].clone())
-        .collect();
+    let codes = response_codes(&attempts);
     assert_eq!(codes, vec![json!(429), json!(429), json!(204)]);
     assert_eq!(rx.count(), 3);
 
@@ -396,9 +409,7 @@ async fn rate_limited_429_pauses_the_endpoint_without_consuming_a_retry() {
         vec![("retry-after", "3600".to_string())],
     ));
     let paused = c.endpoint_for(&app, &slow.url()).await;
-    let msg2 = c
-        .publish(&app, json!({"eventType": "t", "payload": {}}))
-        .await;
+    let msg2 = c.publish_empty(&app).await;
     slow.wait_for(1).await;
     let path = format!("/app/{app}/endpoint/{paused}");
     let ep_out = crate::common::eventually(WAIT, "endpoint state paused", || async {
@@ -425,15 +436,11 @@ async fn rate_limited_429_pauses_the_endpoint_without_consuming_a_retry() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gone_410_disables_the_endpoint_and_fails_the_delivery() {
-    let srv = TestServer::start(|_| {}).await;
+    let (srv, rx, app) = start_with_app().await;
     let c = &srv.client;
-    let rx = Receiver::start().await;
     rx.set_default(Reply::Status(410));
-    let app = c.create_app("a").await;
     let ep = c.endpoint_for(&app, &rx.url()).await;
-    let msg = c
-        .publish(&app, json!({"eventType": "t", "payload": {}}))
-        .await;
+    let msg = c.publish_empty(&app).await;
     c.wait_delivery(&app, &msg, &ep, 2).await;
     let v = c.get(&format!("/app/{app}/endpoint/{ep}"), 200).await;
     assert_eq!(v["disabled"], true, "{v}");
@@ -442,9 +449,7 @@ async fn gone_410_disables_the_endpoint_and_fails_the_delivery() {
     assert_eq!(attempts.len(), 1, "410 is permanent: no retry");
     assert_eq!(attempts[0]["responseStatusCode"], 410);
     // A disabled endpoint receives no new deliveries.
-    let msg2 = c
-        .publish(&app, json!({"eventType": "t", "payload": {}}))
-        .await;
+    let msg2 = c.publish_empty(&app).await;
     let v = c.get(&format!("/app/{app}/msg/{msg2}/endpoint"), 200).await;
     assert!(v["data"].as_array().unwrap().is_empty(), "{v}");
     assert_eq!(rx.count(), 1);
@@ -453,24 +458,15 @@ async fn gone_410_disables_the_endpoint_and_fails_the_delivery() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redirect_302_is_a_failed_attempt_and_is_not_followed() {
-    let srv = TestServer::start(|_| {}).await;
+    let (srv, rx, app) = start_with_app().await;
     let c = &srv.client;
     let target = Receiver::start().await;
-    let rx = Receiver::start().await;
     rx.set_default(Reply::WithHeaders(
         302,
         vec![("location", target.url_path("/moved"))],
     ));
-    let app = c.create_app("a").await;
-    let ep = id_of(
-        &c.create_endpoint(&app, json!({"url": rx.url(), "retrySchedule": []}))
-            .await,
-    );
-    let msg = c
-        .publish(&app, json!({"eventType": "t", "payload": {}}))
-        .await;
-    c.wait_delivery(&app, &msg, &ep, 2).await;
-    let attempts = c.attempts_of_msg(&app, &msg).await;
+    let ep = c.endpoint_without_retries(&app, &rx.url()).await;
+    let attempts = c.publish_until_failed(&app, &ep).await;
     assert_eq!(attempts.len(), 1);
     let a = &attempts[0];
     assert_eq!(a["responseStatusCode"], 302);
@@ -494,23 +490,14 @@ async fn redirect_302_is_a_failed_attempt_and_is_not_followed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receiver_slower_than_the_request_timeout_yields_a_timeout_attempt() {
-    let srv = TestServer::start(|_| {}).await;
+    let (srv, rx, app) = start_with_app().await;
     let c = &srv.client;
-    let rx = Receiver::start().await;
     rx.set_default(Reply::Sleep(
         Duration::from_millis(REQUEST_TIMEOUT_MS + 2_000),
         204,
     ));
-    let app = c.create_app("a").await;
-    let ep = id_of(
-        &c.create_endpoint(&app, json!({"url": rx.url(), "retrySchedule": []}))
-            .await,
-    );
-    let msg = c
-        .publish(&app, json!({"eventType": "t", "payload": {}}))
-        .await;
-    c.wait_delivery(&app, &msg, &ep, 2).await;
-    let attempts = c.attempts_of_msg(&app, &msg).await;
+    let ep = c.endpoint_without_retries(&app, &rx.url()).await;
+    let attempts = c.publish_until_failed(&app, &ep).await;
     assert_eq!(attempts.len(), 1);
     let a = &attempts[0];
     assert!(
@@ -525,22 +512,11 @@ async fn a_receiver_slower_than_the_request_timeout_yields_a_timeout_attempt() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_rotation_deliveries_carry_one_signature_per_secret() {
-    let srv = TestServer::start(|_| {}).await;
+    let (srv, rx, app) = start_with_app().await;
     let c = &srv.client;
-    let rx = Receiver::start().await;
-    let app = c.create_app("a").await;
     let ep = c.endpoint_for(&app, &rx.url()).await;
     let old = c.secret(&app, &ep).await;
-    let new = c
-        .post(
-            &format!("/app/{app}/endpoint/{ep}/secret/rotate"),
-            json!({}),
-            200,
-        )
-        .await["key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let new = rotate_secret(c, &app, &ep, json!({})).await;
     let msg = c
         .publish(
             &app,
@@ -562,19 +538,8 @@ async fn after_rotation_deliveries_carry_one_signature_per_secret() {
     assert_standard_signed(r, "webhook", &old, &msg);
 
     // Rotating with no grace period drops the old secret at once.
-    let newest = c
-        .post(
-            &format!("/app/{app}/endpoint/{ep}/secret/rotate"),
-            json!({"gracePeriodSeconds": 0}),
-            200,
-        )
-        .await["key"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let msg2 = c
-        .publish(&app, json!({"eventType": "t", "payload": {}}))
-        .await;
+    let newest = rotate_secret(c, &app, &ep, json!({"gracePeriodSeconds": 0})).await;
+    let msg2 = c.publish_empty(&app).await;
     let r = &rx.wait_for(2).await[1];
     let sigs = signatures(r.header("webhook-signature").unwrap());
     assert_eq!(sigs.len(), 1, "{sigs:?}");
@@ -585,10 +550,8 @@ async fn after_rotation_deliveries_carry_one_signature_per_secret() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn custom_headers_and_user_agent_arrive() {
-    let srv = TestServer::start(|_| {}).await;
+    let (srv, rx, app) = start_with_app().await;
     let c = &srv.client;
-    let rx = Receiver::start().await;
-    let app = c.create_app("a").await;
     let ep = id_of(
         &c.create_endpoint(
             &app,
@@ -602,8 +565,7 @@ async fn custom_headers_and_user_agent_arrive() {
         204,
     )
     .await;
-    c.publish(&app, json!({"eventType": "t", "payload": {}}))
-        .await;
+    c.publish_empty(&app).await;
     let r = &rx.wait_for(1).await[0];
     assert_eq!(r.header("x-tenant"), Some("acme"));
     assert_eq!(
@@ -619,10 +581,8 @@ async fn custom_headers_and_user_agent_arrive() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn send_example_delivers_to_that_endpoint() {
-    let srv = TestServer::start(|_| {}).await;
+    let (srv, rx, app) = start_with_app().await;
     let c = &srv.client;
-    let rx = Receiver::start().await;
-    let app = c.create_app("a").await;
     let ep = id_of(
         &c.create_endpoint(&app, json!({"url": rx.url(), "eventTypes": ["other.type"]}))
             .await,
@@ -652,20 +612,11 @@ async fn send_example_delivers_to_that_endpoint() {
 /// resolves it itself, finds only loopback addresses and refuses to connect.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_name_resolving_to_loopback_is_blocked_at_delivery() {
-    let srv = TestServer::start_without_allow_list().await;
+    let (srv, rx, app) = start_with_app_in(TestServer::start_without_allow_list()).await;
     let c = &srv.client;
-    let rx = Receiver::start().await;
-    let app = c.create_app("a").await;
     let url = format!("http://localhost:{}/", rx.addr.port());
-    let ep = id_of(
-        &c.create_endpoint(&app, json!({"url": url, "retrySchedule": []}))
-            .await,
-    );
-    let msg = c
-        .publish(&app, json!({"eventType": "t", "payload": {}}))
-        .await;
-    c.wait_delivery(&app, &msg, &ep, 2).await;
-    let attempts = c.attempts_of_msg(&app, &msg).await;
+    let ep = c.endpoint_without_retries(&app, &url).await;
+    let attempts = c.publish_until_failed(&app, &ep).await;
     assert_eq!(attempts.len(), 1);
     let a = &attempts[0];
     assert_eq!(a["error"], "blocked_address", "{a}");
@@ -685,21 +636,11 @@ async fn a_name_resolving_to_loopback_is_blocked_at_delivery() {
 /// allow-listed is refused once the operator removes the allow-list.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_literal_address_no_longer_allowed_is_blocked_at_delivery() {
-    let srv = TestServer::start(|_| {}).await;
-    let rx = Receiver::start().await;
-    let app = srv.client.create_app("a").await;
-    let ep = id_of(
-        &srv.client
-            .create_endpoint(&app, json!({"url": rx.url(), "retrySchedule": []}))
-            .await,
-    );
+    let (srv, rx, app) = start_with_app().await;
+    let ep = srv.client.endpoint_without_retries(&app, &rx.url()).await;
     let srv = srv.restart(|c| c.allow_networks.clear()).await;
     let c = &srv.client;
-    let msg = c
-        .publish(&app, json!({"eventType": "t", "payload": {}}))
-        .await;
-    c.wait_delivery(&app, &msg, &ep, 2).await;
-    let attempts = c.attempts_of_msg(&app, &msg).await;
+    let attempts = c.publish_until_failed(&app, &ep).await;
     assert_eq!(attempts.len(), 1);
     assert_eq!(attempts[0]["error"], "blocked_address", "{}", attempts[0]);
     assert!(attempts[0]["response"]
@@ -714,28 +655,16 @@ async fn a_literal_address_no_longer_allowed_is_blocked_at_delivery() {
 /// arrives after it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unavailable_503_with_retry_after_pauses_without_consuming_a_retry() {
-    let srv = TestServer::start(|_| {}).await;
+    let (srv, rx, app) = start_with_app().await;
     let c = &srv.client;
-    let rx = Receiver::start().await;
     rx.then(Reply::WithHeaders(
         503,
         vec![("retry-after", "1".to_string())],
     ));
-    let app = c.create_app("a").await;
-    let ep = id_of(
-        &c.create_endpoint(&app, json!({"url": rx.url(), "retrySchedule": []}))
-            .await,
-    );
-    let msg = c
-        .publish(&app, json!({"eventType": "t", "payload": {}}))
-        .await;
+    let ep = c.endpoint_without_retries(&app, &rx.url()).await;
+    let msg = c.publish_empty(&app).await;
     c.wait_delivery(&app, &msg, &ep, 0).await;
-    let codes: Vec<_> = c
-        .attempts_of_msg(&app, &msg)
-        .await
-        .iter()
-        .map(|a| a["responseStatusCode"].clone())
-        .collect();
+    let codes = response_codes(&c.attempts_of_msg(&app, &msg).await);
     assert_eq!(codes, vec![json!(503), json!(204)]);
     srv.stop().await;
 }
@@ -743,11 +672,9 @@ async fn unavailable_503_with_retry_after_pauses_without_consuming_a_retry() {
 /// A delivery failed by a 410 is kept; once the endpoint is re-enabled, `recover` delivers it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_disabled_endpoint_can_be_re_enabled_and_recovered() {
-    let srv = TestServer::start(|_| {}).await;
+    let (srv, rx, app) = start_with_app().await;
     let c = &srv.client;
-    let rx = Receiver::start().await;
     rx.then(Reply::Status(410));
-    let app = c.create_app("a").await;
     let ep = c.endpoint_for(&app, &rx.url()).await;
     let msg = c
         .publish(&app, json!({"eventType": "t", "payload": {"keep": 1}}))

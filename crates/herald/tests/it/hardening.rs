@@ -6,12 +6,33 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::common::{hmac_sha256, id_of, to_hex, TestServer, WAIT};
+use crate::common::{hmac_sha256, id_of, to_hex, Client, Resp, TestServer, WAIT};
 
 const CYCLIC: &str = r##"{"$ref":"#/definitions/a","definitions":{"a":{"$ref":"#/definitions/b"},"b":{"$ref":"#/definitions/a"}}}"##;
 
 /// Sends raw bytes on a fresh connection and reads until the server closes it or `WAIT`
 /// passes; returns what arrived.
+/// Creates a source without verification (anyone may post to it) and returns its ID.
+async fn unverified_source(c: &Client, app: &str) -> String {
+    id_of(
+        &c.post(
+            &format!("/app/{app}/source"),
+            json!({"name": "s", "verification": {"scheme": "none"}}),
+            201,
+        )
+        .await,
+    )
+}
+
+/// POSTs `body` to the source's ingestion URL, expecting `expect`.
+async fn ingest(anon: &Client, src: &str, body: impl Into<reqwest::Body>, expect: u16) -> Resp {
+    anon.send(
+        anon.req(Method::POST, &format!("//in/{src}")).body(body),
+        expect,
+    )
+    .await
+}
+
 async fn raw_exchange(addr: std::net::SocketAddr, request: &[u8]) -> String {
     let mut s = TcpStream::connect(addr).await.expect("connect");
     s.write_all(request).await.expect("write");
@@ -296,27 +317,12 @@ async fn defect_06_ingestion_honours_max_payload_bytes() {
     let srv = TestServer::start(|cfg| cfg.max_payload_bytes = 1_000).await;
     let c = &srv.client;
     let app = c.create_app("ingest-limit").await;
-    let src = id_of(
-        &c.post(
-            &format!("/app/{app}/source"),
-            json!({"name": "s", "verification": {"scheme": "none"}}),
-            201,
-        )
-        .await,
-    );
+    let src = unverified_source(c, &app).await;
     let anon = c.anonymous();
     let small = json!({"pad": "x".repeat(800)}).to_string();
     let large = json!({"pad": "x".repeat(1_200)}).to_string();
-    anon.send(
-        anon.req(Method::POST, &format!("//in/{src}")).body(small),
-        202,
-    )
-    .await;
-    anon.send(
-        anon.req(Method::POST, &format!("//in/{src}")).body(large),
-        413,
-    )
-    .await;
+    ingest(&anon, &src, small, 202).await;
+    ingest(&anon, &src, large, 413).await;
     // A declared length over the limit: 413 before any of the body is sent.
     let head = format!(
         "POST /in/{src} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 5000\r\n\r\n"
@@ -337,14 +343,7 @@ async fn defect_06_an_early_413_reaches_a_client_still_sending_its_body() {
     let srv = TestServer::start(|_| {}).await;
     let c = &srv.client;
     let app = c.create_app("early-413").await;
-    let src = id_of(
-        &c.post(
-            &format!("/app/{app}/source"),
-            json!({"name": "s", "verification": {"scheme": "none"}}),
-            201,
-        )
-        .await,
-    );
+    let src = unverified_source(c, &app).await;
     // Deterministic: a client that sends its whole declared body before it reads (as most
     // do) must be able to, and then read the 413. Without lingering, the server closed with
     // unread bytes, the kernel reset the connection, and the client's next write failed.
@@ -377,12 +376,7 @@ async fn defect_06_an_early_413_reaches_a_client_still_sending_its_body() {
             // A new client each time: a fresh connection sends head and body at once.
             let anon = c.anonymous();
             let body = vec![b'x'; size];
-            let r = anon
-                .send(
-                    anon.req(Method::POST, &format!("//in/{src}")).body(body),
-                    413,
-                )
-                .await;
+            let r = ingest(&anon, &src, body, 413).await;
             assert_eq!(r.json["code"], "payload_too_large");
         }
     }

@@ -2,6 +2,8 @@
 //!
 //! - `brokers`: broker destinations (Redis Streams, NATS JetStream, RabbitMQ) against real
 //!   brokers started by `broker_procs`, through a broker restart
+//! - `brokers_tls`: `rediss` and `amqps` against real TLS brokers: the operator's CA bundle,
+//!   an untrusted certificate, a certificate for another name
 //! - `common`: the harness (server, asserting client, scriptable receiver, polling, verifier)
 //! - `batch`: batching endpoints: signed JSON-array requests, per-delivery attempts, FIFO
 //! - `api`: the management API of outbound-api.md, route by route
@@ -20,6 +22,7 @@ mod api;
 mod batch;
 mod broker_procs;
 mod brokers;
+mod brokers_tls;
 mod cli;
 mod common;
 mod console;
@@ -35,6 +38,10 @@ mod metrics;
 mod mtls;
 mod openapi;
 mod ops;
+/// Fresh PostgreSQL databases, shared with the store's tests.
+#[allow(dead_code)] // `admin_url` is for the binaries that fail under CI without a database
+#[path = "../../../herald-store/tests/pg_support/mod.rs"]
+mod pg_support;
 mod portal;
 mod pull;
 mod reconcile;

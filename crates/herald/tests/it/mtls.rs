@@ -217,22 +217,44 @@ impl TlsReceiver {
     }
 }
 
-#[tokio::test]
-async fn client_certificate_and_private_ca_reach_a_receiver_that_requires_them() {
+/// A PKI, a receiver requiring its client certificate, a server and an application `mtls`.
+async fn start_with_receiver() -> (Pki, TlsReceiver, TestServer, String) {
     let pki = make_pki();
     let recv = TlsReceiver::start(&pki).await;
     let server = TestServer::start(|_| {}).await;
+    let app = server.client.create_app("mtls").await;
+    (pki, recv, server, app)
+}
+
+/// The endpoint `tls` object with the PKI's client certificate, key and CA.
+fn full_tls(pki: &Pki) -> serde_json::Value {
+    json!({
+        "clientCertificate": pki.client_cert,
+        "clientKey": pki.client_key,
+        "caCertificates": pki.ca,
+    })
+}
+
+/// Sets the endpoint's `tls` (the `json!({"tls": …})` body of a PATCH), publishes an empty
+/// message and waits for its first attempt; returns the message's attempts.
+async fn set_tls_and_publish(
+    c: &Client,
+    app: &str,
+    ep: &str,
+    tls: serde_json::Value,
+) -> Vec<serde_json::Value> {
+    c.patch(&format!("/app/{app}/endpoint/{ep}"), tls, 200)
+        .await;
+    let msg = c.publish_empty(app).await;
+    c.wait_attempts(app, &msg, 1).await
+}
+
+#[tokio::test]
+async fn client_certificate_and_private_ca_reach_a_receiver_that_requires_them() {
+    let (pki, recv, server, app) = start_with_receiver().await;
     let c = &server.client;
-    let app = c.create_app("mtls").await;
     let ep = c
-        .create_endpoint(
-            &app,
-            json!({"url": recv.url(), "tls": {
-                "clientCertificate": pki.client_cert,
-                "clientKey": pki.client_key,
-                "caCertificates": pki.ca,
-            }}),
-        )
+        .create_endpoint(&app, json!({"url": recv.url(), "tls": full_tls(&pki)}))
         .await;
     // The key is never answered.
     assert!(!ep.to_string().contains("PRIVATE KEY"), "{ep}");
@@ -267,16 +289,13 @@ async fn client_certificate_and_private_ca_reach_a_receiver_that_requires_them()
     assert!(!found, "the client key is stored in clear");
 
     // Without the client certificate the handshake fails: an attempt with tls_error.
-    c.patch(
-        &format!("/app/{app}/endpoint/{ep_id}"),
+    let attempts = set_tls_and_publish(
+        c,
+        &app,
+        &ep_id,
         json!({"tls": {"clientCertificate": "", "clientKey": ""}}),
-        200,
     )
     .await;
-    let msg = c
-        .publish(&app, json!({"eventType": "t", "payload": {}}))
-        .await;
-    let attempts = c.wait_attempts(&app, &msg, 1).await;
     assert_eq!(attempts[0]["error"], "tls_error", "{:#?}", attempts[0]);
     assert_eq!(recv.bodies.lock().len(), 1);
     assert!(
@@ -286,16 +305,7 @@ async fn client_certificate_and_private_ca_reach_a_receiver_that_requires_them()
 
     // Without the private CA the receiver's certificate is not trusted (the default roots
     // do not know it): the CA adds to them.
-    c.patch(
-        &format!("/app/{app}/endpoint/{ep_id}"),
-        json!({"tls": null}),
-        200,
-    )
-    .await;
-    let msg = c
-        .publish(&app, json!({"eventType": "t", "payload": {}}))
-        .await;
-    let attempts = c.wait_attempts(&app, &msg, 1).await;
+    let attempts = set_tls_and_publish(c, &app, &ep_id, json!({"tls": null})).await;
     assert_eq!(attempts[0]["error"], "tls_error", "{:#?}", attempts[0]);
     assert!(
         attempts[0]["response"]
@@ -310,26 +320,14 @@ async fn client_certificate_and_private_ca_reach_a_receiver_that_requires_them()
 
 #[tokio::test]
 async fn a_certificate_for_another_host_is_refused_despite_the_private_ca() {
-    let pki = make_pki();
-    let recv = TlsReceiver::start(&pki).await;
-    let server = TestServer::start(|_| {}).await;
+    let (pki, recv, server, app) = start_with_receiver().await;
     let c = &server.client;
-    let app = c.create_app("mtls").await;
     // `localhost` resolves to 127.0.0.1, but the certificate names only the IP.
     let url = format!("https://localhost:{}/hook", recv.port);
     let ep = c
-        .create_endpoint(
-            &app,
-            json!({"url": url, "tls": {
-                "clientCertificate": pki.client_cert,
-                "clientKey": pki.client_key,
-                "caCertificates": pki.ca,
-            }}),
-        )
+        .create_endpoint(&app, json!({"url": url, "tls": full_tls(&pki)}))
         .await;
-    let msg = c
-        .publish(&app, json!({"eventType": "t", "payload": {}}))
-        .await;
+    let msg = c.publish_empty(&app).await;
     let attempts = c.wait_attempts(&app, &msg, 1).await;
     assert_eq!(attempts[0]["error"], "tls_error", "{:#?}", attempts[0]);
     assert!(recv.bodies.lock().is_empty());

@@ -4,7 +4,6 @@
 //! reset connection (13b). Every peer is on 127.0.0.1; waits are bounded by `WAIT` and assert
 //! outcomes, never durations.
 
-use std::io::Write as _;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
@@ -15,7 +14,7 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::common::{eventually, id_of, Client, TestServer, ADMIN_TOKEN, WAIT};
+use crate::common::{eventually, output_with_stdin, Client, TestServer, ADMIN_TOKEN, WAIT};
 
 const BIN: &str = env!("CARGO_BIN_EXE_herald");
 /// Small enough that the tests do not wait long, large enough for a loaded CI machine to
@@ -244,24 +243,15 @@ fn defect_09_verify_works_with_a_broken_server_configuration() {
         ("HERALD_SERVICE_HOST", "10.0.0.1"),
     ];
     for (k, v) in cases {
-        let mut child = herald()
-            .arg("verify")
-            .args(VECTOR_ARGS)
-            // A broken ./herald.toml is not read either.
-            .current_dir(dir.path())
-            .env(k, v)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run herald verify");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(br#"{"test": 2432232314}"#)
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
+        let out = output_with_stdin(
+            herald()
+                .arg("verify")
+                .args(VECTOR_ARGS)
+                // A broken ./herald.toml is not read either.
+                .current_dir(dir.path())
+                .env(k, v),
+            br#"{"test": 2432232314}"#,
+        );
         assert_eq!(
             (
                 out.status.code(),
@@ -411,15 +401,8 @@ async fn resetting_receiver() -> (std::net::SocketAddr, tokio::task::JoinHandle<
 async fn single_attempt_error(srv: &TestServer, url: &str) -> serde_json::Value {
     let c = &srv.client;
     let app = c.create_app("a").await;
-    let ep = id_of(
-        &c.create_endpoint(&app, json!({"url": url, "retrySchedule": []}))
-            .await,
-    );
-    let msg = c
-        .publish(&app, json!({"eventType": "t", "payload": {}}))
-        .await;
-    c.wait_delivery(&app, &msg, &ep, 2).await;
-    let attempts = c.attempts_of_msg(&app, &msg).await;
+    let ep = c.endpoint_without_retries(&app, url).await;
+    let attempts = c.publish_until_failed(&app, &ep).await;
     assert_eq!(attempts.len(), 1, "{attempts:?}");
     attempts[0].clone()
 }

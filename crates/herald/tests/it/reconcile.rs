@@ -20,7 +20,9 @@ use parking_lot::Mutex;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::common::{eventually, hmac_sha256, id_of, to_hex, unix_now, Receiver, TestServer, WAIT};
+use crate::common::{
+    eventually, hmac_sha256, id_of, to_hex, unix_now, Receiver, Resp, TestServer, WAIT,
+};
 
 const STRIPE_SECRET: &str = "whsec_reconcile_test";
 const GITHUB_SECRET: &str = "gh-reconcile-secret";
@@ -208,26 +210,10 @@ async fn server(backend: Backend) -> Option<TestServer> {
                 eprintln!("skipped: TEST_DATABASE_URL not set");
                 return None;
             };
-            Some(fresh_database(&admin).await)
+            Some(crate::pg_support::fresh_database(&admin, "reconcile").await)
         }
     };
     Some(TestServer::start(move |c| c.database_url = db).await)
-}
-
-async fn fresh_database(admin_url: &str) -> String {
-    use sqlx::Connection;
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let name = format!("reconcile_{nanos}_{}", std::process::id());
-    let mut c = sqlx::PgConnection::connect(admin_url).await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut c)
-        .await
-        .unwrap();
-    let (base, _) = admin_url.rsplit_once('/').unwrap();
-    format!("{base}/{name}")
 }
 
 /// Runs `$body(backend)` once per backend.
@@ -326,6 +312,40 @@ async fn stripe_source(s: &TestServer, app: &str, p: &Provider) -> String {
     id_of(&src)
 }
 
+/// POSTs the Stripe event `event` to the source as a signed webhook.
+async fn stripe_webhook(s: &TestServer, src: &str, event: &Value) -> (u16, Value) {
+    let body = serde_json::to_vec(event).unwrap();
+    webhook(s, src, &stripe_signed(&body), &body).await
+}
+
+/// POSTs the GitHub delivery `payload` to the source as a signed webhook with `guid`.
+async fn github_webhook(s: &TestServer, src: &str, payload: &Value, guid: &str) -> (u16, Value) {
+    let body = serde_json::to_vec(payload).unwrap();
+    webhook(s, src, &github_signed(&body, guid), &body).await
+}
+
+/// Waits until the source's poll has succeeded once (`what` names the run).
+async fn wait_first_success(s: &TestServer, app: &str, src: &str, what: &str) {
+    eventually(WAIT, what, || async {
+        status_of(s, app, src).await["lastSuccessAt"]
+            .as_str()
+            .map(|_| ())
+    })
+    .await;
+}
+
+/// POSTs a source `body` that must be refused with 422; answers the response.
+async fn create_source_refused(s: &TestServer, app: &str, body: &Value) -> Resp {
+    s.client
+        .send(
+            s.client
+                .req(Method::POST, &format!("/app/{app}/source"))
+                .json(body),
+            422,
+        )
+        .await
+}
+
 /// A server on `backend`, a provider paging `page` items, a receiver, and an application with
 /// one endpoint to that receiver: what most scenarios start from. `None`: PostgreSQL is not
 /// available here.
@@ -382,8 +402,8 @@ async fn stripe_poll_forwards_missed_events_once(backend: Backend) {
         .all(|a| a == &format!("Bearer {API_KEY}")));
 
     // A late webhook of a polled event collapses onto the polled message.
-    let body = serde_json::to_vec(&p.state.stripe.lock()[0]).unwrap();
-    let (code, out) = webhook(&s, &src, &stripe_signed(&body), &body).await;
+    let newest = p.state.stripe.lock()[0].clone();
+    let (code, out) = stripe_webhook(&s, &src, &newest).await;
     assert_eq!(
         (code, out["duplicate"].clone()),
         (200, json!(true)),
@@ -417,16 +437,10 @@ async fn webhook_first_then_poll_forwards_once(backend: Backend) {
         return;
     };
     let src = stripe_source(&s, &app, &p).await;
-    eventually(WAIT, "the first (empty) poll", || async {
-        status_of(&s, &app, &src).await["lastSuccessAt"]
-            .as_str()
-            .map(|_| ())
-    })
-    .await;
+    wait_first_success(&s, &app, &src, "the first (empty) poll").await;
 
     let a = p.stripe_event("evt_a");
-    let body = serde_json::to_vec(&a).unwrap();
-    let (code, _) = webhook(&s, &src, &stripe_signed(&body), &body).await;
+    let (code, _) = stripe_webhook(&s, &src, &a).await;
     assert_eq!(code, 202);
     p.stripe_event("evt_b");
     poll_once(&s, &app, &src).await;
@@ -465,15 +479,9 @@ async fn github_deliveries_reconcile(backend: Backend) {
         .await;
     let src = id_of(&src);
     // The creation's first run may race the webhook: either way, one message for guid-1.
-    let body = serde_json::to_vec(&payload1).unwrap();
-    let (code, _) = webhook(&s, &src, &github_signed(&body, "guid-1"), &body).await;
+    let (code, _) = github_webhook(&s, &src, &payload1, "guid-1").await;
     assert!(code == 202 || code == 200, "{code}");
-    eventually(WAIT, "the first poll", || async {
-        status_of(&s, &app, &src).await["lastSuccessAt"]
-            .as_str()
-            .map(|_| ())
-    })
-    .await;
+    wait_first_success(&s, &app, &src, "the first poll").await;
     for i in 2..=5 {
         p.github_delivery(i, &format!("guid-{i}"));
     }
@@ -498,8 +506,7 @@ async fn github_deliveries_reconcile(backend: Backend) {
         .all(|r| r.header("X-Hub-Signature-256").is_none()));
     // Polled first, webhook later: a duplicate.
     let late = p.state.github.lock()[0].1.clone();
-    let body = serde_json::to_vec(&late).unwrap();
-    let (code, out) = webhook(&s, &src, &github_signed(&body, "guid-5"), &body).await;
+    let (code, out) = github_webhook(&s, &src, &late, "guid-5").await;
     assert_eq!((code, out["duplicate"].clone()), (200, json!(true)));
     s.stop().await;
 }
@@ -525,8 +532,7 @@ async fn provider_failures_are_recorded_not_blocking(backend: Backend) {
     assert!(st["lastError"].as_str().unwrap().contains("500"), "{st}");
 
     let ev = json!({"id": "evt_hook", "type": "charge.failed", "created": unix_now()});
-    let body = serde_json::to_vec(&ev).unwrap();
-    assert_eq!(webhook(&s, &src, &stripe_signed(&body), &body).await.0, 202);
+    assert_eq!(stripe_webhook(&s, &src, &ev).await.0, 202);
 
     p.set_mode(Mode::Garbage);
     let st = poll_once(&s, &app, &src).await;
@@ -667,15 +673,7 @@ async fn hostile_poll_objects_are_422() {
         ("github without url", json!({"preset": "github"}), "url"),
     ];
     for (what, poll, field) in cases {
-        let r = s
-            .client
-            .send(
-                s.client
-                    .req(Method::POST, &format!("/app/{app}/source"))
-                    .json(&base(poll)),
-                422,
-            )
-            .await;
+        let r = create_source_refused(&s, &app, &base(poll)).await;
         assert!(r.text.contains(field), "{what}: {}", r.text);
         assert!(
             !r.text.contains("aaaaaaaaaa"),
@@ -712,15 +710,7 @@ async fn loopback_poll_needs_the_allow_list() {
     let app = s.client.create_app("recon").await;
     let body = json!({"name": "x", "verification": {"scheme": "stripe", "secrets": ["whsec_x"]},
         "poll": {"preset": "stripe", "url": "http://127.0.0.1:9/v1/events"}});
-    let r = s
-        .client
-        .send(
-            s.client
-                .req(Method::POST, &format!("/app/{app}/source"))
-                .json(&body),
-            422,
-        )
-        .await;
+    let r = create_source_refused(&s, &app, &body).await;
     assert!(r.text.contains("url"), "{}", r.text);
     s.stop().await;
 }
