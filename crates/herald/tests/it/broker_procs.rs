@@ -4,7 +4,7 @@
 //! restart). Everything listens on 127.0.0.1 only.
 //!
 //! Redis and RabbitMQ can also serve TLS (`start_tls`) on a second port, with certificates from
-//! a test CA ([`TestPki`], made with the `openssl` command line like the mutual-TLS tests);
+//! a test CA ([`crate::pki::TestPki`], shared with the mutual-TLS tests);
 //! the plain port stays open for the test's own consumer.
 //!
 //! A broker whose binary is missing skips its test with a note, except under `CI=true`, where
@@ -16,6 +16,8 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+pub use crate::pki::{TestPki, TlsFiles};
 
 /// How long a broker may take to accept connections (RabbitMQ boots in several seconds).
 const BOOT: Duration = Duration::from_secs(90);
@@ -30,132 +32,6 @@ pub enum Kind {
     Redis,
     Nats,
     Rabbit,
-}
-
-/// PEM files a TLS broker serves with: the CA (trusted by the test), the server certificate
-/// and its key.
-#[derive(Clone, Debug)]
-pub struct TlsFiles {
-    pub ca: PathBuf,
-    pub cert: PathBuf,
-    pub key: PathBuf,
-}
-
-/// A test CA in a temporary directory, which issues server certificates.
-pub struct TestPki {
-    dir: tempfile::TempDir,
-}
-
-impl TestPki {
-    /// A new CA (P-256, valid two days).
-    pub fn new() -> Self {
-        let dir = tempfile::tempdir().expect("pki dir");
-        openssl(
-            dir.path(),
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=Herald Broker Test CA",
-                "-addext",
-                "basicConstraints=critical,CA:TRUE",
-                "-addext",
-                "keyUsage=critical,keyCertSign,cRLSign",
-            ],
-        );
-        Self { dir }
-    }
-
-    /// The CA certificate's file (what Herald's `ca_bundle` names).
-    pub fn ca(&self) -> PathBuf {
-        self.dir.path().join("ca.pem")
-    }
-
-    /// A server certificate from this CA for `cn` with the subject alternative names `san`
-    /// (openssl syntax, e.g. `DNS:localhost,IP:127.0.0.1`).
-    pub fn issue(&self, name: &str, cn: &str, san: &str) -> TlsFiles {
-        let d = self.dir.path();
-        let (key, csr, pem, ext) = (
-            format!("{name}.key"),
-            format!("{name}.csr"),
-            format!("{name}.pem"),
-            format!("{name}.ext"),
-        );
-        std::fs::write(
-            d.join(&ext),
-            format!(
-                "subjectAltName={san}\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n"
-            ),
-        )
-        .expect("extensions file");
-        let subj = format!("/CN={cn}");
-        openssl(
-            d,
-            &[
-                "req",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                &key,
-                "-out",
-                &csr,
-                "-subj",
-                &subj,
-            ],
-        );
-        openssl(
-            d,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                &pem,
-                "-days",
-                "2",
-                "-extfile",
-                &ext,
-            ],
-        );
-        TlsFiles {
-            ca: self.ca(),
-            cert: d.join(pem),
-            key: d.join(key),
-        }
-    }
-}
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("run openssl (scripts/test.sh installs it)");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// A broker process (and, for RabbitMQ, its own `epmd`).

@@ -35,7 +35,7 @@ fn config(kind: BrokerKind, ca: Option<PathBuf>) -> impl FnOnce(&mut Config) {
 
 /// The certificate every TLS broker here serves: `localhost` and 127.0.0.1.
 fn localhost_cert(pki: &TestPki) -> TlsFiles {
-    pki.issue("broker", "localhost", "DNS:localhost,IP:127.0.0.1")
+    pki.server("broker", "localhost", "DNS:localhost,IP:127.0.0.1")
 }
 
 /// Creates an endpoint for `url`, publishes `n` messages and returns the app, the endpoint
@@ -208,7 +208,7 @@ async fn wrong_name_listener(files: &TlsFiles) -> (u16, Arc<parking_lot::Mutex<u
 #[tokio::test(flavor = "current_thread")]
 async fn a_broker_certificate_for_another_name_is_refused() {
     let pki = TestPki::new();
-    let files = pki.issue("elsewhere", "elsewhere.test", "DNS:elsewhere.test");
+    let files = pki.server("elsewhere", "elsewhere.test", "DNS:elsewhere.test");
     let (port, failures) = wrong_name_listener(&files).await;
     for (kind, url) in [
         (

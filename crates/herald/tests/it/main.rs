@@ -42,6 +42,7 @@ mod ops;
 #[allow(dead_code)] // `admin_url` is for the binaries that fail under CI without a database
 #[path = "../../../herald-store/tests/pg_support/mod.rs"]
 mod pg_support;
+mod pki;
 mod portal;
 mod pull;
 mod reconcile;

@@ -1,10 +1,8 @@
 //! Mutual TLS and private CAs (routing.md "Mutual TLS and private CAs") against a real HTTPS
 //! receiver on 127.0.0.1 that requires a client certificate. Certificates are made per test
-//! with the `openssl` command line: a private CA, a server certificate for IP 127.0.0.1 and a
+//! with the `openssl` command line (`crate::pki`): a private CA, a server certificate for IP 127.0.0.1 and a
 //! client certificate, all from that CA.
 
-use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 
 use http_body_util::Full;
@@ -19,23 +17,11 @@ use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::common::*;
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("run openssl");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use crate::pki::TestPki;
 
 /// PEM texts of a CA, a server certificate for 127.0.0.1 and a client certificate.
 struct Pki {
-    _dir: tempfile::TempDir,
+    _pki: TestPki,
     ca: String,
     server_cert: String,
     server_key: String,
@@ -43,100 +29,17 @@ struct Pki {
     client_key: String,
 }
 
-fn issue(dir: &Path, name: &str, subj: &str, ext: &str) {
-    std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
-    let (key, csr, pem, extf) = (
-        format!("{name}.key"),
-        format!("{name}.csr"),
-        format!("{name}.pem"),
-        format!("{name}.ext"),
-    );
-    openssl(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &key,
-            "-out",
-            &csr,
-            "-subj",
-            subj,
-        ],
-    );
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            &csr,
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            &pem,
-            "-days",
-            "2",
-            "-extfile",
-            &extf,
-        ],
-    );
-}
-
 fn make_pki() -> Pki {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    openssl(
-        d,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=Herald Test CA",
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-        ],
-    );
-    issue(
-        d,
-        "server",
-        "/CN=127.0.0.1",
-        "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n",
-    );
-    issue(
-        d,
-        "client",
-        "/CN=herald-client",
-        "extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n",
-    );
-    let read = |f: &str| std::fs::read_to_string(d.join(f)).unwrap();
+    let pki = TestPki::new();
+    let (ca, server_cert, server_key) = pki.server("server", "127.0.0.1", "IP:127.0.0.1").read();
+    let (_, client_cert, client_key) = pki.client("client", "herald-client").read();
     Pki {
-        ca: read("ca.pem"),
-        server_cert: read("server.pem"),
-        server_key: read("server.key"),
-        client_cert: read("client.pem"),
-        client_key: read("client.key"),
-        _dir: dir,
+        _pki: pki,
+        ca,
+        server_cert,
+        server_key,
+        client_cert,
+        client_key,
     }
 }
 
