@@ -21,18 +21,11 @@ pub struct TestPki {
 impl TestPki {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().expect("pki dir");
-        openssl(
+        new_key(
             dir.path(),
+            "ca.key",
             &[
-                "req",
                 "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                "ca.key",
                 "-out",
                 "ca.pem",
                 "-days",
@@ -85,23 +78,7 @@ impl TestPki {
         );
         std::fs::write(d.join(&extf), ext).expect("extensions file");
         let subj = format!("/CN={cn}");
-        openssl(
-            d,
-            &[
-                "req",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                &key,
-                "-out",
-                &csr,
-                "-subj",
-                &subj,
-            ],
-        );
+        new_key(d, &key, &["-out", &csr, "-subj", &subj]);
         openssl(
             d,
             &[
@@ -136,6 +113,23 @@ impl TlsFiles {
         let read = |p: &Path| std::fs::read_to_string(p).expect("read PEM");
         (read(&self.ca), read(&self.cert), read(&self.key))
     }
+}
+
+/// `openssl req` with a new P-256 key written to `key`, plus `args` (a CSR, or with `-x509` a
+/// self-signed certificate).
+fn new_key(dir: &Path, key: &str, args: &[&str]) {
+    let mut all = vec![
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        key,
+    ];
+    all.extend_from_slice(args);
+    openssl(dir, &all);
 }
 
 fn openssl(dir: &Path, args: &[&str]) {
